@@ -1,0 +1,15 @@
+import { expect, test } from '@playwright/test';
+
+test.describe('kernels in Chromium (real WebGPU)', () => {
+  test('matmul matches the CPU reference on odd shapes', async ({ page }) => {
+    await page.goto('/e2e/pages/kernels.html');
+    await expect(page.locator('#log')).toHaveText('ready');
+    const adapter = await page.evaluate(() => (window as any).sieveTest.adapter());
+    console.log('browser adapter:', JSON.stringify(adapter));
+    const n = await page.evaluate(() => (window as any).sieveTest.matmulShapes.length);
+    for (let i = 0; i < n; i++) {
+      const err = await page.evaluate((j) => (window as any).sieveTest.matmul(j), i);
+      expect(err).toBeLessThan(1e-3);
+    }
+  });
+});

@@ -1,0 +1,30 @@
+// Bundles bench entry points into single ESM files under .gpu/ whose only
+// external import is `webgpu` (and Node built-ins), for the GPU machine
+// (see ../shared/gpu/README.md). Usage: npm run gpu:bundle -- bench/gemm.ts [more...]
+import { build } from 'vite';
+import { basename } from 'node:path';
+import { builtinModules } from 'node:module';
+
+const entries = process.argv.slice(2);
+if (entries.length === 0) {
+  console.error('usage: npm run gpu:bundle -- bench/NAME.ts [...]');
+  process.exit(2);
+}
+const external = ['webgpu', ...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+for (const entry of entries) {
+  const name = basename(entry).replace(/\.ts$/, '');
+  await build({
+    configFile: false,
+    logLevel: 'warn',
+    ssr: { noExternal: true, external: ['webgpu'] },
+    build: {
+      ssr: entry,
+      outDir: '.gpu',
+      emptyOutDir: false,
+      minify: false,
+      target: 'node20',
+      rollupOptions: { external, output: { entryFileNames: `${name}.mjs`, format: 'es', codeSplitting: false } },
+    },
+  });
+  console.log(`.gpu/${name}.mjs`);
+}
