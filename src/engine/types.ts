@@ -1,0 +1,114 @@
+/**
+ * Contracts between the engine (src/engine), the attention layer
+ * (src/attention) and the generation API (src/api). Shapes use the names
+ * of models/spec.ts; "rows" are token positions of the current chunk.
+ */
+import type { GpuContext } from '../gpu/device.ts';
+import type { ModelSpec } from '../../models/spec.ts';
+
+export type KvDtype = 'f32' | 'f16';
+
+/**
+ * KV cache of one layer: K and V each [nKvHeads, capacity, headDim],
+ * head-major. 'f32': array<f32>; 'f16': array<u32>, two halves per word
+ * along headDim (headDim is even), low half first.
+ */
+export interface LayerKv {
+  k: GPUBuffer;
+  v: GPUBuffer;
+}
+
+export interface KvCacheInfo {
+  dtype: KvDtype;
+  capacity: number;
+  nKvHeads: number;
+  headDim: number;
+  layers: LayerKv[];
+}
+
+/** SampleAttention parameters (../shared/SAMPLE_ATTENTION.md). */
+export interface AttentionOptions {
+  attention: 'dense' | 'sample';
+  /** CRA target on the sampled rows. Default 0.95. */
+  alpha: number;
+  /** Window size as a fraction of the sequence length. Default 0.08. */
+  windowRatio: number;
+  /** Sampled query rows as a fraction of the sequence length. Default 0.05. */
+  sampleRatio: number;
+  /** Floor on the number of sampled rows. Default 64. */
+  minSampleRows: number;
+  /** Rows per sampled block. */
+  sampleBlock: number;
+  /** Prompt length below which prefill runs dense. */
+  minSparseLen: number;
+}
+
+export const DEFAULT_ATTENTION: AttentionOptions = {
+  attention: 'sample',
+  alpha: 0.95,
+  windowRatio: 0.08,
+  sampleRatio: 0.05,
+  minSampleRows: 64,
+  sampleBlock: 16,
+  minSparseLen: 2048,
+};
+
+/** Per layer and head statistics of one sparse prefill. */
+export interface HeadStats {
+  layer: number;
+  head: number;
+  /** |I|: columns selected outside the window. */
+  selected: number;
+  /** Window size w. */
+  window: number;
+  /** Fraction of the causal S x S area computed. */
+  areaFraction: number;
+  /** CRA reached on the sampled rows. */
+  cra: number;
+}
+
+export interface SparsityReport {
+  mode: 'dense' | 'sample';
+  seqLen: number;
+  heads: HeadStats[];
+  /** Mean areaFraction over layers and heads (1 for dense). */
+  meanAreaFraction: number;
+}
+
+export interface PrefillOptions {
+  attention?: Partial<AttentionOptions>;
+  /** Return logits of every position (tests, `sieve logits`); default: last only. */
+  allLogits?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface PrefillResult {
+  /** [n, vocab] when allLogits, else undefined (last row stays on the GPU in `logits`). */
+  logits?: Float32Array;
+  sparsity?: SparsityReport;
+  /** Milliseconds from call to the last row's logits being ready on the GPU. */
+  ms: number;
+}
+
+/** The engine as the API sees it. */
+export interface Engine {
+  readonly ctx: GpuContext;
+  readonly spec: ModelSpec;
+  /** Positions the KV cache can hold. */
+  readonly contextLength: number;
+  /** Tokens currently in the KV cache. */
+  readonly kvLength: number;
+  /** Logits of the last processed position: [vocabSize] f32, on the GPU. */
+  readonly logits: GPUBuffer;
+  /** Appends `ids` at positions kvLength.. and computes the last position's logits. */
+  prefill(ids: number[], opts?: PrefillOptions): Promise<PrefillResult>;
+  /** Appends one token and computes its logits. */
+  decodeStep(id: number): Promise<void>;
+  /** Keeps only the first n cached positions (multi-turn reuse, abort). */
+  truncate(n: number): void;
+  /** Greedy pick from `logits` on the GPU; reads back one u32. */
+  argmax(): Promise<number>;
+  readLogits(): Promise<Float32Array>;
+  /** Releases every GPU buffer the engine owns. */
+  destroy(): void;
+}
