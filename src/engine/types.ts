@@ -112,3 +112,16 @@ export interface Engine {
   /** Releases every GPU buffer the engine owns. */
   destroy(): void;
 }
+
+/**
+ * A prepared kernel launch: pipeline, bind groups and uniforms built once
+ * (at engine build time, per chunk size), replayed on every forward pass so
+ * the decode loop allocates nothing. Values that change per step (position,
+ * KV length) are read by kernels from uniform buffers the engine rewrites
+ * with queue.writeBuffer.
+ */
+export interface Dispatch {
+  encode(pass: GPUComputePassEncoder): void;
+  /** Releases the uniforms this dispatch created (not the buffers it was given). */
+  destroy(): void;
+}
