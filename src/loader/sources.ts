@@ -1,0 +1,189 @@
+/**
+ * FileSource implementations (src/loader/source.ts): a Node folder (positional
+ * reads on fs handles), browser files (a FileList from <input webkitdirectory>
+ * or File[]), a File System Access directory handle, and a URL of a folder
+ * (url-source.ts: HTTP Range requests, retries, Cache API). `openSource(x)`
+ * picks one by the type of `x`.
+ */
+import { MissingFileError, ModelFormatError } from '../errors.ts';
+import type { FileSource } from './source.ts';
+import { urlSource, type UrlSourceOptions } from './url-source.ts';
+
+export function checkRange(file: string, offset: number, length: number, size: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+    throw new ModelFormatError(file, `read of ${length} bytes at offset ${offset} is past the end of the file (${size} bytes)`, { offset, length, size });
+  }
+}
+
+type FsPromises = typeof import('node:fs/promises');
+type FileHandle = Awaited<ReturnType<FsPromises['open']>>;
+
+/** Node: a folder on disk. File handles are opened lazily and kept; call close() when done. */
+export interface NodeSource extends FileSource {
+  close(): Promise<void>;
+}
+
+export function nodeSource(dir: string): NodeSource {
+  const handles = new Map<string, Promise<FileHandle>>();
+  const sizes = new Map<string, number>();
+  let fsp: Promise<FsPromises> | undefined;
+  const fs = () => (fsp ??= import(/* @vite-ignore */ 'node:fs/promises' as string) as Promise<FsPromises>);
+  const full = (p: string) => `${dir.replace(/\/+$/, '')}/${p}`;
+  const missing = (p: string) => new MissingFileError(p, `not found in ${dir}`, { folder: dir });
+  async function handle(p: string): Promise<FileHandle> {
+    let h = handles.get(p);
+    if (!h) {
+      h = fs().then((m) => m.open(full(p), 'r'));
+      handles.set(p, h);
+      h.catch(() => handles.delete(p));
+    }
+    try {
+      return await h;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') throw missing(p);
+      throw e;
+    }
+  }
+  const src: NodeSource = {
+    name: dir,
+    async has(p) {
+      try {
+        return (await (await fs()).stat(full(p))).isFile();
+      } catch {
+        return false;
+      }
+    },
+    async size(p) {
+      const known = sizes.get(p);
+      if (known !== undefined) return known;
+      const st = await (await handle(p)).stat();
+      sizes.set(p, st.size);
+      return st.size;
+    },
+    async read(p, offset, length) {
+      checkRange(p, offset, length, await src.size(p));
+      const h = await handle(p);
+      const out = new Uint8Array(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await h.read(out, done, length - done, offset + done);
+        if (bytesRead === 0) throw new ModelFormatError(p, `file ended at ${offset + done} while reading ${length} bytes at ${offset}`);
+        done += bytesRead;
+      }
+      return out;
+    },
+    async text(p) {
+      try {
+        return await (await fs()).readFile(full(p), 'utf8');
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ENOENT') throw missing(p);
+        throw e;
+      }
+    },
+    async list() {
+      return (await (await fs()).readdir(dir, { withFileTypes: true })).filter((d) => d.isFile()).map((d) => d.name);
+    },
+    async close() {
+      const hs = [...handles.values()];
+      handles.clear();
+      for (const h of hs) await h.then((x) => x.close(), () => undefined);
+    },
+  };
+  return src;
+}
+
+/** Browser: File objects (from <input webkitdirectory>, drag and drop, or a File[]). */
+export function fileListSource(files: FileList | File[], name = 'selected files'): FileSource {
+  const byName = new Map<string, File>();
+  for (const f of Array.from(files)) {
+    // webkitRelativePath is "folder/sub/file"; the checkpoint's files are the
+    // ones directly in the selected folder (the first path component).
+    const rel = (f as File & { webkitRelativePath?: string }).webkitRelativePath || f.name;
+    const parts = rel.split('/');
+    const key = parts.length > 1 ? parts.slice(1).join('/') : parts[0];
+    byName.set(key, f);
+  }
+  const get = (p: string): File => {
+    const f = byName.get(p);
+    if (!f) throw new MissingFileError(p, `not among the ${name}`);
+    return f;
+  };
+  return {
+    name,
+    async has(p) { return byName.has(p); },
+    async size(p) { return get(p).size; },
+    async read(p, offset, length) {
+      const f = get(p);
+      checkRange(p, offset, length, f.size);
+      return new Uint8Array(await f.slice(offset, offset + length).arrayBuffer());
+    },
+    async text(p) { return get(p).text(); },
+    async list() { return [...byName.keys()]; },
+  };
+}
+
+/** Browser: a File System Access directory handle (showDirectoryPicker()). */
+export function dirHandleSource(dirHandle: FileSystemDirectoryHandle): FileSource {
+  const files = new Map<string, Promise<File>>();
+  const get = (p: string): Promise<File> => {
+    let f = files.get(p);
+    if (!f) {
+      f = (async () => {
+        let d = dirHandle;
+        const parts = p.split('/');
+        try {
+          for (const part of parts.slice(0, -1)) d = await d.getDirectoryHandle(part);
+          return await (await d.getFileHandle(parts[parts.length - 1])).getFile();
+        } catch {
+          throw new MissingFileError(p, `not found in folder '${dirHandle.name}'`);
+        }
+      })();
+      files.set(p, f);
+      f.catch(() => files.delete(p));
+    }
+    return f;
+  };
+  return {
+    name: dirHandle.name,
+    async has(p) { return get(p).then(() => true, () => false); },
+    async size(p) { return (await get(p)).size; },
+    async read(p, offset, length) {
+      const f = await get(p);
+      checkRange(p, offset, length, f.size);
+      return new Uint8Array(await f.slice(offset, offset + length).arrayBuffer());
+    },
+    async text(p) { return (await get(p)).text(); },
+    async list() {
+      const names: string[] = [];
+      for await (const [n, h] of (dirHandle as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) {
+        if (h.kind === 'file') names.push(n);
+      }
+      return names;
+    },
+  };
+}
+
+export type SourceInput = string | URL | FileList | File[] | FileSystemDirectoryHandle | FileSource;
+
+function isFileSource(x: unknown): x is FileSource {
+  return !!x && typeof x === 'object' && typeof (x as FileSource).read === 'function' && typeof (x as FileSource).size === 'function';
+}
+
+/**
+ * Picks a source by type: a FileSource as is; a URL or an http(s)/relative
+ * URL string -> urlSource (in a browser every string is a URL); another
+ * string in Node -> nodeSource; FileList/File[] -> fileListSource; a
+ * directory handle -> dirHandleSource.
+ */
+export function openSource(x: SourceInput, opts: UrlSourceOptions = {}): FileSource {
+  if (isFileSource(x)) return x;
+  if (x instanceof URL) return urlSource(x.href, opts);
+  if (typeof x === 'string') {
+    const inBrowser = typeof (globalThis as { document?: unknown }).document !== 'undefined';
+    if (/^https?:\/\//i.test(x) || inBrowser) return urlSource(x, opts);
+    return nodeSource(x.startsWith('file://') ? new URL(x).pathname : x);
+  }
+  if (Array.isArray(x) || (typeof FileList !== 'undefined' && x instanceof FileList)) return fileListSource(x as File[]);
+  if ((x as FileSystemDirectoryHandle).kind === 'directory') return dirHandleSource(x as FileSystemDirectoryHandle);
+  throw new TypeError('openSource: expected a path, URL, FileList, File[], directory handle or FileSource');
+}

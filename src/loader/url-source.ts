@@ -1,0 +1,217 @@
+/**
+ * urlSource: a checkpoint folder at a URL. Without a cache, every read is an
+ * HTTP Range request (a failed range is retried with backoff). In a browser
+ * with the Cache API, each binary file is downloaded once, streamed straight
+ * into the cache (never held in JS memory), and then read as slices of the
+ * cached Blob; a second visit reads nothing from the network. Cache entries
+ * are keyed by URL plus size/ETag and carry a checksum written after the body
+ * completed, so a truncated or corrupt entry is detected and refetched.
+ */
+import { AbortedError, MissingFileError, NetworkError } from '../errors.ts';
+import type { FileSource } from './source.ts';
+import { checkRange } from './sources.ts';
+
+export interface ByteProgress {
+  file: string;
+  bytesDone: number;
+  bytesTotal: number;
+}
+
+export interface UrlSourceOptions {
+  /** Use the Cache API when available (default true). */
+  cache?: boolean;
+  /** Cache name (default 'sieve-models-v1'). */
+  cacheName?: string;
+  /** Retries of a failed request (default 3). */
+  retries?: number;
+  /** Download progress of each file (bytes from the network). */
+  onProgress?: (p: ByteProgress) => void;
+  signal?: AbortSignal;
+  fetch?: typeof fetch;
+}
+
+export const DEFAULT_CACHE = 'sieve-models-v1';
+
+/** FNV-1a over 32-bit little-endian words (tail bytes padded with zero): cheap corruption check. */
+export class Checksum {
+  private h = 0x811c9dc5;
+  private tail = new Uint8Array(4);
+  private tailLen = 0;
+  update(b: Uint8Array): void {
+    let i = 0;
+    while (this.tailLen > 0 && this.tailLen < 4 && i < b.length) this.tail[this.tailLen++] = b[i++];
+    if (this.tailLen === 4) { this.word(this.tail[0] | (this.tail[1] << 8) | (this.tail[2] << 16) | (this.tail[3] << 24)); this.tailLen = 0; }
+    const n = (b.length - i) & ~3;
+    if (n > 0) {
+      const al = (b.byteOffset + i) % 4 === 0;
+      const words = al ? new Uint32Array(b.buffer, b.byteOffset + i, n / 4) : new Uint32Array(b.slice(i, i + n).buffer);
+      for (let k = 0; k < words.length; k++) this.word(words[k]);
+      i += n;
+    }
+    while (i < b.length) this.tail[this.tailLen++] = b[i++];
+  }
+  private word(w: number): void {
+    this.h = Math.imul(this.h ^ w, 0x01000193) >>> 0;
+  }
+  digest(): string {
+    const h = new Checksum();
+    h.h = this.h;
+    if (this.tailLen) { for (let k = this.tailLen; k < 4; k++) this.tail[k] = 0; h.word(this.tail[0] | (this.tail[1] << 8) | (this.tail[2] << 16) | (this.tail[3] << 24)); }
+    return h.h.toString(16).padStart(8, '0');
+  }
+}
+
+interface CacheMeta { url: string; size: number; etag: string; checksum: string }
+
+export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSource & { cacheHits: string[] } {
+  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  const doFetch = opts.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
+  const retries = opts.retries ?? 3;
+  const cacheApi = (globalThis as { caches?: CacheStorage }).caches;
+  const useCache = (opts.cache ?? true) && !!cacheApi;
+  const sizes = new Map<string, number>();
+  const blobs = new Map<string, Promise<Blob>>();
+  const cacheHits: string[] = [];
+  const urlOf = (p: string) => new URL(p, typeof location !== 'undefined' ? new URL(base, location.href) : base).href;
+
+  function checkAbort(): void {
+    if (opts.signal?.aborted) throw new AbortedError('loading was aborted');
+  }
+
+  async function withRetry<T>(what: string, p: string, f: () => Promise<T>): Promise<T> {
+    let last: unknown;
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      checkAbort();
+      try {
+        return await f();
+      } catch (e) {
+        if (e instanceof MissingFileError || e instanceof AbortedError) throw e;
+        last = e;
+        if (attempt < retries) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
+    }
+    throw new NetworkError(`${p}: ${what} failed after ${retries + 1} attempts: ${(last as Error)?.message ?? last}`, { file: p, url: urlOf(p) });
+  }
+
+  async function head(p: string): Promise<{ size: number; etag: string }> {
+    return withRetry('HEAD', p, async () => {
+      const r = await doFetch(urlOf(p), { method: 'HEAD', signal: opts.signal });
+      if (r.status === 404) throw new MissingFileError(p, `not found at ${urlOf(p)} (HTTP 404)`, { url: urlOf(p) });
+      if (!r.ok) throw new Error(`HTTP ${r.status}`);
+      const len = Number(r.headers.get('content-length'));
+      if (!Number.isFinite(len) || r.headers.get('content-length') === null) throw new Error('no Content-Length');
+      return { size: len, etag: r.headers.get('etag') ?? '' };
+    });
+  }
+
+  /** Cached Blob of a file, downloading it into the cache first if needed. */
+  async function cachedBlob(p: string): Promise<Blob> {
+    const cache = await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE);
+    const url = urlOf(p);
+    const metaKey = `${url}#sieve-meta`;
+    const metaRes = await cache.match(metaKey);
+    if (metaRes) {
+      const meta = (await metaRes.json()) as CacheMeta;
+      const res = await cache.match(url);
+      if (res) {
+        const blob = await res.blob();
+        if (blob.size === meta.size && (await blobChecksum(blob)) === meta.checksum) {
+          cacheHits.push(p);
+          return blob;
+        }
+      }
+      // Corrupt or incomplete: drop both and refetch.
+      await cache.delete(url);
+      await cache.delete(metaKey);
+    }
+    const { size, etag } = await head(p);
+    await withRetry('download', p, async () => {
+      const r = await doFetch(url, { signal: opts.signal });
+      if (r.status === 404) throw new MissingFileError(p, `not found at ${url} (HTTP 404)`, { url });
+      if (!r.ok || !r.body) throw new Error(`HTTP ${r.status}`);
+      const sum = new Checksum();
+      let done = 0;
+      const counted = r.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, ctl) {
+          sum.update(chunk);
+          done += chunk.byteLength;
+          opts.onProgress?.({ file: p, bytesDone: done, bytesTotal: size });
+          ctl.enqueue(chunk);
+        },
+      }));
+      await cache.put(url, new Response(counted, { headers: { 'content-type': 'application/octet-stream', 'x-sieve-size': String(size), etag } }));
+      if (done !== size) {
+        await cache.delete(url);
+        throw new Error(`received ${done} of ${size} bytes`);
+      }
+      const meta: CacheMeta = { url, size, etag, checksum: sum.digest() };
+      await cache.put(metaKey, new Response(JSON.stringify(meta), { headers: { 'content-type': 'application/json' } }));
+    });
+    const res = await cache.match(url);
+    if (!res) throw new NetworkError(`${p}: the browser cache dropped the file right after storing it`, { file: p });
+    return res.blob();
+  }
+
+  function blob(p: string): Promise<Blob> {
+    let b = blobs.get(p);
+    if (!b) {
+      b = cachedBlob(p);
+      blobs.set(p, b);
+      b.catch(() => blobs.delete(p));
+    }
+    return b;
+  }
+
+  const src = {
+    name: base,
+    cacheHits,
+    async has(p: string) {
+      try {
+        await src.size(p);
+        return true;
+      } catch (e) {
+        if (e instanceof MissingFileError) return false;
+        throw e;
+      }
+    },
+    async size(p: string) {
+      const known = sizes.get(p);
+      if (known !== undefined) return known;
+      const n = useCache && /\.(safetensors|bin)$/.test(p) ? (await blob(p)).size : (await head(p)).size;
+      sizes.set(p, n);
+      return n;
+    },
+    async read(p: string, offset: number, length: number) {
+      checkRange(p, offset, length, await src.size(p));
+      if (length === 0) return new Uint8Array(0);
+      if (useCache && /\.(safetensors|bin)$/.test(p)) {
+        return new Uint8Array(await (await blob(p)).slice(offset, offset + length).arrayBuffer());
+      }
+      return withRetry(`range ${offset}+${length}`, p, async () => {
+        const r = await doFetch(urlOf(p), { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal: opts.signal });
+        if (r.status === 404) throw new MissingFileError(p, `not found at ${urlOf(p)} (HTTP 404)`);
+        if (r.status !== 206 && !(r.status === 200 && offset === 0 && length === sizes.get(p))) throw new Error(`HTTP ${r.status} for a Range request`);
+        const buf = new Uint8Array(await r.arrayBuffer());
+        if (buf.byteLength !== length) throw new Error(`received ${buf.byteLength} of ${length} bytes`);
+        opts.onProgress?.({ file: p, bytesDone: offset + length, bytesTotal: sizes.get(p) ?? 0 });
+        return buf;
+      });
+    },
+    async text(p: string) {
+      return withRetry('GET', p, async () => {
+        const r = await doFetch(urlOf(p), { signal: opts.signal });
+        if (r.status === 404) throw new MissingFileError(p, `not found at ${urlOf(p)} (HTTP 404)`);
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        return r.text();
+      });
+    },
+  };
+  return src;
+}
+
+async function blobChecksum(blob: Blob): Promise<string> {
+  const sum = new Checksum();
+  const chunk = 16 << 20;
+  for (let o = 0; o < blob.size; o += chunk) sum.update(new Uint8Array(await blob.slice(o, o + chunk).arrayBuffer()));
+  return sum.digest();
+}
