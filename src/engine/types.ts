@@ -65,7 +65,18 @@ export interface HeadStats {
   areaFraction: number;
   /** CRA reached on the sampled rows. */
   cra: number;
+  /**
+   * Optional (additive, for pictures such as the demo's heatmap): the
+   * selected columns outside the window, histogrammed into COLUMN_BINS equal
+   * bins over key positions [0, seqLen): bin b counts the selected columns c
+   * with floor(c * COLUMN_BINS / seqLen) === b. Filled when
+   * PrefillOptions.reportColumns is set (or whenever it costs nothing).
+   */
+  columnBins?: Uint16Array;
 }
+
+/** Number of bins of HeadStats.columnBins. */
+export const COLUMN_BINS = 256;
 
 export interface SparsityReport {
   mode: 'dense' | 'sample';
@@ -79,6 +90,8 @@ export interface PrefillOptions {
   attention?: Partial<AttentionOptions>;
   /** Return logits of every position (tests, `sieve logits`); default: last only. */
   allLogits?: boolean;
+  /** Fill HeadStats.columnBins in the sparsity report (costs a small readback). */
+  reportColumns?: boolean;
   signal?: AbortSignal;
 }
 
