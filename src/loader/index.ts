@@ -21,3 +21,8 @@ export * from './safetensors.ts';
 export * from './sources.ts';
 export * from './url-source.ts';
 export * from './model.ts';
+export * from './safetensors-write.ts';
+export * from './layout.ts';
+export * from './weights.ts';
+export * from './memory-plan.ts';
+export * from './readback.ts';

@@ -10,7 +10,9 @@ const cfg = (p: string) => JSON.parse(readFileSync(`${FIXTURES}${p}/config.json`
 
 describe('model families', () => {
   it('chatglm2-tiny: spec and canonical recipes', async () => {
-    const m = await readModel(nodeSource(`${FIXTURES}golden/chatglm2-tiny`));
+    const src = nodeSource(`${FIXTURES}golden/chatglm2-tiny`);
+    const m = await readModel(src);
+    await src.close();
     expect(m.spec).toMatchObject({ family: 'chatglm2', dim: 128, nLayers: 2, nHeads: 4, nKvHeads: 2, headDim: 32, ffnDim: 344, vocabSize: 512, qkvBias: true });
     expect(m.spec.rope).toMatchObject({ variant: 'interleaved-half', base: 10000, rotaryDim: 16 });
     expect(m.plan.dropped).toEqual(['transformer.rotary_pos_emb.inv_freq']);
@@ -19,7 +21,9 @@ describe('model families', () => {
     expect(names.length).toBe(1 + 2 * 7 + 2);
   });
   it('internlm2-tiny (sharded): wqkv unpacked per KV group, gate/up = w1, w3', async () => {
-    const m = await readModel(nodeSource(`${FIXTURES}golden/internlm2-tiny`));
+    const src = nodeSource(`${FIXTURES}golden/internlm2-tiny`);
+    const m = await readModel(src);
+    await src.close();
     expect(m.checkpoint.files.length).toBe(2);
     expect(m.spec).toMatchObject({ family: 'internlm2', dim: 128, nHeads: 8, nKvHeads: 2, headDim: 16, ffnDim: 352 });
     expect(m.spec.rope).toMatchObject({ variant: 'neox', base: 1e6, rotaryDim: 16 });
@@ -30,7 +34,9 @@ describe('model families', () => {
     expect(gu.segments.map((s) => s.entry.name)).toEqual(['model.layers.2.feed_forward.w1.weight', 'model.layers.2.feed_forward.w3.weight']);
   });
   it('stories260k: untied output.weight is the LM head', async () => {
-    const m = await readModel(nodeSource(`${FIXTURES}stories260k`));
+    const src = nodeSource(`${FIXTURES}stories260k`);
+    const m = await readModel(src);
+    await src.close();
     expect(m.spec).toMatchObject({ dim: 64, nLayers: 5, nHeads: 8, nKvHeads: 4, headDim: 8, ffnDim: 172, vocabSize: 512, contextLength: 512 });
     expect(m.plan.recipes.find((r) => r.name === 'lmHead')!.segments[0].entry.name).toBe('output.weight');
   });

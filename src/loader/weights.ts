@@ -1,0 +1,243 @@
+/**
+ * loadWeights: canonical tensors from a FileSource to GPU buffers in the
+ * formats of formats.ts. Each tensor is streamed in row blocks of at most
+ * BLOCK_BYTES (read -> convert/quantize on the CPU -> queue.writeBuffer), and
+ * the queue is drained every FLUSH_BYTES so neither JS nor the driver's
+ * staging memory grows with the model. Conversions:
+ *   F16 -> f16: raw copy (bit exact); BF16 -> f16: table lookup; F32 -> f16:
+ *   round to nearest even. A tensor with a finite value beyond the f16 range
+ *   is reloaded as f32 and listed in `keptF32` (and in onNote).
+ *   q8 / q4: quant.ts on each block (groups run along a row, blocks hold whole rows).
+ * Any failure (bad bytes, abort, GPU limit) releases every buffer created so far.
+ */
+import { AbortedError, ModelFormatError } from '../errors.ts';
+import { createBuffer, releaseBuffer, STORAGE, writeBuffer } from '../gpu/buffers.ts';
+import type { GpuContext } from '../gpu/device.ts';
+import { weightPlan, type TensorRecipe, type WeightPlan } from '../../models/index.ts';
+import type { ModelSpec } from '../../models/spec.ts';
+import type { GpuWeight, GpuWeightPart } from './formats.ts';
+import { checkFormatOptions, layoutFor, layoutWeight, ROW_ALIGN, type FormatOptions, type WeightLayout } from './layout.ts';
+import { bf16ToF32, f16ToF32, f32ToF16, quantizeQ4, quantizeQ8 } from './quant.ts';
+import type { FileSource, TensorEntry } from './source.ts';
+import type { ByteProgress } from './url-source.ts';
+
+/** Upper bound of one block of f32 rows held in JS while converting. */
+export const BLOCK_BYTES = 4 << 20;
+/** Bytes written to the queue between waits for the GPU to catch up. */
+export const FLUSH_BYTES = 64 << 20;
+
+export interface LoadWeightsOptions extends FormatOptions {
+  onProgress?: (p: ByteProgress) => void;
+  /** Format fallbacks (group changes, tensors kept f32). */
+  onNote?: (note: string) => void;
+  signal?: AbortSignal;
+}
+
+/** The loaded weights by canonical name, with what the loader decided. */
+export class WeightMap extends Map<string, GpuWeight> {
+  /** Tensors kept in f32 because a value is beyond the f16 range. */
+  keptF32: string[] = [];
+  notes: string[] = [];
+  /** Bytes allocated for all parts (data + scales). */
+  bytes = 0;
+}
+
+let bf16ToF16Lut: Uint16Array | undefined;
+let f16ToF32Lut: Float32Array | undefined;
+let bf16ToF32Lut: Float32Array | undefined;
+function luts() {
+  if (!bf16ToF16Lut) {
+    bf16ToF16Lut = new Uint16Array(65536);
+    f16ToF32Lut = new Float32Array(65536);
+    bf16ToF32Lut = new Float32Array(65536);
+    for (let b = 0; b < 65536; b++) {
+      bf16ToF32Lut[b] = bf16ToF32(b);
+      bf16ToF16Lut[b] = f32ToF16(bf16ToF32Lut[b]);
+      f16ToF32Lut[b] = f16ToF32(b);
+    }
+  }
+  return { bf16ToF16: bf16ToF16Lut, f16ToF32: f16ToF32Lut!, bf16ToF32: bf16ToF32Lut! };
+}
+
+class OutOfF16Range extends Error {}
+
+const isInfF16 = (h: number) => (h & 0x7fff) === 0x7c00;
+
+/** Converts `n` source elements at byte `src` into `out` (Uint16 f16 bits or Float32) at element `at`. */
+function convert(entry: TensorEntry, src: Uint8Array, out: Uint16Array | Float32Array, at: number): void {
+  if (src.byteOffset % 4 !== 0) src = src.slice();
+  const n = src.byteLength / (entry.dtype === 'F32' ? 4 : 2);
+  const L = luts();
+  if (out instanceof Uint16Array) {
+    if (entry.dtype === 'F16') {
+      out.set(new Uint16Array(src.buffer, src.byteOffset, n), at);
+    } else if (entry.dtype === 'BF16') {
+      const s = new Uint16Array(src.buffer, src.byteOffset, n);
+      for (let i = 0; i < n; i++) {
+        const h = L.bf16ToF16[s[i]];
+        if (isInfF16(h) && (s[i] & 0x7f80) !== 0x7f80) throw new OutOfF16Range();
+        out[at + i] = h;
+      }
+    } else {
+      const s = new Float32Array(src.buffer, src.byteOffset, n);
+      for (let i = 0; i < n; i++) {
+        const h = f32ToF16(s[i]);
+        if (isInfF16(h) && Number.isFinite(s[i])) throw new OutOfF16Range();
+        out[at + i] = h;
+      }
+    }
+  } else if (entry.dtype === 'F32') {
+    out.set(new Float32Array(src.buffer, src.byteOffset, n), at);
+  } else {
+    const s = new Uint16Array(src.buffer, src.byteOffset, n);
+    const lut = entry.dtype === 'F16' ? L.f16ToF32 : L.bf16ToF32;
+    for (let i = 0; i < n; i++) out[at + i] = lut[s[i]];
+  }
+}
+
+function checkDtype(e: TensorEntry): void {
+  if (e.dtype !== 'F32' && e.dtype !== 'F16' && e.dtype !== 'BF16') {
+    throw new ModelFormatError(e.file, `tensor '${e.name}' has dtype ${e.dtype}; only F32, F16 and BF16 convert to weights`, { tensor: e.name });
+  }
+}
+
+/**
+ * Canonical rows [r0, r0 + n) of a recipe into `out` (cols elements per row),
+ * reading each contiguous run of source rows with one read.
+ */
+async function readRows(source: FileSource, recipe: TensorRecipe, cols: number, r0: number, n: number, out: Uint16Array | Float32Array, onBytes: (file: string, bytes: number) => void): Promise<void> {
+  let canonStart = 0;
+  for (const seg of recipe.segments) {
+    const a = Math.max(r0, canonStart), b = Math.min(r0 + n, canonStart + seg.rows);
+    if (a < b) {
+      const e = seg.entry;
+      checkDtype(e);
+      const srcRowBytes = (e.byteLength / Math.max(1, e.shape[0] ?? 1)) | 0;
+      const srcRow = seg.rowStart + (a - canonStart);
+      const bytes = await source.read(e.file, e.offset + srcRow * srcRowBytes, (b - a) * srcRowBytes);
+      onBytes(e.file, bytes.byteLength);
+      convert(e, bytes, out, (a - r0) * cols);
+    }
+    canonStart += seg.rows;
+  }
+}
+
+/** One checkpoint tensor as f32 (tests, references). */
+export async function readTensorF32(source: FileSource, entry: TensorEntry): Promise<Float32Array> {
+  checkDtype(entry);
+  const n = entry.shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  convert(entry, await source.read(entry.file, entry.offset, entry.byteLength), out, 0);
+  return out;
+}
+
+/** A canonical tensor (after QKV unpacking / gate-up concatenation) as f32. */
+export async function readRecipeF32(source: FileSource, recipe: TensorRecipe): Promise<Float32Array> {
+  const cols = recipe.shape.length === 1 ? 1 : recipe.shape[1];
+  const out = new Float32Array(recipe.shape[0] * cols);
+  await readRows(source, recipe, cols, 0, recipe.shape[0], out, () => undefined);
+  return out;
+}
+
+export function releaseWeights(ctx: GpuContext, weights: Iterable<GpuWeight>): void {
+  for (const w of weights) for (const p of w.parts) { releaseBuffer(ctx, p.data); releaseBuffer(ctx, p.scales); }
+}
+
+export function maxPartBytes(ctx: GpuContext, o: FormatOptions): number {
+  return Math.min(o.maxPartBytes ?? Infinity, ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
+}
+
+/**
+ * Streams every canonical tensor of `plan` (or of the entries, mapped through
+ * the spec's family) to the GPU. Returns a WeightMap keyed by canonical name.
+ */
+export async function loadWeights(ctx: GpuContext, source: FileSource, spec: ModelSpec, planOrEntries: WeightPlan | TensorEntry[], opts: LoadWeightsOptions = {}): Promise<WeightMap> {
+  checkFormatOptions(opts);
+  const plan = Array.isArray(planOrEntries) ? weightPlan(spec, planOrEntries) : planOrEntries;
+  const maxPart = maxPartBytes(ctx, opts);
+  const out = new WeightMap();
+  const bytesTotal = plan.recipes.reduce((s, r) => s + r.segments.reduce((t, g) => t + g.rows * (g.entry.byteLength / Math.max(1, g.entry.shape[0] ?? 1)), 0), 0);
+  let bytesDone = 0;
+  let sinceFlush = 0;
+  const onBytes = (file: string, n: number) => {
+    bytesDone += n;
+    opts.onProgress?.({ file, bytesDone, bytesTotal });
+  };
+  const note = (s: string) => { out.notes.push(s); opts.onNote?.(s); };
+  try {
+    for (const recipe of plan.recipes) {
+      let layout = layoutFor(recipe.name, recipe.shape, opts, maxPart);
+      if (layout.note) note(`${recipe.name}: ${layout.note}`);
+      const doneBefore = bytesDone;
+      let w: GpuWeight;
+      try {
+        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, (n) => { sinceFlush += n; return sinceFlush; });
+      } catch (e) {
+        if (!(e instanceof OutOfF16Range)) throw e;
+        bytesDone = doneBefore;
+        layout = layoutWeight(recipe.name, recipe.shape, 'f32', 0, maxPart);
+        note(`${recipe.name}: values beyond the f16 range (|x| > 65504), kept in f32`);
+        out.keptF32.push(recipe.name);
+        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, (n) => { sinceFlush += n; return sinceFlush; });
+      }
+      out.set(recipe.name, w);
+      out.bytes += w.parts.reduce((s, p) => s + (ctx.allocations.get(p.data) ?? 0) + (p.scales ? ctx.allocations.get(p.scales) ?? 0 : 0), 0);
+      if (sinceFlush >= FLUSH_BYTES) {
+        sinceFlush = 0;
+        await ctx.device.queue.onSubmittedWorkDone();
+      }
+    }
+    await ctx.device.queue.onSubmittedWorkDone();
+    return out;
+  } catch (e) {
+    releaseWeights(ctx, out.values());
+    out.clear();
+    throw e;
+  }
+}
+
+async function uploadTensor(
+  ctx: GpuContext, source: FileSource, recipe: TensorRecipe, layout: WeightLayout, signal: AbortSignal | undefined,
+  onBytes: (file: string, n: number) => void, onWritten: (n: number) => number,
+): Promise<GpuWeight> {
+  const cols = recipe.shape.length === 1 ? 1 : recipe.shape[1];
+  const parts: GpuWeightPart[] = [];
+  const fmt = layout.format;
+  try {
+    for (const [k, pl] of layout.parts.entries()) {
+      const label = layout.parts.length > 1 ? `${recipe.name}#${k}` : recipe.name;
+      const part: GpuWeightPart = { rowStart: pl.rowStart, rows: pl.rows, data: createBuffer(ctx, pl.dataBytes, STORAGE.rw, label) };
+      parts.push(part);
+      if (pl.scaleBytes) part.scales = createBuffer(ctx, pl.scaleBytes, STORAGE.rw, `${label}.scales`);
+      // Rows per block: a multiple of ROW_ALIGN (so packed offsets are word aligned) within BLOCK_BYTES of f32.
+      const blockRows = Math.max(ROW_ALIGN, Math.floor(BLOCK_BYTES / (cols * 4) / ROW_ALIGN) * ROW_ALIGN);
+      for (let r = 0; r < pl.rows; r += blockRows) {
+        if (signal?.aborted) throw new AbortedError('loading weights was aborted');
+        const n = Math.min(blockRows, pl.rows - r);
+        const elemStart = r * cols;
+        if (fmt === 'f16') {
+          const h = new Uint16Array(n * cols);
+          await readRows(source, recipe, cols, pl.rowStart + r, n, h, onBytes);
+          writeBuffer(ctx, part.data, elemStart * 2, h);
+          onWritten(h.byteLength);
+        } else {
+          const f = new Float32Array(n * cols);
+          await readRows(source, recipe, cols, pl.rowStart + r, n, f, onBytes);
+          if (fmt === 'f32') {
+            writeBuffer(ctx, part.data, elemStart * 4, f);
+            onWritten(f.byteLength);
+          } else {
+            const q = fmt === 'q8' ? quantizeQ8(f, cols, layout.groupSize) : quantizeQ4(f, cols, layout.groupSize);
+            writeBuffer(ctx, part.data, fmt === 'q8' ? elemStart : elemStart / 2, q.data);
+            writeBuffer(ctx, part.scales!, (elemStart / layout.groupSize) * 2, q.scales);
+            onWritten(q.data.byteLength + q.scales.byteLength);
+          }
+        }
+      }
+    }
+    return { name: recipe.name, format: fmt, shape: recipe.shape.slice(), groupSize: layout.groupSize, parts };
+  } catch (e) {
+    for (const p of parts) { releaseBuffer(ctx, p.data); releaseBuffer(ctx, p.scales); }
+    throw e;
+  }
+}

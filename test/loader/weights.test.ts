@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { nodeSource } from '../../src/loader/sources.ts';
+import { readModel } from '../../src/loader/model.ts';
+import { loadWeights, readRecipeF32, releaseWeights } from '../../src/loader/weights.ts';
+import { readWeightF32, readWeightRaw } from '../../src/loader/readback.ts';
+import { planMemory, limitsOf } from '../../src/loader/memory-plan.ts';
+import { packF16, quantizeQ4, quantizeQ8, dequantize } from '../../src/loader/quant.ts';
+import { liveBytes } from '../../src/gpu/buffers.ts';
+import { AbortedError, NetworkError } from '../../src/errors.ts';
+import type { FileSource } from '../../src/loader/source.ts';
+
+const MODELS = ['golden/chatglm2-tiny', 'golden/internlm2-tiny', 'stories260k'];
+
+/** Raw F16 bits of a recipe's canonical rows (only for F16 sources). */
+async function rawF16(src: FileSource, r: Awaited<ReturnType<typeof readModel>>['plan']['recipes'][number]): Promise<Uint16Array> {
+  const parts: Uint16Array[] = [];
+  for (const s of r.segments) {
+    const rowBytes = s.entry.byteLength / s.entry.shape[0];
+    const b = await src.read(s.entry.file, s.entry.offset + s.rowStart * rowBytes, s.rows * rowBytes);
+    parts.push(new Uint16Array(b.buffer, b.byteOffset, b.byteLength / 2));
+  }
+  const out = new Uint16Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+describe('loadWeights (real WebGPU)', () => {
+  for (const dir of MODELS) {
+    it(`${dir}: every tensor round-trips in f16 (bit exact vs the file's halves), vectors in f32; plan == allocated`, async () => {
+      const ctx = await testGpu();
+      const src = nodeSource(FIXTURES + dir);
+      const m = await readModel(src);
+      const before = liveBytes(ctx);
+      const w = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f16' });
+      try {
+        expect(liveBytes(ctx) - before).toBe(planMemory(m.spec, m.plan, limitsOf(ctx), { format: 'f16' }).weightsBytes);
+        expect(w.bytes).toBe(liveBytes(ctx) - before);
+        expect([...w.keys()].sort()).toEqual(m.plan.recipes.map((r) => r.name).sort());
+        for (const r of m.plan.recipes) {
+          const g = w.get(r.name)!;
+          const ref = await readRecipeF32(src, r);
+          if (r.shape.length === 1) {
+            expect(g.format).toBe('f32');
+            expect(await readWeightF32(ctx, g)).toEqual(ref);
+            continue;
+          }
+          expect(g.format).toBe('f16');
+          const words = (await readWeightRaw(ctx, g))[0].data;
+          const expected = r.segments[0].entry.dtype === 'F16'
+            ? new Uint32Array((await rawF16(src, r)).buffer.slice(0))
+            : packF16(ref);
+          expect(words.length).toBe(expected.length);
+          let bad = -1;
+          for (let i = 0; i < words.length && bad < 0; i++) if (words[i] !== expected[i]) bad = i;
+          expect(bad, `${r.name} word ${bad}`).toBe(-1);
+        }
+      } finally {
+        releaseWeights(ctx, w.values());
+        await src.close();
+      }
+      expect(liveBytes(ctx)).toBe(before);
+    });
+  }
+
+  it('f32 keeps values exactly; a tiny part limit splits every matrix by rows and still round-trips', async () => {
+    const ctx = await testGpu();
+    const src = nodeSource(FIXTURES + 'golden/internlm2-tiny');
+    const m = await readModel(src);
+    const before = liveBytes(ctx);
+    const w = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f32', maxPartBytes: 16 << 10 });
+    expect(liveBytes(ctx) - before).toBe(planMemory(m.spec, m.plan, limitsOf(ctx), { format: 'f32', maxPartBytes: 16 << 10 }).weightsBytes);
+    const embed = w.get('embed')!;
+    expect(embed.parts.length).toBe(16); // [512, 128] f32: 512 B a row, 16 KiB parts = 32 rows each
+    expect(embed.parts.map((p) => p.rowStart)).toEqual(Array.from({ length: 16 }, (_, i) => i * 32));
+    for (const r of m.plan.recipes) expect(await readWeightF32(ctx, w.get(r.name)!)).toEqual(await readRecipeF32(src, r));
+    releaseWeights(ctx, w.values());
+    await src.close();
+    expect(liveBytes(ctx)).toBe(before);
+  });
+
+  for (const [format, groupSize] of [['q8', 0], ['q8', 32], ['q4', 32], ['q4', 128]] as const) {
+    it(`${format} g${groupSize}: equals the CPU reference exactly and the originals within the quantization error`, async () => {
+      const ctx = await testGpu();
+      const src = nodeSource(FIXTURES + 'stories260k');
+      const m = await readModel(src);
+      const before = liveBytes(ctx);
+      const w = await loadWeights(ctx, src, m.spec, m.plan, { format, groupSize, maxPartBytes: 8 << 10 });
+      expect(liveBytes(ctx) - before).toBe(planMemory(m.spec, m.plan, limitsOf(ctx), { format, groupSize, maxPartBytes: 8 << 10 }).weightsBytes);
+      for (const r of m.plan.recipes) {
+        if (r.shape.length === 1) continue;
+        const g = w.get(r.name)!;
+        const x = await readRecipeF32(src, r);
+        const got = await readWeightF32(ctx, g);
+        const cols = r.shape[1];
+        const q = g.format === 'q8' ? quantizeQ8(x, cols, g.groupSize) : quantizeQ4(x, cols, g.groupSize);
+        expect(got).toEqual(dequantize(g.format as 'q8' | 'q4', q, x.length));
+        // Error bound per group: half a step for q8 (amax / 127 / 2), one step for q4 (amax / 8), plus f16 scale rounding.
+        const bound = g.format === 'q8' ? 0.5 / 127 + 1e-3 : 1 / 8 + 1e-3;
+        for (let s = 0; s < x.length; s += g.groupSize) {
+          let amax = 0;
+          for (let i = s; i < s + g.groupSize; i++) amax = Math.max(amax, Math.abs(x[i]));
+          for (let i = s; i < s + g.groupSize; i++) if (Math.abs(got[i] - x[i]) > amax * bound) throw new Error(`${r.name}[${i}]: ${got[i]} vs ${x[i]}`);
+        }
+      }
+      if (format === 'q4') expect(w.notes.some((n) => n.includes('wDown'))).toBe(true); // 172 columns: no q4 group divides
+      releaseWeights(ctx, w.values());
+      await src.close();
+      expect(liveBytes(ctx)).toBe(before);
+    });
+  }
+
+  it('a read failure midway and an abort release every buffer already created', async () => {
+    const ctx = await testGpu();
+    const base = nodeSource(FIXTURES + 'stories260k');
+    const m = await readModel(base);
+    let reads = 0;
+    const flaky: FileSource = { ...base, name: base.name, read: async (p, o, l) => { if (++reads === 20) throw new NetworkError('connection reset'); return base.read(p, o, l); } };
+    const before = liveBytes(ctx);
+    await expect(loadWeights(ctx, flaky, m.spec, m.plan, { format: 'q4' })).rejects.toThrow(NetworkError);
+    expect(liveBytes(ctx)).toBe(before);
+    const ac = new AbortController();
+    const progress: number[] = [];
+    const p = loadWeights(ctx, base, m.spec, m.plan, { signal: ac.signal, onProgress: (e) => { progress.push(e.bytesDone); if (progress.length === 10) ac.abort(); } });
+    await expect(p).rejects.toThrow(AbortedError);
+    expect(liveBytes(ctx)).toBe(before);
+    expect(progress.every((v, i) => i === 0 || v >= progress[i - 1])).toBe(true);
+    await base.close();
+  });
+});
