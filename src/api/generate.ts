@@ -1,0 +1,129 @@
+/**
+ * The generation loop over one engine: prefill only what the KV cache lacks
+ * (longest common prefix with the cached conversation), then sample on the
+ * GPU and decode token by token, with stop ids, stop strings, max tokens,
+ * the context limit and abort. `cached` always equals the ids whose K/V are
+ * in the cache, whatever way a call ends (abort, error, a consumer breaking
+ * out of the loop), so the next call can trust it.
+ */
+import { AbortedError, ContextOverflowError, DeviceLostError, SieveError } from '../errors.ts';
+import type { AttentionOptions, Engine, PrefillResult } from '../engine/types.ts';
+import type { GpuSampler } from '../../kernels/sample.ts';
+import { Rng } from '../util/rng.ts';
+import { StopMatcher } from './stop.ts';
+import type { ResolvedGenerate } from './options.ts';
+import type { FinishReason, GenerateChunk, GenerationStats } from './types.ts';
+
+/** What the loop needs from a tokenizer (src/api/load.ts adapts the real one). */
+export interface StreamDecoder {
+  /** Text completed by this id (incomplete UTF-8 is held back). */
+  push(id: number): string;
+  /** Whatever is still held at the end. */
+  flush(): string;
+}
+
+export interface GenerationTarget {
+  engine: Engine;
+  sampler: GpuSampler;
+  /** Ids in the KV cache, in order. */
+  cached: number[];
+  eosIds: number[];
+  newDecoder(): StreamDecoder;
+}
+
+/** Longest common prefix of two id sequences. */
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+function checkLost(t: GenerationTarget, e: unknown): unknown {
+  if (t.engine.ctx.isLost && !(e instanceof DeviceLostError)) {
+    return new DeviceLostError('the GPU device was lost during generation; load the model again.', { cause: String((e as Error)?.message ?? e) });
+  }
+  return e;
+}
+
+export async function* runGeneration(
+  t: GenerationTarget,
+  promptIds: number[],
+  o: ResolvedGenerate,
+  signal: AbortSignal | undefined,
+  attention: Partial<AttentionOptions> | undefined,
+): AsyncGenerator<GenerateChunk> {
+  const { engine, sampler } = t;
+  const contextLength = engine.contextLength;
+  if (engine.ctx.isLost) throw new DeviceLostError('the GPU device was lost; load the model again.');
+  if (promptIds.length > contextLength) throw new ContextOverflowError(promptIds.length, contextLength);
+  const t0 = performance.now();
+  const stats: GenerationStats = {
+    promptTokens: promptIds.length, cachedTokens: 0, prefillTokens: 0, completionTokens: 0,
+    ttftMs: 0, prefillTokPerS: 0, decodeTokPerS: 0, totalMs: 0,
+  };
+  const final = (reason: FinishReason, text = '', ids: number[] = []): GenerateChunk => {
+    stats.totalMs = performance.now() - t0;
+    return { text, tokenIds: ids, finishReason: reason, stats };
+  };
+  if (signal?.aborted) { yield final('abort'); return; }
+
+  // Prefill what the cache lacks (at least one token, so the logits are this prompt's).
+  const reuse = Math.min(commonPrefix(t.cached, promptIds), promptIds.length - 1);
+  engine.truncate(reuse);
+  t.cached.length = reuse;
+  stats.cachedTokens = reuse;
+  stats.prefillTokens = promptIds.length - reuse;
+  let pre: PrefillResult;
+  try {
+    pre = await engine.prefill(promptIds.slice(reuse), { signal, attention });
+  } catch (e) {
+    engine.truncate(reuse); // a partial prefill leaves nothing usable past the reused prefix
+    if (e instanceof AbortedError || (signal?.aborted && !(e instanceof SieveError))) { yield final('abort'); return; }
+    throw checkLost(t, e);
+  }
+  t.cached.push(...promptIds.slice(reuse));
+  if (pre.sparsity) {
+    stats.sparsity = { mode: pre.sparsity.mode, seqLen: pre.sparsity.seqLen, meanAreaFraction: pre.sparsity.meanAreaFraction };
+  }
+
+  const rng = new Rng(o.seed);
+  const stopIds = new Set([...(o.ignoreEos ? [] : t.eosIds), ...o.stopIds]);
+  const matcher = new StopMatcher(o.stop);
+  const decoder = t.newDecoder();
+  sampler.setHistory(promptIds);
+  let decodeStart = 0;
+  try {
+    for (;;) {
+      const r = rng.next(); // drawn every step, greedy or not, so a seed's stream does not depend on the mode
+      const id = await sampler.sample(o.sample, r);
+      stats.completionTokens++;
+      if (stats.completionTokens === 1) {
+        const now = performance.now();
+        stats.ttftMs = now - t0;
+        stats.prefillTokPerS = stats.prefillTokens / Math.max(1e-3, (now - t0) / 1000);
+        decodeStart = now;
+      } else {
+        stats.decodeTokPerS = (stats.completionTokens - 1) / Math.max(1e-3, (performance.now() - decodeStart) / 1000);
+      }
+      if (stopIds.has(id)) { yield final('stop', matcher.push(decoder.flush()) + matcher.flush(), [id]); return; }
+      const text = matcher.push(decoder.push(id));
+      if (matcher.stopped) { yield final('stop', text, [id]); return; }
+      if (stats.completionTokens >= o.maxTokens || engine.kvLength >= contextLength) {
+        yield final('length', text + matcher.push(decoder.flush()) + matcher.flush(), [id]);
+        return;
+      }
+      if (signal?.aborted) { yield final('abort', text, [id]); return; }
+      yield { text, tokenIds: [id] };
+      if (signal?.aborted) { yield final('abort'); return; }
+      sampler.pushHistory(id);
+      await engine.decodeStep(id);
+      t.cached.push(id);
+    }
+  } catch (e) {
+    // decodeStep failed: its position may be half-written; keep the cache to what is known good.
+    t.cached.length = Math.min(engine.kvLength, t.cached.length);
+    engine.truncate(t.cached.length);
+    throw checkLost(t, e);
+  }
+}

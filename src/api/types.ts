@@ -1,0 +1,166 @@
+/**
+ * Public types of the generation API: what application code passes to
+ * loadModel / generate / chat.completions.create and what it gets back. The
+ * in-page engine (src/api/engine.ts) and the Web Worker engine
+ * (src/worker/client.ts) implement the same SieveEngine interface.
+ */
+import type { AttentionOptions, KvDtype, SparsityReport } from '../engine/types.ts';
+import type { WeightFormat } from '../loader/formats.ts';
+import type { GpuContext } from '../gpu/device.ts';
+
+export type ChatRole = 'system' | 'user' | 'assistant';
+export interface ChatMessage { role: ChatRole; content: string }
+
+/** Bytes loaded so far (the file being read, and the whole load). */
+export interface LoadProgress { file: string; bytesDone: number; bytesTotal: number }
+
+export interface LoadOptions {
+  /** GPU weight format; default: the loader's (f16 when it fits). */
+  weights?: WeightFormat;
+  /** KV cache positions; default min(model context, 4096). */
+  contextLength?: number;
+  kvDtype?: KvDtype;
+  /** SampleAttention parameters for prefill. */
+  attention?: Partial<AttentionOptions>;
+  onProgress?: (p: LoadProgress) => void;
+  signal?: AbortSignal;
+  /** Use this device instead of creating one (tests); unload() then leaves the device alive. */
+  gpu?: GpuContext;
+  /** Model id reported by chat.completions (default: the source's name). */
+  modelId?: string;
+}
+
+export interface GenerateOptions {
+  /** New tokens at most (default 256). */
+  maxTokens?: number;
+  /** 0 = greedy. Default 1. */
+  temperature?: number;
+  /** Default 1 (off). */
+  topP?: number;
+  /** Default 0 (off). */
+  topK?: number;
+  /** Default 1 (off); applied over the prompt and generated ids. */
+  repetitionPenalty?: number;
+  /** Seed of the sampler's PRNG; the same seed gives the same text. */
+  seed?: number;
+  /** Strings that end generation; they are not emitted. */
+  stop?: string | string[];
+  /** Token ids that end generation, in addition to the model's eos ids. */
+  stopIds?: number[];
+  /** Keep generating past eos (benchmarks). */
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+  /** Per-call override of the attention parameters for prefill. */
+  attention?: Partial<AttentionOptions>;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+export interface SparsitySummary {
+  mode: SparsityReport['mode'];
+  seqLen: number;
+  meanAreaFraction: number;
+}
+
+export interface GenerationStats {
+  /** Tokens of the prompt. */
+  promptTokens: number;
+  /** Prompt tokens found in the KV cache (multi-turn reuse) and not recomputed. */
+  cachedTokens: number;
+  /** Tokens actually run through prefill (promptTokens - cachedTokens). */
+  prefillTokens: number;
+  completionTokens: number;
+  /** Call (after queueing) to the first token id on the CPU. */
+  ttftMs: number;
+  prefillTokPerS: number;
+  /** Completion tokens after the first per second. */
+  decodeTokPerS: number;
+  totalMs: number;
+  sparsity?: SparsitySummary;
+}
+
+export interface GenerateChunk {
+  /** New text (may be empty while text that could start a stop string is held back). */
+  text: string;
+  /** Ids sampled since the previous chunk. */
+  tokenIds: number[];
+  /** Set on the last chunk only. */
+  finishReason?: FinishReason;
+  stats?: GenerationStats;
+}
+
+/** A prompt: raw text (completion), chat messages (the model's chat format), or token ids. */
+export type GenerateInput = string | ChatMessage[] | { ids: number[] };
+
+// ---- OpenAI-shaped chat completions ----
+
+export interface ChatCompletionRequest {
+  messages: ChatMessage[];
+  model?: string;
+  stream?: boolean;
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  repetition_penalty?: number | null;
+  /** Accepted for compatibility; only n = 1 is supported. */
+  n?: number | null;
+  signal?: AbortSignal;
+}
+
+export interface CompletionUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** Non-standard: timings and prefill reuse. */
+  extra?: GenerationStats;
+}
+
+export interface ChatCompletion {
+  id: string;
+  object: 'chat.completion';
+  created: number;
+  model: string;
+  choices: { index: number; message: { role: 'assistant'; content: string }; finish_reason: FinishReason; logprobs: null }[];
+  usage: CompletionUsage;
+}
+
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: { index: number; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null; logprobs: null }[];
+  /** On the last chunk. */
+  usage?: CompletionUsage;
+}
+
+export interface ChatCompletions {
+  create(req: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+  create(req: ChatCompletionRequest & { stream?: false | null }): Promise<ChatCompletion>;
+  create(req: ChatCompletionRequest): Promise<ChatCompletion | AsyncIterable<ChatCompletionChunk>>;
+}
+
+export interface ModelInfo {
+  id: string;
+  family: string;
+  vocabSize: number;
+  /** KV cache positions of this engine. */
+  contextLength: number;
+  hasChatFormat: boolean;
+}
+
+/** A loaded model, in the page or in a worker. */
+export interface SieveEngine {
+  readonly model: ModelInfo;
+  generate(input: GenerateInput, options?: GenerateOptions): AsyncIterable<GenerateChunk>;
+  readonly chat: { completions: ChatCompletions };
+  /** Token ids in the KV cache (the conversation so far). */
+  cachedTokens(): Promise<number>;
+  /** Forgets the cached conversation (the next call prefills everything). */
+  resetChat(): Promise<void>;
+  /** Releases every GPU buffer (and the device, when the engine created it). */
+  unload(): Promise<void>;
+}
