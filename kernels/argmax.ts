@@ -1,0 +1,91 @@
+/**
+ * Launcher and CPU references for kernels/argmax.wgsl: argmax and top-k of a
+ * logits vector on the GPU (only the chosen ids/values are read back).
+ */
+import type { GpuContext } from '../src/gpu/device.ts';
+import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { createBuffer, readBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
+import type { Dispatch } from '../src/engine/types.ts';
+import { prepared } from './prepared.ts';
+import source from './argmax.wgsl?raw';
+
+const CHUNK = 1024;
+/** Largest k topK accepts. */
+export const MAX_TOP_K = 256;
+
+export class ArgmaxKernels {
+  private constructor(private ctx: GpuContext, private argmaxPipe: GPUComputePipeline, private partialPipe: GPUComputePipeline, private mergePipe: GPUComputePipeline) {}
+
+  static async create(ctx: GpuContext): Promise<ArgmaxKernels> {
+    const [a, p, m] = await Promise.all(['argmax', 'topk_partial', 'topk_merge'].map((e) => getPipeline(ctx, { label: e, code: source, entryPoint: e })));
+    return new ArgmaxKernels(ctx, a, p, m);
+  }
+
+  /** out[0] (u32) = argmax of x[0..n). */
+  prepareArgmax(x: GPUBuffer, n: number, out: GPUBuffer): Dispatch {
+    const params = uniformBuffer(this.ctx, [n, 0, 0, 0], 'argmax_params');
+    return prepared(this.ctx, this.argmaxPipe, bindBuffers(this.ctx, this.argmaxPipe, [x, out, params], 'argmax'), [1], [params]);
+  }
+
+  /** Top-k of x[0..n): a Dispatch writing values (k) f32 and ids (k) u32, best first. */
+  prepareTopK(x: GPUBuffer, n: number, k: number): TopK {
+    if (!(k >= 1 && k <= MAX_TOP_K && k <= n)) throw new RangeError(`top-k: k = ${k} must be in [1, min(${MAX_TOP_K}, ${n})]`);
+    return new TopK(this.ctx, this.partialPipe, this.mergePipe, x, n, k);
+  }
+}
+
+export class TopK implements Dispatch {
+  readonly values: GPUBuffer;
+  readonly ids: GPUBuffer;
+  private candV: GPUBuffer;
+  private candI: GPUBuffer;
+  private params: GPUBuffer;
+  private bgPartial: GPUBindGroup;
+  private bgMerge: GPUBindGroup;
+  private nChunks: number;
+
+  constructor(private ctx: GpuContext, private partial: GPUComputePipeline, private merge: GPUComputePipeline, x: GPUBuffer, n: number, readonly k: number) {
+    this.nChunks = Math.ceil(n / CHUNK);
+    this.candV = createBuffer(ctx, this.nChunks * k * 4, STORAGE.rw, 'topk_candV');
+    this.candI = createBuffer(ctx, this.nChunks * k * 4, STORAGE.rw, 'topk_candI');
+    this.values = createBuffer(ctx, k * 4, STORAGE.rw, 'topk_values');
+    this.ids = createBuffer(ctx, k * 4, STORAGE.rw, 'topk_ids');
+    this.params = uniformBuffer(ctx, [n, k, this.nChunks, 0], 'topk_params');
+    this.bgPartial = bindBuffers(ctx, partial, [x, this.candV, this.candI, this.params], 'topk_partial');
+    this.bgMerge = bindBuffers(ctx, merge, [this.candV, this.candI, this.values, this.ids, this.params], 'topk_merge');
+  }
+
+  encode(pass: GPUComputePassEncoder): void {
+    pass.setPipeline(this.partial);
+    pass.setBindGroup(0, this.bgPartial);
+    pass.dispatchWorkgroups(this.nChunks);
+    pass.setPipeline(this.merge);
+    pass.setBindGroup(0, this.bgMerge);
+    pass.dispatchWorkgroups(1);
+  }
+
+  /** Reads back the result of the last submitted run. */
+  async read(): Promise<{ ids: Uint32Array; values: Float32Array }> {
+    const [ids, values] = await Promise.all([readBuffer(this.ctx, this.ids, this.k * 4), readBuffer(this.ctx, this.values, this.k * 4)]);
+    return { ids: new Uint32Array(ids), values: new Float32Array(values) };
+  }
+
+  destroy(): void {
+    for (const b of [this.candV, this.candI, this.values, this.ids, this.params]) releaseBuffer(this.ctx, b);
+  }
+}
+
+/** CPU reference: first index of the largest value (NaN never wins). */
+export function argmaxRef(x: ArrayLike<number>): number {
+  let bi = 0, bv = -Infinity;
+  for (let i = 0; i < x.length; i++) if (x[i] > bv) { bv = x[i]; bi = i; }
+  return bi;
+}
+
+/** CPU reference: the k largest (value desc, then index asc). */
+export function topKRef(x: ArrayLike<number>, k: number): { ids: number[]; values: number[] } {
+  const idx = Array.from({ length: x.length }, (_, i) => i).filter((i) => !Number.isNaN(x[i]));
+  idx.sort((a, b) => (x[b] - x[a]) || (a - b));
+  const ids = idx.slice(0, k);
+  return { ids, values: ids.map((i) => x[i]) };
+}

@@ -1,0 +1,144 @@
+/**
+ * Launcher and CPU reference for kernels/attention_decode.wgsl: attention of
+ * `rows` query rows at positions [pos, pos + rows) over the KV cache, split
+ * along the cache length and merged. Decode uses rows = 1; the engine also
+ * uses it as a simple dense prefill for short chunks.
+ */
+import type { GpuContext } from '../src/gpu/device.ts';
+import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { createBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
+import type { Dispatch, KvDtype, LayerKv } from '../src/engine/types.ts';
+import { f16ToF32 } from '../src/loader/quant.ts';
+import source from './attention_decode.wgsl?raw';
+
+export interface DecodeAttentionShape {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  kvDtype: KvDtype;
+  capacity: number;
+  /** Most query rows per call (1 for decode). */
+  maxRows: number;
+}
+
+const TILE = 64;
+const MAX_SPLITS = 64;
+
+export class DecodeAttention {
+  /** Splits of the current step (set by setStep). */
+  nSplits = 1;
+  private rows = 1;
+  private readonly params: GPUBuffer;
+  private readonly partO: GPUBuffer;
+  private readonly partML: GPUBuffer;
+  /** Budget of (row, split) pairs the partial buffers hold. */
+  private readonly slots: number;
+  private readonly words = new ArrayBuffer(32);
+  private readonly group: number;
+  private readonly qg: number;
+
+  private constructor(private ctx: GpuContext, private splitPipe: GPUComputePipeline, private mergePipe: GPUComputePipeline, readonly shape: DecodeAttentionShape, qg: number) {
+    const s = shape;
+    this.group = s.nHeads / s.nKvHeads;
+    this.qg = qg;
+    this.slots = Math.max(MAX_SPLITS, s.maxRows);
+    this.partO = createBuffer(ctx, this.slots * s.nHeads * s.headDim * 4, STORAGE.rw, 'attn_decode_partO');
+    this.partML = createBuffer(ctx, this.slots * s.nHeads * 8, STORAGE.rw, 'attn_decode_partML');
+    this.params = uniformBuffer(ctx, new Array(8).fill(0), 'attn_decode_params');
+  }
+
+  static async create(ctx: GpuContext, shape: DecodeAttentionShape): Promise<DecodeAttention> {
+    const { nHeads, nKvHeads, headDim } = shape;
+    if (nHeads % nKvHeads !== 0) throw new RangeError(`nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
+    if (headDim % 2 !== 0 || headDim > 2048) throw new RangeError(`headDim ${headDim} must be even and <= 2048`);
+    const qg = Math.max(1, Math.min(nHeads / nKvHeads, 16, Math.floor(2048 / headDim)));
+    const KV_F16 = shape.kvDtype === 'f16' ? 1 : 0;
+    const [split, merge] = await Promise.all([
+      getPipeline(ctx, { label: `attn_decode_split_${shape.kvDtype}`, code: source, entryPoint: 'split', constants: { KV_F16, QG: qg } }),
+      getPipeline(ctx, { label: 'attn_decode_merge', code: source, entryPoint: 'merge' }),
+    ]);
+    return new DecodeAttention(ctx, split, merge, shape, qg);
+  }
+
+  /**
+   * Sets the rows and first position of the next forward pass (writes the
+   * shared uniform; call before encoding and submitting each step).
+   */
+  setStep(pos: number, rows: number): void {
+    const s = this.shape;
+    if (rows > s.maxRows) throw new RangeError(`attention: ${rows} rows > maxRows ${s.maxRows}`);
+    const kvLen = pos + rows;
+    const cap = Math.max(1, Math.min(MAX_SPLITS, Math.floor(this.slots / rows)));
+    let nSplits = Math.min(cap, Math.ceil(kvLen / TILE));
+    const splitLen = Math.ceil(Math.ceil(kvLen / nSplits) / TILE) * TILE;
+    nSplits = Math.ceil(kvLen / splitLen);
+    this.nSplits = nSplits;
+    this.rows = rows;
+    const u = new Uint32Array(this.words);
+    u.set([s.nHeads, s.nKvHeads, s.headDim, s.capacity, splitLen, nSplits, 0]);
+    new Float32Array(this.words)[7] = 1 / Math.sqrt(s.headDim);
+    this.ctx.device.queue.writeBuffer(this.params, 0, this.words);
+  }
+
+  /** q (rows, nHeads * headDim) f32 -> out (rows, nHeads * headDim) f32, over `kv` of one layer. */
+  prepare(a: { q: GPUBuffer; kv: LayerKv; out: GPUBuffer; step: GPUBuffer }): Dispatch {
+    const bgSplit = bindBuffers(this.ctx, this.splitPipe, [a.q, a.kv.k, a.kv.v, this.partO, this.partML, this.params, a.step], 'attn_decode_split');
+    const bgMerge = bindBuffers(this.ctx, this.mergePipe, [this.partO, this.partML, a.out, this.params, a.step], 'attn_decode_merge');
+    const self = this;
+    const sub = Math.ceil(this.group / this.qg);
+    return {
+      encode(pass) {
+        pass.setPipeline(self.splitPipe);
+        pass.setBindGroup(0, bgSplit);
+        pass.dispatchWorkgroups(self.shape.nKvHeads * sub, self.nSplits, self.rows);
+        pass.setPipeline(self.mergePipe);
+        pass.setBindGroup(0, bgMerge);
+        pass.dispatchWorkgroups(self.shape.nHeads, self.rows);
+      },
+      destroy() {},
+    };
+  }
+
+  destroy(): void {
+    for (const b of [this.params, this.partO, this.partML]) releaseBuffer(this.ctx, b);
+  }
+}
+
+/** Reads element e of a cache buffer's contents in `dtype`. */
+export function cacheValue(words: Uint32Array, e: number, dtype: KvDtype): number {
+  if (dtype === 'f32') return new Float32Array(words.buffer, words.byteOffset, words.length)[e];
+  return f16ToF32((words[e >> 1] >>> ((e & 1) * 16)) & 0xffff);
+}
+
+/**
+ * CPU reference (f64): q (rows, nHeads * headDim); k, v (nKvHeads, kvLen, headDim)
+ * with kvLen >= pos + rows; row r attends keys [0, pos + r].
+ */
+export function attentionRef(q: Float32Array, k: ArrayLike<number>, v: ArrayLike<number>, s: { nHeads: number; nKvHeads: number; headDim: number }, pos: number, rows: number, kvStride: number): Float32Array {
+  const { nHeads, nKvHeads, headDim: hd } = s;
+  const group = nHeads / nKvHeads;
+  const out = new Float32Array(rows * nHeads * hd);
+  const scale = 1 / Math.sqrt(hd);
+  for (let r = 0; r < rows; r++) {
+    const n = pos + r + 1;
+    for (let h = 0; h < nHeads; h++) {
+      const kvh = Math.floor(h / group);
+      const sc = new Float64Array(n);
+      let mx = -Infinity;
+      for (let j = 0; j < n; j++) {
+        let d = 0;
+        for (let c = 0; c < hd; c++) d += q[(r * nHeads + h) * hd + c] * k[(kvh * kvStride + j) * hd + c];
+        sc[j] = d * scale;
+        mx = Math.max(mx, sc[j]);
+      }
+      let sum = 0;
+      for (let j = 0; j < n; j++) { sc[j] = Math.exp(sc[j] - mx); sum += sc[j]; }
+      for (let c = 0; c < hd; c++) {
+        let o = 0;
+        for (let j = 0; j < n; j++) o += sc[j] * v[(kvh * kvStride + j) * hd + c];
+        out[(r * nHeads + h) * hd + c] = o / sum;
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,64 @@
+/**
+ * Launcher and CPU reference for kernels/norm.wgsl: RMSNorm, optionally fused
+ * with the residual add before it.
+ */
+import type { GpuContext } from '../src/gpu/device.ts';
+import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { uniformBuffer } from '../src/gpu/buffers.ts';
+import type { Dispatch } from '../src/engine/types.ts';
+import { prepared } from './prepared.ts';
+import source from './norm.wgsl?raw';
+
+export interface NormArgs {
+  /** (xRowOffset + rows, dim) f32; with `res`, updated in place to x + res. */
+  x: GPUBuffer;
+  /** (dim) f32 */
+  w: GPUBuffer;
+  /** (rows, dim) f32 */
+  y: GPUBuffer;
+  rows: number;
+  dim: number;
+  eps: number;
+  /** (rows, dim) f32: when given, x += res first (add_rmsnorm). */
+  res?: GPUBuffer;
+  /** Rows of x to skip (plain rmsnorm only): normalizes rows [off, off + rows) into y rows [0, rows). */
+  xRowOffset?: number;
+}
+
+export class RmsNorm {
+  private constructor(private ctx: GpuContext, private plain: GPUComputePipeline, private fused: GPUComputePipeline) {}
+
+  static async create(ctx: GpuContext): Promise<RmsNorm> {
+    const [plain, fused] = await Promise.all([
+      getPipeline(ctx, { label: 'rmsnorm', code: source, entryPoint: 'rmsnorm' }),
+      getPipeline(ctx, { label: 'add_rmsnorm', code: source, entryPoint: 'add_rmsnorm' }),
+    ]);
+    return new RmsNorm(ctx, plain, fused);
+  }
+
+  prepare(a: NormArgs): Dispatch {
+    if (a.res && a.xRowOffset) throw new RangeError('add_rmsnorm has no xRowOffset');
+    const params = uniformBuffer(this.ctx, [a.rows, a.dim, a.eps, a.xRowOffset ?? 0], 'rmsnorm_params', ['u32', 'u32', 'f32', 'u32']);
+    const pipeline = a.res ? this.fused : this.plain;
+    const buffers = a.res ? [a.x, a.w, a.y, params, a.res] : [a.x, a.w, a.y, params];
+    const bg = bindBuffers(this.ctx, pipeline, buffers, a.res ? 'add_rmsnorm' : 'rmsnorm');
+    return prepared(this.ctx, pipeline, bg, [a.rows], [params]);
+  }
+}
+
+/** CPU reference (f64 sums). Returns [y, x + res]. */
+export function rmsnormRef(x: Float32Array, w: Float32Array, rows: number, dim: number, eps: number, res?: Float32Array): [Float32Array, Float32Array] {
+  const y = new Float32Array(rows * dim);
+  const xs = new Float32Array(rows * dim);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let c = 0; c < dim; c++) {
+      const v = x[r * dim + c] + (res ? res[r * dim + c] : 0);
+      xs[r * dim + c] = v;
+      ss += v * v;
+    }
+    const inv = 1 / Math.sqrt(ss / dim + eps);
+    for (let c = 0; c < dim; c++) y[r * dim + c] = xs[r * dim + c] * inv * w[c];
+  }
+  return [y, xs];
+}

@@ -1,0 +1,59 @@
+// RMSNorm over rows, alone or fused with the residual add that precedes it.
+//   rmsnorm:     y[r] = x[r + xRowOffset] / sqrt(mean(x^2) + eps) * w
+//   add_rmsnorm: x[r] += res[r] (x updated in place), then y[r] = rmsnorm(x[r]) * w
+// Workgroup: 256 threads per row, each striding over dim; tree reduction of
+// the sum of squares in workgroup memory with a barrier at every step.
+// Dispatch: (rows, 1, 1).
+// Precision: f32 loads, f32 accumulation (per-thread partial sums, then the tree).
+//
+// Bindings:
+//   x:      (rows, dim) f32  (read_write: add_rmsnorm writes the sum back)
+//   w:      (dim) f32
+//   y:      (rows, dim) f32
+//   params: rows, dim, eps, xRowOffset
+//   res:    (rows, dim) f32  (add_rmsnorm only)
+
+struct Params { rows: u32, dim: u32, eps: f32, xRowOffset: u32 }
+
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> res: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> partial: array<f32, 256>;
+
+fn reduce_scale(lid: u32, local: f32) -> f32 {
+  partial[lid] = local;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) { partial[lid] += partial[lid + s]; }
+    workgroupBarrier();
+  }
+  return inverseSqrt(partial[0] / f32(params.dim) + params.eps);
+}
+
+@compute @workgroup_size(256)
+fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = wg.x;
+  let xBase = (r + params.xRowOffset) * params.dim;
+  let yBase = r * params.dim;
+  var ss = 0.0;
+  for (var c = lid; c < params.dim; c += WG) { let v = x[xBase + c]; ss = fma(v, v, ss); }
+  let inv = reduce_scale(lid, ss);
+  for (var c = lid; c < params.dim; c += WG) { y[yBase + c] = x[xBase + c] * inv * w[c]; }
+}
+
+@compute @workgroup_size(256)
+fn add_rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let base = wg.x * params.dim;
+  var ss = 0.0;
+  for (var c = lid; c < params.dim; c += WG) {
+    let v = x[base + c] + res[base + c];
+    x[base + c] = v;
+    ss = fma(v, v, ss);
+  }
+  let inv = reduce_scale(lid, ss);
+  for (var c = lid; c < params.dim; c += WG) { y[base + c] = x[base + c] * inv * w[c]; }
+}
