@@ -14,6 +14,7 @@
  * contiguous views inside their storage.
  */
 import { MissingFileError, ModelFormatError } from '../../errors.ts';
+import type { Checkpoint } from '../safetensors.ts';
 import type { FileSource, TensorEntry } from '../source.ts';
 import { unpickleStateDict } from './pickle.ts';
 import { openZip, readSmallEntry, storedDataOffsets } from './zip.ts';
@@ -21,14 +22,8 @@ import { openZip, readSmallEntry, storedDataOffsets } from './zip.ts';
 export const PT_SINGLE_FILE = 'pytorch_model.bin';
 export const PT_INDEX_FILE = 'pytorch_model.bin.index.json';
 
-/** Same shape as the safetensors reader's Checkpoint (src/loader/safetensors.ts). */
-export interface PytorchCheckpoint {
-  files: string[];
-  /** Every tensor of every file, in file then offset order. */
-  entries: TensorEntry[];
-  metadata: Record<string, string>;
-  totalBytes: number;
-}
+/** The safetensors reader's Checkpoint: files, entries (file then offset order), metadata, totalBytes. */
+export type PytorchCheckpoint = Checkpoint;
 
 /** Whether `source` holds a PyTorch checkpoint (single file or sharded index). */
 export async function hasPytorchCheckpoint(source: FileSource): Promise<boolean> {
