@@ -1,0 +1,148 @@
+/**
+ * SentencePiece `tokenizer.model` (a protobuf ModelProto) parsed into plain
+ * data: the pieces with scores and types, and the trainer and normalizer
+ * settings that decide how text is encoded. Field numbers follow
+ * sentencepiece_model.proto; defaults are the proto's own defaults.
+ */
+import { ModelFormatError } from '../errors.ts';
+import { ProtoReader } from './protobuf.ts';
+
+/** ModelProto.SentencePiece.Type. */
+export enum PieceType {
+  NORMAL = 1,
+  UNKNOWN = 2,
+  CONTROL = 3,
+  USER_DEFINED = 4,
+  UNUSED = 5,
+  BYTE = 6,
+}
+
+/** TrainerSpec.ModelType. */
+export type SpmModelType = 'unigram' | 'bpe' | 'word' | 'char';
+const MODEL_TYPES: Record<number, SpmModelType> = { 1: 'unigram', 2: 'bpe', 3: 'word', 4: 'char' };
+
+export interface SpmPiece {
+  piece: string;
+  score: number;
+  type: PieceType;
+}
+
+export interface SpmTrainerSpec {
+  modelType: SpmModelType;
+  vocabSize: number;
+  byteFallback: boolean;
+  splitDigits: boolean;
+  splitByWhitespace: boolean;
+  treatWhitespaceAsSuffix: boolean;
+  allowWhitespaceOnlyPieces: boolean;
+  unkId: number;
+  bosId: number;
+  eosId: number;
+  /** -1 when the model has no pad piece. */
+  padId: number;
+  unkSurface: string;
+  userDefinedSymbols: string[];
+  controlSymbols: string[];
+}
+
+export interface SpmNormalizerSpec {
+  name: string;
+  /** Compiled normalization rules (e.g. nmt_nfkc); empty for "identity". */
+  precompiledCharsmap: Uint8Array;
+  addDummyPrefix: boolean;
+  removeExtraWhitespaces: boolean;
+  escapeWhitespaces: boolean;
+}
+
+export interface SpmModel {
+  pieces: SpmPiece[];
+  trainer: SpmTrainerSpec;
+  normalizer: SpmNormalizerSpec;
+}
+
+function parsePiece(r: ProtoReader): SpmPiece {
+  const p: SpmPiece = { piece: '', score: 0, type: PieceType.NORMAL };
+  for (let f = r.next(); f; f = r.next()) {
+    if (f.num === 1) p.piece = r.string(f);
+    else if (f.num === 2) p.score = r.float(f);
+    else if (f.num === 3) p.type = r.int(f) as PieceType;
+  }
+  return p;
+}
+
+function parseTrainer(r: ProtoReader, file: string): SpmTrainerSpec {
+  const t: SpmTrainerSpec = {
+    modelType: 'unigram', vocabSize: 8000, byteFallback: false, splitDigits: false,
+    splitByWhitespace: true, treatWhitespaceAsSuffix: false, allowWhitespaceOnlyPieces: false,
+    unkId: 0, bosId: 1, eosId: 2, padId: -1, unkSurface: ' \u2047 ',
+    userDefinedSymbols: [], controlSymbols: [],
+  };
+  for (let f = r.next(); f; f = r.next()) {
+    switch (f.num) {
+      case 3: {
+        const v = r.int(f);
+        const type = MODEL_TYPES[v];
+        if (!type) throw new ModelFormatError(file, `trainer_spec.model_type ${v} is not one of 1 (unigram), 2 (bpe), 3 (word), 4 (char)`);
+        t.modelType = type;
+        break;
+      }
+      case 4: t.vocabSize = r.int(f); break;
+      case 22: t.splitByWhitespace = r.bool(f); break;
+      case 24: t.treatWhitespaceAsSuffix = r.bool(f); break;
+      case 25: t.splitDigits = r.bool(f); break;
+      case 26: t.allowWhitespaceOnlyPieces = r.bool(f); break;
+      case 30: t.controlSymbols.push(r.string(f)); break;
+      case 31: t.userDefinedSymbols.push(r.string(f)); break;
+      case 35: t.byteFallback = r.bool(f); break;
+      case 40: t.unkId = r.int(f); break;
+      case 41: t.bosId = r.int(f); break;
+      case 42: t.eosId = r.int(f); break;
+      case 43: t.padId = r.int(f); break;
+      case 44: t.unkSurface = r.string(f); break;
+      default: break;
+    }
+  }
+  return t;
+}
+
+function parseNormalizer(r: ProtoReader): SpmNormalizerSpec {
+  const n: SpmNormalizerSpec = {
+    name: '', precompiledCharsmap: new Uint8Array(0),
+    addDummyPrefix: true, removeExtraWhitespaces: true, escapeWhitespaces: true,
+  };
+  for (let f = r.next(); f; f = r.next()) {
+    switch (f.num) {
+      case 1: n.name = r.string(f); break;
+      case 2: n.precompiledCharsmap = r.raw(f).slice(); break;
+      case 3: n.addDummyPrefix = r.bool(f); break;
+      case 4: n.removeExtraWhitespaces = r.bool(f); break;
+      case 5: n.escapeWhitespaces = r.bool(f); break;
+      default: break;
+    }
+  }
+  return n;
+}
+
+/** Parses a ModelProto; `file` names the file in errors. */
+export function parseSentencePiece(bytes: Uint8Array, file = 'tokenizer.model'): SpmModel {
+  const r = new ProtoReader(bytes, file);
+  const pieces: SpmPiece[] = [];
+  let trainer: SpmTrainerSpec | undefined;
+  let normalizer: SpmNormalizerSpec | undefined;
+  for (let f = r.next(); f; f = r.next()) {
+    if (f.wire !== 2) continue;
+    if (f.num === 1) pieces.push(parsePiece(r.sub(f)));
+    else if (f.num === 2) trainer = parseTrainer(r.sub(f), file);
+    else if (f.num === 3) normalizer = parseNormalizer(r.sub(f));
+  }
+  if (pieces.length === 0) throw new ModelFormatError(file, 'no pieces: not a SentencePiece model');
+  if (!trainer) trainer = parseTrainer(new ProtoReader(new Uint8Array(0), file), file);
+  if (!normalizer) normalizer = parseNormalizer(new ProtoReader(new Uint8Array(0), file));
+  for (const [i, p] of pieces.entries()) {
+    if (!(p.type >= PieceType.NORMAL && p.type <= PieceType.BYTE)) {
+      throw new ModelFormatError(file, `piece ${i} (${JSON.stringify(p.piece)}) has unknown type ${p.type}`);
+    }
+    if (p.piece === '') throw new ModelFormatError(file, `piece ${i} is empty`);
+  }
+  return { pieces, trainer, normalizer };
+}

@@ -1,0 +1,249 @@
+/**
+ * The runtime's Tokenizer over @huggingface/tokenizers, for two kinds of
+ * folders: a tokenizer.json (run as is), or a SentencePiece tokenizer.model
+ * converted to an equivalent tokenizer.json (convert.ts) whose text goes
+ * through SpmNormalizer first. Adds what the library does not know: model
+ * family specials (ChatGLM2's appended tokens and prefix, InternLM2's stop
+ * token), BOS without doubling, special-token parsing for chat text, and
+ * streaming decode.
+ */
+import { Tokenizer as HfTokenizer, type BPE } from '@huggingface/tokenizers';
+import { TokenizerError } from '../errors.ts';
+import { fromBase64, type TokenizerJson } from './convert.ts';
+import { SpmNormalizer } from './spm-normalizer.ts';
+import { createStreamDecoder, type StreamDecoder } from './stream.ts';
+
+export type TokenizerFamily = 'chatglm2' | 'internlm2' | 'generic';
+
+export interface EncodeOptions {
+  /** Add the model's leading specials: BOS, or ChatGLM2's [gMASK] sop. Default false. */
+  addSpecial?: boolean;
+  /** Alias of addSpecial. */
+  bos?: boolean;
+  /**
+   * Recognise special tokens written as text (`<s>`, `<|im_start|>`...), as
+   * chat templates produce them. Default false: text is text, as spm_encode does it.
+   */
+  parseSpecial?: boolean;
+}
+
+export interface DecodeOptions {
+  /** Drop control tokens (BOS, EOS, ChatGLM2's [gMASK]/sop...). Default true. */
+  skipSpecial?: boolean;
+}
+
+/** A special token a model family appends after the SentencePiece vocabulary. */
+export interface AppendedSpecial { content: string; id: number }
+
+export interface CoreOptions {
+  family: TokenizerFamily;
+  /** tokenizer_config.json (or an override of it). */
+  config: Record<string, unknown>;
+  /** For messages. */
+  name: string;
+}
+
+/** tokenizer_config.json token fields may be strings or {content: string}. */
+export function tokenString(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return undefined;
+}
+
+const CHATGLM2_SPECIALS = ['[MASK]', '[gMASK]', '[sMASK]', 'sop', 'eop'];
+
+export class SieveTokenizer {
+  readonly family: TokenizerFamily;
+  readonly kind: 'sentencepiece' | 'tokenizer.json';
+  readonly vocabSize: number;
+  readonly bosId: number | undefined;
+  /** Stop ids: EOS, plus the family's end-of-turn token. */
+  readonly eosIds: number[];
+  /** Ids encode({addSpecial: true}) puts before the text. */
+  readonly prefixIds: number[];
+  /** Specials appended after the SentencePiece vocabulary (ChatGLM2). */
+  readonly appended: AppendedSpecial[] = [];
+  readonly config: Record<string, unknown>;
+  private readonly hf: HfTokenizer;
+  private readonly normalizer?: SpmNormalizer;
+  private readonly spmFirstNormalizer?: SpmNormalizer;
+  private readonly skipIds = new Set<number>();
+  /** Special strings recognised in text when parseSpecial is set, longest first. */
+  private readonly specialStrings: [string, number][] = [];
+  private readonly hfVocabSize: number;
+
+  constructor(json: TokenizerJson, opts: CoreOptions) {
+    this.family = opts.family;
+    this.config = opts.config;
+    this.kind = json.sentencepiece ? 'sentencepiece' : 'tokenizer.json';
+    try {
+      this.hf = new HfTokenizer(json, { clean_up_tokenization_spaces: false, ...opts.config });
+    } catch (e) {
+      throw new TokenizerError(`${opts.name}: tokenizer.json could not be built: ${(e as Error).message}`, { source: opts.name });
+    }
+    this.hfVocabSize = this.hf.get_vocab(true).size;
+    const spm = json.sentencepiece;
+    const cfgTok = (k: string) => tokenString(this.config[k]);
+    if (spm) {
+      const settings = {
+        addDummyPrefix: spm.addDummyPrefix, removeExtraWhitespaces: spm.removeExtraWhitespaces,
+        escapeWhitespaces: spm.escapeWhitespaces, treatWhitespaceAsSuffix: spm.treatWhitespaceAsSuffix,
+        userDefined: spm.userDefined,
+      };
+      const charsmap = fromBase64(spm.precompiledCharsmap);
+      this.normalizer = new SpmNormalizer(settings, charsmap, opts.name);
+      this.spmFirstNormalizer = new SpmNormalizer({ ...settings, addDummyPrefix: false }, charsmap, opts.name);
+      this.applySameScoreRanks(json);
+      for (const id of spm.controlIds) this.skipIds.add(id);
+      for (const id of spm.controlIds) this.specialStrings.push([this.hf.id_to_token(id)!, id]);
+      for (const s of spm.userDefined) this.specialStrings.push([s, this.hf.token_to_id(s)!]);
+      let vocabSize = spm.pieceCount;
+      if (this.family === 'chatglm2') {
+        for (const [i, content] of CHATGLM2_SPECIALS.entries()) this.appended.push({ content, id: spm.pieceCount + i });
+        vocabSize += CHATGLM2_SPECIALS.length;
+        for (const s of this.appended) this.skipIds.add(s.id);
+      }
+      this.vocabSize = vocabSize;
+      this.bosId = spm.bosId >= 0 ? spm.bosId : undefined;
+      const eos = spm.eosId >= 0 ? spm.eosId : undefined;
+      this.eosIds = eos === undefined ? [] : [eos];
+      if (this.family === 'chatglm2') {
+        this.prefixIds = [this.appended[1].id, this.appended[3].id]; // [gMASK] sop
+      } else {
+        const addBos = this.config.add_bos_token === undefined ? true : this.config.add_bos_token === true;
+        this.prefixIds = addBos && this.bosId !== undefined ? [this.bosId] : [];
+      }
+    } else {
+      this.vocabSize = this.hfVocabSize;
+      const bos = cfgTok('bos_token');
+      this.bosId = bos === undefined ? undefined : this.hf.token_to_id(bos);
+      const eos = cfgTok('eos_token');
+      const eosId = eos === undefined ? undefined : this.hf.token_to_id(eos);
+      this.eosIds = eosId === undefined ? [] : [eosId];
+      // The post-processor decides what add_special_tokens prepends: measure it.
+      const withSpecial = this.hf.encode('a', { add_special_tokens: true }).ids;
+      const plain = this.hf.encode('a', { add_special_tokens: false }).ids;
+      const at = indexOfRun(withSpecial, plain);
+      this.prefixIds = at > 0 ? withSpecial.slice(0, at) : [];
+      for (const [id, t] of this.hf.get_added_tokens_decoder()) if (t.special) this.skipIds.add(id);
+    }
+    // The family's end-of-turn token stops generation too.
+    if (this.family === 'internlm2') {
+      const imEnd = this.tokenToId('<|im_end|>');
+      if (imEnd !== undefined && !this.eosIds.includes(imEnd)) this.eosIds.push(imEnd);
+    }
+    this.specialStrings.sort((a, b) => b[0].length - a[0].length);
+  }
+
+  /**
+   * SentencePiece merges pairs of equal score leftmost first; give merges of
+   * equal score one rank so the library's position tie-break does the same.
+   * The library keys ranks by JSON.stringify([left, right]); when that does
+   * not hold (another version), merges keep their distinct ranks, which only
+   * differs on equal-score pieces.
+   */
+  private applySameScoreRanks(json: TokenizerJson): void {
+    const ranks = json.sentencepiece?.mergeRanks;
+    const merges = json.model.merges as [string, string][];
+    const model = this.hf.model as BPE | null;
+    if (!ranks || !model || !(model.bpe_ranks instanceof Map) || merges.length === 0) return;
+    if (model.bpe_ranks.get(JSON.stringify(merges[0])) !== 0 || model.bpe_ranks.size !== merges.length) return;
+    for (let i = 0; i < merges.length; i++) if (ranks[i] !== i) model.bpe_ranks.set(JSON.stringify(merges[i]), ranks[i]);
+  }
+
+  tokenToId(token: string): number | undefined {
+    const app = this.appended.find((s) => s.content === token);
+    return app ? app.id : this.hf.token_to_id(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    const app = this.appended.find((s) => s.id === id);
+    return app ? app.content : this.hf.id_to_token(id);
+  }
+
+  /** Text -> ids. */
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    if (typeof text !== 'string') throw new TokenizerError(`encode expects a string, got ${typeof text}`);
+    const ids = opts.parseSpecial ? this.encodeParsingSpecials(text) : this.encodeText(text, true);
+    const addSpecial = opts.addSpecial ?? opts.bos ?? false;
+    return addSpecial ? this.withPrefix(ids) : ids;
+  }
+
+  /** Prepends the prefix ids unless the text already starts with them (no double BOS). */
+  withPrefix(ids: number[]): number[] {
+    const p = this.prefixIds;
+    if (p.length === 0) return ids;
+    if (ids.length >= p.length && p.every((id, i) => ids[i] === id)) return ids;
+    return [...p, ...ids];
+  }
+
+  private encodeText(text: string, first: boolean): number[] {
+    if (text.length === 0) return [];
+    if (this.normalizer) {
+      const normalized = (first ? this.normalizer : this.spmFirstNormalizer!).normalize(text);
+      if (normalized.length === 0) return [];
+      return this.hf.encode(normalized, { add_special_tokens: false }).ids;
+    }
+    return this.hf.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /**
+   * Splits the text at special tokens written in it; the pieces between are
+   * encoded as text, the dummy prefix only at the start of the whole text
+   * (as Hugging Face's SentencePiece-derived tokenizers do).
+   */
+  private encodeParsingSpecials(text: string): number[] {
+    if (!this.normalizer || this.specialStrings.length === 0) return this.encodeText(text, true);
+    const ids: number[] = [];
+    let start = 0;
+    let segStart = 0;
+    while (start < text.length) {
+      const hit = this.specialStrings.find(([s]) => text.startsWith(s, start));
+      if (!hit) { start++; continue; }
+      if (start > segStart) ids.push(...this.encodeText(text.slice(segStart, start), segStart === 0));
+      ids.push(hit[1]);
+      start += hit[0].length;
+      segStart = start;
+    }
+    if (segStart < text.length) ids.push(...this.encodeText(text.slice(segStart), segStart === 0));
+    return ids;
+  }
+
+  /** Ids -> text. */
+  decode(ids: number[], opts: DecodeOptions = {}): string {
+    const skip = opts.skipSpecial ?? true;
+    const parts: string[] = [];
+    let run: number[] = [];
+    const flushRun = () => {
+      if (run.length) parts.push(this.hf.decode(run, { skip_special_tokens: false, clean_up_tokenization_spaces: false }));
+      run = [];
+    };
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new TokenizerError(`token id ${id} is outside the vocabulary [0, ${this.vocabSize})`, { id, vocabSize: this.vocabSize });
+      }
+      if (skip && this.skipIds.has(id)) continue;
+      if (id >= this.hfVocabSize) {
+        flushRun();
+        parts.push(this.idToToken(id) ?? '');
+        continue;
+      }
+      run.push(id);
+    }
+    flushRun();
+    return parts.join('');
+  }
+
+  streamDecoder(opts: DecodeOptions = {}): StreamDecoder {
+    return createStreamDecoder((ids) => this.decode(ids, opts));
+  }
+}
+
+/** Index where `run` occurs in `arr`, or -1. */
+function indexOfRun(arr: number[], run: number[]): number {
+  outer: for (let i = 0; i + run.length <= arr.length; i++) {
+    for (let j = 0; j < run.length; j++) if (arr[i + j] !== run[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
