@@ -1,0 +1,285 @@
+/**
+ * Launcher and CPU references for the linear-layer kernels:
+ *   y (rows, out) = x (rows, in) W^T (+ bias)            prepare()
+ *   y (rows, F)   = silu(x Wg^T) * (x Wu^T), W = [Wg; Wu] prepareGateUp()
+ * with W packed in any weight format of src/loader/formats.ts (f32, f16, q8,
+ * q4) and split by rows into parts. Prefill (rows > gemvMaxRows) runs the
+ * register-tiled GEMM (linear_gemm.wgsl); decode runs the matrix-vector
+ * kernel (linear_gemv.wgsl, or linear_gemv_any.wgsl for shapes that do not
+ * split into 16-byte chunks). Each part (or gate/up segment) is one dispatch
+ * writing its own column range of y. Everything is built in prepare(): the
+ * returned Dispatch only replays.
+ */
+import type { GpuContext } from '../src/gpu/device.ts';
+import { createBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
+import { dispatchDims } from '../src/gpu/pipelines.ts';
+import { packedBytes, scaleBytes, type GpuWeight, type GpuWeightPart, type WeightFormat } from '../src/loader/formats.ts';
+import type { Dispatch } from '../src/engine/types.ts';
+import { InvalidOptionError } from '../src/errors.ts';
+import gemmSrc from './linear_gemm.wgsl?raw';
+import gemvSrc from './linear_gemv.wgsl?raw';
+import gemvAnySrc from './linear_gemv_any.wgsl?raw';
+import gemvCommonSrc from './linear_gemv_common.wgsl?raw';
+import f32Src from './linear_f32.wgsl?raw';
+import f16Src from './linear_f16.wgsl?raw';
+import q8Src from './linear_q8.wgsl?raw';
+import q4Src from './linear_q4.wgsl?raw';
+
+const FORMAT_SRC: Record<WeightFormat, string> = { f32: f32Src, f16: f16Src, q8: q8Src, q4: q4Src };
+/** Elements per u32 word of each format. */
+export const ELEMS_PER_WORD: Record<WeightFormat, number> = { f32: 1, f16: 2, q8: 4, q4: 8 };
+
+export interface LinearArgs {
+  /** (rows, in) f32 starting at xOffsetBytes */
+  x: GPUBuffer;
+  xOffsetBytes?: number;
+  /** [out, in] */
+  w: GpuWeight;
+  /** (out) f32 */
+  bias?: GPUBuffer;
+  /** (rows, out) f32 starting at yOffsetBytes */
+  y: GPUBuffer;
+  yOffsetBytes?: number;
+  rows: number;
+}
+
+export interface GateUpArgs {
+  /** (rows, in) f32 */
+  x: GPUBuffer;
+  xOffsetBytes?: number;
+  /** [2F, in]: gate rows 0..F-1, then up rows F..2F-1 */
+  w: GpuWeight;
+  /** (rows, F) f32 */
+  y: GPUBuffer;
+  yOffsetBytes?: number;
+  rows: number;
+}
+
+/** Tunables of the matrix-vector kernel (threads per row along K, rows per thread, thread groups per workgroup). */
+export interface GemvConfig { tk: number; rpt: number; ng: number }
+
+export interface LinearOptions {
+  /** Largest row count that runs the matrix-vector kernel (default 8, at most 8). */
+  gemvMaxRows?: number;
+  gemv?: GemvConfig;
+}
+
+export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4 };
+const GEMM_TILE = 128;
+
+/** One dispatch of a prepared linear: a weight part (or gate/up segment) with its column range. */
+interface Piece {
+  n: number;
+  w0: GpuWeightPart;
+  w1: GpuWeightPart;
+  row0: number;
+  row1: number;
+  col0: number;
+}
+
+export class LinearKernels {
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private readonly gemvMaxRows: number;
+  private readonly gemv: GemvConfig;
+
+  private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
+    this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
+    this.gemv = opts.gemv ?? DEFAULT_GEMV;
+    const { tk, rpt, ng } = this.gemv;
+    if (!(tk > 0 && rpt > 0 && ng > 0 && (ng * rpt) % 2 === 0 && ((ng * rpt) / 2) % rpt === 0)) {
+      throw new InvalidOptionError('gemv', `tk, rpt, ng must be positive with rpt dividing ng * rpt / 2 (got ${tk}, ${rpt}, ${ng})`);
+    }
+  }
+
+  static async create(ctx: GpuContext, opts: LinearOptions = {}): Promise<LinearKernels> {
+    const dummy = createBuffer(ctx, 16, STORAGE.rw, 'linear_dummy');
+    return new LinearKernels(ctx, dummy, opts);
+  }
+
+  /** y = x W^T (+ bias). */
+  prepare(a: LinearArgs): Dispatch {
+    const [out, inDim] = checkWeight(a.w);
+    const pieces: Piece[] = a.w.parts.map((part) => ({ n: part.rows, w0: part, w1: part, row0: 0, row1: 0, col0: part.rowStart }));
+    if (a.bias && a.bias.size < out * 4) {
+      throw new InvalidOptionError('bias', `needs ${out} f32 (${out * 4} bytes) for ${a.w.name} but has ${a.bias.size} bytes`);
+    }
+    return this.build(a, inDim, out, pieces, false);
+  }
+
+  /** y = silu(x Wg^T) * (x Wu^T) with W = [Wg; Wu] (gate rows first). */
+  prepareGateUp(a: GateUpArgs): Dispatch {
+    const [out, inDim] = checkWeight(a.w);
+    if (out % 2 !== 0) throw new InvalidOptionError('w', `gate/up weight ${a.w.name} has an odd row count ${out}`);
+    const f = out / 2;
+    // Split [0, F) where a gate part or an up part ends, so each segment reads one part of each.
+    const cuts = new Set<number>([0, f]);
+    for (const part of a.w.parts) {
+      if (part.rowStart > 0 && part.rowStart < f) cuts.add(part.rowStart);
+      if (part.rowStart > f && part.rowStart < 2 * f) cuts.add(part.rowStart - f);
+    }
+    const bounds = [...cuts].sort((u, v) => u - v);
+    const pieces: Piece[] = [];
+    for (let i = 0; i + 1 < bounds.length; i++) {
+      const c0 = bounds[i];
+      const g = partOf(a.w, c0);
+      const u = partOf(a.w, f + c0);
+      pieces.push({ n: bounds[i + 1] - c0, w0: g, w1: u, row0: c0 - g.rowStart, row1: f + c0 - u.rowStart, col0: c0 });
+    }
+    return this.build({ ...a, bias: undefined }, inDim, f, pieces, true);
+  }
+
+  /** Releases the kernels' own buffer (prepared dispatches release theirs). */
+  destroy(): void {
+    releaseBuffer(this.ctx, this.dummy);
+  }
+
+  private build(a: LinearArgs, inDim: number, outCols: number, pieces: Piece[], gateUp: boolean): Dispatch {
+    const { rows } = a;
+    const xOff = a.xOffsetBytes ?? 0;
+    const yOff = a.yOffsetBytes ?? 0;
+    if (!Number.isInteger(rows) || rows < 1) throw new InvalidOptionError('rows', `must be a positive integer (got ${rows})`);
+    if (xOff % 4 || yOff % 4) throw new InvalidOptionError('xOffsetBytes/yOffsetBytes', `must be multiples of 4 (got ${xOff}, ${yOff})`);
+    if (a.x.size < xOff + rows * inDim * 4) {
+      throw new InvalidOptionError('x', `needs ${xOff + rows * inDim * 4} bytes for ${rows} x ${inDim} f32 at offset ${xOff}, has ${a.x.size} (${a.w.name})`);
+    }
+    if (a.y.size < yOff + rows * outCols * 4) {
+      throw new InvalidOptionError('y', `needs ${yOff + rows * outCols * 4} bytes for ${rows} x ${outCols} f32 at offset ${yOff}, has ${a.y.size} (${a.w.name})`);
+    }
+    const fmt = a.w.format;
+    const quant = fmt === 'q8' || fmt === 'q4';
+    const group = quant ? a.w.groupSize : 1;
+    const epw = ELEMS_PER_WORD[fmt];
+    const xOffElems = xOff / 4;
+    const gemv = rows <= this.gemvMaxRows;
+    let pipeline: GPUComputePipeline;
+    let perWg: number;
+    if (gemv) {
+      const vec = inDim % (4 * epw) === 0 && group % (4 * epw) === 0 && xOffElems % 4 === 0;
+      const { tk, rpt, ng } = this.gemv;
+      const head = `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\n`;
+      pipeline = this.pipeline(`linear_gemv${vec ? '' : '_any'}_${fmt}`,
+        head + FORMAT_SRC[fmt] + gemvCommonSrc + (vec ? gemvSrc : gemvAnySrc),
+        { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 });
+      perWg = gateUp ? (ng * rpt) / 2 : ng * rpt;
+    } else {
+      const wordPath = inDim % epw === 0 && group % epw === 0;
+      pipeline = this.pipeline(`linear_gemm_${fmt}`, FORMAT_SRC[fmt] + gemmSrc,
+        { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0, WORD_PATH: wordPath ? 1 : 0 });
+      perWg = gateUp ? GEMM_TILE / 2 : GEMM_TILE;
+    }
+
+    const uniforms: GPUBuffer[] = [];
+    const steps: { bg: GPUBindGroup; grid: [number, number] }[] = [];
+    try {
+      for (const pc of pieces) {
+        const params = uniformBuffer(this.ctx, [
+          rows, pc.n, inDim, xOffElems,
+          yOff / 4 + pc.col0, outCols, pc.row0, pc.row1,
+          pc.col0, 0, 0, 0,
+        ], `${a.w.name}_linear_params`);
+        uniforms.push(params);
+        const buffers = [a.x, pc.w0.data, pc.w1.data, pc.w0.scales ?? this.dummy, pc.w1.scales ?? this.dummy, a.bias ?? this.dummy, a.y, params];
+        const bg = this.ctx.device.createBindGroup({
+          label: `${a.w.name}_linear`,
+          layout: pipeline.getBindGroupLayout(0),
+          entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+        });
+        const groups = Math.ceil(pc.n / perWg);
+        const grid: [number, number] = gemv ? dispatchDims(this.ctx, groups) : [groups, Math.ceil(rows / GEMM_TILE)];
+        steps.push({ bg, grid });
+      }
+    } catch (e) {
+      for (const u of uniforms) releaseBuffer(this.ctx, u);
+      throw e;
+    }
+    const ctx = this.ctx;
+    return {
+      encode(pass: GPUComputePassEncoder) {
+        pass.setPipeline(pipeline);
+        for (const s of steps) {
+          pass.setBindGroup(0, s.bg);
+          pass.dispatchWorkgroups(s.grid[0], s.grid[1]);
+        }
+      },
+      destroy() {
+        for (const u of uniforms) releaseBuffer(ctx, u);
+        uniforms.length = 0;
+      },
+    };
+  }
+
+  private pipeline(label: string, code: string, constants: Record<string, number>): GPUComputePipeline {
+    const key = `${Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(',')}|${code}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const module = this.ctx.device.createShaderModule({ label, code });
+      p = this.ctx.device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint: 'main', constants } });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+}
+
+function partOf(w: GpuWeight, row: number): GpuWeightPart {
+  const part = w.parts.find((pt) => row >= pt.rowStart && row < pt.rowStart + pt.rows);
+  if (!part) throw new InvalidOptionError('w', `no part of ${w.name} holds row ${row}`);
+  return part;
+}
+
+/** Validates a matrix weight against formats.ts; returns [out, in]. */
+function checkWeight(w: GpuWeight): [number, number] {
+  if (w.shape.length !== 2) throw new InvalidOptionError('w', `${w.name} must be a matrix [out, in], has shape [${w.shape}]`);
+  const [out, inDim] = w.shape;
+  if (!(out > 0 && inDim > 0)) throw new InvalidOptionError('w', `${w.name} has an empty shape [${w.shape}]`);
+  if (!(w.format in FORMAT_SRC)) throw new InvalidOptionError('w', `${w.name} has unknown format '${w.format}'`);
+  const quant = w.format === 'q8' || w.format === 'q4';
+  if (quant && !(w.groupSize > 0 && inDim % w.groupSize === 0)) {
+    throw new InvalidOptionError('w', `${w.name}: group size ${w.groupSize} must divide in = ${inDim}`);
+  }
+  const parts = [...w.parts].sort((u, v) => u.rowStart - v.rowStart);
+  let next = 0;
+  for (const part of parts) {
+    if (part.rowStart !== next || part.rows <= 0) {
+      throw new InvalidOptionError('w', `${w.name}: parts must tile rows 0..${out} without gaps (part at row ${part.rowStart} with ${part.rows} rows, expected row ${next})`);
+    }
+    next += part.rows;
+    const need = packedBytes(w.format, part.rows * inDim);
+    if (part.data.size < need) {
+      throw new InvalidOptionError('w', `${w.name}: part at row ${part.rowStart} needs ${need} bytes of ${w.format} data, has ${part.data.size}`);
+    }
+    if (quant) {
+      const sNeed = scaleBytes(w.format, part.rows * inDim, w.groupSize);
+      if (!part.scales || part.scales.size < sNeed) {
+        throw new InvalidOptionError('w', `${w.name}: part at row ${part.rowStart} needs ${sNeed} bytes of scales, has ${part.scales?.size ?? 0}`);
+      }
+    }
+  }
+  if (next !== out) throw new InvalidOptionError('w', `${w.name}: parts cover ${next} rows, shape says ${out}`);
+  return [out, inDim];
+}
+
+/** CPU reference: y (rows, out) = x W^T (+ bias), f64 accumulation; `w` is the dequantized [out, in]. */
+export function linearRef(x: Float32Array, w: Float32Array, rows: number, inDim: number, out: number, bias?: Float32Array): Float32Array {
+  const y = new Float32Array(rows * out);
+  for (let r = 0; r < rows; r++) {
+    for (let o = 0; o < out; o++) {
+      let s = bias ? bias[o] : 0;
+      for (let k = 0; k < inDim; k++) s += x[r * inDim + k] * w[o * inDim + k];
+      y[r * out + o] = s;
+    }
+  }
+  return y;
+}
+
+/** CPU reference: y (rows, F) = silu(x Wg^T) * (x Wu^T), W = [Wg; Wu] dequantized [2F, in]. */
+export function gateUpRef(x: Float32Array, w: Float32Array, rows: number, inDim: number, f: number): Float32Array {
+  const gu = linearRef(x, w, rows, inDim, 2 * f);
+  const y = new Float32Array(rows * f);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < f; c++) {
+      const g = gu[r * 2 * f + c];
+      y[r * f + c] = (g / (1 + Math.exp(-g))) * gu[r * 2 * f + f + c];
+    }
+  }
+  return y;
+}

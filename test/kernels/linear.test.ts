@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.ts';
+import { caseName, LINEAR_CASES, makeWeight, runLinearCase } from '../cases/linear.ts';
+import { LinearKernels } from '../../kernels/linear.ts';
+import { createBuffer, liveBytes, releaseBuffer, STORAGE } from '../../src/gpu/buffers.ts';
+import { InvalidOptionError } from '../../src/errors.ts';
+import { Rng } from '../../src/util/rng.ts';
+
+describe('linear kernels (Dawn)', () => {
+  for (const c of LINEAR_CASES) {
+    it(`${caseName(c)} matches the dequantized f64 reference`, async () => {
+      const ctx = await testGpu();
+      const err = await runLinearCase(ctx, c);
+      expect(err).toBeLessThan(1e-4);
+    });
+  }
+
+  it('rejects bad shapes and buffers with typed errors, leaking nothing', async () => {
+    const ctx = await testGpu();
+    const lin = await LinearKernels.create(ctx);
+    const before = liveBytes(ctx);
+    const w = makeWeight(ctx, 'blk.0.w', 'q4', new Rng(3).fill(16 * 64), 16, 64, 32, 8);
+    const x = createBuffer(ctx, 64 * 4, STORAGE.rw, 'x');
+    const y = createBuffer(ctx, 16 * 4, STORAGE.rw, 'y');
+    try {
+      expect(() => lin.prepare({ x, w: w.weight, y, rows: 2 })).toThrow(InvalidOptionError);
+      expect(() => lin.prepare({ x, w: w.weight, y, rows: 0 })).toThrow(/rows/);
+      expect(() => lin.prepare({ x, w: { ...w.weight, groupSize: 48 }, y, rows: 1 })).toThrow(/group size 48/);
+      expect(() => lin.prepare({ x, w: { ...w.weight, parts: [w.weight.parts[1]] }, y, rows: 1 })).toThrow(/blk\.0\.w/);
+      const small = createBuffer(ctx, 8, STORAGE.rw, 'bias');
+      try {
+        expect(() => lin.prepare({ x, w: w.weight, y, rows: 1, bias: small })).toThrow(/bias/);
+      } finally {
+        releaseBuffer(ctx, small);
+      }
+      expect(() => lin.prepareGateUp({ x, w: { ...w.weight, shape: [15, 64] }, y, rows: 1 })).toThrow(InvalidOptionError);
+      const d = lin.prepare({ x, w: w.weight, y, rows: 1 });
+      d.destroy();
+    } finally {
+      for (const b of [x, y, ...w.buffers]) releaseBuffer(ctx, b);
+    }
+    expect(liveBytes(ctx)).toBe(before);
+    lin.destroy();
+  });
+});
