@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { memSource } from './mem-source.ts';
+import { readModel } from '../../src/loader/model.ts';
+import { loadWeights, readRecipeF32, releaseWeights } from '../../src/loader/weights.ts';
+import { readWeightF32 } from '../../src/loader/readback.ts';
+import { checkPlan, kvCacheBytes, limitsOf, planMemory } from '../../src/loader/memory-plan.ts';
+import { syntheticConfig, syntheticTensors, type SyntheticOptions } from '../../src/loader/synthetic.ts';
+import { parseConfig, weightPlan } from '../../models/index.ts';
+import { liveBytes } from '../../src/gpu/buffers.ts';
+import { GpuLimitError } from '../../src/errors.ts';
+import type { TensorEntry } from '../../src/loader/source.ts';
+
+/** Spec and recipes of a full-size model without any file (fake offsets: plans read shapes only). */
+function paperModel(o: SyntheticOptions) {
+  const spec = parseConfig(syntheticConfig(o) as Record<string, unknown>);
+  let off = 0;
+  const entries: TensorEntry[] = syntheticTensors(o).map((t) => {
+    const byteLength = t.shape.reduce((a, b) => a * b, 1) * 2;
+    off += byteLength;
+    return { ...t, file: 'x', offset: off - byteLength, byteLength };
+  });
+  return { spec, plan: weightPlan(spec, entries) };
+}
+const INTERNLM2_7B: SyntheticOptions = { family: 'internlm2', dim: 4096, nLayers: 32, nHeads: 32, nKvHeads: 8, ffnDim: 14336, vocabSize: 92544, dtype: 'BF16', contextLength: 32768 };
+const BIG_LIMITS = { maxBufferSize: 4 * 2 ** 30, maxStorageBufferBindingSize: 2 ** 31 - 4 };
+
+describe('memory plan', () => {
+  it('InternLM2-7B: weights per format, KV cache 128 KiB per token (f16), embedding and LM head split at 128 MiB', () => {
+    const { spec, plan } = paperModel(INTERNLM2_7B);
+    expect(kvCacheBytes(spec, 1, 'f16')).toBe(128 * 1024);
+    const f16 = planMemory(spec, plan, { maxBufferSize: 256 << 20, maxStorageBufferBindingSize: 128 << 20 }, { contextLength: 4096 });
+    const head = f16.tensors.find((t) => t.name === 'lmHead')!;
+    expect(head.parts.length).toBe(Math.ceil((92544 * 4096 * 2) / (128 << 20)));
+    expect(head.parts.every((p) => p.dataBytes <= 128 << 20)).toBe(true);
+    expect(f16.weightsBytes / 2 ** 30).toBeCloseTo(14.3, 0);
+    const q4 = planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: 4096 });
+    // 4 bits + an f16 scale per 32 = 4.5 bits; norms f32
+    expect(q4.weightsBytes / f16.weightsBytes).toBeGreaterThan(0.27);
+    expect(q4.weightsBytes / f16.weightsBytes).toBeLessThan(0.3);
+    expect(q4.kvCacheBytes).toBe(4096 * 128 * 1024);
+  });
+
+  it('over budget: GpuLimitError with the numbers and a suggestion that does fit', () => {
+    const { spec, plan } = paperModel(INTERNLM2_7B);
+    const budget = 10 * 2 ** 30;
+    let err: GpuLimitError | undefined;
+    try {
+      checkPlan(spec, plan, BIG_LIMITS, { format: 'f16', contextLength: 4096, budgetBytes: budget });
+    } catch (e) { err = e as GpuLimitError; }
+    expect(err).toBeInstanceOf(GpuLimitError);
+    expect(err!.message).toMatch(/needs .* MiB \(weights .* MiB in f16 \+ KV cache .* MiB for 4096 tokens .*budget is 10240\.0 MiB; try --weights q8/);
+    const s = err!.details.suggestion as { format: 'q8'; contextLength: number };
+    expect(planMemory(spec, plan, BIG_LIMITS, { format: s.format, contextLength: s.contextLength }).totalBytes).toBeLessThanOrEqual(budget);
+    // A budget where even q4 needs a shorter context.
+    try {
+      checkPlan(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: 32768, budgetBytes: 6 * 2 ** 30 });
+      throw new Error('should not fit');
+    } catch (e) {
+      expect((e as Error).message).toMatch(/try --weights q4 --context \d+/);
+      const c = (e as GpuLimitError).details.suggestion as { contextLength: number };
+      expect(c.contextLength % 256).toBe(0);
+      expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength }).totalBytes).toBeLessThanOrEqual(6 * 2 ** 30);
+      expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength + 256 }).totalBytes).toBeGreaterThan(6 * 2 ** 30);
+    }
+  });
+
+  it('a KV layer buffer past the binding limit fails with a context suggestion', () => {
+    const { spec, plan } = paperModel(INTERNLM2_7B);
+    // One layer's K at 32768 tokens, f16: 8 * 32768 * 128 * 2 = 64 MiB.
+    expect(() => checkPlan(spec, plan, { maxBufferSize: 256 << 20, maxStorageBufferBindingSize: 32 << 20 }, { format: 'q4', contextLength: 32768, prefillChunk: 64 }))
+      .toThrow(/storage binding limit of 32\.0 MiB; try --weights q4 --context/);
+  });
+
+  it('fits: returns the plan; it equals what loadWeights allocates for every format', async () => {
+    const ctx = await testGpu();
+    const src = memSource({
+      'config.json': readFileSync(`${FIXTURES}golden/chatglm2-tiny/config.json`),
+      'model.safetensors': readFileSync(`${FIXTURES}golden/chatglm2-tiny/model.safetensors`),
+    });
+    const m = await readModel(src);
+    for (const format of ['f32', 'f16', 'q8', 'q4'] as const) {
+      const p = checkPlan(m.spec, m.plan, limitsOf(ctx), { format, contextLength: 256, budgetBytes: 64 << 20 });
+      const before = liveBytes(ctx);
+      const w = await loadWeights(ctx, src, m.spec, m.plan, { format });
+      expect(liveBytes(ctx) - before).toBe(p.weightsBytes);
+      releaseWeights(ctx, w.values());
+    }
+  });
+});
+
+describe('f16 range check', () => {
+  it('a tensor with values beyond f16 range is kept in f32 and reported', async () => {
+    const ctx = await testGpu();
+    const file = new Uint8Array(readFileSync(`${FIXTURES}stories260k/model.safetensors`));
+    const src = memSource({ 'config.json': readFileSync(`${FIXTURES}stories260k/config.json`), 'model.safetensors': file });
+    const m = await readModel(src);
+    const wo = m.plan.recipes.find((r) => r.name === 'layers.2.wo')!.segments[0].entry;
+    new DataView(file.buffer, file.byteOffset).setFloat32(wo.offset + 4 * 100, 1e6, true);
+    const notes: string[] = [];
+    const before = liveBytes(ctx);
+    const w = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f16', onNote: (n) => notes.push(n) });
+    expect(w.keptF32).toEqual(['layers.2.wo']);
+    expect(notes.join('\n')).toMatch(/layers\.2\.wo: values beyond the f16 range/);
+    const g = w.get('layers.2.wo')!;
+    expect(g.format).toBe('f32');
+    const ref = await readRecipeF32(src, m.plan.recipes.find((r) => r.name === 'layers.2.wo')!);
+    expect(ref[100]).toBe(1e6);
+    expect(await readWeightF32(ctx, g)).toEqual(ref);
+    expect(w.get('layers.1.wo')!.format).toBe('f16');
+    expect(liveBytes(ctx) - before).toBe(w.bytes);
+    releaseWeights(ctx, w.values());
+    expect(liveBytes(ctx)).toBe(before);
+  });
+});
