@@ -1,0 +1,63 @@
+/**
+ * loadModel: a checkpoint folder (URL, FileList, directory handle, Node path)
+ * -> a LocalEngine ready to generate. Everything made on the GPU before a
+ * failure is released again; a device this call created is destroyed.
+ */
+import { AbortedError } from '../errors.ts';
+import { getGpu } from '../gpu/device.ts';
+import { openSource, type SourceInput } from '../loader/sources.ts';
+import type { FileSource } from '../loader/source.ts';
+import { loadTokenizer, type Tokenizer } from '../tokenizer/index.ts';
+import { loadEngine } from '../engine/index.ts';
+import type { Engine } from '../engine/types.ts';
+import { LocalEngine, type TokenizerAdapter } from './engine.ts';
+import { validateLoadOptions } from './options.ts';
+import type { LoadOptions } from './types.ts';
+
+/** The API's view of src/tokenizer's Tokenizer. */
+export function adaptTokenizer(tok: Tokenizer): TokenizerAdapter {
+  return {
+    encode: (text) => tok.encode(text, { addSpecial: true }),
+    encodeChat: (messages) => tok.formatChat(messages, { addGenerationPrompt: true }).ids,
+    newDecoder: () => tok.streamDecoder(),
+    eosIds: tok.eosIds,
+    hasChatFormat: tok.hasChatFormat,
+  };
+}
+
+function modelName(source: SourceInput, fs: FileSource): string {
+  const name = typeof source === 'string' || source instanceof URL ? String(source) : fs.name;
+  const parts = name.split(/[\\/]/).filter(Boolean);
+  return parts.at(-1) ?? name;
+}
+
+export async function loadModel(source: SourceInput, options: LoadOptions = {}): Promise<LocalEngine> {
+  validateLoadOptions(options);
+  const { signal } = options;
+  const checkAbort = () => { if (signal?.aborted) throw new AbortedError('loadModel was aborted'); };
+  checkAbort();
+  const ownsDevice = !options.gpu;
+  const ctx = options.gpu ?? (await getGpu());
+  let engine: Engine | undefined;
+  try {
+    const fs = openSource(source, options.onProgress ? { onProgress: options.onProgress } : {});
+    const tokenizer = adaptTokenizer(await loadTokenizer(fs));
+    checkAbort();
+    engine = await loadEngine(ctx, fs, {
+      weights: options.weights,
+      contextLength: options.contextLength,
+      kvDtype: options.kvDtype,
+      onProgress: options.onProgress,
+      signal,
+    });
+    checkAbort();
+    return await LocalEngine.create({
+      ctx, engine: engine!, tokenizer, ownsDevice, attention: options.attention,
+      modelId: options.modelId ?? modelName(source, fs),
+    });
+  } catch (e) {
+    try { engine?.destroy(); } catch { /* already gone with the device */ }
+    if (ownsDevice) ctx.destroy();
+    throw e;
+  }
+}
