@@ -4,8 +4,9 @@
  */
 import { reportError, table, type Command } from './util.ts';
 import { info } from './commands/info.ts';
+import { inspect } from './commands/inspect.ts';
 
-const COMMANDS: Command[] = [info];
+const COMMANDS: Command[] = [info, inspect];
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
