@@ -1,9 +1,52 @@
-import { defineConfig } from 'vite';
+import { defineConfig, type Plugin } from 'vite';
+
+// The demo lives at /demo/; `/` redirects there so `npm start` opens it.
+const demoAtRoot: Plugin = {
+  name: 'sieve-demo-at-root',
+  configureServer(server) {
+    server.middlewares.use((req, res, next) => {
+      if (req.url === '/' || req.url?.startsWith('/?')) {
+        res.statusCode = 302;
+        res.setHeader('Location', `/demo/${req.url.slice(1)}`);
+        res.end();
+        return;
+      }
+      next();
+    });
+  },
+};
+
+// `npm run build` inlines the engine's worker into dist/sieve-chat.js (the
+// component passes it to loadModelInWorker as its port); the copy that
+// src/worker/client.ts's own `new Worker(new URL(...))` would add as a second
+// file is never loaded from the bundle, so it is left out: one file ships.
+const oneFileLib: Plugin = {
+  name: 'sieve-one-file-lib',
+  apply: 'build',
+  enforce: 'post',
+  generateBundle(_options, bundle) {
+    for (const name of Object.keys(bundle)) {
+      if (/^assets\/worker-[\w-]+\.js$/.test(name)) delete bundle[name];
+    }
+  },
+};
 
 // One config for the demo (root: demo/), the e2e test pages, the library build
 // of the <sieve-chat> component and the unit tests (vitest, Node + Dawn).
 export default defineConfig({
   root: '.',
+  // demo/public/models/ (filled by scripts/setup.sh) is served at /models/.
+  publicDir: 'demo/public',
+  plugins: [demoAtRoot, oneFileLib],
+  // `npm run build`: the <sieve-chat> component as one ES module, dist/sieve-chat.js.
+  build: {
+    outDir: 'dist',
+    copyPublicDir: false,
+    target: 'es2022',
+    lib: { entry: 'src/component/index.ts', formats: ['es'], fileName: () => 'sieve-chat.js' },
+    rolldownOptions: { output: { codeSplitting: false } },
+  },
+  worker: { format: 'es' },
   server: { host: '127.0.0.1', port: 5173, strictPort: false, fs: { allow: ['.'] } },
   test: {
     include: ['test/**/*.test.ts'],

@@ -1,0 +1,123 @@
+// The chat demo (demo/) in Debian Chromium on real WebGPU (SwiftShader here):
+// bundled model, exact greedy text, stop, local folder, broken folders.
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { ask, recordEvents, STORIES, tomGolden, waitReady, watchConsole } from './component-helpers.ts';
+
+const CHAT = '#chat';
+
+test.describe('chat demo', () => {
+  test('loads the bundled model; greedy "Tom had a red car" is llama2.c\'s text; stop, then the next message works', async ({ page }, info) => {
+    const errors = watchConsole(page);
+    await page.goto('/demo/?temperature=0&max-tokens=100&mode=completion');
+    await recordEvents(page, CHAT);
+    await waitReady(page, CHAT);
+    await expect(page.locator('#chat [part=status]')).toContainText('Ready');
+
+    const { prompt, text } = tomGolden();
+    const r = await ask(page, CHAT, prompt);
+    expect(r.error).toBeUndefined();
+    expect(r.finishReason).toBe('length');
+    expect(r.stats?.completionTokens).toBe(100);
+    expect(r.stats?.promptTokens).toBe(9); // BOS + 8 ids, as in the golden file
+    expect(prompt + r.text).toBe(text.slice(0, prompt.length + r.text.length));
+    expect(r.text.length).toBeGreaterThan(300);
+    // What the page shows is the streamed text, as text.
+    await expect(page.locator('#chat .message.assistant .text').last()).toHaveText(r.text, { useInnerText: false });
+    await expect(page.locator('#chat [part~=stats]').last()).toContainText('9 prompt tokens');
+    await expect(page.locator('#chat [part~=stats]').last()).toContainText('TTFT');
+    await page.screenshot({ path: info.outputPath('golden-reply.png'), fullPage: true });
+
+    // Stop mid-reply.
+    await page.locator('aside [name=max-tokens]').fill('400');
+    const input = page.locator('#chat textarea');
+    await input.fill('Once upon a time');
+    await input.press('Enter');
+    await page.waitForFunction(() => (document.querySelector('#chat')!.shadowRoot!.querySelector('.message.assistant.streaming .text')?.textContent?.length ?? 0) > 20);
+    await page.locator('#chat [part=stop]').click();
+    await page.waitForFunction(() => (window as unknown as { __done: unknown[] }).__done.length >= 2);
+    const stopped = await page.evaluate(() => (window as unknown as { __done: { finishReason: string; text: string; stats?: { completionTokens: number } }[] }).__done[1]);
+    expect(stopped.finishReason).toBe('abort');
+    expect(stopped.text.length).toBeGreaterThan(20);
+    expect(stopped.stats?.completionTokens ?? 0).toBeLessThan(400);
+    await expect(page.locator('#chat [part~=stats]').last()).toContainText('stopped');
+    await page.screenshot({ path: info.outputPath('stopped.png'), fullPage: true });
+
+    await page.locator('aside [name=max-tokens]').fill('30');
+    const next = await ask(page, CHAT, prompt);
+    expect(next.error).toBeUndefined();
+    expect(next.stats?.completionTokens).toBe(30);
+    // The KV cache stayed consistent through the abort: same greedy text again.
+    expect(prompt + next.text).toBe(text.slice(0, prompt.length + next.text.length));
+    expect(errors).toEqual([]);
+  });
+
+  test('loads a local folder (webkitdirectory input); a broken folder shows an error and the page stays usable', async ({ page }, info) => {
+    const errors = watchConsole(page);
+    await page.goto('/demo/?autoload=0&temperature=0&max-tokens=20&mode=completion');
+    await recordEvents(page, CHAT);
+
+    // 1. a good folder from disk
+    await page.locator('#folder-input').setInputFiles(STORIES);
+    await waitReady(page, CHAT);
+    const { prompt, text } = tomGolden();
+    const r = await ask(page, CHAT, prompt);
+    expect(prompt + r.text).toBe(text.slice(0, prompt.length + r.text.length));
+    expect(r.stats?.completionTokens).toBe(20);
+
+    // 2. broken folders: a truncated weights file, no config.json, an unsupported model type
+    const root = info.outputPath('broken');
+    const truncated = join(root, 'truncated');
+    mkdirSync(truncated, { recursive: true });
+    for (const f of ['config.json', 'tokenizer.model', 'tokenizer_config.json']) copyFileSync(join(STORIES, f), join(truncated, f));
+    writeFileSync(join(truncated, 'model.safetensors'), readFileSync(join(STORIES, 'model.safetensors')).subarray(0, 5000));
+    const noConfig = join(root, 'no-config');
+    mkdirSync(noConfig, { recursive: true });
+    copyFileSync(join(STORIES, 'model.safetensors'), join(noConfig, 'model.safetensors'));
+    const unsupported = join(root, 'unsupported');
+    mkdirSync(unsupported, { recursive: true });
+    for (const f of ['tokenizer.model', 'tokenizer_config.json', 'model.safetensors']) copyFileSync(join(STORIES, f), join(unsupported, f));
+    const cfg = JSON.parse(readFileSync(join(STORIES, 'config.json'), 'utf8'));
+    writeFileSync(join(unsupported, 'config.json'), JSON.stringify({ ...cfg, model_type: 'gpt2', architectures: ['GPT2LMHeadModel'] }));
+
+    const errorBox = page.locator('#chat [part=error]');
+    const cases: [string, RegExp][] = [
+      [truncated, /damaged|not in a supported format|missing/i],
+      [noConfig, /not a complete model/i],
+      [unsupported, /not supported/i],
+    ];
+    for (const [dir, words] of cases) {
+      await page.locator('#folder-input').setInputFiles(dir);
+      await expect(errorBox).toBeVisible({ timeout: 60_000 });
+      await expect(errorBox.locator('.title')).toHaveText(words);
+      await expect(page.locator('#chat [part=send]')).toBeDisabled();
+      await page.screenshot({ path: info.outputPath(`error-${dir.split('/').pop()}.png`), fullPage: true });
+    }
+
+    // 3. still usable: load the bundled model and chat again
+    await page.locator('#load-default').click();
+    await waitReady(page, CHAT);
+    await expect(errorBox).toBeHidden();
+    const again = await ask(page, CHAT, prompt);
+    expect(prompt + again.text).toBe(text.slice(0, prompt.length + again.text.length));
+    expect(errors).toEqual([]);
+  });
+
+  test('settings are validated in plain words; no WebGPU is reported in plain words', async ({ browser }, info) => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const errors = watchConsole(page);
+    // A page without navigator.gpu (as in a browser without WebGPU).
+    await page.addInitScript(() => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }); });
+    await page.goto('/demo/');
+    await expect(page.locator('#page-error')).toContainText('no WebGPU');
+    await page.locator('#load-default').click();
+    await expect(page.locator('#chat [part=error] .title')).toContainText('WebGPU', { timeout: 30_000 });
+    await page.locator('aside [name=alpha]').fill('7');
+    await expect(page.locator('#chat [part=error] .detail')).toContainText("attribute 'alpha'");
+    await page.screenshot({ path: info.outputPath('no-webgpu.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+});

@@ -1,0 +1,256 @@
+#!/usr/bin/env node
+// TTFT harness: drives the <sieve-chat> component in Chromium through
+// Playwright and measures time to first token for prompts of given lengths,
+// dense vs sample attention. Needs only node, playwright-core and a Chromium
+// (no vite, no node_modules besides playwright-core): it serves the built
+// component (dist/sieve-chat.js from `npm run build`), its page (e2e/ttft.html)
+// and a model folder from its own tiny HTTP server on 127.0.0.1.
+//
+//   npm run ttft -- --lengths 512,1024,2048 --modes dense,sample [--model DIR|URL] [--out DIR]
+//
+// Options: --repeat N (3) --warmup N (1) --weights auto|f32|f16|q8|q4
+// --context N (default: max length + 64, capped by the model) --min-sparse-len N
+// (0: every prompt runs sparse in 'sample' mode) --alpha A --window-ratio R
+// --sample-ratio R --app DIR (dist) --page FILE (e2e/ttft.html) --timeout-s S.
+// Browser: $CHROMIUM or /usr/bin/chromium, flags from $CHROMIUM_GPU_ARGS or
+// the SwiftShader flags of playwright.config.ts.
+import { createServer } from 'node:http';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const SWIFTSHADER_ARGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader',
+  '--use-webgpu-adapter=swiftshader', '--disable-vulkan-surface', '--no-sandbox'];
+
+function parseArgs(argv) {
+  const a = {
+    lengths: [512, 1024, 2048], modes: ['dense', 'sample'], model: '', out: join(ROOT, 'bench/results/ttft'),
+    repeat: 3, warmup: 1, weights: 'auto', context: 0, minSparseLen: 0, alpha: undefined, windowRatio: undefined,
+    sampleRatio: undefined, app: join(ROOT, 'dist'), page: join(ROOT, 'e2e/ttft.html'), timeoutS: 1800,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const k = argv[i];
+    const v = () => { const x = argv[++i]; if (x === undefined) throw new Error(`${k} needs a value`); return x; };
+    const n = (name) => { const x = Number(v()); if (!Number.isFinite(x)) throw new Error(`${name} must be a number`); return x; };
+    switch (k) {
+      case '--lengths': a.lengths = v().split(',').map((s) => { const x = Number(s); if (!Number.isInteger(x) || x < 2) throw new Error(`--lengths: bad length '${s}'`); return x; }); break;
+      case '--modes': a.modes = v().split(','); for (const m of a.modes) if (m !== 'dense' && m !== 'sample') throw new Error(`--modes: '${m}' is not dense or sample`); break;
+      case '--model': a.model = v(); break;
+      case '--out': a.out = resolve(v()); break;
+      case '--repeat': a.repeat = n(k); break;
+      case '--warmup': a.warmup = n(k); break;
+      case '--weights': a.weights = v(); break;
+      case '--context': a.context = n(k); break;
+      case '--min-sparse-len': a.minSparseLen = n(k); break;
+      case '--alpha': a.alpha = n(k); break;
+      case '--window-ratio': a.windowRatio = n(k); break;
+      case '--sample-ratio': a.sampleRatio = n(k); break;
+      case '--app': a.app = resolve(v()); break;
+      case '--page': a.page = resolve(v()); break;
+      case '--timeout-s': a.timeoutS = n(k); break;
+      case '-h': case '--help':
+        console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 17).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+        process.exit(0);
+        break;
+      default: throw new Error(`unknown option ${k} (see --help)`);
+    }
+  }
+  if (!a.model) {
+    for (const d of [join(ROOT, 'demo/public/models/stories260k'), resolve(ROOT, '../shared/fixtures/stories260k')]) {
+      if (existsSync(join(d, 'config.json'))) { a.model = d; break; }
+    }
+    if (!a.model) throw new Error('no --model given and the default stories260k is missing (run scripts/setup.sh)');
+  }
+  return a;
+}
+
+const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
+  '.json': 'application/json', '.wasm': 'application/wasm', '.css': 'text/css', '.svg': 'image/svg+xml' };
+
+/** Static files with HTTP Range support (the URL model source reads shards by ranges). */
+function serveFile(req, res, file) {
+  let st;
+  try { st = statSync(file); } catch { st = undefined; }
+  if (!st || !st.isFile()) { res.writeHead(404, { 'content-type': 'text/plain' }); res.end('not found'); return; }
+  const headers = { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'accept-ranges': 'bytes',
+    'cache-control': 'no-store', 'access-control-allow-origin': '*' };
+  const m = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
+  let start = 0;
+  let end = st.size - 1;
+  if (m) {
+    if (m[1] === '') { start = Math.max(0, st.size - Number(m[2])); } else { start = Number(m[1]); if (m[2] !== '') end = Math.min(end, Number(m[2])); }
+    if (start > end || start >= st.size) {
+      res.writeHead(416, { ...headers, 'content-range': `bytes */${st.size}` }); res.end(); return;
+    }
+    res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${st.size}`, 'content-length': end - start + 1 });
+  } else {
+    res.writeHead(200, { ...headers, 'content-length': st.size });
+  }
+  if (req.method === 'HEAD' || st.size === 0) { res.end(); return; }
+  createReadStream(file, { start, end }).pipe(res);
+}
+
+/** Serves: / -> the page, /sieve-chat.js etc. -> the app dir, /model/* -> the model folder. */
+export function startServer({ app, page, modelDir }) {
+  const inside = (base, rel) => { const p = normalize(join(base, rel)); return p === base || p.startsWith(base + sep) ? p : undefined; };
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    let file;
+    if (path === '/' || path === '/index.html') file = page;
+    else if (path.startsWith('/model/') && modelDir) file = inside(modelDir, path.slice('/model/'.length));
+    else file = inside(app, path.slice(1));
+    if (!file) { res.writeHead(403); res.end(); return; }
+    serveFile(req, res, file);
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok({ server, port: server.address().port })));
+}
+
+function readConfig(modelDir) {
+  try { return modelDir ? JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8')) : {}; } catch { return {}; }
+}
+
+const median = (xs) => { const s = xs.filter((x) => typeof x === 'number').sort((p, q) => p - q); return s.length ? s[(s.length - 1) >> 1] : undefined; };
+const f = (x, d = 1) => (x === undefined || x === null ? '-' : x.toFixed(d));
+
+export function chartSvg(rows, title) {
+  const W = 640, H = 380, L = 64, R = 130, T = 36, B = 48;
+  const lens = [...new Set(rows.map((r) => r.length))].sort((a, b) => a - b);
+  const yMax = Math.max(1, ...rows.map((r) => r.pageTtftMs ?? 0)) * 1.1;
+  const x = (len) => L + (lens.length === 1 ? (W - L - R) / 2 : (lens.indexOf(len) * (W - L - R)) / (lens.length - 1));
+  const y = (ms) => H - B - (ms / yMax) * (H - T - B);
+  const colors = { dense: '#d9480f', sample: '#1c7ed6' };
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="system-ui, sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`, `<text x="${L}" y="20" font-size="14">${title.replace(/[<&>]/g, '')}</text>`,
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#333"/>`, `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#333"/>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 10}" text-anchor="middle">prompt length (tokens)</text>`,
+    `<text x="16" y="${(T + H - B) / 2}" transform="rotate(-90 16 ${(T + H - B) / 2})" text-anchor="middle">TTFT (ms, page)</text>`];
+  for (let i = 0; i <= 4; i++) {
+    const ms = (yMax * i) / 4;
+    out.push(`<line x1="${L - 4}" y1="${y(ms)}" x2="${W - R}" y2="${y(ms)}" stroke="#eee"/>`, `<text x="${L - 6}" y="${y(ms) + 4}" text-anchor="end">${ms.toFixed(0)}</text>`);
+  }
+  for (const len of lens) out.push(`<text x="${x(len)}" y="${H - B + 16}" text-anchor="middle">${len}</text>`);
+  let legendY = T + 10;
+  for (const mode of ['dense', 'sample']) {
+    const pts = rows.filter((r) => r.mode === mode && r.pageTtftMs !== undefined).sort((a, b) => a.length - b.length);
+    if (!pts.length) continue;
+    out.push(`<polyline fill="none" stroke="${colors[mode]}" stroke-width="2" points="${pts.map((r) => `${x(r.length)},${y(r.pageTtftMs)}`).join(' ')}"/>`);
+    for (const r of pts) out.push(`<circle cx="${x(r.length)}" cy="${y(r.pageTtftMs)}" r="3.5" fill="${colors[mode]}"/>`);
+    out.push(`<rect x="${W - R + 14}" y="${legendY - 9}" width="12" height="12" fill="${colors[mode]}"/>`, `<text x="${W - R + 32}" y="${legendY + 1}">${mode}</text>`);
+    legendY += 20;
+  }
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+async function main() {
+  const a = parseArgs(process.argv.slice(2));
+  const lib = join(a.app, 'sieve-chat.js');
+  if (!existsSync(lib)) throw new Error(`${lib} is missing: run \`npm run build\` first (or pass --app DIR)`);
+  const isUrl = /^https?:\/\//.test(a.model);
+  const modelDir = isUrl ? undefined : resolve(a.model);
+  if (modelDir && !existsSync(join(modelDir, 'config.json'))) throw new Error(`${modelDir}: no config.json: not a model folder`);
+  const maxLen = Math.max(...a.lengths);
+  const config = readConfig(modelDir);
+  const bos = typeof config.bos_token_id === 'number' ? [config.bos_token_id] : [];
+  const context = a.context || Math.min(config.max_position_embeddings ?? config.seq_length ?? Infinity, maxLen + 64);
+  const { server, port } = await startServer({ app: a.app, page: a.page, modelDir });
+  const modelUrl = isUrl ? a.model : `http://127.0.0.1:${port}/model/`;
+  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+  const args = process.env.CHROMIUM_GPU_ARGS ? process.env.CHROMIUM_GPU_ARGS.split(' ').filter(Boolean) : SWIFTSHADER_ARGS;
+  const browser = await chromium.launch({ executablePath, args });
+  const rows = [];
+  let adapter;
+  let model;
+  try {
+    const page = await browser.newPage();
+    page.setDefaultTimeout(a.timeoutS * 1000);
+    page.on('console', (m) => { if (m.type() === 'error') console.error(`[page] ${m.text()}`); });
+    page.on('pageerror', (e) => console.error(`[page] ${e.message}`));
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await page.waitForFunction(() => customElements.get('sieve-chat') !== undefined);
+    adapter = await page.evaluate(async () => {
+      const ad = await navigator.gpu?.requestAdapter();
+      return ad ? { vendor: ad.info.vendor, architecture: ad.info.architecture, description: ad.info.description } : null;
+    });
+    console.log(`adapter: ${JSON.stringify(adapter)}`);
+    const attrs = { weights: a.weights, 'context-length': String(context), 'min-sparse-len': String(a.minSparseLen || 2) };
+    if (a.alpha !== undefined) attrs.alpha = String(a.alpha);
+    if (a.windowRatio !== undefined) attrs['window-ratio'] = String(a.windowRatio);
+    if (a.sampleRatio !== undefined) attrs['sample-ratio'] = String(a.sampleRatio);
+    const t0 = Date.now();
+    model = await page.evaluate(async ({ url, attrs }) => {
+      const el = document.querySelector('sieve-chat');
+      for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+      let err;
+      el.addEventListener('error', (e) => { err = e.detail; }, { once: true });
+      const ok = await el.load(url);
+      if (!ok) throw new Error(`load failed: ${err ? `${err.title} ${err.detail}` : 'unknown'}`);
+      return { description: el.engine.description, contextLength: el.engine.contextLength };
+    }, { url: modelUrl, attrs });
+    console.log(`model: ${model.description}, loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    // Prompt ids: text the model writes itself from BOS (in its own distribution), cycled to each length.
+    const seed = await page.evaluate(async (bos) => {
+      const el = document.querySelector('sieve-chat');
+      const ids = [];
+      const onTok = (e) => ids.push(...e.detail.ids);
+      el.addEventListener('token', onTok);
+      el.setAttribute('max-tokens', '64');
+      el.setAttribute('attention', 'dense');
+      const out = await el.send(bos.length ? { ids: bos } : 'Once upon a time');
+      if (out.error) throw new Error(`${out.error.title} ${out.error.detail}`);
+      el.removeEventListener('token', onTok);
+      el.setAttribute('max-tokens', '2');
+      return ids;
+    }, bos);
+    const body = seed.filter((id) => !bos.includes(id) && id !== config.eos_token_id);
+    if (body.length < 4) for (let i = 0; i < 64; i++) body.push(3 + ((i * 7919) % 200));
+    for (const length of a.lengths) {
+      const n = Math.min(length, model.contextLength - 2);
+      if (n < length && n < length * 0.9) { console.log(`skip ${length}: the context holds ${model.contextLength} tokens`); continue; }
+      const ids = [...bos];
+      while (ids.length < n) ids.push(body[(ids.length - bos.length) % body.length]);
+      for (const mode of a.modes) {
+        const runs = [];
+        for (let r = 0; r < a.warmup + a.repeat; r++) {
+          const res = await page.evaluate(async ({ ids, mode }) => {
+            const el = document.querySelector('sieve-chat');
+            el.setAttribute('attention', mode);
+            el.clear();
+            const out = await el.send({ ids });
+            if (out.error) throw new Error(`${out.error.title} ${out.error.detail}`);
+            const s = out.stats ?? {};
+            return { pageTtftMs: out.pageTtftMs, engineTtftMs: s.ttftMs, tokenizeMs: s.tokenizeMs, prefillMs: s.prefillMs,
+              firstDecodeMs: s.firstDecodeMs, promptTokens: s.promptTokens, areaFraction: s.sparsity?.meanAreaFraction, sparseMode: s.sparsity?.mode };
+          }, { ids, mode });
+          if (r >= a.warmup) runs.push(res);
+        }
+        const pick = (k) => median(runs.map((x) => x[k]));
+        const row = { length, promptTokens: runs[0]?.promptTokens ?? n, mode, pageTtftMs: pick('pageTtftMs'), engineTtftMs: pick('engineTtftMs'),
+          tokenizeMs: pick('tokenizeMs'), prefillMs: pick('prefillMs'), firstDecodeMs: pick('firstDecodeMs'),
+          areaFraction: pick('areaFraction'), prefillRan: runs[0]?.sparseMode, runs };
+        rows.push(row);
+        console.log(`${String(length).padStart(6)} ${mode.padEnd(6)} page TTFT ${f(row.pageTtftMs)} ms  engine ${f(row.engineTtftMs)} ms`);
+      }
+    }
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  mkdirSync(a.out, { recursive: true });
+  const result = { date: new Date().toISOString(), adapter, model, browser: executablePath, options: { ...a, out: undefined }, rows };
+  writeFileSync(join(a.out, 'ttft.json'), JSON.stringify(result, null, 1));
+  writeFileSync(join(a.out, 'ttft.svg'), chartSvg(rows, `TTFT dense vs sample: ${model?.description ?? ''} on ${adapter?.description || adapter?.vendor || 'unknown GPU'}`));
+  console.log('\n' + ['length', 'mode', 'pageTTFT_ms', 'engineTTFT_ms', 'tokenize_ms', 'prefill_ms', 'decode1_ms', 'area_frac', 'dense/this'].join('\t'));
+  for (const r of rows) {
+    const dense = rows.find((d) => d.length === r.length && d.mode === 'dense');
+    const speedup = dense && r.pageTtftMs ? dense.pageTtftMs / r.pageTtftMs : undefined;
+    console.log([r.promptTokens, r.mode, f(r.pageTtftMs), f(r.engineTtftMs), f(r.tokenizeMs), f(r.prefillMs), f(r.firstDecodeMs), f(r.areaFraction, 3), f(speedup, 2)].join('\t'));
+  }
+  console.log(`\nwrote ${join(a.out, 'ttft.json')} and ttft.svg`);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main().catch((e) => { console.error(`ttft: ${e.message}`); process.exit(1); });
+}

@@ -1,0 +1,45 @@
+/**
+ * Entry of the <sieve-chat> component (and of `npm run build`, which bundles
+ * this file, the runtime and its worker into one ES module, dist/sieve-chat.js).
+ * The model runs in a dedicated Web Worker (src/worker/), inlined in the
+ * bundle so one script tag is all a page needs.
+ */
+import { GpuUnavailableError } from '../errors.ts';
+import { loadModelInWorker } from '../worker/client.ts';
+import EngineWorker from '../worker/worker.ts?worker&inline';
+import { adaptEngine, attentionOf, perFileProgress } from './runtime.ts';
+import { SieveChatElement } from './sieve-chat.ts';
+import type { LoadFn } from './link.ts';
+
+export { SieveChatElement, statsLine, type ReplyResult } from './sieve-chat.ts';
+export { drawSparsity } from './heatmap.ts';
+export { plainError, type PlainError } from './plain-errors.ts';
+export type { ChatOptions } from './options.ts';
+
+const loadInWorker: LoadFn = async (source, o, onProgress, signal) => {
+  if (typeof navigator === 'undefined' || !(navigator as Navigator & { gpu?: GPU }).gpu) {
+    throw new GpuUnavailableError('navigator.gpu is undefined: this browser has no WebGPU (or it is disabled).');
+  }
+  const worker = new EngineWorker();
+  try {
+    const engine = await loadModelInWorker(source, {
+      ...(o.weights !== 'auto' ? { weights: o.weights } : {}),
+      ...(o.contextLength > 0 ? { contextLength: o.contextLength } : {}),
+      attention: attentionOf(o),
+      onProgress: perFileProgress(onProgress),
+      signal,
+    }, worker);
+    const chat = adaptEngine(engine);
+    return { ...chat, unload: async () => { try { await engine.unload(); } finally { worker.terminate(); } } };
+  } catch (e) {
+    worker.terminate();
+    throw e;
+  }
+};
+
+SieveChatElement.loadModel ??= loadInWorker;
+if (!customElements.get('sieve-chat')) customElements.define('sieve-chat', SieveChatElement);
+
+declare global {
+  interface HTMLElementTagNameMap { 'sieve-chat': SieveChatElement }
+}

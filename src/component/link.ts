@@ -1,0 +1,65 @@
+/**
+ * What <sieve-chat> needs from the runtime's public API (src/api/), in one
+ * place: the component talks to the engine only through these shapes, so the
+ * API's own types stay the source of truth and this file is the adapter.
+ */
+import type { SparsityReport } from '../engine/types.ts';
+import type { ChatOptions } from './options.ts';
+
+/** A model folder: URL, files from <input webkitdirectory>, or a directory handle. */
+export type ModelInput = string | FileList | File[] | FileSystemDirectoryHandle;
+
+export interface FileProgress {
+  file: string;
+  loadedBytes: number;
+  totalBytes: number;
+}
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface ReplyStats {
+  promptTokens: number;
+  completionTokens: number;
+  /** Engine-measured: generate() call to first token sampled. */
+  ttftMs: number;
+  tokenizeMs?: number;
+  prefillMs?: number;
+  firstDecodeMs?: number;
+  prefillTokPerS: number;
+  decodeTokPerS: number;
+  /** Mean fraction of the causal area computed by the last prefill (1 = dense). */
+  areaFraction?: number;
+  sparsity?: SparsityReport;
+}
+
+export interface ReplyChunk {
+  text: string;
+  ids: number[];
+  finishReason?: string;
+  stats?: ReplyStats;
+}
+
+export interface GenerateRequest {
+  options: ChatOptions;
+  signal: AbortSignal;
+}
+
+/** A loaded model as the component drives it. */
+export interface ChatEngine {
+  /** Whether the model has a chat template (else the component continues raw text). */
+  readonly hasChatTemplate: boolean;
+  readonly contextLength: number;
+  readonly description: string;
+  generate(input: string | ChatMessage[] | { ids: number[] }, req: GenerateRequest): AsyncIterable<ReplyChunk>;
+  unload(): Promise<void>;
+}
+
+export type LoadFn = (
+  source: ModelInput,
+  options: ChatOptions,
+  onProgress: (p: FileProgress) => void,
+  signal: AbortSignal,
+) => Promise<ChatEngine>;

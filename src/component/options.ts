@@ -1,0 +1,88 @@
+/**
+ * <sieve-chat> options: every option is an HTML attribute (kebab-case) with
+ * a typed value. Parsing is strict: a bad value becomes a plain-words error
+ * naming the attribute, never a silent default.
+ */
+import type { WeightFormat } from '../loader/formats.ts';
+
+export interface ChatOptions {
+  /** Weights format on the GPU; 'auto' lets the loader choose. */
+  weights: WeightFormat | 'auto';
+  /** KV cache positions; 0 = the model's own maximum. */
+  contextLength: number;
+  attention: 'dense' | 'sample';
+  alpha: number;
+  windowRatio: number;
+  sampleRatio: number;
+  /** Prompt length from which prefill runs sparse; 0 = the engine's default. */
+  minSparseLen: number;
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  maxTokens: number;
+  systemPrompt: string;
+  /** 'chat' applies the model's chat template to the conversation; 'completion' continues the raw text. */
+  mode: 'auto' | 'chat' | 'completion';
+  seed: number | undefined;
+}
+
+export const DEFAULT_OPTIONS: ChatOptions = {
+  weights: 'auto',
+  contextLength: 0,
+  attention: 'sample',
+  alpha: 0.95,
+  windowRatio: 0.08,
+  sampleRatio: 0.05,
+  minSparseLen: 0,
+  temperature: 0,
+  topP: 1,
+  maxTokens: 256,
+  systemPrompt: '',
+  mode: 'auto',
+  seed: undefined,
+};
+
+type Parser = (v: string) => unknown;
+const num = (min: number, max: number, int = false): Parser => (v) => {
+  const x = Number(v);
+  if (v.trim() === '' || !Number.isFinite(x) || x < min || x > max || (int && !Number.isInteger(x))) {
+    throw new Error(`must be ${int ? 'an integer' : 'a number'} between ${min} and ${max}`);
+  }
+  return x;
+};
+const oneOf = (...vals: string[]): Parser => (v) => {
+  if (!vals.includes(v)) throw new Error(`must be one of ${vals.join(', ')}`);
+  return v;
+};
+
+/** attribute name -> [option key, parser] */
+export const ATTRIBUTES: Record<string, [keyof ChatOptions, Parser]> = {
+  weights: ['weights', oneOf('auto', 'f32', 'f16', 'q8', 'q4')],
+  'context-length': ['contextLength', num(0, 1 << 20, true)],
+  attention: ['attention', oneOf('dense', 'sample')],
+  alpha: ['alpha', num(1e-6, 1)],
+  'window-ratio': ['windowRatio', num(1e-6, 1)],
+  'sample-ratio': ['sampleRatio', num(1e-6, 1)],
+  'min-sparse-len': ['minSparseLen', num(0, 1 << 20, true)],
+  temperature: ['temperature', num(0, 10)],
+  'top-p': ['topP', num(1e-6, 1)],
+  'max-tokens': ['maxTokens', num(1, 1 << 20, true)],
+  'system-prompt': ['systemPrompt', (v) => v],
+  mode: ['mode', oneOf('auto', 'chat', 'completion')],
+  seed: ['seed', num(0, 2 ** 32 - 1, true)],
+};
+
+/** Reads every option attribute of `el`; throws Error("attribute 'x' must be ...") on a bad value. */
+export function readOptions(el: Element): ChatOptions {
+  const out: Record<string, unknown> = { ...DEFAULT_OPTIONS };
+  for (const [attr, [key, parse]] of Object.entries(ATTRIBUTES)) {
+    const v = el.getAttribute(attr);
+    if (v === null) continue;
+    try {
+      out[key] = parse(v);
+    } catch (e) {
+      throw new Error(`attribute '${attr}' ${(e as Error).message} (got "${v}")`);
+    }
+  }
+  return out as unknown as ChatOptions;
+}

@@ -1,0 +1,99 @@
+/**
+ * The adapter from the public API (src/api/types.ts: loadModel -> SieveEngine)
+ * to what <sieve-chat> drives (link.ts). Kept apart from the element so the
+ * element has no import of the runtime and the entry module picks the engine
+ * (in a Web Worker in the browser: index.ts).
+ */
+import type { GenerationStats, LoadProgress, SieveEngine } from '../api/types.ts';
+import type { AttentionOptions, SparsityReport } from '../engine/types.ts';
+import type { ChatEngine, FileProgress, ReplyStats } from './link.ts';
+import type { ChatOptions } from './options.ts';
+
+export function attentionOf(o: ChatOptions): Partial<AttentionOptions> {
+  return {
+    attention: o.attention,
+    alpha: o.alpha,
+    windowRatio: o.windowRatio,
+    sampleRatio: o.sampleRatio,
+    ...(o.minSparseLen > 0 ? { minSparseLen: o.minSparseLen } : {}),
+  };
+}
+
+/**
+ * Load progress arrives as (file, bytesDone, bytesTotal), either per file
+ * (downloads) or cumulative over the whole load (weights upload). Turns both
+ * into per-file loaded bytes: in the cumulative case, each event's growth is
+ * credited to the file it names, and a file's total is known once the next
+ * file starts (until then its bar shows the whole load's remaining bytes).
+ */
+export function perFileProgress(onFile: (p: FileProgress) => void): (p: LoadProgress) => void {
+  let lastDone = 0;
+  let lastTotal = -1;
+  let lastFile = '';
+  let cumulative = false;
+  const loaded = new Map<string, number>();
+  return (p) => {
+    if (lastFile && p.file !== lastFile && p.bytesTotal === lastTotal && p.bytesDone >= lastDone) cumulative = true;
+    if (!cumulative) {
+      onFile({ file: p.file, loadedBytes: p.bytesDone, totalBytes: p.bytesTotal });
+    } else {
+      if (p.file !== lastFile && lastFile) {
+        const prev = loaded.get(lastFile) ?? 0;
+        onFile({ file: lastFile, loadedBytes: prev, totalBytes: prev });
+      }
+      const mine = (loaded.get(p.file) ?? 0) + Math.max(0, p.bytesDone - lastDone);
+      loaded.set(p.file, mine);
+      onFile({ file: p.file, loadedBytes: mine, totalBytes: mine + Math.max(0, p.bytesTotal - p.bytesDone) });
+    }
+    if (!cumulative && p.file === lastFile) loaded.set(p.file, p.bytesDone);
+    lastDone = p.bytesDone;
+    lastTotal = p.bytesTotal;
+    lastFile = p.file;
+  };
+}
+
+type StatsExtra = GenerationStats & {
+  tokenizeMs?: number;
+  prefillMs?: number;
+  firstDecodeMs?: number;
+  sparsityReport?: SparsityReport;
+};
+
+function toStats(s: StatsExtra): ReplyStats {
+  const sp = s.sparsityReport ?? (s.sparsity ? { ...s.sparsity, heads: [] } : undefined);
+  return {
+    promptTokens: s.promptTokens,
+    completionTokens: s.completionTokens,
+    ttftMs: s.ttftMs,
+    tokenizeMs: s.tokenizeMs,
+    prefillMs: s.prefillMs,
+    firstDecodeMs: s.firstDecodeMs,
+    prefillTokPerS: s.prefillTokPerS,
+    decodeTokPerS: s.decodeTokPerS,
+    areaFraction: s.sparsity?.meanAreaFraction,
+    sparsity: sp,
+  };
+}
+
+export function adaptEngine(e: SieveEngine): ChatEngine {
+  return {
+    get hasChatTemplate() { return e.model.hasChatFormat; },
+    get contextLength() { return e.model.contextLength; },
+    get description() { return `${e.model.id} (${e.model.family}, context ${e.model.contextLength})`; },
+    async *generate(input, { options: o, signal }) {
+      const opts = {
+        maxTokens: o.maxTokens,
+        temperature: o.temperature,
+        topP: o.topP,
+        ...(o.seed !== undefined ? { seed: o.seed } : {}),
+        attention: attentionOf(o),
+        reportColumns: true,
+        signal,
+      };
+      for await (const c of e.generate(input, opts)) {
+        yield { text: c.text, ids: c.tokenIds, finishReason: c.finishReason, stats: c.stats && toStats(c.stats) };
+      }
+    },
+    unload: () => e.unload(),
+  };
+}
