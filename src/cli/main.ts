@@ -5,8 +5,9 @@
 import { reportError, table, type Command } from './util.ts';
 import { info } from './commands/info.ts';
 import { inspect } from './commands/inspect.ts';
+import { tokenize } from './commands/tokenize.ts';
 
-const COMMANDS: Command[] = [info, inspect];
+const COMMANDS: Command[] = [info, inspect, tokenize];
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
