@@ -108,7 +108,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
   async function cachedBlob(p: string): Promise<Blob> {
     const cache = await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE);
     const url = urlOf(p);
-    const metaKey = `${url}#sieve-meta`;
+    const metaKey = `${url}${url.includes("?") ? "&" : "?"}sieve-meta`; // not "#": the Cache API ignores fragments, so a "#" key would overwrite the file itself
     const metaRes = await cache.match(metaKey);
     if (metaRes) {
       const meta = (await metaRes.json()) as CacheMeta;
