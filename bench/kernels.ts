@@ -1,0 +1,258 @@
+/**
+ * bench/kernels: kernel throughput at LLM shapes (Node + Dawn).
+ *   npm run bench -- bench/kernels.ts [--json FILE] [--m 4096] [--prefill NxK,...]
+ *     [--matvec OUTxIN,...] [--formats f32,f16,q8,q4] [--group 32] [--no-sweep]
+ * On the GPU machine: npm run gpu:bundle -- bench/kernels.ts, then
+ *   source .gpu/setup.sh && node .gpu/kernels.mjs --json $OUT/kernels.json
+ *
+ * Linear layers (kernels/linear.ts), weights of random bits generated here:
+ * - prefill: y (M, N) = x (M, K) W^T, TFLOP/s = 2 M N K / time, per weight
+ *   format, plus kernels/matmul.wgsl (f32) as the baseline, and the fused
+ *   gate/up at N = 2 x 14336;
+ * - decode: one row, matrix-vector, effective weight bandwidth = packed
+ *   weight + scale bytes / time; several weight copies are rotated so the
+ *   working set exceeds the L2 cache (every read comes from DRAM). With
+ *   --sweep (default on a real GPU) the matrix-vector tunables are swept.
+ * Median of 5 timed runs after 2 warm-ups; timestamp queries when present.
+ * A failing row prints its error and the run goes on.
+ */
+import { getGpu, type GpuContext } from '../src/gpu/device.ts';
+import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
+import { timeGpu } from '../src/gpu/timing.ts';
+import { packedBytes, scaleBytes, type GpuWeight, type WeightFormat } from '../src/loader/formats.ts';
+import { f32ToF16 } from '../src/loader/quant.ts';
+import { Rng } from '../src/util/rng.ts';
+import { MatmulF32 } from '../kernels/matmul.ts';
+import { DEFAULT_GEMV, LinearKernels, type GemvConfig } from '../kernels/linear.ts';
+import type { Dispatch } from '../src/engine/types.ts';
+import { adapterRecord, benchArgs, finish } from './common.ts';
+
+const args = benchArgs({
+  m: { type: 'string' }, prefill: { type: 'string' }, matvec: { type: 'string' },
+  formats: { type: 'string' }, group: { type: 'string' }, 'no-sweep': { type: 'boolean' }, sweep: { type: 'boolean' },
+});
+const ctx = await getGpu();
+const soft = ctx.info.isSoftware;
+const M = Number(args.m ?? (soft ? 64 : 4096));
+const pairs = (s: string) => s.split(',').map((t) => t.split('x').map(Number) as [number, number]);
+const prefillShapes = pairs(String(args.prefill ?? (soft ? '256x256,512x256' : '4096x4096,14336x4096,4096x14336')));
+const matvecShapes = pairs(String(args.matvec ?? (soft ? '512x256,256x512' : '14336x4096,4096x14336')));
+const formats = String(args.formats ?? 'f32,f16,q8,q4').split(',') as WeightFormat[];
+const GROUP = Number(args.group ?? 32);
+const sweep = args.sweep === true || (!soft && args['no-sweep'] !== true);
+const L2_BYTES = 64 << 20; // rotate weight copies until the working set is at least this (H100: 50 MiB L2)
+
+const header = ['kernel', 'weights', 'shape', 'time', 'TFLOP/s', 'GB/s'];
+const rows: (string | number)[][] = [];
+const results: Record<string, unknown>[] = [];
+let timing = 'wall';
+
+// ---- random buffers ---------------------------------------------------------
+
+const rng = new Rng(7);
+/** A 1 MiB block of words valid for `format` (finite f16 / f32 in [-1, 1], any q codes), tiled over the buffer. */
+function randomBlock(kind: 'f32' | 'f16' | 'bits' | 'scale'): Uint32Array {
+  const words = new Uint32Array(1 << 18);
+  const f = new Float32Array(words.buffer);
+  for (let i = 0; i < words.length; i++) {
+    if (kind === 'f32') f[i] = rng.uniform(-1, 1);
+    else if (kind === 'f16') words[i] = f32ToF16(rng.uniform(-1, 1)) | (f32ToF16(rng.uniform(-1, 1)) << 16);
+    else if (kind === 'scale') words[i] = f32ToF16(rng.uniform(0.001, 0.02)) | (f32ToF16(rng.uniform(0.001, 0.02)) << 16);
+    else words[i] = (rng.next() * 2 ** 32) >>> 0;
+  }
+  return words;
+}
+const blocks = { f32: randomBlock('f32'), f16: randomBlock('f16'), bits: randomBlock('bits'), scale: randomBlock('scale') };
+
+function filled(bytes: number, kind: keyof typeof blocks, label: string): GPUBuffer {
+  const buf = createBuffer(ctx, bytes, STORAGE.rw, label);
+  const block = blocks[kind];
+  const size = Math.ceil(bytes / 4) * 4;
+  for (let off = 0; off < size; off += block.byteLength) {
+    ctx.device.queue.writeBuffer(buf, off, block.buffer, 0, Math.min(block.byteLength, size - off));
+  }
+  return buf;
+}
+
+/** One weight [out, in] in `format`, split into parts that fit a binding. */
+function randomWeight(format: WeightFormat, out: number, inDim: number): { w: GpuWeight; bytes: number; buffers: GPUBuffer[] } {
+  const quant = format === 'q8' || format === 'q4';
+  const group = quant ? GROUP : 0;
+  const maxRows = Math.max(1, Math.floor(ctx.limits.maxStorageBufferBindingSize / packedBytes(format, inDim)) - 1);
+  const w: GpuWeight = { name: `bench_${format}_${out}x${inDim}`, format, shape: [out, inDim], groupSize: group, parts: [] };
+  const buffers: GPUBuffer[] = [];
+  let bytes = 0;
+  for (let r0 = 0; r0 < out; r0 += maxRows) {
+    const n = Math.min(maxRows, out - r0);
+    const dBytes = packedBytes(format, n * inDim);
+    const data = filled(dBytes, format === 'f32' ? 'f32' : format === 'f16' ? 'f16' : 'bits', `${w.name}.${r0}`);
+    buffers.push(data);
+    bytes += dBytes;
+    let scales: GPUBuffer | undefined;
+    if (quant) {
+      const sBytes = scaleBytes(format, n * inDim, group);
+      scales = filled(sBytes, 'scale', `${w.name}.${r0}.scales`);
+      buffers.push(scales);
+      bytes += sBytes;
+    }
+    w.parts.push({ rowStart: r0, rows: n, data, scales });
+  }
+  return { w, bytes, buffers };
+}
+
+// ---- timing -----------------------------------------------------------------
+
+async function time(dispatches: Dispatch[], label: string): Promise<{ ms: number; all: number[] }> {
+  ctx.device.pushErrorScope('validation');
+  ctx.device.pushErrorScope('out-of-memory');
+  const t = await timeGpu(ctx, (enc, pass) => {
+    const p = enc.beginComputePass(pass(label));
+    for (const d of dispatches) d.encode(p);
+    p.end();
+  }, { warmup: 2, iters: 5 });
+  const oom = await ctx.device.popErrorScope();
+  const val = await ctx.device.popErrorScope();
+  if (oom || val) throw new Error((oom ?? val)!.message);
+  timing = t.source;
+  return { ms: t.ms / dispatches.length, all: t.all };
+}
+
+async function row(name: string, fn: () => Promise<void>): Promise<void> {
+  if (ctx.isLost) return;
+  try {
+    await fn();
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0].slice(0, 160);
+    rows.push([name, '', '', 'error', '', msg]);
+    results.push({ kernel: name, error: msg });
+  }
+}
+
+// ---- prefill: GEMM ------------------------------------------------------------
+
+async function prefill(lin: LinearKernels): Promise<void> {
+  const mm = await MatmulF32.create(ctx);
+  for (const [n, k] of prefillShapes) {
+    const flops = 2 * M * n * k;
+    const x = filled(M * k * 4, 'f32', 'x');
+    const y = createBuffer(ctx, M * n * 4, STORAGE.rw, 'y');
+    try {
+      await row('matmul_f32 (baseline)', async () => {
+        const b = filled(n * k * 4, 'f32', 'b');
+        const dims = mm.dimsBuffer({ m: M, n, k });
+        try {
+          const d: Dispatch = { encode: (p) => mm.encode(p, x, b, y, dims, { m: M, n, k }), destroy() {} };
+          const t = await time([d], 'matmul');
+          rows.push(['matmul_f32 (baseline)', 'f32', `${M}x${n}x${k}`, `${t.ms.toFixed(3)} ms`, (flops / t.ms / 1e9).toFixed(2), '']);
+          results.push({ kernel: 'matmul_f32', format: 'f32', m: M, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9 });
+        } finally {
+          releaseBuffer(ctx, b);
+          releaseBuffer(ctx, dims);
+        }
+      });
+      for (const format of formats) {
+        await row(`linear_gemm ${format}`, async () => {
+          const w = randomWeight(format, n, k);
+          const d = lin.prepare({ x, w: w.w, y, rows: M });
+          try {
+            const t = await time([d], 'linear_gemm');
+            rows.push(['linear_gemm', format, `${M}x${n}x${k}`, `${t.ms.toFixed(3)} ms`, (flops / t.ms / 1e9).toFixed(2), '']);
+            results.push({ kernel: 'linear_gemm', format, group: GROUP, m: M, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9 });
+          } finally {
+            d.destroy();
+            for (const b of w.buffers) releaseBuffer(ctx, b);
+          }
+        });
+      }
+    } finally {
+      releaseBuffer(ctx, x);
+      releaseBuffer(ctx, y);
+    }
+  }
+  // Fused gate/up at the MLP shape of the first matvec shape (2F x dim).
+  const [f, dim] = matvecShapes[0];
+  const x = filled(M * dim * 4, 'f32', 'x');
+  const y = createBuffer(ctx, M * f * 4, STORAGE.rw, 'y');
+  try {
+    for (const format of formats.filter((fm) => fm !== 'f32')) {
+      await row(`linear_gemm gate/up ${format}`, async () => {
+        const w = randomWeight(format, 2 * f, dim);
+        const d = lin.prepareGateUp({ x, w: w.w, y, rows: M });
+        const flops = 2 * M * 2 * f * dim;
+        try {
+          const t = await time([d], 'gate_up');
+          rows.push(['linear_gemm gate/up', format, `${M}x${2 * f}x${dim}`, `${t.ms.toFixed(3)} ms`, (flops / t.ms / 1e9).toFixed(2), '']);
+          results.push({ kernel: 'linear_gemm_gate_up', format, group: GROUP, m: M, n: 2 * f, k: dim, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9 });
+        } finally {
+          d.destroy();
+          for (const b of w.buffers) releaseBuffer(ctx, b);
+        }
+      });
+    }
+  } finally {
+    releaseBuffer(ctx, x);
+    releaseBuffer(ctx, y);
+  }
+}
+
+// ---- decode: matrix-vector -----------------------------------------------------
+
+async function matvec(lin: LinearKernels, cfg: GemvConfig, tag: string, fmts: WeightFormat[], gateUp = false): Promise<void> {
+  for (const [out, inDim] of matvecShapes) {
+    const x = filled(inDim * 4, 'f32', 'x');
+    const y = createBuffer(ctx, out * 4, STORAGE.rw, 'y');
+    try {
+      for (const format of fmts) {
+        const name = `linear_gemv${gateUp ? ' gate/up' : ''} ${tag}`;
+        await row(name, async () => {
+          const one = randomWeight(format, gateUp ? 2 * out : out, inDim);
+          for (const b of one.buffers) releaseBuffer(ctx, b);
+          const copies = soft ? 1 : Math.max(1, Math.ceil(L2_BYTES / one.bytes));
+          const ws = Array.from({ length: copies }, () => randomWeight(format, gateUp ? 2 * out : out, inDim));
+          const ds = ws.map((w) => gateUp ? lin.prepareGateUp({ x, w: w.w, y, rows: 1 }) : lin.prepare({ x, w: w.w, y, rows: 1 }));
+          // Several dispatches per timed pass so launch gaps amortize.
+          const reps = soft ? 2 : Math.max(copies, 8 * Math.ceil(8 / copies) * copies);
+          const seq = Array.from({ length: reps }, (_, i) => ds[i % copies]);
+          try {
+            const t = await time(seq, 'gemv');
+            const gbs = ws[0].bytes / t.ms / 1e6;
+            const shape = `1x${gateUp ? 2 * out : out}x${inDim}`;
+            rows.push([name, format, shape, `${(t.ms * 1e3).toFixed(1)} us`, '', gbs.toFixed(0)]);
+            results.push({ kernel: 'linear_gemv', gateUp, config: cfg, format, group: GROUP, rows: 1, out: gateUp ? 2 * out : out, in: inDim,
+              weightBytes: ws[0].bytes, us: t.ms * 1e3, gbPerS: gbs, copies, reps });
+          } finally {
+            for (const d of ds) d.destroy();
+            for (const w of ws) for (const b of w.buffers) releaseBuffer(ctx, b);
+          }
+        });
+      }
+    } finally {
+      releaseBuffer(ctx, x);
+      releaseBuffer(ctx, y);
+    }
+  }
+}
+
+async function main(c: GpuContext): Promise<void> {
+  const lin = await LinearKernels.create(c);
+  await prefill(lin);
+  const d = DEFAULT_GEMV;
+  await matvec(lin, d, `tk${d.tk} rpt${d.rpt} ng${d.ng}`, formats);
+  await matvec(lin, d, `tk${d.tk} rpt${d.rpt} ng${d.ng}`, formats.filter((f) => f === 'q4' || f === 'f16'), true);
+  lin.destroy();
+  if (sweep) {
+    const configs: GemvConfig[] = [
+      { tk: 32, rpt: 2, ng: 4 }, { tk: 32, rpt: 4, ng: 2 }, { tk: 64, rpt: 2, ng: 4 },
+      { tk: 16, rpt: 4, ng: 8 }, { tk: 8, rpt: 4, ng: 16 }, { tk: 32, rpt: 8, ng: 2 },
+    ];
+    for (const cfg of configs) {
+      const l = await LinearKernels.create(c, { gemv: cfg });
+      await matvec(l, cfg, `tk${cfg.tk} rpt${cfg.rpt} ng${cfg.ng}`, formats.filter((f) => f === 'q4' || f === 'f16'));
+      l.destroy();
+    }
+  }
+}
+
+await main(ctx);
+finish({ bench: 'kernels', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing, header, rows, results }, args.json);
+ctx.destroy();
