@@ -17,7 +17,8 @@ import { weightPlan, type TensorRecipe, type WeightPlan } from '../../models/ind
 import type { ModelSpec } from '../../models/spec.ts';
 import type { GpuWeight, GpuWeightPart } from './formats.ts';
 import { checkFormatOptions, layoutFor, layoutWeight, ROW_ALIGN, type FormatOptions, type WeightLayout } from './layout.ts';
-import { bf16ToF32, f16ToF32, f32ToF16, quantizeQ4, quantizeQ8 } from './quant.ts';
+import { bf16ToF32, f16ToF32, f32ToF16 } from './quant.ts';
+import { fastQuantizeQ4, fastQuantizeQ8 } from './quant-fast.ts';
 import type { FileSource, TensorEntry } from './source.ts';
 import type { ByteProgress } from './url-source.ts';
 
@@ -227,7 +228,7 @@ async function uploadTensor(
             writeBuffer(ctx, part.data, elemStart * 4, f);
             onWritten(f.byteLength);
           } else {
-            const q = fmt === 'q8' ? quantizeQ8(f, cols, layout.groupSize) : quantizeQ4(f, cols, layout.groupSize);
+            const q = fmt === 'q8' ? fastQuantizeQ8(f, cols, layout.groupSize) : fastQuantizeQ4(f, cols, layout.groupSize);
             writeBuffer(ctx, part.data, fmt === 'q8' ? elemStart : elemStart / 2, q.data);
             writeBuffer(ctx, part.scales!, (elemStart / layout.groupSize) * 2, q.scales);
             onWritten(q.data.byteLength + q.scales.byteLength);
