@@ -1,0 +1,254 @@
+/**
+ * Launcher and CPU reference for kernels/attention_prefill.wgsl (causal flash
+ * attention for prefill; also the window / stripe / sampling passes of
+ * SampleAttention, see kernels/sample_attention.ts).
+ *
+ * The WGSL bodies are specialized by a generated header: constants (head dim,
+ * tile sizes, GQA group, mode), the Params uniform shared by every attention
+ * kernel, and K/V loaders for the cache dtype (f32, or f16 pairs in u32).
+ */
+import type { GpuContext } from '../src/gpu/device.ts';
+import { getPipeline } from '../src/gpu/pipelines.ts';
+import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
+import type { KvDtype } from '../src/engine/types.ts';
+import source from './attention_prefill.wgsl?raw';
+
+export type FlashMode = 'dense' | 'window' | 'stripes' | 'sample';
+const MODE_ID: Record<FlashMode, number> = { dense: 0, window: 1, stripes: 2, sample: 3 };
+
+/** Shape of one attention layer as the kernels see it. */
+export interface AttentionDims {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  kvDtype: KvDtype;
+  capacity: number;
+}
+
+/** Tile plan derived from the dims and the device (also used by the sample kernels). */
+export interface TilePlan {
+  /** Threads per query row (subgroup shuffles reduce across them); 1 without subgroups. */
+  tpr: number;
+  /** vec4s of q/o per thread. */
+  nv: number;
+  /** Padded vec4s per head row (nv * tpr). */
+  dvp: number;
+  /** Query rows per workgroup. */
+  qr: number;
+  /** Keys per K/V tile. */
+  bc: number;
+  group: number;
+}
+
+export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: boolean } = {}): TilePlan {
+  const dv4 = Math.ceil(d.headDim / 4);
+  const useSg = (opts.subgroups ?? true) && ctx.features.has('subgroups') && subgroupMin(ctx) >= 4;
+  let tpr = 1;
+  if (useSg) while (tpr < 4 && tpr * 2 <= dv4) tpr *= 2;
+  const nv = Math.ceil(dv4 / tpr);
+  const dvp = nv * tpr;
+  const maxThreads = Math.min(256, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  const qr = Math.max(1, Math.min(64, Math.floor(maxThreads / tpr)));
+  // Two tiles (K and V) of bc x dvp vec4s plus the key ids must fit workgroup memory.
+  const budget = ctx.limits.maxComputeWorkgroupStorageSize - 1024;
+  let bc = 32;
+  while (bc > 4 && bc * dvp * 32 > budget) bc /= 2;
+  return { tpr, nv, dvp, qr, bc, group: d.nHeads / d.nKvHeads };
+}
+
+function subgroupMin(ctx: GpuContext): number {
+  const info = ctx.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number };
+  return info.subgroupMinSize ?? 4;
+}
+
+/** Uniform words shared by every attention kernel (16 words, 64 bytes). */
+export interface AttentionParams {
+  rows: number; pos: number; nHeads: number; nKvHeads: number;
+  capacity: number; window: number; nSamp: number; sampBlock: number;
+  nBlocks: number; nCols: number; statsOffset: number;
+  scale: number; alpha: number;
+}
+
+export const PARAMS_BYTES = 64;
+
+export function paramsWords(p: AttentionParams): ArrayBuffer {
+  const ab = new ArrayBuffer(PARAMS_BYTES);
+  const u = new Uint32Array(ab);
+  const f = new Float32Array(ab);
+  u.set([p.rows, p.pos, p.nHeads, p.nKvHeads, p.capacity, p.window, p.nSamp, p.sampBlock, p.nBlocks, p.nCols, p.statsOffset, 0]);
+  f[12] = p.scale;
+  f[13] = p.alpha;
+  return ab;
+}
+
+/** WGSL header: constants, the Params uniform (binding 6), K/V cache bindings (1, 2) and loaders. */
+export function attentionHeader(d: AttentionDims, plan: TilePlan, consts: Record<string, number> = {}): string {
+  const D = d.headDim;
+  const lines: string[] = [];
+  if (plan.tpr > 1) lines.push('enable subgroups;');
+  const all: Record<string, number> = {
+    HEAD_DIM: D, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc, GROUP: plan.group, ...consts,
+  };
+  for (const [k, v] of Object.entries(all)) lines.push(`const ${k}: u32 = ${v}u;`);
+  lines.push(`
+struct Params {
+  rows: u32, pos: u32, nHeads: u32, nKvHeads: u32,
+  capacity: u32, window: u32, nSamp: u32, sampBlock: u32,
+  nBlocks: u32, nCols: u32, statsOffset: u32, pad0: u32,
+  scale: f32, alpha: f32, pad1: f32, pad2: f32,
+}
+@group(0) @binding(6) var<uniform> p: Params;
+
+// Chunk-local row of sampled row k: blocks of sampBlock rows spread evenly, the last block ends at rows - 1.
+fn sample_row(k: u32) -> u32 {
+  if (p.nSamp >= p.rows) { return k; }
+  let b = k / p.sampBlock;
+  let o = k % p.sampBlock;
+  let span = p.rows - p.sampBlock;
+  var start = span;
+  if (p.nBlocks > 1u) { start = (b * span) / (p.nBlocks - 1u); }
+  return start + o;
+}`);
+  lines.push(`
+// Sum over the TPR threads that share one query row (adjacent subgroup lanes).
+fn row_sum(x: f32) -> f32 {
+  var s = x;${plan.tpr > 1 ? '\n  s += subgroupShuffleXor(s, 1u);' : ''}${plan.tpr > 2 ? '\n  s += subgroupShuffleXor(s, 2u);' : ''}
+  return s;
+}`);
+  lines.push(kvAccess(d));
+  return lines.join('\n') + '\n';
+}
+
+/** K/V bindings and `load_k4/load_v4(row, d4)`: vec4 d4 of cache row `row` (kvHead * capacity + position), zero past headDim. */
+function kvAccess(d: AttentionDims): string {
+  const D = d.headDim;
+  if (d.kvDtype === 'f32' && D % 4 === 0) {
+    return ['k', 'v'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<vec4<f32>>;
+fn load_${n}4(row: u32, d4: u32) -> vec4<f32> {
+  if (d4 >= ${D / 4}u) { return vec4<f32>(0.0); }
+  return ${n}c[row * ${D / 4}u + d4];
+}`).join('\n');
+  }
+  if (d.kvDtype === 'f32') {
+    return ['k', 'v'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<f32>;
+fn load_${n}4(row: u32, d4: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  for (var c = 0u; c < 4u; c++) { let dd = d4 * 4u + c; if (dd < ${D}u) { x[c] = ${n}c[row * ${D}u + dd]; } }
+  return x;
+}`).join('\n');
+  }
+  if (D % 2 !== 0) throw new Error(`f16 KV cache needs an even headDim, got ${D}`);
+  if (D % 4 === 0) {
+    return ['k', 'v'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<vec2<u32>>;
+fn load_${n}4(row: u32, d4: u32) -> vec4<f32> {
+  if (d4 >= ${D / 4}u) { return vec4<f32>(0.0); }
+  let w = ${n}c[row * ${D / 4}u + d4];
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}`).join('\n');
+  }
+  return ['k', 'v'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<u32>;
+fn load_${n}4(row: u32, d4: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  let w0 = d4 * 2u;
+  if (w0 < ${D / 2}u) { let a = unpack2x16float(${n}c[row * ${D / 2}u + w0]); x.x = a.x; x.y = a.y; }
+  if (w0 + 1u < ${D / 2}u) { let b = unpack2x16float(${n}c[row * ${D / 2}u + w0 + 1u]); x.z = b.x; x.w = b.y; }
+  return x;
+}`).join('\n');
+}
+
+/** Binds buffers at explicit binding numbers (auto layouts drop bindings a mode does not use). */
+export function bindAt(ctx: GpuContext, pipeline: GPUComputePipeline, entries: [number, GPUBuffer | GPUBufferBinding][], label: string): GPUBindGroup {
+  return ctx.device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: entries.map(([binding, b]) => ({ binding, resource: 'buffer' in b ? b : { buffer: b } })),
+  });
+}
+
+/** The flash kernel in its four modes for one layer shape. */
+export class FlashAttention {
+  private constructor(
+    private ctx: GpuContext,
+    readonly plan: TilePlan,
+    readonly pipelines: Record<FlashMode, GPUComputePipeline>,
+    private dummies: [GPUBuffer, GPUBuffer],
+  ) {}
+
+  static async create(ctx: GpuContext, dims: AttentionDims, modes: FlashMode[] = ['dense', 'window', 'stripes', 'sample'], opts: { subgroups?: boolean } = {}): Promise<FlashAttention> {
+    const plan = tilePlan(ctx, dims, opts);
+    const pipelines = {} as Record<FlashMode, GPUComputePipeline>;
+    await Promise.all(modes.map(async (m) => {
+      const code = attentionHeader(dims, plan, { MODE: MODE_ID[m] }) + source;
+      pipelines[m] = await getPipeline(ctx, { label: `attention_${m}`, code });
+    }));
+    // WGSL counts bindings in const-false branches as used: unused ones get small placeholders.
+    const dummies: [GPUBuffer, GPUBuffer] = [createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_lse'), createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_sel')];
+    return new FlashAttention(ctx, plan, pipelines, dummies);
+  }
+
+  destroy(): void {
+    for (const b of this.dummies) releaseBuffer(this.ctx, b);
+  }
+
+  /**
+   * Records one pass. `rowsInPass` is the chunk's rows (dense/window/stripes) or
+   * the sampled rows (sample). `lse` and `sel` are needed by the sparse modes only.
+   */
+  encode(pass: GPUComputePassEncoder, mode: FlashMode, b: {
+    q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse?: GPUBuffer; sel?: GPUBuffer; params: GPUBufferBinding;
+  }, rowsInPass: number, nKvHeads: number): void {
+    if (rowsInPass === 0) return;
+    const pipe = this.pipelines[mode];
+    const entries: [number, GPUBuffer | GPUBufferBinding][] = [
+      [0, b.q], [1, b.k], [2, b.v], [3, b.out], [4, b.lse ?? this.dummies[0]], [5, b.sel ?? this.dummies[1]], [6, b.params],
+    ];
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, bindAt(this.ctx, pipe, entries, `attention_${mode}`));
+    pass.dispatchWorkgroups(Math.ceil(rowsInPass * this.plan.group / this.plan.qr), nKvHeads);
+  }
+}
+
+/**
+ * CPU reference: causal attention of `rows` query rows at positions
+ * [pos, pos + rows) over keys [0, pos + rows). q, out: [rows, nHeads * headDim];
+ * k, v: [nKvHeads, seqLen, headDim] (seqLen >= pos + rows). f64 accumulation.
+ * `keep(h, i, j)` restricts the keys (default: all causal keys).
+ */
+export function attentionRef(
+  q: Float32Array, k: Float32Array, v: Float32Array,
+  d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number },
+  keep?: (head: number, i: number, j: number) => boolean,
+): Float32Array {
+  const { nHeads, nKvHeads, headDim: D, seqLen, rows, pos } = d;
+  const group = nHeads / nKvHeads;
+  const out = new Float32Array(rows * nHeads * D);
+  const scale = 1 / Math.sqrt(D);
+  const s = new Float64Array(pos + rows);
+  const acc = new Float64Array(D);
+  for (let h = 0; h < nHeads; h++) {
+    const kvh = Math.floor(h / group);
+    const kb = kvh * seqLen * D;
+    for (let r = 0; r < rows; r++) {
+      const i = pos + r;
+      const qb = r * nHeads * D + h * D;
+      let m = -Infinity;
+      for (let j = 0; j <= i; j++) {
+        if (keep && !keep(h, i, j)) { s[j] = -Infinity; continue; }
+        let dot = 0;
+        for (let t = 0; t < D; t++) dot += q[qb + t] * k[kb + j * D + t];
+        s[j] = dot * scale;
+        if (s[j] > m) m = s[j];
+      }
+      acc.fill(0);
+      let l = 0;
+      for (let j = 0; j <= i; j++) {
+        if (s[j] === -Infinity) continue;
+        const pj = Math.exp(s[j] - m);
+        l += pj;
+        for (let t = 0; t < D; t++) acc[t] += pj * v[kb + j * D + t];
+      }
+      for (let t = 0; t < D; t++) out[qb + t] = l > 0 ? acc[t] / l : 0;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,145 @@
+// SampleAttention stage 2, selection, one workgroup per KV group: the smallest
+// set I of columns whose group scores, added to the window mass W of the
+// sampled rows, reach alpha * nSamp * GROUP (the CRA goal summed over the
+// group's heads); then I is compacted into a sorted id list, and the stats of
+// this encode are written (|I|, stripe area, CRA of each head).
+//
+// Selection is a threshold search: the largest tau with
+// sum_{g[j] >= tau} g[j] >= goal, by bisection over the bit patterns of
+// non-negative f32 (monotonic in value), 32 rounds of a workgroup reduction.
+// goal <= 0 selects nothing; goal above the total mass selects every
+// column in [0, nCols) (alpha = 1 then equals dense).
+// Workgroup: 256 threads, each owning a contiguous run of columns.
+// Dispatch: (nKvHeads, 1, 1). Precision: f32 sums.
+//
+// Bindings (Params at 6 from the header):
+//   sel:         (nKvHeads, capacity + 1) u32: [count, ids ascending...]
+//   rowStats:    (nHeads, nSamp, 2) f32: lse, window mass
+//   colScores:   (nHeads, capacity) f32
+//   groupScores: (nKvHeads, capacity) f32
+//   stats:       f32 at statsOffset: (nKvHeads, 2 + GROUP): |I|, stripe area, CRA per head
+
+@group(0) @binding(0) var<storage, read_write> sel: array<u32>;
+@group(0) @binding(3) var<storage, read> rowStats: array<f32>;
+@group(0) @binding(4) var<storage, read> colScores: array<f32>;
+@group(0) @binding(5) var<storage, read> groupScores: array<f32>;
+@group(0) @binding(7) var<storage, read_write> stats: array<f32>;
+
+const WG: u32 = 256u;
+var<workgroup> red: array<f32, WG>;
+var<workgroup> scan: array<u32, WG>;
+
+fn wg_sum(lid: u32, x: f32) -> f32 {
+  red[lid] = x;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = workgroupUniformLoad(&red[0]);
+  workgroupBarrier();
+  return r;
+}
+
+fn wg_max(lid: u32, x: f32) -> f32 {
+  red[lid] = x;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let r = workgroupUniformLoad(&red[0]);
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let kvh = wg.x;
+  let n = p.nCols;
+  let per = (n + WG - 1u) / WG;
+  let c0 = min(n, lid * per);
+  let c1 = min(n, c0 + per);
+  let gBase = kvh * p.capacity;
+
+  // Window mass of the sampled rows, per head and for the group.
+  var wTotal = 0.0;
+  for (var g = 0u; g < GROUP; g++) {
+    let head = kvh * GROUP + g;
+    var part = 0.0;
+    for (var k = lid; k < p.nSamp; k += WG) { part += rowStats[(head * p.nSamp + k) * 2u + 1u]; }
+    wTotal += wg_sum(lid, part);
+  }
+  let goal = p.alpha * f32(p.nSamp * GROUP) - wTotal;
+
+  var part = 0.0;
+  var mx = 0.0;
+  for (var j = c0; j < c1; j++) { let x = groupScores[gBase + j]; part += x; mx = max(mx, x); }
+  let total = wg_sum(lid, part);
+  let maxScore = wg_max(lid, mx);
+
+  var all = false;
+  var tau = 0x7f800000u; // +inf: nothing selected
+  if (goal > 0.0) {
+    if (total <= goal) {
+      all = true;
+    } else {
+      var lo = 0u;
+      var hi = bitcast<u32>(maxScore) + 1u;
+      for (var it = 0u; it < 32u; it++) {
+        let mid = lo + (hi - lo) / 2u;
+        let t = bitcast<f32>(mid);
+        var s = 0.0;
+        for (var j = c0; j < c1; j++) { let x = groupScores[gBase + j]; if (x >= t) { s += x; } }
+        let sum = wg_sum(lid, s);
+        if (hi - lo > 1u) { if (sum >= goal) { lo = mid; } else { hi = mid; } }
+      }
+      tau = lo;
+    }
+  }
+  let tauF = bitcast<f32>(tau);
+
+  // Compaction: count per thread, exclusive scan, write ids in order.
+  var cnt = 0u;
+  var area = 0.0;
+  let end = p.pos + p.rows;
+  for (var j = c0; j < c1; j++) {
+    if (all || groupScores[gBase + j] >= tauF) {
+      cnt++;
+      area += f32(end - max(p.pos, min(end, j + p.window)));
+    }
+  }
+  scan[lid] = cnt;
+  workgroupBarrier();
+  for (var s = 1u; s < WG; s <<= 1u) {
+    var add = 0u;
+    if (lid >= s) { add = scan[lid - s]; }
+    workgroupBarrier();
+    scan[lid] += add;
+    workgroupBarrier();
+  }
+  let count = scan[WG - 1u];
+  var at = kvh * (p.capacity + 1u) + 1u + scan[lid] - cnt;
+  for (var j = c0; j < c1; j++) {
+    if (all || groupScores[gBase + j] >= tauF) { sel[at] = j; at++; }
+  }
+  let areaSel = wg_sum(lid, area);
+  let sBase = p.statsOffset + kvh * (2u + GROUP);
+  if (lid == 0u) {
+    sel[kvh * (p.capacity + 1u)] = count;
+    stats[sBase] = f32(count);
+    stats[sBase + 1u] = areaSel;
+  }
+  // CRA on the sampled rows, per head: (window mass + selected column mass) / nSamp.
+  for (var g = 0u; g < GROUP; g++) {
+    let head = kvh * GROUP + g;
+    var wpart = 0.0;
+    for (var k = lid; k < p.nSamp; k += WG) { wpart += rowStats[(head * p.nSamp + k) * 2u + 1u]; }
+    var cpart = 0.0;
+    for (var j = c0; j < c1; j++) {
+      if (all || groupScores[gBase + j] >= tauF) { cpart += colScores[head * p.capacity + j]; }
+    }
+    let cra = wg_sum(lid, wpart + cpart);
+    if (lid == 0u) { stats[sBase + 2u + g] = cra / f32(max(p.nSamp, 1u)); }
+  }
+}

@@ -1,0 +1,231 @@
+/**
+ * Prefill attention of one layer shape: dense causal flash attention, or
+ * SampleAttention (../shared/SAMPLE_ATTENTION.md) once the sequence reaches
+ * `minSparseLen`. Everything is recorded into the caller's encoder; selection
+ * happens on the GPU, so nothing is read back inside encode().
+ *
+ * Sparse encode of a chunk (rows at positions [pos, pos + rows)):
+ *   sampling  - 'sample' flash pass: lse and window mass of the sampled rows;
+ *               column scores c_h[j] of those rows outside their windows
+ *   selection - per KV group (the group's heads' scores summed): threshold
+ *               search for the smallest column set reaching alpha with the
+ *               window mass, compaction into a sorted id list, stats
+ *   sparse    - flash pass over the selected columns (K/V gathered by id in
+ *               the tile loads), columns inside a row's window skipped
+ *   window    - banded flash pass over (i - w, i], merged by log-sum-exp
+ */
+import type { GpuContext } from '../gpu/device.ts';
+import { createBuffer, releaseBuffer, STORAGE, readBuffer } from '../gpu/buffers.ts';
+import type { GpuTimer } from '../gpu/timing.ts';
+import { InvalidOptionError, GpuLimitError } from '../errors.ts';
+import type { AttentionOptions, HeadStats, KvDtype, LayerKv } from '../engine/types.ts';
+import { FlashAttention, PARAMS_BYTES, paramsWords, type AttentionDims, type AttentionParams } from '../../kernels/attention_prefill.ts';
+import { SampleKernels } from '../../kernels/sample_attention.ts';
+import { chunkAreas, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
+
+export { resolveAttentionOptions, sparsePlan } from './options.ts';
+
+export interface PrefillDims {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  kvDtype: KvDtype;
+  capacity: number;
+  maxRows: number;
+}
+
+export interface EncodeArgs {
+  q: GPUBuffer;
+  kv: LayerKv;
+  out: GPUBuffer;
+  pos: number;
+  rows: number;
+  layer: number;
+}
+
+/** Uniform slots (256 bytes apart) handed out round-robin: one per encode between submits. */
+const PARAM_SLOTS = 512;
+const SLOT_BYTES = 256;
+/** Sparse encodes whose stats one stats buffer holds. */
+const STATS_SLOTS = 64;
+
+interface StatsRecord { layer: number; pos: number; rows: number; plan: SparsePlan; buffer: GPUBuffer; offsetWords: number }
+
+export class PrefillAttention {
+  private slot = 0;
+  private scratch?: { lse: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer };
+  private statsBuffers: GPUBuffer[] = [];
+  private records: StatsRecord[] = [];
+  private statsUsed = 0;
+  private readonly statsWords: number;
+
+  private constructor(
+    private ctx: GpuContext,
+    readonly dims: PrefillDims,
+    private flash: FlashAttention,
+    private sample: SampleKernels | undefined,
+    private params: GPUBuffer,
+  ) {
+    this.statsWords = 2 * dims.nKvHeads + dims.nHeads;
+  }
+
+  /**
+   * `opts.sparse: false` builds the dense pipeline only (encode then rejects
+   * sparse options); `opts.subgroups: false` forces the subgroup-free kernels.
+   */
+  static async create(ctx: GpuContext, dims: PrefillDims, opts: { subgroups?: boolean; sparse?: boolean } = {}): Promise<PrefillAttention> {
+    const { nHeads, nKvHeads, headDim, capacity, maxRows } = dims;
+    const check = (name: string, ok: boolean, why: string) => {
+      if (!ok) throw new InvalidOptionError(name, why, { ...dims });
+    };
+    check('nKvHeads', Number.isInteger(nKvHeads) && nKvHeads >= 1, `must be a positive integer, got ${nKvHeads}`);
+    check('nHeads', Number.isInteger(nHeads) && nHeads % nKvHeads === 0, `${nHeads} must be a multiple of nKvHeads (${nKvHeads})`);
+    check('headDim', Number.isInteger(headDim) && headDim >= 1 && headDim <= 256 && (dims.kvDtype === 'f32' || headDim % 2 === 0),
+      `must be an integer in [1, 256] (even for an f16 cache), got ${headDim}`);
+    check('maxRows', Number.isInteger(maxRows) && maxRows >= 1 && maxRows <= capacity, `must be in [1, capacity=${capacity}], got ${maxRows}`);
+    const ad: AttentionDims = { nHeads, nKvHeads, headDim, kvDtype: dims.kvDtype, capacity };
+    const sparse = opts.sparse ?? true;
+    const [flash, sample] = await Promise.all([
+      FlashAttention.create(ctx, ad, sparse ? ['dense', 'window', 'stripes', 'sample'] : ['dense'], opts),
+      sparse ? SampleKernels.create(ctx, ad, opts) : Promise.resolve(undefined),
+    ]);
+    const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
+    return new PrefillAttention(ctx, dims, flash, sample, params);
+  }
+
+  /** True when `encode` with these arguments takes the sparse path. */
+  static isSparse(pos: number, rows: number, opts: AttentionOptions): boolean {
+    return opts.attention === 'sample' && pos + rows >= opts.minSparseLen;
+  }
+
+  encode(encoder: GPUCommandEncoder, args: EncodeArgs, opts: AttentionOptions, timer?: GpuTimer): void {
+    const { pos, rows } = args;
+    const d = this.dims;
+    if (!Number.isInteger(rows) || rows < 1 || rows > d.maxRows) throw new InvalidOptionError('rows', `must be in [1, maxRows=${d.maxRows}], got ${rows}`);
+    if (!Number.isInteger(pos) || pos < 0 || pos + rows > d.capacity) {
+      throw new InvalidOptionError('pos', `pos ${pos} + rows ${rows} exceeds the KV capacity ${d.capacity}`);
+    }
+    validateAttentionOptions(opts);
+    const sparse = PrefillAttention.isSparse(pos, rows, opts);
+    if (sparse && !this.sample) throw new InvalidOptionError('attention', "this PrefillAttention was created with { sparse: false }; use attention: 'dense'");
+    const plan = sparse ? sparsePlan(pos, rows, opts) : undefined;
+    const statsAt = sparse ? this.statsSlot() : undefined;
+    const p: AttentionParams = {
+      rows, pos, nHeads: d.nHeads, nKvHeads: d.nKvHeads, capacity: d.capacity,
+      window: plan?.window ?? 0, nSamp: plan?.nSamp ?? 0, sampBlock: plan?.sampBlock ?? 1, nBlocks: plan?.nBlocks ?? 1,
+      nCols: plan?.nCols ?? 0, statsOffset: statsAt?.offsetWords ?? 0,
+      scale: Math.LOG2E / Math.sqrt(d.headDim), alpha: opts.alpha,
+    };
+    const offset = (this.slot++ % PARAM_SLOTS) * SLOT_BYTES;
+    this.ctx.device.queue.writeBuffer(this.params, offset, paramsWords(p));
+    const params: GPUBufferBinding = { buffer: this.params, offset, size: PARAMS_BYTES };
+    const bufs = { q: args.q, k: args.kv.k, v: args.kv.v, out: args.out, params };
+    const pass = (label: string) => encoder.beginComputePass(timer ? timer.pass(label) : { label });
+
+    if (!sparse) {
+      const ps = pass('attention.dense');
+      this.flash.encode(ps, 'dense', bufs, rows, d.nKvHeads);
+      ps.end();
+      return;
+    }
+    const s = this.ensureScratch();
+    this.records.push({ layer: args.layer, pos, rows, plan: plan!, buffer: statsAt!.buffer, offsetWords: statsAt!.offsetWords });
+
+    let ps = pass('attention.sampling');
+    this.flash.encode(ps, 'sample', { ...bufs, lse: s.rowStats }, plan!.nSamp, d.nKvHeads);
+    this.sample!.encodeColumns(ps, { q: args.q, k: args.kv.k, rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, params }, plan!.nCols);
+    ps.end();
+    ps = pass('attention.selection');
+    this.sample!.encodeSelect(ps, { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, params });
+    ps.end();
+    ps = pass('attention.sparse');
+    this.flash.encode(ps, 'stripes', { ...bufs, lse: s.lse, sel: s.sel }, rows, d.nKvHeads);
+    ps.end();
+    ps = pass('attention.window');
+    this.flash.encode(ps, 'window', { ...bufs, lse: s.lse }, rows, d.nKvHeads);
+    ps.end();
+  }
+
+  /** Per-head stats of every sparse encode since the last call (call after the work was submitted). */
+  async readStats(): Promise<HeadStats[]> {
+    const records = this.records;
+    this.records = [];
+    this.statsUsed = 0;
+    const d = this.dims;
+    const group = d.nHeads / d.nKvHeads;
+    const cache = new Map<GPUBuffer, Float32Array>();
+    const out: HeadStats[] = [];
+    for (const r of records) {
+      let words = cache.get(r.buffer);
+      if (!words) cache.set(r.buffer, (words = new Float32Array(await readBuffer(this.ctx, r.buffer))));
+      const areas = chunkAreas(r.pos, r.rows, r.plan.window);
+      for (let kvh = 0; kvh < d.nKvHeads; kvh++) {
+        const base = r.offsetWords + kvh * (2 + group);
+        const selected = Math.round(words[base]);
+        const areaSel = words[base + 1];
+        for (let g = 0; g < group; g++) {
+          out.push({
+            layer: r.layer, head: kvh * group + g, selected, window: r.plan.window,
+            areaFraction: Math.min(1, (areaSel + areas.window) / areas.causal),
+            cra: Math.min(1, words[base + 2 + g]),
+          });
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Test/debug access: the sorted selected column ids of each KV group from the
+   * most recent sparse encode (valid after its work is done).
+   */
+  async readSelection(): Promise<number[][]> {
+    if (!this.scratch) return [];
+    const stride = this.dims.capacity + 1;
+    const all = new Uint32Array(await readBuffer(this.ctx, this.scratch.sel));
+    const res: number[][] = [];
+    for (let kvh = 0; kvh < this.dims.nKvHeads; kvh++) {
+      const n = all[kvh * stride];
+      res.push(Array.from(all.subarray(kvh * stride + 1, kvh * stride + 1 + n)));
+    }
+    return res;
+  }
+
+  destroy(): void {
+    this.flash.destroy();
+    releaseBuffer(this.ctx, this.params);
+    if (this.scratch) for (const b of Object.values(this.scratch)) releaseBuffer(this.ctx, b);
+    for (const b of this.statsBuffers) releaseBuffer(this.ctx, b);
+    this.scratch = undefined;
+    this.statsBuffers = [];
+    this.records = [];
+  }
+
+  /** Scratch of the sparse path, allocated on first use (dense-only users never pay for it). */
+  private ensureScratch() {
+    if (this.scratch) return this.scratch;
+    const { nHeads, nKvHeads, capacity, maxRows } = this.dims;
+    const need = nHeads * capacity * 4;
+    if (need > this.ctx.limits.maxStorageBufferBindingSize) {
+      throw new GpuLimitError(`SampleAttention column scores need ${need} bytes (nHeads ${nHeads} x capacity ${capacity} f32), over maxStorageBufferBindingSize ${this.ctx.limits.maxStorageBufferBindingSize}`);
+    }
+    const mk = (bytes: number, label: string) => createBuffer(this.ctx, bytes, STORAGE.rw, label);
+    this.scratch = {
+      lse: mk(maxRows * nHeads * 4, 'attention_lse'),               // (rows, nHeads)
+      rowStats: mk(maxRows * nHeads * 8, 'attention_row_stats'),    // (nHeads, nSamp, 2)
+      colScores: mk(nHeads * capacity * 4, 'attention_col_scores'), // (nHeads, capacity)
+      groupScores: mk(nKvHeads * capacity * 4, 'attention_group_scores'), // (nKvHeads, capacity)
+      sel: mk(nKvHeads * (capacity + 1) * 4, 'attention_sel'),      // (nKvHeads, 1 + capacity) u32
+    };
+    return this.scratch;
+  }
+
+  private statsSlot(): { buffer: GPUBuffer; offsetWords: number } {
+    const i = this.statsUsed++;
+    const bi = Math.floor(i / STATS_SLOTS);
+    while (this.statsBuffers.length <= bi) {
+      this.statsBuffers.push(createBuffer(this.ctx, STATS_SLOTS * this.statsWords * 4, STORAGE.rw, 'attention_stats'));
+    }
+    return { buffer: this.statsBuffers[bi], offsetWords: (i % STATS_SLOTS) * this.statsWords };
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * SampleAttention options: validation and the per-chunk plan (window, sampled
+ * rows, columns eligible for stripes). See ../shared/SAMPLE_ATTENTION.md.
+ */
+import { InvalidOptionError } from '../errors.ts';
+import { DEFAULT_ATTENTION, type AttentionOptions } from '../engine/types.ts';
+
+/** Merges `partial` over the defaults and validates every field; throws InvalidOptionError naming the field. */
+export function resolveAttentionOptions(partial: Partial<AttentionOptions> = {}, base: AttentionOptions = DEFAULT_ATTENTION): AttentionOptions {
+  const o: AttentionOptions = { ...base };
+  for (const [key, value] of Object.entries(partial)) {
+    if (value === undefined) continue;
+    if (!(key in base)) throw new InvalidOptionError(`attention.${key}`, `unknown option (known: ${Object.keys(base).join(', ')})`);
+    (o as unknown as Record<string, unknown>)[key] = value;
+  }
+  validateAttentionOptions(o);
+  return o;
+}
+
+export function validateAttentionOptions(o: AttentionOptions): void {
+  const bad = (name: string, why: string, value: unknown) => {
+    throw new InvalidOptionError(`attention.${name}`, `${why}, got ${JSON.stringify(value)}`, { value });
+  };
+  if (o.attention !== 'dense' && o.attention !== 'sample') bad('attention', "must be 'dense' or 'sample'", o.attention);
+  const ratio = (name: 'alpha' | 'windowRatio' | 'sampleRatio') => {
+    const v = o[name];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 1) bad(name, 'must be a number in (0, 1]', v);
+  };
+  ratio('alpha');
+  ratio('windowRatio');
+  ratio('sampleRatio');
+  const int = (name: 'minSampleRows' | 'sampleBlock' | 'minSparseLen', min: number) => {
+    const v = o[name];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) bad(name, `must be an integer >= ${min}`, v);
+  };
+  int('minSampleRows', 1);
+  int('sampleBlock', 1);
+  int('minSparseLen', 0);
+}
+
+/** What one sparse encode of a chunk does. */
+export interface SparsePlan {
+  /** Keys visible to the last row: pos + rows. */
+  seqLen: number;
+  /** Window w: query i keeps keys (i - w, i]. */
+  window: number;
+  /** Sampled query rows (all rows when the blocks would cover the chunk). */
+  nSamp: number;
+  nBlocks: number;
+  sampBlock: number;
+  /** Columns that lie outside the window of at least one row: [0, nCols). */
+  nCols: number;
+}
+
+export function sparsePlan(pos: number, rows: number, o: AttentionOptions): SparsePlan {
+  const seqLen = pos + rows;
+  const window = Math.min(seqLen, Math.max(1, Math.ceil(o.windowRatio * seqLen)));
+  const want = Math.max(Math.ceil(o.sampleRatio * rows), o.minSampleRows);
+  const sampBlock = Math.min(o.sampleBlock, rows);
+  let nBlocks = Math.ceil(want / sampBlock);
+  let nSamp = nBlocks * sampBlock;
+  if (nSamp >= rows) { nSamp = rows; nBlocks = Math.ceil(rows / sampBlock); }
+  return { seqLen, window, nSamp, nBlocks, sampBlock, nCols: Math.max(0, seqLen - window) };
+}
+
+/** Chunk-local index of sampled row k (mirrors sample_row() in the WGSL header). */
+export function sampleRow(k: number, rows: number, plan: SparsePlan): number {
+  if (plan.nSamp >= rows) return k;
+  const b = Math.floor(k / plan.sampBlock);
+  const span = rows - plan.sampBlock;
+  const start = plan.nBlocks > 1 ? Math.floor((b * span) / (plan.nBlocks - 1)) : span;
+  return start + (k % plan.sampBlock);
+}
+
+/** Causal area of the chunk (sum over rows of visible keys) and its window part. */
+export function chunkAreas(pos: number, rows: number, window: number): { causal: number; window: number } {
+  let causal = 0, win = 0;
+  for (let i = pos; i < pos + rows; i++) { causal += i + 1; win += Math.min(window, i + 1); }
+  return { causal, window: win };
+}

@@ -1,0 +1,18 @@
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.ts';
+import { DENSE_SHAPES, runDenseCase, shapeName } from '../cases/attention.ts';
+
+describe('dense causal prefill attention (Dawn)', () => {
+  for (const shape of DENSE_SHAPES) {
+    it(`${shapeName(shape)} matches the CPU reference`, async () => {
+      const ctx = await testGpu();
+      const err = await runDenseCase(ctx, shape);
+      expect(err).toBeLessThan(1e-3);
+    });
+  }
+  it('without subgroups (one thread per query row) matches too', async () => {
+    const ctx = await testGpu();
+    expect(await runDenseCase(ctx, DENSE_SHAPES[3], 5, { subgroups: false })).toBeLessThan(1e-3);
+    expect(await runDenseCase(ctx, DENSE_SHAPES[6], 5, { subgroups: false })).toBeLessThan(1e-3);
+  });
+});
