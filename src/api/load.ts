@@ -47,6 +47,7 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
       weights: options.weights,
       contextLength: options.contextLength,
       kvDtype: options.kvDtype,
+      attention: options.attention,
       onProgress: options.onProgress,
       signal,
     });
