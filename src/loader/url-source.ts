@@ -152,6 +152,28 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
     return res.blob();
   }
 
+  // Which files of the folder exist, so a second visit needs no probe requests
+  // (e.g. for model.safetensors.index.json); kept in the cache beside the files.
+  const manifestKey = () => `${urlOf('')}#sieve-manifest`;
+  let manifest: Promise<Record<string, boolean>> | undefined;
+  function loadManifest(): Promise<Record<string, boolean>> {
+    return (manifest ??= (async () => {
+      if (!useCache) return {};
+      const r = await (await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE)).match(manifestKey());
+      try { return r ? ((await r.json()) as Record<string, boolean>) : {}; } catch { return {}; }
+    })());
+  }
+  async function manifestHas(p: string): Promise<boolean | undefined> {
+    return (await loadManifest())[p];
+  }
+  async function remember(p: string, found: boolean): Promise<void> {
+    if (!useCache) return;
+    const m = await loadManifest();
+    if (m[p] === found) return;
+    m[p] = found;
+    await (await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE)).put(manifestKey(), new Response(JSON.stringify(m), { headers: { 'content-type': 'application/json' } }));
+  }
+
   function blob(p: string): Promise<Blob> {
     let b = blobs.get(p);
     if (!b) {
@@ -166,13 +188,18 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
     name: base,
     cacheHits,
     async has(p: string) {
+      const known = await manifestHas(p);
+      if (known !== undefined) return known;
+      let found: boolean;
       try {
         await src.size(p);
-        return true;
+        found = true;
       } catch (e) {
-        if (e instanceof MissingFileError) return false;
-        throw e;
+        if (!(e instanceof MissingFileError)) throw e;
+        found = false;
       }
+      await remember(p, found);
+      return found;
     },
     async size(p: string) {
       const known = sizes.get(p);
@@ -198,12 +225,19 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
       });
     },
     async text(p: string) {
-      return withRetry('GET', p, async () => {
+      if (useCache) {
+        const cache = await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE);
+        const hit = await cache.match(urlOf(p));
+        if (hit) return hit.text();
+      }
+      const text = await withRetry('GET', p, async () => {
         const r = await doFetch(urlOf(p), { signal: opts.signal });
         if (r.status === 404) throw new MissingFileError(p, `not found at ${urlOf(p)} (HTTP 404)`);
         if (!r.ok) throw new Error(`HTTP ${r.status}`);
         return r.text();
       });
+      if (useCache) await (await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE)).put(urlOf(p), new Response(text));
+      return text;
     },
   };
   return src;

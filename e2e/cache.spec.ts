@@ -1,0 +1,50 @@
+import { expect, test } from '@playwright/test';
+import { cpSync, existsSync, mkdirSync } from 'node:fs';
+
+// The demo's bundled model: scripts/setup.sh copies it into the ignored
+// demo/public/models/; do the same here if setup has not run.
+const FIXTURE = new URL('../../shared/fixtures/stories260k/', import.meta.url).pathname;
+const DEST = new URL('../demo/public/models/stories260k/', import.meta.url).pathname;
+// Served at /models/ (vite.config.ts: publicDir demo/public).
+const MODEL = '/models/stories260k/';
+
+test.beforeAll(() => {
+  if (!existsSync(`${DEST}model.safetensors`)) {
+    mkdirSync(DEST, { recursive: true });
+    cpSync(FIXTURE, DEST, { recursive: true });
+  }
+});
+
+test.describe('loader in Chromium: Cache API', () => {
+  test('the second load of stories260k makes no network request for weights; a corrupt entry is refetched', async ({ page }) => {
+    const weightRequests: string[] = [];
+    page.on('request', (r) => { if (r.url().includes('.safetensors')) weightRequests.push(`${r.method()} ${r.url()}`); });
+    await page.goto('/e2e/pages/loader.html');
+    await expect(page.locator('#log')).toHaveText('ready');
+    await page.evaluate(() => (window as any).sieveLoader.clear());
+
+    const first = await page.evaluate((u) => (window as any).sieveLoader.load(u), MODEL);
+    expect(first.family).toBe('internlm2');
+    expect(first.cacheHits).toEqual([]);
+    expect(first.downloaded).toBe(1175032);
+    expect(weightRequests.length).toBeGreaterThan(0);
+
+    // Second visit: a fresh page, same origin and cache.
+    weightRequests.length = 0;
+    await page.reload();
+    await expect(page.locator('#log')).toHaveText('ready');
+    const second = await page.evaluate((u) => (window as any).sieveLoader.load(u), MODEL);
+    expect(weightRequests).toEqual([]);
+    expect(second.cacheHits).toEqual(['model.safetensors']);
+    expect(second.downloaded).toBe(0);
+    expect(second.digest).toBe(first.digest);
+    expect(second.bytes).toBe(first.bytes);
+
+    // A corrupted entry fails its checksum and is downloaded again.
+    expect(await page.evaluate((u) => (window as any).sieveLoader.corrupt(u), `${MODEL}model.safetensors`)).toBe(true);
+    const third = await page.evaluate((u) => (window as any).sieveLoader.load(u), MODEL);
+    expect(third.cacheHits).toEqual([]);
+    expect(weightRequests.length).toBeGreaterThan(0);
+    expect(third.digest).toBe(first.digest);
+  });
+});
