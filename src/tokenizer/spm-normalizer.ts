@@ -102,7 +102,8 @@ class Bytes {
 /** The precompiled charsmap: `uint32 trieBytes | trie units | replacement strings`. */
 class CharsMap {
   private readonly units: Uint32Array;
-  private readonly strings: Uint8Array;
+  readonly strings: Uint8Array;
+  matchValue = 0;
   constructor(blob: Uint8Array, file: string) {
     if (blob.length <= 4) throw new ModelFormatError(file, `precompiled_charsmap of ${blob.length} bytes is too short`);
     const view = new DataView(blob.buffer, blob.byteOffset, blob.byteLength);
@@ -116,12 +117,12 @@ class CharsMap {
   }
 
   /**
-   * Longest rule matching `bytes` at `pos`: [matched length, replacement start
-   * in the strings blob], or [0, 0]. Darts unit layout: bit 8 has_leaf,
+   * Longest rule matching `bytes` at `pos`: its length (0: none), with the
+   * replacement's start in the strings blob left in `matchValue`. Darts unit layout: bit 8 has_leaf,
    * label = unit & (2^31 | 0xff), offset = (unit >> 10) << ((unit & 2^9) >> 6),
    * value = unit & (2^31 - 1).
    */
-  match(bytes: Uint8Array, pos: number): [number, number] {
+  match(bytes: Uint8Array, pos: number): number {
     const u = this.units;
     let node = offset(u[0]);
     let bestLen = 0;
@@ -139,14 +140,15 @@ class CharsMap {
         bestValue = u[node] & 0x7fffffff;
       }
     }
-    return [bestLen, bestValue];
+    this.matchValue = bestValue;
+    return bestLen;
   }
 
-  /** The NUL-terminated replacement at `start`. */
-  replacement(start: number): Uint8Array {
+  /** End of the NUL-terminated replacement starting at `start`. */
+  replacementEnd(start: number): number {
     let end = start;
     while (end < this.strings.length && this.strings[end] !== 0) end++;
-    return this.strings.subarray(start, end);
+    return end;
   }
 }
 
@@ -165,21 +167,32 @@ export class SpmNormalizer {
     for (const s of settings.userDefined) this.userTrie.add(this.encoder.encode(s));
   }
 
-  /**
-   * The normalized form of the prefix of `input` at `pos`: [replacement bytes, consumed bytes].
-   */
-  private prefix(input: Uint8Array, pos: number): [Uint8Array, number] {
+  // The normalized form of the prefix at a position, set by `prefix` without allocating:
+  // bytes spArr[spStart, spEnd).
+  private spArr: Uint8Array = new Uint8Array(0);
+  private spStart = 0;
+  private spEnd = 0;
+  private static readonly REPLACEMENT = Uint8Array.from(REPLACEMENT_CHAR);
+
+  /** Normalizes the prefix of `input` at `pos` into spArr/spStart/spEnd; returns the bytes consumed. */
+  private prefix(input: Uint8Array, pos: number): number {
     if (!this.userTrie.empty) {
       const n = this.userTrie.match(input, pos);
-      if (n > 0) return [input.subarray(pos, pos + n), n];
+      if (n > 0) { this.spArr = input; this.spStart = pos; this.spEnd = pos + n; return n; }
     }
     if (this.charsMap) {
-      const [len, value] = this.charsMap.match(input, pos);
-      if (len > 0) return [this.charsMap.replacement(value), len];
+      const len = this.charsMap.match(input, pos);
+      if (len > 0) {
+        this.spArr = this.charsMap.strings;
+        this.spStart = this.charsMap.matchValue;
+        this.spEnd = this.charsMap.replacementEnd(this.spStart);
+        return len;
+      }
     }
     const n = utf8Length(input, pos);
-    if (n === 0) return [Uint8Array.from(REPLACEMENT_CHAR), 1];
-    return [input.subarray(pos, pos + n), n];
+    if (n === 0) { this.spArr = SpmNormalizer.REPLACEMENT; this.spStart = 0; this.spEnd = 3; return 1; }
+    this.spArr = input; this.spStart = pos; this.spEnd = pos + n;
+    return n;
   }
 
   /** Normalizes a whole text as SentencePiece's Normalizer::Normalize does. */
@@ -189,13 +202,13 @@ export class SpmNormalizer {
     let pos = 0;
     if (s.removeExtraWhitespaces) {
       while (pos < input.length) {
-        const [sp, n] = this.prefix(input, pos);
-        if (!(sp.length === 1 && sp[0] === SPACE)) break;
+        const n = this.prefix(input, pos);
+        if (!(this.spEnd - this.spStart === 1 && this.spArr[this.spStart] === SPACE)) break;
         pos += n;
       }
     }
     if (pos >= input.length) return '';
-    const out = new Bytes(input.length + 16);
+    const out = new Bytes(input.length + (input.length >> 2) + 16);
     const addWs = () => {
       if (s.escapeWhitespaces) for (const b of WS_ESCAPED) out.push(b);
       else out.push(SPACE);
@@ -203,15 +216,17 @@ export class SpmNormalizer {
     if (!s.treatWhitespaceAsSuffix && s.addDummyPrefix) addWs();
     let prevSpace = s.removeExtraWhitespaces;
     while (pos < input.length) {
-      const [sp, n] = this.prefix(input, pos);
-      let start = 0;
-      if (prevSpace) while (start < sp.length && sp[start] === SPACE) start++;
-      if (start < sp.length) {
-        for (let i = start; i < sp.length; i++) {
+      const n = this.prefix(input, pos);
+      const sp = this.spArr;
+      let start = this.spStart;
+      const end = this.spEnd;
+      if (prevSpace) while (start < end && sp[start] === SPACE) start++;
+      if (start < end) {
+        for (let i = start; i < end; i++) {
           if (s.escapeWhitespaces && sp[i] === SPACE) addWs();
           else out.push(sp[i]);
         }
-        prevSpace = sp[sp.length - 1] === SPACE;
+        prevSpace = sp[end - 1] === SPACE;
       }
       pos += n;
       if (!s.removeExtraWhitespaces) prevSpace = false;

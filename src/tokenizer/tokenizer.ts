@@ -9,7 +9,7 @@
  */
 import { Tokenizer as HfTokenizer, type BPE } from '@huggingface/tokenizers';
 import { TokenizerError } from '../errors.ts';
-import { fromBase64, type TokenizerJson } from './convert.ts';
+import { fromBase64, WS, type TokenizerJson } from './convert.ts';
 import { SpmNormalizer } from './spm-normalizer.ts';
 import { createStreamDecoder, type StreamDecoder } from './stream.ts';
 
@@ -50,6 +50,9 @@ export function tokenString(v: unknown): string | undefined {
   return undefined;
 }
 
+/** Characters per library call when encoding long SentencePiece texts. */
+const CHUNK_CHARS = 8192;
+
 const CHATGLM2_SPECIALS = ['[MASK]', '[gMASK]', '[sMASK]', 'sop', 'eop'];
 
 export class SieveTokenizer {
@@ -71,6 +74,8 @@ export class SieveTokenizer {
   /** Special strings recognised in text when parseSpecial is set, longest first. */
   private readonly specialStrings: [string, number][] = [];
   private readonly hfVocabSize: number;
+  /** Normalized SentencePiece text may be cut before any ▁ (the pre-tokenizer splits there anyway). */
+  private readonly chunkable: boolean;
 
   constructor(json: TokenizerJson, opts: CoreOptions) {
     this.family = opts.family;
@@ -94,6 +99,7 @@ export class SieveTokenizer {
       this.normalizer = new SpmNormalizer(settings, charsmap, opts.name);
       this.spmFirstNormalizer = new SpmNormalizer({ ...settings, addDummyPrefix: false }, charsmap, opts.name);
       this.applySameScoreRanks(json);
+      this.chunkable = json.pre_tokenizer !== null && !spm.userDefined.some((u) => u.includes(WS));
       for (const id of spm.controlIds) this.skipIds.add(id);
       for (const id of spm.controlIds) this.specialStrings.push([this.hf.id_to_token(id)!, id]);
       for (const s of spm.userDefined) this.specialStrings.push([s, this.hf.token_to_id(s)!]);
@@ -114,6 +120,7 @@ export class SieveTokenizer {
         this.prefixIds = addBos && this.bosId !== undefined ? [this.bosId] : [];
       }
     } else {
+      this.chunkable = false;
       this.vocabSize = this.hfVocabSize;
       const bos = cfgTok('bos_token');
       this.bosId = bos === undefined ? undefined : this.hf.token_to_id(bos);
@@ -182,7 +189,20 @@ export class SieveTokenizer {
     if (this.normalizer) {
       const normalized = (first ? this.normalizer : this.spmFirstNormalizer!).normalize(text);
       if (normalized.length === 0) return [];
-      return this.hf.encode(normalized, { add_special_tokens: false }).ids;
+      if (!this.chunkable || normalized.length <= CHUNK_CHARS) return this.hf.encode(normalized, { add_special_tokens: false }).ids;
+      // Long texts in pieces: the library's encode slows down more than linearly on
+      // very long inputs; cuts fall before a ▁, where its pre-tokenizer splits anyway.
+      const ids: number[] = [];
+      for (let start = 0; start < normalized.length;) {
+        let end = start + CHUNK_CHARS;
+        if (end < normalized.length) {
+          const ws = normalized.indexOf(WS, end);
+          end = ws < 0 ? normalized.length : ws;
+        } else end = normalized.length;
+        for (const id of this.hf.encode(normalized.slice(start, end), { add_special_tokens: false }).ids) ids.push(id);
+        start = end;
+      }
+      return ids;
     }
     return this.hf.encode(text, { add_special_tokens: false }).ids;
   }
