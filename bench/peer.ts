@@ -1,0 +1,200 @@
+/**
+ * bench/peer: ours vs established WebGPU libraries on the same device in the
+ * same run (issue 9): tfjs-backend-webgpu (matMul; attention written as
+ * matMul/softmax/matMul) and onnxruntime-web's WebGPU EP (MatMul;
+ * com.microsoft GroupQueryAttention). Every figure is wall clock around
+ * submit + completion (median of 5 after 2 warm-ups), inputs already on the
+ * GPU, so all sides are timed the same way; ours also with timestamps.
+ *   npm run bench -- bench/peer.ts [--json FILE] [--only matmul|attention]
+ */
+import { getGpu, type GpuContext } from '../src/gpu/device.ts';
+import { createBuffer, releaseBuffer, STORAGE, writeBuffer } from '../src/gpu/buffers.ts';
+import { timeGpu } from '../src/gpu/timing.ts';
+import { MatmulF32 } from '../kernels/matmul.ts';
+import { Rng } from '../src/util/rng.ts';
+import { adapterRecord, benchArgs, finish } from './common.ts';
+import { installNavigatorGpu } from './peer/shim.ts';
+import { onnxModel, FLOAT, INT32 } from './peer/onnx.ts';
+
+const args = benchArgs({ only: { type: 'string' } });
+const ctx = await getGpu();
+await installNavigatorGpu();
+const soft = ctx.info.isSoftware;
+const rows: (string | number)[][] = [];
+const results: Record<string, unknown>[] = [];
+
+async function median(fn: () => Promise<void>, warmup = 2, iters = 5): Promise<number> {
+  const t: number[] = [];
+  for (let i = 0; i < warmup + iters; i++) {
+    const t0 = performance.now();
+    await fn();
+    if (i >= warmup) t.push(performance.now() - t0);
+  }
+  t.sort((a, b) => a - b);
+  return t[Math.floor(t.length / 2)];
+}
+
+function randomBuffer(c: GpuContext, n: number, label: string, seed: number): GPUBuffer {
+  const buf = createBuffer(c, n * 4, STORAGE.rw, label);
+  const rng = new Rng(seed);
+  const chunk = 1 << 22;
+  for (let off = 0; off < n; off += chunk) writeBuffer(c, buf, off * 4, rng.fill(Math.min(chunk, n - off)));
+  return buf;
+}
+
+function record(op: string, shape: string, who: string, ms: number, flops: number, extra: Record<string, unknown> = {}) {
+  const tflops = flops / (ms * 1e-3) / 1e12;
+  rows.push([op, shape, who, ms.toFixed(3), tflops.toFixed(2)]);
+  results.push({ op, shape, who, ms, tflops, ...extra });
+  return ms;
+}
+
+/** tfjs-webgpu records work lazily: submit its queue, then wait for the GPU. */
+async function tfSync(tf: typeof import('@tensorflow/tfjs-core')): Promise<void> {
+  const be = tf.backend() as unknown as { submitQueue(): void; device: GPUDevice };
+  be.submitQueue();
+  await be.device.queue.onSubmittedWorkDone();
+}
+
+// ---------- matmul ----------
+async function benchMatmul() {
+  const shapes = soft ? [{ m: 128, n: 256, k: 128 }] : [{ m: 4096, n: 4096, k: 4096 }, { m: 4096, n: 14336, k: 4096 }];
+  const tf = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs-backend-webgpu');
+  await tf.setBackend('webgpu');
+  await tf.ready();
+  const ort = await import('onnxruntime-web/webgpu');
+  ort.env.wasm.numThreads = 1;
+  const mm = await MatmulF32.create(ctx);
+  for (const s of shapes) {
+    const label = `${s.m}x${s.n}x${s.k}`;
+    const flops = 2 * s.m * s.n * s.k;
+    // ours
+    const a = randomBuffer(ctx, s.m * s.k, 'a', 1), b = randomBuffer(ctx, s.n * s.k, 'b', 2);
+    const c = createBuffer(ctx, s.m * s.n * 4, STORAGE.rw, 'c');
+    const dims = mm.dimsBuffer(s);
+    const enc = (e: GPUCommandEncoder, pass: (l: string) => GPUComputePassDescriptor) => {
+      const p = e.beginComputePass(pass('matmul'));
+      mm.encode(p, a, b, c, dims, s);
+      p.end();
+    };
+    const ts = await timeGpu(ctx, enc);
+    const oursWall = await median(async () => {
+      const e = ctx.device.createCommandEncoder();
+      enc(e, (l) => ({ label: l }));
+      ctx.device.queue.submit([e.finish()]);
+      await ctx.device.queue.onSubmittedWorkDone();
+    });
+    record('matmul f32', label, 'sieve (wall)', oursWall, flops, { timestampMs: ts.ms });
+    for (const x of [a, b, c, dims]) releaseBuffer(ctx, x);
+    // tfjs
+    try {
+      const ta = tf.randomUniform([s.m, s.k]), tb = tf.randomUniform([s.n, s.k]);
+      const ms = await median(async () => {
+        const out = tf.matMul(ta, tb, false, true);
+        await tfSync(tf);
+        out.dispose();
+      });
+      record('matmul f32', label, 'tfjs-webgpu', ms, flops);
+      ta.dispose(); tb.dispose();
+    } catch (e) { rows.push(['matmul f32', label, 'tfjs-webgpu', 'failed', String((e as Error).message).slice(0, 60)]); }
+    // onnxruntime-web
+    try {
+      const model = onnxModel([{ op: 'MatMul', inputs: ['a', 'b'], outputs: ['c'] }],
+        [{ name: 'a', type: FLOAT, dims: [s.m, s.k] }, { name: 'b', type: FLOAT, dims: [s.k, s.n] }], [{ name: 'c', type: FLOAT, dims: [s.m, s.n] }]);
+      const sess = await ort.InferenceSession.create(model, { executionProviders: ['webgpu'], preferredOutputLocation: 'gpu-buffer' });
+      const dev = ort.env.webgpu.device as GPUDevice;
+      const ga = dev.createBuffer({ size: s.m * s.k * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+      const gb = dev.createBuffer({ size: s.k * s.n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+      const feeds = {
+        a: ort.Tensor.fromGpuBuffer(ga, { dataType: 'float32', dims: [s.m, s.k] }),
+        b: ort.Tensor.fromGpuBuffer(gb, { dataType: 'float32', dims: [s.k, s.n] }),
+      };
+      const ms = await median(async () => {
+        const out = await sess.run(feeds);
+        await dev.queue.onSubmittedWorkDone();
+        out.c.dispose();
+      });
+      record('matmul f32', label, 'onnxruntime-web', ms, flops);
+      ga.destroy(); gb.destroy();
+      await sess.release();
+    } catch (e) { rows.push(['matmul f32', label, 'onnxruntime-web', 'failed', String((e as Error).message).slice(0, 60)]); }
+  }
+}
+
+// ---------- attention ----------
+async function benchAttention() {
+  const cfgs = soft ? [{ S: 128, H: 4, KV: 2, D: 32 }] : [{ S: 4096, H: 32, KV: 8, D: 128 }, { S: 16384, H: 32, KV: 8, D: 128 }];
+  const tf = await import('@tensorflow/tfjs-core');
+  const ort = await import('onnxruntime-web/webgpu');
+  let PrefillAttention: unknown;
+  try { PrefillAttention = (await import('../src/attention/index.ts')).PrefillAttention; } catch { PrefillAttention = undefined; }
+  for (const { S, H, KV, D } of cfgs) {
+    const label = `S=${S} D=${D} ${H}q/${KV}kv causal`;
+    const flops = 4 * H * D * (S * (S + 1)) / 2; // causal work: QK^T and PV over the lower triangle
+    // ours
+    if (PrefillAttention) {
+      const PA = PrefillAttention as { create: (c: GpuContext, d: object) => Promise<{ encode: (e: GPUCommandEncoder, a: object, o: object) => void; destroy(): void }> };
+      const att = await PA.create(ctx, { nHeads: H, nKvHeads: KV, headDim: D, kvDtype: 'f32', capacity: S, maxRows: S });
+      const q = randomBuffer(ctx, S * H * D, 'q', 3);
+      const k = randomBuffer(ctx, KV * S * D, 'k', 4), v = randomBuffer(ctx, KV * S * D, 'v', 5);
+      const out = createBuffer(ctx, S * H * D * 4, STORAGE.rw, 'o');
+      const { DEFAULT_ATTENTION } = await import('../src/engine/types.ts');
+      const ms = await median(async () => {
+        const e = ctx.device.createCommandEncoder();
+        att.encode(e, { q, kv: { k, v }, out, pos: 0, rows: S, layer: 0 }, { ...DEFAULT_ATTENTION, attention: 'dense' });
+        ctx.device.queue.submit([e.finish()]);
+        await ctx.device.queue.onSubmittedWorkDone();
+      });
+      record('attention', label, 'sieve dense (wall)', ms, flops);
+      for (const x of [q, k, v, out]) releaseBuffer(ctx, x);
+      att.destroy();
+    } else rows.push(['attention', label, 'sieve', 'n/a', 'src/attention not built']);
+    // tfjs: matMul / softmax / matMul with a causal mask, K/V repeated per group
+    if (S <= 4096) {
+      try {
+        const q = tf.randomUniform([H, S, D]), k = tf.randomUniform([KV, S, D]), v = tf.randomUniform([KV, S, D]);
+        const kr = tf.reshape(tf.tile(tf.reshape(k, [KV, 1, S, D]), [1, H / KV, 1, 1]), [H, S, D]);
+        const vr = tf.reshape(tf.tile(tf.reshape(v, [KV, 1, S, D]), [1, H / KV, 1, 1]), [H, S, D]);
+        const mask = tf.mul(tf.sub(tf.linalg.bandPart(tf.ones([S, S]), -1, 0), 1), 1e9);
+        const ms = await median(async () => {
+          const o = tf.tidy(() => tf.matMul(tf.softmax(tf.add(tf.mul(tf.matMul(q, kr, false, true), 1 / Math.sqrt(D)), mask)), vr));
+          await tfSync(tf);
+          o.dispose();
+        });
+        record('attention', label, 'tfjs-webgpu', ms, flops, { note: 'matMul/softmax/matMul, full S x S computed' });
+        tf.dispose([q, k, v, kr, vr, mask]);
+      } catch (e) { rows.push(['attention', label, 'tfjs-webgpu', 'failed', String((e as Error).message).slice(0, 60)]); }
+    } else rows.push(['attention', label, 'tfjs-webgpu', 'skipped', `S x S scores = ${(H * S * S * 4 / 2 ** 30).toFixed(0)} GiB > binding limit`]);
+    // onnxruntime-web GroupQueryAttention
+    try {
+      const model = onnxModel([{ op: 'GroupQueryAttention', domain: 'com.microsoft', inputs: ['q', 'k', 'v', '', '', 'seqlens_k', 'total_seq'], outputs: ['o'], intAttrs: { num_heads: H, kv_num_heads: KV } }],
+        [{ name: 'q', type: FLOAT, dims: [1, S, H * D] }, { name: 'k', type: FLOAT, dims: [1, S, KV * D] }, { name: 'v', type: FLOAT, dims: [1, S, KV * D] },
+          { name: 'seqlens_k', type: INT32, dims: [1] }, { name: 'total_seq', type: INT32, dims: [] }], [{ name: 'o', type: FLOAT, dims: [1, S, H * D] }]);
+      const sess = await ort.InferenceSession.create(model, { executionProviders: ['webgpu'], preferredOutputLocation: 'gpu-buffer' });
+      const dev = ort.env.webgpu.device as GPUDevice;
+      const mk = (n: number) => dev.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+      const bq = mk(S * H * D), bk = mk(S * KV * D), bv = mk(S * KV * D);
+      const feeds = {
+        q: ort.Tensor.fromGpuBuffer(bq, { dataType: 'float32', dims: [1, S, H * D] }),
+        k: ort.Tensor.fromGpuBuffer(bk, { dataType: 'float32', dims: [1, S, KV * D] }),
+        v: ort.Tensor.fromGpuBuffer(bv, { dataType: 'float32', dims: [1, S, KV * D] }),
+        seqlens_k: new ort.Tensor('int32', new Int32Array([S - 1]), [1]),
+        total_seq: new ort.Tensor('int32', new Int32Array([S]), []),
+      };
+      const ms = await median(async () => {
+        const out = await sess.run(feeds);
+        await dev.queue.onSubmittedWorkDone();
+        out.o.dispose();
+      });
+      record('attention', label, 'onnxruntime-web GQA', ms, flops);
+      bq.destroy(); bk.destroy(); bv.destroy();
+      await sess.release();
+    } catch (e) { rows.push(['attention', label, 'onnxruntime-web GQA', 'failed', String((e as Error).message).slice(0, 60)]); }
+  }
+}
+
+if (args.only !== 'attention') await benchMatmul();
+if (args.only !== 'matmul') await benchAttention();
+finish({ bench: 'peer', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: 'wall (submit to onSubmittedWorkDone) for every side', header: ['op', 'shape', 'who', 'ms', 'TFLOP/s'], rows, results }, args.json);
+process.exit(0);
