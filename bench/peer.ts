@@ -103,7 +103,7 @@ async function benchMatmul() {
       const model = onnxModel([{ op: 'MatMul', inputs: ['a', 'b'], outputs: ['c'] }],
         [{ name: 'a', type: FLOAT, dims: [s.m, s.k] }, { name: 'b', type: FLOAT, dims: [s.k, s.n] }], [{ name: 'c', type: FLOAT, dims: [s.m, s.n] }]);
       const sess = await ort.InferenceSession.create(model, { executionProviders: ['webgpu'], preferredOutputLocation: 'gpu-buffer' });
-      const dev = ort.env.webgpu.device as GPUDevice;
+      const dev: GPUDevice = await ort.env.webgpu.device;
       const ga = dev.createBuffer({ size: s.m * s.k * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
       const gb = dev.createBuffer({ size: s.k * s.n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
       const feeds = {
@@ -172,7 +172,7 @@ async function benchAttention() {
         [{ name: 'q', type: FLOAT, dims: [1, S, H * D] }, { name: 'k', type: FLOAT, dims: [1, S, KV * D] }, { name: 'v', type: FLOAT, dims: [1, S, KV * D] },
           { name: 'seqlens_k', type: INT32, dims: [1] }, { name: 'total_seq', type: INT32, dims: [] }], [{ name: 'o', type: FLOAT, dims: [1, S, H * D] }]);
       const sess = await ort.InferenceSession.create(model, { executionProviders: ['webgpu'], preferredOutputLocation: 'gpu-buffer' });
-      const dev = ort.env.webgpu.device as GPUDevice;
+      const dev: GPUDevice = await ort.env.webgpu.device;
       const mk = (n: number) => dev.createBuffer({ size: n * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
       const bq = mk(S * H * D), bk = mk(S * KV * D), bv = mk(S * KV * D);
       const feeds = {

@@ -13,7 +13,7 @@ export async function installNavigatorGpu(): Promise<void> {
   Object.assign(globalThis, dawn.globals);
   const gpu: GPU = dawn.create(['enable-dawn-features=allow_unsafe_apis']);
   Object.defineProperty(globalThis, 'navigator', { value: { gpu, userAgent: 'node', hardwareConcurrency: 4, language: 'en' }, configurable: true, writable: true });
-  const proto = g.GPUQueue.prototype as unknown as { writeBuffer: (...a: unknown[]) => void };
+  const proto = g.GPUQueue.prototype as unknown as { writeBuffer: (this: GPUQueue, ...a: any[]) => void };
   const orig = proto.writeBuffer;
   proto.writeBuffer = function (this: GPUQueue, buf: GPUBuffer, off: number, data: ArrayBufferView, dOff?: number, size?: number) {
     if (data && typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer) {
