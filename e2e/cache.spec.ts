@@ -48,3 +48,17 @@ test.describe('loader in Chromium: Cache API', () => {
     expect(third.digest).toBe(first.digest);
   });
 });
+
+test.describe('loader in Chromium: browser file sources', () => {
+  test('a FileList from <input webkitdirectory> and an OPFS directory handle load the same weights as the URL', async ({ page }) => {
+    await page.goto('/e2e/pages/loader.html');
+    await expect(page.locator('#log')).toHaveText('ready');
+    const viaUrl = await page.evaluate((u) => (window as any).sieveLoader.load(u), MODEL);
+    await page.locator('#dir').setInputFiles(DEST);
+    const viaInput = await page.evaluate(() => (window as any).sieveLoader.loadInput());
+    expect(viaInput.digest).toBe(viaUrl.digest);
+    expect(viaInput.tensors).toBe(33); // 38 checkpoint tensors, w1 + w3 merged per layer
+    const viaOpfs = await page.evaluate((u) => (window as any).sieveLoader.loadOpfs(u, ['config.json', 'model.safetensors']), MODEL);
+    expect(viaOpfs.digest).toBe(viaUrl.digest);
+  });
+});
