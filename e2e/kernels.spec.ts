@@ -12,4 +12,15 @@ test.describe('kernels in Chromium (real WebGPU)', () => {
       expect(err).toBeLessThan(1e-3);
     }
   });
+
+  test('linear kernels (f32/f16/q8/q4, gemv and gemm, parts, gate/up) match the dequantized reference', async ({ page }) => {
+    await page.goto('/e2e/pages/kernels.html');
+    await expect(page.locator('#log')).toHaveText('ready');
+    const names: string[] = await page.evaluate(() => (window as any).sieveTest.linearCases);
+    expect(names.length).toBeGreaterThan(3);
+    for (const name of names) {
+      const err = await page.evaluate((n) => (window as any).sieveTest.linear(n), name);
+      expect(err, name).toBeLessThan(1e-4);
+    }
+  });
 });
