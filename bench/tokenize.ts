@@ -92,6 +92,14 @@ let promptIds = 0;
 const promptColdMs = time(() => { promptIds = fresh.encode(prompt, { addSpecial: true }).length; }, 1)[0];
 const promptWarmMs = median(time(() => tok.encode(prompt, { addSpecial: true }), 5));
 
+// Chinese without spaces: one pre-token of the whole prompt (no ▁ to cut at).
+const zhChars = Math.ceil(promptTokens / 2);
+const zhRng = new Rng(3);
+const zhPrompt = Array.from({ length: zhChars }, () => String.fromCodePoint(0x4e00 + zhRng.int(0x5000))).join('');
+const zhFresh = await tokenizerFromSentencePiece(bytes, { name: modelPath });
+let zhIds = 0;
+const zhMs = time(() => { zhIds = zhFresh.encode(zhPrompt, { addSpecial: true }).length; }, 1)[0];
+
 const cpu = cpus()[0]?.model ?? 'cpu';
 const adapter = {
   vendor: 'cpu', architecture: cpu, device: `${cpus().length} cores`, description: `node ${process.version}`,
@@ -104,6 +112,7 @@ const rows: (string | number)[][] = [
   [`encode ${(textBytes / 1048576).toFixed(2)} MB mixed en/zh, warm`, textBytes, nTokens, warmMs.toFixed(1), mbPerS(warmMs).toFixed(2)],
   [`prompt of ${promptIds} tokens, fresh tokenizer`, Buffer.byteLength(prompt), promptIds, promptColdMs.toFixed(1), mbPerS(promptColdMs * textBytes / Buffer.byteLength(prompt)).toFixed(2)],
   [`prompt of ${promptIds} tokens, warm`, Buffer.byteLength(prompt), promptIds, promptWarmMs.toFixed(1), mbPerS(promptWarmMs * textBytes / Buffer.byteLength(prompt)).toFixed(2)],
+  [`prompt of ${zhIds} tokens, Chinese, no spaces`, Buffer.byteLength(zhPrompt), zhIds, zhMs.toFixed(1), mbPerS(zhMs * textBytes / Buffer.byteLength(zhPrompt)).toFixed(2)],
 ];
 finish({
   bench: 'tokenize', date: new Date().toISOString(), adapter, timing: 'wall clock (performance.now), CPU only',
@@ -112,5 +121,6 @@ finish({
     model: modelPath, loadMs, loadCachedMs, textBytes, tokens: nTokens, coldMs, warmMs,
     mbPerSCold: mbPerS(coldMs), mbPerSWarm: mbPerS(warmMs),
     promptTokens: promptIds, promptBytes: Buffer.byteLength(prompt), promptColdMs, promptWarmMs, promptUnder1s: promptColdMs < 1000,
+    zhPromptTokens: zhIds, zhPromptMs: zhMs,
   }],
 }, args.json);

@@ -92,6 +92,9 @@ export function sentencePieceToJson(m: SpmModel, file = 'tokenizer.model'): Toke
       { file, modelType: t.modelType },
     );
   }
+  if (t.treatWhitespaceAsSuffix) {
+    throw new TokenizerError(`${file}: treat_whitespace_as_suffix is not supported (the spaces of this model's pieces come last)`, { file });
+  }
   const vocab: Record<string, number> = Object.create(null);
   const mergeable = new Set<string>();
   for (const [id, p] of m.pieces.entries()) {

@@ -12,7 +12,7 @@
  * model's hash). tokenizer_config.json, when present, gives the chat template,
  * the special token names and add_bos_token.
  */
-import { ConfigError, MissingFileError, ModelFormatError, TokenizerError } from '../errors.ts';
+import { ConfigError, MissingFileError, ModelFormatError } from '../errors.ts';
 import type { FileSource } from '../loader/source.ts';
 import { cachedConversion } from './cache.ts';
 import { ChatFormat, type ChatFormatOptions, type ChatMessage } from './chat.ts';
@@ -116,9 +116,6 @@ export async function loadTokenizer(source: FileSource, opts: LoadTokenizerOptio
     const file = `${source.name}/tokenizer.model`;
     const bytes = await source.read('tokenizer.model', 0, await source.size('tokenizer.model'));
     const json = await cachedConversion(bytes, () => sentencePieceToJson(parseSentencePiece(bytes, file), file));
-    if (json.sentencepiece?.treatWhitespaceAsSuffix) {
-      throw new TokenizerError(`${file}: treat_whitespace_as_suffix is not supported`, { file });
-    }
     return new Tokenizer(json, core);
   }
   throw new MissingFileError(`${source.name}/tokenizer.json`, 'the folder has neither tokenizer.json nor tokenizer.model: a tokenizer is required');

@@ -71,8 +71,9 @@ export class SieveTokenizer {
   private readonly normalizer?: SpmNormalizer;
   private readonly spmFirstNormalizer?: SpmNormalizer;
   private readonly skipIds = new Set<number>();
-  /** Special strings recognised in text when parseSpecial is set, longest first. */
-  private readonly specialStrings: [string, number][] = [];
+  /** Special strings recognised in text when parseSpecial is set: one alternation, longest first. */
+  private readonly specialIds = new Map<string, number>();
+  private readonly specialPattern?: RegExp;
   private readonly hfVocabSize: number;
   /** Normalized SentencePiece text may be cut before any ▁ (the pre-tokenizer splits there anyway). */
   private readonly chunkable: boolean;
@@ -101,8 +102,8 @@ export class SieveTokenizer {
       this.applySameScoreRanks(json);
       this.chunkable = json.pre_tokenizer !== null && !spm.userDefined.some((u) => u.includes(WS));
       for (const id of spm.controlIds) this.skipIds.add(id);
-      for (const id of spm.controlIds) this.specialStrings.push([this.hf.id_to_token(id)!, id]);
-      for (const s of spm.userDefined) this.specialStrings.push([s, this.hf.token_to_id(s)!]);
+      for (const id of spm.controlIds) this.specialIds.set(this.hf.id_to_token(id)!, id);
+      for (const s of spm.userDefined) this.specialIds.set(s, this.hf.token_to_id(s)!);
       let vocabSize = spm.pieceCount;
       if (this.family === 'chatglm2') {
         for (const [i, content] of CHATGLM2_SPECIALS.entries()) this.appended.push({ content, id: spm.pieceCount + i });
@@ -132,6 +133,9 @@ export class SieveTokenizer {
       const plain = this.hf.encode('a', { add_special_tokens: false }).ids;
       const at = indexOfRun(withSpecial, plain);
       this.prefixIds = at > 0 ? withSpecial.slice(0, at) : [];
+      // tokenizer_config.json's add_bos_token overrides the post-processor, as in transformers.
+      if (this.config.add_bos_token === false && this.bosId !== undefined) this.prefixIds = this.prefixIds.filter((id) => id !== this.bosId);
+      if (this.config.add_bos_token === true && this.bosId !== undefined && this.prefixIds[0] !== this.bosId) this.prefixIds = [this.bosId, ...this.prefixIds];
       for (const [id, t] of this.hf.get_added_tokens_decoder()) if (t.special) this.skipIds.add(id);
     }
     // The family's end-of-turn token stops generation too.
@@ -139,7 +143,10 @@ export class SieveTokenizer {
       const imEnd = this.tokenToId('<|im_end|>');
       if (imEnd !== undefined && !this.eosIds.includes(imEnd)) this.eosIds.push(imEnd);
     }
-    this.specialStrings.sort((a, b) => b[0].length - a[0].length);
+    if (this.specialIds.size > 0) {
+      const alternatives = [...this.specialIds.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+      this.specialPattern = new RegExp(alternatives.join('|'), 'gu');
+    }
   }
 
   /**
@@ -181,7 +188,9 @@ export class SieveTokenizer {
     const p = this.prefixIds;
     if (p.length === 0) return ids;
     if (ids.length >= p.length && p.every((id, i) => ids[i] === id)) return ids;
-    return [...p, ...ids];
+    const out = p.slice();
+    append(out, ids);
+    return out;
   }
 
   private encodeText(text: string, first: boolean): number[] {
@@ -199,7 +208,7 @@ export class SieveTokenizer {
           const ws = normalized.indexOf(WS, end);
           end = ws < 0 ? normalized.length : ws;
         } else end = normalized.length;
-        for (const id of this.hf.encode(normalized.slice(start, end), { add_special_tokens: false }).ids) ids.push(id);
+        append(ids, this.hf.encode(normalized.slice(start, end), { add_special_tokens: false }).ids);
         start = end;
       }
       return ids;
@@ -213,19 +222,16 @@ export class SieveTokenizer {
    * (as Hugging Face's SentencePiece-derived tokenizers do).
    */
   private encodeParsingSpecials(text: string): number[] {
-    if (!this.normalizer || this.specialStrings.length === 0) return this.encodeText(text, true);
+    if (!this.normalizer || !this.specialPattern) return this.encodeText(text, true);
     const ids: number[] = [];
-    let start = 0;
+    const re = new RegExp(this.specialPattern);
     let segStart = 0;
-    while (start < text.length) {
-      const hit = this.specialStrings.find(([s]) => text.startsWith(s, start));
-      if (!hit) { start++; continue; }
-      if (start > segStart) ids.push(...this.encodeText(text.slice(segStart, start), segStart === 0));
-      ids.push(hit[1]);
-      start += hit[0].length;
-      segStart = start;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      if (m.index > segStart) append(ids, this.encodeText(text.slice(segStart, m.index), segStart === 0));
+      ids.push(this.specialIds.get(m[0])!);
+      segStart = m.index + m[0].length;
     }
-    if (segStart < text.length) ids.push(...this.encodeText(text.slice(segStart), segStart === 0));
+    if (segStart < text.length) append(ids, this.encodeText(text.slice(segStart), segStart === 0));
     return ids;
   }
 
@@ -257,6 +263,11 @@ export class SieveTokenizer {
   streamDecoder(opts: DecodeOptions = {}): StreamDecoder {
     return createStreamDecoder((ids) => this.decode(ids, opts));
   }
+}
+
+/** Appends without spreading (a spread of 100k+ ids would overflow the call stack). */
+function append(to: number[], from: number[]): void {
+  for (let i = 0; i < from.length; i++) to.push(from[i]);
 }
 
 /** Index where `run` occurs in `arr`, or -1. */

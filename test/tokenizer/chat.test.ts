@@ -87,6 +87,15 @@ describe('InternLM2', () => {
     expect(tok.encode('<s>hi')[0]).not.toBe(1);
   });
 
+  it('formats a 100k-token chat prompt (long turns are encoded in pieces)', async () => {
+    const tok = await tokenizerFromSentencePiece(BPE_ZH, { family: 'internlm2' });
+    const long = '龘靐齉麤'.repeat(8500); // 34k characters without a space, outside bpe_zh's vocabulary: 3 byte ids each
+    const { text, ids } = tok.formatChat([{ role: 'user', content: long }]);
+    expect(ids.length).toBeGreaterThan(100_000);
+    expect(ids.filter((id) => id === 1)).toHaveLength(1);
+    expect(tok.decode(ids)).toBe(text.slice(3).replace(/\n/g, ' ')); // bpe_zh's nmt_nfkc turns \n into a space
+  });
+
   it('uses the chat_template of tokenizer_config.json when there is one (string or named list)', async () => {
     const chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}";
     const tok = await tokenizerFromSentencePiece(BPE_ZH, { family: 'internlm2', config: { chat_template } });
