@@ -5,7 +5,7 @@
  * (url-source.ts: HTTP Range requests, retries, Cache API). `openSource(x)`
  * picks one by the type of `x`.
  */
-import { MissingFileError, ModelFormatError } from '../errors.ts';
+import { InvalidOptionError, MissingFileError, ModelFormatError } from '../errors.ts';
 import type { FileSource } from './source.ts';
 import { urlSource, type UrlSourceOptions } from './url-source.ts';
 
@@ -184,6 +184,6 @@ export function openSource(x: SourceInput, opts: UrlSourceOptions = {}): FileSou
     return nodeSource(x.startsWith('file://') ? new URL(x).pathname : x);
   }
   if (Array.isArray(x) || (typeof FileList !== 'undefined' && x instanceof FileList)) return fileListSource(x as File[]);
-  if ((x as FileSystemDirectoryHandle).kind === 'directory') return dirHandleSource(x as FileSystemDirectoryHandle);
-  throw new TypeError('openSource: expected a path, URL, FileList, File[], directory handle or FileSource');
+  if (x && typeof x === 'object' && (x as FileSystemDirectoryHandle).kind === 'directory') return dirHandleSource(x as FileSystemDirectoryHandle);
+  throw new InvalidOptionError('source', 'expected a folder path, a URL, a FileList or File[], a directory handle or a FileSource');
 }
