@@ -27,7 +27,7 @@ describe('sources', () => {
     await expect(s.read('model-00001-of-00002.safetensors', size - 4, 5)).rejects.toThrow(ModelFormatError);
     await expect(s.size('nope.bin')).rejects.toThrow(MissingFileError);
     await expect(s.text('nope.json')).rejects.toThrow(/^nope\.json: not found in /);
-    expect((await s.list!()).sort()).toEqual(readdirSync(DIR).sort());
+    expect((await s.list!())!.sort()).toEqual(readdirSync(DIR).sort());
     await s.close();
   });
   it('fileListSource (webkitdirectory File[]) reads the same tensors as nodeSource', async () => {
