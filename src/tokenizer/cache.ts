@@ -10,9 +10,22 @@ const FORMAT = 'spm-v1';
 const CACHE_NAME = 'sieve-tokenizers';
 const memory = new Map<string, Promise<TokenizerJson>>();
 
+/**
+ * SHA-256 of the bytes (hex). Pages served over plain http (not localhost) have
+ * no crypto.subtle: they get a 64-bit FNV-1a of the bytes and their length instead.
+ */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  if (globalThis.crypto?.subtle) {
+    const digest = await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
+    return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193 ^ bytes.length;
+  for (let i = 0; i < bytes.length; i++) {
+    h1 = Math.imul(h1 ^ bytes[i], 0x01000193);
+    h2 = Math.imul(h2 ^ bytes[i] ^ (i & 0xff), 0x5bd1e995);
+  }
+  return `fnv-${(h1 >>> 0).toString(16)}${(h2 >>> 0).toString(16)}-${bytes.length}`;
 }
 
 function browserCache(): CacheStorage | undefined {

@@ -10,6 +10,7 @@ import { MissingFileError, ModelFormatError, TokenizerError } from '../../src/er
 import { nodeSource } from '../../src/loader/sources.ts';
 import { loadTokenizer, parseSentencePiece, sentencePieceToJson, tokenizerFromSentencePiece } from '../../src/tokenizer/index.ts';
 import { PieceType } from '../../src/tokenizer/sentencepiece.ts';
+import { cachedConversions, sha256Hex } from '../../src/tokenizer/cache.ts';
 import { FIXTURES } from '../helpers/gpu.ts';
 import { bpeModel } from './spm-writer.ts';
 
@@ -54,6 +55,19 @@ describe('SentencePiece conversion', () => {
     expect(withBytes.decode(ids)).toBe('aé');
     const noBytes = await tokenizerFromSentencePiece(bpeModel([{ piece: 'a', score: -1 }], noPrefix));
     expect(noBytes.encode('aé')).toEqual([3, 0]);
+  });
+
+  it('caches a conversion by the hash of the model bytes', async () => {
+    const bytes = bpeModel(['x', 'y', 'xy'], noPrefix);
+    const before = cachedConversions();
+    const a = await tokenizerFromSentencePiece(bytes);
+    expect(cachedConversions()).toBe(before + 1);
+    const b = await tokenizerFromSentencePiece(bytes.slice());
+    expect(cachedConversions()).toBe(before + 1);
+    expect(b.encode('xyx')).toEqual(a.encode('xyx'));
+    await tokenizerFromSentencePiece(bpeModel(['x', 'y', 'yx'], noPrefix));
+    expect(cachedConversions()).toBe(before + 2);
+    expect(await sha256Hex(new TextEncoder().encode('abc'))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
   });
 
   it('refuses a Unigram model with a TokenizerError naming the model type', () => {
