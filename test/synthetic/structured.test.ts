@@ -1,0 +1,170 @@
+/**
+ * Structured synthetic models: a small model of each family loads through
+ * the real loader (readModel -> loadWeights on WebGPU), and the attention of
+ * its first layer, computed on the CPU from the GPU-loaded weights for a
+ * 384-token prompt, shows the planted sink, bands, stripes and needle.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { readModel } from '../../src/loader/model.ts';
+import { readWeightF32 } from '../../src/loader/readback.ts';
+import { readCheckpoint } from '../../src/loader/safetensors.ts';
+import { nodeSource } from '../../src/loader/sources.ts';
+import { loadWeights, readRecipeF32, releaseWeights } from '../../src/loader/weights.ts';
+import { attentionRow, layerQK, rowMass } from '../../src/synthetic/analyze.ts';
+import { syntheticPrompt } from '../../src/synthetic/prompt.ts';
+import { structuredSource, writeStructuredModel } from '../../src/synthetic/source.ts';
+import { PRESETS, roleOf, TOKENS, type StructuredOptions } from '../../src/synthetic/structured.ts';
+import { testGpu } from '../helpers/gpu.ts';
+
+const SMALL: Record<'internlm2' | 'chatglm2', StructuredOptions> = {
+  internlm2: { family: 'internlm2', dim: 512, nLayers: 2, nHeads: 8, nKvHeads: 2, ffnDim: 256, vocabSize: 256, dtype: 'BF16', seed: 11 },
+  chatglm2: { family: 'chatglm2', dim: 512, nLayers: 2, nHeads: 8, nKvHeads: 2, ffnDim: 256, vocabSize: 256, headDim: 64, dtype: 'F16', seed: 12 },
+};
+
+describe('structured synthetic model: planted attention structure through the loader (real WebGPU)', () => {
+  for (const family of ['internlm2', 'chatglm2'] as const) {
+    it(`${family}: sink, bands, stripes and needle in layer 0 at 384 tokens`, async () => {
+      const ctx = await testGpu();
+      const src = structuredSource(SMALL[family]);
+      const m = await readModel(src);
+      expect(m.spec.family).toBe(family);
+      const names = ['embed', 'layers.0.attnNorm', 'layers.0.wqkv', ...(m.spec.qkvBias ? ['layers.0.bqkv'] : [])];
+      const recipes = m.plan.recipes.filter((r) => names.includes(r.name));
+      const gpu = await loadWeights(ctx, src, m.spec, { recipes, dropped: [] }, { format: 'f32' });
+      const w: Record<string, Float32Array> = {};
+      try {
+        for (const r of recipes) {
+          w[r.name] = await readWeightF32(ctx, gpu.get(r.name)!);
+          expect(sameBytes(w[r.name], await readRecipeF32(src, r)), r.name).toBe(true); // the GPU holds what the file says
+        }
+      } finally {
+        releaseWeights(ctx, gpu.values());
+      }
+      const S = 384;
+      const prompt = syntheticPrompt({ seqLen: S, vocabSize: m.spec.vocabSize, needles: 2, stripeEvery: 48, seed: 5 });
+      const rows = [S - 1, S - 4, 300, 250, 200];
+      const qk = layerQK(m.spec, { embed: w.embed, attnNorm: w['layers.0.attnNorm'], wqkv: w['layers.0.wqkv'], bqkv: w['layers.0.bqkv'] }, prompt.ids, rows);
+      const kinds = new Set<string>();
+      let bandChecks = 0;
+      for (let h = 0; h < m.spec.nHeads; h++) {
+        const plan = src.weights.plan(0, h);
+        kinds.add(plan.kind);
+        const band = Math.ceil(2 * plan.bandWidth) + 2;
+        for (const i of rows) {
+          const p = attentionRow(m.spec, qk, h, i);
+          const mass = rowMass(p, i, band, prompt.stripes, prompt.needles);
+          const where = `head ${h} (${plan.kind}) row ${i}`;
+          if (plan.kind === 'retrieval') {
+            if (i >= prompt.questionStart) expect(mass.needles, where).toBeGreaterThan(0.9);
+            else {
+              expect(mass.needles, where).toBeLessThan(0.01);
+              expect(mass.sink, where).toBeGreaterThan(0.5);
+            }
+          } else if (plan.kind === 'mixed') {
+            // Planted columns and the band hold nearly all the mass; stripes stand far above other columns.
+            expect(mass.sink + mass.band + mass.stripes, where).toBeGreaterThan(0.85);
+            // The sink column stands far above the background (ordinary columns outside the band).
+            const background = meanAt(p, i, band + 1, i, prompt);
+            expect(mass.sink / Math.max(background, 1e-30), where).toBeGreaterThan(100);
+            if (!Number.isNaN(mass.stripeLift)) expect(mass.stripeLift, where).toBeGreaterThan(10);
+            expect(mass.needles, where).toBeLessThan(0.01);
+            if (plan.bandWidth <= 24) {
+              // Band: mean probability near the diagonal far above that at 4W-8W.
+              const near = meanAt(p, i, 0, Math.max(1, plan.bandWidth / 2), prompt);
+              const far = meanAt(p, i, 4 * plan.bandWidth, 8 * plan.bandWidth, prompt);
+              expect(near / Math.max(far, 1e-30), where).toBeGreaterThan(10);
+              bandChecks++;
+            }
+          } else {
+            expect(mass.stripeLift, where).toBeLessThan(10);
+            expect(mass.needles, where).toBeLessThan(0.2);
+          }
+        }
+      }
+      expect([...kinds].sort()).toEqual(['diffuse', 'mixed', 'retrieval']);
+      expect(bandChecks).toBeGreaterThan(0);
+    });
+  }
+});
+
+function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
+  return Buffer.compare(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}
+
+/** Mean probability of ordinary (and question) columns at distance [d0, d1] from row i. */
+function meanAt(p: Float64Array, i: number, d0: number, d1: number, prompt: { ids: Int32Array }): number {
+  let s = 0, n = 0;
+  for (let j = Math.max(1, Math.ceil(i - d1)); j <= i - d0; j++) {
+    const role = roleOf(prompt.ids[j]);
+    if (role !== 'ordinary' && role !== 'query') continue;
+    s += p[j];
+    n++;
+  }
+  return n ? s / n : 0;
+}
+
+describe('structured synthetic model: outputs', () => {
+  it('7B shapes are served without materializing them: spec, shards, consistent bytes', async () => {
+    const src = structuredSource({ ...PRESETS['internlm2-7b'], seed: 3 });
+    const m = await readModel(src);
+    expect([m.spec.dim, m.spec.nLayers, m.spec.nHeads, m.spec.nKvHeads, m.spec.ffnDim, m.spec.vocabSize]).toEqual([4096, 32, 32, 8, 14336, 92544]);
+    expect(m.checkpoint.files.length).toBeGreaterThanOrEqual(7);
+    expect(m.checkpoint.totalBytes).toBeGreaterThan(15e9);
+    // An unaligned read equals the two reads it splits into; tensorRows agrees with the bytes.
+    const e = m.checkpoint.entries.find((x) => x.name === 'model.layers.20.feed_forward.w2.weight')!;
+    const off = e.offset + 3 * e.shape[1] * 2 + 5;
+    const whole = await src.read(e.file, off, 70001);
+    const a = await src.read(e.file, off, 33333);
+    const b = await src.read(e.file, off + 33333, 70001 - 33333);
+    expect(sameBytes(whole.subarray(0, 33333), a)).toBe(true);
+    expect(sameBytes(whole.subarray(33333), b)).toBe(true);
+    const rowBytes = e.shape[1] * 2;
+    const row = new Uint16Array((await src.read(e.file, e.offset + 7 * rowBytes, rowBytes)).buffer);
+    const f32 = src.tensorRows(e.name, 7, 1);
+    for (let c = 0; c < f32.length; c += 997) {
+      const back = new Float32Array(new Uint32Array([row[c] << 16]).buffer)[0];
+      expect(Math.abs(back - f32[c])).toBeLessThanOrEqual(Math.abs(f32[c]) * 2 ** -8);
+    }
+    for (const p of ['chatglm2-6b', 'internlm2-1.8b'] as const) {
+      const s2 = await readModel(structuredSource(PRESETS[p]));
+      expect(s2.spec.dim).toBe(PRESETS[p].dim);
+    }
+  });
+
+  it('writes a sharded folder whose bytes equal the source (via the safetensors layout)', async () => {
+    const dir = mkdtempSync(`${tmpdir()}/structured-`);
+    try {
+      const opts: StructuredOptions = { ...PRESETS['chatglm2-tiny'], dtype: 'F32', shardBytes: 1 << 20 };
+      const out = await writeStructuredModel(dir, opts);
+      expect(out.files.length).toBeGreaterThan(1);
+      const disk = nodeSource(dir);
+      const src = structuredSource(opts);
+      const ck = await readCheckpoint(disk);
+      expect(ck.entries.map((e) => e.name)).toEqual((await readCheckpoint(src)).entries.map((e) => e.name));
+      for (const e of ck.entries.filter((_, k) => k % 4 === 0)) {
+        expect(sameBytes(await disk.read(e.file, e.offset, e.byteLength), await src.read(e.file, e.offset, e.byteLength)), e.name).toBe(true);
+      }
+      expect(JSON.parse(await disk.text('config.json')).model_type).toBe('chatglm');
+      await disk.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('prompts put the sink first, stripes spread out, needles at depth and the question last', () => {
+    const p = syntheticPrompt({ seqLen: 4096, vocabSize: 92544, needles: 3, needleDepth: 0.25, stripeEvery: 256, seed: 9 });
+    expect(p.ids[0]).toBe(TOKENS.sink);
+    expect(p.needles).toEqual([1024, 1025, 1026]);
+    expect(p.questionStart).toBe(4088);
+    for (const j of p.needles) expect(roleOf(p.ids[j])).toBe('needle');
+    for (let j = p.questionStart; j < 4096; j++) expect(roleOf(p.ids[j])).toBe('query');
+    expect(p.stripes.length).toBeGreaterThan(10);
+    for (const j of p.stripes) expect(roleOf(p.ids[j])).toBe('stripe');
+    const roles = Array.from(p.ids, (t) => roleOf(t));
+    expect(roles.filter((r) => r === 'stripe').length).toBe(p.stripes.length);
+    expect(roles.filter((r) => r === 'sink').length).toBe(1);
+    expect(syntheticPrompt({ seqLen: 4096, vocabSize: 92544, needles: 3, needleDepth: 0.25, seed: 9 }).ids).toEqual(p.ids);
+  });
+});
