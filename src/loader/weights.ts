@@ -102,11 +102,12 @@ function checkDtype(e: TensorEntry): void {
   }
 }
 
-/**
- * Canonical rows [r0, r0 + n) of a recipe into `out` (cols elements per row),
- * reading each contiguous run of source rows with one read.
- */
-async function readRows(source: FileSource, recipe: TensorRecipe, cols: number, r0: number, n: number, out: Uint16Array | Float32Array, onBytes: (file: string, bytes: number) => void): Promise<void> {
+/** Raw bytes of canonical rows, one piece per contiguous run of source rows. */
+interface RawRows { pieces: { entry: TensorEntry; bytes: Uint8Array; at: number }[] }
+
+/** Reads canonical rows [r0, r0 + n) of a recipe (cols elements per row), one read per contiguous source run. */
+async function fetchRows(source: FileSource, recipe: TensorRecipe, cols: number, r0: number, n: number): Promise<RawRows> {
+  const reads: Promise<{ entry: TensorEntry; bytes: Uint8Array; at: number }>[] = [];
   let canonStart = 0;
   for (const seg of recipe.segments) {
     const a = Math.max(r0, canonStart), b = Math.min(r0 + n, canonStart + seg.rows);
@@ -115,11 +116,17 @@ async function readRows(source: FileSource, recipe: TensorRecipe, cols: number, 
       checkDtype(e);
       const srcRowBytes = (e.byteLength / Math.max(1, e.shape[0] ?? 1)) | 0;
       const srcRow = seg.rowStart + (a - canonStart);
-      const bytes = await source.read(e.file, e.offset + srcRow * srcRowBytes, (b - a) * srcRowBytes);
-      onBytes(e.file, bytes.byteLength);
-      convert(e, bytes, out, (a - r0) * cols);
+      reads.push(source.read(e.file, e.offset + srcRow * srcRowBytes, (b - a) * srcRowBytes).then((bytes) => ({ entry: e, bytes, at: (a - r0) * cols })));
     }
     canonStart += seg.rows;
+  }
+  return { pieces: await Promise.all(reads) };
+}
+
+function convertRows(raw: RawRows, out: Uint16Array | Float32Array, onBytes: (file: string, bytes: number) => void): void {
+  for (const p of raw.pieces) {
+    convert(p.entry, p.bytes, out, p.at);
+    onBytes(p.entry.file, p.bytes.byteLength);
   }
 }
 
@@ -136,7 +143,7 @@ export async function readTensorF32(source: FileSource, entry: TensorEntry): Pro
 export async function readRecipeF32(source: FileSource, recipe: TensorRecipe): Promise<Float32Array> {
   const cols = recipe.shape.length === 1 ? 1 : recipe.shape[1];
   const out = new Float32Array(recipe.shape[0] * cols);
-  await readRows(source, recipe, cols, 0, recipe.shape[0], out, () => undefined);
+  convertRows(await fetchRows(source, recipe, cols, 0, recipe.shape[0]), out, () => undefined);
   return out;
 }
 
@@ -212,18 +219,24 @@ async function uploadTensor(
       if (pl.scaleBytes) part.scales = createBuffer(ctx, pl.scaleBytes, STORAGE.rw, `${label}.scales`);
       // Rows per block: a multiple of ROW_ALIGN (so packed offsets are word aligned) within BLOCK_BYTES of f32.
       const blockRows = Math.max(ROW_ALIGN, Math.floor(BLOCK_BYTES / (cols * 4) / ROW_ALIGN) * ROW_ALIGN);
+      // Read block k + 1 while block k is converted and written (at most two blocks of raw bytes in flight).
+      const fetchBlock = (r: number) => fetchRows(source, recipe, cols, pl.rowStart + r, Math.min(blockRows, pl.rows - r));
+      let next: Promise<RawRows> | undefined = fetchBlock(0);
       for (let r = 0; r < pl.rows; r += blockRows) {
-        if (signal?.aborted) throw new AbortedError('loading weights was aborted');
+        if (signal?.aborted) { await next?.catch(() => undefined); throw new AbortedError('loading weights was aborted'); }
         const n = Math.min(blockRows, pl.rows - r);
+        const raw: RawRows = await next!;
+        next = r + blockRows < pl.rows ? fetchBlock(r + blockRows) : undefined;
+        next?.catch(() => undefined); // surfaced when awaited
         const elemStart = r * cols;
         if (fmt === 'f16') {
           const h = new Uint16Array(n * cols);
-          await readRows(source, recipe, cols, pl.rowStart + r, n, h, onBytes);
+          convertRows(raw, h, onBytes);
           writeBuffer(ctx, part.data, elemStart * 2, h);
           onWritten(h.byteLength);
         } else {
           const f = new Float32Array(n * cols);
-          await readRows(source, recipe, cols, pl.rowStart + r, n, f, onBytes);
+          convertRows(raw, f, onBytes);
           if (fmt === 'f32') {
             writeBuffer(ctx, part.data, elemStart * 4, f);
             onWritten(f.byteLength);
