@@ -60,6 +60,8 @@ export class SieveTokenizer {
   readonly kind: 'sentencepiece' | 'tokenizer.json';
   readonly vocabSize: number;
   readonly bosId: number | undefined;
+  /** Padding id when the model has one (batching; generation never needs it). */
+  readonly padId: number | undefined;
   /** Stop ids: EOS, plus the family's end-of-turn token. */
   readonly eosIds: number[];
   /** Ids encode({addSpecial: true}) puts before the text. */
@@ -112,6 +114,7 @@ export class SieveTokenizer {
       }
       this.vocabSize = vocabSize;
       this.bosId = spm.bosId >= 0 ? spm.bosId : undefined;
+      this.padId = spm.padId >= 0 ? spm.padId : undefined;
       const eos = spm.eosId >= 0 ? spm.eosId : undefined;
       this.eosIds = eos === undefined ? [] : [eos];
       if (this.family === 'chatglm2') {
@@ -125,6 +128,8 @@ export class SieveTokenizer {
       this.vocabSize = this.hfVocabSize;
       const bos = cfgTok('bos_token');
       this.bosId = bos === undefined ? undefined : this.hf.token_to_id(bos);
+      const pad = cfgTok('pad_token');
+      this.padId = pad === undefined ? undefined : this.hf.token_to_id(pad);
       const eos = cfgTok('eos_token');
       const eosId = eos === undefined ? undefined : this.hf.token_to_id(eos);
       this.eosIds = eosId === undefined ? [] : [eosId];
