@@ -85,7 +85,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
       try {
         return await f();
       } catch (e) {
-        if (e instanceof MissingFileError || e instanceof AbortedError) throw e;
+        if (e instanceof MissingFileError || e instanceof AbortedError || isQuota(e)) throw e;
         last = e;
         if (attempt < retries) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
       }
@@ -98,9 +98,15 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
       const r = await doFetch(urlOf(p), { method: 'HEAD', signal: opts.signal });
       if (r.status === 404) throw new MissingFileError(p, `not found at ${urlOf(p)} (HTTP 404)`, { url: urlOf(p) });
       if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      const len = Number(r.headers.get('content-length'));
-      if (!Number.isFinite(len) || r.headers.get('content-length') === null) throw new Error('no Content-Length');
-      return { size: len, etag: r.headers.get('etag') ?? '' };
+      const etag = r.headers.get('etag') ?? '';
+      const cl = r.headers.get('content-length');
+      if (cl !== null && Number.isSafeInteger(Number(cl))) return { size: Number(cl), etag };
+      // No usable Content-Length (e.g. a compressing server): ask for one byte and read the total from Content-Range.
+      const probe = await doFetch(urlOf(p), { headers: { Range: 'bytes=0-0' }, signal: opts.signal });
+      const total = /\/(\d+)$/.exec(probe.headers.get('content-range') ?? '')?.[1];
+      await probe.body?.cancel();
+      if (probe.status !== 206 || total === undefined) throw new Error('the server reports neither Content-Length nor Content-Range');
+      return { size: Number(total), etag };
     });
   }
 
@@ -174,6 +180,16 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
     await (await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE)).put(manifestKey(), new Response(JSON.stringify(m), { headers: { 'content-type': 'application/json' } }));
   }
 
+  /** Files kept in the Cache API: weights, unless the cache refused them (quota). */
+  const refused = new Set<string>();
+  const cachedFile = (p: string) => useCache && /\.(safetensors|bin)$/.test(p) && !refused.has(p);
+  /** A full cache (QuotaExceededError) is not fatal: that file is read with Range requests instead. */
+  function uncache<T>(p: string, e: unknown, fallback: () => Promise<T> | T): Promise<T> | T {
+    if (!isQuota(e)) throw e;
+    refused.add(p);
+    return fallback();
+  }
+
   function blob(p: string): Promise<Blob> {
     let b = blobs.get(p);
     if (!b) {
@@ -204,15 +220,16 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
     async size(p: string) {
       const known = sizes.get(p);
       if (known !== undefined) return known;
-      const n = useCache && /\.(safetensors|bin)$/.test(p) ? (await blob(p)).size : (await head(p)).size;
+      const n = cachedFile(p) ? await blob(p).then((b) => b.size, (e) => uncache(p, e, () => head(p).then((h) => h.size))) : (await head(p)).size;
       sizes.set(p, n);
       return n;
     },
     async read(p: string, offset: number, length: number) {
       checkRange(p, offset, length, await src.size(p));
       if (length === 0) return new Uint8Array(0);
-      if (useCache && /\.(safetensors|bin)$/.test(p)) {
-        return new Uint8Array(await (await blob(p)).slice(offset, offset + length).arrayBuffer());
+      if (cachedFile(p)) {
+        const b = await blob(p).catch((e) => uncache(p, e, () => undefined));
+        if (b) return new Uint8Array(await b.slice(offset, offset + length).arrayBuffer());
       }
       return withRetry(`range ${offset}+${length}`, p, async () => {
         const r = await doFetch(urlOf(p), { headers: { Range: `bytes=${offset}-${offset + length - 1}` }, signal: opts.signal });
@@ -241,6 +258,10 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
     },
   };
   return src;
+}
+
+function isQuota(e: unknown): boolean {
+  return (e as { name?: string })?.name === 'QuotaExceededError';
 }
 
 async function blobChecksum(blob: Blob): Promise<string> {
