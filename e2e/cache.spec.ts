@@ -40,6 +40,12 @@ test.describe('loader in Chromium: Cache API', () => {
     expect(second.digest).toBe(first.digest);
     expect(second.bytes).toBe(first.bytes);
 
+    // Revalidation costs one HEAD per weights file and no download when nothing changed.
+    const revalidated = await page.evaluate((u) => (window as any).sieveLoader.load(u, true), MODEL);
+    expect(revalidated.cacheHits).toEqual(['model.safetensors']);
+    expect(weightRequests).toEqual([`HEAD ${new URL(`${MODEL}model.safetensors`, page.url()).href}`]);
+    weightRequests.length = 0;
+
     // A corrupted entry fails its checksum and is downloaded again.
     expect(await page.evaluate((u) => (window as any).sieveLoader.corrupt(u), `${MODEL}model.safetensors`)).toBe(true);
     const third = await page.evaluate((u) => (window as any).sieveLoader.load(u), MODEL);

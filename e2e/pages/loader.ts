@@ -30,9 +30,9 @@ async function loadFrom(src: FileSource) {
 
 const api = {
   /** Loads `url` (a folder) in f16; returns what was loaded, cache hits and a digest of every weight's GPU bytes. */
-  async load(url: string) {
+  async load(url: string, revalidate = false) {
     let downloaded = 0;
-    const src = urlSource(url, { onProgress: (p) => { downloaded = Math.max(downloaded, p.bytesDone); } });
+    const src = urlSource(url, { revalidate, onProgress: (p) => { downloaded = Math.max(downloaded, p.bytesDone); } });
     return { ...(await loadFrom(src)), cacheHits: src.cacheHits, downloaded };
   },
   /** Loads the folder picked in <input webkitdirectory id=dir> (a FileList). */

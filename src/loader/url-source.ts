@@ -22,6 +22,12 @@ export interface UrlSourceOptions {
   cache?: boolean;
   /** Cache name (default 'sieve-models-v1'). */
   cacheName?: string;
+  /**
+   * Check a cached file against the server (one HEAD request: size and ETag)
+   * and refetch it when it changed. Default false: a cached file is used
+   * without any request, so a second visit works offline.
+   */
+  revalidate?: boolean;
   /** Retries of a failed request (default 3). */
   retries?: number;
   /** Download progress of each file (bytes from the network). */
@@ -121,12 +127,13 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
       const res = await cache.match(url);
       if (res) {
         const blob = await res.blob();
-        if (blob.size === meta.size && (await blobChecksum(blob)) === meta.checksum) {
+        const fresh = !opts.revalidate || (await head(p).then((h) => h.size === meta.size && h.etag === meta.etag, () => true));
+        if (fresh && blob.size === meta.size && (await blobChecksum(blob)) === meta.checksum) {
           cacheHits.push(p);
           return blob;
         }
       }
-      // Corrupt or incomplete: drop both and refetch.
+      // Corrupt, incomplete or changed on the server: drop both and refetch.
       await cache.delete(url);
       await cache.delete(metaKey);
     }

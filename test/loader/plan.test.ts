@@ -87,6 +87,12 @@ describe('memory plan', () => {
       expect(liveBytes(ctx) - before).toBe(p.weightsBytes);
       releaseWeights(ctx, w.values());
     }
+    // loadWeights also takes the checkpoint entries and maps them itself.
+    const before = liveBytes(ctx);
+    const w = await loadWeights(ctx, src, m.spec, m.checkpoint.entries);
+    expect([...w.keys()]).toEqual(m.plan.recipes.map((r) => r.name));
+    expect(liveBytes(ctx) - before).toBe(planMemory(m.spec, m.plan, limitsOf(ctx)).weightsBytes);
+    releaseWeights(ctx, w.values());
   });
 });
 
