@@ -36,9 +36,12 @@
  *    every token (from c0): k_p = 1, q_p = lambda_band w_p sqrt(D), sum
  *    w_p = 1. After RoPE the score of row i on column j is
  *    lambda_band sum_p w_p cos((i-j) theta_p): lambda_band at distance 0,
- *    decaying with |i-j|. With w_p ~ theta_p exp(-(theta_p W)^2 / 2) (log-
- *    spaced frequencies have density 1/theta) the profile is close to
- *    lambda_band exp(-(i-j)^2 / (2 W^2)): a band of width ~W tokens.
+ *    decaying with |i-j|. With w_p ~ sqrt(theta_p) exp(-(theta_p W)^2 / 2) the
+ *    profile falls to half at ~1.5-2 W tokens: a band of width ~W. RoPE has
+ *    only D/2 (ChatGLM2: D/4) frequencies, so far from the diagonal the
+ *    cosines do not cancel exactly: pseudo-random sidelobes of rms ~0.17
+ *    lambda_band remain (this weighting maximizes the number of pairs that
+ *    share the weight, which minimizes them), as in real RoPE local heads.
  *  - COLUMN STRIPES: k[slot_stripe] = K0 on stripe token ids (from c2),
  *    q[slot_stripe] = lambda_stripe sqrt(D) / K0 for every row (from c0): every
  *    query scores +lambda_stripe on every stripe token, wherever it is.
@@ -202,19 +205,19 @@ export function headPlan(o: Resolved, l: number, h: number): HeadPlan {
   const logRange = (lo: number, hi: number) => Math.exp(range(Math.log(lo), Math.log(hi)));
   const x = o.sharpness;
   if (rank < nRetrieval) {
-    return { kind: 'retrieval', sink: x * range(10, 14), band: x * range(2, 5), bandWidth: logRange(2, 16), stripe: x * range(1, 3), needle: x * range(20, 26), noise: range(0.3, 0.6), gain: 8 };
+    return { kind: 'retrieval', sink: x * range(14, 18), band: x * range(1, 3), bandWidth: logRange(2, 16), stripe: x * range(0, 2), needle: x * range(20, 26), noise: range(0.3, 0.6), gain: 8 };
   }
   if (rank < nRetrieval + nDiffuse) {
     return { kind: 'diffuse', sink: x * range(0, 2), band: x * range(0, 2), bandWidth: 8, stripe: x * range(0, 1), needle: 0, noise: range(1.5, 2.5), gain: 1 };
   }
-  return { kind: 'mixed', sink: x * range(9, 15), band: x * range(8, 13), bandWidth: logRange(4, 256), stripe: x * range(5, 8), needle: 0, noise: range(0.3, 1.0), gain: 1 };
+  return { kind: 'mixed', sink: x * range(9, 14), band: x * range(8, 12), bandWidth: logRange(4, 256), stripe: x * range(3, 6), needle: 0, noise: range(0.3, 0.8), gain: 1 };
 }
 
-/** Band pair weights w_p (sum 1) for width W: w_p ~ theta_p exp(-(theta_p W)^2 / 2). */
+/** Band pair weights w_p (sum 1) for width W: w_p ~ sqrt(theta_p) exp(-(theta_p W)^2 / 2). */
 export function bandWeights(theta: number[], width: number): Float64Array {
   const w = new Float64Array(theta.length);
   let sum = 0;
-  theta.forEach((t, p) => { w[p] = t * Math.exp(-((t * width) ** 2) / 2); sum += w[p]; });
+  theta.forEach((t, p) => { w[p] = Math.sqrt(t) * Math.exp(-((t * width) ** 2) / 2); sum += w[p]; });
   for (let p = 0; p < w.length; p++) w[p] /= sum;
   return w;
 }
@@ -377,25 +380,30 @@ export class StructuredWeights {
     const { headDim: D, dim: H, nHeads, nKvHeads } = this.o;
     const c = this.o.residualScale * Math.sqrt(H / (nHeads * D));
     const perGroup = nHeads / nKvHeads;
-    const wv = this.valueMatrix(l); // (nKvHeads * D, H)
-    for (let g = 0; g < nKvHeads; g++) {
-      for (let d = 0; d < D; d++) {
-        const x = c * wv[(g * D + d) * H + i];
-        for (let h = g * perGroup; h < (g + 1) * perGroup; h++) out[h * D + d] = this.plans[l][h].gain * x;
-      }
+    const wvT = this.valueColumns(l); // (H, nKvHeads * D)
+    const base = i * nKvHeads * D;
+    for (let h = 0; h < nHeads; h++) {
+      const x = c * this.plans[l][h].gain;
+      const from = base + Math.floor(h / perGroup) * D;
+      for (let d = 0; d < D; d++) out[h * D + d] = x * wvT[from + d];
     }
   }
 
-  /** W_v of layer l, all KV groups (nKvHeads * D, H): cached for one layer, as W_o reads it by columns. */
-  private valueCache?: { l: number; wv: Float32Array };
-  private valueMatrix(l: number): Float32Array {
+  /** W_v of layer l transposed, (H, nKvHeads * D): W_o rows read its columns; cached for one layer. */
+  private valueCache?: { l: number; wvT: Float32Array };
+  private valueColumns(l: number): Float32Array {
     if (this.valueCache?.l !== l) {
       const { headDim: D, dim: H, nKvHeads } = this.o;
-      const wv = new Float32Array(nKvHeads * D * H);
-      for (let g = 0; g < nKvHeads; g++) for (let d = 0; d < D; d++) this.vRow(l, g, d, wv.subarray((g * D + d) * H, (g * D + d + 1) * H));
-      this.valueCache = { l, wv };
+      const n = nKvHeads * D;
+      const wvT = new Float32Array(H * n);
+      const row = new Float32Array(H);
+      for (let r = 0; r < n; r++) {
+        this.vRow(l, Math.floor(r / D), r % D, row);
+        for (let i = 0; i < H; i++) wvT[i * n + r] = row[i];
+      }
+      this.valueCache = { l, wvT };
     }
-    return this.valueCache.wv;
+    return this.valueCache.wvT;
   }
 
   /** Gate (w1) or up (w3) row f: unit-variance pre-activations for an rms-1 input. */
