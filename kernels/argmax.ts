@@ -7,6 +7,7 @@ import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
 import { createBuffer, readBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
 import type { Dispatch } from '../src/engine/types.ts';
 import { prepared } from './prepared.ts';
+import { InvalidOptionError } from '../src/errors.ts';
 import source from './argmax.wgsl?raw';
 
 const CHUNK = 1024;
@@ -14,11 +15,11 @@ const CHUNK = 1024;
 export const MAX_TOP_K = 256;
 
 export class ArgmaxKernels {
-  private constructor(private ctx: GpuContext, private argmaxPipe: GPUComputePipeline, private partialPipe: GPUComputePipeline, private mergePipe: GPUComputePipeline) {}
+  private constructor(private ctx: GpuContext, private argmaxPipe: GPUComputePipeline) {}
 
+  /** Builds the argmax pipeline; the top-k ones are built on first use. */
   static async create(ctx: GpuContext): Promise<ArgmaxKernels> {
-    const [a, p, m] = await Promise.all(['argmax', 'topk_partial', 'topk_merge'].map((e) => getPipeline(ctx, { label: e, code: source, entryPoint: e })));
-    return new ArgmaxKernels(ctx, a, p, m);
+    return new ArgmaxKernels(ctx, await getPipeline(ctx, { label: 'argmax', code: source, entryPoint: 'argmax' }));
   }
 
   /** out[0] (u32) = argmax of x[0..n). */
@@ -28,9 +29,10 @@ export class ArgmaxKernels {
   }
 
   /** Top-k of x[0..n): a Dispatch writing values (k) f32 and ids (k) u32, best first. */
-  prepareTopK(x: GPUBuffer, n: number, k: number): TopK {
-    if (!(k >= 1 && k <= MAX_TOP_K && k <= n)) throw new RangeError(`top-k: k = ${k} must be in [1, min(${MAX_TOP_K}, ${n})]`);
-    return new TopK(this.ctx, this.partialPipe, this.mergePipe, x, n, k);
+  async prepareTopK(x: GPUBuffer, n: number, k: number): Promise<TopK> {
+    if (!(Number.isInteger(k) && k >= 1 && k <= MAX_TOP_K && k <= n)) throw new InvalidOptionError('k', `top-k needs an integer in [1, min(${MAX_TOP_K}, ${n})], got ${k}`);
+    const [p, m] = await Promise.all(['topk_partial', 'topk_merge'].map((e) => getPipeline(this.ctx, { label: e, code: source, entryPoint: e })));
+    return new TopK(this.ctx, p, m, x, n, k);
   }
 }
 

@@ -54,7 +54,7 @@ export class DecodeAttention {
     const qg = Math.max(1, Math.min(nHeads / nKvHeads, 16, Math.floor(2048 / headDim)));
     const KV_F16 = shape.kvDtype === 'f16' ? 1 : 0;
     const [split, merge] = await Promise.all([
-      getPipeline(ctx, { label: `attn_decode_split_${shape.kvDtype}`, code: source, entryPoint: 'split', constants: { KV_F16, QG: qg } }),
+      getPipeline(ctx, { label: `attn_decode_split_${shape.kvDtype}`, code: source, entryPoint: 'split', constants: { KV_F16 } }),
       getPipeline(ctx, { label: 'attn_decode_merge', code: source, entryPoint: 'merge' }),
     ]);
     return new DecodeAttention(ctx, split, merge, shape, qg);
@@ -75,7 +75,7 @@ export class DecodeAttention {
     this.nSplits = nSplits;
     this.rows = rows;
     const u = new Uint32Array(this.words);
-    u.set([s.nHeads, s.nKvHeads, s.headDim, s.capacity, splitLen, nSplits, 0]);
+    u.set([s.nHeads, s.nKvHeads, s.headDim, s.capacity, splitLen, nSplits, this.qg]);
     new Float32Array(this.words)[7] = 1 / Math.sqrt(s.headDim);
     this.ctx.device.queue.writeBuffer(this.params, 0, this.words);
   }

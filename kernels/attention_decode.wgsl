@@ -2,14 +2,14 @@
 // length (split-K, "flash decoding"), then merged. Row r sits at position
 // pos + r and attends keys [0, pos + r] (causal); decode is rows = 1.
 // GQA: query head h reads KV head h / (nHeads / nKvHeads); a workgroup takes
-// QG query heads of one KV group, so K/V are read once per group, never copied.
+// qg query heads of one KV group (params.qg <= 16, qg * headDim <= 2048), so K/V are read once per group, never copied.
 //
 // split: workgroup of 64 threads for (KV head, query subgroup), split, row.
 //   Keys are processed in tiles of 64 (one key per thread for the scores,
-//   then every thread updates its share of the QG x headDim accumulators) with
-//   an online softmax across tiles. Writes the unnormalized output, running
+//   then every thread updates its share of the qg x headDim accumulators, kept
+//   in workgroup memory) with an online softmax across tiles. Writes the unnormalized output, running
 //   max m and sum l of its split.
-//   Dispatch: (nKvHeads * ceil(group / QG), nSplits, rows).
+//   Dispatch: (nKvHeads * ceil(group / qg), nSplits, rows).
 // merge: workgroup of 64 threads per (query head, row), combines the splits.
 //   Dispatch: (nHeads, rows, 1).
 // Precision: f32 math; K/V f32 or f16 pairs (KV_F16); softmax in f32 with
@@ -21,22 +21,19 @@
 //   vCache:  same
 //   partO:   (rows, nHeads, nSplits, headDim) f32
 //   partML:  (rows, nHeads, nSplits) vec2 (m, l)
-//   params:  nHeads, nKvHeads, headDim, capacity, splitLen, nSplits, -, scale
+//   params:  nHeads, nKvHeads, headDim, capacity, splitLen, nSplits, qg, scale
 //   step:    pos
 // Bindings (merge): partO, partML, out (rows, nHeads * headDim) f32, params.
 
 struct Params {
   nHeads: u32, nKvHeads: u32, headDim: u32, capacity: u32,
-  splitLen: u32, nSplits: u32, pad0: u32, scale: f32,
+  splitLen: u32, nSplits: u32, qg: u32, scale: f32,
 }
 struct Step { pos: u32, rows: u32, kvLen: u32, pad: u32 }
 
 override KV_F16: bool = false;
-/** Query heads per workgroup; QG * headDim <= 2048. */
-override QG: u32 = 1u;
 
 const TILE: u32 = 64u;
-const MAX_ACC: u32 = 32u; // 2048 / 64 accumulators per thread
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(1) var<storage, read> kCache: array<u32>;
@@ -46,56 +43,61 @@ const MAX_ACC: u32 = 32u; // 2048 / 64 accumulators per thread
 @group(0) @binding(5) var<uniform> params: Params;
 @group(0) @binding(6) var<uniform> step: Step;
 
-var<workgroup> qs: array<f32, 2048>;        // [QG][headDim]
-var<workgroup> scores: array<f32, 1024>;    // [QG][TILE], max QG = 16
+var<workgroup> acc: array<f32, 2048>;     // [qg][headDim] unnormalized outputs; thread t owns t, t + 64, ...
+var<workgroup> scores: array<f32, 1024>;  // [qg][TILE], qg <= 16
 var<workgroup> alphas: array<f32, 16>;
 
-fn kv_at(isK: bool, e: u32) -> f32 {
+fn k_at(e: u32) -> f32 {
   if (KV_F16) {
-    let w = select(vCache[e >> 1u], kCache[e >> 1u], isK);
-    let v = unpack2x16float(w);
+    let v = unpack2x16float(kCache[e >> 1u]);
     return select(v.x, v.y, (e & 1u) == 1u);
   }
-  return bitcast<f32>(select(vCache[e], kCache[e], isK));
+  return bitcast<f32>(kCache[e]);
+}
+
+fn v_at(e: u32) -> f32 {
+  if (KV_F16) {
+    let v = unpack2x16float(vCache[e >> 1u]);
+    return select(v.x, v.y, (e & 1u) == 1u);
+  }
+  return bitcast<f32>(vCache[e]);
 }
 
 @compute @workgroup_size(64)
 fn split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
   let hd = params.headDim;
   let group = params.nHeads / params.nKvHeads;
-  let nSub = (group + QG - 1u) / QG;
+  let qg = params.qg;
+  let nSub = (group + qg - 1u) / qg;
   let kvh = wg.x / nSub;
-  let h0 = kvh * group + (wg.x % nSub) * QG;   // first query head of this workgroup
-  let nq = min(QG, kvh * group + group - h0);  // query heads here (the last subgroup may be short)
+  let h0 = kvh * group + (wg.x % nSub) * qg;   // first query head of this workgroup
+  let nq = min(qg, kvh * group + group - h0);  // query heads here (the last subgroup may be short)
   let s = wg.y;
   let r = wg.z;
   let kvLen = step.pos + r + 1u;
   let start = s * params.splitLen;
   let end = min(start + params.splitLen, kvLen);
+  let qBase = (r * params.nHeads + h0) * hd;
+  let nOut = nq * hd;
 
-  for (var i = t; i < nq * hd; i += 64u) { qs[i] = q[(r * params.nHeads + h0) * hd + i]; }
+  for (var i = t; i < nOut; i += 64u) { acc[i] = 0.0; }
   var m = -1e30;
   var l = 0.0;
-  var acc: array<f32, MAX_ACC>;
-  for (var i = 0u; i < MAX_ACC; i++) { acc[i] = 0.0; }
-  workgroupBarrier();
 
   let kvBase = kvh * params.capacity * hd;
   for (var t0 = start; t0 < end; t0 += TILE) {
-    // Scores: thread t takes key t0 + t for every query head of the group.
-    let j = t0 + t;
-    for (var g = 0u; g < nq; g++) {
-      var sc = -1e38;
-      if (j < end) {
+    let n = min(TILE, end - t0);
+    // Scores: thread t takes key t0 + t for every query head of the workgroup.
+    if (t < n) {
+      let kRow = kvBase + (t0 + t) * hd;
+      for (var g = 0u; g < nq; g++) {
         var d = 0.0;
-        for (var c = 0u; c < hd; c++) { d = fma(qs[g * hd + c], kv_at(true, kvBase + j * hd + c), d); }
-        sc = d * params.scale;
+        for (var c = 0u; c < hd; c++) { d = fma(q[qBase + g * hd + c], k_at(kRow + c), d); }
+        scores[g * TILE + t] = d * params.scale;
       }
-      scores[g * TILE + t] = sc;
     }
     workgroupBarrier();
     // Online softmax: thread g < nq owns query head g's running max and sum.
-    let n = min(TILE, end - t0);
     if (t < nq) {
       var mt = m;
       for (var i = 0u; i < n; i++) { mt = max(mt, scores[t * TILE + i]); }
@@ -111,28 +113,23 @@ fn split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
       alphas[t] = alpha;
     }
     workgroupBarrier();
-    // Accumulate P V: thread t owns outputs t, t + 64, ... of the nq x headDim block.
-    for (var i = 0u; i < MAX_ACC; i++) {
-      let idx = t + i * 64u;
-      if (idx >= nq * hd) { break; }
+    // Accumulate P V into the outputs this thread owns.
+    for (var idx = t; idx < nOut; idx += 64u) {
       let g = idx / hd;
       let c = idx % hd;
-      var a = acc[i] * alphas[g];
-      for (var jj = 0u; jj < n; jj++) { a = fma(scores[g * TILE + jj], kv_at(false, kvBase + (t0 + jj) * hd + c), a); }
-      acc[i] = a;
+      var a = acc[idx] * alphas[g];
+      for (var jj = 0u; jj < n; jj++) { a = fma(scores[g * TILE + jj], v_at(kvBase + (t0 + jj) * hd + c), a); }
+      acc[idx] = a;
     }
     workgroupBarrier();
   }
 
-  let slot = s;
-  for (var i = 0u; i < MAX_ACC; i++) {
-    let idx = t + i * 64u;
-    if (idx >= nq * hd) { break; }
+  for (var idx = t; idx < nOut; idx += 64u) {
     let g = idx / hd;
     let c = idx % hd;
-    partO[((r * params.nHeads + h0 + g) * params.nSplits + slot) * hd + c] = acc[i];
+    partO[((r * params.nHeads + h0 + g) * params.nSplits + s) * hd + c] = acc[idx];
   }
-  if (t < nq) { partML[(r * params.nHeads + h0 + t) * params.nSplits + slot] = vec2<f32>(m, l); }
+  if (t < nq) { partML[(r * params.nHeads + h0 + t) * params.nSplits + s] = vec2<f32>(m, l); }
 }
 
 @group(0) @binding(0) var<storage, read> mO: array<f32>;

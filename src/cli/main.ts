@@ -6,8 +6,10 @@ import { reportError, table, type Command } from './util.ts';
 import { info } from './commands/info.ts';
 import { inspect } from './commands/inspect.ts';
 import { tokenize } from './commands/tokenize.ts';
+import { logits } from './commands/logits.ts';
+import { generate } from './commands/generate.ts';
 
-const COMMANDS: Command[] = [info, inspect, tokenize];
+const COMMANDS: Command[] = [info, inspect, tokenize, logits, generate];
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -18,7 +18,7 @@ describe('argmax and top-k (Dawn)', () => {
       const kernels = await ArgmaxKernels.create(ctx);
       const d = kernels.prepareArgmax(gx, n, out);
       const k = Math.min(n, 40);
-      const topk = kernels.prepareTopK(gx, n, k);
+      const topk = await kernels.prepareTopK(gx, n, k);
       try {
         runDispatches(ctx, [d, topk]);
         expect(new Uint32Array(await readBuffer(ctx, out, 4))[0]).toBe(argmaxRef(x));

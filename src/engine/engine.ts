@@ -1,0 +1,318 @@
+/**
+ * The dense engine: a model on the GPU with its KV cache. prefill(ids) runs
+ * the prompt in row chunks (activation memory bounded by the chunk size);
+ * decodeStep(id) appends one token. Each chunk / step is one command buffer;
+ * kernels, pipelines and bind groups are built at creation (per row count),
+ * so the decode loop allocates nothing.
+ */
+import type { GpuContext } from '../gpu/device.ts';
+import { assertAlive } from '../gpu/device.ts';
+import { createBuffer, readF32, releaseBuffer, STORAGE, writeBuffer } from '../gpu/buffers.ts';
+import { AbortedError, ContextOverflowError, InvalidOptionError } from '../errors.ts';
+import type { ModelSpec } from '../../models/spec.ts';
+import type { GpuWeight } from '../loader/formats.ts';
+import { RmsNorm } from '../../kernels/norm.ts';
+import { Embedding } from '../../kernels/embedding.ts';
+import { RopeKv, ropeTable } from '../../kernels/rope.ts';
+import { DecodeAttention } from '../../kernels/attention_decode.ts';
+import { ArgmaxKernels, type TopK } from '../../kernels/argmax.ts';
+import { StepUniform } from '../../kernels/prepared.ts';
+import { LinearKernels, type LinearOptions } from '../../kernels/linear.ts';
+import { PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
+import { DEFAULT_ATTENTION, type AttentionOptions, type Dispatch, type Engine, type KvDtype, type PrefillOptions, type PrefillResult, type SparsityReport } from './types.ts';
+import { KvCache } from './kv-cache.ts';
+import { activationBytes, allocActivations, ForwardPlan, type Activations, type Kernels } from './forward.ts';
+import { releaseWeight } from './weights.ts';
+
+export interface EngineOptions {
+  spec: ModelSpec;
+  /** Canonical name -> GpuWeight (models/spec.ts). The engine releases them in destroy() unless ownsWeights is false. */
+  weights: Map<string, GpuWeight>;
+  /** KV cache capacity in positions (default min(spec.contextLength, 4096)). */
+  contextLength?: number;
+  kvDtype?: KvDtype;
+  /** Rows per prefill chunk (default 512). */
+  prefillChunk?: number;
+  /** Defaults for every prefill (DEFAULT_ATTENTION otherwise). */
+  attention?: Partial<AttentionOptions>;
+  /**
+   * Prefill attention kernel: 'flash' (src/attention: dense flash or
+   * SampleAttention) or 'split' (the split-K cache kernel, dense only; tests).
+   */
+  prefillKernel?: 'flash' | 'split';
+  linear?: LinearOptions;
+  ownsWeights?: boolean;
+}
+
+/** Rows of all-position logits held on the GPU at once (bounds the [rows, vocab] buffer). */
+const ALL_LOGITS_BYTES = 64 << 20;
+/** Row counts whose prepared plans are kept besides the full chunk and decode. */
+const SPARE_PLANS = 4;
+
+export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promise<DenseEngine> {
+  const { spec } = opts;
+  const contextLength = opts.contextLength ?? Math.min(spec.contextLength, 4096);
+  const kvDtype = opts.kvDtype ?? 'f32';
+  const prefillChunk = Math.min(opts.prefillChunk ?? 512, contextLength);
+  const kernelKind = opts.prefillKernel ?? 'flash';
+  if (!(Number.isInteger(contextLength) && contextLength >= 1)) throw new InvalidOptionError('contextLength', `must be a positive integer, got ${contextLength}`);
+  if (!(Number.isInteger(prefillChunk) && prefillChunk >= 1)) throw new InvalidOptionError('prefillChunk', `must be a positive integer, got ${opts.prefillChunk}`);
+  if (kvDtype !== 'f32' && kvDtype !== 'f16') throw new InvalidOptionError('kvDtype', `must be 'f32' or 'f16', got ${kvDtype}`);
+  const attention = resolveAttentionOptions(opts.attention ?? {}, DEFAULT_ATTENTION);
+  const formats = [...new Set([...opts.weights.values()].map((w) => w.format))];
+  const shape = { nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype, capacity: contextLength };
+
+  const owned: { destroy(): void }[] = [];
+  try {
+    const cache = new KvCache(ctx, { nLayers: spec.nLayers, nKvHeads: spec.nKvHeads, headDim: spec.headDim, capacity: contextLength, dtype: kvDtype });
+    owned.push(cache);
+    const [norm, embed, rope, linear, split, prefill, argmax] = await Promise.all([
+      RmsNorm.create(ctx),
+      Embedding.create(ctx, formats),
+      RopeKv.create(ctx, { ...shape, rope: spec.rope }),
+      LinearKernels.create(ctx, opts.linear),
+      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1 }),
+      kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
+      ArgmaxKernels.create(ctx),
+    ]);
+    owned.push(linear, split, ...(prefill ? [prefill] : []));
+    const kernels: Kernels = { norm, embed, rope, linear, splitAttention: split, prefillAttention: prefill };
+    const act = allocActivations(ctx, spec, prefillChunk);
+    owned.push({ destroy: () => { for (const b of Object.values(act)) releaseBuffer(ctx, b); } });
+    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax });
+  } catch (e) {
+    for (const o of owned.reverse()) o.destroy();
+    throw e;
+  }
+}
+
+interface Parts {
+  contextLength: number;
+  prefillChunk: number;
+  attention: AttentionOptions;
+  cache: KvCache;
+  kernels: Kernels;
+  act: Activations;
+  argmax: ArgmaxKernels;
+}
+
+export class DenseEngine implements Engine {
+  readonly spec: ModelSpec;
+  readonly contextLength: number;
+  readonly prefillChunk: number;
+  readonly cache: KvCache;
+  private readonly attention: AttentionOptions;
+  private readonly kernels: Kernels;
+  private readonly act: Activations;
+  private readonly step: StepUniform;
+  private readonly plans = new Map<string, ForwardPlan>();
+  private readonly argmaxDispatch: Dispatch;
+  private readonly argmaxOut: GPUBuffer;
+  private readonly argmaxRead: GPUBuffer;
+  private readonly argmaxKernels: ArgmaxKernels;
+  private readonly topKs = new Map<number, TopK>();
+  private readonly idWords: Uint32Array;
+  private readonly table: Float32Array;
+  private allLogitsBuf?: GPUBuffer;
+  private destroyed = false;
+
+  constructor(readonly ctx: GpuContext, private opts: EngineOptions, p: Parts) {
+    this.spec = opts.spec;
+    this.contextLength = p.contextLength;
+    this.prefillChunk = p.prefillChunk;
+    this.attention = p.attention;
+    this.cache = p.cache;
+    this.kernels = p.kernels;
+    this.act = p.act;
+    this.argmaxKernels = p.argmax;
+    this.step = new StepUniform(ctx, 'engine_step');
+    this.argmaxOut = createBuffer(ctx, 4, STORAGE.rw, 'argmax_out');
+    this.argmaxRead = createBuffer(ctx, 4, STORAGE.readback, 'argmax_read');
+    this.argmaxDispatch = p.argmax.prepareArgmax(this.act.logits, this.spec.vocabSize, this.argmaxOut);
+    this.idWords = new Uint32Array(this.prefillChunk);
+    this.table = new Float32Array(this.prefillChunk * this.spec.rope.rotaryDim);
+    // The two plans every session uses, built now: a full chunk and one decode row.
+    this.plan(1, false);
+    if (this.prefillChunk > 1) this.plan(this.prefillChunk, false);
+  }
+
+  get kvLength(): number { return this.cache.length; }
+  get logits(): GPUBuffer { return this.act.logits; }
+
+  /** Bytes the engine allocated itself (KV cache, activations, scratch), weights excluded. */
+  get stateBytes(): { kvCache: number; activations: number } {
+    return { kvCache: this.cache.bytes, activations: activationBytes(this.act) };
+  }
+
+  async prefill(ids: number[], opts: PrefillOptions = {}): Promise<PrefillResult> {
+    const t0 = performance.now();
+    this.checkIds(ids, 'ids');
+    if (ids.length === 0) throw new InvalidOptionError('ids', 'prefill needs at least one token');
+    const start = this.cache.length;
+    if (start + ids.length > this.contextLength) throw new ContextOverflowError(start + ids.length, this.contextLength, { cached: start, added: ids.length });
+    const attention = resolveAttentionOptions(opts.attention ?? {}, this.attention);
+    const seqEnd = start + ids.length;
+    const allLogits = opts.allLogits ? new Float32Array(ids.length * this.spec.vocabSize) : undefined;
+    const chunk = allLogits ? Math.max(1, Math.min(this.prefillChunk, Math.floor(ALL_LOGITS_BYTES / (this.spec.vocabSize * 4)))) : this.prefillChunk;
+    let sparse = false;
+    try {
+      for (let i = 0; i < ids.length; i += chunk) {
+        if (opts.signal?.aborted) throw new AbortedError('prefill was aborted', { done: i, total: ids.length });
+        const rows = Math.min(chunk, ids.length - i);
+        const pos = this.cache.length;
+        const staging = allLogits ? createBuffer(this.ctx, rows * this.spec.vocabSize * 4, STORAGE.readback, 'all_logits_read') : undefined;
+        try {
+          sparse ||= rows > 1 && !!this.kernels.prefillAttention && PrefillAttention.isSparse(pos, rows, attention);
+          this.run(ids.slice(i, i + rows), pos, seqEnd, attention, allLogits ? staging : undefined);
+          this.cache.length = pos + rows;
+          if (staging && allLogits) {
+            await staging.mapAsync(GPUMapMode.READ);
+            allLogits.set(new Float32Array(staging.getMappedRange()), i * this.spec.vocabSize);
+            staging.unmap();
+          }
+        } finally {
+          releaseBuffer(this.ctx, staging);
+        }
+      }
+      await this.ctx.device.queue.onSubmittedWorkDone();
+    } catch (e) {
+      this.cache.length = start;
+      throw e;
+    }
+    const ms = performance.now() - t0;
+    let sparsity: SparsityReport | undefined;
+    if (this.kernels.prefillAttention && attention.attention === 'sample') {
+      const heads = sparse ? await this.kernels.prefillAttention.readStats() : [];
+      sparsity = {
+        mode: sparse ? 'sample' : 'dense', seqLen: seqEnd, heads,
+        meanAreaFraction: heads.length ? heads.reduce((s, h) => s + h.areaFraction, 0) / heads.length : 1,
+      };
+    }
+    return { logits: allLogits, sparsity, ms };
+  }
+
+  async decodeStep(id: number): Promise<void> {
+    this.checkIds([id], 'id');
+    const pos = this.cache.length;
+    if (pos + 1 > this.contextLength) throw new ContextOverflowError(pos + 1, this.contextLength);
+    this.run([id], pos, pos + 1, this.attention);
+    this.cache.length = pos + 1;
+  }
+
+  truncate(n: number): void {
+    if (!(Number.isInteger(n) && n >= 0 && n <= this.cache.length)) {
+      throw new InvalidOptionError('n', `truncate needs an integer in [0, ${this.cache.length}], got ${n}`);
+    }
+    this.cache.truncate(n);
+  }
+
+  async argmax(): Promise<number> {
+    assertAlive(this.ctx);
+    const enc = this.ctx.device.createCommandEncoder({ label: 'argmax' });
+    const pass = enc.beginComputePass({ label: 'argmax' });
+    this.argmaxDispatch.encode(pass);
+    pass.end();
+    enc.copyBufferToBuffer(this.argmaxOut, 0, this.argmaxRead, 0, 4);
+    this.ctx.device.queue.submit([enc.finish()]);
+    await this.argmaxRead.mapAsync(GPUMapMode.READ);
+    const id = new Uint32Array(this.argmaxRead.getMappedRange())[0];
+    this.argmaxRead.unmap();
+    return id;
+  }
+
+  /** The k most likely ids of `logits` and their logits, best first (computed on the GPU). */
+  async topK(k: number): Promise<{ ids: Uint32Array; values: Float32Array }> {
+    let t = this.topKs.get(k);
+    if (!t) this.topKs.set(k, (t = await this.argmaxKernels.prepareTopK(this.act.logits, this.spec.vocabSize, k)));
+    const enc = this.ctx.device.createCommandEncoder({ label: 'topk' });
+    const pass = enc.beginComputePass({ label: 'topk' });
+    t.encode(pass);
+    pass.end();
+    this.ctx.device.queue.submit([enc.finish()]);
+    return t.read();
+  }
+
+  async readLogits(): Promise<Float32Array> {
+    return readF32(this.ctx, this.act.logits, this.spec.vocabSize);
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const p of this.plans.values()) p.destroy();
+    this.plans.clear();
+    for (const t of this.topKs.values()) t.destroy();
+    this.topKs.clear();
+    this.argmaxDispatch.destroy();
+    releaseBuffer(this.ctx, this.argmaxOut);
+    releaseBuffer(this.ctx, this.argmaxRead);
+    releaseBuffer(this.ctx, this.allLogitsBuf);
+    this.step.destroy();
+    this.kernels.linear.destroy();
+    this.kernels.splitAttention.destroy();
+    this.kernels.prefillAttention?.destroy();
+    for (const b of Object.values(this.act)) releaseBuffer(this.ctx, b);
+    this.cache.destroy();
+    if (this.opts.ownsWeights !== false) for (const w of this.opts.weights.values()) releaseWeight(this.ctx, w);
+  }
+
+  /** Writes the per-step inputs, records one forward pass of ids at pos and submits it. */
+  private run(ids: number[], pos: number, seqEnd: number, attention: AttentionOptions, allLogitsRead?: GPUBuffer): void {
+    assertAlive(this.ctx);
+    if (this.destroyed) throw new InvalidOptionError('engine', 'the engine was destroyed');
+    const rows = ids.length;
+    const plan = this.plan(rows, !!allLogitsRead);
+    const words = this.idWords.subarray(0, rows);
+    words.set(ids);
+    writeBuffer(this.ctx, this.act.ids, 0, words);
+    const table = ropeTable(this.spec.rope, pos, rows, seqEnd, this.table.subarray(0, rows * this.spec.rope.rotaryDim));
+    writeBuffer(this.ctx, this.act.ropeTable, 0, table);
+    this.step.set(pos, rows);
+    if (rows === 1 || !this.kernels.prefillAttention) this.kernels.splitAttention.setStep(pos, rows);
+    const enc = this.ctx.device.createCommandEncoder({ label: `forward_${rows}` });
+    plan.encode(enc, pos, attention);
+    if (allLogitsRead) {
+      const rowBytes = this.spec.vocabSize * 4;
+      enc.copyBufferToBuffer(this.allLogitsBuf!, 0, allLogitsRead, 0, rows * rowBytes);
+      enc.copyBufferToBuffer(this.allLogitsBuf!, (rows - 1) * rowBytes, this.act.logits, 0, rowBytes);
+    }
+    this.ctx.device.queue.submit([enc.finish()]);
+  }
+
+  private plan(rows: number, allLogits: boolean): ForwardPlan {
+    const flash = rows > 1 && !!this.kernels.prefillAttention;
+    const key = `${rows}:${allLogits ? 'all' : 'last'}`;
+    let p = this.plans.get(key);
+    if (p) {
+      // Most recently used last.
+      this.plans.delete(key);
+      this.plans.set(key, p);
+      return p;
+    }
+    if (allLogits && !this.allLogitsBuf) {
+      const maxRows = Math.max(1, Math.min(this.prefillChunk, Math.floor(ALL_LOGITS_BYTES / (this.spec.vocabSize * 4))));
+      this.allLogitsBuf = createBuffer(this.ctx, maxRows * this.spec.vocabSize * 4, STORAGE.rw, 'all_logits');
+    }
+    p = new ForwardPlan({
+      spec: this.spec, weights: this.opts.weights, kernels: this.kernels, act: this.act, cache: this.cache,
+      step: this.step.buffer, rows, flash, allLogits: allLogits ? this.allLogitsBuf : undefined,
+    });
+    this.plans.set(key, p);
+    const permanent = new Set([`1:last`, `${this.prefillChunk}:last`]);
+    const spare = [...this.plans.keys()].filter((k) => !permanent.has(k));
+    if (spare.length > SPARE_PLANS) {
+      const victim = spare[0];
+      this.plans.get(victim)!.destroy();
+      this.plans.delete(victim);
+    }
+    return p;
+  }
+
+  private checkIds(ids: number[], what: string): void {
+    const v = this.spec.vocabSize;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!(Number.isInteger(id) && id >= 0 && id < v)) throw new InvalidOptionError(what, `token id ${id} at index ${i} is outside [0, ${v})`, { index: i, id });
+    }
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * One forward pass over `rows` token positions, prepared once per row count
+ * (and kept): every dispatch with its bind groups and uniforms, replayed into
+ * one command encoder per chunk or decode step. Per-step values (position,
+ * token ids, RoPE table) reach the kernels through buffers the engine rewrites
+ * with queue.writeBuffer before each submit; nothing is read back in here.
+ *
+ * A layer (x is the residual stream, (rows, dim)):
+ *   h   = rmsnorm(x += tmp, attnNorm)        (layer 0: rmsnorm(x); the add belongs to the previous layer)
+ *   qkv = h Wqkv^T + bqkv                    (rows, (nHeads + 2 nKvHeads) headDim)
+ *   q, cache[pos..pos+rows) = rope(qkv)
+ *   att = attention(q, cache)                (rows, nHeads headDim)
+ *   tmp = att Wo^T
+ *   h   = rmsnorm(x += tmp, ffnNorm)
+ *   ff  = silu(h Wg^T) * (h Wu^T)            (rows, ffnDim)
+ *   tmp = ff Wdown^T
+ * then h = rmsnorm(x += tmp, finalNorm) and logits = h[last] lmHead^T (or every row).
+ */
+import type { GpuContext } from '../gpu/device.ts';
+import { createBuffer, releaseBuffer, STORAGE } from '../gpu/buffers.ts';
+import type { GpuTimer } from '../gpu/timing.ts';
+import { ConfigError } from '../errors.ts';
+import type { ModelSpec } from '../../models/spec.ts';
+import type { GpuWeight } from '../loader/formats.ts';
+import type { AttentionOptions, Dispatch } from './types.ts';
+import type { KvCache } from './kv-cache.ts';
+import type { RmsNorm } from '../../kernels/norm.ts';
+import type { Embedding } from '../../kernels/embedding.ts';
+import type { RopeKv } from '../../kernels/rope.ts';
+import type { DecodeAttention } from '../../kernels/attention_decode.ts';
+import type { LinearKernels } from '../../kernels/linear.ts';
+import type { PrefillAttention } from '../attention/index.ts';
+
+export interface Kernels {
+  norm: RmsNorm;
+  embed: Embedding;
+  rope: RopeKv;
+  linear: LinearKernels;
+  /** Split-K attention over the cache: decode, and prefill when no PrefillAttention. */
+  splitAttention: DecodeAttention;
+  prefillAttention?: PrefillAttention;
+}
+
+/** Activation buffers, sized for maxRows and shared by every plan. */
+export interface Activations {
+  ids: GPUBuffer;    // (maxRows) u32
+  ropeTable: GPUBuffer; // (maxRows, rotaryDim / 2) vec2 f32
+  x: GPUBuffer;      // (maxRows, dim) residual stream
+  h: GPUBuffer;      // (maxRows, dim) normed
+  qkv: GPUBuffer;    // (maxRows, (nHeads + 2 nKvHeads) headDim)
+  q: GPUBuffer;      // (maxRows, nHeads headDim) roped
+  att: GPUBuffer;    // (maxRows, nHeads headDim)
+  tmp: GPUBuffer;    // (maxRows, dim) projection outputs
+  ff: GPUBuffer;     // (maxRows, ffnDim)
+  logits: GPUBuffer; // (vocabSize) last row
+}
+
+export function allocActivations(ctx: GpuContext, spec: ModelSpec, maxRows: number): Activations {
+  const { dim, nHeads, nKvHeads, headDim, ffnDim, vocabSize } = spec;
+  const sizes: Record<keyof Activations, number> = {
+    ids: maxRows * 4,
+    ropeTable: maxRows * spec.rope.rotaryDim * 4,
+    x: maxRows * dim * 4,
+    h: maxRows * dim * 4,
+    qkv: maxRows * (nHeads + 2 * nKvHeads) * headDim * 4,
+    q: maxRows * nHeads * headDim * 4,
+    att: maxRows * nHeads * headDim * 4,
+    tmp: maxRows * dim * 4,
+    ff: maxRows * ffnDim * 4,
+    logits: vocabSize * 4,
+  };
+  const out: Partial<Activations> = {};
+  try {
+    for (const k of Object.keys(sizes) as (keyof Activations)[]) out[k] = createBuffer(ctx, sizes[k], STORAGE.rw, `act.${k}`);
+  } catch (e) {
+    for (const b of Object.values(out)) releaseBuffer(ctx, b);
+    throw e;
+  }
+  return out as Activations;
+}
+
+export function activationBytes(a: Activations): number {
+  return Object.values(a).reduce((s, b) => s + b.size, 0);
+}
+
+interface LayerPlan {
+  attnNorm: Dispatch;
+  qkv: Dispatch;
+  rope: Dispatch;
+  /** Split-K attention (decode / prefill without PrefillAttention). */
+  attn?: Dispatch;
+  wo: Dispatch;
+  ffnNorm: Dispatch;
+  gateUp: Dispatch;
+  down: Dispatch;
+}
+
+export interface PlanArgs {
+  spec: ModelSpec;
+  weights: Map<string, GpuWeight>;
+  kernels: Kernels;
+  act: Activations;
+  cache: KvCache;
+  step: GPUBuffer;
+  rows: number;
+  /** Use PrefillAttention (rows > 1 and available) instead of the split-K kernel. */
+  flash: boolean;
+  /** (rows, vocabSize) f32: compute the LM head for every row into it. */
+  allLogits?: GPUBuffer;
+}
+
+export function weightOf(weights: Map<string, GpuWeight>, name: string): GpuWeight {
+  const w = weights.get(name);
+  if (!w) throw new ConfigError(`weight '${name}' is missing from the loaded weights`, { tensor: name });
+  return w;
+}
+
+/** A forward pass over `rows` positions, prepared. */
+export class ForwardPlan {
+  readonly rows: number;
+  private embed: Dispatch;
+  private layers: LayerPlan[] = [];
+  private finalNorm: Dispatch;
+  private lmHead: Dispatch;
+  private all: Dispatch[] = [];
+
+  constructor(private a: PlanArgs) {
+    const { spec, weights: W, kernels: K, act, rows } = a;
+    const w = (n: string) => weightOf(W, n);
+    const vec = (n: string) => w(n).parts[0].data;
+    const track = <T extends Dispatch>(d: T): T => { this.all.push(d); return d; };
+    this.rows = rows;
+    try {
+      this.embed = track(K.embed.prepare({ ids: act.ids, table: w('embed'), out: act.x, rows }));
+      for (let l = 0; l < spec.nLayers; l++) {
+        const p = `layers.${l}.`;
+        const bias = spec.qkvBias ? vec(p + 'bqkv') : undefined;
+        this.layers.push({
+          attnNorm: track(K.norm.prepare({ x: act.x, w: vec(p + 'attnNorm'), y: act.h, rows, dim: spec.dim, eps: spec.normEps, res: l > 0 ? act.tmp : undefined })),
+          qkv: track(K.linear.prepare({ x: act.h, w: w(p + 'wqkv'), bias, y: act.qkv, rows })),
+          rope: track(K.rope.prepare({ qkv: act.qkv, table: act.ropeTable, q: act.q, kv: a.cache.layers[l], step: a.step, rows })),
+          attn: a.flash ? undefined : track(K.splitAttention.prepare({ q: act.q, kv: a.cache.layers[l], out: act.att, step: a.step })),
+          wo: track(K.linear.prepare({ x: act.att, w: w(p + 'wo'), y: act.tmp, rows })),
+          ffnNorm: track(K.norm.prepare({ x: act.x, w: vec(p + 'ffnNorm'), y: act.h, rows, dim: spec.dim, eps: spec.normEps, res: act.tmp })),
+          gateUp: track(K.linear.prepareGateUp({ x: act.h, w: w(p + 'wGateUp'), y: act.ff, rows })),
+          down: track(K.linear.prepare({ x: act.ff, w: w(p + 'wDown'), y: act.tmp, rows })),
+        });
+      }
+      this.finalNorm = track(K.norm.prepare({ x: act.x, w: vec('finalNorm'), y: act.h, rows, dim: spec.dim, eps: spec.normEps, res: act.tmp }));
+      this.lmHead = a.allLogits
+        ? track(K.linear.prepare({ x: act.h, w: w('lmHead'), y: a.allLogits, rows }))
+        : track(K.linear.prepare({ x: act.h, xOffsetBytes: (rows - 1) * spec.dim * 4, w: w('lmHead'), y: act.logits, rows: 1 }));
+    } catch (e) {
+      this.destroy();
+      throw e;
+    }
+  }
+
+  /**
+   * Records the pass for positions [pos, pos + rows) into `encoder`. The
+   * caller has written ids, the RoPE table and the step uniform.
+   */
+  encode(encoder: GPUCommandEncoder, pos: number, attention: AttentionOptions, timer?: GpuTimer): void {
+    const K = this.a.kernels;
+    const begin = (label: string) => encoder.beginComputePass(timer ? timer.pass(label) : { label });
+    let pass = begin('forward');
+    this.embed.encode(pass);
+    this.layers.forEach((L, l) => {
+      L.attnNorm.encode(pass);
+      L.qkv.encode(pass);
+      L.rope.encode(pass);
+      if (L.attn) {
+        L.attn.encode(pass);
+      } else {
+        pass.end();
+        K.prefillAttention!.encode(encoder, { q: this.a.act.q, kv: this.a.cache.layers[l], out: this.a.act.att, pos, rows: this.rows, layer: l }, attention, timer);
+        pass = begin(`layer${l}.after_attention`);
+      }
+      L.wo.encode(pass);
+      L.ffnNorm.encode(pass);
+      L.gateUp.encode(pass);
+      L.down.encode(pass);
+    });
+    this.finalNorm.encode(pass);
+    this.lmHead.encode(pass);
+    pass.end();
+  }
+
+  destroy(): void {
+    for (const d of this.all) d.destroy();
+    this.all = [];
+  }
+}
