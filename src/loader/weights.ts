@@ -164,9 +164,17 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
   const plan = Array.isArray(planOrEntries) ? weightPlan(spec, planOrEntries) : planOrEntries;
   const maxPart = maxPartBytes(ctx, opts);
   const out = new WeightMap();
-  const bytesTotal = plan.recipes.reduce((s, r) => s + r.segments.reduce((t, g) => t + g.rows * (g.entry.byteLength / Math.max(1, g.entry.shape[0] ?? 1)), 0), 0);
+  let bytesTotal = plan.recipes.reduce((s, r) => s + r.segments.reduce((t, g) => t + g.rows * (g.entry.byteLength / Math.max(1, g.entry.shape[0] ?? 1)), 0), 0);
   let bytesDone = 0;
   let sinceFlush = 0;
+  // Drain the queue every FLUSH_BYTES so the driver's staging copies stay bounded, even inside one big tensor.
+  const written = async (n: number) => {
+    sinceFlush += n;
+    if (sinceFlush >= FLUSH_BYTES) {
+      sinceFlush = 0;
+      await ctx.device.queue.onSubmittedWorkDone();
+    }
+  };
   const onBytes = (file: string, n: number) => {
     bytesDone += n;
     opts.onProgress?.({ file, bytesDone, bytesTotal });
@@ -179,21 +187,17 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
       const doneBefore = bytesDone;
       let w: GpuWeight;
       try {
-        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, (n) => { sinceFlush += n; return sinceFlush; });
+        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written);
       } catch (e) {
         if (!(e instanceof OutOfF16Range)) throw e;
-        bytesDone = doneBefore;
+        bytesTotal += bytesDone - doneBefore; // the tensor is read again: progress stays monotonic
         layout = layoutWeight(recipe.name, recipe.shape, 'f32', 0, maxPart);
         note(`${recipe.name}: values beyond the f16 range (|x| > 65504), kept in f32`);
         out.keptF32.push(recipe.name);
-        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, (n) => { sinceFlush += n; return sinceFlush; });
+        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written);
       }
       out.set(recipe.name, w);
       out.bytes += w.parts.reduce((s, p) => s + (ctx.allocations.get(p.data) ?? 0) + (p.scales ? ctx.allocations.get(p.scales) ?? 0 : 0), 0);
-      if (sinceFlush >= FLUSH_BYTES) {
-        sinceFlush = 0;
-        await ctx.device.queue.onSubmittedWorkDone();
-      }
     }
     await ctx.device.queue.onSubmittedWorkDone();
     return out;
@@ -206,7 +210,7 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
 
 async function uploadTensor(
   ctx: GpuContext, source: FileSource, recipe: TensorRecipe, layout: WeightLayout, signal: AbortSignal | undefined,
-  onBytes: (file: string, n: number) => void, onWritten: (n: number) => number,
+  onBytes: (file: string, n: number) => void, onWritten: (n: number) => Promise<void>,
 ): Promise<GpuWeight> {
   const cols = recipe.shape.length === 1 ? 1 : recipe.shape[1];
   const parts: GpuWeightPart[] = [];
@@ -233,18 +237,18 @@ async function uploadTensor(
           const h = new Uint16Array(n * cols);
           convertRows(raw, h, onBytes);
           writeBuffer(ctx, part.data, elemStart * 2, h);
-          onWritten(h.byteLength);
+          await onWritten(h.byteLength);
         } else {
           const f = new Float32Array(n * cols);
           convertRows(raw, f, onBytes);
           if (fmt === 'f32') {
             writeBuffer(ctx, part.data, elemStart * 4, f);
-            onWritten(f.byteLength);
+            await onWritten(f.byteLength);
           } else {
             const q = fmt === 'q8' ? fastQuantizeQ8(f, cols, layout.groupSize) : fastQuantizeQ4(f, cols, layout.groupSize);
             writeBuffer(ctx, part.data, fmt === 'q8' ? elemStart : elemStart / 2, q.data);
             writeBuffer(ctx, part.scales!, (elemStart / layout.groupSize) * 2, q.scales);
-            onWritten(q.data.byteLength + q.scales.byteLength);
+            await onWritten(q.data.byteLength + q.scales.byteLength);
           }
         }
       }
