@@ -106,7 +106,10 @@ describe('f16 range check', () => {
     new DataView(file.buffer, file.byteOffset).setFloat32(wo.offset + 4 * 100, 1e6, true);
     const notes: string[] = [];
     const before = liveBytes(ctx);
-    const w = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f16', onNote: (n) => notes.push(n) });
+    const progress: { bytesDone: number; bytesTotal: number }[] = [];
+    const w = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f16', onNote: (n) => notes.push(n), onProgress: (p) => progress.push(p) });
+    expect(progress.every((p, i) => i === 0 || p.bytesDone >= progress[i - 1].bytesDone)).toBe(true);
+    expect(progress.at(-1)!.bytesDone).toBe(progress.at(-1)!.bytesTotal);
     expect(w.keptF32).toEqual(['layers.2.wo']);
     expect(notes.join('\n')).toMatch(/layers\.2\.wo: values beyond the f16 range/);
     const g = w.get('layers.2.wo')!;
