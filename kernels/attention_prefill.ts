@@ -75,7 +75,7 @@ export function paramsWords(p: AttentionParams): ArrayBuffer {
   const ab = new ArrayBuffer(PARAMS_BYTES);
   const u = new Uint32Array(ab);
   const f = new Float32Array(ab);
-  u.set([p.rows, p.pos, p.nHeads, p.nKvHeads, p.capacity, p.window, p.nSamp, p.sampBlock, p.nBlocks, p.nCols, p.statsOffset, 0]);
+  u.set([p.rows, p.pos, p.nHeads, p.nKvHeads, p.capacity, p.window, p.nSamp, p.sampBlock, p.nBlocks, p.nCols, p.statsOffset, p.nHeads / p.nKvHeads]);
   f[12] = p.scale;
   f[13] = p.alpha;
   return ab;
@@ -87,27 +87,24 @@ export function attentionHeader(d: AttentionDims, plan: TilePlan, consts: Record
   const lines: string[] = [];
   if (plan.tpr > 1) lines.push('enable subgroups;');
   const all: Record<string, number> = {
-    HEAD_DIM: D, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc, GROUP: plan.group, ...consts,
+    HEAD_DIM: D, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc, ...consts,
   };
   for (const [k, v] of Object.entries(all)) lines.push(`const ${k}: u32 = ${v}u;`);
   lines.push(`
 struct Params {
   rows: u32, pos: u32, nHeads: u32, nKvHeads: u32,
   capacity: u32, window: u32, nSamp: u32, sampBlock: u32,
-  nBlocks: u32, nCols: u32, statsOffset: u32, pad0: u32,
+  nBlocks: u32, nCols: u32, statsOffset: u32, group: u32,
   scale: f32, alpha: f32, pad1: f32, pad2: f32,
 }
 @group(0) @binding(6) var<uniform> p: Params;
 
-// Chunk-local row of sampled row k: blocks of sampBlock rows spread evenly, the last block ends at rows - 1.
+// Chunk-local row of sampled row k: the rows are cut into nBlocks equal segments and
+// each segment's last sampBlock rows are sampled, so the last block ends at rows - 1.
 fn sample_row(k: u32) -> u32 {
   if (p.nSamp >= p.rows) { return k; }
   let b = k / p.sampBlock;
-  let o = k % p.sampBlock;
-  let span = p.rows - p.sampBlock;
-  var start = span;
-  if (p.nBlocks > 1u) { start = (b * span) / (p.nBlocks - 1u); }
-  return start + o;
+  return ((b + 1u) * p.rows) / p.nBlocks - p.sampBlock + k % p.sampBlock;
 }`);
   lines.push(`
 // Sum over the TPR threads that share one query row (adjacent subgroup lanes).

@@ -10,13 +10,13 @@
 //              inside the window (i - w, i]; writes (lse, windowMass) pairs
 //
 // Workgroup: QR query rows x TPR threads (QR * TPR invocations). A "query row" is
-// one (position, head) pair of one KV group: t = wg.x * QR + r, position t / GROUP,
-// head kvHead * GROUP + t % GROUP, so the GROUP query heads sharing a KV head
+// one (position, head) pair of one KV group: t = wg.x * QR + r, position t / group,
+// head kvHead * group + t % group (group = nHeads / nKvHeads), so the group's query heads sharing a KV head
 // share every K/V tile load (no K/V duplication). Each thread holds NV vec4s of
 // the row's q and o (threads of a row split headDim, interleaved by vec4) and
 // reduces partial dot products with subgroup shuffles (TPR = 1 without subgroups).
 // K/V tiles of BC keys are staged in workgroup memory (2 * BC * DVP vec4s).
-// Dispatch: (ceil(rowsInPass * GROUP / QR), nKvHeads, 1).
+// Dispatch: (ceil(rowsInPass * group / QR), nKvHeads, 1).
 // Precision: f32 loads (f16 KV unpacked in the loader), f32 accumulation;
 // exp2 with q pre-scaled by log2(e) / sqrt(headDim).
 //
@@ -48,15 +48,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let nRowsPass = select(p.rows, p.nSamp, MODE == 3u);
   let t0 = wg.x * QR;
   let t = t0 + r;
-  let valid = t < nRowsPass * GROUP;
-  let tc = min(t, nRowsPass * GROUP - 1u);
-  let head = kvh * GROUP + tc % GROUP;
-  var loc = tc / GROUP;
+  let valid = t < nRowsPass * p.group;
+  let tc = min(t, nRowsPass * p.group - 1u);
+  let head = kvh * p.group + tc % p.group;
+  var loc = tc / p.group;
   if (MODE == 3u) { loc = sample_row(loc); }
   let i = p.pos + loc; // absolute position of this query row
   // Absolute positions spanned by the workgroup (rows are sorted ascending).
-  var firstLocal = t0 / GROUP;
-  var lastLocal = min(nRowsPass * GROUP - 1u, t0 + QR - 1u) / GROUP;
+  var firstLocal = t0 / p.group;
+  var lastLocal = min(nRowsPass * p.group - 1u, t0 + QR - 1u) / p.group;
   if (MODE == 3u) { firstLocal = sample_row(firstLocal); lastLocal = sample_row(lastLocal); }
   let iMin = p.pos + firstLocal;
   let iMax = p.pos + lastLocal;
@@ -148,7 +148,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (!valid) { return; }
   if (MODE == 3u) {
     if (lane == 0u) {
-      let k = tc / GROUP;
+      let k = tc / p.group;
       let at = (head * p.nSamp + k) * 2u;
       lse[at] = m + log2(l);
       lse[at + 1u] = lw / l;

@@ -36,8 +36,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var v = 0u; v < NV; v++) { kv[v] = load_k4(kvh * p.capacity + jc, lane + v * TPR); }
 
   var gsum = 0.0;
-  for (var g = 0u; g < GROUP; g++) {
-    let head = kvh * GROUP + g;
+  for (var g = 0u; g < p.group; g++) {
+    let head = kvh * p.group + g;
     var acc = 0.0;
     for (var r0 = 0u; r0 < p.nSamp; r0 += QT) {
       let lastK = min(r0 + QT, p.nSamp) - 1u;

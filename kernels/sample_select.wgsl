@@ -1,6 +1,6 @@
 // SampleAttention stage 2, selection, one workgroup per KV group: the smallest
 // set I of columns whose group scores, added to the window mass W of the
-// sampled rows, reach alpha * nSamp * GROUP (the CRA goal summed over the
+// sampled rows, reach alpha * nSamp * group (the CRA goal summed over the
 // group's heads); then I is compacted into a sorted id list, and the stats of
 // this encode are written (|I|, stripe area, CRA of each head).
 //
@@ -17,7 +17,7 @@
 //   rowStats:    (nHeads, nSamp, 2) f32: lse, window mass
 //   colScores:   (nHeads, capacity) f32
 //   groupScores: (nKvHeads, capacity) f32
-//   stats:       f32 at statsOffset: (nKvHeads, 2 + GROUP): |I|, stripe area, CRA per head
+//   stats:       f32 at statsOffset: (nKvHeads, 2 + group): |I|, stripe area, CRA per head
 
 @group(0) @binding(0) var<storage, read_write> sel: array<u32>;
 @group(0) @binding(3) var<storage, read> rowStats: array<f32>;
@@ -64,13 +64,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   // Window mass of the sampled rows, per head and for the group.
   var wTotal = 0.0;
-  for (var g = 0u; g < GROUP; g++) {
-    let head = kvh * GROUP + g;
+  for (var g = 0u; g < p.group; g++) {
+    let head = kvh * p.group + g;
     var part = 0.0;
     for (var k = lid; k < p.nSamp; k += WG) { part += rowStats[(head * p.nSamp + k) * 2u + 1u]; }
     wTotal += wg_sum(lid, part);
   }
-  let goal = p.alpha * f32(p.nSamp * GROUP) - wTotal;
+  let goal = p.alpha * f32(p.nSamp * p.group) - wTotal;
 
   var part = 0.0;
   var mx = 0.0;
@@ -124,15 +124,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (all || groupScores[gBase + j] >= tauF) { sel[at] = j; at++; }
   }
   let areaSel = wg_sum(lid, area);
-  let sBase = p.statsOffset + kvh * (2u + GROUP);
+  let sBase = p.statsOffset + kvh * (2u + p.group);
   if (lid == 0u) {
     sel[kvh * (p.capacity + 1u)] = count;
     stats[sBase] = f32(count);
     stats[sBase + 1u] = areaSel;
   }
   // CRA on the sampled rows, per head: (window mass + selected column mass) / nSamp.
-  for (var g = 0u; g < GROUP; g++) {
-    let head = kvh * GROUP + g;
+  for (var g = 0u; g < p.group; g++) {
+    let head = kvh * p.group + g;
     var wpart = 0.0;
     for (var k = lid; k < p.nSamp; k += WG) { wpart += rowStats[(head * p.nSamp + k) * 2u + 1u]; }
     var cpart = 0.0;

@@ -67,9 +67,7 @@ export function sparsePlan(pos: number, rows: number, o: AttentionOptions): Spar
 export function sampleRow(k: number, rows: number, plan: SparsePlan): number {
   if (plan.nSamp >= rows) return k;
   const b = Math.floor(k / plan.sampBlock);
-  const span = rows - plan.sampBlock;
-  const start = plan.nBlocks > 1 ? Math.floor((b * span) / (plan.nBlocks - 1)) : span;
-  return start + (k % plan.sampBlock);
+  return Math.floor(((b + 1) * rows) / plan.nBlocks) - plan.sampBlock + (k % plan.sampBlock);
 }
 
 /** Causal area of the chunk (sum over rows of visible keys) and its window part. */
