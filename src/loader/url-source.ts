@@ -120,7 +120,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
   async function cachedBlob(p: string): Promise<Blob> {
     const cache = await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE);
     const url = urlOf(p);
-    const metaKey = `${url}${url.includes("?") ? "&" : "?"}sieve-meta`; // not "#": the Cache API ignores fragments, so a "#" key would overwrite the file itself
+    const metaKey = `${url}${url.includes('?') ? '&' : '?'}sieve-meta`; // not '#': the Cache API ignores fragments, so a '#' key would overwrite the file itself
     const metaRes = await cache.match(metaKey);
     if (metaRes) {
       const meta = (await metaRes.json()) as CacheMeta;
@@ -167,7 +167,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
 
   // Which files of the folder exist, so a second visit needs no probe requests
   // (e.g. for model.safetensors.index.json); kept in the cache beside the files.
-  const manifestKey = () => `${urlOf('')}#sieve-manifest`;
+  const manifestKey = () => `${urlOf('')}?sieve-manifest`; // a query, not '#': the Cache API ignores fragments
   let manifest: Promise<Record<string, boolean>> | undefined;
   function loadManifest(): Promise<Record<string, boolean>> {
     return (manifest ??= (async () => {
