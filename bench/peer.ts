@@ -49,11 +49,28 @@ function record(op: string, shape: string, who: string, ms: number, flops: numbe
   return ms;
 }
 
-/** tfjs-webgpu records work lazily: submit its queue, then wait for the GPU. */
-async function tfSync(tf: typeof import('@tensorflow/tfjs-core')): Promise<void> {
-  const be = tf.backend() as unknown as { submitQueue(): void; device: GPUDevice };
-  be.submitQueue();
-  await be.device.queue.onSubmittedWorkDone();
+/**
+ * onnxruntime-web loads its wasm next to its own module; in the bundle made
+ * for the GPU machine that place is gone, so SIEVE_ORT_WASM_DIR names a
+ * folder holding ort-wasm-simd-threaded.asyncify.{mjs,wasm}.
+ */
+async function loadOrt() {
+  const ort = await import('onnxruntime-web/webgpu');
+  ort.env.wasm.numThreads = 1;
+  const dir = process.env.SIEVE_ORT_WASM_DIR;
+  if (dir) ort.env.wasm.wasmPaths = new URL(`file://${dir.replace(/\/?$/, '/')}`).href;
+  return ort;
+}
+
+/**
+ * tfjs-webgpu records work lazily and onSubmittedWorkDone alone returned
+ * before its kernels ran; reading back a 1-element sum of the output forces
+ * the whole chain (the extra reduction is tiny next to the timed op).
+ */
+async function tfSync(tf: typeof import('@tensorflow/tfjs-core'), out: import('@tensorflow/tfjs-core').Tensor): Promise<void> {
+  const s = tf.sum(out);
+  await s.data();
+  s.dispose();
 }
 
 // ---------- matmul ----------
@@ -63,8 +80,7 @@ async function benchMatmul() {
   await import('@tensorflow/tfjs-backend-webgpu');
   await tf.setBackend('webgpu');
   await tf.ready();
-  const ort = await import('onnxruntime-web/webgpu');
-  ort.env.wasm.numThreads = 1;
+  const ort = await loadOrt();
   const mm = await MatmulF32.create(ctx);
   for (const s of shapes) {
     const label = `${s.m}x${s.n}x${s.k}`;
@@ -92,7 +108,7 @@ async function benchMatmul() {
       const ta = tf.randomUniform([s.m, s.k]), tb = tf.randomUniform([s.n, s.k]);
       const ms = await median(async () => {
         const out = tf.matMul(ta, tb, false, true);
-        await tfSync(tf);
+        await tfSync(tf, out);
         out.dispose();
       });
       record('matmul f32', label, 'tfjs-webgpu', ms, flops);
@@ -126,7 +142,7 @@ async function benchMatmul() {
 async function benchAttention() {
   const cfgs = soft ? [{ S: 128, H: 4, KV: 2, D: 32 }] : [{ S: 4096, H: 32, KV: 8, D: 128 }, { S: 16384, H: 32, KV: 8, D: 128 }];
   const tf = await import('@tensorflow/tfjs-core');
-  const ort = await import('onnxruntime-web/webgpu');
+  const ort = await loadOrt();
   let PrefillAttention: unknown;
   try { PrefillAttention = (await import('../src/attention/index.ts')).PrefillAttention; } catch { PrefillAttention = undefined; }
   for (const { S, H, KV, D } of cfgs) {
@@ -159,7 +175,7 @@ async function benchAttention() {
         const mask = tf.mul(tf.sub(tf.linalg.bandPart(tf.ones([S, S]), -1, 0), 1), 1e9);
         const ms = await median(async () => {
           const o = tf.tidy(() => tf.matMul(tf.softmax(tf.add(tf.mul(tf.matMul(q, kr, false, true), 1 / Math.sqrt(D)), mask)), vr));
-          await tfSync(tf);
+          await tfSync(tf, o);
           o.dispose();
         });
         record('attention', label, 'tfjs-webgpu', ms, flops, { note: 'matMul/softmax/matMul, full S x S computed' });

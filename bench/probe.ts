@@ -10,7 +10,11 @@ import { adapterRecord, benchArgs, finish } from './common.ts';
 const args = benchArgs();
 const ctx = await getGpu();
 const info = ctx.adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: unknown[]; subgroupMinSize?: number; subgroupMaxSize?: number };
-const configs = (info.subgroupMatrixConfigs ?? []).map((c) => ({ ...(c as object) }));
+// Dawn's config objects keep their fields as prototype getters: read them by name.
+const configs = (info.subgroupMatrixConfigs ?? []).map((c) => {
+  const o = c as Record<string, unknown>;
+  return { componentType: o.componentType, resultComponentType: o.resultComponentType, M: o.M, N: o.N, K: o.K };
+});
 const rows: (string | number)[][] = [
   ['adapter features', [...ctx.adapter.features].sort().join(' ')],
   ['subgroup size', `${info.subgroupMinSize ?? '?'}..${info.subgroupMaxSize ?? '?'}`],
