@@ -217,7 +217,7 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig, tag: string, fmts: We
             const t = await time(seq, 'gemv');
             const gbs = ws[0].bytes / t.ms / 1e6;
             const shape = `1x${gateUp ? 2 * out : out}x${inDim}`;
-            rows.push([name, format, shape, `${(t.ms * 1e3).toFixed(1)} us`, '', gbs.toFixed(0)]);
+            rows.push([name, format, shape, `${(t.ms * 1e3).toFixed(1)} us`, '', gbs.toFixed(soft ? 3 : 0)]);
             results.push({ kernel: 'linear_gemv', gateUp, config: cfg, format, group: GROUP, rows: 1, out: gateUp ? 2 * out : out, in: inDim,
               weightBytes: ws[0].bytes, us: t.ms * 1e3, gbPerS: gbs, copies, reps });
           } finally {
@@ -233,21 +233,24 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig, tag: string, fmts: We
   }
 }
 
+const tagOf = (g: GemvConfig) => `tk${g.tk} rpt${g.rpt} ng${g.ng} u${g.unroll}`;
+
 async function main(c: GpuContext): Promise<void> {
   const lin = await LinearKernels.create(c);
   await prefill(lin);
   const d = DEFAULT_GEMV;
-  await matvec(lin, d, `tk${d.tk} rpt${d.rpt} ng${d.ng}`, formats);
-  await matvec(lin, d, `tk${d.tk} rpt${d.rpt} ng${d.ng}`, formats.filter((f) => f === 'q4' || f === 'f16'), true);
+  await matvec(lin, d, tagOf(d), formats);
+  await matvec(lin, d, tagOf(d), formats.filter((f) => f === 'q4' || f === 'f16'), true);
   lin.destroy();
   if (sweep) {
     const configs: GemvConfig[] = [
-      { tk: 32, rpt: 2, ng: 4 }, { tk: 32, rpt: 4, ng: 2 }, { tk: 64, rpt: 2, ng: 4 },
-      { tk: 16, rpt: 4, ng: 8 }, { tk: 8, rpt: 4, ng: 16 }, { tk: 32, rpt: 8, ng: 2 },
+      { tk: 32, rpt: 4, ng: 4, unroll: 1 }, { tk: 32, rpt: 2, ng: 4, unroll: 2 }, { tk: 32, rpt: 4, ng: 2, unroll: 2 },
+      { tk: 64, rpt: 2, ng: 4, unroll: 2 }, { tk: 16, rpt: 4, ng: 8, unroll: 2 }, { tk: 8, rpt: 4, ng: 16, unroll: 2 },
+      { tk: 32, rpt: 8, ng: 2, unroll: 1 }, { tk: 32, rpt: 2, ng: 8, unroll: 4 },
     ];
     for (const cfg of configs) {
       const l = await LinearKernels.create(c, { gemv: cfg });
-      await matvec(l, cfg, `tk${cfg.tk} rpt${cfg.rpt} ng${cfg.ng}`, formats.filter((f) => f === 'q4' || f === 'f16'));
+      await matvec(l, cfg, tagOf(cfg), formats.filter((f) => f === 'q4' || f === 'f16'));
       l.destroy();
     }
   }

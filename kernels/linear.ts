@@ -56,7 +56,7 @@ export interface GateUpArgs {
 }
 
 /** Tunables of the matrix-vector kernel (threads per row along K, rows per thread, thread groups per workgroup). */
-export interface GemvConfig { tk: number; rpt: number; ng: number }
+export interface GemvConfig { tk: number; rpt: number; ng: number; unroll: number }
 
 export interface LinearOptions {
   /** Largest row count that runs the matrix-vector kernel (default 8, at most 8). */
@@ -64,7 +64,7 @@ export interface LinearOptions {
   gemv?: GemvConfig;
 }
 
-export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4 };
+export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2 };
 const GEMM_TILE = 128;
 
 /** One dispatch of a prepared linear: a weight part (or gate/up segment) with its column range. */
@@ -85,9 +85,9 @@ export class LinearKernels {
   private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
     this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
     this.gemv = opts.gemv ?? DEFAULT_GEMV;
-    const { tk, rpt, ng } = this.gemv;
-    if (!(tk > 0 && rpt > 0 && ng > 0 && (ng * rpt) % 2 === 0 && ((ng * rpt) / 2) % rpt === 0)) {
-      throw new InvalidOptionError('gemv', `tk, rpt, ng must be positive with rpt dividing ng * rpt / 2 (got ${tk}, ${rpt}, ${ng})`);
+    const { tk, rpt, ng, unroll } = this.gemv;
+    if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && ng % 2 === 0 && rpt <= tk && tk * ng <= 256)) {
+      throw new InvalidOptionError('gemv', `tk, rpt, ng, unroll must be positive, ng even, rpt <= tk, tk * ng <= 256 (got ${tk}, ${rpt}, ${ng}, ${unroll})`);
     }
   }
 
@@ -155,8 +155,8 @@ export class LinearKernels {
     let perWg: number;
     if (gemv) {
       const vec = inDim % (4 * epw) === 0 && group % (4 * epw) === 0 && xOffElems % 4 === 0;
-      const { tk, rpt, ng } = this.gemv;
-      const head = `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\n`;
+      const { tk, rpt, ng, unroll } = this.gemv;
+      const head = `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n`;
       pipeline = this.pipeline(`linear_gemv${vec ? '' : '_any'}_${fmt}`,
         head + FORMAT_SRC[fmt] + gemvCommonSrc + (vec ? gemvSrc : gemvAnySrc),
         { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 });

@@ -28,17 +28,18 @@ fn load_w(h: u32, i: u32) -> vec4<u32> {
   return w1[i];
 }
 
-// Raw dot product of one chunk of weights with 4 * EPW values of x.
+// Raw dot product of one chunk of weights with 4 * EPW values of x (four
+// independent FMA chains, one per vec4 lane).
 fn dot_chunk(w: vec4<u32>, xs: array<vec4<f32>, EPW>) -> f32 {
-  var d = 0.0;
+  var d = vec4<f32>(0.0);
   for (var wj = 0u; wj < 4u; wj++) {
     let v = dec_word(w[wj]);
     for (var j = 0u; j < EPW; j++) {
       let e = wj * EPW + j;
-      d = fma(v[j], xs[e / 4u][e % 4u], d);
+      d[e % 4u] = fma(v[j], xs[e / 4u][e % 4u], d[e % 4u]);
     }
   }
-  return d;
+  return (d.x + d.y) + (d.z + d.w);
 }
 
 @compute @workgroup_size(WG)
@@ -51,34 +52,43 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let k4 = p.k / 4u;
   let gpr = p.k / GROUP;
 
+  // Rows past n read the last valid row (results dropped at the store), so
+  // the streaming loop has no branches.
   var hs: array<u32, RPT>;
   var base: array<u32, RPT>;   // chunk index of the row's start
   var gbase: array<u32, RPT>;  // scale index of the row's first group
-  var ok: array<bool, RPT>;
   for (var i = 0u; i < RPT; i++) {
-    let r = weight_row(wgi, grp * RPT + i);
+    var r = weight_row(wgi, grp * RPT + i);
+    if (r.z == 0u) { r = weight_row(0u, 0u); }
     hs[i] = r.x;
     base[i] = r.y * nch;
     gbase[i] = r.y * gpr;
-    ok[i] = r.z != 0u;
   }
 
   var acc: array<f32, ROWS * RPT>;
-  for (var c = lane; c < nch; c += TK) {
-    var wv: array<vec4<u32>, RPT>;
-    var sc: array<f32, RPT>;
-    for (var i = 0u; i < RPT; i++) {
-      if (ok[i]) {
-        wv[i] = load_w(hs[i], base[i] + c);
-        sc[i] = load_scale(hs[i], gbase[i] + (c * CH) / GROUP);
+  // UNROLL chunks per thread and step: all their loads issue before the math.
+  for (var c0 = lane; c0 < nch; c0 += UNROLL * TK) {
+    var wv: array<vec4<u32>, UNROLL * RPT>;
+    var sc: array<f32, UNROLL * RPT>;
+    for (var u = 0u; u < UNROLL; u++) {
+      let c = min(c0 + u * TK, nch - 1u);
+      for (var i = 0u; i < RPT; i++) {
+        wv[u * RPT + i] = load_w(hs[i], base[i] + c);
+        sc[u * RPT + i] = load_scale(hs[i], gbase[i] + (c * CH) / GROUP);
       }
     }
-    for (var r = 0u; r < ROWS; r++) {
-      var xs: array<vec4<f32>, EPW>;
-      let xb = p.xOff / 4u + r * k4 + c * EPW;
-      for (var v = 0u; v < EPW; v++) { xs[v] = x[xb + v]; }
-      for (var i = 0u; i < RPT; i++) {
-        acc[r * RPT + i] = fma(dot_chunk(wv[i], xs), sc[i], acc[r * RPT + i]);
+    for (var u = 0u; u < UNROLL; u++) {
+      let cu = c0 + u * TK;
+      let c = min(cu, nch - 1u);
+      let live = cu < nch;
+      for (var r = 0u; r < ROWS; r++) {
+        var xs: array<vec4<f32>, EPW>;
+        let xb = p.xOff / 4u + r * k4 + c * EPW;
+        for (var v = 0u; v < EPW; v++) { xs[v] = x[xb + v]; }
+        for (var i = 0u; i < RPT; i++) {
+          let d = dot_chunk(wv[u * RPT + i], xs) * sc[u * RPT + i];
+          acc[r * RPT + i] += select(0.0, d, live);
+        }
       }
     }
   }

@@ -6,9 +6,17 @@
 const EPW: u32 = 8u;
 const QUANT: bool = true;
 
+// No int -> float conversion (quarter rate on NVIDIA): nibble p of a 16-bit
+// half sits at bits 4p..4p+3, inside the mantissa of a float with exponent
+// 23 - 4p, so (bits & mask) | exponent is exactly 2^(23 - 4p) + q, and one
+// subtraction gives q - 8 (all values integers below 2^24: exact).
+const Q4_MASK = vec4<u32>(0xfu, 0xf0u, 0xf00u, 0xf000u);
+const Q4_EXP = vec4<u32>(0x4b000000u, 0x49000000u, 0x47000000u, 0x45000000u); // 2^23, 2^19, 2^15, 2^11
+const Q4_BIAS = vec4<f32>(8388616.0, 524296.0, 32776.0, 2056.0);             // 2^(23 - 4p) + 8
+
 fn dec_word(w: u32) -> array<f32, EPW> {
-  let lo = vec4<f32>((vec4<u32>(w) >> vec4<u32>(0u, 4u, 8u, 12u)) & vec4<u32>(15u)) - vec4<f32>(8.0);
-  let hi = vec4<f32>((vec4<u32>(w) >> vec4<u32>(16u, 20u, 24u, 28u)) & vec4<u32>(15u)) - vec4<f32>(8.0);
+  let lo = bitcast<vec4<f32>>((vec4<u32>(w) & Q4_MASK) | Q4_EXP) - Q4_BIAS;
+  let hi = bitcast<vec4<f32>>((vec4<u32>(w >> 16u) & Q4_MASK) | Q4_EXP) - Q4_BIAS;
   return array<f32, EPW>(lo.x, lo.y, lo.z, lo.w, hi.x, hi.y, hi.z, hi.w);
 }
 

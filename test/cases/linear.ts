@@ -100,9 +100,12 @@ export const LINEAR_CASES: LinearCase[] = (() => {
 let kernels: Promise<LinearKernels> | undefined;
 let kernelsCtx: GpuContext | undefined;
 
-export async function runLinearCase(ctx: GpuContext, c: LinearCase, seed = 1): Promise<number> {
-  if (kernelsCtx !== ctx) { kernels = LinearKernels.create(ctx); kernelsCtx = ctx; }
-  const lin = await kernels!;
+/** Runs one case with `lin` (default: one LinearKernels per context, default tunables). */
+export async function runLinearCase(ctx: GpuContext, c: LinearCase, seed = 1, lin?: LinearKernels): Promise<number> {
+  if (!lin) {
+    if (kernelsCtx !== ctx) { kernels = LinearKernels.create(ctx); kernelsCtx = ctx; }
+    lin = await kernels!;
+  }
   const rng = new Rng(seed);
   const xOff = c.xOff ?? 0;
   const yOff = c.yOff ?? 0;

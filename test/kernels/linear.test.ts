@@ -1,10 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
-import { caseName, LINEAR_CASES, makeWeight, runLinearCase } from '../cases/linear.ts';
+import { caseName, LINEAR_CASES, makeWeight, runLinearCase, type LinearCase } from '../cases/linear.ts';
 import { LinearKernels } from '../../kernels/linear.ts';
 import { createBuffer, liveBytes, releaseBuffer, STORAGE } from '../../src/gpu/buffers.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
+
+const GEMV_CASES: LinearCase[] = [
+  { format: 'q4', rows: 8, inDim: 128, out: 37, groupSize: 32, partRows: 20, bias: true },
+  { format: 'f16', rows: 2, inDim: 64, out: 2 * 21, gateUp: true },
+  { format: 'q8', rows: 1, inDim: 48, out: 9, groupSize: 16 },
+];
 
 describe('linear kernels (Dawn)', () => {
   for (const c of LINEAR_CASES) {
@@ -14,6 +20,21 @@ describe('linear kernels (Dawn)', () => {
       expect(err).toBeLessThan(1e-4);
     });
   }
+
+  it('matrix-vector tunables (threads per row, rows per thread, unroll) all give the same results', async () => {
+    const ctx = await testGpu();
+    const configs = [
+      { tk: 8, rpt: 2, ng: 2, unroll: 1 }, { tk: 16, rpt: 4, ng: 8, unroll: 2 }, { tk: 64, rpt: 2, ng: 4, unroll: 4 },
+    ];
+    for (const gemv of configs) {
+      const lin = await LinearKernels.create(ctx, { gemv });
+      try {
+        for (const c of GEMV_CASES) expect(await runLinearCase(ctx, c, 5, lin)).toBeLessThan(1e-4);
+      } finally {
+        lin.destroy();
+      }
+    }
+  });
 
   it('rejects bad shapes and buffers with typed errors, leaking nothing', async () => {
     const ctx = await testGpu();
