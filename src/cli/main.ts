@@ -8,8 +8,9 @@ import { inspect } from './commands/inspect.ts';
 import { tokenize } from './commands/tokenize.ts';
 import { logits } from './commands/logits.ts';
 import { generate } from './commands/generate.ts';
+import { attention } from './commands/attention.ts';
 
-const COMMANDS: Command[] = [info, inspect, tokenize, logits, generate];
+const COMMANDS: Command[] = [info, inspect, tokenize, logits, generate, attention];
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
