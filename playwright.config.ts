@@ -32,6 +32,7 @@ export default defineConfig({
     command: `npx vite --config vite.config.ts --port ${port} --strictPort`,
     url: `http://127.0.0.1:${port}/e2e/pages/kernels.html`,
     reuseExistingServer: !process.env.CI,
+    env: { SIEVE_E2E: '1' },
     timeout: 120_000,
   },
 });

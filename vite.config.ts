@@ -47,7 +47,15 @@ export default defineConfig({
     rolldownOptions: { output: { codeSplitting: false } },
   },
   worker: { format: 'es' },
-  server: { host: '127.0.0.1', port: 5173, strictPort: false, fs: { allow: ['.'] } },
+  server: {
+    host: '127.0.0.1', port: 5173, strictPort: false, fs: { allow: ['.'] },
+    // Playwright's server (SIEVE_E2E=1): no HMR and no file watching, so edits
+    // elsewhere in the shared checkout never reload a page mid-test.
+    ...(process.env.SIEVE_E2E ? { hmr: false, watch: null } : {}),
+  },
+  // Pre-bundled at startup (the worker's imports are found late otherwise, and
+  // discovering them reloads the page).
+  optimizeDeps: { include: ['@huggingface/jinja', '@huggingface/tokenizers', '@zip.js/zip.js'] },
   test: {
     include: ['test/**/*.test.ts'],
     pool: 'forks',

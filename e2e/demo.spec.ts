@@ -22,7 +22,7 @@ test.describe('chat demo', () => {
     expect(r.stats?.completionTokens).toBe(100);
     expect(r.stats?.promptTokens).toBe(9); // BOS + 8 ids, as in the golden file
     expect(prompt + r.text).toBe(text.slice(0, prompt.length + r.text.length));
-    expect(r.text.length).toBeGreaterThan(300);
+    expect(r.text.length).toBeGreaterThan(250); // 100 tokens of this story are 271 characters
     // What the page shows is the streamed text, as text.
     await expect(page.locator('#chat .message.assistant .text').last()).toHaveText(r.text, { useInnerText: false });
     await expect(page.locator('#chat [part~=stats]').last()).toContainText('9 prompt tokens');

@@ -159,6 +159,7 @@ export class SieveChatElement extends HTMLElement {
       return true;
     } catch (e) {
       if (seq !== this.loadSeq) return false;
+      if (this.files.size === 0) this.$.progress.hidden = true;
       this.setStatus('No model loaded.');
       this.showError(e);
       return false;
