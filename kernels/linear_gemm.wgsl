@@ -44,14 +44,15 @@ override WORD_PATH: bool = true; // K % EPW == 0 and GROUP % EPW == 0: whole wor
 const BK: u32 = 16u;
 const LD: u32 = 33u;            // vec4 per k-row of a tile (32 + 1 pad against bank conflicts)
 const WPR: u32 = BK / EPW;      // words of one weight row per tile (word path)
+const BSLOTS: u32 = (32u * WPR + 255u) / 256u; // (4 rows, 1 word) slots per thread (word path)
 
 var<workgroup> As: array<vec4<f32>, 528>; // [BK][LD]: As[k * LD + q] = x rows 4q..4q+3 at k
 var<workgroup> Bs: array<vec4<f32>, 528>; // [BK][LD]: Bs[k * LD + q] = W rows 4q..4q+3 at k (dequantized)
 
 // Prefetch registers: the next tile's x values and raw weight words/scales.
 var<private> ra: array<vec4<f32>, 2>;
-var<private> rw: array<vec4<u32>, 2>;
-var<private> rs: array<vec4<f32>, 2>;
+var<private> rw: array<vec4<u32>, BSLOTS>;
+var<private> rs: array<vec4<f32>, 2>;   // word path: scales of the BSLOTS slots; else dequantized values
 
 fn load_w(h: u32, i: u32) -> u32 {
   if (h == 0u) { return w0[i]; }
@@ -97,7 +98,7 @@ fn fetch(lid: u32, m0: u32, nt: u32, k0: u32) {
     // W: 32 * WPR slots of (4 rows, 1 word).
     let kw = p.k / EPW;
     let gpr = p.k / GROUP;
-    for (var i = 0u; i < 2u; i++) {
+    for (var i = 0u; i < BSLOTS; i++) {
       let s = lid + i * 256u;
       var wv = vec4<u32>(0u);
       var sv = vec4<f32>(0.0);
@@ -144,7 +145,7 @@ fn commit(lid: u32) {
     As[(s % BK) * LD + s / BK] = ra[i];
   }
   if (WORD_PATH) {
-    for (var i = 0u; i < 2u; i++) {
+    for (var i = 0u; i < BSLOTS; i++) {
       let s = lid + i * 256u;
       if (s < 32u * WPR) {
         let q = s / WPR;
