@@ -4,7 +4,7 @@
  * in-page engine (src/api/engine.ts) and the Web Worker engine
  * (src/worker/client.ts) implement the same SieveEngine interface.
  */
-import type { AttentionOptions, KvDtype, SparsityReport } from '../engine/types.ts';
+import type { AttentionOptions, HeadStats, KvDtype, SparsityReport } from '../engine/types.ts';
 import type { WeightFormat } from '../loader/formats.ts';
 import type { GpuContext } from '../gpu/device.ts';
 
@@ -52,6 +52,8 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Per-call override of the attention parameters for prefill. */
   attention?: Partial<AttentionOptions>;
+  /** Additive (demo heatmap): ask the prefill for HeadStats.columnBins (PrefillOptions.reportColumns). */
+  reportColumns?: boolean;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -60,6 +62,8 @@ export interface SparsitySummary {
   mode: SparsityReport['mode'];
   seqLen: number;
   meanAreaFraction: number;
+  /** Additive (demo heatmap): the prefill's per layer and head stats (SparsityReport.heads), when sparse. */
+  heads?: HeadStats[];
 }
 
 export interface GenerationStats {
@@ -76,6 +80,12 @@ export interface GenerationStats {
   /** Completion tokens after the first per second. */
   decodeTokPerS: number;
   totalMs: number;
+  /** Additive (TTFT harness): the engine's split of ttftMs: tokenizing the prompt, */
+  tokenizeMs?: number;
+  /** prefill (PrefillResult.ms), */
+  prefillMs?: number;
+  /** and the first decode step (sampling the first token and reading it back). */
+  firstDecodeMs?: number;
   sparsity?: SparsitySummary;
 }
 

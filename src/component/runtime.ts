@@ -4,8 +4,8 @@
  * element has no import of the runtime and the entry module picks the engine
  * (in a Web Worker in the browser: index.ts).
  */
-import type { GenerationStats, LoadProgress, SieveEngine } from '../api/types.ts';
-import type { AttentionOptions, SparsityReport } from '../engine/types.ts';
+import type { GenerateOptions, GenerationStats, LoadProgress, SieveEngine } from '../api/types.ts';
+import type { AttentionOptions } from '../engine/types.ts';
 import type { ChatEngine, FileProgress, ReplyStats } from './link.ts';
 import type { ChatOptions } from './options.ts';
 
@@ -52,15 +52,8 @@ export function perFileProgress(onFile: (p: FileProgress) => void): (p: LoadProg
   };
 }
 
-type StatsExtra = GenerationStats & {
-  tokenizeMs?: number;
-  prefillMs?: number;
-  firstDecodeMs?: number;
-  sparsityReport?: SparsityReport;
-};
-
-function toStats(s: StatsExtra): ReplyStats {
-  const sp = s.sparsityReport ?? (s.sparsity ? { ...s.sparsity, heads: [] } : undefined);
+function toStats(s: GenerationStats): ReplyStats {
+  const sp = s.sparsity;
   return {
     promptTokens: s.promptTokens,
     completionTokens: s.completionTokens,
@@ -70,8 +63,8 @@ function toStats(s: StatsExtra): ReplyStats {
     firstDecodeMs: s.firstDecodeMs,
     prefillTokPerS: s.prefillTokPerS,
     decodeTokPerS: s.decodeTokPerS,
-    areaFraction: s.sparsity?.meanAreaFraction,
-    sparsity: sp,
+    areaFraction: sp?.meanAreaFraction,
+    sparsity: sp && { mode: sp.mode, seqLen: sp.seqLen, meanAreaFraction: sp.meanAreaFraction, heads: sp.heads ?? [] },
   };
 }
 
@@ -81,7 +74,7 @@ export function adaptEngine(e: SieveEngine): ChatEngine {
     get contextLength() { return e.model.contextLength; },
     get description() { return `${e.model.id} (${e.model.family}, context ${e.model.contextLength})`; },
     async *generate(input, { options: o, signal }) {
-      const opts = {
+      const opts: GenerateOptions = {
         maxTokens: o.maxTokens,
         temperature: o.temperature,
         topP: o.topP,
