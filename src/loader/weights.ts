@@ -7,7 +7,8 @@
  *   F16 -> f16: raw copy (bit exact); BF16 -> f16: table lookup; F32 -> f16:
  *   round to nearest even. A tensor with a finite value beyond the f16 range
  *   is reloaded as f32 and listed in `keptF32` (and in onNote).
- *   q8 / q4: quant.ts on each block (groups run along a row, blocks hold whole rows).
+ *   q8 / q4: on the GPU (gpu-quant.wgsl, raw bytes uploaded) or on the CPU
+ *   (quant-fast.ts) per block; groups run along a row, blocks hold whole rows.
  * Any failure (bad bytes, abort, GPU limit) releases every buffer created so far.
  */
 import { AbortedError, ModelFormatError } from '../errors.ts';
@@ -19,6 +20,7 @@ import type { GpuWeight, GpuWeightPart } from './formats.ts';
 import { checkFormatOptions, layoutFor, layoutWeight, ROW_ALIGN, type FormatOptions, type WeightLayout } from './layout.ts';
 import { bf16ToF32, f16ToF32, f32ToF16 } from './quant.ts';
 import { fastQuantizeQ4, fastQuantizeQ8 } from './quant-fast.ts';
+import { GpuQuantizer } from './gpu-quant.ts';
 import type { FileSource, TensorEntry } from './source.ts';
 import type { ByteProgress } from './url-source.ts';
 
@@ -32,6 +34,12 @@ export interface LoadWeightsOptions extends FormatOptions {
   /** Format fallbacks (group changes, tensors kept f32). */
   onNote?: (note: string) => void;
   signal?: AbortSignal;
+  /**
+   * Where q8/q4 packing runs: 'gpu' (default; gpu-quant.wgsl, the CPU only
+   * copies bytes) or 'cpu' (quant-fast.ts, bit-identical to quant.ts). Blocks
+   * the GPU path cannot take (mixed dtypes, unaligned pieces) use the CPU.
+   */
+  quantizeOn?: 'gpu' | 'cpu';
 }
 
 /** The loaded weights by canonical name, with what the loader decided. */
@@ -180,6 +188,8 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
     opts.onProgress?.({ file, bytesDone, bytesTotal });
   };
   const note = (s: string) => { out.notes.push(s); opts.onNote?.(s); };
+  const quantizer = (opts.format === 'q8' || opts.format === 'q4') && (opts.quantizeOn ?? 'gpu') === 'gpu'
+    ? new GpuQuantizer(ctx, BLOCK_BYTES) : undefined;
   try {
     for (const recipe of plan.recipes) {
       let layout = layoutFor(recipe.name, recipe.shape, opts, maxPart);
@@ -187,14 +197,14 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
       const doneBefore = bytesDone;
       let w: GpuWeight;
       try {
-        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written);
+        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, quantizer);
       } catch (e) {
         if (!(e instanceof OutOfF16Range)) throw e;
         bytesTotal += bytesDone - doneBefore; // the tensor is read again: progress stays monotonic
         layout = layoutWeight(recipe.name, recipe.shape, 'f32', 0, maxPart);
         note(`${recipe.name}: values beyond the f16 range (|x| > 65504), kept in f32`);
         out.keptF32.push(recipe.name);
-        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written);
+        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, quantizer);
       }
       out.set(recipe.name, w);
       out.bytes += w.parts.reduce((s, p) => s + (ctx.allocations.get(p.data) ?? 0) + (p.scales ? ctx.allocations.get(p.scales) ?? 0 : 0), 0);
@@ -205,12 +215,14 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
     releaseWeights(ctx, out.values());
     out.clear();
     throw e;
+  } finally {
+    quantizer?.destroy();
   }
 }
 
 async function uploadTensor(
   ctx: GpuContext, source: FileSource, recipe: TensorRecipe, layout: WeightLayout, signal: AbortSignal | undefined,
-  onBytes: (file: string, n: number) => void, onWritten: (n: number) => Promise<void>,
+  onBytes: (file: string, n: number) => void, onWritten: (n: number) => Promise<void>, quantizer?: GpuQuantizer,
 ): Promise<GpuWeight> {
   const cols = recipe.shape.length === 1 ? 1 : recipe.shape[1];
   const parts: GpuWeightPart[] = [];
@@ -238,6 +250,10 @@ async function uploadTensor(
           convertRows(raw, h, onBytes);
           writeBuffer(ctx, part.data, elemStart * 2, h);
           await onWritten(h.byteLength);
+        } else if ((fmt === 'q8' || fmt === 'q4') && quantizer?.accepts(raw.pieces, n * cols, fmt, layout.groupSize)) {
+          await quantizer.run(raw.pieces, n * cols, fmt, layout.groupSize, part.data, part.scales!, (fmt === 'q8' ? elemStart / 4 : elemStart / 8), elemStart / layout.groupSize / 2);
+          for (const p of raw.pieces) onBytes(p.entry.file, p.bytes.byteLength);
+          await onWritten(raw.pieces.reduce((a, p) => a + p.bytes.byteLength, 0));
         } else {
           const f = new Float32Array(n * cols);
           convertRows(raw, f, onBytes);

@@ -44,3 +44,11 @@ export function rawSafetensors(header: unknown, dataBytes: number, lengthOverrid
   out.set(json, 8);
   return out;
 }
+
+/** Index of the first element where two typed arrays differ (bitwise for floats; -1 when equal). Faster than toEqual on big arrays. */
+export function firstDiff(a: ArrayLike<number> & { buffer: ArrayBufferLike; byteOffset: number; byteLength: number }, b: typeof a): number {
+  if (a.byteLength !== b.byteLength) return Math.min(a.length, b.length);
+  const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength), y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return Math.floor(i / (a.byteLength / a.length));
+  return -1;
+}

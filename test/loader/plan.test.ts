@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { FIXTURES, testGpu } from '../helpers/gpu.ts';
-import { memSource } from './mem-source.ts';
+import { memSource, firstDiff } from './mem-source.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights, readRecipeF32, releaseWeights } from '../../src/loader/weights.ts';
 import { readWeightF32 } from '../../src/loader/readback.ts';
@@ -116,7 +116,7 @@ describe('f16 range check', () => {
     expect(g.format).toBe('f32');
     const ref = await readRecipeF32(src, m.plan.recipes.find((r) => r.name === 'layers.2.wo')!);
     expect(ref[100]).toBe(1e6);
-    expect(await readWeightF32(ctx, g)).toEqual(ref);
+    expect(firstDiff(await readWeightF32(ctx, g), ref)).toBe(-1);
     expect(w.get('layers.1.wo')!.format).toBe('f16');
     expect(liveBytes(ctx) - before).toBe(w.bytes);
     releaseWeights(ctx, w.values());
