@@ -2,7 +2,8 @@
  * bench/load: checkpoint load throughput (MB/s of file bytes) for a bf16
  * InternLM2-layout checkpoint generated on the fly in a temp folder, loaded to
  * f16 (bf16 -> f16 conversion) and to q4 (CPU quantization while streaming).
- *   npm run bench -- bench/load.ts [--size-mb 1024] [--formats f16,q4] [--json FILE]
+ *   npm run bench -- bench/load.ts [--size-mb 1024] [--formats f16,q4:gpu,q4:cpu] [--json FILE]
+ * A format may name where q8/q4 packing runs (`q4:gpu`, `q4:cpu`; plain `q4`: the loader's default).
  * Default size: 1024 MB on a GPU, 128 MB on a software adapter. Generation is
  * not timed; each format is loaded once after an untimed read of the files
  * (so the OS page cache holds them), then timed over --iters loads.
@@ -20,7 +21,7 @@ import { adapterRecord, benchArgs, finish } from './common.ts';
 const args = benchArgs({ 'size-mb': { type: 'string' }, formats: { type: 'string' }, iters: { type: 'string' } });
 const ctx = await getGpu();
 const sizeMb = Number(args['size-mb'] ?? (ctx.info.isSoftware ? 128 : 1024));
-const formats = String(args.formats ?? 'f16,q4').split(',') as LoadFormat[];
+const formats = String(args.formats ?? 'f16,q4:gpu,q4:cpu').split(',');
 const iters = Number(args.iters ?? 2);
 
 const dir = mkdtempSync(`${tmpdir()}/sieve-bench-load-`);
@@ -31,14 +32,15 @@ try {
   for (const f of model.files) readFileSync(`${dir}/${f}`); // page cache warm-up (untimed)
   const rows: (string | number)[][] = [];
   const results = [];
-  for (const format of formats) {
+  for (const spec of formats) {
+    const [format, quantizeOn] = spec.split(':') as [LoadFormat, 'gpu' | 'cpu' | undefined];
     const times: number[] = [];
     let gpuBytes = 0;
     for (let i = 0; i < iters; i++) {
       const src = nodeSource(dir);
       const start = performance.now();
       const m = await readModel(src);
-      const w = await loadWeights(ctx, src, m.spec, m.plan, { format });
+      const w = await loadWeights(ctx, src, m.spec, m.plan, { format, quantizeOn });
       times.push(performance.now() - start);
       gpuBytes = w.bytes;
       releaseWeights(ctx, w.values());
@@ -46,8 +48,8 @@ try {
     }
     const ms = Math.min(...times);
     const mbps = model.totalBytes / 1e6 / (ms / 1000);
-    rows.push([format, (model.totalBytes / 1e6).toFixed(0), (gpuBytes / 1e6).toFixed(0), (ms / 1000).toFixed(2), mbps.toFixed(0)]);
-    results.push({ format, fileBytes: model.totalBytes, gpuBytes, ms, allMs: times, mbPerS: mbps });
+    rows.push([spec, (model.totalBytes / 1e6).toFixed(0), (gpuBytes / 1e6).toFixed(0), (ms / 1000).toFixed(2), mbps.toFixed(0)]);
+    results.push({ format, quantizeOn: quantizeOn ?? 'default', fileBytes: model.totalBytes, gpuBytes, ms, allMs: times, mbPerS: mbps });
   }
   finish({
     bench: 'load', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: 'wall clock, best of iters, includes header parse + GPU queue drain',

@@ -35,9 +35,11 @@ export interface LoadWeightsOptions extends FormatOptions {
   onNote?: (note: string) => void;
   signal?: AbortSignal;
   /**
-   * Where q8/q4 packing runs: 'gpu' (default; gpu-quant.wgsl, the CPU only
-   * copies bytes) or 'cpu' (quant-fast.ts, bit-identical to quant.ts). Blocks
-   * the GPU path cannot take (mixed dtypes, unaligned pieces) use the CPU.
+   * Where q8/q4 packing runs: 'gpu' (gpu-quant.wgsl, the CPU only copies
+   * bytes) or 'cpu' (quant-fast.ts, bit-identical to quant.ts). Default: 'gpu'
+   * on a hardware adapter, 'cpu' on a software one (SwiftShader runs the
+   * kernel on the same CPU, slower than plain JS). Blocks the GPU path cannot
+   * take (mixed dtypes, unaligned pieces) use the CPU.
    */
   quantizeOn?: 'gpu' | 'cpu';
 }
@@ -188,7 +190,7 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
     opts.onProgress?.({ file, bytesDone, bytesTotal });
   };
   const note = (s: string) => { out.notes.push(s); opts.onNote?.(s); };
-  const quantizer = (opts.format === 'q8' || opts.format === 'q4') && (opts.quantizeOn ?? 'gpu') === 'gpu'
+  const quantizer = (opts.format === 'q8' || opts.format === 'q4') && (opts.quantizeOn ?? (ctx.info.isSoftware ? 'cpu' : 'gpu')) === 'gpu'
     ? new GpuQuantizer(ctx, BLOCK_BYTES) : undefined;
   try {
     for (const recipe of plan.recipes) {
