@@ -1,19 +1,26 @@
 /**
  * The loader's public API (everything the engine, CLI and demo need):
  *
- *   openSource(x)                 path | URL | FileList | File[] | directory handle -> FileSource
- *   nodeSource(dir), urlSource(url, {cache, onProgress, retries}), fileListSource(files), dirHandleSource(h)
+ *   openSource(x)                 path | URL | FileList | File[] | directory handle | FileSource -> FileSource
+ *   nodeSource(dir), urlSource(url, {cache, revalidate, onProgress, retries, signal}),
+ *   fileListSource(files), dirHandleSource(handle)
  *   readModel(source)             -> { spec: ModelSpec, checkpoint: {files, entries}, plan: {recipes, dropped} }
- *                                    (config.json + safetensors headers only; typed errors on any fault)
+ *                                    (config.json + tensor headers only; safetensors, or PyTorch .bin without
+ *                                    running the pickle; typed errors naming file and fault)
  *   readCheckpoint(source)        safetensors headers, single file or sharded via model.safetensors.index.json
- *   readSafetensorsHeader(source, file), parseHeader(...)   strict header reader
- *   writeSafetensors(...)         small writer (tests, generators, `sieve logits --out`)
- *   planMemory(spec, plan, opts)  weights + KV cache + activations vs adapter limits / budget (GpuLimitError)
- *   loadWeights(ctx, source, spec, plan, opts) -> WeightMap (Map<canonical name, GpuWeight>), streamed in
- *                                    bounded row blocks, converted/quantized to f16/q8/q4/f32, split by rows
- *                                    past maxStorageBufferBindingSize; releases everything on failure
- *   readTensorF32(source, entry)  one checkpoint tensor as f32 (tests, references)
- *   releaseWeights(ctx, weights)
+ *   readSafetensorsHeader(source, file), parseHeader(...)   the strict header reader
+ *   writeSafetensors(tensors), safetensorsLayout(specs)      small writer (tests, generators, `sieve logits --out`)
+ *   planMemory / checkPlan(spec, plan, limitsOf(ctx), {format, groupSize, contextLength, kvDtype, prefillChunk, budgetBytes})
+ *                                 weights (exactly what loadWeights allocates) + KV cache + activations;
+ *                                 checkPlan throws GpuLimitError with the numbers and a format/context that fits
+ *   loadWeights(ctx, source, spec, plan | entries, {format, groupSize, quantizeOn, maxPartBytes, onProgress, onNote, signal})
+ *                                 -> WeightMap (Map<canonical name, GpuWeight>, keptF32, notes, bytes): streamed in
+ *                                 bounded row blocks, converted/quantized to f16/q8/q4/f32 (q8/q4 on the GPU or CPU),
+ *                                 split by rows past maxStorageBufferBindingSize; releases everything on failure
+ *   releaseWeights(ctx, weights), readTensorF32(source, entry), readRecipeF32(source, recipe),
+ *   readWeightF32(ctx, weight) / readWeightRaw(ctx, weight)   (tests, debugging)
+ *
+ * Node-only helpers not re-exported here: src/loader/synthetic.ts (generated checkpoints).
  */
 export * from './source.ts';
 export * from './formats.ts';
