@@ -1,5 +1,5 @@
 /**
- * `sieve inspect --model DIR [--context N] [--weights f16|q8|q4|f32] [--group N] [--budget MB] [--json]`:
+ * `sieve inspect --model DIR|URL [--context N] [--weights f16|q8|q4|f32] [--group N] [--budget MB] [--json]`:
  * family, dimensions, tensors, dtypes, bytes and the memory plan of a
  * checkpoint folder (reads config.json and the safetensors headers only).
  * A broken checkpoint exits 1 with one line naming the file and the fault.
@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { InvalidOptionError, SieveError } from '../../errors.ts';
 import { getGpu } from '../../gpu/device.ts';
-import { nodeSource } from '../../loader/sources.ts';
+import { openSource } from '../../loader/sources.ts';
 import { readModel } from '../../loader/model.ts';
 import { checkPlan, type PlanLimits } from '../../loader/memory-plan.ts';
 import type { LoadFormat } from '../../loader/layout.ts';
@@ -50,7 +50,7 @@ export const inspect: Command = {
     const groupSize = intOpt('group', values.group);
     const budgetMb = intOpt('budget', values.budget);
 
-    const src = nodeSource(values.model);
+    const src = openSource(values.model); // a folder, or an http(s) URL of one (Range requests)
     let limits = DEFAULT_LIMITS;
     let adapter = 'WebGPU default limits (no adapter queried)';
     try {
@@ -109,7 +109,7 @@ export const inspect: Command = {
       ], ['memory plan', '']));
       return 0;
     } finally {
-      await src.close();
+      await (src as { close?: () => Promise<void> }).close?.();
     }
   },
 };
