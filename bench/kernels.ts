@@ -12,7 +12,8 @@
  * - decode: one row, matrix-vector, effective weight bandwidth = packed
  *   weight + scale bytes / time; several weight copies are rotated so the
  *   working set exceeds the L2 cache (every read comes from DRAM). With
- *   --sweep (default on a real GPU) the matrix-vector tunables are swept.
+ *   --sweep (default on a real GPU) the GEMM tunables (first prefill shape)
+ *   and the matrix-vector tunables are swept.
  * Median of 5 timed runs after 2 warm-ups; timestamp queries when present.
  * A failing row prints its error and the run goes on.
  */
@@ -23,7 +24,7 @@ import { packedBytes, scaleBytes, type GpuWeight, type WeightFormat } from '../s
 import { f32ToF16 } from '../src/loader/quant.ts';
 import { Rng } from '../src/util/rng.ts';
 import { MatmulF32 } from '../kernels/matmul.ts';
-import { DEFAULT_GEMV, LinearKernels, type GemvConfig } from '../kernels/linear.ts';
+import { DEFAULT_GEMM, DEFAULT_GEMV, LinearKernels, type GemmConfig, type GemvConfig } from '../kernels/linear.ts';
 import type { Dispatch } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 
@@ -130,14 +131,14 @@ async function row(name: string, fn: () => Promise<void>): Promise<void> {
 
 // ---- prefill: GEMM ------------------------------------------------------------
 
-async function prefill(lin: LinearKernels): Promise<void> {
+async function prefill(lin: LinearKernels, tag: string, shapes: [number, number][], fmts: WeightFormat[], full: boolean): Promise<void> {
   const mm = await MatmulF32.create(ctx);
-  for (const [n, k] of prefillShapes) {
+  for (const [n, k] of shapes) {
     const flops = 2 * M * n * k;
     const x = filled(M * k * 4, 'f32', 'x');
     const y = createBuffer(ctx, M * n * 4, STORAGE.rw, 'y');
     try {
-      await row('matmul_f32 (baseline)', async () => {
+      if (full) await row('matmul_f32 (baseline)', async () => {
         const b = filled(n * k * 4, 'f32', 'b');
         const dims = mm.dimsBuffer({ m: M, n, k });
         try {
@@ -150,14 +151,14 @@ async function prefill(lin: LinearKernels): Promise<void> {
           releaseBuffer(ctx, dims);
         }
       });
-      for (const format of formats) {
-        await row(`linear_gemm ${format}`, async () => {
+      for (const format of fmts) {
+        await row(`linear_gemm ${tag} ${format}`, async () => {
           const w = randomWeight(format, n, k);
           const d = lin.prepare({ x, w: w.w, y, rows: M });
           try {
             const t = await time([d], 'linear_gemm');
-            rows.push(['linear_gemm', format, `${M}x${n}x${k}`, `${t.ms.toFixed(3)} ms`, (flops / t.ms / 1e9).toFixed(2), '']);
-            results.push({ kernel: 'linear_gemm', format, group: GROUP, m: M, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9 });
+            rows.push([`linear_gemm ${tag}`, format, `${M}x${n}x${k}`, `${t.ms.toFixed(3)} ms`, (flops / t.ms / 1e9).toFixed(2), '']);
+            results.push({ kernel: 'linear_gemm', config: tag, format, group: GROUP, m: M, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9 });
           } finally {
             d.destroy();
             for (const b of w.buffers) releaseBuffer(ctx, b);
@@ -169,6 +170,7 @@ async function prefill(lin: LinearKernels): Promise<void> {
       releaseBuffer(ctx, y);
     }
   }
+  if (!full) return;
   // Fused gate/up at the MLP shape of the first matvec shape (2F x dim).
   const [f, dim] = matvecShapes[0];
   const x = filled(M * dim * 4, 'f32', 'x');
@@ -237,12 +239,18 @@ const tagOf = (g: GemvConfig) => `tk${g.tk} rpt${g.rpt} ng${g.ng} u${g.unroll}`;
 
 async function main(c: GpuContext): Promise<void> {
   const lin = await LinearKernels.create(c);
-  await prefill(lin);
+  const g = DEFAULT_GEMM;
+  await prefill(lin, `bk${g.bk}${g.prefetch ? ' prefetch' : ''}`, prefillShapes, formats, true);
   const d = DEFAULT_GEMV;
   await matvec(lin, d, tagOf(d), formats);
   await matvec(lin, d, tagOf(d), formats.filter((f) => f === 'q4' || f === 'f16'), true);
   lin.destroy();
   if (sweep) {
+    for (const gemm of [{ bk: 8, prefetch: true }, { bk: 16, prefetch: false }, { bk: 8, prefetch: false }] as GemmConfig[]) {
+      const l = await LinearKernels.create(c, { gemm });
+      await prefill(l, `bk${gemm.bk}${gemm.prefetch ? ' prefetch' : ''}`, prefillShapes.slice(0, 1), formats.filter((f) => f !== 'q8'), false);
+      l.destroy();
+    }
     const configs: GemvConfig[] = [
       { tk: 32, rpt: 4, ng: 4, unroll: 1 }, { tk: 32, rpt: 2, ng: 4, unroll: 2 }, { tk: 32, rpt: 4, ng: 2, unroll: 2 },
       { tk: 64, rpt: 2, ng: 4, unroll: 2 }, { tk: 16, rpt: 4, ng: 8, unroll: 2 }, { tk: 8, rpt: 4, ng: 16, unroll: 2 },

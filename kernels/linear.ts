@@ -58,11 +58,17 @@ export interface GateUpArgs {
 /** Tunables of the matrix-vector kernel (threads per row along K, rows per thread, thread groups per workgroup). */
 export interface GemvConfig { tk: number; rpt: number; ng: number; unroll: number }
 
+/** Tunables of the GEMM: K step (8 or 16) and register prefetch of the next tile. */
+export interface GemmConfig { bk: 8 | 16; prefetch: boolean }
+
 export interface LinearOptions {
   /** Largest row count that runs the matrix-vector kernel (default 8, at most 8). */
   gemvMaxRows?: number;
   gemv?: GemvConfig;
+  gemm?: GemmConfig;
 }
+
+export const DEFAULT_GEMM: GemmConfig = { bk: 16, prefetch: true };
 
 export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2 };
 const GEMM_TILE = 128;
@@ -81,10 +87,13 @@ export class LinearKernels {
   private pipelines = new Map<string, GPUComputePipeline>();
   private readonly gemvMaxRows: number;
   private readonly gemv: GemvConfig;
+  private readonly gemm: GemmConfig;
 
   private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
     this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
     this.gemv = opts.gemv ?? DEFAULT_GEMV;
+    this.gemm = opts.gemm ?? DEFAULT_GEMM;
+    if (this.gemm.bk !== 8 && this.gemm.bk !== 16) throw new InvalidOptionError('gemm.bk', `must be 8 or 16 (got ${this.gemm.bk})`);
     const { tk, rpt, ng, unroll } = this.gemv;
     if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && ng % 2 === 0 && rpt <= tk && tk * ng <= 256)) {
       throw new InvalidOptionError('gemv', `tk, rpt, ng, unroll must be positive, ng even, rpt <= tk, tk * ng <= 256 (got ${tk}, ${rpt}, ${ng}, ${unroll})`);
@@ -163,8 +172,8 @@ export class LinearKernels {
       perWg = gateUp ? (ng * rpt) / 2 : ng * rpt;
     } else {
       const wordPath = inDim % epw === 0 && group % epw === 0;
-      pipeline = this.pipeline(`linear_gemm_${fmt}`, FORMAT_SRC[fmt] + gemmSrc,
-        { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0, WORD_PATH: wordPath ? 1 : 0 });
+      pipeline = this.pipeline(`linear_gemm_${fmt}`, `const BK: u32 = ${this.gemm.bk}u;\n` + FORMAT_SRC[fmt] + gemmSrc,
+        { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0, WORD_PATH: wordPath ? 1 : 0, PREFETCH: this.gemm.prefetch ? 1 : 0 });
       perWg = gateUp ? GEMM_TILE / 2 : GEMM_TILE;
     }
 

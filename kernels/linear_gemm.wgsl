@@ -6,9 +6,10 @@
 //
 // Workgroup: 256 threads (16 x 16), each an 8 x 8 register block, so one
 // workgroup covers 128 rows of x by 128 weight rows (64 outputs with GATE_UP).
-// K advances by BK = 16: x and the dequantized W tile are staged in workgroup
-// memory as vec4 columns [k][row / 4] (row stride padded to 33 vec4); the next
-// tile's global loads are issued before the current tile's math.
+// K advances by BK (8 or 16, a const prepended by kernels/linear.ts): x and
+// the dequantized W tile are staged in workgroup memory as vec4 columns
+// [k][row / 4] (row stride padded to 33 vec4); with PREFETCH the next tile's
+// global loads are issued before the current tile's math.
 // Dispatch: (ceil(n / 128) (ceil(n / 64) with GATE_UP), ceil(M / 128), 1).
 // Precision: weights dequantized to f32 exactly, f32 FMA accumulation.
 //
@@ -40,19 +41,20 @@ override GROUP: u32 = 1u;       // quantization group size (divides K)
 override GATE_UP: bool = false;
 override HAS_BIAS: bool = false;
 override WORD_PATH: bool = true; // K % EPW == 0 and GROUP % EPW == 0: whole words per row
+override PREFETCH: bool = true;  // load tile t + 1 into registers while computing tile t
 
-const BK: u32 = 16u;
+const ASLOTS: u32 = BK / 8u;     // (4 rows, 1 k) slots of x per thread; also of W on the element path
 const LD: u32 = 33u;            // vec4 per k-row of a tile (32 + 1 pad against bank conflicts)
 const WPR: u32 = BK / EPW;      // words of one weight row per tile (word path)
 const BSLOTS: u32 = (32u * WPR + 255u) / 256u; // (4 rows, 1 word) slots per thread (word path)
 
-var<workgroup> As: array<vec4<f32>, 528>; // [BK][LD]: As[k * LD + q] = x rows 4q..4q+3 at k
-var<workgroup> Bs: array<vec4<f32>, 528>; // [BK][LD]: Bs[k * LD + q] = W rows 4q..4q+3 at k (dequantized)
+var<workgroup> As: array<vec4<f32>, BK * LD>; // [BK][LD]: As[k * LD + q] = x rows 4q..4q+3 at k
+var<workgroup> Bs: array<vec4<f32>, BK * LD>; // [BK][LD]: Bs[k * LD + q] = W rows 4q..4q+3 at k (dequantized)
 
 // Prefetch registers: the next tile's x values and raw weight words/scales.
-var<private> ra: array<vec4<f32>, 2>;
+var<private> ra: array<vec4<f32>, ASLOTS>;
 var<private> rw: array<vec4<u32>, BSLOTS>;
-var<private> rs: array<vec4<f32>, 2>;   // word path: scales of the BSLOTS slots; else dequantized values
+var<private> rs: array<vec4<f32>, max(ASLOTS, BSLOTS)>;   // word path: scales of the BSLOTS slots; else dequantized values
 
 fn load_w(h: u32, i: u32) -> u32 {
   if (h == 0u) { return w0[i]; }
@@ -78,8 +80,8 @@ fn weight_row(nt: u32, n: u32) -> vec3<u32> {
 }
 
 fn fetch(lid: u32, m0: u32, nt: u32, k0: u32) {
-  // x: 512 slots of (4 rows, 1 k); consecutive threads walk k (coalesced).
-  for (var i = 0u; i < 2u; i++) {
+  // x: 32 * BK slots of (4 rows, 1 k); consecutive threads walk k (coalesced).
+  for (var i = 0u; i < ASLOTS; i++) {
     let s = lid + i * 256u;
     let kk = s % BK;
     let row = m0 + (s / BK) * 4u;
@@ -119,9 +121,9 @@ fn fetch(lid: u32, m0: u32, nt: u32, k0: u32) {
       rs[i] = sv;
     }
   } else {
-    // Any K: 512 slots of (4 rows, 1 k), one element each, dequantized here.
+    // Any K: 32 * BK slots of (4 rows, 1 k), one element each, dequantized here.
     let gpr = p.k / GROUP;
-    for (var i = 0u; i < 2u; i++) {
+    for (var i = 0u; i < ASLOTS; i++) {
       let s = lid + i * 256u;
       let k = k0 + s % BK;
       var v = vec4<f32>(0.0);
@@ -140,7 +142,7 @@ fn fetch(lid: u32, m0: u32, nt: u32, k0: u32) {
 }
 
 fn commit(lid: u32) {
-  for (var i = 0u; i < 2u; i++) {
+  for (var i = 0u; i < ASLOTS; i++) {
     let s = lid + i * 256u;
     As[(s % BK) * LD + s / BK] = ra[i];
   }
@@ -160,7 +162,7 @@ fn commit(lid: u32) {
       }
     }
   } else {
-    for (var i = 0u; i < 2u; i++) {
+    for (var i = 0u; i < ASLOTS; i++) {
       let s = lid + i * 256u;
       Bs[(s % BK) * LD + s / BK] = rs[i];
     }
@@ -207,11 +209,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc: array<vec4<f32>, 16>; // zero-initialized
 
   let nk = (p.k + BK - 1u) / BK;
-  fetch(lid, m0, nt, 0u);
+  if (PREFETCH) { fetch(lid, m0, nt, 0u); }
   for (var t = 0u; t < nk; t++) {
+    if (!PREFETCH) { fetch(lid, m0, nt, t * BK); }
     commit(lid);
     workgroupBarrier();
-    if (t + 1u < nk) { fetch(lid, m0, nt, (t + 1u) * BK); }
+    if (PREFETCH && t + 1u < nk) { fetch(lid, m0, nt, (t + 1u) * BK); }
     for (var kk = 0u; kk < BK; kk++) {
       let a0 = As[kk * LD + ty];
       let a1 = As[kk * LD + 16u + ty];

@@ -12,6 +12,12 @@ const GEMV_CASES: LinearCase[] = [
   { format: 'q8', rows: 1, inDim: 48, out: 9, groupSize: 16 },
 ];
 
+const GEMM_CASES: LinearCase[] = [
+  { format: 'q4', rows: 20, inDim: 96, out: 130, groupSize: 32, partRows: 100, bias: true },
+  { format: 'f16', rows: 9, inDim: 33, out: 2 * 21, gateUp: true },
+  { format: 'q8', rows: 40, inDim: 72, out: 9, groupSize: 24 },
+];
+
 describe('linear kernels (Dawn)', () => {
   for (const c of LINEAR_CASES) {
     it(`${caseName(c)} matches the dequantized f64 reference`, async () => {
@@ -30,6 +36,18 @@ describe('linear kernels (Dawn)', () => {
       const lin = await LinearKernels.create(ctx, { gemv });
       try {
         for (const c of GEMV_CASES) expect(await runLinearCase(ctx, c, 5, lin)).toBeLessThan(1e-4);
+      } finally {
+        lin.destroy();
+      }
+    }
+  });
+
+  it('GEMM tunables (K step 8, no prefetch) give the same results', async () => {
+    const ctx = await testGpu();
+    for (const gemm of [{ bk: 8, prefetch: true }, { bk: 16, prefetch: false }] as const) {
+      const lin = await LinearKernels.create(ctx, { gemm });
+      try {
+        for (const c of GEMM_CASES) expect(await runLinearCase(ctx, c, 6, lin)).toBeLessThan(1e-4);
       } finally {
         lin.destroy();
       }
