@@ -30,7 +30,10 @@ export interface UrlSourceOptions {
   revalidate?: boolean;
   /** Retries of a failed request (default 3). */
   retries?: number;
-  /** Download progress of each file (bytes from the network). */
+  /**
+   * Download progress of each file cached whole (Cache API). Uncached Range
+   * reads are not reported here: loadWeights' onProgress counts those bytes.
+   */
   onProgress?: (p: ByteProgress) => void;
   signal?: AbortSignal;
   fetch?: typeof fetch;
@@ -244,7 +247,6 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
         if (r.status !== 206 && !(r.status === 200 && offset === 0 && length === sizes.get(p))) throw new Error(`HTTP ${r.status} for a Range request`);
         const buf = new Uint8Array(await r.arrayBuffer());
         if (buf.byteLength !== length) throw new Error(`received ${buf.byteLength} of ${length} bytes`);
-        opts.onProgress?.({ file: p, bytesDone: offset + length, bytesTotal: sizes.get(p) ?? 0 });
         return buf;
       });
     },
