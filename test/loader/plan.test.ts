@@ -5,7 +5,7 @@ import { memSource, firstDiff } from './mem-source.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights, readRecipeF32, releaseWeights } from '../../src/loader/weights.ts';
 import { readWeightF32 } from '../../src/loader/readback.ts';
-import { checkPlan, kvCacheBytes, limitsOf, planMemory } from '../../src/loader/memory-plan.ts';
+import { checkPlan, fittingFormat, kvCacheBytes, limitsOf, planMemory } from '../../src/loader/memory-plan.ts';
 import { syntheticConfig, syntheticTensors, type SyntheticOptions } from '../../src/loader/synthetic.ts';
 import { parseConfig, weightPlan } from '../../models/index.ts';
 import { liveBytes } from '../../src/gpu/buffers.ts';
@@ -64,6 +64,16 @@ describe('memory plan', () => {
       expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength }).totalBytes).toBeLessThanOrEqual(6 * 2 ** 30);
       expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength + 256 }).totalBytes).toBeGreaterThan(6 * 2 ** 30);
     }
+  });
+
+  it('fittingFormat keeps f16 when it fits and says why when it does not', () => {
+    const { spec, plan } = paperModel(INTERNLM2_7B);
+    expect(fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 40 * 2 ** 30 })).toMatchObject({ plan: { format: 'f16' }, note: undefined });
+    const q8 = fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 10 * 2 ** 30 });
+    expect(q8.plan.format).toBe('q8');
+    expect(q8.note).toMatch(/f16 weights need 15596\.8 MiB in all, more than the budget of 10240\.0 MiB: loading q8/);
+    expect(fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 6 * 2 ** 30 }).plan.format).toBe('q4');
+    expect(() => fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 2 * 2 ** 30 })).toThrow(GpuLimitError);
   });
 
   it('a KV layer buffer past the binding limit fails with a context suggestion', () => {
