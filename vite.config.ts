@@ -19,14 +19,15 @@ const demoAtRoot: Plugin = {
 // `npm run build` inlines the engine's worker into dist/sieve-chat.js (the
 // component passes it to loadModelInWorker as its port); the copy that
 // src/worker/client.ts's own `new Worker(new URL(...))` would add as a second
-// file is never loaded from the bundle, so it is left out: one file ships.
+// file is never loaded from the bundle, so it is left out, as is the shim for
+// node:fs that only Dawn's Node path imports: one file ships.
 const oneFileLib: Plugin = {
   name: 'sieve-one-file-lib',
   apply: 'build',
   enforce: 'post',
   generateBundle(_options, bundle) {
     for (const name of Object.keys(bundle)) {
-      if (/^assets\/worker-[\w-]+\.js$/.test(name)) delete bundle[name];
+      if (/^assets\/(worker|__vite-browser-external)-[\w-]+\.js$/.test(name)) delete bundle[name];
     }
   },
 };

@@ -13,6 +13,12 @@ export function tomGolden(): { prompt: string; text: string } {
   return { prompt: c.prompt!, text: c.text };
 }
 
+/** llama2.c's story from BOS (~500 tokens); its first 600 characters make a prompt of ~150 tokens. */
+export function storyGolden(chars = 600): string {
+  const g = JSON.parse(readFileSync(join(STORIES, 'generation.golden.json'), 'utf8')) as { cases: { name: string; text: string }[] };
+  return g.cases.find((x) => x.name === 'from_bos')!.text.slice(0, chars);
+}
+
 /** Collects console errors and uncaught page errors; assert it is empty at the end of a test. */
 export function watchConsole(page: Page): string[] {
   const errors: string[] = [];

@@ -3,7 +3,7 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { ask, recordEvents, STORIES, tomGolden, waitReady, watchConsole } from './component-helpers.ts';
+import { ask, recordEvents, STORIES, storyGolden, tomGolden, waitReady, watchConsole } from './component-helpers.ts';
 
 const CHAT = '#chat';
 
@@ -50,6 +50,25 @@ test.describe('chat demo', () => {
     expect(next.stats?.completionTokens).toBe(30);
     // The KV cache stayed consistent through the abort: same greedy text again.
     expect(prompt + next.text).toBe(text.slice(0, prompt.length + next.text.length));
+
+    // A prompt past 'Sparse from (tokens)' (64 here) runs SampleAttention; the heatmap shows it.
+    await page.locator('aside [name=max-tokens]').fill('2');
+    const story = storyGolden();
+    const sparse = await ask(page, CHAT, story);
+    expect(sparse.error).toBeUndefined();
+    expect(sparse.stats?.promptTokens).toBeGreaterThan(64);
+    expect(sparse.stats?.sparsity?.mode).toBe('sample');
+    expect((sparse.stats as { areaFraction?: number }).areaFraction).toBeLessThan(1);
+    await expect(page.locator('#chat [part~=stats]').last()).toContainText('sparse prefill');
+    const bluePixels = await page.evaluate(() => {
+      const c = document.getElementById('heatmap') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i + 2] > d[i] + 60) n++;
+      return n;
+    });
+    expect(bluePixels).toBeGreaterThan(50);
+    await page.screenshot({ path: info.outputPath('sparse-heatmap.png'), fullPage: true });
     expect(errors).toEqual([]);
   });
 

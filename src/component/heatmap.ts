@@ -23,8 +23,17 @@ export function drawSparsity(canvas: HTMLCanvasElement, report: SparsityReport |
   g.clearRect(0, 0, cssW, cssH);
   g.font = '11px system-ui, sans-serif';
   g.fillStyle = '#555';
-  if (!report || report.mode !== 'sample' || report.heads.length === 0) {
-    g.fillText(report ? `last prefill was dense (${report.seqLen} tokens): every key column kept` : 'no prefill yet', 4, 14);
+  if (!report || report.mode !== 'sample') {
+    g.fillText(report ? `last prefill was dense (${report.seqLen} tokens): every key column kept` : 'no sparse prefill yet', 4, 14);
+    return;
+  }
+  if (report.heads.length === 0) {
+    g.fillText(`sparse prefill of ${report.seqLen} tokens: ${(100 * report.meanAreaFraction).toFixed(1)}% of the causal area computed`, 4, 14);
+    g.fillText('(the engine did not report per-head statistics)', 4, 30);
+    g.fillStyle = '#eceef1';
+    g.fillRect(LABEL_W, 40, cssW - LABEL_W - 4, 14);
+    g.fillStyle = 'rgba(47, 111, 222, 0.8)';
+    g.fillRect(LABEL_W, 40, (cssW - LABEL_W - 4) * report.meanAreaFraction, 14);
     return;
   }
   const heads = [...report.heads].sort((a, b) => a.layer - b.layer || a.head - b.head);
