@@ -126,7 +126,11 @@ async function fetchRows(source: FileSource, recipe: TensorRecipe, cols: number,
       checkDtype(e);
       const srcRowBytes = (e.byteLength / Math.max(1, e.shape[0] ?? 1)) | 0;
       const srcRow = seg.rowStart + (a - canonStart);
-      reads.push(source.read(e.file, e.offset + srcRow * srcRowBytes, (b - a) * srcRowBytes).then((bytes) => ({ entry: e, bytes, at: (a - r0) * cols })));
+      const offset = e.offset + srcRow * srcRowBytes, length = (b - a) * srcRowBytes;
+      reads.push(source.read(e.file, offset, length).then((bytes) => {
+        if (bytes.byteLength !== length) throw new ModelFormatError(e.file, `read of tensor '${e.name}' returned ${bytes.byteLength} of ${length} bytes at offset ${offset}`, { tensor: e.name });
+        return { entry: e, bytes, at: (a - r0) * cols };
+      }));
     }
     canonStart += seg.rows;
   }
