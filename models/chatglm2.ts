@@ -24,6 +24,8 @@ export function parseChatglm2Config(c: Config): ModelSpec {
   if (!optBool(c, F, 'rmsnorm', true)) throw configError(F, 'rmsnorm', 'false (LayerNorm) is not supported; ChatGLM2 uses RMSNorm');
   if (optBool(c, F, 'add_bias_linear', false)) throw configError(F, 'add_bias_linear', 'true is not supported (ChatGLM2 has no linear biases besides QKV)');
   if (!optBool(c, F, 'post_layer_norm', true)) throw configError(F, 'post_layer_norm', 'false is not supported (the final norm is required)');
+  if (optBool(c, F, 'apply_residual_connection_post_layernorm', false)) throw configError(F, 'apply_residual_connection_post_layernorm', 'true is not supported (residuals are taken before the norm in ChatGLM2)');
+  if (!optBool(c, F, 'original_rope', true)) throw configError(F, 'original_rope', 'false is not supported (ChatGLM2 uses the original interleaved rotary)');
   const ropeRatio = optNum(c, F, 'rope_ratio', 1, { positive: true });
   const contextLength = num(c, F, 'seq_length', { int: true, positive: true });
   return {

@@ -21,6 +21,8 @@ export function parseInternlm2Config(c: Config): ModelSpec {
   if (nHeads % nKvHeads !== 0) throw configError(F, 'num_key_value_heads', `(${nKvHeads}) must divide num_attention_heads (${nHeads})`);
   const headDim = dim / nHeads;
   if (headDim % 2 !== 0) throw configError(F, 'num_attention_heads', `gives an odd head dim ${headDim}; rotary needs an even one`);
+  const act = c.hidden_act ?? 'silu';
+  if (act !== 'silu') throw configError(F, 'hidden_act', `'${String(act)}' is not supported (InternLM2 uses silu)`);
   if (optBool(c, F, 'bias', false)) throw configError(F, 'bias', 'true is not supported (InternLM2 checkpoints have no linear biases)');
   const contextLength = num(c, F, 'max_position_embeddings', { int: true, positive: true });
   const rope: RopeSpec = {

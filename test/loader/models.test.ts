@@ -49,6 +49,25 @@ describe('model families', () => {
     g.kv_channels = 'x';
     expect(() => parseConfig(g)).toThrow(/kv_channels/);
   });
+  it('config fields that would change the architecture are refused, not ignored', () => {
+    for (const [fixture, field, value] of [
+      ['golden/chatglm2-tiny', 'apply_residual_connection_post_layernorm', true],
+      ['golden/chatglm2-tiny', 'original_rope', false],
+      ['golden/chatglm2-tiny', 'add_bias_linear', true],
+      ['golden/chatglm2-tiny', 'rmsnorm', false],
+      ['golden/internlm2-tiny', 'hidden_act', 'gelu'],
+      ['golden/internlm2-tiny', 'bias', true],
+      ['golden/internlm2-tiny', 'rope_scaling', { type: 'yarn', factor: 2 }],
+    ] as const) {
+      const c = cfg(fixture);
+      c[field] = value;
+      expect(() => parseConfig(c), field).toThrow(ConfigError);
+      expect(() => parseConfig(c), field).toThrow(new RegExp(`field '${field}'`));
+    }
+    const c = cfg('golden/internlm2-tiny');
+    c.rope_scaling = { type: 'dynamic', factor: 2 };
+    expect(parseConfig(c).rope.scaling).toEqual({ type: 'dynamic', factor: 2 });
+  });
   it('unknown model_type lists the supported families', () => {
     const c = cfg('stories260k');
     c.model_type = 'llama';
