@@ -6,8 +6,8 @@
  *     key 0 a large one, so column 0 draws mass from all rows;
  *   - local band: q_i and k_j share a slowly varying "position code" (a random
  *     walk on the unit sphere), so scores are large when |i - j| is small;
- *   - stripes: a few columns carry a shared direction u1 that most rows (80%,
- *     at random) also carry (separators, facts the prompt keeps referring to);
+ *   - stripes: a few columns carry a shared direction u1 that every row carries
+ *     with a random strength 0.6-1 (separators, facts the prompt keeps referring to);
  *   - diffuse background: small i.i.d. noise everywhere;
  *   - needle (option): one key carries direction u2 that only the last
  *     `needleRows` queries carry, strongly.
@@ -131,7 +131,7 @@ export function syntheticQkv(spec: SyntheticSpec): SyntheticQkv {
       const hs = 0.8 + 0.4 * rng.next(); // per-head strength
       for (let i = 0; i < S; i++) {
         const qb = i * nHeads * D + h * D;
-        const stripe = rng.next() < 0.8 ? 1 : 0;
+        const stripe = 0.6 + 0.4 * rng.next(); // every row, random strength
         const needle = spec.needle !== undefined && i >= S - needleRows && i >= spec.needle ? 1 : 0;
         for (let t = 0; t < D; t++) {
           q[qb + t] = hs * (Math.sqrt(band) * code[i * D + t] + u0[t] + stripe * u1[t] + needle * u2[t]);

@@ -27,10 +27,8 @@ export const DENSE_SHAPES: DenseShape[] = [
   { nHeads: 4, nKvHeads: 4, headDim: 32, rows: 37, pos: 0, slack: 5 },
   { nHeads: 4, nKvHeads: 2, headDim: 64, rows: 70, pos: 0 },
   { nHeads: 8, nKvHeads: 2, headDim: 128, rows: 33, pos: 17, slack: 3 },
-  { nHeads: 16, nKvHeads: 1, headDim: 16, rows: 45, pos: 0 },
   { nHeads: 4, nKvHeads: 2, headDim: 64, rows: 1, pos: 90, kvDtype: 'f16' },
   { nHeads: 2, nKvHeads: 1, headDim: 6, rows: 29, pos: 3, kvDtype: 'f16' },
-  { nHeads: 3, nKvHeads: 3, headDim: 10, rows: 20, pos: 0 },
 ];
 
 export function shapeName(s: DenseShape): string {
