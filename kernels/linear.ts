@@ -92,7 +92,9 @@ export class LinearKernels {
   private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
     this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
     this.gemv = opts.gemv ?? DEFAULT_GEMV;
-    this.gemm = opts.gemm ?? DEFAULT_GEMM;
+    // BK = 16 stages 2 x 16 x 33 vec4 (16.5 KiB): above WebGPU's default 16 KiB of workgroup memory.
+    const smallSmem = ctx.limits.maxComputeWorkgroupStorageSize < 2 * 16 * 33 * 16;
+    this.gemm = opts.gemm ?? (smallSmem ? { ...DEFAULT_GEMM, bk: 8 } : DEFAULT_GEMM);
     if (this.gemm.bk !== 8 && this.gemm.bk !== 16) throw new InvalidOptionError('gemm.bk', `must be 8 or 16 (got ${this.gemm.bk})`);
     const { tk, rpt, ng, unroll } = this.gemv;
     if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && ng % 2 === 0 && rpt <= tk && tk * ng <= 256)) {
