@@ -8,7 +8,16 @@
  * kernel (linear_gemv.wgsl, or linear_gemv_any.wgsl for shapes that do not
  * split into 16-byte chunks). Each part (or gate/up segment) is one dispatch
  * writing its own column range of y. Everything is built in prepare(): the
- * returned Dispatch only replays.
+ * returned Dispatch only replays. Pipelines are compiled synchronously on the
+ * first prepare() of a variant (format, group size, bias, gate/up, rows for
+ * the matrix-vector kernel) and cached.
+ *
+ * Speed design (issue 9; tunables in GemmConfig / GemvConfig, swept by
+ * bench/kernels.ts): the GEMM dequantizes each weight tile once into
+ * workgroup memory, so its inner loop is the same f32 8x8 register block for
+ * every format (4 vec4 workgroup loads per 64 FMAs); the matrix-vector kernel
+ * streams 16-byte weight chunks with every x chunk serving several rows, and
+ * decodes int4/int8 without int->float conversions (see linear_q4.wgsl).
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
