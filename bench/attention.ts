@@ -1,0 +1,112 @@
+/**
+ * bench/attention: prefill attention-op time, dense vs SampleAttention, on
+ * structured (planted sink/band/stripes, src/attention/synthetic.ts) and
+ * unstructured (random) Q/K/V, with the split per phase (sampling, selection,
+ * sparse, window; the K/V gather is fused into the sparse pass's tile loads).
+ *   npm run bench -- bench/attention.ts [--sizes 4096,8192] [--alphas 0.95,0.8]
+ *     [--inputs structured,random] [--heads 32] [--kv-heads 8] [--dim 128]
+ *     [--chunk 32768] [--iters N] [--json FILE]
+ * GPU machine: npm run gpu:bundle -- bench/attention.ts, then
+ *   node .gpu/attention.mjs --json $OUT/attention.json
+ * Inputs are generated for one KV group and repeated over the groups (so
+ * generation stays fast at 128K). Sequences longer than --chunk rows run as
+ * consecutive chunks (pos > 0), as the engine's chunked prefill does; the time
+ * is the sum over chunks. Median of --iters after one warm-up. Dense TFLOP/s
+ * counts the causal work: 4 * headDim * nHeads * sum_i (i + 1).
+ */
+import { getGpu } from '../src/gpu/device.ts';
+import { createBuffer, releaseBuffer, STORAGE, uploadBuffer, writeBuffer } from '../src/gpu/buffers.ts';
+import { timeGpu, type GpuTimer } from '../src/gpu/timing.ts';
+import { PrefillAttention } from '../src/attention/index.ts';
+import { syntheticQkv } from '../src/attention/synthetic.ts';
+import { DEFAULT_ATTENTION, type AttentionOptions } from '../src/engine/types.ts';
+import { adapterRecord, benchArgs, finish } from './common.ts';
+
+const args = benchArgs({
+  sizes: { type: 'string' }, alphas: { type: 'string' }, inputs: { type: 'string' }, heads: { type: 'string' },
+  'kv-heads': { type: 'string' }, dim: { type: 'string' }, chunk: { type: 'string' }, iters: { type: 'string' },
+});
+const ctx = await getGpu();
+const soft = ctx.info.isSoftware;
+const sizes = String(args.sizes ?? (soft ? '256,512' : '4096,8192,16384,32768,65536,131072')).split(',').map(Number);
+const alphas = String(args.alphas ?? '0.95,0.8').split(',').map(Number);
+const inputs = String(args.inputs ?? 'structured,random').split(',') as ('structured' | 'random')[];
+const nHeads = Number(args.heads ?? (soft ? 8 : 32));
+const nKvHeads = Number(args['kv-heads'] ?? (soft ? 2 : 8));
+const headDim = Number(args.dim ?? (soft ? 64 : 128));
+const group = nHeads / nKvHeads;
+const chunkRows = Number(args.chunk ?? 32768);
+
+const rows: (string | number)[][] = [];
+const results: unknown[] = [];
+let source = 'wall';
+const PHASES = ['sampling', 'selection', 'sparse', 'window'] as const;
+
+for (const seqLen of sizes) {
+  const maxRows = Math.min(seqLen, chunkRows);
+  const chunks: { pos: number; rows: number }[] = [];
+  for (let pos = 0; pos < seqLen; pos += maxRows) chunks.push({ pos, rows: Math.min(maxRows, seqLen - pos) });
+  const iters = Number(args.iters ?? (seqLen >= 65536 ? 1 : 3));
+  const attn = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen, maxRows });
+  for (const input of inputs) {
+    const gen = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim, kind: input === 'structured' ? 'planted' : 'random', seed: 5, needle: Math.floor(seqLen * 0.3) });
+    const k = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_k'); // (nKvHeads, seqLen, headDim)
+    const v = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_v');
+    for (let h = 0; h < nKvHeads; h++) {
+      writeBuffer(ctx, k, h * seqLen * headDim * 4, gen.k);
+      writeBuffer(ctx, v, h * seqLen * headDim * 4, gen.v);
+    }
+    const rowW = nHeads * headDim;
+    const qs = chunks.map((c) => {
+      const q = new Float32Array(c.rows * rowW); // (rows, nHeads * headDim): the group's heads repeated per KV head
+      for (let r = 0; r < c.rows; r++) {
+        const src = gen.q.subarray((c.pos + r) * group * headDim, (c.pos + r + 1) * group * headDim);
+        for (let h = 0; h < nKvHeads; h++) q.set(src, r * rowW + h * group * headDim);
+      }
+      return uploadBuffer(ctx, q, 'bench_q');
+    });
+    const out = createBuffer(ctx, maxRows * rowW * 4, STORAGE.rw, 'bench_out');
+    const run = async (opts: AttentionOptions) => {
+      const t = await timeGpu(ctx, (enc, pass) => {
+        const timer = { pass } as unknown as GpuTimer;
+        chunks.forEach((c, i) => attn.encode(enc, { q: qs[i], kv: { k, v }, out, pos: c.pos, rows: c.rows, layer: 0 }, opts, timer));
+      }, { warmup: 1, iters });
+      source = t.source;
+      const phase: Record<string, number> = {};
+      for (const p of t.passes) {
+        const name = p.label.replace(/^attention\./, '');
+        phase[name] = (phase[name] ?? 0) + p.ms;
+      }
+      const stats = await attn.readStats();
+      const n = stats.length || 1;
+      return {
+        ms: t.ms, allMs: t.all, phase,
+        areaFraction: stats.length ? stats.reduce((a, s) => a + s.areaFraction, 0) / n : 1,
+        selected: stats.reduce((a, s) => a + s.selected, 0) / n,
+        cra: stats.length ? stats.reduce((a, s) => a + s.cra, 0) / n : 1,
+      };
+    };
+    let causal = 0;
+    for (let i = 0; i < seqLen; i++) causal += i + 1;
+    const flops = 4 * headDim * nHeads * causal;
+    const dense = await run({ ...DEFAULT_ATTENTION, attention: 'dense' });
+    const tflops = flops / (dense.ms * 1e-3) / 1e12;
+    rows.push([seqLen, input, 'dense', '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
+    results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, ...dense, tflops });
+    for (const alpha of alphas) {
+      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0 });
+      const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
+      rows.push([seqLen, input, 'sample', alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
+      results.push({ seqLen, input, mode: 'sample', alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
+    }
+    for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
+  }
+  attn.destroy();
+}
+
+finish({
+  bench: 'attention', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: source,
+  header: ['S', 'input', 'mode', 'alpha', 'ms', 'speedup', 'TFLOP/s', 'area', 'sampling ms', 'selection ms', 'sparse ms', 'window ms'],
+  rows, results,
+}, args.json);
+ctx.destroy();
