@@ -199,28 +199,29 @@ async function prefill(lin: LinearKernels, tag: string, shapes: [number, number]
 
 // ---- decode: matrix-vector -----------------------------------------------------
 
-async function matvec(lin: LinearKernels, cfg: GemvConfig, tag: string, fmts: WeightFormat[], gateUp = false): Promise<void> {
-  for (const [out, inDim] of matvecShapes) {
-    const x = filled(inDim * 4, 'f32', 'x');
-    const y = createBuffer(ctx, out * 4, STORAGE.rw, 'y');
+async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: string, fmts: WeightFormat[], gateUp = false,
+  nRows = 1, shapes = matvecShapes): Promise<void> {
+  for (const [out, inDim] of shapes) {
+    const x = filled(nRows * inDim * 4, 'f32', 'x');
+    const y = createBuffer(ctx, nRows * out * 4, STORAGE.rw, 'y');
     try {
       for (const format of fmts) {
-        const name = `linear_gemv${gateUp ? ' gate/up' : ''} ${tag}`;
+        const name = `linear_${cfg ? 'gemv' : 'gemm'}${gateUp ? ' gate/up' : ''} ${tag}`;
         await row(name, async () => {
           const one = randomWeight(format, gateUp ? 2 * out : out, inDim);
           for (const b of one.buffers) releaseBuffer(ctx, b);
           const copies = soft ? 1 : Math.max(1, Math.ceil(L2_BYTES / one.bytes));
           const ws = Array.from({ length: copies }, () => randomWeight(format, gateUp ? 2 * out : out, inDim));
-          const ds = ws.map((w) => gateUp ? lin.prepareGateUp({ x, w: w.w, y, rows: 1 }) : lin.prepare({ x, w: w.w, y, rows: 1 }));
+          const ds = ws.map((w) => gateUp ? lin.prepareGateUp({ x, w: w.w, y, rows: nRows }) : lin.prepare({ x, w: w.w, y, rows: nRows }));
           // Several dispatches per timed pass so launch gaps amortize.
           const reps = soft ? 2 : Math.max(copies, 8 * Math.ceil(8 / copies) * copies);
           const seq = Array.from({ length: reps }, (_, i) => ds[i % copies]);
           try {
             const t = await time(seq, 'gemv');
             const gbs = ws[0].bytes / t.ms / 1e6;
-            const shape = `1x${gateUp ? 2 * out : out}x${inDim}`;
+            const shape = `${nRows}x${gateUp ? 2 * out : out}x${inDim}`;
             rows.push([name, format, shape, `${(t.ms * 1e3).toFixed(1)} us`, '', gbs.toFixed(soft ? 3 : 0)]);
-            results.push({ kernel: 'linear_gemv', gateUp, config: cfg, format, group: GROUP, rows: 1, out: gateUp ? 2 * out : out, in: inDim,
+            results.push({ kernel: cfg ? 'linear_gemv' : 'linear_gemm', gateUp, config: cfg ?? DEFAULT_GEMM, format, group: GROUP, rows: nRows, out: gateUp ? 2 * out : out, in: inDim,
               weightBytes: ws[0].bytes, us: t.ms * 1e3, gbPerS: gbs, copies, reps });
           } finally {
             for (const d of ds) d.destroy();
@@ -244,6 +245,11 @@ async function main(c: GpuContext): Promise<void> {
   const d = DEFAULT_GEMV;
   await matvec(lin, d, tagOf(d), formats);
   await matvec(lin, d, tagOf(d), formats.filter((f) => f === 'q4' || f === 'f16'), true);
+  // Few rows (short prompts, batched decode): matrix-vector up to 8 rows vs the GEMM, to place gemvMaxRows.
+  for (const nRows of [2, 4, 8]) await matvec(lin, d, `${tagOf(d)} rows ${nRows}`, ['q4', 'f16'], false, nRows, matvecShapes.slice(0, 1));
+  const gemmOnly = await LinearKernels.create(c, { gemvMaxRows: 0 });
+  for (const nRows of [8, 32]) await matvec(gemmOnly, undefined, `rows ${nRows}`, ['q4', 'f16'], false, nRows, matvecShapes.slice(0, 1));
+  gemmOnly.destroy();
   lin.destroy();
   if (sweep) {
     for (const gemm of [{ bk: 8, prefetch: true }, { bk: 16, prefetch: false }, { bk: 8, prefetch: false }] as GemmConfig[]) {
