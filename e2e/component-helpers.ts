@@ -1,6 +1,7 @@
 // Helpers shared by the demo and component specs: console watching, the
 // stories260k golden text, and driving a <sieve-chat> through its own UI.
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, type Page } from '@playwright/test';
 
@@ -67,4 +68,23 @@ export async function waitReady(page: Page, selector: string, timeout = 180_000)
     if (err && !err.hidden) throw new Error(`load failed: ${err.textContent}`);
     return false;
   }, selector, { timeout, polling: 250 });
+}
+
+function newestMtime(dir: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    t = Math.max(t, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+/** Builds dist/sieve-chat.js (`npm run build`) when it is missing or older than the sources. */
+export function ensureDist(): string {
+  const lib = 'dist/sieve-chat.js';
+  const newest = Math.max(...['src', 'kernels', 'models'].map(newestMtime));
+  if (!existsSync(lib) || statSync(lib).mtimeMs < newest) {
+    execFileSync('npx', ['vite', 'build', '--config', 'vite.config.ts', '--logLevel', 'warn'], { stdio: 'inherit' });
+  }
+  return lib;
 }

@@ -1,21 +1,9 @@
 // <sieve-chat> on plain pages: from the source module (through Vite) and
 // from the built single-file module (dist/sieve-chat.js, built here if stale).
-import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
-import { ask, recordEvents, tomGolden, waitReady, watchConsole } from './component-helpers.ts';
+import { ask, ensureDist, recordEvents, tomGolden, waitReady, watchConsole } from './component-helpers.ts';
 
 const CHAT = '#chat';
-
-function newestMtime(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return t;
-}
 
 async function checkGolden(page: Page): Promise<void> {
   const { prompt, text } = tomGolden();
@@ -64,10 +52,7 @@ test.describe('<sieve-chat> on a plain page', () => {
   });
 
   test('built module: dist/sieve-chat.js with one script tag', async ({ page }, info) => {
-    const lib = 'dist/sieve-chat.js';
-    if (!existsSync(lib) || statSync(lib).mtimeMs < newestMtime('src')) {
-      execFileSync('npx', ['vite', 'build', '--config', 'vite.config.ts', '--logLevel', 'warn'], { stdio: 'inherit' });
-    }
+    ensureDist();
     const errors = watchConsole(page);
     await page.goto('/e2e/pages/component-dist.html');
     await recordEvents(page, CHAT);

@@ -16,7 +16,7 @@
 // the SwiftShader flags of playwright.config.ts.
 import { createServer } from 'node:http';
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -92,14 +92,15 @@ function serveFile(req, res, file) {
   createReadStream(file, { start, end }).pipe(res);
 }
 
-/** Serves: / -> the page, /sieve-chat.js etc. -> the app dir, /model/* -> the model folder. */
+/** Serves: / -> the page, /sieve-chat.js etc. -> the app dir, /models/NAME/* -> the model folder NAME. */
 export function startServer({ app, page, modelDir }) {
+  const modelPrefix = `/models/${modelDir ? basename(modelDir) : ''}/`;
   const inside = (base, rel) => { const p = normalize(join(base, rel)); return p === base || p.startsWith(base + sep) ? p : undefined; };
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     let file;
     if (path === '/' || path === '/index.html') file = page;
-    else if (path.startsWith('/model/') && modelDir) file = inside(modelDir, path.slice('/model/'.length));
+    else if (path.startsWith(modelPrefix) && modelDir) file = inside(modelDir, path.slice(modelPrefix.length));
     else file = inside(app, path.slice(1));
     if (!file) { res.writeHead(403); res.end(); return; }
     serveFile(req, res, file);
@@ -156,7 +157,7 @@ async function main() {
   const bos = typeof config.bos_token_id === 'number' ? [config.bos_token_id] : [];
   const context = a.context || Math.min(config.max_position_embeddings ?? config.seq_length ?? Infinity, maxLen + 64);
   const { server, port } = await startServer({ app: a.app, page: a.page, modelDir });
-  const modelUrl = isUrl ? a.model : `http://127.0.0.1:${port}/model/`;
+  const modelUrl = isUrl ? a.model : `http://127.0.0.1:${port}/models/${basename(modelDir)}/`;
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
   const args = process.env.CHROMIUM_GPU_ARGS ? process.env.CHROMIUM_GPU_ARGS.split(' ').filter(Boolean) : SWIFTSHADER_ARGS;
   const browser = await chromium.launch({ executablePath, args });
@@ -217,11 +218,11 @@ async function main() {
           const res = await page.evaluate(async ({ ids, mode }) => {
             const el = document.querySelector('sieve-chat');
             el.setAttribute('attention', mode);
-            el.clear();
+            await el.clear(); // no KV reuse between runs: every run prefills the whole prompt
             const out = await el.send({ ids });
             if (out.error) throw new Error(`${out.error.title} ${out.error.detail}`);
             const s = out.stats ?? {};
-            return { pageTtftMs: out.pageTtftMs, engineTtftMs: s.ttftMs, tokenizeMs: s.tokenizeMs, prefillMs: s.prefillMs,
+            return { cachedTokens: s.cachedTokens, pageTtftMs: out.pageTtftMs, engineTtftMs: s.ttftMs, tokenizeMs: s.tokenizeMs, prefillMs: s.prefillMs,
               firstDecodeMs: s.firstDecodeMs, promptTokens: s.promptTokens, areaFraction: s.sparsity?.meanAreaFraction, sparseMode: s.sparsity?.mode };
           }, { ids, mode });
           if (r >= a.warmup) runs.push(res);
@@ -229,7 +230,7 @@ async function main() {
         const pick = (k) => median(runs.map((x) => x[k]));
         const row = { length, promptTokens: runs[0]?.promptTokens ?? n, mode, pageTtftMs: pick('pageTtftMs'), engineTtftMs: pick('engineTtftMs'),
           tokenizeMs: pick('tokenizeMs'), prefillMs: pick('prefillMs'), firstDecodeMs: pick('firstDecodeMs'),
-          areaFraction: pick('areaFraction'), prefillRan: runs[0]?.sparseMode, runs };
+          areaFraction: pick('areaFraction'), prefillRan: runs[0]?.sparseMode, cachedTokens: Math.max(0, ...runs.map((x) => x.cachedTokens ?? 0)), runs };
         rows.push(row);
         console.log(`${String(length).padStart(6)} ${mode.padEnd(6)} page TTFT ${f(row.pageTtftMs)} ms  engine ${f(row.engineTtftMs)} ms`);
       }
@@ -241,7 +242,7 @@ async function main() {
   mkdirSync(a.out, { recursive: true });
   const result = { date: new Date().toISOString(), adapter, model, browser: executablePath, options: { ...a, out: undefined }, rows };
   writeFileSync(join(a.out, 'ttft.json'), JSON.stringify(result, null, 1));
-  writeFileSync(join(a.out, 'ttft.svg'), chartSvg(rows, `TTFT dense vs sample: ${model?.description ?? ''} on ${adapter?.description || adapter?.vendor || 'unknown GPU'}`));
+  writeFileSync(join(a.out, 'ttft.svg'), chartSvg(rows, `TTFT dense vs sample: ${model?.description ?? ''} on ${[adapter?.vendor, adapter?.architecture, adapter?.description].filter(Boolean).join(' ') || 'unknown GPU'}`));
   console.log('\n' + ['length', 'mode', 'pageTTFT_ms', 'engineTTFT_ms', 'tokenize_ms', 'prefill_ms', 'decode1_ms', 'area_frac', 'dense/this'].join('\t'));
   for (const r of rows) {
     const dense = rows.find((d) => d.length === r.length && d.mode === 'dense');

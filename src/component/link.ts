@@ -23,6 +23,8 @@ export interface ChatMessage {
 export interface ReplyStats {
   promptTokens: number;
   completionTokens: number;
+  /** Prompt tokens found in the KV cache (multi-turn reuse) and not prefilled again. */
+  cachedTokens: number;
   /** Engine-measured: generate() call to first token sampled. */
   ttftMs: number;
   tokenizeMs?: number;
@@ -54,6 +56,8 @@ export interface ChatEngine {
   readonly contextLength: number;
   readonly description: string;
   generate(input: string | ChatMessage[] | { ids: number[] }, req: GenerateRequest): AsyncIterable<ReplyChunk>;
+  /** Forgets the cached conversation: the next prompt is prefilled from its first token. */
+  resetChat(): Promise<void>;
   unload(): Promise<void>;
 }
 

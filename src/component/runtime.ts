@@ -57,6 +57,7 @@ function toStats(s: GenerationStats): ReplyStats {
   return {
     promptTokens: s.promptTokens,
     completionTokens: s.completionTokens,
+    cachedTokens: s.cachedTokens,
     ttftMs: s.ttftMs,
     tokenizeMs: s.tokenizeMs,
     prefillMs: s.prefillMs,
@@ -87,6 +88,7 @@ export function adaptEngine(e: SieveEngine): ChatEngine {
         yield { text: c.text, ids: c.tokenIds, finishReason: c.finishReason, stats: c.stats && toStats(c.stats) };
       }
     },
+    resetChat: () => e.resetChat(),
     unload: () => e.unload(),
   };
 }

@@ -34,6 +34,7 @@ const TEMPLATE = `
   <textarea part="input" rows="2" placeholder="Type a message (Enter sends, Shift+Enter: new line)"></textarea>
   <button part="send" class="primary" type="submit">Send</button>
   <button part="stop" type="button" disabled>Stop</button>
+  <button part="clear" type="button" title="Forget the conversation">Clear</button>
 </form>`;
 
 const fmtBytes = (n: number) =>
@@ -90,6 +91,7 @@ export class SieveChatElement extends HTMLElement {
       }
     });
     this.$.stop.addEventListener('click', () => this.stop());
+    this.root.querySelector('[part=clear]')!.addEventListener('click', () => void this.clear().catch((e) => this.showError(e)));
     this.$.error.querySelector('.dismiss')!.addEventListener('click', () => (this.$.error.hidden = true));
     this.sync();
   }
@@ -247,11 +249,12 @@ export class SieveChatElement extends HTMLElement {
     this.replyCtl?.abort();
   }
 
-  /** Forgets the conversation (the engine drops its cached prefix on the next turn). */
-  clear(): void {
+  /** Forgets the conversation, on the page and in the engine's KV cache (the next prompt is prefilled in full). */
+  async clear(): Promise<void> {
     this.stop();
     this.history = [];
     this.$.messages.replaceChildren(Object.assign(document.createElement('div'), { className: 'empty', textContent: 'No messages yet.' }));
+    await this.engine_?.resetChat();
   }
 
   /** Releases the model's GPU memory. */

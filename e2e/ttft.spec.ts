@@ -1,0 +1,33 @@
+// The TTFT harness (scripts/ttft.mjs) end to end on a small scale: it serves
+// the built component itself, drives its own Chromium, and writes JSON + SVG.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, test } from '@playwright/test';
+import { ensureDist, STORIES } from './component-helpers.ts';
+
+test('TTFT harness: dense vs sample on stories260k, JSON + SVG + table', async ({}, info) => {
+  ensureDist();
+  const out = info.outputPath('ttft');
+  const stdout = execFileSync('node', ['scripts/ttft.mjs', '--lengths', '96,200', '--modes', 'dense,sample', '--repeat', '1',
+    '--warmup', '0', '--model', STORIES, '--out', out], { encoding: 'utf8', timeout: 240_000 });
+  console.log(stdout);
+  const result = JSON.parse(readFileSync(join(out, 'ttft.json'), 'utf8')) as {
+    adapter: { vendor: string }; model: { contextLength: number };
+    rows: { length: number; mode: string; promptTokens: number; pageTtftMs: number; engineTtftMs: number; prefillRan?: string; cachedTokens: number }[];
+  };
+  expect(result.model.contextLength).toBe(200 + 64); // the longest prompt plus room, within the model's 512
+  expect(result.rows.map((r) => `${r.length}/${r.mode}`)).toEqual(['96/dense', '96/sample', '200/dense', '200/sample']);
+  for (const r of result.rows) {
+    expect(r.promptTokens).toBe(r.length);
+    expect(r.cachedTokens).toBe(0); // each run prefilled the whole prompt
+    // The page sees the first token after the engine produced it.
+    expect(r.pageTtftMs).toBeGreaterThanOrEqual(r.engineTtftMs);
+    expect(r.engineTtftMs).toBeGreaterThan(0);
+  }
+  expect(result.rows.find((r) => r.length === 200 && r.mode === 'sample')?.prefillRan).toBe('sample');
+  const svg = readFileSync(join(out, 'ttft.svg'), 'utf8');
+  expect(svg).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+  expect(svg.match(/<polyline /g)?.length).toBe(2);
+  expect(stdout).toMatch(/length\tmode\tpageTTFT_ms/);
+});
