@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { caseName, LINEAR_CASES, makeWeight, runLinearCase, type LinearCase } from '../cases/linear.ts';
-import { LinearKernels } from '../../kernels/linear.ts';
-import { createBuffer, liveBytes, releaseBuffer, STORAGE } from '../../src/gpu/buffers.ts';
+import { LinearKernels, linearRef } from '../../kernels/linear.ts';
+import { createBuffer, liveBytes, readF32, releaseBuffer, STORAGE, writeBuffer } from '../../src/gpu/buffers.ts';
+import { assertClose } from '../helpers/compare.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 
@@ -52,6 +53,38 @@ describe('linear kernels (Dawn)', () => {
         lin.destroy();
       }
     }
+  });
+
+  it('a prepared dispatch replays: new x contents give new results, nothing is rebuilt', async () => {
+    const ctx = await testGpu();
+    const lin = await LinearKernels.create(ctx);
+    const rng = new Rng(9);
+    const inDim = 64, out = 24;
+    const w = makeWeight(ctx, 'w', 'q4', rng.fill(out * inDim), out, inDim, 32, 10);
+    for (const rows of [1, 12]) {
+      const x = createBuffer(ctx, rows * inDim * 4, STORAGE.rw, 'x');
+      const y = createBuffer(ctx, rows * out * 4, STORAGE.rw, 'y');
+      const d = lin.prepare({ x, w: w.weight, y, rows });
+      try {
+        for (let step = 0; step < 2; step++) {
+          const xs = rng.fill(rows * inDim);
+          writeBuffer(ctx, x, 0, xs);
+          const enc = ctx.device.createCommandEncoder();
+          const pass = enc.beginComputePass();
+          d.encode(pass);
+          pass.end();
+          ctx.device.queue.submit([enc.finish()]);
+          const got = await readF32(ctx, y, rows * out);
+          assertClose(got, linearRef(xs, w.dequant, rows, inDim, out), `replay rows=${rows} step ${step}`, 1e-4, 0);
+        }
+      } finally {
+        d.destroy();
+        releaseBuffer(ctx, x);
+        releaseBuffer(ctx, y);
+      }
+    }
+    for (const b of w.buffers) releaseBuffer(ctx, b);
+    lin.destroy();
   });
 
   it('rejects bad shapes and buffers with typed errors, leaking nothing', async () => {
