@@ -87,6 +87,7 @@ export const LINEAR_CASES: LinearCase[] = (() => {
   cs.push({ format: 'q4', rows: 1, inDim: 64, out: 40, groupSize: 32, xOff: 64, yOff: 3 });
   cs.push({ format: 'f16', rows: 2, inDim: 64, out: 40, xOff: 5, yOff: 7 });
   cs.push({ format: 'f32', rows: 20, inDim: 64, out: 40, xOff: 64, yOff: 1 });
+  cs.push({ format: 'q4', rows: 20, inDim: 64, out: 40, groupSize: 64, xOff: 3, yOff: 2, bias: true });
   // Gate/up (silu(gate) * up), parts that cut gate, up and the boundary between them.
   for (const rows of [1, 3, 17, 130]) {
     cs.push({ format: 'f16', rows, inDim: 64, out: 2 * 33, gateUp: true, partRows: 20 });
