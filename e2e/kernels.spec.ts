@@ -23,4 +23,18 @@ test.describe('kernels in Chromium (real WebGPU)', () => {
       expect(err, name).toBeLessThan(1e-4);
     }
   });
+
+  test('prefill attention: dense and SampleAttention match the CPU reference', async ({ page }) => {
+    test.setTimeout(300_000);
+    await page.goto('/e2e/pages/kernels.html');
+    await expect(page.locator('#log')).toHaveText('ready');
+    const dense = await page.evaluate(() => (window as any).sieveTest.attentionDense());
+    expect(dense).toBeLessThan(1e-3);
+    const exact = await page.evaluate(() => (window as any).sieveTest.attentionSparseExact());
+    expect(exact).toBeLessThanOrEqual(1e-5);
+    const planted = await page.evaluate(() => (window as any).sieveTest.attentionSparsePlanted());
+    console.log('SampleAttention planted S=512 in Chromium:', JSON.stringify(planted));
+    expect(planted.craAll).toBeGreaterThanOrEqual(0.92);
+    expect(planted.needleSelected).toBe(true);
+  });
 });

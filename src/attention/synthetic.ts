@@ -88,12 +88,12 @@ export function syntheticQkv(spec: SyntheticSpec): SyntheticQkv {
   // Scores are s_ij = q_i . k_j / sqrt(D); with q_i = a and k_j = sqrt(D) b, s_ij = a . b,
   // so the strengths below are logits (times a per-head factor 0.8-1.2): band
   // 10 x code_i . code_j (code: a random walk on the unit sphere, ~10 - 0.1 |i - j| nearby),
-  // sink 11, stripes 7-9, needle 14, and a diffuse background from the random part of
+  // sink 11, stripes 7-9, needle 18, and a diffuse background from the random part of
   // code_i . code_j for distant i, j (std ~ 10 / sqrt(D)).
   const sqrtD = Math.sqrt(D);
   const needleRows = spec.needleRows ?? 16;
   const nStripes = spec.stripes ?? 6;
-  const band = 10, sink = 11, stripeLogit = 9, needleLogit = 14;
+  const band = 10, sink = 11, stripeLogit = 9, needleLogit = 18;
   const stepStd = Math.sqrt(0.02 / D); // |step|^2 ~ 0.02: band logit falls ~0.1 per token
   let needleValue: Float32Array | undefined;
   if (spec.needle !== undefined) needleValue = unit(rng, D);

@@ -191,3 +191,14 @@ export function exactCra(
   }
   return total / (nHeads * rows);
 }
+
+/** SampleAttention at alpha = 1 (every stripe selected) with a small window: rel L2 vs the dense CPU reference. */
+export async function runSparseExactCase(
+  ctx: GpuContext, d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; pos: number; windowRatio: number },
+): Promise<number> {
+  const qkv = syntheticQkv({ seqLen: d.seqLen, nHeads: d.nHeads, nKvHeads: d.nKvHeads, headDim: d.headDim, kind: 'planted', seed: 11 });
+  const dims = { ...d, rows: d.seqLen - d.pos };
+  const run = await runPrefill(ctx, qkv, dims, { ...DEFAULT_ATTENTION, attention: 'sample', minSparseLen: 0, alpha: 1, windowRatio: d.windowRatio });
+  const want = attentionRef(qkv.q.subarray(d.pos * d.nHeads * d.headDim), qkv.k, qkv.v, dims);
+  return relL2(run.out, want);
+}
