@@ -71,9 +71,11 @@ export class LocalEngine implements SieveEngine {
     return input.ids.slice();
   }
 
-  /** Options are checked now (InvalidOptionError names the option); the work starts on the first next(). */
+  /**
+   * Options are checked now (InvalidOptionError names the option); the work starts on the first next(),
+   * where a lost device or an unloaded model is reported.
+   */
   generate(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<GenerateChunk> {
-    this.assertUsable();
     const resolved = resolveGenerate(options);
     const checked = validateInput(input);
     return this.run(checked, resolved, options);

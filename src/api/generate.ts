@@ -96,7 +96,8 @@ export async function* runGeneration(
   try {
     for (;;) {
       const r = rng.next(); // drawn every step, greedy or not, so a seed's stream does not depend on the mode
-      const id = await sampler.sample(o.sample, r);
+      // plain greedy: the engine's own argmax kernel; otherwise kernels/sample.wgsl (penalty, temperature, top-k/p)
+      const id = o.sample.greedy && o.sample.repetitionPenalty === 1 ? await engine.argmax() : await sampler.sample(o.sample, r);
       stats.completionTokens++;
       if (stats.completionTokens === 1) {
         const now = performance.now();

@@ -35,26 +35,26 @@ const gen = (input: GenerateInput, o: GenerateOptions = {}) => collect(eng.gener
 
 beforeAll(async () => {
   ctx = await testGpu();
-  eng = await loadModel(STORIES, { gpu: ctx, weights: 'f32', kvDtype: 'f32' });
+  eng = await loadModel(STORIES, { gpu: ctx, weights: 'f32', kvDtype: 'f32', contextLength: 64 });
 });
 afterAll(async () => { await eng?.unload(); });
 
 describe('generate on stories260k', () => {
   it('greedy from BOS reproduces llama2.c (ids and text), streamed chunk by chunk', async () => {
     await eng.resetChat();
-    const r = await gen({ ids: [1] }, { temperature: 0, maxTokens: 48 });
-    expect(r.ids).toEqual(GREEDY_IDS.slice(0, 48));
+    const r = await gen({ ids: [1] }, { temperature: 0, maxTokens: 24 });
+    expect(r.ids).toEqual(GREEDY_IDS.slice(0, 24));
     expect(fromBos.text.startsWith(r.text)).toBe(true);
-    expect(r.text.length).toBeGreaterThan(100);
+    expect(r.text.length).toBeGreaterThan(60);
     expect(r.finish).toBe('length');
-    expect(r.chunks.length).toBe(48);
-    expect(r.stats).toMatchObject({ promptTokens: 1, completionTokens: 48, prefillTokens: 1 });
+    expect(r.chunks.length).toBe(24);
+    expect(r.stats).toMatchObject({ promptTokens: 1, completionTokens: 24, prefillTokens: 1 });
     expect(r.stats.ttftMs).toBeGreaterThan(0);
     expect(r.stats.decodeTokPerS).toBeGreaterThan(0);
   });
 
   it('the same seed gives the same text; another seed another', async () => {
-    const o = { temperature: 1, topP: 0.95, topK: 40, maxTokens: 24, repetitionPenalty: 1.1 };
+    const o = { temperature: 1, topP: 0.95, topK: 40, maxTokens: 10, repetitionPenalty: 1.1 };
     await eng.resetChat();
     const a = await gen('Once upon a time', { ...o, seed: 11 });
     await eng.resetChat();
@@ -68,14 +68,14 @@ describe('generate on stories260k', () => {
 
   it('stop strings (split across tokens, not emitted) and stop ids', async () => {
     await eng.resetChat();
-    const full = await gen({ ids: [1] }, { temperature: 0, maxTokens: 40 });
+    const full = await gen({ ids: [1] }, { temperature: 0, maxTokens: 14 });
     const stop = 'little girl'; // 'Once upon a time, there was a little girl named Lily.'
     const at = full.text.indexOf(stop);
     expect(at).toBeGreaterThan(0);
-    const r = await gen({ ids: [1] }, { temperature: 0, maxTokens: 40, stop: ['zzz', stop] });
+    const r = await gen({ ids: [1] }, { temperature: 0, maxTokens: 14, stop: ['zzz', stop] });
     expect(r.text).toBe(full.text.slice(0, at));
     expect(r.finish).toBe('stop');
-    const s = await gen({ ids: [1] }, { temperature: 0, maxTokens: 40, stopIds: [GREEDY_IDS[5]] });
+    const s = await gen({ ids: [1] }, { temperature: 0, maxTokens: 14, stopIds: [GREEDY_IDS[5]] });
     expect(s.ids).toEqual(GREEDY_IDS.slice(0, 6));
     expect(s.finish).toBe('stop');
     expect(s.stats.completionTokens).toBe(6);
@@ -89,9 +89,9 @@ describe('generate on stories260k', () => {
     expect(r.ids.length).toBe(5);
     expect(await eng.cachedTokens()).toBe(eng.engine.kvLength);
     // continuing the aborted sequence gives the uninterrupted text
-    const cont = await gen({ ids: [1, ...GREEDY_IDS.slice(0, 5)] }, { temperature: 0, maxTokens: 10 });
+    const cont = await gen({ ids: [1, ...GREEDY_IDS.slice(0, 5)] }, { temperature: 0, maxTokens: 5 });
     expect(cont.stats.cachedTokens).toBe(5); // BOS + 4 decoded tokens were reused
-    expect(cont.ids).toEqual(GREEDY_IDS.slice(5, 15));
+    expect(cont.ids).toEqual(GREEDY_IDS.slice(5, 10));
     const pre = new AbortController();
     pre.abort();
     expect((await gen('x', { signal: pre.signal })).finish).toBe('abort');
@@ -100,15 +100,15 @@ describe('generate on stories260k', () => {
   it('multi-turn: the second turn prefills only its new tokens and matches a fresh prefill', async () => {
     await eng.resetChat();
     const turn1 = [1, ...GREEDY_IDS.slice(0, 30)];
-    const r1 = await gen({ ids: turn1 }, { temperature: 0, maxTokens: 20 });
+    const r1 = await gen({ ids: turn1 }, { temperature: 0, maxTokens: 6 });
     const turn2 = [...turn1, ...r1.ids, 13, 403, 407];
-    const r2 = await gen({ ids: turn2 }, { temperature: 0, maxTokens: 8 });
+    const r2 = await gen({ ids: turn2 }, { temperature: 0, maxTokens: 4 });
     const cachedBefore = turn1.length + r1.ids.length - 1; // the last sampled token was never decoded
     expect(r2.stats.cachedTokens).toBe(cachedBefore);
     expect(r2.stats.prefillTokens).toBe(turn2.length - cachedBefore);
     expect(r2.stats.prefillTokens).toBe(4);
     await eng.resetChat();
-    const fresh = await gen({ ids: turn2 }, { temperature: 0, maxTokens: 8 });
+    const fresh = await gen({ ids: turn2 }, { temperature: 0, maxTokens: 4 });
     expect(fresh.stats.cachedTokens).toBe(0);
     expect(r2.ids).toEqual(fresh.ids);
   });
@@ -116,38 +116,37 @@ describe('generate on stories260k', () => {
   it('chat.completions reuses the conversation (plain completion format on stories260k)', async () => {
     await eng.resetChat();
     const messages = [{ role: 'user' as const, content: 'Tom had a red car.' }];
-    const c1 = await eng.chat.completions.create({ messages, max_tokens: 12, temperature: 0 });
+    const c1 = await eng.chat.completions.create({ messages, max_tokens: 6, temperature: 0 });
     expect(c1.object).toBe('chat.completion');
-    const c2 = await eng.chat.completions.create({ messages: [...messages, c1.choices[0].message, { role: 'user', content: 'He liked it.' }], max_tokens: 6, temperature: 0 });
-    expect(c2.usage.extra!.cachedTokens).toBeGreaterThan(c1.usage.prompt_tokens);
-    expect(c2.usage.extra!.prefillTokens).toBeLessThan(12);
+    expect(c1.choices[0].message.content.length).toBeGreaterThan(0);
+    const c2 = await eng.chat.completions.create({ messages: [...messages, c1.choices[0].message, { role: 'user', content: 'He liked it.' }], max_tokens: 3, temperature: 0 });
+    // the plain format joins turns with '\n', so the cache holds the first prompt (the reply was generated without the '\n')
+    expect(c2.usage.extra!.cachedTokens).toBe(c1.usage.prompt_tokens);
+    expect(c2.usage.extra!.prefillTokens).toBe(c2.usage.prompt_tokens - c1.usage.prompt_tokens);
   });
 
   it('concurrent calls run one after another and each equals its run alone', async () => {
     const prompts = [{ ids: [1, 403] }, { ids: [1, 261, 378] }, { ids: [1] }];
     const alone: number[][] = [];
-    for (const p of prompts) { await eng.resetChat(); alone.push((await gen(p, { temperature: 0, maxTokens: 10 })).ids); }
+    for (const p of prompts) { await eng.resetChat(); alone.push((await gen(p, { temperature: 0, maxTokens: 4 })).ids); }
     const order: number[] = [];
-    const together = await Promise.all(prompts.map((p, i) => collect(eng.generate(p, { temperature: 0, maxTokens: 10 }), () => order.push(i))));
+    const together = await Promise.all(prompts.map((p, i) => collect(eng.generate(p, { temperature: 0, maxTokens: 4 }), () => order.push(i))));
     expect(together.map((r) => r.ids)).toEqual(alone);
-    expect(order).toEqual([...Array(10).fill(0), ...Array(10).fill(1), ...Array(10).fill(2)]);
+    expect(order).toEqual([...Array(4).fill(0), ...Array(4).fill(1), ...Array(4).fill(2)]);
   });
 
-  it('max_tokens and the context limit end with length; an over-long prompt is a ContextOverflowError naming both lengths', async () => {
-    const small = await loadModel(STORIES, { gpu: ctx, weights: 'f32', contextLength: 40 });
-    try {
-      const r = await collect(small.generate({ ids: [1, ...GREEDY_IDS.slice(0, 35)] }, { temperature: 0, maxTokens: 100 }));
-      expect(r.finish).toBe('length');
-      expect(r.ids).toEqual(GREEDY_IDS.slice(35, 40)); // 36 prompt + 4 decoded fill 40 positions, the 5th is sampled
-      expect(small.engine.kvLength).toBe(40);
-      let err: unknown;
-      try { await collect(small.generate({ ids: new Array(41).fill(5) })); } catch (e) { err = e; }
-      expect(err).toBeInstanceOf(ContextOverflowError);
-      expect((err as Error).message).toMatch(/41 tokens.*40 tokens/);
-      expect((await collect(small.generate({ ids: [1] }, { temperature: 0, maxTokens: 3 }))).ids).toEqual(GREEDY_IDS.slice(0, 3));
-    } finally {
-      await small.unload();
-    }
+  it('the context limit ends with length; an over-long prompt is a ContextOverflowError naming both lengths', async () => {
+    await eng.resetChat();
+    const prompt = [1, ...GREEDY_IDS.slice(0, 59)]; // 60 of the 64 positions
+    const r = await gen({ ids: prompt }, { temperature: 0, maxTokens: 100 });
+    expect(r.finish).toBe('length');
+    expect(r.ids).toEqual(GREEDY_IDS.slice(59, 64)); // 4 decoded fill the cache, the 5th is sampled from the last logits
+    expect(eng.engine.kvLength).toBe(64);
+    let err: unknown;
+    try { await gen({ ids: new Array(65).fill(5) }); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(ContextOverflowError);
+    expect((err as Error).message).toMatch(/65 tokens.*64 tokens/);
+    expect((await gen({ ids: [1] }, { temperature: 0, maxTokens: 3 })).ids).toEqual(GREEDY_IDS.slice(0, 3));
   });
 
   it('invalid options are rejected with the option name', async () => {
@@ -158,6 +157,7 @@ describe('generate on stories260k', () => {
       expect((err as Error).message).toContain(name);
     }
     await expect(loadModel(STORIES, { gpu: ctx, contextLength: 0 })).rejects.toThrow(/contextLength/);
+    await expect(loadModel(STORIES, { gpu: ctx, weights: 'q5' as never })).rejects.toThrow(/weights/);
     await expect(eng.chat.completions.create({ messages: [{ role: 'user', content: 'x' }], top_k: -1 })).rejects.toThrow(/top_k/);
   });
 });
@@ -201,8 +201,8 @@ describe('lifecycle', () => {
   it('5 load/unload cycles leave no tracked GPU buffer alive', async () => {
     const before = new Set(ctx.allocations.keys());
     for (let i = 0; i < 5; i++) {
-      const e = await loadModel(STORIES, { gpu: ctx, weights: i % 2 ? 'f16' : 'q8', contextLength: 64 });
-      if (i === 0) await collect(e.generate('Lily', { maxTokens: 3, seed: 1 }));
+      const e = await loadModel(STORIES, { gpu: ctx, weights: i === 4 ? 'q8' : 'f32', contextLength: 64 });
+      if (i === 0 || i === 4) await collect(e.generate('Lily', { maxTokens: 2, seed: 1, temperature: 0.8 }));
       await e.unload();
       const leaked = [...ctx.allocations.keys()].filter((b) => !before.has(b));
       expect(leaked.map((b) => b.label)).toEqual([]);
@@ -215,6 +215,7 @@ describe('lifecycle', () => {
     expect(own).not.toBe(ctx);
     own.device.destroy();
     await own.lost;
+
     await expect(collect(e.generate('Lily', { maxTokens: 3 }))).rejects.toBeInstanceOf(DeviceLostError);
     await e.unload().catch(() => {});
     const e2 = await loadModel(STORIES, { weights: 'f32', contextLength: 64 });
