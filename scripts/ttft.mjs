@@ -12,6 +12,12 @@
 // --context N (default: max length + 64, capped by the model) --min-sparse-len N
 // (0: every prompt runs sparse in 'sample' mode) --alpha A --window-ratio R
 // --sample-ratio R --app DIR (dist) --page FILE (e2e/ttft.html) --timeout-s S.
+// --synthetic PRESET [--synthetic-opts JSON]: instead of --model, the structured
+// synthetic model (src/synthetic/, presets internlm2-7b, internlm2-1.8b,
+// chatglm2-6b, internlm2-tiny, chatglm2-tiny), synthesized on the fly by the
+// server, with structured prompts (e2e/ttft.synthetic.ts; needs tsx, as
+// `npm run ttft` runs it, or the --bundle output). --bundle OUT.mjs: write this
+// harness as one file for a machine without node_modules (see bundleSelf).
 // Browser: $CHROMIUM or /usr/bin/chromium, flags from $CHROMIUM_GPU_ARGS or
 // the SwiftShader flags of playwright.config.ts.
 import { createServer } from 'node:http';
@@ -29,6 +35,7 @@ function parseArgs(argv) {
     lengths: [512, 1024, 2048], modes: ['dense', 'sample'], model: '', out: join(ROOT, 'bench/results/ttft'),
     repeat: 3, warmup: 1, weights: 'auto', context: 0, minSparseLen: 0, alpha: undefined, windowRatio: undefined,
     sampleRatio: undefined, app: join(ROOT, 'dist'), page: join(ROOT, 'e2e/ttft.html'), timeoutS: 1800,
+    synthetic: '', syntheticOpts: {}, bundle: '',
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -50,14 +57,17 @@ function parseArgs(argv) {
       case '--app': a.app = resolve(v()); break;
       case '--page': a.page = resolve(v()); break;
       case '--timeout-s': a.timeoutS = n(k); break;
+      case '--synthetic': a.synthetic = v(); break;
+      case '--synthetic-opts': a.syntheticOpts = JSON.parse(v()); break;
+      case '--bundle': a.bundle = resolve(v()); break;
       case '-h': case '--help':
-        console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 17).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+        console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 24).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
         process.exit(0);
         break;
       default: throw new Error(`unknown option ${k} (see --help)`);
     }
   }
-  if (!a.model) {
+  if (!a.model && !a.synthetic && !a.bundle) {
     for (const d of [join(ROOT, 'demo/public/models/stories260k'), resolve(ROOT, '../shared/fixtures/stories260k')]) {
       if (existsSync(join(d, 'config.json'))) { a.model = d; break; }
     }
@@ -69,36 +79,64 @@ function parseArgs(argv) {
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
   '.json': 'application/json', '.wasm': 'application/wasm', '.css': 'text/css', '.svg': 'image/svg+xml' };
 
+/** Writes the status and headers of a (Range) response; returns [start, end] or undefined when done. */
+function head(req, res, size, type) {
+  const headers = { 'content-type': TYPES[type] ?? 'application/octet-stream', 'accept-ranges': 'bytes',
+    'cache-control': 'no-store', 'access-control-allow-origin': '*' };
+  const m = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
+  let start = 0;
+  let end = size - 1;
+  if (m) {
+    if (m[1] === '') { start = Math.max(0, size - Number(m[2])); } else { start = Number(m[1]); if (m[2] !== '') end = Math.min(end, Number(m[2])); }
+    if (start > end || start >= size) {
+      res.writeHead(416, { ...headers, 'content-range': `bytes */${size}` }); res.end(); return undefined;
+    }
+    res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${size}`, 'content-length': end - start + 1 });
+  } else {
+    res.writeHead(200, { ...headers, 'content-length': size });
+  }
+  if (req.method === 'HEAD' || size === 0) { res.end(); return undefined; }
+  return [start, end];
+}
+
+const notFound = (res) => { res.writeHead(404, { 'content-type': 'text/plain' }); res.end('not found'); };
+
 /** Static files with HTTP Range support (the URL model source reads shards by ranges). */
 function serveFile(req, res, file) {
   let st;
   try { st = statSync(file); } catch { st = undefined; }
-  if (!st || !st.isFile()) { res.writeHead(404, { 'content-type': 'text/plain' }); res.end('not found'); return; }
-  const headers = { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'accept-ranges': 'bytes',
-    'cache-control': 'no-store', 'access-control-allow-origin': '*' };
-  const m = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
-  let start = 0;
-  let end = st.size - 1;
-  if (m) {
-    if (m[1] === '') { start = Math.max(0, st.size - Number(m[2])); } else { start = Number(m[1]); if (m[2] !== '') end = Math.min(end, Number(m[2])); }
-    if (start > end || start >= st.size) {
-      res.writeHead(416, { ...headers, 'content-range': `bytes */${st.size}` }); res.end(); return;
-    }
-    res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${st.size}`, 'content-length': end - start + 1 });
-  } else {
-    res.writeHead(200, { ...headers, 'content-length': st.size });
-  }
-  if (req.method === 'HEAD' || st.size === 0) { res.end(); return; }
-  createReadStream(file, { start, end }).pipe(res);
+  if (!st || !st.isFile()) { notFound(res); return; }
+  const r = head(req, res, st.size, extname(file));
+  if (r) createReadStream(file, { start: r[0], end: r[1] }).pipe(res);
 }
 
-/** Serves: / -> the page, /sieve-chat.js etc. -> the app dir, /models/NAME/* -> the model folder NAME. */
-export function startServer({ app, page, modelDir }) {
-  const modelPrefix = `/models/${modelDir ? basename(modelDir) : ''}/`;
+/** A synthesized file (e2e/ttft.synthetic.ts), streamed in bounded chunks with backpressure. */
+async function serveVirtual(req, res, folder, rel) {
+  const size = folder.size(rel);
+  if (size === undefined) { notFound(res); return; }
+  const r = head(req, res, size, extname(rel));
+  if (!r) return;
+  const CHUNK = 8 << 20;
+  try {
+    for (let o = r[0]; o <= r[1] && !res.destroyed; o += CHUNK) {
+      const buf = await folder.read(rel, o, Math.min(CHUNK, r[1] + 1 - o));
+      if (!res.write(buf)) await new Promise((ok) => { res.once('drain', ok); res.once('close', ok); });
+    }
+    res.end();
+  } catch (e) {
+    console.error(`ttft server: ${rel}: ${e.message}`);
+    res.destroy();
+  }
+}
+
+/** Serves: / -> the page, /sieve-chat.js etc. -> the app dir, /models/NAME/* -> the model folder NAME (or the synthetic one). */
+export function startServer({ app, page, modelDir, virtual }) {
+  const modelPrefix = `/models/${modelDir ? basename(modelDir) : virtual?.name}/`;
   const inside = (base, rel) => { const p = normalize(join(base, rel)); return p === base || p.startsWith(base + sep) ? p : undefined; };
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     let file;
+    if (virtual && path.startsWith(modelPrefix)) { void serveVirtual(req, res, virtual, path.slice(modelPrefix.length)); return; }
     if (path === '/' || path === '/index.html') file = page;
     else if (path.startsWith(modelPrefix) && modelDir) file = inside(modelDir, path.slice(modelPrefix.length));
     else file = inside(app, path.slice(1));
@@ -147,17 +185,21 @@ export function chartSvg(rows, title) {
 
 async function main() {
   const a = parseArgs(process.argv.slice(2));
+  if (a.bundle) { await bundleSelf(a.bundle); return; }
   const lib = join(a.app, 'sieve-chat.js');
   if (!existsSync(lib)) throw new Error(`${lib} is missing: run \`npm run build\` first (or pass --app DIR)`);
   const isUrl = /^https?:\/\//.test(a.model);
-  const modelDir = isUrl ? undefined : resolve(a.model);
+  const modelDir = isUrl || a.synthetic ? undefined : resolve(a.model);
   if (modelDir && !existsSync(join(modelDir, 'config.json'))) throw new Error(`${modelDir}: no config.json: not a model folder`);
   const maxLen = Math.max(...a.lengths);
-  const config = readConfig(modelDir);
+  const virtual = a.synthetic
+    ? await (await import('../e2e/ttft.synthetic.ts')).prepareSynthetic(a.synthetic, a.syntheticOpts, Math.max(a.context, maxLen + 64))
+    : undefined;
+  const config = virtual ? virtual.config : readConfig(modelDir);
   const bos = typeof config.bos_token_id === 'number' ? [config.bos_token_id] : [];
   const context = a.context || Math.min(config.max_position_embeddings ?? config.seq_length ?? Infinity, maxLen + 64);
-  const { server, port } = await startServer({ app: a.app, page: a.page, modelDir });
-  const modelUrl = isUrl ? a.model : `http://127.0.0.1:${port}/models/${basename(modelDir)}/`;
+  const { server, port } = await startServer({ app: a.app, page: a.page, modelDir, virtual });
+  const modelUrl = isUrl ? a.model : `http://127.0.0.1:${port}/models/${virtual ? virtual.name : basename(modelDir)}/`;
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
   const args = process.env.CHROMIUM_GPU_ARGS ? process.env.CHROMIUM_GPU_ARGS.split(' ').filter(Boolean) : SWIFTSHADER_ARGS;
   const browser = await chromium.launch({ executablePath, args });
@@ -176,7 +218,7 @@ async function main() {
       return ad ? { vendor: ad.info.vendor, architecture: ad.info.architecture, description: ad.info.description } : null;
     });
     console.log(`adapter: ${JSON.stringify(adapter)}`);
-    const attrs = { weights: a.weights, 'context-length': String(context), 'min-sparse-len': String(a.minSparseLen || 2) };
+    const attrs = { weights: a.weights, 'context-length': String(context), 'min-sparse-len': String(a.minSparseLen || 2), cache: 'false' };
     if (a.alpha !== undefined) attrs.alpha = String(a.alpha);
     if (a.windowRatio !== undefined) attrs['window-ratio'] = String(a.windowRatio);
     if (a.sampleRatio !== undefined) attrs['sample-ratio'] = String(a.sampleRatio);
@@ -191,8 +233,9 @@ async function main() {
       return { description: el.engine.description, contextLength: el.engine.contextLength };
     }, { url: modelUrl, attrs });
     console.log(`model: ${model.description}, loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    // Prompt ids: text the model writes itself from BOS (in its own distribution), cycled to each length.
-    const seed = await page.evaluate(async (bos) => {
+    // Prompt ids: text the model writes itself from BOS (in its own distribution), cycled to each length;
+    // the synthetic model gets its own structured prompts (sink, stripes, needles, question).
+    const seed = virtual ? [] : await page.evaluate(async (bos) => {
       const el = document.querySelector('sieve-chat');
       const ids = [];
       const onTok = (e) => ids.push(...e.detail.ids);
@@ -206,11 +249,11 @@ async function main() {
       return ids;
     }, bos);
     const body = seed.filter((id) => !bos.includes(id) && id !== config.eos_token_id);
-    if (body.length < 4) for (let i = 0; i < 64; i++) body.push(3 + ((i * 7919) % 200));
+    if (!virtual && body.length < 4) for (let i = 0; i < 64; i++) body.push(3 + ((i * 7919) % 200));
     for (const length of a.lengths) {
       const n = Math.min(length, model.contextLength - 2);
       if (n < length && n < length * 0.9) { console.log(`skip ${length}: the context holds ${model.contextLength} tokens`); continue; }
-      const ids = [...bos];
+      const ids = virtual ? virtual.promptIds(n, length) : [...bos];
       while (ids.length < n) ids.push(body[(ids.length - bos.length) % body.length]);
       for (const mode of a.modes) {
         const runs = [];
@@ -250,6 +293,36 @@ async function main() {
     console.log([r.promptTokens, r.mode, f(r.pageTtftMs), f(r.engineTtftMs), f(r.tokenizeMs), f(r.prefillMs), f(r.firstDecodeMs), f(r.areaFraction, 3), f(speedup, 2)].join('\t'));
   }
   console.log(`\nwrote ${join(a.out, 'ttft.json')} and ttft.svg`);
+}
+
+/**
+ * `--bundle OUT.mjs`: this harness with the synthetic-model server inlined,
+ * as one ES module whose only imports are playwright-core and Node built-ins,
+ * for machines with node, playwright-core and a browser only (the GPU machine:
+ * ../shared/gpu/README.md). Put OUT.mjs one folder below the project root
+ * (e.g. .gpu/ttft.mjs) so it finds dist/ and e2e/ttft.html there.
+ */
+async function bundleSelf(out) {
+  const { build } = await import('vite');
+  const { builtinModules } = await import('node:module');
+  const self = fileURLToPath(import.meta.url);
+  await build({
+    configFile: false,
+    logLevel: 'warn',
+    ssr: { noExternal: true, external: ['playwright-core'] },
+    build: {
+      ssr: self,
+      outDir: dirname(out),
+      emptyOutDir: false,
+      minify: false,
+      target: 'node20',
+      rollupOptions: {
+        external: ['playwright-core', 'vite', ...builtinModules, ...builtinModules.map((m) => `node:${m}`)],
+        output: { entryFileNames: basename(out), format: 'es', codeSplitting: false },
+      },
+    },
+  });
+  console.log(`wrote ${out}: run it with node ${out} --synthetic internlm2-7b --synthetic-opts '{"dtype":"F16"}' --weights q4 ...`);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

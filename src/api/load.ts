@@ -40,7 +40,10 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
   const ctx = options.gpu ?? (await getGpu());
   let engine: Engine | undefined;
   try {
-    const fs = openSource(source, options.onProgress ? { onProgress: options.onProgress } : {});
+    const fs = openSource(source, {
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      ...(options.cache === false ? { cache: false } : {}),
+    });
     const tokenizer = adaptTokenizer(await loadTokenizer(fs));
     checkAbort();
     engine = await loadEngine(ctx, fs, {

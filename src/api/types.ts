@@ -28,6 +28,12 @@ export interface LoadOptions {
   gpu?: GpuContext;
   /** Model id reported by chat.completions (default: the source's name). */
   modelId?: string;
+  /**
+   * Additive: keep downloaded weight files in the browser's Cache API (URL
+   * sources; default true). The TTFT harness turns it off: its synthetic
+   * checkpoints are made on the fly and a fresh profile gains nothing.
+   */
+  cache?: boolean;
 }
 
 export interface GenerateOptions {

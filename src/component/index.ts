@@ -26,6 +26,7 @@ const loadInWorker: LoadFn = async (source, o, onProgress, signal) => {
       ...(o.weights !== 'auto' ? { weights: o.weights } : {}),
       ...(o.contextLength > 0 ? { contextLength: o.contextLength } : {}),
       attention: attentionOf(o),
+      ...(o.cache ? {} : { cache: false }),
       onProgress: perFileProgress(onProgress),
       signal,
     }, worker);

@@ -24,6 +24,8 @@ export interface ChatOptions {
   /** 'chat' applies the model's chat template to the conversation; 'completion' continues the raw text. */
   mode: 'auto' | 'chat' | 'completion';
   seed: number | undefined;
+  /** Keep downloaded weights in the browser's Cache API (URL models). */
+  cache: boolean;
 }
 
 export const DEFAULT_OPTIONS: ChatOptions = {
@@ -40,6 +42,7 @@ export const DEFAULT_OPTIONS: ChatOptions = {
   systemPrompt: '',
   mode: 'auto',
   seed: undefined,
+  cache: true,
 };
 
 type Parser = (v: string) => unknown;
@@ -70,6 +73,7 @@ export const ATTRIBUTES: Record<string, [keyof ChatOptions, Parser]> = {
   'system-prompt': ['systemPrompt', (v) => v],
   mode: ['mode', oneOf('auto', 'chat', 'completion')],
   seed: ['seed', num(0, 2 ** 32 - 1, true)],
+  cache: ['cache', (v) => { if (v !== 'true' && v !== 'false') throw new Error('must be true or false'); return v === 'true'; }],
 };
 
 /** Reads every option attribute of `el`; throws Error("attribute 'x' must be ...") on a bad value. */
