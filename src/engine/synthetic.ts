@@ -1,11 +1,11 @@
 /**
  * Synthetic models for benchmarks and tests: a ModelSpec from a few numbers
  * and random weights made on the GPU (a seeded CPU block of at most 1 MiB per
- * tensor kind is uploaded once per buffer and replicated by GPU copies, so a
+ * row length is uploaded once and replicated by GPU copies, so a
  * 7B model is never held in JS memory nor stored anywhere).
  */
 import type { GpuContext } from '../gpu/device.ts';
-import { createBuffer, STORAGE, writeBuffer } from '../gpu/buffers.ts';
+import { createBuffer, releaseBuffer, STORAGE, writeBuffer } from '../gpu/buffers.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import { packedBytes, scaleBytes, type GpuWeight, type WeightFormat } from '../loader/formats.ts';
 import { packF16, quantizeQ4, quantizeQ8 } from '../loader/quant.ts';
@@ -47,18 +47,14 @@ export function syntheticSpec(s: SyntheticShape): ModelSpec {
 
 const BLOCK_BYTES = 1 << 20;
 
-/** A buffer of `bytes` filled by repeating `block` (GPU-side doubling copies). */
-function replicated(ctx: GpuContext, bytes: number, block: Uint8Array, label: string): GPUBuffer {
+/**
+ * A buffer of `bytes` filled by repeating `seed` (a GPU buffer holding one
+ * block): GPU copies only, one command buffer per buffer filled.
+ */
+function replicated(ctx: GpuContext, bytes: number, seed: GPUBuffer, label: string): GPUBuffer {
   const buf = createBuffer(ctx, bytes, STORAGE.rw, label);
-  const first = Math.min(bytes, block.byteLength) & ~3;
-  writeBuffer(ctx, buf, 0, block.subarray(0, first));
-  let filled = first;
   const enc = ctx.device.createCommandEncoder({ label: `fill ${label}` });
-  while (filled < buf.size) {
-    const n = Math.min(filled, buf.size - filled);
-    enc.copyBufferToBuffer(buf, 0, buf, filled, n);
-    filled += n;
-  }
+  for (let at = 0; at < buf.size; at += seed.size) enc.copyBufferToBuffer(seed, 0, buf, at, Math.min(seed.size, buf.size - at));
   ctx.device.queue.submit([enc.finish()]);
   return buf;
 }
@@ -68,19 +64,25 @@ export async function syntheticWeights(ctx: GpuContext, spec: ModelSpec, o: { fo
   const rng = new Rng(o.seed ?? 1);
   const gs = o.format === 'q4' || o.format === 'q8' ? (o.groupSize ?? 32) : 0;
   const maxPart = Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
-  const blocks = new Map<number, { data: Uint8Array; scales?: Uint8Array }>();
+  const blocks = new Map<number, { data: GPUBuffer; scales?: GPUBuffer }>();
+  const seeds: GPUBuffer[] = [];
+  const seed = (a: ArrayBufferView, label: string) => {
+    const b = createBuffer(ctx, a.byteLength & ~3, STORAGE.rw, label);
+    writeBuffer(ctx, b, 0, new Uint8Array(a.buffer, a.byteOffset, a.byteLength & ~3));
+    seeds.push(b);
+    return b;
+  };
   // One block per row length: whole rows of uniform values with std 1/sqrt(cols).
   const blockFor = (cols: number) => {
     let b = blocks.get(cols);
     if (b) return b;
     const rows = Math.max(1, Math.floor(BLOCK_BYTES / 4 / cols));
     const vals = rng.fill(rows * cols, Math.sqrt(3 / cols));
-    const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-    if (o.format === 'f32') b = { data: bytes(vals) };
-    else if (o.format === 'f16') b = { data: bytes(packF16(vals)) };
+    if (o.format === 'f32') b = { data: seed(vals, `seed${cols}`) };
+    else if (o.format === 'f16') b = { data: seed(packF16(vals), `seed${cols}`) };
     else {
       const q = o.format === 'q8' ? quantizeQ8(vals, cols, gs) : quantizeQ4(vals, cols, gs);
-      b = { data: bytes(q.data), scales: bytes(q.scales) };
+      b = { data: seed(q.data, `seed${cols}`), scales: seed(q.scales, `seed${cols}.scales`) };
     }
     blocks.set(cols, b);
     return b;
@@ -103,8 +105,9 @@ export async function syntheticWeights(ctx: GpuContext, spec: ModelSpec, o: { fo
   };
   const ones = new Float32Array(spec.dim).fill(1);
   const vector = (name: string, n: number, v: Float32Array) => {
-    const bytes = new Uint8Array(v.buffer, v.byteOffset, n * 4);
-    out.set(name, { name, format: 'f32', shape: [n], groupSize: 0, parts: [{ rowStart: 0, rows: 1, data: replicated(ctx, n * 4, bytes, name) }] });
+    const data = createBuffer(ctx, n * 4, STORAGE.rw, name);
+    writeBuffer(ctx, data, 0, v.subarray(0, n));
+    out.set(name, { name, format: 'f32', shape: [n], groupSize: 0, parts: [{ rowStart: 0, rows: 1, data }] });
   };
   try {
     const qkvRows = (spec.nHeads + 2 * spec.nKvHeads) * spec.headDim;
@@ -125,6 +128,8 @@ export async function syntheticWeights(ctx: GpuContext, spec: ModelSpec, o: { fo
   } catch (e) {
     for (const w of out.values()) releaseWeight(ctx, w);
     throw e;
+  } finally {
+    for (const b of seeds) releaseBuffer(ctx, b);
   }
   return out;
 }

@@ -1,0 +1,99 @@
+/**
+ * The engine against itself on internlm2-tiny (f32): chunked prefill equals
+ * one chunk, decode after a prefill of n equals a prefill of n + 1, truncate
+ * reuses the cache, the split-K kernel used for prefill agrees with the flash
+ * kernel, bad input is refused without changing state, destroy frees all.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { assertClose } from '../helpers/compare.ts';
+import { liveBytes } from '../../src/gpu/buffers.ts';
+import { loadEngine, type DenseEngine, type LoadEngineOptions } from '../../src/engine/index.ts';
+import { ContextOverflowError, InvalidOptionError } from '../../src/errors.ts';
+import { Rng } from '../../src/util/rng.ts';
+
+const DIR = `${FIXTURES}golden/internlm2-tiny`;
+const N = 40;
+const rng = new Rng(7);
+const ids = Array.from({ length: N }, () => rng.int(512));
+
+export function consistencyCases(): void {
+  describe('engine consistency, internlm2-tiny f32 (Dawn)', () => {
+    const engines: DenseEngine[] = [];
+    let before = 0;
+    let reference: Float32Array;
+    const open = async (o: LoadEngineOptions) => {
+      const ctx = await testGpu();
+      if (engines.length === 0) before = liveBytes(ctx);
+      const e = await loadEngine(ctx, DIR, { weights: 'f32', kvDtype: 'f32', contextLength: 64, attention: { attention: 'dense' }, ...o });
+      engines.push(e);
+      return e;
+    };
+    const row = (i: number) => reference.subarray(i * 512, (i + 1) * 512);
+
+    afterAll(() => {
+      if (!engines.length) return;
+      const ctx = engines[0].ctx;
+      for (const e of engines) e.destroy();
+      expect(liveBytes(ctx)).toBe(before);
+    });
+
+    it('prefill in chunks of 7 gives the logits of one chunk', async () => {
+      const one = await open({ prefillChunk: 64 });
+      reference = (await one.prefill(ids, { allLogits: true })).logits!;
+      const chunked = await open({ prefillChunk: 7 });
+      const got = (await chunked.prefill(ids, { allLogits: true })).logits!;
+      assertClose(got, reference, 'chunked vs one chunk', 1e-4, 1e-6);
+      expect(chunked.kvLength).toBe(N);
+    }, 300_000);
+
+    it('decode after a prefill of n gives the logits of a prefill of n + 1', async () => {
+      const e = engines[0];
+      e.truncate(0);
+      await e.prefill(ids.slice(0, N - 3));
+      for (let i = N - 3; i < N; i++) {
+        await e.decodeStep(ids[i]);
+        assertClose(await e.readLogits(), row(i), `decode at ${i}`, 1e-4, 1e-6);
+      }
+      expect(e.kvLength).toBe(N);
+    });
+
+    it('truncate keeps the prefix: prefill of the rest continues it', async () => {
+      const e = engines[1];
+      e.truncate(13);
+      await e.prefill(ids.slice(13, 30));
+      assertClose(await e.readLogits(), row(29), 'after truncate', 1e-4, 1e-6);
+    });
+
+    it('the split-K cache kernel as prefill attention agrees with the flash kernel', async () => {
+      const e = await open({ prefillChunk: 16, prefillKernel: 'split' });
+      const got = (await e.prefill(ids, { allLogits: true })).logits!;
+      assertClose(got, reference, 'split vs flash', 1e-4, 1e-6);
+    });
+
+    it('refuses bad ids and overflow with typed errors, state unchanged', async () => {
+      const e = engines[0];
+      e.truncate(10);
+      await expect(e.prefill([1, 512])).rejects.toBeInstanceOf(InvalidOptionError);
+      await expect(e.prefill([1.5])).rejects.toBeInstanceOf(InvalidOptionError);
+      await expect(e.decodeStep(-1)).rejects.toBeInstanceOf(InvalidOptionError);
+      await expect(e.prefill(new Array(60).fill(1))).rejects.toBeInstanceOf(ContextOverflowError);
+      expect(() => e.truncate(11)).toThrow(InvalidOptionError);
+      expect(e.kvLength).toBe(10);
+      const ctrl = new AbortController();
+      ctrl.abort();
+      await expect(e.prefill([1, 2], { signal: ctrl.signal })).rejects.toThrow(/abort/);
+      expect(e.kvLength).toBe(10);
+    });
+
+    it('top-k on the GPU agrees with the logits', async () => {
+      const e = engines[0];
+      const logits = await e.readLogits();
+      const { ids: top, values } = await e.topK(5);
+      const sorted = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b).slice(0, 5);
+      expect(Array.from(top)).toEqual(sorted);
+      expect(Array.from(values)).toEqual(sorted.map((i) => logits[i]));
+      expect(await e.argmax()).toBe(sorted[0]);
+    });
+  });
+}
