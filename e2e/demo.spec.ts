@@ -114,7 +114,15 @@ test.describe('chat demo', () => {
       await page.screenshot({ path: info.outputPath(`error-${dir.split('/').pop()}.png`), fullPage: true });
     }
 
-    // 3. still usable: load the bundled model and chat again
+    // 3. over the GPU's limits: a context whose KV cache exceeds the storage binding limit
+    await page.locator('aside [name=context-length]').fill('1000000');
+    await page.locator('#load-default').click();
+    await expect(errorBox.locator('.title')).toHaveText(/does not fit in this GPU's limits/, { timeout: 60_000 });
+    await expect(errorBox.locator('.detail')).toContainText('MiB');
+    await page.screenshot({ path: info.outputPath('error-gpu-limits.png'), fullPage: true });
+
+    // 4. still usable: load the bundled model and chat again
+    await page.locator('aside [name=context-length]').fill('0');
     await page.locator('#load-default').click();
     await waitReady(page, CHAT);
     await expect(errorBox).toBeHidden();

@@ -85,7 +85,7 @@ export function readOptions(el: Element): ChatOptions {
     try {
       out[key] = parse(v);
     } catch (e) {
-      throw new Error(`attribute '${attr}' ${(e as Error).message} (got "${v}")`);
+      throw Object.assign(new Error(`attribute '${attr}' ${(e as Error).message} (got "${v}")`), { name: 'InvalidOptionError', code: 'INVALID_OPTION' });
     }
   }
   return out as unknown as ChatOptions;
