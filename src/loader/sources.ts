@@ -18,30 +18,33 @@ export function checkRange(file: string, offset: number, length: number, size: n
 type FsPromises = typeof import('node:fs/promises');
 type FileHandle = Awaited<ReturnType<FsPromises['open']>>;
 
-/** Node: a folder on disk. File handles are opened lazily and kept; call close() when done. */
+/**
+ * Node: a folder on disk. Each read opens the file, reads at a position and
+ * closes it again (a few microseconds against a multi-MB block), so a source
+ * nobody closes leaks no descriptors; close() is kept for symmetry.
+ */
 export interface NodeSource extends FileSource {
   close(): Promise<void>;
 }
 
 export function nodeSource(dir: string): NodeSource {
-  const handles = new Map<string, Promise<FileHandle>>();
   const sizes = new Map<string, number>();
   let fsp: Promise<FsPromises> | undefined;
   const fs = () => (fsp ??= import(/* @vite-ignore */ 'node:fs/promises' as string) as Promise<FsPromises>);
   const full = (p: string) => `${dir.replace(/\/+$/, '')}/${p}`;
   const missing = (p: string) => new MissingFileError(p, `not found in ${dir}`, { folder: dir });
-  async function handle(p: string): Promise<FileHandle> {
-    let h = handles.get(p);
-    if (!h) {
-      h = fs().then((m) => m.open(full(p), 'r'));
-      handles.set(p, h);
-      h.catch(() => handles.delete(p));
+  async function withHandle<T>(p: string, f: (h: FileHandle) => Promise<T>): Promise<T> {
+    let h: FileHandle;
+    try {
+      h = await (await fs()).open(full(p), 'r');
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT' || (e as { code?: string }).code === 'EISDIR') throw missing(p);
+      throw e;
     }
     try {
-      return await h;
-    } catch (e) {
-      if ((e as { code?: string }).code === 'ENOENT') throw missing(p);
-      throw e;
+      return await f(h);
+    } finally {
+      await h.close();
     }
   }
   const src: NodeSource = {
@@ -56,20 +59,28 @@ export function nodeSource(dir: string): NodeSource {
     async size(p) {
       const known = sizes.get(p);
       if (known !== undefined) return known;
-      const st = await (await handle(p)).stat();
+      let st;
+      try {
+        st = await (await fs()).stat(full(p));
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ENOENT') throw missing(p);
+        throw e;
+      }
+      if (!st.isFile()) throw missing(p);
       sizes.set(p, st.size);
       return st.size;
     },
     async read(p, offset, length) {
       checkRange(p, offset, length, await src.size(p));
-      const h = await handle(p);
       const out = new Uint8Array(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await h.read(out, done, length - done, offset + done);
-        if (bytesRead === 0) throw new ModelFormatError(p, `file ended at ${offset + done} while reading ${length} bytes at ${offset}`);
-        done += bytesRead;
-      }
+      await withHandle(p, async (h) => {
+        let done = 0;
+        while (done < length) {
+          const { bytesRead } = await h.read(out, done, length - done, offset + done);
+          if (bytesRead === 0) throw new ModelFormatError(p, `file ended at ${offset + done} while reading ${length} bytes at ${offset}`);
+          done += bytesRead;
+        }
+      });
       return out;
     },
     async text(p) {
@@ -83,11 +94,7 @@ export function nodeSource(dir: string): NodeSource {
     async list() {
       return (await (await fs()).readdir(dir, { withFileTypes: true })).filter((d) => d.isFile()).map((d) => d.name);
     },
-    async close() {
-      const hs = [...handles.values()];
-      handles.clear();
-      for (const h of hs) await h.then((x) => x.close(), () => undefined);
-    },
+    async close() {},
   };
   return src;
 }
