@@ -91,6 +91,9 @@ export async function* runGeneration(
   const stopIds = new Set([...(o.ignoreEos ? [] : t.eosIds), ...o.stopIds]);
   const matcher = new StopMatcher(o.stop);
   const decoder = t.newDecoder();
+  // Prime with the prompt's last token so the first new token keeps its leading space
+  // ("Lily" -> " and", not "and"); its own text is not emitted.
+  decoder.push(promptIds[promptIds.length - 1]);
   sampler.setHistory(promptIds);
   let decodeStart = 0;
   try {

@@ -40,10 +40,8 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
   const ctx = options.gpu ?? (await getGpu());
   let engine: Engine | undefined;
   try {
-    const fs = openSource(source, {
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-      ...(options.cache === false ? { cache: false } : {}),
-    });
+    // progress comes from the weight loader (bytes of weights, every source kind), not the URL fetcher too
+    const fs = openSource(source, options.cache === false ? { cache: false } : {});
     const tokenizer = adaptTokenizer(await loadTokenizer(fs));
     checkAbort();
     engine = await loadEngine(ctx, fs, {

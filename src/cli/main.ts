@@ -9,8 +9,10 @@ import { tokenize } from './commands/tokenize.ts';
 import { logits } from './commands/logits.ts';
 import { generate } from './commands/generate.ts';
 import { attention } from './commands/attention.ts';
+import { chat } from './commands/chat.ts';
+import { serve } from './commands/serve.ts';
 
-const COMMANDS: Command[] = [info, inspect, tokenize, logits, generate, attention];
+const COMMANDS: Command[] = [info, inspect, tokenize, logits, generate, attention, chat, serve];
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -69,23 +69,18 @@ export const chat: Command = {
     const messages: ChatMessage[] = values.system ? [{ role: 'system', content: values.system }] : [];
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
     let current: AbortController | undefined;
-    let closed = false;
-    rl.on('SIGINT', () => {
-      if (current) current.abort();
+    const onInterrupt = () => {
+      if (current) { current.abort(); process.stderr.write(' [stopped]'); }
       else rl.close();
-    });
-    rl.on('close', () => { closed = true; current?.abort(); });
-    const ask = () => new Promise<string | undefined>((resolve) => {
-      if (closed) { resolve(undefined); return; }
-      const onClose = () => resolve(undefined);
-      rl.once('close', onClose);
-      rl.question('> ', (a) => { rl.off('close', onClose); resolve(a); });
-    });
+    };
+    rl.on('SIGINT', onInterrupt); // a terminal: readline turns Ctrl-C into this event
+    process.on('SIGINT', onInterrupt); // piped stdin: the signal itself
+    const prompt = () => { if (process.stdin.isTTY) process.stdout.write('> '); };
     try {
-      for (;;) {
-        const line = await ask();
-        if (line === undefined) break;
-        if (!line.trim()) continue;
+      prompt();
+      // lines are buffered by the iterator while a reply runs; the loop ends at Ctrl-D / end of input
+      for await (const line of rl) {
+        if (!line.trim()) { prompt(); continue; }
         messages.push({ role: 'user', content: line });
         current = new AbortController();
         let reply = '';
@@ -100,8 +95,10 @@ export const chat: Command = {
         }
         current = undefined;
         messages.push({ role: 'assistant', content: reply });
+        prompt();
       }
     } finally {
+      process.off('SIGINT', onInterrupt);
       rl.close();
       await engine.unload();
     }
