@@ -112,6 +112,8 @@ async function benchMatmul() {
         out.dispose();
       });
       record('matmul f32', label, 'tfjs-webgpu', ms, flops);
+      const prof = await tf.time(() => { tf.matMul(ta, tb, false, true).dispose(); });
+      if (typeof prof.kernelMs === 'number') record('matmul f32', label, 'tfjs-webgpu (tf.time kernelMs)', prof.kernelMs, flops);
       ta.dispose(); tb.dispose();
     } catch (e) { rows.push(['matmul f32', label, 'tfjs-webgpu', 'failed', String((e as Error).message).slice(0, 60)]); }
     // onnxruntime-web
@@ -179,6 +181,9 @@ async function benchAttention() {
           o.dispose();
         });
         record('attention', label, 'tfjs-webgpu', ms, flops, { note: 'matMul/softmax/matMul, full S x S computed' });
+        // Cross-check with tfjs's own profiler (GPU timestamps when it has them).
+        const prof = await tf.time(() => { const o = tf.tidy(() => tf.matMul(tf.softmax(tf.add(tf.mul(tf.matMul(q, kr, false, true), 1 / Math.sqrt(D)), mask)), vr)); o.dispose(); });
+        if (typeof prof.kernelMs === 'number') record('attention', label, 'tfjs-webgpu (tf.time kernelMs)', prof.kernelMs, flops);
         tf.dispose([q, k, v, kr, vr, mask]);
       } catch (e) { rows.push(['attention', label, 'tfjs-webgpu', 'failed', String((e as Error).message).slice(0, 60)]); }
     } else rows.push(['attention', label, 'tfjs-webgpu', 'skipped', `S x S scores = ${(H * S * S * 4 / 2 ** 30).toFixed(0)} GiB > binding limit`]);
