@@ -9,7 +9,7 @@
 // non-negative f32 (monotonic in value), 32 rounds of a workgroup reduction.
 // goal <= 0 selects nothing; goal above the total mass selects every
 // column in [0, nCols) (alpha = 1 then equals dense).
-// Workgroup: 256 threads, each owning a contiguous run of columns.
+// Workgroup: 256 threads; the compaction gives each a contiguous run of columns.
 // Dispatch: (nKvHeads, 1, 1). Precision: f32 sums.
 //
 // Bindings (Params at 6 from the header):
@@ -72,9 +72,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   let goal = p.alpha * f32(p.nSamp * p.group) - wTotal;
 
+  // Sums whose order does not matter read the columns interleaved (coalesced).
   var part = 0.0;
   var mx = 0.0;
-  for (var j = c0; j < c1; j++) { let x = groupScores[gBase + j]; part += x; mx = max(mx, x); }
+  for (var j = lid; j < n; j += WG) { let x = groupScores[gBase + j]; part += x; mx = max(mx, x); }
   let total = wg_sum(lid, part);
   let maxScore = wg_max(lid, mx);
 
@@ -90,7 +91,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let mid = lo + (hi - lo) / 2u;
         let t = bitcast<f32>(mid);
         var s = 0.0;
-        for (var j = c0; j < c1; j++) { let x = groupScores[gBase + j]; if (x >= t) { s += x; } }
+        for (var j = lid; j < n; j += WG) { let x = groupScores[gBase + j]; if (x >= t) { s += x; } }
         let sum = wg_sum(lid, s);
         if (hi - lo > 1u) { if (sum >= goal) { lo = mid; } else { hi = mid; } }
       }

@@ -13,6 +13,16 @@
  *   sparse    - flash pass over the selected columns (K/V gathered by id in
  *               the tile loads), columns inside a row's window skipped
  *   window    - banded flash pass over (i - w, i], merged by log-sum-exp
+ *
+ * Choices (see the report in the commit log): selection is per KV group (the
+ * spec's GQA variant: one column set shared by the group's query heads, so
+ * the sparse pass keeps the dense kernel's K/V sharing); the "gather" of the
+ * selected K/V columns happens in the sparse pass's tile loads (ids index the
+ * cache directly) instead of a copy into a compact buffer. For a chunk at
+ * pos > 0 the window is ceil(windowRatio * (pos + rows)), the sampled rows
+ * come from the chunk and the stripes cover every earlier column.
+ * Per-call uniforms live in a ring of PARAM_SLOTS slots: at most that many
+ * encode() calls per submitted batch.
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, readBuffer } from '../gpu/buffers.ts';
@@ -48,6 +58,8 @@ const PARAM_SLOTS = 512;
 const SLOT_BYTES = 256;
 /** Sparse encodes whose stats one stats buffer holds. */
 const STATS_SLOTS = 64;
+/** Stats kept without a readStats() call: STATS_SLOTS * MAX_STATS_BUFFERS sparse encodes. */
+const MAX_STATS_BUFFERS = 64;
 
 interface StatsRecord { layer: number; pos: number; rows: number; plan: SparsePlan; buffer: GPUBuffer; offsetWords: number }
 
@@ -221,6 +233,11 @@ export class PrefillAttention {
   }
 
   private statsSlot(): { buffer: GPUBuffer; offsetWords: number } {
+    if (this.statsUsed >= STATS_SLOTS * MAX_STATS_BUFFERS) {
+      // Nobody read the stats for a long time: drop the oldest records instead of growing.
+      this.statsUsed = 0;
+      this.records = [];
+    }
     const i = this.statsUsed++;
     const bi = Math.floor(i / STATS_SLOTS);
     while (this.statsBuffers.length <= bi) {

@@ -12,7 +12,6 @@ describe('dense causal prefill attention (Dawn)', () => {
   }
   it('without subgroups (one thread per query row) matches too', async () => {
     const ctx = await testGpu();
-    expect(await runDenseCase(ctx, DENSE_SHAPES[3], 5, { subgroups: false })).toBeLessThan(1e-3);
-    expect(await runDenseCase(ctx, DENSE_SHAPES[6], 5, { subgroups: false })).toBeLessThan(1e-3);
+    expect(await runDenseCase(ctx, DENSE_SHAPES[5], 5, { subgroups: false })).toBeLessThan(1e-3);
   });
 });

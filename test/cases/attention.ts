@@ -29,6 +29,8 @@ export const DENSE_SHAPES: DenseShape[] = [
   { nHeads: 8, nKvHeads: 2, headDim: 128, rows: 33, pos: 17, slack: 3 },
   { nHeads: 4, nKvHeads: 2, headDim: 64, rows: 1, pos: 90, kvDtype: 'f16' },
   { nHeads: 2, nKvHeads: 1, headDim: 6, rows: 29, pos: 3, kvDtype: 'f16' },
+  { nHeads: 16, nKvHeads: 1, headDim: 32, rows: 45, pos: 0 },
+  { nHeads: 3, nKvHeads: 3, headDim: 10, rows: 20, pos: 0 },
 ];
 
 export function shapeName(s: DenseShape): string {
@@ -119,6 +121,9 @@ export interface SparseCaseResult {
   needleSelected?: boolean;
 }
 
+/** Dense CPU references of the last cases (the same inputs are run at several alphas). */
+const denseCache = new Map<string, Float32Array>();
+
 export async function runSparseCase(
   ctx: GpuContext, spec: SyntheticSpec, opts: Partial<AttentionOptions>, chunk?: { pos: number },
 ): Promise<SparseCaseResult> {
@@ -131,12 +136,15 @@ export async function runSparseCase(
   const rowW = nHeads * D;
   const qc = qkv.q.subarray(pos * rowW);
   const dims = { nHeads, nKvHeads, headDim: D, seqLen, rows, pos };
-  const dense = attentionRef(qc, qkv.k, qkv.v, dims);
+  const key = JSON.stringify({ spec, pos });
+  let dense = denseCache.get(key);
+  if (!dense) denseCache.set(key, (dense = attentionRef(qc, qkv.k, qkv.v, dims)));
   const w = run.stats[0].window;
   const group = nHeads / nKvHeads;
   const selSets = run.selection.map((ids) => new Set(ids));
   const keep = (h: number, i: number, j: number) => j > i - w || selSets[Math.floor(h / group)].has(j);
   const craAll = exactCra(qc, qkv.k, dims, keep);
+  if (denseCache.size > 4) denseCache.delete(denseCache.keys().next().value!);
   const res: SparseCaseResult = {
     relL2: relL2(run.out, dense),
     craAll,
@@ -151,7 +159,7 @@ export async function runSparseCase(
       for (let h = 0; h < nHeads; h++) {
         for (let t = 0; t < D; t++) {
           sp += run.out[r * rowW + h * D + t] * qkv.needleValue[t];
-          dn += dense[r * rowW + h * D + t] * qkv.needleValue[t];
+          dn += dense![r * rowW + h * D + t] * qkv.needleValue[t];
         }
       }
     }
