@@ -1,7 +1,8 @@
-// <sieve-chat> on plain pages: from the source module (through Vite) and
-// from the built single-file module (dist/sieve-chat.js, built here if stale).
+// <sieve-chat> on a plain page, from the source module (through Vite). The
+// built single-file module (dist/sieve-chat.js) on a plain page with one
+// script tag is what e2e/ttft.spec.ts drives (e2e/ttft.html).
 import { expect, test, type Page } from '@playwright/test';
-import { ask, ensureDist, recordEvents, tomGolden, waitReady, watchConsole } from './component-helpers.ts';
+import { ask, recordEvents, tomGolden, waitReady, watchConsole } from './component-helpers.ts';
 
 const CHAT = '#chat';
 
@@ -48,17 +49,6 @@ test.describe('<sieve-chat> on a plain page', () => {
     expect(elementsInMessages).toBe(0);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     await page.screenshot({ path: info.outputPath('component-source.png'), fullPage: true });
-    expect(errors).toEqual([]);
-  });
-
-  test('built module: dist/sieve-chat.js with one script tag', async ({ page }, info) => {
-    ensureDist();
-    const errors = watchConsole(page);
-    await page.goto('/e2e/pages/component-dist.html');
-    await recordEvents(page, CHAT);
-    await waitReady(page, CHAT);
-    await checkGolden(page);
-    await page.screenshot({ path: info.outputPath('component-dist.png'), fullPage: true });
     expect(errors).toEqual([]);
   });
 });

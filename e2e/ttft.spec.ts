@@ -1,5 +1,6 @@
 // The TTFT harness (scripts/ttft.mjs) end to end on a small scale: it serves
-// the built component itself, drives its own Chromium, and writes JSON + SVG.
+// the built component (dist/sieve-chat.js, one script tag on e2e/ttft.html)
+// itself, drives its own Chromium, and writes JSON + SVG.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,9 +14,12 @@ test('TTFT harness: dense vs sample on stories260k, JSON + SVG + table', async (
     '--warmup', '0', '--model', STORIES, '--out', out], { encoding: 'utf8', timeout: 240_000 });
   console.log(stdout);
   const result = JSON.parse(readFileSync(join(out, 'ttft.json'), 'utf8')) as {
-    adapter: { vendor: string }; model: { contextLength: number };
+    adapter: { vendor: string }; model: { contextLength: number }; seedIds: number[];
     rows: { length: number; mode: string; promptTokens: number; pageTtftMs: number; engineTtftMs: number; prefillRan?: string; cachedTokens: number }[];
   };
+  // The harness's first act is a greedy run from BOS in the page, through the built module: llama2.c's own ids.
+  const golden = JSON.parse(readFileSync(join(STORIES, 'generation.golden.json'), 'utf8')) as { cases: { name: string; greedy_ids_first_100?: number[] }[] };
+  expect(result.seedIds).toEqual(golden.cases.find((c) => c.name === 'from_bos')!.greedy_ids_first_100!.slice(0, 64));
   expect(result.model.contextLength).toBe(200 + 64); // the longest prompt plus room, within the model's 512
   expect(result.rows.map((r) => `${r.length}/${r.mode}`)).toEqual(['96/dense', '96/sample', '200/dense', '200/sample']);
   for (const r of result.rows) {

@@ -206,6 +206,7 @@ async function main() {
   const rows = [];
   let adapter;
   let model;
+  let seedIds = [];
   try {
     const page = await browser.newPage();
     page.setDefaultTimeout(a.timeoutS * 1000);
@@ -248,6 +249,7 @@ async function main() {
       el.setAttribute('max-tokens', '2');
       return ids;
     }, bos);
+    seedIds = seed;
     const body = seed.filter((id) => !bos.includes(id) && id !== config.eos_token_id);
     if (!virtual && body.length < 4) for (let i = 0; i < 64; i++) body.push(3 + ((i * 7919) % 200));
     for (const length of a.lengths) {
@@ -283,7 +285,7 @@ async function main() {
     server.close();
   }
   mkdirSync(a.out, { recursive: true });
-  const result = { date: new Date().toISOString(), adapter, model, browser: executablePath, options: { ...a, out: undefined }, rows };
+  const result = { date: new Date().toISOString(), adapter, model, browser: executablePath, options: { ...a, out: undefined }, seedIds, rows };
   writeFileSync(join(a.out, 'ttft.json'), JSON.stringify(result, null, 1));
   writeFileSync(join(a.out, 'ttft.svg'), chartSvg(rows, `TTFT dense vs sample: ${model?.description ?? ''} on ${[adapter?.vendor, adapter?.architecture, adapter?.description].filter(Boolean).join(' ') || 'unknown GPU'}`));
   console.log('\n' + ['length', 'mode', 'pageTTFT_ms', 'engineTTFT_ms', 'tokenize_ms', 'prefill_ms', 'decode1_ms', 'area_frac', 'dense/this'].join('\t'));
