@@ -39,6 +39,10 @@ test.describe('generation API in Chromium (real WebGPU)', () => {
     const tasks: number[] = await call(page, 'longTasks');
     console.log(`long tasks during worker load + generation: ${tasks.length}, max ${Math.max(0, ...tasks).toFixed(0)} ms`);
     expect(Math.max(0, ...tasks)).toBeLessThanOrEqual(50);
+    // control: the observer does see a blocked main thread
+    expect(await call(page, 'block', 120)).toBe(true); // 'longtask' is supported
+    await page.waitForTimeout(200);
+    expect(Math.max(0, ...(await call(page, 'longTasks') as number[]))).toBeGreaterThanOrEqual(100);
 
     // abort crosses the boundary and ends within a step; the engine stays usable
     const a = await call(page, 'generate', { ids: [1] }, { temperature: 0, maxTokens: 200 }, 3);

@@ -30,6 +30,11 @@ const api = {
   /** Starts measuring long tasks from now. */
   resetLongTasks() { longTasks.length = 0; },
   longTasks() { return longTasks.slice(); },
+  /** Control for the observer: blocks this thread for `ms`. */
+  block(ms: number) {
+    setTimeout(() => { const t = performance.now(); while (performance.now() - t < ms) { /* busy */ } }, 0);
+    return PerformanceObserver.supportedEntryTypes.includes('longtask');
+  },
   async load(opts: { contextLength?: number } = {}) {
     const progress: LoadProgress[] = [];
     const t0 = performance.now();
