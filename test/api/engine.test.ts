@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { FIXTURES, testGpu } from '../helpers/gpu.ts';
 import { loadModel } from '../../src/api/load.ts';
+import { startServer } from '../../src/api/http.ts';
 import { LocalEngine } from '../../src/api/engine.ts';
 import { adaptTokenizer } from '../../src/api/load.ts';
 import { loadTokenizer } from '../../src/tokenizer/index.ts';
@@ -147,6 +148,24 @@ describe('generate on stories260k', () => {
     expect(err).toBeInstanceOf(ContextOverflowError);
     expect((err as Error).message).toMatch(/65 tokens.*64 tokens/);
     expect((await gen({ ids: [1] }, { temperature: 0, maxTokens: 3 })).ids).toEqual(GREEDY_IDS.slice(0, 3));
+  });
+
+  it('sieve serve on the real model: streamed and not, over 127.0.0.1', async () => {
+    const srv = await startServer(eng, { port: 0 });
+    try {
+      const body = { messages: [{ role: 'user', content: 'Lily' }], max_tokens: 4, temperature: 0 };
+      const plain = await (await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(body) })).json();
+      expect(plain.choices[0].finish_reason).toBe('length');
+      expect(plain.usage.completion_tokens).toBe(4);
+      const sse = await (await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ ...body, stream: true }) })).text();
+      const events = sse.trim().split('\n\n');
+      expect(events.at(-1)).toBe('data: [DONE]');
+      const text = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)).choices[0].delta.content ?? '').join('');
+      expect(text).toBe(plain.choices[0].message.content);
+      expect(text.startsWith(' ')).toBe(true); // ' and Tom': the continuation keeps its leading space
+    } finally {
+      await srv.close();
+    }
   });
 
   it('invalid options are rejected with the option name', async () => {
