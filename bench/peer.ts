@@ -177,10 +177,10 @@ async function benchAttention() {
         const mask = tf.mul(tf.sub(tf.linalg.bandPart(tf.ones([S, S]), -1, 0), 1), 1e9);
         const ms = await median(async () => {
           const o = tf.tidy(() => tf.matMul(tf.softmax(tf.add(tf.mul(tf.matMul(q, kr, false, true), 1 / Math.sqrt(D)), mask)), vr));
-          await tfSync(tf, o);
+          await o.data(); // full readback: tfjs's lazily recorded chain is only certain to have run then
           o.dispose();
         });
-        record('attention', label, 'tfjs-webgpu', ms, flops, { note: 'matMul/softmax/matMul, full S x S computed' });
+        record('attention', label, 'tfjs-webgpu (incl. readback)', ms, flops, { note: 'matMul/softmax/matMul, full S x S computed; time includes reading the output back (an upper bound)' });
         // Cross-check with tfjs's own profiler (GPU timestamps when it has them).
         const prof = await tf.time(() => { const o = tf.tidy(() => tf.matMul(tf.softmax(tf.add(tf.mul(tf.matMul(q, kr, false, true), 1 / Math.sqrt(D)), mask)), vr)); o.dispose(); });
         if (typeof prof.kernelMs === 'number') record('attention', label, 'tfjs-webgpu (tf.time kernelMs)', prof.kernelMs, flops);
