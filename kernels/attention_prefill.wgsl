@@ -10,7 +10,7 @@
 //              inside the window (i - w, i]; writes (lse, windowMass) pairs
 //
 // Workgroup: QR query rows x TPR threads (QR * TPR invocations). A "query row" is
-// one (position, head) pair of one KV group: t = wg.x * QR + r, position t / group,
+// one (position, head) pair of one KV group: t = tile * QR + r, position t / group,
 // head kvHead * group + t % group (group = nHeads / nKvHeads), so the group's query heads sharing a KV head
 // share every K/V tile load (no K/V duplication). Each thread holds NV vec4s of
 // the row's q and o (threads of a row split headDim, interleaved by vec4) and
@@ -46,7 +46,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let r = lid / TPR;
   let lane = lid % TPR;
   let nRowsPass = select(p.rows, p.nSamp, MODE == 3u);
-  let t0 = wg.x * QR;
+  // Heaviest (latest) tiles first, so the causal imbalance does not leave a tail.
+  let nTiles = (nRowsPass * p.group + QR - 1u) / QR;
+  let t0 = (nTiles - 1u - wg.x) * QR;
   let t = t0 + r;
   let valid = t < nRowsPass * p.group;
   let tc = min(t, nRowsPass * p.group - 1u);
