@@ -52,6 +52,8 @@ export async function* runGeneration(
   o: ResolvedGenerate,
   signal: AbortSignal | undefined,
   attention: Partial<AttentionOptions> | undefined,
+  /** Additive: per-head stats with column bins for pictures; the caller's tokenize time for the TTFT split. */
+  extra: { reportColumns?: boolean; tokenizeMs?: number } = {},
 ): AsyncGenerator<GenerateChunk> {
   const { engine, sampler } = t;
   const contextLength = engine.contextLength;
@@ -76,15 +78,24 @@ export async function* runGeneration(
   stats.prefillTokens = promptIds.length - reuse;
   let pre: PrefillResult;
   try {
-    pre = await engine.prefill(promptIds.slice(reuse), { signal, attention });
+    pre = await engine.prefill(promptIds.slice(reuse), { signal, attention, ...(extra.reportColumns ? { reportColumns: true } : {}) });
   } catch (e) {
-    engine.truncate(reuse); // a partial prefill leaves nothing usable past the reused prefix
+    // An abort between prefill chunks keeps the chunks done (details.done); any other failure keeps the reused prefix.
+    const done = e instanceof AbortedError && typeof e.details.done === 'number' ? e.details.done : 0;
+    const keep = Math.min(reuse + done, promptIds.length);
+    if (!engine.ctx.isLost) engine.truncate(Math.min(keep, engine.kvLength));
+    t.cached.push(...promptIds.slice(reuse, Math.min(keep, engine.kvLength)));
+    stats.prefillTokens = done;
     if (e instanceof AbortedError || (signal?.aborted && !(e instanceof SieveError))) { yield final('abort'); return; }
     throw checkLost(t, e);
   }
   t.cached.push(...promptIds.slice(reuse));
+  const prefillEnd = performance.now();
+  stats.tokenizeMs = extra.tokenizeMs;
+  stats.prefillMs = prefillEnd - t0;
   if (pre.sparsity) {
     stats.sparsity = { mode: pre.sparsity.mode, seqLen: pre.sparsity.seqLen, meanAreaFraction: pre.sparsity.meanAreaFraction };
+    if (extra.reportColumns && pre.sparsity.heads.length > 0) stats.sparsity.heads = pre.sparsity.heads;
   }
 
   const rng = new Rng(o.seed);
@@ -105,6 +116,7 @@ export async function* runGeneration(
       if (stats.completionTokens === 1) {
         const now = performance.now();
         stats.ttftMs = now - t0;
+        stats.firstDecodeMs = now - prefillEnd;
         stats.prefillTokPerS = stats.prefillTokens / Math.max(1e-3, (now - t0) / 1000);
         decodeStart = now;
       } else {
@@ -127,7 +139,7 @@ export async function* runGeneration(
   } catch (e) {
     // decodeStep failed: its position may be half-written; keep the cache to what is known good.
     t.cached.length = Math.min(engine.kvLength, t.cached.length);
-    engine.truncate(t.cached.length);
+    if (!engine.ctx.isLost) engine.truncate(t.cached.length);
     throw checkLost(t, e);
   }
 }

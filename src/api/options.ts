@@ -131,6 +131,8 @@ export function validateLoadOptions(o: LoadOptions = {}): void {
   }
   num('contextLength', o.contextLength, (x) => isInt(x) && x >= 2, 'an integer >= 2');
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new InvalidOptionError('onProgress', 'must be a function');
+  if (o.cache !== undefined && typeof o.cache !== 'boolean') throw new InvalidOptionError('cache', 'must be a boolean');
+  if (o.modelId !== undefined && typeof o.modelId !== 'string') throw new InvalidOptionError('modelId', 'must be a string');
   if (o.attention !== undefined) {
     const a = o.attention as Record<string, unknown>;
     if (typeof a !== 'object' || a === null) throw new InvalidOptionError('attention', 'must be an object');
