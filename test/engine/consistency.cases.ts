@@ -8,7 +8,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURES, testGpu } from '../helpers/gpu.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { liveBytes } from '../../src/gpu/buffers.ts';
-import { loadEngine, type DenseEngine, type LoadEngineOptions } from '../../src/engine/index.ts';
+import { createEngine, loadEngine, uploadWeight, type DenseEngine, type LoadEngineOptions } from '../../src/engine/index.ts';
+import { nodeSource } from '../../src/loader/sources.ts';
+import { readModel } from '../../src/loader/model.ts';
+import { loadWeights } from '../../src/loader/weights.ts';
+import { readWeightF32 } from '../../src/loader/readback.ts';
+import type { GpuWeight } from '../../src/loader/formats.ts';
 import { ContextOverflowError, InvalidOptionError } from '../../src/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 
@@ -85,6 +90,28 @@ export function consistencyCases(): void {
       await expect(e.prefill([1, 2], { signal: ctrl.signal })).rejects.toThrow(/abort/);
       expect(e.kvLength).toBe(10);
     });
+
+    // Quantized weights end to end (embedding gather, every linear, the LM head):
+    // the same logits as an engine holding their dequantized values in f32.
+    for (const format of ['q8', 'q4'] as const) {
+      it(`${format} weights give the logits of their dequantized f32 values`, async () => {
+        const ctx = await testGpu();
+        const fs = nodeSource(DIR);
+        const model = await readModel(fs);
+        const wq = await loadWeights(ctx, fs, model.spec, model.plan, { format });
+        const wf = new Map<string, GpuWeight>();
+        for (const [name, w] of wq) wf.set(name, uploadWeight(ctx, name, await readWeightF32(ctx, w), w.shape));
+        const opts = { spec: model.spec, contextLength: 16, prefillChunk: 12, attention: { attention: 'dense' as const } };
+        const eq = await createEngine(ctx, { ...opts, weights: wq });
+        engines.push(eq);
+        const ef = await createEngine(ctx, { ...opts, weights: wf });
+        engines.push(ef);
+        const short = ids.slice(0, 12);
+        const got = (await eq.prefill(short, { allLogits: true })).logits!;
+        const want = (await ef.prefill(short, { allLogits: true })).logits!;
+        assertClose(got, want, `${format} vs dequantized f32`, 1e-4, 1e-6);
+      }, 300_000);
+    }
 
     it('top-k on the GPU agrees with the logits', async () => {
       const e = engines[0];
