@@ -5,7 +5,7 @@
  * sparse, window; the K/V gather is fused into the sparse pass's tile loads).
  *   npm run bench -- bench/attention.ts [--sizes 4096,8192] [--alphas 0.95,0.8]
  *     [--inputs structured,random] [--heads 32] [--kv-heads 8] [--dim 128]
- *     [--chunk 32768] [--iters N] [--json FILE]
+ *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC] [--modes dense] [--json FILE]
  * GPU machine: npm run gpu:bundle -- bench/attention.ts, then
  *   node .gpu/attention.mjs --json $OUT/attention.json
  * Inputs are generated for one KV group and repeated over the groups (so
@@ -25,6 +25,7 @@ import { adapterRecord, benchArgs, finish } from './common.ts';
 const args = benchArgs({
   sizes: { type: 'string' }, alphas: { type: 'string' }, inputs: { type: 'string' }, heads: { type: 'string' },
   'kv-heads': { type: 'string' }, dim: { type: 'string' }, chunk: { type: 'string' }, iters: { type: 'string' },
+  tile: { type: 'string' }, modes: { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -36,6 +37,10 @@ const nKvHeads = Number(args['kv-heads'] ?? (soft ? 2 : 8));
 const headDim = Number(args.dim ?? (soft ? 64 : 128));
 const group = nHeads / nKvHeads;
 const chunkRows = Number(args.chunk ?? 32768);
+// --tile QRxTPRxBC forces the flash tile (e.g. 64x4x32); --modes dense skips the sparse runs.
+const tileArg = args.tile ? String(args.tile).split('x').map(Number) : undefined;
+const tile = tileArg ? { qr: tileArg[0], tpr: tileArg[1], bc: tileArg[2] } : undefined;
+const denseOnly = String(args.modes ?? 'dense,sample') === 'dense';
 
 const rows: (string | number)[][] = [];
 const results: unknown[] = [];
@@ -47,7 +52,7 @@ for (const seqLen of sizes) {
   const chunks: { pos: number; rows: number }[] = [];
   for (let pos = 0; pos < seqLen; pos += maxRows) chunks.push({ pos, rows: Math.min(maxRows, seqLen - pos) });
   const iters = Number(args.iters ?? (seqLen >= 65536 ? 1 : 3));
-  const attn = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen, maxRows });
+  const attn = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen, maxRows }, { tile, sparse: !denseOnly });
   for (const input of inputs) {
     const gen = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim, kind: input === 'structured' ? 'planted' : 'random', seed: 5, needle: Math.floor(seqLen * 0.3) });
     const k = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_k'); // (nKvHeads, seqLen, headDim)
@@ -92,8 +97,8 @@ for (const seqLen of sizes) {
     const dense = await run({ ...DEFAULT_ATTENTION, attention: 'dense' });
     const tflops = flops / (dense.ms * 1e-3) / 1e12;
     rows.push([seqLen, input, 'dense', '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
-    results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, ...dense, tflops });
-    for (const alpha of alphas) {
+    results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops });
+    for (const alpha of denseOnly ? [] : alphas) {
       const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0 });
       const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
       rows.push([seqLen, input, 'sample', alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);

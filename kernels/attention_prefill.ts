@@ -11,6 +11,7 @@ import type { GpuContext } from '../src/gpu/device.ts';
 import { getPipeline } from '../src/gpu/pipelines.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import type { KvDtype } from '../src/engine/types.ts';
+import { InvalidOptionError } from '../src/errors.ts';
 import source from './attention_prefill.wgsl?raw';
 
 export type FlashMode = 'dense' | 'window' | 'stripes' | 'sample';
@@ -40,19 +41,37 @@ export interface TilePlan {
   group: number;
 }
 
-export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: boolean } = {}): TilePlan {
+/** Tile sizes to force (tuning sweeps); each is checked against the device. */
+export interface TileOverrides { qr?: number; tpr?: number; bc?: number }
+
+export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides } = {}): TilePlan {
   const dv4 = Math.ceil(d.headDim / 4);
   const useSg = (opts.subgroups ?? true) && ctx.features.has('subgroups') && subgroupMin(ctx) >= 4;
+  const bad = (name: string, why: string) => { throw new InvalidOptionError(`tile.${name}`, why, { ...opts.tile }); };
   let tpr = 1;
-  if (useSg) while (tpr < 4 && tpr * 2 <= dv4) tpr *= 2;
+  if (opts.tile?.tpr !== undefined) {
+    tpr = opts.tile.tpr;
+    if (![1, 2, 4, 8].includes(tpr)) bad('tpr', `must be 1, 2, 4 or 8, got ${tpr}`);
+    if (tpr > 1 && (!useSg || tpr > subgroupMin(ctx))) bad('tpr', `${tpr} lanes per row need subgroups of at least ${tpr} (min subgroup size ${subgroupMin(ctx)})`);
+  } else if (useSg) {
+    while (tpr < 4 && tpr * 2 <= dv4) tpr *= 2;
+  }
   const nv = Math.ceil(dv4 / tpr);
   const dvp = nv * tpr;
-  const maxThreads = Math.min(256, ctx.limits.maxComputeInvocationsPerWorkgroup);
-  const qr = Math.max(1, Math.min(64, Math.floor(maxThreads / tpr)));
+  const maxThreads = ctx.limits.maxComputeInvocationsPerWorkgroup;
+  let qr = Math.max(1, Math.min(64, Math.floor(Math.min(256, maxThreads) / tpr)));
+  if (opts.tile?.qr !== undefined) {
+    qr = opts.tile.qr;
+    if (!Number.isInteger(qr) || qr < 1 || qr * tpr > maxThreads) bad('qr', `qr * tpr must be in [1, ${maxThreads}], got ${qr} * ${tpr}`);
+  }
   // Two tiles (K and V) of bc x dvp vec4s plus the key ids must fit workgroup memory.
   const budget = ctx.limits.maxComputeWorkgroupStorageSize - 1024;
   let bc = 32;
   while (bc > 4 && bc * dvp * 32 > budget) bc /= 2;
+  if (opts.tile?.bc !== undefined) {
+    bc = opts.tile.bc;
+    if (!Number.isInteger(bc) || bc < 1 || bc > 128 || bc * dvp * 32 > budget) bad('bc', `${bc} keys per tile do not fit ${budget} bytes of workgroup memory at headDim ${d.headDim}`);
+  }
   return { tpr, nv, dvp, qr, bc, group: d.nHeads / d.nKvHeads };
 }
 
@@ -109,7 +128,7 @@ fn sample_row(k: u32) -> u32 {
   lines.push(`
 // Sum over the TPR threads that share one query row (adjacent subgroup lanes).
 fn row_sum(x: f32) -> f32 {
-  var s = x;${plan.tpr > 1 ? '\n  s += subgroupShuffleXor(s, 1u);' : ''}${plan.tpr > 2 ? '\n  s += subgroupShuffleXor(s, 2u);' : ''}
+  var s = x;${plan.tpr > 1 ? '\n  s += subgroupShuffleXor(s, 1u);' : ''}${plan.tpr > 2 ? '\n  s += subgroupShuffleXor(s, 2u);' : ''}${plan.tpr > 4 ? '\n  s += subgroupShuffleXor(s, 4u);' : ''}
   return s;
 }`);
   lines.push(kvAccess(d));
@@ -171,7 +190,7 @@ export class FlashAttention {
     private dummies: [GPUBuffer, GPUBuffer],
   ) {}
 
-  static async create(ctx: GpuContext, dims: AttentionDims, modes: FlashMode[] = ['dense', 'window', 'stripes', 'sample'], opts: { subgroups?: boolean } = {}): Promise<FlashAttention> {
+  static async create(ctx: GpuContext, dims: AttentionDims, modes: FlashMode[] = ['dense', 'window', 'stripes', 'sample'], opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<FlashAttention> {
     const plan = tilePlan(ctx, dims, opts);
     const pipelines = {} as Record<FlashMode, GPUComputePipeline>;
     await Promise.all(modes.map(async (m) => {

@@ -7,7 +7,7 @@
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { getPipeline } from '../src/gpu/pipelines.ts';
-import { attentionHeader, bindAt, tilePlan, type AttentionDims, type TilePlan } from './attention_prefill.ts';
+import { attentionHeader, bindAt, tilePlan, type AttentionDims, type TilePlan, type TileOverrides } from './attention_prefill.ts';
 import columnsSource from './sample_columns.wgsl?raw';
 import selectSource from './sample_select.wgsl?raw';
 
@@ -20,10 +20,11 @@ export class SampleKernels {
     private selectPipe: GPUComputePipeline,
   ) {}
 
-  static async create(ctx: GpuContext, dims: AttentionDims, opts: { subgroups?: boolean } = {}): Promise<SampleKernels> {
+  static async create(ctx: GpuContext, dims: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<SampleKernels> {
     const base = tilePlan(ctx, dims, opts);
     // CT columns per workgroup (one per TPR lanes); QT staged q rows must fit workgroup memory.
     const ct = Math.max(1, Math.floor(Math.min(256, ctx.limits.maxComputeInvocationsPerWorkgroup) / base.tpr));
+    // (tile.qr/bc tune the flash passes only; the column pass keeps 256 threads)
     let qt = 32;
     while (qt > 4 && qt * base.dvp * 16 + qt * 8 > ctx.limits.maxComputeWorkgroupStorageSize - 512) qt /= 2;
     const plan = { ...base, ct, qt };

@@ -29,7 +29,7 @@ import { createBuffer, releaseBuffer, STORAGE, readBuffer } from '../gpu/buffers
 import type { GpuTimer } from '../gpu/timing.ts';
 import { InvalidOptionError, GpuLimitError } from '../errors.ts';
 import type { AttentionOptions, HeadStats, KvDtype, LayerKv } from '../engine/types.ts';
-import { FlashAttention, PARAMS_BYTES, paramsWords, type AttentionDims, type AttentionParams } from '../../kernels/attention_prefill.ts';
+import { FlashAttention, PARAMS_BYTES, paramsWords, type AttentionDims, type AttentionParams, type TileOverrides, type TilePlan } from '../../kernels/attention_prefill.ts';
 import { SampleKernels } from '../../kernels/sample_attention.ts';
 import { chunkAreas, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
 
@@ -83,9 +83,10 @@ export class PrefillAttention {
 
   /**
    * `opts.sparse: false` builds the dense pipeline only (encode then rejects
-   * sparse options); `opts.subgroups: false` forces the subgroup-free kernels.
+   * sparse options); `opts.subgroups: false` forces the subgroup-free kernels;
+   * `opts.tile` forces tile sizes of the flash passes (tuning sweeps).
    */
-  static async create(ctx: GpuContext, dims: PrefillDims, opts: { subgroups?: boolean; sparse?: boolean } = {}): Promise<PrefillAttention> {
+  static async create(ctx: GpuContext, dims: PrefillDims, opts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides } = {}): Promise<PrefillAttention> {
     const { nHeads, nKvHeads, headDim, capacity, maxRows } = dims;
     const check = (name: string, ok: boolean, why: string) => {
       if (!ok) throw new InvalidOptionError(name, why, { ...dims });
@@ -104,6 +105,9 @@ export class PrefillAttention {
     const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
     return new PrefillAttention(ctx, dims, flash, sample, params);
   }
+
+  /** Tile sizes of the flash passes (benchmarks record them). */
+  get tilePlan(): TilePlan { return this.flash.plan; }
 
   /** True when `encode` with these arguments takes the sparse path. */
   static isSparse(pos: number, rows: number, opts: AttentionOptions): boolean {

@@ -14,4 +14,9 @@ describe('dense causal prefill attention (Dawn)', () => {
     const ctx = await testGpu();
     expect(await runDenseCase(ctx, DENSE_SHAPES[5], 5, { subgroups: false })).toBeLessThan(1e-3);
   });
+  it('forced tile sizes (tuning overrides) match too; impossible ones are typed errors', async () => {
+    const ctx = await testGpu();
+    expect(await runDenseCase(ctx, DENSE_SHAPES[1], 7, { tile: { qr: 16, tpr: 2, bc: 8 } })).toBeLessThan(1e-3);
+    await expect(runDenseCase(ctx, DENSE_SHAPES[1], 7, { tile: { tpr: 3 } })).rejects.toThrow(/tile.tpr/);
+  });
 });

@@ -8,7 +8,7 @@ import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../
 import { packF16, unpackF16 } from '../../src/loader/quant.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type HeadStats, type KvDtype } from '../../src/engine/types.ts';
 import { PrefillAttention } from '../../src/attention/index.ts';
-import { attentionRef } from '../../kernels/attention_prefill.ts';
+import { attentionRef, type TileOverrides } from '../../kernels/attention_prefill.ts';
 import { syntheticQkv, type SyntheticSpec } from '../../src/attention/synthetic.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { assertClose, relL2 } from '../helpers/compare.ts';
@@ -62,7 +62,7 @@ export interface AttentionRun {
 export async function runPrefill(
   ctx: GpuContext, qkv: { q: Float32Array; k: Float32Array; v: Float32Array },
   d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number; kvDtype?: KvDtype; slack?: number },
-  opts: AttentionOptions, gpuOpts: { subgroups?: boolean; sparse?: boolean } = {},
+  opts: AttentionOptions, gpuOpts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides } = {},
 ): Promise<AttentionRun> {
   const dtype = d.kvDtype ?? 'f32';
   const capacity = d.seqLen + (d.slack ?? 0);
@@ -93,7 +93,7 @@ export async function runPrefill(
 export const DENSE_OPTS: AttentionOptions = { ...DEFAULT_ATTENTION, attention: 'dense' };
 
 /** Dense prefill vs the CPU reference; returns the max abs error (throws past tolerance). */
-export async function runDenseCase(ctx: GpuContext, s: DenseShape, seed = 3, gpuOpts: { subgroups?: boolean } = {}): Promise<number> {
+export async function runDenseCase(ctx: GpuContext, s: DenseShape, seed = 3, gpuOpts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<number> {
   const seqLen = s.pos + s.rows;
   const rng = new Rng(seed);
   const q = rng.fillNormal(seqLen * s.nHeads * s.headDim);
