@@ -113,6 +113,19 @@ export function consistencyCases(): void {
       }, 300_000);
     }
 
+    it('SampleAttention prefill runs through the engine and reports per-head sparsity', async () => {
+      const e = await open({ prefillChunk: 64, attention: { attention: 'sample', minSparseLen: 16, minSampleRows: 4 } });
+      const r = await e.prefill(ids, { allLogits: true });
+      expect(r.sparsity?.mode).toBe('sample');
+      expect(r.sparsity?.seqLen).toBe(N);
+      expect(r.sparsity?.heads.length).toBe(e.spec.nLayers * e.spec.nHeads);
+      for (const h of r.sparsity!.heads) expect(h.areaFraction).toBeGreaterThan(0);
+      expect(r.logits!.every(Number.isFinite)).toBe(true);
+      // Dense below minSparseLen: the same engine, a short prompt, reports dense.
+      e.truncate(0);
+      expect((await e.prefill(ids.slice(0, 8))).sparsity?.mode).toBe('dense');
+    }, 300_000);
+
     it('top-k on the GPU agrees with the logits', async () => {
       const e = engines[0];
       const logits = await e.readLogits();
