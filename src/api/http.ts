@@ -98,9 +98,13 @@ export function createHandler(engine: SieveEngine, opts: ServeOptions = {}) {
         sendJson(res, 200, result as ChatCompletion);
         return;
       }
+      const iter = (result as AsyncIterable<ChatCompletionChunk>)[Symbol.asyncIterator]();
+      const first = await iter.next(); // errors before the first token (context overflow...) still get a 4xx
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       try {
-        for await (const chunk of result as AsyncIterable<ChatCompletionChunk>) {
+        const rest = { [Symbol.asyncIterator]: () => iter };
+        if (!first.done) res.write(`data: ${JSON.stringify(first.value)}\n\n`);
+        for await (const chunk of rest) {
           if (ac.signal.aborted) continue; // drain: the engine ends at its next step
           res.write(`data: ${JSON.stringify(chunk)}\n\n`);
         }

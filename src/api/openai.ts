@@ -37,10 +37,15 @@ export function makeChatCompletions(generate: GenerateFn, modelId: () => string)
         usage: usageOf(last?.stats),
       };
     }
-    const chunks = generate(messages, options);
+    const chunks = generate(messages, options)[Symbol.asyncIterator]();
     async function* iterate(): AsyncGenerator<ChatCompletionChunk> {
+      // The first generation step runs before anything is yielded, so a prompt over the context
+      // or a lost device fails the first next() (an HTTP server can still answer with a 4xx).
+      const first = await chunks.next();
       yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] };
-      for await (const ch of chunks) {
+      const rest = { [Symbol.asyncIterator]: () => chunks };
+      const all = first.done ? [] : [first.value];
+      for await (const ch of (async function* () { yield* all; yield* rest; })()) {
         if (ch.finishReason) {
           if (ch.text) yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { content: ch.text }, finish_reason: null, logprobs: null }] };
           yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: ch.finishReason, logprobs: null }], usage: usageOf(ch.stats) };

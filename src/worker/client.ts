@@ -5,7 +5,7 @@
  * messages; an AbortSignal is forwarded as an 'abort' message; errors keep
  * their class (reviveError).
  */
-import { reviveError } from '../errors.ts';
+import { reviveError, SieveError } from '../errors.ts';
 import { makeChatCompletions } from '../api/openai.ts';
 import { resolveGenerate, validateInput, validateLoadOptions } from '../api/options.ts';
 import type { GenerateChunk, GenerateInput, GenerateOptions, LoadOptions, ModelInfo, SieveEngine } from '../api/types.ts';
@@ -40,6 +40,10 @@ export class WorkerEngine implements SieveEngine {
       terminate = () => w.terminate();
     }
     const eng = new WorkerEngine(port, terminate);
+    if (typeof Worker !== 'undefined' && port instanceof Worker) {
+      // a worker that fails to start or crashes fails every pending call instead of leaving it waiting
+      port.addEventListener('error', (e: ErrorEvent) => eng.failAll(new SieveError('INTERNAL', `the engine worker failed: ${e.message || 'script error'}`)));
+    }
     const { onProgress, signal, gpu: _gpu, ...wire } = options;
     let src: WireSource = source instanceof URL ? source.href : source;
     if (typeof src === 'string' && !/^[a-z][a-z0-9+.-]*:/i.test(src) && typeof location !== 'undefined') {
@@ -54,6 +58,10 @@ export class WorkerEngine implements SieveEngine {
       throw e;
     }
     return eng;
+  }
+
+  private failAll(err: Error): void {
+    for (const [id, fn] of [...this.listeners]) fn({ type: 'error', id, error: { name: err.name, message: err.message, code: 'INTERNAL' } });
   }
 
   /** Sends a request and resolves with its 'loaded'/'done' value; `onOther` sees progress/chunks. */

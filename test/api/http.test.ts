@@ -9,11 +9,13 @@ import { request } from 'node:http';
 import { startServer, type RunningServer } from '../../src/api/http.ts';
 import { makeChatCompletions } from '../../src/api/openai.ts';
 import { resolveGenerate } from '../../src/api/options.ts';
+import { ContextOverflowError } from '../../src/errors.ts';
 import type { GenerateChunk, GenerateInput, GenerateOptions, SieveEngine } from '../../src/api/types.ts';
 
 const aborted: boolean[] = [];
-async function* scripted(_input: GenerateInput, o: GenerateOptions): AsyncGenerator<GenerateChunk> {
+async function* scripted(input: GenerateInput, o: GenerateOptions): AsyncGenerator<GenerateChunk> {
   const r = resolveGenerate(o);
+  if (Array.isArray(input) && input[0].content === 'overflow') throw new ContextOverflowError(999, 64);
   for (let i = 0; i < r.maxTokens; i++) {
     if (o.signal?.aborted) { aborted.push(true); yield { text: '', tokenIds: [], finishReason: 'abort' }; return; }
     await new Promise((res) => setTimeout(res, 5));
@@ -83,6 +85,8 @@ describe('sieve serve HTTP layer (127.0.0.1)', () => {
       ['POST', '/v1/chat/completions', JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(5000) }] }), 413, null],
       ['GET', '/v1/chat/completions', undefined, 405, null],
       ['GET', '/nope', undefined, 404, null],
+      ['POST', '/v1/chat/completions', JSON.stringify({ messages: [{ role: 'user', content: 'overflow' }], stream: true }), 400, null],
+      ['POST', '/v1/chat/completions', JSON.stringify({ messages: [{ role: 'user', content: 'overflow' }] }), 400, null],
     ];
     for (const [method, path, body, status, param] of cases) {
       const r = await http(method, path, body);
