@@ -85,12 +85,14 @@ export class LocalEngine implements SieveEngine {
     const release = await this.queue.acquire();
     try {
       this.assertUsable();
+      const tokenizeStart = performance.now();
       const ids = this.tokenize(input);
+      const tokenizeMs = performance.now() - tokenizeStart;
       const { engine, tokenizer } = this.parts;
       const attention = options.attention ?? this.parts.attention;
       yield* runGeneration(
         { engine, sampler: this.sampler, cached: this.cached, eosIds: tokenizer.eosIds, newDecoder: () => tokenizer.newDecoder() },
-        ids, resolved, options.signal, attention,
+        ids, resolved, options.signal, attention, { reportColumns: options.reportColumns, tokenizeMs },
       );
     } catch (e) {
       if (this.lostError && !(e instanceof DeviceLostError)) throw this.lostError;
