@@ -36,13 +36,15 @@ export interface TilePlan {
   dvp: number;
   /** Query rows per workgroup. */
   qr: number;
+  /** Query rows per thread (each K/V vec4 from workgroup memory serves this many rows). */
+  rpt: number;
   /** Keys per K/V tile. */
   bc: number;
   group: number;
 }
 
 /** Tile sizes to force (tuning sweeps); each is checked against the device. */
-export interface TileOverrides { qr?: number; tpr?: number; bc?: number }
+export interface TileOverrides { qr?: number; tpr?: number; bc?: number; rpt?: number }
 
 export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides } = {}): TilePlan {
   const dv4 = Math.ceil(d.headDim / 4);
@@ -59,10 +61,14 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   const nv = Math.ceil(dv4 / tpr);
   const dvp = nv * tpr;
   const maxThreads = ctx.limits.maxComputeInvocationsPerWorkgroup;
-  let qr = Math.max(1, Math.min(64, Math.floor(Math.min(256, maxThreads) / tpr)));
+  const rpt = opts.tile?.rpt ?? 1;
+  if (![1, 2, 4].includes(rpt)) bad('rpt', `must be 1, 2 or 4, got ${rpt}`);
+  let qr = rpt * Math.max(1, Math.min(64, Math.floor(Math.min(256, maxThreads) / tpr)));
   if (opts.tile?.qr !== undefined) {
     qr = opts.tile.qr;
-    if (!Number.isInteger(qr) || qr < 1 || qr * tpr > maxThreads) bad('qr', `qr * tpr must be in [1, ${maxThreads}], got ${qr} * ${tpr}`);
+    if (!Number.isInteger(qr) || qr < rpt || qr % rpt !== 0 || (qr / rpt) * tpr > maxThreads) {
+      bad('qr', `must be a multiple of rpt=${rpt} with qr / rpt * tpr <= ${maxThreads}, got ${qr}`);
+    }
   }
   // Two tiles (K and V) of bc x dvp vec4s plus the key ids must fit workgroup memory.
   const budget = ctx.limits.maxComputeWorkgroupStorageSize - 1024;
@@ -72,7 +78,9 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
     bc = opts.tile.bc;
     if (!Number.isInteger(bc) || bc < 1 || bc > 128 || bc * dvp * 32 > budget) bad('bc', `${bc} keys per tile do not fit ${budget} bytes of workgroup memory at headDim ${d.headDim}`);
   }
-  return { tpr, nv, dvp, qr, bc, group: d.nHeads / d.nKvHeads };
+  // One thread per key writes the tile's key ids.
+  if ((qr / rpt) * tpr < bc) bad('bc', `${bc} keys per tile need at least ${bc} threads, the workgroup has ${(qr / rpt) * tpr}`);
+  return { tpr, nv, dvp, qr, rpt, bc, group: d.nHeads / d.nKvHeads };
 }
 
 function subgroupMin(ctx: GpuContext): number {
@@ -106,7 +114,8 @@ export function attentionHeader(d: AttentionDims, plan: TilePlan, consts: Record
   const lines: string[] = [];
   if (plan.tpr > 1) lines.push('enable subgroups;');
   const all: Record<string, number> = {
-    HEAD_DIM: D, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc, ...consts,
+    HEAD_DIM: D, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc,
+    RPT: plan.rpt, THREADS: (plan.qr / plan.rpt) * plan.tpr, ...consts,
   };
   for (const [k, v] of Object.entries(all)) lines.push(`const ${k}: u32 = ${v}u;`);
   lines.push(`

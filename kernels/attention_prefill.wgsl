@@ -9,7 +9,9 @@
 //   3 sample:  no V; for the sampled query rows: lse over [0, i] and the mass
 //              inside the window (i - w, i]; writes (lse, windowMass) pairs
 //
-// Workgroup: QR query rows x TPR threads (QR * TPR invocations). A "query row" is
+// Workgroup: QR query rows, TPR threads per row, each thread holding RPT rows
+// (THREADS = QR / RPT * TPR invocations; RPT > 1 reuses every K/V vec4 read from
+// workgroup memory for RPT rows, trading registers for shared-memory traffic). A "query row" is
 // one (position, head) pair of one KV group: t = tile * QR + r, position t / group,
 // head kvHead * group + t % group (group = nHeads / nKvHeads), so the group's query heads sharing a KV head
 // share every K/V tile load (no K/V duplication). Each thread holds NV vec4s of
@@ -40,43 +42,50 @@ var<workgroup> wcount: u32;
 
 const NEG_INF: f32 = -3.0e38;
 
-@compute @workgroup_size(QR * TPR)
+@compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let kvh = wg.y;
-  let r = lid / TPR;
+  let slot = lid / TPR;
   let lane = lid % TPR;
   let nRowsPass = select(p.rows, p.nSamp, MODE == 3u);
+  let nAll = nRowsPass * p.group;
   // Heaviest (latest) tiles first, so the causal imbalance does not leave a tail.
-  let nTiles = (nRowsPass * p.group + QR - 1u) / QR;
+  let nTiles = (nAll + QR - 1u) / QR;
   let t0 = (nTiles - 1u - wg.x) * QR;
-  let t = t0 + r;
-  let valid = t < nRowsPass * p.group;
-  let tc = min(t, nRowsPass * p.group - 1u);
-  let head = kvh * p.group + tc % p.group;
-  var loc = tc / p.group;
-  if (MODE == 3u) { loc = sample_row(loc); }
-  let i = p.pos + loc; // absolute position of this query row
   // Absolute positions spanned by the workgroup (rows are sorted ascending).
   var firstLocal = t0 / p.group;
-  var lastLocal = min(nRowsPass * p.group - 1u, t0 + QR - 1u) / p.group;
+  var lastLocal = min(nAll - 1u, t0 + QR - 1u) / p.group;
   if (MODE == 3u) { firstLocal = sample_row(firstLocal); lastLocal = sample_row(lastLocal); }
   let iMin = p.pos + firstLocal;
   let iMax = p.pos + lastLocal;
 
-  // q slice in registers, pre-scaled so scores are in log2 units.
-  var qv: array<vec4<f32>, NV>;
-  var o: array<vec4<f32>, NV>;
-  let qBase = loc * p.nHeads * HEAD_DIM + head * HEAD_DIM;
-  for (var v = 0u; v < NV; v++) {
-    let d = (lane + v * TPR) * 4u;
-    var x = vec4<f32>(0.0);
-    for (var c = 0u; c < 4u; c++) { if (d + c < HEAD_DIM) { x[c] = q[qBase + d + c]; } }
-    qv[v] = x * p.scale;
-    o[v] = vec4<f32>(0.0);
+  // This thread's RPT query rows (slot + k * QR / RPT): position, head, q slice
+  // in registers pre-scaled so scores are in log2 units, running max/sum.
+  var ipos: array<u32, RPT>;
+  var qbase: array<u32, RPT>;
+  var qv: array<vec4<f32>, RPT * NV>;
+  var o: array<vec4<f32>, RPT * NV>;
+  var m: array<f32, RPT>;
+  var l: array<f32, RPT>;
+  var lw: array<f32, RPT>; // mode 3: mass inside the window
+  for (var k = 0u; k < RPT; k++) {
+    let tc = min(t0 + slot + k * (QR / RPT), nAll - 1u);
+    let head = kvh * p.group + tc % p.group;
+    var loc = tc / p.group;
+    if (MODE == 3u) { loc = sample_row(loc); }
+    ipos[k] = p.pos + loc;
+    qbase[k] = loc * p.nHeads * HEAD_DIM + head * HEAD_DIM;
+    for (var v = 0u; v < NV; v++) {
+      let d = (lane + v * TPR) * 4u;
+      var x = vec4<f32>(0.0);
+      for (var c = 0u; c < 4u; c++) { if (d + c < HEAD_DIM) { x[c] = q[qbase[k] + d + c]; } }
+      qv[k * NV + v] = x * p.scale;
+      o[k * NV + v] = vec4<f32>(0.0);
+    }
+    m[k] = NEG_INF;
+    l[k] = 0.0;
+    lw[k] = 0.0;
   }
-  var m = NEG_INF;
-  var l = 0.0;
-  var lw = 0.0; // mode 3: mass inside the window
 
   // Key range [kBegin, kEnd) in tile coordinates (positions, or list slots in mode 2).
   var kBegin = 0u;
@@ -105,7 +114,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (first + p.window > iMax) { break; }
     }
     workgroupBarrier();
-    for (var e = lid; e < BC * DVP; e += QR * TPR) {
+    for (var e = lid; e < BC * DVP; e += THREADS) {
       let c = e / DVP;
       let d4 = e % DVP;
       let j = kidx[c];
@@ -115,70 +124,88 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     workgroupBarrier();
 
-    var s: array<f32, BC>;
-    var tileMax = NEG_INF;
+    // Scores: each K vec4 read from workgroup memory serves the thread's RPT rows.
+    var s: array<f32, RPT * BC>;
     for (var c = 0u; c < BC; c++) {
-      var part = 0.0;
-      for (var v = 0u; v < NV; v++) { part += dot(qv[v], ks[c * DVP + lane + v * TPR]); }
-      let sc = row_sum(part);
+      var part: array<f32, RPT>;
+      for (var k = 0u; k < RPT; k++) { part[k] = 0.0; }
+      for (var v = 0u; v < NV; v++) {
+        let kk = ks[c * DVP + lane + v * TPR];
+        for (var k = 0u; k < RPT; k++) { part[k] += dot(qv[k * NV + v], kk); }
+      }
       let j = kidx[c];
-      var ok = j <= i; // also false for the 0xffffffff padding
-      if (MODE == 1u) { ok = ok && j + p.window > i; }
-      if (MODE == 2u) { ok = j != 0xffffffffu && j + p.window <= i; }
-      s[c] = select(NEG_INF, sc, ok);
-      tileMax = max(tileMax, s[c]);
+      for (var k = 0u; k < RPT; k++) {
+        let sc = row_sum(part[k]);
+        let i = ipos[k];
+        var ok = j <= i; // also false for the 0xffffffff padding
+        if (MODE == 1u) { ok = ok && j + p.window > i; }
+        if (MODE == 2u) { ok = j != 0xffffffffu && j + p.window <= i; }
+        s[k * BC + c] = select(NEG_INF, sc, ok);
+      }
     }
-    if (tileMax > NEG_INF) {
-      let mNew = max(m, tileMax);
-      let corr = exp2(m - mNew);
-      l *= corr;
-      lw *= corr;
-      for (var v = 0u; v < NV; v++) { o[v] *= corr; }
+    var pw: array<f32, RPT>; // per-row weight of the old accumulator
+    for (var k = 0u; k < RPT; k++) {
+      var tileMax = NEG_INF;
+      for (var c = 0u; c < BC; c++) { tileMax = max(tileMax, s[k * BC + c]); }
+      let mNew = max(m[k], tileMax);
+      let corr = select(1.0, exp2(m[k] - mNew), tileMax > NEG_INF);
+      l[k] *= corr;
+      lw[k] *= corr;
+      for (var v = 0u; v < NV; v++) { o[k * NV + v] *= corr; }
       for (var c = 0u; c < BC; c++) {
-        let pc = select(0.0, exp2(s[c] - mNew), s[c] > NEG_INF);
-        l += pc;
-        if (MODE == 3u) {
-          if (kidx[c] + p.window > i) { lw += pc; }
-        } else {
-          for (var v = 0u; v < NV; v++) { o[v] += pc * vs[c * DVP + lane + v * TPR]; }
+        let pc = select(0.0, exp2(s[k * BC + c] - mNew), s[k * BC + c] > NEG_INF);
+        s[k * BC + c] = pc;
+        l[k] += pc;
+        if (MODE == 3u && kidx[c] + p.window > ipos[k]) { lw[k] += pc; }
+      }
+      if (tileMax > NEG_INF) { m[k] = mNew; }
+    }
+    if (MODE != 3u) {
+      // P V: each V vec4 read from workgroup memory serves the thread's RPT rows.
+      for (var c = 0u; c < BC; c++) {
+        for (var v = 0u; v < NV; v++) {
+          let vv = vs[c * DVP + lane + v * TPR];
+          for (var k = 0u; k < RPT; k++) { o[k * NV + v] += s[k * BC + c] * vv; }
         }
       }
-      m = mNew;
     }
   }
 
-  if (!valid) { return; }
-  if (MODE == 3u) {
-    if (lane == 0u) {
-      let k = tc / p.group;
-      let at = (head * p.nSamp + k) * 2u;
-      lse[at] = m + log2(l);
-      lse[at + 1u] = lw / l;
+  for (var k = 0u; k < RPT; k++) {
+    let t = t0 + slot + k * (QR / RPT);
+    if (t >= nAll) { continue; }
+    let head = kvh * p.group + t % p.group;
+    if (MODE == 3u) {
+      if (lane == 0u) {
+        let at = (head * p.nSamp + t / p.group) * 2u;
+        lse[at] = m[k] + log2(l[k]);
+        lse[at + 1u] = lw[k] / l[k];
+      }
+      continue;
     }
-    return;
-  }
-  let lseIdx = loc * p.nHeads + head;
-  var wOwn = 1.0 / max(l, 1e-30);
-  var wPrev = 0.0;
-  if (MODE == 1u) {
-    // out/lse hold the stripe pass's normalized result (lse = NEG_INF when it had no keys).
-    let lsePrev = lse[lseIdx];
-    let lseOwn = m + log2(l);
-    let mm = max(lsePrev, lseOwn);
-    let a = select(0.0, exp2(lsePrev - mm), lsePrev > NEG_INF);
-    let b = exp2(lseOwn - mm);
-    wPrev = a / (a + b);
-    wOwn = b / (a + b) / l;
-  }
-  if (MODE == 2u && lane == 0u) { lse[lseIdx] = select(NEG_INF, m + log2(l), l > 0.0); }
-  for (var v = 0u; v < NV; v++) {
-    let d = (lane + v * TPR) * 4u;
-    for (var c = 0u; c < 4u; c++) {
-      if (d + c < HEAD_DIM) {
-        let at = qBase + d + c;
-        var y = o[v][c] * wOwn;
-        if (MODE == 1u) { y += wPrev * out[at]; }
-        out[at] = y;
+    let lseIdx = (ipos[k] - p.pos) * p.nHeads + head;
+    var wOwn = 1.0 / max(l[k], 1e-30);
+    var wPrev = 0.0;
+    if (MODE == 1u) {
+      // out/lse hold the stripe pass's normalized result (lse = NEG_INF when it had no keys).
+      let lsePrev = lse[lseIdx];
+      let lseOwn = m[k] + log2(l[k]);
+      let mm = max(lsePrev, lseOwn);
+      let a = select(0.0, exp2(lsePrev - mm), lsePrev > NEG_INF);
+      let b = exp2(lseOwn - mm);
+      wPrev = a / (a + b);
+      wOwn = b / (a + b) / l[k];
+    }
+    if (MODE == 2u && lane == 0u) { lse[lseIdx] = select(NEG_INF, m[k] + log2(l[k]), l[k] > 0.0); }
+    for (var v = 0u; v < NV; v++) {
+      let d = (lane + v * TPR) * 4u;
+      for (var c = 0u; c < 4u; c++) {
+        if (d + c < HEAD_DIM) {
+          let at = qbase[k] + d + c;
+          var y = o[k * NV + v][c] * wOwn;
+          if (MODE == 1u) { y += wPrev * out[at]; }
+          out[at] = y;
+        }
       }
     }
   }

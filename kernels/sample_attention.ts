@@ -21,7 +21,7 @@ export class SampleKernels {
   ) {}
 
   static async create(ctx: GpuContext, dims: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<SampleKernels> {
-    const base = tilePlan(ctx, dims, opts);
+    const base = tilePlan(ctx, dims, { ...opts, tile: opts.tile ? { tpr: opts.tile.tpr } : undefined });
     // CT columns per workgroup (one per TPR lanes); QT staged q rows must fit workgroup memory.
     const ct = Math.max(1, Math.floor(Math.min(256, ctx.limits.maxComputeInvocationsPerWorkgroup) / base.tpr));
     // (tile.qr/bc tune the flash passes only; the column pass keeps 256 threads)
