@@ -11,7 +11,7 @@ import type { GpuContext } from '../src/gpu/device.ts';
 import { getPipeline } from '../src/gpu/pipelines.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import type { KvDtype } from '../src/engine/types.ts';
-import { InvalidOptionError } from '../src/errors.ts';
+import { GpuLimitError, InvalidOptionError } from '../src/errors.ts';
 import source from './attention_prefill.wgsl?raw';
 
 export type FlashMode = 'dense' | 'window' | 'stripes' | 'sample';
@@ -229,7 +229,11 @@ export class FlashAttention {
     ];
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bindAt(this.ctx, pipe, entries, `attention_${mode}`));
-    pass.dispatchWorkgroups(Math.ceil(rowsInPass * this.plan.group / this.plan.qr), nKvHeads);
+    const tiles = Math.ceil(rowsInPass * this.plan.group / this.plan.qr);
+    if (tiles > this.ctx.limits.maxComputeWorkgroupsPerDimension) {
+      throw new GpuLimitError(`attention: ${rowsInPass} rows x ${this.plan.group} heads per KV head need ${tiles} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`, { rows: rowsInPass, tiles });
+    }
+    pass.dispatchWorkgroups(tiles, nKvHeads);
   }
 }
 

@@ -102,6 +102,11 @@ export class PrefillAttention {
       FlashAttention.create(ctx, ad, sparse ? ['dense', 'window', 'stripes', 'sample'] : ['dense'], opts),
       sparse ? SampleKernels.create(ctx, ad, opts) : Promise.resolve(undefined),
     ]);
+    const tiles = Math.ceil(maxRows * flash.plan.group / flash.plan.qr);
+    if (tiles > ctx.limits.maxComputeWorkgroupsPerDimension) {
+      flash.destroy();
+      throw new GpuLimitError(`attention: maxRows ${maxRows} x ${flash.plan.group} query heads per KV head need ${tiles} workgroups per dispatch, over this GPU's ${ctx.limits.maxComputeWorkgroupsPerDimension}; use a smaller prefill chunk`, { maxRows, tiles });
+    }
     const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
     return new PrefillAttention(ctx, dims, flash, sample, params);
   }
