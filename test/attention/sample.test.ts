@@ -13,6 +13,7 @@ import { resolveAttentionOptions } from '../../src/attention/options.ts';
 import { DEFAULT_ATTENTION } from '../../src/engine/types.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { relL2 } from '../helpers/compare.ts';
+import { liveBytes } from '../../src/gpu/buffers.ts';
 
 const D = 64;
 const SPARSE = { ...DEFAULT_ATTENTION, attention: 'sample' as const, minSparseLen: 0 };
@@ -81,6 +82,14 @@ describe('SampleAttention (Dawn)', () => {
     expect(r.meanSelected).toBeGreaterThan(0.5 * (512 - Math.ceil(0.08 * 512)));
     expect(r.craAll).toBeGreaterThanOrEqual(0.92);
     expect(r.relL2).toBeLessThan(0.25);
+  });
+
+  it('releases every GPU buffer it made (scratch, stats, uniforms)', async () => {
+    const ctx = await testGpu();
+    const before = liveBytes(ctx);
+    await exactCase(4, 2, 120, 0, 0.1);
+    await runSparseCase(ctx, { seqLen: 200, nHeads: 4, nKvHeads: 2, headDim: D, kind: 'random' }, { alpha: 0.9 });
+    expect(liveBytes(ctx)).toBe(before);
   });
 
   it('rejects bad options with a typed error naming the option', () => {
