@@ -155,7 +155,10 @@ fn main(@builtin(local_invocation_index) tid: u32) {
     var hi = kmax; // count(>= kmax) >= 1; the answer is in [lo, kmax]
     while (lo < hi) {
       let mid = lo + (hi - lo + 1u) / 2u;
-      if (countAtLeast(tid, mid) >= params.topK) { lo = mid; } else { hi = mid - 1u; }
+      let c = countAtLeast(tid, mid);
+      if (c >= params.topK) { lo = mid; } else { hi = mid - 1u; }
+      // exactly topK at or above mid: that set is the top-k set (v_k >= mid > v_k+1), stop early
+      if (c == params.topK) { break; }
     }
     thresh = lo;
   }
