@@ -132,8 +132,18 @@ export class DenseEngine implements Engine {
     this.idWords = new Uint32Array(this.prefillChunk);
     this.table = new Float32Array(this.prefillChunk * this.spec.rope.rotaryDim);
     // The two plans every session uses, built now: a full chunk and one decode row.
-    this.plan(1, false);
-    if (this.prefillChunk > 1) this.plan(this.prefillChunk, false);
+    try {
+      this.plan(1, false);
+      if (this.prefillChunk > 1) this.plan(this.prefillChunk, false);
+    } catch (e) {
+      // createEngine releases the kernels, cache and activations; this releases the rest.
+      for (const p of this.plans.values()) p.destroy();
+      this.argmaxDispatch.destroy();
+      releaseBuffer(ctx, this.argmaxOut);
+      releaseBuffer(ctx, this.argmaxRead);
+      this.step.destroy();
+      throw e;
+    }
   }
 
   get kvLength(): number { return this.cache.length; }
