@@ -5,9 +5,10 @@
  * sparse, window; the K/V gather is fused into the sparse pass's tile loads).
  *   npm run bench -- bench/attention.ts [--sizes 4096,8192] [--alphas 0.95,0.8]
  *     [--inputs structured,random] [--heads 32] [--kv-heads 8] [--dim 128]
- *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT]] [--modes dense] [--json FILE]
+ *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT]] [--modes dense] [--check] [--json FILE]
  * GPU machine: npm run gpu:bundle -- bench/attention.ts, then
  *   node .gpu/attention.mjs --json $OUT/attention.json
+ * --check compares 8 rows of the dense output (every head) with an f64 CPU reference.
  * Inputs are generated for one KV group and repeated over the groups (so
  * generation stays fast at 128K). Sequences longer than --chunk rows run as
  * consecutive chunks (pos > 0), as the engine's chunked prefill does; the time
@@ -15,7 +16,7 @@
  * counts the causal work: 4 * headDim * nHeads * sum_i (i + 1).
  */
 import { getGpu } from '../src/gpu/device.ts';
-import { createBuffer, releaseBuffer, STORAGE, uploadBuffer, writeBuffer } from '../src/gpu/buffers.ts';
+import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer, writeBuffer } from '../src/gpu/buffers.ts';
 import { timeGpu, type GpuTimer } from '../src/gpu/timing.ts';
 import { PrefillAttention } from '../src/attention/index.ts';
 import { syntheticQkv } from '../src/attention/synthetic.ts';
@@ -25,7 +26,7 @@ import { adapterRecord, benchArgs, finish } from './common.ts';
 const args = benchArgs({
   sizes: { type: 'string' }, alphas: { type: 'string' }, inputs: { type: 'string' }, heads: { type: 'string' },
   'kv-heads': { type: 'string' }, dim: { type: 'string' }, chunk: { type: 'string' }, iters: { type: 'string' },
-  tile: { type: 'string' }, modes: { type: 'string' },
+  tile: { type: 'string' }, modes: { type: 'string' }, check: { type: 'boolean' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -95,9 +96,12 @@ for (const seqLen of sizes) {
     for (let i = 0; i < seqLen; i++) causal += i + 1;
     const flops = 4 * headDim * nHeads * causal;
     const dense = await run({ ...DEFAULT_ATTENTION, attention: 'dense' });
+    // --check: 8 rows of the last chunk's dense output (every head) against an f64 CPU softmax.
+    const checkErr = args.check ? await checkRows(out, chunks[chunks.length - 1], gen, rowW) : undefined;
+    if (checkErr !== undefined) console.log(`check S=${seqLen} ${input}: dense max abs error over 8 rows ${checkErr.toExponential(2)}`);
     const tflops = flops / (dense.ms * 1e-3) / 1e12;
     rows.push([seqLen, input, 'dense', '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
-    results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops });
+    results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
     for (const alpha of denseOnly ? [] : alphas) {
       const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0 });
       const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
@@ -107,6 +111,36 @@ for (const seqLen of sizes) {
     for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
   }
   attn.destroy();
+}
+
+/** Max abs error of 8 spread rows of `out` (the chunk's dense result) vs an f64 reference (K/V of one group, repeated). */
+async function checkRows(out: GPUBuffer, c: { pos: number; rows: number }, gen: { q: Float32Array; k: Float32Array; v: Float32Array }, rowW: number): Promise<number> {
+  const got = await readF32(ctx, out, c.rows * rowW);
+  let worst = 0;
+  for (let t = 0; t < 8; t++) {
+    const r = Math.min(c.rows - 1, Math.floor(((t + 0.5) * c.rows) / 8) + (t === 7 ? c.rows : 0));
+    const i = c.pos + r;
+    for (let h = 0; h < nHeads; h++) {
+      const qb = (i * group + (h % group)) * headDim;
+      const s = new Float64Array(i + 1);
+      let m = -Infinity;
+      for (let j = 0; j <= i; j++) {
+        let d = 0;
+        for (let e = 0; e < headDim; e++) d += gen.q[qb + e] * gen.k[j * headDim + e];
+        s[j] = d / Math.sqrt(headDim);
+        m = Math.max(m, s[j]);
+      }
+      let l = 0;
+      const acc = new Float64Array(headDim);
+      for (let j = 0; j <= i; j++) {
+        const p = Math.exp(s[j] - m);
+        l += p;
+        for (let e = 0; e < headDim; e++) acc[e] += p * gen.v[j * headDim + e];
+      }
+      for (let e = 0; e < headDim; e++) worst = Math.max(worst, Math.abs(acc[e] / l - got[r * rowW + h * headDim + e]));
+    }
+  }
+  return worst;
 }
 
 finish({
