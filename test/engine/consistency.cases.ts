@@ -14,7 +14,9 @@ import { readModel } from '../../src/loader/model.ts';
 import { loadWeights } from '../../src/loader/weights.ts';
 import { readWeightF32 } from '../../src/loader/readback.ts';
 import type { GpuWeight } from '../../src/loader/formats.ts';
-import { ContextOverflowError, InvalidOptionError } from '../../src/errors.ts';
+import { ConfigError, ContextOverflowError, InvalidOptionError } from '../../src/errors.ts';
+import { SHAPES, syntheticSpec, syntheticWeights } from '../../src/engine/synthetic.ts';
+import { releaseWeight } from '../../src/engine/weights.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 const DIR = `${FIXTURES}golden/internlm2-tiny`;
@@ -91,6 +93,22 @@ export function consistencyCases(): void {
       expect(e.kvLength).toBe(10);
     });
 
+    it('weights split in row parts (embedding, LM head, linears) give the same logits', async () => {
+      const ctx = await testGpu();
+      const fs = nodeSource(DIR);
+      const model = await readModel(fs);
+      const weights = await loadWeights(ctx, fs, model.spec, model.plan, { format: 'f32', maxPartBytes: 64 * 1024 });
+      expect(weights.get('lmHead')!.parts.length).toBeGreaterThan(1);
+      expect(weights.get('embed')!.parts.length).toBeGreaterThan(1);
+      const e = await createEngine(ctx, { spec: model.spec, weights, contextLength: 64, prefillChunk: 64, attention: { attention: 'dense' } });
+      engines.push(e);
+      const got = (await e.prefill(ids, { allLogits: true })).logits!;
+      reference ??= (await (await open({ prefillChunk: 64 })).prefill(ids, { allLogits: true })).logits!;
+      assertClose(got, reference, 'split weights', 1e-4, 1e-6);
+      await e.decodeStep(ids[0]);
+      expect((await e.readLogits()).every(Number.isFinite)).toBe(true);
+    }, 300_000);
+
     // Quantized weights end to end (embedding gather, every linear, the LM head):
     // the same logits as an engine holding their dequantized values in f32.
     for (const format of ['q8', 'q4'] as const) {
@@ -124,6 +142,19 @@ export function consistencyCases(): void {
       // Dense below minSparseLen: the same engine, a short prompt, reports dense.
       e.truncate(0);
       expect((await e.prefill(ids.slice(0, 8))).sparsity?.mode).toBe('dense');
+    }, 300_000);
+
+    it('a missing weight is a ConfigError naming it, and leaves nothing allocated', async () => {
+      const ctx = await testGpu();
+      const spec = syntheticSpec({ ...SHAPES.tiny, nLayers: 1 });
+      const weights = await syntheticWeights(ctx, spec, { format: 'f32' });
+      releaseWeight(ctx, weights.get('finalNorm')!);
+      weights.delete('finalNorm');
+      const live = liveBytes(ctx);
+      await expect(createEngine(ctx, { spec, weights, contextLength: 32, prefillChunk: 8 })).rejects.toThrow(ConfigError);
+      await expect(createEngine(ctx, { spec, weights, contextLength: 32, prefillChunk: 8 })).rejects.toThrow(/finalNorm/);
+      expect(liveBytes(ctx)).toBe(live);
+      for (const w of weights.values()) releaseWeight(ctx, w);
     }, 300_000);
 
     it('top-k on the GPU agrees with the logits', async () => {
