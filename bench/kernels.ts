@@ -2,6 +2,7 @@
  * bench/kernels: kernel throughput at LLM shapes (Node + Dawn).
  *   npm run bench -- bench/kernels.ts [--json FILE] [--m 4096] [--prefill NxK,...]
  *     [--matvec OUTxIN,...] [--formats f32,f16,q8,q4] [--group 32] [--no-sweep]
+ *     [--check] [--no-prefill] [--no-matvec]
  * On the GPU machine: npm run gpu:bundle -- bench/kernels.ts, then
  *   source .gpu/setup.sh && node .gpu/kernels.mjs --json $OUT/kernels.json
  *
@@ -14,23 +15,25 @@
  *   working set exceeds the L2 cache (every read comes from DRAM). With
  *   --sweep (default on a real GPU) the GEMM tunables (first prefill shape)
  *   and the matrix-vector tunables are swept.
+ * --check compares every swept GEMM variant's output with the default's.
  * Median of 5 timed runs after 2 warm-ups; timestamp queries when present.
  * A failing row prints its error and the run goes on.
  */
 import { getGpu, type GpuContext } from '../src/gpu/device.ts';
-import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
+import { createBuffer, readF32, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import { timeGpu } from '../src/gpu/timing.ts';
 import { packedBytes, scaleBytes, type GpuWeight, type WeightFormat } from '../src/loader/formats.ts';
 import { f32ToF16 } from '../src/loader/quant.ts';
 import { Rng } from '../src/util/rng.ts';
 import { MatmulF32 } from '../kernels/matmul.ts';
-import { DEFAULT_GEMM, DEFAULT_GEMV, LinearKernels, type GemmConfig, type GemvConfig } from '../kernels/linear.ts';
+import { DEFAULT_GEMM, DEFAULT_GEMV, gemmSmemBytes, LinearKernels, type GemmConfig, type GemvConfig } from '../kernels/linear.ts';
 import type { Dispatch } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 
 const args = benchArgs({
   m: { type: 'string' }, prefill: { type: 'string' }, matvec: { type: 'string' },
   formats: { type: 'string' }, group: { type: 'string' }, 'no-sweep': { type: 'boolean' }, sweep: { type: 'boolean' },
+  check: { type: 'boolean' }, 'no-prefill': { type: 'boolean' }, 'no-matvec': { type: 'boolean' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -131,6 +134,30 @@ async function row(name: string, fn: () => Promise<void>): Promise<void> {
 
 // ---- prefill: GEMM ------------------------------------------------------------
 
+/** First prefill result per format and shape (all inputs are deterministic), to check the swept variants against. */
+const prefillRef = new Map<string, Float32Array>();
+const SAMPLE = 1 << 16; // f32 of y compared (spread over the rows)
+
+/** Max |y - first y| over a strided sample of y for this format and shape (0 on the first call). */
+async function checkPrefill(key: string, y: GPUBuffer, total: number): Promise<number> {
+  const all = await readF32(ctx, y, total);
+  const step = Math.max(1, Math.floor(total / SAMPLE));
+  const got = new Float32Array(Math.min(SAMPLE, total));
+  for (let i = 0; i < got.length; i++) got[i] = all[i * step];
+  const ref = prefillRef.get(key);
+  if (!ref) {
+    prefillRef.set(key, got);
+    return 0;
+  }
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < got.length; i++) {
+    err = Math.max(err, Math.abs(got[i] - ref[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  return err / Math.max(scale, 1e-30);
+}
+
 async function prefill(lin: LinearKernels, tag: string, shapes: [number, number][], fmts: WeightFormat[], full: boolean): Promise<void> {
   const mm = await MatmulF32.create(ctx);
   for (const [n, k] of shapes) {
@@ -157,8 +184,11 @@ async function prefill(lin: LinearKernels, tag: string, shapes: [number, number]
           const d = lin.prepare({ x, w: w.w, y, rows: M });
           try {
             const t = await time([d], 'linear_gemm');
-            rows.push([`linear_gemm ${tag}`, format, `${M}x${n}x${k}`, `${t.ms.toFixed(3)} ms`, (flops / t.ms / 1e9).toFixed(2), '']);
-            results.push({ kernel: 'linear_gemm', config: tag, format, group: GROUP, m: M, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9 });
+            // (--check: the readbacks seemed to slow the later matrix-vector rows on the H100.)
+            const relErr = args.check ? await checkPrefill(`${format} ${n}x${k}`, y, M * n) : 0;
+            const bad = relErr > 1e-5 ? ` WRONG (rel err ${relErr.toExponential(2)})` : '';
+            rows.push([`linear_gemm ${tag}${bad}`, format, `${M}x${n}x${k}`, `${t.ms.toFixed(3)} ms`, (flops / t.ms / 1e9).toFixed(2), '']);
+            results.push({ kernel: 'linear_gemm', config: tag, format, group: GROUP, m: M, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9, relErr });
           } finally {
             d.destroy();
             for (const b of w.buffers) releaseBuffer(ctx, b);
@@ -236,35 +266,41 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
   }
 }
 
-const tagOf = (g: GemvConfig) => `tk${g.tk} rpt${g.rpt} ng${g.ng} u${g.unroll}`;
+const tagOf = (g: GemvConfig) => `tk${g.tk} rpt${g.rpt} ng${g.ng} u${g.unroll}${g.word ? ' word' : ''}`;
+const gemmTag = (g: GemmConfig) => `bk${g.bk}${g.prefetch ? ' prefetch' : ''}${(g.nbuf ?? 1) === 2 ? ' nbuf2' : ''}${g.masked ? ' masked' : ''}`;
 
 async function main(c: GpuContext): Promise<void> {
   const lin = await LinearKernels.create(c);
-  const g = DEFAULT_GEMM;
-  await prefill(lin, `bk${g.bk}${g.prefetch ? ' prefetch' : ''}`, prefillShapes, formats, true);
+  if (!args['no-prefill']) await prefill(lin, gemmTag(lin.gemmConfig), prefillShapes, formats, true);
   const d = DEFAULT_GEMV;
-  await matvec(lin, d, tagOf(d), formats);
-  await matvec(lin, d, tagOf(d), formats.filter((f) => f === 'q4' || f === 'f16'), true);
-  // Few rows (short prompts, batched decode): matrix-vector up to 8 rows vs the GEMM, to place gemvMaxRows.
-  for (const nRows of [2, 4, 8]) await matvec(lin, d, `${tagOf(d)} rows ${nRows}`, ['q4', 'f16'], false, nRows, matvecShapes.slice(0, 1));
-  const gemmOnly = await LinearKernels.create(c, { gemvMaxRows: 0 });
-  for (const nRows of [8, 32]) await matvec(gemmOnly, undefined, `rows ${nRows}`, ['q4', 'f16'], false, nRows, matvecShapes.slice(0, 1));
-  gemmOnly.destroy();
+  if (!args['no-matvec']) await matvec(lin, d, tagOf(d), formats);
+  if (!args['no-matvec']) {
+    await matvec(lin, d, tagOf(d), formats.filter((f) => f === 'q4' || f === 'f16'), true);
+    // Few rows (short prompts, batched decode): matrix-vector up to 8 rows vs the GEMM, to place gemvMaxRows.
+    for (const nRows of [2, 4, 8]) await matvec(lin, d, `${tagOf(d)} rows ${nRows}`, ['q4', 'f16'], false, nRows, matvecShapes.slice(0, 1));
+    const gemmOnly = await LinearKernels.create(c, { gemvMaxRows: 0 });
+    for (const nRows of [8, 32]) await matvec(gemmOnly, undefined, `rows ${nRows}`, ['q4', 'f16'], false, nRows, matvecShapes.slice(0, 1));
+    gemmOnly.destroy();
+  }
   lin.destroy();
   if (sweep) {
-    for (const gemm of [{ bk: 8, prefetch: true }, { bk: 16, prefetch: false }, { bk: 8, prefetch: false }] as GemmConfig[]) {
+    const gemms: GemmConfig[] = [{ bk: 16, prefetch: false }, { bk: 32, prefetch: true }, { bk: 8, prefetch: true }];
+    for (const gemm of args['no-prefill'] ? [] : gemms) {
+      if (gemmSmemBytes(gemm) > c.limits.maxComputeWorkgroupStorageSize) continue;
       const l = await LinearKernels.create(c, { gemm });
-      await prefill(l, `bk${gemm.bk}${gemm.prefetch ? ' prefetch' : ''}`, prefillShapes.slice(0, 1), formats.filter((f) => f !== 'q8'), false);
+      await prefill(l, gemmTag(gemm), prefillShapes.slice(0, 1), formats.filter((f) => f !== 'q8'), false);
       l.destroy();
     }
-    const configs: GemvConfig[] = [
-      { tk: 32, rpt: 4, ng: 4, unroll: 1 }, { tk: 32, rpt: 2, ng: 4, unroll: 2 }, { tk: 32, rpt: 4, ng: 2, unroll: 2 },
-      { tk: 64, rpt: 2, ng: 4, unroll: 2 }, { tk: 16, rpt: 4, ng: 8, unroll: 2 }, { tk: 8, rpt: 4, ng: 16, unroll: 2 },
-      { tk: 32, rpt: 8, ng: 2, unroll: 1 }, { tk: 32, rpt: 2, ng: 8, unroll: 4 },
+    const configs: GemvConfig[] = args['no-matvec'] ? [] : [
+      { tk: 32, rpt: 2, ng: 4, unroll: 2 }, { tk: 32, rpt: 2, ng: 4, unroll: 4 }, { tk: 32, rpt: 4, ng: 4, unroll: 4 },
+      { tk: 32, rpt: 8, ng: 2, unroll: 2 }, { tk: 64, rpt: 4, ng: 2, unroll: 2 }, { tk: 16, rpt: 4, ng: 4, unroll: 2 },
+      { tk: 64, rpt: 8, ng: 2, unroll: 2 }, { tk: 32, rpt: 4, ng: 2, unroll: 2 },
+      { tk: 32, rpt: 4, ng: 4, unroll: 4, word: true }, { tk: 32, rpt: 8, ng: 2, unroll: 4, word: true },
+      { tk: 64, rpt: 4, ng: 2, unroll: 4, word: true },
     ];
     for (const cfg of configs) {
       const l = await LinearKernels.create(c, { gemv: cfg });
-      await matvec(l, cfg, tagOf(cfg), formats.filter((f) => f === 'q4' || f === 'f16'));
+      await matvec(l, cfg, tagOf(cfg), formats.filter((f) => cfg.word ? f === 'q4' || f === 'q8' : f === 'q4' || f === 'f16'));
       l.destroy();
     }
   }

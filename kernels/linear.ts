@@ -28,6 +28,7 @@ import { InvalidOptionError } from '../src/errors.ts';
 import gemmSrc from './linear_gemm.wgsl?raw';
 import gemvSrc from './linear_gemv.wgsl?raw';
 import gemvAnySrc from './linear_gemv_any.wgsl?raw';
+import gemvWordSrc from './linear_gemv_word.wgsl?raw';
 import gemvCommonSrc from './linear_gemv_common.wgsl?raw';
 import f32Src from './linear_f32.wgsl?raw';
 import f16Src from './linear_f16.wgsl?raw';
@@ -64,11 +65,19 @@ export interface GateUpArgs {
   rows: number;
 }
 
-/** Tunables of the matrix-vector kernel (threads per row along K, rows per thread, thread groups per workgroup). */
-export interface GemvConfig { tk: number; rpt: number; ng: number; unroll: number }
+/**
+ * Tunables of the matrix-vector kernel (threads per row along K, rows per
+ * thread, thread groups per workgroup, chunks in flight per row and thread);
+ * word: q8/q4 stream single words (linear_gemv_word.wgsl) instead of 16-byte chunks.
+ */
+export interface GemvConfig { tk: number; rpt: number; ng: number; unroll: number; word?: boolean }
 
-/** Tunables of the GEMM: K step (8 or 16) and register prefetch of the next tile. */
-export interface GemmConfig { bk: 8 | 16; prefetch: boolean }
+/**
+ * Tunables of the GEMM: K step (8, 16 or 32), register prefetch of the next
+ * tile, double-buffered workgroup tiles (nbuf 2), and power-of-two tile
+ * arrays with masked indices (masked); see gemmSmemBytes.
+ */
+export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean; nbuf?: 1 | 2; masked?: boolean }
 
 export interface LinearOptions {
   /** Largest row count that runs the matrix-vector kernel (default 8, at most 8). */
@@ -77,7 +86,7 @@ export interface LinearOptions {
   gemm?: GemmConfig;
 }
 
-export const DEFAULT_GEMM: GemmConfig = { bk: 16, prefetch: true };
+export const DEFAULT_GEMM: GemmConfig = { bk: 16, prefetch: true, nbuf: 1 };
 
 export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2 };
 const GEMM_TILE = 128;
@@ -101,10 +110,19 @@ export class LinearKernels {
   private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
     this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
     this.gemv = opts.gemv ?? DEFAULT_GEMV;
-    // BK = 16 stages 2 x 16 x 33 vec4 (16.5 KiB): above WebGPU's default 16 KiB of workgroup memory.
-    const smallSmem = ctx.limits.maxComputeWorkgroupStorageSize < 2 * 16 * 33 * 16;
-    this.gemm = opts.gemm ?? (smallSmem ? { ...DEFAULT_GEMM, bk: 8 } : DEFAULT_GEMM);
-    if (this.gemm.bk !== 8 && this.gemm.bk !== 16) throw new InvalidOptionError('gemm.bk', `must be 8 or 16 (got ${this.gemm.bk})`);
+    // Workgroup memory: 2 tiles x nbuf x bk x 33 vec4. BK 16 single-buffered (16.5 KiB) is
+    // already above WebGPU's default 16 KiB, so small limits fall back to BK 8.
+    const smem = ctx.limits.maxComputeWorkgroupStorageSize;
+    const fallbacks: GemmConfig[] = [DEFAULT_GEMM, { bk: 8, prefetch: true, nbuf: 1 }];
+    this.gemm = opts.gemm ?? fallbacks.find((g) => gemmSmemBytes(g) <= smem) ?? fallbacks[fallbacks.length - 1];
+    const { bk } = this.gemm;
+    if (bk !== 8 && bk !== 16 && bk !== 32) throw new InvalidOptionError('gemm.bk', `must be 8, 16 or 32 (got ${bk})`);
+    if (this.gemm.nbuf !== undefined && this.gemm.nbuf !== 1 && this.gemm.nbuf !== 2) {
+      throw new InvalidOptionError('gemm.nbuf', `must be 1 or 2 (got ${this.gemm.nbuf})`);
+    }
+    if (gemmSmemBytes(this.gemm) > smem) {
+      throw new InvalidOptionError('gemm', `bk ${bk} nbuf ${this.gemm.nbuf ?? 1} needs ${gemmSmemBytes(this.gemm)} bytes of workgroup memory, the device allows ${smem}`);
+    }
     const { tk, rpt, ng, unroll } = this.gemv;
     if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && ng % 2 === 0 && rpt <= tk && tk * ng <= 256)) {
       throw new InvalidOptionError('gemv', `tk, rpt, ng, unroll must be positive, ng even, rpt <= tk, tk * ng <= 256 (got ${tk}, ${rpt}, ${ng}, ${unroll})`);
@@ -113,7 +131,12 @@ export class LinearKernels {
 
   static async create(ctx: GpuContext, opts: LinearOptions = {}): Promise<LinearKernels> {
     const dummy = createBuffer(ctx, 16, STORAGE.rw, 'linear_dummy');
-    return new LinearKernels(ctx, dummy, opts);
+    try {
+      return new LinearKernels(ctx, dummy, opts);
+    } catch (e) {
+      releaseBuffer(ctx, dummy);
+      throw e;
+    }
   }
 
   /** y = x W^T (+ bias). */
@@ -148,6 +171,11 @@ export class LinearKernels {
     return this.build({ ...a, bias: undefined }, inDim, f, pieces, true);
   }
 
+  /** The GEMM configuration in use (the default may fall back to fit the device's workgroup memory). */
+  get gemmConfig(): GemmConfig {
+    return this.gemm;
+  }
+
   /** Releases the kernels' own buffer (prepared dispatches release theirs). */
   destroy(): void {
     releaseBuffer(this.ctx, this.dummy);
@@ -174,16 +202,23 @@ export class LinearKernels {
     let pipeline: GPUComputePipeline;
     let perWg: number;
     if (gemv) {
-      const vec = inDim % (4 * epw) === 0 && group % (4 * epw) === 0 && xOffElems % 4 === 0;
+      // (group is 1 for f32/f16: no scales, nothing to align.)
+      const vec = inDim % (4 * epw) === 0 && (!quant || group % (4 * epw) === 0) && xOffElems % 4 === 0;
       const { tk, rpt, ng, unroll } = this.gemv;
+      // Word path: q8/q4 with whole words per row and group, x in vec4.
+      const word = this.gemv.word === true && quant && inDim % epw === 0 && group % epw === 0 && xOffElems % 4 === 0;
       const head = `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n`;
-      pipeline = this.pipeline(`linear_gemv${vec ? '' : '_any'}_${fmt}`,
-        head + FORMAT_SRC[fmt] + gemvCommonSrc + (vec ? gemvSrc : gemvAnySrc),
+      const kind = word ? '_word' : vec ? '' : '_any';
+      pipeline = this.pipeline(`linear_gemv${kind}_${fmt}`,
+        head + FORMAT_SRC[fmt] + gemvCommonSrc + (word ? gemvWordSrc : vec ? gemvSrc : gemvAnySrc),
         { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 });
       perWg = gateUp ? (ng * rpt) / 2 : ng * rpt;
     } else {
-      const wordPath = inDim % epw === 0 && group % epw === 0;
-      pipeline = this.pipeline(`linear_gemm_${fmt}`, `const BK: u32 = ${this.gemm.bk}u;\n` + FORMAT_SRC[fmt] + gemmSrc,
+      const wordPath = inDim % epw === 0 && (!quant || group % epw === 0);
+      const g = this.gemm;
+      const head = `const BK: u32 = ${g.bk}u;\nconst NBUF: u32 = ${g.nbuf ?? 1}u;\nconst ASIZE: u32 = ${gemmArrayVec4(g)}u;\n` +
+        `const MASKED: bool = ${g.masked === true};\n`;
+      pipeline = this.pipeline(`linear_gemm_${fmt}`, head + FORMAT_SRC[fmt] + gemmSrc,
         { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0, WORD_PATH: wordPath ? 1 : 0, PREFETCH: this.gemm.prefetch ? 1 : 0 });
       perWg = gateUp ? GEMM_TILE / 2 : GEMM_TILE;
     }
@@ -238,6 +273,17 @@ export class LinearKernels {
     }
     return p;
   }
+}
+
+/** vec4 per staged array (x or W) of a GEMM configuration: nbuf tiles of bk x 33, to a power of two when masked. */
+function gemmArrayVec4(g: GemmConfig): number {
+  const n = (g.nbuf ?? 1) * g.bk * 33;
+  return g.masked ? 2 ** Math.ceil(Math.log2(n)) : n;
+}
+
+/** Workgroup memory of a GEMM configuration (both staged arrays). */
+export function gemmSmemBytes(g: GemmConfig): number {
+  return 2 * gemmArrayVec4(g) * 16;
 }
 
 function partOf(w: GpuWeight, row: number): GpuWeightPart {

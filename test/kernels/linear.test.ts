@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { caseName, LINEAR_CASES, makeWeight, runLinearCase, type LinearCase } from '../cases/linear.ts';
-import { LinearKernels, linearRef } from '../../kernels/linear.ts';
+import { gemmSmemBytes, LinearKernels, linearRef, type GemmConfig } from '../../kernels/linear.ts';
 import { createBuffer, liveBytes, readF32, releaseBuffer, STORAGE, writeBuffer } from '../../src/gpu/buffers.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
@@ -32,6 +32,7 @@ describe('linear kernels (Dawn)', () => {
     const ctx = await testGpu();
     const configs = [
       { tk: 8, rpt: 2, ng: 2, unroll: 1 }, { tk: 16, rpt: 4, ng: 8, unroll: 2 }, { tk: 64, rpt: 2, ng: 4, unroll: 4 },
+      { tk: 32, rpt: 4, ng: 2, unroll: 4, word: true }, { tk: 8, rpt: 8, ng: 2, unroll: 3, word: true },
     ];
     for (const gemv of configs) {
       const lin = await LinearKernels.create(ctx, { gemv });
@@ -43,9 +44,16 @@ describe('linear kernels (Dawn)', () => {
     }
   });
 
-  it('GEMM tunables (K step 8, no prefetch) give the same results', async () => {
+  it('GEMM tunables (K step 8/16/32, no prefetch, double-buffered tiles) give the same results', async () => {
     const ctx = await testGpu();
-    for (const gemm of [{ bk: 8, prefetch: true }, { bk: 16, prefetch: false }] as const) {
+    const smem = ctx.limits.maxComputeWorkgroupStorageSize;
+    const configs: GemmConfig[] = [{ bk: 8, prefetch: true }, { bk: 16, prefetch: false }, { bk: 8, prefetch: true, nbuf: 2 },
+      { bk: 32, prefetch: true }, { bk: 16, prefetch: true, nbuf: 2 }];
+    // Configurations above this device's workgroup memory are refused (the GPU machine sweeps them).
+    const before = liveBytes(ctx);
+    await expect(LinearKernels.create(ctx, { gemm: { bk: 32, prefetch: true, nbuf: 2 } })).rejects.toThrow(/workgroup memory/);
+    expect(liveBytes(ctx)).toBe(before);
+    for (const gemm of configs.filter((g) => gemmSmemBytes(g) <= smem)) {
       const lin = await LinearKernels.create(ctx, { gemm });
       try {
         for (const c of GEMM_CASES) expect(await runLinearCase(ctx, c, 6, lin)).toBeLessThan(1e-4);
