@@ -62,9 +62,10 @@ describe('SampleAttention (Dawn)', () => {
       expect(Math.abs(r.needleRatio! - 1)).toBeLessThanOrEqual(0.25);
       expect(r.areaFraction).toBeLessThan(0.5); // it is sparse
     }
+    // Issue 6's kernel-level bars (default 4-row sample blocks; 16-row blocks measured 0.080 at 0.99).
     expect(a95.relL2).toBeLessThanOrEqual(0.12);
-    // Issue 6 asks <= 0.05 at alpha 0.99; this generator measures ~0.08 (see the report).
-    expect(a99.relL2).toBeLessThanOrEqual(Math.min(0.1, a95.relL2 + 1e-3));
+    expect(a99.relL2).toBeLessThanOrEqual(0.05);
+    expect(a99.relL2).toBeLessThan(a95.relL2);
   });
 
   it('chunk at pos > 0: the chunk rows against all earlier keys', async () => {
