@@ -59,17 +59,18 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
     while (tpr < 4 && tpr * 2 <= dv4) tpr *= 2;
   }
   // Wide heads on subgroups of >= 8 lanes: 8 lanes per row (4 vec4s of q/o each) and 2 rows per
-  // thread in 128-row workgroups with 16-key tiles (H100, D=128, S=16K: 20.3 TFLOP/s vs 11.3 for
-  // 64x4x32x1; fewer registers per row leave room for RPT=2 without spilling).
+  // thread in 64-row workgroups with 16-key tiles (H100, D=128, S=16K: 22.5 TFLOP/s vs 11.3 for
+  // 64x4x32x1; 128x8x16x2 gave 20.3 in dense but its 512 threads leave <= 128 registers per
+  // thread and the window pass ran 2.5x slower than 64x4x32x1).
   const wide = useSg && opts.tile?.tpr === undefined && dv4 >= 24 && subgroupMin(ctx) >= 8
-    && 512 <= ctx.limits.maxComputeInvocationsPerWorkgroup;
+    && 256 <= ctx.limits.maxComputeInvocationsPerWorkgroup;
   if (wide) tpr = 8;
   const nv = Math.ceil(dv4 / tpr);
   const dvp = nv * tpr;
   const maxThreads = ctx.limits.maxComputeInvocationsPerWorkgroup;
   const rpt = opts.tile?.rpt ?? (wide && opts.tile?.qr === undefined ? 2 : 1);
   if (![1, 2, 4].includes(rpt)) bad('rpt', `must be 1, 2 or 4, got ${rpt}`);
-  let qr = wide && opts.tile?.rpt === undefined ? 128 : rpt * Math.max(1, Math.min(64, Math.floor(Math.min(256, maxThreads) / tpr)));
+  let qr = wide && opts.tile?.rpt === undefined ? 64 : rpt * Math.max(1, Math.min(64, Math.floor(Math.min(256, maxThreads) / tpr)));
   if (opts.tile?.qr !== undefined) {
     qr = opts.tile.qr;
     if (!Number.isInteger(qr) || qr < rpt || qr % rpt !== 0 || (qr / rpt) * tpr > maxThreads) {
