@@ -61,7 +61,10 @@
  * retrieval (strong sink, needle), diffuse. Values copy identity (W_v random,
  * W_o = gain * W_v^T), FFNs are random and small, the LM head maps identity
  * of token t to logit of sigma(t) (a fixed permutation), so greedy decoding
- * walks a deterministic chain, shifted by what attention copies.
+ * walks a deterministic chain, shifted by what attention copies. Measured
+ * through the engine (4-32 layers, 300 tokens): argmax = sigma(current token)
+ * at ~97-100% of rows with a mean top-2 gap of ~4-7 logits, and at the end of
+ * a needle prompt the prediction is sigma(needle token), not sigma(question).
  */
 export type Family = 'chatglm2' | 'internlm2';
 
@@ -85,7 +88,13 @@ export interface StructuredOptions {
   diffuseHeads?: number;
   /** Multiplies every planted score (sink, band, stripe, needle). Default 1. */
   sharpness?: number;
-  /** rms of each sublayer's output relative to the residual (rho). Default 0.1. */
+  /**
+   * rms of each sublayer's output relative to the residual (rho). Default
+   * 0.8 / nLayers: what attention copies adds up coherently over the layers
+   * (stripe tokens are attended everywhere), so the total must stay below the
+   * current token's identity; past ~1 / nLayers the LM head collapses onto
+   * one stripe token's successor (measured on 4-32 layer models).
+   */
   residualScale?: number;
   /** Shard size in bytes for the safetensors output. Default 2 GiB (one file below it). */
   shardBytes?: number;
@@ -146,9 +155,10 @@ export interface Resolved extends Required<Omit<StructuredOptions, 'headDim'>> {
 
 export function resolveOptions(o: StructuredOptions): Resolved {
   const headDim = o.family === 'internlm2' ? o.dim / o.nHeads : (o.headDim ?? o.dim / o.nHeads);
+  const given = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as StructuredOptions;
   const r: Resolved = {
     dtype: 'BF16', seed: 1, contextLength: 131072, retrievalHeads: 0.25, diffuseHeads: 0.1, sharpness: 1,
-    residualScale: 0.1, shardBytes: 2 * 1024 ** 3, ...o, headDim,
+    residualScale: 0.8 / o.nLayers, shardBytes: 2 * 1024 ** 3, ...given, headDim,
   };
   const bad = (why: string) => { throw new RangeError(`structured synthetic model: ${why}`); };
   for (const k of ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize'] as const) {
