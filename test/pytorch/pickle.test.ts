@@ -55,6 +55,24 @@ describe('restricted unpickler', () => {
     expect(unpickleStateDict(oneTensor([], []), 't').tensors[0].tensor.shape).toEqual([]);
   });
 
+  it('reads the model.state_dict() form: OrderedDict with _metadata (BUILD), _rebuild_parameter, memo, LONG1 sizes', () => {
+    const long1 = (n: number) => { const b: number[] = []; let x = n; while (x > 0) { b.push(x % 256); x = Math.floor(x / 256); } if (b[b.length - 1] & 0x80) b.push(0); return [0x8a, b.length, ...b]; };
+    const rows = 750_000;
+    const big = rows * 4096; // elements: past BININT, pickled as LONG1
+    const bytes = pk(
+      0x80, 2, 'ccollections\nOrderedDict\n', 'q', 0, ')', 'R', 'q', 1, '(',
+      ...str('emb'), 'ctorch._utils\n_rebuild_parameter\n', '(',
+      'ctorch._utils\n_rebuild_tensor_v2\n', '(',
+      '(', ...str('storage'), 'ctorch\nBFloat16Storage\n', ...str('0'), ...str('cuda:0'), long1(big), 't', 'Q',
+      'K', 0, '(', long1(rows), 'M', [0, 16], 't', '(', 'M', [0, 16], 'K', 1, 't', 0x89, 'h', 0, ')', 'R', 't', 'R',
+      0x88, 'h', 0, ')', 'R', 't', 'R',
+      'u',
+      '}', '(', ...str('_metadata'), 'h', 0, ')', 'R', '(', ...str(''), '}', ...str('version'), 'K', 1, 's', 'u', 'u', 'b', '.',
+    );
+    const sd = unpickleStateDict(bytes, 'sd.bin');
+    expect(sd.tensors.map((t) => [t.name, t.tensor.shape, t.tensor.storage.dtype, t.tensor.storage.numel])).toEqual([['emb', [rows, 4096], 'BF16', big]]);
+  });
+
   it('refuses globals outside the allowlist, naming them, however they are spelled', () => {
     const calls: [string, Uint8Array][] = [
       ['posix.system', pk(0x80, 2, 'cposix\nsystem\n', ...str('echo hi'), 0x85, 'R', '.')],
