@@ -13,6 +13,13 @@
  *   InternLM2 attention.wqkv: per KV group g, its nHeads/nKvHeads query heads,
  *   then K_g, then V_g (D rows each); ChatGLM2 query_key_value: all Q heads,
  *   then all K, then all V; dense_h_to_4h: gate rows then up rows.
+ *
+ * Usage (a TTFT benchmark at the InternLM2-7B shape, nothing on disk):
+ *   const src = structuredSource({ ...PRESETS['internlm2-7b'], seed: 1 });
+ *   const engine = await loadEngine(ctx, src, { weights: 'q4', contextLength: 32768 });
+ *   const { ids, needles } = syntheticPrompt({ seqLen: 32000, vocabSize: 92544, needles: 2 });
+ * Synthesis runs at ~230 MB/s of bf16 in one Node thread (the 15.5 GB 7B
+ * shape in about a minute, measured on a loaded 2-core machine).
  */
 import { f32ToF16 } from '../loader/quant.ts';
 import { INDEX_FILE, SINGLE_FILE } from '../loader/safetensors.ts';
