@@ -16,7 +16,8 @@
  *   --sweep (default on a real GPU) the GEMM tunables (first prefill shape)
  *   and the matrix-vector tunables are swept.
  * --check compares every swept GEMM variant's output with the default's.
- * Median of 5 timed runs after 2 warm-ups; timestamp queries when present.
+ * Median of 5 timed runs after 2 warm-ups (matrix-vector: 3 warm-ups, passes of
+ * ~40 GB of weight reads); timestamp queries when present.
  * A failing row prints its error and the run goes on.
  */
 import { getGpu, type GpuContext } from '../src/gpu/device.ts';
@@ -106,14 +107,14 @@ function randomWeight(format: WeightFormat, out: number, inDim: number): { w: Gp
 
 // ---- timing -----------------------------------------------------------------
 
-async function time(dispatches: Dispatch[], label: string): Promise<{ ms: number; all: number[] }> {
+async function time(dispatches: Dispatch[], label: string, warmup = 2): Promise<{ ms: number; all: number[] }> {
   ctx.device.pushErrorScope('validation');
   ctx.device.pushErrorScope('out-of-memory');
   const t = await timeGpu(ctx, (enc, pass) => {
     const p = enc.beginComputePass(pass(label));
     for (const d of dispatches) d.encode(p);
     p.end();
-  }, { warmup: 2, iters: 5 });
+  }, { warmup, iters: 5 });
   const oom = await ctx.device.popErrorScope();
   const val = await ctx.device.popErrorScope();
   if (oom || val) throw new Error((oom ?? val)!.message);
@@ -243,11 +244,13 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
           const copies = soft ? 1 : Math.max(1, Math.ceil(L2_BYTES / one.bytes));
           const ws = Array.from({ length: copies }, () => randomWeight(format, gateUp ? 2 * out : out, inDim));
           const ds = ws.map((w) => gateUp ? lin.prepareGateUp({ x, w: w.w, y, rows: nRows }) : lin.prepare({ x, w: w.w, y, rows: nRows }));
-          // Several dispatches per timed pass so launch gaps amortize.
-          const reps = soft ? 2 : Math.max(copies, 8 * Math.ceil(8 / copies) * copies);
+          // Enough dispatches per timed pass for ~40 GB of weight reads (~20 ms at 2 TB/s): with
+          // short passes (64 dispatches, 1.5 ms) the GPU idled between the awaited passes and
+          // the same kernel measured 2-4x apart from row to row (H100, 06:40-06:45 runs).
+          const reps = soft ? 2 : copies * Math.min(Math.ceil(4096 / copies), Math.max(Math.ceil(64 / copies), Math.ceil(40e9 / (one.bytes * copies))));
           const seq = Array.from({ length: reps }, (_, i) => ds[i % copies]);
           try {
-            const t = await time(seq, 'gemv');
+            const t = await time(seq, 'gemv', 3);
             const gbs = ws[0].bytes / t.ms / 1e6;
             const shape = `${nRows}x${gateUp ? 2 * out : out}x${inDim}`;
             rows.push([name, format, shape, `${(t.ms * 1e3).toFixed(1)} us`, '', gbs.toFixed(soft ? 3 : 0)]);
@@ -284,7 +287,7 @@ async function main(c: GpuContext): Promise<void> {
   }
   lin.destroy();
   if (sweep) {
-    const gemms: GemmConfig[] = [{ bk: 16, prefetch: false }, { bk: 32, prefetch: true }, { bk: 8, prefetch: true }];
+    const gemms: GemmConfig[] = [{ bk: 16, prefetch: false }];
     for (const gemm of args['no-prefill'] ? [] : gemms) {
       if (gemmSmemBytes(gemm) > c.limits.maxComputeWorkgroupStorageSize) continue;
       const l = await LinearKernels.create(c, { gemm });
@@ -292,15 +295,14 @@ async function main(c: GpuContext): Promise<void> {
       l.destroy();
     }
     const configs: GemvConfig[] = args['no-matvec'] ? [] : [
-      { tk: 32, rpt: 2, ng: 4, unroll: 2 }, { tk: 32, rpt: 2, ng: 4, unroll: 4 }, { tk: 32, rpt: 4, ng: 4, unroll: 4 },
-      { tk: 32, rpt: 8, ng: 2, unroll: 2 }, { tk: 64, rpt: 4, ng: 2, unroll: 2 }, { tk: 16, rpt: 4, ng: 4, unroll: 2 },
-      { tk: 64, rpt: 8, ng: 2, unroll: 2 }, { tk: 32, rpt: 4, ng: 2, unroll: 2 },
-      { tk: 32, rpt: 4, ng: 4, unroll: 4, word: true }, { tk: 32, rpt: 8, ng: 2, unroll: 4, word: true },
+      { tk: 32, rpt: 4, ng: 4, unroll: 1 }, { tk: 32, rpt: 2, ng: 4, unroll: 2 }, { tk: 64, rpt: 2, ng: 4, unroll: 2 },
+      { tk: 32, rpt: 8, ng: 2, unroll: 1 }, { tk: 64, rpt: 4, ng: 2, unroll: 2 }, { tk: 32, rpt: 4, ng: 4, unroll: 4 },
+      { tk: 64, rpt: 8, ng: 2, unroll: 2 }, { tk: 64, rpt: 4, ng: 2, unroll: 1 }, { tk: 128, rpt: 2, ng: 2, unroll: 2 },
       { tk: 64, rpt: 4, ng: 2, unroll: 4, word: true },
     ];
     for (const cfg of configs) {
       const l = await LinearKernels.create(c, { gemv: cfg });
-      await matvec(l, cfg, tagOf(cfg), formats.filter((f) => cfg.word ? f === 'q4' || f === 'q8' : f === 'q4' || f === 'f16'));
+      await matvec(l, cfg, tagOf(cfg), formats.filter((f) => cfg.word ? f === 'q4' : f === 'q4' || f === 'f16' || f === 'q8'));
       l.destroy();
     }
   }

@@ -28,12 +28,19 @@ fn load_w(h: u32, i: u32) -> vec4<u32> {
   return w1[i];
 }
 
-// A chunk is consumed in steps of SW words (SE elements, SV vec4 of x per
-// row): each step loads x for every row once and decodes each weight word
-// once, reused by every row of x (decode cost does not grow with ROWS).
-const SW: u32 = max(1u, 4u / EPW);
-const SE: u32 = SW * EPW;
-const SV: u32 = SE / 4u;
+// Raw dot product of one chunk of weights with 4 * EPW values of x (four
+// independent FMA chains, one per vec4 lane).
+fn dot_chunk(w: vec4<u32>, xs: array<vec4<f32>, EPW>) -> f32 {
+  var d = vec4<f32>(0.0);
+  for (var wj = 0u; wj < 4u; wj++) {
+    let v = dec_word(w[wj]);
+    for (var j = 0u; j < EPW; j++) {
+      let e = wj * EPW + j;
+      d[e % 4u] = fma(v[j], xs[e / 4u][e % 4u], d[e % 4u]);
+    }
+  }
+  return (d.x + d.y) + (d.z + d.w);
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -73,29 +80,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     for (var u = 0u; u < UNROLL; u++) {
       let cu = c0 + u * TK;
       let c = min(cu, nch - 1u);
-      var part: array<f32, ROWS * RPT>; // raw (unscaled) dot products of this chunk
-      for (var st = 0u; st < 4u / SW; st++) {
-        var xv: array<vec4<f32>, ROWS * SV>;
-        for (var r = 0u; r < ROWS; r++) {
-          let xb = p.xOff / 4u + r * k4 + c * EPW + st * SV;
-          for (var v = 0u; v < SV; v++) { xv[r * SV + v] = x[xb + v]; }
-        }
-        for (var i = 0u; i < RPT; i++) {
-          var dv: array<f32, SE>;
-          for (var sw = 0u; sw < SW; sw++) {
-            let d = dec_word(wv[u * RPT + i][st * SW + sw]);
-            for (var j = 0u; j < EPW; j++) { dv[sw * EPW + j] = d[j]; }
-          }
-          for (var r = 0u; r < ROWS; r++) {
-            var s = part[r * RPT + i];
-            for (var e = 0u; e < SE; e++) { s = fma(dv[e], xv[r * SV + e / 4u][e % 4u], s); }
-            part[r * RPT + i] = s;
-          }
-        }
-      }
       let live = cu < nch;
-      for (var q = 0u; q < ROWS * RPT; q++) {
-        acc[q] += select(0.0, part[q] * sc[u * RPT + q % RPT], live);
+      for (var r = 0u; r < ROWS; r++) {
+        var xs: array<vec4<f32>, EPW>;
+        let xb = p.xOff / 4u + r * k4 + c * EPW;
+        for (var v = 0u; v < EPW; v++) { xs[v] = x[xb + v]; }
+        for (var i = 0u; i < RPT; i++) {
+          let d = dot_chunk(wv[u * RPT + i], xs) * sc[u * RPT + i];
+          acc[r * RPT + i] += select(0.0, d, live);
+        }
       }
     }
   }
