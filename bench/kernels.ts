@@ -269,8 +269,8 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
   }
 }
 
-const tagOf = (g: GemvConfig) => `tk${g.tk} rpt${g.rpt} ng${g.ng} u${g.unroll}${g.word ? ' word' : ''}`;
-const gemmTag = (g: GemmConfig) => `bk${g.bk}${g.prefetch ? ' prefetch' : ''}${(g.nbuf ?? 1) === 2 ? ' nbuf2' : ''}${g.masked ? ' masked' : ''}`;
+const tagOf = (g: GemvConfig) => `tk${g.tk} rpt${g.rpt} ng${g.ng} u${g.unroll}${g.word ? ' word' : ''}${g.xs ? ' xs' : ''}`;
+const gemmTag = (g: GemmConfig) => `bk${g.bk}${g.prefetch ? ' prefetch' : ''}`;
 
 async function main(c: GpuContext): Promise<void> {
   const lin = await LinearKernels.create(c);
@@ -296,8 +296,9 @@ async function main(c: GpuContext): Promise<void> {
     }
     const configs: GemvConfig[] = args['no-matvec'] ? [] : [
       { tk: 32, rpt: 4, ng: 4, unroll: 1 }, { tk: 32, rpt: 2, ng: 4, unroll: 2 }, { tk: 64, rpt: 2, ng: 4, unroll: 2 },
-      { tk: 32, rpt: 8, ng: 2, unroll: 1 }, { tk: 64, rpt: 4, ng: 2, unroll: 2 }, { tk: 32, rpt: 4, ng: 4, unroll: 4 },
-      { tk: 64, rpt: 8, ng: 2, unroll: 2 }, { tk: 64, rpt: 4, ng: 2, unroll: 1 }, { tk: 128, rpt: 2, ng: 2, unroll: 2 },
+      { tk: 32, rpt: 8, ng: 2, unroll: 1 }, { tk: 64, rpt: 4, ng: 2, unroll: 2 }, { tk: 128, rpt: 2, ng: 2, unroll: 2 },
+      { tk: 32, rpt: 4, ng: 4, unroll: 2, xs: true }, { tk: 32, rpt: 4, ng: 4, unroll: 4, xs: true },
+      { tk: 64, rpt: 4, ng: 2, unroll: 2, xs: true }, { tk: 32, rpt: 8, ng: 2, unroll: 2, xs: true },
       { tk: 64, rpt: 4, ng: 2, unroll: 4, word: true },
     ];
     for (const cfg of configs) {

@@ -17,7 +17,12 @@
  * workgroup memory, so its inner loop is the same f32 8x8 register block for
  * every format (4 vec4 workgroup loads per 64 FMAs); the matrix-vector kernel
  * streams 16-byte weight chunks with every x chunk serving several rows, and
- * decodes int4/int8 without int->float conversions (see linear_q4.wgsl).
+ * decodes int4/int8 without int->float conversions (see linear_q4.wgsl)
+ * and f16 by bit moves (linear_f16.wgsl). H100 (Dawn/Vulkan), defaults:
+ * GEMM ~31 TFLOP/s f32/f16, ~29-30 q8/q4 at M = 4096; matrix-vector
+ * f16/f32 ~2.5-2.9 TB/s at 14336 x 4096. Measured slower and kept only as
+ * options for the bench sweep: GEMM bk 32, gemv word;
+ * gemv xs (x staged in workgroup memory) is not measured yet.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
@@ -29,6 +34,7 @@ import gemmSrc from './linear_gemm.wgsl?raw';
 import gemvSrc from './linear_gemv.wgsl?raw';
 import gemvAnySrc from './linear_gemv_any.wgsl?raw';
 import gemvWordSrc from './linear_gemv_word.wgsl?raw';
+import gemvXsSrc from './linear_gemv_xs.wgsl?raw';
 import gemvCommonSrc from './linear_gemv_common.wgsl?raw';
 import f32Src from './linear_f32.wgsl?raw';
 import f16Src from './linear_f16.wgsl?raw';
@@ -68,16 +74,20 @@ export interface GateUpArgs {
 /**
  * Tunables of the matrix-vector kernel (threads per row along K, rows per
  * thread, thread groups per workgroup, chunks in flight per row and thread);
- * word: q8/q4 stream single words (linear_gemv_word.wgsl) instead of 16-byte chunks.
+ * word: q8/q4 stream single words (linear_gemv_word.wgsl) instead of 16-byte chunks;
+ * xs: x staged in workgroup memory in blocks of tk * unroll chunks (linear_gemv_xs.wgsl)
+ * where the block fits GEMV_XS_BYTES.
  */
-export interface GemvConfig { tk: number; rpt: number; ng: number; unroll: number; word?: boolean }
+export interface GemvConfig { tk: number; rpt: number; ng: number; unroll: number; word?: boolean; xs?: boolean }
 
 /**
- * Tunables of the GEMM: K step (8, 16 or 32), register prefetch of the next
- * tile, double-buffered workgroup tiles (nbuf 2), and power-of-two tile
- * arrays with masked indices (masked); see gemmSmemBytes.
+ * Tunables of the GEMM: K step (8, 16 or 32; workgroup memory in gemmSmemBytes)
+ * and register prefetch of the next tile. (Double-buffered workgroup tiles and
+ * power-of-two tile arrays with masked indices were tried: 18.7 and 19-27
+ * TFLOP/s against 31.3 on the H100, and their extra index math cost the
+ * default ~5%; removed.)
  */
-export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean; nbuf?: 1 | 2; masked?: boolean }
+export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean }
 
 export interface LinearOptions {
   /** Largest row count that runs the matrix-vector kernel (default 8, at most 8). */
@@ -86,10 +96,12 @@ export interface LinearOptions {
   gemm?: GemmConfig;
 }
 
-export const DEFAULT_GEMM: GemmConfig = { bk: 16, prefetch: true, nbuf: 1 };
+export const DEFAULT_GEMM: GemmConfig = { bk: 16, prefetch: true };
 
 export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2 };
 const GEMM_TILE = 128;
+/** Largest staged x block of the xs matrix-vector path (and at most what the device's workgroup memory leaves). */
+const GEMV_XS_BYTES = 24 * 1024;
 
 /** One dispatch of a prepared linear: a weight part (or gate/up segment) with its column range. */
 interface Piece {
@@ -110,18 +122,15 @@ export class LinearKernels {
   private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
     this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
     this.gemv = opts.gemv ?? DEFAULT_GEMV;
-    // Workgroup memory: 2 tiles x nbuf x bk x 33 vec4. BK 16 single-buffered (16.5 KiB) is
-    // already above WebGPU's default 16 KiB, so small limits fall back to BK 8.
+    // Workgroup memory: 2 tiles x bk x 33 vec4. BK 16 (16.5 KiB) is already above
+    // WebGPU's default 16 KiB, so small limits fall back to BK 8.
     const smem = ctx.limits.maxComputeWorkgroupStorageSize;
-    const fallbacks: GemmConfig[] = [DEFAULT_GEMM, { bk: 8, prefetch: true, nbuf: 1 }];
+    const fallbacks: GemmConfig[] = [DEFAULT_GEMM, { bk: 8, prefetch: true }];
     this.gemm = opts.gemm ?? fallbacks.find((g) => gemmSmemBytes(g) <= smem) ?? fallbacks[fallbacks.length - 1];
     const { bk } = this.gemm;
     if (bk !== 8 && bk !== 16 && bk !== 32) throw new InvalidOptionError('gemm.bk', `must be 8, 16 or 32 (got ${bk})`);
-    if (this.gemm.nbuf !== undefined && this.gemm.nbuf !== 1 && this.gemm.nbuf !== 2) {
-      throw new InvalidOptionError('gemm.nbuf', `must be 1 or 2 (got ${this.gemm.nbuf})`);
-    }
     if (gemmSmemBytes(this.gemm) > smem) {
-      throw new InvalidOptionError('gemm', `bk ${bk} nbuf ${this.gemm.nbuf ?? 1} needs ${gemmSmemBytes(this.gemm)} bytes of workgroup memory, the device allows ${smem}`);
+      throw new InvalidOptionError('gemm', `bk ${bk} needs ${gemmSmemBytes(this.gemm)} bytes of workgroup memory, the device allows ${smem}`);
     }
     const { tk, rpt, ng, unroll } = this.gemv;
     if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && ng % 2 === 0 && rpt <= tk && tk * ng <= 256)) {
@@ -208,17 +217,18 @@ export class LinearKernels {
       // Word path: q8/q4 with whole words per row and group, x in vec4.
       const word = this.gemv.word === true && quant && inDim % epw === 0 && group % epw === 0 && xOffElems % 4 === 0;
       const head = `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n`;
-      const kind = word ? '_word' : vec ? '' : '_any';
+      // x staged in workgroup memory: rows x (tk * unroll) chunks of (epw + 1) vec4.
+      const reduceBytes = (ng * rpt * (tk + 1) + rows * ng * rpt) * 4;
+      const xsBudget = Math.min(GEMV_XS_BYTES, this.ctx.limits.maxComputeWorkgroupStorageSize - reduceBytes);
+      const xs = !word && vec && this.gemv.xs === true && rows * tk * unroll * (epw + 1) * 16 <= xsBudget;
+      const kind = word ? '_word' : xs ? '_xs' : vec ? '' : '_any';
       pipeline = this.pipeline(`linear_gemv${kind}_${fmt}`,
-        head + FORMAT_SRC[fmt] + gemvCommonSrc + (word ? gemvWordSrc : vec ? gemvSrc : gemvAnySrc),
+        head + FORMAT_SRC[fmt] + gemvCommonSrc + (word ? gemvWordSrc : xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc),
         { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 });
       perWg = gateUp ? (ng * rpt) / 2 : ng * rpt;
     } else {
       const wordPath = inDim % epw === 0 && (!quant || group % epw === 0);
-      const g = this.gemm;
-      const head = `const BK: u32 = ${g.bk}u;\nconst NBUF: u32 = ${g.nbuf ?? 1}u;\nconst ASIZE: u32 = ${gemmArrayVec4(g)}u;\n` +
-        `const MASKED: bool = ${g.masked === true};\n`;
-      pipeline = this.pipeline(`linear_gemm_${fmt}`, head + FORMAT_SRC[fmt] + gemmSrc,
+      pipeline = this.pipeline(`linear_gemm_${fmt}`, `const BK: u32 = ${this.gemm.bk}u;\n` + FORMAT_SRC[fmt] + gemmSrc,
         { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0, WORD_PATH: wordPath ? 1 : 0, PREFETCH: this.gemm.prefetch ? 1 : 0 });
       perWg = gateUp ? GEMM_TILE / 2 : GEMM_TILE;
     }
@@ -275,15 +285,9 @@ export class LinearKernels {
   }
 }
 
-/** vec4 per staged array (x or W) of a GEMM configuration: nbuf tiles of bk x 33, to a power of two when masked. */
-function gemmArrayVec4(g: GemmConfig): number {
-  const n = (g.nbuf ?? 1) * g.bk * 33;
-  return g.masked ? 2 ** Math.ceil(Math.log2(n)) : n;
-}
-
-/** Workgroup memory of a GEMM configuration (both staged arrays). */
+/** Workgroup memory of a GEMM configuration: x and W tiles of bk x 33 vec4. */
 export function gemmSmemBytes(g: GemmConfig): number {
-  return 2 * gemmArrayVec4(g) * 16;
+  return 2 * g.bk * 33 * 16;
 }
 
 function partOf(w: GpuWeight, row: number): GpuWeightPart {

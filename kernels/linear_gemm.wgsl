@@ -6,17 +6,10 @@
 //
 // Workgroup: 256 threads (16 x 16), each an 8 x 8 register block, so one
 // workgroup covers 128 rows of x by 128 weight rows (64 outputs with GATE_UP).
-// K advances by BK (8, 16 or 32, a const prepended by kernels/linear.ts): x
-// and the dequantized W tile are staged in workgroup memory as vec4 columns
+// K advances by BK (8, 16 or 32, a const prepended by kernels/linear.ts): x and
+// the dequantized W tile are staged in workgroup memory as vec4 columns
 // [k][row / 4] (row stride padded to 33 vec4); with PREFETCH the next tile's
-// global loads are issued before the current tile's math. NBUF (1 or 2, also
-// prepended) = 2 double-buffers the tiles in workgroup memory: tile t + 1 is
-// fetched into registers, tile t is computed, then t + 1 is stored into the
-// other buffer, with one barrier per K step instead of two (implies PREFETCH).
-// ASIZE (prepended) is the vec4 size of each staged array: NBUF * BK * 33, or
-// with MASKED the next power of two, every index then being masked with
-// ASIZE - 1 so the compiler can drop the bounds clamp of each access.
-// Workgroup memory: 2 * ASIZE * 16 bytes (16.5 KiB at BK 16, NBUF 1).
+// global loads are issued before the current tile's math.
 // Dispatch: (ceil(n / 128) (ceil(n / 64) with GATE_UP), ceil(M / 128), 1).
 // Precision: weights dequantized to f32 exactly, f32 FMA accumulation.
 //
@@ -55,14 +48,8 @@ const LD: u32 = 33u;            // vec4 per k-row of a tile (32 + 1 pad against 
 const WPR: u32 = BK / EPW;      // words of one weight row per tile (word path)
 const BSLOTS: u32 = (32u * WPR + 255u) / 256u; // (4 rows, 1 word) slots per thread (word path)
 
-const TILE: u32 = BK * LD;       // vec4 per staged tile
-var<workgroup> As: array<vec4<f32>, ASIZE>; // [NBUF][BK][LD]: As[b * TILE + k * LD + q] = x rows 4q..4q+3 at k
-var<workgroup> Bs: array<vec4<f32>, ASIZE>; // [NBUF][BK][LD]: same for W rows (dequantized)
-
-fn ix(i: u32) -> u32 {
-  if (MASKED) { return i & (ASIZE - 1u); }
-  return i;
-}
+var<workgroup> As: array<vec4<f32>, BK * LD>; // [BK][LD]: As[k * LD + q] = x rows 4q..4q+3 at k
+var<workgroup> Bs: array<vec4<f32>, BK * LD>; // [BK][LD]: Bs[k * LD + q] = W rows 4q..4q+3 at k (dequantized)
 
 // Prefetch registers: the next tile's x values and raw weight words/scales.
 var<private> ra: array<vec4<f32>, ASLOTS>;
@@ -154,11 +141,10 @@ fn fetch(lid: u32, m0: u32, nt: u32, k0: u32) {
   }
 }
 
-// Stores the prefetched tile into buffer `off` (0 or TILE) of As/Bs.
-fn commit(lid: u32, off: u32) {
+fn commit(lid: u32) {
   for (var i = 0u; i < ASLOTS; i++) {
     let s = lid + i * 256u;
-    As[ix(off + (s % BK) * LD + s / BK)] = ra[i];
+    As[(s % BK) * LD + s / BK] = ra[i];
   }
   if (WORD_PATH) {
     for (var i = 0u; i < BSLOTS; i++) {
@@ -171,14 +157,14 @@ fn commit(lid: u32, off: u32) {
         let d2 = dec_word(rw[i].z);
         let d3 = dec_word(rw[i].w);
         for (var j = 0u; j < EPW; j++) {
-          Bs[ix(off + (kb + j) * LD + q)] = vec4<f32>(d0[j], d1[j], d2[j], d3[j]) * rs[i];
+          Bs[(kb + j) * LD + q] = vec4<f32>(d0[j], d1[j], d2[j], d3[j]) * rs[i];
         }
       }
     }
   } else {
     for (var i = 0u; i < ASLOTS; i++) {
       let s = lid + i * 256u;
-      Bs[ix(off + (s % BK) * LD + s / BK)] = rs[i];
+      Bs[(s % BK) * LD + s / BK] = rs[i];
     }
   }
 }
@@ -223,27 +209,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var acc: array<vec4<f32>, 16>; // zero-initialized
 
   let nk = (p.k + BK - 1u) / BK;
-  if (PREFETCH || NBUF == 2u) { fetch(lid, m0, nt, 0u); }
-  if (NBUF == 2u) {
-    commit(lid, 0u);
-    workgroupBarrier();
-  }
+  if (PREFETCH) { fetch(lid, m0, nt, 0u); }
   for (var t = 0u; t < nk; t++) {
-    var cur = 0u; // buffer computed in this step
-    if (NBUF == 2u) {
-      cur = (t & 1u) * TILE;
-      if (t + 1u < nk) { fetch(lid, m0, nt, (t + 1u) * BK); }
-    } else {
-      if (!PREFETCH) { fetch(lid, m0, nt, t * BK); }
-      commit(lid, 0u);
-      workgroupBarrier();
-      if (PREFETCH && t + 1u < nk) { fetch(lid, m0, nt, (t + 1u) * BK); }
-    }
+    if (!PREFETCH) { fetch(lid, m0, nt, t * BK); }
+    commit(lid);
+    workgroupBarrier();
+    if (PREFETCH && t + 1u < nk) { fetch(lid, m0, nt, (t + 1u) * BK); }
     for (var kk = 0u; kk < BK; kk++) {
-      let a0 = As[ix(cur + kk * LD + ty)];
-      let a1 = As[ix(cur + kk * LD + 16u + ty)];
-      let b0 = Bs[ix(cur + kk * LD + tx)];
-      let b1 = Bs[ix(cur + kk * LD + 16u + tx)];
+      let a0 = As[kk * LD + ty];
+      let a1 = As[kk * LD + 16u + ty];
+      let b0 = Bs[kk * LD + tx];
+      let b1 = Bs[kk * LD + 16u + tx];
       acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
       acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
       acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);
@@ -261,8 +237,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       acc[14] = fma(vec4<f32>(a1.w), b0, acc[14]);
       acc[15] = fma(vec4<f32>(a1.w), b1, acc[15]);
     }
-    // Double-buffered: the other buffer was last read before the previous barrier.
-    if (NBUF == 2u && t + 1u < nk) { commit(lid, TILE - cur); }
     workgroupBarrier();
   }
 
