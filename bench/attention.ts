@@ -5,7 +5,7 @@
  * sparse, window; the K/V gather is fused into the sparse pass's tile loads).
  *   npm run bench -- bench/attention.ts [--sizes 4096,8192] [--alphas 0.95,0.8]
  *     [--inputs structured,random] [--heads 32] [--kv-heads 8] [--dim 128]
- *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT]] [--modes dense] [--check] [--json FILE]
+ *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xRS]]] [--modes dense] [--check] [--json FILE]
  * GPU machine: npm run gpu:bundle -- bench/attention.ts, then
  *   node .gpu/attention.mjs --json $OUT/attention.json
  * --check compares 8 rows of the dense output (every head) with an f64 CPU reference.
@@ -38,9 +38,10 @@ const nKvHeads = Number(args['kv-heads'] ?? (soft ? 2 : 8));
 const headDim = Number(args.dim ?? (soft ? 64 : 128));
 const group = nHeads / nKvHeads;
 const chunkRows = Number(args.chunk ?? 32768);
-// --tile QRxTPRxBC[xRPT] forces the flash tile (e.g. 64x4x32, 128x4x32x2); --modes dense skips the sparse runs.
+// --tile QRxTPRxBC[xRPT[xRS]] forces the flash tile (e.g. 64x4x32, 128x4x32x2, 64x8x16x2x0 without
+// the reduce-scatter); --modes dense skips the sparse runs.
 const tileArg = args.tile ? String(args.tile).split('x').map(Number) : undefined;
-const tile = tileArg ? { qr: tileArg[0], tpr: tileArg[1], bc: tileArg[2], rpt: tileArg[3] ?? 1 } : undefined;
+const tile = tileArg ? { qr: tileArg[0], tpr: tileArg[1], bc: tileArg[2], rpt: tileArg[3] ?? 1, rs: tileArg[4] === undefined ? undefined : tileArg[4] === 1 } : undefined;
 const denseOnly = String(args.modes ?? 'dense,sample') === 'dense';
 
 const rows: (string | number)[][] = [];

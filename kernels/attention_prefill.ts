@@ -40,13 +40,15 @@ export interface TilePlan {
   rpt: number;
   /** Keys per K/V tile. */
   bc: number;
+  /** Reduce-scatter the scores over the row's lanes (softmax once per key; needs tpr > 1, bc % max(4, tpr) = 0). Opt-in. */
+  rs: boolean;
   group: number;
 }
 
 /** Tile sizes to force (tuning sweeps); each is checked against the device. */
-export interface TileOverrides { qr?: number; tpr?: number; bc?: number; rpt?: number }
+export interface TileOverrides { qr?: number; tpr?: number; bc?: number; rpt?: number; rs?: boolean }
 
-export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides } = {}): TilePlan {
+export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides; narrow?: boolean } = {}): TilePlan {
   const dv4 = Math.ceil(d.headDim / 4);
   const useSg = (opts.subgroups ?? true) && ctx.features.has('subgroups') && subgroupMin(ctx) >= 4;
   const bad = (name: string, why: string) => { throw new InvalidOptionError(`tile.${name}`, why, { ...opts.tile }); };
@@ -62,7 +64,7 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   // thread in 64-row workgroups with 16-key tiles (H100, D=128, S=16K: 22.5 TFLOP/s vs 11.3 for
   // 64x4x32x1; 128x8x16x2 gave 20.3 in dense but its 512 threads leave <= 128 registers per
   // thread and the window pass ran 2.5x slower than 64x4x32x1).
-  const wide = useSg && opts.tile?.tpr === undefined && dv4 >= 24 && subgroupMin(ctx) >= 8
+  const wide = !opts.narrow && useSg && opts.tile?.tpr === undefined && dv4 >= 24 && subgroupMin(ctx) >= 8
     && 256 <= ctx.limits.maxComputeInvocationsPerWorkgroup;
   if (wide) tpr = 8;
   const nv = Math.ceil(dv4 / tpr);
@@ -87,7 +89,12 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   }
   // One thread per key writes the tile's key ids.
   if ((qr / rpt) * tpr < bc) bad('bc', `${bc} keys per tile need at least ${bc} threads, the workgroup has ${(qr / rpt) * tpr}`);
-  return { tpr, nv, dvp, qr, rpt, bc, group: d.nHeads / d.nKvHeads };
+  // Reduce-scatter: the tile's probabilities (qr x bc f32) go through workgroup memory too.
+  const rsOk = tpr > 1 && bc % Math.max(4, tpr) === 0 && bc * dvp * 32 + qr * bc * 4 <= budget;
+  if (opts.tile?.rs && !rsOk) bad('rs', `needs tpr > 1, bc a multiple of max(4, tpr) and ${qr * bc * 4} more bytes of workgroup memory (tpr ${tpr}, bc ${bc})`);
+  // Off unless asked: on the H100 (64x8x16x2, S=16K) it measured 11.2 TFLOP/s against 22.5 without.
+  const rs = opts.tile?.rs ?? false;
+  return { tpr, nv, dvp, qr, rpt, bc, rs, group: d.nHeads / d.nKvHeads };
 }
 
 function subgroupMin(ctx: GpuContext): number {
@@ -122,7 +129,8 @@ export function attentionHeader(d: AttentionDims, plan: TilePlan, consts: Record
   if (plan.tpr > 1) lines.push('enable subgroups;');
   const all: Record<string, number> = {
     HEAD_DIM: D, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc,
-    RPT: plan.rpt, THREADS: (plan.qr / plan.rpt) * plan.tpr, ...consts,
+    RPT: plan.rpt, THREADS: (plan.qr / plan.rpt) * plan.tpr, RS: plan.rs ? 1 : 0,
+    KPL: Math.max(1, plan.bc / plan.tpr), PSV: plan.rs ? (plan.qr * plan.bc) / 4 : 1, ...consts,
   };
   for (const [k, v] of Object.entries(all)) lines.push(`const ${k}: u32 = ${v}u;`);
   lines.push(`
@@ -146,7 +154,12 @@ fn sample_row(k: u32) -> u32 {
 fn row_sum(x: f32) -> f32 {
   var s = x;${plan.tpr > 1 ? '\n  s += subgroupShuffleXor(s, 1u);' : ''}${plan.tpr > 2 ? '\n  s += subgroupShuffleXor(s, 2u);' : ''}${plan.tpr > 4 ? '\n  s += subgroupShuffleXor(s, 4u);' : ''}
   return s;
-}`);
+}
+fn row_max(x: f32) -> f32 {
+  var s = x;${plan.tpr > 1 ? '\n  s = max(s, subgroupShuffleXor(s, 1u));' : ''}${plan.tpr > 2 ? '\n  s = max(s, subgroupShuffleXor(s, 2u));' : ''}${plan.tpr > 4 ? '\n  s = max(s, subgroupShuffleXor(s, 4u));' : ''}
+  return s;
+}
+fn shuffle_xor(x: f32, m: u32) -> f32 { return ${plan.tpr > 1 ? 'subgroupShuffleXor(x, m)' : 'x'}; }`);
   lines.push(kvAccess(d));
   return lines.join('\n') + '\n';
 }
@@ -202,20 +215,26 @@ export class FlashAttention {
   private constructor(
     private ctx: GpuContext,
     readonly plan: TilePlan,
+    /** Tile plan of each mode (the window pass may run a narrower tile than the others). */
+    readonly plans: Record<FlashMode, TilePlan>,
     readonly pipelines: Record<FlashMode, GPUComputePipeline>,
     private dummies: [GPUBuffer, GPUBuffer],
   ) {}
 
   static async create(ctx: GpuContext, dims: AttentionDims, modes: FlashMode[] = ['dense', 'window', 'stripes', 'sample'], opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<FlashAttention> {
     const plan = tilePlan(ctx, dims, opts);
+    // The banded window pass keeps the narrow default tile (H100, S=32K: 144 ms with 64x4x32x1,
+    // 366 ms with the wide 64x8x16x2 that runs dense 2.5x faster; not understood yet).
+    const plans = {} as Record<FlashMode, TilePlan>;
+    for (const m of modes) plans[m] = m === 'window' && !opts.tile ? tilePlan(ctx, dims, { ...opts, narrow: true }) : plan;
     const pipelines = {} as Record<FlashMode, GPUComputePipeline>;
     await Promise.all(modes.map(async (m) => {
-      const code = attentionHeader(dims, plan, { MODE: MODE_ID[m] }) + source;
+      const code = attentionHeader(dims, plans[m], { MODE: MODE_ID[m] }) + source;
       pipelines[m] = await getPipeline(ctx, { label: `attention_${m}`, code });
     }));
     // WGSL counts bindings in const-false branches as used: unused ones get small placeholders.
     const dummies: [GPUBuffer, GPUBuffer] = [createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_lse'), createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_sel')];
-    return new FlashAttention(ctx, plan, pipelines, dummies);
+    return new FlashAttention(ctx, plan, plans, pipelines, dummies);
   }
 
   destroy(): void {
@@ -236,7 +255,8 @@ export class FlashAttention {
     ];
     pass.setPipeline(pipe);
     pass.setBindGroup(0, bindAt(this.ctx, pipe, entries, `attention_${mode}`));
-    const tiles = Math.ceil(rowsInPass * this.plan.group / this.plan.qr);
+    const plan = this.plans[mode];
+    const tiles = Math.ceil(rowsInPass * plan.group / plan.qr);
     if (tiles > this.ctx.limits.maxComputeWorkgroupsPerDimension) {
       throw new GpuLimitError(`attention: ${rowsInPass} rows x ${this.plan.group} heads per KV head need ${tiles} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`, { rows: rowsInPass, tiles });
     }

@@ -39,6 +39,7 @@ var<workgroup> ks: array<vec4<f32>, BC * DVP>; // [BC][DVP]
 var<workgroup> vs: array<vec4<f32>, BC * DVP>; // [BC][DVP]
 var<workgroup> kidx: array<u32, BC>;            // key positions of the tile
 var<workgroup> wcount: u32;
+var<workgroup> ps: array<vec4<f32>, PSV>;       // RS: probabilities [RPT][QR / RPT][BC] of the tile
 
 const NEG_INF: f32 = -3.0e38;
 
@@ -99,6 +100,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   let selBase = kvh * (p.capacity + 1u) + 1u;
   let kvBase = kvh * p.capacity;
+  // RS: after the reduce-scatter this lane holds the scores of keys rsBase + [0, KPL) of the tile.
+  var rsBase = 0u;
+  var hb = BC;
+  for (var o = TPR / 2u; o > 0u; o >>= 1u) { hb >>= 1u; if ((lane & o) != 0u) { rsBase += hb; } }
 
   for (var k0 = kBegin; k0 < kEnd; k0 += BC) {
     workgroupBarrier();
@@ -124,6 +129,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     workgroupBarrier();
 
+    if (RS == 1u) {
+      rs_tile(slot, lane, rsBase, &qv, &ipos, &o, &m, &l, &lw);
+      continue;
+    }
     // Scores: each K vec4 read from workgroup memory serves the thread's RPT rows.
     var s: array<f32, RPT * BC>;
     for (var c = 0u; c < BC; c++) {
@@ -171,6 +180,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
 
+  if (RS == 1u) {
+    // Each lane summed its own keys' probabilities.
+    for (var k = 0u; k < RPT; k++) { l[k] = row_sum(l[k]); lw[k] = row_sum(lw[k]); }
+  }
   for (var k = 0u; k < RPT; k++) {
     let t = t0 + slot + k * (QR / RPT);
     if (t >= nAll) { continue; }
@@ -205,6 +218,81 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           var y = o[k * NV + v][c] * wOwn;
           if (MODE == 1u) { y += wPrev * out[at]; }
           out[at] = y;
+        }
+      }
+    }
+  }
+}
+
+// RS = 1: one K/V tile with the scores reduce-scattered over the row's TPR lanes: each lane
+// gets the full scores of KPL = BC / TPR keys (log2(TPR) butterfly steps, BC - KPL shuffles
+// per row instead of log2(TPR) per key), so the masks, max and exp2 run once per (row, key)
+// instead of once per lane; the probabilities go through workgroup memory (ps) to every
+// lane of the row for P V. l and lw stay per-lane partial sums (reduced after the last tile).
+fn rs_tile(slot: u32, lane: u32, rsBase: u32,
+           qv: ptr<function, array<vec4<f32>, RPT * NV>>, ipos: ptr<function, array<u32, RPT>>,
+           o: ptr<function, array<vec4<f32>, RPT * NV>>, m: ptr<function, array<f32, RPT>>,
+           l: ptr<function, array<f32, RPT>>, lw: ptr<function, array<f32, RPT>>) {
+  var part: array<f32, RPT * BC>;
+  for (var c = 0u; c < BC; c++) {
+    var acc: array<f32, RPT>;
+    for (var k = 0u; k < RPT; k++) { acc[k] = 0.0; }
+    for (var v = 0u; v < NV; v++) {
+      let kk = ks[c * DVP + lane + v * TPR];
+      for (var k = 0u; k < RPT; k++) { acc[k] += dot((*qv)[k * NV + v], kk); }
+    }
+    for (var k = 0u; k < RPT; k++) { part[k * BC + c] = acc[k]; }
+  }
+  var n = BC;
+  for (var off = TPR / 2u; off > 0u; off >>= 1u) {
+    n >>= 1u;
+    let up = (lane & off) != 0u;
+    for (var k = 0u; k < RPT; k++) {
+      for (var i = 0u; i < n; i++) {
+        let lo = part[k * BC + i];
+        let hi = part[k * BC + i + n];
+        part[k * BC + i] = select(lo, hi, up) + shuffle_xor(select(hi, lo, up), off);
+      }
+    }
+  }
+  for (var k = 0u; k < RPT; k++) {
+    let i = (*ipos)[k];
+    var tileMax = NEG_INF;
+    for (var e = 0u; e < KPL; e++) {
+      let j = kidx[rsBase + e];
+      var ok = j <= i; // also false for the 0xffffffff padding
+      if (MODE == 1u) { ok = ok && j + p.window > i; }
+      if (MODE == 2u) { ok = j != 0xffffffffu && j + p.window <= i; }
+      let sc = select(NEG_INF, part[k * BC + e], ok);
+      part[k * BC + e] = sc;
+      tileMax = max(tileMax, sc);
+    }
+    tileMax = row_max(tileMax);
+    let mNew = max((*m)[k], tileMax);
+    let corr = select(1.0, exp2((*m)[k] - mNew), tileMax > NEG_INF);
+    (*l)[k] *= corr;
+    (*lw)[k] *= corr;
+    for (var v = 0u; v < NV; v++) { (*o)[k * NV + v] *= corr; }
+    let pBase = (k * (QR / RPT) + slot) * BC + rsBase;
+    for (var e = 0u; e < KPL; e++) {
+      let sc = part[k * BC + e];
+      let pc = select(0.0, exp2(sc - mNew), sc > NEG_INF);
+      (*l)[k] += pc;
+      if (MODE == 3u && kidx[rsBase + e] + p.window > i) { (*lw)[k] += pc; }
+      if (MODE != 3u) { ps[(pBase + e) / 4u][(pBase + e) % 4u] = pc; }
+    }
+    if (tileMax > NEG_INF) { (*m)[k] = mNew; }
+  }
+  if (MODE != 3u) {
+    workgroupBarrier();
+    // P V: each V vec4 read from workgroup memory serves the thread's RPT rows.
+    for (var c4 = 0u; c4 < BC / 4u; c4++) {
+      var pv: array<vec4<f32>, RPT>;
+      for (var k = 0u; k < RPT; k++) { pv[k] = ps[(k * (QR / RPT) + slot) * (BC / 4u) + c4]; }
+      for (var cc = 0u; cc < 4u; cc++) {
+        for (var v = 0u; v < NV; v++) {
+          let vv = vs[(c4 * 4u + cc) * DVP + lane + v * TPR];
+          for (var k = 0u; k < RPT; k++) { (*o)[k * NV + v] += pv[k][cc] * vv; }
         }
       }
     }

@@ -102,7 +102,7 @@ export class PrefillAttention {
       FlashAttention.create(ctx, ad, sparse ? ['dense', 'window', 'stripes', 'sample'] : ['dense'], opts),
       sparse ? SampleKernels.create(ctx, ad, opts) : Promise.resolve(undefined),
     ]);
-    const tiles = Math.ceil(maxRows * flash.plan.group / flash.plan.qr);
+    const tiles = Math.ceil(maxRows * flash.plan.group / Math.min(...Object.values(flash.plans).map((pl) => pl.qr)));
     if (tiles > ctx.limits.maxComputeWorkgroupsPerDimension) {
       flash.destroy();
       throw new GpuLimitError(`attention: maxRows ${maxRows} x ${flash.plan.group} query heads per KV head need ${tiles} workgroups per dispatch, over this GPU's ${ctx.limits.maxComputeWorkgroupsPerDimension}; use a smaller prefill chunk`, { maxRows, tiles });
