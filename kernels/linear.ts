@@ -43,6 +43,9 @@ import q4Src from './linear_q4.wgsl?raw';
 
 const FORMAT_SRC: Record<WeightFormat, string> = { f32: f32Src, f16: f16Src, q8: q8Src, q4: q4Src };
 /** Elements per u32 word of each format. */
+
+const devicePipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
+
 export const ELEMS_PER_WORD: Record<WeightFormat, number> = { f32: 1, f16: 2, q8: 4, q4: 8 };
 
 export interface LinearArgs {
@@ -114,7 +117,12 @@ interface Piece {
 }
 
 export class LinearKernels {
-  private pipelines = new Map<string, GPUComputePipeline>();
+  /** Pipelines of this device, shared by every LinearKernels on it (engines loaded again reuse them). */
+  private get pipelines(): Map<string, GPUComputePipeline> {
+    let m = devicePipelines.get(this.ctx.device);
+    if (!m) devicePipelines.set(this.ctx.device, (m = new Map()));
+    return m;
+  }
   private readonly gemvMaxRows: number;
   private readonly gemv: GemvConfig;
   private readonly gemm: GemmConfig;
