@@ -121,8 +121,60 @@ export interface SparseCaseResult {
   needleSelected?: boolean;
 }
 
-/** Dense CPU references of the last cases (the same inputs are run at several alphas). */
-const denseCache = new Map<string, Float32Array>();
+/** Exact softmax rows and dense outputs of the last cases (the same inputs are run at several alphas). */
+const denseCache = new Map<string, { probs: Float32Array[]; out: Float32Array }>();
+
+type RefDims = { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number };
+
+/** Exact causal softmax of every (head, row): probs[h * rows + r] has pos + r + 1 entries (f64 math, f32 stored). */
+export function exactProbs(q: Float32Array, k: Float32Array, d: RefDims): Float32Array[] {
+  const { nHeads, nKvHeads, headDim: D, seqLen, rows, pos } = d;
+  const group = nHeads / nKvHeads;
+  const scale = 1 / Math.sqrt(D);
+  const s = new Float64Array(seqLen);
+  const res: Float32Array[] = [];
+  for (let h = 0; h < nHeads; h++) {
+    const kb = Math.floor(h / group) * seqLen * D;
+    for (let r = 0; r < rows; r++) {
+      const i = pos + r;
+      const qb = r * nHeads * D + h * D;
+      let m = -Infinity;
+      for (let j = 0; j <= i; j++) {
+        let dot = 0;
+        for (let t = 0; t < D; t++) dot += q[qb + t] * k[kb + j * D + t];
+        s[j] = dot * scale;
+        if (s[j] > m) m = s[j];
+      }
+      let l = 0;
+      for (let j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - m); l += s[j]; }
+      const pr = new Float32Array(i + 1);
+      for (let j = 0; j <= i; j++) pr[j] = s[j] / l;
+      res.push(pr);
+    }
+  }
+  return res;
+}
+
+/** Dense attention output (rows, nHeads * headDim) from exactProbs rows and v (nKvHeads, seqLen, headDim). */
+function probsTimesV(probs: Float32Array[], v: Float32Array, d: RefDims): Float32Array {
+  const { nHeads, nKvHeads, headDim: D, seqLen, rows } = d;
+  const group = nHeads / nKvHeads;
+  const out = new Float32Array(rows * nHeads * D);
+  const acc = new Float64Array(D);
+  for (let h = 0; h < nHeads; h++) {
+    const vb = Math.floor(h / group) * seqLen * D;
+    for (let r = 0; r < rows; r++) {
+      const pr = probs[h * rows + r];
+      acc.fill(0);
+      for (let j = 0; j < pr.length; j++) {
+        const pj = pr[j];
+        for (let t = 0; t < D; t++) acc[t] += pj * v[vb + j * D + t];
+      }
+      for (let t = 0; t < D; t++) out[r * nHeads * D + h * D + t] = acc[t];
+    }
+  }
+  return out;
+}
 
 export async function runSparseCase(
   ctx: GpuContext, spec: SyntheticSpec, opts: Partial<AttentionOptions>, chunk?: { pos: number },
@@ -137,14 +189,28 @@ export async function runSparseCase(
   const qc = qkv.q.subarray(pos * rowW);
   const dims = { nHeads, nKvHeads, headDim: D, seqLen, rows, pos };
   const key = JSON.stringify({ spec, pos });
-  let dense = denseCache.get(key);
-  if (!dense) denseCache.set(key, (dense = attentionRef(qc, qkv.k, qkv.v, dims)));
+  let ref = denseCache.get(key);
+  if (!ref) {
+    const probs = exactProbs(qc, qkv.k, dims);
+    denseCache.set(key, (ref = { probs, out: probsTimesV(probs, qkv.v, dims) }));
+  }
+  const dense = ref.out;
   const w = run.stats[0].window;
   const group = nHeads / nKvHeads;
   const selSets = run.selection.map((ids) => new Set(ids));
-  const keep = (h: number, i: number, j: number) => j > i - w || selSets[Math.floor(h / group)].has(j);
-  const craAll = exactCra(qc, qkv.k, dims, keep);
-  if (denseCache.size > 4) denseCache.delete(denseCache.keys().next().value!);
+  let craSum = 0;
+  for (let h = 0; h < nHeads; h++) {
+    const set = selSets[Math.floor(h / group)];
+    for (let r = 0; r < rows; r++) {
+      const i = pos + r;
+      const pr = ref.probs[h * rows + r];
+      let kept = 0;
+      for (let j = 0; j <= i; j++) if (j > i - w || set.has(j)) kept += pr[j];
+      craSum += kept;
+    }
+  }
+  const craAll = craSum / (nHeads * rows);
+  if (denseCache.size > 2) denseCache.delete(denseCache.keys().next().value!);
   const res: SparseCaseResult = {
     relL2: relL2(run.out, dense),
     craAll,
@@ -167,37 +233,6 @@ export async function runSparseCase(
     res.needleSelected = selSets.every((s) => s.has(spec.needle!) || spec.needle! > seqLen - 1 - w);
   }
   return res;
-}
-
-/** Mean over query rows and heads of the exact causal softmax mass on the keys `keep` allows. */
-export function exactCra(
-  q: Float32Array, k: Float32Array,
-  d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number },
-  keep: (head: number, i: number, j: number) => boolean,
-): number {
-  const { nHeads, nKvHeads, headDim: D, seqLen, rows, pos } = d;
-  const group = nHeads / nKvHeads;
-  const scale = 1 / Math.sqrt(D);
-  const s = new Float64Array(seqLen);
-  let total = 0;
-  for (let h = 0; h < nHeads; h++) {
-    const kb = Math.floor(h / group) * seqLen * D;
-    for (let r = 0; r < rows; r++) {
-      const i = pos + r;
-      const qb = r * nHeads * D + h * D;
-      let m = -Infinity;
-      for (let j = 0; j <= i; j++) {
-        let dot = 0;
-        for (let t = 0; t < D; t++) dot += q[qb + t] * k[kb + j * D + t];
-        s[j] = dot * scale;
-        if (s[j] > m) m = s[j];
-      }
-      let all = 0, kept = 0;
-      for (let j = 0; j <= i; j++) { const e = Math.exp(s[j] - m); all += e; if (keep(h, i, j)) kept += e; }
-      total += kept / all;
-    }
-  }
-  return total / (nHeads * rows);
 }
 
 /** SampleAttention at alpha = 1 (every stripe selected) with a small window: rel L2 vs the dense CPU reference. */
