@@ -18,6 +18,11 @@
 // the row's q and o (threads of a row split headDim, interleaved by vec4) and
 // reduces partial dot products with subgroup shuffles (TPR = 1 without subgroups).
 // K/V tiles of BC keys are staged in workgroup memory (2 * BC * DVP vec4s).
+// RS = 1 (opt-in, rs_tile below): the row's lanes reduce-scatter the partial scores so each
+// lane masks/exponentiates BC / TPR keys, and the probabilities reach every lane through
+// workgroup memory (ps, QR * BC f32); slower than RS = 0 on the H100 (11.2 vs 22.5 TFLOP/s).
+// Default tiles (tilePlan): 64 rows x 4 lanes x 32 keys, RPT 1; with subgroups of >= 8 lanes
+// and headDim > 92: 64 rows x 8 lanes x 16 keys, RPT 2, except the window pass (narrow tile).
 // Dispatch: (ceil(rowsInPass * group / QR), nKvHeads, 1).
 // Precision: f32 loads (f16 KV unpacked in the loader), f32 accumulation;
 // exp2 with q pre-scaled by log2(e) / sqrt(headDim).
