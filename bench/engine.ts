@@ -4,24 +4,34 @@
  * GPU, never stored), in f16 and q4.
  *   npm run bench -- bench/engine.ts [--json FILE] [--shapes internlm2-1.8b,internlm2-7b]
  *     [--formats f16,q4] [--prompt 4096] [--decode 32] [--chunk 512] [--kv f16] [--attention dense|sample]
+ *     [--decode-attn tiled,simple] [--profile] [--no-greedy]
  * On the GPU machine: npm run gpu:bundle -- bench/engine.ts, then node .gpu/engine.mjs --json $OUT/engine.json
  * Prefill: one prompt of --prompt tokens in chunks (TTFT-like: wall time to the
  * last row's logits on the GPU). Decode: --decode greedy steps after it, each
  * decodeStep + argmax read back (what generation pays per token). One warm-up
- * pass of each (pipelines compiled) is excluded. On a software adapter the
- * defaults shrink to a tiny model.
+ * pass of each (pipelines compiled) is excluded. Greedy: the same number of
+ * steps through engine.generateGreedy (ids stay on the GPU, read back in
+ * batches; the CPU records ahead). decode cpu ms: time spent in decodeStep
+ * (recording + submit) per token. --profile: one decode step at the prompt's
+ * end and the last prefill chunk (attending the whole prompt) with every op
+ * in its own timestamped pass, summed per op family over the layers (timestamp
+ * passes add a little per-pass overhead; the sum is not the wall time).
+ * On a software adapter the defaults shrink to a tiny model.
  */
 import { getGpu } from '../src/gpu/device.ts';
 import { createEngine } from '../src/engine/engine.ts';
+import { releaseWeight } from '../src/engine/weights.ts';
 import { SHAPES, syntheticSpec, syntheticWeights } from '../src/engine/synthetic.ts';
 import type { WeightFormat } from '../src/loader/formats.ts';
 import type { KvDtype } from '../src/engine/types.ts';
 import { Rng } from '../src/util/rng.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
+import { GpuTimer, type PassTiming } from '../src/gpu/timing.ts';
 
 const args = benchArgs({
   shapes: { type: 'string' }, formats: { type: 'string' }, prompt: { type: 'string' }, decode: { type: 'string' },
   chunk: { type: 'string' }, kv: { type: 'string' }, attention: { type: 'string' },
+  'decode-attn': { type: 'string' }, profile: { type: 'boolean' }, 'no-greedy': { type: 'boolean' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -32,6 +42,27 @@ const decodeSteps = Number(args.decode ?? (soft ? 4 : 32));
 const chunk = Number(args.chunk ?? (soft ? 32 : 512));
 const kvDtype = String(args.kv ?? 'f16') as KvDtype;
 const attention = String(args.attention ?? 'dense') as 'dense' | 'sample';
+const decodeAttns = String(args['decode-attn'] ?? 'tiled').split(',') as ('tiled' | 'simple')[];
+const profile = !!args.profile;
+const greedy = !args['no-greedy'];
+
+// Round trip of the queue with nothing to do (what each awaited submit/map pays at least).
+const tEmpty = performance.now();
+for (let i = 0; i < 20; i++) await ctx.device.queue.onSubmittedWorkDone();
+const emptyRoundTripMs = (performance.now() - tEmpty) / 20;
+const profiles: unknown[] = [];
+const profileRows: (string | number)[][] = [];
+
+/** Sums a profile's passes per label; rows (label, ms, %, passes). */
+function split(passes: PassTiming[]): { label: string; ms: number; n: number }[] {
+  const m = new Map<string, { ms: number; n: number }>();
+  for (const p of passes) {
+    const e = m.get(p.label) ?? { ms: 0, n: 0 };
+    e.ms += p.ms; e.n++;
+    m.set(p.label, e);
+  }
+  return [...m].map(([label, e]) => ({ label, ...e })).sort((a, b) => b.ms - a.ms);
+}
 
 const rows: (string | number)[][] = [];
 const results: unknown[] = [];
@@ -43,8 +74,10 @@ for (const name of shapes) {
     const weights = await syntheticWeights(ctx, spec, { format, seed: 1 });
     let weightBytes = 0;
     for (const w of weights.values()) for (const p of w.parts) weightBytes += p.data.size + (p.scales?.size ?? 0);
+    for (const decodeAttn of decodeAttns) {
     const engine = await createEngine(ctx, {
       spec, weights, contextLength: promptLen + decodeSteps + 1, kvDtype, prefillChunk: chunk, attention: { attention },
+      decodeAttention: decodeAttn, ownsWeights: false,
     });
     try {
       const rng = new Rng(3);
@@ -58,13 +91,44 @@ for (const name of shapes) {
 
       const pre = await engine.prefill(ids);
       const prefillMs = pre.ms;
-      let id = await engine.argmax();
+      const first = await engine.argmax();
+      let id = first;
+      let cpuMs = 0;
       const t0 = performance.now();
       for (let i = 0; i < decodeSteps; i++) {
+        const c0 = performance.now();
         await engine.decodeStep(id);
+        cpuMs += performance.now() - c0;
         id = await engine.argmax();
       }
       const decodeMs = (performance.now() - t0) / decodeSteps;
+      const decodeCpuMs = cpuMs / decodeSteps;
+      let greedyMs = NaN;
+      if (greedy) {
+        engine.truncate(promptLen);
+        const g0 = performance.now();
+        const got = await engine.generateGreedy(first, decodeSteps);
+        greedyMs = (performance.now() - g0) / decodeSteps;
+        if (got.length !== decodeSteps || got[decodeSteps - 1] !== id) console.warn(`greedy ids differ from the stepped ones (${got.at(-1)} vs ${id})`);
+      }
+      if (profile) {
+        const timer = new GpuTimer(ctx, 1024);
+        try {
+          engine.truncate(promptLen);
+          const dec = await engine.profileForward([first], timer);
+          engine.truncate(promptLen - Math.min(chunk, promptLen));
+          const pre = await engine.profileForward(ids.slice(promptLen - Math.min(chunk, promptLen)), timer);
+          for (const [what, r] of [['decode step', dec], [`prefill chunk ${Math.min(chunk, promptLen)}`, pre]] as const) {
+            const parts = split(r.passes);
+            const sum = parts.reduce((a, p) => a + p.ms, 0);
+            profiles.push({ kind: 'profile', shape: name, format, decodeAttn, what, source: r.source, spanMs: r.totalMs, sumMs: sum, parts });
+            for (const p of parts) profileRows.push([name, format, decodeAttn, what, p.label, p.n, (p.ms * 1000).toFixed(1), (100 * p.ms / sum).toFixed(1)]);
+            profileRows.push([name, format, decodeAttn, what, `sum (span ${r.totalMs.toFixed(3)} ms)`, r.passes.length, (sum * 1000).toFixed(1), '100']);
+          }
+        } finally {
+          timer.destroy();
+        }
+      }
 
       const params = weightBytes; // for GB/s: bytes read per decoded token (weights dominate)
       const linearFlops = 2 * promptLen * (spec.nLayers * (
@@ -72,22 +136,33 @@ for (const name of shapes) {
       const attnFlops = 4 * spec.nLayers * spec.nHeads * spec.headDim * (promptLen * (promptLen + 1)) / 2;
       const prefillTflops = (linearFlops + attnFlops) / (prefillMs * 1e-3) / 1e12;
       const r = {
-        shape: name, format, kvDtype, attention, prompt: promptLen, chunk, decodeSteps,
+        shape: name, format, kvDtype, attention, decodeAttn, prompt: promptLen, chunk, decodeSteps,
+        decodeCpuMsPerToken: decodeCpuMs, greedyMsPerToken: greedyMs, greedyTokPerS: 1000 / greedyMs, emptyRoundTripMs,
         weightBytes, prefillMs, prefillTokPerS: promptLen / (prefillMs / 1000), prefillTflops,
         decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeGBPerS: params / (decodeMs * 1e-3) / 1e9,
         kvLengthAtDecode: promptLen,
       };
       results.push(r);
-      rows.push([name, format, promptLen, prefillMs.toFixed(1), r.prefillTokPerS.toFixed(1), prefillTflops.toFixed(2),
-        decodeMs.toFixed(2), r.decodeTokPerS.toFixed(2), r.decodeGBPerS.toFixed(1), (weightBytes / 2 ** 30).toFixed(2)]);
+      rows.push([name, format, decodeAttn, promptLen, prefillMs.toFixed(1), r.prefillTokPerS.toFixed(1), prefillTflops.toFixed(2),
+        decodeMs.toFixed(2), r.decodeTokPerS.toFixed(2), decodeCpuMs.toFixed(2), greedyMs.toFixed(2), (1000 / greedyMs).toFixed(1),
+        r.decodeGBPerS.toFixed(1), (weightBytes / 2 ** 30).toFixed(2)]);
     } finally {
       engine.destroy();
     }
+    }
+    for (const w of weights.values()) releaseWeight(ctx, w);
   }
 }
+if (profileRows.length) {
+  console.log('\nprofile (timestamp per pass, summed over layers; us):');
+  console.log(['shape', 'weights', 'decode attn', 'pass', 'op', 'passes', 'us', '%'].join('\t'));
+  for (const r of profileRows) console.log(r.join('\t'));
+}
+console.log(`empty queue round trip: ${emptyRoundTripMs.toFixed(3)} ms`);
 finish({
   bench: 'engine', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: 'wall (queue.onSubmittedWorkDone / mapAsync)',
-  header: ['shape', 'weights', 'prompt', 'prefill ms', 'prefill tok/s', 'prefill TFLOP/s', 'decode ms/tok', 'decode tok/s', 'decode GB/s', 'weights GiB'],
-  rows, results,
+  header: ['shape', 'weights', 'decode attn', 'prompt', 'prefill ms', 'prefill tok/s', 'prefill TFLOP/s', 'decode ms/tok', 'decode tok/s', 'decode cpu ms/tok',
+    'greedy ms/tok', 'greedy tok/s', 'decode GB/s', 'weights GiB'],
+  rows, results: [...results, ...profiles],
 }, args.json);
 ctx.destroy();

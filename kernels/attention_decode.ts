@@ -19,10 +19,23 @@ export interface DecodeAttentionShape {
   capacity: number;
   /** Most query rows per call (1 for decode). */
   maxRows: number;
+  /**
+   * 'tiled' (default where headDim fits: headDim a multiple of 8 for f16 /
+   * 4 for f32 with 64 / chunks-per-row whole) or 'simple' (the scalar kernel, any even headDim).
+   */
+  variant?: 'tiled' | 'simple';
+}
+
+/** Whether the tiled split kernel takes this shape. */
+export function tiledFits(headDim: number, kvDtype: KvDtype): boolean {
+  const cw = kvDtype === 'f16' ? 8 : 4;
+  if (headDim % cw !== 0) return false;
+  const nc = headDim / cw;
+  return nc <= 64 && 64 % nc === 0;
 }
 
 const TILE = 64;
-const MAX_SPLITS = 64;
+const MAX_SPLITS = 128;
 
 export class DecodeAttention {
   /** Splits of the current step (set by setStep). */
@@ -36,8 +49,11 @@ export class DecodeAttention {
   private readonly words = new ArrayBuffer(32);
   private readonly group: number;
   private readonly qg: number;
+  /** The split kernel in use. */
+  readonly variant: 'tiled' | 'simple';
 
-  private constructor(private ctx: GpuContext, private splitPipe: GPUComputePipeline, private mergePipe: GPUComputePipeline, readonly shape: DecodeAttentionShape, qg: number) {
+  private constructor(private ctx: GpuContext, private splitPipe: GPUComputePipeline, private mergePipe: GPUComputePipeline, readonly shape: DecodeAttentionShape, qg: number, variant: 'tiled' | 'simple') {
+    this.variant = variant;
     const s = shape;
     this.group = s.nHeads / s.nKvHeads;
     this.qg = qg;
@@ -53,11 +69,14 @@ export class DecodeAttention {
     if (headDim % 2 !== 0 || headDim > 2048) throw new RangeError(`headDim ${headDim} must be even and <= 2048`);
     const qg = Math.max(1, Math.min(nHeads / nKvHeads, 16, Math.floor(2048 / headDim)));
     const KV_F16 = shape.kvDtype === 'f16' ? 1 : 0;
+    const variant = shape.variant ?? (tiledFits(headDim, shape.kvDtype) ? 'tiled' : 'simple');
+    if (variant === 'tiled' && !tiledFits(headDim, shape.kvDtype)) throw new RangeError(`attention: the tiled kernel does not take headDim ${headDim} with ${shape.kvDtype} KV`);
+    const code = variant === 'tiled' ? source.replace('const QG: u32 = 4u;', `const QG: u32 = ${qg}u;`) : source;
     const [split, merge] = await Promise.all([
-      getPipeline(ctx, { label: `attn_decode_split_${shape.kvDtype}`, code: source, entryPoint: 'split', constants: { KV_F16 } }),
+      getPipeline(ctx, { label: `attn_decode_${variant}_${shape.kvDtype}`, code, entryPoint: variant === 'tiled' ? 'split_tiled' : 'split', constants: { KV_F16 } }),
       getPipeline(ctx, { label: 'attn_decode_merge', code: source, entryPoint: 'merge' }),
     ]);
-    return new DecodeAttention(ctx, split, merge, shape, qg);
+    return new DecodeAttention(ctx, split, merge, shape, qg, variant);
   }
 
   /**

@@ -12,6 +12,16 @@
 //   Dispatch: (nKvHeads * ceil(group / qg), nSplits, rows).
 // merge: workgroup of 64 threads per (query head, row), combines the splits.
 //   Dispatch: (nHeads, rows, 1).
+// split_tiled (the default where headDim fits): same grid and outputs as split,
+// 64 threads, keys in tiles of 64 read as vec4<u32> chunks (8 f16 or 4 f32
+// values). Scores: thread t takes key t of the tile, q of the QG heads in
+// workgroup memory, QG running dot products in registers. P V: thread t takes
+// chunk t % nc (nc = chunks per row) of keys t / nc, t / nc + 64 / nc, ...,
+// QG x chunk accumulators in registers (rescaled per tile), summed over the
+// 64 / nc key subsets in workgroup memory at the end. QG (query heads per
+// workgroup) is a const the launcher writes into the source.
+//   Bindings: tq (rows, nHeads * headDim / 4) vec4 f32; tk, tv the caches as
+//   vec4<u32>; partO, partML, params, step as for split.
 // Precision: f32 math; K/V f32 or f16 pairs (KV_F16); softmax in f32 with
 // scale 1/sqrt(headDim) applied to the scores.
 //
@@ -155,4 +165,142 @@ fn merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     for (var s = 0u; s < nSplits; s++) { o = fma(mO[(base + s) * hd + c], exp(mML[base + s].x - mMax), o); }
     out[(r * mParams.nHeads + h) * hd + c] = o / lSum;
   }
+}
+
+const QG: u32 = 4u;
+const TK: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> tq: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> tk: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> tv: array<vec4<u32>>;
+
+var<workgroup> qs: array<vec4<f32>, 512>;   // [QG][headDim / 4] queries; at the end, the P V sums
+var<workgroup> sc: array<f32, QG * TK>;     // [QG][TK] scores, then probabilities
+var<workgroup> mNew: array<f32, QG>;
+var<workgroup> tAlpha: array<f32, QG>;
+
+// The 8 (f16) or 4 (f32, hi unused) values of one vec4<u32> chunk.
+fn lo4(w: vec4<u32>) -> vec4<f32> {
+  if (KV_F16) { return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)); }
+  return bitcast<vec4<f32>>(w);
+}
+fn hi4(w: vec4<u32>) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w));
+}
+
+@compute @workgroup_size(64)
+fn split_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let hd = params.headDim;
+  let group = params.nHeads / params.nKvHeads;
+  let nSub = (group + QG - 1u) / QG;
+  let kvh = wg.x / nSub;
+  let h0 = kvh * group + (wg.x % nSub) * QG;
+  let nq = min(QG, kvh * group + group - h0);
+  let s = wg.y;
+  let r = wg.z;
+  let kvLen = step.pos + r + 1u;
+  let start = s * params.splitLen;
+  let end = min(start + params.splitLen, kvLen);
+  let cw = select(4u, 8u, KV_F16);          // values per chunk
+  let nc = hd / cw;                         // chunks per row
+  let hd4 = hd / 4u;
+  let nParts = TK / nc;
+  let part = t / nc;
+  let jc = t % nc;
+
+  let qBase4 = (r * params.nHeads + h0) * hd4;
+  for (var i = t; i < QG * hd4; i += TK) {
+    qs[i] = select(vec4<f32>(0.0), tq[qBase4 + i], i < nq * hd4);
+  }
+  var acc: array<vec4<f32>, 2 * QG>;
+  for (var g = 0u; g < 2u * QG; g++) { acc[g] = vec4<f32>(0.0); }
+  var m = -1e30;
+  var l = 0.0;
+  let rowChunks = hd / cw;
+  let kvBaseC = kvh * params.capacity * rowChunks;   // in chunks
+  workgroupBarrier();
+
+  for (var t0 = start; t0 < end; t0 += TK) {
+    let n = min(TK, end - t0);
+    // Scores of key t0 + t for the QG heads.
+    if (t < n) {
+      var d: array<f32, QG>;
+      for (var g = 0u; g < QG; g++) { d[g] = 0.0; }
+      let kRow = kvBaseC + (t0 + t) * rowChunks;
+      for (var j = 0u; j < nc; j++) {
+        let w = tk[kRow + j];
+        let a = lo4(w);
+        let qi = j * (cw / 4u);
+        if (KV_F16) {
+          let b = hi4(w);
+          for (var g = 0u; g < QG; g++) { d[g] += dot(qs[g * hd4 + qi], a) + dot(qs[g * hd4 + qi + 1u], b); }
+        } else {
+          for (var g = 0u; g < QG; g++) { d[g] += dot(qs[g * hd4 + qi], a); }
+        }
+      }
+      for (var g = 0u; g < QG; g++) { sc[g * TK + t] = d[g] * params.scale; }
+    }
+    workgroupBarrier();
+    if (t < QG) {
+      var mt = m;
+      for (var i = 0u; i < n; i++) { mt = max(mt, sc[t * TK + i]); }
+      tAlpha[t] = exp(m - mt);
+      mNew[t] = mt;
+      m = mt;
+    }
+    workgroupBarrier();
+    for (var g = 0u; g < QG; g++) {
+      sc[g * TK + t] = select(0.0, exp(sc[g * TK + t] - mNew[g]), t < n);
+    }
+    workgroupBarrier();
+    if (t < QG) {
+      var sum = 0.0;
+      for (var i = 0u; i < n; i++) { sum += sc[t * TK + i]; }
+      l = l * tAlpha[t] + sum;
+    }
+    // P V for chunk jc of keys part, part + nParts, ...
+    for (var g = 0u; g < QG; g++) {
+      let al = tAlpha[g];
+      acc[2u * g] *= al;
+      acc[2u * g + 1u] *= al;
+    }
+    for (var i = part; i < n; i += nParts) {
+      let w = tv[kvBaseC + (t0 + i) * rowChunks + jc];
+      let a = lo4(w);
+      if (KV_F16) {
+        let b = hi4(w);
+        for (var g = 0u; g < QG; g++) {
+          let p = sc[g * TK + i];
+          acc[2u * g] = fma(vec4<f32>(p), a, acc[2u * g]);
+          acc[2u * g + 1u] = fma(vec4<f32>(p), b, acc[2u * g + 1u]);
+        }
+      } else {
+        for (var g = 0u; g < QG; g++) { acc[2u * g] = fma(vec4<f32>(sc[g * TK + i]), a, acc[2u * g]); }
+      }
+    }
+    workgroupBarrier();
+  }
+
+  // Sum the key subsets' accumulators into qs (no longer needed for q).
+  let cv = cw / 4u;   // vec4s per chunk
+  for (var pp = 0u; pp < nParts; pp++) {
+    if (part == pp) {
+      for (var g = 0u; g < QG; g++) {
+        for (var u = 0u; u < cv; u++) {
+          let i = g * hd4 + jc * cv + u;
+          if (pp == 0u) { qs[i] = acc[2u * g + u]; } else { qs[i] += acc[2u * g + u]; }
+        }
+      }
+    }
+    workgroupBarrier();
+  }
+  let outBase = (r * params.nHeads + h0) * params.nSplits + s;
+  for (var i = t; i < nq * hd4; i += TK) {
+    let g = i / hd4;
+    let c = i % hd4;
+    let o = qs[i];
+    let b = ((outBase + g * params.nSplits) * hd) + c * 4u;
+    partO[b] = o.x; partO[b + 1u] = o.y; partO[b + 2u] = o.z; partO[b + 3u] = o.w;
+  }
+  if (t < nq) { partML[outBase + t * params.nSplits] = vec2<f32>(m, l); }
 }

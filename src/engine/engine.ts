@@ -6,6 +6,7 @@
  * so the decode loop allocates nothing.
  */
 import type { GpuContext } from '../gpu/device.ts';
+import type { GpuTimer, TimingResult } from '../gpu/timing.ts';
 import { assertAlive } from '../gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE, writeBuffer } from '../gpu/buffers.ts';
 import { AbortedError, ContextOverflowError, InvalidOptionError } from '../errors.ts';
@@ -41,11 +42,24 @@ export interface EngineOptions {
    */
   prefillKernel?: 'flash' | 'split';
   linear?: LinearOptions;
+  /** Decode attention kernel (kernels/attention_decode): 'tiled' where headDim fits (default) or 'simple'. */
+  decodeAttention?: 'tiled' | 'simple';
   ownsWeights?: boolean;
 }
 
 /** Rows of all-position logits held on the GPU at once (bounds the [rows, vocab] buffer). */
 const ALL_LOGITS_BYTES = 64 << 20;
+/** Tokens per read-back buffer in generateGreedy, and buffers in flight (steps the CPU may run ahead). */
+const GREEDY_BATCH = 8;
+const GREEDY_RING = 3;
+
+interface RunExtras {
+  allLogitsRead?: GPUBuffer;
+  argmax?: 'read' | 'ids';
+  tokens?: { buf: GPUBuffer; offset: number };
+  timer?: GpuTimer;
+}
+
 /** Row counts whose prepared plans are kept besides the full chunk and decode. */
 const SPARE_PLANS = 4;
 
@@ -71,7 +85,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       Embedding.create(ctx, formats),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
-      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1 }),
+      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention }),
       kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);
@@ -107,6 +121,10 @@ export class DenseEngine implements Engine {
   private readonly step: StepUniform;
   private readonly plans = new Map<string, ForwardPlan>();
   private readonly argmaxDispatch: Dispatch;
+  /** Argmax of the logits into act.ids[0]: the next step's input, kept on the GPU (generateGreedy). */
+  private readonly argmaxToIds: Dispatch;
+  /** argmaxRead holds the argmax of the current logits (decodeStep recorded it with its pass). */
+  private argmaxFresh = false;
   private readonly argmaxOut: GPUBuffer;
   private readonly argmaxRead: GPUBuffer;
   private readonly argmaxKernels: ArgmaxKernels;
@@ -129,6 +147,7 @@ export class DenseEngine implements Engine {
     this.argmaxOut = createBuffer(ctx, 4, STORAGE.rw, 'argmax_out');
     this.argmaxRead = createBuffer(ctx, 4, STORAGE.readback, 'argmax_read');
     this.argmaxDispatch = p.argmax.prepareArgmax(this.act.logits, this.spec.vocabSize, this.argmaxOut);
+    this.argmaxToIds = p.argmax.prepareArgmax(this.act.logits, this.spec.vocabSize, this.act.ids);
     this.idWords = new Uint32Array(this.prefillChunk);
     this.table = new Float32Array(this.prefillChunk * this.spec.rope.rotaryDim);
     // The two plans every session uses, built now: a full chunk and one decode row.
@@ -139,6 +158,7 @@ export class DenseEngine implements Engine {
       // createEngine releases the kernels, cache and activations; this releases the rest.
       for (const p of this.plans.values()) p.destroy();
       this.argmaxDispatch.destroy();
+      this.argmaxToIds.destroy();
       releaseBuffer(ctx, this.argmaxOut);
       releaseBuffer(ctx, this.argmaxRead);
       this.step.destroy();
@@ -160,6 +180,7 @@ export class DenseEngine implements Engine {
     if (ids.length === 0) throw new InvalidOptionError('ids', 'prefill needs at least one token');
     const start = this.cache.length;
     if (start + ids.length > this.contextLength) throw new ContextOverflowError(start + ids.length, this.contextLength, { cached: start, added: ids.length });
+    this.argmaxFresh = false;
     const attention = resolveAttentionOptions(opts.attention ?? {}, this.attention);
     const seqEnd = start + ids.length;
     const allLogits = opts.allLogits ? new Float32Array(ids.length * this.spec.vocabSize) : undefined;
@@ -173,7 +194,7 @@ export class DenseEngine implements Engine {
         const staging = allLogits ? createBuffer(this.ctx, rows * this.spec.vocabSize * 4, STORAGE.readback, 'all_logits_read') : undefined;
         try {
           sparse ||= rows > 1 && !!this.kernels.prefillAttention && PrefillAttention.isSparse(pos, rows, attention);
-          this.run(ids.slice(i, i + rows), pos, seqEnd, attention, allLogits ? staging : undefined);
+          this.run(ids.slice(i, i + rows), pos, seqEnd, attention, { allLogitsRead: allLogits ? staging : undefined });
           this.cache.length = pos + rows;
           if (staging && allLogits) {
             await staging.mapAsync(GPUMapMode.READ);
@@ -205,8 +226,90 @@ export class DenseEngine implements Engine {
     this.checkIds([id], 'id');
     const pos = this.cache.length;
     if (pos + 1 > this.contextLength) throw new ContextOverflowError(pos + 1, this.contextLength);
-    this.run([id], pos, pos + 1, this.attention);
+    // The argmax rides in the same command buffer (one submit per token; argmax() then only maps).
+    this.argmaxFresh = false;
+    this.run([id], pos, pos + 1, this.attention, { argmax: 'read' });
     this.cache.length = pos + 1;
+    this.argmaxFresh = true;
+  }
+
+  /**
+   * Greedy generation on the GPU: feeds `id`, then each step's argmax, for up
+   * to maxSteps steps; the chosen ids stay on the GPU as the next step's
+   * input and are read back in batches while later steps run, so the CPU
+   * records steps ahead of the GPU (one submit per token, no round trip).
+   * Returns the generated ids (after `id`), ending at the first of stopIds
+   * (included). The cache then holds `id` and every generated id but the
+   * last; steps recorded past a stop are dropped from the cache (truncate),
+   * and `logits` are those of the last recorded step.
+   */
+  async generateGreedy(id: number, maxSteps: number, opts: { stopIds?: number[]; signal?: AbortSignal } = {}): Promise<number[]> {
+    this.checkIds([id], 'id');
+    if (!(Number.isInteger(maxSteps) && maxSteps >= 0)) throw new InvalidOptionError('maxSteps', `must be a non-negative integer, got ${maxSteps}`);
+    const start = this.cache.length;
+    if (start + maxSteps > this.contextLength) throw new ContextOverflowError(start + maxSteps, this.contextLength, { cached: start, added: maxSteps });
+    const stop = new Set(opts.stopIds ?? []);
+    const W = GREEDY_BATCH;
+    const ring = Array.from({ length: GREEDY_RING }, (_, i) => createBuffer(this.ctx, W * 4, STORAGE.readback, `greedy_read_${i}`));
+    const pending: { buf: GPUBuffer; count: number; map: Promise<void> }[] = [];
+    const out: number[] = [];
+    let stopped = false;
+    let done = 0;
+    const drain = async () => {
+      const p = pending.shift()!;
+      await p.map;
+      const words = new Uint32Array(p.buf.getMappedRange(0, p.count * 4).slice(0));
+      p.buf.unmap();
+      for (const w of words) {
+        if (stopped) break;
+        out.push(w);
+        if (stop.has(w)) stopped = true;
+      }
+    };
+    this.argmaxFresh = false;
+    try {
+      this.idWords[0] = id;
+      writeBuffer(this.ctx, this.act.ids, 0, this.idWords.subarray(0, 1));
+      for (let i = 0; i < maxSteps; i++) {
+        if (i % W === 0 && pending.length === GREEDY_RING) await drain();
+        if (stopped) break;
+        if (opts.signal?.aborted) throw new AbortedError('generation was aborted', { done: i, total: maxSteps });
+        const buf = ring[Math.floor(i / W) % GREEDY_RING];
+        this.run(null, start + i, start + i + 1, this.attention, { argmax: 'ids', tokens: { buf, offset: (i % W) * 4 } });
+        done = i + 1;
+        this.cache.length = start + done;
+        if (i % W === W - 1 || i === maxSteps - 1) pending.push({ buf, count: (i % W) + 1, map: buf.mapAsync(GPUMapMode.READ, 0, ((i % W) + 1) * 4) });
+      }
+      while (pending.length) await drain();
+    } catch (e) {
+      this.cache.length = start;
+      await Promise.allSettled(pending.map((p) => p.map));
+      throw e;
+    } finally {
+      for (const b of ring) releaseBuffer(this.ctx, b);
+    }
+    // Position start + k holds the input of step k: id, then out[0..]; the last output is not in the cache.
+    this.cache.length = start + Math.min(done, out.length);
+    return out;
+  }
+
+  /**
+   * Profiling: runs one forward pass of `ids` at the current position with
+   * every op in its own timed pass (labels: embed, attn_norm, qkv, rope,
+   * attention*, wo, ffn_norm, gate_up, down, final_norm, lm_head, argmax) and
+   * returns the per-pass times. Advances the cache like prefill/decodeStep.
+   */
+  async profileForward(ids: number[], timer: GpuTimer): Promise<TimingResult> {
+    this.checkIds(ids, 'ids');
+    const pos = this.cache.length;
+    if (ids.length < 1 || ids.length > this.prefillChunk) throw new InvalidOptionError('ids', `profileForward takes 1..${this.prefillChunk} ids, got ${ids.length}`);
+    if (pos + ids.length > this.contextLength) throw new ContextOverflowError(pos + ids.length, this.contextLength);
+    this.argmaxFresh = false;
+    await this.ctx.device.queue.onSubmittedWorkDone();
+    timer.begin();
+    this.run(ids, pos, pos + ids.length, this.attention, { argmax: ids.length === 1 ? 'read' : undefined, timer });
+    this.cache.length = pos + ids.length;
+    return timer.read();
   }
 
   truncate(n: number): void {
@@ -218,6 +321,13 @@ export class DenseEngine implements Engine {
 
   async argmax(): Promise<number> {
     assertAlive(this.ctx);
+    if (this.argmaxFresh) {
+      this.argmaxFresh = false;
+      await this.argmaxRead.mapAsync(GPUMapMode.READ);
+      const id = new Uint32Array(this.argmaxRead.getMappedRange())[0];
+      this.argmaxRead.unmap();
+      return id;
+    }
     const enc = this.ctx.device.createCommandEncoder({ label: 'argmax' });
     const pass = enc.beginComputePass({ label: 'argmax' });
     this.argmaxDispatch.encode(pass);
@@ -254,6 +364,7 @@ export class DenseEngine implements Engine {
     for (const t of this.topKs.values()) t.destroy();
     this.topKs.clear();
     this.argmaxDispatch.destroy();
+    this.argmaxToIds.destroy();
     releaseBuffer(this.ctx, this.argmaxOut);
     releaseBuffer(this.ctx, this.argmaxRead);
     releaseBuffer(this.ctx, this.allLogitsBuf);
@@ -266,21 +377,37 @@ export class DenseEngine implements Engine {
     if (this.opts.ownsWeights !== false) for (const w of this.opts.weights.values()) releaseWeight(this.ctx, w);
   }
 
-  /** Writes the per-step inputs, records one forward pass of ids at pos and submits it. */
-  private run(ids: number[], pos: number, seqEnd: number, attention: AttentionOptions, allLogitsRead?: GPUBuffer): void {
+  /**
+   * Writes the per-step inputs, records one forward pass of ids at pos and
+   * submits it. ids null: one row whose id is already in act.ids[0] (the
+   * previous step's argmax). o.argmax: record the argmax after the LM head,
+   * into argmaxRead ('read') or act.ids[0] ('ids', copied to o.tokens).
+   */
+  private run(ids: number[] | null, pos: number, seqEnd: number, attention: AttentionOptions, o: RunExtras = {}): void {
     assertAlive(this.ctx);
     if (this.destroyed) throw new InvalidOptionError('engine', 'the engine was destroyed');
-    const rows = ids.length;
+    const allLogitsRead = o.allLogitsRead;
+    const rows = ids ? ids.length : 1;
     const plan = this.plan(rows, !!allLogitsRead);
-    const words = this.idWords.subarray(0, rows);
-    words.set(ids);
-    writeBuffer(this.ctx, this.act.ids, 0, words);
+    if (ids) {
+      const words = this.idWords.subarray(0, rows);
+      words.set(ids);
+      writeBuffer(this.ctx, this.act.ids, 0, words);
+    }
     const table = ropeTable(this.spec.rope, pos, rows, seqEnd, this.table.subarray(0, rows * this.spec.rope.rotaryDim));
     writeBuffer(this.ctx, this.act.ropeTable, 0, table);
     this.step.set(pos, rows);
     if (rows === 1 || !this.kernels.prefillAttention) this.kernels.splitAttention.setStep(pos, rows);
     const enc = this.ctx.device.createCommandEncoder({ label: `forward_${rows}` });
-    plan.encode(enc, pos, attention);
+    plan.encode(enc, pos, attention, o.timer, !!o.timer);
+    if (o.argmax) {
+      const pass = enc.beginComputePass(o.timer ? o.timer.pass('argmax') : { label: 'argmax' });
+      (o.argmax === 'ids' ? this.argmaxToIds : this.argmaxDispatch).encode(pass);
+      pass.end();
+      if (o.argmax === 'read') enc.copyBufferToBuffer(this.argmaxOut, 0, this.argmaxRead, 0, 4);
+      if (o.tokens) enc.copyBufferToBuffer(this.act.ids, 0, o.tokens.buf, o.tokens.offset, 4);
+    }
+    o.timer?.resolve(enc);
     if (allLogitsRead) {
       const rowBytes = this.spec.vocabSize * 4;
       enc.copyBufferToBuffer(this.allLogitsBuf!, 0, allLogitsRead, 0, rows * rowBytes);

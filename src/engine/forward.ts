@@ -160,29 +160,39 @@ export class ForwardPlan {
    * Records the pass for positions [pos, pos + rows) into `encoder`. The
    * caller has written ids, the RoPE table and the step uniform.
    */
-  encode(encoder: GPUCommandEncoder, pos: number, attention: AttentionOptions, timer?: GpuTimer): void {
+  encode(encoder: GPUCommandEncoder, pos: number, attention: AttentionOptions, timer?: GpuTimer, perOp = false): void {
     const K = this.a.kernels;
     const begin = (label: string) => encoder.beginComputePass(timer ? timer.pass(label) : { label });
-    let pass = begin('forward');
+    let pass = begin(perOp ? 'embed' : 'forward');
+    // perOp (profiling): every op in its own timed pass, labelled by op family.
+    const op = (label: string, d: Dispatch) => {
+      if (perOp) { pass.end(); pass = begin(label); }
+      d.encode(pass);
+    };
     this.embed.encode(pass);
     this.layers.forEach((L, l) => {
-      L.attnNorm.encode(pass);
-      L.qkv.encode(pass);
-      L.rope.encode(pass);
+      op('attn_norm', L.attnNorm);
+      op('qkv', L.qkv);
+      op('rope', L.rope);
       if (L.attn) {
-        L.attn.encode(pass);
+        op('attention', L.attn);
       } else {
         pass.end();
         K.prefillAttention!.encode(encoder, { q: this.a.act.q, kv: this.a.cache.layers[l], out: this.a.act.att, pos, rows: this.rows, layer: l }, attention, timer);
-        pass = begin(`layer${l}.after_attention`);
+        pass = begin(perOp ? 'wo' : `layer${l}.after_attention`);
+        L.wo.encode(pass);
+        op('ffn_norm', L.ffnNorm);
+        op('gate_up', L.gateUp);
+        op('down', L.down);
+        return;
       }
-      L.wo.encode(pass);
-      L.ffnNorm.encode(pass);
-      L.gateUp.encode(pass);
-      L.down.encode(pass);
+      op('wo', L.wo);
+      op('ffn_norm', L.ffnNorm);
+      op('gate_up', L.gateUp);
+      op('down', L.down);
     });
-    this.finalNorm.encode(pass);
-    this.lmHead.encode(pass);
+    op('final_norm', this.finalNorm);
+    op('lm_head', this.lmHead);
     pass.end();
   }
 

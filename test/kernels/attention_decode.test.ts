@@ -1,4 +1,4 @@
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
@@ -9,8 +9,9 @@ import { packF16, unpackF16 } from '../../src/loader/quant.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 describe('decode attention over the KV cache (Dawn)', () => {
-  const cases: [number, number, number, number, number, KvDtype][] = [
-    // nHeads, nKvHeads, headDim, pos, rows, kvDtype
+  type Variant = 'tiled' | 'simple' | undefined;
+  const cases: [number, number, number, number, number, KvDtype, Variant?][] = [
+    // nHeads, nKvHeads, headDim, pos, rows, kvDtype[, variant] (default: tiled where headDim fits)
     [2, 2, 8, 0, 1, 'f32'],        // kvLen 1, GQA 1
     [4, 2, 32, 70, 1, 'f32'],      // GQA 2, two tiles
     [8, 2, 64, 300, 1, 'f16'],     // GQA 4, several splits
@@ -18,9 +19,13 @@ describe('decode attention over the KV cache (Dawn)', () => {
     [32, 2, 128, 4100, 1, 'f16'],  // GQA 16 with two subgroups of 16? no: QG caps at 16 -> one each
     [4, 1, 8, 5, 9, 'f32'],        // several causal rows
     [6, 3, 64, 60, 20, 'f32'],     // rows spanning a tile edge
+    [24, 1, 128, 150, 1, 'f32'],   // GQA 24: two subgroups, the second 8 of QG 16 heads
+    [8, 2, 64, 300, 1, 'f16', 'simple'],   // the scalar kernel
+    [6, 3, 64, 60, 20, 'f32', 'simple'],
+    [4, 2, 6, 70, 2, 'f32'],       // headDim 6: only the scalar kernel takes it
   ];
-  for (const [nHeads, nKvHeads, headDim, pos, rows, kvDtype] of cases) {
-    it(`nHeads=${nHeads} nKvHeads=${nKvHeads} headDim=${headDim} pos=${pos} rows=${rows} ${kvDtype}`, async () => {
+  for (const [nHeads, nKvHeads, headDim, pos, rows, kvDtype, variant] of cases) {
+    it(`nHeads=${nHeads} nKvHeads=${nKvHeads} headDim=${headDim} pos=${pos} rows=${rows} ${kvDtype} ${variant ?? ''}`, async () => {
       const ctx = await testGpu();
       const capacity = pos + rows + 5;
       const rng = new Rng(nHeads * 1000 + pos);
@@ -31,7 +36,8 @@ describe('decode attention over the KV cache (Dawn)', () => {
       if (kvDtype === 'f16') { k = unpackF16(packF16(k), k.length); v = unpackF16(packF16(v), v.length); }
       const up = (x: Float32Array, l: string) => uploadBuffer(ctx, kvDtype === 'f16' ? packF16(x) : x, l);
       const g = { q: uploadBuffer(ctx, q, 'q'), k: up(k, 'k'), v: up(v, 'v'), out: createBuffer(ctx, q.byteLength, STORAGE.rw, 'out') };
-      const attn = await DecodeAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype, capacity, maxRows: rows });
+      const attn = await DecodeAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype, capacity, maxRows: rows, variant });
+      expect(attn.variant).toBe(variant ?? (headDim % 8 === 0 || (kvDtype === 'f32' && headDim % 4 === 0) ? 'tiled' : 'simple'));
       const step = new StepUniform(ctx);
       step.set(pos, rows);
       attn.setStep(pos, rows);
