@@ -71,10 +71,15 @@ export class DecodeAttention {
     const KV_F16 = shape.kvDtype === 'f16' ? 1 : 0;
     const variant = shape.variant ?? (tiledFits(headDim, shape.kvDtype) ? 'tiled' : 'simple');
     if (variant === 'tiled' && !tiledFits(headDim, shape.kvDtype)) throw new RangeError(`attention: the tiled kernel does not take headDim ${headDim} with ${shape.kvDtype} KV`);
-    const code = variant === 'tiled' ? source.replace('const QG: u32 = 4u;', `const QG: u32 = ${qg}u;`) : source;
+    // The tiled kernels' shape constants are written into the source (loops of constant trip count unroll).
+    const cw = shape.kvDtype === 'f16' ? 8 : 4;
+    const code = variant === 'tiled'
+      ? source.replace('const QG: u32 = 4u;', `const QG: u32 = ${qg}u;`).replace('const NC: u32 = 16u;', `const NC: u32 = ${headDim / cw}u;`).replace('const CW: u32 = 8u;', `const CW: u32 = ${cw}u;`)
+      : source;
+    const tiledMerge = variant === 'tiled' && 256 % (headDim / 4) === 0;
     const [split, merge] = await Promise.all([
       getPipeline(ctx, { label: `attn_decode_${variant}_${shape.kvDtype}`, code, entryPoint: variant === 'tiled' ? 'split_tiled' : 'split', constants: { KV_F16 } }),
-      getPipeline(ctx, { label: 'attn_decode_merge', code: source, entryPoint: 'merge' }),
+      getPipeline(ctx, { label: `attn_decode_merge${tiledMerge ? '_tiled' : ''}`, code, entryPoint: tiledMerge ? 'merge_tiled' : 'merge' }),
     ]);
     return new DecodeAttention(ctx, split, merge, shape, qg, variant);
   }

@@ -167,15 +167,21 @@ fn merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 
-const QG: u32 = 4u;
-const TK: u32 = 64u;
+// split_tiled / merge_tiled constants, written into the source by the launcher.
+const QG: u32 = 4u;     // query heads per workgroup
+const NC: u32 = 16u;    // vec4<u32> chunks per K/V row
+const CW: u32 = 8u;     // values per chunk (8 f16, 4 f32)
+const TK: u32 = 64u;    // keys per tile = threads
+const HD4: u32 = NC * CW / 4u;   // vec4<f32> per head
+const NPARTS: u32 = TK / NC;     // key subsets of the P V step (keys per subset per tile: NC)
+const CV: u32 = CW / 4u;         // vec4<f32> per chunk
 
 @group(0) @binding(0) var<storage, read> tq: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> tk: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> tv: array<vec4<u32>>;
 
-var<workgroup> qs: array<vec4<f32>, 512>;   // [QG][headDim / 4] queries; at the end, the P V sums
-var<workgroup> sc: array<f32, QG * TK>;     // [QG][TK] scores, then probabilities
+var<workgroup> qs: array<vec4<f32>, QG * HD4>;   // [QG][HD4] queries; at the end, the P V sums
+var<workgroup> sc: array<f32, QG * TK>;          // [QG][TK] scores, then probabilities
 var<workgroup> mNew: array<f32, QG>;
 var<workgroup> tAlpha: array<f32, QG>;
 
@@ -190,7 +196,6 @@ fn hi4(w: vec4<u32>) -> vec4<f32> {
 
 @compute @workgroup_size(64)
 fn split_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-  let hd = params.headDim;
   let group = params.nHeads / params.nKvHeads;
   let nSub = (group + QG - 1u) / QG;
   let kvh = wg.x / nSub;
@@ -201,23 +206,18 @@ fn split_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let kvLen = step.pos + r + 1u;
   let start = s * params.splitLen;
   let end = min(start + params.splitLen, kvLen);
-  let cw = select(4u, 8u, KV_F16);          // values per chunk
-  let nc = hd / cw;                         // chunks per row
-  let hd4 = hd / 4u;
-  let nParts = TK / nc;
-  let part = t / nc;
-  let jc = t % nc;
+  let part = t / NC;
+  let jc = t % NC;
 
-  let qBase4 = (r * params.nHeads + h0) * hd4;
-  for (var i = t; i < QG * hd4; i += TK) {
-    qs[i] = select(vec4<f32>(0.0), tq[qBase4 + i], i < nq * hd4);
+  let qBase4 = (r * params.nHeads + h0) * HD4;
+  for (var i = t; i < QG * HD4; i += TK) {
+    qs[i] = select(vec4<f32>(0.0), tq[qBase4 + i], i < nq * HD4);
   }
   var acc: array<vec4<f32>, 2 * QG>;
   for (var g = 0u; g < 2u * QG; g++) { acc[g] = vec4<f32>(0.0); }
   var m = -1e30;
   var l = 0.0;
-  let rowChunks = hd / cw;
-  let kvBaseC = kvh * params.capacity * rowChunks;   // in chunks
+  let kvBaseC = kvh * params.capacity * NC;   // in chunks
   workgroupBarrier();
 
   for (var t0 = start; t0 < end; t0 += TK) {
@@ -226,16 +226,15 @@ fn split_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     if (t < n) {
       var d: array<f32, QG>;
       for (var g = 0u; g < QG; g++) { d[g] = 0.0; }
-      let kRow = kvBaseC + (t0 + t) * rowChunks;
-      for (var j = 0u; j < nc; j++) {
+      let kRow = kvBaseC + (t0 + t) * NC;
+      for (var j = 0u; j < NC; j++) {
         let w = tk[kRow + j];
         let a = lo4(w);
-        let qi = j * (cw / 4u);
         if (KV_F16) {
           let b = hi4(w);
-          for (var g = 0u; g < QG; g++) { d[g] += dot(qs[g * hd4 + qi], a) + dot(qs[g * hd4 + qi + 1u], b); }
+          for (var g = 0u; g < QG; g++) { d[g] += dot(qs[g * HD4 + 2u * j], a) + dot(qs[g * HD4 + 2u * j + 1u], b); }
         } else {
-          for (var g = 0u; g < QG; g++) { d[g] += dot(qs[g * hd4 + qi], a); }
+          for (var g = 0u; g < QG; g++) { d[g] += dot(qs[g * HD4 + j], a); }
         }
       }
       for (var g = 0u; g < QG; g++) { sc[g * TK + t] = d[g] * params.scale; }
@@ -243,7 +242,7 @@ fn split_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     workgroupBarrier();
     if (t < QG) {
       var mt = m;
-      for (var i = 0u; i < n; i++) { mt = max(mt, sc[t * TK + i]); }
+      for (var i = 0u; i < TK; i++) { mt = max(mt, select(-1e30, sc[t * TK + i], i < n)); }
       tAlpha[t] = exp(m - mt);
       mNew[t] = mt;
       m = mt;
@@ -255,39 +254,42 @@ fn split_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     workgroupBarrier();
     if (t < QG) {
       var sum = 0.0;
-      for (var i = 0u; i < n; i++) { sum += sc[t * TK + i]; }
+      for (var i = 0u; i < TK; i++) { sum += sc[t * TK + i]; }
       l = l * tAlpha[t] + sum;
     }
-    // P V for chunk jc of keys part, part + nParts, ...
+    // P V for chunk jc of keys part, part + NPARTS, ... of the tile.
     for (var g = 0u; g < QG; g++) {
       let al = tAlpha[g];
       acc[2u * g] *= al;
       acc[2u * g + 1u] *= al;
     }
-    for (var i = part; i < n; i += nParts) {
-      let w = tv[kvBaseC + (t0 + i) * rowChunks + jc];
-      let a = lo4(w);
-      if (KV_F16) {
-        let b = hi4(w);
-        for (var g = 0u; g < QG; g++) {
-          let p = sc[g * TK + i];
-          acc[2u * g] = fma(vec4<f32>(p), a, acc[2u * g]);
-          acc[2u * g + 1u] = fma(vec4<f32>(p), b, acc[2u * g + 1u]);
+    let vBase = kvBaseC + t0 * NC + jc;
+    for (var ii = 0u; ii < NC; ii++) {
+      let i = part + ii * NPARTS;
+      if (i < n) {
+        let w = tv[vBase + i * NC];
+        let a = lo4(w);
+        if (KV_F16) {
+          let b = hi4(w);
+          for (var g = 0u; g < QG; g++) {
+            let p = vec4<f32>(sc[g * TK + i]);
+            acc[2u * g] = fma(p, a, acc[2u * g]);
+            acc[2u * g + 1u] = fma(p, b, acc[2u * g + 1u]);
+          }
+        } else {
+          for (var g = 0u; g < QG; g++) { acc[2u * g] = fma(vec4<f32>(sc[g * TK + i]), a, acc[2u * g]); }
         }
-      } else {
-        for (var g = 0u; g < QG; g++) { acc[2u * g] = fma(vec4<f32>(sc[g * TK + i]), a, acc[2u * g]); }
       }
     }
     workgroupBarrier();
   }
 
   // Sum the key subsets' accumulators into qs (no longer needed for q).
-  let cv = cw / 4u;   // vec4s per chunk
-  for (var pp = 0u; pp < nParts; pp++) {
+  for (var pp = 0u; pp < NPARTS; pp++) {
     if (part == pp) {
       for (var g = 0u; g < QG; g++) {
-        for (var u = 0u; u < cv; u++) {
-          let i = g * hd4 + jc * cv + u;
+        for (var u = 0u; u < CV; u++) {
+          let i = g * HD4 + jc * CV + u;
           if (pp == 0u) { qs[i] = acc[2u * g + u]; } else { qs[i] += acc[2u * g + u]; }
         }
       }
@@ -295,12 +297,62 @@ fn split_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     workgroupBarrier();
   }
   let outBase = (r * params.nHeads + h0) * params.nSplits + s;
-  for (var i = t; i < nq * hd4; i += TK) {
-    let g = i / hd4;
-    let c = i % hd4;
+  for (var i = t; i < nq * HD4; i += TK) {
+    let g = i / HD4;
+    let c = i % HD4;
     let o = qs[i];
-    let b = ((outBase + g * params.nSplits) * hd) + c * 4u;
+    let b = (outBase + g * params.nSplits) * HD4 * 4u + c * 4u;
     partO[b] = o.x; partO[b + 1u] = o.y; partO[b + 2u] = o.z; partO[b + 3u] = o.w;
   }
   if (t < nq) { partML[outBase + t * params.nSplits] = vec2<f32>(m, l); }
+}
+
+// merge_tiled: 256 threads per (query head, row); split weights by tree
+// reductions (nSplits <= 128), then thread t sums vec4 t % HD4 of the splits
+// t / HD4, t / HD4 + 256 / HD4, ... and the 256 / HD4 groups are added up.
+// Needs 256 % HD4 == 0. Bindings: fO (partO as vec4), mML, out4 (out as vec4), mParams, mStep.
+const MT: u32 = 256u;
+const NG: u32 = MT / HD4;
+@group(0) @binding(0) var<storage, read> fO: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out4: array<vec4<f32>>;
+var<workgroup> wsh: array<f32, 128>;
+var<workgroup> red: array<f32, MT>;
+var<workgroup> osum: array<vec4<f32>, MT>;
+
+@compute @workgroup_size(256)
+fn merge_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+  let h = wg.x;
+  let r = wg.y;
+  let kvLen = mStep.pos + r + 1u;
+  let nS = min(mParams.nSplits, (kvLen + mParams.splitLen - 1u) / mParams.splitLen);
+  let base = (r * mParams.nHeads + h) * mParams.nSplits;
+  var ml = vec2<f32>(-1e30, 0.0);
+  if (t < nS) { ml = mML[base + t]; }
+  red[t] = ml.x;
+  workgroupBarrier();
+  for (var k = MT / 2u; k > 0u; k = k >> 1u) {
+    if (t < k) { red[t] = max(red[t], red[t + k]); }
+    workgroupBarrier();
+  }
+  let mMax = red[0];
+  workgroupBarrier();
+  let w = select(0.0, exp(ml.x - mMax), t < nS);
+  if (t < 128u) { wsh[t] = w; }
+  red[t] = ml.y * w;
+  workgroupBarrier();
+  for (var k = MT / 2u; k > 0u; k = k >> 1u) {
+    if (t < k) { red[t] += red[t + k]; }
+    workgroupBarrier();
+  }
+  let lSum = red[0];
+  let c = t % HD4;
+  var o = vec4<f32>(0.0);
+  for (var sp = t / HD4; sp < nS; sp += NG) { o = fma(vec4<f32>(wsh[sp]), fO[(base + sp) * HD4 + c], o); }
+  osum[t] = o;
+  workgroupBarrier();
+  if (t < HD4) {
+    var tot = vec4<f32>(0.0);
+    for (var g = 0u; g < NG; g++) { tot += osum[g * HD4 + t]; }
+    out4[(r * mParams.nHeads + h) * HD4 + t] = tot / lSum;
+  }
 }

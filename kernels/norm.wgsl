@@ -4,6 +4,8 @@
 // Workgroup: 256 threads per row, each striding over dim; tree reduction of
 // the sum of squares in workgroup memory with a barrier at every step.
 // Dispatch: (rows, 1, 1).
+// rmsnorm4 / add_rmsnorm4: the same with vec4 loads and stores (dim % 4 == 0;
+// the launcher picks them then): a quarter of the loop trips.
 // Precision: f32 loads, f32 accumulation (per-thread partial sums, then the tree).
 //
 // Bindings:
@@ -56,4 +58,34 @@ fn add_rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   }
   let inv = reduce_scale(lid, ss);
   for (var c = lid; c < params.dim; c += WG) { y[base + c] = x[base + c] * inv * w[c]; }
+}
+
+@group(0) @binding(0) var<storage, read_write> x4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> res4: array<vec4<f32>>;
+
+@compute @workgroup_size(256)
+fn rmsnorm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let dim4 = params.dim / 4u;
+  let xBase = (wg.x + params.xRowOffset) * dim4;
+  let yBase = wg.x * dim4;
+  var ss = 0.0;
+  for (var c = lid; c < dim4; c += WG) { let v = x4[xBase + c]; ss += dot(v, v); }
+  let inv = reduce_scale(lid, ss);
+  for (var c = lid; c < dim4; c += WG) { y4[yBase + c] = x4[xBase + c] * inv * w4[c]; }
+}
+
+@compute @workgroup_size(256)
+fn add_rmsnorm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let dim4 = params.dim / 4u;
+  let base = wg.x * dim4;
+  var ss = 0.0;
+  for (var c = lid; c < dim4; c += WG) {
+    let v = x4[base + c] + res4[base + c];
+    x4[base + c] = v;
+    ss += dot(v, v);
+  }
+  let inv = reduce_scale(lid, ss);
+  for (var c = lid; c < dim4; c += WG) { y4[base + c] = x4[base + c] * inv * w4[c]; }
 }

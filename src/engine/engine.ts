@@ -125,6 +125,10 @@ export class DenseEngine implements Engine {
   private readonly argmaxToIds: Dispatch;
   /** argmaxRead holds the argmax of the current logits (decodeStep recorded it with its pass). */
   private argmaxFresh = false;
+  /** Submits through run(); a recorded step is valid while this is unchanged. */
+  private serial = 0;
+  /** The next decode step, recorded ahead by decodeStep (its id is written at submit). */
+  private next?: { pos: number; serial: number; cmd: GPUCommandBuffer };
   private readonly argmaxOut: GPUBuffer;
   private readonly argmaxRead: GPUBuffer;
   private readonly argmaxKernels: ArgmaxKernels;
@@ -228,9 +232,28 @@ export class DenseEngine implements Engine {
     if (pos + 1 > this.contextLength) throw new ContextOverflowError(pos + 1, this.contextLength);
     // The argmax rides in the same command buffer (one submit per token; argmax() then only maps).
     this.argmaxFresh = false;
-    this.run([id], pos, pos + 1, this.attention, { argmax: 'read' });
+    const pre = this.next;
+    this.next = undefined;
+    if (pre && pre.pos === pos && pre.serial === this.serial && !this.destroyed) {
+      assertAlive(this.ctx);
+      this.idWords[0] = id;
+      writeBuffer(this.ctx, this.act.ids, 0, this.idWords.subarray(0, 1));
+      this.ctx.device.queue.submit([pre.cmd]);
+      this.serial++;
+    } else {
+      this.run([id], pos, pos + 1, this.attention, { argmax: 'read' });
+    }
     this.cache.length = pos + 1;
     this.argmaxFresh = true;
+    // Record the next step now, while the GPU runs this one: only its id is unknown,
+    // and that reaches the GPU through act.ids at submit.
+    if (pos + 2 <= this.contextLength) {
+      try {
+        this.next = { pos: pos + 1, serial: this.serial, cmd: this.record(null, pos + 1, pos + 2, this.attention, { argmax: 'read' }) };
+      } catch {
+        this.next = undefined;
+      }
+    }
   }
 
   /**
@@ -359,6 +382,7 @@ export class DenseEngine implements Engine {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.next = undefined;
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
     for (const t of this.topKs.values()) t.destroy();
@@ -384,6 +408,17 @@ export class DenseEngine implements Engine {
    * into argmaxRead ('read') or act.ids[0] ('ids', copied to o.tokens).
    */
   private run(ids: number[] | null, pos: number, seqEnd: number, attention: AttentionOptions, o: RunExtras = {}): void {
+    const cmd = this.record(ids, pos, seqEnd, attention, o);
+    this.ctx.device.queue.submit([cmd]);
+    this.serial++;
+  }
+
+  /**
+   * run() without the submit: writes the per-step buffers (all but the ids
+   * when ids is null) and returns the recorded command buffer. Valid to
+   * submit while no other run() came in between (serial unchanged).
+   */
+  private record(ids: number[] | null, pos: number, seqEnd: number, attention: AttentionOptions, o: RunExtras = {}): GPUCommandBuffer {
     assertAlive(this.ctx);
     if (this.destroyed) throw new InvalidOptionError('engine', 'the engine was destroyed');
     const allLogitsRead = o.allLogitsRead;
@@ -413,7 +448,7 @@ export class DenseEngine implements Engine {
       enc.copyBufferToBuffer(this.allLogitsBuf!, 0, allLogitsRead, 0, rows * rowBytes);
       enc.copyBufferToBuffer(this.allLogitsBuf!, (rows - 1) * rowBytes, this.act.logits, 0, rowBytes);
     }
-    this.ctx.device.queue.submit([enc.finish()]);
+    return enc.finish();
   }
 
   private plan(rows: number, allLogits: boolean): ForwardPlan {

@@ -167,5 +167,28 @@ export function consistencyCases(): void {
       expect(Array.from(values)).toEqual(sorted.map((i) => logits[i]));
       expect(await e.argmax()).toBe(sorted[0]);
     });
+
+    it('generateGreedy (ids kept on the GPU) gives the ids of stepped greedy decoding and stops at a stop id', async () => {
+      const e = engines[0];
+      e.truncate(0);
+      await e.prefill(ids.slice(0, 20));
+      const first = await e.argmax();
+      const stepped: number[] = [];
+      let id = first;
+      for (let i = 0; i < 12; i++) { await e.decodeStep(id); id = await e.argmax(); stepped.push(id); }
+      const logits = await e.readLogits();
+      e.truncate(20);
+      expect(await e.generateGreedy(first, 12)).toEqual(stepped);
+      expect(e.kvLength).toBe(32);
+      assertClose(await e.readLogits(), logits, 'logits after generateGreedy', 1e-6, 1e-7);
+      // Stop at the first occurrence of stepped[4]: it is returned, and the cache ends before it.
+      const k = stepped.indexOf(stepped[4]);
+      e.truncate(20);
+      expect(await e.generateGreedy(first, 12, { stopIds: [stepped[4]] })).toEqual(stepped.slice(0, k + 1));
+      expect(e.kvLength).toBe(20 + k + 1);
+      await e.decodeStep(stepped[k]);
+      expect(await e.argmax()).toBe(stepped[k + 1]);
+      await expect(e.generateGreedy(first, 64)).rejects.toBeInstanceOf(ContextOverflowError);
+    });
   });
 }

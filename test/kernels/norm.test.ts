@@ -8,7 +8,7 @@ import { runDispatches } from '../../kernels/prepared.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 describe('rmsnorm (Dawn)', () => {
-  for (const [rows, dim] of [[1, 1], [3, 64], [5, 300], [2, 4099]]) {
+  for (const [rows, dim] of [[1, 1], [3, 64], [5, 300], [2, 2052], [2, 4099]]) { // dim % 4 == 0 takes the vec4 kernels
     for (const fused of [false, true]) {
       it(`${fused ? 'add_rmsnorm' : 'rmsnorm'} rows=${rows} dim=${dim}`, async () => {
         const ctx = await testGpu();
@@ -31,10 +31,10 @@ describe('rmsnorm (Dawn)', () => {
     }
   }
 
-  it('xRowOffset normalizes a later row', async () => {
+  for (const dim of [70, 72]) it(`xRowOffset normalizes a later row (dim ${dim})`, async () => {
     const ctx = await testGpu();
     const rng = new Rng(5);
-    const dim = 70, x = rng.fill(4 * dim), w = rng.fill(dim);
+    const x = rng.fill(4 * dim), w = rng.fill(dim);
     const gx = uploadBuffer(ctx, x, 'x'), gw = uploadBuffer(ctx, w, 'w'), gy = createBuffer(ctx, dim * 4, STORAGE.rw, 'y');
     const d = (await RmsNorm.create(ctx)).prepare({ x: gx, w: gw, y: gy, rows: 1, dim, eps: 1e-6, xRowOffset: 3 });
     runDispatches(ctx, [d]);
