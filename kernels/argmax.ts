@@ -14,18 +14,52 @@ const CHUNK = 1024;
 /** Largest k topK accepts. */
 export const MAX_TOP_K = 256;
 
-export class ArgmaxKernels {
-  private constructor(private ctx: GpuContext, private argmaxPipe: GPUComputePipeline) {}
+/** Past this length argmax runs in two stages (top-1 of each CHUNK on many workgroups, then a merge). */
+const ONE_WORKGROUP_MAX = 4 * CHUNK;
 
-  /** Builds the argmax pipeline; the top-k ones are built on first use. */
+export class ArgmaxKernels {
+  private constructor(private ctx: GpuContext, private argmaxPipe: GPUComputePipeline, private partialPipe: GPUComputePipeline, private mergePipe: GPUComputePipeline) {}
+
+  /** Builds the argmax pipelines (the top-k ones serve the two-stage argmax too). */
   static async create(ctx: GpuContext): Promise<ArgmaxKernels> {
-    return new ArgmaxKernels(ctx, await getPipeline(ctx, { label: 'argmax', code: source, entryPoint: 'argmax' }));
+    const [a, p, m] = await Promise.all(['argmax', 'topk_partial', 'topk_merge'].map((e) => getPipeline(ctx, { label: e, code: source, entryPoint: e })));
+    return new ArgmaxKernels(ctx, a, p, m);
   }
 
-  /** out[0] (u32) = argmax of x[0..n). */
+  /**
+   * out[0] (u32) = argmax of x[0..n). One workgroup up to ONE_WORKGROUP_MAX
+   * values; past that, top-1 of each chunk in parallel, then one merge
+   * workgroup (one workgroup over a 92544-entry vocabulary is a serial loop of 362 loads per thread).
+   */
   prepareArgmax(x: GPUBuffer, n: number, out: GPUBuffer): Dispatch {
-    const params = uniformBuffer(this.ctx, [n, 0, 0, 0], 'argmax_params');
-    return prepared(this.ctx, this.argmaxPipe, bindBuffers(this.ctx, this.argmaxPipe, [x, out, params], 'argmax'), [1], [params]);
+    if (n <= ONE_WORKGROUP_MAX) {
+      const params = uniformBuffer(this.ctx, [n, 0, 0, 0], 'argmax_params');
+      return prepared(this.ctx, this.argmaxPipe, bindBuffers(this.ctx, this.argmaxPipe, [x, out, params], 'argmax'), [1], [params]);
+    }
+    const ctx = this.ctx;
+    const nChunks = Math.ceil(n / CHUNK);
+    const owned = [
+      createBuffer(ctx, nChunks * 4, STORAGE.rw, 'argmax_candV'), createBuffer(ctx, nChunks * 4, STORAGE.rw, 'argmax_candI'),
+      createBuffer(ctx, 4, STORAGE.rw, 'argmax_value'), uniformBuffer(ctx, [n, 1, nChunks, 0], 'argmax_params'),
+    ];
+    const [candV, candI, value, params] = owned;
+    const bgPartial = bindBuffers(ctx, this.partialPipe, [x, candV, candI, params], 'argmax_partial');
+    const bgMerge = bindBuffers(ctx, this.mergePipe, [candV, candI, value, out, params], 'argmax_merge');
+    const { partialPipe, mergePipe } = this;
+    return {
+      encode(pass) {
+        pass.setPipeline(partialPipe);
+        pass.setBindGroup(0, bgPartial);
+        pass.dispatchWorkgroups(nChunks);
+        pass.setPipeline(mergePipe);
+        pass.setBindGroup(0, bgMerge);
+        pass.dispatchWorkgroups(1);
+      },
+      destroy() {
+        for (const b of owned) releaseBuffer(ctx, b);
+        owned.length = 0;
+      },
+    };
   }
 
   /** Top-k of x[0..n): a Dispatch writing values (k) f32 and ids (k) u32, best first. */
