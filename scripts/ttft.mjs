@@ -11,7 +11,8 @@
 // Options: --repeat N (3) --warmup N (1) --weights auto|f32|f16|q8|q4
 // --context N (default: max length + 64, capped by the model) --min-sparse-len N
 // (0: every prompt runs sparse in 'sample' mode) --alpha A --window-ratio R
-// --sample-ratio R --app DIR (dist) --page FILE (e2e/ttft.html) --timeout-s S.
+// --sample-ratio R --prefill-chunk N (rows per prefill chunk; engine default 512)
+// --app DIR (dist) --page FILE (e2e/ttft.html) --timeout-s S.
 // --synthetic PRESET [--synthetic-opts JSON]: instead of --model, the structured
 // synthetic model (src/synthetic/, presets internlm2-7b, internlm2-1.8b,
 // chatglm2-6b, internlm2-tiny, chatglm2-tiny), synthesized on the fly by the
@@ -50,6 +51,7 @@ function parseArgs(argv) {
       case '--warmup': a.warmup = n(k); break;
       case '--weights': a.weights = v(); break;
       case '--context': a.context = n(k); break;
+      case '--prefill-chunk': a.prefillChunk = n(k); break;
       case '--min-sparse-len': a.minSparseLen = n(k); break;
       case '--alpha': a.alpha = n(k); break;
       case '--window-ratio': a.windowRatio = n(k); break;
@@ -220,6 +222,7 @@ async function main() {
     });
     console.log(`adapter: ${JSON.stringify(adapter)}`);
     const attrs = { weights: a.weights, 'context-length': String(context), 'min-sparse-len': String(a.minSparseLen || 2), cache: 'false' };
+    if (a.prefillChunk) attrs['prefill-chunk'] = String(a.prefillChunk);
     if (a.alpha !== undefined) attrs.alpha = String(a.alpha);
     if (a.windowRatio !== undefined) attrs['window-ratio'] = String(a.windowRatio);
     if (a.sampleRatio !== undefined) attrs['sample-ratio'] = String(a.sampleRatio);

@@ -47,6 +47,7 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
     engine = await loadEngine(ctx, fs, {
       weights: options.weights,
       contextLength: options.contextLength,
+      prefillChunk: options.prefillChunk,
       kvDtype: options.kvDtype,
       attention: options.attention,
       onProgress: options.onProgress,

@@ -130,6 +130,7 @@ export function validateLoadOptions(o: LoadOptions = {}): void {
     throw new InvalidOptionError('kvDtype', `must be f32 or f16; got ${JSON.stringify(o.kvDtype)}`);
   }
   num('contextLength', o.contextLength, (x) => isInt(x) && x >= 2, 'an integer >= 2');
+  num('prefillChunk', o.prefillChunk, (x) => isInt(x) && x >= 1, 'an integer >= 1');
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new InvalidOptionError('onProgress', 'must be a function');
   if (o.cache !== undefined && typeof o.cache !== 'boolean') throw new InvalidOptionError('cache', 'must be a boolean');
   if (o.modelId !== undefined && typeof o.modelId !== 'string') throw new InvalidOptionError('modelId', 'must be a string');

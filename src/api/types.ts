@@ -20,6 +20,8 @@ export interface LoadOptions {
   /** KV cache positions; default min(model context, 4096). */
   contextLength?: number;
   kvDtype?: KvDtype;
+  /** Rows per prefill chunk (default 512): activations are sized for it; larger chunks make bigger matmuls. */
+  prefillChunk?: number;
   /** SampleAttention parameters for prefill. */
   attention?: Partial<AttentionOptions>;
   onProgress?: (p: LoadProgress) => void;

@@ -25,6 +25,7 @@ const loadInWorker: LoadFn = async (source, o, onProgress, signal) => {
     const engine = await loadModelInWorker(source, {
       ...(o.weights !== 'auto' ? { weights: o.weights } : {}),
       ...(o.contextLength > 0 ? { contextLength: o.contextLength } : {}),
+      ...(o.prefillChunk > 0 ? { prefillChunk: o.prefillChunk } : {}),
       attention: attentionOf(o),
       ...(o.cache ? {} : { cache: false }),
       onProgress: perFileProgress(onProgress),

@@ -10,6 +10,8 @@ export interface ChatOptions {
   weights: WeightFormat | 'auto';
   /** KV cache positions; 0 = the model's own maximum. */
   contextLength: number;
+  /** Rows per prefill chunk; 0 = the engine's default. */
+  prefillChunk: number;
   attention: 'dense' | 'sample';
   alpha: number;
   windowRatio: number;
@@ -31,6 +33,7 @@ export interface ChatOptions {
 export const DEFAULT_OPTIONS: ChatOptions = {
   weights: 'auto',
   contextLength: 0,
+  prefillChunk: 0,
   attention: 'sample',
   alpha: 0.95,
   windowRatio: 0.08,
@@ -62,6 +65,7 @@ const oneOf = (...vals: string[]): Parser => (v) => {
 export const ATTRIBUTES: Record<string, [keyof ChatOptions, Parser]> = {
   weights: ['weights', oneOf('auto', 'f32', 'f16', 'q8', 'q4')],
   'context-length': ['contextLength', num(0, 1 << 20, true)],
+  'prefill-chunk': ['prefillChunk', num(0, 1 << 20, true)],
   attention: ['attention', oneOf('dense', 'sample')],
   alpha: ['alpha', num(1e-6, 1)],
   'window-ratio': ['windowRatio', num(1e-6, 1)],
