@@ -10,6 +10,10 @@ import { getPipeline } from '../src/gpu/pipelines.ts';
 import { attentionHeader, bindAt, tilePlan, type AttentionDims, type TilePlan, type TileOverrides } from './attention_prefill.ts';
 import columnsSource from './sample_columns.wgsl?raw';
 import selectSource from './sample_select.wgsl?raw';
+import binsSource from './sample_bins.wgsl?raw';
+
+/** Bytes of the uniform of encodeBins: offset (words), binLen, stride, pad. */
+export const BIN_ARGS_BYTES = 16;
 
 export class SampleKernels {
   private constructor(
@@ -18,6 +22,7 @@ export class SampleKernels {
     private dims: AttentionDims,
     private columns: GPUComputePipeline,
     private selectPipe: GPUComputePipeline,
+    private binsPipe: GPUComputePipeline,
   ) {}
 
   static async create(ctx: GpuContext, dims: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<SampleKernels> {
@@ -28,11 +33,12 @@ export class SampleKernels {
     let qt = 32;
     while (qt > 4 && qt * base.dvp * 16 + qt * 8 > ctx.limits.maxComputeWorkgroupStorageSize - 512) qt /= 2;
     const plan = { ...base, ct, qt };
-    const [columns, selectPipe] = await Promise.all([
+    const [columns, selectPipe, binsPipe] = await Promise.all([
       getPipeline(ctx, { label: 'sample_columns', code: attentionHeader(dims, base, { CT: ct, QT: qt }) + columnsSource }),
       getPipeline(ctx, { label: 'sample_select', code: attentionHeader(dims, base) + selectSource }),
+      getPipeline(ctx, { label: 'sample_bins', code: binsSource }),
     ]);
-    return new SampleKernels(ctx, plan, dims, columns, selectPipe);
+    return new SampleKernels(ctx, plan, dims, columns, selectPipe, binsPipe);
   }
 
   /** Column scores c_h[j] and the group sums for j in [0, nCols). */
@@ -55,6 +61,16 @@ export class SampleKernels {
     pass.setBindGroup(0, bindAt(this.ctx, this.selectPipe, [
       [0, b.sel], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, b.params], [7, b.stats],
     ], 'sample_select'));
+    pass.dispatchWorkgroups(this.dims.nKvHeads);
+  }
+
+  /**
+   * Histogram of the selected ids of each KV group (after encodeSelect, same
+   * or later pass): (nKvHeads, 256) u32 counts into `bins` at args' offset.
+   */
+  encodeBins(pass: GPUComputePassEncoder, b: { sel: GPUBuffer; bins: GPUBuffer; args: GPUBufferBinding }): void {
+    pass.setPipeline(this.binsPipe);
+    pass.setBindGroup(0, bindAt(this.ctx, this.binsPipe, [[0, b.sel], [1, b.bins], [2, b.args]], 'sample_bins'));
     pass.dispatchWorkgroups(this.dims.nKvHeads);
   }
 }

@@ -23,14 +23,20 @@
  * come from the chunk and the stripes cover every earlier column.
  * Per-call uniforms live in a ring of PARAM_SLOTS slots: at most that many
  * encode() calls per submitted batch.
+ *
+ * Column report (HeadStats.columnBins, issue 8's heatmap): after
+ * reportColumns(seqLen), each sparse encode also records a histogram of each
+ * KV group's selected ids over COLUMN_BINS bins of [0, seqLen)
+ * (kernels/sample_bins.wgsl, in the selection pass) into a slot beside its
+ * stats; readStats() hands each head its group's bins. Off by default.
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, readBuffer } from '../gpu/buffers.ts';
 import type { GpuTimer } from '../gpu/timing.ts';
 import { InvalidOptionError, GpuLimitError } from '../errors.ts';
-import type { AttentionOptions, HeadStats, KvDtype, LayerKv } from '../engine/types.ts';
+import { COLUMN_BINS, type AttentionOptions, type HeadStats, type KvDtype, type LayerKv } from '../engine/types.ts';
 import { FlashAttention, PARAMS_BYTES, paramsWords, type AttentionDims, type AttentionParams, type TileOverrides, type TilePlan } from '../../kernels/attention_prefill.ts';
-import { SampleKernels } from '../../kernels/sample_attention.ts';
+import { BIN_ARGS_BYTES, SampleKernels } from '../../kernels/sample_attention.ts';
 import { chunkAreas, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
 
 export { resolveAttentionOptions, sparsePlan } from './options.ts';
@@ -61,12 +67,22 @@ const STATS_SLOTS = 64;
 /** Stats kept without a readStats() call: STATS_SLOTS * MAX_STATS_BUFFERS sparse encodes. */
 const MAX_STATS_BUFFERS = 64;
 
-interface StatsRecord { layer: number; pos: number; rows: number; plan: SparsePlan; buffer: GPUBuffer; offsetWords: number }
+interface StatsRecord {
+  layer: number; pos: number; rows: number; plan: SparsePlan; buffer: GPUBuffer; offsetWords: number;
+  /** Column histogram slot, (nKvHeads, COLUMN_BINS) u32, when the report was on. */
+  bins?: { buffer: GPUBuffer; offsetWords: number };
+}
 
 export class PrefillAttention {
   private slot = 0;
   private scratch?: { lse: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer };
   private statsBuffers: GPUBuffer[] = [];
+  /** Column histograms, parallel to statsBuffers (allocated when first reported). */
+  private binsBuffers: GPUBuffer[] = [];
+  /** Uniform ring of the histogram pass (same slots as `params`). */
+  private binArgs?: GPUBuffer;
+  /** Key length the column bins span; 0: no column report. */
+  private columnLen = 0;
   private records: StatsRecord[] = [];
   private statsUsed = 0;
   private readonly statsWords: number;
@@ -114,6 +130,18 @@ export class PrefillAttention {
   /** Tile sizes of the flash passes (benchmarks record them). */
   get tilePlan(): TilePlan { return this.flash.plan; }
 
+  /**
+   * Turns the column report on for the following sparse encodes (bins over key
+   * positions [0, seqLen): pass the prefill's final length so every chunk bins
+   * alike), or off with 0 / undefined.
+   */
+  reportColumns(seqLen: number | undefined): void {
+    if (seqLen !== undefined && seqLen !== 0 && (!Number.isInteger(seqLen) || seqLen < 1)) {
+      throw new InvalidOptionError('reportColumns', `seqLen must be a positive integer, got ${seqLen}`);
+    }
+    this.columnLen = seqLen ?? 0;
+  }
+
   /** True when `encode` with these arguments takes the sparse path. */
   static isSparse(pos: number, rows: number, opts: AttentionOptions): boolean {
     return opts.attention === 'sample' && pos + rows >= opts.minSparseLen;
@@ -150,7 +178,8 @@ export class PrefillAttention {
       return;
     }
     const s = this.ensureScratch();
-    this.records.push({ layer: args.layer, pos, rows, plan: plan!, buffer: statsAt!.buffer, offsetWords: statsAt!.offsetWords });
+    const bins = this.columnLen > 0 ? this.binsSlot(statsAt!, offset, Math.max(this.columnLen, pos + rows)) : undefined;
+    this.records.push({ layer: args.layer, pos, rows, plan: plan!, buffer: statsAt!.buffer, offsetWords: statsAt!.offsetWords, bins });
 
     let ps = pass('attention.sampling');
     this.flash.encode(ps, 'sample', { ...bufs, lse: s.rowStats }, plan!.nSamp, d.nKvHeads);
@@ -158,6 +187,7 @@ export class PrefillAttention {
     ps.end();
     ps = pass('attention.selection');
     this.sample!.encodeSelect(ps, { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, params });
+    if (bins) this.sample!.encodeBins(ps, { sel: s.sel, bins: bins.buffer, args: { buffer: this.binArgs!, offset, size: BIN_ARGS_BYTES } });
     ps.end();
     ps = pass('attention.sparse');
     this.flash.encode(ps, 'stripes', { ...bufs, lse: s.lse, sel: s.sel }, rows, d.nKvHeads);
@@ -175,20 +205,29 @@ export class PrefillAttention {
     const d = this.dims;
     const group = d.nHeads / d.nKvHeads;
     const cache = new Map<GPUBuffer, Float32Array>();
+    const binCache = new Map<GPUBuffer, Uint32Array>();
     const out: HeadStats[] = [];
     for (const r of records) {
       let words = cache.get(r.buffer);
       if (!words) cache.set(r.buffer, (words = new Float32Array(await readBuffer(this.ctx, r.buffer))));
+      let binWords: Uint32Array | undefined;
+      if (r.bins) {
+        binWords = binCache.get(r.bins.buffer);
+        if (!binWords) binCache.set(r.bins.buffer, (binWords = new Uint32Array(await readBuffer(this.ctx, r.bins.buffer))));
+      }
       const areas = chunkAreas(r.pos, r.rows, r.plan.window);
       for (let kvh = 0; kvh < d.nKvHeads; kvh++) {
         const base = r.offsetWords + kvh * (2 + group);
         const selected = Math.round(words[base]);
         const areaSel = words[base + 1];
+        const at = r.bins ? r.bins.offsetWords + kvh * COLUMN_BINS : 0;
+        const columnBins = binWords ? Uint16Array.from(binWords.subarray(at, at + COLUMN_BINS)) : undefined;
         for (let g = 0; g < group; g++) {
           out.push({
             layer: r.layer, head: kvh * group + g, selected, window: r.plan.window,
             areaFraction: Math.min(1, (areaSel + areas.window) / areas.causal),
             cra: Math.min(1, words[base + 2 + g]),
+            ...(columnBins ? { columnBins: columnBins.slice() } : {}),
           });
         }
       }
@@ -217,8 +256,12 @@ export class PrefillAttention {
     releaseBuffer(this.ctx, this.params);
     if (this.scratch) for (const b of Object.values(this.scratch)) releaseBuffer(this.ctx, b);
     for (const b of this.statsBuffers) releaseBuffer(this.ctx, b);
+    for (const b of this.binsBuffers) releaseBuffer(this.ctx, b);
+    releaseBuffer(this.ctx, this.binArgs);
     this.scratch = undefined;
     this.statsBuffers = [];
+    this.binsBuffers = [];
+    this.binArgs = undefined;
     this.records = [];
   }
 
@@ -253,5 +296,21 @@ export class PrefillAttention {
       this.statsBuffers.push(createBuffer(this.ctx, STATS_SLOTS * this.statsWords * 4, STORAGE.rw, 'attention_stats'));
     }
     return { buffer: this.statsBuffers[bi], offsetWords: (i % STATS_SLOTS) * this.statsWords };
+  }
+
+  /**
+   * The histogram slot beside a stats slot (same index), its uniform written
+   * into the bin-args ring at the encode's params offset.
+   */
+  private binsSlot(statsAt: { buffer: GPUBuffer; offsetWords: number }, paramsOffset: number, binLen: number): { buffer: GPUBuffer; offsetWords: number } {
+    const nKv = this.dims.nKvHeads;
+    const bi = this.statsBuffers.indexOf(statsAt.buffer);
+    while (this.binsBuffers.length <= bi) {
+      this.binsBuffers.push(createBuffer(this.ctx, STATS_SLOTS * nKv * COLUMN_BINS * 4, STORAGE.rw, 'attention_column_bins')); // (STATS_SLOTS, nKvHeads, COLUMN_BINS) u32
+    }
+    this.binArgs ??= createBuffer(this.ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_bin_args');
+    const offsetWords = (statsAt.offsetWords / this.statsWords) * nKv * COLUMN_BINS;
+    this.ctx.device.queue.writeBuffer(this.binArgs, paramsOffset, new Uint32Array([offsetWords, binLen, this.dims.capacity + 1, 0]));
+    return { buffer: this.binsBuffers[bi], offsetWords };
   }
 }

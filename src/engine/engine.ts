@@ -187,6 +187,7 @@ export class DenseEngine implements Engine {
     this.argmaxFresh = false;
     const attention = resolveAttentionOptions(opts.attention ?? {}, this.attention);
     const seqEnd = start + ids.length;
+    this.kernels.prefillAttention?.reportColumns(opts.reportColumns ? seqEnd : undefined);
     const allLogits = opts.allLogits ? new Float32Array(ids.length * this.spec.vocabSize) : undefined;
     const chunk = allLogits ? Math.max(1, Math.min(this.prefillChunk, Math.floor(ALL_LOGITS_BYTES / (this.spec.vocabSize * 4)))) : this.prefillChunk;
     let sparse = false;
