@@ -59,6 +59,10 @@ test.describe('chat demo', () => {
     expect(sparse.stats?.promptTokens).toBeGreaterThan(64);
     expect(sparse.stats?.sparsity?.mode).toBe('sample');
     expect((sparse.stats as { areaFraction?: number }).areaFraction).toBeLessThan(1);
+    // Every head reports where its kept columns lie (HeadStats.columnBins; a typed array arrives as an object after JSON).
+    const heads = (sparse.stats?.sparsity as { heads?: { selected: number; columnBins?: Record<string, number> }[] } | undefined)?.heads ?? [];
+    expect(heads.length).toBeGreaterThan(0);
+    for (const h of heads) expect(Object.values(h.columnBins ?? { missing: -1 }).reduce((s, x) => s + x, 0)).toBe(h.selected);
     await expect(page.locator('#chat [part~=stats]').last()).toContainText('sparse prefill');
     const bluePixels = await page.evaluate(() => {
       const c = document.getElementById('heatmap') as HTMLCanvasElement;

@@ -3,8 +3,9 @@
  * bin of key positions [0, seqLen). Blue: columns SampleAttention selected
  * (darker = more of the bin kept); orange: the local window as seen by the
  * last query rows; light grey: key columns skipped. Drawn on a canvas from a
- * SparsityReport (src/engine/types.ts); HeadStats.columnBins is optional, and
- * without it only the window and the per-head counts can be shown.
+ * SparsityReport (src/engine/types.ts). The engine fills HeadStats.columnBins
+ * when the prefill asks for reportColumns (the component always does); an
+ * engine without it leaves only the window and the per-head counts to show.
  */
 import { COLUMN_BINS, type SparsityReport } from '../engine/types.ts';
 
