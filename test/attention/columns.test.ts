@@ -13,7 +13,7 @@ import { createBuffer, liveBytes, releaseBuffer, STORAGE, uploadBuffer } from '.
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 
-const D = 64;
+const D = 32;
 const OPTS = { ...DEFAULT_ATTENTION, attention: 'sample' as const, minSparseLen: 0, alpha: 0.95 };
 
 /** Prefill of `seqLen` planted rows in chunks of `chunk`, one submit per chunk; stats and last selection. */
