@@ -4,7 +4,7 @@
  * GPU, never stored), in f16 and q4.
  *   npm run bench -- bench/engine.ts [--json FILE] [--shapes internlm2-1.8b,internlm2-7b]
  *     [--formats f16,q4] [--prompt 4096] [--decode 32] [--chunk 512] [--kv f16] [--attention dense|sample]
- *     [--decode-attn tiled,simple] [--profile] [--no-greedy]
+ *     [--decode-attn tiled,simple] [--decode-splits 128,32] [--profile] [--no-greedy]
  * On the GPU machine: npm run gpu:bundle -- bench/engine.ts, then node .gpu/engine.mjs --json $OUT/engine.json
  * Prefill: one prompt of --prompt tokens in chunks (TTFT-like: wall time to the
  * last row's logits on the GPU). Decode: --decode greedy steps after it, each
@@ -31,7 +31,7 @@ import { GpuTimer, type PassTiming } from '../src/gpu/timing.ts';
 const args = benchArgs({
   shapes: { type: 'string' }, formats: { type: 'string' }, prompt: { type: 'string' }, decode: { type: 'string' },
   chunk: { type: 'string' }, kv: { type: 'string' }, attention: { type: 'string' },
-  'decode-attn': { type: 'string' }, profile: { type: 'boolean' }, 'no-greedy': { type: 'boolean' },
+  'decode-attn': { type: 'string' }, 'decode-splits': { type: 'string' }, profile: { type: 'boolean' }, 'no-greedy': { type: 'boolean' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -44,6 +44,7 @@ const kvDtype = String(args.kv ?? 'f16') as KvDtype;
 const attention = String(args.attention ?? 'dense') as 'dense' | 'sample';
 const decodeAttns = String(args['decode-attn'] ?? 'tiled').split(',') as ('tiled' | 'simple')[];
 const profile = !!args.profile;
+const splitCaps = String(args['decode-splits'] ?? '128').split(',').map(Number);
 const greedy = !args['no-greedy'];
 
 // Round trip of the queue with nothing to do (what each awaited submit/map pays at least).
@@ -74,10 +75,10 @@ for (const name of shapes) {
     const weights = await syntheticWeights(ctx, spec, { format, seed: 1 });
     let weightBytes = 0;
     for (const w of weights.values()) for (const p of w.parts) weightBytes += p.data.size + (p.scales?.size ?? 0);
-    for (const decodeAttn of decodeAttns) {
+    for (const decodeAttn of decodeAttns) for (const decodeSplits of splitCaps) {
     const engine = await createEngine(ctx, {
       spec, weights, contextLength: promptLen + decodeSteps + 1, kvDtype, prefillChunk: chunk, attention: { attention },
-      decodeAttention: decodeAttn, ownsWeights: false,
+      decodeAttention: decodeAttn, decodeSplits, ownsWeights: false,
     });
     try {
       const rng = new Rng(3);
@@ -136,14 +137,14 @@ for (const name of shapes) {
       const attnFlops = 4 * spec.nLayers * spec.nHeads * spec.headDim * (promptLen * (promptLen + 1)) / 2;
       const prefillTflops = (linearFlops + attnFlops) / (prefillMs * 1e-3) / 1e12;
       const r = {
-        shape: name, format, kvDtype, attention, decodeAttn, prompt: promptLen, chunk, decodeSteps,
+        shape: name, format, kvDtype, attention, decodeAttn, decodeSplits, prompt: promptLen, chunk, decodeSteps,
         decodeCpuMsPerToken: decodeCpuMs, greedyMsPerToken: greedyMs, greedyTokPerS: 1000 / greedyMs, emptyRoundTripMs,
         weightBytes, prefillMs, prefillTokPerS: promptLen / (prefillMs / 1000), prefillTflops,
         decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeGBPerS: params / (decodeMs * 1e-3) / 1e9,
         kvLengthAtDecode: promptLen,
       };
       results.push(r);
-      rows.push([name, format, decodeAttn, promptLen, prefillMs.toFixed(1), r.prefillTokPerS.toFixed(1), prefillTflops.toFixed(2),
+      rows.push([name, format, `${decodeAttn}/${decodeSplits}`, promptLen, prefillMs.toFixed(1), r.prefillTokPerS.toFixed(1), prefillTflops.toFixed(2),
         decodeMs.toFixed(2), r.decodeTokPerS.toFixed(2), decodeCpuMs.toFixed(2), greedyMs.toFixed(2), (1000 / greedyMs).toFixed(1),
         r.decodeGBPerS.toFixed(1), (weightBytes / 2 ** 30).toFixed(2)]);
     } finally {
@@ -161,7 +162,7 @@ if (profileRows.length) {
 console.log(`empty queue round trip: ${emptyRoundTripMs.toFixed(3)} ms`);
 finish({
   bench: 'engine', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: 'wall (queue.onSubmittedWorkDone / mapAsync)',
-  header: ['shape', 'weights', 'decode attn', 'prompt', 'prefill ms', 'prefill tok/s', 'prefill TFLOP/s', 'decode ms/tok', 'decode tok/s', 'decode cpu ms/tok',
+  header: ['shape', 'weights', 'decode attn/splits', 'prompt', 'prefill ms', 'prefill tok/s', 'prefill TFLOP/s', 'decode ms/tok', 'decode tok/s', 'decode cpu ms/tok',
     'greedy ms/tok', 'greedy tok/s', 'decode GB/s', 'weights GiB'],
   rows, results: [...results, ...profiles],
 }, args.json);

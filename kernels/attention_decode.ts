@@ -24,6 +24,8 @@ export interface DecodeAttentionShape {
    * 4 for f32 with 64 / chunks-per-row whole) or 'simple' (the scalar kernel, any even headDim).
    */
   variant?: 'tiled' | 'simple';
+  /** Most splits of the cache per (head, row), 1..128 (default 128); fewer splits give each workgroup more tiles. */
+  maxSplits?: number;
 }
 
 /** Whether the tiled split kernel takes this shape. */
@@ -67,6 +69,8 @@ export class DecodeAttention {
     const { nHeads, nKvHeads, headDim } = shape;
     if (nHeads % nKvHeads !== 0) throw new RangeError(`nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
     if (headDim % 2 !== 0 || headDim > 2048) throw new RangeError(`headDim ${headDim} must be even and <= 2048`);
+    const ms = shape.maxSplits ?? MAX_SPLITS;
+    if (!(Number.isInteger(ms) && ms >= 1 && ms <= MAX_SPLITS)) throw new RangeError(`maxSplits ${ms} must be an integer in [1, ${MAX_SPLITS}]`);
     const qg = Math.max(1, Math.min(nHeads / nKvHeads, 16, Math.floor(2048 / headDim)));
     const KV_F16 = shape.kvDtype === 'f16' ? 1 : 0;
     const variant = shape.variant ?? (tiledFits(headDim, shape.kvDtype) ? 'tiled' : 'simple');
@@ -92,7 +96,7 @@ export class DecodeAttention {
     const s = this.shape;
     if (rows > s.maxRows) throw new RangeError(`attention: ${rows} rows > maxRows ${s.maxRows}`);
     const kvLen = pos + rows;
-    const cap = Math.max(1, Math.min(MAX_SPLITS, Math.floor(this.slots / rows)));
+    const cap = Math.max(1, Math.min(s.maxSplits ?? MAX_SPLITS, Math.floor(this.slots / rows)));
     let nSplits = Math.min(cap, Math.ceil(kvLen / TILE));
     const splitLen = Math.ceil(Math.ceil(kvLen / nSplits) / TILE) * TILE;
     nSplits = Math.ceil(kvLen / splitLen);

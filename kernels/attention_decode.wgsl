@@ -347,7 +347,11 @@ fn merge_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let lSum = red[0];
   let c = t % HD4;
   var o = vec4<f32>(0.0);
-  for (var sp = t / HD4; sp < nS; sp += NG) { o = fma(vec4<f32>(wsh[sp]), fO[(base + sp) * HD4 + c], o); }
+  // Constant trip count (unrolled: the loads go out together); nS <= 128.
+  for (var k = 0u; k < (128u + NG - 1u) / NG; k++) {
+    let sp = t / HD4 + k * NG;
+    if (sp < nS) { o = fma(vec4<f32>(wsh[sp]), fO[(base + sp) * HD4 + c], o); }
+  }
   osum[t] = o;
   workgroupBarrier();
   if (t < HD4) {

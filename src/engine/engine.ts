@@ -44,6 +44,8 @@ export interface EngineOptions {
   linear?: LinearOptions;
   /** Decode attention kernel (kernels/attention_decode): 'tiled' where headDim fits (default) or 'simple'. */
   decodeAttention?: 'tiled' | 'simple';
+  /** Most cache splits of the decode attention per head (1..128, default 128; tuning). */
+  decodeSplits?: number;
   ownsWeights?: boolean;
 }
 
@@ -85,7 +87,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       Embedding.create(ctx, formats),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
-      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention }),
+      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, maxSplits: opts.decodeSplits }),
       kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);
