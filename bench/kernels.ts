@@ -269,7 +269,7 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
   }
 }
 
-const tagOf = (g: GemvConfig) => `tk${g.tk} rpt${g.rpt} ng${g.ng} u${g.unroll}${g.word ? ' word' : ''}${g.xs ? ' xs' : ''}`;
+const tagOf = (g: GemvConfig) => `tk${g.tk} rpt${g.rpt} ng${g.ng} u${g.unroll}${g.xs ? ' xs' : ''}`;
 const gemmTag = (g: GemmConfig) => `bk${g.bk}${g.prefetch ? ' prefetch' : ''}`;
 
 async function main(c: GpuContext): Promise<void> {
@@ -299,11 +299,10 @@ async function main(c: GpuContext): Promise<void> {
       { tk: 32, rpt: 8, ng: 2, unroll: 1 }, { tk: 64, rpt: 4, ng: 2, unroll: 2 }, { tk: 128, rpt: 2, ng: 2, unroll: 2 },
       { tk: 32, rpt: 4, ng: 4, unroll: 2, xs: true }, { tk: 32, rpt: 4, ng: 4, unroll: 4, xs: true },
       { tk: 64, rpt: 4, ng: 2, unroll: 2, xs: true }, { tk: 32, rpt: 8, ng: 2, unroll: 2, xs: true },
-      { tk: 64, rpt: 4, ng: 2, unroll: 4, word: true },
     ];
     for (const cfg of configs) {
       const l = await LinearKernels.create(c, { gemv: cfg });
-      await matvec(l, cfg, tagOf(cfg), formats.filter((f) => cfg.word ? f === 'q4' : f === 'q4' || f === 'f16' || f === 'q8'));
+      await matvec(l, cfg, tagOf(cfg), formats.filter((f) => f === 'q4' || f === 'f16' || f === 'q8'));
       l.destroy();
     }
   }

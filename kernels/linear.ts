@@ -21,7 +21,8 @@
  * and f16 by bit moves (linear_f16.wgsl). H100 (Dawn/Vulkan), defaults:
  * GEMM ~31 TFLOP/s f32/f16, ~29-30 q8/q4 at M = 4096; matrix-vector
  * f16/f32 ~2.5-2.9 TB/s at 14336 x 4096. Measured slower and kept only as
- * options for the bench sweep: GEMM bk 32, gemv word;
+ * options for the bench sweep: GEMM bk 32 (a one-word-per-thread gemv, at most
+ * 459 GB/s, was removed);
  * gemv xs (x staged in workgroup memory) is not measured yet.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
@@ -33,7 +34,6 @@ import { InvalidOptionError } from '../src/errors.ts';
 import gemmSrc from './linear_gemm.wgsl?raw';
 import gemvSrc from './linear_gemv.wgsl?raw';
 import gemvAnySrc from './linear_gemv_any.wgsl?raw';
-import gemvWordSrc from './linear_gemv_word.wgsl?raw';
 import gemvXsSrc from './linear_gemv_xs.wgsl?raw';
 import gemvCommonSrc from './linear_gemv_common.wgsl?raw';
 import f32Src from './linear_f32.wgsl?raw';
@@ -77,11 +77,10 @@ export interface GateUpArgs {
 /**
  * Tunables of the matrix-vector kernel (threads per row along K, rows per
  * thread, thread groups per workgroup, chunks in flight per row and thread);
- * word: q8/q4 stream single words (linear_gemv_word.wgsl) instead of 16-byte chunks;
  * xs: x staged in workgroup memory in blocks of tk * unroll chunks (linear_gemv_xs.wgsl)
  * where the block fits GEMV_XS_BYTES.
  */
-export interface GemvConfig { tk: number; rpt: number; ng: number; unroll: number; word?: boolean; xs?: boolean }
+export interface GemvConfig { tk: number; rpt: number; ng: number; unroll: number; xs?: boolean }
 
 /**
  * Tunables of the GEMM: K step (8, 16 or 32; workgroup memory in gemmSmemBytes)
@@ -222,16 +221,14 @@ export class LinearKernels {
       // (group is 1 for f32/f16: no scales, nothing to align.)
       const vec = inDim % (4 * epw) === 0 && (!quant || group % (4 * epw) === 0) && xOffElems % 4 === 0;
       const { tk, rpt, ng, unroll } = this.gemv;
-      // Word path: q8/q4 with whole words per row and group, x in vec4.
-      const word = this.gemv.word === true && quant && inDim % epw === 0 && group % epw === 0 && xOffElems % 4 === 0;
       const head = `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n`;
       // x staged in workgroup memory: rows x (tk * unroll) chunks of (epw + 1) vec4.
       const reduceBytes = (ng * rpt * (tk + 1) + rows * ng * rpt) * 4;
       const xsBudget = Math.min(GEMV_XS_BYTES, this.ctx.limits.maxComputeWorkgroupStorageSize - reduceBytes);
-      const xs = !word && vec && this.gemv.xs === true && rows * tk * unroll * (epw + 1) * 16 <= xsBudget;
-      const kind = word ? '_word' : xs ? '_xs' : vec ? '' : '_any';
+      const xs = vec && this.gemv.xs === true && rows * tk * unroll * (epw + 1) * 16 <= xsBudget;
+      const kind = xs ? '_xs' : vec ? '' : '_any';
       pipeline = this.pipeline(`linear_gemv${kind}_${fmt}`,
-        head + FORMAT_SRC[fmt] + gemvCommonSrc + (word ? gemvWordSrc : xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc),
+        head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc),
         { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 });
       perWg = gateUp ? (ng * rpt) / 2 : ng * rpt;
     } else {

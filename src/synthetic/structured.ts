@@ -66,7 +66,9 @@
  * at ~97-100% of rows with a mean top-2 gap of ~4-7 logits, and at the end of
  * a needle prompt the prediction is sigma(needle token), not sigma(question).
  */
-export type Family = 'chatglm2' | 'internlm2';
+import type { Family } from '../../models/spec.ts';
+
+export type { Family };
 
 export interface StructuredOptions {
   family: Family;

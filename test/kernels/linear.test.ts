@@ -32,7 +32,6 @@ describe('linear kernels (Dawn)', () => {
     const ctx = await testGpu();
     const configs = [
       { tk: 8, rpt: 2, ng: 2, unroll: 1 }, { tk: 16, rpt: 4, ng: 8, unroll: 2 }, { tk: 64, rpt: 2, ng: 4, unroll: 4 },
-      { tk: 32, rpt: 4, ng: 2, unroll: 4, word: true }, { tk: 8, rpt: 8, ng: 2, unroll: 3, word: true },
       { tk: 8, rpt: 2, ng: 2, unroll: 2, xs: true }, { tk: 4, rpt: 4, ng: 4, unroll: 3, xs: true },
     ];
     for (const gemv of configs) {
