@@ -32,10 +32,15 @@ import { packedBytes, scaleBytes, type GpuWeight, type GpuWeightPart, type Weigh
 import type { Dispatch } from '../src/engine/types.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import gemmSrc from './linear_gemm.wgsl?raw';
+import { checkGemmConfig, gemmSmemBytes, gemmTile, gemmTiledSource, type GemmConfig } from './linear_gemm.ts';
 import gemvSrc from './linear_gemv.wgsl?raw';
 import gemvAnySrc from './linear_gemv_any.wgsl?raw';
 import gemvXsSrc from './linear_gemv_xs.wgsl?raw';
 import gemvCommonSrc from './linear_gemv_common.wgsl?raw';
+import gemvStoreSrc from './linear_gemv_store.wgsl?raw';
+import gemvNormInSrc from './linear_gemv_norm_in.wgsl?raw';
+import gemvResidSrc from './linear_gemv_resid.wgsl?raw';
+import gemvRopeSrc from './linear_gemv_rope.wgsl?raw';
 import f32Src from './linear_f32.wgsl?raw';
 import f16Src from './linear_f16.wgsl?raw';
 import q8Src from './linear_q8.wgsl?raw';
@@ -56,11 +61,66 @@ export interface LinearArgs {
   w: GpuWeight;
   /** (out) f32 */
   bias?: GPUBuffer;
-  /** (rows, out) f32 starting at yOffsetBytes */
+  /** (rows, out) f32 starting at yOffsetBytes; with rope: (nHeads * headDim) roped Q */
   y: GPUBuffer;
   yOffsetBytes?: number;
   rows: number;
+  /** Decode fusions (matrix-vector kernel, rows = 1; see the GemvNormIn / GemvResidual / GemvRope docs). */
+  normIn?: GemvNormIn;
+  residual?: GemvResidual;
+  rope?: GemvRope;
 }
+
+/**
+ * x is h = x_res * normW (a GemvResidual output) and the products are scaled
+ * by RMSNorm's 1 / sqrt(sum(x_res^2) / dim + eps), sum(x_res^2) given as
+ * `count` partial sums: y = rmsnorm(x_res) W^T (linear_gemv_norm_in.wgsl).
+ */
+export interface GemvNormIn {
+  /** (count) f32 partial sums of squares */
+  ss: GPUBuffer;
+  count: number;
+  dim: number;
+  eps: number;
+}
+
+/**
+ * y is the residual stream: y += x W^T (+ bias); then h = y * normW and one
+ * partial sum of y^2 per workgroup into ss[ssOffset..] (the next projection's
+ * GemvNormIn; PreparedLinear.workgroups says how many) (linear_gemv_resid.wgsl).
+ */
+export interface GemvResidual {
+  /** (out) f32: the next RMSNorm's weight */
+  normW: GPUBuffer;
+  /** (out) f32 */
+  h: GPUBuffer;
+  /** (ssOffset + workgroups) f32 */
+  ss: GPUBuffer;
+}
+
+/**
+ * The QKV projection with RoPE and the KV-cache write fused (linear_gemv_rope.wgsl):
+ * y gets roped Q (nHeads * headDim), k / v the roped K and V at position step.pos.
+ */
+export interface GemvRope {
+  /** (rotaryDim / 2) vec2 f32: cos, sin at the step's position */
+  table: GPUBuffer;
+  /** (nKvHeads, capacity, headDim) f32 or f16 pairs */
+  k: GPUBuffer;
+  v: GPUBuffer;
+  /** uniform: pos, rows, kvLen (StepUniform) */
+  step: GPUBuffer;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  rotaryDim: number;
+  neox: boolean;
+  capacity: number;
+  kvF16: boolean;
+}
+
+/** A prepared linear; workgroups: how many the matrix-vector kernel runs in all (GemvResidual partial sums). */
+export type PreparedLinear = Dispatch & { workgroups: number };
 
 export interface GateUpArgs {
   /** (rows, in) f32 */
@@ -72,6 +132,7 @@ export interface GateUpArgs {
   y: GPUBuffer;
   yOffsetBytes?: number;
   rows: number;
+  normIn?: GemvNormIn;
 }
 
 /**
@@ -82,26 +143,25 @@ export interface GateUpArgs {
  */
 export interface GemvConfig { tk: number; rpt: number; ng: number; unroll: number; xs?: boolean }
 
-/**
- * Tunables of the GEMM: K step (8, 16 or 32; workgroup memory in gemmSmemBytes)
- * and register prefetch of the next tile. (Double-buffered workgroup tiles and
- * power-of-two tile arrays with masked indices were tried: 18.7 and 19-27
- * TFLOP/s against 31.3 on the H100, and their extra index math cost the
- * default ~5%; removed.)
- */
-export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean }
+/** GEMM tunables and variants: kernels/linear_gemm.ts. */
+export { gemmSmemBytes, type GemmConfig } from './linear_gemm.ts';
 
 export interface LinearOptions {
   /** Largest row count that runs the matrix-vector kernel (default 8, at most 8). */
   gemvMaxRows?: number;
   gemv?: GemvConfig;
+  /**
+   * Matrix-vector tunables for long-K shapes (in >= 2 out, e.g. the FFN down
+   * projection 4096 x 14336: few output rows, so few workgroups; more threads
+   * per row keep the GPU full). Default: gemv.
+   */
+  gemvLongK?: GemvConfig;
   gemm?: GemmConfig;
 }
 
 export const DEFAULT_GEMM: GemmConfig = { bk: 16, prefetch: true };
 
 export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2 };
-const GEMM_TILE = 128;
 /** Largest staged x block of the xs matrix-vector path (and at most what the device's workgroup memory leaves). */
 const GEMV_XS_BYTES = 24 * 1024;
 
@@ -124,6 +184,7 @@ export class LinearKernels {
   }
   private readonly gemvMaxRows: number;
   private readonly gemv: GemvConfig;
+  private readonly gemvLongK: GemvConfig;
   private readonly gemm: GemmConfig;
 
   private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
@@ -134,14 +195,13 @@ export class LinearKernels {
     const smem = ctx.limits.maxComputeWorkgroupStorageSize;
     const fallbacks: GemmConfig[] = [DEFAULT_GEMM, { bk: 8, prefetch: true }];
     this.gemm = opts.gemm ?? fallbacks.find((g) => gemmSmemBytes(g) <= smem) ?? fallbacks[fallbacks.length - 1];
-    const { bk } = this.gemm;
-    if (bk !== 8 && bk !== 16 && bk !== 32) throw new InvalidOptionError('gemm.bk', `must be 8, 16 or 32 (got ${bk})`);
-    if (gemmSmemBytes(this.gemm) > smem) {
-      throw new InvalidOptionError('gemm', `bk ${bk} needs ${gemmSmemBytes(this.gemm)} bytes of workgroup memory, the device allows ${smem}`);
-    }
-    const { tk, rpt, ng, unroll } = this.gemv;
-    if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && ng % 2 === 0 && rpt <= tk && tk * ng <= 256)) {
-      throw new InvalidOptionError('gemv', `tk, rpt, ng, unroll must be positive, ng even, rpt <= tk, tk * ng <= 256 (got ${tk}, ${rpt}, ${ng}, ${unroll})`);
+    checkGemmConfig(this.gemm, smem);
+    this.gemvLongK = opts.gemvLongK ?? this.gemv;
+    for (const [name, g] of [['gemv', this.gemv], ['gemvLongK', this.gemvLongK]] as const) {
+      const { tk, rpt, ng, unroll } = g;
+      if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && ng % 2 === 0 && rpt <= tk && tk * ng <= 256)) {
+        throw new InvalidOptionError(name, `tk, rpt, ng, unroll must be positive, ng even, rpt <= tk, tk * ng <= 256 (got ${tk}, ${rpt}, ${ng}, ${unroll})`);
+      }
     }
   }
 
@@ -156,17 +216,38 @@ export class LinearKernels {
   }
 
   /** y = x W^T (+ bias). */
-  prepare(a: LinearArgs): Dispatch {
+  prepare(a: LinearArgs): PreparedLinear {
     const [out, inDim] = checkWeight(a.w);
     const pieces: Piece[] = a.w.parts.map((part) => ({ n: part.rows, w0: part, w1: part, row0: 0, row1: 0, col0: part.rowStart }));
     if (a.bias && a.bias.size < out * 4) {
       throw new InvalidOptionError('bias', `needs ${out} f32 (${out * 4} bytes) for ${a.w.name} but has ${a.bias.size} bytes`);
     }
+    if (a.rope) {
+      const r = a.rope;
+      if (out !== (r.nHeads + 2 * r.nKvHeads) * r.headDim) {
+        throw new InvalidOptionError('rope', `${a.w.name} has ${out} rows, (nHeads + 2 nKvHeads) * headDim = ${(r.nHeads + 2 * r.nKvHeads) * r.headDim}`);
+      }
+      if (pieces.length !== 1) throw new InvalidOptionError('rope', `${a.w.name} must be one part for the fused RoPE (has ${pieces.length})`);
+      // Rows in rotation pairs: one piece of out / 2 pairs writing nHeads * headDim Q values.
+      pieces[0].n = out / 2;
+      return this.build(a, inDim, r.nHeads * r.headDim, pieces, false);
+    }
     return this.build(a, inDim, out, pieces, false);
   }
 
+  /** Whether the fused RoPE epilogue takes this shape (GemvRope; else rope runs as its own kernel). */
+  ropeFits(headDim: number, rotaryDim: number): boolean {
+    const { ng, rpt } = this.gemv;
+    return headDim % 4 === 0 && rotaryDim % 4 === 0 && (ng * rpt) % 4 === 0 && this.gemvMaxRows >= 1;
+  }
+
+  /** Whether decode (one row) runs the matrix-vector kernel, so GemvNormIn / GemvResidual / GemvRope apply. */
+  get fusesDecode(): boolean {
+    return this.gemvMaxRows >= 1;
+  }
+
   /** y = silu(x Wg^T) * (x Wu^T) with W = [Wg; Wu] (gate rows first). */
-  prepareGateUp(a: GateUpArgs): Dispatch {
+  prepareGateUp(a: GateUpArgs): PreparedLinear {
     const [out, inDim] = checkWeight(a.w);
     if (out % 2 !== 0) throw new InvalidOptionError('w', `gate/up weight ${a.w.name} has an odd row count ${out}`);
     const f = out / 2;
@@ -197,7 +278,7 @@ export class LinearKernels {
     releaseBuffer(this.ctx, this.dummy);
   }
 
-  private build(a: LinearArgs, inDim: number, outCols: number, pieces: Piece[], gateUp: boolean): Dispatch {
+  private build(a: LinearArgs, inDim: number, outCols: number, pieces: Piece[], gateUp: boolean): PreparedLinear {
     const { rows } = a;
     const xOff = a.xOffsetBytes ?? 0;
     const yOff = a.yOffsetBytes ?? 0;
@@ -215,47 +296,75 @@ export class LinearKernels {
     const epw = ELEMS_PER_WORD[fmt];
     const xOffElems = xOff / 4;
     const gemv = rows <= this.gemvMaxRows;
+    const fused = a.normIn || a.residual || a.rope;
+    if (fused && !(gemv && rows === 1)) throw new InvalidOptionError('rows', `normIn / residual / rope need one row on the matrix-vector kernel (got ${rows} rows, gemvMaxRows ${this.gemvMaxRows})`);
+    if (a.residual && (gateUp || a.rope)) throw new InvalidOptionError('residual', 'a residual epilogue takes a plain projection');
     let pipeline: GPUComputePipeline;
     let perWg: number;
+    let gemmRows = 0; // rows of x per GEMM workgroup
     if (gemv) {
       // (group is 1 for f32/f16: no scales, nothing to align.)
       const vec = inDim % (4 * epw) === 0 && (!quant || group % (4 * epw) === 0) && xOffElems % 4 === 0;
-      const { tk, rpt, ng, unroll } = this.gemv;
+      const cfg = inDim >= 2 * outCols ? this.gemvLongK : this.gemv;
+      const { tk, rpt, ng, unroll } = cfg;
+      if (a.rope && (ng * rpt) % 4 !== 0) throw new InvalidOptionError('rope', `the fused RoPE needs ng * rpt % 4 == 0 (got ${ng} * ${rpt})`);
       const head = `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n`;
       // x staged in workgroup memory: rows x (tk * unroll) chunks of (epw + 1) vec4.
       const reduceBytes = (ng * rpt * (tk + 1) + rows * ng * rpt) * 4;
       const xsBudget = Math.min(GEMV_XS_BYTES, this.ctx.limits.maxComputeWorkgroupStorageSize - reduceBytes);
-      const xs = vec && this.gemv.xs === true && rows * tk * unroll * (epw + 1) * 16 <= xsBudget;
+      const xs = vec && cfg.xs === true && rows * tk * unroll * (epw + 1) * 16 <= xsBudget;
       const kind = xs ? '_xs' : vec ? '' : '_any';
-      pipeline = this.pipeline(`linear_gemv${kind}_${fmt}`,
-        head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc),
-        { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 });
-      perWg = gateUp ? (ng * rpt) / 2 : ng * rpt;
+      // Epilogue: input scale (1 or the fused RMSNorm's) and the store.
+      const epilogue = a.residual ? gemvResidSrc
+        : (a.normIn ? gemvNormInSrc : ONE_SCALE) + (a.rope ? gemvRopeSrc : gemvStoreSrc);
+      const constants: Record<string, number> = { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 };
+      if (a.rope) Object.assign(constants, { ROPE_ROWS: 1, KV_F16: a.rope.kvF16 ? 1 : 0 });
+      const tag = a.residual ? '_resid' : `${a.normIn ? '_normin' : ''}${a.rope ? '_rope' : ''}`;
+      pipeline = this.pipeline(`linear_gemv${kind}${tag}_${fmt}`,
+        head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc) + epilogue, constants);
+      perWg = gateUp || a.rope ? (ng * rpt) / 2 : ng * rpt;
     } else {
       const wordPath = inDim % epw === 0 && (!quant || group % epw === 0);
-      pipeline = this.pipeline(`linear_gemm_${fmt}`, `const BK: u32 = ${this.gemm.bk}u;\n` + FORMAT_SRC[fmt] + gemmSrc,
-        { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0, WORD_PATH: wordPath ? 1 : 0, PREFETCH: this.gemm.prefetch ? 1 : 0 });
-      perWg = gateUp ? GEMM_TILE / 2 : GEMM_TILE;
+      const consts = { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 };
+      const g = this.gemm;
+      if ((g.variant ?? 'base') === 'base') {
+        pipeline = this.pipeline(`linear_gemm_${fmt}`, `const BK: u32 = ${g.bk}u;\n` + FORMAT_SRC[fmt] + gemmSrc,
+          { ...consts, WORD_PATH: wordPath ? 1 : 0, PREFETCH: g.prefetch ? 1 : 0 });
+      } else {
+        const shape = { format: fmt, epw, quant, group, inDim, xOffElems };
+        pipeline = this.pipeline(`linear_gemm_${g.variant}_${fmt}`, gemmTiledSource(g, FORMAT_SRC[fmt], shape), consts);
+      }
+      gemmRows = gemmTile(g).tileM;
+      perWg = gateUp ? gemmTile(g).tileN / 2 : gemmTile(g).tileN;
     }
 
     const uniforms: GPUBuffer[] = [];
     const steps: { bg: GPUBindGroup; grid: [number, number] }[] = [];
+    let workgroups = 0;
     try {
       for (const pc of pieces) {
+        const r = a.rope;
         const params = uniformBuffer(this.ctx, [
           rows, pc.n, inDim, xOffElems,
           yOff / 4 + pc.col0, outCols, pc.row0, pc.row1,
-          pc.col0, 0, 0, 0,
-        ], `${a.w.name}_linear_params`);
+          pc.col0, r?.headDim ?? 0, r?.rotaryDim ?? 0, r?.neox ? 1 : 0,
+          a.normIn?.count ?? 0, a.normIn?.dim ?? 0, a.normIn?.eps ?? 0, r?.nHeads ?? 0,
+          r?.nKvHeads ?? 0, r?.capacity ?? 0, workgroups, 0,
+        ], `${a.w.name}_linear_params`, [...new Array(14).fill('u32'), 'f32']);
         uniforms.push(params);
         const buffers = [a.x, pc.w0.data, pc.w1.data, pc.w0.scales ?? this.dummy, pc.w1.scales ?? this.dummy, a.bias ?? this.dummy, a.y, params];
+        const extra: [number, GPUBuffer][] = [];
+        if (a.normIn) extra.push([8, a.normIn.ss]);
+        if (a.residual) extra.push([8, a.residual.normW], [9, a.residual.h], [10, a.residual.ss]);
+        if (a.rope) extra.push([9, a.rope.table], [10, a.rope.k], [11, a.rope.v], [12, a.rope.step]);
         const bg = this.ctx.device.createBindGroup({
           label: `${a.w.name}_linear`,
           layout: pipeline.getBindGroupLayout(0),
-          entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+          entries: [...buffers.map((buffer, binding) => ({ binding, resource: { buffer } })), ...extra.map(([binding, buffer]) => ({ binding, resource: { buffer } }))],
         });
         const groups = Math.ceil(pc.n / perWg);
-        const grid: [number, number] = gemv ? dispatchDims(this.ctx, groups) : [groups, Math.ceil(rows / GEMM_TILE)];
+        workgroups += groups;
+        const grid: [number, number] = gemv ? dispatchDims(this.ctx, groups) : [groups, Math.ceil(rows / gemmRows)];
         steps.push({ bg, grid });
       }
     } catch (e) {
@@ -264,6 +373,7 @@ export class LinearKernels {
     }
     const ctx = this.ctx;
     return {
+      workgroups,
       encode(pass: GPUComputePassEncoder) {
         pass.setPipeline(pipeline);
         for (const s of steps) {
@@ -290,10 +400,9 @@ export class LinearKernels {
   }
 }
 
-/** Workgroup memory of a GEMM configuration: x and W tiles of bk x 33 vec4. */
-export function gemmSmemBytes(g: GemmConfig): number {
-  return 2 * g.bk * 33 * 16;
-}
+/** The input scale of an epilogue without a fused norm. */
+const ONE_SCALE = 'fn in_scale(lid: u32) -> f32 { return 1.0; }\n';
+
 
 function partOf(w: GpuWeight, row: number): GpuWeightPart {
   const part = w.parts.find((pt) => row >= pt.rowStart && row < pt.rowStart + pt.rows);

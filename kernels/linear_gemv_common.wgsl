@@ -1,15 +1,24 @@
-// Shared part of the decode (matrix-vector) linear kernels linear_gemv.wgsl
-// and linear_gemv_any.wgsl: parameters, the non-weight bindings, and the
-// reduction + epilogue. kernels/linear.ts prepends the tunables
+// Shared part of the decode (matrix-vector) linear kernels linear_gemv.wgsl,
+// linear_gemv_xs.wgsl and linear_gemv_any.wgsl: parameters, the non-weight
+// bindings, the weight-row mapping and the reduction. kernels/linear.ts
+// prepends the tunables
 //   ROWS (rows of x, <= 8), TK (threads along K per weight row),
 //   RPT (weight rows per thread), NG (thread groups per workgroup)
-// and a weight-format file; the workgroup is TK * NG threads and covers
-// NR = NG * RPT weight rows (NR / 2 outputs with GATE_UP).
+// and a weight-format file, and appends one epilogue defining
+//   fn in_scale(lid) -> f32   (1, or the RMSNorm scale: linear_gemv_norm_in.wgsl)
+//   fn store(lid, wgi)        (linear_gemv_store.wgsl: y = v (+ bias) or the
+//                              gate/up product; linear_gemv_resid.wgsl: residual
+//                              add + next norm's input; linear_gemv_rope.wgsl:
+//                              RoPE + KV-cache write)
+// The workgroup is TK * NG threads and covers NR = NG * RPT weight rows
+// (NR / 2 outputs with GATE_UP, NR / 2 rotation pairs with ROPE_ROWS).
 
 struct Params {
   m: u32, n: u32, k: u32, xOff: u32,
   yOff: u32, yStride: u32, row0: u32, row1: u32,
-  biasOff: u32, pad0: u32, pad1: u32, pad2: u32,
+  biasOff: u32, headDim: u32, rotaryDim: u32, neox: u32,
+  nss: u32, normDim: u32, eps: f32, nHeads: u32,
+  nKvHeads: u32, capacity: u32, ssOff: u32, pad0: u32,
 }
 
 @group(0) @binding(3) var<storage, read> s0: array<u32>;
@@ -21,12 +30,15 @@ struct Params {
 override GROUP: u32 = 1u;
 override GATE_UP: bool = false;
 override HAS_BIAS: bool = false;
+// Rows in rotation pairs (linear_gemv_rope.wgsl): slot s < HALF holds the
+// first element of pair wgi * HALF + s, slot HALF + s its partner.
+override ROPE_ROWS: bool = false;
 
 const WG: u32 = TK * NG;
 const NR: u32 = NG * RPT;
 const HALF: u32 = NR / 2u;
 
-var<workgroup> red: array<f32, NR * (TK + 1u)>; // [NR][TK + 1] partial sums of one x row
+var<workgroup> red: array<f32, NR * (TK + 1u)>; // [NR][TK + 1] partial sums of one x row (>= WG entries)
 var<workgroup> res: array<f32, ROWS * NR>;      // [ROWS][NR] dot products
 
 fn load_scale(h: u32, g: u32) -> f32 {
@@ -36,12 +48,26 @@ fn load_scale(h: u32, g: u32) -> f32 {
   return unpack2x16float(s)[g & 1u];
 }
 
+// Row within its head of the first (second = 0) or second element of rotation
+// pair j of a head: neox pairs (j, j + rotaryDim / 2) inside the rotary part,
+// interleaved pairs (2j, 2j + 1) there and (neox too) past it.
+fn pair_row(j: u32, second: u32) -> u32 {
+  if (p.neox != 0u && j < p.rotaryDim / 2u) { return j + second * (p.rotaryDim / 2u); }
+  return 2u * j + second;
+}
+
 // Workgroup-local weight row s (0 .. NR-1) of workgroup wgi -> (half, buffer row, valid).
 fn weight_row(wgi: u32, s: u32) -> vec3<u32> {
   if (GATE_UP) {
     let h = s / HALF;
     let c = wgi * HALF + s % HALF;
     return vec3<u32>(h, select(p.row1, p.row0, h == 0u) + c, u32(c < p.n));
+  }
+  if (ROPE_ROWS) {
+    let pr = wgi * HALF + s % HALF;
+    let hp = p.headDim / 2u;
+    let r = (pr / hp) * p.headDim + pair_row(pr % hp, s / HALF);
+    return vec3<u32>(0u, p.row0 + r, u32(pr < p.n));
   }
   let c = wgi * NR + s;
   return vec3<u32>(0u, p.row0 + c, u32(c < p.n));
@@ -51,8 +77,24 @@ fn silu(g: f32) -> f32 {
   return g / (1.0 + exp(-g));
 }
 
+// Sum of v over threads [0, count) (count <= WG); every thread gets it. Uses
+// red (free outside the reduction below); uniform control flow.
+fn wg_sum(lid: u32, v: f32, count: u32) -> f32 {
+  workgroupBarrier();
+  red[lid] = select(0.0, v, lid < count);
+  workgroupBarrier();
+  for (var st = 128u; st > 0u; st = st >> 1u) {
+    if (lid < st && lid + st < WG) { red[lid] += red[lid + st]; }
+    workgroupBarrier();
+  }
+  let s = red[0];
+  workgroupBarrier();
+  return s;
+}
+
 // Sums acc (ROWS x RPT partials per thread) over the TK threads of each row
-// and writes y. Called by every thread of the workgroup (uniform control flow).
+// into res, then runs the epilogue. Called by every thread of the workgroup
+// (uniform control flow).
 fn reduce_and_store(acc: array<f32, ROWS * RPT>, lid: u32, wgi: u32) {
   let lane = lid % TK;
   let grp = lid / TK;
@@ -66,25 +108,5 @@ fn reduce_and_store(acc: array<f32, ROWS * RPT>, lid: u32, wgi: u32) {
     }
     workgroupBarrier();
   }
-  if (GATE_UP) {
-    for (var idx = lid; idx < ROWS * HALF; idx += WG) {
-      let r = idx / HALF;
-      let o = idx % HALF;
-      let c = wgi * HALF + o;
-      if (c < p.n && r < p.m) {
-        y[p.yOff + r * p.yStride + c] = silu(res[r * NR + o]) * res[r * NR + HALF + o];
-      }
-    }
-  } else {
-    for (var idx = lid; idx < ROWS * NR; idx += WG) {
-      let r = idx / NR;
-      let o = idx % NR;
-      let c = wgi * NR + o;
-      if (c < p.n && r < p.m) {
-        var v = res[idx];
-        if (HAS_BIAS) { v += bias[p.biasOff + c]; }
-        y[p.yOff + r * p.yStride + c] = v;
-      }
-    }
-  }
+  store(lid, wgi);
 }
