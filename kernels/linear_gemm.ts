@@ -1,0 +1,285 @@
+/**
+ * GEMM variants of the linear layer (prefill; issue 9), chosen at run time by
+ * LinearOptions.gemm (bench/gemm.ts sweeps them with --variant):
+ *
+ * - 'base': linear_gemm.wgsl, the measured default (128 x 128 tile, 8 x 8 per
+ *   thread, vec4 of 4 rows per workgroup-memory word, K step bk, register
+ *   prefetch; 31.6-33.8 TFLOP/s f16, 30.7-31.3 q4 on the H100).
+ * - 'tr': the same transposed tile layout and thread mapping (2 x 2 blocks of
+ *   4 x 4 at stride 64), generated (linear_gemm_tiled.wgsl) with straight-line
+ *   code: every workgroup-memory index in the inner loop is a constant k plus
+ *   a loop-invariant thread offset (As[k][ty + 16 i4]), so Tint's robustness
+ *   clamp on it is hoisted out of the loop instead of costing a min() and an
+ *   address add per load; global loads are vec4 runs along k.
+ * - 'kv': tiles kept along k (As[i][ty][kq], a vec4 = 4 consecutive k of one
+ *   row; rows ty + 16 i, columns tx + 16 j per thread): x and W land in
+ *   workgroup memory straight from vec4 / whole-word global loads without a
+ *   transpose (1 load + 1 store per 4 k of a row instead of 4 scalar loads),
+ *   the three-level array makes the thread offset the only runtime index, and
+ *   the row pitch of bk / 4 + 1 vec4 keeps the 8 lanes of a 128-bit access on
+ *   distinct banks. Inner loop: TN + TM vec4 loads per 4 TM TN FMAs (8 x 8:
+ *   16 per 256, the same ratio as 'base').
+ *
+ * tm x tn (rows x columns per thread, default 8 x 8) sets the tile (16 tm x
+ * 16 tn); bk the K step; prefetch loads tile t + 1 into registers during the
+ * math of tile t. Variants are named by presets (GEMM_PRESETS) or specs like
+ * 'kv:bk=32:tm=16:tn=8:pf=0' (parseGemmVariant).
+ */
+import type { WeightFormat } from '../src/loader/formats.ts';
+import { InvalidOptionError } from '../src/errors.ts';
+import tiledSrc from './linear_gemm_tiled.wgsl?raw';
+
+export type GemmVariant = 'base' | 'tr' | 'kv';
+
+/**
+ * Tunables of the GEMM: kernel variant (default 'base'), K step (8, 16 or 32;
+ * workgroup memory in gemmSmemBytes), register prefetch of the next tile, and
+ * for the generated variants the rows (tm) and columns (tn) per thread.
+ * (Double-buffered workgroup tiles and power-of-two tile arrays with masked
+ * indices were tried on 'base': 18.7 and 19-27 TFLOP/s against 31.3 on the
+ * H100; removed.)
+ */
+export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean; variant?: GemmVariant; tm?: number; tn?: number }
+
+/** Named variants for the bench sweep (bench/gemm.ts --variant). */
+export const GEMM_PRESETS: Record<string, GemmConfig> = {
+  base: { variant: 'base', bk: 16, prefetch: true },
+  tr: { variant: 'tr', bk: 16, prefetch: true, tm: 8, tn: 8 },
+  tr32: { variant: 'tr', bk: 32, prefetch: true, tm: 8, tn: 8 },
+  kv: { variant: 'kv', bk: 16, prefetch: true, tm: 8, tn: 8 },
+  kv32: { variant: 'kv', bk: 32, prefetch: true, tm: 8, tn: 8 },
+  kvnp: { variant: 'kv', bk: 16, prefetch: false, tm: 8, tn: 8 },
+  kv256: { variant: 'kv', bk: 16, prefetch: true, tm: 16, tn: 8 },
+  kv8: { variant: 'kv', bk: 8, prefetch: true, tm: 8, tn: 8 },
+};
+
+/** A preset name with optional overrides: 'kv', 'kv:bk=32', 'tr:tm=8:tn=16:pf=0'. */
+export function parseGemmVariant(spec: string): GemmConfig {
+  const [name, ...mods] = spec.trim().split(':');
+  const preset = GEMM_PRESETS[name];
+  if (!preset) throw new InvalidOptionError('gemm variant', `unknown '${name}' (known: ${Object.keys(GEMM_PRESETS).join(', ')})`);
+  const g: GemmConfig = { ...preset };
+  for (const m of mods) {
+    const [key, value] = m.split('=');
+    const v = Number(value);
+    if (!Number.isInteger(v)) throw new InvalidOptionError('gemm variant', `'${m}' in '${spec}' needs an integer value`);
+    if (key === 'bk') g.bk = v as GemmConfig['bk'];
+    else if (key === 'tm') g.tm = v;
+    else if (key === 'tn') g.tn = v;
+    else if (key === 'pf') g.prefetch = v !== 0;
+    else throw new InvalidOptionError('gemm variant', `unknown key '${key}' in '${spec}' (bk, tm, tn, pf)`);
+  }
+  return g;
+}
+
+/** Short name of a configuration, e.g. 'kv bk16 8x8 prefetch'. */
+export function gemmTag(g: GemmConfig): string {
+  const v = g.variant ?? 'base';
+  const tile = v === 'base' ? '' : ` ${g.tm ?? 8}x${g.tn ?? 8}`;
+  return `${v} bk${g.bk}${tile}${g.prefetch ? ' prefetch' : ''}`;
+}
+
+/** Rows of x and weight rows per workgroup. */
+export function gemmTile(g: GemmConfig): { tileM: number; tileN: number } {
+  if ((g.variant ?? 'base') === 'base') return { tileM: 128, tileN: 128 };
+  return { tileM: 16 * (g.tm ?? 8), tileN: 16 * (g.tn ?? 8) };
+}
+
+/** Workgroup memory of a GEMM configuration in bytes. */
+export function gemmSmemBytes(g: GemmConfig): number {
+  const v = g.variant ?? 'base';
+  const tm = g.tm ?? 8, tn = g.tn ?? 8;
+  if (v === 'base') return 2 * g.bk * 33 * 16;
+  if (v === 'tr') return g.bk * (4 * tm + 1 + 4 * tn + 1) * 16;
+  return 16 * (tm + tn) * (g.bk / 4 + 1) * 16;
+}
+
+/** Throws InvalidOptionError for a configuration this device or the kernels cannot run. */
+export function checkGemmConfig(g: GemmConfig, smemLimitBytes: number): void {
+  const v = g.variant ?? 'base';
+  if (v !== 'base' && v !== 'tr' && v !== 'kv') throw new InvalidOptionError('gemm.variant', `must be base, tr or kv (got ${v})`);
+  if (g.bk !== 8 && g.bk !== 16 && g.bk !== 32) throw new InvalidOptionError('gemm.bk', `must be 8, 16 or 32 (got ${g.bk})`);
+  if (v !== 'base') {
+    const tm = g.tm ?? 8, tn = g.tn ?? 8;
+    const step = v === 'tr' ? 4 : 1;
+    // Columns split in gate and up halves (GATE_UP): whole vec4 groups per half for 'tr'.
+    const stepN = v === 'tr' ? 8 : 2;
+    if (!(Number.isInteger(tm) && tm >= step && tm % step === 0 && tm <= 16)) {
+      throw new InvalidOptionError('gemm.tm', `${v} needs rows per thread a multiple of ${step} in ${step}..16 (got ${tm})`);
+    }
+    if (!(Number.isInteger(tn) && tn >= stepN && tn % stepN === 0 && tn <= 16)) {
+      throw new InvalidOptionError('gemm.tn', `${v} needs columns per thread a multiple of ${stepN} in ${stepN}..16 (got ${tn})`);
+    }
+    if (tm * tn > 128) throw new InvalidOptionError('gemm', `${v} ${tm}x${tn}: at most 128 accumulators per thread`);
+  }
+  if (gemmSmemBytes(g) > smemLimitBytes) {
+    throw new InvalidOptionError('gemm', `${gemmTag(g)} needs ${gemmSmemBytes(g)} bytes of workgroup memory, the device allows ${smemLimitBytes}`);
+  }
+}
+
+export interface TiledShape {
+  format: WeightFormat;
+  /** Elements per u32 word of the format. */
+  epw: number;
+  quant: boolean;
+  /** Quantization group (1 for f32/f16). */
+  group: number;
+  inDim: number;
+  /** Offset of x in f32 elements. */
+  xOffElems: number;
+}
+
+/** WGSL of a generated variant ('tr' / 'kv') for one format and shape class; `formatSrc` is linear_<fmt>.wgsl. */
+export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape): string {
+  const layout = g.variant === 'tr' ? 'tr' : 'kv';
+  const tm = g.tm ?? 8, tn = g.tn ?? 8, bk = g.bk;
+  const kq = bk / 4;
+  const tileM = 16 * tm, tileN = 16 * tn;
+  const vecX = s.inDim % 4 === 0 && s.xOffElems % 4 === 0;
+  // Whole-word chunks of ch elements along k (wpc words, one scale each).
+  const ch = Math.min(4 * s.epw, bk);
+  const wpc = ch / s.epw;
+  const vecW = s.inDim % ch === 0 && s.group % ch === 0 && Number.isInteger(wpc);
+  const wElem = vecW && wpc > 1 ? `vec${wpc}<u32>` : 'u32';
+  const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
+  const acc = (i: number, j: number) => `c${i}_${j}`;
+  const comp = 'xyzw';
+
+  const ua = tileM * kq;
+  const sa = Math.ceil(ua / 256);
+  const cpr = vecW ? bk / ch : kq; // W units per tile row
+  const ub = tileN * cpr;
+  const sb = Math.ceil(ub / 256);
+  const guard = (units: number, body: string) => units % 256 === 0 ? body : `if (u < ${units}u) {\n${body}\n}`;
+
+  const decls = [
+    lines(tm, (i) => `  var ${Array.from({ length: tn }, (_, j) => `${acc(i, j)} = 0.0`).join('; var ')};`),
+    lines(sa, (i) => `  var ra${i}: vec4<f32>;`),
+    vecW ? lines(sb, (i) => `  var rw${i}: ${wElem};${s.quant ? ` var rs${i}: f32;` : ''}`) : lines(sb, (i) => `  var rb${i}: vec4<f32>;`),
+  ].join('\n');
+
+  // ---- global -> registers (k0 in scope) ----
+  const fetchX = lines(sa, (i) => {
+    const load = vecX
+      ? `if (row < p.m && k < p.k) { v = x[(p.xOff >> 2u) + row * (p.k >> 2u) + (k >> 2u)]; }`
+      : `if (row < p.m) {\n      let base = p.xOff + row * p.k + k;\n` +
+        lines(4, (c) => `      if (k + ${c}u < p.k) { v.${comp[c]} = x[base + ${c}u]; }`) + '\n    }';
+    const body = `    let row = m0 + u / ${kq}u;\n    let k = k0 + (u % ${kq}u) * 4u;\n` +
+      `    var v = vec4<f32>(0.0);\n    ${load}\n    ra${i} = v;`;
+    return `  {\n    let u = lid + ${256 * i}u;\n${guard(ua, body)}\n  }`;
+  });
+  const fetchW = lines(sb, (i) => {
+    let body: string;
+    if (vecW) {
+      body = `    let r = weight_row(nt, u / ${cpr}u);\n    let k = k0 + (u % ${cpr}u) * ${ch}u;\n` +
+        `    var wv = ${wElem}(0u);\n${s.quant ? '    var sv = 0.0;\n' : ''}` +
+        `    if (r.z != 0u && k < p.k) {\n      wv = load_w(r.x, r.y * (p.k / ${ch}u) + k / ${ch}u);\n` +
+        (s.quant ? '      sv = load_scale(r.x, r.y * (p.k / GROUP) + k / GROUP);\n' : '') +
+        `    }\n    rw${i} = wv;${s.quant ? ` rs${i} = sv;` : ''}`;
+    } else {
+      body = `    let r = weight_row(nt, u / ${kq}u);\n    let k = k0 + (u % ${kq}u) * 4u;\n    var v = vec4<f32>(0.0);\n` +
+        `    if (r.z != 0u) {\n      let e = r.y * p.k + k;\n` +
+        lines(4, (c) => `      if (k + ${c}u < p.k) { v.${comp[c]} = dec_elem(load_w(r.x, (e + ${c}u) / EPW), (e + ${c}u) % EPW)` +
+          (s.quant ? ` * load_scale(r.x, r.y * (p.k / GROUP) + (k + ${c}u) / GROUP)` : '') + '; }') +
+        `\n    }\n    rb${i} = v;`;
+    }
+    return `  {\n    let u = lid + ${256 * i}u;\n${guard(ub, body)}\n  }`;
+  });
+  const fetch = fetchX + '\n' + fetchW;
+
+  // ---- registers -> workgroup memory ----
+  const storeA = (rowExpr: string, kqExpr: string, v: string) => layout === 'kv'
+    ? `As[(${rowExpr}) / 16u][(${rowExpr}) % 16u][${kqExpr}] = ${v};`
+    : lines(4, (c) => `As[(${kqExpr}) * 4u + ${c}u][(${rowExpr}) / 4u][(${rowExpr}) % 4u] = ${v}.${comp[c]};`);
+  const storeB = (nExpr: string, kqExpr: string, v: string) => layout === 'kv'
+    ? `Bs[(${nExpr}) / 16u][(${nExpr}) % 16u][${kqExpr}] = ${v};`
+    : lines(4, (c) => `Bs[(${kqExpr}) * 4u + ${c}u][(${nExpr}) / 4u][(${nExpr}) % 4u] = (${v}).${comp[c]};`);
+  const commitA = lines(sa, (i) => {
+    const body = `    let r = u / ${kq}u;\n    let q = u % ${kq}u;\n    ${storeA('r', 'q', `ra${i}`).replace(/\n/g, '\n    ')}`;
+    return `  {\n    let u = lid + ${256 * i}u;\n${guard(ua, body)}\n  }`;
+  });
+  const commitB = lines(sb, (i) => {
+    let body: string;
+    if (vecW) {
+      const words = wpc === 1 ? [`rw${i}`] : Array.from({ length: wpc }, (_, w) => `rw${i}.${comp[w]}`);
+      const el = (e: number) => `d${Math.floor(e / s.epw)}[${e % s.epw}]`;
+      body = `    let n = u / ${cpr}u;\n    let q0 = (u % ${cpr}u) * ${ch / 4}u;\n` +
+        lines(wpc, (w) => `    let d${w} = dec_word(${words[w]});`) + '\n' +
+        lines(ch / 4, (q) => {
+          const v = `vec4<f32>(${el(4 * q)}, ${el(4 * q + 1)}, ${el(4 * q + 2)}, ${el(4 * q + 3)})${s.quant ? ` * rs${i}` : ''}`;
+          return `    ${storeB('n', `q0 + ${q}u`, v).replace(/\n/g, '\n    ')}`;
+        });
+    } else {
+      body = `    let n = u / ${kq}u;\n    ${storeB('n', `u % ${kq}u`, `rb${i}`).replace(/\n/g, '\n    ')}`;
+    }
+    return `  {\n    let u = lid + ${256 * i}u;\n${guard(ub, body)}\n  }`;
+  });
+
+  // ---- inner product over one tile ----
+  const step: string[] = [];
+  if (layout === 'kv') {
+    for (let q = 0; q < kq; q++) {
+      step.push('  {');
+      for (let j = 0; j < tn; j++) step.push(`    let b${j} = Bs[${j}][tx][${q}];`);
+      for (let i = 0; i < tm; i++) {
+        step.push(`    {\n      let a = As[${i}][ty][${q}];`);
+        for (let c = 0; c < 4; c++) {
+          for (let j = 0; j < tn; j++) step.push(`      ${acc(i, j)} = fma(a.${comp[c]}, b${j}.${comp[c]}, ${acc(i, j)});`);
+        }
+        step.push('    }');
+      }
+      step.push('  }');
+    }
+  } else {
+    for (let k = 0; k < bk; k++) {
+      step.push('  {');
+      for (let i4 = 0; i4 < tm / 4; i4++) step.push(`    let a${i4} = As[${k}][ty${i4 ? ` + ${16 * i4}u` : ''}];`);
+      for (let j4 = 0; j4 < tn / 4; j4++) step.push(`    let b${j4} = Bs[${k}][tx${j4 ? ` + ${16 * j4}u` : ''}];`);
+      for (let i = 0; i < tm; i++) {
+        for (let j = 0; j < tn; j++) {
+          step.push(`    ${acc(i, j)} = fma(a${i >> 2}.${comp[i & 3]}, b${j >> 2}.${comp[j & 3]}, ${acc(i, j)});`);
+        }
+      }
+      step.push('  }');
+    }
+  }
+
+  // ---- results ----
+  const rowOf = (i: number) => layout === 'kv' ? `m0 + ty + ${16 * i}u` : `m0 + 4u * ty + ${64 * (i >> 2) + (i & 3)}u`;
+  const colOf = (j: number) => layout === 'kv' ? `tx + ${16 * j}u` : `4u * tx + ${64 * (j >> 2) + (j & 3)}u`;
+  const plain: string[] = [];
+  const gu: string[] = [];
+  for (let i = 0; i < tm; i++) {
+    for (let j = 0; j < tn; j++) {
+      plain.push(`    put(${rowOf(i)}, nt * TILE_N + ${colOf(j)}, ${acc(i, j)});`);
+      if (j < tn / 2) gu.push(`    put_gu(${rowOf(i)}, nt * (TILE_N / 2u) + ${colOf(j)}, ${acc(i, j)}, ${acc(i, j + tn / 2)});`);
+    }
+  }
+  const store = `  if (GATE_UP) {\n${gu.join('\n')}\n  } else {\n${plain.join('\n')}\n  }`;
+
+  const shared = layout === 'kv'
+    ? `var<workgroup> As: array<array<array<vec4<f32>, ${kq + 1}>, 16>, ${tm}>; // [i][ty][kq]: x row ty + 16 i, k = 4 kq .. 4 kq + 3\n` +
+      `var<workgroup> Bs: array<array<array<vec4<f32>, ${kq + 1}>, 16>, ${tn}>; // [j][tx][kq]: W row tx + 16 j (dequantized)`
+    : `var<workgroup> As: array<array<vec4<f32>, ${4 * tm + 1}>, ${bk}>; // [k][q]: x rows 4q .. 4q + 3 at k\n` +
+      `var<workgroup> Bs: array<array<vec4<f32>, ${4 * tn + 1}>, ${bk}>; // [k][q]: W rows 4q .. 4q + 3 at k (dequantized)`;
+
+  const head = `const BK: u32 = ${bk}u;\nconst TM: u32 = ${tm}u;\nconst TN: u32 = ${tn}u;\n` +
+    `const TILE_M: u32 = ${tileM}u;\nconst TILE_N: u32 = ${tileN}u;\n`;
+  const pieces: Record<string, string> = {
+    X_ELEM: vecX ? 'vec4<f32>' : 'f32',
+    W_ELEM: wElem,
+    SHARED: shared,
+    DECLS: decls,
+    FETCH_FIRST: g.prefetch ? `  {\n  let k0 = 0u;\n${fetch}\n  }` : '',
+    FETCH_TOP: g.prefetch ? '' : `  {\n  let k0 = t * BK;\n${fetch}\n  }`,
+    COMMIT: commitA + '\n' + commitB,
+    FETCH_NEXT: g.prefetch ? `  if (t + 1u < nk) {\n  let k0 = (t + 1u) * BK;\n${fetch}\n  }` : '',
+    STEP: step.join('\n'),
+    STORE: store,
+  };
+  const body = tiledSrc.replace(/\$([A-Z_]+)/g, (m, key: string) => {
+    if (!(key in pieces)) throw new Error(`linear_gemm_tiled.wgsl: unknown placeholder ${m}`);
+    return pieces[key];
+  });
+  return head + formatSrc + body;
+}
