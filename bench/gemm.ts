@@ -1,47 +1,277 @@
 /**
- * bench/gemm: f32 matmul TFLOP/s of kernels/matmul.wgsl at LLM prefill shapes.
- *   npx tsx bench/gemm.ts [--json FILE] [--shapes 4096x4096x4096,...]
+ * bench/gemm: prefill GEMM TFLOP/s of the linear-layer variants (issue 9):
+ * y (M, N) = x (M, K) W^T with W packed as f16 / q4 / q8 / f32, every variant
+ * of kernels/linear_gemm.ts swept in one run, plus kernels/matmul.wgsl (f32)
+ * as the baseline.
+ *   npm run bench -- bench/gemm.ts [--json FILE] [--variant base,kv,kv:bk=32:tm=16,...]
+ *     [--shapes 4096x4096x4096,4096x14336x4096] [--formats f16,q4] [--group 32]
+ *     [--gateup] [--no-check] [--no-matmul] [--iters 5]
  * On the GPU machine: npm run gpu:bundle -- bench/gemm.ts, then
  *   source .gpu/setup.sh && node .gpu/gemm.mjs --json $OUT/gemm.json
- * Shapes are M x N x K (C = A B^T, A M x K, B N x K); median of 5 after 2 warm-ups.
+ * Shapes are M x N x K (M rows of x, N weight rows, K = in); --gateup adds
+ * the fused gate/up at M x 2N x K per shape (N outputs). A variant is a preset
+ * name (GEMM_PRESETS: base, tr, tr32, kv, kv32, kvnp, kv256, kv8) with
+ * optional overrides ':bk=8|16|32', ':tm=N', ':tn=N', ':pf=0|1'; default: all
+ * presets that fit the device's workgroup memory. Median of --iters timed runs
+ * after 2 warm-ups; timestamp queries when present. Every row is checked
+ * (unless --no-check) against an f64 CPU reference on sampled outputs (8
+ * rows x 64 columns, including the last row and column); a row whose max
+ * error relative to max |y| exceeds 1e-4 says WRONG. A failing row prints its
+ * error and the run goes on.
  */
 import { getGpu } from '../src/gpu/device.ts';
-import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
+import { createBuffer, readF32, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import { timeGpu } from '../src/gpu/timing.ts';
+import { packedBytes, scaleBytes, type GpuWeight, type WeightFormat } from '../src/loader/formats.ts';
+import { f16ToF32, f32ToF16 } from '../src/loader/quant.ts';
+import { Rng } from '../src/util/rng.ts';
 import { MatmulF32 } from '../kernels/matmul.ts';
+import { ELEMS_PER_WORD, LinearKernels } from '../kernels/linear.ts';
+import { GEMM_PRESETS, gemmSmemBytes, gemmTag, parseGemmVariant, type GemmConfig } from '../kernels/linear_gemm.ts';
+import type { Dispatch } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 
-const args = benchArgs({ shapes: { type: 'string' } });
+const args = benchArgs({
+  shapes: { type: 'string' }, variant: { type: 'string' }, formats: { type: 'string' }, group: { type: 'string' },
+  gateup: { type: 'boolean' }, 'no-check': { type: 'boolean' }, 'no-matmul': { type: 'boolean' }, iters: { type: 'string' },
+});
 const ctx = await getGpu();
-const defaults = ctx.info.isSoftware ? '256x256x256,512x512x512' : '4096x4096x4096,4096x14336x4096,4096x4096x14336';
-const shapes = String(args.shapes ?? defaults).split(',').map((s) => {
+const soft = ctx.info.isSoftware;
+const shapes = String(args.shapes ?? (soft ? '96x256x128,130x200x96' : '4096x4096x4096,4096x14336x4096')).split(',').map((s) => {
   const [m, n, k] = s.split('x').map(Number);
   return { m, n, k };
 });
+const smem = ctx.limits.maxComputeWorkgroupStorageSize;
+const variantSpecs = args.variant !== undefined
+  ? String(args.variant).split(',')
+  : Object.keys(GEMM_PRESETS).filter((name) => gemmSmemBytes(GEMM_PRESETS[name]) <= smem && !(soft && name === 'kv256'));
+const variants: { spec: string; gemm: GemmConfig }[] = variantSpecs.map((spec) => ({ spec, gemm: parseGemmVariant(spec) }));
+const formats = String(args.formats ?? 'f16,q4').split(',') as WeightFormat[];
+const GROUP = Number(args.group ?? 32);
+const ITERS = Number(args.iters ?? 5);
+const check = args['no-check'] !== true;
 
-const mm = await MatmulF32.create(ctx);
+const header = ['kernel', 'weights', 'M x N x K', 'ms', 'TFLOP/s', 'max rel err'];
 const rows: (string | number)[][] = [];
-const results = [];
-let source = 'wall';
-for (const shape of shapes) {
-  const a = createBuffer(ctx, shape.m * shape.k * 4, STORAGE.rw, 'a');
-  const b = createBuffer(ctx, shape.n * shape.k * 4, STORAGE.rw, 'b');
-  const c = createBuffer(ctx, shape.m * shape.n * 4, STORAGE.rw, 'c');
-  const dims = mm.dimsBuffer(shape);
-  const t = await timeGpu(ctx, (enc, pass) => {
-    const p = enc.beginComputePass(pass('matmul'));
-    mm.encode(p, a, b, c, dims, shape);
-    p.end();
-  }, { warmup: 2, iters: 5 });
-  source = t.source;
-  const flops = 2 * shape.m * shape.n * shape.k;
-  const tflops = flops / (t.ms * 1e-3) / 1e12;
-  rows.push([`${shape.m}x${shape.n}x${shape.k}`, 'f32', t.ms.toFixed(3), tflops.toFixed(2)]);
-  results.push({ kernel: 'matmul_f32_128x128', ...shape, ms: t.ms, allMs: t.all, tflops });
-  for (const buf of [a, b, c, dims]) releaseBuffer(ctx, buf);
+const results: Record<string, unknown>[] = [];
+let timing = 'wall';
+
+// ---- deterministic inputs: random blocks tiled over the buffers ---------------------
+// Block lengths are odd so that rows of x and W do not repeat with the tile size
+// (a kernel reading the wrong tile would otherwise still match the reference).
+
+const rng = new Rng(11);
+const BLOCK_WORDS = 262147;
+function randomBlock(kind: 'f32' | 'f16' | 'bits' | 'scale'): Uint32Array {
+  const words = new Uint32Array(BLOCK_WORDS);
+  const f = new Float32Array(words.buffer);
+  for (let i = 0; i < words.length; i++) {
+    if (kind === 'f32') f[i] = rng.uniform(-1, 1);
+    else if (kind === 'f16') words[i] = f32ToF16(rng.uniform(-1, 1)) | (f32ToF16(rng.uniform(-1, 1)) << 16);
+    else if (kind === 'scale') words[i] = f32ToF16(rng.uniform(0.001, 0.02)) | (f32ToF16(rng.uniform(0.001, 0.02)) << 16);
+    else words[i] = (rng.next() * 2 ** 32) >>> 0;
+  }
+  return words;
 }
-finish({
-  bench: 'gemm', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: source,
-  header: ['M x N x K', 'weights', 'ms', 'TFLOP/s'], rows, results,
-}, args.json);
+const blocks = { f32: randomBlock('f32'), f16: randomBlock('f16'), bits: randomBlock('bits'), scale: randomBlock('scale') };
+const dataKind = (f: WeightFormat) => (f === 'f32' ? 'f32' : f === 'f16' ? 'f16' : 'bits');
+
+function filled(bytes: number, kind: keyof typeof blocks, label: string): GPUBuffer {
+  const buf = createBuffer(ctx, bytes, STORAGE.rw, label);
+  const block = blocks[kind];
+  const size = Math.ceil(bytes / 4) * 4;
+  for (let off = 0; off < size; off += block.byteLength) {
+    ctx.device.queue.writeBuffer(buf, off, block.buffer, 0, Math.min(block.byteLength, size - off));
+  }
+  return buf;
+}
+
+/** Word i of a buffer filled from `kind`. */
+const word = (kind: keyof typeof blocks, i: number) => blocks[kind][i % BLOCK_WORDS];
+const xAt = (i: number) => new Float32Array(blocks.f32.buffer)[i % BLOCK_WORDS];
+
+/** A weight [out, in] in `format`, parts within a binding; `rowValues(r)` is row r dequantized (what the kernels see). */
+function makeWeight(format: WeightFormat, out: number, inDim: number) {
+  const quant = format === 'q8' || format === 'q4';
+  const group = quant ? GROUP : 0;
+  const maxRows = Math.max(1, Math.floor(ctx.limits.maxStorageBufferBindingSize / packedBytes(format, inDim)) - 1);
+  const w: GpuWeight = { name: `bench_${format}_${out}x${inDim}`, format, shape: [out, inDim], groupSize: group, parts: [] };
+  const buffers: GPUBuffer[] = [];
+  for (let r0 = 0; r0 < out; r0 += maxRows) {
+    const n = Math.min(maxRows, out - r0);
+    const data = filled(packedBytes(format, n * inDim), dataKind(format), `${w.name}.${r0}`);
+    const scales = quant ? filled(scaleBytes(format, n * inDim, group), 'scale', `${w.name}.${r0}.scales`) : undefined;
+    buffers.push(data, ...(scales ? [scales] : []));
+    w.parts.push({ rowStart: r0, rows: n, data, scales });
+  }
+  const epw = ELEMS_PER_WORD[format];
+  const rowValues = (r: number): Float64Array => {
+    const local = r % maxRows; // element indices restart in every part
+    const v = new Float64Array(inDim);
+    for (let k = 0; k < inDim; k++) {
+      const e = local * inDim + k;
+      const wd = word(dataKind(format), Math.floor(e / epw));
+      const sub = e % epw;
+      let q: number;
+      if (format === 'f32') q = new Float32Array(new Uint32Array([wd]).buffer)[0];
+      else if (format === 'f16') q = f16ToF32((wd >>> (16 * sub)) & 0xffff);
+      else if (format === 'q8') q = ((wd >>> (8 * sub)) << 24) >> 24;
+      else q = ((wd >>> (4 * sub)) & 15) - 8;
+      if (quant) {
+        const g = Math.floor(e / group);
+        q *= f16ToF32((word('scale', g >> 1) >>> (16 * (g & 1))) & 0xffff);
+      }
+      v[k] = q;
+    }
+    return v;
+  };
+  return { w, buffers, rowValues };
+}
+
+// ---- checking ---------------------------------------------------------------------
+
+/** Max |y - ref| / max |ref| over sampled rows and columns of y (m, cols). */
+async function sampledError(y: GPUBuffer, m: number, cols: number, k: number, want: (row: Float64Array, c: number) => number): Promise<number> {
+  const sampleRows = [...new Set([0, 1, m >> 1, m - 1, ...Array.from({ length: 4 }, () => Math.floor(rng.next() * m))])];
+  const sampleCols = [...new Set([0, cols - 1, ...Array.from({ length: 62 }, () => Math.floor(rng.next() * cols))])];
+  let err = 0;
+  let scale = 0;
+  for (const r of sampleRows) {
+    const got = await readF32(ctx, y, cols, r * cols);
+    const xr = new Float64Array(k);
+    for (let i = 0; i < k; i++) xr[i] = xAt(r * k + i);
+    for (const c of sampleCols) {
+      const ref = want(xr, c);
+      err = Math.max(err, Math.abs(got[c] - ref));
+      scale = Math.max(scale, Math.abs(ref));
+    }
+  }
+  return err / Math.max(scale, 1e-30);
+}
+
+const dot = (a: Float64Array, b: Float64Array) => {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+};
+
+// ---- runs -------------------------------------------------------------------------
+
+async function time(d: Dispatch, label: string): Promise<{ ms: number; all: number[] }> {
+  ctx.device.pushErrorScope('validation');
+  ctx.device.pushErrorScope('out-of-memory');
+  const t = await timeGpu(ctx, (enc, pass) => {
+    const p = enc.beginComputePass(pass(label));
+    d.encode(p);
+    p.end();
+  }, { warmup: 2, iters: ITERS });
+  const oom = await ctx.device.popErrorScope();
+  const val = await ctx.device.popErrorScope();
+  if (oom || val) throw new Error((oom ?? val)!.message);
+  timing = t.source;
+  return t;
+}
+
+async function row(name: string, fn: () => Promise<void>): Promise<void> {
+  if (ctx.isLost) return;
+  try {
+    await fn();
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0].slice(0, 160);
+    rows.push([name, '', '', 'error', '', msg]);
+    results.push({ kernel: name, error: msg });
+  }
+}
+
+const kernels = new Map<string, LinearKernels>();
+for (const v of variants) {
+  await row(v.spec, async () => { kernels.set(v.spec, await LinearKernels.create(ctx, { gemm: v.gemm })); });
+}
+const mm = await MatmulF32.create(ctx);
+
+for (const { m, n, k } of shapes) {
+  const shape = `${m}x${n}x${k}`;
+  const flops = 2 * m * n * k;
+  const x = filled(m * k * 4, 'f32', 'x');
+  const y = createBuffer(ctx, m * n * 4, STORAGE.rw, 'y');
+  try {
+    if (args['no-matmul'] !== true) {
+      await row('matmul_f32 (baseline)', async () => {
+        const b = filled(n * k * 4, 'f32', 'b');
+        const dims = mm.dimsBuffer({ m, n, k });
+        try {
+          const t = await time({ encode: (p) => mm.encode(p, x, b, y, dims, { m, n, k }), destroy() {} }, 'matmul');
+          rows.push(['matmul_f32 (baseline)', 'f32', shape, t.ms.toFixed(3), (flops / t.ms / 1e9).toFixed(2), '']);
+          results.push({ kernel: 'matmul_f32', format: 'f32', m, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9 });
+        } finally {
+          releaseBuffer(ctx, b);
+          releaseBuffer(ctx, dims);
+        }
+      });
+    }
+    for (const format of formats) {
+      const wt = makeWeight(format, n, k);
+      const refRows = new Map<number, Float64Array>();
+      const wRow = (c: number) => {
+        let v = refRows.get(c);
+        if (!v) refRows.set(c, (v = wt.rowValues(c)));
+        return v;
+      };
+      try {
+        for (const v of variants) {
+          const lin = kernels.get(v.spec);
+          if (!lin) continue;
+          const name = `linear_gemm ${v.spec} (${gemmTag(v.gemm)})`;
+          await row(name, async () => {
+            const d = lin.prepare({ x, w: wt.w, y, rows: m });
+            try {
+              await ctx.device.queue.onSubmittedWorkDone();
+              const t = await time(d, 'linear_gemm');
+              const relErr = check ? await sampledError(y, m, n, k, (xr, c) => dot(xr, wRow(c))) : NaN;
+              const bad = relErr > 1e-4 ? ' WRONG' : '';
+              rows.push([name + bad, format, shape, t.ms.toFixed(3), (flops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
+              results.push({ kernel: 'linear_gemm', variant: v.spec, config: v.gemm, format, group: GROUP, m, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9, relErr });
+            } finally {
+              d.destroy();
+            }
+          });
+        }
+      } finally {
+        for (const b of wt.buffers) releaseBuffer(ctx, b);
+      }
+      if (!args.gateup) continue;
+      // Fused gate/up: W = [Wg; Wu] of 2n rows, y (m, n) = silu(x Wg^T) * (x Wu^T).
+      const gu = makeWeight(format, 2 * n, k);
+      try {
+        for (const v of variants) {
+          const lin = kernels.get(v.spec);
+          if (!lin) continue;
+          const name = `linear_gemm gate/up ${v.spec}`;
+          await row(name, async () => {
+            const d = lin.prepareGateUp({ x, w: gu.w, y, rows: m });
+            const gflops = 2 * flops;
+            try {
+              const t = await time(d, 'gate_up');
+              const silu = (g: number) => g / (1 + Math.exp(-g));
+              const relErr = check ? await sampledError(y, m, n, k, (xr, c) => silu(dot(xr, gu.rowValues(c))) * dot(xr, gu.rowValues(n + c))) : NaN;
+              const bad = relErr > 1e-4 ? ' WRONG' : '';
+              rows.push([name + bad, format, `${m}x${2 * n}x${k}`, t.ms.toFixed(3), (gflops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
+              results.push({ kernel: 'linear_gemm_gate_up', variant: v.spec, config: v.gemm, format, group: GROUP, m, n: 2 * n, k, ms: t.ms, allMs: t.all, tflops: gflops / t.ms / 1e9, relErr });
+            } finally {
+              d.destroy();
+            }
+          });
+        }
+      } finally {
+        for (const b of gu.buffers) releaseBuffer(ctx, b);
+      }
+    }
+  } finally {
+    releaseBuffer(ctx, x);
+    releaseBuffer(ctx, y);
+  }
+}
+for (const lin of kernels.values()) lin.destroy();
+
+finish({ bench: 'gemm', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing, header, rows, results }, args.json);
 ctx.destroy();
