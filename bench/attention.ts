@@ -6,6 +6,9 @@
  *   npm run bench -- bench/attention.ts [--sizes 4096,8192] [--alphas 0.95,0.8]
  *     [--inputs structured,random] [--heads 32] [--kv-heads 8] [--dim 128]
  *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xRS]]] [--modes dense] [--check] [--json FILE]
+ *     [--sparse-pass fused,split] [--fallback A]
+ * --sparse-pass sweeps AttentionOptions.sparsePass (mode column 'sample:fused' / 'sample:split';
+ * 'window ms' is the split path's window pass); --fallback sets denseFallbackArea (1: never).
  * GPU machine: npm run gpu:bundle -- bench/attention.ts, then
  *   node .gpu/attention.mjs --json $OUT/attention.json
  * --check compares 8 rows of the dense output (every head) with an f64 CPU reference.
@@ -27,7 +30,10 @@ const args = benchArgs({
   sizes: { type: 'string' }, alphas: { type: 'string' }, inputs: { type: 'string' }, heads: { type: 'string' },
   'kv-heads': { type: 'string' }, dim: { type: 'string' }, chunk: { type: 'string' }, iters: { type: 'string' },
   tile: { type: 'string' }, modes: { type: 'string' }, check: { type: 'boolean' },
+  'sparse-pass': { type: 'string' }, fallback: { type: 'string' },
 });
+const sparsePasses = String(args['sparse-pass'] ?? DEFAULT_ATTENTION.sparsePass).split(',') as ('fused' | 'split')[];
+const denseFallbackArea = Number(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea);
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
 const sizes = String(args.sizes ?? (soft ? '256,512' : '4096,8192,16384,32768,65536,131072')).split(',').map(Number);
@@ -91,6 +97,8 @@ for (const seqLen of sizes) {
         areaFraction: stats.length ? stats.reduce((a, s) => a + s.areaFraction, 0) / n : 1,
         selected: stats.reduce((a, s) => a + s.selected, 0) / n,
         cra: stats.length ? stats.reduce((a, s) => a + s.cra, 0) / n : 1,
+        /** Fraction of (chunk, head) stats the selection sent to the dense fallback. */
+        denseFallback: stats.length ? stats.filter((s) => s.areaFraction === 1).length / n : 0,
       };
     };
     let causal = 0;
@@ -103,11 +111,11 @@ for (const seqLen of sizes) {
     const tflops = flops / (dense.ms * 1e-3) / 1e12;
     rows.push([seqLen, input, 'dense', '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
     results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
-    for (const alpha of denseOnly ? [] : alphas) {
-      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0 });
+    for (const alpha of denseOnly ? [] : alphas) for (const sparsePass of sparsePasses) {
+      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea });
       const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
-      rows.push([seqLen, input, 'sample', alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
-      results.push({ seqLen, input, mode: 'sample', alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
+      rows.push([seqLen, input, `sample:${sparsePass}`, alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
+      results.push({ seqLen, input, mode: 'sample', sparsePass, denseFallbackArea, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
     }
     for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
   }

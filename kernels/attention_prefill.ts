@@ -1,7 +1,7 @@
 /**
  * Launcher and CPU reference for kernels/attention_prefill.wgsl (causal flash
- * attention for prefill; also the window / stripe / sampling passes of
- * SampleAttention, see kernels/sample_attention.ts).
+ * attention for prefill; also SampleAttention's fused sparse pass, its split
+ * stripe / window passes and the sampling pass, see kernels/sample_attention.ts).
  *
  * The WGSL bodies are specialized by a generated header: constants (head dim,
  * tile sizes, GQA group, mode), the Params uniform shared by every attention
@@ -14,8 +14,9 @@ import type { KvDtype } from '../src/engine/types.ts';
 import { GpuLimitError, InvalidOptionError } from '../src/errors.ts';
 import source from './attention_prefill.wgsl?raw';
 
-export type FlashMode = 'dense' | 'window' | 'stripes' | 'sample';
-const MODE_ID: Record<FlashMode, number> = { dense: 0, window: 1, stripes: 2, sample: 3 };
+/** 'sparse': the fused stripes + window pass; 'stripes' / 'window': the split path's two passes. */
+export type FlashMode = 'dense' | 'window' | 'stripes' | 'sample' | 'sparse';
+const MODE_ID: Record<FlashMode, number> = { dense: 0, window: 1, stripes: 2, sample: 3, sparse: 4 };
 
 /** Shape of one attention layer as the kernels see it. */
 export interface AttentionDims {
@@ -108,6 +109,8 @@ export interface AttentionParams {
   capacity: number; window: number; nSamp: number; sampBlock: number;
   nBlocks: number; nCols: number; statsOffset: number;
   scale: number; alpha: number;
+  /** Selection: stripe area at or above which a KV group runs dense (absent: never). */
+  fallbackSel?: number;
 }
 
 export const PARAMS_BYTES = 64;
@@ -119,6 +122,7 @@ export function paramsWords(p: AttentionParams): ArrayBuffer {
   u.set([p.rows, p.pos, p.nHeads, p.nKvHeads, p.capacity, p.window, p.nSamp, p.sampBlock, p.nBlocks, p.nCols, p.statsOffset, p.nHeads / p.nKvHeads]);
   f[12] = p.scale;
   f[13] = p.alpha;
+  f[14] = p.fallbackSel ?? 3.0e38;
   return ab;
 }
 
@@ -138,7 +142,7 @@ struct Params {
   rows: u32, pos: u32, nHeads: u32, nKvHeads: u32,
   capacity: u32, window: u32, nSamp: u32, sampBlock: u32,
   nBlocks: u32, nCols: u32, statsOffset: u32, group: u32,
-  scale: f32, alpha: f32, pad1: f32, pad2: f32,
+  scale: f32, alpha: f32, fallbackSel: f32, pad2: f32,
 }
 @group(0) @binding(6) var<uniform> p: Params;
 
@@ -215,16 +219,18 @@ export class FlashAttention {
   private constructor(
     private ctx: GpuContext,
     readonly plan: TilePlan,
-    /** Tile plan of each mode (the window pass may run a narrower tile than the others). */
+    /** Tile plan of each mode (the split window pass may run a narrower tile than the others). */
     readonly plans: Record<FlashMode, TilePlan>,
     readonly pipelines: Record<FlashMode, GPUComputePipeline>,
     private dummies: [GPUBuffer, GPUBuffer],
   ) {}
 
-  static async create(ctx: GpuContext, dims: AttentionDims, modes: FlashMode[] = ['dense', 'window', 'stripes', 'sample'], opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<FlashAttention> {
+  static async create(ctx: GpuContext, dims: AttentionDims, modes: FlashMode[] = ['dense', 'sparse', 'window', 'stripes', 'sample'], opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<FlashAttention> {
     const plan = tilePlan(ctx, dims, opts);
-    // The banded window pass keeps the narrow default tile (H100, S=32K: 144 ms with 64x4x32x1,
-    // 366 ms with the wide 64x8x16x2 that runs dense 2.5x faster; not understood yet).
+    // The split path's window pass keeps the narrow default tile (H100, S=32K: 144 ms with
+    // 64x4x32x1, 366 ms with the wide 64x8x16x2 that runs dense 2.5x faster, measured before every
+    // mode shared one masked loop; a forced --tile applies to it too). The fused pass and the
+    // stripes pass run the dense tile.
     const plans = {} as Record<FlashMode, TilePlan>;
     for (const m of modes) plans[m] = m === 'window' && !opts.tile ? tilePlan(ctx, dims, { ...opts, narrow: true }) : plan;
     const pipelines = {} as Record<FlashMode, GPUComputePipeline>;
@@ -242,8 +248,9 @@ export class FlashAttention {
   }
 
   /**
-   * Records one pass. `rowsInPass` is the chunk's rows (dense/window/stripes) or
-   * the sampled rows (sample). `lse` and `sel` are needed by the sparse modes only.
+   * Records one pass. `rowsInPass` is the chunk's rows (dense/sparse/window/stripes) or
+   * the sampled rows (sample). `lse` (window, stripes, sample) and `sel` (sparse,
+   * stripes) are needed by those modes only.
    */
   encode(pass: GPUComputePassEncoder, mode: FlashMode, b: {
     q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse?: GPUBuffer; sel?: GPUBuffer; params: GPUBufferBinding;

@@ -1,13 +1,25 @@
 // Causal flash attention for prefill (tiled, online softmax, f32 math), GQA-aware.
 //
-// One source, four modes (const MODE, set by the launcher's header):
+// One source, five modes (const MODE, set by the launcher's header):
 //   0 dense:   query i attends keys [0, i]
-//   1 window:  keys (i - w, i], then merges (log-sum-exp) with the stripe pass's
-//              result already in `out`/`lse` (SampleAttention step 4)
-//   2 stripes: keys sel[0..count) (sorted column ids of the KV group) with
-//              j <= i - w; writes the normalized output and its lse (log2 units)
+//   1 window:  (split path) keys (i - w, i], then merges (log-sum-exp) with the stripe
+//              pass's result already in `out`/`lse` (SampleAttention step 4)
+//   2 stripes: (split path) keys sel ids (sorted, of the KV group) with j <= i - w;
+//              writes the normalized output and its lse (log2 units)
 //   3 sample:  no V; for the sampled query rows: lse over [0, i] and the mass
 //              inside the window (i - w, i]; writes (lse, windowMass) pairs
+//   4 sparse:  (fused path) the stripe ids j <= i - w, then the window (i - w, i], in ONE
+//              online softmax; writes the normalized output (no lse, no read of out).
+//              A KV group the selection flagged dense runs [0, i] (the dense schedule).
+//
+// Tile schedule, shared by every mode: a workgroup runs nS "stripe tiles" (BC selected ids
+// each, read from sel) and then nC "contiguous tiles" (keys k0 .. k0 + BC - 1 of the range
+// [cBegin, cEnd)). Every mode's mask is one per-row range of tile slots [cLo, cLo + nOk),
+// computed once per tile: contiguous tiles keep the keys [lo_i, i] (lo_i = 0, or i + 1 - w
+// in the window modes); stripe tiles keep the ids <= i - w (a prefix: ids are sorted, the
+// padding 0xffffffff is last). The inner loop (scores, online softmax, P V) and its
+// register state are the same in every mode, so the fused pass runs at the dense rate.
+// Each K/V column is used once per row: a stripe inside a row's window fails its bound.
 //
 // Workgroup: QR query rows, TPR threads per row, each thread holding RPT rows
 // (THREADS = QR / RPT * TPR invocations; RPT > 1 reuses every K/V vec4 read from
@@ -17,12 +29,12 @@
 // share every K/V tile load (no K/V duplication). Each thread holds NV vec4s of
 // the row's q and o (threads of a row split headDim, interleaved by vec4) and
 // reduces partial dot products with subgroup shuffles (TPR = 1 without subgroups).
-// K/V tiles of BC keys are staged in workgroup memory (2 * BC * DVP vec4s).
+// K/V tiles of BC keys are staged in workgroup memory (2 * BC * DVP vec4s); two barriers per tile.
 // RS = 1 (opt-in, rs_tile below): the row's lanes reduce-scatter the partial scores so each
 // lane masks/exponentiates BC / TPR keys, and the probabilities reach every lane through
 // workgroup memory (ps, QR * BC f32); slower than RS = 0 on the H100 (11.2 vs 22.5 TFLOP/s).
 // Default tiles (tilePlan): 64 rows x 4 lanes x 32 keys, RPT 1; with subgroups of >= 8 lanes
-// and headDim > 92: 64 rows x 8 lanes x 16 keys, RPT 2, except the window pass (narrow tile).
+// and headDim > 92: 64 rows x 8 lanes x 16 keys, RPT 2, except the split window pass (narrow tile).
 // Dispatch: (ceil(rowsInPass * group / QR), nKvHeads, 1).
 // Precision: f32 loads (f16 KV unpacked in the loader), f32 accumulation;
 // exp2 with q pre-scaled by log2(e) / sqrt(headDim).
@@ -33,7 +45,8 @@
 //   vc:  (nKvHeads, capacity, HEAD_DIM)
 //   out: (rows, nHeads * HEAD_DIM) f32
 //   lse: modes 1/2: (rows, nHeads) f32 log2-sum-exp; mode 3: (nHeads, nSamp, 2)
-//   sel: (nKvHeads, capacity + 1) u32: [count, col ids ascending...]
+//   sel: (nKvHeads, capacity + 1) u32: [count, col ids ascending...], then (nKvHeads) u32
+//        dense flags (1: the group runs dense; its list then holds every column)
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -42,11 +55,23 @@
 
 var<workgroup> ks: array<vec4<f32>, BC * DVP>; // [BC][DVP]
 var<workgroup> vs: array<vec4<f32>, BC * DVP>; // [BC][DVP]
-var<workgroup> kidx: array<u32, BC>;            // key positions of the tile
-var<workgroup> wcount: u32;
+var<workgroup> kidx: array<u32, BC>;            // key ids of a stripe tile (sorted, PAD last)
+var<workgroup> wsched: u32;
 var<workgroup> ps: array<vec4<f32>, PSV>;       // RS: probabilities [RPT][QR / RPT][BC] of the tile
 
 const NEG_INF: f32 = -3.0e38;
+const PAD: u32 = 0xffffffffu;
+
+// Entries of the stripe tile's ids kidx[0..BC) that are <= bound (ids ascending, PAD last).
+fn count_le(bound: u32) -> u32 {
+  var lo = 0u;
+  var hi = BC;
+  while (lo < hi) {
+    let mid = (lo + hi) / 2u;
+    if (kidx[mid] <= bound) { lo = mid + 1u; } else { hi = mid; }
+  }
+  return lo;
+}
 
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -93,49 +118,84 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     lw[k] = 0.0;
   }
 
-  // Key range [kBegin, kEnd) in tile coordinates (positions, or list slots in mode 2).
-  var kBegin = 0u;
-  var kEnd = iMax + 1u;
-  var count = 0u;
-  if (MODE == 1u) { kBegin = select(0u, iMin + 1u - p.window, iMin + 1u > p.window); }
-  if (MODE == 2u) {
-    if (lid == 0u) { wcount = sel[kvh * (p.capacity + 1u)]; }
-    count = workgroupUniformLoad(&wcount);
-    kEnd = count;
+  // Schedule: nUse stripe ids (modes 2 and 4), then the contiguous keys [cBegin, cEnd).
+  let selBase = kvh * (p.capacity + 1u);
+  var denseRows = MODE == 0u || MODE == 3u; // contiguous tiles keep [0, i], else (i - w, i]
+  var nUse = 0u;
+  if (MODE == 2u || MODE == 4u) {
+    if (lid == 0u) {
+      var n = 0u;
+      let flagged = MODE == 4u && sel[p.nKvHeads * (p.capacity + 1u) + kvh] != 0u;
+      if (!flagged && iMax >= p.window) {
+        // Ids are sorted: count those any row here can use (<= iMax - w).
+        let bound = iMax - p.window;
+        var hi = sel[selBase];
+        while (n < hi) {
+          let mid = (n + hi) / 2u;
+          if (sel[selBase + 1u + mid] <= bound) { n = mid + 1u; } else { hi = mid; }
+        }
+      }
+      wsched = select(n, PAD, flagged);
+    }
+    let v = workgroupUniformLoad(&wsched);
+    denseRows = v == PAD;
+    nUse = select(v, 0u, denseRows);
   }
-  let selBase = kvh * (p.capacity + 1u) + 1u;
+  var cBegin = 0u;
+  var cEnd = iMax + 1u;
+  if (MODE == 2u) { cEnd = 0u; }
+  if ((MODE == 1u || MODE == 4u) && !denseRows) { cBegin = select(0u, iMin + 1u - p.window, iMin + 1u > p.window); }
+  // First key of each row's contiguous range.
+  var rowLo: array<u32, RPT>;
+  for (var k = 0u; k < RPT; k++) {
+    rowLo[k] = select(0u, ipos[k] + 1u - p.window, !denseRows && ipos[k] + 1u > p.window);
+  }
+  let nS = (nUse + BC - 1u) / BC;
+  let nC = select(0u, (cEnd - cBegin + BC - 1u) / BC, cEnd > cBegin);
   let kvBase = kvh * p.capacity;
   // RS: after the reduce-scatter this lane holds the scores of keys rsBase + [0, KPL) of the tile.
   var rsBase = 0u;
   var hb = BC;
   for (var o = TPR / 2u; o > 0u; o >>= 1u) { hb >>= 1u; if ((lane & o) != 0u) { rsBase += hb; } }
 
-  for (var k0 = kBegin; k0 < kEnd; k0 += BC) {
-    workgroupBarrier();
-    if (lid < BC) {
-      var j = k0 + lid;
-      if (MODE == 2u) { j = select(0xffffffffu, sel[selBase + min(k0 + lid, count - 1u)], k0 + lid < kEnd); }
-      else if (j >= kEnd) { j = 0xffffffffu; }
-      kidx[lid] = j;
-    }
-    if (MODE == 2u) {
-      // Sorted ids: stop once the tile starts past the last stripe any row here can use.
-      let first = workgroupUniformLoad(&kidx[0]);
-      if (first + p.window > iMax) { break; }
-    }
+  for (var it = 0u; it < nS + nC; it++) {
+    let stripe = it < nS;
+    // Stripe tile: list slots k0 + [0, BC); contiguous tile: keys k0 + [0, BC).
+    let k0 = select(cBegin + (it - nS) * BC, it * BC, stripe);
     workgroupBarrier();
     for (var e = lid; e < BC * DVP; e += THREADS) {
       let c = e / DVP;
       let d4 = e % DVP;
-      let j = kidx[c];
-      let jj = select(0u, j, j != 0xffffffffu);
+      var j = k0 + c;
+      if (stripe) {
+        j = select(PAD, sel[selBase + 1u + min(k0 + c, nUse - 1u)], k0 + c < nUse);
+        if (d4 == 0u) { kidx[c] = j; }
+      } else if (j >= cEnd) {
+        j = PAD;
+      }
+      let jj = select(0u, j, j != PAD);
       ks[e] = load_k4(kvBase + jj, d4);
       if (MODE != 3u) { vs[e] = load_v4(kvBase + jj, d4); }
     }
     workgroupBarrier();
+    // Each row's tile slots [cLo, cLo + nOk): the only mask of the inner loop.
+    var cLo: array<u32, RPT>;
+    var nOk: array<u32, RPT>;
+    for (var k = 0u; k < RPT; k++) {
+      let i = ipos[k];
+      if (stripe) {
+        cLo[k] = 0u;
+        nOk[k] = select(0u, count_le(i - p.window), i >= p.window);
+      } else {
+        let a = select(0u, min(rowLo[k] - k0, BC), rowLo[k] > k0);
+        let b = select(0u, min(i + 1u - k0, BC), i + 1u > k0);
+        cLo[k] = a;
+        nOk[k] = select(0u, b - a, b > a);
+      }
+    }
 
     if (RS == 1u) {
-      rs_tile(slot, lane, rsBase, &qv, &ipos, &o, &m, &l, &lw);
+      rs_tile(slot, lane, rsBase, k0, &qv, &ipos, &cLo, &nOk, &o, &m, &l, &lw);
       continue;
     }
     // Scores: each K vec4 read from workgroup memory serves the thread's RPT rows.
@@ -147,17 +207,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let kk = ks[c * DVP + lane + v * TPR];
         for (var k = 0u; k < RPT; k++) { part[k] += dot(qv[k * NV + v], kk); }
       }
-      let j = kidx[c];
       for (var k = 0u; k < RPT; k++) {
         let sc = row_sum(part[k]);
-        let i = ipos[k];
-        var ok = j <= i; // also false for the 0xffffffff padding
-        if (MODE == 1u) { ok = ok && j + p.window > i; }
-        if (MODE == 2u) { ok = j != 0xffffffffu && j + p.window <= i; }
-        s[k * BC + c] = select(NEG_INF, sc, ok);
+        s[k * BC + c] = select(NEG_INF, sc, c - cLo[k] < nOk[k]); // c < cLo wraps past nOk
       }
     }
-    var pw: array<f32, RPT>; // per-row weight of the old accumulator
     for (var k = 0u; k < RPT; k++) {
       var tileMax = NEG_INF;
       for (var c = 0u; c < BC; c++) { tileMax = max(tileMax, s[k * BC + c]); }
@@ -170,7 +224,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let pc = select(0.0, exp2(s[k * BC + c] - mNew), s[k * BC + c] > NEG_INF);
         s[k * BC + c] = pc;
         l[k] += pc;
-        if (MODE == 3u && kidx[c] + p.window > ipos[k]) { lw[k] += pc; }
+        if (MODE == 3u && k0 + c + p.window > ipos[k]) { lw[k] += pc; }
       }
       if (tileMax > NEG_INF) { m[k] = mNew; }
     }
@@ -234,8 +288,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 // per row instead of log2(TPR) per key), so the masks, max and exp2 run once per (row, key)
 // instead of once per lane; the probabilities go through workgroup memory (ps) to every
 // lane of the row for P V. l and lw stay per-lane partial sums (reduced after the last tile).
-fn rs_tile(slot: u32, lane: u32, rsBase: u32,
+fn rs_tile(slot: u32, lane: u32, rsBase: u32, k0: u32,
            qv: ptr<function, array<vec4<f32>, RPT * NV>>, ipos: ptr<function, array<u32, RPT>>,
+           cLo: ptr<function, array<u32, RPT>>, nOk: ptr<function, array<u32, RPT>>,
            o: ptr<function, array<vec4<f32>, RPT * NV>>, m: ptr<function, array<f32, RPT>>,
            l: ptr<function, array<f32, RPT>>, lw: ptr<function, array<f32, RPT>>) {
   var part: array<f32, RPT * BC>;
@@ -264,10 +319,7 @@ fn rs_tile(slot: u32, lane: u32, rsBase: u32,
     let i = (*ipos)[k];
     var tileMax = NEG_INF;
     for (var e = 0u; e < KPL; e++) {
-      let j = kidx[rsBase + e];
-      var ok = j <= i; // also false for the 0xffffffff padding
-      if (MODE == 1u) { ok = ok && j + p.window > i; }
-      if (MODE == 2u) { ok = j != 0xffffffffu && j + p.window <= i; }
+      let ok = rsBase + e - (*cLo)[k] < (*nOk)[k]; // the row's tile slots, as in main
       let sc = select(NEG_INF, part[k * BC + e], ok);
       part[k * BC + e] = sc;
       tileMax = max(tileMax, sc);
@@ -283,7 +335,7 @@ fn rs_tile(slot: u32, lane: u32, rsBase: u32,
       let sc = part[k * BC + e];
       let pc = select(0.0, exp2(sc - mNew), sc > NEG_INF);
       (*l)[k] += pc;
-      if (MODE == 3u && kidx[rsBase + e] + p.window > i) { (*lw)[k] += pc; }
+      if (MODE == 3u && k0 + rsBase + e + p.window > i) { (*lw)[k] += pc; }
       if (MODE != 3u) { ps[(pBase + e) / 4u][(pBase + e) % 4u] = pc; }
     }
     if (tileMax > NEG_INF) { (*m)[k] = mNew; }

@@ -2,7 +2,13 @@
 // set I of columns whose group scores, added to the window mass W of the
 // sampled rows, reach alpha * nSamp * group (the CRA goal summed over the
 // group's heads); then I is compacted into a sorted id list, and the stats of
-// this encode are written (|I|, stripe area, CRA of each head).
+// this encode are written (|I|, stripe area, dense flag, CRA of each head).
+//
+// Dense fallback: when the stripe area of the selection reaches p.fallbackSel (the
+// launcher's denseFallbackArea * causal area - window area: stripes plus window would
+// cover at least that fraction of the causal area, so sparse cannot win), the group is
+// flagged dense: its list holds every column [0, nCols) (the split path then computes
+// dense attention) and the flag word tells the fused pass to run [0, i] without stripes.
 //
 // Selection is a threshold search: the largest tau with
 // sum_{g[j] >= tau} g[j] >= goal, by bisection over the bit patterns of
@@ -13,11 +19,11 @@
 // Dispatch: (nKvHeads, 1, 1). Precision: f32 sums.
 //
 // Bindings (Params at 6 from the header):
-//   sel:         (nKvHeads, capacity + 1) u32: [count, ids ascending...]
+//   sel:         (nKvHeads, capacity + 1) u32: [count, ids ascending...], then (nKvHeads) u32 dense flags
 //   rowStats:    (nHeads, nSamp, 2) f32: lse, window mass
 //   colScores:   (nHeads, capacity) f32
 //   groupScores: (nKvHeads, capacity) f32
-//   stats:       f32 at statsOffset: (nKvHeads, 2 + group): |I|, stripe area, CRA per head
+//   stats:       f32 at statsOffset: (nKvHeads, 3 + group): |I|, stripe area, dense flag, CRA per head
 
 @group(0) @binding(0) var<storage, read_write> sel: array<u32>;
 @group(0) @binding(3) var<storage, read> rowStats: array<f32>;
@@ -110,6 +116,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       area += f32(end - max(p.pos, min(end, j + p.window)));
     }
   }
+  // Stripe area of the selection (rows j + w <= i of each column); at or above the
+  // fallback bound the group runs dense and lists every column.
+  let areaSel = wg_sum(lid, area);
+  let flagged = areaSel >= p.fallbackSel;
+  if (flagged) {
+    all = true;
+    cnt = c1 - c0;
+  }
   scan[lid] = cnt;
   workgroupBarrier();
   for (var s = 1u; s < WG; s <<= 1u) {
@@ -124,12 +138,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var j = c0; j < c1; j++) {
     if (all || groupScores[gBase + j] >= tauF) { sel[at] = j; at++; }
   }
-  let areaSel = wg_sum(lid, area);
-  let sBase = p.statsOffset + kvh * (2u + p.group);
+  let sBase = p.statsOffset + kvh * (3u + p.group);
   if (lid == 0u) {
     sel[kvh * (p.capacity + 1u)] = count;
+    sel[p.nKvHeads * (p.capacity + 1u) + kvh] = select(0u, 1u, flagged);
     stats[sBase] = f32(count);
     stats[sBase + 1u] = areaSel;
+    stats[sBase + 2u] = select(0.0, 1.0, flagged);
   }
   // CRA on the sampled rows, per head: (window mass + selected column mass) / nSamp.
   for (var g = 0u; g < p.group; g++) {
@@ -141,6 +156,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (all || groupScores[gBase + j] >= tauF) { cpart += colScores[head * p.capacity + j]; }
     }
     let cra = wg_sum(lid, wpart + cpart);
-    if (lid == 0u) { stats[sBase + 2u + g] = cra / f32(max(p.nSamp, 1u)); }
+    if (lid == 0u) { stats[sBase + 3u + g] = cra / f32(max(p.nSamp, 1u)); }
   }
 }

@@ -36,6 +36,9 @@ export function validateAttentionOptions(o: AttentionOptions): void {
   int('minSampleRows', 1);
   int('sampleBlock', 1);
   int('minSparseLen', 0);
+  if (o.sparsePass !== undefined && o.sparsePass !== 'fused' && o.sparsePass !== 'split') bad('sparsePass', "must be 'fused' or 'split'", o.sparsePass);
+  const f = o.denseFallbackArea;
+  if (f !== undefined && (typeof f !== 'number' || !Number.isFinite(f) || f <= 0 || f > 1)) bad('denseFallbackArea', 'must be a number in (0, 1]', f);
 }
 
 /** What one sparse encode of a chunk does. */
@@ -70,9 +73,23 @@ export function sampleRow(k: number, rows: number, plan: SparsePlan): number {
   return Math.floor(((b + 1) * rows) / plan.nBlocks) - plan.sampBlock + (k % plan.sampBlock);
 }
 
+/**
+ * The selection's dense-fallback bound (kernels/sample_select.wgsl): the stripe
+ * area at or above which stripes + window cover `denseFallbackArea` of the
+ * chunk's causal area; undefined (never) when the option is 1.
+ */
+export function fallbackStripeArea(pos: number, rows: number, window: number, o: AttentionOptions): number | undefined {
+  const f = o.denseFallbackArea ?? DEFAULT_ATTENTION.denseFallbackArea ?? 1;
+  if (f >= 1) return undefined;
+  const a = chunkAreas(pos, rows, window);
+  return f * a.causal - a.window;
+}
+
 /** Causal area of the chunk (sum over rows of visible keys) and its window part. */
 export function chunkAreas(pos: number, rows: number, window: number): { causal: number; window: number } {
-  let causal = 0, win = 0;
-  for (let i = pos; i < pos + rows; i++) { causal += i + 1; win += Math.min(window, i + 1); }
-  return { causal, window: win };
+  // Rows i in [pos, end) see i + 1 keys; the window part is min(w, i + 1): i + 1 below row w - 1, w from there.
+  const end = pos + rows;
+  const sum = (a: number, b: number) => (b > a ? ((a + b + 1) * (b - a)) / 2 : 0); // sum of (i + 1) over [a, b)
+  const split = Math.min(end, Math.max(pos, window));
+  return { causal: sum(pos, end), window: sum(pos, split) + window * (end - split) };
 }

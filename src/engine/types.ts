@@ -41,6 +41,20 @@ export interface AttentionOptions {
   sampleBlock: number;
   /** Prompt length below which prefill runs dense. */
   minSparseLen: number;
+  /**
+   * Sparse attention pass: 'fused' (stripes then window in one online softmax, one
+   * pass, default) or 'split' (a stripe pass, then a window pass merged by
+   * log-sum-exp, as ../shared/SAMPLE_ATTENTION.md describes). Same result.
+   * Optional (additive); absent means the default.
+   */
+  sparsePass?: 'fused' | 'split';
+  /**
+   * Per KV group: when stripes + window would cover at least this fraction of
+   * the causal area, the group runs dense instead (HeadStats then report area 1,
+   * every column selected, CRA 1). In (0, 1]; 1 never falls back. Default 0.85.
+   * Optional (additive); absent means the default.
+   */
+  denseFallbackArea?: number;
 }
 
 export const DEFAULT_ATTENTION: AttentionOptions = {
@@ -51,6 +65,8 @@ export const DEFAULT_ATTENTION: AttentionOptions = {
   minSampleRows: 64,
   sampleBlock: 4,
   minSparseLen: 2048,
+  sparsePass: 'fused',
+  denseFallbackArea: 0.85,
 };
 
 /** Per layer and head statistics of one sparse prefill. */

@@ -1,0 +1,128 @@
+/**
+ * SampleAttention's sparse pass (issue 6, speed work): the fused pass (stripes
+ * j <= i - w, then the window (i - w, i], one online softmax) against the CPU
+ * reference restricted to window ∪ selected, against the split path (stripe
+ * pass + window pass + log-sum-exp merge), exactness at alpha = 1, forced tile
+ * variants, and the per-KV-group dense fallback (denseFallbackArea).
+ * Head dim 32 keeps the SwiftShader pipelines small.
+ */
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.ts';
+import { runPrefill } from '../cases/attention.ts';
+import { attentionRef, type TileOverrides } from '../../kernels/attention_prefill.ts';
+import { syntheticQkv, type SyntheticSpec } from '../../src/attention/synthetic.ts';
+import { resolveAttentionOptions } from '../../src/attention/options.ts';
+import { DEFAULT_ATTENTION, type AttentionOptions } from '../../src/engine/types.ts';
+import { InvalidOptionError } from '../../src/errors.ts';
+import { relL2 } from '../helpers/compare.ts';
+
+const D = 32;
+const BASE: AttentionOptions = { ...DEFAULT_ATTENTION, attention: 'sample', minSparseLen: 0 };
+
+interface Case { spec: SyntheticSpec; pos: number }
+
+async function run(c: Case, opts: Partial<AttentionOptions>, tile?: TileOverrides) {
+  const ctx = await testGpu();
+  const qkv = syntheticQkv(c.spec);
+  const { seqLen, nHeads, nKvHeads } = c.spec;
+  const d = { nHeads, nKvHeads, headDim: D, seqLen, rows: seqLen - c.pos, pos: c.pos };
+  const res = await runPrefill(ctx, qkv, d, { ...BASE, ...opts }, tile ? { tile } : {});
+  return { qkv, d, res };
+}
+
+/** CPU reference over window ∪ the selected columns of each KV group (what the sparse pass must compute). */
+function restrictedRef(r: Awaited<ReturnType<typeof run>>): Float32Array {
+  const { qkv, d, res } = r;
+  const w = res.stats[0].window;
+  const group = d.nHeads / d.nKvHeads;
+  const sets = res.selection.map((ids) => new Set(ids));
+  return attentionRef(qkv.q.subarray(d.pos * d.nHeads * D), qkv.k, qkv.v, d,
+    (h, i, j) => j > i - w || sets[Math.floor(h / group)].has(j));
+}
+
+function denseRef(r: Awaited<ReturnType<typeof run>>): Float32Array {
+  return attentionRef(r.qkv.q.subarray(r.d.pos * r.d.nHeads * D), r.qkv.k, r.qkv.v, r.d);
+}
+
+
+// Random inputs at alpha 0.8 select many columns (many stripe tiles, ragged per-row bounds);
+// fallback off so the pass stays sparse. GQA 4 and a pos > 0 chunk.
+const RANDOM: Case = { spec: { seqLen: 333, nHeads: 8, nKvHeads: 2, headDim: D, kind: 'random', seed: 21 }, pos: 0 };
+const CHUNK: Case = { spec: { seqLen: 420, nHeads: 4, nKvHeads: 2, headDim: D, kind: 'random', seed: 22 }, pos: 290 };
+const PLANTED: Case = { spec: { seqLen: 700, nHeads: 4, nKvHeads: 2, headDim: D, kind: 'planted', seed: 23, needle: 201, stripes: 12 }, pos: 0 };
+const SPARSE = { alpha: 0.8, denseFallbackArea: 1, windowRatio: 0.1 };
+
+describe('SampleAttention sparse pass: fused vs split vs reference (Dawn)', () => {
+  for (const [name, c, opts] of [
+    ['random, GQA 4', RANDOM, SPARSE],
+    ['random chunk at pos 290', CHUNK, SPARSE],
+    ['planted with needle, alpha 0.95', PLANTED, { alpha: 0.95, denseFallbackArea: 1 }],
+  ] as const) {
+    it(`${name}: fused equals the window ∪ selected reference and the split path`, async () => {
+      const fused = await run(c, { ...opts, sparsePass: 'fused' });
+      const split = await run(c, { ...opts, sparsePass: 'split' });
+      const nCols = c.spec.seqLen - fused.res.stats[0].window;
+      const counts = fused.res.selection.map((ids) => ids.length);
+      console.log(name, 'selected per group', counts, 'of', nCols, 'area', fused.res.stats[0].areaFraction.toFixed(3));
+      // A real sparse case: something selected, not everything, not flagged dense.
+      expect(counts.some((n) => n > 0)).toBe(true);
+      expect(fused.res.stats.every((s) => s.areaFraction < 1)).toBe(true);
+      expect(split.res.selection).toEqual(fused.res.selection);
+      expect(relL2(fused.res.out, restrictedRef(fused))).toBeLessThanOrEqual(1e-5);
+      expect(relL2(fused.res.out, split.res.out)).toBeLessThanOrEqual(1e-5);
+    });
+  }
+
+  it('alpha = 1: windowRatio 1, or a small window with every stripe (no fallback), equals dense', async () => {
+    for (const opts of [
+      { alpha: 1, windowRatio: 1 },
+      { alpha: 1, windowRatio: 1, denseFallbackArea: 1 },
+      { alpha: 1, windowRatio: 0.1, denseFallbackArea: 1 },
+    ]) {
+      const r = await run(RANDOM, { ...opts, sparsePass: 'fused' });
+      expect(relL2(r.res.out, denseRef(r)), JSON.stringify(opts)).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it('a forced tile with 2 rows per thread (the wide default's loop shape) gives the same fused result', async () => {
+    const tile = { qr: 64, tpr: 4, bc: 16, rpt: 2 };
+    const r = await run(RANDOM, { ...SPARSE, sparsePass: 'fused' }, tile);
+    expect(relL2(r.res.out, restrictedRef(r))).toBeLessThanOrEqual(1e-5);
+  });
+});
+
+describe('SampleAttention dense fallback per KV group (Dawn)', () => {
+  it('random inputs, denseFallbackArea 0.5: every group runs dense and reports area 1, all columns, CRA 1', async () => {
+    for (const sparsePass of ['fused', 'split'] as const) {
+      const r = await run(RANDOM, { alpha: 0.95, denseFallbackArea: 0.5, sparsePass });
+      const nCols = RANDOM.spec.seqLen - r.res.stats[0].window;
+      expect(relL2(r.res.out, denseRef(r)), sparsePass).toBeLessThanOrEqual(1e-5);
+      for (const s of r.res.stats) {
+        expect(s.areaFraction).toBe(1);
+        expect(s.selected).toBe(nCols);
+        expect(s.cra).toBe(1);
+      }
+      expect(r.res.selection.every((ids) => ids.length === nCols)).toBe(true);
+    }
+  });
+
+  it('denseFallbackArea 1 never falls back; planted inputs stay sparse at 0.9 and fall back at 0.05', async () => {
+    const never = await run(RANDOM, { alpha: 0.95, denseFallbackArea: 1 });
+    expect(never.res.stats.every((s) => s.areaFraction < 1)).toBe(true);
+    expect(relL2(never.res.out, restrictedRef(never))).toBeLessThanOrEqual(1e-5);
+    // Planted heads need little; a bound just above the window's share keeps them sparse.
+    const planted = await run(PLANTED, { alpha: 0.95, denseFallbackArea: 0.9 });
+    expect(planted.res.stats.every((s) => s.areaFraction < 0.5)).toBe(true);
+    const forced = await run(PLANTED, { alpha: 0.95, denseFallbackArea: 0.05 });
+    expect(forced.res.stats.every((s) => s.areaFraction === 1 && s.cra === 1)).toBe(true);
+    expect(relL2(forced.res.out, denseRef(forced))).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('rejects bad sparsePass / denseFallbackArea with a typed error naming the option', () => {
+    expect(() => resolveAttentionOptions({ denseFallbackArea: 0 })).toThrow(InvalidOptionError);
+    expect(() => resolveAttentionOptions({ denseFallbackArea: 1.5 })).toThrow(/denseFallbackArea/);
+    expect(() => resolveAttentionOptions({ denseFallbackArea: Number.NaN })).toThrow(/denseFallbackArea/);
+    expect(() => resolveAttentionOptions({ sparsePass: 'both' as never })).toThrow(/sparsePass/);
+    expect(resolveAttentionOptions({ sparsePass: 'split', denseFallbackArea: 1 })).toMatchObject({ sparsePass: 'split', denseFallbackArea: 1 });
+  });
+});
