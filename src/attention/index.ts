@@ -9,10 +9,16 @@
  *               column scores c_h[j] of those rows outside their windows
  *   selection - per KV group (the group's heads' scores summed): threshold
  *               search for the smallest column set reaching alpha with the
- *               window mass, compaction into a sorted id list, stats
- *   sparse    - flash pass over the selected columns (K/V gathered by id in
- *               the tile loads), columns inside a row's window skipped
- *   window    - banded flash pass over (i - w, i], merged by log-sum-exp
+ *               window mass, compaction into a sorted id list, stats; a group
+ *               whose stripes + window reach `denseFallbackArea` of the causal
+ *               area is flagged dense (it lists every column)
+ *   sparse    - sparsePass 'fused' (default): one flash pass per row over the
+ *               selected columns j <= i - w (K/V gathered by id in the tile
+ *               loads) and then the window (i - w, i], one online softmax
+ *               (a running log-sum-exp merge), normalized output; a flagged
+ *               group runs [0, i]. sparsePass 'split': the stripe pass writes
+ *               out + lse, then
+ *   window    - (split only) banded flash pass over (i - w, i], merged by log-sum-exp
  *
  * Choices (see the report in the commit log): selection is per KV group (the
  * spec's GQA variant: one column set shared by the group's query heads, so
@@ -37,7 +43,7 @@ import { InvalidOptionError, GpuLimitError } from '../errors.ts';
 import { COLUMN_BINS, type AttentionOptions, type HeadStats, type KvDtype, type LayerKv } from '../engine/types.ts';
 import { FlashAttention, PARAMS_BYTES, paramsWords, type AttentionDims, type AttentionParams, type TileOverrides, type TilePlan } from '../../kernels/attention_prefill.ts';
 import { BIN_ARGS_BYTES, SampleKernels } from '../../kernels/sample_attention.ts';
-import { chunkAreas, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
+import { chunkAreas, fallbackStripeArea, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
 
 export { resolveAttentionOptions, sparsePlan } from './options.ts';
 
@@ -94,7 +100,7 @@ export class PrefillAttention {
     private sample: SampleKernels | undefined,
     private params: GPUBuffer,
   ) {
-    this.statsWords = 2 * dims.nKvHeads + dims.nHeads;
+    this.statsWords = 3 * dims.nKvHeads + dims.nHeads; // (nKvHeads, 3 + group), see sample_select.wgsl
   }
 
   /**
@@ -115,7 +121,7 @@ export class PrefillAttention {
     const ad: AttentionDims = { nHeads, nKvHeads, headDim, kvDtype: dims.kvDtype, capacity };
     const sparse = opts.sparse ?? true;
     const [flash, sample] = await Promise.all([
-      FlashAttention.create(ctx, ad, sparse ? ['dense', 'window', 'stripes', 'sample'] : ['dense'], opts),
+      FlashAttention.create(ctx, ad, sparse ? ['dense', 'sparse', 'window', 'stripes', 'sample'] : ['dense'], opts),
       sparse ? SampleKernels.create(ctx, ad, opts) : Promise.resolve(undefined),
     ]);
     const tiles = Math.ceil(maxRows * flash.plan.group / Math.min(...Object.values(flash.plans).map((pl) => pl.qr)));
@@ -164,6 +170,7 @@ export class PrefillAttention {
       window: plan?.window ?? 0, nSamp: plan?.nSamp ?? 0, sampBlock: plan?.sampBlock ?? 1, nBlocks: plan?.nBlocks ?? 1,
       nCols: plan?.nCols ?? 0, statsOffset: statsAt?.offsetWords ?? 0,
       scale: Math.LOG2E / Math.sqrt(d.headDim), alpha: opts.alpha,
+      fallbackSel: plan ? fallbackStripeArea(pos, rows, plan.window, opts) : undefined,
     };
     const offset = (this.slot++ % PARAM_SLOTS) * SLOT_BYTES;
     this.ctx.device.queue.writeBuffer(this.params, offset, paramsWords(p));
@@ -190,6 +197,11 @@ export class PrefillAttention {
     if (bins) this.sample!.encodeBins(ps, { sel: s.sel, bins: bins.buffer, args: { buffer: this.binArgs!, offset, size: BIN_ARGS_BYTES } });
     ps.end();
     ps = pass('attention.sparse');
+    if ((opts.sparsePass ?? 'fused') === 'fused') {
+      this.flash.encode(ps, 'sparse', { ...bufs, sel: s.sel }, rows, d.nKvHeads);
+      ps.end();
+      return;
+    }
     this.flash.encode(ps, 'stripes', { ...bufs, lse: s.lse, sel: s.sel }, rows, d.nKvHeads);
     ps.end();
     ps = pass('attention.window');
@@ -217,16 +229,18 @@ export class PrefillAttention {
       }
       const areas = chunkAreas(r.pos, r.rows, r.plan.window);
       for (let kvh = 0; kvh < d.nKvHeads; kvh++) {
-        const base = r.offsetWords + kvh * (2 + group);
+        const base = r.offsetWords + kvh * (3 + group);
         const selected = Math.round(words[base]);
         const areaSel = words[base + 1];
+        // Flagged dense by the selection: every column selected, area and CRA 1.
+        const dense = words[base + 2] !== 0;
         const at = r.bins ? r.bins.offsetWords + kvh * COLUMN_BINS : 0;
         const columnBins = binWords ? Uint16Array.from(binWords.subarray(at, at + COLUMN_BINS)) : undefined;
         for (let g = 0; g < group; g++) {
           out.push({
             layer: r.layer, head: kvh * group + g, selected, window: r.plan.window,
-            areaFraction: Math.min(1, (areaSel + areas.window) / areas.causal),
-            cra: Math.min(1, words[base + 2 + g]),
+            areaFraction: dense ? 1 : Math.min(1, (areaSel + areas.window) / areas.causal),
+            cra: dense ? 1 : Math.min(1, words[base + 3 + g]),
             ...(columnBins ? { columnBins: columnBins.slice() } : {}),
           });
         }
@@ -279,7 +293,7 @@ export class PrefillAttention {
       rowStats: mk(maxRows * nHeads * 8, 'attention_row_stats'),    // (nHeads, nSamp, 2)
       colScores: mk(nHeads * capacity * 4, 'attention_col_scores'), // (nHeads, capacity)
       groupScores: mk(nKvHeads * capacity * 4, 'attention_group_scores'), // (nKvHeads, capacity)
-      sel: mk(nKvHeads * (capacity + 1) * 4, 'attention_sel'),      // (nKvHeads, 1 + capacity) u32
+      sel: mk(nKvHeads * (capacity + 2) * 4, 'attention_sel'),      // (nKvHeads, 1 + capacity) u32 lists, then (nKvHeads) u32 dense flags
     };
     return this.scratch;
   }
