@@ -4,8 +4,12 @@
  * layers.0.wqkv, optional bqkv) compute RoPE'd Q/K of a prompt and the exact
  * causal softmax of chosen rows, then the mass each row puts on the sink, its
  * local band, the stripe columns and the needles. f64 math; O(S * D) per row.
+ * selectionRef: SampleAttention's column selection and area on the CPU (for
+ * generated Q/K, bench/synthetic-area.ts).
  */
 import type { ModelSpec } from '../../models/spec.ts';
+import type { AttentionOptions } from '../engine/types.ts';
+import { chunkAreas, sampleRow, sparsePlan } from '../attention/options.ts';
 
 export interface LayerWeights {
   embed: Float32Array; // (vocabSize, dim)
@@ -116,4 +120,85 @@ export function rowMass(p: Float64Array, i: number, band: number, stripes: numbe
   const needleMass = needles.filter((j) => j <= i).reduce((a, j) => a + p[j], 0);
   const stripeLift = st.length && restN ? stripeMass / st.length / Math.max(restMass / restN, 1e-300) : NaN;
   return { sink: p[0], band: bandMass, stripes: stripes.filter((j) => j <= i).reduce((a, j) => a + p[j], 0), needles: needleMass, stripeLift };
+}
+
+export interface SelectionRef {
+  /** Per KV group and alpha: |I| and the fraction of the causal area computed (window + stripes). */
+  groups: { alpha: number; selected: number; areaFraction: number }[][];
+  /** Window size w. */
+  window: number;
+  /** Sampled rows per head. */
+  nSamp: number;
+  /** Per query head: mean over the sampled rows of the window mass and of the "far" mass (see farMass). */
+  heads: { windowMass: number; farMass: number; sinkMass: number }[];
+}
+
+/**
+ * SampleAttention's selection on the CPU (../shared/SAMPLE_ATTENTION.md,
+ * stages 1-2) for a whole causal sequence (pos 0), as the GPU implementation
+ * does it: sampled rows from sparsePlan/sampleRow, the group's heads' column
+ * scores summed, one column set per KV group reaching alpha * nSamp * group
+ * with the window mass, area = (window area + sum over selected j of the rows
+ * past j's window) / causal area. q (seqLen, nHeads * headDim), k (nKvHeads,
+ * seqLen, headDim), as src/attention/synthetic.ts lays them out. farMass: the
+ * mass outside column 0, the `special` columns (stripes, needle) and the
+ * last `near` keys (the band). f64 math; O(nSamp * seqLen * headDim) per head.
+ */
+export function selectionRef(
+  qkv: { q: Float32Array; k: Float32Array }, d: { seqLen: number; nHeads: number; nKvHeads: number; headDim: number },
+  o: AttentionOptions, alphas: number[], special: number[][] = [], near = 256,
+): SelectionRef {
+  const { seqLen: S, nHeads, nKvHeads, headDim: D } = d;
+  const group = nHeads / nKvHeads;
+  const plan = sparsePlan(0, S, o);
+  const w = plan.window;
+  const rows = Array.from({ length: plan.nSamp }, (_, k) => sampleRow(k, S, plan));
+  const scale = 1 / Math.sqrt(D);
+  const areas = chunkAreas(0, S, w);
+  const groups: SelectionRef['groups'] = [];
+  const heads: SelectionRef['heads'] = [];
+  const p = new Float64Array(S);
+  for (let g = 0; g < nKvHeads; g++) {
+    const col = new Float64Array(S);
+    const skip = new Set([0, ...(special[g] ?? [])]);
+    let windowMass = 0;
+    for (let hh = 0; hh < group; hh++) {
+      const h = g * group + hh;
+      let wm = 0, far = 0, sink = 0;
+      for (const i of rows) {
+        const qb = i * nHeads * D + h * D;
+        let max = -Infinity;
+        for (let j = 0; j <= i; j++) {
+          const kb = (g * S + j) * D;
+          let s = 0;
+          for (let t = 0; t < D; t++) s += qkv.q[qb + t] * qkv.k[kb + t];
+          p[j] = s * scale;
+          if (p[j] > max) max = p[j];
+        }
+        let sum = 0;
+        for (let j = 0; j <= i; j++) { p[j] = Math.exp(p[j] - max); sum += p[j]; }
+        const inv = 1 / sum;
+        for (let j = 0; j <= i; j++) {
+          const x = p[j] * inv;
+          if (j + w <= i) col[j] += x; else wm += x;
+          if (i - j >= near && !skip.has(j)) far += x;
+        }
+        sink += p[0] * inv;
+      }
+      windowMass += wm;
+      heads.push({ windowMass: wm / rows.length, farMass: far / rows.length, sinkMass: sink / rows.length });
+    }
+    const order = Array.from({ length: plan.nCols }, (_, j) => j).sort((a, b) => col[b] - col[a]);
+    groups.push(alphas.map((alpha) => {
+      const goal = alpha * rows.length * group - windowMass;
+      let acc = 0, n = 0, area = 0;
+      while (goal > 0 && n < order.length && acc < goal) {
+        const j = order[n++];
+        acc += col[j];
+        area += S - Math.min(S, j + w);
+      }
+      return { alpha, selected: n, areaFraction: Math.min(1, (area + areas.window) / areas.causal) };
+    }));
+  }
+  return { groups, window: w, nSamp: rows.length, heads };
 }
