@@ -1,13 +1,21 @@
 /**
- * Launchers for SampleAttention's stage-2 kernels (../shared/SAMPLE_ATTENTION.md):
- * kernels/sample_columns.wgsl (column scores of the sampled rows) and
- * kernels/sample_select.wgsl (threshold search, compaction, stats). Stage 1
- * (the sampled rows' lse and window mass), the stripe pass and the window pass
- * are modes of kernels/attention_prefill.wgsl. Orchestration: src/attention/.
+ * Launchers for SampleAttention's sampling and selection kernels
+ * (../shared/SAMPLE_ATTENTION.md). Sampling (stages 1 + 2: the sampled rows'
+ * lse and window mass, then the column scores) runs one of two kernel sets:
+ *   'tiled' (default) - kernels/sample_scores.wgsl, register-tiled GEMMs of Q_s K^T
+ *   'flash'           - the flash kernel's 'sample' mode (kernels/attention_prefill.wgsl)
+ *                       + kernels/sample_columns.wgsl (per-score subgroup shuffles)
+ * Both write the same rowStats / colScores / groupScores. Selection:
+ * kernels/sample_select.wgsl (threshold search, compaction, stats), column
+ * report: kernels/sample_bins.wgsl. The stripe and window passes are modes of
+ * kernels/attention_prefill.wgsl. Orchestration: src/attention/.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { getPipeline } from '../src/gpu/pipelines.ts';
-import { attentionHeader, bindAt, tilePlan, type AttentionDims, type TilePlan, type TileOverrides } from './attention_prefill.ts';
+import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
+import { InvalidOptionError } from '../src/errors.ts';
+import { attentionHeader, bindAt, FlashAttention, tilePlan, type AttentionDims, type TileOverrides } from './attention_prefill.ts';
+import { SampleScores, type ScorePlan, type ScoreTile } from './sample_scores.ts';
 import columnsSource from './sample_columns.wgsl?raw';
 import selectSource from './sample_select.wgsl?raw';
 import binsSource from './sample_bins.wgsl?raw';
@@ -15,42 +23,92 @@ import binsSource from './sample_bins.wgsl?raw';
 /** Bytes of the uniform of encodeBins: offset (words), binLen, stride, pad. */
 export const BIN_ARGS_BYTES = 16;
 
+export type SamplingKernel = 'tiled' | 'flash';
+
+/** Choice of the sampling kernels (create time; bench --sampling, --sampling-tile). */
+export interface SamplingOptions {
+  /** Default 'tiled'. */
+  kernel?: SamplingKernel;
+  /** Tile overrides of the tiled row-stats / column-score kernels (sweeps). */
+  rows?: Partial<ScoreTile>;
+  cols?: Partial<ScoreTile>;
+}
+
+export interface SamplingBuffers {
+  q: GPUBuffer; k: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; params: GPUBufferBinding;
+}
+
+/** The 'flash' sampling kernels: flash 'sample' mode + the column kernel (CT columns, QT staged rows per workgroup). */
+interface FlashSampling { flash: FlashAttention; columns: GPUComputePipeline; ct: number; out: GPUBuffer }
+
 export class SampleKernels {
   private constructor(
     private ctx: GpuContext,
-    readonly plan: TilePlan & { ct: number; qt: number },
+    readonly kernel: SamplingKernel,
     private dims: AttentionDims,
-    private columns: GPUComputePipeline,
+    private tiled: SampleScores | undefined,
+    private flashSampling: FlashSampling | undefined,
     private selectPipe: GPUComputePipeline,
     private binsPipe: GPUComputePipeline,
   ) {}
 
-  static async create(ctx: GpuContext, dims: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<SampleKernels> {
+  static async create(ctx: GpuContext, dims: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides; sampling?: SamplingOptions } = {}): Promise<SampleKernels> {
+    const kernel = opts.sampling?.kernel ?? 'tiled';
+    if (kernel !== 'tiled' && kernel !== 'flash') throw new InvalidOptionError('sampling.kernel', `must be 'tiled' or 'flash', got ${JSON.stringify(kernel)}`);
     const base = tilePlan(ctx, dims, { ...opts, tile: opts.tile ? { tpr: opts.tile.tpr } : undefined });
-    // CT columns per workgroup (one per TPR lanes); QT staged q rows must fit workgroup memory.
-    const ct = Math.max(1, Math.floor(Math.min(256, ctx.limits.maxComputeInvocationsPerWorkgroup) / base.tpr));
-    // (tile.qr/bc tune the flash passes only; the column pass keeps 256 threads)
-    let qt = 32;
-    while (qt > 4 && qt * base.dvp * 16 + qt * 8 > ctx.limits.maxComputeWorkgroupStorageSize - 512) qt /= 2;
-    const plan = { ...base, ct, qt };
-    const [columns, selectPipe, binsPipe] = await Promise.all([
-      getPipeline(ctx, { label: 'sample_columns', code: attentionHeader(dims, base, { CT: ct, QT: qt }) + columnsSource }),
+    const [selectPipe, binsPipe, tiled, flashSampling] = await Promise.all([
       getPipeline(ctx, { label: 'sample_select', code: attentionHeader(dims, base) + selectSource }),
       getPipeline(ctx, { label: 'sample_bins', code: binsSource }),
+      kernel === 'tiled' ? SampleScores.create(ctx, dims, opts.sampling ?? {}) : undefined,
+      kernel === 'flash' ? SampleKernels.createFlash(ctx, dims, base, opts) : undefined,
     ]);
-    return new SampleKernels(ctx, plan, dims, columns, selectPipe, binsPipe);
+    return new SampleKernels(ctx, kernel, dims, tiled, flashSampling, selectPipe, binsPipe);
   }
 
-  /** Column scores c_h[j] and the group sums for j in [0, nCols). */
-  encodeColumns(pass: GPUComputePassEncoder, b: {
-    q: GPUBuffer; k: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; params: GPUBufferBinding;
-  }, nCols: number): void {
+  private static async createFlash(ctx: GpuContext, dims: AttentionDims, base: ReturnType<typeof tilePlan>, opts: { subgroups?: boolean; tile?: TileOverrides }): Promise<FlashSampling> {
+    // CT columns per workgroup (one per TPR lanes); QT staged q rows must fit workgroup memory.
+    // (tile.qr/bc tune the flash passes only; the column pass keeps 256 threads)
+    const ct = Math.max(1, Math.floor(Math.min(256, ctx.limits.maxComputeInvocationsPerWorkgroup) / base.tpr));
+    let qt = 32;
+    while (qt > 4 && qt * base.dvp * 16 + qt * 8 > ctx.limits.maxComputeWorkgroupStorageSize - 512) qt /= 2;
+    const [flash, columns] = await Promise.all([
+      FlashAttention.create(ctx, dims, ['sample'], opts),
+      getPipeline(ctx, { label: 'sample_columns', code: attentionHeader(dims, base, { CT: ct, QT: qt }) + columnsSource }),
+    ]);
+    // The 'sample' mode never writes `out` (nor reads V), but the binding exists.
+    const out = createBuffer(ctx, 16, STORAGE.rw, 'sample_flash_unused_out');
+    return { flash, columns, ct, out };
+  }
+
+  /** Tile plans of the tiled kernels (undefined for 'flash'); benchmarks record them. */
+  get scorePlans(): Record<'rows' | 'cols', ScorePlan> | undefined { return this.tiled?.plans; }
+
+  /**
+   * Sampling phase: rowStats (nHeads, nSamp, 2) of the nSamp sampled rows,
+   * colScores (nHeads, capacity) and groupScores (nKvHeads, capacity) of
+   * columns [0, nCols). Two dispatches, in this order, in the caller's pass.
+   */
+  encodeSampling(pass: GPUComputePassEncoder, b: SamplingBuffers, nSamp: number, nCols: number): void {
+    if (this.tiled) {
+      this.tiled.encode(pass, b, nSamp, nCols);
+      return;
+    }
+    const fs = this.flashSampling!;
+    fs.flash.encode(pass, 'sample', { q: b.q, k: b.k, v: b.k, out: fs.out, lse: b.rowStats, params: b.params }, nSamp, this.dims.nKvHeads);
     if (nCols === 0) return;
-    pass.setPipeline(this.columns);
-    pass.setBindGroup(0, bindAt(this.ctx, this.columns, [
+    pass.setPipeline(fs.columns);
+    pass.setBindGroup(0, bindAt(this.ctx, fs.columns, [
       [0, b.q], [1, b.k], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, b.params],
     ], 'sample_columns'));
-    pass.dispatchWorkgroups(Math.ceil(nCols / this.plan.ct), this.dims.nKvHeads);
+    pass.dispatchWorkgroups(Math.ceil(nCols / fs.ct), this.dims.nKvHeads);
+  }
+
+  destroy(): void {
+    if (this.flashSampling) {
+      this.flashSampling.flash.destroy();
+      releaseBuffer(this.ctx, this.flashSampling.out);
+      this.flashSampling = undefined;
+    }
   }
 
   /** Selection per KV group: sorted ids into `sel`, stats at params.statsOffset. */

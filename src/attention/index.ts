@@ -42,7 +42,7 @@ import type { GpuTimer } from '../gpu/timing.ts';
 import { InvalidOptionError, GpuLimitError } from '../errors.ts';
 import { COLUMN_BINS, type AttentionOptions, type HeadStats, type KvDtype, type LayerKv } from '../engine/types.ts';
 import { FlashAttention, PARAMS_BYTES, paramsWords, type AttentionDims, type AttentionParams, type TileOverrides, type TilePlan } from '../../kernels/attention_prefill.ts';
-import { BIN_ARGS_BYTES, SampleKernels } from '../../kernels/sample_attention.ts';
+import { BIN_ARGS_BYTES, SampleKernels, type SamplingOptions } from '../../kernels/sample_attention.ts';
 import { chunkAreas, fallbackStripeArea, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
 
 export { resolveAttentionOptions, sparsePlan } from './options.ts';
@@ -106,9 +106,10 @@ export class PrefillAttention {
   /**
    * `opts.sparse: false` builds the dense pipeline only (encode then rejects
    * sparse options); `opts.subgroups: false` forces the subgroup-free kernels;
-   * `opts.tile` forces tile sizes of the flash passes (tuning sweeps).
+   * `opts.tile` forces tile sizes of the flash passes (tuning sweeps);
+   * `opts.sampling` picks the sampling kernels ('tiled' default, 'flash') and their tiles.
    */
-  static async create(ctx: GpuContext, dims: PrefillDims, opts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides } = {}): Promise<PrefillAttention> {
+  static async create(ctx: GpuContext, dims: PrefillDims, opts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; sampling?: SamplingOptions } = {}): Promise<PrefillAttention> {
     const { nHeads, nKvHeads, headDim, capacity, maxRows } = dims;
     const check = (name: string, ok: boolean, why: string) => {
       if (!ok) throw new InvalidOptionError(name, why, { ...dims });
@@ -121,12 +122,13 @@ export class PrefillAttention {
     const ad: AttentionDims = { nHeads, nKvHeads, headDim, kvDtype: dims.kvDtype, capacity };
     const sparse = opts.sparse ?? true;
     const [flash, sample] = await Promise.all([
-      FlashAttention.create(ctx, ad, sparse ? ['dense', 'sparse', 'window', 'stripes', 'sample'] : ['dense'], opts),
+      FlashAttention.create(ctx, ad, sparse ? ['dense', 'sparse', 'window', 'stripes'] : ['dense'], opts),
       sparse ? SampleKernels.create(ctx, ad, opts) : Promise.resolve(undefined),
     ]);
     const tiles = Math.ceil(maxRows * flash.plan.group / Math.min(...Object.values(flash.plans).map((pl) => pl.qr)));
     if (tiles > ctx.limits.maxComputeWorkgroupsPerDimension) {
       flash.destroy();
+      sample?.destroy();
       throw new GpuLimitError(`attention: maxRows ${maxRows} x ${flash.plan.group} query heads per KV head need ${tiles} workgroups per dispatch, over this GPU's ${ctx.limits.maxComputeWorkgroupsPerDimension}; use a smaller prefill chunk`, { maxRows, tiles });
     }
     const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
@@ -189,8 +191,7 @@ export class PrefillAttention {
     this.records.push({ layer: args.layer, pos, rows, plan: plan!, buffer: statsAt!.buffer, offsetWords: statsAt!.offsetWords, bins });
 
     let ps = pass('attention.sampling');
-    this.flash.encode(ps, 'sample', { ...bufs, lse: s.rowStats }, plan!.nSamp, d.nKvHeads);
-    this.sample!.encodeColumns(ps, { q: args.q, k: args.kv.k, rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, params }, plan!.nCols);
+    this.sample!.encodeSampling(ps, { q: args.q, k: args.kv.k, rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, params }, plan!.nSamp, plan!.nCols);
     ps.end();
     ps = pass('attention.selection');
     this.sample!.encodeSelect(ps, { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, params });
@@ -267,6 +268,7 @@ export class PrefillAttention {
 
   destroy(): void {
     this.flash.destroy();
+    this.sample?.destroy();
     releaseBuffer(this.ctx, this.params);
     if (this.scratch) for (const b of Object.values(this.scratch)) releaseBuffer(this.ctx, b);
     for (const b of this.statsBuffers) releaseBuffer(this.ctx, b);

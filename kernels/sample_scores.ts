@@ -1,0 +1,199 @@
+/**
+ * Launcher and CPU reference for kernels/sample_scores.wgsl: SampleAttention's
+ * sampling phase (stage 1 row stats and stage 2 column scores) as two
+ * register-tiled GEMM kernels of Q_s K^T. The outputs are those of the flash
+ * 'sample' mode + kernels/sample_columns.wgsl (the 'flash' sampling kernel),
+ * so kernels/sample_select.wgsl reads either.
+ */
+import type { GpuContext } from '../src/gpu/device.ts';
+import { getPipeline } from '../src/gpu/pipelines.ts';
+import { GpuLimitError, InvalidOptionError } from '../src/errors.ts';
+import { sampleRow, type SparsePlan } from '../src/attention/options.ts';
+import { attentionHeader, bindAt, type AttentionDims, type TilePlan } from './attention_prefill.ts';
+import source from './sample_scores.wgsl?raw';
+
+/** Score tile of one kernel: BS stationary rows x BT streamed rows, RX x RY per thread, DK of headDim per staged chunk. */
+export interface ScoreTile { bs: number; bt: number; rx: number; ry: number; dk: number }
+
+/** Derived sizes (the WGSL constants). */
+export interface ScorePlan extends ScoreTile {
+  /** headDim chunks of dk. */
+  nch: number;
+  /** Threads per workgroup. */
+  nt: number;
+  xstr: number; ystr: number; gx: number; gy: number;
+  xsLen: number; ysLen: number;
+  smemBytes: number;
+}
+
+export type ScoreKernel = 'rows' | 'cols';
+const SMODE: Record<ScoreKernel, number> = { rows: 0, cols: 1 };
+
+/** Defaults: 64 x 64 score tiles, 4 x 4 per thread (256 threads), 16 floats of headDim per chunk; bs shrinks to fit workgroup memory. */
+export const DEFAULT_SCORE_TILE: ScoreTile = { bs: 64, bt: 64, rx: 4, ry: 4, dk: 16 };
+
+/** Parses 'BSxBTxRXxRYxDK' (bench flags); missing trailing fields keep the defaults. */
+export function parseScoreTile(s: string): Partial<ScoreTile> {
+  const v = s.split('x').map(Number);
+  const keys: (keyof ScoreTile)[] = ['bs', 'bt', 'rx', 'ry', 'dk'];
+  const t: Partial<ScoreTile> = {};
+  keys.forEach((k, i) => { if (v[i] !== undefined && !Number.isNaN(v[i])) t[k] = v[i]; });
+  return t;
+}
+
+const odd = (n: number) => (n % 2 === 0 ? n + 1 : n);
+
+function sizes(ctx: GpuContext, headDim: number, kind: ScoreKernel, t: ScoreTile): ScorePlan {
+  const dk4 = t.dk / 4;
+  const nch = Math.ceil(Math.ceil(headDim / 4) / dk4);
+  const tx = t.bs / t.rx, ty = t.bt / t.ry;
+  const xstr = odd(nch * dk4), ystr = odd(dk4);
+  const xsLen = kind === 'rows' ? Math.max(t.bs * xstr, ty * t.bs) : t.bs * xstr;
+  const ysLen = kind === 'cols' ? Math.max(t.bt * ystr, Math.ceil((ty * t.bs) / 4)) : t.bt * ystr;
+  const warp = tx % 8 === 0 && ty % 4 === 0;
+  return {
+    ...t, nch, nt: tx * ty, xstr, ystr, gx: warp ? 8 : tx, gy: warp ? 4 : 1, xsLen, ysLen,
+    smemBytes: 16 * (xsLen + ysLen) + 8 * t.bt,
+  };
+}
+
+/** Tile plan of one kernel for this device; overrides are checked, defaults shrink to fit. */
+export function scorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, over: Partial<ScoreTile> = {}): ScorePlan {
+  const smem = ctx.limits.maxComputeWorkgroupStorageSize;
+  const maxThreads = ctx.limits.maxComputeInvocationsPerWorkgroup;
+  const t: ScoreTile = { ...DEFAULT_SCORE_TILE, ...over };
+  const fixed = (k: keyof ScoreTile) => over[k] !== undefined;
+  if (!fixed('bs') || !fixed('bt')) {
+    while (sizes(ctx, headDim, kind, t).smemBytes > smem) {
+      if (!fixed('bs') && t.bs > 8 && t.bs > t.rx) t.bs /= 2;
+      else if (!fixed('bt') && t.bt > 8 && t.bt > t.ry) t.bt /= 2;
+      else break;
+    }
+    // Every thread count check below needs TY >= RX and TX >= RY.
+    while (!fixed('ry') && t.ry > 1 && t.bs / t.rx < t.ry) t.ry /= 2;
+    while (!fixed('rx') && t.rx > 1 && t.bt / t.ry < t.rx) t.rx /= 2;
+  }
+  const bad = (why: string) => { throw new InvalidOptionError(`sampling.${kind}Tile`, why, { ...t, headDim }); };
+  for (const k of ['rx', 'ry'] as const) if (![1, 2, 4, 8].includes(t[k])) bad(`${k} must be 1, 2, 4 or 8, got ${t[k]}`);
+  if (!Number.isInteger(t.bs / t.rx) || t.bs < 1) bad(`bs ${t.bs} must be a positive multiple of rx ${t.rx}`);
+  if (!Number.isInteger(t.bt / t.ry) || t.bt < 1) bad(`bt ${t.bt} must be a positive multiple of ry ${t.ry}`);
+  if (!Number.isInteger(t.dk) || t.dk < 4 || t.dk % 4 !== 0) bad(`dk must be a positive multiple of 4, got ${t.dk}`);
+  const plan = sizes(ctx, headDim, kind, t);
+  if (plan.nt > maxThreads) bad(`${plan.nt} threads per workgroup, over this GPU's ${maxThreads}`);
+  if (plan.nt < t.bs || plan.nt < t.bt) bad(`${plan.nt} threads per workgroup must cover bs ${t.bs} and bt ${t.bt} (bt / ry >= rx and bs / rx >= ry)`);
+  if (plan.smemBytes > smem) bad(`needs ${plan.smemBytes} bytes of workgroup memory at headDim ${headDim}, over this GPU's ${smem}`);
+  return plan;
+}
+
+/** `load_q4(off, d4)`: vec4 d4 of the q row starting at float offset `off`, zero past headDim. */
+function qAccess(headDim: number): string {
+  if (headDim % 4 === 0) {
+    return `@group(0) @binding(0) var<storage, read> qv: array<vec4<f32>>;
+fn load_q4(off: u32, d4: u32) -> vec4<f32> {
+  if (d4 >= ${headDim / 4}u) { return vec4<f32>(0.0); }
+  return qv[off / 4u + d4];
+}\n`;
+  }
+  return `@group(0) @binding(0) var<storage, read> qv: array<f32>;
+fn load_q4(off: u32, d4: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  for (var c = 0u; c < 4u; c++) { let d = d4 * 4u + c; if (d < ${headDim}u) { x[c] = qv[off + d]; } }
+  return x;
+}\n`;
+}
+
+/** WGSL of one kernel (exported for tests that compile it alone). */
+export function scoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan): string {
+  // The header's flash tile constants are unused here; tpr 1 keeps it free of subgroups.
+  const flat: TilePlan = { tpr: 1, nv: 1, dvp: 1, qr: 1, rpt: 1, bc: 1, rs: false, group: dims.nHeads / dims.nKvHeads };
+  return attentionHeader(dims, flat, {
+    SMODE: SMODE[kind], BS: plan.bs, BT: plan.bt, RX: plan.rx, RY: plan.ry, DK4: plan.dk / 4, NCH: plan.nch,
+    XSTR: plan.xstr, YSTR: plan.ystr, GX: plan.gx, GY: plan.gy, XS_LEN: plan.xsLen, YS_LEN: plan.ysLen,
+  }) + qAccess(dims.headDim) + source;
+}
+
+export class SampleScores {
+  private constructor(
+    private ctx: GpuContext,
+    private dims: AttentionDims,
+    readonly plans: Record<ScoreKernel, ScorePlan>,
+    private pipes: Record<ScoreKernel, GPUComputePipeline>,
+  ) {}
+
+  static async create(ctx: GpuContext, dims: AttentionDims, tiles: { rows?: Partial<ScoreTile>; cols?: Partial<ScoreTile> } = {}): Promise<SampleScores> {
+    const plans = { rows: scorePlan(ctx, dims.headDim, 'rows', tiles.rows), cols: scorePlan(ctx, dims.headDim, 'cols', tiles.cols) };
+    const [rows, cols] = await Promise.all((['rows', 'cols'] as const).map((k) =>
+      getPipeline(ctx, { label: `sample_scores_${k}`, code: scoreSource(dims, k, plans[k]) })));
+    return new SampleScores(ctx, dims, plans, { rows, cols });
+  }
+
+  /** Row stats of the nSamp sampled rows, then column scores and group sums of columns [0, nCols). */
+  encode(pass: GPUComputePassEncoder, b: {
+    q: GPUBuffer; k: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; params: GPUBufferBinding;
+  }, nSamp: number, nCols: number): void {
+    if (nSamp === 0) return;
+    const group = this.dims.nHeads / this.dims.nKvHeads;
+    const grid: Record<ScoreKernel, number> = {
+      rows: Math.ceil((nSamp * group) / this.plans.rows.bs),
+      cols: Math.ceil(nCols / this.plans.cols.bs),
+    };
+    for (const kind of ['rows', 'cols'] as const) {
+      if (grid[kind] === 0) continue;
+      if (grid[kind] > this.ctx.limits.maxComputeWorkgroupsPerDimension) {
+        throw new GpuLimitError(`sample_scores_${kind}: ${grid[kind]} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`, { nSamp, nCols });
+      }
+      const pipe = this.pipes[kind];
+      pass.setPipeline(pipe);
+      pass.setBindGroup(0, bindAt(this.ctx, pipe, [
+        [0, b.q], [1, b.k], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, b.params],
+      ], `sample_scores_${kind}`));
+      pass.dispatchWorkgroups(grid[kind], this.dims.nKvHeads);
+    }
+  }
+}
+
+/**
+ * CPU reference of the sampling phase (f64): q (rows, nHeads * headDim) of the
+ * chunk at `pos`, k (nKvHeads, seqLen, headDim) with seqLen >= pos + rows.
+ * rowStats (nHeads, nSamp, 2): lse in log2 units, window mass; colScores
+ * (nHeads, nCols); groupScores (nKvHeads, nCols).
+ */
+export function samplingRef(
+  q: Float32Array, k: Float32Array,
+  d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number },
+  plan: SparsePlan,
+): { rowStats: Float64Array; colScores: Float64Array; groupScores: Float64Array } {
+  const { nHeads, nKvHeads, headDim: D, seqLen, rows, pos } = d;
+  const group = nHeads / nKvHeads;
+  const { nSamp, nCols, window: w } = plan;
+  const rowStats = new Float64Array(nHeads * nSamp * 2);
+  const colScores = new Float64Array(nHeads * nCols);
+  const groupScores = new Float64Array(nKvHeads * nCols);
+  const s = new Float64Array(pos + rows);
+  const scale = 1 / Math.sqrt(D);
+  for (let h = 0; h < nHeads; h++) {
+    const kb = Math.floor(h / group) * seqLen * D;
+    for (let r = 0; r < nSamp; r++) {
+      const loc = sampleRow(r, rows, plan);
+      const i = pos + loc;
+      const qb = loc * nHeads * D + h * D;
+      let m = -Infinity;
+      for (let j = 0; j <= i; j++) {
+        let dot = 0;
+        for (let t = 0; t < D; t++) dot += q[qb + t] * k[kb + j * D + t];
+        s[j] = dot * scale;
+        m = Math.max(m, s[j]);
+      }
+      let l = 0, lw = 0;
+      for (let j = 0; j <= i; j++) { const e = Math.exp(s[j] - m); l += e; if (j + w > i) lw += e; }
+      rowStats[(h * nSamp + r) * 2] = (m + Math.log(l)) * Math.LOG2E;
+      rowStats[(h * nSamp + r) * 2 + 1] = lw / l;
+      for (let j = 0; j + w <= i; j++) {
+        const pj = Math.exp(s[j] - m) / l;
+        colScores[h * nCols + j] += pj;
+        groupScores[Math.floor(h / group) * nCols + j] += pj;
+      }
+    }
+  }
+  return { rowStats, colScores, groupScores };
+}

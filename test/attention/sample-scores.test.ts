@@ -1,0 +1,167 @@
+/**
+ * SampleAttention's sampling phase (issue 6): the tiled GEMM kernels
+ * (kernels/sample_scores.wgsl) against an f64 CPU reference and against the
+ * 'flash' kernels (flash 'sample' mode + sample_columns.wgsl): row stats (lse,
+ * window mass), per-head column scores and the KV group sums. Shapes cover
+ * GQA 1/2/4/8, chunks at pos > 0, nSamp * group not a multiple of the tile,
+ * every sampled (nSamp = rows), one-row chunks, headDim 64 / 80 / 37, an f16
+ * cache, forced tiles, and the flash path without subgroups.
+ */
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.ts';
+import { assertClose } from '../helpers/compare.ts';
+import type { GpuContext } from '../../src/gpu/device.ts';
+import { createBuffer, liveBytes, readF32, releaseBuffer, STORAGE, uniformBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
+import { sparsePlan, type SparsePlan } from '../../src/attention/options.ts';
+import { syntheticQkv } from '../../src/attention/synthetic.ts';
+import { DEFAULT_ATTENTION, type KvDtype } from '../../src/engine/types.ts';
+import { paramsWords } from '../../kernels/attention_prefill.ts';
+import { SampleKernels } from '../../kernels/sample_attention.ts';
+import { SampleScores, samplingRef, scorePlan, scoreSource, parseScoreTile } from '../../kernels/sample_scores.ts';
+import { InvalidOptionError } from '../../src/errors.ts';
+import { asStored, uploadKv } from '../cases/attention.ts';
+
+interface Shape {
+  nHeads: number; nKvHeads: number; headDim: number; rows: number; pos: number;
+  kvDtype?: KvDtype; windowRatio?: number; minSampleRows?: number; sampleRatio?: number;
+}
+
+interface Outputs { rowStats: Float32Array; colScores: Float32Array; groupScores: Float32Array }
+
+function inputs(s: Shape) {
+  const seqLen = s.pos + s.rows;
+  const qkv = syntheticQkv({ seqLen, nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, kind: 'planted', seed: 3 });
+  const plan = sparsePlan(s.pos, s.rows, {
+    ...DEFAULT_ATTENTION, windowRatio: s.windowRatio ?? 0.1, minSampleRows: s.minSampleRows ?? 50, sampleRatio: s.sampleRatio ?? 0.05,
+  });
+  return { seqLen, qkv, plan };
+}
+
+type Kernels = Pick<SampleKernels, 'encodeSampling' | 'destroy'>;
+
+/**
+ * Runs the sampling phase on the chunk: the tiled kernels alone (SampleScores,
+ * with these tiles) or SampleKernels with the 'flash' kernels; outputs trimmed
+ * to nSamp rows / nCols columns.
+ */
+async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string } } | 'flash', data = inputs(s)): Promise<Outputs> {
+  const { seqLen, qkv, plan } = data;
+  const capacity = seqLen + 3; // a cache larger than the sequence
+  const dtype = s.kvDtype ?? 'f32';
+  const dims = { nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, kvDtype: dtype, capacity };
+  let kernels: Kernels;
+  if (which === 'flash') {
+    kernels = await SampleKernels.create(ctx, dims, { sampling: { kernel: 'flash' } });
+  } else {
+    const t = which.tiles;
+    const scores = await SampleScores.create(ctx, dims, { rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined });
+    kernels = { encodeSampling: (pass, b, nSamp, nCols) => scores.encode(pass, b, nSamp, nCols), destroy: () => {} };
+  }
+  const rowW = s.nHeads * s.headDim;
+  const bufs: GPUBuffer[] = [];
+  try {
+    const q = uploadBuffer(ctx, qkv.q.subarray(s.pos * rowW, seqLen * rowW), 'q'); // (rows, nHeads * headDim)
+    const k = uploadKv(ctx, qkv.k, s.nKvHeads, seqLen, s.headDim, capacity, dtype, 'k'); // (nKvHeads, capacity, headDim)
+    const rowStats = createBuffer(ctx, s.nHeads * plan.nSamp * 8, STORAGE.rw, 'rowStats'); // (nHeads, nSamp, 2)
+    const colScores = createBuffer(ctx, s.nHeads * capacity * 4, STORAGE.rw, 'colScores'); // (nHeads, capacity)
+    const groupScores = createBuffer(ctx, s.nKvHeads * capacity * 4, STORAGE.rw, 'groupScores'); // (nKvHeads, capacity)
+    const words = paramsWords({
+      rows: s.rows, pos: s.pos, nHeads: s.nHeads, nKvHeads: s.nKvHeads, capacity, window: plan.window, nSamp: plan.nSamp,
+      sampBlock: plan.sampBlock, nBlocks: plan.nBlocks, nCols: plan.nCols, statsOffset: 0, scale: Math.LOG2E / Math.sqrt(s.headDim), alpha: 0.95,
+    });
+    const params = uniformBuffer(ctx, new Uint32Array(words), 'params');
+    bufs.push(q, k, rowStats, colScores, groupScores, params);
+    const enc = ctx.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    kernels.encodeSampling(pass, { q, k, rowStats, colScores, groupScores, params: { buffer: params } }, plan.nSamp, plan.nCols);
+    pass.end();
+    ctx.device.queue.submit([enc.finish()]);
+    const cols = async (b: GPUBuffer, n: number) => {
+      const all = await readF32(ctx, b, n * capacity);
+      const out = new Float32Array(n * plan.nCols);
+      for (let h = 0; h < n; h++) out.set(all.subarray(h * capacity, h * capacity + plan.nCols), h * plan.nCols);
+      return out;
+    };
+    return {
+      rowStats: await readF32(ctx, rowStats, s.nHeads * plan.nSamp * 2),
+      colScores: await cols(colScores, s.nHeads),
+      groupScores: await cols(groupScores, s.nKvHeads),
+    };
+  } finally {
+    for (const b of bufs) releaseBuffer(ctx, b);
+    kernels.destroy();
+  }
+}
+
+function reference(s: Shape, data: ReturnType<typeof inputs>) {
+  const { seqLen, qkv } = data;
+  const rowW = s.nHeads * s.headDim;
+  return samplingRef(qkv.q.subarray(s.pos * rowW, seqLen * rowW), asStored(qkv.k, s.kvDtype ?? 'f32'),
+    { nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, seqLen, rows: s.rows, pos: s.pos }, data.plan);
+}
+
+/** lse and window mass compared separately (different scales). */
+function split(rs: ArrayLike<number>): [number[], number[]] {
+  const lse: number[] = [], win: number[] = [];
+  for (let i = 0; i < rs.length; i += 2) { lse.push(rs[i]); win.push(rs[i + 1]); }
+  return [lse, win];
+}
+
+function expectClose(got: Outputs, want: Outputs | ReturnType<typeof reference>, what: string, rtol: number) {
+  const [gl, gw] = split(got.rowStats);
+  const [wl, ww] = split(want.rowStats);
+  assertClose(gl, wl, `${what} lse`, rtol, 0);
+  assertClose(gw, ww, `${what} window mass`, rtol, 1e-6);
+  assertClose(got.colScores, want.colScores, `${what} colScores`, rtol, 1e-6);
+  assertClose(got.groupScores, want.groupScores, `${what} groupScores`, rtol, 1e-6);
+}
+
+function describePlan(p: SparsePlan) { return `nSamp ${p.nSamp} nCols ${p.nCols} w ${p.window}`; }
+
+/** Small tiles (fast SwiftShader compiles; several tiles per workgroup): rows with the plain thread mapping (4 x 8 threads), cols with the warp mapping. */
+const SMALL = { rows: '8x16x2x2x4', cols: '16x32x2x4x8' };
+
+describe('SampleAttention sampling kernels (Dawn)', () => {
+  it('default tiles = f64 reference = flash kernels: GQA 2, D 64, nSamp * group % 64 != 0', async () => {
+    const ctx = await testGpu();
+    const before = liveBytes(ctx);
+    const s: Shape = { nHeads: 4, nKvHeads: 2, headDim: 64, rows: 300, pos: 0 };
+    const data = inputs(s);
+    const tiled = await runSampling(ctx, s, { tiles: {} }, data);
+    console.log(describePlan(data.plan));
+    expectClose(tiled, reference(s, data), 'tiled vs f64', 2e-5);
+    const flash = await runSampling(ctx, s, 'flash', data);
+    expectClose(tiled, flash, 'tiled vs flash', 2e-5);
+    expect(liveBytes(ctx)).toBe(before);
+  });
+
+  const SHAPES: [string, Shape][] = [
+    ['GQA 4, D 80, f16 cache, chunk at pos > 0', { nHeads: 8, nKvHeads: 2, headDim: 80, rows: 130, pos: 170, kvDtype: 'f16', windowRatio: 0.08 }],
+    ['MHA, D 37 (scalar loads), every row sampled', { nHeads: 2, nKvHeads: 2, headDim: 37, rows: 90, pos: 0, minSampleRows: 200 }],
+    ['GQA 8, D 64, one-row chunk at pos > 0', { nHeads: 8, nKvHeads: 1, headDim: 64, rows: 1, pos: 200, minSampleRows: 1 }],
+    ['GQA 2, D 64, 4-row blocks over 300 rows', { nHeads: 4, nKvHeads: 2, headDim: 64, rows: 300, pos: 0 }],
+  ];
+  for (const [name, s] of SHAPES) {
+    it(`small tiles = f64 reference: ${name}`, async () => {
+      const ctx = await testGpu();
+      const data = inputs(s);
+      console.log(`${name}: ${describePlan(data.plan)}`);
+      expectClose(await runSampling(ctx, s, { tiles: SMALL }, data), reference(s, data), `tiled ${SMALL.rows} / ${SMALL.cols} vs f64`, 2e-5);
+    });
+  }
+
+  it('tile plans: subgroup-free source, defaults fit the device, bad overrides are typed errors', async () => {
+    const ctx = await testGpu();
+    const dims = { nHeads: 32, nKvHeads: 8, headDim: 256, kvDtype: 'f32' as const, capacity: 1024 };
+    for (const kind of ['rows', 'cols'] as const) {
+      const plan = scorePlan(ctx, 256, kind);
+      expect(plan.smemBytes).toBeLessThanOrEqual(ctx.limits.maxComputeWorkgroupStorageSize);
+      expect(plan.nt).toBeGreaterThanOrEqual(Math.max(plan.bs, plan.bt));
+      expect(scoreSource(dims, kind, plan)).not.toMatch(/enable subgroups|subgroup[A-Z]/);
+    }
+    expect(() => scorePlan(ctx, 64, 'rows', { rx: 3 })).toThrow(InvalidOptionError);
+    expect(() => scorePlan(ctx, 64, 'cols', { bs: 64, bt: 64, rx: 1, ry: 1 })).toThrow(InvalidOptionError); // 4096 threads
+    expect(() => scorePlan(ctx, 256, 'rows', { bs: 256, dk: 16 })).toThrow(/workgroup memory/);
+    await expect(SampleKernels.create(ctx, dims, { sampling: { kernel: 'fast' as never } })).rejects.toThrow(InvalidOptionError);
+  });
+});
