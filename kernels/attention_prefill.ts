@@ -86,7 +86,9 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   while (bc > 4 && bc * dvp * 32 > budget) bc /= 2;
   if (opts.tile?.bc !== undefined) {
     bc = opts.tile.bc;
-    if (!Number.isInteger(bc) || bc < 1 || bc > 128 || bc * dvp * 32 > budget) bad('bc', `${bc} keys per tile do not fit ${budget} bytes of workgroup memory at headDim ${d.headDim}`);
+    // The kernel masks a tile's keys with one u32 of bits per row.
+    if (!Number.isInteger(bc) || bc < 1 || bc > 32) bad('bc', `must be an integer in [1, 32] (one mask bit per key), got ${bc}`);
+    if (bc * dvp * 32 > budget) bad('bc', `${bc} keys per tile do not fit ${budget} bytes of workgroup memory at headDim ${d.headDim}`);
   }
   // One thread per key writes the tile's key ids.
   if ((qr / rpt) * tpr < bc) bad('bc', `${bc} keys per tile need at least ${bc} threads, the workgroup has ${(qr / rpt) * tpr}`);

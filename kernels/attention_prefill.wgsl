@@ -14,11 +14,12 @@
 //
 // Tile schedule, shared by every mode: a workgroup runs nS "stripe tiles" (BC selected ids
 // each, read from sel) and then nC "contiguous tiles" (keys k0 .. k0 + BC - 1 of the range
-// [cBegin, cEnd)). Every mode's mask is one per-row range of tile slots [cLo, cLo + nOk),
-// computed once per tile: contiguous tiles keep the keys [lo_i, i] (lo_i = 0, or i + 1 - w
-// in the window modes); stripe tiles keep the ids <= i - w (a prefix: ids are sorted, the
-// padding 0xffffffff is last). The inner loop (scores, online softmax, P V) and its
-// register state are the same in every mode, so the fused pass runs at the dense rate.
+// [cBegin, cEnd)). Every mode's mask is one per-row range of tile slots [a, b), computed
+// once per tile and held as a bit mask (one u32 per row, BC <= 32): contiguous tiles keep
+// the keys [lo_i, i] (lo_i = 0, or i + 1 - w in the window modes); stripe tiles keep the
+// ids <= i - w (a prefix: ids are sorted, the padding 0xffffffff is last). The inner loop
+// (scores, online softmax, P V) and its register state are the same in every mode, so the
+// fused pass runs at the dense rate; schedule values are re-derived per tile, not kept live.
 // Each K/V column is used once per row: a stripe inside a row's window fails its bound.
 //
 // Workgroup: QR query rows, TPR threads per row, each thread holding RPT rows
@@ -61,6 +62,9 @@ var<workgroup> ps: array<vec4<f32>, PSV>;       // RS: probabilities [RPT][QR / 
 
 const NEG_INF: f32 = -3.0e38;
 const PAD: u32 = 0xffffffffu;
+
+// Bits [0, n) set, n <= 32.
+fn low_bits(n: u32) -> u32 { return select((1u << n) - 1u, 0xffffffffu, n >= 32u); }
 
 // Entries of the stripe tile's ids kidx[0..BC) that are <= bound (ids ascending, PAD last).
 fn count_le(bound: u32) -> u32 {
@@ -145,11 +149,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var cEnd = iMax + 1u;
   if (MODE == 2u) { cEnd = 0u; }
   if ((MODE == 1u || MODE == 4u) && !denseRows) { cBegin = select(0u, iMin + 1u - p.window, iMin + 1u > p.window); }
-  // First key of each row's contiguous range.
-  var rowLo: array<u32, RPT>;
-  for (var k = 0u; k < RPT; k++) {
-    rowLo[k] = select(0u, ipos[k] + 1u - p.window, !denseRows && ipos[k] + 1u > p.window);
-  }
   let nS = (nUse + BC - 1u) / BC;
   let nC = select(0u, (cEnd - cBegin + BC - 1u) / BC, cEnd > cBegin);
   let kvBase = kvh * p.capacity;
@@ -178,24 +177,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (MODE != 3u) { vs[e] = load_v4(kvBase + jj, d4); }
     }
     workgroupBarrier();
-    // Each row's tile slots [cLo, cLo + nOk): the only mask of the inner loop.
-    var cLo: array<u32, RPT>;
-    var nOk: array<u32, RPT>;
+    // Each row's tile slots [a, b) as bits: the only mask of the inner loop.
+    var okBits: array<u32, RPT>;
     for (var k = 0u; k < RPT; k++) {
       let i = ipos[k];
       if (stripe) {
-        cLo[k] = 0u;
-        nOk[k] = select(0u, count_le(i - p.window), i >= p.window);
+        okBits[k] = low_bits(select(0u, count_le(i - p.window), i >= p.window));
       } else {
-        let a = select(0u, min(rowLo[k] - k0, BC), rowLo[k] > k0);
+        // Keys [lo, i]: lo = 0 (dense rows) or i + 1 - w.
+        let lo = select(0u, i + 1u - p.window, !denseRows && i + 1u > p.window);
+        let a = select(0u, min(lo - k0, BC), lo > k0);
         let b = select(0u, min(i + 1u - k0, BC), i + 1u > k0);
-        cLo[k] = a;
-        nOk[k] = select(0u, b - a, b > a);
+        okBits[k] = low_bits(b) & ~low_bits(a);
       }
     }
 
     if (RS == 1u) {
-      rs_tile(slot, lane, rsBase, k0, &qv, &ipos, &cLo, &nOk, &o, &m, &l, &lw);
+      rs_tile(slot, lane, rsBase, k0, &qv, &ipos, &okBits, &o, &m, &l, &lw);
       continue;
     }
     // Scores: each K vec4 read from workgroup memory serves the thread's RPT rows.
@@ -209,7 +207,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       }
       for (var k = 0u; k < RPT; k++) {
         let sc = row_sum(part[k]);
-        s[k * BC + c] = select(NEG_INF, sc, c - cLo[k] < nOk[k]); // c < cLo wraps past nOk
+        s[k * BC + c] = select(NEG_INF, sc, ((okBits[k] >> c) & 1u) != 0u);
       }
     }
     for (var k = 0u; k < RPT; k++) {
@@ -290,7 +288,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 // lane of the row for P V. l and lw stay per-lane partial sums (reduced after the last tile).
 fn rs_tile(slot: u32, lane: u32, rsBase: u32, k0: u32,
            qv: ptr<function, array<vec4<f32>, RPT * NV>>, ipos: ptr<function, array<u32, RPT>>,
-           cLo: ptr<function, array<u32, RPT>>, nOk: ptr<function, array<u32, RPT>>,
+           okBits: ptr<function, array<u32, RPT>>,
            o: ptr<function, array<vec4<f32>, RPT * NV>>, m: ptr<function, array<f32, RPT>>,
            l: ptr<function, array<f32, RPT>>, lw: ptr<function, array<f32, RPT>>) {
   var part: array<f32, RPT * BC>;
@@ -319,7 +317,7 @@ fn rs_tile(slot: u32, lane: u32, rsBase: u32, k0: u32,
     let i = (*ipos)[k];
     var tileMax = NEG_INF;
     for (var e = 0u; e < KPL; e++) {
-      let ok = rsBase + e - (*cLo)[k] < (*nOk)[k]; // the row's tile slots, as in main
+      let ok = (((*okBits)[k] >> (rsBase + e)) & 1u) != 0u; // the row's tile slots, as in main
       let sc = select(NEG_INF, part[k * BC + e], ok);
       part[k * BC + e] = sc;
       tileMax = max(tileMax, sc);

@@ -84,7 +84,7 @@ describe('SampleAttention sparse pass: fused vs split vs reference (Dawn)', () =
     }
   });
 
-  it('a forced tile with 2 rows per thread (the wide default's loop shape) gives the same fused result', async () => {
+  it('a forced tile with 2 rows per thread (as in the wide default tile) gives the same fused result', async () => {
     const tile = { qr: 64, tpr: 4, bc: 16, rpt: 2 };
     const r = await run(RANDOM, { ...SPARSE, sparsePass: 'fused' }, tile);
     expect(relL2(r.res.out, restrictedRef(r))).toBeLessThanOrEqual(1e-5);
