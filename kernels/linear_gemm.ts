@@ -34,12 +34,14 @@ export type GemmVariant = 'base' | 'tr' | 'kv';
 /**
  * Tunables of the GEMM: kernel variant (default 'base'), K step (8, 16 or 32;
  * workgroup memory in gemmSmemBytes), register prefetch of the next tile, and
- * for the generated variants the rows (tm) and columns (tn) per thread.
+ * for the generated variants the rows (tm) and columns (tn) per thread and
+ * double-buffered workgroup memory (db: one barrier per K step instead of two;
+ * needs prefetch).
  * (Double-buffered workgroup tiles and power-of-two tile arrays with masked
  * indices were tried on 'base': 18.7 and 19-27 TFLOP/s against 31.3 on the
  * H100; removed.)
  */
-export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean; variant?: GemmVariant; tm?: number; tn?: number }
+export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean; variant?: GemmVariant; tm?: number; tn?: number; db?: boolean }
 
 /** Named variants for the bench sweep (bench/gemm.ts --variant). */
 export const GEMM_PRESETS: Record<string, GemmConfig> = {
@@ -51,9 +53,12 @@ export const GEMM_PRESETS: Record<string, GemmConfig> = {
   kvnp: { variant: 'kv', bk: 16, prefetch: false, tm: 8, tn: 8 },
   kv256: { variant: 'kv', bk: 16, prefetch: true, tm: 16, tn: 8 },
   kv8: { variant: 'kv', bk: 8, prefetch: true, tm: 8, tn: 8 },
+  kvdb: { variant: 'kv', bk: 16, prefetch: true, tm: 8, tn: 8, db: true },
+  trdb: { variant: 'tr', bk: 16, prefetch: true, tm: 8, tn: 8, db: true },
+  kvwide: { variant: 'kv', bk: 16, prefetch: true, tm: 8, tn: 16 },
 };
 
-/** A preset name with optional overrides: 'kv', 'kv:bk=32', 'tr:tm=8:tn=16:pf=0'. */
+/** A preset name with optional overrides: 'kv', 'kv:bk=32', 'tr:tm=8:tn=16:pf=0', 'kv:db=1'. */
 export function parseGemmVariant(spec: string): GemmConfig {
   const [name, ...mods] = spec.trim().split(':');
   const preset = GEMM_PRESETS[name];
@@ -67,7 +72,8 @@ export function parseGemmVariant(spec: string): GemmConfig {
     else if (key === 'tm') g.tm = v;
     else if (key === 'tn') g.tn = v;
     else if (key === 'pf') g.prefetch = v !== 0;
-    else throw new InvalidOptionError('gemm variant', `unknown key '${key}' in '${spec}' (bk, tm, tn, pf)`);
+    else if (key === 'db') g.db = v !== 0;
+    else throw new InvalidOptionError('gemm variant', `unknown key '${key}' in '${spec}' (bk, tm, tn, pf, db)`);
   }
   return g;
 }
@@ -76,7 +82,7 @@ export function parseGemmVariant(spec: string): GemmConfig {
 export function gemmTag(g: GemmConfig): string {
   const v = g.variant ?? 'base';
   const tile = v === 'base' ? '' : ` ${g.tm ?? 8}x${g.tn ?? 8}`;
-  return `${v} bk${g.bk}${tile}${g.prefetch ? ' prefetch' : ''}`;
+  return `${v} bk${g.bk}${tile}${g.prefetch ? ' prefetch' : ''}${g.db ? ' db' : ''}`;
 }
 
 /** Rows of x and weight rows per workgroup. */
@@ -90,8 +96,9 @@ export function gemmSmemBytes(g: GemmConfig): number {
   const v = g.variant ?? 'base';
   const tm = g.tm ?? 8, tn = g.tn ?? 8;
   if (v === 'base') return 2 * g.bk * 33 * 16;
-  if (v === 'tr') return g.bk * (4 * tm + 1 + 4 * tn + 1) * 16;
-  return 16 * (tm + tn) * (g.bk / 4 + 1) * 16;
+  const bufs = g.db ? 2 : 1;
+  if (v === 'tr') return bufs * g.bk * (4 * tm + 1 + 4 * tn + 1) * 16;
+  return bufs * 16 * (tm + tn) * (g.bk / 4 + 1) * 16;
 }
 
 /** Throws InvalidOptionError for a configuration this device or the kernels cannot run. */
@@ -111,6 +118,9 @@ export function checkGemmConfig(g: GemmConfig, smemLimitBytes: number): void {
       throw new InvalidOptionError('gemm.tn', `${v} needs columns per thread a multiple of ${stepN} in ${stepN}..16 (got ${tn})`);
     }
     if (tm * tn > 128) throw new InvalidOptionError('gemm', `${v} ${tm}x${tn}: at most 128 accumulators per thread`);
+    if (g.db && !g.prefetch) throw new InvalidOptionError('gemm.db', 'double buffering stages the next tile in registers: needs prefetch');
+  } else if (g.db || g.tm !== undefined || g.tn !== undefined) {
+    throw new InvalidOptionError('gemm', 'base takes only bk and prefetch (tm, tn, db are for tr / kv)');
   }
   if (gemmSmemBytes(g) > smemLimitBytes) {
     throw new InvalidOptionError('gemm', `${gemmTag(g)} needs ${gemmSmemBytes(g)} bytes of workgroup memory, the device allows ${smemLimitBytes}`);
@@ -188,17 +198,20 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
   const fetch = fetchX + '\n' + fetchW;
 
   // ---- registers -> workgroup memory ----
-  const storeA = (rowExpr: string, kqExpr: string, v: string) => layout === 'kv'
-    ? `As[(${rowExpr}) / 16u][(${rowExpr}) % 16u][${kqExpr}] = ${v};`
-    : lines(4, (c) => `As[(${kqExpr}) * 4u + ${c}u][(${rowExpr}) / 4u][(${rowExpr}) % 4u] = ${v}.${comp[c]};`);
-  const storeB = (nExpr: string, kqExpr: string, v: string) => layout === 'kv'
-    ? `Bs[(${nExpr}) / 16u][(${nExpr}) % 16u][${kqExpr}] = ${v};`
-    : lines(4, (c) => `Bs[(${kqExpr}) * 4u + ${c}u][(${nExpr}) / 4u][(${nExpr}) % 4u] = (${v}).${comp[c]};`);
-  const commitA = lines(sa, (i) => {
-    const body = `    let r = u / ${kq}u;\n    let q = u % ${kq}u;\n    ${storeA('r', 'q', `ra${i}`).replace(/\n/g, '\n    ')}`;
+  // Workgroup tiles; double-buffered: As[buf]... with a constant buf.
+  const tA = (b: number) => (g.db ? `As[${b}]` : 'As');
+  const tB = (b: number) => (g.db ? `Bs[${b}]` : 'Bs');
+  const storeA = (b: number, rowExpr: string, kqExpr: string, v: string) => layout === 'kv'
+    ? `${tA(b)}[(${rowExpr}) / 16u][(${rowExpr}) % 16u][${kqExpr}] = ${v};`
+    : lines(4, (c) => `${tA(b)}[(${kqExpr}) * 4u + ${c}u][(${rowExpr}) / 4u][(${rowExpr}) % 4u] = ${v}.${comp[c]};`);
+  const storeB = (b: number, nExpr: string, kqExpr: string, v: string) => layout === 'kv'
+    ? `${tB(b)}[(${nExpr}) / 16u][(${nExpr}) % 16u][${kqExpr}] = ${v};`
+    : lines(4, (c) => `${tB(b)}[(${kqExpr}) * 4u + ${c}u][(${nExpr}) / 4u][(${nExpr}) % 4u] = (${v}).${comp[c]};`);
+  const commitA = (bf: number) => lines(sa, (i) => {
+    const body = `    let r = u / ${kq}u;\n    let q = u % ${kq}u;\n    ${storeA(bf, 'r', 'q', `ra${i}`).replace(/\n/g, '\n    ')}`;
     return `  {\n    let u = lid + ${256 * i}u;\n${guard(ua, body)}\n  }`;
   });
-  const commitB = lines(sb, (i) => {
+  const commitB = (bf: number) => lines(sb, (i) => {
     let body: string;
     if (vecW) {
       const words = wpc === 1 ? [`rw${i}`] : Array.from({ length: wpc }, (_, w) => `rw${i}.${comp[w]}`);
@@ -207,22 +220,23 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
         lines(wpc, (w) => `    let d${w} = dec_word(${words[w]});`) + '\n' +
         lines(ch / 4, (q) => {
           const v = `vec4<f32>(${el(4 * q)}, ${el(4 * q + 1)}, ${el(4 * q + 2)}, ${el(4 * q + 3)})${s.quant ? ` * rs${i}` : ''}`;
-          return `    ${storeB('n', `q0 + ${q}u`, v).replace(/\n/g, '\n    ')}`;
+          return `    ${storeB(bf, 'n', `q0 + ${q}u`, v).replace(/\n/g, '\n    ')}`;
         });
     } else {
-      body = `    let n = u / ${kq}u;\n    ${storeB('n', `u % ${kq}u`, `rb${i}`).replace(/\n/g, '\n    ')}`;
+      body = `    let n = u / ${kq}u;\n    ${storeB(bf, 'n', `u % ${kq}u`, `rb${i}`).replace(/\n/g, '\n    ')}`;
     }
     return `  {\n    let u = lid + ${256 * i}u;\n${guard(ub, body)}\n  }`;
   });
 
   // ---- inner product over one tile ----
+  const stepOf = (bf: number): string => {
   const step: string[] = [];
   if (layout === 'kv') {
     for (let q = 0; q < kq; q++) {
       step.push('  {');
-      for (let j = 0; j < tn; j++) step.push(`    let b${j} = Bs[${j}][tx][${q}];`);
+      for (let j = 0; j < tn; j++) step.push(`    let b${j} = ${tB(bf)}[${j}][tx][${q}];`);
       for (let i = 0; i < tm; i++) {
-        step.push(`    {\n      let a = As[${i}][ty][${q}];`);
+        step.push(`    {\n      let a = ${tA(bf)}[${i}][ty][${q}];`);
         for (let c = 0; c < 4; c++) {
           for (let j = 0; j < tn; j++) step.push(`      ${acc(i, j)} = fma(a.${comp[c]}, b${j}.${comp[c]}, ${acc(i, j)});`);
         }
@@ -233,8 +247,8 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
   } else {
     for (let k = 0; k < bk; k++) {
       step.push('  {');
-      for (let i4 = 0; i4 < tm / 4; i4++) step.push(`    let a${i4} = As[${k}][ty${i4 ? ` + ${16 * i4}u` : ''}];`);
-      for (let j4 = 0; j4 < tn / 4; j4++) step.push(`    let b${j4} = Bs[${k}][tx${j4 ? ` + ${16 * j4}u` : ''}];`);
+      for (let i4 = 0; i4 < tm / 4; i4++) step.push(`    let a${i4} = ${tA(bf)}[${k}][ty${i4 ? ` + ${16 * i4}u` : ''}];`);
+      for (let j4 = 0; j4 < tn / 4; j4++) step.push(`    let b${j4} = ${tB(bf)}[${k}][tx${j4 ? ` + ${16 * j4}u` : ''}];`);
       for (let i = 0; i < tm; i++) {
         for (let j = 0; j < tn; j++) {
           step.push(`    ${acc(i, j)} = fma(a${i >> 2}.${comp[i & 3]}, b${j >> 2}.${comp[j & 3]}, ${acc(i, j)});`);
@@ -242,6 +256,27 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
       }
       step.push('  }');
     }
+  }
+  return step.join('\n');
+  };
+
+  // ---- K loop ----
+  const commit = (bf: number) => commitA(bf) + '\n' + commitB(bf);
+  const fetchAt = (k0: string) => `  {\n  let k0 = ${k0};\n${fetch}\n  }`;
+  let loop: string;
+  if (g.db) {
+    loop = [fetchAt('0u'), commit(0), '  workgroupBarrier();',
+      '  for (var t = 0u; t < nk; t += 2u) {',
+      `  if (t + 1u < nk) {\n${fetchAt('(t + 1u) * BK')}\n  }`, stepOf(0), `  if (t + 1u < nk) {\n${commit(1)}\n  }`, '  workgroupBarrier();',
+      '  if (t + 1u >= nk) { break; }',
+      `  if (t + 2u < nk) {\n${fetchAt('(t + 2u) * BK')}\n  }`, stepOf(1), `  if (t + 2u < nk) {\n${commit(0)}\n  }`, '  workgroupBarrier();',
+      '  }'].join('\n');
+  } else {
+    loop = [g.prefetch ? fetchAt('0u') : '',
+      '  for (var t = 0u; t < nk; t++) {',
+      g.prefetch ? '' : fetchAt('t * BK'), commit(0), '  workgroupBarrier();',
+      g.prefetch ? `  if (t + 1u < nk) {\n${fetchAt('(t + 1u) * BK')}\n  }` : '', stepOf(0), '  workgroupBarrier();',
+      '  }'].join('\n');
   }
 
   // ---- results ----
@@ -257,11 +292,12 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
   }
   const store = `  if (GATE_UP) {\n${gu.join('\n')}\n  } else {\n${plain.join('\n')}\n  }`;
 
+  const dbl = (t: string) => (g.db ? `array<${t}, 2>` : t);
   const shared = layout === 'kv'
-    ? `var<workgroup> As: array<array<array<vec4<f32>, ${kq + 1}>, 16>, ${tm}>; // [i][ty][kq]: x row ty + 16 i, k = 4 kq .. 4 kq + 3\n` +
-      `var<workgroup> Bs: array<array<array<vec4<f32>, ${kq + 1}>, 16>, ${tn}>; // [j][tx][kq]: W row tx + 16 j (dequantized)`
-    : `var<workgroup> As: array<array<vec4<f32>, ${4 * tm + 1}>, ${bk}>; // [k][q]: x rows 4q .. 4q + 3 at k\n` +
-      `var<workgroup> Bs: array<array<vec4<f32>, ${4 * tn + 1}>, ${bk}>; // [k][q]: W rows 4q .. 4q + 3 at k (dequantized)`;
+    ? `var<workgroup> As: ${dbl(`array<array<array<vec4<f32>, ${kq + 1}>, 16>, ${tm}>`)}; // [i][ty][kq]: x row ty + 16 i, k = 4 kq .. 4 kq + 3\n` +
+      `var<workgroup> Bs: ${dbl(`array<array<array<vec4<f32>, ${kq + 1}>, 16>, ${tn}>`)}; // [j][tx][kq]: W row tx + 16 j (dequantized)`
+    : `var<workgroup> As: ${dbl(`array<array<vec4<f32>, ${4 * tm + 1}>, ${bk}>`)}; // [k][q]: x rows 4q .. 4q + 3 at k\n` +
+      `var<workgroup> Bs: ${dbl(`array<array<vec4<f32>, ${4 * tn + 1}>, ${bk}>`)}; // [k][q]: W rows 4q .. 4q + 3 at k (dequantized)`;
 
   const head = `const BK: u32 = ${bk}u;\nconst TM: u32 = ${tm}u;\nconst TN: u32 = ${tn}u;\n` +
     `const TILE_M: u32 = ${tileM}u;\nconst TILE_N: u32 = ${tileN}u;\n`;
@@ -270,11 +306,7 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
     W_ELEM: wElem,
     SHARED: shared,
     DECLS: decls,
-    FETCH_FIRST: g.prefetch ? `  {\n  let k0 = 0u;\n${fetch}\n  }` : '',
-    FETCH_TOP: g.prefetch ? '' : `  {\n  let k0 = t * BK;\n${fetch}\n  }`,
-    COMMIT: commitA + '\n' + commitB,
-    FETCH_NEXT: g.prefetch ? `  if (t + 1u < nk) {\n  let k0 = (t + 1u) * BK;\n${fetch}\n  }` : '',
-    STEP: step.join('\n'),
+    LOOP: loop,
     STORE: store,
   };
   const body = tiledSrc.replace(/\$([A-Z_]+)/g, (m, key: string) => {

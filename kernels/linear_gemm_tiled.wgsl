@@ -16,14 +16,17 @@
 // 'tr' holds vec4 of 4 rows at one k (As[k][q], as linear_gemm.wgsl: rows
 // 4 (ty + 16 i4) .. + 3, columns 4 (tx + 16 j4) .. + 3). Global loads are
 // vec4 runs along k (x) and whole-word chunks along k (W) where the shape
-// allows (VEC_X / VEC_W), single elements otherwise. With PREFETCH the next
-// tile's global loads are issued before the current tile's math.
+// allows, single elements otherwise. With prefetch the next tile's global
+// loads are issued before the current tile's math; double-buffered (db), the
+// next tile is stored into the other workgroup-memory buffer after the math,
+// one barrier per tile (the K loop unrolled by 2, so buffer indices are
+// constants too).
 // Dispatch: (ceil(n / TILE_N) (ceil(n / (TILE_N / 2)) with GATE_UP), ceil(M / TILE_M), 1).
 // Precision: weights dequantized to f32 exactly, f32 FMA accumulation.
 //
 // Bindings:
-//   x:    (xOff + M * K) f32 (vec4 when VEC_X), row m at xOff + m * K
-//   w0:   weight rows of half 0 (packed words, chunks of WPC words when VEC_W)
+//   x:    (xOff + M * K) f32 (vec4 where K and xOff allow), row m at xOff + m * K
+//   w0:   weight rows of half 0 (packed words; vec2/vec4 chunks along k where the shape allows)
 //   w1:   weight rows of half 1 (same buffer as w0 unless GATE_UP)
 //   s0/1: f16-pair scales of w0/w1 (QUANT formats; a dummy otherwise)
 //   bias: (biasOff + n) f32 (HAS_BIAS; a dummy otherwise)
@@ -103,14 +106,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   _ = &s1;
   _ = &bias;
 $DECLS
-$FETCH_FIRST
-  for (var t = 0u; t < nk; t++) {
-$FETCH_TOP
-$COMMIT
-    workgroupBarrier();
-$FETCH_NEXT
-$STEP
-    workgroupBarrier();
-  }
+$LOOP
 $STORE
 }

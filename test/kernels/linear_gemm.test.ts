@@ -28,6 +28,8 @@ const SMALL: [string, number[]][] = [
   ['kv:tm=1:tn=2:bk=16:pf=0', [0, 1, 2, 3, 4, 5, 6]],
   ['kv:tm=2:tn=2:bk=32', [0, 2, 3]],
   ['tr:tm=4:tn=8:bk=16:pf=0', [1, 4]],
+  ['kv:tm=2:tn=2:bk=8:db=1', [0, 1, 3, 4]],
+  ['tr:tm=4:tn=8:bk=8:db=1', [1, 5]],
 ];
 
 async function runAll(spec: string, cases: LinearCase[]): Promise<void> {
@@ -72,6 +74,8 @@ describe('linear GEMM variants (Dawn)', () => {
     expect(() => checkGemmConfig(parseGemmVariant('kv:tn=3'), big)).toThrow(/tn/);
     expect(() => checkGemmConfig(parseGemmVariant('kv:tm=16:tn=16'), big)).toThrow(/accumulators/);
     expect(() => checkGemmConfig({ bk: 16, prefetch: true, variant: 'zz' as 'kv' }, big)).toThrow(/variant/);
+    expect(() => checkGemmConfig(parseGemmVariant('kv:db=1:pf=0'), big)).toThrow(/prefetch/);
+    expect(() => checkGemmConfig(parseGemmVariant('base:tm=4'), big)).toThrow(/base takes only/);
     expect(() => checkGemmConfig(GEMM_PRESETS.kv32, 32768)).toThrow(/36864 bytes of workgroup memory/);
     for (const name of Object.keys(GEMM_PRESETS)) checkGemmConfig(GEMM_PRESETS[name], 48 * 1024); // all fit the H100's 48 KiB
 
