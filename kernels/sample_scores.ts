@@ -41,6 +41,17 @@ export function parseScoreTile(s: string): Partial<ScoreTile> {
   return t;
 }
 
+/** Parses 'rows=BSxBTxRXxRYxDK,cols=...' (either part optional; ':' also separates) into per-kernel tiles. */
+export function parseScoreTiles(s: string | undefined): { rows?: Partial<ScoreTile>; cols?: Partial<ScoreTile> } {
+  const out: { rows?: Partial<ScoreTile>; cols?: Partial<ScoreTile> } = {};
+  for (const part of (s ?? '').split(/[,:]/).filter(Boolean)) {
+    const [key, tile] = part.split('=');
+    if ((key !== 'rows' && key !== 'cols') || !tile) throw new InvalidOptionError('sampling tiles', `'${part}' must be rows=BSxBTxRXxRYxDK or cols=BSxBTxRXxRYxDK`);
+    out[key] = parseScoreTile(tile);
+  }
+  return out;
+}
+
 const odd = (n: number) => (n % 2 === 0 ? n + 1 : n);
 
 function sizes(ctx: GpuContext, headDim: number, kind: ScoreKernel, t: ScoreTile): ScorePlan {
