@@ -5,6 +5,13 @@
  *   npm run bench -- bench/engine.ts [--json FILE] [--shapes internlm2-1.8b,internlm2-7b]
  *     [--formats f16,q4] [--prompt 4096] [--decode 32] [--chunk 512] [--kv f16] [--attention dense|sample]
  *     [--decode-attn tiled,simple] [--decode-splits 128,32] [--profile] [--no-greedy]
+ *     [--decode-variant plain,fused] [--gemv 32x4x4x2,32x4x4x2xs] [--gemv-longk default,128x2x2x2]
+ * Decode sweeps: every combination of --decode-variant (engine decodeVariant:
+ * plain = separate norm / RoPE / residual passes, fused = in the projections'
+ * epilogues), --gemv (matrix-vector tunables TKxRPTxNGxUNROLL, suffix xs: x
+ * staged in workgroup memory, sg: subgroup reduction) and --gemv-longk (the
+ * same for in >= 2 out, the down projection; default = --gemv), --decode-attn
+ * and --decode-splits builds one engine on the same weights.
  * On the GPU machine: npm run gpu:bundle -- bench/engine.ts, then node .gpu/engine.mjs --json $OUT/engine.json
  * Prefill: one prompt of --prompt tokens in chunks (TTFT-like: wall time to the
  * last row's logits on the GPU). Decode: --decode greedy steps after it, each
@@ -27,11 +34,14 @@ import type { KvDtype } from '../src/engine/types.ts';
 import { Rng } from '../src/util/rng.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 import { GpuTimer, type PassTiming } from '../src/gpu/timing.ts';
+import { DECODE_VARIANTS, type DecodeVariant } from '../src/engine/engine.ts';
+import { gemvTag, parseGemv } from '../kernels/linear.ts';
 
 const args = benchArgs({
   shapes: { type: 'string' }, formats: { type: 'string' }, prompt: { type: 'string' }, decode: { type: 'string' },
   chunk: { type: 'string' }, kv: { type: 'string' }, attention: { type: 'string' },
   'decode-attn': { type: 'string' }, 'decode-splits': { type: 'string' }, profile: { type: 'boolean' }, 'no-greedy': { type: 'boolean' },
+  'decode-variant': { type: 'string' }, gemv: { type: 'string' }, 'gemv-longk': { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -46,6 +56,10 @@ const decodeAttns = String(args['decode-attn'] ?? 'tiled').split(',') as ('tiled
 const profile = !!args.profile;
 const splitCaps = String(args['decode-splits'] ?? '128').split(',').map(Number);
 const greedy = !args['no-greedy'];
+const decodeVariants = String(args['decode-variant'] ?? 'plain').split(',') as DecodeVariant[];
+for (const v of decodeVariants) if (!DECODE_VARIANTS.includes(v)) throw new Error(`unknown --decode-variant '${v}' (known: ${DECODE_VARIANTS.join(', ')})`);
+const gemvs = String(args.gemv ?? 'default').split(',').map(parseGemv);
+const gemvLongKs = String(args['gemv-longk'] ?? 'default').split(',').map(parseGemv);
 
 // Round trip of the queue with nothing to do (what each awaited submit/map pays at least).
 const tEmpty = performance.now();
@@ -75,11 +89,15 @@ for (const name of shapes) {
     const weights = await syntheticWeights(ctx, spec, { format, seed: 1 });
     let weightBytes = 0;
     for (const w of weights.values()) for (const p of w.parts) weightBytes += p.data.size + (p.scales?.size ?? 0);
-    for (const decodeAttn of decodeAttns) for (const decodeSplits of splitCaps) {
+    for (const decodeAttn of decodeAttns) for (const decodeSplits of splitCaps) for (const decodeVariant of decodeVariants)
+    for (const gemv of gemvs) for (const gemvLongK of gemvLongKs) {
+    const variant = `${decodeVariant} gemv ${gemvTag(gemv)}${gemvLongK ? ` longk ${gemvTag(gemvLongK)}` : ''}`;
     const engine = await createEngine(ctx, {
       spec, weights, contextLength: promptLen + decodeSteps + 1, kvDtype, prefillChunk: chunk, attention: { attention },
-      decodeAttention: decodeAttn, decodeSplits, ownsWeights: false,
+      decodeAttention: decodeAttn, decodeSplits, ownsWeights: false, decodeVariant,
+      linear: { gemv, gemvLongK },
     });
+    if (decodeVariant === 'fused' && !engine.fusedDecode) console.warn(`${name} ${format}: fused decode not available on this device (plain used)`);
     try {
       const rng = new Rng(3);
       const ids = Array.from({ length: promptLen }, () => 3 + rng.int(spec.vocabSize - 3));
@@ -122,9 +140,9 @@ for (const name of shapes) {
           for (const [what, r] of [['decode step', dec], [`prefill chunk ${Math.min(chunk, promptLen)}`, pre]] as const) {
             const parts = split(r.passes);
             const sum = parts.reduce((a, p) => a + p.ms, 0);
-            profiles.push({ kind: 'profile', shape: name, format, decodeAttn, what, source: r.source, spanMs: r.totalMs, sumMs: sum, parts });
-            for (const p of parts) profileRows.push([name, format, decodeAttn, what, p.label, p.n, (p.ms * 1000).toFixed(1), (100 * p.ms / sum).toFixed(1)]);
-            profileRows.push([name, format, decodeAttn, what, `sum (span ${r.totalMs.toFixed(3)} ms)`, r.passes.length, (sum * 1000).toFixed(1), '100']);
+            profiles.push({ kind: 'profile', shape: name, format, decodeAttn, variant, what, source: r.source, spanMs: r.totalMs, sumMs: sum, parts });
+            for (const p of parts) profileRows.push([name, format, `${decodeAttn} ${variant}`, what, p.label, p.n, (p.ms * 1000).toFixed(1), (100 * p.ms / sum).toFixed(1)]);
+            profileRows.push([name, format, `${decodeAttn} ${variant}`, what, `sum (span ${r.totalMs.toFixed(3)} ms)`, r.passes.length, (sum * 1000).toFixed(1), '100']);
           }
         } finally {
           timer.destroy();
@@ -137,14 +155,15 @@ for (const name of shapes) {
       const attnFlops = 4 * spec.nLayers * spec.nHeads * spec.headDim * (promptLen * (promptLen + 1)) / 2;
       const prefillTflops = (linearFlops + attnFlops) / (prefillMs * 1e-3) / 1e12;
       const r = {
-        shape: name, format, kvDtype, attention, decodeAttn, decodeSplits, prompt: promptLen, chunk, decodeSteps,
+        shape: name, format, kvDtype, attention, decodeAttn, decodeSplits, decodeVariant, fusedDecode: engine.fusedDecode,
+        gemv: gemv ?? 'default', gemvLongK: gemvLongK ?? 'default', prompt: promptLen, chunk, decodeSteps,
         decodeCpuMsPerToken: decodeCpuMs, greedyMsPerToken: greedyMs, greedyTokPerS: 1000 / greedyMs, emptyRoundTripMs,
         weightBytes, prefillMs, prefillTokPerS: promptLen / (prefillMs / 1000), prefillTflops,
         decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeGBPerS: params / (decodeMs * 1e-3) / 1e9,
         kvLengthAtDecode: promptLen,
       };
       results.push(r);
-      rows.push([name, format, `${decodeAttn}/${decodeSplits}`, promptLen, prefillMs.toFixed(1), r.prefillTokPerS.toFixed(1), prefillTflops.toFixed(2),
+      rows.push([name, format, `${decodeAttn}/${decodeSplits}`, variant, promptLen, prefillMs.toFixed(1), r.prefillTokPerS.toFixed(1), prefillTflops.toFixed(2),
         decodeMs.toFixed(2), r.decodeTokPerS.toFixed(2), decodeCpuMs.toFixed(2), greedyMs.toFixed(2), (1000 / greedyMs).toFixed(1),
         r.decodeGBPerS.toFixed(1), (weightBytes / 2 ** 30).toFixed(2)]);
     } finally {
@@ -162,7 +181,7 @@ if (profileRows.length) {
 console.log(`empty queue round trip: ${emptyRoundTripMs.toFixed(3)} ms`);
 finish({
   bench: 'engine', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: 'wall (queue.onSubmittedWorkDone / mapAsync)',
-  header: ['shape', 'weights', 'decode attn/splits', 'prompt', 'prefill ms', 'prefill tok/s', 'prefill TFLOP/s', 'decode ms/tok', 'decode tok/s', 'decode cpu ms/tok',
+  header: ['shape', 'weights', 'decode attn/splits', 'decode variant', 'prompt', 'prefill ms', 'prefill tok/s', 'prefill TFLOP/s', 'decode ms/tok', 'decode tok/s', 'decode cpu ms/tok',
     'greedy ms/tok', 'greedy tok/s', 'decode GB/s', 'weights GiB'],
   rows, results: [...results, ...profiles],
 }, args.json);

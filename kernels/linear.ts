@@ -141,7 +141,29 @@ export interface GateUpArgs {
  * xs: x staged in workgroup memory in blocks of tk * unroll chunks (linear_gemv_xs.wgsl)
  * where the block fits GEMV_XS_BYTES.
  */
-export interface GemvConfig { tk: number; rpt: number; ng: number; unroll: number; xs?: boolean }
+export interface GemvConfig {
+  tk: number; rpt: number; ng: number; unroll: number; xs?: boolean;
+  /**
+   * Sum a row's TK partials with subgroup shuffles instead of one thread
+   * looping over workgroup memory; applies where the device has subgroups of
+   * at least TK invocations (TK a power of two), else ignored.
+   */
+  sg?: boolean;
+}
+
+/** 'default' -> undefined; 'TKxRPTxNGxUNROLL' with suffixes 'xs' (x staged) and 'sg' (subgroup reduction), e.g. 32x4x4x2xs. */
+export function parseGemv(s: string): GemvConfig | undefined {
+  if (s === 'default') return undefined;
+  const m = /^(\d+)x(\d+)x(\d+)x(\d+)((?:xs|sg)*)$/.exec(s);
+  if (!m) throw new InvalidOptionError('gemv', `'${s}' is not 'default' or TKxRPTxNGxUNROLL[xs][sg] (e.g. 32x4x4x2xs)`);
+  const [tk, rpt, ng, unroll] = m.slice(1, 5).map(Number);
+  return { tk, rpt, ng, unroll, xs: m[5].includes('xs'), sg: m[5].includes('sg') };
+}
+
+/** The parseGemv spelling of a configuration ('default' for undefined). */
+export function gemvTag(g: GemvConfig | undefined): string {
+  return g ? `${g.tk}x${g.rpt}x${g.ng}x${g.unroll}${g.xs ? 'xs' : ''}${g.sg ? 'sg' : ''}` : 'default';
+}
 
 /** GEMM tunables and variants: kernels/linear_gemm.ts. */
 export { gemmSmemBytes, type GemmConfig } from './linear_gemm.ts';
@@ -308,7 +330,9 @@ export class LinearKernels {
       const cfg = inDim >= 2 * outCols ? this.gemvLongK : this.gemv;
       const { tk, rpt, ng, unroll } = cfg;
       if (a.rope && (ng * rpt) % 4 !== 0) throw new InvalidOptionError('rope', `the fused RoPE needs ng * rpt % 4 == 0 (got ${ng} * ${rpt})`);
-      const head = `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n`;
+      const sg = cfg.sg === true && this.ctx.features.has('subgroups') && (tk & (tk - 1)) === 0 && tk <= subgroupMinSize(this.ctx);
+      const head = (sg ? SG_HEAD : NO_SG_HEAD) +
+        `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n`;
       // x staged in workgroup memory: rows x (tk * unroll) chunks of (epw + 1) vec4.
       const reduceBytes = (ng * rpt * (tk + 1) + rows * ng * rpt) * 4;
       const xsBudget = Math.min(GEMV_XS_BYTES, this.ctx.limits.maxComputeWorkgroupStorageSize - reduceBytes);
@@ -320,7 +344,7 @@ export class LinearKernels {
       const constants: Record<string, number> = { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 };
       if (a.rope) Object.assign(constants, { ROPE_ROWS: 1, KV_F16: a.rope.kvF16 ? 1 : 0 });
       const tag = a.residual ? '_resid' : `${a.normIn ? '_normin' : ''}${a.rope ? '_rope' : ''}`;
-      pipeline = this.pipeline(`linear_gemv${kind}${tag}_${fmt}`,
+      pipeline = this.pipeline(`linear_gemv${kind}${tag}${sg ? '_sg' : ''}_${fmt}`,
         head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc) + epilogue, constants);
       perWg = gateUp || a.rope ? (ng * rpt) / 2 : ng * rpt;
     } else {
@@ -398,6 +422,15 @@ export class LinearKernels {
     }
     return p;
   }
+}
+
+/** Subgroup reduction switch of linear_gemv_common.wgsl (sg_xor only called when SG_REDUCE). */
+const SG_HEAD = 'enable subgroups;\nconst SG_REDUCE: bool = true;\nfn sg_xor(v: f32, m: u32) -> f32 { return subgroupShuffleXor(v, m); }\n';
+const NO_SG_HEAD = 'const SG_REDUCE: bool = false;\nfn sg_xor(v: f32, m: u32) -> f32 { return v; }\n';
+
+/** Smallest subgroup size of the adapter (4 where it does not say: the WebGPU minimum). */
+function subgroupMinSize(ctx: GpuContext): number {
+  return (ctx.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 4;
 }
 
 /** The input scale of an epilogue without a fused norm. */

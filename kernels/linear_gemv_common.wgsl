@@ -3,7 +3,9 @@
 // bindings, the weight-row mapping and the reduction. kernels/linear.ts
 // prepends the tunables
 //   ROWS (rows of x, <= 8), TK (threads along K per weight row),
-//   RPT (weight rows per thread), NG (thread groups per workgroup)
+//   RPT (weight rows per thread), NG (thread groups per workgroup),
+//   SG_REDUCE (sum a row's TK partials by subgroup shuffles, fn sg_xor; the
+//   launcher sets it only where subgroups hold >= TK invocations)
 // and a weight-format file, and appends one epilogue defining
 //   fn in_scale(lid) -> f32   (1, or the RMSNorm scale: linear_gemv_norm_in.wgsl)
 //   fn store(lid, wgi)        (linear_gemv_store.wgsl: y = v (+ bias) or the
@@ -98,6 +100,19 @@ fn wg_sum(lid: u32, v: f32, count: u32) -> f32 {
 fn reduce_and_store(acc: array<f32, ROWS * RPT>, lid: u32, wgi: u32) {
   let lane = lid % TK;
   let grp = lid / TK;
+  if (SG_REDUCE) {
+    // Butterfly over the TK lanes of the row (aligned within one subgroup); lane 0 has the sum.
+    for (var r = 0u; r < ROWS; r++) {
+      for (var i = 0u; i < RPT; i++) {
+        var v = acc[r * RPT + i];
+        for (var o = TK / 2u; o > 0u; o = o >> 1u) { v += sg_xor(v, o); }
+        if (lane == 0u) { res[r * NR + grp * RPT + i] = v; }
+      }
+    }
+    workgroupBarrier();
+    store(lid, wgi);
+    return;
+  }
   for (var r = 0u; r < ROWS; r++) {
     for (var i = 0u; i < RPT; i++) { red[(grp * RPT + i) * (TK + 1u) + lane] = acc[r * RPT + i]; }
     workgroupBarrier();

@@ -46,8 +46,29 @@ export interface EngineOptions {
   decodeAttention?: 'tiled' | 'simple';
   /** Most cache splits of the decode attention per head (1..128, default 128; tuning). */
   decodeSplits?: number;
+  /**
+   * Decode step layout (forward.ts): 'plain' (default: separate RMSNorm, RoPE
+   * and residual-add passes) or 'fused' (norms, residual adds, RoPE and the
+   * KV write in the projections' epilogues; 6 dispatches per layer instead of
+   * 9). 'fused' falls back to 'plain' where the device allows fewer than 11
+   * storage buffers per stage. Default from the SIEVE_DECODE environment
+   * variable where there is one (tests, benchmarks).
+   */
+  decodeVariant?: DecodeVariant;
   ownsWeights?: boolean;
 }
+
+export type DecodeVariant = 'plain' | 'fused';
+export const DECODE_VARIANTS: readonly DecodeVariant[] = ['plain', 'fused'];
+
+/** SIEVE_DECODE from the environment (Node), else undefined. */
+function envDecodeVariant(): DecodeVariant | undefined {
+  const v = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.SIEVE_DECODE;
+  return v ? (v as DecodeVariant) : undefined;
+}
+
+/** Storage buffers per stage the fused decode kernels bind (the QKV + RoPE + KV one). */
+const FUSED_STORAGE_BUFFERS = 11;
 
 /** Rows of all-position logits held on the GPU at once (bounds the [rows, vocab] buffer). */
 const ALL_LOGITS_BYTES = 64 << 20;
@@ -75,6 +96,8 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
   if (!(Number.isInteger(prefillChunk) && prefillChunk >= 1)) throw new InvalidOptionError('prefillChunk', `must be a positive integer, got ${opts.prefillChunk}`);
   if (kvDtype !== 'f32' && kvDtype !== 'f16') throw new InvalidOptionError('kvDtype', `must be 'f32' or 'f16', got ${kvDtype}`);
   const attention = resolveAttentionOptions(opts.attention ?? {}, DEFAULT_ATTENTION);
+  const decodeVariant = opts.decodeVariant ?? envDecodeVariant() ?? 'plain';
+  if (!DECODE_VARIANTS.includes(decodeVariant)) throw new InvalidOptionError('decodeVariant', `must be one of ${DECODE_VARIANTS.join(', ')}, got ${decodeVariant}`);
   const formats = [...new Set([...opts.weights.values()].map((w) => w.format))];
   const shape = { nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype, capacity: contextLength };
 
@@ -95,7 +118,8 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const kernels: Kernels = { norm, embed, rope, linear, splitAttention: split, prefillAttention: prefill };
     const act = allocActivations(ctx, spec, prefillChunk);
     owned.push({ destroy: () => { for (const b of Object.values(act)) releaseBuffer(ctx, b); } });
-    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax });
+    const fused = decodeVariant === 'fused' && linear.fusesDecode && ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
+    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, fusedDecode: fused });
   } catch (e) {
     for (const o of owned.reverse()) o.destroy();
     throw e;
@@ -110,6 +134,7 @@ interface Parts {
   kernels: Kernels;
   act: Activations;
   argmax: ArgmaxKernels;
+  fusedDecode: boolean;
 }
 
 export class DenseEngine implements Engine {
@@ -122,6 +147,8 @@ export class DenseEngine implements Engine {
   private readonly act: Activations;
   private readonly step: StepUniform;
   private readonly plans = new Map<string, ForwardPlan>();
+  /** Whether decode steps run the fused plan (EngineOptions.decodeVariant, where the device allows). */
+  readonly fusedDecode: boolean;
   private readonly argmaxDispatch: Dispatch;
   /** Argmax of the logits into act.ids[0]: the next step's input, kept on the GPU (generateGreedy). */
   private readonly argmaxToIds: Dispatch;
@@ -149,6 +176,7 @@ export class DenseEngine implements Engine {
     this.kernels = p.kernels;
     this.act = p.act;
     this.argmaxKernels = p.argmax;
+    this.fusedDecode = p.fusedDecode;
     this.step = new StepUniform(ctx, 'engine_step');
     this.argmaxOut = createBuffer(ctx, 4, STORAGE.rw, 'argmax_out');
     this.argmaxRead = createBuffer(ctx, 4, STORAGE.readback, 'argmax_read');
@@ -471,6 +499,7 @@ export class DenseEngine implements Engine {
     p = new ForwardPlan({
       spec: this.spec, weights: this.opts.weights, kernels: this.kernels, act: this.act, cache: this.cache,
       step: this.step.buffer, rows, flash, allLogits: allLogits ? this.allLogitsBuf : undefined,
+      fused: this.fusedDecode && rows === 1 && !allLogits,
     });
     this.plans.set(key, p);
     const permanent = new Set([`1:last`, `${this.prefillChunk}:last`]);

@@ -15,6 +15,17 @@
  *   ff  = silu(h Wg^T) * (h Wu^T)            (rows, ffnDim)
  *   tmp = ff Wdown^T
  * then h = rmsnorm(x += tmp, finalNorm) and logits = h[last] lmHead^T (or every row).
+ *
+ * Fused decode (PlanArgs.fused, one row; kernels/linear.ts GemvNormIn /
+ * GemvResidual / GemvRope): the residual adds and RMSNorms ride in the
+ * projections' epilogues and RoPE + the KV write in the QKV projection's, so
+ * a layer is 6 dispatches instead of 9:
+ *   q, cache[pos] = rope(rmsnorm(x) Wqkv^T + bqkv)   (h = x * attnNorm and ss from the previous down / layer 0's rmsnorm)
+ *   att = attention(q, cache)                         (split + merge)
+ *   x += att Wo^T;  h = x * ffnNorm;  ss = partial sums of x^2
+ *   ff  = silu(rmsnorm(x) Wg^T) * (rmsnorm(x) Wu^T)
+ *   x += ff Wdown^T;  h = x * nextNorm;  ss = ...      (nextNorm: the next attnNorm or finalNorm)
+ * then logits = rmsnorm(x) lmHead^T.
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../gpu/buffers.ts';
@@ -53,6 +64,7 @@ export interface Activations {
   tmp: GPUBuffer;    // (maxRows, dim) projection outputs
   ff: GPUBuffer;     // (maxRows, ffnDim)
   logits: GPUBuffer; // (vocabSize) last row
+  ss: GPUBuffer;     // (dim) partial sums of squares of x (fused decode; at most one per output pair)
 }
 
 export function allocActivations(ctx: GpuContext, spec: ModelSpec, maxRows: number): Activations {
@@ -68,6 +80,7 @@ export function allocActivations(ctx: GpuContext, spec: ModelSpec, maxRows: numb
     tmp: maxRows * dim * 4,
     ff: maxRows * ffnDim * 4,
     logits: vocabSize * 4,
+    ss: dim * 4,
   };
   const out: Partial<Activations> = {};
   try {
@@ -84,13 +97,14 @@ export function activationBytes(a: Activations): number {
 }
 
 interface LayerPlan {
-  attnNorm: Dispatch;
+  /** Absent where fused into the projections (fused decode). */
+  attnNorm?: Dispatch;
   qkv: Dispatch;
-  rope: Dispatch;
+  rope?: Dispatch;
   /** Split-K attention (decode / prefill without PrefillAttention). */
   attn?: Dispatch;
   wo: Dispatch;
-  ffnNorm: Dispatch;
+  ffnNorm?: Dispatch;
   gateUp: Dispatch;
   down: Dispatch;
 }
@@ -107,6 +121,8 @@ export interface PlanArgs {
   flash: boolean;
   /** (rows, vocabSize) f32: compute the LM head for every row into it. */
   allLogits?: GPUBuffer;
+  /** Fused decode (rows = 1, the matrix-vector kernel; see the file comment). */
+  fused?: boolean;
 }
 
 export function weightOf(weights: Map<string, GpuWeight>, name: string): GpuWeight {
@@ -118,10 +134,10 @@ export function weightOf(weights: Map<string, GpuWeight>, name: string): GpuWeig
 /** A forward pass over `rows` positions, prepared. */
 export class ForwardPlan {
   readonly rows: number;
-  private embed: Dispatch;
+  private embed!: Dispatch;
   private layers: LayerPlan[] = [];
-  private finalNorm: Dispatch;
-  private lmHead: Dispatch;
+  private finalNorm?: Dispatch;
+  private lmHead!: Dispatch;
   private all: Dispatch[] = [];
 
   constructor(private a: PlanArgs) {
@@ -131,6 +147,11 @@ export class ForwardPlan {
     const track = <T extends Dispatch>(d: T): T => { this.all.push(d); return d; };
     this.rows = rows;
     try {
+      if (a.fused) {
+        this.embed = track(K.embed.prepare({ ids: act.ids, table: w('embed'), out: act.x, rows }));
+        this.buildFused(track);
+        return;
+      }
       this.embed = track(K.embed.prepare({ ids: act.ids, table: w('embed'), out: act.x, rows }));
       for (let l = 0; l < spec.nLayers; l++) {
         const p = `layers.${l}.`;
@@ -156,6 +177,42 @@ export class ForwardPlan {
     }
   }
 
+  /** The fused decode layers (a.fused; the file comment). */
+  private buildFused(track: <T extends Dispatch>(d: T) => T): void {
+    const { spec, weights: W, kernels: K, act, cache } = this.a;
+    if (this.a.rows !== 1 || this.a.allLogits) throw new ConfigError('the fused decode plan takes one row and the last row\'s logits', { rows: this.a.rows });
+    const w = (n: string) => weightOf(W, n);
+    const vec = (n: string) => w(n).parts[0].data;
+    const { dim, normEps: eps, nHeads, nKvHeads, headDim } = spec;
+    const fuseRope = K.linear.ropeFits(headDim, spec.rope.rotaryDim) && w('layers.0.wqkv').parts.length === 1;
+    // Partial sums of squares left in act.ss by the last residual epilogue (0: h is already normed, layer 0).
+    let ssCount = 0;
+    const normIn = () => ssCount ? { ss: act.ss, count: ssCount, dim, eps } : undefined;
+    for (let l = 0; l < spec.nLayers; l++) {
+      const p = `layers.${l}.`;
+      const bias = spec.qkvBias ? vec(p + 'bqkv') : undefined;
+      const attnNorm = l === 0 ? track(K.norm.prepare({ x: act.x, w: vec(p + 'attnNorm'), y: act.h, rows: 1, dim, eps })) : undefined;
+      const kv = cache.layers[l];
+      const qkv = fuseRope
+        ? track(K.linear.prepare({ x: act.h, w: w(p + 'wqkv'), bias, y: act.q, rows: 1, normIn: normIn(), rope: {
+          table: act.ropeTable, k: kv.k, v: kv.v, step: this.a.step, nHeads, nKvHeads, headDim, rotaryDim: spec.rope.rotaryDim,
+          neox: spec.rope.variant === 'neox', capacity: cache.capacity, kvF16: cache.dtype === 'f16',
+        } }))
+        : track(K.linear.prepare({ x: act.h, w: w(p + 'wqkv'), bias, y: act.qkv, rows: 1, normIn: normIn() }));
+      const rope = fuseRope ? undefined : track(K.rope.prepare({ qkv: act.qkv, table: act.ropeTable, q: act.q, kv, step: this.a.step, rows: 1 }));
+      const attn = track(K.splitAttention.prepare({ q: act.q, kv, out: act.att, step: this.a.step }));
+      const wo = track(K.linear.prepare({ x: act.att, w: w(p + 'wo'), y: act.x, rows: 1, residual: { normW: vec(p + 'ffnNorm'), h: act.h, ss: act.ss } }));
+      ssCount = wo.workgroups;
+      const gateUp = track(K.linear.prepareGateUp({ x: act.h, w: w(p + 'wGateUp'), y: act.ff, rows: 1, normIn: normIn() }));
+      const next = l + 1 < spec.nLayers ? `layers.${l + 1}.attnNorm` : 'finalNorm';
+      const down = track(K.linear.prepare({ x: act.ff, w: w(p + 'wDown'), y: act.x, rows: 1, residual: { normW: vec(next), h: act.h, ss: act.ss } }));
+      ssCount = down.workgroups;
+      this.layers.push({ attnNorm, qkv, rope, attn, wo, gateUp, down });
+    }
+    if (ssCount > act.ss.size / 4) throw new ConfigError(`fused decode: ${ssCount} partial sums exceed act.ss`, { ssCount });
+    this.lmHead = track(K.linear.prepare({ x: act.h, w: w('lmHead'), y: act.logits, rows: 1, normIn: normIn() }));
+  }
+
   /**
    * Records the pass for positions [pos, pos + rows) into `encoder`. The
    * caller has written ids, the RoPE table and the step uniform.
@@ -171,9 +228,9 @@ export class ForwardPlan {
     };
     this.embed.encode(pass);
     this.layers.forEach((L, l) => {
-      op('attn_norm', L.attnNorm);
+      if (L.attnNorm) op('attn_norm', L.attnNorm);
       op('qkv', L.qkv);
-      op('rope', L.rope);
+      if (L.rope) op('rope', L.rope);
       if (L.attn) {
         op('attention', L.attn);
       } else {
@@ -181,17 +238,17 @@ export class ForwardPlan {
         K.prefillAttention!.encode(encoder, { q: this.a.act.q, kv: this.a.cache.layers[l], out: this.a.act.att, pos, rows: this.rows, layer: l }, attention, timer);
         pass = begin(perOp ? 'wo' : `layer${l}.after_attention`);
         L.wo.encode(pass);
-        op('ffn_norm', L.ffnNorm);
+        if (L.ffnNorm) op('ffn_norm', L.ffnNorm);
         op('gate_up', L.gateUp);
         op('down', L.down);
         return;
       }
       op('wo', L.wo);
-      op('ffn_norm', L.ffnNorm);
+      if (L.ffnNorm) op('ffn_norm', L.ffnNorm);
       op('gate_up', L.gateUp);
       op('down', L.down);
     });
-    op('final_norm', this.finalNorm);
+    if (this.finalNorm) op('final_norm', this.finalNorm);
     op('lm_head', this.lmHead);
     pass.end();
   }

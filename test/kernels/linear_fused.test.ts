@@ -6,8 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
-import { makeWeight } from '../cases/linear.ts';
-import { gateUpRef, LinearKernels, linearRef } from '../../kernels/linear.ts';
+import { makeWeight, runLinearCase, type LinearCase } from '../cases/linear.ts';
+import { gateUpRef, gemvTag, LinearKernels, linearRef, parseGemv } from '../../kernels/linear.ts';
+import { InvalidOptionError } from '../../src/errors.ts';
 import { rmsnormRef } from '../../kernels/norm.ts';
 import { ropeKvRef, ropeTable } from '../../kernels/rope.ts';
 import { cacheValue } from '../../kernels/attention_decode.ts';
@@ -141,4 +142,25 @@ describe('matrix-vector decode fusions (Dawn)', () => {
       expect(liveBytes(ctx)).toBe(before);
     });
   }
+
+  it('subgroup reduction (sg) and long-K tunables give the reference results; gemv spellings parse', async () => {
+    const ctx = await testGpu();
+    expect(parseGemv('default')).toBeUndefined();
+    expect(gemvTag(parseGemv('32x4x4x2xssg'))).toBe('32x4x4x2xssg');
+    expect(() => parseGemv('32x4')).toThrow(InvalidOptionError);
+    const cases: LinearCase[] = [
+      { format: 'q4', rows: 1, inDim: 256, out: 37, groupSize: 32, partRows: 20, bias: true },
+      { format: 'f16', rows: 3, inDim: 64, out: 2 * 21, gateUp: true },
+      { format: 'q8', rows: 1, inDim: 48, out: 9, groupSize: 16 },
+    ];
+    // tk 4: SwiftShader's subgroups hold 4 invocations (on the H100 32).
+    for (const [gemv, gemvLongK] of [['4x2x4x2sg', '4x1x2x2xssg'], ['4x4x2x1xssg', '8x2x2x1']]) {
+      const lin = await LinearKernels.create(ctx, { gemv: parseGemv(gemv), gemvLongK: parseGemv(gemvLongK) });
+      try {
+        for (const c of cases) expect(await runLinearCase(ctx, c, 5, lin), `${gemv} / ${gemvLongK}`).toBeLessThan(1e-4);
+      } finally {
+        lin.destroy();
+      }
+    }
+  });
 });
