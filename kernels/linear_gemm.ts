@@ -146,10 +146,12 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
   const kq = bk / 4;
   const tileM = 16 * tm, tileN = 16 * tn;
   const vecX = s.inDim % 4 === 0 && s.xOffElems % 4 === 0;
-  // Whole-word chunks of ch elements along k (wpc words, one scale each).
-  const ch = Math.min(4 * s.epw, bk);
+  // Whole-word chunks of ch elements along k (wpc words, one scale each): at most
+  // a 16-byte load, and small enough that every thread gets one (q4 at bk 16:
+  // one word each rather than two words for half of the threads).
+  const ch = Math.max(s.epw, 4, Math.min(4 * s.epw, bk, (tileN * bk) / 256));
   const wpc = ch / s.epw;
-  const vecW = s.inDim % ch === 0 && s.group % ch === 0 && Number.isInteger(wpc);
+  const vecW = s.inDim % ch === 0 && (!s.quant || s.group % ch === 0);
   const wElem = vecW && wpc > 1 ? `vec${wpc}<u32>` : 'u32';
   const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
   const acc = (i: number, j: number) => `c${i}_${j}`;

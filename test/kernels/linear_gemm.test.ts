@@ -97,8 +97,12 @@ describe('linear GEMM variants (Dawn)', () => {
     expect(tr.match(/= Bs\[\d+\]\[tx( \+ 16u)?\];/g)).toHaveLength(32);
     expect(kv.match(/fma\(/g)).toHaveLength(16 * 64);
     expect(tr.match(/fma\(/g)).toHaveLength(16 * 64);
-    // Whole-word weight loads: q4 at bk 16 reads two words (16 elements) per load.
-    expect(kv).toContain('array<vec2<u32>>');
-    expect(kv).toContain('array<vec4<f32>>');
+    // Whole-word weight loads, one per thread at 128 x 128 x bk 16: q4 one word (8 elements), f16 four words.
+    expect(kv).toContain('w0: array<u32>');
+    expect(kv).toContain('x: array<vec4<f32>>');
+    const f16 = gemmTiledSource(GEMM_PRESETS.kv, '', { ...shape, format: 'f16', epw: 2, quant: false, group: 1 });
+    expect(f16).toContain('w0: array<vec4<u32>>');
+    // x offset not a multiple of 4: element loads.
+    expect(gemmTiledSource(GEMM_PRESETS.kv, '', { ...shape, xOffElems: 2 })).toContain('x: array<f32>');
   });
 });
