@@ -1,10 +1,12 @@
 /**
  * bench/attention: prefill attention-op time, dense vs SampleAttention, on
- * structured (planted sink/band/stripes, src/attention/synthetic.ts) and
+ * structured (src/attention/synthetic.ts 'realistic': sink/band/stripes with a
+ * heavy-tailed per-key salience and a length-stable background share),
+ * structured-flat (the older 'planted': its thin background grows with S) and
  * unstructured (random) Q/K/V, with the split per phase (sampling, selection,
  * sparse, window; the K/V gather is fused into the sparse pass's tile loads).
  *   npm run bench -- bench/attention.ts [--sizes 4096,8192] [--alphas 0.95,0.8]
- *     [--inputs structured,random] [--heads 32] [--kv-heads 8] [--dim 128]
+ *     [--inputs structured,structured-flat,random] [--heads 32] [--kv-heads 8] [--dim 128]
  *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xRS]]] [--modes dense] [--check] [--json FILE]
  *     [--sparse-pass fused,split] [--fallback A]
  * --sparse-pass sweeps AttentionOptions.sparsePass (mode column 'sample:fused' / 'sample:split';
@@ -38,7 +40,9 @@ const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
 const sizes = String(args.sizes ?? (soft ? '256,512' : '4096,8192,16384,32768,65536,131072')).split(',').map(Number);
 const alphas = String(args.alphas ?? '0.95,0.8').split(',').map(Number);
-const inputs = String(args.inputs ?? 'structured,random').split(',') as ('structured' | 'random')[];
+const INPUT_KINDS = { structured: 'realistic', 'structured-flat': 'planted', random: 'random' } as const;
+const inputs = String(args.inputs ?? 'structured,structured-flat,random').split(',') as (keyof typeof INPUT_KINDS)[];
+for (const i of inputs) if (!(i in INPUT_KINDS)) throw new Error(`--inputs: unknown '${i}' (one of ${Object.keys(INPUT_KINDS).join(', ')})`);
 const nHeads = Number(args.heads ?? (soft ? 8 : 32));
 const nKvHeads = Number(args['kv-heads'] ?? (soft ? 2 : 8));
 const headDim = Number(args.dim ?? (soft ? 64 : 128));
@@ -62,7 +66,7 @@ for (const seqLen of sizes) {
   const iters = Number(args.iters ?? (seqLen >= 65536 ? 1 : 3));
   const attn = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen, maxRows }, { tile, sparse: !denseOnly });
   for (const input of inputs) {
-    const gen = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim, kind: input === 'structured' ? 'planted' : 'random', seed: 5, needle: Math.floor(seqLen * 0.3) });
+    const gen = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim, kind: INPUT_KINDS[input], seed: 5, needle: Math.floor(seqLen * 0.3) });
     const k = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_k'); // (nKvHeads, seqLen, headDim)
     const v = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_v');
     for (let h = 0; h < nKvHeads; h++) {
