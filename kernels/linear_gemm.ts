@@ -36,12 +36,13 @@ export type GemmVariant = 'base' | 'tr' | 'kv';
  * workgroup memory in gemmSmemBytes), register prefetch of the next tile, and
  * for the generated variants the rows (tm) and columns (tn) per thread and
  * double-buffered workgroup memory (db: one barrier per K step instead of two;
- * needs prefetch).
+ * needs prefetch) and the warp shape (sw: 8 x 4 threads per warp instead of
+ * 16 x 2, fewer distinct workgroup-memory addresses per vec4 read).
  * (Double-buffered workgroup tiles and power-of-two tile arrays with masked
  * indices were tried on 'base': 18.7 and 19-27 TFLOP/s against 31.3 on the
  * H100; removed.)
  */
-export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean; variant?: GemmVariant; tm?: number; tn?: number; db?: boolean }
+export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean; variant?: GemmVariant; tm?: number; tn?: number; db?: boolean; sw?: boolean }
 
 /** Named variants for the bench sweep (bench/gemm.ts --variant). */
 export const GEMM_PRESETS: Record<string, GemmConfig> = {
@@ -56,6 +57,8 @@ export const GEMM_PRESETS: Record<string, GemmConfig> = {
   kvdb: { variant: 'kv', bk: 16, prefetch: true, tm: 8, tn: 8, db: true },
   trdb: { variant: 'tr', bk: 16, prefetch: true, tm: 8, tn: 8, db: true },
   kvwide: { variant: 'kv', bk: 16, prefetch: true, tm: 8, tn: 16 },
+  kvsw: { variant: 'kv', bk: 16, prefetch: true, tm: 8, tn: 8, sw: true },
+  trsw: { variant: 'tr', bk: 16, prefetch: true, tm: 8, tn: 8, sw: true },
 };
 
 /** A preset name with optional overrides: 'kv', 'kv:bk=32', 'tr:tm=8:tn=16:pf=0', 'kv:db=1'. */
@@ -73,7 +76,8 @@ export function parseGemmVariant(spec: string): GemmConfig {
     else if (key === 'tn') g.tn = v;
     else if (key === 'pf') g.prefetch = v !== 0;
     else if (key === 'db') g.db = v !== 0;
-    else throw new InvalidOptionError('gemm variant', `unknown key '${key}' in '${spec}' (bk, tm, tn, pf, db)`);
+    else if (key === 'sw') g.sw = v !== 0;
+    else throw new InvalidOptionError('gemm variant', `unknown key '${key}' in '${spec}' (bk, tm, tn, pf, db, sw)`);
   }
   return g;
 }
@@ -82,7 +86,7 @@ export function parseGemmVariant(spec: string): GemmConfig {
 export function gemmTag(g: GemmConfig): string {
   const v = g.variant ?? 'base';
   const tile = v === 'base' ? '' : ` ${g.tm ?? 8}x${g.tn ?? 8}`;
-  return `${v} bk${g.bk}${tile}${g.prefetch ? ' prefetch' : ''}${g.db ? ' db' : ''}`;
+  return `${v} bk${g.bk}${tile}${g.prefetch ? ' prefetch' : ''}${g.db ? ' db' : ''}${g.sw ? ' sw' : ''}`;
 }
 
 /** Rows of x and weight rows per workgroup. */
@@ -119,8 +123,8 @@ export function checkGemmConfig(g: GemmConfig, smemLimitBytes: number): void {
     }
     if (tm * tn > 128) throw new InvalidOptionError('gemm', `${v} ${tm}x${tn}: at most 128 accumulators per thread`);
     if (g.db && !g.prefetch) throw new InvalidOptionError('gemm.db', 'double buffering stages the next tile in registers: needs prefetch');
-  } else if (g.db || g.tm !== undefined || g.tn !== undefined) {
-    throw new InvalidOptionError('gemm', 'base takes only bk and prefetch (tm, tn, db are for tr / kv)');
+  } else if (g.db || g.sw || g.tm !== undefined || g.tn !== undefined) {
+    throw new InvalidOptionError('gemm', 'base takes only bk and prefetch (tm, tn, db, sw are for tr / kv)');
   }
   if (gemmSmemBytes(g) > smemLimitBytes) {
     throw new InvalidOptionError('gemm', `${gemmTag(g)} needs ${gemmSmemBytes(g)} bytes of workgroup memory, the device allows ${smemLimitBytes}`);
@@ -308,6 +312,10 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
     W_ELEM: wElem,
     SHARED: shared,
     DECLS: decls,
+    LANES: g.sw
+      ? '  let tx = (lid & 7u) | ((lid >> 2u) & 8u); // lanes 0-7 of a warp, then warp bit 0\n' +
+        '  let ty = ((lid >> 3u) & 3u) | ((lid >> 4u) & 12u); // lanes 8-31 in 4 rows, then warp bits 1-2'
+      : '  let tx = lid % 16u;\n  let ty = lid / 16u;',
     LOOP: loop,
     STORE: store,
   };

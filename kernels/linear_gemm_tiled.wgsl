@@ -14,7 +14,10 @@
 // in one of two layouts (LAYOUT, see linear_gemm.ts): 'kv' holds vec4 runs
 // along k of one row (As[i][ty][kq]: thread rows ty + 16 i, columns tx + 16 j),
 // 'tr' holds vec4 of 4 rows at one k (As[k][q], as linear_gemm.wgsl: rows
-// 4 (ty + 16 i4) .. + 3, columns 4 (tx + 16 j4) .. + 3). Global loads are
+// 4 (ty + 16 i4) .. + 3, columns 4 (tx + 16 j4) .. + 3). Thread (tx, ty) is
+// lid = 16 ty + tx, or with `sw` a warp covers 8 tx x 4 ty (lanes 0-7 walk
+// tx) instead of 16 x 2, so its vec4 reads of As and Bs per step touch 4 + 8
+// distinct addresses (64 + 128 bytes) instead of 2 + 16 (32 + 256 bytes). Global loads are
 // vec4 runs along k (x) and whole-word chunks along k (W) where the shape
 // allows, single elements otherwise. With prefetch the next tile's global
 // loads are issued before the current tile's math; double-buffered (db), the
@@ -98,8 +101,7 @@ fn put_gu(row: u32, col: u32, g: f32, u: f32) {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let nt = wg.x;
   let m0 = wg.y * TILE_M;
-  let tx = lid % 16u;
-  let ty = lid / 16u;
+$LANES
   let nk = (p.k + BK - 1u) / BK;
   // Every binding stays in the 'auto' layout (f32 / f16 never read the scales).
   _ = &s0;

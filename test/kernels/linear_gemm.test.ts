@@ -21,14 +21,15 @@ const CASES: LinearCase[] = [
 ];
 
 // Small tiles (fast to compile on SwiftShader): both layouts, K steps 8 / 16 / 32,
-// prefetch on and off, a tile whose x loads do not fill the workgroup.
+// prefetch on and off, double buffering, the 8 x 4 warp shape (sw), a tile
+// whose x loads do not fill the workgroup.
 const SMALL: [string, number[]][] = [
   ['kv:tm=2:tn=2:bk=8', [0, 1, 2, 3, 4, 5, 6]],
   ['tr:tm=4:tn=8:bk=8', [0, 1, 2, 3, 6]],
   ['kv:tm=1:tn=2:bk=16:pf=0', [0, 1, 2, 3, 4, 5, 6]],
   ['kv:tm=2:tn=2:bk=32', [0, 2, 3]],
-  ['tr:tm=4:tn=8:bk=16:pf=0', [1, 4]],
-  ['kv:tm=2:tn=2:bk=8:db=1', [0, 1, 3, 4]],
+  ['tr:tm=4:tn=8:bk=16:pf=0:sw=1', [1, 4]],
+  ['kv:tm=2:tn=2:bk=8:db=1:sw=1', [0, 1, 3, 4]],
   ['tr:tm=4:tn=8:bk=8:db=1', [1, 5]],
 ];
 
