@@ -9,6 +9,7 @@
  *     [--inputs structured,structured-flat,random] [--heads 32] [--kv-heads 8] [--dim 128]
  *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xRS]]] [--modes dense] [--check] [--json FILE]
  *     [--sparse-pass fused,split] [--fallback A]
+ *     [--sampling tiled|flash] [--sampling-tile rows=BSxBTxRXxRYxDK,cols=BSxBTxRXxRYxDK]
  * --sparse-pass sweeps AttentionOptions.sparsePass (mode column 'sample:fused' / 'sample:split';
  * 'window ms' is the split path's window pass); --fallback sets denseFallbackArea (1: never).
  * GPU machine: npm run gpu:bundle -- bench/attention.ts, then
@@ -27,12 +28,15 @@ import { PrefillAttention } from '../src/attention/index.ts';
 import { syntheticQkv } from '../src/attention/synthetic.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
+import type { SamplingKernel } from '../kernels/sample_attention.ts';
+import { parseScoreTiles } from '../kernels/sample_scores.ts';
 
 const args = benchArgs({
   sizes: { type: 'string' }, alphas: { type: 'string' }, inputs: { type: 'string' }, heads: { type: 'string' },
   'kv-heads': { type: 'string' }, dim: { type: 'string' }, chunk: { type: 'string' }, iters: { type: 'string' },
   tile: { type: 'string' }, modes: { type: 'string' }, check: { type: 'boolean' },
   'sparse-pass': { type: 'string' }, fallback: { type: 'string' },
+  sampling: { type: 'string' }, 'sampling-tile': { type: 'string' },
 });
 const sparsePasses = String(args['sparse-pass'] ?? DEFAULT_ATTENTION.sparsePass).split(',') as ('fused' | 'split')[];
 const denseFallbackArea = Number(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea);
@@ -51,6 +55,8 @@ const chunkRows = Number(args.chunk ?? 32768);
 // --tile QRxTPRxBC[xRPT[xRS]] forces the flash tile (e.g. 64x4x32, 128x4x32x2, 64x8x16x2x0 without
 // the reduce-scatter); --modes dense skips the sparse runs.
 const tileArg = args.tile ? String(args.tile).split('x').map(Number) : undefined;
+// --sampling picks the sampling-phase kernels (tiled default, flash = the older shuffle kernels); --sampling-tile their tiles (bench/sampling.ts sweeps them alone).
+const sampling = { kernel: String(args.sampling ?? 'tiled') as SamplingKernel, ...parseScoreTiles(args['sampling-tile'] as string | undefined) };
 const tile = tileArg ? { qr: tileArg[0], tpr: tileArg[1], bc: tileArg[2], rpt: tileArg[3] ?? 1, rs: tileArg[4] === undefined ? undefined : tileArg[4] === 1 } : undefined;
 const denseOnly = String(args.modes ?? 'dense,sample') === 'dense';
 
@@ -64,7 +70,7 @@ for (const seqLen of sizes) {
   const chunks: { pos: number; rows: number }[] = [];
   for (let pos = 0; pos < seqLen; pos += maxRows) chunks.push({ pos, rows: Math.min(maxRows, seqLen - pos) });
   const iters = Number(args.iters ?? (seqLen >= 65536 ? 1 : 3));
-  const attn = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen, maxRows }, { tile, sparse: !denseOnly });
+  const attn = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen, maxRows }, { tile, sparse: !denseOnly, sampling });
   for (const input of inputs) {
     const gen = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim, kind: INPUT_KINDS[input], seed: 5, needle: Math.floor(seqLen * 0.3) });
     const k = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_k'); // (nKvHeads, seqLen, headDim)
@@ -119,7 +125,7 @@ for (const seqLen of sizes) {
       const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea });
       const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
       rows.push([seqLen, input, `sample:${sparsePass}`, alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
-      results.push({ seqLen, input, mode: 'sample', sparsePass, denseFallbackArea, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
+      results.push({ seqLen, input, mode: 'sample', sampling, sparsePass, denseFallbackArea, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
     }
     for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
   }
