@@ -4,7 +4,9 @@
  *   y (rows, F)   = silu(x Wg^T) * (x Wu^T), W = [Wg; Wu] prepareGateUp()
  * with W packed in any weight format of src/loader/formats.ts (f32, f16, q8,
  * q4) and split by rows into parts. Prefill (rows > gemvMaxRows) runs the
- * register-tiled GEMM (linear_gemm.wgsl); decode runs the matrix-vector
+ * register-tiled GEMM (linear_gemm.wgsl by default; generated variants in
+ * linear_gemm.ts, chosen by LinearOptions.gemm and swept by bench/gemm.ts
+ * --variant); decode runs the matrix-vector
  * kernel (linear_gemv.wgsl, or linear_gemv_any.wgsl for shapes that do not
  * split into 16-byte chunks). Each part (or gate/up segment) is one dispatch
  * writing its own column range of y. Everything is built in prepare(): the
