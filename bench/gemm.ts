@@ -51,6 +51,7 @@ const GROUP = Number(args.group ?? 32);
 const ITERS = Number(args.iters ?? 5);
 const check = args['no-check'] !== true;
 
+const t0 = performance.now();
 const header = ['kernel', 'weights', 'M x N x K', 'ms', 'TFLOP/s', 'max rel err'];
 const rows: (string | number)[][] = [];
 const results: Record<string, unknown>[] = [];
@@ -174,6 +175,7 @@ async function time(d: Dispatch, label: string): Promise<{ ms: number; all: numb
 
 async function row(name: string, fn: () => Promise<void>): Promise<void> {
   if (ctx.isLost) return;
+  const before = rows.length;
   try {
     await fn();
   } catch (e) {
@@ -181,6 +183,8 @@ async function row(name: string, fn: () => Promise<void>): Promise<void> {
     rows.push([name, '', '', 'error', '', msg]);
     results.push({ kernel: name, error: msg });
   }
+  // Progress on stderr (a full sweep compiles ~30 pipelines).
+  if (rows.length > before) console.error(`# ${((performance.now() - t0) / 1e3).toFixed(1)} s: ${rows[rows.length - 1].join('  ')}`);
 }
 
 const kernels = new Map<string, LinearKernels>();
