@@ -147,8 +147,8 @@ export interface GemvConfig {
   tk: number; rpt: number; ng: number; unroll: number; xs?: boolean;
   /**
    * Sum a row's TK partials with subgroup shuffles instead of one thread
-   * looping over workgroup memory; applies where the device has subgroups of
-   * at least TK invocations (TK a power of two), else ignored.
+   * looping over workgroup memory (TK / subgroup size values at most); applies
+   * where the device has subgroups and TK is a power of two, else ignored.
    */
   sg?: boolean;
 }
@@ -332,8 +332,9 @@ export class LinearKernels {
       const cfg = inDim >= 2 * outCols ? this.gemvLongK : this.gemv;
       const { tk, rpt, ng, unroll } = cfg;
       if (a.rope && (ng * rpt) % 4 !== 0) throw new InvalidOptionError('rope', `the fused RoPE needs ng * rpt % 4 == 0 (got ${ng} * ${rpt})`);
-      const sg = cfg.sg === true && this.ctx.features.has('subgroups') && (tk & (tk - 1)) === 0 && tk <= subgroupMinSize(this.ctx);
-      const head = (sg ? SG_HEAD : NO_SG_HEAD) +
+      const sgMin = subgroupMinSize(this.ctx);
+      const sg = cfg.sg === true && this.ctx.features.has('subgroups') && (tk & (tk - 1)) === 0 && (sgMin & (sgMin - 1)) === 0;
+      const head = (sg ? SG_HEAD : NO_SG_HEAD) + `const SGW: u32 = ${Math.min(tk, sgMin)}u;\n` +
         `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n`;
       // x staged in workgroup memory: rows x (tk * unroll) chunks of (epw + 1) vec4.
       const reduceBytes = (ng * rpt * (tk + 1) + rows * ng * rpt) * 4;

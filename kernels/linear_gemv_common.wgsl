@@ -4,8 +4,9 @@
 // prepends the tunables
 //   ROWS (rows of x, <= 8), TK (threads along K per weight row),
 //   RPT (weight rows per thread), NG (thread groups per workgroup),
-//   SG_REDUCE (sum a row's TK partials by subgroup shuffles, fn sg_xor; the
-//   launcher sets it only where subgroups hold >= TK invocations)
+//   SG_REDUCE (sum a row's TK partials by subgroup shuffles over SGW lanes,
+//   fn sg_xor; SGW = min(TK, the adapter's smallest subgroup), both powers of
+//   two; with TK > SGW the TK / SGW subgroup sums meet in workgroup memory)
 // and a weight-format file, and appends one epilogue defining
 //   fn in_scale(lid) -> f32   (1, or the RMSNorm scale: linear_gemv_norm_in.wgsl)
 //   fn store(lid, wgi)        (linear_gemv_store.wgsl: y = v (+ bias) or the
@@ -100,7 +101,7 @@ fn wg_sum(lid: u32, v: f32, count: u32) -> f32 {
 fn reduce_and_store(acc: array<f32, ROWS * RPT>, lid: u32, wgi: u32) {
   let lane = lid % TK;
   let grp = lid / TK;
-  if (SG_REDUCE) {
+  if (SG_REDUCE && TK == SGW) {
     // Butterfly over the TK lanes of the row (aligned within one subgroup); lane 0 has the sum.
     for (var r = 0u; r < ROWS; r++) {
       for (var i = 0u; i < RPT; i++) {
@@ -110,6 +111,26 @@ fn reduce_and_store(acc: array<f32, ROWS * RPT>, lid: u32, wgi: u32) {
       }
     }
     workgroupBarrier();
+    store(lid, wgi);
+    return;
+  }
+  if (SG_REDUCE) {
+    // Butterflies over SGW-lane blocks, then TK / SGW block sums per row.
+    const NB: u32 = TK / SGW;
+    for (var r = 0u; r < ROWS; r++) {
+      for (var i = 0u; i < RPT; i++) {
+        var v = acc[r * RPT + i];
+        for (var o = SGW / 2u; o > 0u; o = o >> 1u) { v += sg_xor(v, o); }
+        if (lane % SGW == 0u) { red[(grp * RPT + i) * NB + lane / SGW] = v; }
+      }
+      workgroupBarrier();
+      if (lid < NR) {
+        var s = 0.0;
+        for (var t = 0u; t < NB; t++) { s += red[lid * NB + t]; }
+        res[r * NR + lid] = s;
+      }
+      workgroupBarrier();
+    }
     store(lid, wgi);
     return;
   }

@@ -152,9 +152,12 @@ describe('matrix-vector decode fusions (Dawn)', () => {
       { format: 'q4', rows: 1, inDim: 256, out: 37, groupSize: 32, partRows: 20, bias: true },
       { format: 'f16', rows: 3, inDim: 64, out: 2 * 21, gateUp: true },
       { format: 'q8', rows: 1, inDim: 48, out: 9, groupSize: 16 },
+      // in < 2 out: the gemv config, not gemvLongK.
+      { format: 'q4', rows: 1, inDim: 64, out: 45, groupSize: 32, bias: true },
+      { format: 'f16', rows: 2, inDim: 32, out: 2 * 19, gateUp: true },
     ];
-    // tk 4: SwiftShader's subgroups hold 4 invocations (on the H100 32).
-    for (const [gemv, gemvLongK] of [['4x2x4x2sg', '4x1x2x2xssg'], ['4x4x2x1xssg', '8x2x2x1']]) {
+    // SwiftShader's subgroups hold 4 invocations (the H100's 32): tk 4 is one butterfly, 8 and 16 add a block sum.
+    for (const [gemv, gemvLongK] of [['4x2x4x2sg', '16x1x2x2xssg'], ['4x4x2x1xssg', '8x2x2x1sg']]) {
       const lin = await LinearKernels.create(ctx, { gemv: parseGemv(gemv), gemvLongK: parseGemv(gemvLongK) });
       try {
         for (const c of cases) expect(await runLinearCase(ctx, c, 5, lin), `${gemv} / ${gemvLongK}`).toBeLessThan(1e-4);
