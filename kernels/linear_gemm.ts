@@ -143,6 +143,42 @@ export interface TiledShape {
   xOffElems: number;
 }
 
+const COMP = 'xyzw';
+const acc = (i: number, j: number) => `c${i}_${j}`;
+
+/** 'kv' inner product of one tile: per 4 k, tn + tm vec4 reads (As/Bs: the tile arrays), 4 tm tn FMAs. */
+function kvStep(tm: number, tn: number, kq: number, As: string, Bs: string): string {
+  const out: string[] = [];
+  for (let q = 0; q < kq; q++) {
+    out.push('  {');
+    for (let j = 0; j < tn; j++) out.push(`    let b${j} = ${Bs}[${j}][tx][${q}];`);
+    for (let i = 0; i < tm; i++) {
+      out.push(`    {\n      let a = ${As}[${i}][ty][${q}];`);
+      for (let c = 0; c < 4; c++) {
+        for (let j = 0; j < tn; j++) out.push(`      ${acc(i, j)} = fma(a.${COMP[c]}, b${j}.${COMP[c]}, ${acc(i, j)});`);
+      }
+      out.push('    }');
+    }
+    out.push('  }');
+  }
+  return out.join('\n');
+}
+
+/** 'tr' inner product of one tile: per k, tm / 4 + tn / 4 vec4 reads, tm tn FMAs. */
+function trStep(tm: number, tn: number, bk: number, As: string, Bs: string): string {
+  const out: string[] = [];
+  for (let k = 0; k < bk; k++) {
+    out.push('  {');
+    for (let i4 = 0; i4 < tm / 4; i4++) out.push(`    let a${i4} = ${As}[${k}][ty${i4 ? ` + ${16 * i4}u` : ''}];`);
+    for (let j4 = 0; j4 < tn / 4; j4++) out.push(`    let b${j4} = ${Bs}[${k}][tx${j4 ? ` + ${16 * j4}u` : ''}];`);
+    for (let i = 0; i < tm; i++) {
+      for (let j = 0; j < tn; j++) out.push(`    ${acc(i, j)} = fma(a${i >> 2}.${COMP[i & 3]}, b${j >> 2}.${COMP[j & 3]}, ${acc(i, j)});`);
+    }
+    out.push('  }');
+  }
+  return out.join('\n');
+}
+
 /** WGSL of a generated variant ('tr' / 'kv') for one format and shape class; `formatSrc` is linear_<fmt>.wgsl. */
 export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape): string {
   const layout = g.variant === 'tr' ? 'tr' : 'kv';
@@ -158,8 +194,7 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
   const vecW = s.inDim % ch === 0 && (!s.quant || s.group % ch === 0);
   const wElem = vecW && wpc > 1 ? `vec${wpc}<u32>` : 'u32';
   const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
-  const acc = (i: number, j: number) => `c${i}_${j}`;
-  const comp = 'xyzw';
+  const comp = COMP;
 
   const ua = tileM * kq;
   const sa = Math.ceil(ua / 256);
@@ -235,36 +270,7 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
   });
 
   // ---- inner product over one tile ----
-  const stepOf = (bf: number): string => {
-  const step: string[] = [];
-  if (layout === 'kv') {
-    for (let q = 0; q < kq; q++) {
-      step.push('  {');
-      for (let j = 0; j < tn; j++) step.push(`    let b${j} = ${tB(bf)}[${j}][tx][${q}];`);
-      for (let i = 0; i < tm; i++) {
-        step.push(`    {\n      let a = ${tA(bf)}[${i}][ty][${q}];`);
-        for (let c = 0; c < 4; c++) {
-          for (let j = 0; j < tn; j++) step.push(`      ${acc(i, j)} = fma(a.${comp[c]}, b${j}.${comp[c]}, ${acc(i, j)});`);
-        }
-        step.push('    }');
-      }
-      step.push('  }');
-    }
-  } else {
-    for (let k = 0; k < bk; k++) {
-      step.push('  {');
-      for (let i4 = 0; i4 < tm / 4; i4++) step.push(`    let a${i4} = ${tA(bf)}[${k}][ty${i4 ? ` + ${16 * i4}u` : ''}];`);
-      for (let j4 = 0; j4 < tn / 4; j4++) step.push(`    let b${j4} = ${tB(bf)}[${k}][tx${j4 ? ` + ${16 * j4}u` : ''}];`);
-      for (let i = 0; i < tm; i++) {
-        for (let j = 0; j < tn; j++) {
-          step.push(`    ${acc(i, j)} = fma(a${i >> 2}.${comp[i & 3]}, b${j >> 2}.${comp[j & 3]}, ${acc(i, j)});`);
-        }
-      }
-      step.push('  }');
-    }
-  }
-  return step.join('\n');
-  };
+  const stepOf = (bf: number) => layout === 'kv' ? kvStep(tm, tn, kq, tA(bf), tB(bf)) : trStep(tm, tn, bk, tA(bf), tB(bf));
 
   // ---- K loop ----
   const commit = (bf: number) => commitA(bf) + '\n' + commitB(bf);
