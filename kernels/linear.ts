@@ -214,10 +214,11 @@ export class LinearKernels {
   private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
     this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
     this.gemv = opts.gemv ?? DEFAULT_GEMV;
-    // Workgroup memory: 2 tiles x bk x 33 vec4. BK 16 (16.5 KiB) is already above
-    // WebGPU's default 16 KiB, so small limits fall back to BK 8.
+    // Workgroup memory (gemmSmemBytes): base BK 16 (16.5 KiB) is already above
+    // WebGPU's default 16 KiB, so small limits fall back to BK 8; a bigger
+    // default variant falls back to base BK 16 first.
     const smem = ctx.limits.maxComputeWorkgroupStorageSize;
-    const fallbacks: GemmConfig[] = [DEFAULT_GEMM, { bk: 8, prefetch: true }];
+    const fallbacks: GemmConfig[] = [DEFAULT_GEMM, { bk: 16, prefetch: true }, { bk: 8, prefetch: true }];
     this.gemm = opts.gemm ?? fallbacks.find((g) => gemmSmemBytes(g) <= smem) ?? fallbacks[fallbacks.length - 1];
     checkGemmConfig(this.gemm, smem);
     this.gemvLongK = opts.gemvLongK ?? this.gemv;
