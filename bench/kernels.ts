@@ -2,7 +2,7 @@
  * bench/kernels: kernel throughput at LLM shapes (Node + Dawn).
  *   npm run bench -- bench/kernels.ts [--json FILE] [--m 4096] [--prefill NxK,...]
  *     [--matvec OUTxIN,...] [--formats f32,f16,q8,q4] [--group 32] [--no-sweep]
- *     [--check] [--no-prefill] [--no-matvec]
+ *     [--check] [--no-prefill] [--no-matvec] [--gemv-configs 32x4x4x2,128x2x2x2sg,...]
  * On the GPU machine: npm run gpu:bundle -- bench/kernels.ts, then
  *   source .gpu/setup.sh && node .gpu/kernels.mjs --json $OUT/kernels.json
  *
@@ -14,7 +14,9 @@
  *   weight + scale bytes / time; several weight copies are rotated so the
  *   working set exceeds the L2 cache (every read comes from DRAM). With
  *   --sweep (default on a real GPU) the GEMM tunables (first prefill shape)
- *   and the matrix-vector tunables are swept.
+ *   and the matrix-vector tunables are swept (--gemv-configs replaces the
+ *   matrix-vector list: TKxRPTxNGxUNROLL with suffixes xs = x staged in
+ *   workgroup memory, sg = subgroup reduction; see kernels/linear.ts parseGemv).
  * --check compares every swept GEMM variant's output with the default's.
  * Median of 5 timed runs after 2 warm-ups (matrix-vector: 3 warm-ups, passes of
  * ~40 GB of weight reads); timestamp queries when present.
@@ -27,7 +29,7 @@ import { packedBytes, scaleBytes, type GpuWeight, type WeightFormat } from '../s
 import { f32ToF16 } from '../src/loader/quant.ts';
 import { Rng } from '../src/util/rng.ts';
 import { MatmulF32 } from '../kernels/matmul.ts';
-import { DEFAULT_GEMM, DEFAULT_GEMV, gemmSmemBytes, LinearKernels, type GemmConfig, type GemvConfig } from '../kernels/linear.ts';
+import { DEFAULT_GEMM, DEFAULT_GEMV, gemmSmemBytes, gemvTag, LinearKernels, parseGemv, type GemmConfig, type GemvConfig } from '../kernels/linear.ts';
 import type { Dispatch } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 
@@ -35,6 +37,7 @@ const args = benchArgs({
   m: { type: 'string' }, prefill: { type: 'string' }, matvec: { type: 'string' },
   formats: { type: 'string' }, group: { type: 'string' }, 'no-sweep': { type: 'boolean' }, sweep: { type: 'boolean' },
   check: { type: 'boolean' }, 'no-prefill': { type: 'boolean' }, 'no-matvec': { type: 'boolean' },
+  'gemv-configs': { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -269,7 +272,7 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
   }
 }
 
-const tagOf = (g: GemvConfig) => `tk${g.tk} rpt${g.rpt} ng${g.ng} u${g.unroll}${g.xs ? ' xs' : ''}`;
+const tagOf = (g: GemvConfig) => gemvTag(g);
 const gemmTag = (g: GemmConfig) => `bk${g.bk}${g.prefetch ? ' prefetch' : ''}`;
 
 async function main(c: GpuContext): Promise<void> {
@@ -294,12 +297,12 @@ async function main(c: GpuContext): Promise<void> {
       await prefill(l, gemmTag(gemm), prefillShapes.slice(0, 1), formats.filter((f) => f !== 'q8'), false);
       l.destroy();
     }
-    const configs: GemvConfig[] = args['no-matvec'] ? [] : [
-      { tk: 32, rpt: 4, ng: 4, unroll: 1 }, { tk: 32, rpt: 2, ng: 4, unroll: 2 }, { tk: 64, rpt: 2, ng: 4, unroll: 2 },
-      { tk: 32, rpt: 8, ng: 2, unroll: 1 }, { tk: 64, rpt: 4, ng: 2, unroll: 2 }, { tk: 128, rpt: 2, ng: 2, unroll: 2 },
-      { tk: 32, rpt: 4, ng: 4, unroll: 2, xs: true }, { tk: 32, rpt: 4, ng: 4, unroll: 4, xs: true },
-      { tk: 64, rpt: 4, ng: 2, unroll: 2, xs: true }, { tk: 32, rpt: 8, ng: 2, unroll: 2, xs: true },
-    ];
+    // Spelled as parseGemv takes them (TKxRPTxNGxUNROLL[xs][sg]); the long-K shape (4096 x 14336) wants more threads per row.
+    const configs: GemvConfig[] = args['no-matvec'] ? [] : String(args['gemv-configs'] ?? [
+      '32x4x4x1', '32x2x4x2', '64x2x4x2', '32x8x2x1', '64x4x2x2', '128x2x2x2',
+      '32x4x4x2xs', '32x4x4x4xs', '64x4x2x2xs', '32x8x2x2xs',
+      '32x4x4x2sg', '32x4x4x2xssg', '64x2x4x2sg', '128x2x2x2sg', '128x1x2x2sg', '64x1x4x2sg', '128x2x2x1xssg', '64x2x4x2xssg',
+    ].join(',')).split(',').map((t) => parseGemv(t) ?? DEFAULT_GEMV);
     for (const cfg of configs) {
       const l = await LinearKernels.create(c, { gemv: cfg });
       await matvec(l, cfg, tagOf(cfg), formats.filter((f) => f === 'q4' || f === 'f16' || f === 'q8'));

@@ -66,7 +66,8 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     const rng = new Rng(12);
     const inDim = 64, dim = 45;
     const x = rand(rng, inDim), res = rand(rng, dim), g = rand(rng, dim);
-    const lin = await LinearKernels.create(ctx, { gemv: { tk: 8, rpt: 2, ng: 2, unroll: 1 } });
+    // x staged + subgroup reduction under the residual epilogue.
+    const lin = await LinearKernels.create(ctx, { gemv: parseGemv('8x2x2x1xssg'), gemvLongK: parseGemv('8x2x2x1xssg') });
     const w = makeWeight(ctx, 'wo', 'q8', rand(rng, dim * inDim), dim, inDim, 32, 20);
     const bufs = [uploadBuffer(ctx, x, 'x'), uploadBuffer(ctx, res, 'res'), uploadBuffer(ctx, g, 'g'),
       createBuffer(ctx, dim * 4, STORAGE.rw, 'h'), createBuffer(ctx, 64 * 4, STORAGE.rw, 'ss')];
