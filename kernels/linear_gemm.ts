@@ -10,7 +10,7 @@
  *   code: every workgroup-memory index in the inner loop is a constant k plus
  *   a loop-invariant thread offset (As[k][ty + 16 i4]), so Tint's robustness
  *   clamp on it is hoisted out of the loop instead of costing a min() and an
- *   address add per load; global loads are vec4 runs along k.
+ *   address add per load; global loads as in 'base' (4 rows at one k).
  * - 'kv': tiles kept along k (As[i][ty][kq], a vec4 = 4 consecutive k of one
  *   row; rows ty + 16 i, columns tx + 16 j per thread): x and W land in
  *   workgroup memory straight from vec4 / whole-word global loads without a
@@ -179,95 +179,142 @@ function trStep(tm: number, tn: number, bk: number, As: string, Bs: string): str
   return out.join('\n');
 }
 
+const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
+/** Slot i of `units` per tile, 256 threads: `u` in scope, guarded where the units do not fill the slots. */
+const slot = (i: number, units: number, body: string) =>
+  `  {\n    let u = lid + ${256 * i}u;\n${units % 256 === 0 || units > 256 * (i + 1) ? body : `if (u < ${units}u) {\n${body}\n}`}\n  }`;
+
+/** Global loads (fetch, k0 in scope) into registers (decls) and their stores into the tiles (commitA / commitB). */
+interface Transfer {
+  xElem: string;
+  wElem: string;
+  decls: string;
+  fetch: string;
+  commitA: (As: string) => string;
+  commitB: (Bs: string) => string;
+}
+
+/**
+ * 'kv' tiles: x in vec4 runs along k (one load and one store per 4 k of a
+ * row; element loads where K or the x offset is not a multiple of 4), W in
+ * whole-word chunks of ch elements along k with one scale each (element loads
+ * where K or the group size do not split into chunks).
+ */
+function kvTransfer(g: GemmConfig, s: TiledShape): Transfer {
+  const tm = g.tm ?? 8, tn = g.tn ?? 8, bk = g.bk, kq = bk / 4;
+  const tileM = 16 * tm, tileN = 16 * tn;
+  const vecX = s.inDim % 4 === 0 && s.xOffElems % 4 === 0;
+  // Chunks: at most a 16-byte load, and small enough that every thread gets
+  // one (q4 at 128 x 128 x 16: one word each rather than two for half of them).
+  const ch = Math.max(s.epw, 4, Math.min(4 * s.epw, bk, (tileN * bk) / 256));
+  const wpc = ch / s.epw;
+  const vecW = s.inDim % ch === 0 && (!s.quant || s.group % ch === 0);
+  const wElem = vecW && wpc > 1 ? `vec${wpc}<u32>` : 'u32';
+  const ua = tileM * kq, sa = Math.ceil(ua / 256);
+  const cpr = vecW ? bk / ch : kq; // W units per tile row
+  const ub = tileN * cpr, sb = Math.ceil(ub / 256);
+
+  const decls = [
+    lines(sa, (i) => `  var ra${i}: vec4<f32>;`),
+    vecW ? lines(sb, (i) => `  var rw${i}: ${wElem};${s.quant ? ` var rs${i}: f32;` : ''}`) : lines(sb, (i) => `  var rb${i}: vec4<f32>;`),
+  ].join('\n');
+  const fetchX = lines(sa, (i) => {
+    const load = vecX
+      ? `if (row < p.m && k < p.k) { v = x[(p.xOff >> 2u) + row * (p.k >> 2u) + (k >> 2u)]; }`
+      : `if (row < p.m) {\n      let base = p.xOff + row * p.k + k;\n` +
+        lines(4, (c) => `      if (k + ${c}u < p.k) { v.${COMP[c]} = x[base + ${c}u]; }`) + '\n    }';
+    return slot(i, ua, `    let row = m0 + u / ${kq}u;\n    let k = k0 + (u % ${kq}u) * 4u;\n` +
+      `    var v = vec4<f32>(0.0);\n    ${load}\n    ra${i} = v;`);
+  });
+  const fetchW = lines(sb, (i) => {
+    if (vecW) {
+      return slot(i, ub, `    let r = weight_row(nt, u / ${cpr}u);\n    let k = k0 + (u % ${cpr}u) * ${ch}u;\n` +
+        `    var wv = ${wElem}(0u);\n${s.quant ? '    var sv = 0.0;\n' : ''}` +
+        `    if (r.z != 0u && k < p.k) {\n      wv = load_w(r.x, r.y * (p.k / ${ch}u) + k / ${ch}u);\n` +
+        (s.quant ? '      sv = load_scale(r.x, r.y * (p.k / GROUP) + k / GROUP);\n' : '') +
+        `    }\n    rw${i} = wv;${s.quant ? ` rs${i} = sv;` : ''}`);
+    }
+    return slot(i, ub, `    let r = weight_row(nt, u / ${kq}u);\n    let k = k0 + (u % ${kq}u) * 4u;\n    var v = vec4<f32>(0.0);\n` +
+      `    if (r.z != 0u) {\n      let e = r.y * p.k + k;\n` +
+      lines(4, (c) => `      if (k + ${c}u < p.k) { v.${COMP[c]} = ${elem('r', `e + ${c}u`, `k + ${c}u`, s.quant)}; }`) +
+      `\n    }\n    rb${i} = v;`);
+  });
+  const commitA = (As: string) => lines(sa, (i) =>
+    slot(i, ua, `    let r = u / ${kq}u;\n    ${As}[r / 16u][r % 16u][u % ${kq}u] = ra${i};`));
+  const commitB = (Bs: string) => lines(sb, (i) => {
+    if (!vecW) return slot(i, ub, `    let n = u / ${kq}u;\n    ${Bs}[n / 16u][n % 16u][u % ${kq}u] = rb${i};`);
+    const words = wpc === 1 ? [`rw${i}`] : Array.from({ length: wpc }, (_, w) => `rw${i}.${COMP[w]}`);
+    const el = (e: number) => `d${Math.floor(e / s.epw)}[${e % s.epw}]`;
+    return slot(i, ub, `    let n = u / ${cpr}u;\n    let q0 = (u % ${cpr}u) * ${ch / 4}u;\n` +
+      lines(wpc, (w) => `    let d${w} = dec_word(${words[w]});`) + '\n' +
+      lines(ch / 4, (q) => `    ${Bs}[n / 16u][n % 16u][q0 + ${q}u] = ` +
+        `vec4<f32>(${el(4 * q)}, ${el(4 * q + 1)}, ${el(4 * q + 2)}, ${el(4 * q + 3)})${s.quant ? ` * rs${i}` : ''};`));
+  });
+  return { xElem: vecX ? 'vec4<f32>' : 'f32', wElem, decls, fetch: fetchX + '\n' + fetchW, commitA, commitB };
+}
+
+/** Element e (k = kExpr) of weight row r (a weight_row result), dequantized. */
+function elem(r: string, e: string, k: string, quant: boolean): string {
+  return `dec_elem(load_w(${r}.x, (${e}) / EPW), (${e}) % EPW)` + (quant ? ` * load_scale(${r}.x, ${r}.y * (p.k / GROUP) + (${k}) / GROUP)` : '');
+}
+
+/**
+ * 'tr' tiles (vec4 of 4 rows at one k), loaded as linear_gemm.wgsl does:
+ * slots of 4 rows at one k (x, and W elements) or one word (W where K and
+ * the group size split into words), so every store into workgroup memory is
+ * a whole vec4 (component writes of a shared vec4 by different threads may
+ * race: WGSL lets a component write touch the whole vector).
+ */
+function trTransfer(g: GemmConfig, s: TiledShape): Transfer {
+  const tm = g.tm ?? 8, tn = g.tn ?? 8, bk = g.bk;
+  const tileM = 16 * tm, tileN = 16 * tn;
+  const wordPath = s.inDim % s.epw === 0 && (!s.quant || s.group % s.epw === 0);
+  const wpr = bk / s.epw; // words of one weight row per tile (word path)
+  const ua = (tileM / 4) * bk, sa = Math.ceil(ua / 256);
+  const ub = wordPath ? (tileN / 4) * wpr : (tileN / 4) * bk, sb = Math.ceil(ub / 256);
+  const decls = [
+    lines(sa, (i) => `  var ra${i}: vec4<f32>;`),
+    wordPath ? lines(sb, (i) => `  var rw${i}: vec4<u32>;${s.quant ? ` var rs${i}: vec4<f32>;` : ''}`) : lines(sb, (i) => `  var rb${i}: vec4<f32>;`),
+  ].join('\n');
+  const fetchX = lines(sa, (i) => slot(i, ua, `    let row = m0 + (u / ${bk}u) * 4u;\n    let k = k0 + u % ${bk}u;\n` +
+    `    var v = vec4<f32>(0.0);\n    if (k < p.k) {\n      let base = p.xOff + row * p.k + k;\n` +
+    lines(4, (c) => `      if (row + ${c}u < p.m) { v.${COMP[c]} = x[base + ${c}u * p.k]; }`) + `\n    }\n    ra${i} = v;`));
+  const fetchW = lines(sb, (i) => {
+    if (wordPath) {
+      return slot(i, ub, `    let q = u / ${wpr}u;\n    let k = k0 + (u % ${wpr}u) * EPW;\n    var wv = vec4<u32>(0u);\n` +
+        (s.quant ? '    var sv = vec4<f32>(0.0);\n' : '') + '    if (k < p.k) {\n' +
+        lines(4, (c) => `      { let r = weight_row(nt, q * 4u + ${c}u); if (r.z != 0u) { wv.${COMP[c]} = load_w(r.x, r.y * (p.k / EPW) + k / EPW);` +
+          (s.quant ? ` sv.${COMP[c]} = load_scale(r.x, r.y * (p.k / GROUP) + k / GROUP);` : '') + ' } }') +
+        `\n    }\n    rw${i} = wv;${s.quant ? ` rs${i} = sv;` : ''}`);
+    }
+    return slot(i, ub, `    let q = u / ${bk}u;\n    let k = k0 + u % ${bk}u;\n    var v = vec4<f32>(0.0);\n    if (k < p.k) {\n` +
+      lines(4, (c) => `      { let r = weight_row(nt, q * 4u + ${c}u); if (r.z != 0u) { v.${COMP[c]} = ${elem('r', 'r.y * p.k + k', 'k', s.quant)}; } }`) +
+      `\n    }\n    rb${i} = v;`);
+  });
+  const commitA = (As: string) => lines(sa, (i) => slot(i, ua, `    ${As}[u % ${bk}u][u / ${bk}u] = ra${i};`));
+  const commitB = (Bs: string) => lines(sb, (i) => {
+    if (!wordPath) return slot(i, ub, `    ${Bs}[u % ${bk}u][u / ${bk}u] = rb${i};`);
+    return slot(i, ub, `    let q = u / ${wpr}u;\n    let kb = (u % ${wpr}u) * EPW;\n` +
+      lines(4, (c) => `    let d${c} = dec_word(rw${i}.${COMP[c]});`) + '\n' +
+      lines(s.epw, (j) => `    ${Bs}[kb + ${j}u][q] = vec4<f32>(d0[${j}], d1[${j}], d2[${j}], d3[${j}])${s.quant ? ` * rs${i}` : ''};`));
+  });
+  return { xElem: 'f32', wElem: 'u32', decls, fetch: fetchX + '\n' + fetchW, commitA, commitB };
+}
+
 /** WGSL of a generated variant ('tr' / 'kv') for one format and shape class; `formatSrc` is linear_<fmt>.wgsl. */
 export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape): string {
   const layout = g.variant === 'tr' ? 'tr' : 'kv';
   const tm = g.tm ?? 8, tn = g.tn ?? 8, bk = g.bk;
   const kq = bk / 4;
   const tileM = 16 * tm, tileN = 16 * tn;
-  const vecX = s.inDim % 4 === 0 && s.xOffElems % 4 === 0;
-  // Whole-word chunks of ch elements along k (wpc words, one scale each): at most
-  // a 16-byte load, and small enough that every thread gets one (q4 at bk 16:
-  // one word each rather than two words for half of the threads).
-  const ch = Math.max(s.epw, 4, Math.min(4 * s.epw, bk, (tileN * bk) / 256));
-  const wpc = ch / s.epw;
-  const vecW = s.inDim % ch === 0 && (!s.quant || s.group % ch === 0);
-  const wElem = vecW && wpc > 1 ? `vec${wpc}<u32>` : 'u32';
-  const lines = (n: number, f: (i: number) => string) => Array.from({ length: n }, (_, i) => f(i)).join('\n');
-  const comp = COMP;
-
-  const ua = tileM * kq;
-  const sa = Math.ceil(ua / 256);
-  const cpr = vecW ? bk / ch : kq; // W units per tile row
-  const ub = tileN * cpr;
-  const sb = Math.ceil(ub / 256);
-  const guard = (units: number, body: string) => units % 256 === 0 ? body : `if (u < ${units}u) {\n${body}\n}`;
-
-  const decls = [
-    lines(tm, (i) => `  var ${Array.from({ length: tn }, (_, j) => `${acc(i, j)} = 0.0`).join('; var ')};`),
-    lines(sa, (i) => `  var ra${i}: vec4<f32>;`),
-    vecW ? lines(sb, (i) => `  var rw${i}: ${wElem};${s.quant ? ` var rs${i}: f32;` : ''}`) : lines(sb, (i) => `  var rb${i}: vec4<f32>;`),
-  ].join('\n');
-
-  // ---- global -> registers (k0 in scope) ----
-  const fetchX = lines(sa, (i) => {
-    const load = vecX
-      ? `if (row < p.m && k < p.k) { v = x[(p.xOff >> 2u) + row * (p.k >> 2u) + (k >> 2u)]; }`
-      : `if (row < p.m) {\n      let base = p.xOff + row * p.k + k;\n` +
-        lines(4, (c) => `      if (k + ${c}u < p.k) { v.${comp[c]} = x[base + ${c}u]; }`) + '\n    }';
-    const body = `    let row = m0 + u / ${kq}u;\n    let k = k0 + (u % ${kq}u) * 4u;\n` +
-      `    var v = vec4<f32>(0.0);\n    ${load}\n    ra${i} = v;`;
-    return `  {\n    let u = lid + ${256 * i}u;\n${guard(ua, body)}\n  }`;
-  });
-  const fetchW = lines(sb, (i) => {
-    let body: string;
-    if (vecW) {
-      body = `    let r = weight_row(nt, u / ${cpr}u);\n    let k = k0 + (u % ${cpr}u) * ${ch}u;\n` +
-        `    var wv = ${wElem}(0u);\n${s.quant ? '    var sv = 0.0;\n' : ''}` +
-        `    if (r.z != 0u && k < p.k) {\n      wv = load_w(r.x, r.y * (p.k / ${ch}u) + k / ${ch}u);\n` +
-        (s.quant ? '      sv = load_scale(r.x, r.y * (p.k / GROUP) + k / GROUP);\n' : '') +
-        `    }\n    rw${i} = wv;${s.quant ? ` rs${i} = sv;` : ''}`;
-    } else {
-      body = `    let r = weight_row(nt, u / ${kq}u);\n    let k = k0 + (u % ${kq}u) * 4u;\n    var v = vec4<f32>(0.0);\n` +
-        `    if (r.z != 0u) {\n      let e = r.y * p.k + k;\n` +
-        lines(4, (c) => `      if (k + ${c}u < p.k) { v.${comp[c]} = dec_elem(load_w(r.x, (e + ${c}u) / EPW), (e + ${c}u) % EPW)` +
-          (s.quant ? ` * load_scale(r.x, r.y * (p.k / GROUP) + (k + ${c}u) / GROUP)` : '') + '; }') +
-        `\n    }\n    rb${i} = v;`;
-    }
-    return `  {\n    let u = lid + ${256 * i}u;\n${guard(ub, body)}\n  }`;
-  });
-  const fetch = fetchX + '\n' + fetchW;
-
-  // ---- registers -> workgroup memory ----
+  const xfer = layout === 'kv' ? kvTransfer(g, s) : trTransfer(g, s);
   // Workgroup tiles; double-buffered: As[buf]... with a constant buf.
   const tA = (b: number) => (g.db ? `As[${b}]` : 'As');
   const tB = (b: number) => (g.db ? `Bs[${b}]` : 'Bs');
-  const storeA = (b: number, rowExpr: string, kqExpr: string, v: string) => layout === 'kv'
-    ? `${tA(b)}[(${rowExpr}) / 16u][(${rowExpr}) % 16u][${kqExpr}] = ${v};`
-    : lines(4, (c) => `${tA(b)}[(${kqExpr}) * 4u + ${c}u][(${rowExpr}) / 4u][(${rowExpr}) % 4u] = ${v}.${comp[c]};`);
-  const storeB = (b: number, nExpr: string, kqExpr: string, v: string) => layout === 'kv'
-    ? `${tB(b)}[(${nExpr}) / 16u][(${nExpr}) % 16u][${kqExpr}] = ${v};`
-    : lines(4, (c) => `${tB(b)}[(${kqExpr}) * 4u + ${c}u][(${nExpr}) / 4u][(${nExpr}) % 4u] = (${v}).${comp[c]};`);
-  const commitA = (bf: number) => lines(sa, (i) => {
-    const body = `    let r = u / ${kq}u;\n    let q = u % ${kq}u;\n    ${storeA(bf, 'r', 'q', `ra${i}`).replace(/\n/g, '\n    ')}`;
-    return `  {\n    let u = lid + ${256 * i}u;\n${guard(ua, body)}\n  }`;
-  });
-  const commitB = (bf: number) => lines(sb, (i) => {
-    let body: string;
-    if (vecW) {
-      const words = wpc === 1 ? [`rw${i}`] : Array.from({ length: wpc }, (_, w) => `rw${i}.${comp[w]}`);
-      const el = (e: number) => `d${Math.floor(e / s.epw)}[${e % s.epw}]`;
-      body = `    let n = u / ${cpr}u;\n    let q0 = (u % ${cpr}u) * ${ch / 4}u;\n` +
-        lines(wpc, (w) => `    let d${w} = dec_word(${words[w]});`) + '\n' +
-        lines(ch / 4, (q) => {
-          const v = `vec4<f32>(${el(4 * q)}, ${el(4 * q + 1)}, ${el(4 * q + 2)}, ${el(4 * q + 3)})${s.quant ? ` * rs${i}` : ''}`;
-          return `    ${storeB(bf, 'n', `q0 + ${q}u`, v).replace(/\n/g, '\n    ')}`;
-        });
-    } else {
-      body = `    let n = u / ${kq}u;\n    ${storeB(bf, 'n', `u % ${kq}u`, `rb${i}`).replace(/\n/g, '\n    ')}`;
-    }
-    return `  {\n    let u = lid + ${256 * i}u;\n${guard(ub, body)}\n  }`;
-  });
+  const commitA = (bf: number) => xfer.commitA(tA(bf));
+  const commitB = (bf: number) => xfer.commitB(tB(bf));
+  const fetch = xfer.fetch;
+  const decls = lines(tm, (i) => `  var ${Array.from({ length: tn }, (_, j) => `${acc(i, j)} = 0.0`).join('; var ')};`) + '\n' + xfer.decls;
 
   // ---- inner product over one tile ----
   const stepOf = (bf: number) => layout === 'kv' ? kvStep(tm, tn, kq, tA(bf), tB(bf)) : trStep(tm, tn, bk, tA(bf), tB(bf));
@@ -314,8 +361,8 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
   const head = `const BK: u32 = ${bk}u;\nconst TM: u32 = ${tm}u;\nconst TN: u32 = ${tn}u;\n` +
     `const TILE_M: u32 = ${tileM}u;\nconst TILE_N: u32 = ${tileN}u;\n`;
   const pieces: Record<string, string> = {
-    X_ELEM: vecX ? 'vec4<f32>' : 'f32',
-    W_ELEM: wElem,
+    X_ELEM: xfer.xElem,
+    W_ELEM: xfer.wElem,
     SHARED: shared,
     DECLS: decls,
     LANES: g.sw

@@ -17,9 +17,11 @@
 // 4 (ty + 16 i4) .. + 3, columns 4 (tx + 16 j4) .. + 3). Thread (tx, ty) is
 // lid = 16 ty + tx, or with `sw` a warp covers 8 tx x 4 ty (lanes 0-7 walk
 // tx) instead of 16 x 2, so its vec4 reads of As and Bs per step touch 4 + 8
-// distinct addresses (64 + 128 bytes) instead of 2 + 16 (32 + 256 bytes). Global loads are
-// vec4 runs along k (x) and whole-word chunks along k (W) where the shape
-// allows, single elements otherwise. With prefetch the next tile's global
+// distinct addresses (64 + 128 bytes) instead of 2 + 16 (32 + 256 bytes).
+// Global loads ('kv'): vec4 runs along k (x) and whole-word chunks along k (W)
+// where the shape allows, single elements otherwise; ('tr') 4 rows at one k or
+// one word, as linear_gemm.wgsl. Every workgroup-memory store is a whole vec4.
+// With prefetch the next tile's global
 // loads are issued before the current tile's math; double-buffered (db), the
 // next tile is stored into the other workgroup-memory buffer after the math,
 // one barrier per tile (the K loop unrolled by 2, so buffer indices are

@@ -103,6 +103,15 @@ describe('linear GEMM variants (Dawn)', () => {
     expect(kv).toContain('x: array<vec4<f32>>');
     const f16 = gemmTiledSource(GEMM_PRESETS.kv, '', { ...shape, format: 'f16', epw: 2, quant: false, group: 1 });
     expect(f16).toContain('w0: array<vec4<u32>>');
+    // Stores into workgroup memory are whole vec4s (a component write may touch the whole vector in WGSL: a race).
+    for (const spec of ['kv', 'tr', 'trdb', 'kv:db=1']) {
+      for (const sh of [shape, { ...shape, format: 'f16' as const, epw: 2, quant: false, group: 1, inDim: 33 }]) {
+        const src = gemmTiledSource(parseGemmVariant(spec), '', sh);
+        expect(src, spec).toMatch(/(As|Bs)\[[^;=]*\] = /);
+        expect(src, spec).not.toMatch(/(As|Bs)\[[^;=]*\]\.[xyzw] = /);
+        expect(src, spec).not.toMatch(/(As|Bs)\[[^;=]*% 4u\] = /);
+      }
+    }
     // x offset not a multiple of 4: element loads.
     expect(gemmTiledSource(GEMM_PRESETS.kv, '', { ...shape, xOffElems: 2 })).toContain('x: array<f32>');
   });
