@@ -10,9 +10,10 @@
  *   source .gpu/setup.sh && node .gpu/gemm.mjs --json $OUT/gemm.json
  * Shapes are M x N x K (M rows of x, N weight rows, K = in); --gateup adds
  * the fused gate/up at M x 2N x K per shape (N outputs). A variant is a preset
- * name (GEMM_PRESETS: base, tr, tr32, kv, kv32, kvnp, kv256, kv8) with
- * optional overrides ':bk=8|16|32', ':tm=N', ':tn=N', ':pf=0|1'; default: all
- * presets that fit the device's workgroup memory. Median of --iters timed runs
+ * name (GEMM_PRESETS in kernels/linear_gemm.ts: base, tr, tr32, kv, kv32,
+ * kvnp, kv256, kv8, kvdb, trdb, kvwide, kvsw, trsw) with optional overrides
+ * ':bk=8|16|32', ':tm=N', ':tn=N', ':pf=0|1', ':db=0|1', ':sw=0|1' (e.g.
+ * kv:db=1:sw=1); default: all presets that fit the device's workgroup memory. Median of --iters timed runs
  * after 2 warm-ups; timestamp queries when present. Every row is checked
  * (unless --no-check) against an f64 CPU reference on sampled outputs (8
  * rows x 64 columns, including the last row and column); a row whose max
