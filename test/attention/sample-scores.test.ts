@@ -17,7 +17,7 @@ import { syntheticQkv } from '../../src/attention/synthetic.ts';
 import { DEFAULT_ATTENTION, type KvDtype } from '../../src/engine/types.ts';
 import { paramsWords } from '../../kernels/attention_prefill.ts';
 import { SampleKernels } from '../../kernels/sample_attention.ts';
-import { SampleScores, samplingRef, scorePlan, scoreSource, parseScoreTile } from '../../kernels/sample_scores.ts';
+import { DEFAULT_SCORE_TILE, SampleScores, samplingRef, scorePlan, scoreSource, parseScoreTile } from '../../kernels/sample_scores.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { asStored, uploadKv } from '../cases/attention.ts';
 
@@ -120,14 +120,16 @@ function describePlan(p: SparsePlan) { return `nSamp ${p.nSamp} nCols ${p.nCols}
 
 /** Small tiles (fast SwiftShader compiles; several tiles per workgroup): rows with the plain thread mapping (4 x 8 threads), cols with the warp mapping. */
 const SMALL = { rows: '8x16x2x2x4', cols: '16x32x2x4x8' };
+/** The GPU default tiles (software adapters default to 8 x 8 tiles that compile faster). */
+const GPU_DEFAULT = Object.values(DEFAULT_SCORE_TILE).join('x');
 
 describe('SampleAttention sampling kernels (Dawn)', () => {
-  it('default tiles = f64 reference = flash kernels: GQA 2, D 64, nSamp * group % 64 != 0', async () => {
+  it('GPU default tiles = f64 reference = flash kernels: GQA 2, D 64, nSamp * group % 64 != 0', async () => {
     const ctx = await testGpu();
     const before = liveBytes(ctx);
     const s: Shape = { nHeads: 4, nKvHeads: 2, headDim: 64, rows: 300, pos: 0 };
     const data = inputs(s);
-    const tiled = await runSampling(ctx, s, { tiles: {} }, data);
+    const tiled = await runSampling(ctx, s, { tiles: { rows: GPU_DEFAULT, cols: GPU_DEFAULT } }, data);
     console.log(describePlan(data.plan));
     expectClose(tiled, reference(s, data), 'tiled vs f64', 2e-5);
     const flash = await runSampling(ctx, s, 'flash', data);
@@ -161,7 +163,7 @@ describe('SampleAttention sampling kernels (Dawn)', () => {
     }
     expect(() => scorePlan(ctx, 64, 'rows', { rx: 3 })).toThrow(InvalidOptionError);
     expect(() => scorePlan(ctx, 64, 'cols', { bs: 64, bt: 64, rx: 1, ry: 1 })).toThrow(InvalidOptionError); // 4096 threads
-    expect(() => scorePlan(ctx, 256, 'rows', { bs: 256, dk: 16 })).toThrow(/workgroup memory/);
+    expect(() => scorePlan(ctx, 256, 'rows', { bs: 128, bt: 16, rx: 8, ry: 1, dk: 16 })).toThrow(/workgroup memory/);
     await expect(SampleKernels.create(ctx, dims, { sampling: { kernel: 'fast' as never } })).rejects.toThrow(InvalidOptionError);
   });
 });
