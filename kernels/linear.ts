@@ -43,6 +43,8 @@ import gemvStoreSrc from './linear_gemv_store.wgsl?raw';
 import gemvNormInSrc from './linear_gemv_norm_in.wgsl?raw';
 import gemvResidSrc from './linear_gemv_resid.wgsl?raw';
 import gemvRopeSrc from './linear_gemv_rope.wgsl?raw';
+import gemvPartialSrc from './linear_gemv_partial.wgsl?raw';
+import gemvSplitKSrc from './linear_gemv_splitk.wgsl?raw';
 import f32Src from './linear_f32.wgsl?raw';
 import f16Src from './linear_f16.wgsl?raw';
 import q8Src from './linear_q8.wgsl?raw';
@@ -151,20 +153,30 @@ export interface GemvConfig {
    * where the device has subgroups and TK is a power of two, else ignored.
    */
   sg?: boolean;
+  /**
+   * Split-K: K in this many slices, one workgroup per (rows, slice) writing
+   * partial sums, then a second small pass (linear_gemv_splitk.wgsl) sums
+   * them and runs the epilogue. For long K with few outputs (gemvLongK);
+   * vector path only (else ignored).
+   */
+  splitK?: number;
 }
 
-/** 'default' -> undefined; 'TKxRPTxNGxUNROLL' with suffixes 'xs' (x staged) and 'sg' (subgroup reduction), e.g. 32x4x4x2xs. */
+/**
+ * 'default' -> undefined; 'TKxRPTxNGxUNROLL' with suffixes 'xs' (x staged),
+ * 'sg' (subgroup reduction), 'kN' (split-K in N slices), e.g. 32x4x4x2xssgk4.
+ */
 export function parseGemv(s: string): GemvConfig | undefined {
   if (s === 'default') return undefined;
-  const m = /^(\d+)x(\d+)x(\d+)x(\d+)((?:xs|sg)*)$/.exec(s);
-  if (!m) throw new InvalidOptionError('gemv', `'${s}' is not 'default' or TKxRPTxNGxUNROLL[xs][sg] (e.g. 32x4x4x2xs)`);
+  const m = /^(\d+)x(\d+)x(\d+)x(\d+)(xs)?(sg)?(?:k(\d+))?$/.exec(s);
+  if (!m) throw new InvalidOptionError('gemv', `'${s}' is not 'default' or TKxRPTxNGxUNROLL[xs][sg][kN] (e.g. 32x4x4x2xssgk4)`);
   const [tk, rpt, ng, unroll] = m.slice(1, 5).map(Number);
-  return { tk, rpt, ng, unroll, xs: m[5].includes('xs'), sg: m[5].includes('sg') };
+  return { tk, rpt, ng, unroll, xs: !!m[5], sg: !!m[6], splitK: m[7] ? Number(m[7]) : undefined };
 }
 
 /** The parseGemv spelling of a configuration ('default' for undefined). */
 export function gemvTag(g: GemvConfig | undefined): string {
-  return g ? `${g.tk}x${g.rpt}x${g.ng}x${g.unroll}${g.xs ? 'xs' : ''}${g.sg ? 'sg' : ''}` : 'default';
+  return g ? `${g.tk}x${g.rpt}x${g.ng}x${g.unroll}${g.xs ? 'xs' : ''}${g.sg ? 'sg' : ''}${g.splitK && g.splitK > 1 ? `k${g.splitK}` : ''}` : 'default';
 }
 
 /** GEMM tunables and variants: kernels/linear_gemm.ts. */
@@ -226,6 +238,9 @@ export class LinearKernels {
       const { tk, rpt, ng, unroll } = g;
       if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && ng % 2 === 0 && rpt <= tk && tk * ng <= 256)) {
         throw new InvalidOptionError(name, `tk, rpt, ng, unroll must be positive, ng even, rpt <= tk, tk * ng <= 256 (got ${tk}, ${rpt}, ${ng}, ${unroll})`);
+      }
+      if (g.splitK !== undefined && !(Number.isInteger(g.splitK) && g.splitK >= 1 && g.splitK <= 64)) {
+        throw new InvalidOptionError(name, `splitK must be an integer in [1, 64] (got ${g.splitK})`);
       }
     }
   }
@@ -327,6 +342,8 @@ export class LinearKernels {
     let pipeline: GPUComputePipeline;
     let perWg: number;
     let gemmRows = 0; // rows of x per GEMM workgroup
+    // Split-K (gemv vector path): pass 1 (partials) then `pipeline` sums them and stores.
+    let splitPass: { pipeline: GPUComputePipeline; sliceChunks: number; slices: number; nr: number } | undefined;
     if (gemv) {
       // (group is 1 for f32/f16: no scales, nothing to align.)
       const vec = inDim % (4 * epw) === 0 && (!quant || group % (4 * epw) === 0) && xOffElems % 4 === 0;
@@ -348,8 +365,21 @@ export class LinearKernels {
       const constants: Record<string, number> = { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 };
       if (a.rope) Object.assign(constants, { ROPE_ROWS: 1, KV_F16: a.rope.kvF16 ? 1 : 0 });
       const tag = a.residual ? '_resid' : `${a.normIn ? '_normin' : ''}${a.rope ? '_rope' : ''}`;
-      pipeline = this.pipeline(`linear_gemv${kind}${tag}${sg ? '_sg' : ''}_${fmt}`,
-        head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc) + epilogue, constants);
+      const nch = inDim / (4 * epw);
+      const sliceChunks = Math.ceil(nch / Math.max(1, cfg.splitK ?? 1));
+      const slices = Math.ceil(nch / sliceChunks);
+      if (vec && slices > 1) {
+        const { KV_F16: _, ...c1 } = constants;
+        splitPass = {
+          pipeline: this.pipeline(`linear_gemv${kind}_partial${sg ? '_sg' : ''}_${fmt}`,
+            head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : gemvSrc) + gemvPartialSrc, { ...c1, SPLIT_K: 1 }),
+          sliceChunks, slices, nr: ng * rpt,
+        };
+        pipeline = this.pipeline(`linear_gemv_splitk${tag}_${fmt}`, head + FORMAT_SRC[fmt] + gemvCommonSrc + gemvSplitKSrc + epilogue, constants);
+      } else {
+        pipeline = this.pipeline(`linear_gemv${kind}${tag}${sg ? '_sg' : ''}_${fmt}`,
+          head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc) + epilogue, constants);
+      }
       perWg = gateUp || a.rope ? (ng * rpt) / 2 : ng * rpt;
     } else {
       const wordPath = inDim % epw === 0 && (!quant || group % epw === 0);
@@ -367,33 +397,45 @@ export class LinearKernels {
     }
 
     const uniforms: GPUBuffer[] = [];
-    const steps: { bg: GPUBindGroup; grid: [number, number] }[] = [];
+    const steps: { pipeline: GPUComputePipeline; bg: GPUBindGroup; grid: [number, number] }[] = [];
     let workgroups = 0;
+    const entries = (list: [number, GPUBuffer][]) => list.map(([binding, buffer]) => ({ binding, resource: { buffer } }));
     try {
       for (const pc of pieces) {
         const r = a.rope;
+        const groups = Math.ceil(pc.n / perWg);
+        const sp = splitPass;
         const params = uniformBuffer(this.ctx, [
           rows, pc.n, inDim, xOffElems,
           yOff / 4 + pc.col0, outCols, pc.row0, pc.row1,
           pc.col0, r?.headDim ?? 0, r?.rotaryDim ?? 0, r?.neox ? 1 : 0,
           a.normIn?.count ?? 0, a.normIn?.dim ?? 0, a.normIn?.eps ?? 0, r?.nHeads ?? 0,
-          r?.nKvHeads ?? 0, r?.capacity ?? 0, workgroups, 0,
+          r?.nKvHeads ?? 0, r?.capacity ?? 0, workgroups, sp ? groups : 0x7fffffff,
+          sp?.sliceChunks ?? 0, sp?.slices ?? 1, 0, 0,
         ], `${a.w.name}_linear_params`, [...new Array(14).fill('u32'), 'f32']);
         uniforms.push(params);
-        const buffers = [a.x, pc.w0.data, pc.w1.data, pc.w0.scales ?? this.dummy, pc.w1.scales ?? this.dummy, a.bias ?? this.dummy, a.y, params];
         const extra: [number, GPUBuffer][] = [];
         if (a.normIn) extra.push([8, a.normIn.ss]);
         if (a.residual) extra.push([8, a.residual.normW], [9, a.residual.h], [10, a.residual.ss]);
         if (a.rope) extra.push([9, a.rope.table], [10, a.rope.k], [11, a.rope.v], [12, a.rope.step]);
-        const bg = this.ctx.device.createBindGroup({
-          label: `${a.w.name}_linear`,
-          layout: pipeline.getBindGroupLayout(0),
-          entries: [...buffers.map((buffer, binding) => ({ binding, resource: { buffer } })), ...extra.map(([binding, buffer]) => ({ binding, resource: { buffer } }))],
-        });
-        const groups = Math.ceil(pc.n / perWg);
+        const weights: [number, GPUBuffer][] = [[0, a.x], [1, pc.w0.data], [2, pc.w1.data], [3, pc.w0.scales ?? this.dummy], [4, pc.w1.scales ?? this.dummy]];
+        let bindings: [number, GPUBuffer][];
+        if (sp) {
+          // (partials: (slices, groups, rows, NR) f32, owned like the uniforms)
+          const part = createBuffer(this.ctx, sp.slices * groups * rows * sp.nr * 4, STORAGE.rw, `${a.w.name}_linear_partials`);
+          uniforms.push(part);
+          const bg1 = this.ctx.device.createBindGroup({
+            label: `${a.w.name}_linear_partial`, layout: sp.pipeline.getBindGroupLayout(0), entries: entries([...weights, [7, params], [8, part]]),
+          });
+          steps.push({ pipeline: sp.pipeline, bg: bg1, grid: dispatchDims(this.ctx, sp.slices * groups) });
+          bindings = [[0, part], [5, a.bias ?? this.dummy], [6, a.y], [7, params], ...extra];
+        } else {
+          bindings = [...weights, [5, a.bias ?? this.dummy], [6, a.y], [7, params], ...extra];
+        }
+        const bg = this.ctx.device.createBindGroup({ label: `${a.w.name}_linear`, layout: pipeline.getBindGroupLayout(0), entries: entries(bindings) });
         workgroups += groups;
         const grid: [number, number] = gemv ? dispatchDims(this.ctx, groups) : [groups, Math.ceil(rows / gemmRows)];
-        steps.push({ bg, grid });
+        steps.push({ pipeline, bg, grid });
       }
     } catch (e) {
       for (const u of uniforms) releaseBuffer(this.ctx, u);
@@ -403,8 +445,9 @@ export class LinearKernels {
     return {
       workgroups,
       encode(pass: GPUComputePassEncoder) {
-        pass.setPipeline(pipeline);
+        let last: GPUComputePipeline | undefined;
         for (const s of steps) {
+          if (s.pipeline !== last) pass.setPipeline((last = s.pipeline));
           pass.setBindGroup(0, s.bg);
           pass.dispatchWorkgroups(s.grid[0], s.grid[1]);
         }

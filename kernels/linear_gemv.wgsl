@@ -9,7 +9,8 @@
 //
 // Workgroup: TK * NG threads (see linear_gemv_common.wgsl), NR weight rows.
 // Dispatch: workgroups = ceil(n / NR) (ceil(n / (NR / 2)) with GATE_UP),
-// spread over (x, y); workgroup index = wg.x + wg.y * num_workgroups.x.
+// spread over (x, y); workgroup index = wg.x + wg.y * num_workgroups.x;
+// split-K (linear_gemv_common.wgsl k_range): that many per K slice.
 // Precision: exact dequantization, f32 FMA accumulation; per chunk the raw
 // dot product is scaled once.
 //
@@ -45,10 +46,12 @@ fn dot_chunk(w: vec4<u32>, xs: array<vec4<f32>, EPW>) -> f32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let wgi = wg.x + wg.y * nwg.x;
+  let wga = wg.x + wg.y * nwg.x;
+  let wgi = wga % p.nWg;
   let lane = lid % TK;
   let grp = lid / TK;
   let nch = p.k / CH;
+  let kr = k_range(wga, nch); // this workgroup's chunks [kr.x, kr.y)
   let k4 = p.k / 4u;
   let gpr = p.k / GROUP;
 
@@ -67,11 +70,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
   var acc: array<f32, ROWS * RPT>;
   // UNROLL chunks per thread and step: all their loads issue before the math.
-  for (var c0 = lane; c0 < nch; c0 += UNROLL * TK) {
+  for (var c0 = kr.x + lane; c0 < kr.y; c0 += UNROLL * TK) {
     var wv: array<vec4<u32>, UNROLL * RPT>;
     var sc: array<f32, UNROLL * RPT>;
     for (var u = 0u; u < UNROLL; u++) {
-      let c = min(c0 + u * TK, nch - 1u);
+      let c = min(c0 + u * TK, kr.y - 1u);
       for (var i = 0u; i < RPT; i++) {
         wv[u * RPT + i] = load_w(hs[i], base[i] + c);
         sc[u * RPT + i] = load_scale(hs[i], gbase[i] + (c * CH) / GROUP);
@@ -79,8 +82,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     for (var u = 0u; u < UNROLL; u++) {
       let cu = c0 + u * TK;
-      let c = min(cu, nch - 1u);
-      let live = cu < nch;
+      let c = min(cu, kr.y - 1u);
+      let live = cu < kr.y;
       for (var r = 0u; r < ROWS; r++) {
         var xs: array<vec4<f32>, EPW>;
         let xb = p.xOff / 4u + r * k4 + c * EPW;
@@ -92,5 +95,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       }
     }
   }
-  reduce_and_store(acc, lid, wgi);
+  reduce_and_store(acc, lid, select(wgi, wga, SPLIT_K));
 }

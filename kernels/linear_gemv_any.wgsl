@@ -21,7 +21,7 @@ fn load_w(h: u32, i: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let wgi = wg.x + wg.y * nwg.x;
+  let wgi = wg.x + wg.y * nwg.x; // (no split-K on this path)
   let lane = lid % TK;
   let grp = lid / TK;
   let gpr = p.k / GROUP;

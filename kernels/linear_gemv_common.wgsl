@@ -9,7 +9,8 @@
 //   two; with TK > SGW the TK / SGW subgroup sums meet in workgroup memory)
 // and a weight-format file, and appends one epilogue defining
 //   fn in_scale(lid) -> f32   (1, or the RMSNorm scale: linear_gemv_norm_in.wgsl)
-//   fn store(lid, wgi)        (linear_gemv_store.wgsl: y = v (+ bias) or the
+//   fn store(lid, wgi)        (linear_gemv_partial.wgsl: split-K partial sums;
+//                              linear_gemv_store.wgsl: y = v (+ bias) or the
 //                              gate/up product; linear_gemv_resid.wgsl: residual
 //                              add + next norm's input; linear_gemv_rope.wgsl:
 //                              RoPE + KV-cache write)
@@ -21,7 +22,8 @@ struct Params {
   yOff: u32, yStride: u32, row0: u32, row1: u32,
   biasOff: u32, headDim: u32, rotaryDim: u32, neox: u32,
   nss: u32, normDim: u32, eps: f32, nHeads: u32,
-  nKvHeads: u32, capacity: u32, ssOff: u32, pad0: u32,
+  nKvHeads: u32, capacity: u32, ssOff: u32, nWg: u32,
+  sliceChunks: u32, nSlices: u32, pad0: u32, pad1: u32,
 }
 
 @group(0) @binding(3) var<storage, read> s0: array<u32>;
@@ -36,6 +38,17 @@ override HAS_BIAS: bool = false;
 // Rows in rotation pairs (linear_gemv_rope.wgsl): slot s < HALF holds the
 // first element of pair wgi * HALF + s, slot HALF + s its partner.
 override ROPE_ROWS: bool = false;
+// Split-K pass 1: the dispatch is nSlices x nWg workgroups, workgroup
+// wga = slice * nWg + wgi takes chunks [slice * sliceChunks, ...) of its rows
+// and leaves its dot products to linear_gemv_splitk.wgsl (store: linear_gemv_partial.wgsl).
+override SPLIT_K: bool = false;
+
+// Chunks [begin, end) of K that workgroup wga reads (all of them without split-K: nWg covers the grid).
+fn k_range(wga: u32, nch: u32) -> vec2<u32> {
+  if (!SPLIT_K) { return vec2<u32>(0u, nch); }
+  let b = (wga / p.nWg) * p.sliceChunks;
+  return vec2<u32>(b, min(nch, b + p.sliceChunks));
+}
 
 const WG: u32 = TK * NG;
 const NR: u32 = NG * RPT;

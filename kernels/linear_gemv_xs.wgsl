@@ -36,10 +36,12 @@ fn load_w(h: u32, i: u32) -> vec4<u32> {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let wgi = wg.x + wg.y * nwg.x;
+  let wga = wg.x + wg.y * nwg.x;
+  let wgi = wga % p.nWg;
   let lane = lid % TK;
   let grp = lid / TK;
   let nch = p.k / (4u * EPW);
+  let kr = k_range(wga, nch); // this workgroup's chunks [kr.x, kr.y) (split-K)
   let k4 = p.k / 4u;
   let gpr = p.k / GROUP;
 
@@ -55,19 +57,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   }
 
   var acc: array<f32, ROWS * RPT>;
-  for (var cb = 0u; cb < nch; cb += BC) {
+  for (var cb = kr.x; cb < kr.y; cb += BC) {
     // This block's weights (lane's UNROLL chunks) first, then x: both in flight together.
     var wv: array<vec4<u32>, UNROLL * RPT>;
     var sc: array<f32, UNROLL * RPT>;
     for (var u = 0u; u < UNROLL; u++) {
-      let c = min(cb + lane + u * TK, nch - 1u);
+      let c = min(cb + lane + u * TK, kr.y - 1u);
       for (var i = 0u; i < RPT; i++) {
         wv[u * RPT + i] = load_w(hs[i], base[i] + c);
         sc[u * RPT + i] = load_scale(hs[i], gbase[i] + (c * 4u * EPW) / GROUP);
       }
     }
     workgroupBarrier(); // the previous block's readers are done with xs
-    let nv = min(BC, nch - cb) * EPW; // vec4 of x per row in this block
+    let nv = min(BC, kr.y - cb) * EPW; // vec4 of x per row in this block
     for (var t = lid; t < ROWS * BC * EPW; t += WG) {
       let r = t / (BC * EPW);
       let v = t % (BC * EPW);
@@ -76,7 +78,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     workgroupBarrier();
     for (var u = 0u; u < UNROLL; u++) {
       let cl = lane + u * TK; // chunk within the block
-      let live = cb + cl < nch;
+      let live = cb + cl < kr.y;
       let cs = min(cl, nv / EPW - 1u);
       for (var r = 0u; r < ROWS; r++) {
         var xv: array<vec4<f32>, EPW>;
@@ -95,5 +97,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       }
     }
   }
-  reduce_and_store(acc, lid, wgi);
+  reduce_and_store(acc, lid, select(wgi, wga, SPLIT_K));
 }

@@ -35,7 +35,8 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     const dim = 96, out = 37, f = 21, eps = 1e-5;
     const xRes = rand(rng, dim, 2), g = rand(rng, dim);
     const [hRef] = rmsnormRef(xRes, g, 1, dim, eps);
-    const lin = await LinearKernels.create(ctx);
+    // Both shapes have in >= 2 out: gemvLongK, here split-K in 3 slices (partials, then the epilogue pass).
+    const lin = await LinearKernels.create(ctx, { gemvLongK: parseGemv('32x4x4x2k3') });
     const w = makeWeight(ctx, 'w', 'q4', rand(rng, out * dim), out, dim, 32, 16);
     const wgu = makeWeight(ctx, 'wgu', 'f16', rand(rng, 2 * f * dim), 2 * f, dim);
     const biasV = rand(rng, out);
@@ -67,7 +68,7 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     const inDim = 64, dim = 45;
     const x = rand(rng, inDim), res = rand(rng, dim), g = rand(rng, dim);
     // x staged + subgroup reduction under the residual epilogue.
-    const lin = await LinearKernels.create(ctx, { gemv: parseGemv('8x2x2x1xssg'), gemvLongK: parseGemv('8x2x2x1xssg') });
+    const lin = await LinearKernels.create(ctx, { gemv: parseGemv('8x2x2x1xssgk2'), gemvLongK: parseGemv('8x2x2x1xssgk2') });
     const w = makeWeight(ctx, 'wo', 'q8', rand(rng, dim * inDim), dim, inDim, 32, 20);
     const bufs = [uploadBuffer(ctx, x, 'x'), uploadBuffer(ctx, res, 'res'), uploadBuffer(ctx, g, 'g'),
       createBuffer(ctx, dim * 4, STORAGE.rw, 'h'), createBuffer(ctx, 64 * 4, STORAGE.rw, 'ss')];
@@ -90,13 +91,13 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     expect(liveBytes(ctx)).toBe(before);
   });
 
-  const ROPES: { variant: RopeSpec['variant']; rotaryDim: number; kv: 'f32' | 'f16'; norm: boolean }[] = [
-    { variant: 'neox', rotaryDim: 16, kv: 'f16', norm: true },
-    { variant: 'neox', rotaryDim: 8, kv: 'f32', norm: false },
-    { variant: 'interleaved-half', rotaryDim: 8, kv: 'f16', norm: true },
+  const ROPES: { variant: RopeSpec['variant']; rotaryDim: number; kv: 'f32' | 'f16'; norm: boolean; gemv: string }[] = [
+    { variant: 'neox', rotaryDim: 16, kv: 'f16', norm: true, gemv: 'default' },
+    { variant: 'neox', rotaryDim: 8, kv: 'f32', norm: false, gemv: '32x4x4x2k2' },
+    { variant: 'interleaved-half', rotaryDim: 8, kv: 'f16', norm: true, gemv: '16x4x2x1xssgk2' },
   ];
   for (const rc of ROPES) {
-    it(`rope: QKV + bias + ${rc.variant} RoPE (rotaryDim ${rc.rotaryDim}) + ${rc.kv} KV write${rc.norm ? ' + normIn' : ''}`, async () => {
+    it(`rope: QKV + bias + ${rc.variant} RoPE (rotaryDim ${rc.rotaryDim}) + ${rc.kv} KV write${rc.norm ? ' + normIn' : ''}, gemv ${rc.gemv}`, async () => {
       const ctx = await testGpu();
       const before = liveBytes(ctx);
       const rng = new Rng(13);
@@ -106,7 +107,7 @@ describe('matrix-vector decode fusions (Dawn)', () => {
       const xRes = rand(rng, dim), g = rand(rng, dim), biasV = rand(rng, out);
       const hRef = rc.norm ? rmsnormRef(xRes, g, 1, dim, eps)[0] : xRes;
       const table = ropeTable(rope, pos, 1, pos + 1);
-      const lin = await LinearKernels.create(ctx);
+      const lin = await LinearKernels.create(ctx, { gemv: parseGemv(rc.gemv) });
       expect(lin.ropeFits(headDim, rc.rotaryDim)).toBe(true);
       const w = makeWeight(ctx, 'wqkv', 'q4', rand(rng, out * dim), out, dim, 32);
       const kvBytes = nKvHeads * capacity * headDim * (rc.kv === 'f16' ? 2 : 4);
@@ -148,6 +149,7 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     const ctx = await testGpu();
     expect(parseGemv('default')).toBeUndefined();
     expect(gemvTag(parseGemv('32x4x4x2xssg'))).toBe('32x4x4x2xssg');
+    expect(parseGemv('128x2x2x2sgk4')).toEqual({ tk: 128, rpt: 2, ng: 2, unroll: 2, xs: false, sg: true, splitK: 4 });
     expect(() => parseGemv('32x4')).toThrow(InvalidOptionError);
     const cases: LinearCase[] = [
       { format: 'q4', rows: 1, inDim: 256, out: 37, groupSize: 32, partRows: 20, bias: true },
@@ -158,7 +160,7 @@ describe('matrix-vector decode fusions (Dawn)', () => {
       { format: 'f16', rows: 2, inDim: 32, out: 2 * 19, gateUp: true },
     ];
     // SwiftShader's subgroups hold 4 invocations (the H100's 32): tk 4 is one butterfly, 8 and 16 add a block sum.
-    for (const [gemv, gemvLongK] of [['4x2x4x2sg', '16x1x2x2xssg'], ['4x4x2x1xssg', '8x2x2x1sg']]) {
+    for (const [gemv, gemvLongK] of [['4x2x4x2sg', '16x1x2x2xssg'], ['4x4x2x1xssg', '8x2x2x1sg'], ['8x2x2x2k2', '4x2x2x1xsk5']]) {
       const lin = await LinearKernels.create(ctx, { gemv: parseGemv(gemv), gemvLongK: parseGemv(gemvLongK) });
       try {
         for (const c of cases) expect(await runLinearCase(ctx, c, 5, lin), `${gemv} / ${gemvLongK}`).toBeLessThan(1e-4);
