@@ -5,6 +5,8 @@
  *   npm run bench -- bench/ttft.ts [--json FILE] [--shape internlm2-7b|internlm2-1.8b|chatglm2-6b|tiny]
  *     [--lengths 8192,32768[,65536,131072]] [--weights q4] [--prefill-chunk 4096] [--alpha 0.95]
  *     [--modes dense,sample] [--steps 16] [--kv f16] [--min-sparse-len N] [--seed 1] [--needles 1]
+ *     [--background heavy|flat] (the model's background: heavy-tailed per-token salience, the
+ *     default, or the older flat one; src/synthetic/structured.ts)
  * On the GPU machine: npm run gpu:bundle -- bench/ttft.ts, then node .gpu/ttft.mjs --json $OUT/ttft.json
  * (note: the bundle is .gpu/ttft.mjs, the name scripts/ttft.mjs --bundle may also have been given).
  * Per length and mode, from an empty KV cache: prefill ms (prefill of the
@@ -33,6 +35,7 @@ const args = benchArgs({
   shape: { type: 'string' }, lengths: { type: 'string' }, weights: { type: 'string' }, 'prefill-chunk': { type: 'string' },
   alpha: { type: 'string' }, modes: { type: 'string' }, steps: { type: 'string' }, kv: { type: 'string' },
   'min-sparse-len': { type: 'string' }, seed: { type: 'string' }, needles: { type: 'string' },
+  background: { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -56,10 +59,11 @@ const needles = Number(args.needles ?? 1);
 const maxLen = Math.max(...lengths);
 
 const tLoad = performance.now();
-const src = structuredSource({ dtype: 'BF16', ...preset, seed, contextLength: Math.max(maxLen + steps, preset.contextLength ?? 0) });
+const background = String(args.background ?? 'heavy') as 'heavy' | 'flat';
+const src = structuredSource({ dtype: 'BF16', ...preset, seed, background, contextLength: Math.max(maxLen + steps, preset.contextLength ?? 0) });
 const engine: DenseEngine = await loadEngine(ctx, src, { weights, kvDtype, contextLength: maxLen + steps, prefillChunk });
 const loadMs = performance.now() - tLoad;
-console.log(`# ${shape} ${weights} loaded in ${(loadMs / 1000).toFixed(1)} s (synthesized on the fly), KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}`);
+console.log(`# ${shape} ${weights} loaded in ${(loadMs / 1000).toFixed(1)} s (synthesized on the fly), KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}, background ${background}`);
 const V = engine.spec.vocabSize;
 
 const attentionOf = (mode: 'dense' | 'sample') => ({ attention: mode, alpha, minSparseLen });
@@ -130,5 +134,5 @@ finish({
   timing: 'wall clock: prefill awaited + argmax read back (prefill ms); + first decode step + argmax (TTFT ms)',
   header: ['seqLen', 'mode', 'prefill ms', 'TTFT ms', 'speedup', 'decode ms/tok', 'area', 'CRA (sampled)', `greedy = dense`],
   rows,
-  results: [{ shape, weights, kvDtype, prefillChunk, alpha, minSparseLen, steps, seed, needles, loadMs, spec: engine.spec }, ...results],
+  results: [{ shape, weights, kvDtype, prefillChunk, alpha, minSparseLen, steps, seed, needles, background, loadMs, spec: engine.spec }, ...results],
 }, args.json);

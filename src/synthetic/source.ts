@@ -100,7 +100,7 @@ export function structuredSource(opts: StructuredOptions): StructuredSource {
   const weights = new StructuredWeights(opts);
   const o = weights.o;
   const synthOpts = { ...o, dtype: o.dtype, contextLength: o.contextLength };
-  const config = JSON.stringify({ ...syntheticConfig(synthOpts), sieve_synthetic: { kind: 'structured', seed: o.seed, sharpness: o.sharpness } }, null, 2);
+  const config = JSON.stringify({ ...syntheticConfig(synthOpts), sieve_synthetic: { kind: 'structured', seed: o.seed, sharpness: o.sharpness, background: o.background } }, null, 2);
   const fns = rowFunctions(weights);
   const specs = syntheticTensors(synthOpts);
   const elemBytes = o.dtype === 'F32' ? 4 : 2;

@@ -68,8 +68,9 @@ describe('structured synthetic model: planted attention structure through the lo
           } else if (plan.kind === 'mixed') {
             // Planted columns and the band hold nearly all the mass; stripes stand far above other columns.
             expect(mass.sink + mass.band + mass.stripes, where).toBeGreaterThan(0.85);
-            // The sink column stands far above the background (ordinary columns outside the band).
-            const background = meanAt(p, i, band + 1, i, prompt);
+            // The sink column stands far above a typical background column (the median of the
+            // ordinary columns outside the band: the heavy background's mean is set by its tail).
+            const background = medianAt(p, i, band + 1, i, prompt);
             expect(mass.sink / Math.max(background, 1e-30), where).toBeGreaterThan(100);
             if (!Number.isNaN(mass.stripeLift)) expect(mass.stripeLift, where).toBeGreaterThan(10);
             expect(mass.needles, where).toBeLessThan(0.01);
@@ -96,6 +97,17 @@ function sameBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
   return Buffer.compare(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), new Uint8Array(b.buffer, b.byteOffset, b.byteLength)) === 0;
 }
 
+/** Median probability of ordinary (and question) columns at distance [d0, d1] from row i. */
+function medianAt(p: Float64Array, i: number, d0: number, d1: number, prompt: { ids: Int32Array }): number {
+  const xs: number[] = [];
+  for (let j = Math.max(1, Math.ceil(i - d1)); j <= i - d0; j++) {
+    const role = roleOf(prompt.ids[j]);
+    if (role === 'ordinary' || role === 'query') xs.push(p[j]);
+  }
+  xs.sort((a, b) => a - b);
+  return xs.length ? xs[xs.length >> 1] : 0;
+}
+
 /** Mean probability of ordinary (and question) columns at distance [d0, d1] from row i. */
 function meanAt(p: Float64Array, i: number, d0: number, d1: number, prompt: { ids: Int32Array }): number {
   let s = 0, n = 0;
@@ -106,6 +118,81 @@ function meanAt(p: Float64Array, i: number, d0: number, d1: number, prompt: { id
     n++;
   }
   return n ? s / n : 0;
+}
+
+describe('structured synthetic model: heavy (default) vs flat background', () => {
+  it('heavy: per-token salience gives a mixed head heavy-tailed far logits; flat keeps the old weights without it', async () => {
+    const base = { family: 'internlm2' as const, dim: 512, nLayers: 1, nHeads: 4, nKvHeads: 1, ffnDim: 64, vocabSize: 1024, dtype: 'F32' as const, seed: 6 };
+    const S = 1024;
+    const prompt = syntheticPrompt({ seqLen: S, vocabSize: base.vocabSize, seed: 2 });
+    const i = S - 1;
+    const sd: Record<string, number> = {}, corr: Record<string, number> = {};
+    const heavyWeights = structuredSource({ ...base }).weights; // the default is heavy
+    for (const background of ['heavy', 'flat'] as const) {
+      const src = structuredSource({ ...base, background });
+      const m = await readModel(src);
+      const w = canonicalLayer0(src, m.spec);
+      const qk = layerQK(m.spec, w, prompt.ids, [i]);
+      const h = [0, 1, 2, 3].find((x) => src.weights.plan(0, x).kind === 'mixed')!;
+      const plan = src.weights.plan(0, h);
+      const D = m.spec.headDim;
+      // Logits of ordinary keys far from row i (outside 4 band widths and 256).
+      const far: number[] = [], zeta: number[] = [];
+      for (let j = 1; j < i - Math.max(256, 4 * plan.bandWidth); j++) {
+        if (roleOf(prompt.ids[j]) !== 'ordinary') continue;
+        zeta.push(heavyWeights.zeta(prompt.ids[j]));
+        let x = 0;
+        for (let d = 0; d < D; d++) x += qk.q[(i * m.spec.nHeads + h) * D + d] * qk.k[j * m.spec.nKvHeads * D + d];
+        far.push(x / Math.sqrt(D));
+      }
+      const mean = far.reduce((a, b) => a + b, 0) / far.length;
+      sd[background] = Math.sqrt(far.reduce((a, b) => a + (b - mean) ** 2, 0) / far.length);
+      corr[background] = correlation(far, zeta);
+      if (background === 'heavy') {
+        expect(plan.salience).toBeGreaterThanOrEqual(1.5);
+        const zs = Array.from({ length: 2000 }, (_, t) => src.weights.zeta(TOKENS.firstOrdinary + t));
+        const zm = zs.reduce((a, b) => a + b, 0) / zs.length;
+        const zsd = Math.sqrt(zs.reduce((a, b) => a + (b - zm) ** 2, 0) / zs.length);
+        expect(Math.abs(zm)).toBeLessThan(0.1);
+        expect(Math.abs(zsd - 1)).toBeLessThan(0.1);
+        expect(src.weights.zeta(TOKENS.sink)).toBe(0);
+        expect(JSON.parse(await src.text('config.json')).sieve_synthetic.background).toBe('heavy');
+      } else {
+        expect(plan.salience).toBe(0);
+        expect(src.weights.zeta(TOKENS.firstOrdinary + 5)).toBe(0);
+      }
+    }
+    console.log(`mixed head, far logits: std heavy ${sd.heavy.toFixed(2)}, flat ${sd.flat.toFixed(2)} (RoPE band sidelobes); correlation with zeta: heavy ${corr.heavy.toFixed(2)}, flat ${corr.flat.toFixed(2)}`);
+    expect(sd.heavy).toBeGreaterThan(sd.flat);
+    expect(corr.heavy).toBeGreaterThan(0.5);
+    expect(Math.abs(corr.flat)).toBeLessThan(0.2);
+    expect(() => structuredSource({ ...base, background: 'bogus' as never })).toThrow(/background/);
+  });
+});
+
+function correlation(a: number[], b: number[]): number {
+  const ma = a.reduce((x, y) => x + y, 0) / a.length, mb = b.reduce((x, y) => x + y, 0) / b.length;
+  let sab = 0, saa = 0, sbb = 0;
+  for (let k = 0; k < a.length; k++) { sab += (a[k] - ma) * (b[k] - mb); saa += (a[k] - ma) ** 2; sbb += (b[k] - mb) ** 2; }
+  return sab / Math.sqrt(saa * sbb);
+}
+
+/** Canonical layer-0 weights (embed, attnNorm, wqkv with rows Q heads, K heads, V heads) straight from the generator. */
+function canonicalLayer0(src: ReturnType<typeof structuredSource>, spec: { nHeads: number; nKvHeads: number; headDim: number; dim: number; vocabSize: number }) {
+  const { nHeads: H, nKvHeads: G, headDim: D, dim } = spec;
+  const per = H / G;
+  const raw = src.tensorRows('model.layers.0.attention.wqkv.weight', 0, (H + 2 * G) * D);
+  const wqkv = new Float32Array(raw.length);
+  let r = 0;
+  for (let g = 0; g < G; g++) {
+    for (let s = 0; s < per + 2; s++) {
+      for (let d = 0; d < D; d++, r++) {
+        const dst = s < per ? (g * per + s) * D + d : s === per ? (H + g) * D + d : (H + G + g) * D + d;
+        wqkv.set(raw.subarray(r * dim, (r + 1) * dim), dst * dim);
+      }
+    }
+  }
+  return { embed: src.tensorRows('model.tok_embeddings.weight', 0, spec.vocabSize), attnNorm: src.tensorRows('model.layers.0.attention_norm.weight', 0, 1), wqkv };
 }
 
 describe('structured synthetic model: outputs', () => {
