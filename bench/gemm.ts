@@ -5,7 +5,7 @@
  * as the baseline.
  *   npm run bench -- bench/gemm.ts [--json FILE] [--variant base,kv,kv:bk=32:tm=16,...]
  *     [--shapes 4096x4096x4096,4096x14336x4096] [--formats f16,q4] [--group 32]
- *     [--gateup] [--no-check] [--no-matmul] [--iters 5]
+ *     [--gateup] [--no-check] [--no-matmul] [--iters 5] [--warm-ms 300] [--pass-ms 40]
  * On the GPU machine: npm run gpu:bundle -- bench/gemm.ts, then
  *   source .gpu/setup.sh && node .gpu/gemm.mjs --json $OUT/gemm.json
  * Shapes are M x N x K (M rows of x, N weight rows, K = in); --gateup adds
@@ -13,8 +13,11 @@
  * name (GEMM_PRESETS in kernels/linear_gemm.ts: base, tr, tr32, kv, kv32,
  * kvnp, kv256, kv8, kvdb, trdb, kvwide, kvsw, trsw) with optional overrides
  * ':bk=8|16|32', ':tm=N', ':tn=N', ':pf=0|1', ':db=0|1', ':sw=0|1' (e.g.
- * kv:db=1:sw=1); default: all presets that fit the device's workgroup memory. Median of --iters timed runs
- * after 2 warm-ups; timestamp queries when present. Every row is checked
+ * kv:db=1:sw=1); default: all presets that fit the device's workgroup memory.
+ * Each row runs --warm-ms (300) of wall time first, then the median of
+ * --iters (5) timed passes of repeated dispatches (up to --pass-ms, 40 ms of
+ * GPU work, per pass), divided by the repeats; timestamp queries when
+ * present. Every row is checked
  * (unless --no-check) against an f64 CPU reference on sampled outputs (8
  * rows x 64 columns, including the last row and column); a row whose max
  * error relative to max |y| exceeds 1e-4 says WRONG. A failing row prints its
@@ -34,7 +37,7 @@ import { adapterRecord, benchArgs, finish } from './common.ts';
 
 const args = benchArgs({
   shapes: { type: 'string' }, variant: { type: 'string' }, formats: { type: 'string' }, group: { type: 'string' },
-  gateup: { type: 'boolean' }, 'no-check': { type: 'boolean' }, 'no-matmul': { type: 'boolean' }, iters: { type: 'string' },
+  gateup: { type: 'boolean' }, 'no-check': { type: 'boolean' }, 'no-matmul': { type: 'boolean' }, iters: { type: 'string' }, 'warm-ms': { type: 'string' }, 'pass-ms': { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -50,6 +53,8 @@ const variants: { spec: string; gemm: GemmConfig }[] = variantSpecs.map((spec) =
 const formats = String(args.formats ?? 'f16,q4').split(',') as WeightFormat[];
 const GROUP = Number(args.group ?? 32);
 const ITERS = Number(args.iters ?? 5);
+const WARM_MS = soft ? 0 : Number(args['warm-ms'] ?? 300);
+const PASS_MS = Number(args['pass-ms'] ?? 40);
 const check = args['no-check'] !== true;
 
 const t0 = performance.now();
@@ -159,19 +164,30 @@ const dot = (a: Float64Array, b: Float64Array) => {
 
 // ---- runs -------------------------------------------------------------------------
 
-async function time(d: Dispatch, label: string): Promise<{ ms: number; all: number[] }> {
+/**
+ * Median ms of one dispatch. The H100 sweep of 08:40 read the same kernel 2-5x
+ * apart from row to row (matmul_f32 7.2 instead of 24 TFLOP/s) after the
+ * readbacks and CPU work between rows: so each row first runs for WARM_MS of
+ * wall time, and each timed pass repeats the dispatch up to PASS_MS of GPU work.
+ */
+async function time(d: Dispatch, label: string): Promise<{ ms: number; all: number[]; reps: number }> {
   ctx.device.pushErrorScope('validation');
   ctx.device.pushErrorScope('out-of-memory');
-  const t = await timeGpu(ctx, (enc, pass) => {
+  const run = (reps: number, warmup: number, iters: number) => timeGpu(ctx, (enc, pass) => {
     const p = enc.beginComputePass(pass(label));
-    d.encode(p);
+    for (let i = 0; i < reps; i++) d.encode(p);
     p.end();
-  }, { warmup: 2, iters: ITERS });
+  }, { warmup, iters });
+  const first = await run(1, 0, 1);
+  const reps = soft ? 1 : Math.max(1, Math.min(64, Math.ceil(PASS_MS / Math.max(first.ms, 1e-3))));
+  const start = performance.now();
+  while (performance.now() - start < WARM_MS) await run(reps, 0, 1);
+  const t = await run(reps, soft ? 1 : 0, ITERS);
   const oom = await ctx.device.popErrorScope();
   const val = await ctx.device.popErrorScope();
   if (oom || val) throw new Error((oom ?? val)!.message);
   timing = t.source;
-  return t;
+  return { ms: t.ms / reps, all: t.all.map((ms) => ms / reps), reps };
 }
 
 async function row(name: string, fn: () => Promise<void>): Promise<void> {
@@ -235,7 +251,7 @@ for (const { m, n, k } of shapes) {
               const relErr = check ? await sampledError(y, m, n, k, (xr, c) => dot(xr, wRow(c))) : NaN;
               const bad = relErr > 1e-4 ? ' WRONG' : '';
               rows.push([name + bad, format, shape, t.ms.toFixed(3), (flops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
-              results.push({ kernel: 'linear_gemm', variant: v.spec, config: v.gemm, format, group: GROUP, m, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9, relErr });
+              results.push({ kernel: 'linear_gemm', variant: v.spec, config: v.gemm, format, group: GROUP, m, n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: flops / t.ms / 1e9, relErr });
             } finally {
               d.destroy();
             }
@@ -261,7 +277,7 @@ for (const { m, n, k } of shapes) {
               const relErr = check ? await sampledError(y, m, n, k, (xr, c) => silu(dot(xr, gu.rowValues(c))) * dot(xr, gu.rowValues(n + c))) : NaN;
               const bad = relErr > 1e-4 ? ' WRONG' : '';
               rows.push([name + bad, format, `${m}x${2 * n}x${k}`, t.ms.toFixed(3), (gflops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
-              results.push({ kernel: 'linear_gemm_gate_up', variant: v.spec, config: v.gemm, format, group: GROUP, m, n: 2 * n, k, ms: t.ms, allMs: t.all, tflops: gflops / t.ms / 1e9, relErr });
+              results.push({ kernel: 'linear_gemm_gate_up', variant: v.spec, config: v.gemm, format, group: GROUP, m, n: 2 * n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: gflops / t.ms / 1e9, relErr });
             } finally {
               d.destroy();
             }
