@@ -16,7 +16,8 @@
  *   --sweep (default on a real GPU) the GEMM tunables (first prefill shape)
  *   and the matrix-vector tunables are swept (--gemv-configs replaces the
  *   matrix-vector list: TKxRPTxNGxUNROLL with suffixes xs = x staged in
- *   workgroup memory, sg = subgroup reduction; see kernels/linear.ts parseGemv).
+ *   workgroup memory, sg = subgroup reduction, kN = split-K in N slices; see
+ *   kernels/linear.ts parseGemv).
  * --check compares every swept GEMM variant's output with the default's.
  * Median of 5 timed runs after 2 warm-ups (matrix-vector: 3 warm-ups, passes of
  * ~40 GB of weight reads); timestamp queries when present.
@@ -302,6 +303,7 @@ async function main(c: GpuContext): Promise<void> {
       '32x4x4x1', '32x2x4x2', '64x2x4x2', '32x8x2x1', '64x4x2x2', '128x2x2x2',
       '32x4x4x2xs', '32x4x4x4xs', '64x4x2x2xs', '32x8x2x2xs',
       '32x4x4x2sg', '32x4x4x2xssg', '64x2x4x2sg', '128x2x2x2sg', '128x1x2x2sg', '64x1x4x2sg', '128x2x2x1xssg', '64x2x4x2xssg',
+      '32x4x4x2sgk2', '32x4x4x2sgk4', '32x4x4x2xssgk4', '64x2x4x2sgk2', '32x8x2x2sgk4',
     ].join(',')).split(',').map((t) => parseGemv(t) ?? DEFAULT_GEMV);
     for (const cfg of configs) {
       const l = await LinearKernels.create(c, { gemv: cfg });
