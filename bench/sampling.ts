@@ -104,7 +104,15 @@ for (const seqLen of sizes) {
 
   let first: Float32Array[] | undefined;
   for (const v of variants) {
-    const kernels = await SampleKernels.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen }, { sampling: v.opts });
+    let kernels: SampleKernels;
+    try {
+      kernels = await SampleKernels.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen }, { sampling: v.opts });
+    } catch (e) {
+      // A tile that does not fit this device: report it and go on with the sweep.
+      console.log(`S=${seqLen} ${v.name}: ${(e as Error).message}`);
+      rows.push([seqLen, v.name, 'error', '-', '-', '-', '-', '-', '-', '-', '-']);
+      continue;
+    }
     // Cleared, so --check cannot pass on a previous variant's values.
     const clear = ctx.device.createCommandEncoder();
     for (const b of [rowStats, colScores, groupScores]) clear.clearBuffer(b);
