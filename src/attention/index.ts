@@ -5,8 +5,9 @@
  * happens on the GPU, so nothing is read back inside encode().
  *
  * Sparse encode of a chunk (rows at positions [pos, pos + rows)):
- *   sampling  - 'sample' flash pass: lse and window mass of the sampled rows;
- *               column scores c_h[j] of those rows outside their windows
+ *   sampling  - lse and window mass of the sampled rows, then column scores
+ *               c_h[j] of those rows outside their windows (kernels/sample_scores.wgsl,
+ *               tiled GEMMs; opts.sampling 'flash': the 'sample' flash pass + sample_columns)
  *   selection - per KV group (the group's heads' scores summed): threshold
  *               search for the smallest column set reaching alpha with the
  *               window mass, compaction into a sorted id list, stats; a group
