@@ -6,7 +6,7 @@
  *     [--formats f16,q4] [--prompt 4096] [--decode 32] [--chunk 512] [--kv f16] [--attention dense|sample]
  *     [--decode-attn tiled,simple] [--decode-splits 128,32] [--profile] [--no-greedy]
  *     [--decode-variant plain,fused] [--gemv 32x4x4x2,32x4x4x2xs] [--gemv-longk default,128x2x2x2]
- *     [--skip-validation]
+ *     [--skip-validation] [--decode-only]
  * Decode sweeps: every combination of --decode-variant (engine decodeVariant:
  * plain = separate norm / RoPE / residual passes, fused = in the projections'
  * epilogues), --gemv (matrix-vector tunables TKxRPTxNGxUNROLL, suffix xs: x
@@ -15,6 +15,8 @@
  * and --decode-splits builds one engine on the same weights. --skip-validation:
  * Dawn's skip_validation toggle (Node only), which cuts the CPU cost of
  * recording a dispatch 2-4x (SwiftShader host: 1.7 vs 3.5-7 us).
+ * --decode-only: no prefill warm-up (the prompt's prefill only fills the cache;
+ * its time is printed but includes pipeline compiles), for quick decode sweeps.
  * On the GPU machine: npm run gpu:bundle -- bench/engine.ts, then node .gpu/engine.mjs --json $OUT/engine.json
  * Prefill: one prompt of --prompt tokens in chunks (TTFT-like: wall time to the
  * last row's logits on the GPU). Decode: --decode greedy steps after it, each
@@ -45,7 +47,7 @@ const args = benchArgs({
   chunk: { type: 'string' }, kv: { type: 'string' }, attention: { type: 'string' },
   'decode-attn': { type: 'string' }, 'decode-splits': { type: 'string' }, profile: { type: 'boolean' }, 'no-greedy': { type: 'boolean' },
   'decode-variant': { type: 'string' }, gemv: { type: 'string' }, 'gemv-longk': { type: 'string' },
-  'skip-validation': { type: 'boolean' },
+  'skip-validation': { type: 'boolean' }, 'decode-only': { type: 'boolean' },
 });
 const ctx = await getGpu(args['skip-validation'] ? { dawnFlags: ['enable-dawn-features=allow_unsafe_apis,skip_validation'] } : {});
 const soft = ctx.info.isSoftware;
@@ -106,8 +108,10 @@ for (const name of shapes) {
       const rng = new Rng(3);
       const ids = Array.from({ length: promptLen }, () => 3 + rng.int(spec.vocabSize - 3));
       // Warm-up: every plan the measured runs use (full chunk, remainder, decode).
-      await engine.prefill(ids.slice(0, Math.min(chunk, promptLen)));
-      if (promptLen % chunk) await engine.prefill(ids.slice(0, promptLen % chunk));
+      if (!args['decode-only']) {
+        await engine.prefill(ids.slice(0, Math.min(chunk, promptLen)));
+        if (promptLen % chunk) await engine.prefill(ids.slice(0, promptLen % chunk));
+      }
       await engine.decodeStep(1);
       await engine.argmax();
       engine.truncate(0);
