@@ -10,7 +10,10 @@
  *   code: every workgroup-memory index in the inner loop is a constant k plus
  *   a loop-invariant thread offset (As[k][ty + 16 i4]), so Tint's robustness
  *   clamp on it is hoisted out of the loop instead of costing a min() and an
- *   address add per load; global loads as in 'base' (4 rows at one k).
+ *   address add per load; global loads as in 'base' (4 rows at one k), or
+ *   with vl the 'kv' loads (vec4 / whole words along k) stored one constant
+ *   component at a time (H100, 08:40 sweep of that form: 39.6-41.2 TFLOP/s
+ *   f16, 35.6 q4 at 14336 x 4096, against base 32.8-33.4 / 31.0).
  * - 'kv': tiles kept along k (As[i][ty][kq], a vec4 = 4 consecutive k of one
  *   row; rows ty + 16 i, columns tx + 16 j per thread): x and W land in
  *   workgroup memory straight from vec4 / whole-word global loads without a
@@ -36,13 +39,14 @@ export type GemmVariant = 'base' | 'tr' | 'kv';
  * workgroup memory in gemmSmemBytes), register prefetch of the next tile, and
  * for the generated variants the rows (tm) and columns (tn) per thread and
  * double-buffered workgroup memory (db: one barrier per K step instead of two;
- * needs prefetch) and the warp shape (sw: 8 x 4 threads per warp instead of
- * 16 x 2, fewer distinct workgroup-memory addresses per vec4 read).
+ * needs prefetch), the warp shape (sw: 8 x 4 threads per warp instead of
+ * 16 x 2, fewer distinct workgroup-memory addresses per vec4 read) and for
+ * 'tr' the 'kv' global loads (vl).
  * (Double-buffered workgroup tiles and power-of-two tile arrays with masked
  * indices were tried on 'base': 18.7 and 19-27 TFLOP/s against 31.3 on the
  * H100; removed.)
  */
-export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean; variant?: GemmVariant; tm?: number; tn?: number; db?: boolean; sw?: boolean }
+export interface GemmConfig { bk: 8 | 16 | 32; prefetch: boolean; variant?: GemmVariant; tm?: number; tn?: number; db?: boolean; sw?: boolean; vl?: boolean }
 
 /** Named variants for the bench sweep (bench/gemm.ts --variant). */
 export const GEMM_PRESETS: Record<string, GemmConfig> = {
@@ -59,6 +63,8 @@ export const GEMM_PRESETS: Record<string, GemmConfig> = {
   kvwide: { variant: 'kv', bk: 16, prefetch: true, tm: 8, tn: 16 },
   kvsw: { variant: 'kv', bk: 16, prefetch: true, tm: 8, tn: 8, sw: true },
   trsw: { variant: 'tr', bk: 16, prefetch: true, tm: 8, tn: 8, sw: true },
+  trvl: { variant: 'tr', bk: 16, prefetch: true, tm: 8, tn: 8, vl: true },
+  trvlsw: { variant: 'tr', bk: 16, prefetch: true, tm: 8, tn: 8, vl: true, sw: true },
 };
 
 /** A preset name with optional overrides: 'kv', 'kv:bk=32', 'tr:tm=8:tn=16:pf=0', 'kv:db=1'. */
@@ -77,7 +83,8 @@ export function parseGemmVariant(spec: string): GemmConfig {
     else if (key === 'pf') g.prefetch = v !== 0;
     else if (key === 'db') g.db = v !== 0;
     else if (key === 'sw') g.sw = v !== 0;
-    else throw new InvalidOptionError('gemm variant', `unknown key '${key}' in '${spec}' (bk, tm, tn, pf, db, sw)`);
+    else if (key === 'vl') g.vl = v !== 0;
+    else throw new InvalidOptionError('gemm variant', `unknown key '${key}' in '${spec}' (bk, tm, tn, pf, db, sw, vl)`);
   }
   return g;
 }
@@ -86,7 +93,7 @@ export function parseGemmVariant(spec: string): GemmConfig {
 export function gemmTag(g: GemmConfig): string {
   const v = g.variant ?? 'base';
   const tile = v === 'base' ? '' : ` ${g.tm ?? 8}x${g.tn ?? 8}`;
-  return `${v} bk${g.bk}${tile}${g.prefetch ? ' prefetch' : ''}${g.db ? ' db' : ''}${g.sw ? ' sw' : ''}`;
+  return `${v} bk${g.bk}${tile}${g.prefetch ? ' prefetch' : ''}${g.db ? ' db' : ''}${g.sw ? ' sw' : ''}${g.vl ? ' vl' : ''}`;
 }
 
 /** Rows of x and weight rows per workgroup. */
@@ -123,8 +130,9 @@ export function checkGemmConfig(g: GemmConfig, smemLimitBytes: number): void {
     }
     if (tm * tn > 128) throw new InvalidOptionError('gemm', `${v} ${tm}x${tn}: at most 128 accumulators per thread`);
     if (g.db && !g.prefetch) throw new InvalidOptionError('gemm.db', 'double buffering stages the next tile in registers: needs prefetch');
-  } else if (g.db || g.sw || g.tm !== undefined || g.tn !== undefined) {
-    throw new InvalidOptionError('gemm', 'base takes only bk and prefetch (tm, tn, db, sw are for tr / kv)');
+    if (g.vl && v !== 'tr') throw new InvalidOptionError('gemm.vl', 'vec4 loads into transposed tiles are a tr option');
+  } else if (g.db || g.sw || g.vl || g.tm !== undefined || g.tn !== undefined) {
+    throw new InvalidOptionError('gemm', 'base takes only bk and prefetch (tm, tn, db, sw, vl are for tr / kv)');
   }
   if (gemmSmemBytes(g) > smemLimitBytes) {
     throw new InvalidOptionError('gemm', `${gemmTag(g)} needs ${gemmSmemBytes(g)} bytes of workgroup memory, the device allows ${smemLimitBytes}`);
@@ -199,8 +207,15 @@ interface Transfer {
  * row; element loads where K or the x offset is not a multiple of 4), W in
  * whole-word chunks of ch elements along k with one scale each (element loads
  * where K or the group size do not split into chunks).
+ * With `transposed` ('tr' with vl): the same loads, stored into the 'tr'
+ * tiles (vec4 of 4 rows at one k) one component at a time. The units are
+ * ordered component-major, so a slot's row % 4 is the same for a whole
+ * group of U / 4 consecutive threads: the component is chosen by a
+ * (warp-uniform) branch and always written with a constant index (a runtime
+ * component index becomes a whole-vector read-modify-write on some backends,
+ * which races with the neighbours' writes).
  */
-function kvTransfer(g: GemmConfig, s: TiledShape): Transfer {
+function kvTransfer(g: GemmConfig, s: TiledShape, transposed = false): Transfer {
   const tm = g.tm ?? 8, tn = g.tn ?? 8, bk = g.bk, kq = bk / 4;
   const tileM = 16 * tm, tileN = 16 * tn;
   const vecX = s.inDim % 4 === 0 && s.xOffElems % 4 === 0;
@@ -213,6 +228,16 @@ function kvTransfer(g: GemmConfig, s: TiledShape): Transfer {
   const ua = tileM * kq, sa = Math.ceil(ua / 256);
   const cpr = vecW ? bk / ch : kq; // W units per tile row
   const ub = tileN * cpr, sb = Math.ceil(ub / 256);
+  // Unit u -> (tile row, unit along k): row-major ('kv'), or component-major ('tr': row = 4 q + c).
+  const rowOf = (units: number, per: number) => transposed
+    ? `4u * ((u % ${units / 4}u) / ${per}u) + u / ${units / 4}u` : `u / ${per}u`;
+  const alongOf = (units: number, per: number) => transposed ? `(u % ${units / 4}u) % ${per}u` : `u % ${per}u`;
+  /** Stores `vals(c)` (statements for component c) under a branch on the slot's component. */
+  const byComponent = (i: number, units: number, stmts: (c: number) => string) => {
+    const c0 = Math.floor((256 * i) / (units / 4)), c1 = Math.min(3, Math.floor((256 * i + 255) / (units / 4)));
+    if (c0 === c1) return stmts(c0);
+    return Array.from({ length: c1 - c0 + 1 }, (_, d) => `    ${d ? 'else ' : ''}if (u / ${units / 4}u == ${c0 + d}u) {\n${stmts(c0 + d)}\n    }`).join('\n');
+  };
 
   const decls = [
     lines(sa, (i) => `  var ra${i}: vec4<f32>;`),
@@ -223,32 +248,43 @@ function kvTransfer(g: GemmConfig, s: TiledShape): Transfer {
       ? `if (row < p.m && k < p.k) { v = x[(p.xOff >> 2u) + row * (p.k >> 2u) + (k >> 2u)]; }`
       : `if (row < p.m) {\n      let base = p.xOff + row * p.k + k;\n` +
         lines(4, (c) => `      if (k + ${c}u < p.k) { v.${COMP[c]} = x[base + ${c}u]; }`) + '\n    }';
-    return slot(i, ua, `    let row = m0 + u / ${kq}u;\n    let k = k0 + (u % ${kq}u) * 4u;\n` +
+    return slot(i, ua, `    let row = m0 + ${rowOf(ua, kq)};\n    let k = k0 + (${alongOf(ua, kq)}) * 4u;\n` +
       `    var v = vec4<f32>(0.0);\n    ${load}\n    ra${i} = v;`);
   });
   const fetchW = lines(sb, (i) => {
     if (vecW) {
-      return slot(i, ub, `    let r = weight_row(nt, u / ${cpr}u);\n    let k = k0 + (u % ${cpr}u) * ${ch}u;\n` +
+      return slot(i, ub, `    let r = weight_row(nt, ${rowOf(ub, cpr)});\n    let k = k0 + (${alongOf(ub, cpr)}) * ${ch}u;\n` +
         `    var wv = ${wElem}(0u);\n${s.quant ? '    var sv = 0.0;\n' : ''}` +
         `    if (r.z != 0u && k < p.k) {\n      wv = load_w(r.x, r.y * (p.k / ${ch}u) + k / ${ch}u);\n` +
         (s.quant ? '      sv = load_scale(r.x, r.y * (p.k / GROUP) + k / GROUP);\n' : '') +
         `    }\n    rw${i} = wv;${s.quant ? ` rs${i} = sv;` : ''}`);
     }
-    return slot(i, ub, `    let r = weight_row(nt, u / ${kq}u);\n    let k = k0 + (u % ${kq}u) * 4u;\n    var v = vec4<f32>(0.0);\n` +
+    return slot(i, ub, `    let r = weight_row(nt, ${rowOf(ub, kq)});\n    let k = k0 + (${alongOf(ub, kq)}) * 4u;\n    var v = vec4<f32>(0.0);\n` +
       `    if (r.z != 0u) {\n      let e = r.y * p.k + k;\n` +
       lines(4, (c) => `      if (k + ${c}u < p.k) { v.${COMP[c]} = ${elem('r', `e + ${c}u`, `k + ${c}u`, s.quant)}; }`) +
       `\n    }\n    rb${i} = v;`);
   });
-  const commitA = (As: string) => lines(sa, (i) =>
-    slot(i, ua, `    let r = u / ${kq}u;\n    ${As}[r / 16u][r % 16u][u % ${kq}u] = ra${i};`));
+  const commitA = (As: string) => lines(sa, (i) => {
+    if (!transposed) return slot(i, ua, `    let r = u / ${kq}u;\n    ${As}[r / 16u][r % 16u][u % ${kq}u] = ra${i};`);
+    return slot(i, ua, `    let q = (u % ${ua / 4}u) / ${kq}u;\n    let kb = (${alongOf(ua, kq)}) * 4u;\n` +
+      byComponent(i, ua, (c) => lines(4, (e) => `    ${As}[kb + ${e}u][q].${COMP[c]} = ra${i}.${COMP[e]};`)));
+  });
   const commitB = (Bs: string) => lines(sb, (i) => {
-    if (!vecW) return slot(i, ub, `    let n = u / ${kq}u;\n    ${Bs}[n / 16u][n % 16u][u % ${kq}u] = rb${i};`);
+    if (!vecW) {
+      if (!transposed) return slot(i, ub, `    let n = u / ${kq}u;\n    ${Bs}[n / 16u][n % 16u][u % ${kq}u] = rb${i};`);
+      return slot(i, ub, `    let q = (u % ${ub / 4}u) / ${kq}u;\n    let kb = (${alongOf(ub, kq)}) * 4u;\n` +
+        byComponent(i, ub, (c) => lines(4, (e) => `    ${Bs}[kb + ${e}u][q].${COMP[c]} = rb${i}.${COMP[e]};`)));
+    }
     const words = wpc === 1 ? [`rw${i}`] : Array.from({ length: wpc }, (_, w) => `rw${i}.${COMP[w]}`);
-    const el = (e: number) => `d${Math.floor(e / s.epw)}[${e % s.epw}]`;
-    return slot(i, ub, `    let n = u / ${cpr}u;\n    let q0 = (u % ${cpr}u) * ${ch / 4}u;\n` +
-      lines(wpc, (w) => `    let d${w} = dec_word(${words[w]});`) + '\n' +
+    const el = (e: number) => `d${Math.floor(e / s.epw)}[${e % s.epw}]${s.quant ? ` * rs${i}` : ''}`;
+    const dec = lines(wpc, (w) => `    let d${w} = dec_word(${words[w]});`);
+    if (transposed) {
+      return slot(i, ub, `    let q = (u % ${ub / 4}u) / ${cpr}u;\n    let kb = (${alongOf(ub, cpr)}) * ${ch}u;\n` + dec + '\n' +
+        byComponent(i, ub, (c) => lines(ch, (e) => `    ${Bs}[kb + ${e}u][q].${COMP[c]} = ${el(e)};`)));
+    }
+    return slot(i, ub, `    let n = u / ${cpr}u;\n    let q0 = (u % ${cpr}u) * ${ch / 4}u;\n` + dec + '\n' +
       lines(ch / 4, (q) => `    ${Bs}[n / 16u][n % 16u][q0 + ${q}u] = ` +
-        `vec4<f32>(${el(4 * q)}, ${el(4 * q + 1)}, ${el(4 * q + 2)}, ${el(4 * q + 3)})${s.quant ? ` * rs${i}` : ''};`));
+        `vec4<f32>(${el(4 * q)}, ${el(4 * q + 1)}, ${el(4 * q + 2)}, ${el(4 * q + 3)});`));
   });
   return { xElem: vecX ? 'vec4<f32>' : 'f32', wElem, decls, fetch: fetchX + '\n' + fetchW, commitA, commitB };
 }
@@ -307,7 +343,7 @@ export function gemmTiledSource(g: GemmConfig, formatSrc: string, s: TiledShape)
   const tm = g.tm ?? 8, tn = g.tn ?? 8, bk = g.bk;
   const kq = bk / 4;
   const tileM = 16 * tm, tileN = 16 * tn;
-  const xfer = layout === 'kv' ? kvTransfer(g, s) : trTransfer(g, s);
+  const xfer = layout === 'kv' ? kvTransfer(g, s) : g.vl ? kvTransfer(g, s, true) : trTransfer(g, s);
   // Workgroup tiles; double-buffered: As[buf]... with a constant buf.
   const tA = (b: number) => (g.db ? `As[${b}]` : 'As');
   const tB = (b: number) => (g.db ? `Bs[${b}]` : 'Bs');

@@ -25,12 +25,14 @@ const CASES: LinearCase[] = [
 // whose x loads do not fill the workgroup.
 const SMALL: [string, number[]][] = [
   ['kv:tm=2:tn=2:bk=8', [0, 1, 2, 3, 4, 5, 6]],
-  ['tr:tm=4:tn=8:bk=8', [0, 1, 2, 3, 6]],
+  ['tr:tm=4:tn=8:bk=8', [0, 1, 3]],
   ['kv:tm=1:tn=2:bk=16:pf=0', [0, 1, 2, 3, 4, 5, 6]],
   ['kv:tm=2:tn=2:bk=32', [0, 2, 3]],
   ['tr:tm=4:tn=8:bk=16:pf=0:sw=1', [1, 4]],
   ['kv:tm=2:tn=2:bk=8:db=1:sw=1', [0, 1, 3, 4]],
   ['tr:tm=4:tn=8:bk=8:db=1', [1, 5]],
+  ['tr:tm=4:tn=8:bk=8:vl=1', [0, 1, 3, 4, 6]],
+  ['tr:tm=4:tn=8:bk=16:vl=1:pf=0', [0, 3]],
 ];
 
 async function runAll(spec: string, cases: LinearCase[]): Promise<void> {
@@ -54,7 +56,7 @@ describe('linear GEMM variants (Dawn)', () => {
   }
 
   // The presets the bench sweeps, at their real tile sizes (those that fit this device's workgroup memory).
-  for (const [name, cases] of [['tr', [0, 1]], ['kv', [0, 1]], ['kv8', [3]], ['kv256', [0]]] as const) {
+  for (const [name, cases] of [['tr', [0, 1]], ['trvl', [5]], ['kv', [0, 1]], ['kv256', [0]]] as const) {
     it(`preset ${name} matches the reference`, async () => {
       const ctx = await testGpu();
       if (gemmSmemBytes(GEMM_PRESETS[name]) > ctx.limits.maxComputeWorkgroupStorageSize) return;
@@ -77,6 +79,7 @@ describe('linear GEMM variants (Dawn)', () => {
     expect(() => checkGemmConfig({ bk: 16, prefetch: true, variant: 'zz' as 'kv' }, big)).toThrow(/variant/);
     expect(() => checkGemmConfig(parseGemmVariant('kv:db=1:pf=0'), big)).toThrow(/prefetch/);
     expect(() => checkGemmConfig(parseGemmVariant('base:tm=4'), big)).toThrow(/base takes only/);
+    expect(() => checkGemmConfig(parseGemmVariant('kv:vl=1'), big)).toThrow(/tr option/);
     expect(() => checkGemmConfig(GEMM_PRESETS.kv32, 32768)).toThrow(/36864 bytes of workgroup memory/);
     for (const name of Object.keys(GEMM_PRESETS)) checkGemmConfig(GEMM_PRESETS[name], 48 * 1024); // all fit the H100's 48 KiB
 
@@ -111,6 +114,12 @@ describe('linear GEMM variants (Dawn)', () => {
         expect(src, spec).not.toMatch(/(As|Bs)\[[^;=]*\]\.[xyzw] = /);
         expect(src, spec).not.toMatch(/(As|Bs)\[[^;=]*\] = [^;]*\.[xyzw];/);
       }
+    }
+    // tr with vl: component stores, always with a constant component.
+    for (const sh of [shape, { ...shape, format: 'f16' as const, epw: 2, quant: false, group: 1, inDim: 33 }]) {
+      const src = gemmTiledSource(GEMM_PRESETS.trvl, '', sh);
+      expect(src).toMatch(/(As|Bs)\[[^;=]*\]\.[xyzw] = /);
+      expect(src).not.toMatch(/(As|Bs)\[[^;=]*\]\[[^;=]*\] = [^;]*\.[xyzw];/);
     }
     // x offset not a multiple of 4: element loads.
     expect(gemmTiledSource(GEMM_PRESETS.kv, '', { ...shape, xOffElems: 2 })).toContain('x: array<f32>');
