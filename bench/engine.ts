@@ -6,13 +6,14 @@
  *     [--formats f16,q4] [--prompt 4096] [--decode 32] [--chunk 512] [--kv f16] [--attention dense|sample]
  *     [--decode-attn tiled,simple] [--decode-splits 128,32] [--profile] [--no-greedy]
  *     [--decode-variant plain,fused] [--gemv 32x4x4x2,32x4x4x2xs] [--gemv-longk default,128x2x2x2]
- *     [--skip-validation] [--decode-only]
+ *     [--skip-validation] [--decode-only] [--decode-qg default,1,2]
  * Decode sweeps: every combination of --decode-variant (engine decodeVariant:
  * plain = separate norm / RoPE / residual passes, fused = in the projections'
  * epilogues), --gemv (matrix-vector tunables TKxRPTxNGxUNROLL, suffix xs: x
  * staged in workgroup memory, sg: subgroup reduction) and --gemv-longk (the
  * same for in >= 2 out, the down projection; default = --gemv), --decode-attn
- * and --decode-splits builds one engine on the same weights. --skip-validation:
+ * --decode-splits and --decode-qg (query heads per decode-attention workgroup)
+ * builds one engine on the same weights. --skip-validation:
  * Dawn's skip_validation toggle (Node only), which cuts the CPU cost of
  * recording a dispatch 2-4x (SwiftShader host: 1.7 vs 3.5-7 us).
  * --decode-only: no prefill warm-up (the prompt's prefill only fills the cache;
@@ -47,7 +48,7 @@ const args = benchArgs({
   chunk: { type: 'string' }, kv: { type: 'string' }, attention: { type: 'string' },
   'decode-attn': { type: 'string' }, 'decode-splits': { type: 'string' }, profile: { type: 'boolean' }, 'no-greedy': { type: 'boolean' },
   'decode-variant': { type: 'string' }, gemv: { type: 'string' }, 'gemv-longk': { type: 'string' },
-  'skip-validation': { type: 'boolean' }, 'decode-only': { type: 'boolean' },
+  'skip-validation': { type: 'boolean' }, 'decode-only': { type: 'boolean' }, 'decode-qg': { type: 'string' },
 });
 const ctx = await getGpu(args['skip-validation'] ? { dawnFlags: ['enable-dawn-features=allow_unsafe_apis,skip_validation'] } : {});
 const soft = ctx.info.isSoftware;
@@ -65,6 +66,7 @@ const greedy = !args['no-greedy'];
 const decodeVariants = String(args['decode-variant'] ?? 'plain').split(',') as DecodeVariant[];
 for (const v of decodeVariants) if (!DECODE_VARIANTS.includes(v)) throw new Error(`unknown --decode-variant '${v}' (known: ${DECODE_VARIANTS.join(', ')})`);
 const gemvs = String(args.gemv ?? 'default').split(',').map(parseGemv);
+const qgs = String(args['decode-qg'] ?? 'default').split(',').map((q) => q === 'default' ? undefined : Number(q));
 const gemvLongKs = String(args['gemv-longk'] ?? 'default').split(',').map(parseGemv);
 
 // Round trip of the queue with nothing to do (what each awaited submit/map pays at least).
@@ -96,11 +98,11 @@ for (const name of shapes) {
     let weightBytes = 0;
     for (const w of weights.values()) for (const p of w.parts) weightBytes += p.data.size + (p.scales?.size ?? 0);
     for (const decodeAttn of decodeAttns) for (const decodeSplits of splitCaps) for (const decodeVariant of decodeVariants)
-    for (const gemv of gemvs) for (const gemvLongK of gemvLongKs) {
-    const variant = `${decodeVariant} gemv ${gemvTag(gemv)}${gemvLongK ? ` longk ${gemvTag(gemvLongK)}` : ''}`;
+    for (const gemv of gemvs) for (const gemvLongK of gemvLongKs) for (const decodeQg of qgs) {
+    const variant = `${decodeVariant} gemv ${gemvTag(gemv)}${gemvLongK ? ` longk ${gemvTag(gemvLongK)}` : ''}${decodeQg ? ` qg ${decodeQg}` : ''}`;
     const engine = await createEngine(ctx, {
       spec, weights, contextLength: promptLen + decodeSteps + 1, kvDtype, prefillChunk: chunk, attention: { attention },
-      decodeAttention: decodeAttn, decodeSplits, ownsWeights: false, decodeVariant,
+      decodeAttention: decodeAttn, decodeSplits, decodeQg, ownsWeights: false, decodeVariant,
       linear: { gemv, gemvLongK },
     });
     if (decodeVariant === 'fused' && !engine.fusedDecode) console.warn(`${name} ${format}: fused decode not available on this device (plain used)`);
@@ -164,7 +166,7 @@ for (const name of shapes) {
       const prefillTflops = (linearFlops + attnFlops) / (prefillMs * 1e-3) / 1e12;
       const r = {
         shape: name, format, kvDtype, attention, decodeAttn, decodeSplits, decodeVariant, fusedDecode: engine.fusedDecode,
-        gemv: gemv ?? 'default', gemvLongK: gemvLongK ?? 'default', prompt: promptLen, chunk, decodeSteps,
+        gemv: gemvTag(gemv), gemvLongK: gemvTag(gemvLongK), decodeQg: decodeQg ?? 'default', prompt: promptLen, chunk, decodeSteps,
         decodeCpuMsPerToken: decodeCpuMs, greedyMsPerToken: greedyMs, greedyTokPerS: 1000 / greedyMs, emptyRoundTripMs,
         weightBytes, prefillMs, prefillTokPerS: promptLen / (prefillMs / 1000), prefillTflops,
         decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeGBPerS: params / (decodeMs * 1e-3) / 1e9,

@@ -26,6 +26,12 @@ export interface DecodeAttentionShape {
   variant?: 'tiled' | 'simple';
   /** Most splits of the cache per (head, row), 1..128 (default 128); fewer splits give each workgroup more tiles. */
   maxSplits?: number;
+  /**
+   * Query heads per workgroup, 1..min(group, 16) with qg * headDim <= 2048
+   * (default: all of a KV group's, up to that). Fewer: more workgroups, each
+   * KV tile read by group / qg of them (from L2 on a big GPU; tuning).
+   */
+  qg?: number;
 }
 
 /** Whether the tiled split kernel takes this shape. */
@@ -71,7 +77,9 @@ export class DecodeAttention {
     if (headDim % 2 !== 0 || headDim > 2048) throw new RangeError(`headDim ${headDim} must be even and <= 2048`);
     const ms = shape.maxSplits ?? MAX_SPLITS;
     if (!(Number.isInteger(ms) && ms >= 1 && ms <= MAX_SPLITS)) throw new RangeError(`maxSplits ${ms} must be an integer in [1, ${MAX_SPLITS}]`);
-    const qg = Math.max(1, Math.min(nHeads / nKvHeads, 16, Math.floor(2048 / headDim)));
+    const qgMax = Math.max(1, Math.min(nHeads / nKvHeads, 16, Math.floor(2048 / headDim)));
+    const qg = shape.qg ?? qgMax;
+    if (!(Number.isInteger(qg) && qg >= 1 && qg <= qgMax)) throw new RangeError(`attention: qg ${qg} must be an integer in [1, ${qgMax}]`);
     const KV_F16 = shape.kvDtype === 'f16' ? 1 : 0;
     const variant = shape.variant ?? (tiledFits(headDim, shape.kvDtype) ? 'tiled' : 'simple');
     if (variant === 'tiled' && !tiledFits(headDim, shape.kvDtype)) throw new RangeError(`attention: the tiled kernel does not take headDim ${headDim} with ${shape.kvDtype} KV`);

@@ -46,6 +46,8 @@ export interface EngineOptions {
   decodeAttention?: 'tiled' | 'simple';
   /** Most cache splits of the decode attention per head (1..128, default 128; tuning). */
   decodeSplits?: number;
+  /** Query heads per decode-attention workgroup (DecodeAttentionShape.qg; default all of a KV group's; tuning). */
+  decodeQg?: number;
   /**
    * Decode step layout (forward.ts): 'plain' (default: separate RMSNorm, RoPE
    * and residual-add passes) or 'fused' (norms, residual adds, RoPE and the
@@ -110,7 +112,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       Embedding.create(ctx, formats),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
-      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, maxSplits: opts.decodeSplits }),
+      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, maxSplits: opts.decodeSplits, qg: opts.decodeQg }),
       kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);
