@@ -147,12 +147,11 @@ export class ForwardPlan {
     const track = <T extends Dispatch>(d: T): T => { this.all.push(d); return d; };
     this.rows = rows;
     try {
+      this.embed = track(K.embed.prepare({ ids: act.ids, table: w('embed'), out: act.x, rows }));
       if (a.fused) {
-        this.embed = track(K.embed.prepare({ ids: act.ids, table: w('embed'), out: act.x, rows }));
         this.buildFused(track);
         return;
       }
-      this.embed = track(K.embed.prepare({ ids: act.ids, table: w('embed'), out: act.x, rows }));
       for (let l = 0; l < spec.nLayers; l++) {
         const p = `layers.${l}.`;
         const bias = spec.qkvBias ? vec(p + 'bqkv') : undefined;
@@ -184,7 +183,7 @@ export class ForwardPlan {
     const w = (n: string) => weightOf(W, n);
     const vec = (n: string) => w(n).parts[0].data;
     const { dim, normEps: eps, nHeads, nKvHeads, headDim } = spec;
-    const fuseRope = K.linear.ropeFits(headDim, spec.rope.rotaryDim) && w('layers.0.wqkv').parts.length === 1;
+    const ropeFits = K.linear.ropeFits(headDim, spec.rope.rotaryDim);
     // Partial sums of squares left in act.ss by the last residual epilogue (0: h is already normed, layer 0).
     let ssCount = 0;
     const normIn = () => ssCount ? { ss: act.ss, count: ssCount, dim, eps } : undefined;
@@ -193,6 +192,7 @@ export class ForwardPlan {
       const bias = spec.qkvBias ? vec(p + 'bqkv') : undefined;
       const attnNorm = l === 0 ? track(K.norm.prepare({ x: act.x, w: vec(p + 'attnNorm'), y: act.h, rows: 1, dim, eps })) : undefined;
       const kv = cache.layers[l];
+      const fuseRope = ropeFits && w(p + 'wqkv').parts.length === 1;
       const qkv = fuseRope
         ? track(K.linear.prepare({ x: act.h, w: w(p + 'wqkv'), bias, y: act.q, rows: 1, normIn: normIn(), rope: {
           table: act.ropeTable, k: kv.k, v: kv.v, step: this.a.step, nHeads, nKvHeads, headDim, rotaryDim: spec.rope.rotaryDim,
