@@ -89,6 +89,8 @@ function split(passes: PassTiming[]): { label: string; ms: number; n: number }[]
 
 const rows: (string | number)[][] = [];
 const results: unknown[] = [];
+/** Stepped greedy ids of the first variant per shape/format (the others are compared with them). */
+const firstIds = new Map<string, number[]>();
 for (const name of shapes) {
   const shape = SHAPES[name];
   if (!shape) throw new Error(`unknown shape '${name}' (known: ${Object.keys(SHAPES).join(', ')})`);
@@ -123,14 +125,21 @@ for (const name of shapes) {
       const first = await engine.argmax();
       let id = first;
       let cpuMs = 0;
+      const stepped = [first];
       const t0 = performance.now();
       for (let i = 0; i < decodeSteps; i++) {
         const c0 = performance.now();
         await engine.decodeStep(id);
         cpuMs += performance.now() - c0;
         id = await engine.argmax();
+        stepped.push(id);
       }
       const decodeMs = (performance.now() - t0) / decodeSteps;
+      // Every variant on these weights should pick the same ids (random weights may hold near-ties: a warning, not a failure).
+      const ref = firstIds.get(`${name}/${format}`) ?? (firstIds.set(`${name}/${format}`, stepped), stepped);
+      const agree = stepped.findIndex((t, i) => t !== ref[i]);
+      const sameIdsAsFirstVariant = agree < 0 ? stepped.length : agree;
+      if (agree >= 0) console.warn(`${name} ${format} ${variant}: ids agree with the first variant for ${agree} of ${stepped.length} steps`);
       const decodeCpuMs = cpuMs / decodeSteps;
       let greedyMs = NaN;
       if (greedy) {
@@ -170,7 +179,7 @@ for (const name of shapes) {
         decodeCpuMsPerToken: decodeCpuMs, greedyMsPerToken: greedyMs, greedyTokPerS: 1000 / greedyMs, emptyRoundTripMs,
         weightBytes, prefillMs, prefillTokPerS: promptLen / (prefillMs / 1000), prefillTflops,
         decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeGBPerS: params / (decodeMs * 1e-3) / 1e9,
-        kvLengthAtDecode: promptLen,
+        kvLengthAtDecode: promptLen, sameIdsAsFirstVariant,
       };
       results.push(r);
       rows.push([name, format, `${decodeAttn}/${decodeSplits}`, variant, promptLen, prefillMs.toFixed(1), r.prefillTokPerS.toFixed(1), prefillTflops.toFixed(2),
