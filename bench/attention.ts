@@ -11,7 +11,7 @@
  *     [--sparse-pass fused,split] [--fallback A]
  *     [--sampling tiled|flash] [--sampling-tile rows=BSxBTxRXxRYxDK,cols=BSxBTxRXxRYxDK]
  * --sparse-pass sweeps AttentionOptions.sparsePass (mode column 'sample:fused' / 'sample:split';
- * 'window ms' is the split path's window pass); --fallback sets denseFallbackArea (1: never).
+ * 'window ms' is the split path's window pass); --fallback A[,B...] sweeps denseFallbackArea (1: never; with several, the mode reads 'sample:fused@A').
  * GPU machine: npm run gpu:bundle -- bench/attention.ts, then
  *   node .gpu/attention.mjs --json $OUT/attention.json
  * --check compares 8 rows of the dense output (every head) with an f64 CPU reference.
@@ -39,7 +39,7 @@ const args = benchArgs({
   sampling: { type: 'string' }, 'sampling-tile': { type: 'string' },
 });
 const sparsePasses = String(args['sparse-pass'] ?? DEFAULT_ATTENTION.sparsePass).split(',') as ('fused' | 'split')[];
-const denseFallbackArea = Number(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea);
+const fallbacks = String(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea).split(',').map(Number);
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
 const sizes = String(args.sizes ?? (soft ? '256,512' : '4096,8192,16384,32768,65536,131072')).split(',').map(Number);
@@ -121,10 +121,10 @@ for (const seqLen of sizes) {
     const tflops = flops / (dense.ms * 1e-3) / 1e12;
     rows.push([seqLen, input, 'dense', '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
     results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
-    for (const alpha of denseOnly ? [] : alphas) for (const sparsePass of sparsePasses) {
+    for (const alpha of denseOnly ? [] : alphas) for (const sparsePass of sparsePasses) for (const denseFallbackArea of fallbacks) {
       const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea });
       const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
-      rows.push([seqLen, input, `sample:${sparsePass}`, alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
+      rows.push([seqLen, input, `sample:${sparsePass}${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}`, alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
       results.push({ seqLen, input, mode: 'sample', sampling, sparsePass, denseFallbackArea, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
     }
     for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
