@@ -195,7 +195,10 @@ export interface LinearOptions {
   gemm?: GemmConfig;
 }
 
-export const DEFAULT_GEMM: GemmConfig = { bk: 16, prefetch: true };
+// 'trvlsw' (unrolled tr layout, kv-style vec4 global loads, 8 x 4 warp shape): H100 08:51 sweep
+// (bench/gpu-results/h100-0900-gemm-variants.json): f16 40.1 / 40.7 TFLOP/s, q4 37.8 / 38.3 at
+// 4096 x 4096 x 4096 / 4096 x 14336 x 4096, against base 32.8 / 33.3 and 30.7 / 31.2.
+export const DEFAULT_GEMM: GemmConfig = { variant: 'tr', bk: 16, prefetch: true, tm: 8, tn: 8, vl: true, sw: true };
 
 export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2 };
 /** Largest staged x block of the xs matrix-vector path (and at most what the device's workgroup memory leaves). */
