@@ -4,10 +4,14 @@
  * for several kernel variants in one run, so a sweep keeps the fastest:
  *   npm run bench -- bench/sampling.ts [--sizes 32768] [--chunk 32768]
  *     [--heads 32] [--kv-heads 8] [--dim 128] [--iters 5] [--dense] [--check] [--json FILE]
- *     [--variants flash,tiled,tiled:rows=64x128x4x8x16:cols=64x64x4x4x32]
+ *     [--variants flash,tiled,tiled:rows=64x128x4x8x16:cols=64x64x4x4x32,tiled:split=1,tiled:split=8,tiled:target=1024]
  * A variant is 'flash' (flash 'sample' mode + sample_columns.wgsl) or 'tiled'
  * with optional tiles BSxBTxRXxRYxDK for the row-stats ('rows') and
- * column-score ('cols') kernels of kernels/sample_scores.wgsl.
+ * column-score ('cols') kernels of kernels/sample_scores.wgsl, and the
+ * row-stats kernel's key split: split=0 auto (default: split while fewer than
+ * `target` workgroups, default 512), split=1 off, split=N always N;
+ * target=M the auto split's workgroup target. Column 'split' lists the splits
+ * of the chunks (e.g. 6x7,1 = 6 at the first 7 chunks, then 1).
  * Columns: total ms, the row-stats kernel alone (rows ms; cols = total - rows),
  * effective TFLOP/s (2 * headDim per score of both kernels), and with --dense
  * the dense attention op's ms and sampling / dense. --check: every variant's
@@ -43,11 +47,16 @@ const chunkRows = Number(args.chunk ?? 32768);
 const iters = Number(args.iters ?? 5);
 const variantNames = String(args.variants ?? 'flash,tiled').split(',');
 
-/** 'flash' | 'tiled[:rows=BSxBTxRXxRYxDK][:cols=...]' */
+/** 'flash' | 'tiled[:rows=BSxBTxRXxRYxDK][:cols=...][:split=N][:target=M]' */
 function parseVariant(v: string): SamplingOptions {
   const [kernel, ...parts] = v.split(':');
   if (kernel !== 'flash' && kernel !== 'tiled') throw new Error(`--variants: '${v}' must start with 'flash' or 'tiled'`);
-  return { kernel, ...parseScoreTiles(parts.join(':')) };
+  const num = (key: string) => {
+    const part = parts.find((p) => p.startsWith(`${key}=`));
+    return part === undefined ? undefined : Number(part.slice(key.length + 1));
+  };
+  const tiles = parts.filter((p) => !p.startsWith('split=') && !p.startsWith('target='));
+  return { kernel, ...parseScoreTiles(tiles.join(':')), split: num('split'), splitTarget: num('target') };
 }
 const variants = variantNames.map((name) => ({ name, opts: parseVariant(name) }));
 
@@ -110,17 +119,20 @@ for (const seqLen of sizes) {
     } catch (e) {
       // A tile that does not fit this device: report it and go on with the sweep.
       console.log(`S=${seqLen} ${v.name}: ${(e as Error).message}`);
-      rows.push([seqLen, v.name, 'error', '-', '-', '-', '-', '-', '-', '-', '-']);
+      rows.push([seqLen, v.name, 'error', '-', '-', '-', '-', '-', '-', '-', '-', '-']);
       continue;
     }
     // Cleared, so --check cannot pass on a previous variant's values.
     const clear = ctx.device.createCommandEncoder();
     for (const b of [rowStats, colScores, groupScores]) clear.clearBuffer(b);
     ctx.device.queue.submit([clear.finish()]);
+    const splits: number[] = [];
     const time = (withCols: boolean) => timeGpu(ctx, (enc, pass) => {
+      splits.length = 0;
       chunks.forEach((c, i) => {
         const ps = enc.beginComputePass(pass('sampling'));
-        kernels.encodeSampling(ps, { q: qs[i], k, rowStats, colScores, groupScores, params: { buffer: params, offset: i * 256, size: PARAMS_BYTES } }, c.plan.nSamp, withCols ? c.plan.nCols : 0);
+        kernels.encodeSampling(ps, { q: qs[i], k, rowStats, colScores, groupScores, params: { buffer: params, offset: i * 256, size: PARAMS_BYTES } }, c.plan.nSamp, withCols ? c.plan.nCols : 0, c.pos + c.rows);
+        splits.push(kernels.lastSplit);
         ps.end();
       });
     }, { warmup: 1, iters });
@@ -137,13 +149,25 @@ for (const seqLen of sizes) {
     }
     const plans = kernels.scorePlans;
     const tileName = (k: 'rows' | 'cols') => (plans ? `${plans[k].bs}x${plans[k].bt}x${plans[k].rx}x${plans[k].ry}x${plans[k].dk}` : '-');
-    rows.push([seqLen, v.name, tileName('rows'), tileName('cols'), all.ms.toFixed(2), rowsOnly.ms.toFixed(2), (all.ms - rowsOnly.ms).toFixed(2),
+    rows.push([seqLen, v.name, tileName('rows'), tileName('cols'), runLength(splits), all.ms.toFixed(2), rowsOnly.ms.toFixed(2), (all.ms - rowsOnly.ms).toFixed(2),
       (flops / (all.ms * 1e-3) / 1e12).toFixed(2), denseMs ? denseMs.toFixed(1) : '-', denseMs ? `${((100 * all.ms) / denseMs).toFixed(1)}%` : '-',
       check ? `${check.rowStats.toExponential(1)}/${check.colScores.toExponential(1)}/${check.groupScores.toExponential(1)}` : '-']);
-    results.push({ seqLen, variant: v.name, nHeads, nKvHeads, headDim, chunkRows: maxRows, nSamp: chunks.map((c) => c.plan.nSamp), plans, ms: all.ms, allMs: all.all, rowsMs: rowsOnly.ms, flops, denseMs, check });
+    results.push({ seqLen, variant: v.name, nHeads, nKvHeads, headDim, chunkRows: maxRows, nSamp: chunks.map((c) => c.plan.nSamp), splits: [...splits], plans, ms: all.ms, allMs: all.all, rowsMs: rowsOnly.ms, flops, denseMs, check });
     kernels.destroy();
   }
   for (const b of [k, params, rowStats, colScores, groupScores, ...qs]) releaseBuffer(ctx, b);
+}
+
+/** [6, 6, 6, 1] -> '6x3,1'. */
+function runLength(xs: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < xs.length;) {
+    let j = i;
+    while (j < xs.length && xs[j] === xs[i]) j++;
+    out.push(j - i > 1 ? `${xs[i]}x${j - i}` : `${xs[i]}`);
+    i = j;
+  }
+  return out.join(',');
 }
 
 /** Max |a - b| over the first `n` of every `stride` entries, relative to max |b|. */
@@ -157,7 +181,7 @@ function maxRel(a: Float32Array, b: Float32Array, n = a.length, stride = a.lengt
 
 finish({
   bench: 'sampling', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: source,
-  header: ['S', 'variant', 'rows tile', 'cols tile', 'ms', 'rows ms', 'cols ms', 'TFLOP/s', 'dense ms', 'of dense', 'check lse/col/group'],
+  header: ['S', 'variant', 'rows tile', 'cols tile', 'split', 'ms', 'rows ms', 'cols ms', 'TFLOP/s', 'dense ms', 'of dense', 'check lse/col/group'],
   rows, results,
 }, args.json);
 ctx.destroy();

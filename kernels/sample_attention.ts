@@ -32,6 +32,10 @@ export interface SamplingOptions {
   /** Tile overrides of the tiled row-stats / column-score kernels (sweeps). */
   rows?: Partial<ScoreTile>;
   cols?: Partial<ScoreTile>;
+  /** Key-range splits of the tiled row-stats kernel: 0 auto (default), 1 off, N forced (ScoreOptions.split). */
+  split?: number;
+  /** Workgroups the auto split aims for (default 512). */
+  splitTarget?: number;
 }
 
 export interface SamplingBuffers {
@@ -86,11 +90,13 @@ export class SampleKernels {
   /**
    * Sampling phase: rowStats (nHeads, nSamp, 2) of the nSamp sampled rows,
    * colScores (nHeads, capacity) and groupScores (nKvHeads, capacity) of
-   * columns [0, nCols). Two dispatches, in this order, in the caller's pass.
+   * columns [0, nCols). Two dispatches (three when the tiled row-stats kernel
+   * splits its keys), in this order, in the caller's pass. maxKeys (pos + rows
+   * of the chunk; default nCols + 1) only steers the split choice.
    */
-  encodeSampling(pass: GPUComputePassEncoder, b: SamplingBuffers, nSamp: number, nCols: number): void {
+  encodeSampling(pass: GPUComputePassEncoder, b: SamplingBuffers, nSamp: number, nCols: number, maxKeys?: number): void {
     if (this.tiled) {
-      this.tiled.encode(pass, b, nSamp, nCols);
+      this.tiled.encode(pass, b, nSamp, nCols, maxKeys);
       return;
     }
     const fs = this.flashSampling!;
@@ -103,7 +109,11 @@ export class SampleKernels {
     pass.dispatchWorkgroups(Math.ceil(nCols / fs.ct), this.dims.nKvHeads);
   }
 
+  /** Key splits of the tiled row-stats kernel in the last encodeSampling (1 for 'flash'). */
+  get lastSplit(): number { return this.tiled?.lastSplit ?? 1; }
+
   destroy(): void {
+    this.tiled?.destroy();
     if (this.flashSampling) {
       this.flashSampling.flash.destroy();
       releaseBuffer(this.ctx, this.flashSampling.out);

@@ -18,7 +18,10 @@
 // covers 8 x 4 thread positions so its X/Y reads are 8 and 4 distinct vec4s;
 // odd row strides XSTR/YSTR keep those conflict-free).
 // Workgroup: NT = (BS / RX) * (BT / RY) threads (>= BS and >= BT).
-// Dispatch: mode 0 (ceil(nSamp * group / BS), nKvHeads, 1), heaviest tile first;
+// Dispatch: mode 0 (ceil(nSamp * group / BS), nKvHeads, nSplit), heaviest tile first;
+//           nSplit > 1 splits each workgroup's K tiles into nSplit equal ranges, one
+//           per z, each writing its partial (max, sum, window sum) per row to
+//           `partials`; kernels/sample_scores_combine.wgsl then writes rowStats.
 //           mode 1 (ceil(nCols / BS), nKvHeads, 1).
 // Precision: f32 loads (f16 KV unpacked in load_k4), f32 accumulation, exp2.
 //
@@ -29,10 +32,12 @@
 //   rowStats:    (nHeads, nSamp, 2) f32: lse (log2 units), window mass (mode 0 writes, mode 1 reads)
 //   colScores:   (nHeads, capacity) f32, columns [0, nCols) written (mode 1)
 //   groupScores: (nKvHeads, capacity) f32, columns [0, nCols) written (mode 1)
+//   partials:    (nSplit, nHeads, nSamp) vec4 f32 (max, sum, window sum, 0) (mode 0, nSplit > 1)
 
 @group(0) @binding(3) var<storage, read_write> rowStats: array<f32>;
 @group(0) @binding(4) var<storage, read_write> colScores: array<f32>;
 @group(0) @binding(5) var<storage, read_write> groupScores: array<f32>;
+@group(0) @binding(7) var<storage, read_write> partials: array<vec4<f32>>;
 
 const NEG_INF: f32 = -3.0e38;
 const TX: u32 = BS / RX;
@@ -70,7 +75,7 @@ fn load_y(job: Job, it: u32, t: u32, d4: u32) -> vec4<f32> {
 }
 
 @compute @workgroup_size(NT)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   // Thread position: lx + GX * (ly + GY * (wx + (TX / GX) * wy)).
   let xi = lid % GX + GX * ((lid / (GX * GY)) % (TX / GX));
   let yi = (lid / GX) % GY + GY * (lid / (TX * GY));
@@ -79,10 +84,16 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var t0 = 0u;      // mode 0: first (row, head) pair of the workgroup
   var j0 = 0u;      // mode 1: first column
   var nIt = 0u;     // Y tiles
+  var fBeg = 0u;    // flat chunks [fBeg, fEnd) of this workgroup (tile f / NCH, headDim chunk f % NCH)
+  var fEnd = 0u;
   if (SMODE == 0u) {
     t0 = ((nAll + BS - 1u) / BS - 1u - wg.x) * BS;
     job.iMax = p.pos + sample_row(min(nAll - 1u, t0 + BS - 1u) / p.group);
     nIt = job.iMax / BT + 1u;
+    // Split z of nwg.z: K tiles [z * per, (z + 1) * per).
+    let per = (nIt + nwg.z - 1u) / nwg.z;
+    fBeg = min(nIt, wg.z * per) * NCH;
+    fEnd = min(nIt, wg.z * per + per) * NCH;
   } else {
     j0 = wg.x * BS;
     // First sampled row k with pos + sample_row(k) >= j0 + w (sample_row ascends).
@@ -96,6 +107,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     job.kStart = lo;
     job.nRT = (p.nSamp - lo + BT - 1u) / BT;
     nIt = p.group * job.nRT;
+    fEnd = nIt * NCH;
   }
 
   // Stationary X, zero past headDim.
@@ -131,21 +143,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var pf: array<vec4<f32>, PF>;
   var pmPos = 0u;
   var pmLse = 0.0;
-  let nF = nIt * NCH;
-  // pf: registers of flat chunk f (tile f / NCH, headDim chunk f % NCH); mode 1 also the tile's row metadata.
-  if (nF > 0u) {
+  // pf: registers of flat chunk f; mode 1 also the tile's row metadata.
+  if (fBeg < fEnd) {
     for (var u = 0u; u < PF; u++) {
       let e = lid + u * NT;
-      if (e < YN) { pf[u] = load_y(job, 0u, e / DK4, e % DK4); }
+      if (e < YN) { pf[u] = load_y(job, fBeg / NCH, e / DK4, e % DK4); }
     }
   }
-  if (SMODE == 1u && nF > 0u && lid < BT) {
+  if (SMODE == 1u && fEnd > 0u && lid < BT) {
     let k = job.kStart + lid;
     pmPos = select(0u, p.pos + sample_row(k), k < p.nSamp);
     pmLse = rowStats[(job.kvh * p.group * p.nSamp + min(k, p.nSamp - 1u)) * 2u];
   }
 
-  for (var f = 0u; f < nF; f++) {
+  for (var f = fBeg; f < fEnd; f++) {
     let it = f / NCH;
     let ch = f % NCH;
     workgroupBarrier();
@@ -155,7 +166,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     if (SMODE == 1u && ch == 0u && lid < BT) { ypos[lid] = pmPos; ylse[lid] = pmLse; }
     workgroupBarrier();
-    if (f + 1u < nF) {
+    if (f + 1u < fEnd) {
       let itN = (f + 1u) / NCH;
       let chN = (f + 1u) % NCH;
       for (var u = 0u; u < PF; u++) {
@@ -260,9 +271,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         ll += st.y * w;
         lwin += st.z * w;
       }
-      let at = ((job.kvh * p.group + u % p.group) * p.nSamp + u / p.group) * 2u;
-      rowStats[at] = mm + log2(ll);
-      rowStats[at + 1u] = lwin / ll;
+      let row = (job.kvh * p.group + u % p.group) * p.nSamp + u / p.group;
+      if (nwg.z > 1u) {
+        // (a split whose keys all lie past the row leaves (NEG_INF, 0, 0))
+        partials[wg.z * p.nHeads * p.nSamp + row] = vec4<f32>(mm, ll, lwin, 0.0);
+      } else {
+        rowStats[row * 2u] = mm + log2(ll);
+        rowStats[row * 2u + 1u] = lwin / ll;
+      }
     }
   } else {
     let j = j0 + lid;

@@ -5,7 +5,8 @@
  * window mass), per-head column scores and the KV group sums. Shapes cover
  * GQA 1/2/4/8, chunks at pos > 0, nSamp * group not a multiple of the tile,
  * every sampled (nSamp = rows), one-row chunks, headDim 64 / 80 / 37, an f16
- * cache, forced tiles, and the flash path without subgroups.
+ * cache, forced tiles, the row-stats kernel's key split (partials + combine,
+ * incl. splits with no key below some rows) and the flash path without subgroups.
  */
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
@@ -17,7 +18,7 @@ import { syntheticQkv } from '../../src/attention/synthetic.ts';
 import { DEFAULT_ATTENTION, type KvDtype } from '../../src/engine/types.ts';
 import { paramsWords } from '../../kernels/attention_prefill.ts';
 import { SampleKernels } from '../../kernels/sample_attention.ts';
-import { DEFAULT_SCORE_TILE, SampleScores, samplingRef, scorePlan, scoreSource, parseScoreTile } from '../../kernels/sample_scores.ts';
+import { DEFAULT_SCORE_TILE, SampleScores, samplingRef, scorePlan, scoreSource, parseScoreTile, rowSplits } from '../../kernels/sample_scores.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { asStored, uploadKv } from '../cases/attention.ts';
 
@@ -44,7 +45,7 @@ type Kernels = Pick<SampleKernels, 'encodeSampling' | 'destroy'>;
  * with these tiles) or SampleKernels with the 'flash' kernels; outputs trimmed
  * to nSamp rows / nCols columns.
  */
-async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string } } | 'flash', data = inputs(s)): Promise<Outputs> {
+async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string }; split?: number } | 'flash', data = inputs(s)): Promise<Outputs> {
   const { seqLen, qkv, plan } = data;
   const capacity = seqLen + 3; // a cache larger than the sequence
   const dtype = s.kvDtype ?? 'f32';
@@ -54,8 +55,16 @@ async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: s
     kernels = await SampleKernels.create(ctx, dims, { sampling: { kernel: 'flash' } });
   } else {
     const t = which.tiles;
-    const scores = await SampleScores.create(ctx, dims, { rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined });
-    kernels = { encodeSampling: (pass, b, nSamp, nCols) => scores.encode(pass, b, nSamp, nCols), destroy: () => {} };
+    const scores = await SampleScores.create(ctx, dims, {
+      rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined, split: which.split ?? 1,
+    });
+    kernels = {
+      encodeSampling: (pass, b, nSamp, nCols) => {
+        scores.encode(pass, b, nSamp, nCols, seqLen);
+        if (which.split) expect(scores.lastSplit).toBe(which.split);
+      },
+      destroy: () => scores.destroy(),
+    };
   }
   const rowW = s.nHeads * s.headDim;
   const bufs: GPUBuffer[] = [];
@@ -151,6 +160,33 @@ describe('SampleAttention sampling kernels (Dawn)', () => {
       expectClose(await runSampling(ctx, s, { tiles: SMALL }, data), reference(s, data), `tiled ${SMALL.rows} / ${SMALL.cols} vs f64`, 2e-5);
     });
   }
+
+  // Forced splits with the small tiles (16-key tiles): 7 splits leave the lightest
+  // row blocks' last splits without keys ((max, sum) = (-inf, 0) partials).
+  const SPLITS: [string, Shape, number][] = [
+    ['GQA 4, D 80, f16 cache, chunk at pos > 0, 7 splits', SHAPES[0][1], 7],
+    ['GQA 2, D 37 (scalar loads), chunk at pos > 0, 3 splits', { nHeads: 4, nKvHeads: 2, headDim: 37, rows: 120, pos: 150 }, 3],
+  ];
+  for (const [name, s, split] of SPLITS) {
+    it(`split row stats = f64 reference: ${name}`, async () => {
+      const ctx = await testGpu();
+      const before = liveBytes(ctx);
+      const data = inputs(s);
+      console.log(`${name}: ${describePlan(data.plan)}`);
+      expectClose(await runSampling(ctx, s, { tiles: SMALL, split }, data), reference(s, data), `tiled split ${split} vs f64`, 2e-5);
+      expect(liveBytes(ctx)).toBe(before);
+    });
+  }
+
+  it('auto split: only when few workgroups, at least 4 K tiles per split', () => {
+    expect(rowSplits(820, 32768, 128)).toBe(1); // 32K unchunked: enough row blocks
+    expect(rowSplits(104, 4096, 128)).toBe(5); // first 4096-row chunk: 512 target / 104, 8 tiles per split
+    expect(rowSplits(104, 32768, 128)).toBe(5);
+    expect(rowSplits(104, 32768, 128, 0, 1024)).toBe(10);
+    expect(rowSplits(8, 256, 128)).toBe(1); // too few keys to split
+    expect(rowSplits(104, 4096, 128, 1)).toBe(1); // off
+    expect(rowSplits(104, 300, 128, 9)).toBe(3); // forced, capped at one tile per split
+  });
 
   it('tile plans: subgroup-free source, defaults fit the device, bad overrides are typed errors', async () => {
     const ctx = await testGpu();
