@@ -35,6 +35,9 @@ import type { Dispatch } from '../src/engine/types.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import gemmSrc from './linear_gemm.wgsl?raw';
 import { checkGemmConfig, gemmSmemBytes, gemmTile, gemmTiledSource, type GemmConfig } from './linear_gemm.ts';
+import {
+  DEFAULT_DEQUANT_MIN_ROWS, DEFAULT_PREFILL_DEQUANT, dequantScratchBytes, expandedBytes, prepareDequant, PREFILL_DEQUANTS, type PrefillDequant,
+} from './dequant_f16.ts';
 import gemvSrc from './linear_gemv.wgsl?raw';
 import gemvAnySrc from './linear_gemv_any.wgsl?raw';
 import gemvXsSrc from './linear_gemv_xs.wgsl?raw';
@@ -193,6 +196,18 @@ export interface LinearOptions {
    */
   gemvLongK?: GemvConfig;
   gemm?: GemmConfig;
+  /**
+   * Prefill of q4 / q8 weights (GEMM path, rows >= prefillDequantMinRows):
+   * 'f16' (default) or 'f32' expands each weight into a scratch buffer
+   * (kernels/dequant_f16.wgsl) and runs the GEMM on that, in the same
+   * prepared dispatch; 'none' decodes inside the GEMM. f16 rounds each
+   * dequantized weight to f16 (nearest even); f32 is exact.
+   */
+  prefillDequant?: PrefillDequant;
+  /** Fewest rows that take prefillDequant (default 256). */
+  prefillDequantMinRows?: number;
+  /** Cap on the dequantization scratch (default: the storage binding limit); larger weights run in row chunks. */
+  prefillScratchMaxBytes?: number;
 }
 
 // 'trvlsw' (unrolled tr layout, kv-style vec4 global loads, 8 x 4 warp shape): H100 08:51 sweep
@@ -225,6 +240,12 @@ export class LinearKernels {
   private readonly gemv: GemvConfig;
   private readonly gemvLongK: GemvConfig;
   private readonly gemm: GemmConfig;
+  private readonly prefillDequant: PrefillDequant;
+  private readonly dequantMinRows: number;
+  private readonly scratchMaxBytes: number;
+  /** The prefill dequantization scratch (allocated by the first prepare that needs it) and its size hint. */
+  private scratch?: GPUBuffer;
+  private scratchHintBytes = 0;
 
   private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
     this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
@@ -237,6 +258,19 @@ export class LinearKernels {
     this.gemm = opts.gemm ?? fallbacks.find((g) => gemmSmemBytes(g) <= smem) ?? fallbacks[fallbacks.length - 1];
     checkGemmConfig(this.gemm, smem);
     this.gemvLongK = opts.gemvLongK ?? this.gemv;
+    this.prefillDequant = opts.prefillDequant ?? DEFAULT_PREFILL_DEQUANT;
+    if (!PREFILL_DEQUANTS.includes(this.prefillDequant)) {
+      throw new InvalidOptionError('prefillDequant', `must be one of ${PREFILL_DEQUANTS.join(', ')} (got '${this.prefillDequant}')`);
+    }
+    this.dequantMinRows = opts.prefillDequantMinRows ?? DEFAULT_DEQUANT_MIN_ROWS;
+    if (!(Number.isInteger(this.dequantMinRows) && this.dequantMinRows >= 1)) {
+      throw new InvalidOptionError('prefillDequantMinRows', `must be a positive integer (got ${opts.prefillDequantMinRows})`);
+    }
+    const bind = Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
+    this.scratchMaxBytes = Math.floor(Math.min(bind, opts.prefillScratchMaxBytes ?? Infinity) / 4) * 4;
+    if (!(this.scratchMaxBytes >= 4)) {
+      throw new InvalidOptionError('prefillScratchMaxBytes', `must be at least 4 (got ${opts.prefillScratchMaxBytes})`);
+    }
     for (const [name, g] of [['gemv', this.gemv], ['gemvLongK', this.gemvLongK]] as const) {
       const { tk, rpt, ng, unroll } = g;
       if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && ng % 2 === 0 && rpt <= tk && tk * ng <= 256)) {
@@ -316,9 +350,78 @@ export class LinearKernels {
     return this.gemm;
   }
 
-  /** Releases the kernels' own buffer (prepared dispatches release theirs). */
+  /** Releases the kernels' own buffers (prepared dispatches release theirs; destroy those first). */
   destroy(): void {
     releaseBuffer(this.ctx, this.dummy);
+    releaseBuffer(this.ctx, this.scratch);
+    this.scratch = undefined;
+  }
+
+  /**
+   * Size hint for the prefill dequantization scratch: the [rows, in] shapes
+   * of the quantized weights prefills will run (the engine passes its layer
+   * matrices), so the first allocation holds the largest one whole. Nothing
+   * is allocated here.
+   */
+  reserveDequantScratch(matrices: number[][]): void {
+    if (this.prefillDequant === 'none') return;
+    this.scratchHintBytes = Math.max(this.scratchHintBytes, dequantScratchBytes(this.prefillDequant, matrices, this.scratchMaxBytes));
+  }
+
+  /** Bytes of the dequantization scratch now allocated (0 before the first prefill that needs it). */
+  get dequantScratchBytes(): number {
+    return this.scratch?.size ?? 0;
+  }
+
+  /**
+   * A q4 / q8 prefill through the scratch (LinearOptions.prefillDequant): per
+   * chunk of output columns (as many whole GEMM tiles as the scratch holds),
+   * the dequantization dispatch (gate/up: gate rows, then up rows after them)
+   * and the GEMM reading the chunk as an f16 / f32 weight. undefined where
+   * the scratch cannot hold one row (the in-kernel path runs instead).
+   */
+  private buildDequant(a: LinearArgs, inDim: number, outCols: number, pieces: Piece[], gateUp: boolean): PreparedLinear | undefined {
+    const out = this.prefillDequant === 'f32' ? 'f32' : 'f16';
+    const fmt = a.w.format as 'q4' | 'q8';
+    const segs = gateUp ? 2 : 1;
+    if (!this.scratch) {
+      const need = Math.max(...pieces.map((pc) => expandedBytes(out, segs * pc.n * inDim)));
+      const bytes = Math.min(this.scratchMaxBytes, Math.max(need, this.scratchHintBytes));
+      this.scratch = createBuffer(this.ctx, bytes, STORAGE.rw, 'linear_dequant_scratch');
+    }
+    const scratch = this.scratch;
+    let maxRows = Math.floor((Math.floor(scratch.size / 4) * (out === 'f16' ? 2 : 1)) / (segs * inDim));
+    if (maxRows < 1) return undefined;
+    const tile = gemmTile(this.gemm).tileN / segs;
+    if (maxRows >= tile) maxRows -= maxRows % tile;
+    const steps: Dispatch[] = [];
+    try {
+      for (const pc of pieces) {
+        for (let c0 = 0; c0 < pc.n; c0 += maxRows) {
+          const n = Math.min(maxRows, pc.n - c0);
+          const range = { format: fmt, groupSize: a.w.groupSize, out, dst: scratch, count: n * inDim, label: a.w.name } as const;
+          steps.push(prepareDequant(this.ctx, { ...range, part: pc.w0, srcElem0: (pc.row0 + c0) * inDim, dstElem0: 0 }));
+          if (gateUp) steps.push(prepareDequant(this.ctx, { ...range, part: pc.w1, srcElem0: (pc.row1 + c0) * inDim, dstElem0: n * inDim }));
+          const part: GpuWeightPart = { rowStart: 0, rows: segs * n, data: scratch };
+          const w: GpuWeight = { name: `${a.w.name}_${out}`, format: out, shape: [segs * n, inDim], groupSize: 0, parts: [part] };
+          const piece: Piece = { n, w0: part, w1: part, row0: 0, row1: gateUp ? n : 0, col0: pc.col0 + c0 };
+          steps.push(this.build({ ...a, w }, inDim, outCols, [piece], gateUp));
+        }
+      }
+    } catch (e) {
+      for (const d of steps) d.destroy();
+      throw e;
+    }
+    return {
+      workgroups: 0,
+      encode(pass: GPUComputePassEncoder) {
+        for (const d of steps) d.encode(pass);
+      },
+      destroy() {
+        for (const d of steps) d.destroy();
+        steps.length = 0;
+      },
+    };
   }
 
   private build(a: LinearArgs, inDim: number, outCols: number, pieces: Piece[], gateUp: boolean): PreparedLinear {
@@ -342,6 +445,10 @@ export class LinearKernels {
     const fused = a.normIn || a.residual || a.rope;
     if (fused && !(gemv && rows === 1)) throw new InvalidOptionError('rows', `normIn / residual / rope need one row on the matrix-vector kernel (got ${rows} rows, gemvMaxRows ${this.gemvMaxRows})`);
     if (a.residual && (gateUp || a.rope)) throw new InvalidOptionError('residual', 'a residual epilogue takes a plain projection');
+    if (!gemv && quant && this.prefillDequant !== 'none' && rows >= this.dequantMinRows) {
+      const d = this.buildDequant(a, inDim, outCols, pieces, gateUp);
+      if (d) return d;
+    }
     let pipeline: GPUComputePipeline;
     let perWg: number;
     let gemmRows = 0; // rows of x per GEMM workgroup

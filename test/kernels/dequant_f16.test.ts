@@ -1,0 +1,205 @@
+/**
+ * kernels/dequant_f16 (q4 / q8 -> f16 / f32 expansion) and the prefill path
+ * through it (LinearOptions.prefillDequant): the expansion bit-equal to the
+ * CPU dequantization of src/loader/quant.ts, the prefill with it equal to the
+ * reference over the expanded weights and to the in-kernel path, no leaks.
+ */
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../helpers/gpu.ts';
+import { makeWeight } from '../cases/linear.ts';
+import { prepareDequant, expandedBytes } from '../../kernels/dequant_f16.ts';
+import { gateUpRef, LinearKernels, linearRef, type LinearOptions } from '../../kernels/linear.ts';
+import { liveBytes, readBuffer, readF32, releaseBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
+import type { GpuContext } from '../../src/gpu/device.ts';
+import { dequantize, packF16, quantizeQ4, quantizeQ8, unpackF16 } from '../../src/loader/quant.ts';
+import { InvalidOptionError } from '../../src/errors.ts';
+import { Rng } from '../../src/util/rng.ts';
+import { assertClose } from '../helpers/compare.ts';
+
+/** Rows of mixed magnitudes: f16 subnormal scales and outputs, overflow-free large ones, rounding ties. */
+function weights(rng: Rng, rows: number, inDim: number): Float32Array {
+  const w = rng.fill(rows * inDim);
+  const mags = [1, 3e-6, 2e-4, 40, 0.07, 1500];
+  for (let r = 0; r < rows; r++) for (let c = 0; c < inDim; c++) w[r * inDim + c] *= mags[r % mags.length];
+  return w;
+}
+
+function run(ctx: GpuContext, encode: (pass: GPUComputePassEncoder) => void): void {
+  const enc = ctx.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  encode(pass);
+  pass.end();
+  ctx.device.queue.submit([enc.finish()]);
+}
+
+async function readWords(ctx: GpuContext, buf: GPUBuffer): Promise<Uint32Array> {
+  return new Uint32Array(await readBuffer(ctx, buf));
+}
+
+interface DqCase { format: 'q4' | 'q8'; rows: number; inDim: number; group: number }
+const DQ_CASES: DqCase[] = [
+  { format: 'q4', rows: 12, inDim: 64, group: 32 },
+  { format: 'q4', rows: 7, inDim: 128, group: 128 },
+  { format: 'q8', rows: 12, inDim: 48, group: 16 },
+  { format: 'q8', rows: 7, inDim: 9, group: 3 },
+  { format: 'q8', rows: 6, inDim: 33, group: 33 },
+];
+
+describe('dequant_f16 (Dawn)', () => {
+  for (const c of DQ_CASES) {
+    it(`${c.format}/g${c.group} ${c.rows}x${c.inDim}: f16 and f32 expansions bit-equal to the CPU, whole and in odd ranges`, async () => {
+      const ctx = await testGpu();
+      const before = liveBytes(ctx);
+      const src = weights(new Rng(c.rows * 31 + c.inDim), c.rows, c.inDim);
+      const q = c.format === 'q4' ? quantizeQ4(src, c.inDim, c.group) : quantizeQ8(src, c.inDim, c.group);
+      const n = c.rows * c.inDim;
+      const ref = dequantize(c.format, q, n);
+      const data = uploadBuffer(ctx, q.data, 'q');
+      const scales = uploadBuffer(ctx, q.scales, 's');
+      const part = { rowStart: 0, rows: c.rows, data, scales };
+      // Ranges (src start, count, dst start): the whole part; two ranges meeting mid-word; an odd tail at an odd offset.
+      const a = Math.floor(c.rows / 3) * c.inDim + (c.inDim % 2 ? 0 : 5);
+      const layouts: [number, number, number][][] = [
+        [[0, n, 0]],
+        [[a, n - a, 0], [0, a, n - a]],
+        [[c.inDim + 1, n - c.inDim - 1, 3]],
+      ];
+      try {
+        for (const out of ['f16', 'f32'] as const) {
+          for (const ranges of layouts) {
+            const total = Math.max(...ranges.map(([, cnt, d]) => d + cnt));
+            const dst = uploadBuffer(ctx, new Uint32Array(expandedBytes(out, total) / 4).fill(0xdeadbeef), 'dst');
+            const ds = ranges.map(([s0, count, d0]) => prepareDequant(ctx, { format: c.format, groupSize: c.group, out, part, srcElem0: s0, count, dst, dstElem0: d0, label: 'w' }));
+            try {
+              ctx.device.pushErrorScope('validation');
+              run(ctx, (pass) => { for (const d of ds) d.encode(pass); });
+              const err = await ctx.device.popErrorScope();
+              expect(err?.message).toBeUndefined();
+              // Expected: the f32 values of the ranges at their places, then packed; untouched elements keep the fill.
+              const want = new Float32Array(total);
+              const touched = new Uint8Array(total);
+              for (const [s0, count, d0] of ranges) {
+                want.set(ref.subarray(s0, s0 + count), d0);
+                touched.fill(1, d0, d0 + count);
+              }
+              const got = await readWords(ctx, dst);
+              if (out === 'f32') {
+                const bits = new Uint32Array(want.buffer);
+                for (let e = 0; e < total; e++) {
+                  const w = touched[e] ? bits[e] : 0xdeadbeef;
+                  if (got[e] !== w) throw new Error(`${out} element ${e}: got ${got[e].toString(16)}, want ${w.toString(16)}`);
+                }
+              } else {
+                const packed = packF16(want);
+                for (let e = 0; e < total; e++) {
+                  const sh = (e & 1) * 16;
+                  const w = touched[e] ? (packed[e >> 1] >>> sh) & 0xffff : (0xdeadbeef >>> sh) & 0xffff;
+                  const g = (got[e >> 1] >>> sh) & 0xffff;
+                  if (g !== w) throw new Error(`${out} element ${e} (ranges ${JSON.stringify(ranges)}): got ${g.toString(16)}, want ${w.toString(16)}`);
+                }
+              }
+            } finally {
+              for (const d of ds) d.destroy();
+              releaseBuffer(ctx, dst);
+            }
+          }
+        }
+      } finally {
+        releaseBuffer(ctx, data);
+        releaseBuffer(ctx, scales);
+      }
+      expect(liveBytes(ctx)).toBe(before);
+    });
+  }
+
+  interface PrefillCase { format: 'q4' | 'q8'; rows: number; inDim: number; out: number; group: number; partRows?: number; gateUp?: boolean; bias?: boolean }
+  const PREFILL: PrefillCase[] = [
+    { format: 'q4', rows: 20, inDim: 96, out: 130, group: 32, partRows: 100, bias: true },
+    { format: 'q4', rows: 17, inDim: 64, out: 2 * 72, group: 32, partRows: 50, gateUp: true },
+    { format: 'q8', rows: 24, inDim: 33, out: 2 * 21, group: 11, gateUp: true },
+    { format: 'q8', rows: 19, inDim: 72, out: 9, group: 24 },
+  ];
+
+  /** Runs a case; returns y. */
+  async function prefill(ctx: GpuContext, lin: LinearKernels, c: PrefillCase, seed: number): Promise<{ y: Float32Array; expanded: Float32Array; x: Float32Array; bias?: Float32Array }> {
+    const rng = new Rng(seed);
+    const x = rng.fill(c.rows * c.inDim);
+    const w = makeWeight(ctx, 'w', c.format, rng.fill(c.out * c.inDim), c.out, c.inDim, c.group, c.partRows ?? c.out);
+    const bias = c.bias ? rng.fill(c.out) : undefined;
+    const outCols = c.gateUp ? c.out / 2 : c.out;
+    const gx = uploadBuffer(ctx, x, 'x');
+    const gb = bias ? uploadBuffer(ctx, bias, 'bias') : undefined;
+    const gy = uploadBuffer(ctx, new Float32Array(c.rows * outCols + 3).fill(1234.5), 'y');
+    const d = c.gateUp
+      ? lin.prepareGateUp({ x: gx, w: w.weight, y: gy, rows: c.rows })
+      : lin.prepare({ x: gx, w: w.weight, bias: gb, y: gy, rows: c.rows });
+    try {
+      ctx.device.pushErrorScope('validation');
+      run(ctx, (pass) => d.encode(pass));
+      expect((await ctx.device.popErrorScope())?.message).toBeUndefined();
+      const all = await readF32(ctx, gy, c.rows * outCols + 3);
+      for (let i = c.rows * outCols; i < all.length; i++) expect(all[i]).toBe(1234.5);
+      return { y: all.subarray(0, c.rows * outCols), expanded: w.dequant, x, bias };
+    } finally {
+      d.destroy();
+      for (const b of [gx, gb, gy, ...w.buffers]) releaseBuffer(ctx, b);
+    }
+  }
+
+  it('prefill through the scratch: f16 equals the reference over f16-rounded weights, f32 equals the in-kernel path; chunked scratch; no leaks', async () => {
+    const ctx = await testGpu();
+    const before = liveBytes(ctx);
+    const opts: [string, LinearOptions][] = [
+      ['none', { prefillDequant: 'none' }],
+      ['f32', { prefillDequant: 'f32', prefillDequantMinRows: 16 }],
+      ['f16', { prefillDequant: 'f16', prefillDequantMinRows: 16 }],
+      // A scratch of a few rows: every weight runs in row chunks.
+      ['f16 chunked', { prefillDequant: 'f16', prefillDequantMinRows: 16, prefillScratchMaxBytes: 3000 }],
+      ['f32 chunked', { prefillDequant: 'f32', prefillDequantMinRows: 16, prefillScratchMaxBytes: 1 << 12 }],
+    ];
+    const lins = await Promise.all(opts.map(([, o]) => LinearKernels.create(ctx, o)));
+    try {
+      for (const [ci, c] of PREFILL.entries()) {
+        const outCols = c.gateUp ? c.out / 2 : c.out;
+        const ys: Float32Array[] = [];
+        for (const [i, [name]] of opts.entries()) {
+          const r = await prefill(ctx, lins[i], c, ci + 1);
+          ys.push(r.y);
+          const w = name.startsWith('f16') ? unpackF16(packF16(r.expanded), r.expanded.length) : r.expanded;
+          const want = c.gateUp ? gateUpRef(r.x, w, c.rows, c.inDim, outCols) : linearRef(r.x, w, c.rows, c.inDim, c.out, r.bias);
+          assertClose(r.y, want, `${name} ${JSON.stringify(c)}`, 1e-4, 0);
+        }
+        // f32 expansion: the same weights as the in-kernel path, so the same sums.
+        assertClose(ys[1], ys[0], `f32 vs none ${JSON.stringify(c)}`, 1e-6, 0);
+        assertClose(ys[4], ys[0], `f32 chunked vs none ${JSON.stringify(c)}`, 1e-6, 0);
+      }
+      // Scratch: none for 'none', allocated by the first large prefill, capped where asked.
+      expect(lins[0].dequantScratchBytes).toBe(0);
+      expect(lins[2].dequantScratchBytes).toBeGreaterThan(0);
+      expect(lins[3].dequantScratchBytes).toBeLessThanOrEqual(3000);
+      // Below the row threshold nothing is allocated.
+      const fresh = await LinearKernels.create(ctx, { prefillDequantMinRows: 64 });
+      await prefill(ctx, fresh, PREFILL[0], 1);
+      expect(fresh.dequantScratchBytes).toBe(0);
+      fresh.destroy();
+    } finally {
+      for (const l of lins) l.destroy();
+    }
+    expect(liveBytes(ctx)).toBe(before);
+    await expect(LinearKernels.create(ctx, { prefillDequant: 'f8' as 'f16' })).rejects.toThrow(InvalidOptionError);
+    await expect(LinearKernels.create(ctx, { prefillDequantMinRows: 0 })).rejects.toThrow(/prefillDequantMinRows/);
+    expect(liveBytes(ctx)).toBe(before);
+  });
+
+  it('the scratch hint sizes the first allocation for the largest weight', async () => {
+    const ctx = await testGpu();
+    const before = liveBytes(ctx);
+    const lin = await LinearKernels.create(ctx, { prefillDequantMinRows: 16 });
+    lin.reserveDequantScratch([[2 * 72, 64], [130, 96]]);
+    expect(lin.dequantScratchBytes).toBe(0);
+    await prefill(ctx, lin, PREFILL[3], 3);
+    expect(lin.dequantScratchBytes).toBe(130 * 96 * 2);
+    lin.destroy();
+    expect(liveBytes(ctx)).toBe(before);
+  });
+});
