@@ -4,13 +4,14 @@
  * for several kernel variants in one run, so a sweep keeps the fastest:
  *   npm run bench -- bench/sampling.ts [--sizes 32768] [--chunk 32768]
  *     [--heads 32] [--kv-heads 8] [--dim 128] [--iters 5] [--dense] [--check] [--json FILE]
- *     [--variants flash,tiled,tiled:rows=64x128x4x8x16:cols=64x64x4x4x32,tiled:split=1,tiled:split=8,tiled:target=1024]
+ *     [--variants flash,tiled,tiled:rows=64x128x4x8x16:cols=64x64x4x4x32,tiled:split=1,tiled:split=8,tiled:target=1024,tiled:flat=1]
  * A variant is 'flash' (flash 'sample' mode + sample_columns.wgsl) or 'tiled'
  * with optional tiles BSxBTxRXxRYxDK for the row-stats ('rows') and
  * column-score ('cols') kernels of kernels/sample_scores.wgsl, and the
  * row-stats kernel's key split: split=0 auto (default: split while fewer than
  * `target` workgroups, default 512), split=1 off, split=N always N;
- * target=M the auto split's workgroup target. Column 'split' lists the splits
+ * target=M the auto split's workgroup target; flat=1 the column kernel
+ * over one (head, row) stream whose tiles straddle heads (less padding in chunks). Column 'split' lists the splits
  * of the chunks (e.g. 6x7,1 = 6 at the first 7 chunks, then 1).
  * Columns: total ms, the row-stats kernel alone (rows ms; cols = total - rows),
  * effective TFLOP/s (2 * headDim per score of both kernels), and with --dense
@@ -47,7 +48,7 @@ const chunkRows = Number(args.chunk ?? 32768);
 const iters = Number(args.iters ?? 5);
 const variantNames = String(args.variants ?? 'flash,tiled').split(',');
 
-/** 'flash' | 'tiled[:rows=BSxBTxRXxRYxDK][:cols=...][:split=N][:target=M]' */
+/** 'flash' | 'tiled[:rows=BSxBTxRXxRYxDK][:cols=...][:split=N][:target=M][:flat=1]' */
 function parseVariant(v: string): SamplingOptions {
   const [kernel, ...parts] = v.split(':');
   if (kernel !== 'flash' && kernel !== 'tiled') throw new Error(`--variants: '${v}' must start with 'flash' or 'tiled'`);
@@ -55,8 +56,8 @@ function parseVariant(v: string): SamplingOptions {
     const part = parts.find((p) => p.startsWith(`${key}=`));
     return part === undefined ? undefined : Number(part.slice(key.length + 1));
   };
-  const tiles = parts.filter((p) => !p.startsWith('split=') && !p.startsWith('target='));
-  return { kernel, ...parseScoreTiles(tiles.join(':')), split: num('split'), splitTarget: num('target') };
+  const tiles = parts.filter((p) => !/^(split|target|flat)=/.test(p));
+  return { kernel, ...parseScoreTiles(tiles.join(':')), split: num('split'), splitTarget: num('target'), colsFlat: num('flat') === 1 };
 }
 const variants = variantNames.map((name) => ({ name, opts: parseVariant(name) }));
 

@@ -36,6 +36,8 @@ export interface SamplingOptions {
   split?: number;
   /** Workgroups the auto split aims for (default 512). */
   splitTarget?: number;
+  /** Column kernel over one (head, row) stream of tiles that straddle heads (ScoreOptions.colsFlat; default false). */
+  colsFlat?: boolean;
 }
 
 export interface SamplingBuffers {

@@ -42,6 +42,12 @@ export interface ScoreOptions {
   split?: number;
   /** Workgroups the auto split aims for (default 512, ~4 per SM of a 132-SM H100). */
   splitTarget?: number;
+  /**
+   * Column kernel: one stream of the group's (head, row) pairs in BT-row tiles
+   * that may straddle heads (less padding when few rows reach the columns, as
+   * in 4096-row chunks) instead of per-head tiles. Default false.
+   */
+  colsFlat?: boolean;
 }
 
 /** Auto split: at least this many K tiles per split. */
@@ -105,7 +111,7 @@ function sizes(ctx: GpuContext, headDim: number, kind: ScoreKernel, t: ScoreTile
   const warp = tx % 8 === 0 && ty % 4 === 0;
   return {
     ...t, nch, nt: tx * ty, xstr, ystr, gx: warp ? 8 : tx, gy: warp ? 4 : 1, xsLen, ysLen,
-    smemBytes: 16 * (xsLen + ysLen) + 8 * t.bt,
+    smemBytes: 16 * (xsLen + ysLen) + 12 * t.bt,
   };
 }
 
@@ -157,11 +163,13 @@ fn load_q4(off: u32, d4: u32) -> vec4<f32> {
 }
 
 /** WGSL of one kernel (exported for tests that compile it alone). */
-export function scoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan): string {
+export function scoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan, flat = false): string {
   // The header's flash tile constants are unused here; tpr 1 keeps it free of subgroups.
-  const flat: TilePlan = { tpr: 1, nv: 1, dvp: 1, qr: 1, rpt: 1, bc: 1, rs: false, group: dims.nHeads / dims.nKvHeads };
-  return attentionHeader(dims, flat, {
-    SMODE: SMODE[kind], BS: plan.bs, BT: plan.bt, RX: plan.rx, RY: plan.ry, DK4: plan.dk / 4, NCH: plan.nch,
+  const group = dims.nHeads / dims.nKvHeads;
+  const flatRows = kind === 'cols' && flat;
+  const header: TilePlan = { tpr: 1, nv: 1, dvp: 1, qr: 1, rpt: 1, bc: 1, rs: false, group };
+  return attentionHeader(dims, header, {
+    SMODE: SMODE[kind], FLAT: flatRows ? 1 : 0, GROUP: group, LH: flatRows ? group * plan.rx : 1, BS: plan.bs, BT: plan.bt, RX: plan.rx, RY: plan.ry, DK4: plan.dk / 4, NCH: plan.nch,
     XSTR: plan.xstr, YSTR: plan.ystr, GX: plan.gx, GY: plan.gy, XS_LEN: plan.xsLen, YS_LEN: plan.ysLen,
   }) + qAccess(dims.headDim) + source;
 }
@@ -187,6 +195,7 @@ export class SampleScores {
     private pipes: Record<ScoreKernel | 'combine', GPUComputePipeline>,
     private split: number,
     private splitTarget: number,
+    readonly colsFlat: boolean,
   ) {
     this.scratch = createBuffer(ctx, 16, STORAGE.rw, 'sample_scores_partials');
   }
@@ -198,10 +207,10 @@ export class SampleScores {
     if (!Number.isInteger(split) || split < 0) throw new InvalidOptionError('sampling.split', `must be 0 (auto), 1 (off) or a split count, got ${split}`);
     if (!Number.isInteger(splitTarget) || splitTarget < 1) throw new InvalidOptionError('sampling.splitTarget', `must be a positive workgroup count, got ${splitTarget}`);
     const [rows, cols, combine] = await Promise.all([
-      ...(['rows', 'cols'] as const).map((k) => getPipeline(ctx, { label: `sample_scores_${k}`, code: scoreSource(dims, k, plans[k]) })),
+      ...(['rows', 'cols'] as const).map((k) => getPipeline(ctx, { label: `sample_scores_${k}`, code: scoreSource(dims, k, plans[k], opts.colsFlat) })),
       getPipeline(ctx, { label: 'sample_scores_combine', code: splitCombineSource(dims) }),
     ]);
-    return new SampleScores(ctx, dims, plans, { rows, cols, combine }, split, splitTarget);
+    return new SampleScores(ctx, dims, plans, { rows, cols, combine }, split, splitTarget, opts.colsFlat ?? false);
   }
 
   private destroyed = false;

@@ -9,6 +9,11 @@
 //           for j + w <= i, and the group sums; a workgroup owns BS key
 //           columns and loops over the group's heads x tiles of BT sampled rows,
 //           starting at the first row that can reach its columns (rows are sorted).
+//           FLAT 1: the group's (head, row) pairs form one stream of group * nR rows
+//           (nR rows per head from that first row), cut into BT-row tiles that may
+//           straddle heads (less padding when nR is small, as in 4096-row chunks:
+//           205 rows per head = 7 tiles of 128 over 4 heads instead of 8); each
+//           thread keeps per-head column sums (GROUP * RX registers), reduced at the end.
 // Both: the stationary operand X (BS rows of headDim, mode 0 the q rows pre-scaled
 // by log2(e)/sqrt(D), mode 1 the K columns) sits in workgroup memory for the whole
 // kernel; the streamed operand Y (BT rows: mode 0 K, mode 1 scaled q) goes through
@@ -51,13 +56,18 @@ var<workgroup> xs: array<vec4<f32>, XS_LEN>; // [BS][XSTR]; mode 0 then (m, l, l
 var<workgroup> ys: array<vec4<f32>, YS_LEN>; // [BT][YSTR]; mode 1 also per-head sums [TY][BS] f32
 var<workgroup> ypos: array<u32, BT>;         // mode 1: absolute positions of the tile's rows (0 past nSamp)
 var<workgroup> ylse: array<f32, BT>;         // mode 1: their lse
+var<workgroup> yhead: array<u32, BT>;        // mode 1: their head in the group
 
 struct Job {
   kvh: u32,
   iMax: u32,   // mode 0: last key any row of the workgroup sees
   kStart: u32, // mode 1: first sampled row that reaches the workgroup's columns
-  nRT: u32,    // mode 1: row tiles per head
+  nRT: u32,    // mode 1: row tiles per head (FLAT 0)
+  nR: u32,     // mode 1: sampled rows per head from kStart
 }
+
+// Mode 1: position, lse and head (in the group) of row t of Y tile `it`; position 0 past the rows.
+struct RowMeta { pos: u32, lse: f32, head: u32 }
 
 fn q_off(k: u32, head: u32) -> u32 {
   return sample_row(k) * p.nHeads * HEAD_DIM + head * HEAD_DIM;
@@ -69,9 +79,28 @@ fn load_y(job: Job, it: u32, t: u32, d4: u32) -> vec4<f32> {
     let j = min(it * BT + t, job.iMax);
     return load_k4(job.kvh * p.capacity + j, d4);
   }
-  let g = it / job.nRT;
-  let k = min(job.kStart + (it % job.nRT) * BT + t, p.nSamp - 1u);
+  var g = it / job.nRT;
+  var k = min(job.kStart + (it % job.nRT) * BT + t, p.nSamp - 1u);
+  if (FLAT == 1u) {
+    let kk = min(it * BT + t, p.group * job.nR - 1u);
+    g = kk / job.nR;
+    k = job.kStart + kk % job.nR;
+  }
   return load_q4(q_off(k, job.kvh * p.group + g), d4) * p.scale;
+}
+
+fn row_meta(job: Job, it: u32, t: u32) -> RowMeta {
+  var g = it / job.nRT;
+  var k = job.kStart + (it % job.nRT) * BT + t;
+  var ok = k < p.nSamp;
+  if (FLAT == 1u) {
+    let kk = it * BT + t;
+    ok = kk < p.group * job.nR;
+    g = min(kk / job.nR, p.group - 1u);
+    k = job.kStart + kk % job.nR;
+  }
+  k = min(k, p.nSamp - 1u);
+  return RowMeta(select(0u, p.pos + sample_row(k), ok), rowStats[((job.kvh * p.group + g) * p.nSamp + k) * 2u], g);
 }
 
 @compute @workgroup_size(NT)
@@ -79,7 +108,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   // Thread position: lx + GX * (ly + GY * (wx + (TX / GX) * wy)).
   let xi = lid % GX + GX * ((lid / (GX * GY)) % (TX / GX));
   let yi = (lid / GX) % GY + GY * (lid / (TX * GY));
-  var job = Job(wg.y, 0u, 0u, 0u);
+  var job = Job(wg.y, 0u, 0u, 0u, 0u);
   let nAll = p.nSamp * p.group;
   var t0 = 0u;      // mode 0: first (row, head) pair of the workgroup
   var j0 = 0u;      // mode 1: first column
@@ -105,8 +134,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       if (p.pos + sample_row(mid) >= j0 + p.window) { hi = mid; } else { lo = mid + 1u; }
     }
     job.kStart = lo;
-    job.nRT = (p.nSamp - lo + BT - 1u) / BT;
-    nIt = p.group * job.nRT;
+    job.nR = p.nSamp - lo;
+    job.nRT = (job.nR + BT - 1u) / BT;
+    nIt = select(p.group * job.nRT, (p.group * job.nR + BT - 1u) / BT, FLAT == 1u);
     fEnd = nIt * NCH;
   }
 
@@ -136,13 +166,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     l[r] = 0.0;
     lw[r] = 0.0;
   }
-  // (mode 1 keeps its column sums in l)
+  // (mode 1 keeps its column sums in l; FLAT 1: those of head curG, flushed to lh on a head change)
   var gsum = 0.0; // mode 1, thread lid < BS: group sum of column j0 + lid
+  var lh: array<f32, LH>;
+  for (var a = 0u; a < LH; a++) { lh[a] = 0.0; }
+  var curG = 0u;
 
   var acc: array<f32, RX * RY>;
   var pf: array<vec4<f32>, PF>;
-  var pmPos = 0u;
-  var pmLse = 0.0;
+  var pm = RowMeta(0u, 0.0, 0u);
   // pf: registers of flat chunk f; mode 1 also the tile's row metadata.
   if (fBeg < fEnd) {
     for (var u = 0u; u < PF; u++) {
@@ -150,11 +182,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       if (e < YN) { pf[u] = load_y(job, fBeg / NCH, e / DK4, e % DK4); }
     }
   }
-  if (SMODE == 1u && fEnd > 0u && lid < BT) {
-    let k = job.kStart + lid;
-    pmPos = select(0u, p.pos + sample_row(k), k < p.nSamp);
-    pmLse = rowStats[(job.kvh * p.group * p.nSamp + min(k, p.nSamp - 1u)) * 2u];
-  }
+  if (SMODE == 1u && fEnd > 0u && lid < BT) { pm = row_meta(job, 0u, lid); }
 
   for (var f = fBeg; f < fEnd; f++) {
     let it = f / NCH;
@@ -164,7 +192,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       let e = lid + u * NT;
       if (e < YN) { ys[(e / DK4) * YSTR + e % DK4] = pf[u]; }
     }
-    if (SMODE == 1u && ch == 0u && lid < BT) { ypos[lid] = pmPos; ylse[lid] = pmLse; }
+    if (SMODE == 1u && ch == 0u && lid < BT) { ypos[lid] = pm.pos; ylse[lid] = pm.lse; yhead[lid] = pm.head; }
     workgroupBarrier();
     if (f + 1u < fEnd) {
       let itN = (f + 1u) / NCH;
@@ -173,12 +201,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let e = lid + u * NT;
         if (e < YN) { pf[u] = load_y(job, itN, e / DK4, chN * DK4 + e % DK4); }
       }
-      if (SMODE == 1u && chN == 0u && lid < BT) {
-        let g = itN / job.nRT;
-        let k = job.kStart + (itN % job.nRT) * BT + lid;
-        pmPos = select(0u, p.pos + sample_row(k), k < p.nSamp);
-        pmLse = rowStats[((job.kvh * p.group + g) * p.nSamp + min(k, p.nSamp - 1u)) * 2u];
-      }
+      if (SMODE == 1u && chN == 0u && lid < BT) { pm = row_meta(job, itN, lid); }
     }
     if (ch == 0u) { for (var a = 0u; a < RX * RY; a++) { acc[a] = 0.0; } }
     let xc = ch * DK4;
@@ -229,12 +252,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         let t = yi + TY * c;
         let i = ypos[t];
         let lse = ylse[t];
+        if (FLAT == 1u && yhead[t] != curG) {
+          // Rows ascend, so heads only grow: flush head curG's sums.
+          for (var gg = 0u; gg < GROUP; gg++) {
+            for (var r = 0u; r < RX; r++) { lh[gg * RX + r] += select(0.0, l[r], gg == curG); }
+          }
+          for (var r = 0u; r < RX; r++) { l[r] = 0.0; }
+          curG = yhead[t];
+        }
         for (var r = 0u; r < RX; r++) {
           let j = j0 + xi + TX * r;
           l[r] += select(0.0, exp2(acc[r * RY + c] - lse), j + p.window <= i);
         }
       }
-      if (it % job.nRT == job.nRT - 1u) {
+      if (FLAT == 0u && it % job.nRT == job.nRT - 1u) {
         // Last tile of head g: sum the column over the TY threads that share it.
         let head = job.kvh * p.group + it / job.nRT;
         workgroupBarrier();
@@ -281,9 +312,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       }
     }
   } else {
+    if (FLAT == 1u) {
+      // Per head: sum the columns over the TY threads that share them.
+      for (var gg = 0u; gg < GROUP; gg++) {
+        workgroupBarrier();
+        for (var r = 0u; r < RX; r++) {
+          let at = yi * BS + xi + TX * r;
+          ys[at / 4u][at % 4u] = lh[gg * RX + r] + select(0.0, l[r], gg == curG);
+        }
+        workgroupBarrier();
+        if (lid < BS) {
+          var s = 0.0;
+          for (var y = 0u; y < TY; y++) { let at = y * BS + lid; s += ys[at / 4u][at % 4u]; }
+          if (j0 + lid < p.nCols) { colScores[(job.kvh * p.group + gg) * p.capacity + j0 + lid] = s; }
+          gsum += s;
+        }
+      }
+    }
     let j = j0 + lid;
     if (lid < BS && j < p.nCols) {
-      if (job.nRT == 0u) {
+      if (FLAT == 0u && job.nRT == 0u) {
         for (var g = 0u; g < p.group; g++) { colScores[(job.kvh * p.group + g) * p.capacity + j] = 0.0; }
       }
       groupScores[job.kvh * p.capacity + j] = gsum;

@@ -6,7 +6,8 @@
  * GQA 1/2/4/8, chunks at pos > 0, nSamp * group not a multiple of the tile,
  * every sampled (nSamp = rows), one-row chunks, headDim 64 / 80 / 37, an f16
  * cache, forced tiles, the row-stats kernel's key split (partials + combine,
- * incl. splits with no key below some rows) and the flash path without subgroups.
+ * incl. splits with no key below some rows), the column kernel's flat (head, row)
+ * stream (tiles over 2..8 heads) and the flash path without subgroups.
  */
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
@@ -45,7 +46,7 @@ type Kernels = Pick<SampleKernels, 'encodeSampling' | 'destroy'>;
  * with these tiles) or SampleKernels with the 'flash' kernels; outputs trimmed
  * to nSamp rows / nCols columns.
  */
-async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string }; split?: number } | 'flash', data = inputs(s)): Promise<Outputs> {
+async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string }; split?: number; flat?: boolean } | 'flash', data = inputs(s)): Promise<Outputs> {
   const { seqLen, qkv, plan } = data;
   const capacity = seqLen + 3; // a cache larger than the sequence
   const dtype = s.kvDtype ?? 'f32';
@@ -56,7 +57,7 @@ async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: s
   } else {
     const t = which.tiles;
     const scores = await SampleScores.create(ctx, dims, {
-      rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined, split: which.split ?? 1,
+      rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined, split: which.split ?? 1, colsFlat: which.flat,
     });
     kernels = {
       encodeSampling: (pass, b, nSamp, nCols) => {
@@ -175,6 +176,18 @@ describe('SampleAttention sampling kernels (Dawn)', () => {
       console.log(`${name}: ${describePlan(data.plan)}`);
       expectClose(await runSampling(ctx, s, { tiles: SMALL, split }, data), reference(s, data), `tiled split ${split} vs f64`, 2e-5);
       expect(liveBytes(ctx)).toBe(before);
+    });
+  }
+
+  // Flat column tiles (32 rows) with 2 (130 rows at pos > 0, 52 sampled), several (GQA 8,
+  // one sampled row: 8 heads per tile) and no heads (columns no row reaches) per tile.
+  const FLAT: [string, Shape][] = [SHAPES[0], SHAPES[2], ['GQA 2, D 37, chunk at pos > 0', { nHeads: 4, nKvHeads: 2, headDim: 37, rows: 120, pos: 150 }]];
+  for (const [name, s] of FLAT) {
+    it(`flat column tiles + split rows = f64 reference: ${name}`, async () => {
+      const ctx = await testGpu();
+      const data = inputs(s);
+      const split = data.plan.nSamp > 1 ? 2 : 1;
+      expectClose(await runSampling(ctx, s, { tiles: SMALL, flat: true, split }, data), reference(s, data), `tiled flat cols, split ${split} vs f64`, 2e-5);
     });
   }
 
