@@ -6,6 +6,7 @@
  *   npm run bench -- bench/gemm.ts [--json FILE] [--variant base,kv,kv:bk=32:tm=16,...]
  *     [--shapes 4096x4096x4096,4096x14336x4096] [--formats f16,q4] [--group 32]
  *     [--gateup] [--no-check] [--no-matmul] [--iters 5] [--warm-ms 300] [--pass-ms 40]
+ *     [--dequant f16,f32,none] [--dq-min-rows 1]
  * On the GPU machine: npm run gpu:bundle -- bench/gemm.ts, then
  *   source .gpu/setup.sh && node .gpu/gemm.mjs --json $OUT/gemm.json
  * Shapes are M x N x K (M rows of x, N weight rows, K = in); --gateup adds
@@ -14,6 +15,12 @@
  * kvnp, kv256, kv8, kvdb, trdb, kvwide, kvsw, trsw) with optional overrides
  * ':bk=8|16|32', ':tm=N', ':tn=N', ':pf=0|1', ':db=0|1', ':sw=0|1' (e.g.
  * kv:db=1:sw=1); default: all presets that fit the device's workgroup memory.
+ * --dequant (q4 / q8 rows only; default: f16,none): LinearOptions.prefillDequant,
+ * one row each, named 'dq=MODE': 'f16' / 'f32' expand the weight into a
+ * scratch (kernels/dequant_f16.wgsl) inside the timed dispatch, then run the
+ * f16 / f32 GEMM; 'none' decodes inside the GEMM. f16 rows are checked
+ * against the f16-rounded weights (what the GEMM then reads). --dq-min-rows
+ * (default 1: every M) is the library's threshold (its default is 256).
  * Each row runs --warm-ms (300) of wall time first, then the median of
  * --iters (5) timed passes of repeated dispatches (up to --pass-ms, 40 ms of
  * GPU work, per pass), divided by the repeats; timestamp queries when
@@ -31,12 +38,14 @@ import { f16ToF32, f32ToF16 } from '../src/loader/quant.ts';
 import { Rng } from '../src/util/rng.ts';
 import { MatmulF32 } from '../kernels/matmul.ts';
 import { ELEMS_PER_WORD, LinearKernels } from '../kernels/linear.ts';
+import { PREFILL_DEQUANTS, type PrefillDequant } from '../kernels/dequant_f16.ts';
 import { GEMM_PRESETS, gemmSmemBytes, gemmTag, parseGemmVariant, type GemmConfig } from '../kernels/linear_gemm.ts';
 import type { Dispatch } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 
 const args = benchArgs({
   shapes: { type: 'string' }, variant: { type: 'string' }, formats: { type: 'string' }, group: { type: 'string' },
+  dequant: { type: 'string' }, 'dq-min-rows': { type: 'string' },
   gateup: { type: 'boolean' }, 'no-check': { type: 'boolean' }, 'no-matmul': { type: 'boolean' }, iters: { type: 'string' }, 'warm-ms': { type: 'string' }, 'pass-ms': { type: 'string' },
 });
 const ctx = await getGpu();
@@ -56,6 +65,13 @@ const ITERS = Number(args.iters ?? 5);
 const WARM_MS = soft ? 0 : Number(args['warm-ms'] ?? 300);
 const PASS_MS = Number(args['pass-ms'] ?? 40);
 const check = args['no-check'] !== true;
+const dequants = String(args.dequant ?? 'f16,none').split(',') as PrefillDequant[];
+for (const dq of dequants) if (!PREFILL_DEQUANTS.includes(dq)) throw new Error(`--dequant: '${dq}' is not one of ${PREFILL_DEQUANTS.join(', ')}`);
+// Rows from which the expansion runs (LinearOptions.prefillDequantMinRows): 1 here, so a dq row always runs its mode.
+const DQ_MIN_ROWS = Number(args['dq-min-rows'] ?? 1);
+/** The dequantization modes a format's rows run: every --dequant mode for q4 / q8, one row otherwise. */
+const modesOf = (f: WeightFormat): (PrefillDequant | undefined)[] => (f === 'q4' || f === 'q8' ? dequants : [undefined]);
+const kernelKey = (spec: string, dq: PrefillDequant | undefined) => `${spec}|${dq ?? 'none'}`;
 
 const t0 = performance.now();
 const header = ['kernel', 'weights', 'M x N x K', 'ms', 'TFLOP/s', 'max rel err'];
@@ -205,9 +221,16 @@ async function row(name: string, fn: () => Promise<void>): Promise<void> {
 }
 
 const kernels = new Map<string, LinearKernels>();
+const allModes = [...new Set(formats.flatMap(modesOf))];
 for (const v of variants) {
-  await row(v.spec, async () => { kernels.set(v.spec, await LinearKernels.create(ctx, { gemm: v.gemm })); });
+  for (const dq of allModes) {
+    await row(v.spec, async () => {
+      kernels.set(kernelKey(v.spec, dq), await LinearKernels.create(ctx, { gemm: v.gemm, prefillDequant: dq ?? 'none', prefillDequantMinRows: DQ_MIN_ROWS }));
+    });
+  }
 }
+/** Weight values as the GEMM reads them after an f16 expansion. */
+const round16 = (v: Float64Array) => v.map((q) => f16ToF32(f32ToF16(q)));
 const mm = await MatmulF32.create(ctx);
 
 for (const { m, n, k } of shapes) {
@@ -239,19 +262,20 @@ for (const { m, n, k } of shapes) {
         return v;
       };
       try {
-        for (const v of variants) {
-          const lin = kernels.get(v.spec);
+        for (const v of variants) for (const dq of modesOf(format)) {
+          const lin = kernels.get(kernelKey(v.spec, dq));
           if (!lin) continue;
-          const name = `linear_gemm ${v.spec} (${gemmTag(v.gemm)})`;
+          const name = `linear_gemm ${v.spec} (${gemmTag(v.gemm)})${dq ? ` dq=${dq}` : ''}`;
+          const wRef = dq === 'f16' ? (c: number) => round16(wRow(c)) : wRow;
           await row(name, async () => {
             const d = lin.prepare({ x, w: wt.w, y, rows: m });
             try {
               await ctx.device.queue.onSubmittedWorkDone();
               const t = await time(d, 'linear_gemm');
-              const relErr = check ? await sampledError(y, m, n, k, (xr, c) => dot(xr, wRow(c))) : NaN;
+              const relErr = check ? await sampledError(y, m, n, k, (xr, c) => dot(xr, wRef(c))) : NaN;
               const bad = relErr > 1e-4 ? ' WRONG' : '';
               rows.push([name + bad, format, shape, t.ms.toFixed(3), (flops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
-              results.push({ kernel: 'linear_gemm', variant: v.spec, config: v.gemm, format, group: GROUP, m, n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: flops / t.ms / 1e9, relErr });
+              results.push({ kernel: 'linear_gemm', variant: v.spec, config: v.gemm, dequant: dq ?? 'none', format, group: GROUP, m, n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: flops / t.ms / 1e9, relErr });
             } finally {
               d.destroy();
             }
@@ -264,20 +288,21 @@ for (const { m, n, k } of shapes) {
       // Fused gate/up: W = [Wg; Wu] of 2n rows, y (m, n) = silu(x Wg^T) * (x Wu^T).
       const gu = makeWeight(format, 2 * n, k);
       try {
-        for (const v of variants) {
-          const lin = kernels.get(v.spec);
+        for (const v of variants) for (const dq of modesOf(format)) {
+          const lin = kernels.get(kernelKey(v.spec, dq));
           if (!lin) continue;
-          const name = `linear_gemm gate/up ${v.spec}`;
+          const name = `linear_gemm gate/up ${v.spec}${dq ? ` dq=${dq}` : ''}`;
+          const guRow = dq === 'f16' ? (c: number) => round16(gu.rowValues(c)) : gu.rowValues;
           await row(name, async () => {
             const d = lin.prepareGateUp({ x, w: gu.w, y, rows: m });
             const gflops = 2 * flops;
             try {
               const t = await time(d, 'gate_up');
               const silu = (g: number) => g / (1 + Math.exp(-g));
-              const relErr = check ? await sampledError(y, m, n, k, (xr, c) => silu(dot(xr, gu.rowValues(c))) * dot(xr, gu.rowValues(n + c))) : NaN;
+              const relErr = check ? await sampledError(y, m, n, k, (xr, c) => silu(dot(xr, guRow(c))) * dot(xr, guRow(n + c))) : NaN;
               const bad = relErr > 1e-4 ? ' WRONG' : '';
               rows.push([name + bad, format, `${m}x${2 * n}x${k}`, t.ms.toFixed(3), (gflops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
-              results.push({ kernel: 'linear_gemm_gate_up', variant: v.spec, config: v.gemm, format, group: GROUP, m, n: 2 * n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: gflops / t.ms / 1e9, relErr });
+              results.push({ kernel: 'linear_gemm_gate_up', variant: v.spec, config: v.gemm, dequant: dq ?? 'none', format, group: GROUP, m, n: 2 * n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: gflops / t.ms / 1e9, relErr });
             } finally {
               d.destroy();
             }
