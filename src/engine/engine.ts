@@ -117,6 +117,10 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       ArgmaxKernels.create(ctx),
     ]);
     owned.push(linear, split, ...(prefill ? [prefill] : []));
+    // The q4 / q8 prefill dequantization scratch (LinearOptions.prefillDequant), allocated by the
+    // first prefill plan of prefillDequantMinRows rows or more, sized for the largest layer matrix.
+    linear.reserveDequantScratch([...opts.weights].filter(([name, w]) => name.startsWith('layers.') && w.shape.length === 2 &&
+      (w.format === 'q4' || w.format === 'q8')).map(([, w]) => w.shape));
     const kernels: Kernels = { norm, embed, rope, linear, splitAttention: split, prefillAttention: prefill };
     const act = allocActivations(ctx, spec, prefillChunk);
     owned.push({ destroy: () => { for (const b of Object.values(act)) releaseBuffer(ctx, b); } });
@@ -205,9 +209,9 @@ export class DenseEngine implements Engine {
   get kvLength(): number { return this.cache.length; }
   get logits(): GPUBuffer { return this.act.logits; }
 
-  /** Bytes the engine allocated itself (KV cache, activations, scratch), weights excluded. */
-  get stateBytes(): { kvCache: number; activations: number } {
-    return { kvCache: this.cache.bytes, activations: activationBytes(this.act) };
+  /** Bytes the engine allocated itself (KV cache, activations, scratch), weights excluded; dequantScratch: the q4 / q8 prefill scratch. */
+  get stateBytes(): { kvCache: number; activations: number; dequantScratch: number } {
+    return { kvCache: this.cache.bytes, activations: activationBytes(this.act), dequantScratch: this.kernels.linear.dequantScratchBytes };
   }
 
   async prefill(ids: number[], opts: PrefillOptions = {}): Promise<PrefillResult> {

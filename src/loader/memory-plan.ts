@@ -17,11 +17,16 @@
  *   attention scores of one head       T * contextLength       (scratch; fused kernels need less)
  *   SampleAttention column scores      nHeads * contextLength  (+ index lists, same size, u32)
  * times 4 bytes. Decode (T = 1) is always below this.
+ *
+ * Dequantization scratch (q4 / q8 weights, prefill chunks of at least
+ * prefillDequantMinRows rows, kernels/dequant_f16.ts): the largest per-layer
+ * matrix expanded to f16 (or f32), at most one storage binding.
  */
 import { GpuLimitError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { TensorRecipe, WeightPlan } from '../../models/index.ts';
+import { DEFAULT_DEQUANT_MIN_ROWS, DEFAULT_PREFILL_DEQUANT, dequantScratchBytes, type PrefillDequant } from '../../kernels/dequant_f16.ts';
 import { checkFormatOptions, layoutBytes, layoutFor, type FormatOptions, type LoadFormat, type WeightLayout } from './layout.ts';
 
 export interface MemoryPlanOptions extends FormatOptions {
@@ -33,6 +38,9 @@ export interface MemoryPlanOptions extends FormatOptions {
   prefillChunk?: number;
   /** Optional cap on total bytes (e.g. what the app wants to spend). */
   budgetBytes?: number;
+  /** LinearOptions.prefillDequant / prefillDequantMinRows the engine will run with (defaults: theirs). */
+  prefillDequant?: PrefillDequant;
+  prefillDequantMinRows?: number;
 }
 
 export interface PlanLimits {
@@ -48,6 +56,8 @@ export interface MemoryPlan {
   weightsBytes: number;
   kvCacheBytes: number;
   activationBytes: number;
+  /** The q4 / q8 prefill dequantization scratch (0 when prefills do not expand weights). */
+  dequantScratchBytes: number;
   totalBytes: number;
   /** Largest single buffer of the plan (a weight part, a KV layer buffer, an activation buffer). */
   largestBufferBytes: number;
@@ -91,10 +101,14 @@ export function planMemory(spec: ModelSpec, weights: WeightPlan | TensorRecipe[]
   const act = activationBytes(spec, prefillChunk, contextLength);
   const kvLayerBuffer = kv / spec.nLayers / 2;
   const largestPart = Math.max(0, ...tensors.flatMap((l) => l.parts.map((p) => p.dataBytes)));
+  const dq = o.prefillDequant ?? DEFAULT_PREFILL_DEQUANT;
+  const expands = dq !== 'none' && Math.min(prefillChunk, contextLength) >= (o.prefillDequantMinRows ?? DEFAULT_DEQUANT_MIN_ROWS);
+  const quantMatrices = tensors.filter((l) => l.name.startsWith('layers.') && l.shape.length === 2 && (l.format === 'q4' || l.format === 'q8'));
+  const scratch = expands ? dequantScratchBytes(dq, quantMatrices.map((l) => l.shape), Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) : 0;
   return {
     format, contextLength, kvDtype, prefillChunk,
-    weightsBytes, kvCacheBytes: kv, activationBytes: act.total,
-    totalBytes: weightsBytes + kv + act.total,
+    weightsBytes, kvCacheBytes: kv, activationBytes: act.total, dequantScratchBytes: scratch,
+    totalBytes: weightsBytes + kv + act.total + scratch,
     largestBufferBytes: Math.max(largestPart, kvLayerBuffer, act.largest),
     tensors,
     notes: tensors.filter((l) => l.note).map((l) => `${l.name}: ${l.note}`),
@@ -115,13 +129,13 @@ export function checkPlan(spec: ModelSpec, weights: WeightPlan | TensorRecipe[],
   if (fits(plan)) return plan;
   const suggestion = suggest(spec, weights, limits, o, fits);
   const details = {
-    weightsBytes: plan.weightsBytes, kvCacheBytes: plan.kvCacheBytes, activationBytes: plan.activationBytes,
+    weightsBytes: plan.weightsBytes, kvCacheBytes: plan.kvCacheBytes, activationBytes: plan.activationBytes, dequantScratchBytes: plan.dequantScratchBytes,
     totalBytes: plan.totalBytes, budgetBytes: o.budgetBytes, largestBufferBytes: plan.largestBufferBytes,
     maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize, format: plan.format, contextLength: plan.contextLength, suggestion,
   };
   const what = plan.largestBufferBytes > bind
     ? `a buffer of ${MiB(plan.largestBufferBytes)} (KV cache layer or activations at context ${plan.contextLength}) exceeds this GPU's storage binding limit of ${MiB(bind)}`
-    : `needs ${MiB(plan.totalBytes)} (weights ${MiB(plan.weightsBytes)} in ${plan.format} + KV cache ${MiB(plan.kvCacheBytes)} for ${plan.contextLength} tokens + activations ${MiB(plan.activationBytes)}) but the budget is ${MiB(o.budgetBytes!)}`;
+    : `needs ${MiB(plan.totalBytes)} (weights ${MiB(plan.weightsBytes)} in ${plan.format} + KV cache ${MiB(plan.kvCacheBytes)} for ${plan.contextLength} tokens + activations ${MiB(plan.activationBytes)}${plan.dequantScratchBytes ? ` + prefill dequantization scratch ${MiB(plan.dequantScratchBytes)}` : ''}) but the budget is ${MiB(o.budgetBytes!)}`;
   const hint = suggestion ? `; try ${suggestion.text}` : '; no format or context of at least 256 tokens fits';
   throw new GpuLimitError(`the model does not fit: ${what}${hint}`, details);
 }

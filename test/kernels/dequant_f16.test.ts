@@ -12,7 +12,11 @@ import { gateUpRef, LinearKernels, linearRef, type LinearOptions } from '../../k
 import { liveBytes, readBuffer, readF32, releaseBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { dequantize, packF16, quantizeQ4, quantizeQ8, unpackF16 } from '../../src/loader/quant.ts';
-import { InvalidOptionError } from '../../src/errors.ts';
+import { GpuLimitError, InvalidOptionError } from '../../src/errors.ts';
+import { checkPlan, planMemory } from '../../src/loader/memory-plan.ts';
+import { syntheticConfig, syntheticTensors, type SyntheticOptions } from '../../src/loader/synthetic.ts';
+import { parseConfig, weightPlan } from '../../models/index.ts';
+import type { TensorEntry } from '../../src/loader/source.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { assertClose } from '../helpers/compare.ts';
 
@@ -201,5 +205,32 @@ describe('dequant_f16 (Dawn)', () => {
     expect(lin.dequantScratchBytes).toBe(130 * 96 * 2);
     lin.destroy();
     expect(liveBytes(ctx)).toBe(before);
+  });
+});
+
+describe('memory plan: prefill dequantization scratch', () => {
+  it('counts the largest layer matrix expanded (q4 / q8, large chunks only), capped at one binding; a budget that only misses by it fails typed', () => {
+    const o: SyntheticOptions = { family: 'internlm2', dim: 4096, nLayers: 32, nHeads: 32, nKvHeads: 8, ffnDim: 14336, vocabSize: 92544, dtype: 'BF16', contextLength: 32768 };
+    const spec = parseConfig(syntheticConfig(o) as Record<string, unknown>);
+    let off = 0;
+    const entries: TensorEntry[] = syntheticTensors(o).map((t) => {
+      const byteLength = t.shape.reduce((a, b) => a * b, 1) * 2;
+      off += byteLength;
+      return { ...t, file: 'x', offset: off - byteLength, byteLength };
+    });
+    const plan = weightPlan(spec, entries);
+    const limits = { maxBufferSize: 4 * 2 ** 30, maxStorageBufferBindingSize: 2 ** 31 - 4 };
+    const q4 = planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512 });
+    expect(q4.dequantScratchBytes).toBe(2 * 14336 * 4096 * 2); // gate/up, f16
+    expect(q4.totalBytes).toBe(q4.weightsBytes + q4.kvCacheBytes + q4.activationBytes + q4.dequantScratchBytes);
+    expect(planMemory(spec, plan, limits, { format: 'q8', contextLength: 4096, prefillDequant: 'f32' }).dequantScratchBytes).toBe(2 * 14336 * 4096 * 4);
+    expect(planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillDequant: 'none' }).dequantScratchBytes).toBe(0);
+    expect(planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 128 }).dequantScratchBytes).toBe(0);
+    expect(planMemory(spec, plan, limits, { format: 'f16', contextLength: 4096 }).dequantScratchBytes).toBe(0);
+    const small = { maxBufferSize: 2 ** 28, maxStorageBufferBindingSize: 2 ** 27 };
+    expect(planMemory(spec, plan, small, { format: 'q4', contextLength: 4096 }).dequantScratchBytes).toBe(2 ** 27);
+    const without = q4.totalBytes - q4.dequantScratchBytes;
+    expect(() => checkPlan(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, budgetBytes: without + 1 })).toThrow(GpuLimitError);
+    expect(() => checkPlan(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, prefillDequant: 'none', budgetBytes: without + 1 })).not.toThrow();
   });
 });
