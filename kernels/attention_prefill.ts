@@ -13,10 +13,20 @@ import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import type { KvDtype } from '../src/engine/types.ts';
 import { GpuLimitError, InvalidOptionError } from '../src/errors.ts';
 import source from './attention_prefill.wgsl?raw';
+import fallbackSource from './sample_fallback.wgsl?raw';
 
 /** 'sparse': the fused stripes + window pass; 'stripes' / 'window': the split path's two passes. */
 export type FlashMode = 'dense' | 'window' | 'stripes' | 'sample' | 'sparse';
 const MODE_ID: Record<FlashMode, number> = { dense: 0, window: 1, stripes: 2, sample: 3, sparse: 4 };
+
+/**
+ * Fused sparse pass variants (header const FV): 'a' one loop over stripe then contiguous tiles;
+ * 'b' the stripe tiles in their own loop (whole-tile mask fast path), then the contiguous tiles
+ * with the dense loop body. Swept by bench/attention --fused-variant.
+ */
+export type FusedVariant = 'a' | 'b';
+export const FUSED_VARIANTS: FusedVariant[] = ['a', 'b'];
+export const DEFAULT_FUSED_VARIANT: FusedVariant = 'b';
 
 /** Shape of one attention layer as the kernels see it. */
 export interface AttentionDims {
@@ -61,19 +71,19 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   } else if (useSg) {
     while (tpr < 4 && tpr * 2 <= dv4) tpr *= 2;
   }
-  // Wide heads on subgroups of >= 8 lanes: 8 lanes per row (4 vec4s of q/o each) and 2 rows per
-  // thread in 64-row workgroups with 16-key tiles (H100, D=128, S=16K: 22.5 TFLOP/s vs 11.3 for
-  // 64x4x32x1; 128x8x16x2 gave 20.3 in dense but its 512 threads leave <= 128 registers per
-  // thread and the window pass ran 2.5x slower than 64x4x32x1).
+  // Wide heads on subgroups of >= 8 lanes: 8 lanes per row (4 vec4s of q/o each) and 4 rows per
+  // thread in 128-row workgroups (256 threads) with 8-key tiles (H100, D=128, S=16K dense: 23.6
+  // TFLOP/s, 32K: 23.7-24.4; 64x8x16x2 22.5, 64x8x8x4 22.7, 128x8x16x4 18.3, 256x8x8x4 spills;
+  // 64x4x32x1 11.3).
   const wide = !opts.narrow && useSg && opts.tile?.tpr === undefined && dv4 >= 24 && subgroupMin(ctx) >= 8
     && 256 <= ctx.limits.maxComputeInvocationsPerWorkgroup;
   if (wide) tpr = 8;
   const nv = Math.ceil(dv4 / tpr);
   const dvp = nv * tpr;
   const maxThreads = ctx.limits.maxComputeInvocationsPerWorkgroup;
-  const rpt = opts.tile?.rpt ?? (wide && opts.tile?.qr === undefined ? 2 : 1);
+  const rpt = opts.tile?.rpt ?? (wide && opts.tile?.qr === undefined ? 4 : 1);
   if (![1, 2, 4].includes(rpt)) bad('rpt', `must be 1, 2 or 4, got ${rpt}`);
-  let qr = wide && opts.tile?.rpt === undefined ? 64 : rpt * Math.max(1, Math.min(64, Math.floor(Math.min(256, maxThreads) / tpr)));
+  let qr = wide && opts.tile?.rpt === undefined ? 128 : rpt * Math.max(1, Math.min(64, Math.floor(Math.min(256, maxThreads) / tpr)));
   if (opts.tile?.qr !== undefined) {
     qr = opts.tile.qr;
     if (!Number.isInteger(qr) || qr < rpt || qr % rpt !== 0 || (qr / rpt) * tpr > maxThreads) {
@@ -82,7 +92,7 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   }
   // Two tiles (K and V) of bc x dvp vec4s plus the key ids must fit workgroup memory.
   const budget = ctx.limits.maxComputeWorkgroupStorageSize - 1024;
-  let bc = wide ? 16 : 32;
+  let bc = wide ? 8 : 32;
   while (bc > 4 && bc * dvp * 32 > budget) bc /= 2;
   if (opts.tile?.bc !== undefined) {
     bc = opts.tile.bc;
@@ -113,6 +123,8 @@ export interface AttentionParams {
   scale: number; alpha: number;
   /** Selection: stripe area at or above which a KV group runs dense (absent: never). */
   fallbackSel?: number;
+  /** K/V head of unit u is u / kvDiv (default 1; per-head selection passes nKvHeads = nHeads and the real group). */
+  kvDiv?: number;
 }
 
 export const PARAMS_BYTES = 64;
@@ -125,6 +137,7 @@ export function paramsWords(p: AttentionParams): ArrayBuffer {
   f[12] = p.scale;
   f[13] = p.alpha;
   f[14] = p.fallbackSel ?? 3.0e38;
+  u[15] = p.kvDiv ?? 1;
   return ab;
 }
 
@@ -136,7 +149,7 @@ export function attentionHeader(d: AttentionDims, plan: TilePlan, consts: Record
   const all: Record<string, number> = {
     HEAD_DIM: D, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc,
     RPT: plan.rpt, THREADS: (plan.qr / plan.rpt) * plan.tpr, RS: plan.rs ? 1 : 0,
-    KPL: Math.max(1, plan.bc / plan.tpr), PSV: plan.rs ? (plan.qr * plan.bc) / 4 : 1, ...consts,
+    KPL: Math.max(1, plan.bc / plan.tpr), PSV: plan.rs ? (plan.qr * plan.bc) / 4 : 1, FB: 0, FV: 0, ...consts,
   };
   for (const [k, v] of Object.entries(all)) lines.push(`const ${k}: u32 = ${v}u;`);
   lines.push(`
@@ -144,7 +157,7 @@ struct Params {
   rows: u32, pos: u32, nHeads: u32, nKvHeads: u32,
   capacity: u32, window: u32, nSamp: u32, sampBlock: u32,
   nBlocks: u32, nCols: u32, statsOffset: u32, group: u32,
-  scale: f32, alpha: f32, fallbackSel: f32, pad2: f32,
+  scale: f32, alpha: f32, fallbackSel: f32, kvDiv: u32,
 }
 @group(0) @binding(6) var<uniform> p: Params;
 
@@ -216,7 +229,7 @@ export function bindAt(ctx: GpuContext, pipeline: GPUComputePipeline, entries: [
   });
 }
 
-/** The flash kernel in its four modes for one layer shape. */
+/** The flash kernel in its modes for one layer shape (+ the fused pass's variants and dense fallback). */
 export class FlashAttention {
   private constructor(
     private ctx: GpuContext,
@@ -225,6 +238,8 @@ export class FlashAttention {
     readonly plans: Record<FlashMode, TilePlan>,
     readonly pipelines: Record<FlashMode, GPUComputePipeline>,
     private dummies: [GPUBuffer, GPUBuffer],
+    /** With 'sparse': each fused variant, the fallback pass (MODE 0, FB 1) and its argument kernel. */
+    private sparseExtra?: { variants: Record<FusedVariant, GPUComputePipeline>; fallback: GPUComputePipeline; fallbackArgs: GPUComputePipeline },
   ) {}
 
   static async create(ctx: GpuContext, dims: AttentionDims, modes: FlashMode[] = ['dense', 'sparse', 'window', 'stripes', 'sample'], opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<FlashAttention> {
@@ -236,13 +251,28 @@ export class FlashAttention {
     const plans = {} as Record<FlashMode, TilePlan>;
     for (const m of modes) plans[m] = m === 'window' && !opts.tile ? tilePlan(ctx, dims, { ...opts, narrow: true }) : plan;
     const pipelines = {} as Record<FlashMode, GPUComputePipeline>;
-    await Promise.all(modes.map(async (m) => {
-      const code = attentionHeader(dims, plans[m], { MODE: MODE_ID[m] }) + source;
-      pipelines[m] = await getPipeline(ctx, { label: `attention_${m}`, code });
-    }));
+    const compile = (label: string, consts: Record<string, number>, body = source) =>
+      getPipeline(ctx, { label, code: attentionHeader(dims, plan, consts) + body });
+    const sparse = modes.includes('sparse');
+    const [, variants, fallback, fallbackArgs] = await Promise.all([
+      Promise.all(modes.map(async (m) => {
+        if (m === 'sparse') return;
+        const code = attentionHeader(dims, plans[m], { MODE: MODE_ID[m] }) + source;
+        pipelines[m] = await getPipeline(ctx, { label: `attention_${m}`, code });
+      })),
+      sparse ? Promise.all(FUSED_VARIANTS.map((v, i) => compile(`attention_sparse_${v}`, { MODE: 4, FV: i }))) : undefined,
+      sparse ? compile('attention_dense_fallback', { MODE: 0, FB: 1 }) : undefined,
+      sparse ? compile('sample_fallback', {}, fallbackSource) : undefined,
+    ]);
+    let extra: FlashAttention['sparseExtra'];
+    if (sparse) {
+      const byName = Object.fromEntries(FUSED_VARIANTS.map((v, i) => [v, variants![i]])) as Record<FusedVariant, GPUComputePipeline>;
+      pipelines.sparse = byName[DEFAULT_FUSED_VARIANT];
+      extra = { variants: byName, fallback: fallback!, fallbackArgs: fallbackArgs! };
+    }
     // WGSL counts bindings in const-false branches as used: unused ones get small placeholders.
     const dummies: [GPUBuffer, GPUBuffer] = [createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_lse'), createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_sel')];
-    return new FlashAttention(ctx, plan, plans, pipelines, dummies);
+    return new FlashAttention(ctx, plan, plans, pipelines, dummies, extra);
   }
 
   destroy(): void {
@@ -252,24 +282,45 @@ export class FlashAttention {
   /**
    * Records one pass. `rowsInPass` is the chunk's rows (dense/sparse/window/stripes) or
    * the sampled rows (sample). `lse` (window, stripes, sample) and `sel` (sparse,
-   * stripes) are needed by those modes only.
+   * stripes) are needed by those modes only. `units` KV groups (y of the dispatch) of
+   * `group` query heads each (default: the layer's; per-head selection: nHeads units of 1).
    */
   encode(pass: GPUComputePassEncoder, mode: FlashMode, b: {
     q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse?: GPUBuffer; sel?: GPUBuffer; params: GPUBufferBinding;
-  }, rowsInPass: number, nKvHeads: number): void {
+  }, rowsInPass: number, units: number, o: { variant?: FusedVariant; group?: number } = {}): void {
     if (rowsInPass === 0) return;
-    const pipe = this.pipelines[mode];
-    const entries: [number, GPUBuffer | GPUBufferBinding][] = [
-      [0, b.q], [1, b.k], [2, b.v], [3, b.out], [4, b.lse ?? this.dummies[0]], [5, b.sel ?? this.dummies[1]], [6, b.params],
-    ];
+    const pipe = mode === 'sparse' && o.variant ? this.sparseExtra!.variants[o.variant] : this.pipelines[mode];
     pass.setPipeline(pipe);
-    pass.setBindGroup(0, bindAt(this.ctx, pipe, entries, `attention_${mode}`));
+    pass.setBindGroup(0, this.bind(pipe, b, `attention_${mode}`));
     const plan = this.plans[mode];
-    const tiles = Math.ceil(rowsInPass * plan.group / plan.qr);
+    const group = o.group ?? plan.group;
+    const tiles = Math.ceil(rowsInPass * group / plan.qr);
     if (tiles > this.ctx.limits.maxComputeWorkgroupsPerDimension) {
-      throw new GpuLimitError(`attention: ${rowsInPass} rows x ${this.plan.group} heads per KV head need ${tiles} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`, { rows: rowsInPass, tiles });
+      throw new GpuLimitError(`attention: ${rowsInPass} rows x ${group} heads per KV head need ${tiles} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`, { rows: rowsInPass, tiles });
     }
-    pass.dispatchWorkgroups(tiles, nKvHeads);
+    pass.dispatchWorkgroups(tiles, units);
+  }
+
+  /**
+   * Dense fallback of the fused pass, after the selection wrote `sel`: one small kernel lists
+   * the flagged units and writes `args` (3 u32, INDIRECT | STORAGE), then the dense kernel's
+   * code (MODE 0, FB 1) runs those units through dispatchWorkgroupsIndirect (nothing when none
+   * is flagged). Same params as the fused pass.
+   */
+  encodeFallback(pass: GPUComputePassEncoder, b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; sel: GPUBuffer; params: GPUBufferBinding }, args: GPUBuffer): void {
+    const x = this.sparseExtra!;
+    pass.setPipeline(x.fallbackArgs);
+    pass.setBindGroup(0, bindAt(this.ctx, x.fallbackArgs, [[0, b.sel], [3, args], [6, b.params]], 'sample_fallback'));
+    pass.dispatchWorkgroups(1);
+    pass.setPipeline(x.fallback);
+    pass.setBindGroup(0, this.bind(x.fallback, b, 'attention_dense_fallback'));
+    pass.dispatchWorkgroupsIndirect(args, 0);
+  }
+
+  private bind(pipe: GPUComputePipeline, b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse?: GPUBuffer; sel?: GPUBuffer; params: GPUBufferBinding }, label: string): GPUBindGroup {
+    return bindAt(this.ctx, pipe, [
+      [0, b.q], [1, b.k], [2, b.v], [3, b.out], [4, b.lse ?? this.dummies[0]], [5, b.sel ?? this.dummies[1]], [6, b.params],
+    ], label);
   }
 }
 

@@ -10,7 +10,14 @@
 //              inside the window (i - w, i]; writes (lse, windowMass) pairs
 //   4 sparse:  (fused path) the stripe ids j <= i - w, then the window (i - w, i], in ONE
 //              online softmax; writes the normalized output (no lse, no read of out).
-//              A KV group the selection flagged dense runs [0, i] (the dense schedule).
+//              A KV group the selection flagged dense returns at once: the launcher then
+//              runs MODE 0 with FB = 1 over the flagged groups (dispatchWorkgroupsIndirect,
+//              y = number of flagged groups, kvh = the flag list in sel; see sample_fallback.wgsl),
+//              so the fallback runs the dense kernel's code at its rate.
+//              FV (fused variant): 0 'a' one loop over stripe then contiguous tiles (a per-tile
+//              `stripe` branch); 1 'b' the stripe tiles in their own loop (stripe_tiles: tiles
+//              whose last id is <= iMin - w skip the per-row mask), then the contiguous tiles in
+//              the main loop with `stripe` const false (the dense body).
 //
 // Tile schedule, shared by every mode: a workgroup runs nS "stripe tiles" (BC selected ids
 // each, read from sel) and then nC "contiguous tiles" (keys k0 .. k0 + BC - 1 of the range
@@ -36,8 +43,11 @@
 // lane masks/exponentiates BC / TPR keys, and the probabilities reach every lane through
 // workgroup memory (ps, QR * BC f32); slower than RS = 0 on the H100 (11.2 vs 22.5 TFLOP/s).
 // Default tiles (tilePlan): 64 rows x 4 lanes x 32 keys, RPT 1; with subgroups of >= 8 lanes
-// and headDim > 92: 64 rows x 8 lanes x 16 keys, RPT 2, except the split window pass (narrow tile).
-// Dispatch: (ceil(rowsInPass * group / QR), nKvHeads, 1).
+// and headDim > 92: 128 rows x 8 lanes x 8 keys, RPT 4 (H100 D=128 S=16K dense: 23.6 TFLOP/s
+// vs 22.5 for 64x8x16x2), except the split window pass (narrow tile).
+// Dispatch: (ceil(rowsInPass * group / QR), nKvHeads, 1); FB = 1: indirect (x, nFlagged, 1).
+// Per-head selection runs modes 4 and 0/FB with "virtual" params: group 1, nKvHeads = nHeads
+// (one unit per query head), K/V rows of unit u from KV head u / p.kvDiv (kvDiv = real group).
 // Precision: f32 loads (f16 KV unpacked in the loader), f32 accumulation;
 // exp2 with q pre-scaled by log2(e) / sqrt(headDim).
 //
@@ -48,7 +58,8 @@
 //   out: (rows, nHeads * HEAD_DIM) f32
 //   lse: modes 1/2: (rows, nHeads) f32 log2-sum-exp; mode 3: (nHeads, nSamp, 2)
 //   sel: (nKvHeads, capacity + 1) u32: [count, col ids ascending...], then (nKvHeads) u32
-//        dense flags (1: the group runs dense; its list then holds every column)
+//        dense flags (1: the group runs dense; its list then holds every column), then
+//        (nKvHeads) u32 the flagged groups' ids (first nFlagged valid; FB = 1 reads it)
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -80,7 +91,8 @@ fn count_le(bound: u32) -> u32 {
 
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let kvh = wg.y;
+  var kvh = wg.y;
+  if (FB == 1u) { kvh = sel[p.nKvHeads * (p.capacity + 2u) + wg.y]; }
   let slot = lid / TPR;
   let lane = lid % TPR;
   let nRowsPass = select(p.rows, p.nSamp, MODE == 3u);
@@ -143,6 +155,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       wsched = select(n, PAD, flagged);
     }
     let v = workgroupUniformLoad(&wsched);
+    // Flagged dense: the fallback dispatch (MODE 0, FB 1) computes this group.
+    if (MODE == 4u && v == PAD) { return; }
     denseRows = v == PAD;
     nUse = select(v, 0u, denseRows);
   }
@@ -152,16 +166,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if ((MODE == 1u || MODE == 4u) && !denseRows) { cBegin = select(0u, iMin + 1u - p.window, iMin + 1u > p.window); }
   let nS = (nUse + BC - 1u) / BC;
   let nC = select(0u, (cEnd - cBegin + BC - 1u) / BC, cEnd > cBegin);
-  let kvBase = kvh * p.capacity;
+  let kvBase = (kvh / p.kvDiv) * p.capacity;
   // RS: after the reduce-scatter this lane holds the scores of keys rsBase + [0, KPL) of the tile.
   var rsBase = 0u;
   var hb = BC;
   for (var o = TPR / 2u; o > 0u; o >>= 1u) { hb >>= 1u; if ((lane & o) != 0u) { rsBase += hb; } }
 
-  for (var it = 0u; it < nS + nC; it++) {
-    let stripe = it < nS;
+  // Variant 'b' (FV 1) runs the stripe tiles in their own loop; the main loop then has only
+  // contiguous tiles (`stripe` const false, as in MODE 0).
+  let stripesInMain = MODE == 2u || (MODE == 4u && FV == 0u);
+  let nSm = select(0u, nS, stripesInMain);
+  if (MODE == 4u && FV == 1u) {
+    stripe_tiles(lid, slot, lane, rsBase, nS, nUse, selBase, kvBase, iMin, &qv, &ipos, &o, &m, &l, &lw);
+  }
+  for (var it = 0u; it < nSm + nC; it++) {
+    let stripe = stripesInMain && it < nSm;
     // Stripe tile: list slots k0 + [0, BC); contiguous tile: keys k0 + [0, BC).
-    let k0 = select(cBegin + (it - nS) * BC, it * BC, stripe);
+    let k0 = select(cBegin + (it - nSm) * BC, it * BC, stripe);
     workgroupBarrier();
     for (var e = lid; e < BC * DVP; e += THREADS) {
       let c = e / DVP;
@@ -350,6 +371,77 @@ fn rs_tile(slot: u32, lane: u32, rsBase: u32, k0: u32,
           let vv = vs[(c4 * 4u + cc) * DVP + lane + v * TPR];
           for (var k = 0u; k < RPT; k++) { (*o)[k * NV + v] += pv[k][cc] * vv; }
         }
+      }
+    }
+  }
+}
+
+// FV = 1, MODE 4: the stripe tiles (list slots [0, nUse), BC per tile) in their own loop, the
+// body of main's loop with `stripe` fixed. Ids are sorted: when the tile's last id is <= iMin - w
+// every row keeps the whole tile (no per-row search); only the last few tiles need count_le.
+fn stripe_tiles(lid: u32, slot: u32, lane: u32, rsBase: u32, nS: u32, nUse: u32, selBase: u32, kvBase: u32, iMin: u32,
+                qv: ptr<function, array<vec4<f32>, RPT * NV>>, ipos: ptr<function, array<u32, RPT>>,
+                o: ptr<function, array<vec4<f32>, RPT * NV>>, m: ptr<function, array<f32, RPT>>,
+                l: ptr<function, array<f32, RPT>>, lw: ptr<function, array<f32, RPT>>) {
+  for (var it = 0u; it < nS; it++) {
+    let k0 = it * BC;
+    workgroupBarrier();
+    for (var e = lid; e < BC * DVP; e += THREADS) {
+      let c = e / DVP;
+      let d4 = e % DVP;
+      let j = select(PAD, sel[selBase + 1u + min(k0 + c, nUse - 1u)], k0 + c < nUse);
+      if (d4 == 0u) { kidx[c] = j; }
+      let jj = select(0u, j, j != PAD);
+      ks[e] = load_k4(kvBase + jj, d4);
+      vs[e] = load_v4(kvBase + jj, d4);
+    }
+    workgroupBarrier();
+    let last = kidx[BC - 1u];
+    let full = last != PAD && last + p.window <= iMin;
+    var okBits: array<u32, RPT>;
+    if (full) {
+      for (var k = 0u; k < RPT; k++) { okBits[k] = low_bits(BC); }
+    } else {
+      for (var k = 0u; k < RPT; k++) {
+        let i = (*ipos)[k];
+        okBits[k] = low_bits(select(0u, count_le(i - p.window), i >= p.window));
+      }
+    }
+    if (RS == 1u) {
+      rs_tile(slot, lane, rsBase, k0, qv, ipos, &okBits, o, m, l, lw);
+      continue;
+    }
+    var s: array<f32, RPT * BC>;
+    for (var c = 0u; c < BC; c++) {
+      var part: array<f32, RPT>;
+      for (var k = 0u; k < RPT; k++) { part[k] = 0.0; }
+      for (var v = 0u; v < NV; v++) {
+        let kk = ks[c * DVP + lane + v * TPR];
+        for (var k = 0u; k < RPT; k++) { part[k] += dot((*qv)[k * NV + v], kk); }
+      }
+      for (var k = 0u; k < RPT; k++) {
+        let sc = row_sum(part[k]);
+        s[k * BC + c] = select(NEG_INF, sc, ((okBits[k] >> c) & 1u) != 0u);
+      }
+    }
+    for (var k = 0u; k < RPT; k++) {
+      var tileMax = NEG_INF;
+      for (var c = 0u; c < BC; c++) { tileMax = max(tileMax, s[k * BC + c]); }
+      let mNew = max((*m)[k], tileMax);
+      let corr = select(1.0, exp2((*m)[k] - mNew), tileMax > NEG_INF);
+      (*l)[k] *= corr;
+      for (var v = 0u; v < NV; v++) { (*o)[k * NV + v] *= corr; }
+      for (var c = 0u; c < BC; c++) {
+        let pc = select(0.0, exp2(s[k * BC + c] - mNew), s[k * BC + c] > NEG_INF);
+        s[k * BC + c] = pc;
+        (*l)[k] += pc;
+      }
+      if (tileMax > NEG_INF) { (*m)[k] = mNew; }
+    }
+    for (var c = 0u; c < BC; c++) {
+      for (var v = 0u; v < NV; v++) {
+        let vv = vs[c * DVP + lane + v * TPR];
+        for (var k = 0u; k < RPT; k++) { (*o)[k * NV + v] += s[k * BC + c] * vv; }
       }
     }
   }

@@ -21,9 +21,17 @@
  *               out + lse, then
  *   window    - (split only) banded flash pass over (i - w, i], merged by log-sum-exp
  *
- * Choices (see the report in the commit log): selection is per KV group (the
- * spec's GQA variant: one column set shared by the group's query heads, so
- * the sparse pass keeps the dense kernel's K/V sharing); the "gather" of the
+ * Dense fallback (fused path): flagged units return at once in the fused
+ * pass; kernels/sample_fallback.wgsl lists them and an indirect dispatch of
+ * the dense kernel's code (MODE 0, FB 1) computes them at the dense rate.
+ *
+ * Choices (see the report in the commit log): selection is per KV group by
+ * default (the spec's GQA variant: one column set shared by the group's query
+ * heads, so the sparse pass keeps the dense kernel's K/V sharing); opts.selection
+ * 'head' selects per query head (the spec's default): selection, fused pass and
+ * fallback then run with "virtual" params (group 1, nKvHeads = nHeads units,
+ * K/V of unit h from KV head h / kvDiv), the select kernel reading per-head
+ * colScores as its group scores; stats per head, no column report. The "gather" of the
  * selected K/V columns happens in the sparse pass's tile loads (ids index the
  * cache directly) instead of a copy into a compact buffer. For a chunk at
  * pos > 0 the window is ceil(windowRatio * (pos + rows)), the sampled rows
@@ -42,7 +50,9 @@ import { createBuffer, releaseBuffer, STORAGE, readBuffer } from '../gpu/buffers
 import type { GpuTimer } from '../gpu/timing.ts';
 import { InvalidOptionError, GpuLimitError } from '../errors.ts';
 import { COLUMN_BINS, type AttentionOptions, type HeadStats, type KvDtype, type LayerKv } from '../engine/types.ts';
-import { FlashAttention, PARAMS_BYTES, paramsWords, type AttentionDims, type AttentionParams, type TileOverrides, type TilePlan } from '../../kernels/attention_prefill.ts';
+import { attentionHeader, bindAt, DEFAULT_FUSED_VARIANT, FlashAttention, PARAMS_BYTES, paramsWords, tilePlan, type AttentionDims, type AttentionParams, type TileOverrides, type TilePlan } from '../../kernels/attention_prefill.ts';
+import { getPipeline } from '../gpu/pipelines.ts';
+import selectSource from '../../kernels/sample_select.wgsl?raw';
 import { BIN_ARGS_BYTES, SampleKernels, type SamplingOptions } from '../../kernels/sample_attention.ts';
 import { chunkAreas, fallbackStripeArea, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
 
@@ -78,11 +88,15 @@ interface StatsRecord {
   layer: number; pos: number; rows: number; plan: SparsePlan; buffer: GPUBuffer; offsetWords: number;
   /** Column histogram slot, (nKvHeads, COLUMN_BINS) u32, when the report was on. */
   bins?: { buffer: GPUBuffer; offsetWords: number };
+  /** Per-head selection: stats are (nHeads, 4) instead of (nKvHeads, 3 + group). */
+  perHead: boolean;
 }
 
 export class PrefillAttention {
   private slot = 0;
-  private scratch?: { lse: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer };
+  private scratch?: { lse: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer; fbArgs: GPUBuffer };
+  /** Selection units of the last sparse encode (nKvHeads, or nHeads per head). */
+  private lastUnits = 0;
   private statsBuffers: GPUBuffer[] = [];
   /** Column histograms, parallel to statsBuffers (allocated when first reported). */
   private binsBuffers: GPUBuffer[] = [];
@@ -100,8 +114,11 @@ export class PrefillAttention {
     private flash: FlashAttention,
     private sample: SampleKernels | undefined,
     private params: GPUBuffer,
+    /** The selection kernel, dispatched here for per-head selection (nHeads workgroups). */
+    private selectPipe: GPUComputePipeline | undefined,
   ) {
-    this.statsWords = 3 * dims.nKvHeads + dims.nHeads; // (nKvHeads, 3 + group), see sample_select.wgsl
+    // (nKvHeads, 3 + group) per KV group or (nHeads, 4) per head, see sample_select.wgsl
+    this.statsWords = Math.max(3 * dims.nKvHeads + dims.nHeads, 4 * dims.nHeads);
   }
 
   /**
@@ -122,9 +139,12 @@ export class PrefillAttention {
     check('maxRows', Number.isInteger(maxRows) && maxRows >= 1 && maxRows <= capacity, `must be in [1, capacity=${capacity}], got ${maxRows}`);
     const ad: AttentionDims = { nHeads, nKvHeads, headDim, kvDtype: dims.kvDtype, capacity };
     const sparse = opts.sparse ?? true;
-    const [flash, sample] = await Promise.all([
+    // Same code as SampleKernels' select pipeline (one cached pipeline).
+    const selectCode = attentionHeader(ad, tilePlan(ctx, ad, { ...opts, tile: opts.tile ? { tpr: opts.tile.tpr } : undefined })) + selectSource;
+    const [flash, sample, selectPipe] = await Promise.all([
       FlashAttention.create(ctx, ad, sparse ? ['dense', 'sparse', 'window', 'stripes'] : ['dense'], opts),
       sparse ? SampleKernels.create(ctx, ad, opts) : Promise.resolve(undefined),
+      sparse ? getPipeline(ctx, { label: 'sample_select', code: selectCode }) : Promise.resolve(undefined),
     ]);
     const tiles = Math.ceil(maxRows * flash.plan.group / Math.min(...Object.values(flash.plans).map((pl) => pl.qr)));
     if (tiles > ctx.limits.maxComputeWorkgroupsPerDimension) {
@@ -133,7 +153,7 @@ export class PrefillAttention {
       throw new GpuLimitError(`attention: maxRows ${maxRows} x ${flash.plan.group} query heads per KV head need ${tiles} workgroups per dispatch, over this GPU's ${ctx.limits.maxComputeWorkgroupsPerDimension}; use a smaller prefill chunk`, { maxRows, tiles });
     }
     const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
-    return new PrefillAttention(ctx, dims, flash, sample, params);
+    return new PrefillAttention(ctx, dims, flash, sample, params, selectPipe);
   }
 
   /** Tile sizes of the flash passes (benchmarks record them). */
@@ -168,6 +188,9 @@ export class PrefillAttention {
     if (sparse && !this.sample) throw new InvalidOptionError('attention', "this PrefillAttention was created with { sparse: false }; use attention: 'dense'");
     const plan = sparse ? sparsePlan(pos, rows, opts) : undefined;
     const statsAt = sparse ? this.statsSlot() : undefined;
+    const perHead = sparse && (opts.selection ?? 'group') === 'head';
+    const group = d.nHeads / d.nKvHeads;
+    const units = perHead ? d.nHeads : d.nKvHeads;
     const p: AttentionParams = {
       rows, pos, nHeads: d.nHeads, nKvHeads: d.nKvHeads, capacity: d.capacity,
       window: plan?.window ?? 0, nSamp: plan?.nSamp ?? 0, sampBlock: plan?.sampBlock ?? 1, nBlocks: plan?.nBlocks ?? 1,
@@ -178,6 +201,13 @@ export class PrefillAttention {
     const offset = (this.slot++ % PARAM_SLOTS) * SLOT_BYTES;
     this.ctx.device.queue.writeBuffer(this.params, offset, paramsWords(p));
     const params: GPUBufferBinding = { buffer: this.params, offset, size: PARAMS_BYTES };
+    // Selection, fused pass, fallback and stripes: per-head units (group 1) or the KV groups.
+    let sparams = params;
+    if (perHead) {
+      const vOffset = (this.slot++ % PARAM_SLOTS) * SLOT_BYTES;
+      this.ctx.device.queue.writeBuffer(this.params, vOffset, paramsWords({ ...p, nKvHeads: d.nHeads, kvDiv: group }));
+      sparams = { buffer: this.params, offset: vOffset, size: PARAMS_BYTES };
+    }
     const bufs = { q: args.q, k: args.kv.k, v: args.kv.v, out: args.out, params };
     const pass = (label: string) => encoder.beginComputePass(timer ? timer.pass(label) : { label });
 
@@ -188,23 +218,37 @@ export class PrefillAttention {
       return;
     }
     const s = this.ensureScratch();
-    const bins = this.columnLen > 0 ? this.binsSlot(statsAt!, offset, Math.max(this.columnLen, pos + rows)) : undefined;
-    this.records.push({ layer: args.layer, pos, rows, plan: plan!, buffer: statsAt!.buffer, offsetWords: statsAt!.offsetWords, bins });
+    const bins = this.columnLen > 0 && !perHead ? this.binsSlot(statsAt!, offset, Math.max(this.columnLen, pos + rows)) : undefined;
+    this.records.push({ layer: args.layer, pos, rows, plan: plan!, buffer: statsAt!.buffer, offsetWords: statsAt!.offsetWords, bins, perHead });
+    this.lastUnits = units;
 
     let ps = pass('attention.sampling');
     this.sample!.encodeSampling(ps, { q: args.q, k: args.kv.k, rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, params }, plan!.nSamp, plan!.nCols);
     ps.end();
     ps = pass('attention.selection');
-    this.sample!.encodeSelect(ps, { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, params });
+    if (perHead) {
+      // One workgroup per head; the head's own column scores stand in for the group scores.
+      const pipe = this.selectPipe!;
+      ps.setPipeline(pipe);
+      ps.setBindGroup(0, bindAt(this.ctx, pipe, [
+        [0, s.sel], [3, s.rowStats], [4, s.colScores], [5, s.colScores], [6, sparams], [7, statsAt!.buffer],
+      ], 'sample_select_head'));
+      ps.dispatchWorkgroups(d.nHeads);
+    } else {
+      this.sample!.encodeSelect(ps, { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, params });
+    }
     if (bins) this.sample!.encodeBins(ps, { sel: s.sel, bins: bins.buffer, args: { buffer: this.binArgs!, offset, size: BIN_ARGS_BYTES } });
     ps.end();
     ps = pass('attention.sparse');
+    const vg = perHead ? { group: 1 } : {};
     if ((opts.sparsePass ?? 'fused') === 'fused') {
-      this.flash.encode(ps, 'sparse', { ...bufs, sel: s.sel }, rows, d.nKvHeads);
+      // Flagged units return at once in the fused pass; the fallback runs them with the dense code.
+      this.flash.encode(ps, 'sparse', { ...bufs, params: sparams, sel: s.sel }, rows, units, { ...vg, variant: opts.fusedVariant ?? DEFAULT_FUSED_VARIANT });
+      this.flash.encodeFallback(ps, { ...bufs, params: sparams, sel: s.sel }, s.fbArgs);
       ps.end();
       return;
     }
-    this.flash.encode(ps, 'stripes', { ...bufs, lse: s.lse, sel: s.sel }, rows, d.nKvHeads);
+    this.flash.encode(ps, 'stripes', { ...bufs, params: sparams, lse: s.lse, sel: s.sel }, rows, units, vg);
     ps.end();
     ps = pass('attention.window');
     this.flash.encode(ps, 'window', { ...bufs, lse: s.lse }, rows, d.nKvHeads);
@@ -230,6 +274,18 @@ export class PrefillAttention {
         if (!binWords) binCache.set(r.bins.buffer, (binWords = new Uint32Array(await readBuffer(this.ctx, r.bins.buffer))));
       }
       const areas = chunkAreas(r.pos, r.rows, r.plan.window);
+      if (r.perHead) {
+        for (let h = 0; h < d.nHeads; h++) {
+          const base = r.offsetWords + h * 4;
+          const dense = words[base + 2] !== 0;
+          out.push({
+            layer: r.layer, head: h, selected: Math.round(words[base]), window: r.plan.window,
+            areaFraction: dense ? 1 : Math.min(1, (words[base + 1] + areas.window) / areas.causal),
+            cra: dense ? 1 : Math.min(1, words[base + 3]),
+          });
+        }
+        continue;
+      }
       for (let kvh = 0; kvh < d.nKvHeads; kvh++) {
         const base = r.offsetWords + kvh * (3 + group);
         const selected = Math.round(words[base]);
@@ -252,15 +308,15 @@ export class PrefillAttention {
   }
 
   /**
-   * Test/debug access: the sorted selected column ids of each KV group from the
-   * most recent sparse encode (valid after its work is done).
+   * Test/debug access: the sorted selected column ids of each KV group (each head
+   * with selection 'head') from the most recent sparse encode (valid after its work is done).
    */
   async readSelection(): Promise<number[][]> {
     if (!this.scratch) return [];
     const stride = this.dims.capacity + 1;
     const all = new Uint32Array(await readBuffer(this.ctx, this.scratch.sel));
     const res: number[][] = [];
-    for (let kvh = 0; kvh < this.dims.nKvHeads; kvh++) {
+    for (let kvh = 0; kvh < this.lastUnits; kvh++) {
       const n = all[kvh * stride];
       res.push(Array.from(all.subarray(kvh * stride + 1, kvh * stride + 1 + n)));
     }
@@ -296,7 +352,10 @@ export class PrefillAttention {
       rowStats: mk(maxRows * nHeads * 8, 'attention_row_stats'),    // (nHeads, nSamp, 2)
       colScores: mk(nHeads * capacity * 4, 'attention_col_scores'), // (nHeads, capacity)
       groupScores: mk(nKvHeads * capacity * 4, 'attention_group_scores'), // (nKvHeads, capacity)
-      sel: mk(nKvHeads * (capacity + 2) * 4, 'attention_sel'),      // (nKvHeads, 1 + capacity) u32 lists, then (nKvHeads) u32 dense flags
+      // (units, 1 + capacity) u32 lists, (units) u32 dense flags, (units) u32 flagged ids; units <= nHeads (per-head selection)
+      sel: mk(Math.max(nHeads, nKvHeads) * (capacity + 3) * 4, 'attention_sel'),
+      // dispatchWorkgroupsIndirect arguments of the dense fallback (kernels/sample_fallback.wgsl)
+      fbArgs: createBuffer(this.ctx, 16, GPUBufferUsage.INDIRECT | STORAGE.rw, 'attention_fallback_args'),
     };
     return this.scratch;
   }

@@ -55,6 +55,17 @@ export interface AttentionOptions {
    * Optional (additive); absent means the default.
    */
   denseFallbackArea?: number;
+  /**
+   * Column selection unit: 'group' (per KV group, the spec's GQA variant: the group's
+   * query heads share one column set and the sparse pass shares K/V tiles; default) or
+   * 'head' (per query head, the spec's default). Optional (additive).
+   */
+  selection?: 'group' | 'head';
+  /**
+   * Fused sparse pass code variant (kernels/attention_prefill.wgsl FV): 'a' one tile loop,
+   * 'b' stripe tiles in their own loop (default). Same result; a speed knob. Optional (additive).
+   */
+  fusedVariant?: 'a' | 'b';
 }
 
 export const DEFAULT_ATTENTION: AttentionOptions = {
@@ -67,6 +78,8 @@ export const DEFAULT_ATTENTION: AttentionOptions = {
   minSparseLen: 2048,
   sparsePass: 'fused',
   denseFallbackArea: 0.85,
+  selection: 'group',
+  fusedVariant: 'b',
 };
 
 /** Per layer and head statistics of one sparse prefill. */

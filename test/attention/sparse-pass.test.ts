@@ -3,7 +3,9 @@
  * j <= i - w, then the window (i - w, i], one online softmax) against the CPU
  * reference restricted to window ∪ selected, against the split path (stripe
  * pass + window pass + log-sum-exp merge), exactness at alpha = 1, forced tile
- * variants, and the per-KV-group dense fallback (denseFallbackArea).
+ * variants, fused code variants 'a' / 'b', the per-KV-group dense fallback (denseFallbackArea;
+ * flagged groups run through the indirect dense dispatch: none, some or all flagged) and
+ * per-head selection (selection: 'head').
  * Head dim 32 keeps the SwiftShader pipelines small.
  */
 import { describe, expect, it } from 'vitest';
@@ -19,26 +21,44 @@ import { relL2 } from '../helpers/compare.ts';
 const D = 32;
 const BASE: AttentionOptions = { ...DEFAULT_ATTENTION, attention: 'sample', minSparseLen: 0 };
 
-interface Case { spec: SyntheticSpec; pos: number }
+interface Case { spec: SyntheticSpec; pos: number; qkv?: () => { q: Float32Array; k: Float32Array; v: Float32Array } }
 
 async function run(c: Case, opts: Partial<AttentionOptions>, tile?: TileOverrides) {
   const ctx = await testGpu();
-  const qkv = syntheticQkv(c.spec);
+  const qkv = c.qkv ? c.qkv() : syntheticQkv(c.spec);
   const { seqLen, nHeads, nKvHeads } = c.spec;
   const d = { nHeads, nKvHeads, headDim: D, seqLen, rows: seqLen - c.pos, pos: c.pos };
   const res = await runPrefill(ctx, qkv, d, { ...BASE, ...opts }, tile ? { tile } : {});
   return { qkv, d, res };
 }
 
-/** CPU reference over window ∪ the selected columns of each KV group (what the sparse pass must compute). */
+/**
+ * CPU reference over window ∪ the selected columns of each KV group, or of each head when the
+ * selection has one list per head (what the sparse pass must compute; a flagged unit lists every column).
+ */
 function restrictedRef(r: Awaited<ReturnType<typeof run>>): Float32Array {
   const { qkv, d, res } = r;
   const w = res.stats[0].window;
-  const group = d.nHeads / d.nKvHeads;
+  const perUnit = d.nHeads / res.selection.length;
   const sets = res.selection.map((ids) => new Set(ids));
   return attentionRef(qkv.q.subarray(d.pos * d.nHeads * D), qkv.k, qkv.v, d,
-    (h, i, j) => j > i - w || sets[Math.floor(h / group)].has(j));
+    (h, i, j) => j > i - w || sets[Math.floor(h / perUnit)].has(j));
 }
+
+/** KV group 0 planted (stays sparse), group 1 random (flagged at denseFallbackArea 0.5): some groups fall back. */
+function mixedQkv(seqLen: number, group: number) {
+  const a = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim: D, kind: 'planted', seed: 31, needle: 150, stripes: 8 });
+  const b = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim: D, kind: 'random', seed: 32 });
+  const rowW = 2 * group * D;
+  const q = new Float32Array(seqLen * rowW);
+  for (let r = 0; r < seqLen; r++) {
+    q.set(a.q.subarray(r * group * D, (r + 1) * group * D), r * rowW);
+    q.set(b.q.subarray(r * group * D, (r + 1) * group * D), r * rowW + group * D);
+  }
+  const cat = (x: Float32Array, y: Float32Array) => { const z = new Float32Array(x.length + y.length); z.set(x); z.set(y, x.length); return z; };
+  return { q, k: cat(a.k, b.k), v: cat(a.v, b.v) };
+}
+const MIXED: Case = { spec: { seqLen: 400, nHeads: 4, nKvHeads: 2, headDim: D, kind: 'random', seed: 0 }, pos: 0, qkv: () => mixedQkv(400, 2) };
 
 function denseRef(r: Awaited<ReturnType<typeof run>>): Float32Array {
   return attentionRef(r.qkv.q.subarray(r.d.pos * r.d.nHeads * D), r.qkv.k, r.qkv.v, r.d);
@@ -124,5 +144,67 @@ describe('SampleAttention dense fallback per KV group (Dawn)', () => {
     expect(() => resolveAttentionOptions({ denseFallbackArea: Number.NaN })).toThrow(/denseFallbackArea/);
     expect(() => resolveAttentionOptions({ sparsePass: 'both' as never })).toThrow(/sparsePass/);
     expect(resolveAttentionOptions({ sparsePass: 'split', denseFallbackArea: 1 })).toMatchObject({ sparsePass: 'split', denseFallbackArea: 1 });
+  });
+});
+
+describe('SampleAttention fused variants, indirect dense fallback, per-head selection (Dawn)', () => {
+  it("fused variants 'a' and 'b' both equal the window ∪ selected reference (random and planted)", async () => {
+    for (const [c, opts] of [[RANDOM, SPARSE], [PLANTED, { alpha: 0.95, denseFallbackArea: 1 }]] as const) {
+      const a = await run(c, { ...opts, fusedVariant: 'a' });
+      const b = await run(c, { ...opts, fusedVariant: 'b' });
+      expect(b.res.selection).toEqual(a.res.selection);
+      expect(relL2(a.res.out, restrictedRef(a))).toBeLessThanOrEqual(1e-5);
+      expect(relL2(b.res.out, restrictedRef(b))).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it('some groups flagged: the flagged group runs dense through the indirect dispatch, the other stays sparse', async () => {
+    for (const fusedVariant of ['a', 'b'] as const) {
+      const r = await run(MIXED, { alpha: 0.95, denseFallbackArea: 0.5, fusedVariant });
+      const dense = r.res.stats.map((s) => s.areaFraction === 1);
+      // Heads 0-1 (planted group) sparse, heads 2-3 (random group) flagged.
+      expect(dense, fusedVariant).toEqual([false, false, true, true]);
+      expect(relL2(r.res.out, restrictedRef(r)), fusedVariant).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it("selection 'head': one list per head; output equals each head's own window ∪ selected reference", async () => {
+    for (const [name, c, opts] of [
+      ['random GQA 4', RANDOM, SPARSE],
+      ['planted', PLANTED, { alpha: 0.95, denseFallbackArea: 1 }],
+    ] as const) {
+      const head = await run(c, { ...opts, selection: 'head' });
+      const grp = await run(c, { ...opts, selection: 'group' });
+      expect(head.res.selection.length).toBe(c.spec.nHeads);
+      expect(head.res.stats.map((s) => s.head)).toEqual(Array.from({ length: c.spec.nHeads }, (_, h) => h));
+      expect(relL2(head.res.out, restrictedRef(head))).toBeLessThanOrEqual(1e-5);
+      const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
+      console.log(`${name}: per-head CRA ${mean(head.res.stats.map((s) => s.cra)).toFixed(4)} area ${mean(head.res.stats.map((s) => s.areaFraction)).toFixed(3)}`
+        + ` | per-group CRA ${mean(grp.res.stats.map((s) => s.cra)).toFixed(4)} area ${mean(grp.res.stats.map((s) => s.areaFraction)).toFixed(3)}`);
+      // Each head reaches the CRA goal on its own sampled rows (per group only the group's sum must).
+      for (const s of head.res.stats) expect(s.cra).toBeGreaterThanOrEqual(opts.alpha - 1e-3);
+    }
+    // Per head with the split path, and with some heads flagged dense (fallback units are heads).
+    const split = await run(RANDOM, { ...SPARSE, selection: 'head', sparsePass: 'split' });
+    expect(relL2(split.res.out, restrictedRef(split))).toBeLessThanOrEqual(1e-5);
+    const mixed = await run(MIXED, { alpha: 0.95, denseFallbackArea: 0.5, selection: 'head' });
+    expect(mixed.res.stats.map((s) => s.areaFraction === 1)).toEqual([false, false, true, true]);
+    expect(relL2(mixed.res.out, restrictedRef(mixed))).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('a forced wide-style tile (RPT 4, 8 keys per tile) gives the reference for both variants and dense', async () => {
+    const tile = { qr: 32, tpr: 4, bc: 8, rpt: 4 };
+    for (const fusedVariant of ['a', 'b'] as const) {
+      const r = await run(RANDOM, { ...SPARSE, fusedVariant }, tile);
+      expect(relL2(r.res.out, restrictedRef(r)), fusedVariant).toBeLessThanOrEqual(1e-5);
+    }
+    const fb = await run(RANDOM, { alpha: 0.95, denseFallbackArea: 0.5, selection: 'head' }, tile);
+    expect(relL2(fb.res.out, denseRef(fb))).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('rejects bad selection / fusedVariant with a typed error naming the option', () => {
+    expect(() => resolveAttentionOptions({ selection: 'kv' as never })).toThrow(/selection/);
+    expect(() => resolveAttentionOptions({ fusedVariant: 'c' as never })).toThrow(/fusedVariant/);
+    expect(resolveAttentionOptions({ selection: 'head', fusedVariant: 'a' })).toMatchObject({ selection: 'head', fusedVariant: 'a' });
   });
 });
