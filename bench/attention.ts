@@ -8,8 +8,10 @@
  *   npm run bench -- bench/attention.ts [--sizes 4096,8192] [--alphas 0.95,0.8]
  *     [--inputs structured,structured-flat,random] [--heads 32] [--kv-heads 8] [--dim 128]
  *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xRS]]] [--modes dense] [--check] [--json FILE]
- *     [--sparse-pass fused,split] [--fallback A]
+ *     [--sparse-pass fused,split] [--fallback A] [--fused-variant a,b] [--selection group,head]
  *     [--sampling tiled|flash] [--sampling-tile rows=BSxBTxRXxRYxDK,cols=BSxBTxRXxRYxDK]
+ * --fused-variant sweeps AttentionOptions.fusedVariant (the fused pass's code, 'b' default), --selection
+ * AttentionOptions.selection (per KV group default, or per head); with several, the mode gains '/b', '/head'.
  * --sparse-pass sweeps AttentionOptions.sparsePass (mode column 'sample:fused' / 'sample:split';
  * 'window ms' is the split path's window pass); --fallback A[,B...] sweeps denseFallbackArea (1: never; with several, the mode reads 'sample:fused@A').
  * GPU machine: npm run gpu:bundle -- bench/attention.ts, then
@@ -36,10 +38,13 @@ const args = benchArgs({
   'kv-heads': { type: 'string' }, dim: { type: 'string' }, chunk: { type: 'string' }, iters: { type: 'string' },
   tile: { type: 'string' }, modes: { type: 'string' }, check: { type: 'boolean' },
   'sparse-pass': { type: 'string' }, fallback: { type: 'string' },
+  'fused-variant': { type: 'string' }, selection: { type: 'string' },
   sampling: { type: 'string' }, 'sampling-tile': { type: 'string' },
 });
 const sparsePasses = String(args['sparse-pass'] ?? DEFAULT_ATTENTION.sparsePass).split(',') as ('fused' | 'split')[];
 const fallbacks = String(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea).split(',').map(Number);
+const fusedVariants = String(args['fused-variant'] ?? DEFAULT_ATTENTION.fusedVariant).split(',') as ('a' | 'b')[];
+const selections = String(args.selection ?? DEFAULT_ATTENTION.selection).split(',') as ('group' | 'head')[];
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
 const sizes = String(args.sizes ?? (soft ? '256,512' : '4096,8192,16384,32768,65536,131072')).split(',').map(Number);
@@ -121,11 +126,13 @@ for (const seqLen of sizes) {
     const tflops = flops / (dense.ms * 1e-3) / 1e12;
     rows.push([seqLen, input, 'dense', '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
     results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
-    for (const alpha of denseOnly ? [] : alphas) for (const sparsePass of sparsePasses) for (const denseFallbackArea of fallbacks) {
-      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea });
+    for (const alpha of denseOnly ? [] : alphas) for (const sparsePass of sparsePasses) for (const denseFallbackArea of fallbacks)
+    for (const fusedVariant of fusedVariants) for (const selection of selections) {
+      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea, fusedVariant, selection });
       const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
-      rows.push([seqLen, input, `sample:${sparsePass}${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}`, alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
-      results.push({ seqLen, input, mode: 'sample', sampling, sparsePass, denseFallbackArea, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
+      const tag = `${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}${fusedVariants.length > 1 ? `/${fusedVariant}` : ''}${selections.length > 1 ? `/${selection}` : ''}`;
+      rows.push([seqLen, input, `sample:${sparsePass}${tag}`, alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
+      results.push({ seqLen, input, mode: 'sample', sampling, sparsePass, denseFallbackArea, fusedVariant, selection, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
     }
     for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
   }
