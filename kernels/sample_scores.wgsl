@@ -140,6 +140,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     fEnd = nIt * NCH;
   }
 
+  var pf: array<vec4<f32>, PF>;
+  var pm = RowMeta(0u, 0.0, 0u);
+  // First, so its loads overlap X's: pf, the registers of flat chunk fBeg; mode 1 also the tile's row metadata.
+  if (fBeg < fEnd) {
+    for (var u = 0u; u < PF; u++) {
+      let e = lid + u * NT;
+      if (e < YN) { pf[u] = load_y(job, fBeg / NCH, e / DK4, e % DK4); }
+    }
+  }
+  if (SMODE == 1u && fEnd > 0u && lid < BT) { pm = row_meta(job, 0u, lid); }
+
   // Stationary X, zero past headDim.
   for (var e = lid; e < BS * XW; e += NT) {
     let s = e / XW;
@@ -173,16 +184,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var curG = 0u;
 
   var acc: array<f32, RX * RY>;
-  var pf: array<vec4<f32>, PF>;
-  var pm = RowMeta(0u, 0.0, 0u);
-  // pf: registers of flat chunk f; mode 1 also the tile's row metadata.
-  if (fBeg < fEnd) {
-    for (var u = 0u; u < PF; u++) {
-      let e = lid + u * NT;
-      if (e < YN) { pf[u] = load_y(job, fBeg / NCH, e / DK4, e % DK4); }
-    }
-  }
-  if (SMODE == 1u && fEnd > 0u && lid < BT) { pm = row_meta(job, 0u, lid); }
 
   for (var f = fBeg; f < fEnd; f++) {
     let it = f / NCH;
