@@ -5,7 +5,11 @@
  * reference over the expanded weights and to the in-kernel path, no leaks.
  */
 import { describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.ts';
+import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { createEngine } from '../../src/engine/index.ts';
+import { nodeSource } from '../../src/loader/sources.ts';
+import { readModel } from '../../src/loader/model.ts';
+import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
 import { makeWeight } from '../cases/linear.ts';
 import { prepareDequant, expandedBytes } from '../../kernels/dequant_f16.ts';
 import { gateUpRef, LinearKernels, linearRef, type LinearOptions } from '../../kernels/linear.ts';
@@ -233,4 +237,36 @@ describe('memory plan: prefill dequantization scratch', () => {
     expect(() => checkPlan(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, budgetBytes: without + 1 })).toThrow(GpuLimitError);
     expect(() => checkPlan(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, prefillDequant: 'none', budgetBytes: without + 1 })).not.toThrow();
   });
+});
+
+describe('engine prefill through the dequantization scratch (internlm2-tiny q4)', () => {
+  it('f32 expansion gives the in-kernel logits; the scratch is freed with the engine', async () => {
+    const ctx = await testGpu();
+    const before = liveBytes(ctx);
+    const dir = `${FIXTURES}golden/internlm2-tiny`;
+    const fs = nodeSource(dir);
+    const model = await readModel(fs);
+    const weights = await loadWeights(ctx, fs, model.spec, model.plan, { format: 'q4' });
+    const rng = new Rng(5);
+    const ids = Array.from({ length: 12 }, () => rng.int(512));
+    const logits: Float32Array[] = [];
+    try {
+      for (const prefillDequant of ['none', 'f32'] as const) {
+        const e = await createEngine(ctx, {
+          spec: model.spec, weights, ownsWeights: false, contextLength: 16, prefillChunk: 12, attention: { attention: 'dense' },
+          linear: { prefillDequant, prefillDequantMinRows: 8 },
+        });
+        try {
+          logits.push((await e.prefill(ids, { allLogits: true })).logits!);
+          expect(e.stateBytes.dequantScratch > 0).toBe(prefillDequant !== 'none');
+        } finally {
+          e.destroy();
+        }
+      }
+    } finally {
+      releaseWeights(ctx, weights.values());
+    }
+    assertClose(logits[1], logits[0], 'f32 expansion vs in-kernel', 1e-5, 1e-6);
+    expect(liveBytes(ctx)).toBe(before);
+  }, 120_000);
 });
