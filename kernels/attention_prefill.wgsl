@@ -137,7 +137,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   // Schedule: nUse stripe ids (modes 2 and 4), then the contiguous keys [cBegin, cEnd).
   let selBase = kvh * (p.capacity + 1u);
-  var denseRows = MODE == 0u || MODE == 3u; // contiguous tiles keep [0, i], else (i - w, i]
+  // Contiguous tiles keep [0, i] (dense rows), else (i - w, i]: a const per MODE (a flagged
+  // group returns in MODE 4, and MODE 2 never reads the flags).
+  let denseRows = MODE == 0u || MODE == 3u;
   var nUse = 0u;
   if (MODE == 2u || MODE == 4u) {
     if (lid == 0u) {
@@ -156,9 +158,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let v = workgroupUniformLoad(&wsched);
     // Flagged dense: the fallback dispatch (MODE 0, FB 1) computes this group.
-    if (MODE == 4u && v == PAD) { return; }
-    denseRows = v == PAD;
-    nUse = select(v, 0u, denseRows);
+    if (v == PAD) { return; }
+    nUse = v;
   }
   var cBegin = 0u;
   var cEnd = iMax + 1u;

@@ -10,6 +10,11 @@
 // flagged dense: its list holds every column [0, nCols) (the split path then computes
 // dense attention) and the flag word tells the fused pass to run [0, i] without stripes.
 //
+// Per-head selection (AttentionOptions.selection 'head') runs this kernel unchanged with
+// "virtual" params (group 1, nKvHeads = nHeads: one workgroup per query head) and the per-head
+// colScores bound as groupScores; stats are then (nHeads, 4). The flagged units' id list after
+// the flags is written by kernels/sample_fallback.wgsl.
+//
 // Selection is a threshold search: the largest tau with
 // sum_{g[j] >= tau} g[j] >= goal, by bisection over the bit patterns of
 // non-negative f32 (monotonic in value), 32 rounds of a workgroup reduction.
