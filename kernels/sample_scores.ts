@@ -181,8 +181,8 @@ export function splitCombineSource(dims: AttentionDims): string {
 }
 
 export class SampleScores {
-  /** (nSplit, nHeads, nSamp) vec4 partials of the split row-stats kernel; grown, never shrunk. */
-  private scratch: GPUBuffer;
+  /** (nSplit, nHeads, nSamp) vec4 partials of the split row-stats kernel; made by the first encode (create allocates nothing), grown, never shrunk. */
+  private scratch: GPUBuffer | undefined;
   /** Buffers outgrown by `scratch` (an encoder may still hold them), released by destroy(). */
   private retired: GPUBuffer[] = [];
   /** Splits of the last encode (benchmarks record them). */
@@ -196,9 +196,7 @@ export class SampleScores {
     private split: number,
     private splitTarget: number,
     readonly colsFlat: boolean,
-  ) {
-    this.scratch = createBuffer(ctx, 16, STORAGE.rw, 'sample_scores_partials');
-  }
+  ) {}
 
   static async create(ctx: GpuContext, dims: AttentionDims, opts: ScoreOptions = {}): Promise<SampleScores> {
     const plans = { rows: scorePlan(ctx, dims.headDim, 'rows', opts.rows), cols: scorePlan(ctx, dims.headDim, 'cols', opts.cols) };
@@ -218,14 +216,15 @@ export class SampleScores {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const buf of [this.scratch, ...this.retired]) releaseBuffer(this.ctx, buf);
+    for (const buf of [...(this.scratch ? [this.scratch] : []), ...this.retired]) releaseBuffer(this.ctx, buf);
+    this.scratch = undefined;
     this.retired = [];
   }
 
   private partials(bytes: number): GPUBuffer {
-    if (this.scratch.size < bytes) {
-      this.retired.push(this.scratch);
-      this.scratch = createBuffer(this.ctx, Math.max(bytes, 2 * this.scratch.size), STORAGE.rw, 'sample_scores_partials');
+    if (!this.scratch || this.scratch.size < bytes) {
+      if (this.scratch) this.retired.push(this.scratch);
+      this.scratch = createBuffer(this.ctx, Math.max(bytes, 2 * (this.scratch?.size ?? 0)), STORAGE.rw, 'sample_scores_partials');
     }
     return this.scratch;
   }
