@@ -7,7 +7,7 @@
  * sparse, window; the K/V gather is fused into the sparse pass's tile loads).
  *   npm run bench -- bench/attention.ts [--sizes 4096,8192] [--alphas 0.95,0.8]
  *     [--inputs structured,structured-flat,random] [--heads 32] [--kv-heads 8] [--dim 128]
- *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xRS]]] [--modes dense] [--check] [--json FILE]
+ *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xRS[xPF]]][,...]] [--modes dense] [--check] [--json FILE]
  *     [--sparse-pass fused,split] [--fallback A] [--fused-variant a,b] [--selection group,head]
  *     [--sampling tiled|flash] [--sampling-tile rows=BSxBTxRXxRYxDK,cols=BSxBTxRXxRYxDK]
  * --fused-variant sweeps AttentionOptions.fusedVariant (the fused pass's code, 'b' default), --selection
@@ -59,10 +59,16 @@ const group = nHeads / nKvHeads;
 const chunkRows = Number(args.chunk ?? 32768);
 // --tile QRxTPRxBC[xRPT[xRS]] forces the flash tile (e.g. 64x4x32, 128x4x32x2, 64x8x16x2x0 without
 // the reduce-scatter); --modes dense skips the sparse runs.
-const tileArg = args.tile ? String(args.tile).split('x').map(Number) : undefined;
+// Several comma-separated tiles run one after the other (mode column 'dense QRxTPRx...'); PF 1
+// prefetches the next K/V tile into registers (e.g. 128x8x8x4x0x1).
+const tileNames = args.tile ? String(args.tile).split(',') : [undefined];
 // --sampling picks the sampling-phase kernels (tiled default, flash = the older shuffle kernels); --sampling-tile their tiles (bench/sampling.ts sweeps them alone).
 const sampling = { kernel: String(args.sampling ?? 'tiled') as SamplingKernel, ...parseScoreTiles(args['sampling-tile'] as string | undefined) };
-const tile = tileArg ? { qr: tileArg[0], tpr: tileArg[1], bc: tileArg[2], rpt: tileArg[3] ?? 1, rs: tileArg[4] === undefined ? undefined : tileArg[4] === 1 } : undefined;
+const tiles = tileNames.map((name) => {
+  if (!name) return undefined;
+  const t = name.split('x').map(Number);
+  return { qr: t[0], tpr: t[1], bc: t[2], rpt: t[3] ?? 1, rs: t[4] === undefined ? undefined : t[4] === 1, pf: t[5] === undefined ? undefined : t[5] === 1 };
+});
 const denseOnly = String(args.modes ?? 'dense,sample') === 'dense';
 
 const rows: (string | number)[][] = [];
@@ -70,7 +76,8 @@ const results: unknown[] = [];
 let source = 'wall';
 const PHASES = ['sampling', 'selection', 'sparse', 'window'] as const;
 
-for (const seqLen of sizes) {
+for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
+  const tileTag = tiles.length > 1 ? ` ${tileNames[ti]}` : '';
   const maxRows = Math.min(seqLen, chunkRows);
   const chunks: { pos: number; rows: number }[] = [];
   for (let pos = 0; pos < seqLen; pos += maxRows) chunks.push({ pos, rows: Math.min(maxRows, seqLen - pos) });
@@ -124,15 +131,15 @@ for (const seqLen of sizes) {
     const checkErr = args.check ? await checkRows(out, chunks[chunks.length - 1], gen, rowW) : undefined;
     if (checkErr !== undefined) console.log(`check S=${seqLen} ${input}: dense max abs error over 8 rows ${checkErr.toExponential(2)}`);
     const tflops = flops / (dense.ms * 1e-3) / 1e12;
-    rows.push([seqLen, input, 'dense', '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
+    rows.push([seqLen, input, `dense${tileTag}`, '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
     results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
     for (const alpha of denseOnly ? [] : alphas) for (const sparsePass of sparsePasses) for (const denseFallbackArea of fallbacks)
     for (const fusedVariant of fusedVariants) for (const selection of selections) {
       const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea, fusedVariant, selection });
       const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
       const tag = `${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}${fusedVariants.length > 1 ? `/${fusedVariant}` : ''}${selections.length > 1 ? `/${selection}` : ''}`;
-      rows.push([seqLen, input, `sample:${sparsePass}${tag}`, alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
-      results.push({ seqLen, input, mode: 'sample', sampling, sparsePass, denseFallbackArea, fusedVariant, selection, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
+      rows.push([seqLen, input, `sample:${sparsePass}${tag}${tileTag}`, alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
+      results.push({ seqLen, input, mode: 'sample', tile: attn.tilePlan, sampling, sparsePass, denseFallbackArea, fusedVariant, selection, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
     }
     for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
   }

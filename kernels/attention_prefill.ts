@@ -20,7 +20,7 @@ export type FlashMode = 'dense' | 'window' | 'stripes' | 'sample' | 'sparse';
 const MODE_ID: Record<FlashMode, number> = { dense: 0, window: 1, stripes: 2, sample: 3, sparse: 4 };
 
 /**
- * Fused sparse pass variants (header const FV): 'a' one loop over stripe then contiguous tiles;
+ * Fused sparse pass variants (header const FUSED_V): 'a' one loop over stripe then contiguous tiles;
  * 'b' the stripe tiles in their own loop (whole-tile mask fast path), then the contiguous tiles
  * with the dense loop body. Swept by bench/attention --fused-variant.
  */
@@ -53,11 +53,13 @@ export interface TilePlan {
   bc: number;
   /** Reduce-scatter the scores over the row's lanes (softmax once per key; needs tpr > 1, bc % max(4, tpr) = 0). Opt-in. */
   rs: boolean;
+  /** Prefetch the next K/V tile into registers while computing the current one. Opt-in (unmeasured). */
+  pf?: boolean;
   group: number;
 }
 
 /** Tile sizes to force (tuning sweeps); each is checked against the device. */
-export interface TileOverrides { qr?: number; tpr?: number; bc?: number; rpt?: number; rs?: boolean }
+export interface TileOverrides { qr?: number; tpr?: number; bc?: number; rpt?: number; rs?: boolean; pf?: boolean }
 
 export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides; narrow?: boolean } = {}): TilePlan {
   const dv4 = Math.ceil(d.headDim / 4);
@@ -107,7 +109,7 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   if (opts.tile?.rs && !rsOk) bad('rs', `needs tpr > 1, bc a multiple of max(4, tpr) and ${qr * bc * 4} more bytes of workgroup memory (tpr ${tpr}, bc ${bc})`);
   // Off unless asked: on the H100 (64x8x16x2, S=16K) it measured 11.2 TFLOP/s against 22.5 without.
   const rs = opts.tile?.rs ?? false;
-  return { tpr, nv, dvp, qr, rpt, bc, rs, group: d.nHeads / d.nKvHeads };
+  return { tpr, nv, dvp, qr, rpt, bc, rs, pf: opts.tile?.pf ?? false, group: d.nHeads / d.nKvHeads };
 }
 
 function subgroupMin(ctx: GpuContext): number {
@@ -146,10 +148,11 @@ export function attentionHeader(d: AttentionDims, plan: TilePlan, consts: Record
   const D = d.headDim;
   const lines: string[] = [];
   if (plan.tpr > 1) lines.push('enable subgroups;');
+  const threads = (plan.qr / plan.rpt) * plan.tpr;
   const all: Record<string, number> = {
     HEAD_DIM: D, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc,
-    RPT: plan.rpt, THREADS: (plan.qr / plan.rpt) * plan.tpr, RS: plan.rs ? 1 : 0,
-    KPL: Math.max(1, plan.bc / plan.tpr), PSV: plan.rs ? (plan.qr * plan.bc) / 4 : 1, FB: 0, FV: 0, ...consts,
+    RPT: plan.rpt, THREADS: threads, RS: plan.rs ? 1 : 0, KV_PREFETCH: plan.pf ? 1 : 0, KV_NE: Math.ceil((plan.bc * plan.dvp) / threads),
+    KPL: Math.max(1, plan.bc / plan.tpr), PSV: plan.rs ? (plan.qr * plan.bc) / 4 : 1, FALLBACK: 0, FUSED_V: 0, ...consts,
   };
   for (const [k, v] of Object.entries(all)) lines.push(`const ${k}: u32 = ${v}u;`);
   lines.push(`
@@ -238,7 +241,7 @@ export class FlashAttention {
     readonly plans: Record<FlashMode, TilePlan>,
     readonly pipelines: Record<FlashMode, GPUComputePipeline>,
     private dummies: [GPUBuffer, GPUBuffer],
-    /** With 'sparse': each fused variant, the fallback pass (MODE 0, FB 1) and its argument kernel. */
+    /** With 'sparse': each fused variant, the fallback pass (MODE 0, FALLBACK 1) and its argument kernel. */
     private sparseExtra?: { variants: Record<FusedVariant, GPUComputePipeline>; fallback: GPUComputePipeline; fallbackArgs: GPUComputePipeline },
   ) {}
 
@@ -260,8 +263,8 @@ export class FlashAttention {
         const code = attentionHeader(dims, plans[m], { MODE: MODE_ID[m] }) + source;
         pipelines[m] = await getPipeline(ctx, { label: `attention_${m}`, code });
       })),
-      sparse ? Promise.all(FUSED_VARIANTS.map((v, i) => compile(`attention_sparse_${v}`, { MODE: 4, FV: i }))) : undefined,
-      sparse ? compile('attention_dense_fallback', { MODE: 0, FB: 1 }) : undefined,
+      sparse ? Promise.all(FUSED_VARIANTS.map((v, i) => compile(`attention_sparse_${v}`, { MODE: 4, FUSED_V: i }))) : undefined,
+      sparse ? compile('attention_dense_fallback', { MODE: 0, FALLBACK: 1 }) : undefined,
       sparse ? compile('sample_fallback', {}, fallbackSource) : undefined,
     ]);
     let extra: FlashAttention['sparseExtra'];
@@ -304,7 +307,7 @@ export class FlashAttention {
   /**
    * Dense fallback of the fused pass, after the selection wrote `sel`: one small kernel lists
    * the flagged units and writes `args` (3 u32, INDIRECT | STORAGE), then the dense kernel's
-   * code (MODE 0, FB 1) runs those units through dispatchWorkgroupsIndirect (nothing when none
+   * code (MODE 0, FALLBACK 1) runs those units through dispatchWorkgroupsIndirect (nothing when none
    * is flagged). Same params as the fused pass.
    */
   encodeFallback(pass: GPUComputePassEncoder, b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; sel: GPUBuffer; params: GPUBufferBinding }, args: GPUBuffer): void {

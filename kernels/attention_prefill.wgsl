@@ -11,10 +11,10 @@
 //   4 sparse:  (fused path) the stripe ids j <= i - w, then the window (i - w, i], in ONE
 //              online softmax; writes the normalized output (no lse, no read of out).
 //              A KV group the selection flagged dense returns at once: the launcher then
-//              runs MODE 0 with FB = 1 over the flagged groups (dispatchWorkgroupsIndirect,
+//              runs MODE 0 with FALLBACK = 1 over the flagged groups (dispatchWorkgroupsIndirect,
 //              y = number of flagged groups, kvh = the flag list in sel; see sample_fallback.wgsl),
 //              so the fallback runs the dense kernel's code at its rate.
-//              FV (fused variant): 0 'a' one loop over stripe then contiguous tiles (a per-tile
+//              FUSED_V (fused variant): 0 'a' one loop over stripe then contiguous tiles (a per-tile
 //              `stripe` branch); 1 'b' the stripe tiles in their own loop (stripe_tiles: tiles
 //              whose last id is <= iMin - w skip the per-row mask), then the contiguous tiles in
 //              the main loop with `stripe` const false (the dense body).
@@ -39,14 +39,16 @@
 // the row's q and o (threads of a row split headDim, interleaved by vec4) and
 // reduces partial dot products with subgroup shuffles (TPR = 1 without subgroups).
 // K/V tiles of BC keys are staged in workgroup memory (2 * BC * DVP vec4s); two barriers per tile.
+// KV_PREFETCH = 1 (opt-in, tile.pf): each thread loads its KV_NE vec4s of the next K/V tile into registers
+// while the current tile is computed (register double buffering), then stores them after the barrier.
 // RS = 1 (opt-in, rs_tile below): the row's lanes reduce-scatter the partial scores so each
 // lane masks/exponentiates BC / TPR keys, and the probabilities reach every lane through
 // workgroup memory (ps, QR * BC f32); slower than RS = 0 on the H100 (11.2 vs 22.5 TFLOP/s).
 // Default tiles (tilePlan): 64 rows x 4 lanes x 32 keys, RPT 1; with subgroups of >= 8 lanes
 // and headDim > 92: 128 rows x 8 lanes x 8 keys, RPT 4 (H100 D=128 S=16K dense: 23.6 TFLOP/s
 // vs 22.5 for 64x8x16x2), except the split window pass (narrow tile).
-// Dispatch: (ceil(rowsInPass * group / QR), nKvHeads, 1); FB = 1: indirect (x, nFlagged, 1).
-// Per-head selection runs modes 4 and 0/FB with "virtual" params: group 1, nKvHeads = nHeads
+// Dispatch: (ceil(rowsInPass * group / QR), nKvHeads, 1); FALLBACK = 1: indirect (x, nFlagged, 1).
+// Per-head selection runs modes 4 and 0/FALLBACK with "virtual" params: group 1, nKvHeads = nHeads
 // (one unit per query head), K/V rows of unit u from KV head u / p.kvDiv (kvDiv = real group).
 // Precision: f32 loads (f16 KV unpacked in the loader), f32 accumulation;
 // exp2 with q pre-scaled by log2(e) / sqrt(headDim).
@@ -59,7 +61,7 @@
 //   lse: modes 1/2: (rows, nHeads) f32 log2-sum-exp; mode 3: (nHeads, nSamp, 2)
 //   sel: (nKvHeads, capacity + 1) u32: [count, col ids ascending...], then (nKvHeads) u32
 //        dense flags (1: the group runs dense; its list then holds every column), then
-//        (nKvHeads) u32 the flagged groups' ids (first nFlagged valid; FB = 1 reads it)
+//        (nKvHeads) u32 the flagged groups' ids (first nFlagged valid; FALLBACK = 1 reads it)
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -92,7 +94,7 @@ fn count_le(bound: u32) -> u32 {
 @compute @workgroup_size(THREADS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   var kvh = wg.y;
-  if (FB == 1u) { kvh = sel[p.nKvHeads * (p.capacity + 2u) + wg.y]; }
+  if (FALLBACK == 1u) { kvh = sel[p.nKvHeads * (p.capacity + 2u) + wg.y]; }
   let slot = lid / TPR;
   let lane = lid % TPR;
   let nRowsPass = select(p.rows, p.nSamp, MODE == 3u);
@@ -157,7 +159,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       wsched = select(n, PAD, flagged);
     }
     let v = workgroupUniformLoad(&wsched);
-    // Flagged dense: the fallback dispatch (MODE 0, FB 1) computes this group.
+    // Flagged dense: the fallback dispatch (MODE 0, FALLBACK 1) computes this group.
     if (v == PAD) { return; }
     nUse = v;
   }
@@ -173,18 +175,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var hb = BC;
   for (var o = TPR / 2u; o > 0u; o >>= 1u) { hb >>= 1u; if ((lane & o) != 0u) { rsBase += hb; } }
 
-  // Variant 'b' (FV 1) runs the stripe tiles in their own loop; the main loop then has only
+  // Variant 'b' (FUSED_V 1) runs the stripe tiles in their own loop; the main loop then has only
   // contiguous tiles (`stripe` const false, as in MODE 0).
-  let stripesInMain = MODE == 2u || (MODE == 4u && FV == 0u);
+  let stripesInMain = MODE == 2u || (MODE == 4u && FUSED_V == 0u);
   let nSm = select(0u, nS, stripesInMain);
-  if (MODE == 4u && FV == 1u) {
+  if (MODE == 4u && FUSED_V == 1u) {
     stripe_tiles(lid, slot, lane, rsBase, nS, nUse, selBase, kvBase, iMin, &qv, &ipos, &o, &m, &l, &lw);
   }
-  for (var it = 0u; it < nSm + nC; it++) {
+  // KV_PREFETCH = 1: the next tile's K/V (and ids) are loaded into registers while this one is computed.
+  var pk: array<vec4<f32>, KV_NE>;
+  var pvv: array<vec4<f32>, KV_NE>;
+  var pj: array<u32, KV_NE>;
+  let nMain = nSm + nC;
+  for (var it = 0u; it < nMain; it++) {
     let stripe = stripesInMain && it < nSm;
     // Stripe tile: list slots k0 + [0, BC); contiguous tile: keys k0 + [0, BC).
     let k0 = select(cBegin + (it - nSm) * BC, it * BC, stripe);
+    if (KV_PREFETCH == 1u && it == 0u) { fetch_tile(lid, stripe, k0, nUse, selBase, cEnd, kvBase, &pk, &pvv, &pj); }
     workgroupBarrier();
+    if (KV_PREFETCH == 1u) {
+      store_tile(lid, stripe, &pk, &pvv, &pj);
+    } else {
     for (var e = lid; e < BC * DVP; e += THREADS) {
       let c = e / DVP;
       let d4 = e % DVP;
@@ -199,7 +210,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       ks[e] = load_k4(kvBase + jj, d4);
       if (MODE != 3u) { vs[e] = load_v4(kvBase + jj, d4); }
     }
+    }
     workgroupBarrier();
+    if (KV_PREFETCH == 1u && it + 1u < nMain) {
+      let st = stripesInMain && it + 1u < nSm;
+      fetch_tile(lid, st, select(cBegin + (it + 1u - nSm) * BC, (it + 1u) * BC, st), nUse, selBase, cEnd, kvBase, &pk, &pvv, &pj);
+    }
     // Each row's tile slots [a, b) as bits: the only mask of the inner loop.
     var okBits: array<u32, RPT>;
     for (var k = 0u; k < RPT; k++) {
@@ -377,26 +393,35 @@ fn rs_tile(slot: u32, lane: u32, rsBase: u32, k0: u32,
   }
 }
 
-// FV = 1, MODE 4: the stripe tiles (list slots [0, nUse), BC per tile) in their own loop, the
+// FUSED_V = 1, MODE 4: the stripe tiles (list slots [0, nUse), BC per tile) in their own loop, the
 // body of main's loop with `stripe` fixed. Ids are sorted: when the tile's last id is <= iMin - w
 // every row keeps the whole tile (no per-row search); only the last few tiles need count_le.
 fn stripe_tiles(lid: u32, slot: u32, lane: u32, rsBase: u32, nS: u32, nUse: u32, selBase: u32, kvBase: u32, iMin: u32,
                 qv: ptr<function, array<vec4<f32>, RPT * NV>>, ipos: ptr<function, array<u32, RPT>>,
                 o: ptr<function, array<vec4<f32>, RPT * NV>>, m: ptr<function, array<f32, RPT>>,
                 l: ptr<function, array<f32, RPT>>, lw: ptr<function, array<f32, RPT>>) {
+  var pk: array<vec4<f32>, KV_NE>;
+  var pvv: array<vec4<f32>, KV_NE>;
+  var pj: array<u32, KV_NE>;
   for (var it = 0u; it < nS; it++) {
     let k0 = it * BC;
+    if (KV_PREFETCH == 1u && it == 0u) { fetch_tile(lid, true, k0, nUse, selBase, 0u, kvBase, &pk, &pvv, &pj); }
     workgroupBarrier();
-    for (var e = lid; e < BC * DVP; e += THREADS) {
-      let c = e / DVP;
-      let d4 = e % DVP;
-      let j = select(PAD, sel[selBase + 1u + min(k0 + c, nUse - 1u)], k0 + c < nUse);
-      if (d4 == 0u) { kidx[c] = j; }
-      let jj = select(0u, j, j != PAD);
-      ks[e] = load_k4(kvBase + jj, d4);
-      vs[e] = load_v4(kvBase + jj, d4);
+    if (KV_PREFETCH == 1u) {
+      store_tile(lid, true, &pk, &pvv, &pj);
+    } else {
+      for (var e = lid; e < BC * DVP; e += THREADS) {
+        let c = e / DVP;
+        let d4 = e % DVP;
+        let j = select(PAD, sel[selBase + 1u + min(k0 + c, nUse - 1u)], k0 + c < nUse);
+        if (d4 == 0u) { kidx[c] = j; }
+        let jj = select(0u, j, j != PAD);
+        ks[e] = load_k4(kvBase + jj, d4);
+        vs[e] = load_v4(kvBase + jj, d4);
+      }
     }
     workgroupBarrier();
+    if (KV_PREFETCH == 1u && it + 1u < nS) { fetch_tile(lid, true, k0 + BC, nUse, selBase, 0u, kvBase, &pk, &pvv, &pj); }
     let last = kidx[BC - 1u];
     let full = last != PAD && last + p.window <= iMin;
     var okBits: array<u32, RPT>;
@@ -444,6 +469,43 @@ fn stripe_tiles(lid: u32, slot: u32, lane: u32, rsBase: u32, nS: u32, nUse: u32,
         let vv = vs[c * DVP + lane + v * TPR];
         for (var k = 0u; k < RPT; k++) { (*o)[k * NV + v] += s[k * BC + c] * vv; }
       }
+    }
+  }
+}
+
+// KV_PREFETCH = 1: this thread's KV_NE elements (e = lid + r * THREADS of the tile's BC x DVP vec4s) of the tile
+// at slots k0 + [0, BC) (stripe: list slots of sel, else keys < cEnd) into registers.
+fn fetch_tile(lid: u32, stripe: bool, k0: u32, nUse: u32, selBase: u32, cEnd: u32, kvBase: u32,
+              pk: ptr<function, array<vec4<f32>, KV_NE>>, pv: ptr<function, array<vec4<f32>, KV_NE>>,
+              pj: ptr<function, array<u32, KV_NE>>) {
+  for (var r = 0u; r < KV_NE; r++) {
+    let e = lid + r * THREADS;
+    if (e < BC * DVP) {
+      let c = e / DVP;
+      let d4 = e % DVP;
+      var j = k0 + c;
+      if (stripe) {
+        j = select(PAD, sel[selBase + 1u + min(k0 + c, nUse - 1u)], k0 + c < nUse);
+      } else if (j >= cEnd) {
+        j = PAD;
+      }
+      (*pj)[r] = j;
+      let jj = select(0u, j, j != PAD);
+      (*pk)[r] = load_k4(kvBase + jj, d4);
+      if (MODE != 3u) { (*pv)[r] = load_v4(kvBase + jj, d4); }
+    }
+  }
+}
+
+// KV_PREFETCH = 1: the prefetched registers into the workgroup tiles (and the stripe tile's ids).
+fn store_tile(lid: u32, stripe: bool, pk: ptr<function, array<vec4<f32>, KV_NE>>,
+              pv: ptr<function, array<vec4<f32>, KV_NE>>, pj: ptr<function, array<u32, KV_NE>>) {
+  for (var r = 0u; r < KV_NE; r++) {
+    let e = lid + r * THREADS;
+    if (e < BC * DVP) {
+      ks[e] = (*pk)[r];
+      if (MODE != 3u) { vs[e] = (*pv)[r]; }
+      if (stripe && e % DVP == 0u) { kidx[e / DVP] = (*pj)[r]; }
     }
   }
 }

@@ -1,6 +1,6 @@
 // SampleAttention dense fallback, after the selection (kernels/sample_select.wgsl): lists the
 // KV groups (or heads, per-head selection) the selection flagged dense and writes the indirect
-// dispatch of the fallback pass (kernels/attention_prefill.wgsl MODE 0, FB 1), so the fused
+// dispatch of the fallback pass (kernels/attention_prefill.wgsl MODE 0, FALLBACK 1), so the fused
 // sparse pass skips those groups and the dense kernel's code runs them at its own rate.
 // Workgroup: 1 thread (nKvHeads flags, a serial compaction). Dispatch: (1, 1, 1).
 // The header (dense plan) gives QR, the rows per workgroup of the fallback pass.

@@ -23,7 +23,7 @@
  *
  * Dense fallback (fused path): flagged units return at once in the fused
  * pass; kernels/sample_fallback.wgsl lists them and an indirect dispatch of
- * the dense kernel's code (MODE 0, FB 1) computes them at the dense rate.
+ * the dense kernel's code (MODE 0, FALLBACK 1) computes them at the dense rate.
  *
  * Choices (see the report in the commit log): selection is per KV group by
  * default (the spec's GQA variant: one column set shared by the group's query

@@ -192,14 +192,19 @@ describe('SampleAttention fused variants, indirect dense fallback, per-head sele
     expect(relL2(mixed.res.out, restrictedRef(mixed))).toBeLessThanOrEqual(1e-5);
   });
 
-  it('a forced wide-style tile (RPT 4, 8 keys per tile) gives the reference for both variants and dense', async () => {
-    const tile = { qr: 32, tpr: 4, bc: 8, rpt: 4 };
-    for (const fusedVariant of ['a', 'b'] as const) {
-      const r = await run(RANDOM, { ...SPARSE, fusedVariant }, tile);
-      expect(relL2(r.res.out, restrictedRef(r)), fusedVariant).toBeLessThanOrEqual(1e-5);
+  it('forced wide-style tiles (RPT 4, 8 keys per tile), with and without the K/V register prefetch, give the reference', async () => {
+    // 32 threads: 2 prefetched vec4s of K and of V per thread and tile.
+    for (const pf of [false, true]) {
+      const tile = { qr: 32, tpr: 4, bc: 8, rpt: 4, pf };
+      for (const fusedVariant of ['a', 'b'] as const) {
+        const r = await run(RANDOM, { ...SPARSE, fusedVariant }, tile);
+        expect(relL2(r.res.out, restrictedRef(r)), `${fusedVariant} pf ${pf}`).toBeLessThanOrEqual(1e-5);
+      }
+      const fb = await run(RANDOM, { alpha: 0.95, denseFallbackArea: 0.5, selection: 'head' }, tile);
+      expect(relL2(fb.res.out, denseRef(fb)), `fallback pf ${pf}`).toBeLessThanOrEqual(1e-5);
+      const dense = await run(CHUNK, { attention: 'dense' }, tile);
+      expect(relL2(dense.res.out, denseRef(dense)), `dense pf ${pf}`).toBeLessThanOrEqual(1e-5);
     }
-    const fb = await run(RANDOM, { alpha: 0.95, denseFallbackArea: 0.5, selection: 'head' }, tile);
-    expect(relL2(fb.res.out, denseRef(fb))).toBeLessThanOrEqual(1e-5);
   });
 
   it('rejects bad selection / fusedVariant with a typed error naming the option', () => {
