@@ -109,6 +109,34 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let iMin = p.pos + firstLocal;
   let iMax = p.pos + lastLocal;
 
+  // Schedule: nUse stripe ids (modes 2 and 4), then the contiguous keys [cBegin, cEnd).
+  // A group flagged dense returns here (MODE 4), before loading its q rows.
+  let selBase = kvh * (p.capacity + 1u);
+  // Contiguous tiles keep [0, i] (dense rows), else (i - w, i]: a const per MODE (a flagged
+  // group returns in MODE 4, and MODE 2 never reads the flags).
+  let denseRows = MODE == 0u || MODE == 3u;
+  var nUse = 0u;
+  if (MODE == 2u || MODE == 4u) {
+    if (lid == 0u) {
+      var n = 0u;
+      let flagged = MODE == 4u && sel[p.nKvHeads * (p.capacity + 1u) + kvh] != 0u;
+      if (!flagged && iMax >= p.window) {
+        // Ids are sorted: count those any row here can use (<= iMax - w).
+        let bound = iMax - p.window;
+        var hi = sel[selBase];
+        while (n < hi) {
+          let mid = (n + hi) / 2u;
+          if (sel[selBase + 1u + mid] <= bound) { n = mid + 1u; } else { hi = mid; }
+        }
+      }
+      wsched = select(n, PAD, flagged);
+    }
+    let v = workgroupUniformLoad(&wsched);
+    // Flagged dense: the fallback dispatch (MODE 0, FALLBACK 1) computes this group.
+    if (v == PAD) { return; }
+    nUse = v;
+  }
+
   // This thread's RPT query rows (slot + k * QR / RPT): position, head, q slice
   // in registers pre-scaled so scores are in log2 units, running max/sum.
   var ipos: array<u32, RPT>;
@@ -137,32 +165,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     lw[k] = 0.0;
   }
 
-  // Schedule: nUse stripe ids (modes 2 and 4), then the contiguous keys [cBegin, cEnd).
-  let selBase = kvh * (p.capacity + 1u);
-  // Contiguous tiles keep [0, i] (dense rows), else (i - w, i]: a const per MODE (a flagged
-  // group returns in MODE 4, and MODE 2 never reads the flags).
-  let denseRows = MODE == 0u || MODE == 3u;
-  var nUse = 0u;
-  if (MODE == 2u || MODE == 4u) {
-    if (lid == 0u) {
-      var n = 0u;
-      let flagged = MODE == 4u && sel[p.nKvHeads * (p.capacity + 1u) + kvh] != 0u;
-      if (!flagged && iMax >= p.window) {
-        // Ids are sorted: count those any row here can use (<= iMax - w).
-        let bound = iMax - p.window;
-        var hi = sel[selBase];
-        while (n < hi) {
-          let mid = (n + hi) / 2u;
-          if (sel[selBase + 1u + mid] <= bound) { n = mid + 1u; } else { hi = mid; }
-        }
-      }
-      wsched = select(n, PAD, flagged);
-    }
-    let v = workgroupUniformLoad(&wsched);
-    // Flagged dense: the fallback dispatch (MODE 0, FALLBACK 1) computes this group.
-    if (v == PAD) { return; }
-    nUse = v;
-  }
   var cBegin = 0u;
   var cEnd = iMax + 1u;
   if (MODE == 2u) { cEnd = 0u; }
