@@ -8,8 +8,10 @@
  *   npm run bench -- bench/attention.ts [--sizes 4096,8192] [--alphas 0.95,0.8]
  *     [--inputs structured,structured-flat,random] [--heads 32] [--kv-heads 8] [--dim 128]
  *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xRS[xPF]]][,...]] [--modes dense] [--check] [--json FILE]
- *     [--sparse-pass fused,split] [--fallback A] [--fused-variant a,b] [--selection group,head]
+ *     [--sparse-pass fused,split] [--fallback A] [--fused-variant a,b] [--selection group,head] [--dense-map group,head]
  *     [--sampling tiled|flash] [--sampling-tile rows=BSxBTxRXxRYxDK,cols=BSxBTxRXxRYxDK]
+ * --dense-map group,head also times dense with AttentionOptions.denseMap 'head' (one query head per
+ * workgroup; mode 'dense/head'; speedups stay relative to the first).
  * --fused-variant sweeps AttentionOptions.fusedVariant (the fused pass's code, 'b' default), --selection
  * AttentionOptions.selection (per KV group default, or per head); with several, the mode gains '/b', '/head'.
  * --sparse-pass sweeps AttentionOptions.sparsePass (mode column 'sample:fused' / 'sample:split';
@@ -38,13 +40,14 @@ const args = benchArgs({
   'kv-heads': { type: 'string' }, dim: { type: 'string' }, chunk: { type: 'string' }, iters: { type: 'string' },
   tile: { type: 'string' }, modes: { type: 'string' }, check: { type: 'boolean' },
   'sparse-pass': { type: 'string' }, fallback: { type: 'string' },
-  'fused-variant': { type: 'string' }, selection: { type: 'string' },
+  'fused-variant': { type: 'string' }, selection: { type: 'string' }, 'dense-map': { type: 'string' },
   sampling: { type: 'string' }, 'sampling-tile': { type: 'string' },
 });
 const sparsePasses = String(args['sparse-pass'] ?? DEFAULT_ATTENTION.sparsePass).split(',') as ('fused' | 'split')[];
 const fallbacks = String(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea).split(',').map(Number);
 const fusedVariants = String(args['fused-variant'] ?? DEFAULT_ATTENTION.fusedVariant).split(',') as ('a' | 'b')[];
 const selections = String(args.selection ?? DEFAULT_ATTENTION.selection).split(',') as ('group' | 'head')[];
+const denseMaps = String(args['dense-map'] ?? DEFAULT_ATTENTION.denseMap).split(',') as ('group' | 'head')[];
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
 const sizes = String(args.sizes ?? (soft ? '256,512' : '4096,8192,16384,32768,65536,131072')).split(',').map(Number);
@@ -126,13 +129,19 @@ for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
     let causal = 0;
     for (let i = 0; i < seqLen; i++) causal += i + 1;
     const flops = 4 * headDim * nHeads * causal;
-    const dense = await run({ ...DEFAULT_ATTENTION, attention: 'dense' });
+    const dense = await run({ ...DEFAULT_ATTENTION, attention: 'dense', denseMap: denseMaps[0] });
     // --check: 8 rows of the last chunk's dense output (every head) against an f64 CPU softmax.
     const checkErr = args.check ? await checkRows(out, chunks[chunks.length - 1], gen, rowW) : undefined;
     if (checkErr !== undefined) console.log(`check S=${seqLen} ${input}: dense max abs error over 8 rows ${checkErr.toExponential(2)}`);
     const tflops = flops / (dense.ms * 1e-3) / 1e12;
     rows.push([seqLen, input, `dense${tileTag}`, '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
-    results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
+    results.push({ seqLen, input, mode: 'dense', denseMap: denseMaps[0], nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
+    for (const denseMap of denseMaps.slice(1)) {
+      const dm = await run({ ...DEFAULT_ATTENTION, attention: 'dense', denseMap });
+      const tf = flops / (dm.ms * 1e-3) / 1e12;
+      rows.push([seqLen, input, `dense/${denseMap}${tileTag}`, '-', dm.ms.toFixed(2), (dense.ms / dm.ms).toFixed(2), tf.toFixed(2), '1.000', '-', '-', '-', '-']);
+      results.push({ seqLen, input, mode: 'dense', denseMap, nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dm, tflops: tf });
+    }
     for (const alpha of denseOnly ? [] : alphas) for (const sparsePass of sparsePasses) for (const denseFallbackArea of fallbacks)
     for (const fusedVariant of fusedVariants) for (const selection of selections) {
       const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea, fusedVariant, selection });

@@ -188,7 +188,8 @@ export class PrefillAttention {
     if (sparse && !this.sample) throw new InvalidOptionError('attention', "this PrefillAttention was created with { sparse: false }; use attention: 'dense'");
     const plan = sparse ? sparsePlan(pos, rows, opts) : undefined;
     const statsAt = sparse ? this.statsSlot() : undefined;
-    const perHead = sparse && (opts.selection ?? 'group') === 'head';
+    // Per-head units: per-head selection (sparse), or the dense pass's 'head' row mapping.
+    const perHead = sparse ? (opts.selection ?? 'group') === 'head' : (opts.denseMap ?? 'group') === 'head';
     const group = d.nHeads / d.nKvHeads;
     const units = perHead ? d.nHeads : d.nKvHeads;
     const p: AttentionParams = {
@@ -213,7 +214,7 @@ export class PrefillAttention {
 
     if (!sparse) {
       const ps = pass('attention.dense');
-      this.flash.encode(ps, 'dense', bufs, rows, d.nKvHeads);
+      this.flash.encode(ps, 'dense', { ...bufs, params: sparams }, rows, units, perHead ? { group: 1 } : {});
       ps.end();
       return;
     }

@@ -66,6 +66,12 @@ export interface AttentionOptions {
    * 'b' stripe tiles in their own loop (default). Same result; a speed knob. Optional (additive).
    */
   fusedVariant?: 'a' | 'b';
+  /**
+   * Dense attention's row mapping: 'group' (a workgroup's rows are the KV group's query heads
+   * at QR / group positions, sharing K/V tiles; default) or 'head' (one query head per
+   * workgroup, QR positions). Same result; a speed knob (bench --dense-map). Optional (additive).
+   */
+  denseMap?: 'group' | 'head';
 }
 
 export const DEFAULT_ATTENTION: AttentionOptions = {
@@ -80,6 +86,7 @@ export const DEFAULT_ATTENTION: AttentionOptions = {
   denseFallbackArea: 0.85,
   selection: 'group',
   fusedVariant: 'b',
+  denseMap: 'group',
 };
 
 /** Per layer and head statistics of one sparse prefill. */

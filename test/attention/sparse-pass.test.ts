@@ -207,7 +207,15 @@ describe('SampleAttention fused variants, indirect dense fallback, per-head sele
     }
   });
 
-  it('rejects bad selection / fusedVariant with a typed error naming the option', () => {
+  it("dense with denseMap 'head' (one query head per workgroup) equals the reference", async () => {
+    for (const c of [RANDOM, CHUNK]) {
+      const r = await run(c, { attention: 'dense', denseMap: 'head' });
+      expect(relL2(r.res.out, denseRef(r))).toBeLessThanOrEqual(1e-5);
+    }
+  });
+
+  it('rejects bad selection / fusedVariant / denseMap with a typed error naming the option', () => {
+    expect(() => resolveAttentionOptions({ denseMap: 'kv' as never })).toThrow(/denseMap/);
     expect(() => resolveAttentionOptions({ selection: 'kv' as never })).toThrow(/selection/);
     expect(() => resolveAttentionOptions({ fusedVariant: 'c' as never })).toThrow(/fusedVariant/);
     expect(resolveAttentionOptions({ selection: 'head', fusedVariant: 'a' })).toMatchObject({ selection: 'head', fusedVariant: 'a' });
