@@ -10,7 +10,7 @@
  * column-score ('cols') kernels of kernels/sample_scores.wgsl, and the
  * row-stats kernel's key split: split=0 auto (default: split while fewer than
  * `target` workgroups, default 512), split=1 off, split=N always N;
- * target=M the auto split's workgroup target; flat=1 the column kernel
+ * target=M the auto split's workgroup target; flat=1 / flat=0 the column kernel (default flat)
  * over one (head, row) stream whose tiles straddle heads (less padding in chunks). Column 'split' lists the splits
  * of the chunks (e.g. 6x7,1 = 6 at the first 7 chunks, then 1).
  * Columns: total ms, the row-stats kernel alone (rows ms; cols = total - rows),
@@ -57,7 +57,7 @@ function parseVariant(v: string): SamplingOptions {
     return part === undefined ? undefined : Number(part.slice(key.length + 1));
   };
   const tiles = parts.filter((p) => !/^(split|target|flat)=/.test(p));
-  return { kernel, ...parseScoreTiles(tiles.join(':')), split: num('split'), splitTarget: num('target'), colsFlat: num('flat') === 1 };
+  return { kernel, ...parseScoreTiles(tiles.join(':')), split: num('split'), splitTarget: num('target'), colsFlat: num('flat') === undefined ? undefined : num('flat') === 1 };
 }
 const variants = variantNames.map((name) => ({ name, opts: parseVariant(name) }));
 

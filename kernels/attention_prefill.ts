@@ -109,7 +109,10 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   if (opts.tile?.rs && !rsOk) bad('rs', `needs tpr > 1, bc a multiple of max(4, tpr) and ${qr * bc * 4} more bytes of workgroup memory (tpr ${tpr}, bc ${bc})`);
   // Off unless asked: on the H100 (64x8x16x2, S=16K) it measured 11.2 TFLOP/s against 22.5 without.
   const rs = opts.tile?.rs ?? false;
-  return { tpr, nv, dvp, qr, rpt, bc, rs, pf: opts.tile?.pf ?? false, group: d.nHeads / d.nKvHeads };
+  // Register prefetch of the next K/V tile: on for the wide default (H100 09:25, S=32K: dense 318 ms
+  // = 27.6 TFLOP/s with it, 365 ms = 24.1 without; bench/gpu-results/h100-0925-attention-prefetch.json).
+  const pf = opts.tile?.pf ?? (wide && opts.tile?.rpt === undefined && opts.tile?.qr === undefined && opts.tile?.bc === undefined);
+  return { tpr, nv, dvp, qr, rpt, bc, rs, pf, group: d.nHeads / d.nKvHeads };
 }
 
 function subgroupMin(ctx: GpuContext): number {

@@ -24,8 +24,13 @@ import q4Src from './linear_q4.wgsl?raw';
 /** What a quantized prefill weight is expanded to before the GEMM ('none': the GEMM decodes in-kernel). */
 export type PrefillDequant = 'f16' | 'f32' | 'none';
 export const PREFILL_DEQUANTS: readonly PrefillDequant[] = ['f16', 'f32', 'none'];
-/** Default: expand to f16 when a prefill has at least DEFAULT_DEQUANT_MIN_ROWS rows. */
-export const DEFAULT_PREFILL_DEQUANT: PrefillDequant = 'f16';
+/**
+ * Default: expand to f32 (exact) when a prefill has at least DEFAULT_DEQUANT_MIN_ROWS rows. H100
+ * 09:25 (bench/gpu-results/h100-0925-gemm-dequant.json, trvlsw): q4 40.4 / 40.3 TFLOP/s at
+ * 4096^3 / 4096x14336x4096 with f32, 40.0 / 39.9 with f16 (which also rounds the weights), 38.1 /
+ * 38.3 decoding in the GEMM.
+ */
+export const DEFAULT_PREFILL_DEQUANT: PrefillDequant = 'f32';
 export const DEFAULT_DEQUANT_MIN_ROWS = 256;
 
 const EPW = { q4: 8, q8: 4 } as const;

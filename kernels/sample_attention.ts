@@ -36,7 +36,7 @@ export interface SamplingOptions {
   split?: number;
   /** Workgroups the auto split aims for (default 512). */
   splitTarget?: number;
-  /** Column kernel over one (head, row) stream of tiles that straddle heads (ScoreOptions.colsFlat; default false). */
+  /** Column kernel over one (head, row) stream of tiles that straddle heads (ScoreOptions.colsFlat; default true: H100 09:25, 4096-row chunks at 32K 19.3 ms vs 20.8). */
   colsFlat?: boolean;
 }
 

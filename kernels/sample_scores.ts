@@ -205,10 +205,10 @@ export class SampleScores {
     if (!Number.isInteger(split) || split < 0) throw new InvalidOptionError('sampling.split', `must be 0 (auto), 1 (off) or a split count, got ${split}`);
     if (!Number.isInteger(splitTarget) || splitTarget < 1) throw new InvalidOptionError('sampling.splitTarget', `must be a positive workgroup count, got ${splitTarget}`);
     const [rows, cols, combine] = await Promise.all([
-      ...(['rows', 'cols'] as const).map((k) => getPipeline(ctx, { label: `sample_scores_${k}`, code: scoreSource(dims, k, plans[k], opts.colsFlat) })),
+      ...(['rows', 'cols'] as const).map((k) => getPipeline(ctx, { label: `sample_scores_${k}`, code: scoreSource(dims, k, plans[k], opts.colsFlat ?? true) })),
       getPipeline(ctx, { label: 'sample_scores_combine', code: splitCombineSource(dims) }),
     ]);
-    return new SampleScores(ctx, dims, plans, { rows, cols, combine }, split, splitTarget, opts.colsFlat ?? false);
+    return new SampleScores(ctx, dims, plans, { rows, cols, combine }, split, splitTarget, opts.colsFlat ?? true);
   }
 
   private destroyed = false;

@@ -11,7 +11,10 @@ import { nodeSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
 import { makeWeight } from '../cases/linear.ts';
-import { prepareDequant, expandedBytes } from '../../kernels/dequant_f16.ts';
+import { prepareDequant, expandedBytes, DEFAULT_PREFILL_DEQUANT } from '../../kernels/dequant_f16.ts';
+
+/** Bytes per weight of the default prefill expansion. */
+const EXPANDED_BYTES = DEFAULT_PREFILL_DEQUANT === 'f32' ? 4 : 2;
 import { gateUpRef, LinearKernels, linearRef, type LinearOptions } from '../../kernels/linear.ts';
 import { liveBytes, readBuffer, readF32, releaseBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
@@ -206,7 +209,7 @@ describe('dequant_f16 (Dawn)', () => {
     lin.reserveDequantScratch([[2 * 72, 64], [130, 96]]);
     expect(lin.dequantScratchBytes).toBe(0);
     await prefill(ctx, lin, PREFILL[3], 3);
-    expect(lin.dequantScratchBytes).toBe(130 * 96 * 2);
+    expect(lin.dequantScratchBytes).toBe(130 * 96 * EXPANDED_BYTES); // the default expansion's element size
     lin.destroy();
     expect(liveBytes(ctx)).toBe(before);
   });
@@ -225,7 +228,8 @@ describe('memory plan: prefill dequantization scratch', () => {
     const plan = weightPlan(spec, entries);
     const limits = { maxBufferSize: 4 * 2 ** 30, maxStorageBufferBindingSize: 2 ** 31 - 4 };
     const q4 = planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512 });
-    expect(q4.dequantScratchBytes).toBe(2 * 14336 * 4096 * 2); // gate/up, f16
+    expect(q4.dequantScratchBytes).toBe(2 * 14336 * 4096 * EXPANDED_BYTES); // gate/up, default expansion
+    expect(planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, prefillDequant: 'f16' }).dequantScratchBytes).toBe(2 * 14336 * 4096 * 2);
     expect(q4.totalBytes).toBe(q4.weightsBytes + q4.kvCacheBytes + q4.activationBytes + q4.dequantScratchBytes);
     expect(planMemory(spec, plan, limits, { format: 'q8', contextLength: 4096, prefillDequant: 'f32' }).dequantScratchBytes).toBe(2 * 14336 * 4096 * 4);
     expect(planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillDequant: 'none' }).dequantScratchBytes).toBe(0);
