@@ -63,7 +63,7 @@ const decodeAttns = String(args['decode-attn'] ?? 'tiled').split(',') as ('tiled
 const profile = !!args.profile;
 const splitCaps = String(args['decode-splits'] ?? '128').split(',').map(Number);
 const greedy = !args['no-greedy'];
-const decodeVariants = String(args['decode-variant'] ?? 'plain').split(',') as DecodeVariant[];
+const decodeVariants = String(args['decode-variant'] ?? 'fused').split(',') as DecodeVariant[];
 for (const v of decodeVariants) if (!DECODE_VARIANTS.includes(v)) throw new Error(`unknown --decode-variant '${v}' (known: ${DECODE_VARIANTS.join(', ')})`);
 const gemvs = String(args.gemv ?? 'default').split(',').map(parseGemv);
 const qgs = String(args['decode-qg'] ?? 'default').split(',').map((q) => q === 'default' ? undefined : Number(q));
