@@ -84,6 +84,24 @@ function project(x: Float32Array, basis: Float32Array[]): Float32Array {
   return x;
 }
 
+/**
+ * The band's position code (S, D): a random walk on the unit sphere in the orthogonal complement
+ * of `basis`, steps of std `stepStd` per coordinate, so code_i . code_j falls off with |i - j|.
+ */
+function positionCode(rng: Rng, S: number, D: number, basis: Float32Array[], stepStd: number): Float32Array {
+  const code = new Float32Array(S * D);
+  const cur = project(unit(rng, D), basis);
+  for (let i = 0; i < S; i++) {
+    for (let t = 0; t < D; t++) cur[t] += stepStd * rng.normal();
+    project(cur, basis);
+    let n2 = 0;
+    for (let t = 0; t < D; t++) n2 += cur[t] * cur[t];
+    const inv = 1 / Math.sqrt(n2);
+    for (let t = 0; t < D; t++) { cur[t] *= inv; code[i * D + t] = cur[t]; }
+  }
+  return code;
+}
+
 export function syntheticQkv(spec: SyntheticSpec): SyntheticQkv {
   const { seqLen: S, nHeads, nKvHeads, headDim: D } = spec;
   const rng = new Rng(spec.seed ?? 7);
@@ -114,16 +132,7 @@ export function syntheticQkv(spec: SyntheticSpec): SyntheticQkv {
     // orthogonal complement, so the patterns do not leak into each other's scores.
     const basis = orthonormal(rng, D, Math.min(3, D - 1));
     const [u0, u1, u2] = [basis[0], basis[1], basis[2] ?? new Float32Array(D)];
-    const code = new Float32Array(S * D);
-    const cur = project(unit(rng, D), basis);
-    for (let i = 0; i < S; i++) {
-      for (let t = 0; t < D; t++) cur[t] += stepStd * rng.normal();
-      project(cur, basis);
-      let n2 = 0;
-      for (let t = 0; t < D; t++) n2 += cur[t] * cur[t];
-      const inv = 1 / Math.sqrt(n2);
-      for (let t = 0; t < D; t++) { cur[t] *= inv; code[i * D + t] = cur[t]; }
-    }
+    const code = positionCode(rng, S, D, basis, stepStd);
     // Stripe columns with logits in [stripeLogit - 2, stripeLogit].
     const stripeCols = new Map<number, number>();
     while (stripeCols.size < Math.min(nStripes, S - 1)) stripeCols.set(1 + rng.int(S - 1), stripeLogit - 2 * rng.next());
@@ -255,16 +264,7 @@ export function realisticQkv(spec: SyntheticSpec): SyntheticQkv & { heads: Reali
     const pr = new Rng(mixSeed(spec.seed ?? 7, kvh));
     const kappa = Math.exp(Math.log(R.decay[0]) + Math.log(R.decay[1] / R.decay[0]) * pr.next());
     const stepStd = Math.sqrt((2 * kappa) / D); // |step|^2 = 2 kappa: code_i . code_j ~ e^(-kappa |i - j|)
-    const code = new Float32Array(S * D);
-    const cur = project(unit(rng, D), basis);
-    for (let i = 0; i < S; i++) {
-      for (let t = 0; t < D; t++) cur[t] += stepStd * rng.normal();
-      project(cur, basis);
-      let n2 = 0;
-      for (let t = 0; t < D; t++) n2 += cur[t] * cur[t];
-      const inv = 1 / Math.sqrt(n2);
-      for (let t = 0; t < D; t++) { cur[t] *= inv; code[i * D + t] = cur[t]; }
-    }
+    const code = positionCode(rng, S, D, basis, stepStd);
     const stripes = new Map<number, number>();
     const stripeLogits = Array.from({ length: spec.stripes ?? 6 }, () => R.stripeLogit[0] + (R.stripeLogit[1] - R.stripeLogit[0]) * pr.next());
     while (stripes.size < nStripes) {
