@@ -18,6 +18,7 @@ import type { GpuWeightPart } from '../src/loader/formats.ts';
 import type { Dispatch } from '../src/engine/types.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import dequantSrc from './dequant_f16.wgsl?raw';
+import f16BitsSrc from './f16_bits.wgsl?raw';
 import q8Src from './linear_q8.wgsl?raw';
 import q4Src from './linear_q4.wgsl?raw';
 
@@ -78,7 +79,7 @@ function header(format: 'q4' | 'q8', out: 'f16' | 'f32', vec: boolean): string {
     return flags + '@group(0) @binding(2) var<storage, read_write> dst: array<u32>; // (dstElem0 + count) elements\n' + words +
       'fn store_word(i: u32, v: array<f32, EPW>) {}\n';
   }
-  const pk = (a: number, b: number) => `f32_to_half(v[${a}]) | (f32_to_half(v[${b}]) << 16u)`;
+  const pk = (a: number, b: number) => `f32_to_f16(v[${a}]) | (f32_to_f16(v[${b}]) << 16u)`;
   const f4 = (a: number) => `bitcast<vec4<u32>>(vec4<f32>(v[${a}], v[${a + 1}], v[${a + 2}], v[${a + 3}]))`;
   let vecType: string, body: string;
   if (out === 'f16' && format === 'q4') {
@@ -98,7 +99,7 @@ function header(format: 'q4' | 'q8', out: 'f16' | 'f32', vec: boolean): string {
 
 /** The WGSL of one dequantization pipeline (exported for tests). */
 export function dequantSource(format: 'q4' | 'q8', out: 'f16' | 'f32', vec: boolean): string {
-  return header(format, out, vec) + FORMAT_SRC[format] + dequantSrc;
+  return header(format, out, vec) + FORMAT_SRC[format] + f16BitsSrc + dequantSrc;
 }
 
 /** Whether a range takes the one-source-word-per-thread path (whole vec2/vec4 stores). */

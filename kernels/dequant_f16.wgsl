@@ -45,30 +45,6 @@ fn scale_of(g: u32) -> f32 {
   return half_to_f32((scales[g >> 1u] >> (16u * (g & 1u))) & 0xffffu);
 }
 
-// f32 -> IEEE half bits, round to nearest even; overflow -> inf.
-fn f32_to_half(v: f32) -> u32 {
-  let x = bitcast<u32>(v);
-  let sign = (x >> 16u) & 0x8000u;
-  let ex = (x >> 23u) & 0xffu;
-  var mant = x & 0x7fffffu;
-  if (ex == 0xffu) { return sign | 0x7c00u | select(0u, 0x200u, mant != 0u); }
-  let e = i32(ex) - 112;
-  if (e >= 31) { return sign | 0x7c00u; }
-  if (e <= 0) {
-    if (e < -10) { return sign; }
-    mant = mant | 0x800000u;
-    let shift = u32(14 - e);
-    var h = mant >> shift;
-    let rem = mant & ((1u << shift) - 1u);
-    let half = 1u << (shift - 1u);
-    if (rem > half || (rem == half && (h & 1u) == 1u)) { h = h + 1u; }
-    return sign | h;
-  }
-  var h = (u32(e) << 10u) | (mant >> 13u);
-  let rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u) == 1u)) { h = h + 1u; }
-  return sign | h;
-}
 
 fn elem(e: u32) -> f32 {
   return dec_elem(src[e / EPW], e % EPW) * scale_of(e / p.group);
@@ -93,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var h = 0u; h < 2u; h++) {
       let de = d * 2u + h;
       if (de >= p.dstElem0 && de < p.dstElem0 + p.count) {
-        let bits = f32_to_half(elem(p.srcElem0 + de - p.dstElem0));
+        let bits = f32_to_f16(elem(p.srcElem0 + de - p.dstElem0));
         word = (word & ~(0xffffu << (16u * h))) | (bits << (16u * h));
       }
     }

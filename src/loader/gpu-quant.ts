@@ -11,7 +11,11 @@ import type { GpuContext } from '../gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, writeBuffer } from '../gpu/buffers.ts';
 import { bindBuffers, dispatchDims, getPipeline } from '../gpu/pipelines.ts';
 import type { FileDtype, TensorEntry } from './source.ts';
-import source from './gpu-quant.wgsl?raw';
+import quantSource from './gpu-quant.wgsl?raw';
+import f16BitsSource from '../../kernels/f16_bits.wgsl?raw';
+
+/** The quantizer with the shared f32 -> f16 rounding (kernels/f16_bits.wgsl) it calls. */
+const source = f16BitsSource + quantSource;
 
 const SRC_CODE: Partial<Record<FileDtype, number>> = { F32: 0, F16: 1, BF16: 2 };
 const ELEM_BYTES: Partial<Record<FileDtype, number>> = { F32: 4, F16: 2, BF16: 2 };
