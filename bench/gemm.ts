@@ -33,7 +33,7 @@
 import { getGpu } from '../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import { timeGpu } from '../src/gpu/timing.ts';
-import { packedBytes, scaleBytes, type GpuWeight, type WeightFormat } from '../src/loader/formats.ts';
+import type { WeightFormat } from '../src/loader/formats.ts';
 import { f16ToF32, f32ToF16 } from '../src/loader/quant.ts';
 import { Rng } from '../src/util/rng.ts';
 import { MatmulF32 } from '../kernels/matmul.ts';
@@ -42,6 +42,7 @@ import { PREFILL_DEQUANTS, type PrefillDequant } from '../kernels/dequant_f16.ts
 import { GEMM_PRESETS, gemmSmemBytes, gemmTag, parseGemmVariant, type GemmConfig } from '../kernels/linear_gemm.ts';
 import type { Dispatch } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
+import { dataKind, filledBuffer, randomBlocks, randomWeight, type BlockKind } from './random-weights.ts';
 
 const args = benchArgs({
   shapes: { type: 'string' }, variant: { type: 'string' }, formats: { type: 'string' }, group: { type: 'string' },
@@ -85,48 +86,18 @@ let timing = 'wall';
 
 const rng = new Rng(11);
 const BLOCK_WORDS = 262147;
-function randomBlock(kind: 'f32' | 'f16' | 'bits' | 'scale'): Uint32Array {
-  const words = new Uint32Array(BLOCK_WORDS);
-  const f = new Float32Array(words.buffer);
-  for (let i = 0; i < words.length; i++) {
-    if (kind === 'f32') f[i] = rng.uniform(-1, 1);
-    else if (kind === 'f16') words[i] = f32ToF16(rng.uniform(-1, 1)) | (f32ToF16(rng.uniform(-1, 1)) << 16);
-    else if (kind === 'scale') words[i] = f32ToF16(rng.uniform(0.001, 0.02)) | (f32ToF16(rng.uniform(0.001, 0.02)) << 16);
-    else words[i] = (rng.next() * 2 ** 32) >>> 0;
-  }
-  return words;
-}
-const blocks = { f32: randomBlock('f32'), f16: randomBlock('f16'), bits: randomBlock('bits'), scale: randomBlock('scale') };
-const dataKind = (f: WeightFormat) => (f === 'f32' ? 'f32' : f === 'f16' ? 'f16' : 'bits');
-
-function filled(bytes: number, kind: keyof typeof blocks, label: string): GPUBuffer {
-  const buf = createBuffer(ctx, bytes, STORAGE.rw, label);
-  const block = blocks[kind];
-  const size = Math.ceil(bytes / 4) * 4;
-  for (let off = 0; off < size; off += block.byteLength) {
-    ctx.device.queue.writeBuffer(buf, off, block.buffer, 0, Math.min(block.byteLength, size - off));
-  }
-  return buf;
-}
+const blocks = randomBlocks(rng, BLOCK_WORDS);
+const filled = (bytes: number, kind: BlockKind, label: string) => filledBuffer(ctx, blocks, bytes, kind, label);
 
 /** Word i of a buffer filled from `kind`. */
-const word = (kind: keyof typeof blocks, i: number) => blocks[kind][i % BLOCK_WORDS];
+const word = (kind: BlockKind, i: number) => blocks[kind][i % BLOCK_WORDS];
 const xAt = (i: number) => new Float32Array(blocks.f32.buffer)[i % BLOCK_WORDS];
 
 /** A weight [out, in] in `format`, parts within a binding; `rowValues(r)` is row r dequantized (what the kernels see). */
 function makeWeight(format: WeightFormat, out: number, inDim: number) {
   const quant = format === 'q8' || format === 'q4';
   const group = quant ? GROUP : 0;
-  const maxRows = Math.max(1, Math.floor(ctx.limits.maxStorageBufferBindingSize / packedBytes(format, inDim)) - 1);
-  const w: GpuWeight = { name: `bench_${format}_${out}x${inDim}`, format, shape: [out, inDim], groupSize: group, parts: [] };
-  const buffers: GPUBuffer[] = [];
-  for (let r0 = 0; r0 < out; r0 += maxRows) {
-    const n = Math.min(maxRows, out - r0);
-    const data = filled(packedBytes(format, n * inDim), dataKind(format), `${w.name}.${r0}`);
-    const scales = quant ? filled(scaleBytes(format, n * inDim, group), 'scale', `${w.name}.${r0}.scales`) : undefined;
-    buffers.push(data, ...(scales ? [scales] : []));
-    w.parts.push({ rowStart: r0, rows: n, data, scales });
-  }
+  const { w, buffers, maxRows } = randomWeight(ctx, blocks, format, out, inDim, GROUP);
   const epw = ELEMS_PER_WORD[format];
   const rowValues = (r: number): Float64Array => {
     const local = r % maxRows; // element indices restart in every part

@@ -26,13 +26,13 @@
 import { getGpu, type GpuContext } from '../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import { timeGpu } from '../src/gpu/timing.ts';
-import { packedBytes, scaleBytes, type GpuWeight, type WeightFormat } from '../src/loader/formats.ts';
-import { f32ToF16 } from '../src/loader/quant.ts';
+import type { WeightFormat } from '../src/loader/formats.ts';
 import { Rng } from '../src/util/rng.ts';
 import { MatmulF32 } from '../kernels/matmul.ts';
 import { DEFAULT_GEMM, DEFAULT_GEMV, gemmSmemBytes, gemvTag, LinearKernels, parseGemv, type GemmConfig, type GemvConfig } from '../kernels/linear.ts';
 import type { Dispatch } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
+import { filledBuffer, randomBlocks, randomWeight as makeRandomWeight, type BlockKind } from './random-weights.ts';
 
 const args = benchArgs({
   m: { type: 'string' }, prefill: { type: 'string' }, matvec: { type: 'string' },
@@ -59,55 +59,11 @@ let timing = 'wall';
 // ---- random buffers ---------------------------------------------------------
 
 const rng = new Rng(7);
-/** A 1 MiB block of words valid for `format` (finite f16 / f32 in [-1, 1], any q codes), tiled over the buffer. */
-function randomBlock(kind: 'f32' | 'f16' | 'bits' | 'scale'): Uint32Array {
-  const words = new Uint32Array(1 << 18);
-  const f = new Float32Array(words.buffer);
-  for (let i = 0; i < words.length; i++) {
-    if (kind === 'f32') f[i] = rng.uniform(-1, 1);
-    else if (kind === 'f16') words[i] = f32ToF16(rng.uniform(-1, 1)) | (f32ToF16(rng.uniform(-1, 1)) << 16);
-    else if (kind === 'scale') words[i] = f32ToF16(rng.uniform(0.001, 0.02)) | (f32ToF16(rng.uniform(0.001, 0.02)) << 16);
-    else words[i] = (rng.next() * 2 ** 32) >>> 0;
-  }
-  return words;
-}
-const blocks = { f32: randomBlock('f32'), f16: randomBlock('f16'), bits: randomBlock('bits'), scale: randomBlock('scale') };
-
-function filled(bytes: number, kind: keyof typeof blocks, label: string): GPUBuffer {
-  const buf = createBuffer(ctx, bytes, STORAGE.rw, label);
-  const block = blocks[kind];
-  const size = Math.ceil(bytes / 4) * 4;
-  for (let off = 0; off < size; off += block.byteLength) {
-    ctx.device.queue.writeBuffer(buf, off, block.buffer, 0, Math.min(block.byteLength, size - off));
-  }
-  return buf;
-}
-
+/** 1 MiB blocks of words valid for each format, tiled over the buffers. */
+const blocks = randomBlocks(rng, 1 << 18);
+const filled = (bytes: number, kind: BlockKind, label: string) => filledBuffer(ctx, blocks, bytes, kind, label);
 /** One weight [out, in] in `format`, split into parts that fit a binding. */
-function randomWeight(format: WeightFormat, out: number, inDim: number): { w: GpuWeight; bytes: number; buffers: GPUBuffer[] } {
-  const quant = format === 'q8' || format === 'q4';
-  const group = quant ? GROUP : 0;
-  const maxRows = Math.max(1, Math.floor(ctx.limits.maxStorageBufferBindingSize / packedBytes(format, inDim)) - 1);
-  const w: GpuWeight = { name: `bench_${format}_${out}x${inDim}`, format, shape: [out, inDim], groupSize: group, parts: [] };
-  const buffers: GPUBuffer[] = [];
-  let bytes = 0;
-  for (let r0 = 0; r0 < out; r0 += maxRows) {
-    const n = Math.min(maxRows, out - r0);
-    const dBytes = packedBytes(format, n * inDim);
-    const data = filled(dBytes, format === 'f32' ? 'f32' : format === 'f16' ? 'f16' : 'bits', `${w.name}.${r0}`);
-    buffers.push(data);
-    bytes += dBytes;
-    let scales: GPUBuffer | undefined;
-    if (quant) {
-      const sBytes = scaleBytes(format, n * inDim, group);
-      scales = filled(sBytes, 'scale', `${w.name}.${r0}.scales`);
-      buffers.push(scales);
-      bytes += sBytes;
-    }
-    w.parts.push({ rowStart: r0, rows: n, data, scales });
-  }
-  return { w, bytes, buffers };
-}
+const randomWeight = (format: WeightFormat, out: number, inDim: number) => makeRandomWeight(ctx, blocks, format, out, inDim, GROUP);
 
 // ---- timing -----------------------------------------------------------------
 
