@@ -21,9 +21,7 @@ import type { GpuContext } from '../../src/gpu/device.ts';
 import { dequantize, packF16, quantizeQ4, quantizeQ8, unpackF16 } from '../../src/loader/quant.ts';
 import { GpuLimitError, InvalidOptionError } from '../../src/errors.ts';
 import { checkPlan, planMemory } from '../../src/loader/memory-plan.ts';
-import { syntheticConfig, syntheticTensors, type SyntheticOptions } from '../../src/loader/synthetic.ts';
-import { parseConfig, weightPlan } from '../../models/index.ts';
-import type { TensorEntry } from '../../src/loader/source.ts';
+import { BIG_LIMITS, INTERNLM2_7B, paperModel } from '../helpers/paper-model.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { assertClose } from '../helpers/compare.ts';
 
@@ -217,16 +215,8 @@ describe('dequant_f16 (Dawn)', () => {
 
 describe('memory plan: prefill dequantization scratch', () => {
   it('counts the largest layer matrix expanded (q4 / q8, large chunks only), capped at one binding; a budget that only misses by it fails typed', () => {
-    const o: SyntheticOptions = { family: 'internlm2', dim: 4096, nLayers: 32, nHeads: 32, nKvHeads: 8, ffnDim: 14336, vocabSize: 92544, dtype: 'BF16', contextLength: 32768 };
-    const spec = parseConfig(syntheticConfig(o) as Record<string, unknown>);
-    let off = 0;
-    const entries: TensorEntry[] = syntheticTensors(o).map((t) => {
-      const byteLength = t.shape.reduce((a, b) => a * b, 1) * 2;
-      off += byteLength;
-      return { ...t, file: 'x', offset: off - byteLength, byteLength };
-    });
-    const plan = weightPlan(spec, entries);
-    const limits = { maxBufferSize: 4 * 2 ** 30, maxStorageBufferBindingSize: 2 ** 31 - 4 };
+    const { spec, plan } = paperModel(INTERNLM2_7B);
+    const limits = BIG_LIMITS;
     const q4 = planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512 });
     expect(q4.dequantScratchBytes).toBe(2 * 14336 * 4096 * EXPANDED_BYTES); // gate/up, default expansion
     expect(planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, prefillDequant: 'f16' }).dequantScratchBytes).toBe(2 * 14336 * 4096 * 2);

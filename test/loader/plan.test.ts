@@ -6,25 +6,9 @@ import { readModel } from '../../src/loader/model.ts';
 import { loadWeights, readRecipeF32, releaseWeights } from '../../src/loader/weights.ts';
 import { readWeightF32 } from '../../src/loader/readback.ts';
 import { checkPlan, fittingFormat, kvCacheBytes, limitsOf, planMemory } from '../../src/loader/memory-plan.ts';
-import { syntheticConfig, syntheticTensors, type SyntheticOptions } from '../../src/loader/synthetic.ts';
-import { parseConfig, weightPlan } from '../../models/index.ts';
 import { liveBytes } from '../../src/gpu/buffers.ts';
 import { GpuLimitError } from '../../src/errors.ts';
-import type { TensorEntry } from '../../src/loader/source.ts';
-
-/** Spec and recipes of a full-size model without any file (fake offsets: plans read shapes only). */
-function paperModel(o: SyntheticOptions) {
-  const spec = parseConfig(syntheticConfig(o) as Record<string, unknown>);
-  let off = 0;
-  const entries: TensorEntry[] = syntheticTensors(o).map((t) => {
-    const byteLength = t.shape.reduce((a, b) => a * b, 1) * 2;
-    off += byteLength;
-    return { ...t, file: 'x', offset: off - byteLength, byteLength };
-  });
-  return { spec, plan: weightPlan(spec, entries) };
-}
-const INTERNLM2_7B: SyntheticOptions = { family: 'internlm2', dim: 4096, nLayers: 32, nHeads: 32, nKvHeads: 8, ffnDim: 14336, vocabSize: 92544, dtype: 'BF16', contextLength: 32768 };
-const BIG_LIMITS = { maxBufferSize: 4 * 2 ** 30, maxStorageBufferBindingSize: 2 ** 31 - 4 };
+import { BIG_LIMITS, INTERNLM2_7B, paperModel } from '../helpers/paper-model.ts';
 
 describe('memory plan', () => {
   it('InternLM2-7B: weights per format, KV cache 128 KiB per token (f16), embedding and LM head split at 128 MiB', () => {
