@@ -14,8 +14,11 @@
  *   attention context (before wo)      T * nHeads * headDim
  *   gateUp, act                        T * 3 * ffnDim
  *   logits (every row, for tests)      T * vocabSize
- *   attention scores of one head       T * contextLength       (scratch; fused kernels need less)
- *   SampleAttention column scores      nHeads * contextLength  (+ index lists, same size, u32)
+ *   SampleAttention scratch            (2 nHeads + 2 nKvHeads) * contextLength (column scores per
+ *                                      head and per KV group, selected-column lists, src/attention)
+ * The flash kernels never hold a score matrix, so no buffer grows with
+ * T * contextLength (an earlier plan counted one, which capped the context
+ * at 130816 positions for 4096-row chunks under a 2 GiB binding limit).
  * times 4 bytes. Decode (T = 1) is always below this.
  *
  * Dequantization scratch (q4 / q8 weights, prefill chunks of at least
@@ -73,10 +76,10 @@ export function activationBytes(spec: ModelSpec, chunk: number, contextLength: n
     T * spec.nHeads * spec.headDim,
     T * 3 * spec.ffnDim,
     T * spec.vocabSize,
-    T * contextLength,
-    2 * spec.nHeads * contextLength,
+    (2 * spec.nHeads + 2 * spec.nKvHeads) * contextLength,
   ].map((n) => n * 4);
-  return { total: bufs.reduce((a, b) => a + b, 0), largest: Math.max(T * 2 * spec.ffnDim * 4, T * spec.vocabSize * 4, T * contextLength * 4) };
+  const largest = Math.max(T * 2 * spec.ffnDim, T * spec.vocabSize, Math.max(spec.nHeads, spec.nKvHeads) * (contextLength + 3)) * 4;
+  return { total: bufs.reduce((a, b) => a + b, 0), largest };
 }
 
 export function kvCacheBytes(spec: ModelSpec, contextLength: number, kvDtype: 'f16' | 'f32'): number {

@@ -55,9 +55,17 @@ describe('memory plan', () => {
     expect(fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 40 * 2 ** 30 })).toMatchObject({ plan: { format: 'f16' }, note: undefined });
     const q8 = fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 10 * 2 ** 30 });
     expect(q8.plan.format).toBe('q8');
-    expect(q8.note).toMatch(/f16 weights need 15596\.8 MiB in all, more than the budget of 10240\.0 MiB: loading q8/);
+    expect(q8.note).toMatch(/f16 weights need 15589\.0 MiB in all, more than the budget of 10240\.0 MiB: loading q8/);
     expect(fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 6 * 2 ** 30 }).plan.format).toBe('q4');
     expect(() => fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 2 * 2 ** 30 })).toThrow(GpuLimitError);
+  });
+
+  it('a 128K context with 4096-row chunks fits a 2 GiB binding limit (no buffer grows with chunk x context)', () => {
+    const { spec, plan } = paperModel(INTERNLM2_7B);
+    const limits = { maxBufferSize: 2 ** 40, maxStorageBufferBindingSize: 2 ** 31 - 4 };
+    const p = checkPlan(spec, plan, limits, { format: 'q4', contextLength: 131072 + 64, prefillChunk: 4096 });
+    // The largest buffer is the chunk's logits (4096 x vocab f32), not a 4096 x 131136 score matrix.
+    expect(p.largestBufferBytes).toBe(4096 * spec.vocabSize * 4);
   });
 
   it('a KV layer buffer past the binding limit fails with a context suggestion', () => {
