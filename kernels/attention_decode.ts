@@ -10,6 +10,7 @@ import { createBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/
 import type { Dispatch, KvDtype, LayerKv } from '../src/engine/types.ts';
 import { f16ToF32 } from '../src/loader/quant.ts';
 import source from './attention_decode.wgsl?raw';
+import wideSource from './attention_decode_wide.wgsl?raw';
 
 export interface DecodeAttentionShape {
   nHeads: number;
@@ -32,6 +33,14 @@ export interface DecodeAttentionShape {
    * KV tile read by group / qg of them (from L2 on a big GPU; tuning).
    */
   qg?: number;
+  /**
+   * Groups of 64 threads per split workgroup (1, 2, 4, 8 or 16; default 1):
+   * above 1 the tiled kernel runs as attention_decode_wide.wgsl, each group
+   * taking every sub-th tile of a split, and splits are up to `sub` tiles
+   * long at the same parallelism (fewer partials to merge). Falls back to
+   * fewer groups where workgroup memory is short; tiled variant only.
+   */
+  sub?: number;
 }
 
 /** Whether the tiled split kernel takes this shape. */
@@ -44,6 +53,19 @@ export function tiledFits(headDim: number, kvDtype: KvDtype): boolean {
 
 const TILE = 64;
 const MAX_SPLITS = 128;
+
+/**
+ * Largest power of two <= `want` (and <= 16) whose wide split kernel fits the
+ * device: 64 * sub invocations and its workgroup memory (attention_decode_wide.wgsl).
+ */
+function wideFit(want: number, qg: number, headDim: number, limits: GPUSupportedLimits): number {
+  if (!(Number.isInteger(want) && want >= 1 && want <= 16 && (want & (want - 1)) === 0)) throw new RangeError(`attention: sub ${want} must be 1, 2, 4, 8 or 16`);
+  const hd4 = headDim / 4;
+  const bytes = (s: number) => 16 * qg * hd4 + 4 * s * qg * TILE + 8 * s * qg + 16 * s * qg * hd4 + 8 * s * qg;
+  let sub = want;
+  while (sub > 1 && (bytes(sub) > limits.maxComputeWorkgroupStorageSize || 64 * sub > limits.maxComputeInvocationsPerWorkgroup)) sub /= 2;
+  return sub;
+}
 
 export class DecodeAttention {
   /** Splits of the current step (set by setStep). */
@@ -59,9 +81,12 @@ export class DecodeAttention {
   private readonly qg: number;
   /** The split kernel in use. */
   readonly variant: 'tiled' | 'simple';
+  /** Groups of 64 threads per split workgroup in use (DecodeAttentionShape.sub after the fit). */
+  readonly sub: number;
 
-  private constructor(private ctx: GpuContext, private splitPipe: GPUComputePipeline, private mergePipe: GPUComputePipeline, readonly shape: DecodeAttentionShape, qg: number, variant: 'tiled' | 'simple') {
+  private constructor(private ctx: GpuContext, private splitPipe: GPUComputePipeline, private mergePipe: GPUComputePipeline, readonly shape: DecodeAttentionShape, qg: number, variant: 'tiled' | 'simple', sub: number) {
     this.variant = variant;
+    this.sub = sub;
     const s = shape;
     this.group = s.nHeads / s.nKvHeads;
     this.qg = qg;
@@ -89,11 +114,16 @@ export class DecodeAttention {
       ? source.replace('const QG: u32 = 4u;', `const QG: u32 = ${qg}u;`).replace('const NC: u32 = 16u;', `const NC: u32 = ${headDim / cw}u;`).replace('const CW: u32 = 8u;', `const CW: u32 = ${cw}u;`)
       : source;
     const tiledMerge = variant === 'tiled' && 256 % (headDim / 4) === 0;
+    const sub = variant === 'tiled' ? wideFit(shape.sub ?? 1, qg, headDim, ctx.limits) : 1;
+    const wideCode = sub > 1 ? wideSource.replace('const QG: u32 = 4u;', `const QG: u32 = ${qg}u;`).replace('const NC: u32 = 16u;', `const NC: u32 = ${headDim / cw}u;`)
+      .replace('const CW: u32 = 8u;', `const CW: u32 = ${cw}u;`).replace('const NSUB: u32 = 4u;', `const NSUB: u32 = ${sub}u;`) : '';
     const [split, merge] = await Promise.all([
-      getPipeline(ctx, { label: `attn_decode_${variant}_${shape.kvDtype}`, code, entryPoint: variant === 'tiled' ? 'split_tiled' : 'split', constants: { KV_F16 } }),
+      sub > 1
+        ? getPipeline(ctx, { label: `attn_decode_wide${sub}_${shape.kvDtype}`, code: wideCode, entryPoint: 'main', constants: { KV_F16 } })
+        : getPipeline(ctx, { label: `attn_decode_${variant}_${shape.kvDtype}`, code, entryPoint: variant === 'tiled' ? 'split_tiled' : 'split', constants: { KV_F16 } }),
       getPipeline(ctx, { label: `attn_decode_merge${tiledMerge ? '_tiled' : ''}`, code, entryPoint: tiledMerge ? 'merge_tiled' : 'merge' }),
     ]);
-    return new DecodeAttention(ctx, split, merge, shape, qg, variant);
+    return new DecodeAttention(ctx, split, merge, shape, qg, variant, sub);
   }
 
   /**
@@ -105,7 +135,7 @@ export class DecodeAttention {
     if (rows > s.maxRows) throw new RangeError(`attention: ${rows} rows > maxRows ${s.maxRows}`);
     const kvLen = pos + rows;
     const cap = Math.max(1, Math.min(s.maxSplits ?? MAX_SPLITS, Math.floor(this.slots / rows)));
-    let nSplits = Math.min(cap, Math.ceil(kvLen / TILE));
+    let nSplits = Math.min(cap, Math.ceil(kvLen / (TILE * this.sub)));
     const splitLen = Math.ceil(Math.ceil(kvLen / nSplits) / TILE) * TILE;
     nSplits = Math.ceil(kvLen / splitLen);
     this.nSplits = nSplits;
@@ -116,17 +146,45 @@ export class DecodeAttention {
     this.ctx.device.queue.writeBuffer(this.params, 0, this.words);
   }
 
+  /**
+   * The split pass alone (the merge left to the caller, e.g. the wo
+   * projection's prologue: kernels/linear_gemv_merge.wgsl): q (rows, nHeads *
+   * headDim) f32 -> partials (DecodeAttention.partials) for `kv` of one layer.
+   */
+  prepareSplit(a: { q: GPUBuffer; kv: LayerKv; step: GPUBuffer }): Dispatch {
+    const bg = bindBuffers(this.ctx, this.splitPipe, [a.q, a.kv.k, a.kv.v, this.partO, this.partML, this.params, a.step], 'attn_decode_split');
+    const self = this;
+    const perKv = Math.ceil(this.group / this.qg);
+    return {
+      encode(pass) {
+        pass.setPipeline(self.splitPipe);
+        pass.setBindGroup(0, bg);
+        pass.dispatchWorkgroups(self.shape.nKvHeads * perKv, self.nSplits, self.rows);
+      },
+      destroy() {},
+    };
+  }
+
+  /**
+   * The split pass's outputs, for a merge outside this class: partO (rows,
+   * nHeads, nSplits, headDim) f32, partML (rows, nHeads, nSplits) vec2 (m, l),
+   * params (the uniform of attention_decode.wgsl: splitLen, nSplits of the step).
+   */
+  get partials(): { partO: GPUBuffer; partML: GPUBuffer; params: GPUBuffer } {
+    return { partO: this.partO, partML: this.partML, params: this.params };
+  }
+
   /** q (rows, nHeads * headDim) f32 -> out (rows, nHeads * headDim) f32, over `kv` of one layer. */
   prepare(a: { q: GPUBuffer; kv: LayerKv; out: GPUBuffer; step: GPUBuffer }): Dispatch {
     const bgSplit = bindBuffers(this.ctx, this.splitPipe, [a.q, a.kv.k, a.kv.v, this.partO, this.partML, this.params, a.step], 'attn_decode_split');
     const bgMerge = bindBuffers(this.ctx, this.mergePipe, [this.partO, this.partML, a.out, this.params, a.step], 'attn_decode_merge');
     const self = this;
-    const sub = Math.ceil(this.group / this.qg);
+    const perKv = Math.ceil(this.group / this.qg);
     return {
       encode(pass) {
         pass.setPipeline(self.splitPipe);
         pass.setBindGroup(0, bgSplit);
-        pass.dispatchWorkgroups(self.shape.nKvHeads * sub, self.nSplits, self.rows);
+        pass.dispatchWorkgroups(self.shape.nKvHeads * perKv, self.nSplits, self.rows);
         pass.setPipeline(self.mergePipe);
         pass.setBindGroup(0, bgMerge);
         pass.dispatchWorkgroups(self.shape.nHeads, self.rows);
