@@ -48,6 +48,8 @@ import gemvResidSrc from './linear_gemv_resid.wgsl?raw';
 import gemvRopeSrc from './linear_gemv_rope.wgsl?raw';
 import gemvPartialSrc from './linear_gemv_partial.wgsl?raw';
 import gemvSplitKSrc from './linear_gemv_splitk.wgsl?raw';
+import gemvRegSrc from './linear_gemv_reg.wgsl?raw';
+import { planGemvReg } from './linear_gemv_reg.ts';
 import f32Src from './linear_f32.wgsl?raw';
 import f16Src from './linear_f16.wgsl?raw';
 import q8Src from './linear_q8.wgsl?raw';
@@ -163,23 +165,35 @@ export interface GemvConfig {
    * vector path only (else ignored).
    */
   splitK?: number;
+  /**
+   * x held in registers, persistent workgroups with the next block's weights
+   * prefetched (kernels/linear_gemv_reg.wgsl, planned by linear_gemv_reg.ts):
+   * tk threads share a row's chunks, unroll >= 2 prefetches; decode (one row)
+   * vector path only, else the kernel above runs with the same tunables.
+   */
+  reg?: boolean;
+  /** Workgroups the reg kernel launches (default GEMV_REG_PERSIST). */
+  persist?: number;
 }
 
 /**
  * 'default' -> undefined; 'TKxRPTxNGxUNROLL' with suffixes 'xs' (x staged),
- * 'sg' (subgroup reduction), 'kN' (split-K in N slices), e.g. 32x4x4x2xssgk4.
+ * 'sg' (subgroup reduction), 'kN' (split-K in N slices), 'r' / 'rN' (x in registers, N persistent
+ * workgroups), e.g. 32x4x4x2xssgk4, 128x4x2x2sgr264.
  */
 export function parseGemv(s: string): GemvConfig | undefined {
   if (s === 'default') return undefined;
-  const m = /^(\d+)x(\d+)x(\d+)x(\d+)(xs)?(sg)?(?:k(\d+))?$/.exec(s);
-  if (!m) throw new InvalidOptionError('gemv', `'${s}' is not 'default' or TKxRPTxNGxUNROLL[xs][sg][kN] (e.g. 32x4x4x2xssgk4)`);
+  const m = /^(\d+)x(\d+)x(\d+)x(\d+)(xs)?(sg)?(?:k(\d+))?(?:(r)(\d+)?)?$/.exec(s);
+  if (!m) throw new InvalidOptionError('gemv', `'${s}' is not 'default' or TKxRPTxNGxUNROLL[xs][sg][kN][r[N]] (e.g. 32x4x4x2xssgk4)`);
   const [tk, rpt, ng, unroll] = m.slice(1, 5).map(Number);
-  return { tk, rpt, ng, unroll, xs: !!m[5], sg: !!m[6], splitK: m[7] ? Number(m[7]) : undefined };
+  const g: GemvConfig = { tk, rpt, ng, unroll, xs: !!m[5], sg: !!m[6], splitK: m[7] ? Number(m[7]) : undefined };
+  if (m[8]) Object.assign(g, { reg: true, persist: m[9] ? Number(m[9]) : undefined });
+  return g;
 }
 
 /** The parseGemv spelling of a configuration ('default' for undefined). */
 export function gemvTag(g: GemvConfig | undefined): string {
-  return g ? `${g.tk}x${g.rpt}x${g.ng}x${g.unroll}${g.xs ? 'xs' : ''}${g.sg ? 'sg' : ''}${g.splitK && g.splitK > 1 ? `k${g.splitK}` : ''}` : 'default';
+  return g ? `${g.tk}x${g.rpt}x${g.ng}x${g.unroll}${g.xs ? 'xs' : ''}${g.sg ? 'sg' : ''}${g.splitK && g.splitK > 1 ? `k${g.splitK}` : ''}${g.reg ? `r${g.persist ?? ''}` : ''}` : 'default';
 }
 
 /** GEMM tunables and variants: kernels/linear_gemm.ts. */
@@ -276,11 +290,15 @@ export class LinearKernels {
     }
     for (const [name, g] of [['gemv', this.gemv], ['gemvLongK', this.gemvLongK]] as const) {
       const { tk, rpt, ng, unroll } = g;
-      if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && ng % 2 === 0 && rpt <= tk && tk * ng <= 256)) {
+      // (reg configs: ng * rpt even is enough, e.g. one team of 224 threads for K = 14336 q4)
+      if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && (ng % 2 === 0 || (g.reg === true && (ng * rpt) % 2 === 0)) && rpt <= tk && tk * ng <= 256)) {
         throw new InvalidOptionError(name, `tk, rpt, ng, unroll must be positive, ng even, rpt <= tk, tk * ng <= 256 (got ${tk}, ${rpt}, ${ng}, ${unroll})`);
       }
       if (g.splitK !== undefined && !(Number.isInteger(g.splitK) && g.splitK >= 1 && g.splitK <= 64)) {
         throw new InvalidOptionError(name, `splitK must be an integer in [1, 64] (got ${g.splitK})`);
+      }
+      if (g.persist !== undefined && !(Number.isInteger(g.persist) && g.persist >= 1 && g.persist <= 65535)) {
+        throw new InvalidOptionError(name, `persist must be an integer in [1, 65535] (got ${g.persist})`);
       }
     }
   }
@@ -457,6 +475,7 @@ export class LinearKernels {
     let gemmRows = 0; // rows of x per GEMM workgroup
     // Split-K (gemv vector path): pass 1 (partials) then `pipeline` sums them and stores.
     let splitPass: { pipeline: GPUComputePipeline; sliceChunks: number; slices: number; nr: number } | undefined;
+    let regWgs = 0; // workgroups of the reg kernel (0: one per block)
     if (gemv) {
       // (group is 1 for f32/f16: no scales, nothing to align.)
       const vec = inDim % (4 * epw) === 0 && (!quant || group % (4 * epw) === 0) && xOffElems % 4 === 0;
@@ -465,8 +484,15 @@ export class LinearKernels {
       if (a.rope && (ng * rpt) % 4 !== 0) throw new InvalidOptionError('rope', `the fused RoPE needs ng * rpt % 4 == 0 (got ${ng} * ${rpt})`);
       const sgMin = subgroupMinSize(this.ctx);
       const sg = cfg.sg === true && this.ctx.features.has('subgroups') && (tk & (tk - 1)) === 0 && (sgMin & (sgMin - 1)) === 0;
-      const head = (sg ? SG_HEAD : NO_SG_HEAD) + `const SGW: u32 = ${Math.min(tk, sgMin)}u;\n` +
-        `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n`;
+      // x in registers (linear_gemv_reg.wgsl): one row; takes precedence over split-K.
+      const perBlock = gateUp || a.rope ? (ng * rpt) / 2 : ng * rpt;
+      const reg = vec && cfg.reg === true && rows === 1 ? planGemvReg({
+        tk, rpt, ng, unroll, persist: cfg.persist, sg: cfg.sg === true && this.ctx.features.has('subgroups'), sgMin,
+        nch: inDim / (4 * epw), epw, blocks: Math.max(...pieces.map((pc) => Math.ceil(pc.n / perBlock))),
+        smemLimit: this.ctx.limits.maxComputeWorkgroupStorageSize,
+      }) : undefined;
+      const head = ((reg ? reg.sgw > 1 : sg) ? SG_HEAD : NO_SG_HEAD) + `const SGW: u32 = ${reg ? reg.sgw : Math.min(tk, sgMin)}u;\n` +
+        `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n` + (reg?.consts ?? '');
       // x staged in workgroup memory: rows x (tk * unroll) chunks of (epw + 1) vec4.
       const reduceBytes = (ng * rpt * (tk + 1) + rows * ng * rpt) * 4;
       const xsBudget = Math.min(GEMV_XS_BYTES, this.ctx.limits.maxComputeWorkgroupStorageSize - reduceBytes);
@@ -481,7 +507,10 @@ export class LinearKernels {
       const nch = inDim / (4 * epw);
       const sliceChunks = Math.ceil(nch / Math.max(1, cfg.splitK ?? 1));
       const slices = Math.ceil(nch / sliceChunks);
-      if (vec && slices > 1) {
+      if (reg) {
+        regWgs = reg.pwg;
+        pipeline = this.pipeline(`linear_gemv_reg${tag}${reg.sgw > 1 ? '_sg' : ''}_${fmt}`, head + FORMAT_SRC[fmt] + gemvCommonSrc + gemvRegSrc + epilogue, constants);
+      } else if (vec && slices > 1) {
         const { KV_F16: _, ...c1 } = constants;
         splitPass = {
           pipeline: this.pipeline(`linear_gemv${kind}_partial${sg ? '_sg' : ''}_${fmt}`,
@@ -547,7 +576,7 @@ export class LinearKernels {
         }
         const bg = this.ctx.device.createBindGroup({ label: `${a.w.name}_linear`, layout: pipeline.getBindGroupLayout(0), entries: entries(bindings) });
         workgroups += groups;
-        const grid: [number, number] = gemv ? dispatchDims(this.ctx, groups) : [groups, Math.ceil(rows / gemmRows)];
+        const grid: [number, number] = gemv ? dispatchDims(this.ctx, regWgs || groups) : [groups, Math.ceil(rows / gemmRows)];
         steps.push({ pipeline, bg, grid });
       }
     } catch (e) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { caseName, LINEAR_CASES, makeWeight, runLinearCase, type LinearCase } from '../cases/linear.ts';
-import { gemmSmemBytes, LinearKernels, linearRef, type GemmConfig } from '../../kernels/linear.ts';
+import { gemmSmemBytes, LinearKernels, linearRef, parseGemv, type GemmConfig } from '../../kernels/linear.ts';
 import { createBuffer, liveBytes, readF32, releaseBuffer, STORAGE, writeBuffer } from '../../src/gpu/buffers.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
@@ -38,6 +38,25 @@ describe('linear kernels (Dawn)', () => {
       const lin = await LinearKernels.create(ctx, { gemv });
       try {
         for (const c of GEMV_CASES) expect(await runLinearCase(ctx, c, 5, lin)).toBeLessThan(1e-4);
+      } finally {
+        lin.destroy();
+      }
+    }
+  });
+
+  it('x-in-registers matrix-vector (reg: persistent, prefetch, subgroup halving) gives the reference results', async () => {
+    const ctx = await testGpu();
+    const cases: LinearCase[] = [
+      { format: 'q4', rows: 1, inDim: 256, out: 37, groupSize: 32, partRows: 20, bias: true },
+      { format: 'q4', rows: 1, inDim: 128, out: 2 * 13, groupSize: 64, gateUp: true, xOff: 4 },
+      { format: 'f16', rows: 1, inDim: 96, out: 19 },
+      { format: 'q8', rows: 1, inDim: 48, out: 9, groupSize: 16 },
+    ];
+    // tk 8 / 16 / 12 over the 4-lane SwiftShader subgroups, no subgroups, odd ng, 1-5 persistent workgroups.
+    for (const t of ['8x2x2x2sgr3', '4x4x2x1r', '16x4x1x2sgr2', '12x2x2x2sgr5', '32x1x2x2sgr1', '8x4x2x2sgr']) {
+      const lin = await LinearKernels.create(ctx, { gemv: parseGemv(t) });
+      try {
+        for (const c of cases) expect(await runLinearCase(ctx, c, 5, lin), `${t} ${caseName(c)}`).toBeLessThan(1e-4);
       } finally {
         lin.destroy();
       }
