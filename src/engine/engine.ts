@@ -53,15 +53,23 @@ export interface EngineOptions {
    * residual-add passes) or 'fused' (default: norms, residual adds, RoPE and
    * the KV write in the projections' epilogues; 6 dispatches per layer instead
    * of 9). 'fused' falls back to 'plain' where the device allows fewer than 11
-   * storage buffers per stage. Default from the SIEVE_DECODE environment
-   * variable where there is one (tests, benchmarks).
+   * storage buffers per stage. 'merged': 'fused' with the attention merge
+   * in the wo projection's prologue (kernels/linear_gemv_merge.wgsl; 5
+   * dispatches per layer; layers whose wo does not fit run the 'fused' way).
+   * Default from the SIEVE_DECODE environment variable where there is one
+   * (tests, benchmarks).
    */
   decodeVariant?: DecodeVariant;
+  /**
+   * Groups of 64 threads per decode-attention split workgroup
+   * (DecodeAttentionShape.sub: 1, 2, 4, 8, 16; default 4 with 'merged', else 1; tuning).
+   */
+  decodeSub?: number;
   ownsWeights?: boolean;
 }
 
-export type DecodeVariant = 'plain' | 'fused';
-export const DECODE_VARIANTS: readonly DecodeVariant[] = ['plain', 'fused'];
+export type DecodeVariant = 'plain' | 'fused' | 'merged';
+export const DECODE_VARIANTS: readonly DecodeVariant[] = ['plain', 'fused', 'merged'];
 
 /** SIEVE_DECODE from the environment (Node), else undefined. */
 function envDecodeVariant(): DecodeVariant | undefined {
@@ -114,7 +122,8 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       Embedding.create(ctx, formats),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
-      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, maxSplits: opts.decodeSplits, qg: opts.decodeQg }),
+      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, maxSplits: opts.decodeSplits, qg: opts.decodeQg,
+        sub: opts.decodeSub ?? (decodeVariant === 'merged' ? 4 : 1) }),
       kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);
@@ -126,8 +135,8 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const kernels: Kernels = { norm, embed, rope, linear, splitAttention: split, prefillAttention: prefill };
     const act = allocActivations(ctx, spec, prefillChunk);
     owned.push({ destroy: () => { for (const b of Object.values(act)) releaseBuffer(ctx, b); } });
-    const fused = decodeVariant === 'fused' && linear.fusesDecode && ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
-    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, fusedDecode: fused });
+    const fused = decodeVariant !== 'plain' && linear.fusesDecode && ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
+    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, fusedDecode: fused, mergedDecode: fused && decodeVariant === 'merged' });
   } catch (e) {
     for (const o of owned.reverse()) o.destroy();
     throw e;
@@ -143,6 +152,7 @@ interface Parts {
   act: Activations;
   argmax: ArgmaxKernels;
   fusedDecode: boolean;
+  mergedDecode: boolean;
 }
 
 export class DenseEngine implements Engine {
@@ -157,6 +167,8 @@ export class DenseEngine implements Engine {
   private readonly plans = new Map<string, ForwardPlan>();
   /** Whether decode steps run the fused plan (EngineOptions.decodeVariant, where the device allows). */
   readonly fusedDecode: boolean;
+  /** Whether the fused decode plan takes the attention merge into wo ('merged'; per layer where it fits). */
+  readonly mergedDecode: boolean;
   private readonly argmaxDispatch: Dispatch;
   /** Argmax of the logits into act.ids[0]: the next step's input, kept on the GPU (generateGreedy). */
   private readonly argmaxToIds: Dispatch;
@@ -185,6 +197,7 @@ export class DenseEngine implements Engine {
     this.act = p.act;
     this.argmaxKernels = p.argmax;
     this.fusedDecode = p.fusedDecode;
+    this.mergedDecode = p.mergedDecode;
     this.step = new StepUniform(ctx, 'engine_step');
     this.argmaxOut = createBuffer(ctx, 4, STORAGE.rw, 'argmax_out');
     this.argmaxRead = createBuffer(ctx, 4, STORAGE.readback, 'argmax_read');
@@ -210,6 +223,16 @@ export class DenseEngine implements Engine {
 
   get kvLength(): number { return this.cache.length; }
   get logits(): GPUBuffer { return this.act.logits; }
+
+  /** Dispatches of one decode step at the current length (the one-row plan, argmax included). */
+  get decodeDispatches(): number {
+    // (counting writes nothing: a step recorded ahead keeps its uniforms)
+    const pos = Math.min(this.cache.length, this.contextLength - 1);
+    let argmax = 0;
+    const count = { setPipeline() {}, setBindGroup() {}, dispatchWorkgroups() { argmax++; } } as unknown as GPUComputePassEncoder;
+    this.argmaxToIds.encode(count);
+    return this.plan(1, false).dispatchCount(pos, this.attention) + argmax;
+  }
 
   /** Bytes the engine allocated itself (KV cache, activations, scratch), weights excluded; dequantScratch: the q4 / q8 prefill scratch. */
   get stateBytes(): { kvCache: number; activations: number; dequantScratch: number } {
@@ -473,11 +496,15 @@ export class DenseEngine implements Engine {
     this.step.set(pos, rows);
     if (rows === 1 || !this.kernels.prefillAttention) this.kernels.splitAttention.setStep(pos, rows);
     const enc = this.ctx.device.createCommandEncoder({ label: `forward_${rows}` });
-    plan.encode(enc, pos, attention, o.timer, !!o.timer);
+    const argmax = o.argmax === 'ids' ? this.argmaxToIds : this.argmaxDispatch;
+    // The argmax rides in the forward pass (one compute pass per step), in its own when timed.
+    plan.encode(enc, pos, attention, o.timer, !!o.timer, o.argmax && !o.timer ? (pass) => argmax.encode(pass) : undefined);
     if (o.argmax) {
-      const pass = enc.beginComputePass(o.timer ? o.timer.pass('argmax') : { label: 'argmax' });
-      (o.argmax === 'ids' ? this.argmaxToIds : this.argmaxDispatch).encode(pass);
-      pass.end();
+      if (o.timer) {
+        const pass = enc.beginComputePass(o.timer.pass('argmax'));
+        argmax.encode(pass);
+        pass.end();
+      }
       if (o.argmax === 'read') enc.copyBufferToBuffer(this.argmaxOut, 0, this.argmaxRead, 0, 4);
       if (o.tokens) enc.copyBufferToBuffer(this.act.ids, 0, o.tokens.buf, o.tokens.offset, 4);
     }
@@ -507,7 +534,7 @@ export class DenseEngine implements Engine {
     p = new ForwardPlan({
       spec: this.spec, weights: this.opts.weights, kernels: this.kernels, act: this.act, cache: this.cache,
       step: this.step.buffer, rows, flash, allLogits: allLogits ? this.allLogitsBuf : undefined,
-      fused: this.fusedDecode && rows === 1 && !allLogits,
+      fused: this.fusedDecode && rows === 1 && !allLogits, merged: this.mergedDecode,
     });
     this.plans.set(key, p);
     const permanent = new Set([`1:last`, `${this.prefillChunk}:last`]);

@@ -26,6 +26,14 @@
  *   ff  = silu(rmsnorm(x) Wg^T) * (rmsnorm(x) Wu^T)
  *   x += ff Wdown^T;  h = x * nextNorm;  ss = ...      (nextNorm: the next attnNorm or finalNorm)
  * then logits = rmsnorm(x) lmHead^T.
+ *
+ * Merged decode (PlanArgs.merged, with fused): the attention's split pass
+ * leaves its partials and every workgroup of the wo projection merges them
+ * itself (kernels/linear_gemv_merge.wgsl), so a layer is 5 dispatches:
+ *   q, cache[pos] = rope(rmsnorm(x) Wqkv^T + bqkv)
+ *   partials = attention split(q, cache)
+ *   x += merge(partials) Wo^T;  h = x * ffnNorm;  ss = ...
+ *   ff = ...;  x += ff Wdown^T; ...
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../gpu/buffers.ts';
@@ -123,6 +131,8 @@ export interface PlanArgs {
   allLogits?: GPUBuffer;
   /** Fused decode (rows = 1, the matrix-vector kernel; see the file comment). */
   fused?: boolean;
+  /** With fused: the attention merge in the wo projection's prologue where it fits (see the file comment). */
+  merged?: boolean;
 }
 
 export function weightOf(weights: Map<string, GpuWeight>, name: string): GpuWeight {
@@ -200,8 +210,14 @@ export class ForwardPlan {
         } }))
         : track(K.linear.prepare({ x: act.h, w: w(p + 'wqkv'), bias, y: act.qkv, rows: 1, normIn: normIn() }));
       const rope = fuseRope ? undefined : track(K.rope.prepare({ qkv: act.qkv, table: act.ropeTable, q: act.q, kv, step: this.a.step, rows: 1 }));
-      const attn = track(K.splitAttention.prepare({ q: act.q, kv, out: act.att, step: this.a.step }));
-      const wo = track(K.linear.prepare({ x: act.att, w: w(p + 'wo'), y: act.x, rows: 1, residual: { normW: vec(p + 'ffnNorm'), h: act.h, ss: act.ss } }));
+      const wW = w(p + 'wo');
+      const residual = { normW: vec(p + 'ffnNorm'), h: act.h, ss: act.ss };
+      const merge = this.a.merged && K.linear.mergeFits(wW.shape[1], wW.format, wW.groupSize, nHeads, headDim);
+      const attn = merge
+        ? track(K.splitAttention.prepareSplit({ q: act.q, kv, step: this.a.step }))
+        : track(K.splitAttention.prepare({ q: act.q, kv, out: act.att, step: this.a.step }));
+      const wo = track(K.linear.prepare({ x: act.att, w: wW, y: act.x, rows: 1, residual,
+        merge: merge ? { ...K.splitAttention.partials, step: this.a.step, nHeads, headDim } : undefined }));
       ssCount = wo.workgroups;
       const gateUp = track(K.linear.prepareGateUp({ x: act.h, w: w(p + 'wGateUp'), y: act.ff, rows: 1, normIn: normIn() }));
       const next = l + 1 < spec.nLayers ? `layers.${l + 1}.attnNorm` : 'finalNorm';
@@ -217,7 +233,7 @@ export class ForwardPlan {
    * Records the pass for positions [pos, pos + rows) into `encoder`. The
    * caller has written ids, the RoPE table and the step uniform.
    */
-  encode(encoder: GPUCommandEncoder, pos: number, attention: AttentionOptions, timer?: GpuTimer, perOp = false): void {
+  encode(encoder: GPUCommandEncoder, pos: number, attention: AttentionOptions, timer?: GpuTimer, perOp = false, tail?: (pass: GPUComputePassEncoder) => void): void {
     const K = this.a.kernels;
     const begin = (label: string) => encoder.beginComputePass(timer ? timer.pass(label) : { label });
     let pass = begin(perOp ? 'embed' : 'forward');
@@ -250,7 +266,24 @@ export class ForwardPlan {
     });
     if (this.finalNorm) op('final_norm', this.finalNorm);
     op('lm_head', this.lmHead);
+    // (tail: more work in the same pass, e.g. the argmax of the logits)
+    tail?.(pass);
     pass.end();
+  }
+
+  /**
+   * Dispatches one step of this plan records (decode plans: the split-K
+   * attention path; counted by recording into a pass that only counts).
+   */
+  dispatchCount(pos: number, attention: AttentionOptions): number {
+    let n = 0;
+    const pass = {
+      setPipeline() {}, setBindGroup() {}, end() {},
+      dispatchWorkgroups() { n++; }, dispatchWorkgroupsIndirect() { n++; },
+    } as unknown as GPUComputePassEncoder;
+    const encoder = { beginComputePass: () => pass } as unknown as GPUCommandEncoder;
+    this.encode(encoder, pos, attention);
+    return n;
   }
 
   destroy(): void {

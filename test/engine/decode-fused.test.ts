@@ -15,14 +15,23 @@ import { openSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights } from '../../src/loader/weights.ts';
 import { createEngine, type DenseEngine } from '../../src/engine/index.ts';
+import type { DecodeVariant } from '../../src/engine/engine.ts';
 import { compareLogits, readGolden } from './golden-file.ts';
 
 const TOL = 1e-2;
 
-for (const model of ['chatglm2-tiny', 'internlm2-tiny']) {
+// 'merged' (the attention merge inside wo, 5 dispatches per layer): the per-position logits on both
+// families (its greedy path is the fused plan's code, tested above).
+const RUNS: [string, DecodeVariant, boolean][] = [
+  ['chatglm2-tiny', 'fused', true], ['internlm2-tiny', 'fused', true], ['chatglm2-tiny', 'merged', false], ['internlm2-tiny', 'merged', false],
+];
+/** Dispatches per layer of each plan (decodeDispatches: + embed, layer 0's norm, lm_head and the argmax). */
+const PER_LAYER: Partial<Record<DecodeVariant, number>> = { fused: 6, merged: 5 };
+
+for (const [model, variant, withGreedy] of RUNS) {
   const dir = `${FIXTURES}golden/${model}`;
   const golden = readGolden(`${dir}/golden.safetensors`);
-  describe(`${model}: fused decode (Dawn)`, () => {
+  describe(`${model}: ${variant} decode (Dawn)`, () => {
     let engine: DenseEngine | undefined;
     let before = 0;
     const get = async () => {
@@ -33,7 +42,7 @@ for (const model of ['chatglm2-tiny', 'internlm2-tiny']) {
       const m = await readModel(fs);
       const weights = await loadWeights(ctx, fs, m.spec, m.plan, { format: 'f32' });
       engine = await createEngine(ctx, { spec: m.spec, weights, contextLength: 128, prefillChunk: 1, prefillKernel: 'split',
-        kvDtype: 'f32', attention: { attention: 'dense' }, decodeVariant: 'fused' });
+        kvDtype: 'f32', attention: { attention: 'dense' }, decodeVariant: variant });
       return engine;
     };
     afterAll(() => {
@@ -46,6 +55,9 @@ for (const model of ['chatglm2-tiny', 'internlm2-tiny']) {
     it('logits at every position (one-row steps) match the golden logits', async () => {
       const e = await get();
       expect(e.fusedDecode).toBe(true);
+      expect(e.mergedDecode).toBe(variant === 'merged');
+      const argmax = e.decodeDispatches - e.spec.nLayers * PER_LAYER[variant]! - 3;
+      expect(argmax === 1 || argmax === 2, `${e.decodeDispatches} dispatches per step`).toBe(true);
       e.truncate(0);
       const ids = Array.from(golden.get('short.input_ids')!.data);
       const want = golden.get('short.logits')!.data as Float32Array;
@@ -59,10 +71,10 @@ for (const model of ['chatglm2-tiny', 'internlm2-tiny']) {
         expect(c.flips(2 * c.maxErr), `position ${i}`).toEqual([]);
         worst = Math.max(worst, c.maxErr / c.maxRef);
       }
-      console.log(`${model} fused decode: ${ids.length} steps, max err ${worst.toExponential(2)} of max |golden|`);
+      console.log(`${model} ${variant} decode: ${ids.length} steps, ${e.decodeDispatches} dispatches per step, max err ${worst.toExponential(2)} of max |golden|`);
     }, 300_000);
 
-    it('greedy: the golden continuation through decodeStep and generateGreedy', async () => {
+    it.skipIf(!withGreedy)('greedy: the golden continuation through decodeStep and generateGreedy', async () => {
       const e = await get();
       const prompt = Array.from(golden.get('greedy.prompt_ids')!.data);
       const want = Array.from(golden.get('greedy.new_ids')!.data);
