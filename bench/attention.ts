@@ -10,6 +10,12 @@
  *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xRS[xPF]]][,...]] [--modes dense] [--check] [--json FILE]
  *     [--sparse-pass fused,split] [--fallback A] [--fused-variant a,b] [--selection group,head] [--dense-map group,head]
  *     [--sampling tiled|flash] [--sampling-tile rows=BSxBTxRXxRYxDK,cols=BSxBTxRXxRYxDK]
+ *     [--sampling-variants tiled,tr,tiled:tr=cols,...] [--sample-only]
+ * --sampling-variants sweeps the sampling kernels (bench/sampling.ts variant names, e.g. 'tiled' = the
+ * default 'kv' kernels, 'tr' = the GEMM-shaped kernels/sample_scores_tr.wgsl for both passes,
+ * 'tiled:tr=cols', 'tr:rows=128x64x8x8x16'); the sample rows gain '/VARIANT' (dense runs once).
+ * --sample-only skips the dense runs (speedup and TFLOP/s then read '-'); for quick sweeps at 128K
+ * where one dense iteration takes ~5 s.
  * --dense-map group,head also times dense with AttentionOptions.denseMap 'head' (one query head per
  * workgroup; mode 'dense/head'; speedups stay relative to the first).
  * --fused-variant sweeps AttentionOptions.fusedVariant (the fused pass's code, 'b' default), --selection
@@ -32,7 +38,7 @@ import { PrefillAttention } from '../src/attention/index.ts';
 import { syntheticQkv } from '../src/attention/synthetic.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
-import type { SamplingKernel } from '../kernels/sample_attention.ts';
+import { parseSamplingVariant, type SamplingKernel, type SamplingOptions } from '../kernels/sample_attention.ts';
 import { parseScoreTiles } from '../kernels/sample_scores.ts';
 
 const args = benchArgs({
@@ -41,7 +47,7 @@ const args = benchArgs({
   tile: { type: 'string' }, modes: { type: 'string' }, check: { type: 'boolean' },
   'sparse-pass': { type: 'string' }, fallback: { type: 'string' },
   'fused-variant': { type: 'string' }, selection: { type: 'string' }, 'dense-map': { type: 'string' },
-  sampling: { type: 'string' }, 'sampling-tile': { type: 'string' },
+  sampling: { type: 'string' }, 'sampling-tile': { type: 'string' }, 'sampling-variants': { type: 'string' }, 'sample-only': { type: 'boolean' },
 });
 const sparsePasses = String(args['sparse-pass'] ?? DEFAULT_ATTENTION.sparsePass).split(',') as ('fused' | 'split')[];
 const fallbacks = String(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea).split(',').map(Number);
@@ -67,6 +73,11 @@ const chunkRows = Number(args.chunk ?? 32768);
 const tileNames = args.tile ? String(args.tile).split(',') : [undefined];
 // --sampling picks the sampling-phase kernels (tiled default, flash = the older shuffle kernels); --sampling-tile their tiles (bench/sampling.ts sweeps them alone).
 const sampling = { kernel: String(args.sampling ?? 'tiled') as SamplingKernel, ...parseScoreTiles(args['sampling-tile'] as string | undefined) };
+// --sampling-variants: one PrefillAttention per variant (the first also runs dense).
+const samplingVariants: { name: string; opts: SamplingOptions }[] = args['sampling-variants']
+  ? String(args['sampling-variants']).split(',').map((name) => ({ name, opts: parseSamplingVariant(name) }))
+  : [{ name: '', opts: sampling }];
+const sampleOnly = Boolean(args['sample-only']);
 const tiles = tileNames.map((name) => {
   if (!name) return undefined;
   const t = name.split('x').map(Number);
@@ -85,7 +96,14 @@ for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
   const chunks: { pos: number; rows: number }[] = [];
   for (let pos = 0; pos < seqLen; pos += maxRows) chunks.push({ pos, rows: Math.min(maxRows, seqLen - pos) });
   const iters = Number(args.iters ?? (seqLen >= 65536 ? 1 : 3));
-  const attn = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen, maxRows }, { tile, sparse: !denseOnly, sampling });
+  const prefillDims = { nHeads, nKvHeads, headDim, kvDtype: 'f32' as const, capacity: seqLen, maxRows };
+  const attn = await PrefillAttention.create(ctx, prefillDims, { tile, sparse: !denseOnly, sampling: samplingVariants[0].opts });
+  // The other sampling variants' ops (made on first use, destroyed with attn).
+  const variantAttns = new Map<number, PrefillAttention>([[0, attn]]);
+  const attnOf = async (vi: number) => {
+    if (!variantAttns.has(vi)) variantAttns.set(vi, await PrefillAttention.create(ctx, prefillDims, { tile, sparse: true, sampling: samplingVariants[vi].opts }));
+    return variantAttns.get(vi)!;
+  };
   for (const input of inputs) {
     const gen = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim, kind: INPUT_KINDS[input], seed: 5, needle: Math.floor(seqLen * 0.3) });
     const k = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_k'); // (nKvHeads, seqLen, headDim)
@@ -104,10 +122,10 @@ for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
       return uploadBuffer(ctx, q, 'bench_q');
     });
     const out = createBuffer(ctx, maxRows * rowW * 4, STORAGE.rw, 'bench_out');
-    const run = async (opts: AttentionOptions) => {
+    const run = async (opts: AttentionOptions, op = attn) => {
       const t = await timeGpu(ctx, (enc, pass) => {
         const timer = { pass } as unknown as GpuTimer;
-        chunks.forEach((c, i) => attn.encode(enc, { q: qs[i], kv: { k, v }, out, pos: c.pos, rows: c.rows, layer: 0 }, opts, timer));
+        chunks.forEach((c, i) => op.encode(enc, { q: qs[i], kv: { k, v }, out, pos: c.pos, rows: c.rows, layer: 0 }, opts, timer));
       }, { warmup: 1, iters });
       source = t.source;
       const phase: Record<string, number> = {};
@@ -115,7 +133,7 @@ for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
         const name = p.label.replace(/^attention\./, '');
         phase[name] = (phase[name] ?? 0) + p.ms;
       }
-      const stats = await attn.readStats();
+      const stats = await op.readStats();
       const n = stats.length || 1;
       return {
         ms: t.ms, allMs: t.all, phase,
@@ -129,30 +147,33 @@ for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
     let causal = 0;
     for (let i = 0; i < seqLen; i++) causal += i + 1;
     const flops = 4 * headDim * nHeads * causal;
-    const dense = await run({ ...DEFAULT_ATTENTION, attention: 'dense', denseMap: denseMaps[0] });
+    const dense = sampleOnly ? undefined : await run({ ...DEFAULT_ATTENTION, attention: 'dense', denseMap: denseMaps[0] });
+    const speedup = (ms: number) => (dense ? (dense.ms / ms).toFixed(2) : '-');
     // --check: 8 rows of the last chunk's dense output (every head) against an f64 CPU softmax.
-    const checkErr = args.check ? await checkRows(out, chunks[chunks.length - 1], gen, rowW) : undefined;
+    const checkErr = args.check && dense ? await checkRows(out, chunks[chunks.length - 1], gen, rowW) : undefined;
     if (checkErr !== undefined) console.log(`check S=${seqLen} ${input}: dense max abs error over 8 rows ${checkErr.toExponential(2)}`);
-    const tflops = flops / (dense.ms * 1e-3) / 1e12;
-    rows.push([seqLen, input, `dense${tileTag}`, '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
-    results.push({ seqLen, input, mode: 'dense', denseMap: denseMaps[0], nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
-    for (const denseMap of denseMaps.slice(1)) {
+    if (dense) {
+      const tflops = flops / (dense.ms * 1e-3) / 1e12;
+      rows.push([seqLen, input, `dense${tileTag}`, '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
+      results.push({ seqLen, input, mode: 'dense', denseMap: denseMaps[0], nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
+    }
+    for (const denseMap of sampleOnly ? [] : denseMaps.slice(1)) {
       const dm = await run({ ...DEFAULT_ATTENTION, attention: 'dense', denseMap });
       const tf = flops / (dm.ms * 1e-3) / 1e12;
-      rows.push([seqLen, input, `dense/${denseMap}${tileTag}`, '-', dm.ms.toFixed(2), (dense.ms / dm.ms).toFixed(2), tf.toFixed(2), '1.000', '-', '-', '-', '-']);
+      rows.push([seqLen, input, `dense/${denseMap}${tileTag}`, '-', dm.ms.toFixed(2), speedup(dm.ms), tf.toFixed(2), '1.000', '-', '-', '-', '-']);
       results.push({ seqLen, input, mode: 'dense', denseMap, nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dm, tflops: tf });
     }
     for (const alpha of denseOnly ? [] : alphas) for (const sparsePass of sparsePasses) for (const denseFallbackArea of fallbacks)
-    for (const fusedVariant of fusedVariants) for (const selection of selections) {
-      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea, fusedVariant, selection });
+    for (const fusedVariant of fusedVariants) for (const selection of selections) for (const [vi, sv] of samplingVariants.entries()) {
+      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea, fusedVariant, selection }, await attnOf(vi));
       const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
-      const tag = `${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}${fusedVariants.length > 1 ? `/${fusedVariant}` : ''}${selections.length > 1 ? `/${selection}` : ''}`;
-      rows.push([seqLen, input, `sample:${sparsePass}${tag}${tileTag}`, alpha, s.ms.toFixed(2), (dense.ms / s.ms).toFixed(2), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
-      results.push({ seqLen, input, mode: 'sample', tile: attn.tilePlan, sampling, sparsePass, denseFallbackArea, fusedVariant, selection, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense.ms / s.ms });
+      const tag = `${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}${fusedVariants.length > 1 ? `/${fusedVariant}` : ''}${selections.length > 1 ? `/${selection}` : ''}${samplingVariants.length > 1 ? `/${sv.name}` : ''}`;
+      rows.push([seqLen, input, `sample:${sparsePass}${tag}${tileTag}`, alpha, s.ms.toFixed(2), speedup(s.ms), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
+      results.push({ seqLen, input, mode: 'sample', tile: attn.tilePlan, sampling: sv.opts, samplingVariant: sv.name || undefined, sparsePass, denseFallbackArea, fusedVariant, selection, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense ? dense.ms / s.ms : undefined });
     }
     for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
   }
-  attn.destroy();
+  for (const a of variantAttns.values()) a.destroy();
 }
 
 /** Max abs error of 8 spread rows of `out` (the chunk's dense result) vs an f64 reference (K/V of one group, repeated). */

@@ -4,14 +4,16 @@
  * for several kernel variants in one run, so a sweep keeps the fastest:
  *   npm run bench -- bench/sampling.ts [--sizes 32768] [--chunk 32768]
  *     [--heads 32] [--kv-heads 8] [--dim 128] [--iters 5] [--dense] [--check] [--json FILE]
- *     [--variants flash,tiled,tiled:rows=64x128x4x8x16:cols=64x64x4x4x32,tiled:split=1,tiled:split=8,tiled:target=1024,tiled:flat=1]
+ *     [--variants flash,tiled,tiled:rows=64x128x4x8x16:cols=64x64x4x4x32,tiled:split=1,tiled:split=8,tiled:target=1024,tiled:flat=1,tr,tr:rows=128x64x8x8x16,tiled:tr=cols]
  * A variant is 'flash' (flash 'sample' mode + sample_columns.wgsl) or 'tiled'
  * with optional tiles BSxBTxRXxRYxDK for the row-stats ('rows') and
  * column-score ('cols') kernels of kernels/sample_scores.wgsl, and the
  * row-stats kernel's key split: split=0 auto (default: split while fewer than
  * `target` workgroups, default 512), split=1 off, split=N always N;
  * target=M the auto split's workgroup target; flat=1 / flat=0 the column kernel (default flat)
- * over one (head, row) stream whose tiles straddle heads (less padding in chunks). Column 'split' lists the splits
+ * over one (head, row) stream whose tiles straddle heads (less padding in chunks); tr=rows|cols|1 the
+ * 'tr' layout (kernels/sample_scores_tr.wgsl: GEMM-shaped, transposed chunks of both operands, default
+ * tile 128x128x8x8x16) for that kernel or both ('tr' alone = tiled:tr=1). Column 'split' lists the splits
  * of the chunks (e.g. 6x7,1 = 6 at the first 7 chunks, then 1).
  * Columns: total ms, the row-stats kernel alone (rows ms; cols = total - rows),
  * effective TFLOP/s (2 * headDim per score of both kernels), and with --dense
@@ -29,8 +31,7 @@ import { PrefillAttention } from '../src/attention/index.ts';
 import { sampleRow, sparsePlan, type SparsePlan } from '../src/attention/options.ts';
 import { DEFAULT_ATTENTION } from '../src/engine/types.ts';
 import { PARAMS_BYTES, paramsWords } from '../kernels/attention_prefill.ts';
-import { SampleKernels, type SamplingOptions } from '../kernels/sample_attention.ts';
-import { parseScoreTiles } from '../kernels/sample_scores.ts';
+import { parseSamplingVariant, SampleKernels } from '../kernels/sample_attention.ts';
 import { Rng } from '../src/util/rng.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 
@@ -48,18 +49,7 @@ const chunkRows = Number(args.chunk ?? 32768);
 const iters = Number(args.iters ?? 5);
 const variantNames = String(args.variants ?? 'flash,tiled').split(',');
 
-/** 'flash' | 'tiled[:rows=BSxBTxRXxRYxDK][:cols=...][:split=N][:target=M][:flat=1]' */
-function parseVariant(v: string): SamplingOptions {
-  const [kernel, ...parts] = v.split(':');
-  if (kernel !== 'flash' && kernel !== 'tiled') throw new Error(`--variants: '${v}' must start with 'flash' or 'tiled'`);
-  const num = (key: string) => {
-    const part = parts.find((p) => p.startsWith(`${key}=`));
-    return part === undefined ? undefined : Number(part.slice(key.length + 1));
-  };
-  const tiles = parts.filter((p) => !/^(split|target|flat)=/.test(p));
-  return { kernel, ...parseScoreTiles(tiles.join(':')), split: num('split'), splitTarget: num('target'), colsFlat: num('flat') === undefined ? undefined : num('flat') === 1 };
-}
-const variants = variantNames.map((name) => ({ name, opts: parseVariant(name) }));
+const variants = variantNames.map((name) => ({ name, opts: parseSamplingVariant(name) }));
 
 const rows: (string | number)[][] = [];
 const results: unknown[] = [];
@@ -149,7 +139,7 @@ for (const seqLen of sizes) {
       else check = { rowStats: maxRel(got[0], first[0]), colScores: maxRel(got[1], first[1], c.plan.nCols, seqLen), groupScores: maxRel(got[2], first[2], c.plan.nCols, seqLen) };
     }
     const plans = kernels.scorePlans;
-    const tileName = (k: 'rows' | 'cols') => (plans ? `${plans[k].bs}x${plans[k].bt}x${plans[k].rx}x${plans[k].ry}x${plans[k].dk}` : '-');
+    const tileName = (k: 'rows' | 'cols') => (plans ? `${plans[k].layout ?? 'kv'} ${plans[k].bs}x${plans[k].bt}x${plans[k].rx}x${plans[k].ry}x${plans[k].dk}` : '-');
     rows.push([seqLen, v.name, tileName('rows'), tileName('cols'), runLength(splits), all.ms.toFixed(2), rowsOnly.ms.toFixed(2), (all.ms - rowsOnly.ms).toFixed(2),
       (flops / (all.ms * 1e-3) / 1e12).toFixed(2), denseMs ? denseMs.toFixed(1) : '-', denseMs ? `${((100 * all.ms) / denseMs).toFixed(1)}%` : '-',
       check ? `${check.rowStats.toExponential(1)}/${check.colScores.toExponential(1)}/${check.groupScores.toExponential(1)}` : '-']);

@@ -15,7 +15,7 @@ import { getPipeline } from '../src/gpu/pipelines.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import { attentionHeader, bindAt, FlashAttention, tilePlan, type AttentionDims, type TileOverrides } from './attention_prefill.ts';
-import { SampleScores, type ScorePlan, type ScoreTile } from './sample_scores.ts';
+import { parseScoreTiles, SampleScores, type ScoreLayout, type ScorePlan, type ScoreTile } from './sample_scores.ts';
 import columnsSource from './sample_columns.wgsl?raw';
 import selectSource from './sample_select.wgsl?raw';
 import binsSource from './sample_bins.wgsl?raw';
@@ -38,6 +38,33 @@ export interface SamplingOptions {
   splitTarget?: number;
   /** Column kernel over one (head, row) stream of tiles that straddle heads (ScoreOptions.colsFlat; default true: H100 09:25, 4096-row chunks at 32K 19.3 ms vs 20.8). */
   colsFlat?: boolean;
+  /** Layout of the tiled row-stats / column-score kernels (ScoreOptions.layout; default 'kv' for both; bench --variants tiled:tr=rows,cols). */
+  layout?: Partial<Record<'rows' | 'cols', ScoreLayout>>;
+}
+
+/**
+ * Sampling options from a bench variant name: 'flash', 'tr' (= tiled:tr=1) or
+ * 'tiled' with ':'-separated parts rows=BSxBTxRXxRYxDK, cols=..., split=N,
+ * target=M, flat=0|1, tr=rows|cols|1 (the 'tr' layout for that kernel or both).
+ */
+export function parseSamplingVariant(v: string): SamplingOptions {
+  const [head, ...rest] = v.split(':');
+  const parts = head === 'tr' ? ['tr=1', ...rest] : rest;
+  const kernel = head === 'tr' ? 'tiled' : head;
+  if (kernel !== 'flash' && kernel !== 'tiled') throw new InvalidOptionError('sampling variant', `'${v}' must start with 'flash', 'tiled' or 'tr'`);
+  const get = (key: string) => parts.find((p) => p.startsWith(`${key}=`))?.slice(key.length + 1);
+  const num = (key: string) => (get(key) === undefined ? undefined : Number(get(key)));
+  const tr = get('tr');
+  if (tr !== undefined && !['rows', 'cols', '1', '0'].includes(tr)) throw new InvalidOptionError('sampling variant', `'${v}': tr must be rows, cols, 1 (both) or 0`);
+  const layout = tr === undefined ? undefined : {
+    rows: tr === 'rows' || tr === '1' ? 'tr' as const : 'kv' as const,
+    cols: tr === 'cols' || tr === '1' ? 'tr' as const : 'kv' as const,
+  };
+  const tiles = parts.filter((p) => !/^(split|target|flat|tr)=/.test(p));
+  return {
+    kernel, ...parseScoreTiles(tiles.join(':')), split: num('split'), splitTarget: num('target'),
+    colsFlat: num('flat') === undefined ? undefined : num('flat') === 1, layout,
+  };
 }
 
 export interface SamplingBuffers {

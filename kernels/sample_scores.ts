@@ -13,6 +13,7 @@ import { sampleRow, type SparsePlan } from '../src/attention/options.ts';
 import { attentionHeader, bindAt, type AttentionDims, type TilePlan } from './attention_prefill.ts';
 import source from './sample_scores.wgsl?raw';
 import combineSource from './sample_scores_combine.wgsl?raw';
+import { trScorePlan, trScoreSource } from './sample_scores_tr.ts';
 
 /** Score tile of one kernel: BS stationary rows x BT streamed rows, RX x RY per thread, DK of headDim per staged chunk. */
 export interface ScoreTile { bs: number; bt: number; rx: number; ry: number; dk: number }
@@ -26,9 +27,19 @@ export interface ScorePlan extends ScoreTile {
   xstr: number; ystr: number; gx: number; gy: number;
   xsLen: number; ysLen: number;
   smemBytes: number;
+  /** Workgroup layout (absent: 'kv'). */
+  layout?: ScoreLayout;
 }
 
 export type ScoreKernel = 'rows' | 'cols';
+/**
+ * 'kv' (default): kernels/sample_scores.wgsl, the stationary operand in
+ * workgroup memory, vec4 runs along headDim. 'tr': kernels/sample_scores_tr.wgsl,
+ * both operands streamed in transposed chunks (4 rows per vec4), generated
+ * straight-line code, unmasked epilogues where no mask applies (its column
+ * kernel always runs the flat (head, row) stream).
+ */
+export type ScoreLayout = 'kv' | 'tr';
 
 /** Tiles of both kernels and the row-stats kernel's key split (SamplingOptions of kernels/sample_attention.ts). */
 export interface ScoreOptions {
@@ -48,6 +59,8 @@ export interface ScoreOptions {
    * in 4096-row chunks) instead of per-head tiles. Default false.
    */
   colsFlat?: boolean;
+  /** Layout of each kernel (default 'kv' for both; tiles then default to that layout's). */
+  layout?: Partial<Record<ScoreKernel, ScoreLayout>>;
 }
 
 /** Auto split: at least this many K tiles per split. */
@@ -146,7 +159,7 @@ export function scorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, o
 }
 
 /** `load_q4(off, d4)`: vec4 d4 of the q row starting at float offset `off`, zero past headDim. */
-function qAccess(headDim: number): string {
+export function qAccess(headDim: number): string {
   if (headDim % 4 === 0) {
     return `@group(0) @binding(0) var<storage, read> qv: array<vec4<f32>>;
 fn load_q4(off: u32, d4: u32) -> vec4<f32> {
@@ -199,16 +212,26 @@ export class SampleScores {
   ) {}
 
   static async create(ctx: GpuContext, dims: AttentionDims, opts: ScoreOptions = {}): Promise<SampleScores> {
-    const plans = { rows: scorePlan(ctx, dims.headDim, 'rows', opts.rows), cols: scorePlan(ctx, dims.headDim, 'cols', opts.cols) };
+    const layout = { rows: opts.layout?.rows ?? 'kv', cols: opts.layout?.cols ?? 'kv' };
+    for (const k of ['rows', 'cols'] as const) {
+      if (layout[k] !== 'kv' && layout[k] !== 'tr') throw new InvalidOptionError(`sampling.layout.${k}`, `must be 'kv' or 'tr', got ${JSON.stringify(layout[k])}`);
+    }
+    const plan = (k: ScoreKernel): ScorePlan => (layout[k] === 'tr'
+      ? { ...trScorePlan(ctx, dims.headDim, k, opts[k]), layout: 'tr' }
+      : scorePlan(ctx, dims.headDim, k, opts[k]));
+    const plans = { rows: plan('rows'), cols: plan('cols') };
+    const code = (k: ScoreKernel) => (layout[k] === 'tr'
+      ? trScoreSource(dims, k, plans[k], qAccess(dims.headDim))
+      : scoreSource(dims, k, plans[k], opts.colsFlat ?? true));
     const split = opts.split ?? 0;
     const splitTarget = opts.splitTarget ?? DEFAULT_SPLIT_TARGET;
     if (!Number.isInteger(split) || split < 0) throw new InvalidOptionError('sampling.split', `must be 0 (auto), 1 (off) or a split count, got ${split}`);
     if (!Number.isInteger(splitTarget) || splitTarget < 1) throw new InvalidOptionError('sampling.splitTarget', `must be a positive workgroup count, got ${splitTarget}`);
     const [rows, cols, combine] = await Promise.all([
-      ...(['rows', 'cols'] as const).map((k) => getPipeline(ctx, { label: `sample_scores_${k}`, code: scoreSource(dims, k, plans[k], opts.colsFlat ?? true) })),
+      ...(['rows', 'cols'] as const).map((k) => getPipeline(ctx, { label: `sample_scores_${k}_${layout[k]}`, code: code(k) })),
       getPipeline(ctx, { label: 'sample_scores_combine', code: splitCombineSource(dims) }),
     ]);
-    return new SampleScores(ctx, dims, plans, { rows, cols, combine }, split, splitTarget, opts.colsFlat ?? true);
+    return new SampleScores(ctx, dims, plans, { rows, cols, combine }, split, splitTarget, layout.cols === 'tr' || (opts.colsFlat ?? true));
   }
 
   private destroyed = false;
@@ -254,9 +277,12 @@ export class SampleScores {
       }
       const pipe = this.pipes[kind];
       pass.setPipeline(pipe);
-      pass.setBindGroup(0, bindAt(this.ctx, pipe, [
+      const entries: [number, GPUBuffer | GPUBufferBinding][] = [
         [0, b.q], [1, b.k], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, b.params], [7, partials],
-      ], `sample_scores_${kind}`));
+      ];
+      // The 'tr' kernels are one mode each (auto layouts drop what a mode leaves unused).
+      const used = this.plans[kind].layout !== 'tr' ? entries : entries.filter(([n]) => (kind === 'rows' ? n !== 4 && n !== 5 : n !== 7));
+      pass.setBindGroup(0, bindAt(this.ctx, pipe, used, `sample_scores_${kind}`));
       pass.dispatchWorkgroups(grid[kind], this.dims.nKvHeads, kind === 'rows' ? split : 1);
       if (kind === 'rows' && split > 1) {
         const combine = this.pipes.combine;

@@ -19,7 +19,7 @@ import { syntheticQkv } from '../../src/attention/synthetic.ts';
 import { DEFAULT_ATTENTION, type KvDtype } from '../../src/engine/types.ts';
 import { paramsWords } from '../../kernels/attention_prefill.ts';
 import { SampleKernels } from '../../kernels/sample_attention.ts';
-import { DEFAULT_SCORE_TILE, SampleScores, samplingRef, scorePlan, scoreSource, parseScoreTile, rowSplits } from '../../kernels/sample_scores.ts';
+import { DEFAULT_SCORE_TILE, SampleScores, type ScoreOptions, samplingRef, scorePlan, scoreSource, parseScoreTile, rowSplits } from '../../kernels/sample_scores.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { asStored, uploadKv } from '../cases/attention.ts';
 
@@ -46,7 +46,7 @@ type Kernels = Pick<SampleKernels, 'encodeSampling' | 'destroy'>;
  * with these tiles) or SampleKernels with the 'flash' kernels; outputs trimmed
  * to nSamp rows / nCols columns.
  */
-async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string }; split?: number; flat?: boolean } | 'flash', data = inputs(s)): Promise<Outputs> {
+async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string }; split?: number; flat?: boolean; layout?: ScoreOptions['layout'] } | 'flash', data = inputs(s)): Promise<Outputs> {
   const { seqLen, qkv, plan } = data;
   const capacity = seqLen + 3; // a cache larger than the sequence
   const dtype = s.kvDtype ?? 'f32';
@@ -57,7 +57,7 @@ async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: s
   } else {
     const t = which.tiles;
     const scores = await SampleScores.create(ctx, dims, {
-      rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined, split: which.split ?? 1, colsFlat: which.flat,
+      rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined, split: which.split ?? 1, colsFlat: which.flat, layout: which.layout,
     });
     kernels = {
       encodeSampling: (pass, b, nSamp, nCols) => {
@@ -188,6 +188,29 @@ describe('SampleAttention sampling kernels (Dawn)', () => {
       const data = inputs(s);
       const split = data.plan.nSamp > 1 ? 2 : 1;
       expectClose(await runSampling(ctx, s, { tiles: SMALL, flat: true, split }, data), reference(s, data), `tiled flat cols, split ${split} vs f64`, 2e-5);
+    });
+  }
+
+  // 'tr' layout (kernels/sample_scores_tr.wgsl): the warp thread mapping with one vec4 per
+  // chunk (odd DK4 unit mapping), the software default (plain mapping, pair units) on an f16
+  // cache at pos > 0 with a 3-way key split, and 8 x 8 register blocks (the GPU default's) at
+  // D 37 with 4 heads per KV group. The GPU default tile
+  // itself (128 x 128 x 8 x 8 x 16) takes ~27 s to compile on SwiftShader; bench/sampling
+  // --check compares it on the GPU.
+  const TR: [string, Shape, { rows?: string; cols?: string }, number][] = [
+    ['32x16x4x4x4 (warp mapping), GQA 2, D 64', SHAPES[3][1], { rows: '32x16x4x4x4', cols: '32x16x4x4x4' }, 1],
+    ['software tiles, GQA 4, D 80, f16 cache, pos > 0, 3 splits', SHAPES[0][1], {}, 3],
+    ['64x64x8x8x4, GQA 4, D 37, pos > 0, 2 splits', { nHeads: 8, nKvHeads: 2, headDim: 37, rows: 120, pos: 150 }, { rows: '64x64x8x8x4', cols: '64x64x8x8x4' }, 2],
+  ];
+  for (const [name, s, tiles, split] of TR) {
+    it(`'tr' layout = f64 reference: ${name}`, async () => {
+      const ctx = await testGpu();
+      const before = liveBytes(ctx);
+      const data = inputs(s);
+      console.log(`${name}: ${describePlan(data.plan)}`);
+      const got = await runSampling(ctx, s, { tiles, split, layout: { rows: 'tr', cols: 'tr' } }, data);
+      expectClose(got, reference(s, data), 'tr vs f64', 2e-5);
+      expect(liveBytes(ctx)).toBe(before);
     });
   }
 

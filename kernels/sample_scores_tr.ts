@@ -1,0 +1,240 @@
+/**
+ * The 'tr' layout of the sampling kernels (kernels/sample_scores_tr.wgsl): tile
+ * plan and WGSL generator. Same outputs and dispatch as the 'kv' kernels of
+ * kernels/sample_scores.wgsl; SampleScores (kernels/sample_scores.ts) picks
+ * the layout per kernel (ScoreOptions.layout) and launches either.
+ */
+import type { GpuContext } from '../src/gpu/device.ts';
+import { InvalidOptionError } from '../src/errors.ts';
+import { attentionHeader, type AttentionDims, type TilePlan } from './attention_prefill.ts';
+import type { ScoreKernel, ScorePlan, ScoreTile } from './sample_scores.ts';
+import source from './sample_scores_tr.wgsl?raw';
+
+/** GPU default: the prefill GEMM's 128 x 128 tile, 8 x 8 per thread (256 threads), 16 dims per chunk. */
+export const TR_SCORE_TILE: ScoreTile = { bs: 128, bt: 128, rx: 8, ry: 8, dk: 16 };
+/** Software adapters (tests): small straight-line code that compiles fast. */
+export const TR_SOFTWARE_TILE: ScoreTile = { bs: 16, bt: 16, rx: 4, ry: 4, dk: 8 };
+
+const COMP = ['x', 'y', 'z', 'w'];
+
+function trSizes(headDim: number, t: ScoreTile): ScorePlan {
+  const dk4 = t.dk / 4;
+  const nch = Math.ceil(Math.ceil(headDim / 4) / dk4);
+  const tx = t.bs / t.rx, ty = t.bt / t.ry;
+  const xq = t.bs / 4 + 1, yq = t.bt / 4 + 1;
+  const warp = tx % 8 === 0 && ty % 4 === 0;
+  return {
+    ...t, nch, nt: tx * ty, xstr: xq, ystr: yq, gx: warp ? 8 : tx, gy: warp ? 4 : 1, xsLen: t.dk * xq, ysLen: t.dk * yq,
+    smemBytes: 16 * t.dk * (xq + yq) + 4 * (ty * t.bs + t.bs) + 12 * t.bt,
+  };
+}
+
+/** Tile plan of one 'tr' kernel; overrides are checked, the default dk shrinks to the head. */
+export function trScorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, over: Partial<ScoreTile> = {}): ScorePlan {
+  const t: ScoreTile = { ...(ctx.info.isSoftware ? TR_SOFTWARE_TILE : TR_SCORE_TILE), ...over };
+  if (over.dk === undefined) t.dk = Math.min(t.dk, 4 * Math.ceil(headDim / 4));
+  const bad = (why: string) => { throw new InvalidOptionError(`sampling.${kind}Tile (tr)`, why, { ...t, headDim }); };
+  for (const k of ['rx', 'ry'] as const) if (t[k] !== 4 && t[k] !== 8) bad(`${k} must be 4 or 8, got ${t[k]}`);
+  if (!Number.isInteger(t.bs / t.rx) || t.bs < 1) bad(`bs ${t.bs} must be a positive multiple of rx ${t.rx}`);
+  if (!Number.isInteger(t.bt / t.ry) || t.bt < 1) bad(`bt ${t.bt} must be a positive multiple of ry ${t.ry}`);
+  if (!Number.isInteger(t.dk) || t.dk < 4 || t.dk % 4 !== 0 || t.dk > 64) bad(`dk must be a multiple of 4 in 4..64, got ${t.dk}`);
+  const plan = trSizes(headDim, t);
+  if (plan.nt > ctx.limits.maxComputeInvocationsPerWorkgroup) bad(`${plan.nt} threads per workgroup, over this GPU's ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
+  if (plan.nt < t.bs || plan.nt < t.bt) bad(`${plan.nt} threads per workgroup must cover bs ${t.bs} and bt ${t.bt}`);
+  if (plan.smemBytes > ctx.limits.maxComputeWorkgroupStorageSize) bad(`needs ${plan.smemBytes} bytes of workgroup memory, over this GPU's ${ctx.limits.maxComputeWorkgroupStorageSize}`);
+  return plan;
+}
+
+/**
+ * Generated pieces of kernels/sample_scores_tr.wgsl. Operand units: a vec4
+ * of 4 dims of one tile row; with DK4 even, 2 adjacent lanes take the 2 vec4
+ * of a row's 32-byte sector and 16 rows fill a warp (transposed stores hit 32
+ * distinct banks with the odd vec4 row stride).
+ */
+function pieces(kind: ScoreKernel, pl: ScorePlan, group: number): Record<string, string> {
+  const { bs, bt, rx, ry, dk, nt } = pl;
+  const dk4 = dk / 4, tx = bs / rx, ty = bt / ry;
+  const mode0 = kind === 'rows';
+  const acc = (r: number, c: number) => `a${r}_${c}`;
+  const xrow = (r: number) => `4u * xi + ${4 * tx * (r >> 2) + (r & 3)}u`;
+  const ycol = (c: number) => `4u * yi + ${4 * ty * (c >> 2) + (c & 3)}u`;
+  const slots = (rows: number) => Math.ceil((rows * dk4) / nt);
+  const unit = (rows: number, s: number) => {
+    const u = `lid + ${nt * s}u`;
+    const row = dk4 % 2 === 0 ? `((${u}) >> 1u) % ${rows}u` : `(${u}) % ${rows}u`;
+    const d4 = dk4 % 2 === 0 ? `((${u}) & 1u) + 2u * ((${u}) / ${2 * rows}u)` : `(${u}) / ${rows}u`;
+    return { row, d4, ok: nt * (s + 1) > rows * dk4 ? `${u} < ${rows * dk4}u` : 'true' };
+  };
+  const PX = slots(bs), PY = slots(bt);
+  const state: string[] = [];
+  for (let r = 0; r < rx; r++) for (let c = 0; c < ry; c++) state.push(`  var ${acc(r, c)} = 0.0;`);
+  for (const [op, n, rows] of [['x', PX, bs], ['y', PY, bt]] as const) {
+    for (let s = 0; s < n; s++) {
+      const u = unit(rows, s);
+      state.push(`  let ${op}r${s} = ${u.row};`, `  let ${op}d${s} = ${u.d4};`, `  let ${op}ok${s} = ${u.ok};`, `  var p${op}${s} = vec4<f32>(0.0);`);
+      if (op === 'y') state.push(`  var yo${s} = 0u;`);
+    }
+  }
+  // X source offsets (fixed per thread): mode 0 the scaled q rows of its pairs, mode 1 the K columns.
+  for (let s = 0; s < PX; s++) {
+    if (mode0) state.push(`  let xu${s} = min(t0 + xr${s}, nAll - 1u);`, `  let xo${s} = q_off(xu${s} / p.group, job.kvh * p.group + xu${s} % p.group);`);
+    else state.push(`  let xo${s} = job.kvh * p.capacity + min(j0 + xr${s}, max(p.nCols, 1u) - 1u);`);
+  }
+  for (let r = 0; r < rx; r++) {
+    if (mode0) state.push(`  let ipos${r} = p.pos + sample_row(min(t0 + ${xrow(r)}, nAll - 1u) / p.group);`, `  var m${r} = NEG_INF;`, `  var lw${r} = 0.0;`);
+    else state.push(`  let jc${r} = j0 + ${xrow(r)};`);
+    state.push(`  var l${r} = 0.0;`);
+  }
+  if (!mode0) {
+    state.push('  var curG = 0u;');
+    for (let g = 0; g < group; g++) for (let r = 0; r < rx; r++) state.push(`  var lh${g}_${r} = 0.0;`);
+  }
+
+  const yoff = Array.from({ length: PY }, (_, s) => mode0
+    ? `    yo${s} = job.kvh * p.capacity + min(itN * BT + yr${s}, job.iMax);`
+    : `    yo${s} = y_q_off(job, itN, yr${s});`).join('\n');
+  const load: string[] = [];
+  for (let s = 0; s < PX; s++) {
+    const e = mode0 ? `load_q4(xo${s}, chN * DK4 + xd${s}) * p.scale` : `load_k4(xo${s}, chN * DK4 + xd${s})`;
+    load.push(`    if (xok${s}) { px${s} = ${e}; }`);
+  }
+  for (let s = 0; s < PY; s++) {
+    const e = mode0 ? `load_k4(yo${s}, chN * DK4 + yd${s})` : `load_q4(yo${s}, chN * DK4 + yd${s}) * p.scale`;
+    load.push(`    if (yok${s}) { py${s} = ${e}; }`);
+  }
+  const store: string[] = [];
+  for (const [op, n] of [['x', PX], ['y', PY]] as const) {
+    for (let s = 0; s < n; s++) {
+      store.push(`    if (${op}ok${s}) {`, `      let q = ${op}r${s} >> 2u;`, `      let c = ${op}r${s} & 3u;`, `      let d = 4u * ${op}d${s};`);
+      for (let k = 0; k < 4; k++) store.push(`      ${op}s[d${k ? ` + ${k}u` : ''}][q][c] = p${op}${s}.${COMP[k]};`);
+      store.push('    }');
+    }
+  }
+  const zero: string[] = [];
+  for (let r = 0; r < rx; r++) zero.push(`      ${Array.from({ length: ry }, (_, c) => `${acc(r, c)} = 0.0;`).join(' ')}`);
+  const dot: string[] = [];
+  for (let k = 0; k < dk; k++) {
+    dot.push('    {');
+    for (let i = 0; i < rx / 4; i++) dot.push(`      let x${i} = xs[${k}][xi${i ? ` + ${tx * i}u` : ''}];`);
+    for (let j = 0; j < ry / 4; j++) dot.push(`      let y${j} = ys[${k}][yi${j ? ` + ${ty * j}u` : ''}];`);
+    for (let r = 0; r < rx; r++) {
+      for (let c = 0; c < ry; c++) dot.push(`      ${acc(r, c)} = fma(x${r >> 2}.${COMP[r & 3]}, y${c >> 2}.${COMP[c & 3]}, ${acc(r, c)});`);
+    }
+    dot.push('    }');
+  }
+  return {
+    STATE: state.join('\n'), YOFF: yoff, LOAD: load.join('\n'), STORE: store.join('\n'), ZERO: zero.join('\n'), DOT: dot.join('\n'),
+    EPILOGUE: mode0 ? epilogueRows(rx, ry, acc, ycol) : epilogueCols(rx, ry, group, acc),
+    FINAL: mode0 ? finalRows(rx, xrow) : finalCols(rx, group, xrow),
+  };
+}
+
+const maxTree = (xs: string[]): string => (xs.length === 1 ? xs[0] : `max(${maxTree(xs.slice(0, xs.length >> 1))}, ${maxTree(xs.slice(xs.length >> 1))})`);
+
+/** Mode 0: online (max, sum, window sum) of each row over the tile's keys; unmasked when the tile lies below and outside every row's window. */
+function epilogueRows(rx: number, ry: number, acc: (r: number, c: number) => string, ycol: (c: number) => string): string {
+  const o: string[] = ['      let k0 = it * BT;', '      if (k0 + BT - 1u + p.window <= iMin) {'];
+  for (let r = 0; r < rx; r++) {
+    const cs = Array.from({ length: ry }, (_, c) => acc(r, c));
+    o.push(`        let tm${r} = ${maxTree(cs)};`,
+      `        if (tm${r} > m${r}) { let corr = exp2(m${r} - tm${r}); l${r} *= corr; lw${r} *= corr; m${r} = tm${r}; }`,
+      `        l${r} += ${cs.map((a) => `exp2(${a} - m${r})`).join(' + ')};`);
+  }
+  o.push('      } else {');
+  for (let c = 0; c < ry; c++) o.push(`        let kj${c} = k0 + ${ycol(c)};`);
+  for (let r = 0; r < rx; r++) {
+    const cs = Array.from({ length: ry }, (_, c) => `select(NEG_INF, ${acc(r, c)}, kj${c} <= ipos${r})`);
+    o.push(`        let tm${r} = ${maxTree(cs)};`,
+      `        if (tm${r} > m${r}) { let corr = exp2(m${r} - tm${r}); l${r} *= corr; lw${r} *= corr; m${r} = tm${r}; }`);
+    for (let c = 0; c < ry; c++) {
+      o.push(`        { let e = select(0.0, exp2(${acc(r, c)} - m${r}), kj${c} <= ipos${r}); l${r} += e; lw${r} += select(0.0, e, kj${c} + p.window > ipos${r}); }`);
+    }
+  }
+  o.push('      }');
+  return o.join('\n');
+}
+
+/** Mode 1: P = exp2(s - lse) of the rows whose window leaves the column out, into the current head's sums. */
+function epilogueCols(rx: number, ry: number, group: number, acc: (r: number, c: number) => string): string {
+  const o: string[] = [
+    '      // Unmasked when no padding row and no row of a head\'s first nSlow (window still on a column) is in the tile.',
+    '      let a0 = it * BT;',
+    '      let b0 = a0 + BT - 1u;',
+    '      let fast = b0 < p.group * job.nR && a0 % job.nR >= nSlow && (b0 / job.nR == a0 / job.nR || nSlow == 0u);',
+  ];
+  const flush: string[] = ['switch curG {'];
+  for (let g = 0; g < group; g++) flush.push(`  case ${g}u: { ${Array.from({ length: rx }, (_, r) => `lh${g}_${r} += l${r};`).join(' ')} }`);
+  flush.push('  default: {}', '}');
+  for (const fast of [true, false]) {
+    o.push(fast ? '      if (fast) {' : '      } else {');
+    for (let c = 0; c < ry; c++) {
+      o.push(`        {`, `          let t = ycol${c};`, '          let hd = yhead[t];',
+        `          if (hd != curG) {\n            ${flush.join('\n            ')}\n            ${Array.from({ length: rx }, (_, r) => `l${r} = 0.0;`).join(' ')}\n            curG = hd;\n          }`,
+        '          let lse = ylse[t];');
+      if (!fast) o.push('          let i = ypos[t];');
+      for (let r = 0; r < rx; r++) {
+        o.push(fast ? `          l${r} += exp2(${acc(r, c)} - lse);` : `          l${r} += select(0.0, exp2(${acc(r, c)} - lse), jc${r} + p.window <= i);`);
+      }
+      o.push('        }');
+    }
+  }
+  o.push('      }');
+  return o.join('\n');
+}
+
+/** Mode 0 end: combine the TY partial (max, sum, window sum) of each row (three rounds through `red`). */
+function finalRows(rx: number, xrow: (r: number) => string): string {
+  const o: string[] = ['  workgroupBarrier();'];
+  for (let r = 0; r < rx; r++) o.push(`  red[yi * BS + ${xrow(r)}] = m${r};`);
+  o.push('  workgroupBarrier();', '  if (lid < BS) {', '    var mm = NEG_INF;', '    for (var y = 0u; y < TY; y++) { mm = max(mm, red[y * BS + lid]); }', '    mrow[lid] = mm;', '  }', '  workgroupBarrier();');
+  for (let r = 0; r < rx; r++) o.push(`  let w${r} = select(0.0, exp2(m${r} - mrow[${xrow(r)}]), l${r} > 0.0);`);
+  o.push('  var ll = 0.0;', '  var lwin = 0.0;');
+  for (const [v, out] of [['l', 'll'], ['lw', 'lwin']]) {
+    for (let r = 0; r < rx; r++) o.push(`  red[yi * BS + ${xrow(r)}] = ${v}${r} * w${r};`);
+    o.push('  workgroupBarrier();', `  if (lid < BS) { for (var y = 0u; y < TY; y++) { ${out} += red[y * BS + lid]; } }`, '  workgroupBarrier();');
+  }
+  o.push(`  let u = t0 + lid;
+  if (lid < BS && u < nAll) {
+    let row = (job.kvh * p.group + u % p.group) * p.nSamp + u / p.group;
+    if (nwg.z > 1u) {
+      // (a split whose keys all lie past the row leaves (NEG_INF, 0, 0))
+      partials[wg.z * p.nHeads * p.nSamp + row] = vec4<f32>(mrow[lid], ll, lwin, 0.0);
+    } else {
+      rowStats[row * 2u] = mrow[lid] + log2(ll);
+      rowStats[row * 2u + 1u] = lwin / ll;
+    }
+  }`);
+  return o.join('\n');
+}
+
+/** Mode 1 end: per head, each column's sum over the TY threads; the group sums. */
+function finalCols(rx: number, group: number, xrow: (r: number) => string): string {
+  const o: string[] = ['  var gsum = 0.0;'];
+  for (let g = 0; g < group; g++) {
+    o.push('  workgroupBarrier();');
+    for (let r = 0; r < rx; r++) o.push(`  red[yi * BS + ${xrow(r)}] = lh${g}_${r} + select(0.0, l${r}, curG == ${g}u);`);
+    o.push('  workgroupBarrier();', '  if (lid < BS) {', '    var s = 0.0;', '    for (var y = 0u; y < TY; y++) { s += red[y * BS + lid]; }',
+      `    if (j0 + lid < p.nCols) { colScores[(job.kvh * p.group + ${g}u) * p.capacity + j0 + lid] = s; }`, '    gsum += s;', '  }');
+  }
+  o.push('  if (lid < BS && j0 + lid < p.nCols) { groupScores[job.kvh * p.capacity + j0 + lid] = gsum; }');
+  return o.join('\n');
+}
+
+/** WGSL of one 'tr' kernel; `prelude` declares q at binding 0 with load_q4 (sample_scores.ts qAccess). */
+export function trScoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan, prelude: string): string {
+  const group = dims.nHeads / dims.nKvHeads;
+  const header: TilePlan = { tpr: 1, nv: 1, dvp: 1, qr: 1, rpt: 1, bc: 1, rs: false, group };
+  const ty = plan.bt / plan.ry;
+  const consts = {
+    SMODE: kind === 'rows' ? 0 : 1, BS: plan.bs, BT: plan.bt, RX: plan.rx, RY: plan.ry, TX: plan.bs / plan.rx, TY: ty, NT: plan.nt,
+    DK: plan.dk, DK4: plan.dk / 4, NCH: plan.nch, XQ: plan.xstr, YQ: plan.ystr, GX: plan.gx, GY: plan.gy,
+  };
+  const p = pieces(kind, plan, group);
+  let body = source.replace(/^\$([A-Z]+)$/gm, (_, name: string) => {
+    if (!(name in p)) throw new Error(`sample_scores_tr.wgsl: no piece ${name}`);
+    return p[name];
+  });
+  // Y tile columns of the mode 1 epilogue (ycol0 .. ycol{RY-1}).
+  body = body.replace(/ycol(\d+)/g, (_, c: string) => `4u * yi + ${4 * ty * (Number(c) >> 2) + (Number(c) & 3)}u`);
+  return attentionHeader(dims, header, consts) + prelude + body;
+}
