@@ -41,6 +41,13 @@ export interface DecodeAttentionShape {
    * fewer groups where workgroup memory is short; tiled variant only.
    */
   sub?: number;
+  /**
+   * Wide kernel (sub > 1): load each tile's V chunks together with its K, so
+   * their latency overlaps the softmax (4 * chunks-per-row registers; default
+   * true where a row is at most 16 chunks, f16 headDim <= 128 / f32 <= 64).
+   * true with sub 1: the wide kernel with one group (split_tiled plus the prefetch).
+   */
+  prefetchV?: boolean;
 }
 
 /** Whether the tiled split kernel takes this shape. */
@@ -58,7 +65,7 @@ const MAX_SPLITS = 128;
  * Largest power of two <= `want` (and <= 16) whose wide split kernel fits the
  * device: 64 * sub invocations and its workgroup memory (attention_decode_wide.wgsl).
  */
-function wideFit(want: number, qg: number, headDim: number, limits: GPUSupportedLimits): number {
+function wideFit(want: number, qg: number, headDim: number, limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number }): number {
   if (!(Number.isInteger(want) && want >= 1 && want <= 16 && (want & (want - 1)) === 0)) throw new RangeError(`attention: sub ${want} must be 1, 2, 4, 8 or 16`);
   const hd4 = headDim / 4;
   const bytes = (s: number) => 16 * qg * hd4 + 4 * s * qg * TILE + 8 * s * qg + 16 * s * qg * hd4 + 8 * s * qg;
@@ -115,11 +122,14 @@ export class DecodeAttention {
       : source;
     const tiledMerge = variant === 'tiled' && 256 % (headDim / 4) === 0;
     const sub = variant === 'tiled' ? wideFit(shape.sub ?? 1, qg, headDim, ctx.limits) : 1;
-    const wideCode = sub > 1 ? wideSource.replace('const QG: u32 = 4u;', `const QG: u32 = ${qg}u;`).replace('const NC: u32 = 16u;', `const NC: u32 = ${headDim / cw}u;`)
-      .replace('const CW: u32 = 8u;', `const CW: u32 = ${cw}u;`).replace('const NSUB: u32 = 4u;', `const NSUB: u32 = ${sub}u;`) : '';
+    // The wide kernel: sub > 1, or asked for its V prefetch (sub 1: split_tiled's grid with the prefetch).
+    const wide = variant === 'tiled' && (sub > 1 || shape.prefetchV === true);
+    const wideCode = wide ? wideSource.replace('const QG: u32 = 4u;', `const QG: u32 = ${qg}u;`).replace('const NC: u32 = 16u;', `const NC: u32 = ${headDim / cw}u;`)
+      .replace('const CW: u32 = 8u;', `const CW: u32 = ${cw}u;`).replace('const NSUB: u32 = 4u;', `const NSUB: u32 = ${sub}u;`)
+      .replace('const PREFETCH_V: bool = false;', `const PREFETCH_V: bool = ${(shape.prefetchV ?? true) && headDim / cw <= 16};`) : '';
     const [split, merge] = await Promise.all([
-      sub > 1
-        ? getPipeline(ctx, { label: `attn_decode_wide${sub}_${shape.kvDtype}`, code: wideCode, entryPoint: 'main', constants: { KV_F16 } })
+      wide
+        ? getPipeline(ctx, { label: `attn_decode_wide${sub}${shape.prefetchV === false ? '' : '_pv'}_${shape.kvDtype}`, code: wideCode, entryPoint: 'main', constants: { KV_F16 } })
         : getPipeline(ctx, { label: `attn_decode_${variant}_${shape.kvDtype}`, code, entryPoint: variant === 'tiled' ? 'split_tiled' : 'split', constants: { KV_F16 } }),
       getPipeline(ctx, { label: `attn_decode_merge${tiledMerge ? '_tiled' : ''}`, code, entryPoint: tiledMerge ? 'merge_tiled' : 'merge' }),
     ]);

@@ -12,7 +12,7 @@
 // Workgroup: 64 * NSUB threads. Dispatch: (nKvHeads * ceil(group / QG), nSplits, rows).
 // Constants written into the source by the launcher: QG (query heads per
 // workgroup), NC (vec4<u32> chunks per K/V row), CW (values per chunk: 8 f16,
-// 4 f32), NSUB.
+// 4 f32), NSUB, PREFETCH_V.
 // Precision: f32 math; K/V f32 or f16 pairs (KV_F16); softmax in f32 with
 // scale 1/sqrt(headDim) on the scores.
 //
@@ -36,6 +36,7 @@ const QG: u32 = 4u;
 const NC: u32 = 16u;
 const CW: u32 = 8u;
 const NSUB: u32 = 4u;
+const PREFETCH_V: bool = false; // load the tile's V chunks with its K (4 * NC registers), so they arrive during the softmax
 const TK: u32 = 64u;             // keys per tile = threads per group
 const WGS: u32 = TK * NSUB;
 const HD4: u32 = NC * CW / 4u;   // vec4<f32> per head
@@ -100,6 +101,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var it = 0u; it < nTiles; it += NSUB) {
     let t0 = start + (it + u) * TK;
     let n = select(0u, min(TK, end - t0), t0 < end);
+    let vBase = kvBaseC + select(start, t0, n > 0u) * NC + jc;
+    var vpre: array<vec4<u32>, NC>;
+    if (PREFETCH_V) {
+      for (var ii = 0u; ii < NC; ii++) { vpre[ii] = tv[vBase + min(part + ii * NPARTS, max(n, 1u) - 1u) * NC]; }
+    }
     if (t < n) {
       var d: array<f32, QG>;
       for (var g = 0u; g < QG; g++) { d[g] = 0.0; }
@@ -139,11 +145,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       acc[2u * g] *= al;
       acc[2u * g + 1u] *= al;
     }
-    let vBase = kvBaseC + t0 * NC + jc;
     for (var ii = 0u; ii < NC; ii++) {
       let i = part + ii * NPARTS;
       if (i < n) {
-        let w = tv[vBase + i * NC];
+        var w: vec4<u32>;
+        if (PREFETCH_V) { w = vpre[ii]; } else { w = tv[vBase + i * NC]; }
         let a = lo4(w);
         if (KV_F16) {
           let b = hi4(w);

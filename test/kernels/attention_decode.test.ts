@@ -29,7 +29,7 @@ describe('decode attention over the KV cache (Dawn)', () => {
     [16, 2, 128, 700, 1, 'f16', undefined, 8, 2],         // qg 2: four workgroups per KV head and split
     // Wide split workgroups (attention_decode_wide.wgsl): sub groups of 64 threads, tiles shared out among them.
     [8, 2, 64, 300, 1, 'f16', undefined, undefined, undefined, 4],  // 2 splits of 3 tiles: a group with no tile
-    [16, 1, 128, 1100, 2, 'f32', undefined, 3, 4, 2],               // several tiles per group, 2 rows
+    [16, 1, 128, 1100, 2, 'f32', undefined, 3, 4, 2],               // several tiles per group, 2 rows (no V prefetch: 32 chunks a row)
   ];
   for (const [nHeads, nKvHeads, headDim, pos, rows, kvDtype, variant, maxSplits, qg, sub] of cases) {
     it(`nHeads=${nHeads} nKvHeads=${nKvHeads} headDim=${headDim} pos=${pos} rows=${rows} ${kvDtype} ${variant ?? ''} ${maxSplits ? `maxSplits=${maxSplits}` : ''}${qg ? ` qg=${qg}` : ''}${sub ? ` sub=${sub}` : ''}`, async () => {
