@@ -8,7 +8,8 @@
 //
 //   npm run ttft -- --lengths 512,1024,2048 --modes dense,sample [--model DIR|URL] [--out DIR]
 //
-// Options: --repeat N (3) --warmup N (1) --weights auto|f32|f16|q8|q4
+// Options: --repeat N (3) --warmup N (1) --warmup-len N (warm-up prompts of N tokens instead of
+// the measured length: compiles the pipelines without a second 128K prefill) --weights auto|f32|f16|q8|q4
 // --context N (default: max length + 64, capped by the model) --min-sparse-len N
 // (0: every prompt runs sparse in 'sample' mode) --alpha A --window-ratio R
 // --sample-ratio R --prefill-chunk N (rows per prefill chunk; engine default 512)
@@ -19,12 +20,22 @@
 // server, with structured prompts (e2e/ttft.synthetic.ts; needs tsx, as
 // `npm run ttft` runs it, or the --bundle output). --bundle OUT.mjs: write this
 // harness as one file for a machine without node_modules (see bundleSelf).
+// --presynth auto|on|ahead|off (auto) --synth-workers N (cores - 1) --presynth-budget-gb G (2):
+// where the synthetic bytes are made (e2e/ttft.synthetic.ts): 'on' = every shard by N worker
+// threads into memory before the load starts, 'ahead' = the workers keep at most G GiB made
+// ahead of the page's reads, 'off' = on each request in the server thread; 'auto' = 'on' when
+// the model takes under half the free memory. --probe-fetch: before the load, the page reads
+// every weight file by Range requests (--probe-block-mb 2, --probe-inflight 2 and 8) without
+// the GPU, to split the load time into HTTP and the rest. The load time (page-measured ms,
+// bytes, MB/s) is printed and in ttft.json (load), which is rewritten after every row.
 // Browser: $CHROMIUM or /usr/bin/chromium, flags from $CHROMIUM_GPU_ARGS or
 // the SwiftShader flags of playwright.config.ts.
 import { createServer } from 'node:http';
-import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { isMainThread, workerData } from 'node:worker_threads';
 import { chromium } from 'playwright-core';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -36,7 +47,8 @@ function parseArgs(argv) {
     lengths: [512, 1024, 2048], modes: ['dense', 'sample'], model: '', out: join(ROOT, 'bench/results/ttft'),
     repeat: 3, warmup: 1, weights: 'auto', context: 0, minSparseLen: 0, alpha: undefined, windowRatio: undefined,
     sampleRatio: undefined, app: join(ROOT, 'dist'), page: join(ROOT, 'e2e/ttft.html'), timeoutS: 1800,
-    synthetic: '', syntheticOpts: {}, bundle: '',
+    synthetic: '', syntheticOpts: {}, bundle: '', presynth: 'auto', synthWorkers: Math.max(1, availableParallelism() - 1),
+    presynthBudgetGb: 2, probeFetch: false, probeBlockMb: 2, probeInflight: [2, 8],
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -49,6 +61,7 @@ function parseArgs(argv) {
       case '--out': a.out = resolve(v()); break;
       case '--repeat': a.repeat = n(k); break;
       case '--warmup': a.warmup = n(k); break;
+      case '--warmup-len': a.warmupLen = n(k); break;
       case '--weights': a.weights = v(); break;
       case '--context': a.context = n(k); break;
       case '--prefill-chunk': a.prefillChunk = n(k); break;
@@ -62,8 +75,14 @@ function parseArgs(argv) {
       case '--synthetic': a.synthetic = v(); break;
       case '--synthetic-opts': a.syntheticOpts = JSON.parse(v()); break;
       case '--bundle': a.bundle = resolve(v()); break;
+      case '--presynth': a.presynth = v(); if (!['auto', 'on', 'ahead', 'off'].includes(a.presynth)) throw new Error(`--presynth: '${a.presynth}' is not auto, on, ahead or off`); break;
+      case '--synth-workers': a.synthWorkers = n(k); if (!Number.isInteger(a.synthWorkers) || a.synthWorkers < 0) throw new Error('--synth-workers: an integer >= 0'); break;
+      case '--presynth-budget-gb': a.presynthBudgetGb = n(k); break;
+      case '--probe-fetch': a.probeFetch = true; break;
+      case '--probe-block-mb': a.probeBlockMb = n(k); break;
+      case '--probe-inflight': a.probeInflight = v().split(',').map(Number); if (a.probeInflight.some((x) => !Number.isInteger(x) || x < 1)) throw new Error('--probe-inflight: integers >= 1'); break;
       case '-h': case '--help':
-        console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 24).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+        console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 32).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
         process.exit(0);
         break;
       default: throw new Error(`unknown option ${k} (see --help)`);
@@ -185,6 +204,44 @@ export function chartSvg(rows, title) {
   return out.join('\n');
 }
 
+/**
+ * --probe-fetch: the page reads every weight file by Range requests of --probe-block-mb with
+ * each --probe-inflight count of requests in flight, keeping nothing and touching no GPU: the
+ * HTTP (server + browser network) part of the load, MB/s per in-flight count.
+ */
+async function probeFetch(page, modelUrl, virtual, modelDir, a) {
+  const files = virtual ? virtual.files.map((p) => ({ p, size: virtual.size(p) }))
+    : readdirSync(modelDir).filter((p) => p.endsWith('.safetensors')).map((p) => ({ p, size: statSync(join(modelDir, p)).size }));
+  const out = [];
+  for (const inflight of a.probeInflight) {
+    const before = virtual && { ...virtual.stats };
+    const r = await page.evaluate(async ({ base, files, block, inflight }) => {
+      const t = performance.now();
+      let bytes = 0;
+      for (const { p, size } of files) {
+        let next = 0;
+        const lane = async () => {
+          while (next < size) {
+            const o = next;
+            next = Math.min(size, o + block);
+            const res = await fetch(new URL(p, base), { headers: { Range: `bytes=${o}-${next - 1}` } });
+            const n = (await res.arrayBuffer()).byteLength; // not `bytes += await ...`: that reads bytes before the await
+            bytes += n;
+          }
+        };
+        await Promise.all(Array.from({ length: inflight }, lane));
+      }
+      return { ms: performance.now() - t, bytes };
+    }, { base: modelUrl, files, block: Math.round(a.probeBlockMb * 2 ** 20), inflight });
+    const row = { inflight, blockMb: a.probeBlockMb, ms: r.ms, bytes: r.bytes, mbPerS: r.bytes / 1e3 / r.ms,
+      serverSynthMs: virtual ? virtual.stats.serverSynthMs - before.serverSynthMs : undefined, waitMs: virtual ? virtual.stats.waitMs - before.waitMs : undefined };
+    out.push(row);
+    console.log(`probe-fetch: ${(r.bytes / 1e9).toFixed(2)} GB by ${a.probeBlockMb} MB Range requests, ${inflight} in flight: ${(r.ms / 1000).toFixed(1)} s, ${f(row.mbPerS, 0)} MB/s` +
+      (virtual ? ` (server thread synthesized ${f(row.serverSynthMs / 1000)} s, waited for workers ${f(row.waitMs / 1000)} s)` : ''));
+  }
+  return out;
+}
+
 async function main() {
   const a = parseArgs(process.argv.slice(2));
   if (a.bundle) { await bundleSelf(a.bundle); return; }
@@ -194,9 +251,12 @@ async function main() {
   const modelDir = isUrl || a.synthetic ? undefined : resolve(a.model);
   if (modelDir && !existsSync(join(modelDir, 'config.json'))) throw new Error(`${modelDir}: no config.json: not a model folder`);
   const maxLen = Math.max(...a.lengths);
+  const presynth = { mode: a.presynth, workers: a.synthWorkers, workerUrl: new URL(import.meta.url), budgetBytes: a.presynthBudgetGb * 2 ** 30 };
+  const tSynth = Date.now();
   const virtual = a.synthetic
-    ? await (await import('../e2e/ttft.synthetic.ts')).prepareSynthetic(a.synthetic, a.syntheticOpts, Math.max(a.context, maxLen + 64))
+    ? await (await import('../e2e/ttft.synthetic.ts')).prepareSynthetic(a.synthetic, a.syntheticOpts, Math.max(a.context, maxLen + 64), presynth)
     : undefined;
+  if (virtual) console.log(`synthetic ${a.synthetic}: ${(virtual.stats.totalBytes / 1e9).toFixed(2)} GB in ${virtual.files.length} file(s), presynth ${virtual.stats.mode}${virtual.stats.workers ? ` with ${virtual.stats.workers} worker threads` : ''}`);
   const config = virtual ? virtual.config : readConfig(modelDir);
   const bos = typeof config.bos_token_id === 'number' ? [config.bos_token_id] : [];
   const context = a.context || Math.min(config.max_position_embeddings ?? config.seq_length ?? Infinity, maxLen + 64);
@@ -208,7 +268,13 @@ async function main() {
   const rows = [];
   let adapter;
   let model;
+  let load;
+  let probe;
   let seedIds = [];
+  mkdirSync(a.out, { recursive: true });
+  // Rewritten after the load and after every row, so a run cut short keeps what it measured.
+  const writeResult = () => writeFileSync(join(a.out, 'ttft.json'), JSON.stringify({ date: new Date().toISOString(), adapter, model, load, probe,
+    browser: executablePath, options: { ...a, out: undefined }, seedIds, rows }, null, 1));
   try {
     const page = await browser.newPage();
     page.setDefaultTimeout(a.timeoutS * 1000);
@@ -221,22 +287,53 @@ async function main() {
       return ad ? { vendor: ad.info.vendor, architecture: ad.info.architecture, description: ad.info.description } : null;
     });
     console.log(`adapter: ${JSON.stringify(adapter)}`);
+    if (virtual) {
+      await virtual.ready;
+      if (virtual.stats.presynthMs !== undefined) {
+        console.log(`presynth: ${(virtual.stats.totalBytes / 1e9).toFixed(2)} GB made in ${(virtual.stats.presynthMs / 1000).toFixed(1)} s by ${virtual.stats.workers} workers ` +
+          `(${f(virtual.stats.totalBytes / 1e3 / virtual.stats.presynthMs, 0)} MB/s; ${f(virtual.stats.totalBytes / 1e3 / virtual.stats.workerMs, 0)} MB/s per worker), ${((Date.now() - tSynth) / 1000).toFixed(1)} s since start`);
+      }
+    }
+    if (a.probeFetch) {
+      probe = await probeFetch(page, modelUrl, virtual, modelDir, a);
+      writeResult();
+    }
     const attrs = { weights: a.weights, 'context-length': String(context), 'min-sparse-len': String(a.minSparseLen || 2), cache: 'false' };
     if (a.prefillChunk) attrs['prefill-chunk'] = String(a.prefillChunk);
     if (a.alpha !== undefined) attrs.alpha = String(a.alpha);
     if (a.windowRatio !== undefined) attrs['window-ratio'] = String(a.windowRatio);
     if (a.sampleRatio !== undefined) attrs['sample-ratio'] = String(a.sampleRatio);
     const t0 = Date.now();
-    model = await page.evaluate(async ({ url, attrs }) => {
+    const before = virtual && { ...virtual.stats };
+    const loaded = await page.evaluate(async ({ url, attrs }) => {
       const el = document.querySelector('sieve-chat');
       for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
       let err;
       el.addEventListener('error', (e) => { err = e.detail; }, { once: true });
+      // Page-measured: load() called -> resolved; bytes: the weight bytes the loader reported read.
+      let bytes = 0, firstByteMs, lastByteMs;
+      const t = performance.now();
+      const onProgress = (e) => { bytes = e.detail.loadedBytesAll; firstByteMs ??= performance.now() - t; lastByteMs = performance.now() - t; };
+      el.addEventListener('progress', onProgress);
       const ok = await el.load(url);
+      const ms = performance.now() - t;
+      el.removeEventListener('progress', onProgress);
       if (!ok) throw new Error(`load failed: ${err ? `${err.title} ${err.detail}` : 'unknown'}`);
-      return { description: el.engine.description, contextLength: el.engine.contextLength };
+      return { model: { description: el.engine.description, contextLength: el.engine.contextLength }, load: { ms, bytes, firstByteMs, lastByteMs } };
     }, { url: modelUrl, attrs });
-    console.log(`model: ${model.description}, loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    model = loaded.model;
+    const server = virtual && Object.fromEntries(Object.entries(virtual.stats).map(([k, v]) => [k, typeof v === 'number' && before && typeof before[k] === 'number' && k !== 'presynthMs' && k !== 'totalBytes' && k !== 'workers' && k !== 'chunkBytes' ? v - before[k] : v]));
+    load = { pageMs: loaded.load.ms, bytes: loaded.load.bytes, mbPerS: loaded.load.bytes / 1e3 / loaded.load.ms, firstByteMs: loaded.load.firstByteMs,
+      lastByteMs: loaded.load.lastByteMs, harnessMs: Date.now() - t0, server };
+    console.log(`model: ${model.description}`);
+    console.log(`load: ${(load.pageMs / 1000).toFixed(1)} s page-measured, ${(load.bytes / 1e9).toFixed(2)} GB, ${f(load.mbPerS, 0)} MB/s` +
+      ` (first bytes at ${f(load.firstByteMs / 1000)} s, last at ${f(load.lastByteMs / 1000)} s)`);
+    if (server) {
+      console.log(`load, server side: ${server.reads} range reads, ${(server.bytesRead / 1e9).toFixed(2)} GB, synthesized in the server thread ${f(server.serverSynthMs / 1000)} s, ` +
+        `waited for workers ${f(server.waitMs / 1000)} s, ${server.chunksMade} chunks made by workers (${f(server.workerMs / 1000)} worker-s)`);
+    }
+    writeResult();
+    await virtual?.close(); // the page read every weight once (cache=false): the chunks can go
     // Prompt ids: text the model writes itself from BOS (in its own distribution), cycled to each length;
     // the synthetic model gets its own structured prompts (sink, stripes, needles, question).
     const seed = virtual ? [] : await page.evaluate(async (bos) => {
@@ -263,6 +360,8 @@ async function main() {
       for (const mode of a.modes) {
         const runs = [];
         for (let r = 0; r < a.warmup + a.repeat; r++) {
+          const warm = r < a.warmup;
+          const runIds = warm && a.warmupLen ? ids.slice(0, Math.max(2, a.warmupLen)) : ids;
           const res = await page.evaluate(async ({ ids, mode }) => {
             const el = document.querySelector('sieve-chat');
             el.setAttribute('attention', mode);
@@ -272,24 +371,25 @@ async function main() {
             const s = out.stats ?? {};
             return { cachedTokens: s.cachedTokens, pageTtftMs: out.pageTtftMs, engineTtftMs: s.ttftMs, tokenizeMs: s.tokenizeMs, prefillMs: s.prefillMs,
               firstDecodeMs: s.firstDecodeMs, promptTokens: s.promptTokens, areaFraction: s.sparsity?.meanAreaFraction, sparseMode: s.sparsity?.mode };
-          }, { ids, mode });
-          if (r >= a.warmup) runs.push(res);
+          }, { ids: runIds, mode });
+          if (!warm) runs.push(res);
+          console.log(`  ${warm ? 'warm-up' : 'run'} ${mode} ${runIds.length} tokens: page TTFT ${f(res.pageTtftMs)} ms, prefill ${f(res.prefillMs)} ms`);
         }
         const pick = (k) => median(runs.map((x) => x[k]));
         const row = { length, promptTokens: runs[0]?.promptTokens ?? n, mode, pageTtftMs: pick('pageTtftMs'), engineTtftMs: pick('engineTtftMs'),
           tokenizeMs: pick('tokenizeMs'), prefillMs: pick('prefillMs'), firstDecodeMs: pick('firstDecodeMs'),
           areaFraction: pick('areaFraction'), prefillRan: runs[0]?.sparseMode, cachedTokens: Math.max(0, ...runs.map((x) => x.cachedTokens ?? 0)), runs };
         rows.push(row);
-        console.log(`${String(length).padStart(6)} ${mode.padEnd(6)} page TTFT ${f(row.pageTtftMs)} ms  engine ${f(row.engineTtftMs)} ms`);
+        writeResult();
+        console.log(`${String(length).padStart(6)} ${mode.padEnd(6)} page TTFT ${f(row.pageTtftMs)} ms  engine ${f(row.engineTtftMs)} ms  prefill ${f(row.prefillMs)} ms  area ${f(row.areaFraction, 3)}`);
       }
     }
   } finally {
+    writeResult();
     await browser.close();
     server.close();
+    await virtual?.close();
   }
-  mkdirSync(a.out, { recursive: true });
-  const result = { date: new Date().toISOString(), adapter, model, browser: executablePath, options: { ...a, out: undefined }, seedIds, rows };
-  writeFileSync(join(a.out, 'ttft.json'), JSON.stringify(result, null, 1));
   writeFileSync(join(a.out, 'ttft.svg'), chartSvg(rows, `TTFT dense vs sample: ${model?.description ?? ''} on ${[adapter?.vendor, adapter?.architecture, adapter?.description].filter(Boolean).join(' ') || 'unknown GPU'}`));
   console.log('\n' + ['length', 'mode', 'pageTTFT_ms', 'engineTTFT_ms', 'tokenize_ms', 'prefill_ms', 'decode1_ms', 'area_frac', 'dense/this'].join('\t'));
   for (const r of rows) {
@@ -330,6 +430,15 @@ async function bundleSelf(out) {
   console.log(`wrote ${out}: run it with node ${out} --synthetic internlm2-7b --synthetic-opts '{"dtype":"F16"}' --weights q4 ...`);
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+if (!isMainThread && workerData?.ttftSynthWorker) {
+  // A synthesis worker of --presynth (this file, or its bundle, run again in a worker thread).
+  // Under `npm run ttft` the worker has tsx's flag but not its hooks (Node 20): registered here.
+  // The bundle has no .ts import left.
+  if (import.meta.url.endsWith('/scripts/ttft.mjs')) { // the source file: its .ts imports need tsx (a devDependency)
+    const tsxApi = 'tsx/esm/api';
+    (await import(tsxApi)).register();
+  }
+  (await import('../e2e/ttft.synthetic.ts')).runSynthWorker(workerData.ttftSynthWorker);
+} else if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   main().catch((e) => { console.error(`ttft: ${e.message}`); process.exit(1); });
 }
