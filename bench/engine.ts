@@ -7,15 +7,16 @@
  *     [--decode-attn tiled,simple] [--decode-splits 128,32] [--profile] [--no-greedy]
  *     [--decode-variant plain,fused] [--gemv 32x4x4x2,32x4x4x2xs] [--gemv-longk default,128x2x2x2]
  *     [--skip-validation] [--decode-only] [--decode-qg default,1,2] [--decode-sub default,1,4,8]
- *     [--gemv-merge default,32x8x8x1] [--decode-prefetch default,on,off]
+ *     [--gemv-merge default,32x8x8x1] [--decode-prefetch default,on,off] [--repeat 3]
  * Decode sweeps: every combination of --decode-variant (engine decodeVariant:
  * plain = separate norm / RoPE / residual passes, fused = in the projections'
  * epilogues, merged = fused with the attention merge inside the wo projection),
  * --decode-sub (groups of 64 threads per attention split workgroup: splits
- * that many tiles long; default 4 with merged, 1 else), --gemv-merge (the
+ * that many tiles long; default 8 with merged, 1 else), --gemv-merge (the
  * matrix-vector tunables of merged's wo; default = --gemv), --decode-prefetch
  * (the wide attention kernel's V prefetch; 'on' with sub 1 runs the wide kernel
- * with one group), --gemv (matrix-vector tunables TKxRPTxNGxUNROLL, suffix xs: x
+ * with one group), --repeat R (stepped and greedy decode measured R times per
+ * configuration, medians in the table, every run in the JSON), --gemv (matrix-vector tunables TKxRPTxNGxUNROLL, suffix xs: x
  * staged in workgroup memory, sg: subgroup reduction) and --gemv-longk (the
  * same for in >= 2 out, the down projection; default = --gemv), --decode-attn
  * --decode-splits and --decode-qg (query heads per decode-attention workgroup)
@@ -56,6 +57,7 @@ const args = benchArgs({
   'decode-variant': { type: 'string' }, gemv: { type: 'string' }, 'gemv-longk': { type: 'string' },
   'skip-validation': { type: 'boolean' }, 'decode-only': { type: 'boolean' }, 'decode-qg': { type: 'string' },
   'decode-sub': { type: 'string' }, 'gemv-merge': { type: 'string' }, 'decode-prefetch': { type: 'string' },
+  repeat: { type: 'string' },
 });
 const ctx = await getGpu(args['skip-validation'] ? { dawnFlags: ['enable-dawn-features=allow_unsafe_apis,skip_validation'] } : {});
 const soft = ctx.info.isSoftware;
@@ -77,6 +79,9 @@ const qgs = String(args['decode-qg'] ?? 'default').split(',').map((q) => q === '
 const gemvLongKs = String(args['gemv-longk'] ?? 'default').split(',').map(parseGemv);
 const subs = String(args['decode-sub'] ?? 'default').split(',').map((q) => q === 'default' ? undefined : Number(q));
 const gemvMerges = String(args['gemv-merge'] ?? 'default').split(',').map(parseGemv);
+const repeat = Number(args.repeat ?? 1);
+if (!(Number.isInteger(repeat) && repeat >= 1)) throw new Error(`--repeat takes a positive integer (got ${args.repeat})`);
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)];
 const prefetches = String(args['decode-prefetch'] ?? 'default').split(',').map((v) => {
   if (v !== 'default' && v !== 'on' && v !== 'off') throw new Error(`--decode-prefetch takes default, on, off (got '${v}')`);
   return v === 'default' ? undefined : v === 'on';
@@ -139,33 +144,46 @@ for (const name of shapes) {
       const pre = await engine.prefill(ids);
       const prefillMs = pre.ms;
       const first = await engine.argmax();
+      // --repeat R: the stepped and greedy decodes R times each from the prompt's end; medians reported (runs in the JSON).
       let id = first;
-      let cpuMs = 0;
       const stepped = [first];
-      const t0 = performance.now();
-      for (let i = 0; i < decodeSteps; i++) {
-        const c0 = performance.now();
-        await engine.decodeStep(id);
-        cpuMs += performance.now() - c0;
-        id = await engine.argmax();
-        stepped.push(id);
+      const decodeRuns: number[] = [];
+      const cpuRuns: number[] = [];
+      for (let rep = 0; rep < repeat; rep++) {
+        if (rep > 0) engine.truncate(promptLen);
+        let cur = first;
+        let cpuMs = 0;
+        const t0 = performance.now();
+        for (let i = 0; i < decodeSteps; i++) {
+          const c0 = performance.now();
+          await engine.decodeStep(cur);
+          cpuMs += performance.now() - c0;
+          cur = await engine.argmax();
+          if (rep === 0) stepped.push(cur);
+        }
+        decodeRuns.push((performance.now() - t0) / decodeSteps);
+        cpuRuns.push(cpuMs / decodeSteps);
+        if (rep === 0) id = cur;
       }
-      const decodeMs = (performance.now() - t0) / decodeSteps;
+      const decodeMs = median(decodeRuns);
       const dispatches = engine.decodeDispatches;
       // Every variant on these weights should pick the same ids (random weights may hold near-ties: a warning, not a failure).
       const ref = firstIds.get(`${name}/${format}`) ?? (firstIds.set(`${name}/${format}`, stepped), stepped);
       const agree = stepped.findIndex((t, i) => t !== ref[i]);
       const sameIdsAsFirstVariant = agree < 0 ? stepped.length : agree;
       if (agree >= 0) console.warn(`${name} ${format} ${variant}: ids agree with the first variant for ${agree} of ${stepped.length} steps`);
-      const decodeCpuMs = cpuMs / decodeSteps;
-      let greedyMs = NaN;
+      const decodeCpuMs = median(cpuRuns);
+      const greedyRuns: number[] = [];
       if (greedy) {
-        engine.truncate(promptLen);
-        const g0 = performance.now();
-        const got = await engine.generateGreedy(first, decodeSteps);
-        greedyMs = (performance.now() - g0) / decodeSteps;
-        if (got.length !== decodeSteps || got[decodeSteps - 1] !== id) console.warn(`greedy ids differ from the stepped ones (${got.at(-1)} vs ${id})`);
+        for (let rep = 0; rep < repeat; rep++) {
+          engine.truncate(promptLen);
+          const g0 = performance.now();
+          const got = await engine.generateGreedy(first, decodeSteps);
+          greedyRuns.push((performance.now() - g0) / decodeSteps);
+          if (got.length !== decodeSteps || got[decodeSteps - 1] !== id) console.warn(`greedy ids differ from the stepped ones (${got.at(-1)} vs ${id})`);
+        }
       }
+      const greedyMs = greedyRuns.length ? median(greedyRuns) : NaN;
       if (profile) {
         const timer = new GpuTimer(ctx, 1024);
         try {
@@ -197,7 +215,7 @@ for (const name of shapes) {
         weightBytes, prefillMs, prefillTokPerS: promptLen / (prefillMs / 1000), prefillTflops,
         decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeGBPerS: params / (decodeMs * 1e-3) / 1e9,
         kvLengthAtDecode: promptLen, sameIdsAsFirstVariant, decodeSub: decodeSub ?? 'default', gemvMerge: gemvTag(gemvMerge),
-        dispatchesPerStep: dispatches,
+        dispatchesPerStep: dispatches, repeat, decodeMsRuns: decodeRuns, greedyMsRuns: greedyRuns,
       };
       results.push(r);
       rows.push([name, format, `${decodeAttn}/${decodeSplits}`, variant, promptLen, prefillMs.toFixed(1), r.prefillTokPerS.toFixed(1), prefillTflops.toFixed(2),

@@ -65,12 +65,14 @@ const MAX_SPLITS = 128;
  * Largest power of two <= `want` (and <= 16) whose wide split kernel fits the
  * device: 64 * sub invocations and its workgroup memory (attention_decode_wide.wgsl).
  */
-function wideFit(want: number, qg: number, headDim: number, limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number }): number {
+function wideFit(want: number, qg: number, headDim: number,
+  limits: { maxComputeWorkgroupStorageSize: number; maxComputeInvocationsPerWorkgroup: number; maxComputeWorkgroupSizeX: number }): number {
   if (!(Number.isInteger(want) && want >= 1 && want <= 16 && (want & (want - 1)) === 0)) throw new RangeError(`attention: sub ${want} must be 1, 2, 4, 8 or 16`);
   const hd4 = headDim / 4;
   const bytes = (s: number) => 16 * qg * hd4 + 4 * s * qg * TILE + 8 * s * qg + 16 * s * qg * hd4 + 8 * s * qg;
   let sub = want;
-  while (sub > 1 && (bytes(sub) > limits.maxComputeWorkgroupStorageSize || 64 * sub > limits.maxComputeInvocationsPerWorkgroup)) sub /= 2;
+  const threads = Math.min(limits.maxComputeInvocationsPerWorkgroup, limits.maxComputeWorkgroupSizeX);
+  while (sub > 1 && (bytes(sub) > limits.maxComputeWorkgroupStorageSize || 64 * sub > threads)) sub /= 2;
   return sub;
 }
 
@@ -84,6 +86,8 @@ export class DecodeAttention {
   /** Budget of (row, split) pairs the partial buffers hold. */
   private readonly slots: number;
   private readonly words = new ArrayBuffer(32);
+  /** splitLen, nSplits of the last params write. */
+  private written = [-1, -1];
   private readonly group: number;
   private readonly qg: number;
   /** The split kernel in use. */
@@ -150,6 +154,9 @@ export class DecodeAttention {
     nSplits = Math.ceil(kvLen / splitLen);
     this.nSplits = nSplits;
     this.rows = rows;
+    // Most decode steps keep the split layout: the uniform (queue-ordered) already holds it.
+    if (splitLen === this.written[0] && nSplits === this.written[1]) return;
+    this.written = [splitLen, nSplits];
     const u = new Uint32Array(this.words);
     u.set([s.nHeads, s.nKvHeads, s.headDim, s.capacity, splitLen, nSplits, this.qg]);
     new Float32Array(this.words)[7] = 1 / Math.sqrt(s.headDim);

@@ -62,7 +62,7 @@ export interface EngineOptions {
   decodeVariant?: DecodeVariant;
   /**
    * Groups of 64 threads per decode-attention split workgroup
-   * (DecodeAttentionShape.sub: 1, 2, 4, 8, 16; default 4 with 'merged', else 1; tuning).
+   * (DecodeAttentionShape.sub: 1, 2, 4, 8, 16; default 8 with 'merged', else 1; tuning).
    */
   decodeSub?: number;
   /** The wide decode-attention kernel's V prefetch (DecodeAttentionShape.prefetchV; default on where it fits; true with sub 1 runs the wide kernel; tuning). */
@@ -125,7 +125,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
       DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, maxSplits: opts.decodeSplits, qg: opts.decodeQg,
-        sub: opts.decodeSub ?? (decodeVariant === 'merged' ? 4 : 1), prefetchV: opts.decodePrefetchV }),
+        sub: opts.decodeSub ?? (decodeVariant === 'merged' ? 8 : 1), prefetchV: opts.decodePrefetchV }),
       kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);
