@@ -21,6 +21,11 @@
  * question rows at the end (the first greedy token is the needle's successor).
  * On a software adapter the defaults shrink: --shape tiny, lengths 512,1024,
  * chunk 512, minSparseLen 256.
+ * Load: --presynth auto|on|ahead|off (auto) --synth-workers N (cores - 1): the weight bytes are
+ * made by N worker threads (e2e/ttft.synthetic.ts, as the Chromium harness does; 'on' keeps the
+ * whole model in memory, 'ahead' at most 2 GiB, auto picks 'on' when it takes under half the free
+ * memory), or in this thread while loading ('off', the old way). The load time is printed and in
+ * the JSON (loadMs, with the synthesis figures).
  */
 import { getGpu } from '../src/gpu/device.ts';
 import { loadEngine, type DenseEngine } from '../src/engine/index.ts';
@@ -30,12 +35,21 @@ import { syntheticPrompt } from '../src/synthetic/prompt.ts';
 import { structuredSource } from '../src/synthetic/source.ts';
 import { PRESETS, type StructuredOptions } from '../src/synthetic/structured.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
+import { availableParallelism } from 'node:os';
+import { isMainThread, workerData } from 'node:worker_threads';
+import { prepareSynthetic, runSynthWorker, type PresynthMode } from '../e2e/ttft.synthetic.ts';
+
+if (!isMainThread && workerData?.ttftSynthWorker) {
+  // A synthesis worker (this bundle run again in a worker thread): serve chunks until terminated.
+  runSynthWorker(workerData.ttftSynthWorker);
+  await new Promise(() => undefined);
+}
 
 const args = benchArgs({
   shape: { type: 'string' }, lengths: { type: 'string' }, weights: { type: 'string' }, 'prefill-chunk': { type: 'string' },
   alpha: { type: 'string' }, modes: { type: 'string' }, steps: { type: 'string' }, kv: { type: 'string' },
   'min-sparse-len': { type: 'string' }, seed: { type: 'string' }, needles: { type: 'string' },
-  background: { type: 'string' },
+  background: { type: 'string' }, presynth: { type: 'string' }, 'synth-workers': { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -60,10 +74,24 @@ const maxLen = Math.max(...lengths);
 
 const tLoad = performance.now();
 const background = String(args.background ?? 'heavy') as 'heavy' | 'flat';
-const src = structuredSource({ dtype: 'BF16', ...preset, seed, background, contextLength: Math.max(maxLen + steps, preset.contextLength ?? 0) });
-const engine: DenseEngine = await loadEngine(ctx, src, { weights, kvDtype, contextLength: maxLen + steps, prefillChunk });
+const synthContext = Math.max(maxLen + steps, preset.contextLength ?? 0);
+const src = structuredSource({ dtype: 'BF16', ...preset, seed, background, contextLength: synthContext });
+const presynth = String(args.presynth ?? 'auto') as PresynthMode;
+if (!['auto', 'on', 'ahead', 'off'].includes(presynth)) throw new Error(`--presynth: '${presynth}' is not auto, on, ahead or off`);
+// Workers run this file again: the bundle itself, or (under tsx) the harness script, which registers tsx.
+const workerUrl = import.meta.url.endsWith('.ts') ? new URL('../scripts/ttft.mjs', import.meta.url) : new URL(import.meta.url);
+const folder = presynth === 'off' ? undefined : await prepareSynthetic(shape, { dtype: 'BF16', seed, background }, synthContext,
+  { mode: presynth, workers: Number(args['synth-workers'] ?? Math.max(1, availableParallelism() - 1)), workerUrl });
+const source = folder ? { ...src, read: (p: string, o: number, n: number) => (folder.files.includes(p) ? folder.read(p, o, n) : src.read(p, o, n)) } : src;
+await folder?.ready;
+const synthMs = performance.now() - tLoad;
+const engine: DenseEngine = await loadEngine(ctx, source, { weights, kvDtype, contextLength: maxLen + steps, prefillChunk });
 const loadMs = performance.now() - tLoad;
-console.log(`# ${shape} ${weights} loaded in ${(loadMs / 1000).toFixed(1)} s (synthesized on the fly), KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}, background ${background}`);
+const synthStats = folder ? { ...folder.stats } : undefined;
+await folder?.close();
+console.log(`# ${shape} ${weights} loaded in ${(loadMs / 1000).toFixed(1)} s (${(src.totalBytes / 1e9).toFixed(2)} GB, ${(src.totalBytes / 1e3 / loadMs).toFixed(0)} MB/s; ` +
+  `synthesis ${synthStats ? `${synthStats.mode} by ${synthStats.workers} workers, ${(synthMs / 1000).toFixed(1)} s before the upload began` : 'on the fly in this thread'}), ` +
+  `KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}, background ${background}`);
 const V = engine.spec.vocabSize;
 
 const attentionOf = (mode: 'dense' | 'sample') => ({ attention: mode, alpha, minSparseLen });
@@ -134,5 +162,5 @@ finish({
   timing: 'wall clock: prefill awaited + argmax read back (prefill ms); + first decode step + argmax (TTFT ms)',
   header: ['seqLen', 'mode', 'prefill ms', 'TTFT ms', 'speedup', 'decode ms/tok', 'area', 'CRA (sampled)', `greedy = dense`],
   rows,
-  results: [{ shape, weights, kvDtype, prefillChunk, alpha, minSparseLen, steps, seed, needles, background, loadMs, spec: engine.spec }, ...results],
+  results: [{ shape, weights, kvDtype, prefillChunk, alpha, minSparseLen, steps, seed, needles, background, loadMs, loadBytes: src.totalBytes, synth: synthStats, spec: engine.spec }, ...results],
 }, args.json);

@@ -327,7 +327,8 @@ async function main() {
       lastByteMs: loaded.load.lastByteMs, harnessMs: Date.now() - t0, server };
     console.log(`model: ${model.description}`);
     console.log(`load: ${(load.pageMs / 1000).toFixed(1)} s page-measured, ${(load.bytes / 1e9).toFixed(2)} GB, ${f(load.mbPerS, 0)} MB/s` +
-      ` (first bytes at ${f(load.firstByteMs / 1000)} s, last at ${f(load.lastByteMs / 1000)} s)`);
+      ` (weight bytes from ${f(load.firstByteMs / 1000)} s to ${f(load.lastByteMs / 1000)} s: ${f(load.bytes / 1e3 / (load.lastByteMs - load.firstByteMs), 0)} MB/s;` +
+      ` engine setup after them ${f((load.pageMs - load.lastByteMs) / 1000)} s)`);
     if (server) {
       console.log(`load, server side: ${server.reads} range reads, ${(server.bytesRead / 1e9).toFixed(2)} GB, synthesized in the server thread ${f(server.serverSynthMs / 1000)} s, ` +
         `waited for workers ${f(server.waitMs / 1000)} s, ${server.chunksMade} chunks made by workers (${f(server.workerMs / 1000)} worker-s)`);
@@ -422,7 +423,7 @@ async function bundleSelf(out) {
       minify: false,
       target: 'node20',
       rollupOptions: {
-        external: ['playwright-core', 'vite', ...builtinModules, ...builtinModules.map((m) => `node:${m}`)],
+        external: ['playwright-core', 'vite', /^tsx/, ...builtinModules, ...builtinModules.map((m) => `node:${m}`)],
         output: { entryFileNames: basename(out), format: 'es', codeSplitting: false },
       },
     },
@@ -435,7 +436,7 @@ if (!isMainThread && workerData?.ttftSynthWorker) {
   // Under `npm run ttft` the worker has tsx's flag but not its hooks (Node 20): registered here.
   // The bundle has no .ts import left.
   if (import.meta.url.endsWith('/scripts/ttft.mjs')) { // the source file: its .ts imports need tsx (a devDependency)
-    const tsxApi = 'tsx/esm/api';
+    const tsxApi = ['tsx', 'esm', 'api'].join('/'); // not a literal: the bundler must not inline tsx
     (await import(tsxApi)).register();
   }
   (await import('../e2e/ttft.synthetic.ts')).runSynthWorker(workerData.ttftSynthWorker);
