@@ -38,6 +38,8 @@ export interface SamplingOptions {
   splitTarget?: number;
   /** Column kernel over one (head, row) stream of tiles that straddle heads (ScoreOptions.colsFlat; default true: H100 09:25, 4096-row chunks at 32K 19.3 ms vs 20.8). */
   colsFlat?: boolean;
+  /** Threads of the selection kernel's one workgroup per KV group (default 256; 64..1024, a power of two; bench variant part select=N). */
+  selectThreads?: number;
   /** Layout of the tiled row-stats / column-score kernels (ScoreOptions.layout; default 'kv' for both; bench --variants tiled:tr=rows,cols). */
   layout?: Partial<Record<'rows' | 'cols', ScoreLayout>>;
 }
@@ -45,7 +47,8 @@ export interface SamplingOptions {
 /**
  * Sampling options from a bench variant name: 'flash', 'tr' (= tiled:tr=1) or
  * 'tiled' with ':'-separated parts rows=BSxBTxRXxRYxDK, cols=..., split=N,
- * target=M, flat=0|1, tr=rows|cols|1 (the 'tr' layout for that kernel or both).
+ * target=M, flat=0|1, tr=rows|cols|1 (the 'tr' layout for that kernel or both),
+ * select=N (selection kernel threads).
  */
 export function parseSamplingVariant(v: string): SamplingOptions {
   const [head, ...rest] = v.split(':');
@@ -60,12 +63,15 @@ export function parseSamplingVariant(v: string): SamplingOptions {
     rows: tr === 'rows' || tr === '1' ? 'tr' as const : 'kv' as const,
     cols: tr === 'cols' || tr === '1' ? 'tr' as const : 'kv' as const,
   };
-  const tiles = parts.filter((p) => !/^(split|target|flat|tr)=/.test(p));
+  const tiles = parts.filter((p) => !/^(split|target|flat|tr|select)=/.test(p));
   return {
     kernel, ...parseScoreTiles(tiles.join(':')), split: num('split'), splitTarget: num('target'),
-    colsFlat: num('flat') === undefined ? undefined : num('flat') === 1, layout,
+    colsFlat: num('flat') === undefined ? undefined : num('flat') === 1, layout, selectThreads: num('select'),
   };
 }
+
+/** Selection kernel threads (one workgroup per KV group). */
+export const DEFAULT_SELECT_THREADS = 256;
 
 export interface SamplingBuffers {
   q: GPUBuffer; k: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; params: GPUBufferBinding;
@@ -89,8 +95,12 @@ export class SampleKernels {
     const kernel = opts.sampling?.kernel ?? 'tiled';
     if (kernel !== 'tiled' && kernel !== 'flash') throw new InvalidOptionError('sampling.kernel', `must be 'tiled' or 'flash', got ${JSON.stringify(kernel)}`);
     const base = tilePlan(ctx, dims, { ...opts, tile: opts.tile ? { tpr: opts.tile.tpr } : undefined });
+    const selectWg = opts.sampling?.selectThreads ?? DEFAULT_SELECT_THREADS;
+    if (!Number.isInteger(Math.log2(selectWg)) || selectWg < 64 || selectWg > ctx.limits.maxComputeInvocationsPerWorkgroup) {
+      throw new InvalidOptionError('sampling.selectThreads', `must be a power of two in 64..${ctx.limits.maxComputeInvocationsPerWorkgroup}, got ${selectWg}`);
+    }
     const [selectPipe, binsPipe, tiled, flashSampling] = await Promise.all([
-      getPipeline(ctx, { label: 'sample_select', code: attentionHeader(dims, base) + selectSource }),
+      getPipeline(ctx, { label: 'sample_select', code: attentionHeader(dims, base) + selectSource, constants: selectWg === DEFAULT_SELECT_THREADS ? undefined : { WG: selectWg } }),
       getPipeline(ctx, { label: 'sample_bins', code: binsSource }),
       kernel === 'tiled' ? SampleScores.create(ctx, dims, opts.sampling ?? {}) : undefined,
       kernel === 'flash' ? SampleKernels.createFlash(ctx, dims, base, opts) : undefined,

@@ -20,7 +20,10 @@
 // non-negative f32 (monotonic in value), 32 rounds of a workgroup reduction.
 // goal <= 0 selects nothing; goal above the total mass selects every
 // column in [0, nCols) (alpha = 1 then equals dense).
-// Workgroup: 256 threads; the compaction gives each a contiguous run of columns.
+// Workgroup: WG threads (override, default 256; SamplingOptions.selectThreads sets it for the
+// per-group selection: more threads keep more column loads in flight in the 32 bisection rounds,
+// the phase's cost at 128K; the per-head pipeline of src/attention/index.ts keeps 256);
+// the compaction gives each a contiguous run of columns.
 // Dispatch: (nKvHeads, 1, 1). Precision: f32 sums.
 //
 // Bindings (Params at 6 from the header):
@@ -36,7 +39,7 @@
 @group(0) @binding(5) var<storage, read> groupScores: array<f32>;
 @group(0) @binding(7) var<storage, read_write> stats: array<f32>;
 
-const WG: u32 = 256u;
+override WG: u32 = 256u;
 var<workgroup> red: array<f32, WG>;
 var<workgroup> scan: array<u32, WG>;
 

@@ -18,7 +18,8 @@ import { sparsePlan, type SparsePlan } from '../../src/attention/options.ts';
 import { syntheticQkv } from '../../src/attention/synthetic.ts';
 import { DEFAULT_ATTENTION, type KvDtype } from '../../src/engine/types.ts';
 import { paramsWords } from '../../kernels/attention_prefill.ts';
-import { SampleKernels } from '../../kernels/sample_attention.ts';
+import { parseSamplingVariant, SampleKernels } from '../../kernels/sample_attention.ts';
+import { trScorePlan } from '../../kernels/sample_scores_tr.ts';
 import { DEFAULT_SCORE_TILE, SampleScores, type ScoreOptions, samplingRef, scorePlan, scoreSource, parseScoreTile, rowSplits } from '../../kernels/sample_scores.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { asStored, uploadKv } from '../cases/attention.ts';
@@ -191,16 +192,16 @@ describe('SampleAttention sampling kernels (Dawn)', () => {
     });
   }
 
-  // 'tr' layout (kernels/sample_scores_tr.wgsl): the warp thread mapping with one vec4 per
-  // chunk (odd DK4 unit mapping), the software default (plain mapping, pair units) on an f16
-  // cache at pos > 0 with a 3-way key split, and 8 x 8 register blocks (the GPU default's) at
-  // D 37 with 4 heads per KV group. The GPU default tile
+  // 'tr' layout (kernels/sample_scores_tr.wgsl): the software default (plain thread mapping,
+  // pair units: 2 vec4 per chunk) on an f16 cache at pos > 0 with a 3-way key split; 8-wide
+  // register blocks on either side (the GPU default has 8 x 8), one vec4 per chunk (odd unit
+  // mapping) and the warp thread mapping (cols: 16 x 4 threads) at D 37, 4 heads per KV group.
+  // The GPU default tile
   // itself (128 x 128 x 8 x 8 x 16) takes ~27 s to compile on SwiftShader; bench/sampling
   // --check compares it on the GPU.
   const TR: [string, Shape, { rows?: string; cols?: string }, number][] = [
-    ['32x16x4x4x4 (warp mapping), GQA 2, D 64', SHAPES[3][1], { rows: '32x16x4x4x4', cols: '32x16x4x4x4' }, 1],
     ['software tiles, GQA 4, D 80, f16 cache, pos > 0, 3 splits', SHAPES[0][1], {}, 3],
-    ['64x64x8x8x4, GQA 4, D 37, pos > 0, 2 splits', { nHeads: 8, nKvHeads: 2, headDim: 37, rows: 120, pos: 150 }, { rows: '64x64x8x8x4', cols: '64x64x8x8x4' }, 2],
+    ['rows 32x64x8x4x4, cols 64x32x4x8x4, GQA 4, D 37, pos > 0, 2 splits', { nHeads: 8, nKvHeads: 2, headDim: 37, rows: 120, pos: 150 }, { rows: '32x64x8x4x4', cols: '64x32x4x8x4' }, 2],
   ];
   for (const [name, s, tiles, split] of TR) {
     it(`'tr' layout = f64 reference: ${name}`, async () => {
@@ -237,5 +238,14 @@ describe('SampleAttention sampling kernels (Dawn)', () => {
     expect(() => scorePlan(ctx, 64, 'cols', { bs: 64, bt: 64, rx: 1, ry: 1 })).toThrow(InvalidOptionError); // 4096 threads
     expect(() => scorePlan(ctx, 256, 'rows', { bs: 128, bt: 16, rx: 8, ry: 1, dk: 16 })).toThrow(/workgroup memory/);
     await expect(SampleKernels.create(ctx, dims, { sampling: { kernel: 'fast' as never } })).rejects.toThrow(InvalidOptionError);
+    // 'tr' layout plans and the bench variant names.
+    expect(trScorePlan(ctx, 256, 'rows').smemBytes).toBeLessThanOrEqual(ctx.limits.maxComputeWorkgroupStorageSize);
+    expect(() => trScorePlan(ctx, 64, 'rows', { rx: 2 })).toThrow(InvalidOptionError);
+    expect(() => trScorePlan(ctx, 64, 'cols', { bs: 64, bt: 16, rx: 8, ry: 4 })).toThrow(/cover/);
+    await expect(SampleKernels.create(ctx, dims, { sampling: { selectThreads: 100 } })).rejects.toThrow(/selectThreads/);
+    await expect(SampleKernels.create(ctx, dims, { sampling: { layout: { rows: 'xy' as never } } })).rejects.toThrow(/layout/);
+    expect(parseSamplingVariant('tr:rows=64x128:select=1024')).toMatchObject({ kernel: 'tiled', layout: { rows: 'tr', cols: 'tr' }, rows: { bs: 64, bt: 128 }, selectThreads: 1024 });
+    expect(parseSamplingVariant('tiled:tr=cols').layout).toEqual({ rows: 'kv', cols: 'tr' });
+    expect(() => parseSamplingVariant('tiled:tr=both')).toThrow(InvalidOptionError);
   });
 });

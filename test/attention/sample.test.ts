@@ -68,6 +68,23 @@ describe('SampleAttention (Dawn)', () => {
     expect(a99.relL2).toBeLessThan(a95.relL2);
   });
 
+  it('selection with 128 threads (SamplingOptions.selectThreads) selects as the default 256', async () => {
+    const ctx = await testGpu();
+    // (the H100 sweep tries 1024; SwiftShader allows 256 per workgroup)
+    const qkv = syntheticQkv({ seqLen: 300, nHeads: 4, nKvHeads: 2, headDim: D, kind: 'planted', seed: 11 });
+    const d = { nHeads: 4, nKvHeads: 2, headDim: D, seqLen: 300, rows: 300, pos: 0 };
+    const base = await runPrefill(ctx, qkv, d, { ...SPARSE, alpha: 0.95 });
+    const wg = await runPrefill(ctx, qkv, d, { ...SPARSE, alpha: 0.95 }, { sampling: { selectThreads: 128 } });
+    console.log(`select 128: selected ${wg.stats.map((s) => s.selected)} vs ${base.stats.map((s) => s.selected)}`);
+    expect(wg.stats[0].selected).toBeLessThan(300 - wg.stats[0].window); // sparse
+    // The bisection sums run in another order: at most a column at the threshold moves.
+    wg.stats.forEach((s, i) => {
+      expect(Math.abs(s.selected - base.stats[i].selected)).toBeLessThanOrEqual(1);
+      expect(Math.abs(s.cra - base.stats[i].cra)).toBeLessThanOrEqual(1e-3);
+    });
+    expect(relL2(wg.out, base.out)).toBeLessThanOrEqual(1e-3);
+  });
+
   it('chunk at pos > 0: the chunk rows against all earlier keys', async () => {
     const ctx = await testGpu();
     const r = await runSparseCase(ctx, { seqLen: 768, nHeads: 4, nKvHeads: 2, headDim: D, kind: 'planted', needle: 200 }, { alpha: 0.95 }, { pos: 512 });

@@ -3,6 +3,7 @@
  * (Chromium): dense prefill vs the CPU reference, and SampleAttention vs dense
  * on generated Q/K/V. Each returns its measurements or throws.
  */
+import type { SamplingOptions } from '../../kernels/sample_attention.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { packF16, unpackF16 } from '../../src/loader/quant.ts';
@@ -62,7 +63,7 @@ export interface AttentionRun {
 export async function runPrefill(
   ctx: GpuContext, qkv: { q: Float32Array; k: Float32Array; v: Float32Array },
   d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number; kvDtype?: KvDtype; slack?: number },
-  opts: AttentionOptions, gpuOpts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides } = {},
+  opts: AttentionOptions, gpuOpts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; sampling?: SamplingOptions } = {},
 ): Promise<AttentionRun> {
   const dtype = d.kvDtype ?? 'f32';
   const capacity = d.seqLen + (d.slack ?? 0);
