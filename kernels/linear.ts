@@ -83,13 +83,16 @@ export interface LinearArgs {
   merge?: GemvAttnMerge;
 }
 
+/** Most attention splits the merge prologue takes (the engine caps the decode attention's splits at this for the merged plan). */
+export const GEMV_MERGE_MAX_SPLITS = 32;
+
 /**
  * The input row is the decode attention of one row, merged from its split-K
  * partials by every workgroup (linear_gemv_merge.wgsl; kernels/attention_decode.ts
  * DecodeAttention.partials): the 'merged' decode plan's wo projection.
  */
 export interface GemvAttnMerge {
-  /** (nHeads, nSplits, headDim) f32 */
+  /** (nHeads, nSplits, headDim) f32, nSplits <= GEMV_MERGE_MAX_SPLITS */
   partO: GPUBuffer;
   /** (nHeads, nSplits) vec2 f32 (m, l) */
   partML: GPUBuffer;
@@ -373,7 +376,7 @@ export class LinearKernels {
     const epw = ELEMS_PER_WORD[format];
     const quant = format === 'q8' || format === 'q4';
     const { tk, rpt, ng } = this.gemvMerge;
-    const smem = mergeXBytes(inDim, epw) + 256 * 8 + (ng * rpt * (tk + 1) + ng * rpt) * 4;
+    const smem = mergeXBytes(inDim, epw) + nHeads * GEMV_MERGE_MAX_SPLITS * 4 + (ng * rpt * (tk + 1) + ng * rpt) * 4;
     return this.gemvMaxRows >= 1 && inDim === nHeads * headDim && headDim % 4 === 0 && nHeads <= 256 &&
       inDim % (4 * epw) === 0 && (!quant || groupSize % (4 * epw) === 0) && smem <= this.ctx.limits.maxComputeWorkgroupStorageSize;
   }
@@ -562,7 +565,8 @@ export class LinearKernels {
         pipeline = this.pipeline(`linear_gemv_splitk${tag}_${fmt}`, head + FORMAT_SRC[fmt] + gemvCommonSrc + gemvSplitKSrc + epilogue, constants);
       } else if (a.merge) {
         pipeline = this.pipeline(`linear_gemv_merge${tag}${sg ? '_sg' : ''}_${fmt}`,
-          head + `const XM_VEC4: u32 = ${mergeXBytes(inDim, epw) / 16}u;\n` + FORMAT_SRC[fmt] + gemvCommonSrc + gemvMergeSrc + epilogue, constants);
+          head + `const XM_VEC4: u32 = ${mergeXBytes(inDim, epw) / 16}u;\nconst XM_K: u32 = ${inDim}u;\nconst XM_NH: u32 = ${a.merge.nHeads}u;\n` +
+          `const MS: u32 = ${GEMV_MERGE_MAX_SPLITS}u;\n` + FORMAT_SRC[fmt] + gemvCommonSrc + gemvMergeSrc + epilogue, constants);
       } else {
         pipeline = this.pipeline(`linear_gemv${kind}${tag}${sg ? '_sg' : ''}_${fmt}`,
           head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc) + epilogue, constants);

@@ -8,8 +8,10 @@
 // does with x read from there (no attention-merge dispatch, no att buffer).
 // The first block's weight loads are issued before the merge, so they overlap.
 // Needs what linear_gemv.wgsl needs (K % (4 * EPW) == 0, GROUP % (4 * EPW) == 0),
-// K = nHeads * headDim, headDim % 4 == 0, and XM_VEC4 (prepended: K / (4 EPW)
-// chunks of EPW + 1 vec4, the padding spreads a quarter-warp's reads over the banks) in workgroup memory.
+// K = nHeads * headDim, headDim % 4 == 0, at most MS splits, and the merged row
+// in workgroup memory. Prepended by the launcher: XM_K (= K), XM_NH (nHeads),
+// MS (most splits), XM_VEC4 (K / (4 EPW) chunks of EPW + 1 vec4: the padding
+// spreads a quarter-warp's reads over the banks).
 //
 // Workgroup: TK * NG threads (linear_gemv_common.wgsl), NR weight rows. Dispatch: ceil(n / NR) over (x, y).
 // Precision: as the merge kernel (f32; exp of max-shifted maxima) and linear_gemv.wgsl.
@@ -37,37 +39,46 @@ struct MStep { pos: u32, rows: u32, kvLen: u32, pad: u32 }
 const CH: u32 = 4u * EPW;                    // elements per chunk
 const PAD: u32 = select(1u, 0u, EPW == 1u);
 const CS: u32 = EPW + PAD;                   // vec4 per staged chunk
+const K4: u32 = XM_K / 4u;                   // vec4 of the attention row
+const EPT: u32 = (K4 + WG - 1u) / WG;        // vec4 per thread in the merge
 var<workgroup> xm: array<vec4<f32>, XM_VEC4>; // [K / CH][CS] merged attention row
-var<workgroup> headML: array<vec2<f32>, 256>; // per head: (M_h, 1 / L_h)
+var<workgroup> wts: array<f32, XM_NH * MS>;   // [nHeads][MS] split weights exp(m - M) / L
 
 fn load_w(h: u32, i: u32) -> vec4<u32> {
   if (h == 0u) { return w0[i]; }
   return w1[i];
 }
 
-// The merged attention row into xm (uniform control flow: barriers).
+// The merged attention row into xm (uniform control flow: barriers). The
+// split loops have the constant trip count MS (the launcher caps the
+// attention's splits at MS), so their loads go out together.
 fn merge_x(lid: u32) {
   let kvLen = mstep.pos + 1u;
   let nS = min(ap.nSplits, (kvLen + ap.splitLen - 1u) / ap.splitLen);
   let stride = ap.nSplits;
-  for (var h = lid; h < ap.nHeads; h += WG) {
+  for (var h = lid; h < XM_NH; h += WG) {
+    var ml: array<vec2<f32>, MS>;
     var mx = -1e30;
-    for (var s = 0u; s < nS; s++) { mx = max(mx, partML[h * stride + s].x); }
+    for (var s = 0u; s < MS; s++) {
+      ml[s] = select(vec2<f32>(-1e30, 0.0), partML[h * stride + min(s, nS - 1u)], s < nS);
+      mx = max(mx, ml[s].x);
+    }
     var l = 0.0;
-    for (var s = 0u; s < nS; s++) { let ml = partML[h * stride + s]; l += ml.y * exp(ml.x - mx); }
-    headML[h] = vec2<f32>(mx, 1.0 / l);
+    for (var s = 0u; s < MS; s++) { l += ml[s].y * exp(ml[s].x - mx); }
+    let inv = 1.0 / l;
+    for (var s = 0u; s < MS; s++) { wts[h * MS + s] = select(0.0, exp(ml[s].x - mx) * inv, s < nS); }
   }
   workgroupBarrier();
   let hd4 = ap.headDim / 4u;
-  for (var i = lid; i < p.k / 4u; i += WG) {
+  for (var j = 0u; j < EPT; j++) {
+    let i = min(lid + j * WG, K4 - 1u); // (threads past the row compute its last vec4 and store nothing)
     let h = i / hd4;
     let c = i % hd4;
-    let hm = headML[h];
     var o = vec4<f32>(0.0);
-    for (var s = 0u; s < nS; s++) {
-      o = fma(vec4<f32>(exp(partML[h * stride + s].x - hm.x)), partO[(h * stride + s) * hd4 + c], o);
+    for (var s = 0u; s < MS; s++) {
+      if (s < nS) { o = fma(vec4<f32>(wts[h * MS + s]), partO[(h * stride + s) * hd4 + c], o); }
     }
-    xm[(i / EPW) * CS + i % EPW] = o * hm.y;
+    if (lid + j * WG < K4) { xm[(i / EPW) * CS + i % EPW] = o; }
   }
   workgroupBarrier();
 }

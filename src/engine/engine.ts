@@ -18,7 +18,7 @@ import { RopeKv, ropeTable } from '../../kernels/rope.ts';
 import { DecodeAttention } from '../../kernels/attention_decode.ts';
 import { ArgmaxKernels, type TopK } from '../../kernels/argmax.ts';
 import { StepUniform } from '../../kernels/prepared.ts';
-import { LinearKernels, type LinearOptions } from '../../kernels/linear.ts';
+import { GEMV_MERGE_MAX_SPLITS, LinearKernels, type LinearOptions } from '../../kernels/linear.ts';
 import { PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type Dispatch, type Engine, type KvDtype, type PrefillOptions, type PrefillResult, type SparsityReport } from './types.ts';
 import { KvCache } from './kv-cache.ts';
@@ -44,7 +44,7 @@ export interface EngineOptions {
   linear?: LinearOptions;
   /** Decode attention kernel (kernels/attention_decode): 'tiled' where headDim fits (default) or 'simple'. */
   decodeAttention?: 'tiled' | 'simple';
-  /** Most cache splits of the decode attention per head (1..128, default 128; tuning). */
+  /** Most cache splits of the decode attention per head (1..128, default 128; 'merged': at most 32; tuning). */
   decodeSplits?: number;
   /** Query heads per decode-attention workgroup (DecodeAttentionShape.qg; default all of a KV group's; tuning). */
   decodeQg?: number;
@@ -124,7 +124,9 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       Embedding.create(ctx, formats),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
-      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, maxSplits: opts.decodeSplits, qg: opts.decodeQg,
+      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, qg: opts.decodeQg,
+        // (merged: the wo prologue takes at most GEMV_MERGE_MAX_SPLITS splits)
+        maxSplits: decodeVariant === 'merged' ? Math.min(opts.decodeSplits ?? GEMV_MERGE_MAX_SPLITS, GEMV_MERGE_MAX_SPLITS) : opts.decodeSplits,
         sub: opts.decodeSub ?? (decodeVariant === 'merged' ? 8 : 1), prefetchV: opts.decodePrefetchV }),
       kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),

@@ -47,7 +47,7 @@ import type { RmsNorm } from '../../kernels/norm.ts';
 import type { Embedding } from '../../kernels/embedding.ts';
 import type { RopeKv } from '../../kernels/rope.ts';
 import type { DecodeAttention } from '../../kernels/attention_decode.ts';
-import type { LinearKernels } from '../../kernels/linear.ts';
+import { GEMV_MERGE_MAX_SPLITS, type LinearKernels } from '../../kernels/linear.ts';
 import type { PrefillAttention } from '../attention/index.ts';
 
 export interface Kernels {
@@ -212,7 +212,8 @@ export class ForwardPlan {
       const rope = fuseRope ? undefined : track(K.rope.prepare({ qkv: act.qkv, table: act.ropeTable, q: act.q, kv, step: this.a.step, rows: 1 }));
       const wW = w(p + 'wo');
       const residual = { normW: vec(p + 'ffnNorm'), h: act.h, ss: act.ss };
-      const merge = this.a.merged && K.linear.mergeFits(wW.shape[1], wW.format, wW.groupSize, nHeads, headDim);
+      const merge = this.a.merged && (K.splitAttention.shape.maxSplits ?? 128) <= GEMV_MERGE_MAX_SPLITS &&
+        K.linear.mergeFits(wW.shape[1], wW.format, wW.groupSize, nHeads, headDim);
       const attn = merge
         ? track(K.splitAttention.prepareSplit({ q: act.q, kv, step: this.a.step }))
         : track(K.splitAttention.prepare({ q: act.q, kv, out: act.att, step: this.a.step }));

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { assertClose } from '../helpers/compare.ts';
-import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
+import { createBuffer, liveBytes, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
+import { LinearKernels, linearRef } from '../../kernels/linear.ts';
+import { makeWeight } from '../cases/linear.ts';
 import { attentionRef, DecodeAttention } from '../../kernels/attention_decode.ts';
 import { runDispatches, StepUniform } from '../../kernels/prepared.ts';
 import type { KvDtype } from '../../src/engine/types.ts';
@@ -58,6 +60,54 @@ describe('decode attention over the KV cache (Dawn)', () => {
         d.destroy(); attn.destroy(); step.destroy();
         for (const b of Object.values(g)) releaseBuffer(ctx, b);
       }
+    });
+  }
+});
+
+describe('decode attention merged inside the wo projection (Dawn)', () => {
+  // The 'merged' decode plan's pair: the split pass alone, then the projection whose every workgroup
+  // merges the partials (kernels/linear_gemv_merge.wgsl) with the residual epilogue; several splits.
+  for (const [format, sub, maxSplits] of [['q4', 2, undefined], ['f16', 1, 3]] as const) {
+    it(`split + merge-in-wo, ${format} weights, sub ${sub}${maxSplits ? `, maxSplits ${maxSplits}` : ''}`, async () => {
+      const ctx = await testGpu();
+      const before = liveBytes(ctx);
+      const nHeads = 4, nKvHeads = 2, headDim = 32, pos = 300, out = 48, dim = nHeads * headDim;
+      const capacity = pos + 4;
+      const rng = new Rng(7 + sub);
+      const q = rng.fill(nHeads * headDim, 1);
+      const k = rng.fill(nKvHeads * capacity * headDim, 1.5);
+      const v = rng.fill(nKvHeads * capacity * headDim, 1);
+      const x0 = rng.fill(out, 1), normW = rng.fill(out, 1);
+      const w = makeWeight(ctx, 'wo', format, rng.fill(out * dim, 0.2), out, dim, 32);
+      const g = {
+        q: uploadBuffer(ctx, q, 'q'), k: uploadBuffer(ctx, k, 'k'), v: uploadBuffer(ctx, v, 'v'), x: uploadBuffer(ctx, x0, 'x'),
+        normW: uploadBuffer(ctx, normW, 'normW'), h: createBuffer(ctx, out * 4, STORAGE.rw, 'h'), ss: createBuffer(ctx, 64 * 4, STORAGE.rw, 'ss'),
+        att: createBuffer(ctx, dim * 4, STORAGE.rw, 'att'),
+      };
+      const attn = await DecodeAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity, maxRows: 1, sub, maxSplits });
+      const lin = await LinearKernels.create(ctx);
+      const step = new StepUniform(ctx);
+      step.set(pos, 1);
+      attn.setStep(pos, 1);
+      expect(attn.nSplits).toBeGreaterThan(1);
+      expect(lin.mergeFits(dim, format, 32, nHeads, headDim)).toBe(true);
+      const split = attn.prepareSplit({ q: g.q, kv: { k: g.k, v: g.v }, step: step.buffer });
+      const wo = lin.prepare({ x: g.att, w: w.weight, y: g.x, rows: 1, residual: { normW: g.normW, h: g.h, ss: g.ss },
+        merge: { ...attn.partials, step: step.buffer, nHeads, headDim } });
+      try {
+        runDispatches(ctx, [split, wo]);
+        const att = attentionRef(q, k, v, { nHeads, nKvHeads, headDim }, pos, 1, capacity);
+        const proj = linearRef(att, w.dequant, 1, dim, out);
+        const y = x0.map((xv, i) => xv + proj[i]);
+        assertClose(await readF32(ctx, g.x, out), y, 'x + merge(partials) Wo^T', 1e-4, 1e-5);
+        assertClose(await readF32(ctx, g.h, out), y.map((yv, i) => yv * normW[i]), 'h', 1e-4, 1e-5);
+        const ss = await readF32(ctx, g.ss, wo.workgroups);
+        expect(ss.reduce((a, b) => a + b, 0)).toBeCloseTo(y.reduce((a, b) => a + b * b, 0), 3);
+      } finally {
+        split.destroy(); wo.destroy(); attn.destroy(); step.destroy(); lin.destroy();
+        for (const b of [...Object.values(g), ...w.buffers]) releaseBuffer(ctx, b);
+      }
+      expect(liveBytes(ctx)).toBe(before);
     });
   }
 });
