@@ -16,9 +16,12 @@
  *   --sweep (default on a real GPU) the GEMM tunables (first prefill shape)
  *   and the matrix-vector tunables are swept (--gemv-configs replaces the
  *   matrix-vector list: TKxRPTxNGxUNROLL with suffixes xs = x staged in
- *   workgroup memory, sg = subgroup reduction, kN = split-K in N slices; see
- *   kernels/linear.ts parseGemv).
- * --check compares every swept GEMM variant's output with the default's.
+ *   workgroup memory, sg = subgroup reduction, kN = split-K in N slices,
+ *   r[i][N] = x in registers with N persistent workgroups; see
+ *   kernels/linear.ts parseGemv; the word 'reg' in the list stands for
+ *   REG_CONFIGS, the x-in-registers sweep for q4 decode).
+ * --check compares every swept GEMM variant's output with the default's, and
+ * every matrix-vector result with the default config's (same inputs).
  * Median of 5 timed runs after 2 warm-ups (matrix-vector: 3 warm-ups, passes of
  * ~40 GB of weight reads); timestamp queries when present.
  * A failing row prints its error and the run goes on.
@@ -190,6 +193,26 @@ async function prefill(lin: LinearKernels, tag: string, shapes: [number, number]
 
 // ---- decode: matrix-vector -----------------------------------------------------
 
+/** First matrix-vector y per format, shape, rows and gate/up (the default config's), to check the swept configs against. */
+const matvecRef = new Map<string, Float32Array>();
+
+/** Max |y - first y| / max |first y| for this key (0 on the first call). */
+async function checkMatvec(key: string, y: GPUBuffer, n: number): Promise<number> {
+  const got = await readF32(ctx, y, n);
+  const ref = matvecRef.get(key);
+  if (!ref) {
+    matvecRef.set(key, got);
+    return 0;
+  }
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < n; i++) {
+    err = Math.max(err, Math.abs(got[i] - ref[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  return Number.isNaN(err) ? Infinity : err / Math.max(scale, 1e-30);
+}
+
 async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: string, fmts: WeightFormat[], gateUp = false,
   nRows = 1, shapes = matvecShapes): Promise<void> {
   for (const [out, inDim] of shapes) {
@@ -213,9 +236,11 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
             const t = await time(seq, 'gemv', 3);
             const gbs = ws[0].bytes / t.ms / 1e6;
             const shape = `${nRows}x${gateUp ? 2 * out : out}x${inDim}`;
-            rows.push([name, format, shape, `${(t.ms * 1e3).toFixed(1)} us`, '', gbs.toFixed(soft ? 3 : 0)]);
-            results.push({ kernel: cfg ? 'linear_gemv' : 'linear_gemm', gateUp, config: cfg ?? DEFAULT_GEMM, format, group: GROUP, rows: nRows, out: gateUp ? 2 * out : out, in: inDim,
-              weightBytes: ws[0].bytes, us: t.ms * 1e3, gbPerS: gbs, copies, reps });
+            const relErr = args.check ? await checkMatvec(`${format} ${shape}${gateUp ? ' gate/up' : ''}`, y, nRows * out) : 0;
+            const bad = relErr > 1e-4 ? ` WRONG (rel err ${relErr.toExponential(2)})` : '';
+            rows.push([name + bad, format, shape, `${(t.ms * 1e3).toFixed(1)} us`, '', gbs.toFixed(soft ? 3 : 0)]);
+            results.push({ kernel: cfg ? 'linear_gemv' : 'linear_gemm', gateUp, config: cfg ?? DEFAULT_GEMM, tag, format, group: GROUP, rows: nRows, out: gateUp ? 2 * out : out, in: inDim,
+              weightBytes: ws[0].bytes, us: t.ms * 1e3, gbPerS: gbs, copies, reps, relErr });
           } finally {
             for (const d of ds) d.destroy();
             for (const w of ws) for (const b of w.buffers) releaseBuffer(ctx, b);
@@ -230,6 +255,21 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
 }
 
 const tagOf = (g: GemvConfig) => gemvTag(g);
+
+/**
+ * x-in-registers matrix-vector configs (kernels/linear_gemv_reg.wgsl), TKxRPTxNGxUNROLL sg r[i][N]:
+ * a row's chunks over TK threads (q4: 128 chunks at K = 4096, 448 at K = 14336; each thread holds
+ * ceil(chunks / TK) with their x), RPT x NG rows per block, UNROLL 2 = next block prefetched,
+ * N persistent workgroups, i = epilogue after each block.
+ */
+const REG_CONFIGS = [
+  // K = 4096 (14336 x 4096): one chunk per thread
+  '128x4x2x2sgr264', '128x4x2x2sgri264', '128x4x2x2sgr132', '128x4x2x2sgr528', '128x4x2x2sgr1056', '128x4x2x1sgr264',
+  '128x8x2x2sgr264', '128x8x1x2sgr264', '128x2x2x2sgr528', '64x4x4x2sgr264', '64x2x4x2sgr528',
+  // K = 14336 (4096 x 14336): two chunks per thread (224 x 2 = 448), or four
+  '224x2x1x2sgr264', '224x2x1x2sgri264', '224x4x1x2sgr264', '224x2x1x2sgr132', '224x2x1x2sgr528', '224x2x1x1sgr264',
+  '256x2x1x2sgr264', '160x2x1x2sgr264', '128x2x2x2sgr264',
+];
 const gemmTag = (g: GemmConfig) => `bk${g.bk}${g.prefetch ? ' prefetch' : ''}`;
 
 async function main(c: GpuContext): Promise<void> {
@@ -260,7 +300,7 @@ async function main(c: GpuContext): Promise<void> {
       '32x4x4x2xs', '32x4x4x4xs', '64x4x2x2xs', '32x8x2x2xs',
       '32x4x4x2sg', '32x4x4x2xssg', '64x2x4x2sg', '128x2x2x2sg', '128x1x2x2sg', '64x1x4x2sg', '128x2x2x1xssg', '64x2x4x2xssg',
       '32x4x4x2sgk2', '32x4x4x2sgk4', '32x4x4x2xssgk4', '64x2x4x2sgk2', '32x8x2x2sgk4',
-    ].join(',')).split(',').map((t) => parseGemv(t) ?? DEFAULT_GEMV);
+    ].join(',')).split(',').flatMap((t) => (t === 'reg' ? REG_CONFIGS : [t])).map((t) => parseGemv(t) ?? DEFAULT_GEMV);
     for (const cfg of configs) {
       const l = await LinearKernels.create(c, { gemv: cfg });
       await matvec(l, cfg, tagOf(cfg), formats.filter((f) => f === 'q4' || f === 'f16' || f === 'q8'));

@@ -4,11 +4,12 @@
  * Chosen by GemvConfig.reg (spelled 'r' / 'rN' in parseGemv; N = persistent
  * workgroups); tk = threads per row (a row's chunks are split over them,
  * XC = ceil(chunks / tk) per thread held with their x in registers),
- * rpt x ng = rows per block, unroll >= 2 = prefetch the next block.
+ * rpt x ng = rows per block, unroll >= 2 = prefetch the next block,
+ * 'ri' = the epilogue after each block (GemvConfig.storeEach).
  */
 
 /** Most x values a thread holds (XC * 4 * EPW f32 registers). */
-export const GEMV_REG_X_MAX = 64;
+export const GEMV_REG_X_MAX = 128;
 /** Persistent workgroups when the config does not say ('r' without N): two per SM of a 132-SM H100. */
 export const GEMV_REG_PERSIST = 264;
 
@@ -16,6 +17,8 @@ export interface GemvRegShape {
   tk: number; rpt: number; ng: number; unroll: number;
   /** Workgroups to launch (config's rN). */
   persist?: number;
+  /** Epilogue after each block instead of after the last (config's 'ri'). */
+  storeEach?: boolean;
   /** The config asks for subgroup reductions and the device has them. */
   sg: boolean;
   sgMin: number;
@@ -49,10 +52,10 @@ export function planGemvReg(s: GemvRegShape): GemvRegPlan | undefined {
   const maxb = Math.ceil(s.blocks / pwg);
   const nr = s.ng * s.rpt;
   // part + linear_gemv_common.wgsl's red and res (rows = 1).
-  const bytes = (maxb * nr * (s.tk / sgw) + nr * (s.tk + 1) + nr) * 4;
+  const bytes = ((s.storeEach ? 1 : maxb) * nr * (s.tk / sgw) + nr * (s.tk + 1) + nr) * 4;
   if (bytes > s.smemLimit) return undefined;
   const halve = pow2(s.rpt) ? Math.min(Math.log2(s.rpt), Math.log2(sgw)) : 0;
   const consts = `const XC: u32 = ${xc}u;\nconst PWG: u32 = ${pwg}u;\nconst MAXB: u32 = ${maxb}u;\n` +
-    `const PREFETCH: bool = ${s.unroll >= 2};\nconst HALVE: u32 = ${halve}u;\n`;
+    `const PREFETCH: bool = ${s.unroll >= 2};\nconst STORE_EACH: bool = ${s.storeEach === true};\nconst HALVE: u32 = ${halve}u;\n`;
   return { consts, sgw, pwg };
 }

@@ -16,13 +16,15 @@
 // subgroup sums (NB = TK / SGW per row) parked in workgroup memory per
 // block: the streaming loop has no barrier. After the last block the
 // workgroup sums them and runs the epilogue block by block
-// (store(lid, b), the epilogue's workgroup index = the block).
+// (store(lid, b), the epilogue's workgroup index = the block); with
+// STORE_EACH it does so after each block instead (two barriers per block in
+// the loop, no tail; the prefetched loads stay in flight across them).
 // Needs ROWS == 1 and what linear_gemv.wgsl needs (K % (4 * EPW) == 0,
 // GROUP % (4 * EPW) == 0, xOff % 4 == 0); kernels/linear.ts also checks the
 // registers (XC * 4 * EPW <= 64 f32) and workgroup memory (MAXB * NR * NB f32).
 //
 // Prepended by kernels/linear.ts (besides linear_gemv_common.wgsl's):
-//   XC, PWG (workgroups launched), MAXB (= ceil(blocks / PWG)), PREFETCH, HALVE
+//   XC, PWG (workgroups launched), MAXB (= ceil(blocks / PWG)), PREFETCH, STORE_EACH, HALVE
 //   (exchanges before the butterfly: min(log2 RPT, log2 SGW), 0 where RPT is not a power of two).
 // Workgroup: TK * NG threads. Dispatch: PWG workgroups over (x, y) (extra ones return).
 // Precision: exact dequantization, f32 FMA (four chains per chunk), each
@@ -40,7 +42,8 @@ const CH: u32 = 4u * EPW;        // elements per chunk
 const NB: u32 = TK / SGW;        // subgroup sums per row
 const NV: u32 = RPT * XC;        // chunks per lane and block
 const NF: u32 = RPT >> HALVE;    // row sums a lane holds after the halving
-var<workgroup> part: array<f32, MAXB * NR * NB>; // [block of this workgroup][NR][NB]
+const SLOTS: u32 = select(MAXB, 1u, STORE_EACH);
+var<workgroup> part: array<f32, SLOTS * NR * NB>; // [block of this workgroup (STORE_EACH: the current)][NR][NB]
 
 fn load_w(h: u32, i: u32) -> vec4<u32> {
   if (h == 0u) { return w0[i]; }
@@ -65,6 +68,17 @@ fn load_block(b: u32, grp: u32, lane: u32, nch: u32, gpr: u32) -> Blk {
     }
   }
   return k;
+}
+
+// Sums block b's subgroup sums (slot) into res and runs the epilogue; uniform control flow.
+fn finish_block(slot: u32, b: u32, lid: u32) {
+  if (lid < NR) {
+    var s = 0.0;
+    for (var t = 0u; t < NB; t++) { s += part[(slot * NR + lid) * NB + t]; }
+    res[lid] = s;
+  }
+  workgroupBarrier();
+  store(lid, b);
 }
 
 @compute @workgroup_size(WG)
@@ -132,23 +146,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
     if (lane % SGW < (1u << HALVE)) {
       for (var i = 0u; i < NF; i++) {
-        part[(bl * NR + grp * RPT + rowOff + i) * NB + lane / SGW] = acc[i];
+        part[(select(bl, 0u, STORE_EACH) * NR + grp * RPT + rowOff + i) * NB + lane / SGW] = acc[i];
       }
+    }
+    // (STORE_EACH: the next block's part / res writes come after this block's reads: barriers between.)
+    if (STORE_EACH) {
+      workgroupBarrier();
+      finish_block(0u, b, lid);
     }
     if (PREFETCH) { cur = nxt; } else if (more) { cur = load_block(b + PWG, grp, lane, nch, gpr); }
   }
 
+  if (STORE_EACH) { return; }
   workgroupBarrier();
   for (var bl = 0u; bl < MAXB; bl++) {
     let b = w + bl * PWG;
     if (b >= nBlocks) { break; }
-    if (lid < NR) {
-      var s = 0.0;
-      for (var t = 0u; t < NB; t++) { s += part[(bl * NR + lid) * NB + t]; }
-      res[lid] = s;
-    }
-    workgroupBarrier();
-    store(lid, b);
+    finish_block(bl, b, lid);
     workgroupBarrier();
   }
 }

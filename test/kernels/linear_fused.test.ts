@@ -67,27 +67,30 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     const rng = new Rng(12);
     const inDim = 64, dim = 45;
     const x = rand(rng, inDim), res = rand(rng, dim), g = rand(rng, dim);
-    // x staged + subgroup reduction under the residual epilogue.
-    const lin = await LinearKernels.create(ctx, { gemv: parseGemv('8x2x2x1xssgk2'), gemvLongK: parseGemv('8x2x2x1xssgk2') });
     const w = makeWeight(ctx, 'wo', 'q8', rand(rng, dim * inDim), dim, inDim, 32, 20);
-    const bufs = [uploadBuffer(ctx, x, 'x'), uploadBuffer(ctx, res, 'res'), uploadBuffer(ctx, g, 'g'),
-      createBuffer(ctx, dim * 4, STORAGE.rw, 'h'), createBuffer(ctx, 64 * 4, STORAGE.rw, 'ss')];
-    const [xb, yb, gb, hb, ssb] = bufs;
-    const d = lin.prepare({ x: xb, w: w.weight, y: yb, rows: 1, residual: { normW: gb, h: hb, ss: ssb } });
-    try {
-      // 3 parts of 20/20/5 rows, 4 rows per workgroup: 5 + 5 + 2 workgroups.
-      expect(d.workgroups).toBe(12);
-      runDispatches(ctx, [d]);
-      const sum = linearRef(x, w.dequant, 1, inDim, dim).map((v, i) => v + res[i]);
-      assertClose(await readF32(ctx, yb, dim), sum, 'residual x', 1e-5, 1e-5);
-      assertClose(await readF32(ctx, hb, dim), sum.map((v, i) => v * g[i]), 'residual h', 1e-5, 1e-5);
-      const ss = (await readF32(ctx, ssb, d.workgroups)).reduce((a, b) => a + b, 0);
-      expect(Math.abs(ss - sum.reduce((a, v) => a + v * v, 0))).toBeLessThan(1e-4 * ss);
-    } finally {
-      d.destroy();
-      for (const b of [...bufs, ...w.buffers]) releaseBuffer(ctx, b);
-      lin.destroy();
+    // x staged + subgroup reduction, then x in registers (2 persistent workgroups, epilogue per block) under the residual epilogue.
+    for (const t of ['8x2x2x1xssgk2', '8x2x2x2sgri2']) {
+      const lin = await LinearKernels.create(ctx, { gemv: parseGemv(t), gemvLongK: parseGemv(t) });
+      const bufs = [uploadBuffer(ctx, x, 'x'), uploadBuffer(ctx, res, 'res'), uploadBuffer(ctx, g, 'g'),
+        createBuffer(ctx, dim * 4, STORAGE.rw, 'h'), createBuffer(ctx, 64 * 4, STORAGE.rw, 'ss')];
+      const [xb, yb, gb, hb, ssb] = bufs;
+      const d = lin.prepare({ x: xb, w: w.weight, y: yb, rows: 1, residual: { normW: gb, h: hb, ss: ssb } });
+      try {
+        // 3 parts of 20/20/5 rows, 4 rows per workgroup: 5 + 5 + 2 workgroups.
+        expect(d.workgroups).toBe(12);
+        runDispatches(ctx, [d]);
+        const sum = linearRef(x, w.dequant, 1, inDim, dim).map((v, i) => v + res[i]);
+        assertClose(await readF32(ctx, yb, dim), sum, 'residual x', 1e-5, 1e-5);
+        assertClose(await readF32(ctx, hb, dim), sum.map((v, i) => v * g[i]), 'residual h', 1e-5, 1e-5);
+        const ss = (await readF32(ctx, ssb, d.workgroups)).reduce((a, b) => a + b, 0);
+        expect(Math.abs(ss - sum.reduce((a, v) => a + v * v, 0)), t).toBeLessThan(1e-4 * ss);
+      } finally {
+        d.destroy();
+        for (const b of bufs) releaseBuffer(ctx, b);
+        lin.destroy();
+      }
     }
+    for (const b of w.buffers) releaseBuffer(ctx, b);
     expect(liveBytes(ctx)).toBe(before);
   });
 
@@ -95,6 +98,7 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     { variant: 'neox', rotaryDim: 16, kv: 'f16', norm: true, gemv: 'default' },
     { variant: 'neox', rotaryDim: 8, kv: 'f32', norm: false, gemv: '32x4x4x2k2' },
     { variant: 'interleaved-half', rotaryDim: 8, kv: 'f16', norm: true, gemv: '16x4x2x1xssgk2' },
+    { variant: 'neox', rotaryDim: 8, kv: 'f16', norm: true, gemv: '8x2x2x2sgr3' },
   ];
   for (const rc of ROPES) {
     it(`rope: QKV + bias + ${rc.variant} RoPE (rotaryDim ${rc.rotaryDim}) + ${rc.kv} KV write${rc.norm ? ' + normIn' : ''}, gemv ${rc.gemv}`, async () => {
