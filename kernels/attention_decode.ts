@@ -2,7 +2,10 @@
  * Launcher and CPU reference for kernels/attention_decode.wgsl: attention of
  * `rows` query rows at positions [pos, pos + rows) over the KV cache, split
  * along the cache length and merged. Decode uses rows = 1; the engine also
- * uses it as a simple dense prefill for short chunks.
+ * uses it as a simple dense prefill for short chunks. With sub > 1 (or the V
+ * prefetch asked for) the split pass is attention_decode_wide.wgsl; the
+ * 'merged' decode plan runs the split pass alone (prepareSplit) and merges
+ * the partials in the wo projection (kernels/linear_gemv_merge.wgsl).
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
