@@ -38,6 +38,8 @@ export interface SamplingOptions {
   splitTarget?: number;
   /** Column kernel over one (head, row) stream of tiles that straddle heads (ScoreOptions.colsFlat; default true: H100 09:25, 4096-row chunks at 32K 19.3 ms vs 20.8). */
   colsFlat?: boolean;
+  /** 'tr' kernels: double-buffered chunks (ScoreOptions.doubleBuffer; bench variant part db=1). */
+  doubleBuffer?: boolean;
   /** Threads of the selection kernel's one workgroup per KV group (default 256; 64..1024, a power of two; bench variant part select=N). */
   selectThreads?: number;
   /** Layout of the tiled row-stats / column-score kernels (ScoreOptions.layout; default 'kv' for both; bench --variants tiled:tr=rows,cols). */
@@ -48,7 +50,7 @@ export interface SamplingOptions {
  * Sampling options from a bench variant name: 'flash', 'tr' (= tiled:tr=1) or
  * 'tiled' with ':'-separated parts rows=BSxBTxRXxRYxDK, cols=..., split=N,
  * target=M, flat=0|1, tr=rows|cols|1 (the 'tr' layout for that kernel or both),
- * select=N (selection kernel threads).
+ * select=N (selection kernel threads), db=1 (double-buffered 'tr' kernels).
  */
 export function parseSamplingVariant(v: string): SamplingOptions {
   const [head, ...rest] = v.split(':');
@@ -63,10 +65,10 @@ export function parseSamplingVariant(v: string): SamplingOptions {
     rows: tr === 'rows' || tr === '1' ? 'tr' as const : 'kv' as const,
     cols: tr === 'cols' || tr === '1' ? 'tr' as const : 'kv' as const,
   };
-  const tiles = parts.filter((p) => !/^(split|target|flat|tr|select)=/.test(p));
+  const tiles = parts.filter((p) => !/^(split|target|flat|tr|select|db)=/.test(p));
   return {
     kernel, ...parseScoreTiles(tiles.join(':')), split: num('split'), splitTarget: num('target'),
-    colsFlat: num('flat') === undefined ? undefined : num('flat') === 1, layout, selectThreads: num('select'),
+    colsFlat: num('flat') === undefined ? undefined : num('flat') === 1, layout, selectThreads: num('select'), doubleBuffer: num('db') === undefined ? undefined : num('db') === 1,
   };
 }
 

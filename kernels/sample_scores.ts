@@ -29,6 +29,8 @@ export interface ScorePlan extends ScoreTile {
   smemBytes: number;
   /** Workgroup layout (absent: 'kv'). */
   layout?: ScoreLayout;
+  /** 'tr': double-buffered chunks (one barrier per chunk). */
+  db?: boolean;
 }
 
 export type ScoreKernel = 'rows' | 'cols';
@@ -61,6 +63,8 @@ export interface ScoreOptions {
   colsFlat?: boolean;
   /** Layout of each kernel (default 'kv' for both; tiles then default to that layout's). */
   layout?: Partial<Record<ScoreKernel, ScoreLayout>>;
+  /** 'tr' kernels: double-buffered chunks, one barrier per chunk instead of two (default false; needs an even chunk count). */
+  doubleBuffer?: boolean;
 }
 
 /** Auto split: at least this many K tiles per split. */
@@ -217,7 +221,7 @@ export class SampleScores {
       if (layout[k] !== 'kv' && layout[k] !== 'tr') throw new InvalidOptionError(`sampling.layout.${k}`, `must be 'kv' or 'tr', got ${JSON.stringify(layout[k])}`);
     }
     const plan = (k: ScoreKernel): ScorePlan => (layout[k] === 'tr'
-      ? { ...trScorePlan(ctx, dims.headDim, k, opts[k]), layout: 'tr' }
+      ? { ...trScorePlan(ctx, dims.headDim, k, opts[k], opts.doubleBuffer ?? false), layout: 'tr' }
       : scorePlan(ctx, dims.headDim, k, opts[k]));
     const plans = { rows: plan('rows'), cols: plan('cols') };
     const code = (k: ScoreKernel) => (layout[k] === 'tr'

@@ -17,7 +17,7 @@ export const TR_SOFTWARE_TILE: ScoreTile = { bs: 16, bt: 16, rx: 4, ry: 4, dk: 8
 
 const COMP = ['x', 'y', 'z', 'w'];
 
-function trSizes(headDim: number, t: ScoreTile): ScorePlan {
+function trSizes(headDim: number, t: ScoreTile, db: boolean): ScorePlan {
   const dk4 = t.dk / 4;
   const nch = Math.ceil(Math.ceil(headDim / 4) / dk4);
   const tx = t.bs / t.rx, ty = t.bt / t.ry;
@@ -25,12 +25,12 @@ function trSizes(headDim: number, t: ScoreTile): ScorePlan {
   const warp = tx % 8 === 0 && ty % 4 === 0;
   return {
     ...t, nch, nt: tx * ty, xstr: xq, ystr: yq, gx: warp ? 8 : tx, gy: warp ? 4 : 1, xsLen: t.dk * xq, ysLen: t.dk * yq,
-    smemBytes: 16 * t.dk * (xq + yq) + 4 * (ty * t.bs + t.bs) + 12 * t.bt,
+    smemBytes: 16 * (db ? 2 * t.dk : t.dk + 1) * (xq + yq) + 4 * (ty * t.bs + t.bs) + 24 * t.bt, db,
   };
 }
 
-/** Tile plan of one 'tr' kernel; overrides are checked, the default dk shrinks to the head. */
-export function trScorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, over: Partial<ScoreTile> = {}): ScorePlan {
+/** Tile plan of one 'tr' kernel (db: double-buffered); overrides are checked, the default dk shrinks to the head. */
+export function trScorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, over: Partial<ScoreTile> = {}, db = false): ScorePlan {
   const t: ScoreTile = { ...(ctx.info.isSoftware ? TR_SOFTWARE_TILE : TR_SCORE_TILE), ...over };
   if (over.dk === undefined) t.dk = Math.min(t.dk, 4 * Math.ceil(headDim / 4));
   const bad = (why: string) => { throw new InvalidOptionError(`sampling.${kind}Tile (tr)`, why, { ...t, headDim }); };
@@ -38,7 +38,8 @@ export function trScorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel,
   if (!Number.isInteger(t.bs / t.rx) || t.bs < 1) bad(`bs ${t.bs} must be a positive multiple of rx ${t.rx}`);
   if (!Number.isInteger(t.bt / t.ry) || t.bt < 1) bad(`bt ${t.bt} must be a positive multiple of ry ${t.ry}`);
   if (!Number.isInteger(t.dk) || t.dk < 4 || t.dk % 4 !== 0 || t.dk > 64) bad(`dk must be a multiple of 4 in 4..64, got ${t.dk}`);
-  const plan = trSizes(headDim, t);
+  const plan = trSizes(headDim, t, db);
+  if (db && plan.nch % 2 !== 0) bad(`double buffering needs an even number of headDim chunks, got ${plan.nch} (dk ${t.dk})`);
   if (plan.nt > ctx.limits.maxComputeInvocationsPerWorkgroup) bad(`${plan.nt} threads per workgroup, over this GPU's ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
   if (plan.nt < t.bs || plan.nt < t.bt) bad(`${plan.nt} threads per workgroup must cover bs ${t.bs} and bt ${t.bt}`);
   if (plan.smemBytes > ctx.limits.maxComputeWorkgroupStorageSize) bad(`needs ${plan.smemBytes} bytes of workgroup memory, over this GPU's ${ctx.limits.maxComputeWorkgroupStorageSize}`);
@@ -51,7 +52,7 @@ export function trScorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel,
  * of a row's 32-byte sector and 16 rows fill a warp (transposed stores hit 32
  * distinct banks with the odd vec4 row stride).
  */
-function pieces(kind: ScoreKernel, pl: ScorePlan, group: number): Record<string, string> {
+function pieces(kind: ScoreKernel, pl: ScorePlan, group: number, db: boolean): Record<string, string> {
   const { bs, bt, rx, ry, dk, nt } = pl;
   const dk4 = dk / 4, tx = bs / rx, ty = bt / ry;
   const mode0 = kind === 'rows';
@@ -102,28 +103,35 @@ function pieces(kind: ScoreKernel, pl: ScorePlan, group: number): Record<string,
     const e = mode0 ? `load_k4(yo${s}, chN * DK4 + yd${s})` : `load_q4(yo${s}, chN * DK4 + yd${s}) * p.scale`;
     load.push(`    if (yok${s}) { py${s} = ${e}; }`);
   }
-  const store: string[] = [];
-  for (const [op, n] of [['x', PX], ['y', PY]] as const) {
-    for (let s = 0; s < n; s++) {
-      store.push(`    if (${op}ok${s}) {`, `      let q = ${op}r${s} >> 2u;`, `      let c = ${op}r${s} & 3u;`, `      let d = 4u * ${op}d${s};`);
-      for (let k = 0; k < 4; k++) store.push(`      ${op}s[d${k ? ` + ${k}u` : ''}][q][c] = p${op}${s}.${COMP[k]};`);
-      store.push('    }');
+  const store = (b: number) => {
+    const o: string[] = [];
+    for (const [op, n] of [['x', PX], ['y', PY]] as const) {
+      for (let s = 0; s < n; s++) {
+        o.push(`    if (${op}ok${s}) {`, `      let q = ${op}r${s} >> 2u;`, `      let c = ${op}r${s} & 3u;`, `      let d = 4u * ${op}d${s};`);
+        for (let k = 0; k < 4; k++) o.push(`      ${op}s${b}[d${k ? ` + ${k}u` : ''}][q][c] = p${op}${s}.${COMP[k]};`);
+        o.push('    }');
+      }
     }
-  }
+    return o.join('\n');
+  };
   const zero: string[] = [];
   for (let r = 0; r < rx; r++) zero.push(`      ${Array.from({ length: ry }, (_, c) => `${acc(r, c)} = 0.0;`).join(' ')}`);
-  const dot: string[] = [];
-  for (let k = 0; k < dk; k++) {
-    dot.push('    {');
-    for (let i = 0; i < rx / 4; i++) dot.push(`      let x${i} = xs[${k}][xi${i ? ` + ${tx * i}u` : ''}];`);
-    for (let j = 0; j < ry / 4; j++) dot.push(`      let y${j} = ys[${k}][yi${j ? ` + ${ty * j}u` : ''}];`);
-    for (let r = 0; r < rx; r++) {
-      for (let c = 0; c < ry; c++) dot.push(`      ${acc(r, c)} = fma(x${r >> 2}.${COMP[r & 3]}, y${c >> 2}.${COMP[c & 3]}, ${acc(r, c)});`);
+  const dot = (b: number) => {
+    const o: string[] = [];
+    for (let k = 0; k < dk; k++) {
+      o.push('    {');
+      for (let i = 0; i < rx / 4; i++) o.push(`      let x${i} = xs${b}[${k}][xi${i ? ` + ${tx * i}u` : ''}];`);
+      for (let j = 0; j < ry / 4; j++) o.push(`      let y${j} = ys${b}[${k}][yi${j ? ` + ${ty * j}u` : ''}];`);
+      for (let r = 0; r < rx; r++) {
+        for (let c = 0; c < ry; c++) o.push(`      ${acc(r, c)} = fma(x${r >> 2}.${COMP[r & 3]}, y${c >> 2}.${COMP[c & 3]}, ${acc(r, c)});`);
+      }
+      o.push('    }');
     }
-    dot.push('    }');
-  }
+    return o.join('\n');
+  };
   return {
-    STATE: state.join('\n'), YOFF: yoff, LOAD: load.join('\n'), STORE: store.join('\n'), ZERO: zero.join('\n'), DOT: dot.join('\n'),
+    STATE: state.join('\n'), YOFF: yoff, LOAD: load.join('\n'), STORE0: store(0), STORE1: db ? store(1) : '', ZERO: zero.join('\n'),
+    DOT0: dot(0), DOT1: db ? dot(1) : '',
     EPILOGUE: mode0 ? epilogueRows(rx, ry, acc, ycol) : epilogueCols(rx, ry, group, acc),
     FINAL: mode0 ? finalRows(rx, xrow) : finalCols(rx, group, xrow),
   };
@@ -161,6 +169,7 @@ function epilogueCols(rx: number, ry: number, group: number, acc: (r: number, c:
     '      let a0 = it * BT;',
     '      let b0 = a0 + BT - 1u;',
     '      let fast = b0 < p.group * job.nR && a0 % job.nR >= nSlow && (b0 / job.nR == a0 / job.nR || nSlow == 0u);',
+    '      let mo = (it & 1u) * BT; // the tile\'s row metadata',
   ];
   const flush: string[] = ['switch curG {'];
   for (let g = 0; g < group; g++) flush.push(`  case ${g}u: { ${Array.from({ length: rx }, (_, r) => `lh${g}_${r} += l${r};`).join(' ')} }`);
@@ -168,7 +177,7 @@ function epilogueCols(rx: number, ry: number, group: number, acc: (r: number, c:
   for (const fast of [true, false]) {
     o.push(fast ? '      if (fast) {' : '      } else {');
     for (let c = 0; c < ry; c++) {
-      o.push(`        {`, `          let t = ycol${c};`, '          let hd = yhead[t];',
+      o.push(`        {`, `          let t = mo + ycol${c};`, '          let hd = yhead[t];',
         `          if (hd != curG) {\n            ${flush.join('\n            ')}\n            ${Array.from({ length: rx }, (_, r) => `l${r} = 0.0;`).join(' ')}\n            curG = hd;\n          }`,
         '          let lse = ylse[t];');
       if (!fast) o.push('          let i = ypos[t];');
@@ -222,15 +231,16 @@ function finalCols(rx: number, group: number, xrow: (r: number) => string): stri
 
 /** WGSL of one 'tr' kernel; `prelude` declares q at binding 0 with load_q4 (sample_scores.ts qAccess). */
 export function trScoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan, prelude: string): string {
+  const db = plan.db ?? false;
   const group = dims.nHeads / dims.nKvHeads;
   const header: TilePlan = { tpr: 1, nv: 1, dvp: 1, qr: 1, rpt: 1, bc: 1, rs: false, group };
   const ty = plan.bt / plan.ry;
   const consts = {
     SMODE: kind === 'rows' ? 0 : 1, BS: plan.bs, BT: plan.bt, RX: plan.rx, RY: plan.ry, TX: plan.bs / plan.rx, TY: ty, NT: plan.nt,
-    DK: plan.dk, DK4: plan.dk / 4, NCH: plan.nch, XQ: plan.xstr, YQ: plan.ystr, GX: plan.gx, GY: plan.gy,
+    DK: plan.dk, DK4: plan.dk / 4, NCH: plan.nch, XQ: plan.xstr, YQ: plan.ystr, GX: plan.gx, GY: plan.gy, DB: db ? 1 : 0, DK1: db ? plan.dk : 1,
   };
-  const p = pieces(kind, plan, group);
-  let body = source.replace(/^\$([A-Z]+)$/gm, (_, name: string) => {
+  const p = pieces(kind, plan, group, db);
+  let body = source.replace(/^\$([A-Z0-9]+)$/gm, (_, name: string) => {
     if (!(name in p)) throw new Error(`sample_scores_tr.wgsl: no piece ${name}`);
     return p[name];
   });

@@ -13,8 +13,9 @@
 //     Tint's robustness clamps fold or hoist, and every accumulator is a plain
 //     variable;
 //   - the next chunk of both operands is loaded into registers during the math
-//     of the current one (prefetch), one workgroup-memory buffer, two barriers
-//     per chunk;
+//     of the current one (prefetch); DB 0: one workgroup-memory buffer, two
+//     barriers per chunk; DB 1: two buffers (xs0/ys0, xs1/ys1, chunk pairs
+//     unrolled so buffer names stay constant), one barrier per chunk (NCH even);
 //   - tiles that need no mask (mode 0: every key of the tile below every row and
 //     outside every row's window; mode 1: every row of the tile leaves every
 //     column outside its window, no padding rows) take an unmasked epilogue.
@@ -47,13 +48,16 @@
 
 const NEG_INF: f32 = -3.0e38;
 
-var<workgroup> xs: array<array<vec4<f32>, XQ>, DK>; // [DK][BS / 4 (+1 pad)]: 4 X rows at one dim
-var<workgroup> ys: array<array<vec4<f32>, YQ>, DK>; // [DK][BT / 4 (+1 pad)]: 4 Y rows at one dim
+var<workgroup> xs0: array<array<vec4<f32>, XQ>, DK>;  // [DK][BS / 4 (+1 pad)]: 4 X rows at one dim
+var<workgroup> ys0: array<array<vec4<f32>, YQ>, DK>;  // [DK][BT / 4 (+1 pad)]: 4 Y rows at one dim
+var<workgroup> xs1: array<array<vec4<f32>, XQ>, DK1>; // DB 1: the second buffers (DK1 = DK, else 1)
+var<workgroup> ys1: array<array<vec4<f32>, YQ>, DK1>;
 var<workgroup> red: array<f32, TY * BS>;            // end: the TY partials of each stationary row / column
 var<workgroup> mrow: array<f32, BS>;                // mode 0 end: each row's max
-var<workgroup> ypos: array<u32, BT>;                // mode 1: absolute positions of the tile's rows (0 past the stream)
-var<workgroup> ylse: array<f32, BT>;                // mode 1: their lse
-var<workgroup> yhead: array<u32, BT>;               // mode 1: their head in the group
+// Mode 1, [2][BT] by tile parity (DB 1 writes tile it + 1's while tile it's epilogue may still read):
+var<workgroup> ypos: array<u32, 2 * BT>;            // absolute positions of the tile's rows (0 past the stream)
+var<workgroup> ylse: array<f32, 2 * BT>;            // their lse
+var<workgroup> yhead: array<u32, 2 * BT>;           // their head in the group
 
 struct Job {
   kvh: u32,
@@ -136,28 +140,75 @@ $LOAD
     if (SMODE == 1u && lid < BT) { pm = row_meta(job, itN, lid); }
   }
 
-  for (var f = fBeg; f < fEnd; f++) {
-    let it = f / NCH;
-    let ch = f % NCH;
-    workgroupBarrier();
-$STORE
-    if (SMODE == 1u && ch == 0u && lid < BT) { ypos[lid] = pm.pos; ylse[lid] = pm.lse; yhead[lid] = pm.head; }
-    workgroupBarrier();
-    if (f + 1u < fEnd) {
-      let itN = (f + 1u) / NCH;
-      let chN = (f + 1u) % NCH;
-      if (chN == 0u) {
+  if (DB == 0u) {
+    for (var f = fBeg; f < fEnd; f++) {
+      let it = f / NCH;
+      let ch = f % NCH;
+      workgroupBarrier();
+$STORE0
+      if (SMODE == 1u && ch == 0u && lid < BT) { let at = (it & 1u) * BT + lid; ypos[at] = pm.pos; ylse[at] = pm.lse; yhead[at] = pm.head; }
+      workgroupBarrier();
+      if (f + 1u < fEnd) {
+        let itN = (f + 1u) / NCH;
+        let chN = (f + 1u) % NCH;
+        if (chN == 0u) {
 $YOFF
-        if (SMODE == 1u && lid < BT) { pm = row_meta(job, itN, lid); }
-      }
+          if (SMODE == 1u && lid < BT) { pm = row_meta(job, itN, lid); }
+        }
 $LOAD
-    }
-    if (ch == 0u) {
+      }
+      if (ch == 0u) {
 $ZERO
-    }
-$DOT
-    if (ch == NCH - 1u) {
+      }
+$DOT0
+      if (ch == NCH - 1u) {
 $EPILOGUE
+      }
+    }
+  } else {
+    // Chunk pairs (f even-numbered from fBeg, f + 1): buffer 0 then buffer 1.
+    if (fBeg < fEnd) {
+$STORE0
+      if (SMODE == 1u && lid < BT) { let at = ((fBeg / NCH) & 1u) * BT + lid; ypos[at] = pm.pos; ylse[at] = pm.lse; yhead[at] = pm.head; }
+    }
+    workgroupBarrier();
+    for (var f = fBeg; f < fEnd; f += 2u) {
+      {
+        // chunk f + 1 (odd within its tile: same tile, no new offsets) into registers
+        let chN = (f + 1u) % NCH;
+$LOAD
+      }
+      {
+        let ch = f % NCH;
+        if (ch == 0u) {
+$ZERO
+        }
+$DOT0
+      }
+$STORE1
+      workgroupBarrier();
+      if (f + 2u < fEnd) {
+        let itN = (f + 2u) / NCH;
+        let chN = (f + 2u) % NCH;
+        if (chN == 0u) {
+$YOFF
+          if (SMODE == 1u && lid < BT) { pm = row_meta(job, itN, lid); }
+        }
+$LOAD
+      }
+      {
+        let it = (f + 1u) / NCH;
+        let ch = (f + 1u) % NCH;
+$DOT1
+        if (ch == NCH - 1u) {
+$EPILOGUE
+        }
+      }
+      if (f + 2u < fEnd) {
+$STORE0
+        if (SMODE == 1u && (f + 2u) % NCH == 0u && lid < BT) { let at = (((f + 2u) / NCH) & 1u) * BT + lid; ypos[at] = pm.pos; ylse[at] = pm.lse; yhead[at] = pm.head; }
+      }
+      workgroupBarrier();
     }
   }
 

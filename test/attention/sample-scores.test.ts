@@ -47,7 +47,7 @@ type Kernels = Pick<SampleKernels, 'encodeSampling' | 'destroy'>;
  * with these tiles) or SampleKernels with the 'flash' kernels; outputs trimmed
  * to nSamp rows / nCols columns.
  */
-async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string }; split?: number; flat?: boolean; layout?: ScoreOptions['layout'] } | 'flash', data = inputs(s)): Promise<Outputs> {
+async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string }; split?: number; flat?: boolean; layout?: ScoreOptions['layout']; doubleBuffer?: boolean } | 'flash', data = inputs(s)): Promise<Outputs> {
   const { seqLen, qkv, plan } = data;
   const capacity = seqLen + 3; // a cache larger than the sequence
   const dtype = s.kvDtype ?? 'f32';
@@ -58,7 +58,7 @@ async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: s
   } else {
     const t = which.tiles;
     const scores = await SampleScores.create(ctx, dims, {
-      rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined, split: which.split ?? 1, colsFlat: which.flat, layout: which.layout,
+      rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined, split: which.split ?? 1, colsFlat: which.flat, layout: which.layout, doubleBuffer: which.doubleBuffer,
     });
     kernels = {
       encodeSampling: (pass, b, nSamp, nCols) => {
@@ -193,23 +193,23 @@ describe('SampleAttention sampling kernels (Dawn)', () => {
   }
 
   // 'tr' layout (kernels/sample_scores_tr.wgsl): the software default (plain thread mapping,
-  // pair units: 2 vec4 per chunk) on an f16 cache at pos > 0 with a 3-way key split; 8-wide
+  // pair units: 2 vec4 per chunk), double-buffered, on an f16 cache at pos > 0 with a 3-way key split; 8-wide
   // register blocks on either side (the GPU default has 8 x 8), one vec4 per chunk (odd unit
   // mapping) and the warp thread mapping (cols: 16 x 4 threads) at D 37, 4 heads per KV group.
   // The GPU default tile
   // itself (128 x 128 x 8 x 8 x 16) takes ~27 s to compile on SwiftShader; bench/sampling
   // --check compares it on the GPU.
-  const TR: [string, Shape, { rows?: string; cols?: string }, number][] = [
-    ['software tiles, GQA 4, D 80, f16 cache, pos > 0, 3 splits', SHAPES[0][1], {}, 3],
+  const TR: [string, Shape, { rows?: string; cols?: string }, number, boolean?][] = [
+    ['software tiles double-buffered, GQA 4, D 80, f16 cache, pos > 0, 3 splits', SHAPES[0][1], {}, 3, true],
     ['rows 32x64x8x4x4, cols 64x32x4x8x4, GQA 4, D 37, pos > 0, 2 splits', { nHeads: 8, nKvHeads: 2, headDim: 37, rows: 120, pos: 150 }, { rows: '32x64x8x4x4', cols: '64x32x4x8x4' }, 2],
   ];
-  for (const [name, s, tiles, split] of TR) {
+  for (const [name, s, tiles, split, doubleBuffer] of TR) {
     it(`'tr' layout = f64 reference: ${name}`, async () => {
       const ctx = await testGpu();
       const before = liveBytes(ctx);
       const data = inputs(s);
       console.log(`${name}: ${describePlan(data.plan)}`);
-      const got = await runSampling(ctx, s, { tiles, split, layout: { rows: 'tr', cols: 'tr' } }, data);
+      const got = await runSampling(ctx, s, { tiles, split, layout: { rows: 'tr', cols: 'tr' }, doubleBuffer }, data);
       expectClose(got, reference(s, data), 'tr vs f64', 2e-5);
       expect(liveBytes(ctx)).toBe(before);
     });
@@ -242,6 +242,7 @@ describe('SampleAttention sampling kernels (Dawn)', () => {
     expect(trScorePlan(ctx, 256, 'rows').smemBytes).toBeLessThanOrEqual(ctx.limits.maxComputeWorkgroupStorageSize);
     expect(() => trScorePlan(ctx, 64, 'rows', { rx: 2 })).toThrow(InvalidOptionError);
     expect(() => trScorePlan(ctx, 64, 'cols', { bs: 64, bt: 16, rx: 8, ry: 4 })).toThrow(/cover/);
+    expect(() => trScorePlan(ctx, 40, 'rows', { dk: 8 }, true)).toThrow(/even number/); // 5 chunks
     await expect(SampleKernels.create(ctx, dims, { sampling: { selectThreads: 100 } })).rejects.toThrow(/selectThreads/);
     await expect(SampleKernels.create(ctx, dims, { sampling: { layout: { rows: 'xy' as never } } })).rejects.toThrow(/layout/);
     expect(parseSamplingVariant('tr:rows=64x128:select=1024')).toMatchObject({ kernel: 'tiled', layout: { rows: 'tr', cols: 'tr' }, rows: { bs: 64, bt: 128 }, selectThreads: 1024 });
