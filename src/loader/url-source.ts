@@ -37,6 +37,11 @@ export interface UrlSourceOptions {
   onProgress?: (p: ByteProgress) => void;
   signal?: AbortSignal;
   fetch?: typeof fetch;
+  /**
+   * Row blocks loadWeights reads ahead (its `readAhead`): uncached Range
+   * requests are latency-bound, so several are kept in flight. Default 3.
+   */
+  readAhead?: number;
 }
 
 export const DEFAULT_CACHE = 'sieve-models-v1';
@@ -72,7 +77,7 @@ export class Checksum {
 
 interface CacheMeta { url: string; size: number; etag: string; checksum: string }
 
-export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSource & { cacheHits: string[] } {
+export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSource & { cacheHits: string[]; readAhead: number } {
   const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
   const doFetch = opts.fetch ?? ((...a: Parameters<typeof fetch>) => fetch(...a));
   const retries = opts.retries ?? 3;
@@ -213,6 +218,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
   const src = {
     name: base,
     cacheHits,
+    readAhead: opts.readAhead ?? 3,
     async has(p: string) {
       const known = await manifestHas(p);
       if (known !== undefined) return known;

@@ -3,7 +3,8 @@
  * formats of formats.ts. Each tensor is streamed in row blocks of at most
  * BLOCK_BYTES (read -> convert/quantize on the CPU -> queue.writeBuffer), and
  * the queue is drained every FLUSH_BYTES so neither JS nor the driver's
- * staging memory grows with the model. Conversions:
+ * staging memory grows with the model. Reads run `readAhead` blocks ahead of
+ * the block being converted (default 1; a URL source asks for more). Conversions:
  *   F16 -> f16: raw copy (bit exact); BF16 -> f16: table lookup; F32 -> f16:
  *   round to nearest even. A tensor with a finite value beyond the f16 range
  *   is reloaded as f32 and listed in `keptF32` (and in onNote).
@@ -42,6 +43,12 @@ export interface LoadWeightsOptions extends FormatOptions {
    * take (mixed dtypes, unaligned pieces) use the CPU.
    */
   quantizeOn?: 'gpu' | 'cpu';
+  /**
+   * Row blocks read ahead of the one being converted (1 to 8): at most
+   * readAhead + 1 blocks of raw bytes in flight. Default: the source's
+   * `readAhead` (urlSource: Range requests are latency-bound), else 1.
+   */
+  readAhead?: number;
 }
 
 /** The loaded weights by canonical name, with what the loader decided. */
@@ -177,6 +184,7 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
   checkFormatOptions(opts);
   const plan = Array.isArray(planOrEntries) ? weightPlan(spec, planOrEntries) : planOrEntries;
   const maxPart = maxPartBytes(ctx, opts);
+  const readAhead = Math.min(8, Math.max(1, Math.floor(opts.readAhead ?? (source as { readAhead?: number }).readAhead ?? 1)));
   const out = new WeightMap();
   let bytesTotal = plan.recipes.reduce((s, r) => s + r.segments.reduce((t, g) => t + g.rows * (g.entry.byteLength / Math.max(1, g.entry.shape[0] ?? 1)), 0), 0);
   let bytesDone = 0;
@@ -203,14 +211,14 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
       const doneBefore = bytesDone;
       let w: GpuWeight;
       try {
-        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, quantizer);
+        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, readAhead, quantizer);
       } catch (e) {
         if (!(e instanceof OutOfF16Range)) throw e;
         bytesTotal += bytesDone - doneBefore; // the tensor is read again: progress stays monotonic
         layout = layoutWeight(recipe.name, recipe.shape, 'f32', 0, maxPart);
         note(`${recipe.name}: values beyond the f16 range (|x| > 65504), kept in f32`);
         out.keptF32.push(recipe.name);
-        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, quantizer);
+        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, readAhead, quantizer);
       }
       out.set(recipe.name, w);
       out.bytes += w.parts.reduce((s, p) => s + (ctx.allocations.get(p.data) ?? 0) + (p.scales ? ctx.allocations.get(p.scales) ?? 0 : 0), 0);
@@ -228,7 +236,7 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
 
 async function uploadTensor(
   ctx: GpuContext, source: FileSource, recipe: TensorRecipe, layout: WeightLayout, signal: AbortSignal | undefined,
-  onBytes: (file: string, n: number) => void, onWritten: (n: number) => Promise<void>, quantizer?: GpuQuantizer,
+  onBytes: (file: string, n: number) => void, onWritten: (n: number) => Promise<void>, readAhead: number, quantizer?: GpuQuantizer,
 ): Promise<GpuWeight> {
   const cols = recipe.shape.length === 1 ? 1 : recipe.shape[1];
   const parts: GpuWeightPart[] = [];
@@ -241,15 +249,22 @@ async function uploadTensor(
       if (pl.scaleBytes) part.scales = createBuffer(ctx, pl.scaleBytes, STORAGE.rw, `${label}.scales`);
       // Rows per block: a multiple of ROW_ALIGN (so packed offsets are word aligned) within BLOCK_BYTES of f32.
       const blockRows = Math.max(ROW_ALIGN, Math.floor(BLOCK_BYTES / (cols * 4) / ROW_ALIGN) * ROW_ALIGN);
-      // Read block k + 1 while block k is converted and written (at most two blocks of raw bytes in flight).
-      const fetchBlock = (r: number) => fetchRows(source, recipe, cols, pl.rowStart + r, Math.min(blockRows, pl.rows - r));
-      let next: Promise<RawRows> | undefined = fetchBlock(0);
+      // Read blocks k + 1 .. k + readAhead while block k is converted and written (at most readAhead + 1 blocks of raw bytes in flight).
+      const ahead: Promise<RawRows>[] = [];
+      let nextRow = 0;
+      const readMore = () => {
+        for (; ahead.length < readAhead && nextRow < pl.rows; nextRow += blockRows) {
+          const p = fetchRows(source, recipe, cols, pl.rowStart + nextRow, Math.min(blockRows, pl.rows - nextRow));
+          p.catch(() => undefined); // surfaced when awaited
+          ahead.push(p);
+        }
+      };
+      readMore();
       for (let r = 0; r < pl.rows; r += blockRows) {
-        if (signal?.aborted) { await next?.catch(() => undefined); throw new AbortedError('loading weights was aborted'); }
+        if (signal?.aborted) { await Promise.all(ahead.map((p) => p.catch(() => undefined))); throw new AbortedError('loading weights was aborted'); }
         const n = Math.min(blockRows, pl.rows - r);
-        const raw: RawRows = await next!;
-        next = r + blockRows < pl.rows ? fetchBlock(r + blockRows) : undefined;
-        next?.catch(() => undefined); // surfaced when awaited
+        const raw: RawRows = await ahead.shift()!;
+        readMore();
         const elemStart = r * cols;
         if (fmt === 'f16') {
           const h = new Uint16Array(n * cols);

@@ -10,6 +10,8 @@ import { packF16, quantizeQ4, quantizeQ8, dequantize } from '../../src/loader/qu
 import { liveBytes } from '../../src/gpu/buffers.ts';
 import { AbortedError, NetworkError } from '../../src/errors.ts';
 import type { FileSource } from '../../src/loader/source.ts';
+import { structuredSource } from '../../src/synthetic/source.ts';
+import { PRESETS } from '../../src/synthetic/structured.ts';
 
 const MODELS = ['golden/chatglm2-tiny', 'golden/internlm2-tiny', 'stories260k'];
 
@@ -141,5 +143,33 @@ describe('loadWeights (real WebGPU)', () => {
     expect(liveBytes(ctx)).toBe(before);
     expect(progress.every((v, i) => i === 0 || v >= progress[i - 1])).toBe(true);
     await base.close();
+  });
+
+  it('readAhead keeps that many row blocks in flight (the source can ask for it); a failure still releases everything', async () => {
+    const ctx = await testGpu();
+    // Embedding and LM head of 16384 x 256 f32 rows: four 4 MiB blocks each.
+    const base = structuredSource({ ...PRESETS['internlm2-tiny'], nLayers: 1, vocabSize: 16384, dtype: 'F32', seed: 1, contextLength: 64 });
+    const m = await readModel(base);
+    // Counted on the embedding's reads only (blocks of other recipes read several segments each).
+    const emb = m.plan.recipes.flatMap((r) => r.segments.map((g) => g.entry)).find((e) => e.name === 'model.tok_embeddings.weight')!;
+    const load = async (readAhead: number | undefined, hint: number | undefined, failAt = 0) => {
+      let inflight = 0, maxInflight = 0, reads = 0;
+      const src: FileSource & { readAhead?: number } = { ...base, name: base.name, readAhead: hint, read: async (p, o, l) => {
+        if (failAt && ++reads === failAt) throw new NetworkError('connection reset');
+        const counted = p === emb.file && o >= emb.offset && o < emb.offset + emb.byteLength;
+        if (counted) maxInflight = Math.max(maxInflight, ++inflight);
+        await new Promise((r) => setTimeout(r, 2));
+        try { return await base.read(p, o, l); } finally { if (counted) inflight--; }
+      } };
+      const w = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f16', readAhead });
+      releaseWeights(ctx, w.values());
+      return maxInflight;
+    };
+    const before = liveBytes(ctx);
+    expect(await load(undefined, undefined)).toBe(1); // default: the next block is read while one converts
+    expect(await load(undefined, 3)).toBe(3); // the source's hint
+    expect(await load(2, 3)).toBe(2); // the option wins
+    await expect(load(4, undefined, 3)).rejects.toThrow(NetworkError);
+    expect(liveBytes(ctx)).toBe(before);
   });
 });
