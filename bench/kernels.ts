@@ -260,14 +260,14 @@ const tagOf = (g: GemvConfig) => gemvTag(g);
  * x-in-registers matrix-vector configs (kernels/linear_gemv_reg.wgsl), TKxRPTxNGxUNROLL sg r[i][N]:
  * a row's chunks over TK threads (q4: 128 chunks at K = 4096, 448 at K = 14336; each thread holds
  * ceil(chunks / TK) with their x), RPT x NG rows per block, UNROLL 2 = next block prefetched,
- * N persistent workgroups, i = epilogue after each block.
+ * N persistent workgroups, i = epilogue after each block, g = x loaded without staging.
  */
 const REG_CONFIGS = [
   // K = 4096 (14336 x 4096): one chunk per thread
-  '128x4x2x2sgr264', '128x4x2x2sgri264', '128x4x2x2sgr132', '128x4x2x2sgr528', '128x4x2x2sgr1056', '128x4x2x1sgr264',
+  '128x4x2x2sgr264', '128x4x2x2sgri264', '128x4x2x2sgrg264', '128x4x2x2sgr132', '128x4x2x2sgr528', '128x4x2x2sgr1056', '128x4x2x1sgr264',
   '128x8x2x2sgr264', '128x8x1x2sgr264', '128x2x2x2sgr528', '64x4x4x2sgr264', '64x2x4x2sgr528',
   // K = 14336 (4096 x 14336): two chunks per thread (224 x 2 = 448), or four
-  '224x2x1x2sgr264', '224x2x1x2sgri264', '224x4x1x2sgr264', '224x2x1x2sgr132', '224x2x1x2sgr528', '224x2x1x1sgr264',
+  '224x2x1x2sgr264', '224x2x1x2sgri264', '224x2x1x2sgrg264', '224x4x1x2sgr264', '224x2x1x2sgr132', '224x2x1x2sgr528', '224x2x1x1sgr264',
   '256x2x1x2sgr264', '160x2x1x2sgr264', '128x2x2x2sgr264',
 ];
 const gemmTag = (g: GemmConfig) => `bk${g.bk}${g.prefetch ? ' prefetch' : ''}`;

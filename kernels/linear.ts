@@ -200,26 +200,28 @@ export interface GemvConfig {
   persist?: number;
   /** reg kernel: run the epilogue after each row block (two barriers each) instead of all after the last. */
   storeEach?: boolean;
+  /** reg kernel: x loaded into registers straight from global memory (uncoalesced) instead of through workgroup memory. */
+  xGlobal?: boolean;
 }
 
 /**
  * 'default' -> undefined; 'TKxRPTxNGxUNROLL' with suffixes 'xs' (x staged),
  * 'sg' (subgroup reduction), 'kN' (split-K in N slices), 'r' / 'rN' (x in registers, N persistent
- * workgroups; 'ri': epilogue after each block), e.g. 32x4x4x2xssgk4, 128x4x2x2sgr264.
+ * workgroups; 'ri': epilogue after each block; 'rg': x not staged), e.g. 32x4x4x2xssgk4, 128x4x2x2sgr264.
  */
 export function parseGemv(s: string): GemvConfig | undefined {
   if (s === 'default') return undefined;
-  const m = /^(\d+)x(\d+)x(\d+)x(\d+)(xs)?(sg)?(?:k(\d+))?(?:(r)(i)?(\d+)?)?$/.exec(s);
-  if (!m) throw new InvalidOptionError('gemv', `'${s}' is not 'default' or TKxRPTxNGxUNROLL[xs][sg][kN][r[i][N]] (e.g. 32x4x4x2xssgk4)`);
+  const m = /^(\d+)x(\d+)x(\d+)x(\d+)(xs)?(sg)?(?:k(\d+))?(?:(r)(i)?(g)?(\d+)?)?$/.exec(s);
+  if (!m) throw new InvalidOptionError('gemv', `'${s}' is not 'default' or TKxRPTxNGxUNROLL[xs][sg][kN][r[i][g][N]] (e.g. 32x4x4x2xssgk4)`);
   const [tk, rpt, ng, unroll] = m.slice(1, 5).map(Number);
   const g: GemvConfig = { tk, rpt, ng, unroll, xs: !!m[5], sg: !!m[6], splitK: m[7] ? Number(m[7]) : undefined };
-  if (m[8]) Object.assign(g, { reg: true, storeEach: !!m[9], persist: m[10] ? Number(m[10]) : undefined });
+  if (m[8]) Object.assign(g, { reg: true, storeEach: !!m[9], xGlobal: !!m[10], persist: m[11] ? Number(m[11]) : undefined });
   return g;
 }
 
 /** The parseGemv spelling of a configuration ('default' for undefined). */
 export function gemvTag(g: GemvConfig | undefined): string {
-  return g ? `${g.tk}x${g.rpt}x${g.ng}x${g.unroll}${g.xs ? 'xs' : ''}${g.sg ? 'sg' : ''}${g.splitK && g.splitK > 1 ? `k${g.splitK}` : ''}${g.reg ? `r${g.storeEach ? 'i' : ''}${g.persist ?? ''}` : ''}` : 'default';
+  return g ? `${g.tk}x${g.rpt}x${g.ng}x${g.unroll}${g.xs ? 'xs' : ''}${g.sg ? 'sg' : ''}${g.splitK && g.splitK > 1 ? `k${g.splitK}` : ''}${g.reg ? `r${g.storeEach ? 'i' : ''}${g.xGlobal ? 'g' : ''}${g.persist ?? ''}` : ''}` : 'default';
 }
 
 /** GEMM tunables and variants: kernels/linear_gemm.ts. */
@@ -534,7 +536,7 @@ export class LinearKernels {
       // x in registers (linear_gemv_reg.wgsl): one row, not the merge prologue; takes precedence over split-K.
       const perBlock = gateUp || a.rope ? (ng * rpt) / 2 : ng * rpt;
       const reg = vec && cfg.reg === true && rows === 1 && !a.merge ? planGemvReg({
-        tk, rpt, ng, unroll, persist: cfg.persist, storeEach: cfg.storeEach, sg: cfg.sg === true && this.ctx.features.has('subgroups'), sgMin,
+        tk, rpt, ng, unroll, persist: cfg.persist, storeEach: cfg.storeEach, xGlobal: cfg.xGlobal, sg: cfg.sg === true && this.ctx.features.has('subgroups'), sgMin,
         nch: inDim / (4 * epw), epw, blocks: Math.max(...pieces.map((pc) => Math.ceil(pc.n / perBlock))),
         smemLimit: this.ctx.limits.maxComputeWorkgroupStorageSize,
       }) : undefined;

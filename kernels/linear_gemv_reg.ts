@@ -5,7 +5,8 @@
  * workgroups); tk = threads per row (a row's chunks are split over them,
  * XC = ceil(chunks / tk) per thread held with their x in registers),
  * rpt x ng = rows per block, unroll >= 2 = prefetch the next block,
- * 'ri' = the epilogue after each block (GemvConfig.storeEach).
+ * 'ri' = the epilogue after each block (GemvConfig.storeEach), 'rg' = x
+ * loaded from global memory directly (else staged: coalesced).
  */
 
 /** Most x values a thread holds (XC * 4 * EPW f32 registers). */
@@ -19,6 +20,8 @@ export interface GemvRegShape {
   persist?: number;
   /** Epilogue after each block instead of after the last (config's 'ri'). */
   storeEach?: boolean;
+  /** x loaded straight from global memory instead of staged through workgroup memory (config's 'rg'). */
+  xGlobal?: boolean;
   /** The config asks for subgroup reductions and the device has them. */
   sg: boolean;
   sgMin: number;
@@ -52,10 +55,12 @@ export function planGemvReg(s: GemvRegShape): GemvRegPlan | undefined {
   const maxb = Math.ceil(s.blocks / pwg);
   const nr = s.ng * s.rpt;
   // part + linear_gemv_common.wgsl's red and res (rows = 1).
-  const bytes = ((s.storeEach ? 1 : maxb) * nr * (s.tk / sgw) + nr * (s.tk + 1) + nr) * 4;
+  const stage = s.xGlobal !== true;
+  const xStageBytes = stage ? s.tk * (s.epw + (s.epw === 1 ? 0 : 1)) * 16 : 16;
+  const bytes = ((s.storeEach ? 1 : maxb) * nr * (s.tk / sgw) + nr * (s.tk + 1) + nr) * 4 + xStageBytes;
   if (bytes > s.smemLimit) return undefined;
   const halve = pow2(s.rpt) ? Math.min(Math.log2(s.rpt), Math.log2(sgw)) : 0;
   const consts = `const XC: u32 = ${xc}u;\nconst PWG: u32 = ${pwg}u;\nconst MAXB: u32 = ${maxb}u;\n` +
-    `const PREFETCH: bool = ${s.unroll >= 2};\nconst STORE_EACH: bool = ${s.storeEach === true};\nconst HALVE: u32 = ${halve}u;\n`;
+    `const PREFETCH: bool = ${s.unroll >= 2};\nconst STORE_EACH: bool = ${s.storeEach === true};\nconst X_STAGE: bool = ${stage};\nconst HALVE: u32 = ${halve}u;\n`;
   return { consts, sgw, pwg };
 }

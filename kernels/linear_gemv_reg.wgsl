@@ -6,7 +6,8 @@
 //
 // Lane t of a team (TK threads) owns the chunks c_j = t + j * TK (j < XC,
 // TK * XC >= chunks per row) for every row it ever computes, so it loads its
-// XC chunks of x (XC * 4 * EPW f32) into registers once. The workgroup is
+// XC chunks of x (XC * 4 * EPW f32) into registers once (X_STAGE: copied
+// through workgroup memory with coalesced loads first). The workgroup is
 // persistent: workgroup w computes the row blocks b = w, w + PWG, ... (MAXB
 // at most), NR = NG * RPT rows each (team g: rows g * RPT .. + RPT), and
 // with PREFETCH issues block b + PWG's weight and scale loads before the
@@ -24,7 +25,7 @@
 // registers (XC * 4 * EPW <= 64 f32) and workgroup memory (MAXB * NR * NB f32).
 //
 // Prepended by kernels/linear.ts (besides linear_gemv_common.wgsl's):
-//   XC, PWG (workgroups launched), MAXB (= ceil(blocks / PWG)), PREFETCH, STORE_EACH, HALVE
+//   XC, PWG (workgroups launched), MAXB (= ceil(blocks / PWG)), PREFETCH, STORE_EACH, X_STAGE, HALVE
 //   (exchanges before the butterfly: min(log2 RPT, log2 SGW), 0 where RPT is not a power of two).
 // Workgroup: TK * NG threads. Dispatch: PWG workgroups over (x, y) (extra ones return).
 // Precision: exact dequantization, f32 FMA (four chains per chunk), each
@@ -42,6 +43,8 @@ const CH: u32 = 4u * EPW;        // elements per chunk
 const NB: u32 = TK / SGW;        // subgroup sums per row
 const NV: u32 = RPT * XC;        // chunks per lane and block
 const NF: u32 = RPT >> HALVE;    // row sums a lane holds after the halving
+const XCS: u32 = EPW + select(1u, 0u, EPW == 1u); // vec4 per staged x chunk (padded: a quarter-warp's reads hit every bank)
+var<workgroup> xst: array<vec4<f32>, select(1u, TK * XCS, X_STAGE)>; // [TK][XCS] one pass of x (X_STAGE)
 const SLOTS: u32 = select(MAXB, 1u, STORE_EACH);
 var<workgroup> part: array<f32, SLOTS * NR * NB>; // [block of this workgroup (STORE_EACH: the current)][NR][NB]
 
@@ -95,13 +98,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
   var cur = load_block(min(w, nBlocks - 1u), grp, lane, nch, gpr);
   // x: the lane's chunks (zero past K), loaded while the first block streams in.
+  // X_STAGE: through workgroup memory, TK chunks a pass, so the global loads are coalesced
+  // (a lane's own chunk is 16 * EPW bytes past its neighbour's: 32 cache lines per warp load).
   var xv: array<vec4<f32>, XC * EPW>;
   var live: array<bool, XC>;
   for (var j = 0u; j < XC; j++) {
     let c = lane + j * TK;
     live[j] = c < nch;
     let cc = min(c, nch - 1u);
-    for (var v = 0u; v < EPW; v++) { xv[j * EPW + v] = select(vec4<f32>(0.0), x[p.xOff / 4u + cc * EPW + v], live[j]); }
+    if (X_STAGE) {
+      workgroupBarrier(); // the previous pass's reads are done
+      let nv = min(TK, nch - min(nch, j * TK)) * EPW; // vec4 of x in this pass
+      for (var t = lid; t < nv; t += WG) { xst[(t / EPW) * XCS + t % EPW] = x[p.xOff / 4u + j * TK * EPW + t]; }
+      workgroupBarrier();
+      for (var v = 0u; v < EPW; v++) { xv[j * EPW + v] = select(vec4<f32>(0.0), xst[lane * XCS + v], live[j]); }
+    } else {
+      for (var v = 0u; v < EPW; v++) { xv[j * EPW + v] = select(vec4<f32>(0.0), x[p.xOff / 4u + cc * EPW + v], live[j]); }
+    }
   }
 
   for (var bl = 0u; bl < MAXB; bl++) {

@@ -53,8 +53,8 @@ describe('linear kernels (Dawn)', () => {
       { format: 'q8', rows: 1, inDim: 48, out: 9, groupSize: 16 },
     ];
     // tk 8 / 16 / 12 over the 4-lane SwiftShader subgroups, no subgroups, odd ng, 1-3 persistent workgroups,
-    // epilogue per block (ri) or after the last.
-    for (const t of ['8x2x2x2sgr3', '4x4x2x1r', '16x4x1x2sgri2', '12x1x2x2sgr1', '8x4x2x2sgri']) {
+    // epilogue per block (ri) or after the last, x staged or straight from global memory (g).
+    for (const t of ['8x2x2x2sgr3', '4x4x2x1rg', '16x4x1x2sgri2', '12x1x2x2sgr1', '8x4x2x2sgrig']) {
       const lin = await LinearKernels.create(ctx, { gemv: parseGemv(t) });
       try {
         for (const c of cases) expect(await runLinearCase(ctx, c, 5, lin), `${t} ${caseName(c)}`).toBeLessThan(1e-4);
