@@ -15,11 +15,17 @@ test('TTFT harness: dense vs sample on stories260k, JSON + SVG + table', async (
   console.log(stdout);
   const result = JSON.parse(readFileSync(join(out, 'ttft.json'), 'utf8')) as {
     adapter: { vendor: string }; model: { contextLength: number }; seedIds: number[];
+    load: { pageMs: number; bytes: number; mbPerS: number; firstByteMs: number; lastByteMs: number };
     rows: { length: number; mode: string; promptTokens: number; pageTtftMs: number; engineTtftMs: number; prefillRan?: string; cachedTokens: number }[];
   };
   // The harness's first act is a greedy run from BOS in the page, through the built module: llama2.c's own ids.
   const golden = JSON.parse(readFileSync(join(STORIES, 'generation.golden.json'), 'utf8')) as { cases: { name: string; greedy_ids_first_100?: number[] }[] };
   expect(result.seedIds).toEqual(golden.cases.find((c) => c.name === 'from_bos')!.greedy_ids_first_100!.slice(0, 64));
+  // The load, page-measured: every weight byte reported, within the load's time.
+  expect(result.load.bytes).toBeGreaterThan(0);
+  expect(result.load.firstByteMs).toBeLessThanOrEqual(result.load.lastByteMs);
+  expect(result.load.lastByteMs).toBeLessThanOrEqual(result.load.pageMs);
+  expect(stdout).toMatch(/load: [\d.]+ s page-measured/);
   expect(result.model.contextLength).toBe(200 + 64); // the longest prompt plus room, within the model's 512
   expect(result.rows.map((r) => `${r.length}/${r.mode}`)).toEqual(['96/dense', '96/sample', '200/dense', '200/sample']);
   for (const r of result.rows) {
