@@ -42,6 +42,8 @@ export interface SamplingOptions {
   doubleBuffer?: boolean;
   /** Threads of the selection kernel's one workgroup per KV group (default 256; 64..1024, a power of two; bench variant part select=N). */
   selectThreads?: number;
+  /** Selection: 4 columns per step of each bisection round's loop (default false; bench variant part unroll=1). */
+  selectUnroll?: boolean;
   /** Layout of the tiled row-stats / column-score kernels (ScoreOptions.layout; default 'kv' for both; bench --variants tiled:tr=rows,cols). */
   layout?: Partial<Record<'rows' | 'cols', ScoreLayout>>;
 }
@@ -50,7 +52,7 @@ export interface SamplingOptions {
  * Sampling options from a bench variant name: 'flash', 'tr' (= tiled:tr=1) or
  * 'tiled' with ':'-separated parts rows=BSxBTxRXxRYxDK, cols=..., split=N,
  * target=M, flat=0|1, tr=rows|cols|1 (the 'tr' layout for that kernel or both),
- * select=N (selection kernel threads), db=1 (double-buffered 'tr' kernels).
+ * select=N (selection kernel threads), unroll=1 (selection loop by 4), db=1 (double-buffered 'tr' kernels).
  */
 export function parseSamplingVariant(v: string): SamplingOptions {
   const [head, ...rest] = v.split(':');
@@ -65,15 +67,23 @@ export function parseSamplingVariant(v: string): SamplingOptions {
     rows: tr === 'rows' || tr === '1' ? 'tr' as const : 'kv' as const,
     cols: tr === 'cols' || tr === '1' ? 'tr' as const : 'kv' as const,
   };
-  const tiles = parts.filter((p) => !/^(split|target|flat|tr|select|db)=/.test(p));
+  const tiles = parts.filter((p) => !/^(split|target|flat|tr|select|db|unroll)=/.test(p));
   return {
     kernel, ...parseScoreTiles(tiles.join(':')), split: num('split'), splitTarget: num('target'),
-    colsFlat: num('flat') === undefined ? undefined : num('flat') === 1, layout, selectThreads: num('select'), doubleBuffer: num('db') === undefined ? undefined : num('db') === 1,
+    colsFlat: num('flat') === undefined ? undefined : num('flat') === 1, layout, selectThreads: num('select'), selectUnroll: num('unroll') === undefined ? undefined : num('unroll') === 1, doubleBuffer: num('db') === undefined ? undefined : num('db') === 1,
   };
 }
 
 /** Selection kernel threads (one workgroup per KV group). */
 export const DEFAULT_SELECT_THREADS = 256;
+
+/** Override constants of sample_select.wgsl (none for the defaults: the same pipeline as src/attention/index.ts's). */
+function selectConstants(wg: number, unroll: boolean): Record<string, number> | undefined {
+  const c: Record<string, number> = {};
+  if (wg !== DEFAULT_SELECT_THREADS) c.WG = wg;
+  if (unroll) c.U4 = 1;
+  return Object.keys(c).length ? c : undefined;
+}
 
 export interface SamplingBuffers {
   q: GPUBuffer; k: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; params: GPUBufferBinding;
@@ -102,7 +112,7 @@ export class SampleKernels {
       throw new InvalidOptionError('sampling.selectThreads', `must be a power of two in 64..${ctx.limits.maxComputeInvocationsPerWorkgroup}, got ${selectWg}`);
     }
     const [selectPipe, binsPipe, tiled, flashSampling] = await Promise.all([
-      getPipeline(ctx, { label: 'sample_select', code: attentionHeader(dims, base) + selectSource, constants: selectWg === DEFAULT_SELECT_THREADS ? undefined : { WG: selectWg } }),
+      getPipeline(ctx, { label: 'sample_select', code: attentionHeader(dims, base) + selectSource, constants: selectConstants(selectWg, opts.sampling?.selectUnroll ?? false) }),
       getPipeline(ctx, { label: 'sample_bins', code: binsSource }),
       kernel === 'tiled' ? SampleScores.create(ctx, dims, opts.sampling ?? {}) : undefined,
       kernel === 'flash' ? SampleKernels.createFlash(ctx, dims, base, opts) : undefined,

@@ -22,7 +22,8 @@
 // column in [0, nCols) (alpha = 1 then equals dense).
 // Workgroup: WG threads (override, default 256; SamplingOptions.selectThreads sets it for the
 // per-group selection: more threads keep more column loads in flight in the 32 bisection rounds,
-// the phase's cost at 128K; the per-head pipeline of src/attention/index.ts keeps 256);
+// the phase's cost at 128K; U4 unrolls each round's column loop by 4 for the same reason; the
+// per-head pipeline of src/attention/index.ts keeps the defaults);
 // the compaction gives each a contiguous run of columns.
 // Dispatch: (nKvHeads, 1, 1). Precision: f32 sums.
 //
@@ -40,6 +41,7 @@
 @group(0) @binding(7) var<storage, read_write> stats: array<f32>;
 
 override WG: u32 = 256u;
+override U4: bool = false; // bisection rounds: 4 columns per loop step (SamplingOptions.selectUnroll)
 var<workgroup> red: array<f32, WG>;
 var<workgroup> scan: array<u32, WG>;
 
@@ -105,7 +107,27 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         let mid = lo + (hi - lo) / 2u;
         let t = bitcast<f32>(mid);
         var s = 0.0;
-        for (var j = lid; j < n; j += WG) { let x = groupScores[gBase + j]; if (x >= t) { s += x; } }
+        if (U4) {
+          // 4 independent loads and sums per step (more loads in flight per thread).
+          var s1 = 0.0;
+          var s2 = 0.0;
+          var s3 = 0.0;
+          var j = lid;
+          for (; j + 3u * WG < n; j += 4u * WG) {
+            let x0 = groupScores[gBase + j];
+            let x1 = groupScores[gBase + j + WG];
+            let x2 = groupScores[gBase + j + 2u * WG];
+            let x3 = groupScores[gBase + j + 3u * WG];
+            s += select(0.0, x0, x0 >= t);
+            s1 += select(0.0, x1, x1 >= t);
+            s2 += select(0.0, x2, x2 >= t);
+            s3 += select(0.0, x3, x3 >= t);
+          }
+          for (; j < n; j += WG) { let x = groupScores[gBase + j]; if (x >= t) { s += x; } }
+          s += (s1 + s2) + s3;
+        } else {
+          for (var j = lid; j < n; j += WG) { let x = groupScores[gBase + j]; if (x >= t) { s += x; } }
+        }
         let sum = wg_sum(lid, s);
         if (hi - lo > 1u) { if (sum >= goal) { lo = mid; } else { hi = mid; } }
       }
