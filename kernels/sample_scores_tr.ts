@@ -25,7 +25,7 @@ function trSizes(headDim: number, t: ScoreTile, db: boolean): ScorePlan {
   const warp = tx % 8 === 0 && ty % 4 === 0;
   return {
     ...t, nch, nt: tx * ty, xstr: xq, ystr: yq, gx: warp ? 8 : tx, gy: warp ? 4 : 1, xsLen: t.dk * xq, ysLen: t.dk * yq,
-    smemBytes: 16 * (db ? 2 * t.dk : t.dk + 1) * (xq + yq) + 4 * (ty * t.bs + t.bs) + 24 * t.bt, db,
+    smemBytes: 16 * (db ? 2 * t.dk : t.dk + 1) * (xq + yq) + 4 * (ty * t.bs + 2 * t.bs) + 24 * t.bt, db,
   };
 }
 
@@ -82,10 +82,12 @@ function pieces(kind: ScoreKernel, pl: ScorePlan, group: number, db: boolean): R
     else state.push(`  let xo${s} = job.kvh * p.capacity + min(j0 + xr${s}, max(p.nCols, 1u) - 1u);`);
   }
   for (let r = 0; r < rx; r++) {
-    if (mode0) state.push(`  let ipos${r} = p.pos + sample_row(min(t0 + ${xrow(r)}, nAll - 1u) / p.group);`, `  var m${r} = NEG_INF;`, `  var lw${r} = 0.0;`);
+    if (mode0) state.push(`  var m${r} = NEG_INF;`, `  var lw${r} = 0.0;`);
     else state.push(`  let jc${r} = j0 + ${xrow(r)};`);
     state.push(`  var l${r} = 0.0;`);
   }
+  // Mode 0: row positions in workgroup memory (read by masked tiles only; fewer registers).
+  if (mode0) state.push('  if (lid < BS) { ipos[lid] = p.pos + sample_row(min(t0 + lid, nAll - 1u) / p.group); }');
   if (!mode0) {
     state.push('  var curG = 0u;');
     for (let g = 0; g < group; g++) for (let r = 0; r < rx; r++) state.push(`  var lh${g}_${r} = 0.0;`);
@@ -132,7 +134,7 @@ function pieces(kind: ScoreKernel, pl: ScorePlan, group: number, db: boolean): R
   return {
     STATE: state.join('\n'), YOFF: yoff, LOAD: load.join('\n'), STORE0: store(0), STORE1: db ? store(1) : '', ZERO: zero.join('\n'),
     DOT0: dot(0), DOT1: db ? dot(1) : '',
-    EPILOGUE: mode0 ? epilogueRows(rx, ry, acc, ycol) : epilogueCols(rx, ry, group, acc),
+    EPILOGUE: mode0 ? epilogueRows(rx, ry, acc, ycol, xrow) : epilogueCols(rx, ry, group, acc),
     FINAL: mode0 ? finalRows(rx, xrow) : finalCols(rx, group, xrow),
   };
 }
@@ -140,7 +142,7 @@ function pieces(kind: ScoreKernel, pl: ScorePlan, group: number, db: boolean): R
 const maxTree = (xs: string[]): string => (xs.length === 1 ? xs[0] : `max(${maxTree(xs.slice(0, xs.length >> 1))}, ${maxTree(xs.slice(xs.length >> 1))})`);
 
 /** Mode 0: online (max, sum, window sum) of each row over the tile's keys; unmasked when the tile lies below and outside every row's window. */
-function epilogueRows(rx: number, ry: number, acc: (r: number, c: number) => string, ycol: (c: number) => string): string {
+function epilogueRows(rx: number, ry: number, acc: (r: number, c: number) => string, ycol: (c: number) => string, xrow: (r: number) => string): string {
   const o: string[] = ['      let k0 = it * BT;', '      if (k0 + BT - 1u + p.window <= iMin) {'];
   for (let r = 0; r < rx; r++) {
     const cs = Array.from({ length: ry }, (_, c) => acc(r, c));
@@ -151,6 +153,7 @@ function epilogueRows(rx: number, ry: number, acc: (r: number, c: number) => str
   o.push('      } else {');
   for (let c = 0; c < ry; c++) o.push(`        let kj${c} = k0 + ${ycol(c)};`);
   for (let r = 0; r < rx; r++) {
+    o.push(`        let ipos${r} = ipos[${xrow(r)}];`);
     const cs = Array.from({ length: ry }, (_, c) => `select(NEG_INF, ${acc(r, c)}, kj${c} <= ipos${r})`);
     o.push(`        let tm${r} = ${maxTree(cs)};`,
       `        if (tm${r} > m${r}) { let corr = exp2(m${r} - tm${r}); l${r} *= corr; lw${r} *= corr; m${r} = tm${r}; }`);

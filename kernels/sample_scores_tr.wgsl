@@ -54,6 +54,7 @@ var<workgroup> xs1: array<array<vec4<f32>, XQ>, DK1>; // DB 1: the second buffer
 var<workgroup> ys1: array<array<vec4<f32>, YQ>, DK1>;
 var<workgroup> red: array<f32, TY * BS>;            // end: the TY partials of each stationary row / column
 var<workgroup> mrow: array<f32, BS>;                // mode 0 end: each row's max
+var<workgroup> ipos: array<u32, BS>;                // mode 0: each row's absolute position
 // Mode 1, [2][BT] by tile parity (DB 1 writes tile it + 1's while tile it's epilogue may still read):
 var<workgroup> ypos: array<u32, 2 * BT>;            // absolute positions of the tile's rows (0 past the stream)
 var<workgroup> ylse: array<f32, 2 * BT>;            // their lse
