@@ -165,7 +165,15 @@ for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
     }
     for (const alpha of denseOnly ? [] : alphas) for (const sparsePass of sparsePasses) for (const denseFallbackArea of fallbacks)
     for (const fusedVariant of fusedVariants) for (const selection of selections) for (const [vi, sv] of samplingVariants.entries()) {
-      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea, fusedVariant, selection }, await attnOf(vi));
+      let op: PrefillAttention;
+      try {
+        op = await attnOf(vi);
+      } catch (e) {
+        // A variant this device cannot run (e.g. select=1024 on a 256-thread adapter): report it, go on.
+        console.log(`S=${seqLen} sampling variant ${sv.name}: ${(e as Error).message}`);
+        continue;
+      }
+      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea, fusedVariant, selection }, op);
       const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
       const tag = `${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}${fusedVariants.length > 1 ? `/${fusedVariant}` : ''}${selections.length > 1 ? `/${selection}` : ''}${samplingVariants.length > 1 ? `/${sv.name}` : ''}`;
       rows.push([seqLen, input, `sample:${sparsePass}${tag}${tileTag}`, alpha, s.ms.toFixed(2), speedup(s.ms), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);

@@ -3,6 +3,8 @@
  * (../shared/SAMPLE_ATTENTION.md). Sampling (stages 1 + 2: the sampled rows'
  * lse and window mass, then the column scores) runs one of two kernel sets:
  *   'tiled' (default) - kernels/sample_scores.wgsl, register-tiled GEMMs of Q_s K^T
+ *                       (layout 'kv'; SamplingOptions.layout 'tr': kernels/sample_scores_tr.wgsl,
+ *                       the prefill GEMM's shape, per kernel)
  *   'flash'           - the flash kernel's 'sample' mode (kernels/attention_prefill.wgsl)
  *                       + kernels/sample_columns.wgsl (per-score subgroup shuffles)
  * Both write the same rowStats / colScores / groupScores. Selection:

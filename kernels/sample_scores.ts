@@ -3,7 +3,8 @@
  * sampling phase (stage 1 row stats and stage 2 column scores) as two
  * register-tiled GEMM kernels of Q_s K^T. The outputs are those of the flash
  * 'sample' mode + kernels/sample_columns.wgsl (the 'flash' sampling kernel),
- * so kernels/sample_select.wgsl reads either.
+ * so kernels/sample_select.wgsl reads either. ScoreOptions.layout 'tr' swaps
+ * either kernel for its GEMM-shaped form (kernels/sample_scores_tr.ts/.wgsl).
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { getPipeline } from '../src/gpu/pipelines.ts';
