@@ -25,8 +25,8 @@
 // threads into memory before the load starts, 'ahead' = the workers keep at most G GiB made
 // ahead of the page's reads, 'off' = on each request in the server thread; 'auto' = 'on' when
 // the model takes under half the free memory. --probe-fetch: before the load, the page reads
-// every weight file by Range requests (--probe-block-mb 2, --probe-inflight 2 and 8) without
-// the GPU, to split the load time into HTTP and the rest. The load time (page-measured ms,
+// the first --probe-gb 2 GB of the weight files by Range requests (--probe-block-mb 2,
+// --probe-inflight 2,4,8) without the GPU, to split the load time into HTTP and the rest. The load time (page-measured ms,
 // bytes, MB/s) is printed and in ttft.json (load), which is rewritten after every row.
 // Browser: $CHROMIUM or /usr/bin/chromium, flags from $CHROMIUM_GPU_ARGS or
 // the SwiftShader flags of playwright.config.ts.
@@ -48,7 +48,7 @@ function parseArgs(argv) {
     repeat: 3, warmup: 1, weights: 'auto', context: 0, minSparseLen: 0, alpha: undefined, windowRatio: undefined,
     sampleRatio: undefined, app: join(ROOT, 'dist'), page: join(ROOT, 'e2e/ttft.html'), timeoutS: 1800,
     synthetic: '', syntheticOpts: {}, bundle: '', presynth: 'auto', synthWorkers: Math.max(1, availableParallelism() - 1),
-    presynthBudgetGb: 2, probeFetch: false, probeBlockMb: 2, probeInflight: [2, 8],
+    presynthBudgetGb: 2, probeFetch: false, probeBlockMb: 2, probeInflight: [2, 4, 8], probeGb: 2,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
@@ -80,6 +80,7 @@ function parseArgs(argv) {
       case '--presynth-budget-gb': a.presynthBudgetGb = n(k); break;
       case '--probe-fetch': a.probeFetch = true; break;
       case '--probe-block-mb': a.probeBlockMb = n(k); break;
+      case '--probe-gb': a.probeGb = n(k); break;
       case '--probe-inflight': a.probeInflight = v().split(',').map(Number); if (a.probeInflight.some((x) => !Number.isInteger(x) || x < 1)) throw new Error('--probe-inflight: integers >= 1'); break;
       case '-h': case '--help':
         console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 32).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
@@ -205,7 +206,7 @@ export function chartSvg(rows, title) {
 }
 
 /**
- * --probe-fetch: the page reads every weight file by Range requests of --probe-block-mb with
+ * --probe-fetch: the page reads the weight files (their first --probe-gb GB) by Range requests of --probe-block-mb with
  * each --probe-inflight count of requests in flight, keeping nothing and touching no GPU: the
  * HTTP (server + browser network) part of the load, MB/s per in-flight count.
  */
@@ -215,10 +216,14 @@ async function probeFetch(page, modelUrl, virtual, modelDir, a) {
   const out = [];
   for (const inflight of a.probeInflight) {
     const before = virtual && { ...virtual.stats };
-    const r = await page.evaluate(async ({ base, files, block, inflight }) => {
+    const r = await page.evaluate(async ({ base, files, block, inflight, maxBytes }) => {
       const t = performance.now();
       let bytes = 0;
-      for (const { p, size } of files) {
+      let left = maxBytes;
+      for (const { p, size: fileSize } of files) {
+        if (left <= 0) break;
+        const size = Math.min(fileSize, left);
+        left -= size;
         let next = 0;
         const lane = async () => {
           while (next < size) {
@@ -232,7 +237,7 @@ async function probeFetch(page, modelUrl, virtual, modelDir, a) {
         await Promise.all(Array.from({ length: inflight }, lane));
       }
       return { ms: performance.now() - t, bytes };
-    }, { base: modelUrl, files, block: Math.round(a.probeBlockMb * 2 ** 20), inflight });
+    }, { base: modelUrl, files, block: Math.round(a.probeBlockMb * 2 ** 20), inflight, maxBytes: a.probeGb * 1e9 });
     const row = { inflight, blockMb: a.probeBlockMb, ms: r.ms, bytes: r.bytes, mbPerS: r.bytes / 1e3 / r.ms,
       serverSynthMs: virtual ? virtual.stats.serverSynthMs - before.serverSynthMs : undefined, waitMs: virtual ? virtual.stats.waitMs - before.waitMs : undefined };
     out.push(row);
