@@ -62,15 +62,22 @@ export interface ScoreOptions {
    * in 4096-row chunks) instead of per-head tiles. Default false.
    */
   colsFlat?: boolean;
-  /** Layout of each kernel (default 'kv' for both; tiles then default to that layout's). */
+  /** Layout of each kernel (default DEFAULT_SCORE_LAYOUT for both; tiles then default to that layout's). */
   layout?: Partial<Record<ScoreKernel, ScoreLayout>>;
-  /** 'tr' kernels: double-buffered chunks, one barrier per chunk instead of two (default false; needs an even chunk count). */
+  /** 'tr' kernels: double-buffered chunks, one barrier per chunk instead of two (needs an even chunk count; default: on where the head allows it). */
   doubleBuffer?: boolean;
 }
 
 /** Auto split: at least this many K tiles per split. */
 const MIN_SPLIT_TILES = 4;
 export const DEFAULT_SPLIT_TARGET = 512;
+/**
+ * Default layout of both sampling kernels: 'tr' (GEMM-shaped 128x128 tiles,
+ * operands prefetched into registers, double-buffered). H100, 12:00 UTC, at
+ * 128K: sampling 195 ms vs 267 ms with 'kv' (34 vs 25 TFLOP/s), which takes
+ * the attention op from 3.80x to 4.00x of dense.
+ */
+export const DEFAULT_SCORE_LAYOUT: ScoreLayout = 'tr';
 
 /**
  * Splits of the row-stats kernel for nSamp sampled rows whose keys span up to
@@ -217,13 +224,18 @@ export class SampleScores {
   ) {}
 
   static async create(ctx: GpuContext, dims: AttentionDims, opts: ScoreOptions = {}): Promise<SampleScores> {
-    const layout = { rows: opts.layout?.rows ?? 'kv', cols: opts.layout?.cols ?? 'kv' };
+    const layout = { rows: opts.layout?.rows ?? DEFAULT_SCORE_LAYOUT, cols: opts.layout?.cols ?? DEFAULT_SCORE_LAYOUT };
     for (const k of ['rows', 'cols'] as const) {
       if (layout[k] !== 'kv' && layout[k] !== 'tr') throw new InvalidOptionError(`sampling.layout.${k}`, `must be 'kv' or 'tr', got ${JSON.stringify(layout[k])}`);
     }
-    const plan = (k: ScoreKernel): ScorePlan => (layout[k] === 'tr'
-      ? { ...trScorePlan(ctx, dims.headDim, k, opts[k], opts.doubleBuffer ?? false), layout: 'tr' }
-      : scorePlan(ctx, dims.headDim, k, opts[k]));
+    // 'tr' double buffering: as asked, else on wherever the head splits into an even number of chunks and fits.
+    const trPlan = (k: ScoreKernel): ScorePlan => {
+      if (opts.doubleBuffer !== undefined) return trScorePlan(ctx, dims.headDim, k, opts[k], opts.doubleBuffer);
+      const single = trScorePlan(ctx, dims.headDim, k, opts[k], false);
+      if (single.nch % 2 !== 0) return single;
+      try { return trScorePlan(ctx, dims.headDim, k, opts[k], true); } catch { return single; }
+    };
+    const plan = (k: ScoreKernel): ScorePlan => (layout[k] === 'tr' ? { ...trPlan(k), layout: 'tr' } : scorePlan(ctx, dims.headDim, k, opts[k]));
     const plans = { rows: plan('rows'), cols: plan('cols') };
     const code = (k: ScoreKernel) => (layout[k] === 'tr'
       ? trScoreSource(dims, k, plans[k], qAccess(dims.headDim))

@@ -44,7 +44,8 @@ type Kernels = Pick<SampleKernels, 'encodeSampling' | 'destroy'>;
 
 /**
  * Runs the sampling phase on the chunk: the tiled kernels alone (SampleScores,
- * with these tiles) or SampleKernels with the 'flash' kernels; outputs trimmed
+ * with these tiles; the 'kv' layout unless `layout` says otherwise, the
+ * engine's default 'tr' layout has its own cases below) or SampleKernels with the 'flash' kernels; outputs trimmed
  * to nSamp rows / nCols columns.
  */
 async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string }; split?: number; flat?: boolean; layout?: ScoreOptions['layout']; doubleBuffer?: boolean } | 'flash', data = inputs(s)): Promise<Outputs> {
@@ -58,7 +59,7 @@ async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: s
   } else {
     const t = which.tiles;
     const scores = await SampleScores.create(ctx, dims, {
-      rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined, split: which.split ?? 1, colsFlat: which.flat, layout: which.layout, doubleBuffer: which.doubleBuffer,
+      rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined, split: which.split ?? 1, colsFlat: which.flat, layout: which.layout ?? { rows: 'kv', cols: 'kv' }, doubleBuffer: which.doubleBuffer,
     });
     kernels = {
       encodeSampling: (pass, b, nSamp, nCols) => {
