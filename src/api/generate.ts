@@ -84,12 +84,12 @@ export async function* runGeneration(
     const done = e instanceof AbortedError && typeof e.details.done === 'number' ? e.details.done : 0;
     const keep = Math.min(reuse + done, promptIds.length);
     if (!engine.ctx.isLost) engine.truncate(Math.min(keep, engine.kvLength));
-    t.cached.push(...promptIds.slice(reuse, Math.min(keep, engine.kvLength)));
+    appendIds(t.cached, promptIds, reuse, Math.min(keep, engine.kvLength));
     stats.prefillTokens = done;
     if (e instanceof AbortedError || (signal?.aborted && !(e instanceof SieveError))) { yield final('abort'); return; }
     throw checkLost(t, e);
   }
-  t.cached.push(...promptIds.slice(reuse));
+  appendIds(t.cached, promptIds, reuse, promptIds.length);
   const prefillEnd = performance.now();
   stats.tokenizeMs = extra.tokenizeMs;
   stats.prefillMs = prefillEnd - t0;
@@ -142,4 +142,13 @@ export async function* runGeneration(
     if (!engine.ctx.isLost) engine.truncate(t.cached.length);
     throw checkLost(t, e);
   }
+}
+
+/**
+ * Appends ids[from, to) to dst in place. A loop, not push(...slice): spreading a
+ * 128K-token prompt as call arguments overflows the JS stack (seen in Chromium
+ * at 131072 tokens, after the whole prefill had run).
+ */
+export function appendIds(dst: number[], ids: ArrayLike<number>, from: number, to: number): void {
+  for (let i = from; i < to; i++) dst.push(ids[i]);
 }

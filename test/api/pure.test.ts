@@ -4,6 +4,7 @@ import { StopMatcher } from '../../src/api/stop.ts';
 import { SerialQueue } from '../../src/api/queue.ts';
 import { resolveGenerate, validateChatRequest, validateLoadOptions } from '../../src/api/options.ts';
 import { makeChatCompletions } from '../../src/api/openai.ts';
+import { appendIds } from '../../src/api/generate.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import type { ChatCompletionChunk, GenerateChunk } from '../../src/api/types.ts';
 
@@ -138,5 +139,20 @@ describe('OpenAI shaping', () => {
   });
   it('rejects bad requests before generating', async () => {
     await expect(api.create({ messages: [{ role: 'user', content: 'x' }], temperature: -2 })).rejects.toBeInstanceOf(InvalidOptionError);
+  });
+});
+
+describe('appendIds', () => {
+  it('appends a 200K-token range without spreading it as call arguments (a 128K prompt overflowed the stack)', () => {
+    const ids = Int32Array.from({ length: 200_000 }, (_, i) => i * 3);
+    const dst = [7];
+    appendIds(dst, ids, 5, 200_000);
+    expect(dst.length).toBe(1 + 199_995);
+    expect(dst[0]).toBe(7);
+    expect(dst[1]).toBe(15);
+    expect(dst[dst.length - 1]).toBe(3 * 199_999);
+    const before = dst.length;
+    appendIds(dst, ids, 10, 10);
+    expect(dst.length).toBe(before);
   });
 });
