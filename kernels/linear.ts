@@ -259,10 +259,12 @@ export interface LinearOptions {
 // 4096 x 4096 x 4096 / 4096 x 14336 x 4096, against base 32.8 / 33.3 and 30.7 / 31.2.
 export const DEFAULT_GEMM: GemmConfig = { variant: 'tr', bk: 16, prefetch: true, tm: 8, tn: 8, vl: true, sw: true };
 
-// x staged in workgroup memory + subgroup row reduction (each falls back where the device lacks
-// the memory or subgroups): H100 09:30 fused decode, 7B q4 greedy 218 tok/s vs 201 with the plain
-// 32x4x4x2, 1.8B 471 vs 460 (bench/gpu-results/h100-0930-engine-decode.json).
-export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2, xs: true, sg: true };
+// x staged in workgroup memory (falls back where the device lacks the memory), rows reduced in
+// workgroup memory: H100 12:30 fused decode, 7B q4 greedy 230.5 tok/s and 1.8B 507.3 against
+// 217.9 / 470.0 with the subgroup reduction ('xssg', the 09:30 default; plain 32x4x4x2: 201 / 460);
+// kernel alone 1.54 / 2.75 TB/s q4 / f16 at 14336 x 4096 vs 1.34 / 2.47 (h100-1140-gemv-reg.json,
+// h100-1230-engine-gemv.json).
+export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2, xs: true, sg: false };
 /** Largest staged x block of the xs matrix-vector path (and at most what the device's workgroup memory leaves). */
 const GEMV_XS_BYTES = 24 * 1024;
 
