@@ -73,6 +73,30 @@ async function tfSync(tf: typeof import('@tensorflow/tfjs-core'), out: import('@
   s.dispose();
 }
 
+/**
+ * Keeps the GPU busy for `ms` (our matmul, back to back) so every side is timed
+ * at full clocks: an idle H100 ramps up over about a second, which made the
+ * first timed op of a group look several times slower (06:20 and 12:42 runs).
+ */
+async function warmGpu(ms = 1500): Promise<void> {
+  if (soft) return;
+  const mm = await MatmulF32.create(ctx);
+  const s = { m: 2048, n: 2048, k: 2048 };
+  const a = randomBuffer(ctx, s.m * s.k, 'warm_a', 7), b = randomBuffer(ctx, s.n * s.k, 'warm_b', 8);
+  const c = createBuffer(ctx, s.m * s.n * 4, STORAGE.rw, 'warm_c');
+  const dims = mm.dimsBuffer(s);
+  try {
+    for (const t0 = performance.now(); performance.now() - t0 < ms;) {
+      const e = ctx.device.createCommandEncoder();
+      for (let i = 0; i < 8; i++) { const p = e.beginComputePass(); mm.encode(p, a, b, c, dims, s); p.end(); }
+      ctx.device.queue.submit([e.finish()]);
+      await ctx.device.queue.onSubmittedWorkDone();
+    }
+  } finally {
+    for (const x of [a, b, c, dims]) releaseBuffer(ctx, x);
+  }
+}
+
 // ---------- matmul ----------
 async function benchMatmul() {
   const shapes = soft ? [{ m: 128, n: 256, k: 128 }] : [{ m: 4096, n: 4096, k: 4096 }, { m: 4096, n: 14336, k: 4096 }];
@@ -86,6 +110,7 @@ async function benchMatmul() {
     const label = `${s.m}x${s.n}x${s.k}`;
     const flops = 2 * s.m * s.n * s.k;
     // ours
+    await warmGpu();
     const a = randomBuffer(ctx, s.m * s.k, 'a', 1), b = randomBuffer(ctx, s.n * s.k, 'b', 2);
     const c = createBuffer(ctx, s.m * s.n * 4, STORAGE.rw, 'c');
     const dims = mm.dimsBuffer(s);
@@ -104,6 +129,7 @@ async function benchMatmul() {
     record('matmul f32', label, 'sieve (wall)', oursWall, flops, { timestampMs: ts.ms });
     for (const x of [a, b, c, dims]) releaseBuffer(ctx, x);
     // tfjs
+    await warmGpu();
     try {
       const ta = tf.randomUniform([s.m, s.k]), tb = tf.randomUniform([s.n, s.k]);
       const ms = await median(async () => {
@@ -117,6 +143,7 @@ async function benchMatmul() {
       ta.dispose(); tb.dispose();
     } catch (e) { rows.push(['matmul f32', label, 'tfjs-webgpu', 'failed', String((e as Error).message).slice(0, 60)]); }
     // onnxruntime-web
+    await warmGpu();
     try {
       const model = onnxModel([{ op: 'MatMul', inputs: ['a', 'b'], outputs: ['c'] }],
         [{ name: 'a', type: FLOAT, dims: [s.m, s.k] }, { name: 'b', type: FLOAT, dims: [s.k, s.n] }], [{ name: 'c', type: FLOAT, dims: [s.m, s.n] }]);
@@ -151,6 +178,7 @@ async function benchAttention() {
     const label = `S=${S} D=${D} ${H}q/${KV}kv causal`;
     const flops = 4 * H * D * (S * (S + 1)) / 2; // causal work: QK^T and PV over the lower triangle
     // ours
+    await warmGpu();
     if (PrefillAttention) {
       const PA = PrefillAttention as { create: (c: GpuContext, d: object) => Promise<{ encode: (e: GPUCommandEncoder, a: object, o: object) => void; destroy(): void }> };
       const att = await PA.create(ctx, { nHeads: H, nKvHeads: KV, headDim: D, kvDtype: 'f32', capacity: S, maxRows: S });
@@ -169,6 +197,7 @@ async function benchAttention() {
       att.destroy();
     } else rows.push(['attention', label, 'sieve', 'n/a', 'src/attention not built']);
     // tfjs: matMul / softmax / matMul with a causal mask, K/V repeated per group
+    await warmGpu();
     if (S <= 4096) {
       try {
         const q = tf.randomUniform([H, S, D]), k = tf.randomUniform([KV, S, D]), v = tf.randomUniform([KV, S, D]);
@@ -188,6 +217,7 @@ async function benchAttention() {
       } catch (e) { rows.push(['attention', label, 'tfjs-webgpu', 'failed', String((e as Error).message).slice(0, 60)]); }
     } else rows.push(['attention', label, 'tfjs-webgpu', 'skipped', `S x S scores = ${(H * S * S * 4 / 2 ** 30).toFixed(0)} GiB > binding limit`]);
     // onnxruntime-web GroupQueryAttention
+    await warmGpu();
     try {
       const model = onnxModel([{ op: 'GroupQueryAttention', domain: 'com.microsoft', inputs: ['q', 'k', 'v', '', '', 'seqlens_k', 'total_seq'], outputs: ['o'], intAttrs: { num_heads: H, kv_num_heads: KV } }],
         [{ name: 'q', type: FLOAT, dims: [1, S, H * D] }, { name: 'k', type: FLOAT, dims: [1, S, KV * D] }, { name: 'v', type: FLOAT, dims: [1, S, KV * D] },
