@@ -119,7 +119,7 @@ test.describe('chat demo', () => {
     }
 
     // 3. over the GPU's limits: a context whose KV cache exceeds the storage binding limit
-    await page.locator('aside [name=context-length]').fill('1000000');
+    await page.locator('aside [name=context-length]').fill('100000000');
     await page.locator('#load-default').click();
     await expect(errorBox.locator('.title')).toHaveText(/does not fit in this GPU's limits/, { timeout: 60_000 });
     await expect(errorBox.locator('.detail')).toContainText('MiB');

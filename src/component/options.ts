@@ -64,7 +64,7 @@ const oneOf = (...vals: string[]): Parser => (v) => {
 /** attribute name -> [option key, parser] */
 export const ATTRIBUTES: Record<string, [keyof ChatOptions, Parser]> = {
   weights: ['weights', oneOf('auto', 'f32', 'f16', 'q8', 'q4')],
-  'context-length': ['contextLength', num(0, 1 << 20, true)],
+  'context-length': ['contextLength', num(0, 1 << 28, true)],
   'prefill-chunk': ['prefillChunk', num(0, 1 << 20, true)],
   attention: ['attention', oneOf('dense', 'sample')],
   alpha: ['alpha', num(1e-6, 1)],
