@@ -29,20 +29,6 @@ fn load_w(h: u32, i: u32) -> vec4<u32> {
   return w1[i];
 }
 
-// Raw dot product of one chunk of weights with 4 * EPW values of x (four
-// independent FMA chains, one per vec4 lane).
-fn dot_chunk(w: vec4<u32>, xs: array<vec4<f32>, EPW>) -> f32 {
-  var d = vec4<f32>(0.0);
-  for (var wj = 0u; wj < 4u; wj++) {
-    let v = dec_word(w[wj]);
-    for (var j = 0u; j < EPW; j++) {
-      let e = wj * EPW + j;
-      d[e % 4u] = fma(v[j], xs[e / 4u][e % 4u], d[e % 4u]);
-    }
-  }
-  return (d.x + d.y) + (d.z + d.w);
-}
-
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {

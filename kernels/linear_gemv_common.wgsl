@@ -159,3 +159,17 @@ fn reduce_and_store(acc: array<f32, ROWS * RPT>, lid: u32, wgi: u32) {
   }
   store(lid, wgi);
 }
+
+// Raw dot product of one chunk of weights with 4 * EPW values of x (four
+// independent FMA chains, one per vec4 lane); linear_gemv.wgsl and linear_gemv_merge.wgsl.
+fn dot_chunk(w: vec4<u32>, xs: array<vec4<f32>, EPW>) -> f32 {
+  var d = vec4<f32>(0.0);
+  for (var wj = 0u; wj < 4u; wj++) {
+    let v = dec_word(w[wj]);
+    for (var j = 0u; j < EPW; j++) {
+      let e = wj * EPW + j;
+      d[e % 4u] = fma(v[j], xs[e / 4u][e % 4u], d[e % 4u]);
+    }
+  }
+  return (d.x + d.y) + (d.z + d.w);
+}
