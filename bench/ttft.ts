@@ -3,7 +3,7 @@
  * structured synthetic model (src/synthetic: weights synthesized on the fly
  * by structuredSource, nothing on disk), in Node + Dawn.
  *   npm run bench -- bench/ttft.ts [--json FILE] [--shape internlm2-7b|internlm2-1.8b|chatglm2-6b|tiny]
- *     [--lengths 8192,32768[,65536,131072]] [--weights q4] [--prefill-chunk 4096] [--alpha 0.95]
+ *     [--lengths 8192,32768[,65536,131072]] [--weights q4] [--prefill-chunk 4096] [--alpha 0.95] [--selection topup|group|head]
  *     [--modes dense,sample] [--steps 16] [--kv f16] [--min-sparse-len N] [--seed 1] [--needles 1]
  *     [--background heavy|flat] (the model's background: heavy-tailed per-token salience, the
  *     default, or the older flat one; src/synthetic/structured.ts)
@@ -29,7 +29,7 @@
  */
 import { getGpu } from '../src/gpu/device.ts';
 import { loadEngine, type DenseEngine } from '../src/engine/index.ts';
-import { DEFAULT_ATTENTION, type KvDtype, type PrefillResult } from '../src/engine/types.ts';
+import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype, type PrefillResult } from '../src/engine/types.ts';
 import type { WeightFormat } from '../src/loader/formats.ts';
 import { syntheticPrompt } from '../src/synthetic/prompt.ts';
 import { structuredSource } from '../src/synthetic/source.ts';
@@ -47,7 +47,7 @@ if (!isMainThread && workerData?.ttftSynthWorker) {
 
 const args = benchArgs({
   shape: { type: 'string' }, lengths: { type: 'string' }, weights: { type: 'string' }, 'prefill-chunk': { type: 'string' },
-  alpha: { type: 'string' }, modes: { type: 'string' }, steps: { type: 'string' }, kv: { type: 'string' },
+  alpha: { type: 'string' }, selection: { type: 'string' }, modes: { type: 'string' }, steps: { type: 'string' }, kv: { type: 'string' },
   'min-sparse-len': { type: 'string' }, seed: { type: 'string' }, needles: { type: 'string' },
   background: { type: 'string' }, presynth: { type: 'string' }, 'synth-workers': { type: 'string' },
 });
@@ -94,7 +94,8 @@ console.log(`# ${shape} ${weights} loaded in ${(loadMs / 1000).toFixed(1)} s (${
   `KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}, background ${background}`);
 const V = engine.spec.vocabSize;
 
-const attentionOf = (mode: 'dense' | 'sample') => ({ attention: mode, alpha, minSparseLen });
+const selection = (args.selection ?? DEFAULT_ATTENTION.selection) as AttentionOptions['selection'];
+const attentionOf = (mode: 'dense' | 'sample') => ({ attention: mode, alpha, minSparseLen, selection });
 
 // Warm-up: compile the pipelines of each mode with one chunk (sparse when it reaches minSparseLen).
 for (const mode of modes) {
@@ -162,5 +163,5 @@ finish({
   timing: 'wall clock: prefill awaited + argmax read back (prefill ms); + first decode step + argmax (TTFT ms)',
   header: ['seqLen', 'mode', 'prefill ms', 'TTFT ms', 'speedup', 'decode ms/tok', 'area', 'CRA (sampled)', `greedy = dense`],
   rows,
-  results: [{ shape, weights, kvDtype, prefillChunk, alpha, minSparseLen, steps, seed, needles, background, loadMs, loadBytes: src.totalBytes, synth: synthStats, spec: engine.spec }, ...results],
+  results: [{ shape, weights, kvDtype, prefillChunk, alpha, selection, minSparseLen, steps, seed, needles, background, loadMs, loadBytes: src.totalBytes, synth: synthStats, spec: engine.spec }, ...results],
 }, args.json);

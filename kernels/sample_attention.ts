@@ -88,10 +88,12 @@ export function defaultSelectThreads(ctx: GpuContext): number {
 }
 
 /** Override constants of sample_select.wgsl (none for the defaults: the same pipeline as src/attention/index.ts's). */
-function selectConstants(wg: number, unroll: boolean): Record<string, number> | undefined {
+function selectConstants(wg: number, unroll: boolean, kind: 'group' | 'topup' | 'tau' = 'group'): Record<string, number> | undefined {
   const c: Record<string, number> = {};
   if (wg !== DEFAULT_SELECT_THREADS) c.WG = wg;
   if (unroll) c.U4 = 1;
+  if (kind === 'topup') c.TOPUP = 1;
+  if (kind === 'tau') c.TAU_PASS = 1;
   return Object.keys(c).length ? c : undefined;
 }
 
@@ -110,6 +112,8 @@ export class SampleKernels {
     private tiled: SampleScores | undefined,
     private flashSampling: FlashSampling | undefined,
     private selectPipe: GPUComputePipeline,
+    private selectTopupPipe: GPUComputePipeline,
+    private selectTauPipe: GPUComputePipeline,
     private binsPipe: GPUComputePipeline,
   ) {}
 
@@ -121,13 +125,17 @@ export class SampleKernels {
     if (!Number.isInteger(Math.log2(selectWg)) || selectWg < 64 || selectWg > ctx.limits.maxComputeInvocationsPerWorkgroup) {
       throw new InvalidOptionError('sampling.selectThreads', `must be a power of two in 64..${ctx.limits.maxComputeInvocationsPerWorkgroup}, got ${selectWg}`);
     }
-    const [selectPipe, binsPipe, tiled, flashSampling] = await Promise.all([
-      getPipeline(ctx, { label: 'sample_select', code: attentionHeader(dims, base) + selectSource, constants: selectConstants(selectWg, opts.sampling?.selectUnroll ?? true) }),
+    const selectCode = attentionHeader(dims, base) + selectSource;
+    const unroll = opts.sampling?.selectUnroll ?? true;
+    const [selectPipe, selectTopupPipe, selectTauPipe, binsPipe, tiled, flashSampling] = await Promise.all([
+      getPipeline(ctx, { label: 'sample_select', code: selectCode, constants: selectConstants(selectWg, unroll) }),
+      getPipeline(ctx, { label: 'sample_select_topup', code: selectCode, constants: selectConstants(selectWg, unroll, 'topup') }),
+      getPipeline(ctx, { label: 'sample_select_tau', code: selectCode, constants: selectConstants(selectWg, unroll, 'tau') }),
       getPipeline(ctx, { label: 'sample_bins', code: binsSource }),
       kernel === 'tiled' ? SampleScores.create(ctx, dims, opts.sampling ?? {}) : undefined,
       kernel === 'flash' ? SampleKernels.createFlash(ctx, dims, base, opts) : undefined,
     ]);
-    return new SampleKernels(ctx, kernel, dims, tiled, flashSampling, selectPipe, binsPipe);
+    return new SampleKernels(ctx, kernel, dims, tiled, flashSampling, selectPipe, selectTopupPipe, selectTauPipe, binsPipe);
   }
 
   private static async createFlash(ctx: GpuContext, dims: AttentionDims, base: ReturnType<typeof tilePlan>, opts: { subgroups?: boolean; tile?: TileOverrides }): Promise<FlashSampling> {
@@ -182,14 +190,28 @@ export class SampleKernels {
     }
   }
 
-  /** Selection per KV group: sorted ids into `sel`, stats at params.statsOffset. */
+  /**
+   * Selection per KV group: sorted ids into `sel`, stats at params.statsOffset.
+   * Without `topup`: one threshold over the group's summed scores (selection
+   * 'group'). With it (selection 'topup'): first each query head's top-up threshold
+   * (one workgroup per head, topup.headParams: the per-head "virtual" params) into
+   * `taus`, then the group's set plus every head's top-up (kernels/sample_select.wgsl).
+   */
   encodeSelect(pass: GPUComputePassEncoder, b: {
-    rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer; stats: GPUBuffer; params: GPUBufferBinding;
-  }): void {
-    pass.setPipeline(this.selectPipe);
-    pass.setBindGroup(0, bindAt(this.ctx, this.selectPipe, [
-      [0, b.sel], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, b.params], [7, b.stats],
-    ], 'sample_select'));
+    rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer; stats: GPUBuffer; taus: GPUBuffer; params: GPUBufferBinding;
+  }, topup?: { headParams: GPUBufferBinding }): void {
+    if (topup) {
+      pass.setPipeline(this.selectTauPipe);
+      pass.setBindGroup(0, bindAt(this.ctx, this.selectTauPipe, [
+        [0, b.sel], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, topup.headParams], [7, b.stats], [8, b.taus],
+      ], 'sample_select_tau'));
+      pass.dispatchWorkgroups(this.dims.nHeads);
+    }
+    const pipe = topup ? this.selectTopupPipe : this.selectPipe;
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, bindAt(this.ctx, pipe, [
+      [0, b.sel], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, b.params], [7, b.stats], [8, b.taus],
+    ], topup ? 'sample_select_topup' : 'sample_select'));
     pass.dispatchWorkgroups(this.dims.nKvHeads);
   }
 

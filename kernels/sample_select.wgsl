@@ -39,9 +39,22 @@
 @group(0) @binding(4) var<storage, read> colScores: array<f32>;
 @group(0) @binding(5) var<storage, read> groupScores: array<f32>;
 @group(0) @binding(7) var<storage, read_write> stats: array<f32>;
+// (nHeads, 2) u32: top-up threshold bits, 'every column' flag of each head (TAU_PASS writes, TOPUP reads)
+@group(0) @binding(8) var<storage, read_write> tauBuf: array<u32>;
 
 override WG: u32 = 256u;
 override U4: bool = false; // bisection rounds: 4 columns per loop step (SamplingOptions.selectUnroll)
+// TOPUP (AttentionOptions.selection 'topup'): the group's summed-score set (as without it), then
+// each head whose CRA on the sampled rows stays under alpha with that set gets its own smallest
+// top-up (its largest remaining colScores until it reaches alpha), so every head reaches alpha,
+// as with per-head selection, while the group still shares one K/V column set. Two dispatches:
+// TAU_PASS first, with the per-head "virtual" params (group 1, kvDiv = the real group, one
+// workgroup per query head, the real groupScores bound): each head's top-up threshold into
+// tauBuf (the group threshold is found again by each of its heads, in parallel); then the TOPUP
+// dispatch (one workgroup per KV group) lists the group set plus every head's top-up.
+override TOPUP: bool = false;
+override TAU_PASS: bool = false;
+const MAXG: u32 = 64u; // group size bound of TOPUP (ChatGLM2-6B: 16)
 var<workgroup> red: array<f32, WG>;
 var<workgroup> scan: array<u32, WG>;
 
@@ -69,6 +82,73 @@ fn wg_max(lid: u32, x: f32) -> f32 {
   return r;
 }
 
+// Threshold search over x_j, j in [0, n): the largest tau (as f32 bits) with
+// sum_{x_j >= tau} x_j >= goal; +inf bits when goal <= 0 (nothing), 0 when the total is at most
+// the goal (every column: all = true). Without a head (head = NO_HEAD) x_j = groupScores[base + j];
+// with one, the top-up's x_j = colScores[head * capacity + j] for the columns outside the group's
+// set (groupScores[base + j] < tauG), else 0.
+struct Tau { bits: u32, all: bool }
+const NO_HEAD: u32 = 0xffffffffu;
+
+fn xval(base: u32, j: u32, head: u32, tauG: f32) -> f32 {
+  if (head == NO_HEAD) { return groupScores[base + j]; }
+  return select(colScores[head * p.capacity + j], 0.0, groupScores[base + j] >= tauG);
+}
+
+fn threshold(lid: u32, base: u32, n: u32, goal: f32, head: u32, tauG: f32) -> Tau {
+  var part = 0.0;
+  var mx = 0.0;
+  for (var j = lid; j < n; j += WG) { let x = xval(base, j, head, tauG); part += x; mx = max(mx, x); }
+  let total = wg_sum(lid, part);
+  let maxScore = wg_max(lid, mx);
+  if (goal <= 0.0) { return Tau(0x7f800000u, false); }
+  if (total <= goal) { return Tau(0u, true); }
+  var lo = 0u;
+  var hi = bitcast<u32>(maxScore) + 1u;
+  for (var it = 0u; it < 32u; it++) {
+    let mid = lo + (hi - lo) / 2u;
+    let t = bitcast<f32>(mid);
+    var s = 0.0;
+    if (U4) {
+      // 4 independent loads and sums per step (more loads in flight per thread).
+      var s1 = 0.0;
+      var s2 = 0.0;
+      var s3 = 0.0;
+      var j = lid;
+      for (; j + 3u * WG < n; j += 4u * WG) {
+        let x0 = xval(base, j, head, tauG);
+        let x1 = xval(base, j + WG, head, tauG);
+        let x2 = xval(base, j + 2u * WG, head, tauG);
+        let x3 = xval(base, j + 3u * WG, head, tauG);
+        s += select(0.0, x0, x0 >= t);
+        s1 += select(0.0, x1, x1 >= t);
+        s2 += select(0.0, x2, x2 >= t);
+        s3 += select(0.0, x3, x3 >= t);
+      }
+      for (; j < n; j += WG) { let x = xval(base, j, head, tauG); if (x >= t) { s += x; } }
+      s += (s1 + s2) + s3;
+    } else {
+      for (var j = lid; j < n; j += WG) { let x = xval(base, j, head, tauG); if (x >= t) { s += x; } }
+    }
+    let sum = wg_sum(lid, s);
+    if (hi - lo > 1u) { if (sum >= goal) { lo = mid; } else { hi = mid; } }
+  }
+  return Tau(lo, false);
+}
+
+// Per-head top-up thresholds of TOPUP (+inf: the head adds nothing).
+var<workgroup> taus: array<f32, MAXG>;
+
+fn selected(j: u32, all: bool, gBase: u32, tauF: f32, kvh: u32) -> bool {
+  if (all) { return true; }
+  if (groupScores[gBase + j] >= tauF) { return true; }
+  if (!TOPUP) { return false; }
+  for (var g = 0u; g < min(p.group, MAXG); g++) {
+    if (colScores[(kvh * p.group + g) * p.capacity + j] >= taus[g]) { return true; }
+  }
+  return false;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let kvh = wg.x;
@@ -86,62 +166,51 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var k = lid; k < p.nSamp; k += WG) { part += rowStats[(head * p.nSamp + k) * 2u + 1u]; }
     wTotal += wg_sum(lid, part);
   }
-  let goal = p.alpha * f32(p.nSamp * p.group) - wTotal;
-
-  // Sums whose order does not matter read the columns interleaved (coalesced).
-  var part = 0.0;
-  var mx = 0.0;
-  for (var j = lid; j < n; j += WG) { let x = groupScores[gBase + j]; part += x; mx = max(mx, x); }
-  let total = wg_sum(lid, part);
-  let maxScore = wg_max(lid, mx);
-
   var all = false;
-  var tau = 0x7f800000u; // +inf: nothing selected
-  if (goal > 0.0) {
-    if (total <= goal) {
-      all = true;
-    } else {
-      var lo = 0u;
-      var hi = bitcast<u32>(maxScore) + 1u;
-      for (var it = 0u; it < 32u; it++) {
-        let mid = lo + (hi - lo) / 2u;
-        let t = bitcast<f32>(mid);
-        var s = 0.0;
-        if (U4) {
-          // 4 independent loads and sums per step (more loads in flight per thread).
-          var s1 = 0.0;
-          var s2 = 0.0;
-          var s3 = 0.0;
-          var j = lid;
-          for (; j + 3u * WG < n; j += 4u * WG) {
-            let x0 = groupScores[gBase + j];
-            let x1 = groupScores[gBase + j + WG];
-            let x2 = groupScores[gBase + j + 2u * WG];
-            let x3 = groupScores[gBase + j + 3u * WG];
-            s += select(0.0, x0, x0 >= t);
-            s1 += select(0.0, x1, x1 >= t);
-            s2 += select(0.0, x2, x2 >= t);
-            s3 += select(0.0, x3, x3 >= t);
-          }
-          for (; j < n; j += WG) { let x = groupScores[gBase + j]; if (x >= t) { s += x; } }
-          s += (s1 + s2) + s3;
-        } else {
-          for (var j = lid; j < n; j += WG) { let x = groupScores[gBase + j]; if (x >= t) { s += x; } }
-        }
-        let sum = wg_sum(lid, s);
-        if (hi - lo > 1u) { if (sum >= goal) { lo = mid; } else { hi = mid; } }
-      }
-      tau = lo;
+  if (TAU_PASS) {
+    // Virtual params: kvh is a query head, wTotal its window mass; its KV group kvg has p.kvDiv heads.
+    let G = p.kvDiv;
+    let kvg = kvh / G;
+    var wGroup = 0.0;
+    for (var g = 0u; g < G; g++) {
+      var part = 0.0;
+      for (var k = lid; k < p.nSamp; k += WG) { part += rowStats[((kvg * G + g) * p.nSamp + k) * 2u + 1u]; }
+      wGroup += wg_sum(lid, part);
     }
+    let base = kvg * p.capacity;
+    let tg = threshold(lid, base, n, p.alpha * f32(p.nSamp * G) - wGroup, NO_HEAD, 0.0);
+    var t = Tau(0x7f800000u, false);
+    if (!tg.all) {
+      // The head's mass in the group's set, then its top-up over the other columns.
+      let tauG = bitcast<f32>(tg.bits);
+      var part = 0.0;
+      for (var j = lid; j < n; j += WG) { if (groupScores[base + j] >= tauG) { part += colScores[kvh * p.capacity + j]; } }
+      let inGroup = wg_sum(lid, part);
+      t = threshold(lid, base, n, p.alpha * f32(p.nSamp) - wTotal - inGroup, kvh, tauG);
+    }
+    if (lid == 0u) {
+      tauBuf[2u * kvh] = t.bits;
+      tauBuf[2u * kvh + 1u] = select(0u, 1u, t.all);
+    }
+    return;
   }
-  let tauF = bitcast<f32>(tau);
+  let t = threshold(lid, gBase, n, p.alpha * f32(p.nSamp * p.group) - wTotal, NO_HEAD, 0.0);
+  let tauF = bitcast<f32>(t.bits);
+  all = t.all;
+  if (TOPUP) {
+    if (lid < min(p.group, MAXG)) { taus[lid] = bitcast<f32>(tauBuf[2u * (kvh * p.group + lid)]); }
+    var anyAll = 0u;
+    for (var g = 0u; g < p.group; g++) { anyAll |= tauBuf[2u * (kvh * p.group + g) + 1u]; }
+    all = all || anyAll != 0u;
+    workgroupBarrier();
+  }
 
   // Compaction: count per thread, exclusive scan, write ids in order.
   var cnt = 0u;
   var area = 0.0;
   let end = p.pos + p.rows;
   for (var j = c0; j < c1; j++) {
-    if (all || groupScores[gBase + j] >= tauF) {
+    if (selected(j, all, gBase, tauF, kvh)) {
       cnt++;
       area += f32(end - max(p.pos, min(end, j + p.window)));
     }
@@ -166,7 +235,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let count = scan[WG - 1u];
   var at = kvh * (p.capacity + 1u) + 1u + scan[lid] - cnt;
   for (var j = c0; j < c1; j++) {
-    if (all || groupScores[gBase + j] >= tauF) { sel[at] = j; at++; }
+    if (selected(j, all, gBase, tauF, kvh)) { sel[at] = j; at++; }
   }
   let sBase = p.statsOffset + kvh * (3u + p.group);
   if (lid == 0u) {
@@ -183,7 +252,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var k = lid; k < p.nSamp; k += WG) { wpart += rowStats[(head * p.nSamp + k) * 2u + 1u]; }
     var cpart = 0.0;
     for (var j = c0; j < c1; j++) {
-      if (all || groupScores[gBase + j] >= tauF) { cpart += colScores[head * p.capacity + j]; }
+      if (selected(j, all, gBase, tauF, kvh)) { cpart += colScores[head * p.capacity + j]; }
     }
     let cra = wg_sum(lid, wpart + cpart);
     if (lid == 0u) { stats[sBase + 3u + g] = cra / f32(max(p.nSamp, 1u)); }

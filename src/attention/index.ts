@@ -81,6 +81,8 @@ const PARAM_SLOTS = 512;
 const SLOT_BYTES = 256;
 /** Sparse encodes whose stats one stats buffer holds. */
 const STATS_SLOTS = 64;
+/** Query heads per KV head that selection 'topup' supports (kernels/sample_select.wgsl MAXG). */
+const MAX_TOPUP_GROUP = 64;
 /** Stats kept without a readStats() call: STATS_SLOTS * MAX_STATS_BUFFERS sparse encodes. */
 const MAX_STATS_BUFFERS = 64;
 
@@ -94,7 +96,7 @@ interface StatsRecord {
 
 export class PrefillAttention {
   private slot = 0;
-  private scratch?: { lse: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer; fbArgs: GPUBuffer };
+  private scratch?: { lse: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer; taus: GPUBuffer; fbArgs: GPUBuffer };
   /** Selection units of the last sparse encode (nKvHeads, or nHeads per head). */
   private lastUnits = 0;
   private statsBuffers: GPUBuffer[] = [];
@@ -204,10 +206,14 @@ export class PrefillAttention {
     const params: GPUBufferBinding = { buffer: this.params, offset, size: PARAMS_BYTES };
     // Selection, fused pass, fallback and stripes: per-head units (group 1) or the KV groups.
     let sparams = params;
-    if (perHead) {
+    const topup = sparse && opts.selection === 'topup';
+    if (topup && group > MAX_TOPUP_GROUP) throw new InvalidOptionError('selection', `'topup' supports up to ${MAX_TOPUP_GROUP} query heads per KV head, this model has ${group}; use 'group' or 'head'`);
+    let headParams: GPUBufferBinding | undefined;
+    if (perHead || topup) {
       const vOffset = (this.slot++ % PARAM_SLOTS) * SLOT_BYTES;
       this.ctx.device.queue.writeBuffer(this.params, vOffset, paramsWords({ ...p, nKvHeads: d.nHeads, kvDiv: group }));
-      sparams = { buffer: this.params, offset: vOffset, size: PARAMS_BYTES };
+      headParams = { buffer: this.params, offset: vOffset, size: PARAMS_BYTES };
+      if (perHead) sparams = headParams;
     }
     const bufs = { q: args.q, k: args.kv.k, v: args.kv.v, out: args.out, params };
     const pass = (label: string) => encoder.beginComputePass(timer ? timer.pass(label) : { label });
@@ -232,11 +238,11 @@ export class PrefillAttention {
       const pipe = this.selectPipe!;
       ps.setPipeline(pipe);
       ps.setBindGroup(0, bindAt(this.ctx, pipe, [
-        [0, s.sel], [3, s.rowStats], [4, s.colScores], [5, s.colScores], [6, sparams], [7, statsAt!.buffer],
+        [0, s.sel], [3, s.rowStats], [4, s.colScores], [5, s.colScores], [6, sparams], [7, statsAt!.buffer], [8, s.taus],
       ], 'sample_select_head'));
       ps.dispatchWorkgroups(d.nHeads);
     } else {
-      this.sample!.encodeSelect(ps, { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, params });
+      this.sample!.encodeSelect(ps, { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, taus: s.taus, params }, topup ? { headParams: headParams! } : undefined);
     }
     if (bins) this.sample!.encodeBins(ps, { sel: s.sel, bins: bins.buffer, args: { buffer: this.binArgs!, offset, size: BIN_ARGS_BYTES } });
     ps.end();
@@ -355,6 +361,7 @@ export class PrefillAttention {
       groupScores: mk(nKvHeads * capacity * 4, 'attention_group_scores'), // (nKvHeads, capacity)
       // (units, 1 + capacity) u32 lists, (units) u32 dense flags, (units) u32 flagged ids; units <= nHeads (per-head selection)
       sel: mk(Math.max(nHeads, nKvHeads) * (capacity + 3) * 4, 'attention_sel'),
+      taus: mk(nHeads * 2 * 4, 'attention_select_taus'),
       // dispatchWorkgroupsIndirect arguments of the dense fallback (kernels/sample_fallback.wgsl)
       fbArgs: createBuffer(this.ctx, 16, GPUBufferUsage.INDIRECT | STORAGE.rw, 'attention_fallback_args'),
     };

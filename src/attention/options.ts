@@ -37,7 +37,7 @@ export function validateAttentionOptions(o: AttentionOptions): void {
   int('sampleBlock', 1);
   int('minSparseLen', 0);
   if (o.sparsePass !== undefined && o.sparsePass !== 'fused' && o.sparsePass !== 'split') bad('sparsePass', "must be 'fused' or 'split'", o.sparsePass);
-  if (o.selection !== undefined && o.selection !== 'group' && o.selection !== 'head') bad('selection', "must be 'group' or 'head'", o.selection);
+  if (o.selection !== undefined && o.selection !== 'group' && o.selection !== 'topup' && o.selection !== 'head') bad('selection', "must be 'group', 'topup' or 'head'", o.selection);
   if (o.denseMap !== undefined && o.denseMap !== 'group' && o.denseMap !== 'head') bad('denseMap', "must be 'group' or 'head'", o.denseMap);
   if (o.fusedVariant !== undefined && o.fusedVariant !== 'a' && o.fusedVariant !== 'b') bad('fusedVariant', "must be 'a' or 'b'", o.fusedVariant);
   const f = o.denseFallbackArea;

@@ -60,7 +60,7 @@ export interface AttentionOptions {
    * query heads share one column set and the sparse pass shares K/V tiles; default) or
    * 'head' (per query head, the spec's default). Optional (additive).
    */
-  selection?: 'group' | 'head';
+  selection?: 'group' | 'topup' | 'head';
   /**
    * Fused sparse pass code variant (kernels/attention_prefill.wgsl FV): 'a' one tile loop,
    * 'b' stripe tiles in their own loop (default). Same result; a speed knob. Optional (additive).

@@ -86,6 +86,28 @@ describe('SampleAttention (Dawn)', () => {
     expect(relL2(wg.out, base.out)).toBeLessThanOrEqual(1e-3);
   });
 
+  it("selection 'topup': the group's set plus per-head top-ups, every head reaching alpha on its sampled rows", async () => {
+    const ctx = await testGpu();
+    // GQA 4, planted heads whose stripes differ within the group, so the summed-score set leaves some heads short.
+    const qkv = syntheticQkv({ seqLen: 1024, nHeads: 8, nKvHeads: 2, headDim: D, kind: 'realistic', seed: 5 });
+    const d = { nHeads: 8, nKvHeads: 2, headDim: D, seqLen: 1024, rows: 1024, pos: 0 };
+    const group = await runPrefill(ctx, qkv, d, { ...SPARSE, alpha: 0.95, selection: 'group' });
+    const topup = await runPrefill(ctx, qkv, d, { ...SPARSE, alpha: 0.95, selection: 'topup' });
+    const want = attentionRef(qkv.q, qkv.k, qkv.v, d);
+    console.log(`topup: CRA ${topup.stats.map((s) => s.cra.toFixed(3))} (group ${group.stats.map((s) => s.cra.toFixed(3))}), selected ${topup.stats.map((s) => s.selected)} (group ${group.stats.map((s) => s.selected)}), rel L2 ${relL2(topup.out, want).toFixed(4)} (group ${relL2(group.out, want).toFixed(4)})`);
+    // The group's set leaves at least one head under alpha here (else this case tests nothing).
+    expect(Math.min(...group.stats.map((s) => s.cra))).toBeLessThan(0.95 - 0.01);
+    for (const s of topup.stats) expect(s.cra).toBeGreaterThanOrEqual(0.95 - 1e-4);
+    // A superset of the group's set, per KV group, and still sparse.
+    topup.selection.forEach((ids, kvh) => {
+      const have = new Set(ids);
+      expect(group.selection[kvh].every((j) => have.has(j))).toBe(true);
+      expect(ids.length).toBeGreaterThanOrEqual(group.selection[kvh].length);
+      expect(ids.length).toBeLessThan(1024 - topup.stats[0].window);
+    });
+    expect(relL2(topup.out, want)).toBeLessThanOrEqual(relL2(group.out, want) + 1e-6);
+  });
+
   it('chunk at pos > 0: the chunk rows against all earlier keys', async () => {
     const ctx = await testGpu();
     const r = await runSparseCase(ctx, { seqLen: 768, nHeads: 4, nKvHeads: 2, headDim: D, kind: 'planted', needle: 200 }, { alpha: 0.95 }, { pos: 512 });

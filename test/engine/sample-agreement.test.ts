@@ -19,6 +19,7 @@ import { structuredSource } from '../../src/synthetic/source.ts';
 import { PRESETS } from '../../src/synthetic/structured.ts';
 import { loadTokenizer } from '../../src/tokenizer/index.ts';
 import { compareLogits, prefillAndGreedy } from '../helpers/agreement.ts';
+import { STORY } from '../helpers/story.ts';
 import { FIXTURES, testGpu } from '../helpers/gpu.ts';
 
 const BARS = [{ alpha: 0.95, top1: 0.98 }, { alpha: 0.99, top1: 0.99 }] as const;
@@ -33,12 +34,13 @@ const BARS = [{ alpha: 0.95, top1: 0.98 }, { alpha: 0.99, top1: 0.99 }] as const
  * (windowRatio 0.16, a 77-token window at S=480: 98.75%). So the 98% bar is
  * asserted with windowRatio 0.16, and the all-defaults figure is asserted
  * against its measured level (a regression guard, not the issue's bar).
+ * Over eight story lengths (bench/agreement.ts, BENCHMARKS.md "Column selection under GQA"):
+ * default 'group' selection 97.56% mean, selection 'topup' (every head topped up to alpha)
+ * 98.42%, per-head 97.87%; 'topup' costs 1.75x the columns on the structured GPU inputs.
  */
 const STORIES_095 = { windowRatio: 0.16 };
 const STORIES_095_DEFAULTS_FLOOR = 0.975;
 
-// Written for this test (not from the fixture): plain words the tiny model knows.
-const STORY = `Once upon a time, there was a little girl named Lily. She lived in a small house with her mom and dad and her dog, Max. Every morning Lily and Max went to the park to play. They liked to run on the grass and look at the big trees. One day, Lily saw a red ball under a bench. She picked it up and said, "Look, Max, a ball!" Max barked and wagged his tail. Lily threw the ball and Max ran very fast to get it. He brought it back and dropped it at her feet. They played with the ball all morning. Then a boy named Tom came to the park. He looked sad. Lily asked him, "Why are you sad?" Tom said, "I lost my red ball. I looked everywhere, but I could not find it." Lily looked at the ball in her hand. She knew it was Tom's ball. She felt a little sad, because she liked to play with it, but she wanted to be kind. She gave the ball to Tom and said, "Here is your ball. Max found it under the bench." Tom smiled a big smile. "Thank you, Lily! You are a good friend." Tom asked Lily and Max to play with him. The three of them played together in the sun. They ran and laughed and threw the ball high in the sky. When it was time to go home, Tom said, "Can we play again tomorrow?" Lily said, "Yes! We can play every day." Lily and Max walked home happy. At dinner, Lily told her mom about the ball and her new friend. Her mom hugged her and said, "I am proud of you for being kind." Lily smiled and went to bed. She dreamed of the park, the big trees and the red ball.`;
 
 function sparsityLine(s: SparsityReport | undefined): string {
   if (!s) return 'no sparsity report';

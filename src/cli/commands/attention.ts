@@ -13,6 +13,7 @@ import { writeSafetensors } from '../../loader/safetensors-write.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions } from '../../engine/types.ts';
 import { PrefillAttention, resolveAttentionOptions } from '../../attention/index.ts';
 import type { Command } from '../util.ts';
+import { selectionFlag } from './engine-options.ts';
 
 function readTensors(file: string): Record<string, { shape: number[]; data: Float32Array }> {
   if (!existsSync(file)) throw new MissingFileError(file, 'no such file (--in)');
@@ -41,14 +42,14 @@ function num(name: string, v: string | undefined): number | undefined {
 export const attention: Command = {
   name: 'attention',
   summary: 'run dense or SampleAttention prefill attention on q/k/v tensors and print per-head stats',
-  usage: 'sieve attention --in QKV.safetensors --out O.safetensors [--mode dense|sample] [--alpha A] [--window R] [--rows R] [--min-rows N] [--min-len N]',
+  usage: 'sieve attention --in QKV.safetensors --out O.safetensors [--mode dense|sample] [--alpha A] [--window R] [--rows R] [--min-rows N] [--min-len N] [--block N] [--selection group|topup|head]',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,
       options: {
         in: { type: 'string' }, out: { type: 'string' }, mode: { type: 'string' }, alpha: { type: 'string' },
         window: { type: 'string' }, rows: { type: 'string' }, 'min-rows': { type: 'string' }, 'min-len': { type: 'string' },
-        block: { type: 'string' },
+        block: { type: 'string' }, selection: { type: 'string' },
       },
     });
     if (!values.in) throw new InvalidOptionError('--in', 'required: a safetensors file with q [Hq, S, D], k and v [Hkv, S, D] (F32)');
@@ -59,7 +60,7 @@ export const attention: Command = {
       attention: mode,
       alpha: num('--alpha', values.alpha), windowRatio: num('--window', values.window), sampleRatio: num('--rows', values.rows),
       minSampleRows: num('--min-rows', values['min-rows']), minSparseLen: num('--min-len', values['min-len']) ?? 0,
-      sampleBlock: num('--block', values.block),
+      sampleBlock: num('--block', values.block), selection: selectionFlag(values.selection),
     }, DEFAULT_ATTENTION);
 
     const t = readTensors(values.in);

@@ -16,9 +16,10 @@ export const ENGINE_FLAGS = {
   'window-ratio': { type: 'string' },
   'sample-ratio': { type: 'string' },
   'min-sparse-len': { type: 'string' },
+  selection: { type: 'string' },
 } as const;
 
-export const ENGINE_USAGE = '[--weights f32|f16|q8|q4] [--kv f32|f16] [--context N] [--chunk N] [--attention dense|sample] [--alpha A] [--window-ratio R] [--sample-ratio R] [--min-sparse-len N]';
+export const ENGINE_USAGE = '[--weights f32|f16|q8|q4] [--kv f32|f16] [--context N] [--chunk N] [--attention dense|sample] [--alpha A] [--window-ratio R] [--sample-ratio R] [--min-sparse-len N] [--selection group|topup|head]';
 
 export function positiveInt(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -32,6 +33,13 @@ function fraction(name: string, v: string | undefined): number | undefined {
   const n = Number(v);
   if (!(n > 0 && n <= 1)) throw new InvalidOptionError(name, `expected a number in (0, 1], got '${v}'`);
   return n;
+}
+
+/** --selection: the column-selection rule (AttentionOptions.selection). */
+export function selectionFlag(v: string | undefined): AttentionOptions['selection'] {
+  if (v === undefined) return undefined;
+  if (v !== 'group' && v !== 'topup' && v !== 'head') throw new InvalidOptionError('selection', `expected group, topup or head, got '${v}'`);
+  return v;
 }
 
 export function engineOptions(values: Record<string, string | boolean | undefined>, defaults: { weights: WeightFormat; kv: 'f32' | 'f16' }): { dir: string; opts: LoadEngineOptions } {
@@ -49,6 +57,7 @@ export function engineOptions(values: Record<string, string | boolean | undefine
   set('windowRatio', fraction('window-ratio', values['window-ratio'] as string | undefined));
   set('sampleRatio', fraction('sample-ratio', values['sample-ratio'] as string | undefined));
   set('minSparseLen', positiveInt('min-sparse-len', values['min-sparse-len'] as string | undefined));
+  set('selection', selectionFlag(values.selection as string | undefined));
   return {
     dir,
     opts: {
