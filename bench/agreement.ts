@@ -6,6 +6,7 @@
  * table, not a speed one, so it may run anywhere (SwiftShader included).
  *   npm run bench -- bench/agreement.ts [--lengths 300,330,...,512] [--alphas 0.95,0.99]
  *     [--selections group,topup,head] [--json FILE]
+ *   (the committed run: --json bench/accuracy/agreement-stories260k.json)
  * Options other than alpha and selection stay at DEFAULT_ATTENTION, minSparseLen 64.
  */
 import { getGpu } from '../src/gpu/device.ts';
