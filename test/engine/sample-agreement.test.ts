@@ -27,18 +27,18 @@ const BARS = [{ alpha: 0.95, top1: 0.98 }, { alpha: 0.99, top1: 0.99 }] as const
 /**
  * stories260k at alpha 0.95 with every other option at its default measured
  * 97.92% (10 of 480 rows differ, each with a dense top-2 margin under 0.2
- * logits; 82 of the 480 rows have a margin under 0.5). Sampling more rows
- * barely helps (minSampleRows 128: 98.13%; every row sampled: 98.13%), larger
- * sample blocks hurt (sampleBlock 16: 95.6%); what limits it is the 5% of the
- * mass left out at this short length, and a wider window closes the gap
- * (windowRatio 0.16, a 77-token window at S=480: 98.75%). So the 98% bar is
- * asserted with windowRatio 0.16, and the all-defaults figure is asserted
- * against its measured level (a regression guard, not the issue's bar).
- * Over eight story lengths (bench/agreement.ts, BENCHMARKS.md "Column selection under GQA"):
- * default 'group' selection 97.56% mean, selection 'topup' (every head topped up to alpha)
- * 98.42%, per-head 97.87%; 'topup' costs 1.75x the columns on the structured GPU inputs.
+ * logits). Two things limit it (bench/agreement.ts over eight story lengths,
+ * BENCHMARKS.md "Column selection under GQA"): the default 'group' rule
+ * thresholds the KV group's summed scores, so single heads end under alpha
+ * (0.90-0.94 here), and 64 sampled rows are a noisy estimate at these lengths.
+ * Selection 'topup' (every head topped up to alpha) with 128 sampled rows
+ * meets both bars at all eight lengths (alpha 0.95: 98.06-99.39%, mean 98.92%;
+ * at 480: 98.96%), so the 98% bar is asserted with those two options; the
+ * defaults stay (the 'group' rule is what keeps the 128K attention target:
+ * topup 2.36x vs 4.03x on the H100), and their figure is asserted against its
+ * measured level (a regression guard, not the issue's bar).
  */
-const STORIES_095 = { windowRatio: 0.16 };
+const STORIES_095 = { selection: 'topup' as const, minSampleRows: 128 };
 const STORIES_095_DEFAULTS_FLOOR = 0.975;
 
 
