@@ -60,9 +60,12 @@ test.describe('chat demo', () => {
     expect(sparse.stats?.sparsity?.mode).toBe('sample');
     expect((sparse.stats as { areaFraction?: number }).areaFraction).toBeLessThan(1);
     // Every head reports where its kept columns lie (HeadStats.columnBins; a typed array arrives as an object after JSON).
-    const heads = (sparse.stats?.sparsity as { heads?: { selected: number; columnBins?: Record<string, number> }[] } | undefined)?.heads ?? [];
+    const heads = (sparse.stats?.sparsity as { heads?: { selected: number; cra: number; columnBins?: Record<string, number> }[] } | undefined)?.heads ?? [];
     expect(heads.length).toBeGreaterThan(0);
     for (const h of heads) expect(Object.values(h.columnBins ?? { missing: -1 }).reduce((s, x) => s + x, 0)).toBe(h.selected);
+    // The demo's 'Columns per KV group' = topup: every head reaches alpha (0.95) on its sampled rows
+    // (the engine's default 'group' rule only guarantees it for the group's sum).
+    for (const h of heads) expect(h.cra).toBeGreaterThanOrEqual(0.95 - 1e-4);
     await expect(page.locator('#chat [part~=stats]').last()).toContainText('sparse prefill');
     const bluePixels = await page.evaluate(() => {
       const c = document.getElementById('heatmap') as HTMLCanvasElement;

@@ -16,6 +16,10 @@ export interface ChatOptions {
   alpha: number;
   windowRatio: number;
   sampleRatio: number;
+  /** Floor on the sampled query rows; 0 = the engine's default (64). */
+  minSampleRows: number;
+  /** Column-selection rule under GQA (AttentionOptions.selection); 'auto' = the engine's default ('group'). */
+  selection: 'auto' | 'group' | 'topup' | 'head';
   /** Prompt length from which prefill runs sparse; 0 = the engine's default. */
   minSparseLen: number;
   /** 0 = greedy. */
@@ -38,6 +42,8 @@ export const DEFAULT_OPTIONS: ChatOptions = {
   alpha: 0.95,
   windowRatio: 0.08,
   sampleRatio: 0.05,
+  minSampleRows: 0,
+  selection: 'auto',
   minSparseLen: 0,
   temperature: 0,
   topP: 1,
@@ -70,6 +76,8 @@ export const ATTRIBUTES: Record<string, [keyof ChatOptions, Parser]> = {
   alpha: ['alpha', num(1e-6, 1)],
   'window-ratio': ['windowRatio', num(1e-6, 1)],
   'sample-ratio': ['sampleRatio', num(1e-6, 1)],
+  'min-sample-rows': ['minSampleRows', num(0, 1 << 20, true)],
+  selection: ['selection', oneOf('auto', 'group', 'topup', 'head')],
   'min-sparse-len': ['minSparseLen', num(0, 1 << 20, true)],
   temperature: ['temperature', num(0, 10)],
   'top-p': ['topP', num(1e-6, 1)],

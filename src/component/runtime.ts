@@ -15,6 +15,8 @@ export function attentionOf(o: ChatOptions): Partial<AttentionOptions> {
     alpha: o.alpha,
     windowRatio: o.windowRatio,
     sampleRatio: o.sampleRatio,
+    ...(o.minSampleRows > 0 ? { minSampleRows: o.minSampleRows } : {}),
+    ...(o.selection !== 'auto' ? { selection: o.selection } : {}),
     ...(o.minSparseLen > 0 ? { minSparseLen: o.minSparseLen } : {}),
   };
 }
