@@ -24,7 +24,7 @@ const lengths = String(args.lengths ?? '300,330,360,390,420,450,480,512').split(
 const alphas = String(args.alphas ?? '0.95,0.99').split(',').map(Number);
 const selections = String(args.selections ?? 'group,topup,head,topup:128').split(',').map((v) => {
   const [rule, rows] = v.split(':');
-  if (rule !== 'group' && rule !== 'topup' && rule !== 'head') throw new Error(`--selections: '${v}' is not group, topup or head[:N]`);
+  if (rule !== 'auto' && rule !== 'group' && rule !== 'topup' && rule !== 'head') throw new Error(`--selections: '${v}' is not auto, group, topup or head[:N]`);
   const minSampleRows = rows === undefined ? DEFAULT_ATTENTION.minSampleRows : Number(rows);
   if (!Number.isInteger(minSampleRows) || minSampleRows < 1) throw new Error(`--selections: '${v}': N must be a positive integer`);
   return { name: v, selection: rule as NonNullable<AttentionOptions['selection']>, minSampleRows };

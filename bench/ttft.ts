@@ -3,7 +3,7 @@
  * structured synthetic model (src/synthetic: weights synthesized on the fly
  * by structuredSource, nothing on disk), in Node + Dawn.
  *   npm run bench -- bench/ttft.ts [--json FILE] [--shape internlm2-7b|internlm2-1.8b|chatglm2-6b|tiny]
- *     [--lengths 8192,32768[,65536,131072]] [--weights q4] [--prefill-chunk 4096] [--alpha 0.95] [--selection topup|group|head]
+ *     [--lengths 8192,32768[,65536,131072]] [--weights q4] [--prefill-chunk 4096] [--alpha 0.95] [--selection auto|topup|group|head]
  *     [--modes dense,sample] [--steps 16] [--kv f16] [--min-sparse-len N] [--seed 1] [--needles 1]
  *     [--background heavy|flat] (the model's background: heavy-tailed per-token salience, the
  *     default, or the older flat one; src/synthetic/structured.ts)

@@ -54,7 +54,7 @@ import { attentionHeader, bindAt, DEFAULT_FUSED_VARIANT, FlashAttention, PARAMS_
 import { getPipeline } from '../gpu/pipelines.ts';
 import selectSource from '../../kernels/sample_select.wgsl?raw';
 import { BIN_ARGS_BYTES, SampleKernels, type SamplingOptions } from '../../kernels/sample_attention.ts';
-import { chunkAreas, fallbackStripeArea, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
+import { chunkAreas, fallbackStripeArea, selectionRule, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
 
 export { resolveAttentionOptions, sparsePlan } from './options.ts';
 
@@ -191,8 +191,9 @@ export class PrefillAttention {
     const plan = sparse ? sparsePlan(pos, rows, opts) : undefined;
     const statsAt = sparse ? this.statsSlot() : undefined;
     // Per-head units: per-head selection (sparse), or the dense pass's 'head' row mapping.
-    const perHead = sparse ? (opts.selection ?? 'group') === 'head' : (opts.denseMap ?? 'group') === 'head';
     const group = d.nHeads / d.nKvHeads;
+    const rule = sparse ? selectionRule(opts, pos + rows, group, MAX_TOPUP_GROUP) : undefined;
+    const perHead = sparse ? rule === 'head' : (opts.denseMap ?? 'group') === 'head';
     const units = perHead ? d.nHeads : d.nKvHeads;
     const p: AttentionParams = {
       rows, pos, nHeads: d.nHeads, nKvHeads: d.nKvHeads, capacity: d.capacity,
@@ -206,7 +207,7 @@ export class PrefillAttention {
     const params: GPUBufferBinding = { buffer: this.params, offset, size: PARAMS_BYTES };
     // Selection, fused pass, fallback and stripes: per-head units (group 1) or the KV groups.
     let sparams = params;
-    const topup = sparse && opts.selection === 'topup';
+    const topup = rule === 'topup';
     if (topup && group > MAX_TOPUP_GROUP) throw new InvalidOptionError('selection', `'topup' supports up to ${MAX_TOPUP_GROUP} query heads per KV head, this model has ${group}; use 'group' or 'head'`);
     let headParams: GPUBufferBinding | undefined;
     if (perHead || topup) {

@@ -29,7 +29,7 @@ export function validateAttentionOptions(o: AttentionOptions): void {
   ratio('alpha');
   ratio('windowRatio');
   ratio('sampleRatio');
-  const int = (name: 'minSampleRows' | 'sampleBlock' | 'minSparseLen', min: number) => {
+  const int = (name: 'minSampleRows' | 'sampleBlock' | 'minSparseLen' | 'topupBelow', min: number) => {
     const v = o[name];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min) bad(name, `must be an integer >= ${min}`, v);
   };
@@ -37,11 +37,23 @@ export function validateAttentionOptions(o: AttentionOptions): void {
   int('sampleBlock', 1);
   int('minSparseLen', 0);
   if (o.sparsePass !== undefined && o.sparsePass !== 'fused' && o.sparsePass !== 'split') bad('sparsePass', "must be 'fused' or 'split'", o.sparsePass);
-  if (o.selection !== undefined && o.selection !== 'group' && o.selection !== 'topup' && o.selection !== 'head') bad('selection', "must be 'group', 'topup' or 'head'", o.selection);
+  if (o.selection !== undefined && !['auto', 'group', 'topup', 'head'].includes(o.selection)) bad('selection', "must be 'auto', 'group', 'topup' or 'head'", o.selection);
+  if (o.topupBelow !== undefined) int('topupBelow', 0);
   if (o.denseMap !== undefined && o.denseMap !== 'group' && o.denseMap !== 'head') bad('denseMap', "must be 'group' or 'head'", o.denseMap);
   if (o.fusedVariant !== undefined && o.fusedVariant !== 'a' && o.fusedVariant !== 'b') bad('fusedVariant', "must be 'a' or 'b'", o.fusedVariant);
   const f = o.denseFallbackArea;
   if (f !== undefined && (typeof f !== 'number' || !Number.isFinite(f) || f <= 0 || f > 1)) bad('denseFallbackArea', 'must be a number in (0, 1]', f);
+}
+
+/**
+ * The selection rule one sparse encode of a chunk ending at `seqLen` (pos + rows) uses:
+ * 'auto' becomes 'topup' below opts.topupBelow (and only where a KV group has at most
+ * maxTopupGroup query heads), else 'group'.
+ */
+export function selectionRule(opts: AttentionOptions, seqLen: number, group: number, maxTopupGroup: number): 'group' | 'topup' | 'head' {
+  const s = opts.selection ?? DEFAULT_ATTENTION.selection ?? 'group';
+  if (s !== 'auto') return s;
+  return seqLen < (opts.topupBelow ?? DEFAULT_ATTENTION.topupBelow ?? 0) && group <= maxTopupGroup ? 'topup' : 'group';
 }
 
 /** What one sparse encode of a chunk does. */

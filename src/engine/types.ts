@@ -56,11 +56,21 @@ export interface AttentionOptions {
    */
   denseFallbackArea?: number;
   /**
-   * Column selection unit: 'group' (per KV group, the spec's GQA variant: the group's
-   * query heads share one column set and the sparse pass shares K/V tiles; default) or
-   * 'head' (per query head, the spec's default). Optional (additive).
+   * Column selection rule under GQA:
+   *  - 'group': one column set per KV group from the group's summed scores (the spec's GQA
+   *    variant); the query heads share it and the sparse pass shares K/V tiles; fastest.
+   *  - 'topup': the 'group' set, then each head still under alpha on its sampled rows gets its
+   *    own smallest top-up, so every head reaches alpha; one shared set per group.
+   *  - 'head': per query head (the spec's per-head rule).
+   *  - 'auto' (default): 'topup' while the sequence (pos + rows of the chunk) is shorter than
+   *    `topupBelow`, else 'group'. H100, 7B q4 TTFT: topup costs +2.3% at 4K, +2.5% at 8K,
+   *    +7.3% at 16K, +11% at 32K over group (sampled CRA 0.98 vs 0.95); the attention op at
+   *    128K 2.36x vs 4.03x over dense (BENCHMARKS.md "Column selection under GQA").
+   * Optional (additive).
    */
-  selection?: 'group' | 'topup' | 'head';
+  selection?: 'auto' | 'group' | 'topup' | 'head';
+  /** Sequence length from which selection 'auto' uses 'group' instead of 'topup'. Default 16384. Optional (additive). */
+  topupBelow?: number;
   /**
    * Fused sparse pass code variant (kernels/attention_prefill.wgsl FV): 'a' one tile loop,
    * 'b' stripe tiles in their own loop (default). Same result; a speed knob. Optional (additive).
@@ -84,7 +94,8 @@ export const DEFAULT_ATTENTION: AttentionOptions = {
   minSparseLen: 2048,
   sparsePass: 'fused',
   denseFallbackArea: 0.85,
-  selection: 'group',
+  selection: 'auto',
+  topupBelow: 16384,
   fusedVariant: 'b',
   denseMap: 'group',
 };

@@ -9,7 +9,7 @@ import { testGpu } from '../helpers/gpu.ts';
 import { runPrefill, runSparseCase } from '../cases/attention.ts';
 import { attentionRef } from '../../kernels/attention_prefill.ts';
 import { syntheticQkv } from '../../src/attention/synthetic.ts';
-import { resolveAttentionOptions } from '../../src/attention/options.ts';
+import { resolveAttentionOptions, selectionRule } from '../../src/attention/options.ts';
 import { DEFAULT_ATTENTION } from '../../src/engine/types.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { relL2 } from '../helpers/compare.ts';
@@ -106,6 +106,11 @@ describe('SampleAttention (Dawn)', () => {
       expect(ids.length).toBeLessThan(1024 - topup.stats[0].window);
     });
     expect(relL2(topup.out, want)).toBeLessThanOrEqual(relL2(group.out, want) + 1e-6);
+    // 'auto' (the default) is 'topup' below topupBelow, 'group' from it on.
+    const autoShort = await runPrefill(ctx, qkv, d, { ...SPARSE, alpha: 0.95, selection: 'auto', topupBelow: 1025 });
+    const autoLong = await runPrefill(ctx, qkv, d, { ...SPARSE, alpha: 0.95, selection: 'auto', topupBelow: 1024 });
+    expect(autoShort.selection).toEqual(topup.selection);
+    expect(autoLong.selection).toEqual(group.selection);
   });
 
   it('chunk at pos > 0: the chunk rows against all earlier keys', async () => {
@@ -138,5 +143,13 @@ describe('SampleAttention (Dawn)', () => {
     expect(() => resolveAttentionOptions({ windowRatio: 0 })).toThrow(/windowRatio/);
     expect(() => resolveAttentionOptions({ minSampleRows: 2.5 })).toThrow(/minSampleRows/);
     expect(() => resolveAttentionOptions({ bogus: 1 } as never)).toThrow(/bogus/);
+    expect(() => resolveAttentionOptions({ selection: 'sum' } as never)).toThrow(/selection/);
+    expect(() => resolveAttentionOptions({ topupBelow: -1 })).toThrow(/topupBelow/);
+    // 'auto': topup below topupBelow, group from it on, and group where a KV group is wider than topup supports.
+    const auto = resolveAttentionOptions({ topupBelow: 4096 });
+    expect(selectionRule(auto, 4095, 4, 64)).toBe('topup');
+    expect(selectionRule(auto, 4096, 4, 64)).toBe('group');
+    expect(selectionRule(auto, 100, 128, 64)).toBe('group');
+    expect(selectionRule({ ...auto, selection: 'head' }, 100, 4, 64)).toBe('head');
   });
 });

@@ -25,21 +25,18 @@ import { FIXTURES, testGpu } from '../helpers/gpu.ts';
 const BARS = [{ alpha: 0.95, top1: 0.98 }, { alpha: 0.99, top1: 0.99 }] as const;
 
 /**
- * stories260k at alpha 0.95 with every other option at its default measured
- * 97.92% (10 of 480 rows differ, each with a dense top-2 margin under 0.2
- * logits). Two things limit it (bench/agreement.ts over eight story lengths,
- * BENCHMARKS.md "Column selection under GQA"): the default 'group' rule
- * thresholds the KV group's summed scores, so single heads end under alpha
- * (0.90-0.94 here), and 64 sampled rows are a noisy estimate at these lengths.
- * Selection 'topup' (every head topped up to alpha) with 128 sampled rows
- * meets both bars at all eight lengths (alpha 0.95: 98.06-99.39%, mean 98.92%;
- * at 480: 98.96%), so the 98% bar is asserted with those two options; the
- * defaults stay (the 'group' rule is what keeps the 128K attention target:
- * topup 2.36x vs 4.03x on the H100), and their figure is asserted against its
- * measured level (a regression guard, not the issue's bar).
+ * stories260k at alpha 0.95. The default selection 'auto' is 'topup' at these
+ * lengths (every head topped up to alpha; 'group' from 16384 tokens on): 98.33%
+ * at 480 tokens. Over eight story lengths (bench/agreement.ts, BENCHMARKS.md
+ * "Column selection under GQA"): topup 98.42% mean (2 of 8 lengths under 98%:
+ * 64 sampled rows are a noisy estimate this short), topup with 128 sampled rows
+ * 98.06-99.39% (none under), the long-prompt rule 'group' 97.56% (97.92% here).
+ * So the bar is asserted at the defaults and with 128 sampled rows; 'group' is
+ * asserted against its measured level (a regression guard, not the issue's bar).
  */
-const STORIES_095 = { selection: 'topup' as const, minSampleRows: 128 };
-const STORIES_095_DEFAULTS_FLOOR = 0.975;
+const STORIES_095 = { minSampleRows: 128 };
+const STORIES_095_GROUP = { selection: 'group' as const };
+const STORIES_095_GROUP_FLOOR = 0.975;
 
 
 function sparsityLine(s: SparsityReport | undefined): string {
@@ -63,8 +60,9 @@ describe('SampleAttention vs dense prefill at model level (Dawn)', () => {
       const V = engine.spec.vocabSize;
       const dense = await prefillAndGreedy(engine, ids, 0, { attention: { attention: 'dense' } });
       const runs = [
-        { ...BARS[0], extra: {}, floor: STORIES_095_DEFAULTS_FLOOR },
+        { ...BARS[0], extra: {}, floor: BARS[0].top1 },
         { ...BARS[0], extra: STORIES_095, floor: BARS[0].top1 },
+        { ...BARS[0], extra: STORIES_095_GROUP, floor: STORIES_095_GROUP_FLOOR },
         { ...BARS[1], extra: {}, floor: BARS[1].top1 },
       ];
       for (const bar of runs) {

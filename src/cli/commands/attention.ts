@@ -42,7 +42,7 @@ function num(name: string, v: string | undefined): number | undefined {
 export const attention: Command = {
   name: 'attention',
   summary: 'run dense or SampleAttention prefill attention on q/k/v tensors and print per-head stats',
-  usage: 'sieve attention --in QKV.safetensors --out O.safetensors [--mode dense|sample] [--alpha A] [--window R] [--rows R] [--min-rows N] [--min-len N] [--block N] [--selection group|topup|head]',
+  usage: 'sieve attention --in QKV.safetensors --out O.safetensors [--mode dense|sample] [--alpha A] [--window R] [--rows R] [--min-rows N] [--min-len N] [--block N] [--selection auto|group|topup|head]',
   async run(argv) {
     const { values } = parseArgs({
       args: argv,

@@ -19,7 +19,7 @@ export const ENGINE_FLAGS = {
   selection: { type: 'string' },
 } as const;
 
-export const ENGINE_USAGE = '[--weights f32|f16|q8|q4] [--kv f32|f16] [--context N] [--chunk N] [--attention dense|sample] [--alpha A] [--window-ratio R] [--sample-ratio R] [--min-sparse-len N] [--selection group|topup|head]';
+export const ENGINE_USAGE = '[--weights f32|f16|q8|q4] [--kv f32|f16] [--context N] [--chunk N] [--attention dense|sample] [--alpha A] [--window-ratio R] [--sample-ratio R] [--min-sparse-len N] [--selection auto|group|topup|head]';
 
 export function positiveInt(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -38,7 +38,7 @@ function fraction(name: string, v: string | undefined): number | undefined {
 /** --selection: the column-selection rule (AttentionOptions.selection). */
 export function selectionFlag(v: string | undefined): AttentionOptions['selection'] {
   if (v === undefined) return undefined;
-  if (v !== 'group' && v !== 'topup' && v !== 'head') throw new InvalidOptionError('selection', `expected group, topup or head, got '${v}'`);
+  if (v !== 'auto' && v !== 'group' && v !== 'topup' && v !== 'head') throw new InvalidOptionError('selection', `expected auto, group, topup or head, got '${v}'`);
   return v;
 }
 
