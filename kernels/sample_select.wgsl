@@ -149,6 +149,13 @@ fn selected(j: u32, all: bool, gBase: u32, tauF: f32, kvh: u32) -> bool {
   return false;
 }
 
+// This thread's share of a head's window mass over the sampled rows (rowStats column 1).
+fn window_part(lid: u32, head: u32) -> f32 {
+  var part = 0.0;
+  for (var k = lid; k < p.nSamp; k += WG) { part += rowStats[(head * p.nSamp + k) * 2u + 1u]; }
+  return part;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let kvh = wg.x;
@@ -160,23 +167,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   // Window mass of the sampled rows, per head and for the group.
   var wTotal = 0.0;
-  for (var g = 0u; g < p.group; g++) {
-    let head = kvh * p.group + g;
-    var part = 0.0;
-    for (var k = lid; k < p.nSamp; k += WG) { part += rowStats[(head * p.nSamp + k) * 2u + 1u]; }
-    wTotal += wg_sum(lid, part);
-  }
+  for (var g = 0u; g < p.group; g++) { wTotal += wg_sum(lid, window_part(lid, kvh * p.group + g)); }
   var all = false;
   if (TAU_PASS) {
     // Virtual params: kvh is a query head, wTotal its window mass; its KV group kvg has p.kvDiv heads.
     let G = p.kvDiv;
     let kvg = kvh / G;
     var wGroup = 0.0;
-    for (var g = 0u; g < G; g++) {
-      var part = 0.0;
-      for (var k = lid; k < p.nSamp; k += WG) { part += rowStats[((kvg * G + g) * p.nSamp + k) * 2u + 1u]; }
-      wGroup += wg_sum(lid, part);
-    }
+    for (var g = 0u; g < G; g++) { wGroup += wg_sum(lid, window_part(lid, kvg * G + g)); }
     let base = kvg * p.capacity;
     let tg = threshold(lid, base, n, p.alpha * f32(p.nSamp * G) - wGroup, NO_HEAD, 0.0);
     var t = Tau(0x7f800000u, false);
@@ -248,8 +246,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // CRA on the sampled rows, per head: (window mass + selected column mass) / nSamp.
   for (var g = 0u; g < p.group; g++) {
     let head = kvh * p.group + g;
-    var wpart = 0.0;
-    for (var k = lid; k < p.nSamp; k += WG) { wpart += rowStats[(head * p.nSamp + k) * 2u + 1u]; }
+    let wpart = window_part(lid, head);
     var cpart = 0.0;
     for (var j = c0; j < c1; j++) {
       if (selected(j, all, gBase, tauF, kvh)) { cpart += colScores[head * p.capacity + j]; }
