@@ -15,10 +15,11 @@ import { validateLoadOptions } from './options.ts';
 import type { LoadOptions } from './types.ts';
 
 /** The API's view of src/tokenizer's Tokenizer. */
-export function adaptTokenizer(tok: Tokenizer): TokenizerAdapter {
+export function adaptTokenizer(tok: Tokenizer, opts: { allowSpecialTokens?: boolean } = {}): TokenizerAdapter {
+  const allowSpecialTokens = opts.allowSpecialTokens === true;
   return {
     encode: (text) => tok.encode(text, { addSpecial: true }),
-    encodeChat: (messages) => tok.formatChat(messages, { addGenerationPrompt: true }).ids,
+    encodeChat: (messages) => tok.formatChat(messages, { addGenerationPrompt: true, allowSpecialTokens }).ids,
     newDecoder: () => tok.streamDecoder(),
     eosIds: tok.eosIds,
     hasChatFormat: tok.hasChatFormat,
@@ -42,7 +43,7 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
   try {
     // progress comes from the weight loader (bytes of weights, every source kind), not the URL fetcher too
     const fs = openSource(source, options.cache === false ? { cache: false } : {});
-    const tokenizer = adaptTokenizer(await loadTokenizer(fs));
+    const tokenizer = adaptTokenizer(await loadTokenizer(fs), { allowSpecialTokens: options.allowSpecialTokens });
     checkAbort();
     engine = await loadEngine(ctx, fs, {
       weights: options.weights,

@@ -36,6 +36,12 @@ export interface LoadOptions {
    * checkpoints are made on the fly and a fresh profile gains nothing.
    */
   cache?: boolean;
+  /**
+   * Let special-token strings inside chat message content (`<|im_start|>`,
+   * `</s>`...) become special tokens. Default false: message content is
+   * encoded as text, and only the chat template's own markup yields specials.
+   */
+  allowSpecialTokens?: boolean;
 }
 
 export interface GenerateOptions {

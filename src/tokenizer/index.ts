@@ -12,7 +12,7 @@
  * model's hash). tokenizer_config.json, when present, gives the chat template,
  * the special token names and add_bos_token.
  */
-import { ConfigError, MissingFileError, ModelFormatError } from '../errors.ts';
+import { ConfigError, MissingFileError, ModelFormatError, TokenizerError } from '../errors.ts';
 import type { FileSource } from '../loader/source.ts';
 import { cachedConversion } from './cache.ts';
 import { ChatFormat, type ChatFormatOptions, type ChatMessage } from './chat.ts';
@@ -69,7 +69,20 @@ export class Tokenizer extends SieveTokenizer {
    * prefix is added only where the template did not already write it.
    */
   formatChat(messages: ChatMessage[], opts: ChatFormatOptions = {}): ChatEncoding {
-    const text = this.chat.render(messages, opts);
+    if (opts.allowSpecialTokens) {
+      const text = this.chat.render(messages, opts);
+      return { text, ids: this.withPrefix(this.encode(text, { parseSpecial: true })) };
+    }
+    // Specials only where the template put them: message content is text.
+    const { text, spans } = this.chat.renderWithSpans(messages, opts);
+    if (spans) return { text, ids: this.withPrefix(this.encodeMasked(text, spans)) };
+    const i = messages.findIndex((m) => this.containsSpecial(m.content));
+    if (i >= 0) {
+      throw new TokenizerError(
+        `message ${i} contains special-token text, and this chat template transforms message content, so it cannot be kept as plain text; remove it or pass allowSpecialTokens: true`,
+        { index: i },
+      );
+    }
     return { text, ids: this.withPrefix(this.encode(text, { parseSpecial: true })) };
   }
 }
