@@ -36,7 +36,7 @@ class Writer {
     new DataView(b.buffer).setFloat32(0, v, true);
     this.bytes.push(...b);
   }
-  bytesField(num: number, b: Uint8Array | number[]): void { this.key(num, 2); this.varint(b.length); this.bytes.push(...b); }
+  bytesField(num: number, b: Uint8Array | number[]): void { this.key(num, 2); this.varint(b.length); for (const x of b) this.bytes.push(x); }
   string(num: number, s: string): void { this.bytesField(num, new TextEncoder().encode(s)); }
   message(num: number, w: Writer): void { this.bytesField(num, w.bytes); }
 }
