@@ -18,6 +18,7 @@ import { cachedConversion } from './cache.ts';
 import { ChatFormat, type ChatFormatOptions, type ChatMessage } from './chat.ts';
 import { sentencePieceToJson, type TokenizerJson } from './convert.ts';
 import { parseSentencePiece } from './sentencepiece.ts';
+import { validateTokenizerJson } from './validate-json.ts';
 import { SieveTokenizer, tokenString, type CoreOptions, type TokenizerFamily } from './tokenizer.ts';
 
 export type { ChatMessage, ChatFormatOptions } from './chat.ts';
@@ -26,6 +27,7 @@ export type { TokenizerFamily, EncodeOptions, DecodeOptions } from './tokenizer.
 export { CHATGLM2_TEMPLATE, INTERNLM2_TEMPLATE } from './chat.ts';
 export { parseSentencePiece } from './sentencepiece.ts';
 export { sentencePieceToJson } from './convert.ts';
+export { validateTokenizerJson, backtrackingRisk } from './validate-json.ts';
 
 export interface LoadTokenizerOptions {
   /** Model family; default: from config.json's model_type ('chatglm' -> chatglm2, 'internlm2'), else generic. */
@@ -122,6 +124,7 @@ export async function loadTokenizer(source: FileSource, opts: LoadTokenizerOptio
     if (!json.model || typeof json.model !== 'object') {
       throw new ModelFormatError(`${source.name}/tokenizer.json`, 'has no "model" object');
     }
+    validateTokenizerJson(json, `${source.name}/tokenizer.json`);
     const full = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...json };
     return new Tokenizer(full as unknown as TokenizerJson, core);
   }
