@@ -12,6 +12,7 @@
  * section, as the reference implementation requires), duplicate tensors. Sharded checkpoints go through
  * `model.safetensors.index.json` (readCheckpoint).
  */
+import { unsafePathReason } from './paths.ts';
 import { MissingFileError, ModelFormatError } from '../errors.ts';
 import type { FileDtype, FileSource, TensorEntry } from './source.ts';
 
@@ -266,8 +267,10 @@ async function readSharded(source: FileSource): Promise<Checkpoint> {
   const wanted = new Map<string, string>();
   const files: string[] = [];
   for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof file !== 'string' || !file || file.includes('..') || file.startsWith('/')) {
-      throw new ModelFormatError(INDEX_FILE, `weight_map['${tensor}'] is not a file name in the folder: ${JSON.stringify(file)}`);
+    const unsafe = unsafePathReason(file);
+    if (unsafe !== undefined || typeof file !== 'string') {
+      const shown = typeof file === 'string' ? JSON.stringify(file.slice(0, 200)) : String(file);
+      throw new ModelFormatError(INDEX_FILE, `weight_map['${tensor}'] is not a file name in the folder: ${shown} (it has ${unsafe})`, { tensor });
     }
     wanted.set(tensor, file);
     if (!files.includes(file)) files.push(file);

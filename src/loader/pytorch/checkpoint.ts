@@ -13,6 +13,7 @@
  * exactly numel x element bytes of its declared type; tensors must be
  * contiguous views inside their storage.
  */
+import { unsafePathReason } from '../paths.ts';
 import { MissingFileError, ModelFormatError } from '../../errors.ts';
 import type { Checkpoint } from '../safetensors.ts';
 import type { FileSource, TensorEntry } from '../source.ts';
@@ -103,8 +104,10 @@ export async function readPytorchCheckpoint(source: FileSource): Promise<Pytorch
   const wanted = new Map<string, string>();
   const files: string[] = [];
   for (const [tensor, f] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof f !== 'string' || !f || f.includes('..') || f.startsWith('/')) {
-      throw new ModelFormatError(PT_INDEX_FILE, `weight_map['${tensor}'] is not a file name in the folder: ${JSON.stringify(f)}`);
+    const unsafe = unsafePathReason(f);
+    if (unsafe !== undefined || typeof f !== 'string') {
+      const shown = typeof f === 'string' ? JSON.stringify(f.slice(0, 200)) : String(f);
+      throw new ModelFormatError(PT_INDEX_FILE, `weight_map['${tensor}'] is not a file name in the folder: ${shown} (it has ${unsafe})`, { tensor });
     }
     wanted.set(tensor, f);
     if (!files.includes(f)) files.push(f);
