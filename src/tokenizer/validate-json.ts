@@ -9,7 +9,8 @@
  *   quantifier or an alternation (`(a+)+`, `(a|a)*`, `(\w?)+`), and
  *   backreferences. JavaScript cannot interrupt a running regex, so the
  *   patterns are judged before they run. Real tokenizer patterns (GPT-2,
- *   Llama 3, Qwen 2...) repeat only character classes.
+ *   Llama 3, Qwen 2...) repeat only character classes. So is a sequence of
+ *   more than two unbounded repetitions (`\s*\s*\s*$` backtracks as n^3).
  * - ids: every vocabulary and added-token id is an integer in
  *   [0, 2 * (entries + added tokens) + 1024): the library sizes arrays by id.
  * - sizes and nesting: at most MAX_VOCAB entries, MAX_ADDED added tokens,
@@ -21,6 +22,8 @@ export const MAX_VOCAB = 4_000_000;
 export const MAX_ADDED = 100_000;
 export const MAX_DEPTH = 64;
 export const MAX_PATTERN_CHARS = 10_000;
+/** Unbounded repetitions one alternative may chain (`\s*[\r\n]+` has 2): each more multiplies backtracking by the text's length. */
+export const MAX_SEQUENTIAL_REPEATS = 2;
 
 export function validateTokenizerJson(json: Record<string, unknown>, file: string): void {
   const fail = (where: string, why: string, details: Record<string, unknown> = {}): never => {
@@ -83,19 +86,24 @@ export function validateTokenizerJson(json: Record<string, unknown>, file: strin
  */
 export function backtrackingRisk(pattern: string): string | undefined {
   if (pattern.length > MAX_PATTERN_CHARS) return `${pattern.length} characters, above the limit of ${MAX_PATTERN_CHARS}`;
-  const frames: { quant: boolean; alt: boolean }[] = [{ quant: false, alt: false }];
+  // Per open group: a quantifier / alternation inside; unbounded repetitions
+  // in the current alternative (`cur`) and the most in any alternative (`max`).
+  type Frame = { quant: boolean; alt: boolean; cur: number; max: number };
+  const frame = (): Frame => ({ quant: false, alt: false, cur: 0, max: 0 });
+  const frames: Frame[] = [frame()];
+  const polynomial = `more than ${MAX_SEQUENTIAL_REPEATS} unbounded repetitions in one sequence (polynomial backtracking)`;
   let i = 0;
   const n = pattern.length;
   /** Length of a quantifier at j and whether it repeats without bound or more than once; undefined if none. */
-  const quantAt = (j: number): { len: number; repeats: boolean } | undefined => {
+  const quantAt = (j: number): { len: number; repeats: boolean; unbounded: boolean } | undefined => {
     const c = pattern[j];
-    if (c === '*' || c === '+') return { len: pattern[j + 1] === '?' || pattern[j + 1] === '+' ? 2 : 1, repeats: true };
-    if (c === '?') return { len: pattern[j + 1] === '?' ? 2 : 1, repeats: false };
+    if (c === '*' || c === '+') return { len: pattern[j + 1] === '?' || pattern[j + 1] === '+' ? 2 : 1, repeats: true, unbounded: true };
+    if (c === '?') return { len: pattern[j + 1] === '?' ? 2 : 1, repeats: false, unbounded: false };
     if (c === '{') {
       const m = /^\{(\d*)(,(\d*))?\}\??/.exec(pattern.slice(j, j + 30));
       if (!m || (m[1] === '' && m[3] === undefined)) return undefined;
       const max = m[2] === undefined ? Number(m[1]) : m[3] === '' ? Infinity : Number(m[3]);
-      return { len: m[0].length, repeats: max > 1 };
+      return { len: m[0].length, repeats: max > 1, unbounded: max > 64 };
     }
     return undefined;
   };
@@ -116,7 +124,7 @@ export function backtrackingRisk(pattern: string): string | undefined {
       while (i < n && pattern[i] !== ']') i += pattern[i] === '\\' ? 2 : 1;
       i++;
     } else if (c === '(') {
-      frames.push({ quant: false, alt: false });
+      frames.push(frame());
       i++;
       if (pattern[i] === '?') {
         // (?:  (?=  (?!  (?<=  (?<!  (?<name>  (?i:
@@ -126,7 +134,7 @@ export function backtrackingRisk(pattern: string): string | undefined {
       }
       continue;
     } else if (c === ')') {
-      const f = frames.length > 1 ? frames.pop()! : { quant: false, alt: false };
+      const f = frames.length > 1 ? frames.pop()! : frame();
       i++;
       const q = quantAt(i);
       if (q) {
@@ -138,9 +146,14 @@ export function backtrackingRisk(pattern: string): string | undefined {
       const top = frames[frames.length - 1];
       top.quant ||= f.quant || !!q;
       top.alt ||= f.alt;
+      top.cur += Math.max(f.max, f.cur) + (q?.unbounded ? 1 : 0);
+      if (top.cur > MAX_SEQUENTIAL_REPEATS) return polynomial;
       continue;
     } else if (c === '|') {
-      frames[frames.length - 1].alt = true;
+      const top = frames[frames.length - 1];
+      top.alt = true;
+      top.max = Math.max(top.max, top.cur);
+      top.cur = 0;
       i++;
     } else {
       i++;
@@ -148,7 +161,9 @@ export function backtrackingRisk(pattern: string): string | undefined {
     // A quantifier after an atom.
     const q = quantAt(i);
     if (q) {
-      frames[frames.length - 1].quant = true;
+      const top = frames[frames.length - 1];
+      top.quant = true;
+      if (q.unbounded && ++top.cur > MAX_SEQUENTIAL_REPEATS) return polynomial;
       i += q.len;
     }
   }
