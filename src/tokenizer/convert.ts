@@ -102,6 +102,11 @@ export function sentencePieceToJson(m: SpmModel, file = 'tokenizer.model'): Toke
     vocab[p.piece] = id;
     if (p.type === PieceType.NORMAL || p.type === PieceType.UNUSED) mergeable.add(p.piece);
   }
+  for (const [field, id] of [['unk_id', t.unkId], ['bos_id', t.bosId], ['eos_id', t.eosId], ['pad_id', t.padId]] as const) {
+    if (!Number.isInteger(id) || id < -1 || id >= m.pieces.length) {
+      throw new TokenizerError(`${file}: trainer_spec.${field} ${id} is outside the ${m.pieces.length} pieces (and not -1)`, { file, field, id });
+    }
+  }
   const unk = m.pieces[t.unkId];
   if (!unk || unk.type !== PieceType.UNKNOWN) {
     throw new TokenizerError(`${file}: unk_id ${t.unkId} is not an UNKNOWN piece`, { file, unkId: t.unkId });
