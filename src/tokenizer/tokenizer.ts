@@ -83,18 +83,24 @@ export class SieveTokenizer {
   private readonly jsonSpecialPattern?: RegExp;
   private hfPlain?: HfTokenizer;
   private readonly json: TokenizerJson;
+  private readonly name: string;
 
   constructor(json: TokenizerJson, opts: CoreOptions) {
     this.family = opts.family;
     this.config = opts.config;
     this.kind = json.sentencepiece ? 'sentencepiece' : 'tokenizer.json';
     this.json = json;
+    this.name = opts.name;
     try {
       this.hf = new HfTokenizer(json, { clean_up_tokenization_spaces: false, ...opts.config });
     } catch (e) {
       throw new TokenizerError(`${opts.name}: tokenizer.json could not be built: ${(e as Error).message}`, { source: opts.name });
     }
-    this.hfVocabSize = this.hf.get_vocab(true).size;
+    // Ids run to the largest one (a tokenizer.json may leave gaps).
+    let maxId = -1;
+    const vocabMap = this.hf.get_vocab(true);
+    for (const id of vocabMap.values()) if (id > maxId) maxId = id;
+    this.hfVocabSize = Math.max(vocabMap.size, maxId + 1);
     const spm = json.sentencepiece;
     const cfgTok = (k: string) => tokenString(this.config[k]);
     if (spm) {
@@ -191,7 +197,7 @@ export class SieveTokenizer {
   /** Text -> ids. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new TokenizerError(`encode expects a string, got ${typeof text}`);
-    const ids = opts.parseSpecial ? this.encodeParsingSpecials(text) : this.encodeText(text, true);
+    const ids = this.guard('encode', () => (opts.parseSpecial ? this.encodeParsingSpecials(text) : this.encodeText(text, true)));
     const addSpecial = opts.addSpecial ?? opts.bos ?? false;
     return addSpecial ? this.withPrefix(ids) : ids;
   }
@@ -264,6 +270,27 @@ export class SieveTokenizer {
   }
 
 
+  /**
+   * Runs a call into the tokenizer library: a failure inside it (a
+   * tokenizer.json it accepted but cannot run) is a TokenizerError, and an id
+   * it produces outside the vocabulary is one too.
+   */
+  private guard(what: string, f: () => number[]): number[] {
+    let ids: number[];
+    try {
+      ids = f();
+    } catch (e) {
+      if (e instanceof TokenizerError) throw e;
+      throw new TokenizerError(`${this.name}: ${what} failed in the tokenizer: ${(e as Error)?.message ?? String(e)}`, { source: this.name });
+    }
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new TokenizerError(`${this.name}: ${what} produced token id ${id}, outside the vocabulary [0, ${this.vocabSize}) (the tokenizer file is inconsistent)`, { source: this.name, id });
+      }
+    }
+    return ids;
+  }
+
   /** Whether `text` contains a special-token string (one that parseSpecial would turn into a special id). */
   containsSpecial(text: string): boolean {
     const re = this.specialPattern ?? this.jsonSpecialPattern;
@@ -278,6 +305,10 @@ export class SieveTokenizer {
    * encode(text, { parseSpecial: true }) does it.
    */
   encodeMasked(text: string, spans: readonly (readonly [number, number])[]): number[] {
+    return this.guard('encode', () => this.encodeMaskedUnchecked(text, spans));
+  }
+
+  private encodeMaskedUnchecked(text: string, spans: readonly (readonly [number, number])[]): number[] {
     if (this.normalizer) return this.encodeParsingSpecials(text, spans);
     const re0 = this.jsonSpecialPattern;
     if (!re0) return this.encodeText(text, true);
@@ -324,7 +355,13 @@ export class SieveTokenizer {
     const parts: string[] = [];
     let run: number[] = [];
     const flushRun = () => {
-      if (run.length) parts.push(this.hf.decode(run, { skip_special_tokens: false, clean_up_tokenization_spaces: false }));
+      if (run.length) {
+        try {
+          parts.push(this.hf.decode(run, { skip_special_tokens: false, clean_up_tokenization_spaces: false }));
+        } catch (e) {
+          throw new TokenizerError(`${this.name}: decode failed in the tokenizer: ${(e as Error)?.message ?? String(e)}`, { source: this.name });
+        }
+      }
       run = [];
     };
     for (const id of ids) {

@@ -46,7 +46,7 @@ describe('chat templates run under limits', () => {
 
   it('nested loops with a body stop too, and the step limit is settable', () => {
     const fmt = new ChatFormat('template', '{% for i in range(1000) %}{% for j in range(1000) %}{{ j }}{% endfor %}{% endfor %}', {});
-    expect(() => fmt.render(user, {}, { steps: 50_000 })).toThrow(/limit 'steps' = 50000/);
+    expect(() => fmt.render(user, {}, { steps: 50_000, millis: 60_000 })).toThrow(/limit 'steps' = 50000/);
   });
 
   it('the clock stops a render that is slow but within the step limit', () => {

@@ -8,26 +8,7 @@ import { TokenizerError } from '../../src/errors.ts';
 import { loadTokenizer } from '../../src/tokenizer/index.ts';
 import { backtrackingRisk } from '../../src/tokenizer/validate-json.ts';
 import { memSource } from '../loader/mem-source.ts';
-
-/** A small word-level-ish BPE tokenizer.json (bytes as single-char pieces). */
-export function smallTokenizerJson(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const vocab: Record<string, number> = { '<unk>': 0, '<s>': 1, '</s>': 2 };
-  for (const c of 'abcdefghijklmnopqrstuvwxyz ') vocab[c] = Object.keys(vocab).length;
-  vocab.ab = Object.keys(vocab).length;
-  return {
-    version: '1.0',
-    added_tokens: [
-      { id: 1, content: '<s>', special: true, single_word: false, lstrip: false, rstrip: false, normalized: false },
-      { id: 2, content: '</s>', special: true, single_word: false, lstrip: false, rstrip: false, normalized: false },
-    ],
-    normalizer: null,
-    pre_tokenizer: null,
-    post_processor: null,
-    decoder: null,
-    model: { type: 'BPE', unk_token: '<unk>', vocab, merges: [['a', 'b']], dropout: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false },
-    ...extra,
-  };
-}
+import { smallTokenizerJson } from './json-fixture.ts';
 
 async function load(json: Record<string, unknown> | string) {
   const text = typeof json === 'string' ? json : JSON.stringify(json);

@@ -23,18 +23,26 @@ function convert(bytes: Uint8Array): { ms: number; merges?: number; err?: unknow
 
 describe('tokenizer.model conversion is near-linear', () => {
   it('one 50,000-character piece and one 200,000-character piece convert fast', async () => {
+    // Before: 102 s for 50,000 characters, 200,000 hung. Bounds here are loose (a loaded machine);
+    // the ratio is the point: 4x the characters must cost far less than the 16x of a quadratic step.
+    const ms: number[] = [];
     for (const n of [50_000, 200_000]) {
       const long = 'ab'.repeat(n / 2);
       const bytes = bpeModel(['\u2581', 'a', 'b', 'ab', long]);
-      const r = convert(bytes);
+      // Best of three (the machine may be busy).
+      const runs = [convert(bytes), convert(bytes), convert(bytes)];
+      const r = runs[0];
+      ms.push(Math.min(...runs.map((x) => x.ms)));
       expect(r.err).toBeUndefined();
-      expect(r.ms).toBeLessThan(1500);
+      expect(r.ms).toBeLessThan(10_000);
       // Only 'ab' splits into two symbols; the long piece has no split (its halves are not pieces).
       expect(r.merges).toBe(1);
       // The whole tokenizer loads and encodes.
       const tok = await tokenizerFromSentencePiece(bytes, { name: `long-${n}` });
       expect(tok.decode(tok.encode('abab'))).toBe('abab');
     }
+    console.log(`one long piece: 50,000 chars ${ms[0].toFixed(0)} ms, 200,000 chars ${ms[1].toFixed(0)} ms`);
+    expect(ms[1]).toBeLessThan(8 * Math.max(ms[0], 10));
   });
 
   it('a piece splitting everywhere (aaaa... with every shorter run a piece) is bounded by the merge budget', () => {
@@ -48,7 +56,7 @@ describe('tokenizer.model conversion is near-linear', () => {
     const r = convert(big);
     expect(r.err).toBeInstanceOf(TokenizerError);
     expect((r.err as Error).message).toMatch(/limit: 16 per byte/);
-    expect(r.ms).toBeLessThan(3000);
+    expect(r.ms).toBeLessThan(10_000);
   });
 
   it('time grows about linearly with the file: 4x the pieces, well under 16x the time', () => {
