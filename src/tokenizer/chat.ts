@@ -94,7 +94,7 @@ export class ChatFormat {
       try {
         this.template = new Template(source);
       } catch (e) {
-        throw new TokenizerError(`chat_template could not be parsed: ${(e as Error).message}`, { kind });
+        throw new TemplateError(`chat_template could not be parsed: ${(e as Error)?.message ?? String(e)}`, { kind });
       }
     }
   }
