@@ -3,7 +3,7 @@
  * -> a LocalEngine ready to generate. Everything made on the GPU before a
  * failure is released again; a device this call created is destroyed.
  */
-import { AbortedError } from '../errors.ts';
+import { AbortedError, TokenizerError } from '../errors.ts';
 import { getGpu } from '../gpu/device.ts';
 import { openSource, type SourceInput } from '../loader/sources.ts';
 import type { FileSource } from '../loader/source.ts';
@@ -26,6 +26,20 @@ export function adaptTokenizer(tok: Tokenizer, opts: { allowSpecialTokens?: bool
   };
 }
 
+/**
+ * Every id the tokenizer can produce must have an embedding row: a tokenizer
+ * larger than the model's vocabulary belongs to another model (the model's
+ * may be larger: padded_vocab_size rounds up).
+ */
+export function checkVocab(tokenizerSize: number, modelSize: number, folder: string): void {
+  if (tokenizerSize > modelSize) {
+    throw new TokenizerError(
+      `${folder}: the tokenizer has ${tokenizerSize} tokens but the model's vocabulary (config.json vocab_size / padded_vocab_size) has ${modelSize}: they do not belong together`,
+      { tokenizerSize, modelSize },
+    );
+  }
+}
+
 function modelName(source: SourceInput, fs: FileSource): string {
   const name = typeof source === 'string' || source instanceof URL ? String(source) : fs.name;
   const parts = name.split(/[\\/]/).filter(Boolean);
@@ -43,7 +57,8 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
   try {
     // progress comes from the weight loader (bytes of weights, every source kind), not the URL fetcher too
     const fs = openSource(source, options.cache === false ? { cache: false } : {});
-    const tokenizer = adaptTokenizer(await loadTokenizer(fs), { allowSpecialTokens: options.allowSpecialTokens });
+    const tok = await loadTokenizer(fs);
+    const tokenizer = adaptTokenizer(tok, { allowSpecialTokens: options.allowSpecialTokens });
     checkAbort();
     engine = await loadEngine(ctx, fs, {
       weights: options.weights,
@@ -53,6 +68,7 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
       attention: options.attention,
       onProgress: options.onProgress,
       signal,
+      checkSpec: (spec) => checkVocab(tok.vocabSize, spec.vocabSize, fs.name),
     });
     checkAbort();
     return await LocalEngine.create({

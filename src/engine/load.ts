@@ -4,6 +4,7 @@
  * anything is allocated, weights streamed to the GPU). Nothing stays on the
  * GPU when any step fails.
  */
+import { InvalidOptionError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import { openSource, type SourceInput } from '../loader/sources.ts';
@@ -26,6 +27,8 @@ export interface LoadEngineOptions {
   prefillKernel?: EngineOptions['prefillKernel'];
   onProgress?: (p: ByteProgress) => void;
   signal?: AbortSignal;
+  /** Called with the model's spec before any weight is read (e.g. to compare the tokenizer's vocabulary). */
+  checkSpec?: (spec: ModelSpec) => void;
 }
 
 /**
@@ -44,6 +47,10 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
   const fs = openSource(source);
   const model = await readModel(fs);
   const { spec } = model;
+  if (o.contextLength !== undefined && o.contextLength > spec.contextLength) {
+    throw new InvalidOptionError('contextLength', `${o.contextLength} is above the model's maximum of ${spec.contextLength} positions (config.json's max_position_embeddings / seq_length)`, { value: o.contextLength, max: spec.contextLength });
+  }
+  o.checkSpec?.(spec);
   const contextLength = o.contextLength ?? Math.min(spec.contextLength, 4096);
   const kvDtype = o.kvDtype ?? 'f16';
   const format = o.weights ?? 'f16';

@@ -228,6 +228,22 @@ describe('lifecycle', () => {
     }
   });
 
+  it('unload() ends a generation held paused between chunks instead of waiting; queued ones fail (issue 20)', async () => {
+    const before = new Set(ctx.allocations.keys());
+    const e = await loadModel(STORIES, { gpu: ctx, weights: 'f32', kvDtype: 'f32', contextLength: 64 });
+    const paused = e.generate({ ids: [1] }, { temperature: 0, maxTokens: 50 });
+    expect((await paused.next()).done).toBe(false);
+    const queued = e.generate({ ids: [1] }, { temperature: 0, maxTokens: 5 });
+    const queuedNext = queued.next();
+    // Before: unload() waited for the paused holder's lock forever.
+    const outcome = await Promise.race([e.unload().then(() => 'unloaded'), new Promise((r) => setTimeout(() => r('timeout'), 20_000))]);
+    expect(outcome).toBe('unloaded');
+    expect(await paused.next()).toEqual({ done: true, value: undefined });
+    await expect(queuedNext).rejects.toThrow(/unloaded/);
+    const leaked = [...ctx.allocations.keys()].filter((b) => !before.has(b));
+    expect(leaked.map((b) => b.label)).toEqual([]);
+  });
+
   it('device loss gives DeviceLostError; a new loadModel works afterwards', async () => {
     const e = await loadModel(STORIES, { weights: 'f32', contextLength: 64 });
     const own = e.engine.ctx;
