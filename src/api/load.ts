@@ -68,6 +68,7 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
       attention: options.attention,
       onProgress: options.onProgress,
       signal,
+      allowNonFinite: options.allowNonFinite,
       checkSpec: (spec) => checkVocab(tok.vocabSize, spec.vocabSize, fs.name),
     });
     checkAbort();

@@ -152,6 +152,7 @@ export function validateLoadOptions(o: LoadOptions = {}): void {
   if (o.cache !== undefined && typeof o.cache !== 'boolean') throw new InvalidOptionError('cache', 'must be a boolean');
   if (o.modelId !== undefined && typeof o.modelId !== 'string') throw new InvalidOptionError('modelId', 'must be a string');
   if (o.allowSpecialTokens !== undefined && typeof o.allowSpecialTokens !== 'boolean') throw new InvalidOptionError('allowSpecialTokens', 'must be a boolean');
+  if (o.allowNonFinite !== undefined && typeof o.allowNonFinite !== 'boolean') throw new InvalidOptionError('allowNonFinite', 'must be a boolean');
   if (o.attention !== undefined) {
     const a = o.attention as Record<string, unknown>;
     if (typeof a !== 'object' || a === null) throw new InvalidOptionError('attention', 'must be an object');

@@ -42,6 +42,8 @@ export interface LoadOptions {
    * encoded as text, and only the chat template's own markup yields specials.
    */
   allowSpecialTokens?: boolean;
+  /** Load weights holding NaN or Inf values (default false: refused with a ModelFormatError naming the tensor). */
+  allowNonFinite?: boolean;
 }
 
 export interface GenerateOptions {

@@ -27,6 +27,8 @@ export interface LoadEngineOptions {
   prefillKernel?: EngineOptions['prefillKernel'];
   onProgress?: (p: ByteProgress) => void;
   signal?: AbortSignal;
+  /** Load tensors holding NaN/Inf (default false: a ModelFormatError naming the tensor). */
+  allowNonFinite?: boolean;
   /** Called with the model's spec before any weight is read (e.g. to compare the tokenizer's vocabulary). */
   checkSpec?: (spec: ModelSpec) => void;
 }
@@ -56,7 +58,7 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
   const format = o.weights ?? 'f16';
   const prefillChunk = o.prefillChunk ?? defaultPrefillChunk(spec, contextLength, ctx.limits.maxStorageBufferBindingSize);
   checkPlan(spec, model.plan, limitsOf(ctx), { format, groupSize: o.groupSize, contextLength, kvDtype, prefillChunk });
-  const weights = await loadWeights(ctx, fs, spec, model.plan, { format, groupSize: o.groupSize, onProgress: o.onProgress, signal: o.signal });
+  const weights = await loadWeights(ctx, fs, spec, model.plan, { format, groupSize: o.groupSize, onProgress: o.onProgress, signal: o.signal, allowNonFinite: o.allowNonFinite });
   try {
     return await createEngine(ctx, {
       spec, weights, contextLength, kvDtype, prefillChunk, attention: o.attention, prefillKernel: o.prefillKernel,

@@ -63,6 +63,10 @@ export async function readPytorchBin(source: FileSource, file: string): Promise<
   }
   const offsets = await storedDataOffsets(source, zip, [...state.storages.values()].map((s) => storageEntry(s.key)));
 
+  const storageOf = (key: string, byteLength: number): Pick<TensorEntry, 'storage'> => {
+    const crc = zip.entries.get(storageEntry(key))?.crc32;
+    return typeof crc === 'number' ? { storage: { entry: storageEntry(key), offset: offsets.get(storageEntry(key))!, byteLength, crc32: crc } } : {};
+  };
   const entries: TensorEntry[] = state.tensors.map(({ name, tensor }) => {
     const s = tensor.storage;
     const numel = tensor.shape.reduce((a, b) => a * b, 1);
@@ -73,6 +77,7 @@ export async function readPytorchBin(source: FileSource, file: string): Promise<
       file,
       offset: offsets.get(storageEntry(s.key))! + tensor.offset * s.itemBytes,
       byteLength: numel * s.itemBytes,
+      ...storageOf(s.key, s.numel * s.itemBytes),
     };
   });
   entries.sort((a, b) => a.offset - b.offset);
