@@ -64,6 +64,8 @@ export class WeightMap extends Map<string, GpuWeight> {
   notes: string[] = [];
   /** Bytes allocated for all parts (data + scales). */
   bytes = 0;
+  /** PyTorch storages read whole and found equal to their zip CRC-32. */
+  storagesVerified = 0;
 }
 
 let bf16ToF16Lut: Uint16Array | undefined;
@@ -247,7 +249,7 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
       }
       out.bytes += w.parts.reduce((s, p) => s + (ctx.allocations.get(p.data) ?? 0) + (p.scales ? ctx.allocations.get(p.scales) ?? 0 : 0), 0);
     }
-    crc.verify();
+    out.storagesVerified = crc.verify();
     await ctx.device.queue.onSubmittedWorkDone();
     return out;
   } catch (e) {

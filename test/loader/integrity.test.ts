@@ -46,6 +46,19 @@ describe('CRC-32 helpers', () => {
 });
 
 describe('while loading (real WebGPU)', () => {
+  it('the fixtures\' storages are all verified as they load (single and sharded, fused QKV read in pieces)', async () => {
+    const ctx = await testGpu();
+    for (const d of ['single-fp16', 'sharded-bf16']) {
+      const src = nodeSource(`${FIXTURES}pytorch/${d}`);
+      const m = await readModel(src);
+      const w = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f16' });
+      // Storages of the tensors the model uses (dropped ones, e.g. rotary inv_freq, are never read).
+      const storages = new Set(m.plan.recipes.flatMap((r) => r.segments.map((g) => `${g.entry.file}:${g.entry.storage?.entry}`)));
+      expect(w.storagesVerified, d).toBe(storages.size);
+      releaseWeights(ctx, w.values());
+    }
+  });
+
   it('a flipped bit in a PyTorch storage is a ModelFormatError naming the zip entry; the intact file loads', async () => {
     const ctx = await testGpu();
     const dir = copyDir(`${FIXTURES}pytorch/single-fp16`);
@@ -53,6 +66,7 @@ describe('while loading (real WebGPU)', () => {
       const src = nodeSource(dir);
       const m = await readModel(src);
       const ok = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f32' });
+      expect(ok.storagesVerified).toBeGreaterThan(0);
       releaseWeights(ctx, ok.values());
       // Flip a low mantissa bit of the last element of the largest tensor (the value stays finite).
       const big = m.checkpoint.entries.reduce((a, b) => (b.byteLength > a.byteLength ? b : a));
