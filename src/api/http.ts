@@ -249,7 +249,7 @@ export function createHandler(engine: SieveEngine, opts: ServeOptions & { hosts:
     }
     const iter = (result as AsyncIterable<ChatCompletionChunk | TextCompletion>)[Symbol.asyncIterator]();
     const first = await iter.next(); // errors before the first token (context overflow...) still get a 4xx
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }); // Connection as the client asked
     try {
       for (let r = first; !r.done; r = await iter.next()) {
         if (r.value.usage) ex.tokens = r.value.usage;
