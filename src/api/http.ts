@@ -290,14 +290,21 @@ export function createHandler(engine: SieveEngine, opts: ServeOptions & { hosts:
   };
 }
 
+/** Checks the options startServer takes (InvalidOptionError naming the option); the CLI calls it before loading the model. */
+export function validateServeOptions(opts: ServeOptions, names: { cors?: string; apiKey?: string } = {}): void {
+  if (opts.cors !== undefined && !/^https?:\/\/[^/\s?#]+$/.test(opts.cors)) {
+    throw new InvalidOptionError(names.cors ?? 'cors', `must be an origin like http://localhost:5173 (scheme and host, no path), got ${JSON.stringify(opts.cors)}`);
+  }
+  if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey.length === 0 || /\s/.test(opts.apiKey))) {
+    throw new InvalidOptionError(names.apiKey ?? 'apiKey', 'must be a non-empty string without spaces');
+  }
+}
+
 export function startServer(engine: SieveEngine, opts: ServeOptions = {}): Promise<RunningServer> {
   const host = opts.host ?? '127.0.0.1';
   const headersTimeout = opts.headersTimeoutMs ?? 20_000;
   const requestTimeout = Math.max(opts.requestTimeoutMs ?? 60_000, headersTimeout);
-  if (opts.cors !== undefined && !/^https?:\/\/[^/\s]+$/.test(opts.cors)) {
-    throw new InvalidOptionError('cors', `must be an origin like http://localhost:5173 (scheme and host, no path), got ${JSON.stringify(opts.cors)}`);
-  }
-  if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey.length === 0)) throw new InvalidOptionError('apiKey', 'must be a non-empty string');
+  validateServeOptions(opts);
   const server = createServer({
     headersTimeout, requestTimeout,
     // how often Node checks those two timeouts (default 30 s): a fraction of the shorter one

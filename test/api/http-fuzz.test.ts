@@ -120,7 +120,7 @@ function makeCase(r: R, port: number): Case {
   if (r.chance(0.04)) headers.push(['Expect', '100-continue']);
   const bytes = Buffer.from(b, 'utf8');
   let lengthHeader = `${bytes.length}`;
-  let payload = bytes;
+  let payload: Buffer = bytes;
   const framing = r.next();
   if (framing < 0.04) lengthHeader = `${bytes.length + 1 + r.int(50)}`; // promises more than it sends: the request timeout answers
   else if (framing < 0.07) lengthHeader = `${Math.max(0, bytes.length - 1 - r.int(5))}`;
@@ -143,7 +143,7 @@ function exchange(port: number, raw: Buffer, boundMs: number): Promise<{ data: B
     const chunks: Buffer[] = [];
     const sock = connect(port, '127.0.0.1', () => sock.write(raw)); // no half-close: Node drops a request whose client ended its side
     const timer = setTimeout(() => { sock.destroy(); resolve({ data: Buffer.concat(chunks), ms: performance.now() - t0, timedOut: true }); }, boundMs);
-    sock.on('data', (d) => chunks.push(d));
+    sock.on('data', (d: Buffer) => chunks.push(d));
     sock.on('error', () => {});
     sock.on('close', () => { clearTimeout(timer); resolve({ data: Buffer.concat(chunks), ms: performance.now() - t0, timedOut: false }); });
   });

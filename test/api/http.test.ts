@@ -11,6 +11,7 @@ import { startServer, type RunningServer, type ServeOptions } from '../../src/ap
 import { makeChatCompletions } from '../../src/api/openai.ts';
 import { resolveGenerate } from '../../src/api/options.ts';
 import { ContextOverflowError } from '../../src/errors.ts';
+import { parseServeArgs } from '../../src/cli/commands/serve.ts';
 import type { GenerateChunk, GenerateInput, GenerateOptions, SieveEngine } from '../../src/api/types.ts';
 
 const aborted: boolean[] = [];
@@ -311,5 +312,22 @@ describe('server security (issue 20)', () => {
       if (i % 4 === 0) expect(r.text.endsWith('data: [DONE]\n\n')).toBe(true);
       else expect(r.text).toContain('t0 t1 ');
     }
+  });
+});
+
+describe('sieve serve arguments (checked before the model loads)', () => {
+  it('--api-key or SIEVE_API_KEY; --cors an origin; --timeout, --port checked and named', () => {
+    const base = ['--model', 'm'];
+    expect(parseServeArgs(base, {})).toMatchObject({ port: 8080, timeout: 300, apiKey: undefined });
+    expect(parseServeArgs(base, {}).values.host).toBe('127.0.0.1');
+    expect(parseServeArgs(base, { SIEVE_API_KEY: 'from-env' }).apiKey).toBe('from-env');
+    expect(parseServeArgs([...base, '--api-key', 'flag'], { SIEVE_API_KEY: 'from-env' }).apiKey).toBe('flag');
+    expect(parseServeArgs([...base, '--cors', 'http://localhost:5173'], {}).values.cors).toBe('http://localhost:5173');
+    expect(() => parseServeArgs([...base, '--cors', 'localhost:5173'], {})).toThrow(/--cors/);
+    expect(() => parseServeArgs([...base, '--cors', 'http://a.example/path'], {})).toThrow(/--cors/);
+    expect(() => parseServeArgs([...base, '--api-key', ''], {})).toThrow(/--api-key/);
+    expect(() => parseServeArgs(base, { SIEVE_API_KEY: 'a b' })).toThrow(/SIEVE_API_KEY/);
+    expect(() => parseServeArgs([...base, '--timeout', '0'], {})).toThrow(/--timeout/);
+    expect(() => parseServeArgs([...base, '--port', '70000'], {})).toThrow(/--port/);
   });
 });
