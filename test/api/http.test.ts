@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { startServer, type RunningServer, type ServeOptions } from '../../src/api/http.ts';
+import { allowedHosts, startServer, type RunningServer, type ServeOptions } from '../../src/api/http.ts';
+import { hostname } from 'node:os';
 import { makeChatCompletions } from '../../src/api/openai.ts';
 import { resolveGenerate } from '../../src/api/options.ts';
 import { ContextOverflowError } from '../../src/errors.ts';
@@ -246,6 +247,18 @@ describe('server security (issue 20)', () => {
       expect(r.status, host).toBe(403);
       expect(errorOf(r).code).toBe('host_not_allowed');
     }
+  });
+
+  it('allowed Host values follow the bound address', () => {
+    const loop = allowedHosts('127.0.0.1', 8080);
+    expect([...loop].sort()).toEqual(['127.0.0.1:8080', '[::1]:8080', 'localhost:8080']);
+    const lan = allowedHosts('192.168.1.5', 80);
+    expect([...lan].sort()).toEqual(['192.168.1.5', '192.168.1.5:80']);
+    expect(allowedHosts('::1', 9)).toContain('[::1]:9');
+    const any = allowedHosts('0.0.0.0', 9);
+    expect(any).toContain('127.0.0.1:9');
+    expect(any).toContain(`${hostname().toLowerCase()}:9`);
+    expect(any).not.toContain('evil.example:9');
   });
 
   it('Origin other than our own is refused (CSRF); --cors allows exactly one origin, with preflight', async () => {
