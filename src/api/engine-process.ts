@@ -184,14 +184,21 @@ export class ProcessEngine implements SieveEngine {
 
   /** Waits for the child's model; after a failed (re)start, tries once more. */
   private async ensureReady(): Promise<Child> {
-    if (this.closed) throw new EngineUnavailableError('the model was unloaded');
-    try {
-      await this.ready;
-    } catch {
-      try { this.child.kill(); await this.spawn(); } catch (e) { throw new EngineUnavailableError((e as Error).message); }
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new EngineUnavailableError('the model was unloaded');
+      const ready = this.ready;
+      try {
+        await ready;
+      } catch (e) {
+        if (attempt > 0) throw new EngineUnavailableError((e as Error).message);
+        if (this.ready === ready) { this.child.kill(); this.spawn(); }
+        continue;
+      }
+      if (!this.child.dead) return this.child;
+      // it died after loading: its exit handler is starting a new one
+      if (attempt > 0) throw new EngineUnavailableError('the engine process died again after its restart');
+      await new Promise((r) => setImmediate(r));
     }
-    if (this.child.dead) throw new EngineUnavailableError('the engine process is restarting');
-    return this.child;
   }
 
   /** For GET /health. */

@@ -77,6 +77,15 @@ describe('engine process: budget, restart, and the server stays up', () => {
     expect((await (await fetch(`${srv.url}/v1/models`)).json()).data[0].id).toBe('scripted');
   });
 
+  it('an engine process killed from outside while idle is restarted; the next request waits for it and is served', async () => {
+    const before = (await health()).restarts;
+    (engine as unknown as { child: { proc: { kill(s: string): void } } }).child.proc.kill('SIGKILL');
+    const r = await post('hi');
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text).choices[0].message.content).toBe('t0 t1 t2 ');
+    expect((await health()).restarts).toBe(before + 1);
+  });
+
   it('a client that disconnects aborts its generation in the child; the next request is served at once', async () => {
     const ac = new AbortController();
     const res = await fetch(`${srv.url}/v1/chat/completions`, {
