@@ -80,6 +80,9 @@ describe('engine process: budget, restart, and the server stays up', () => {
   it('an engine process killed from outside while idle is restarted; the next request waits for it and is served', async () => {
     const before = (await health()).restarts;
     (engine as unknown as { child: { proc: { kill(s: string): void } } }).child.proc.kill('SIGKILL');
+    // (a request sent in the instant before the exit is seen is answered 503 engine_restarted)
+    for (let i = 0; i < 200 && (await health()).restarts === before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await health()).engine).toBe('loading');
     const r = await post('hi');
     expect(r.status).toBe(200);
     expect(JSON.parse(r.text).choices[0].message.content).toBe('t0 t1 t2 ');
