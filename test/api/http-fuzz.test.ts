@@ -6,8 +6,9 @@
  * content types and lengths, Host and Origin values, raw bytes. Every case
  * must end in a well-formed HTTP response within CASE_MS: a JSON body naming
  * the error for every 4xx the server writes (or Node's own bare 400/408/431
- * for what its HTTP parser refuses), never a 5xx; the server keeps serving
- * and the engine process is never restarted. Seed and case index are
+ * for what its HTTP parser refuses), never a 5xx; the server keeps serving,
+ * its heap grows by less than 128 MiB, the engine process is never
+ * restarted. Seed and case index are
  * printed with any failure (SIEVE_FUZZ_SEED picks another seed).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -195,11 +196,14 @@ describe('server request fuzz', () => {
     const failures: string[] = [];
     const statuses = new Map<string, number>();
     let slowest = 0;
+    let peakHeap = 0;
+    const heap0 = process.memoryUsage().heapUsed;
     const t0 = performance.now();
     for (let i = 0; i < CASES; i++) {
       const c = makeCase(r, srv.port);
       const res = await exchange(srv.port, c.raw, CASE_MS);
       slowest = Math.max(slowest, res.ms);
+      if (i % 50 === 0) peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed - heap0);
       const status = /^HTTP\/1\.1 (\d{3})/.exec(res.data.toString('latin1').replace(/^HTTP\/1\.1 100 [^]*?\r\n\r\n/, ''))?.[1] ?? 'none';
       statuses.set(status, (statuses.get(status) ?? 0) + 1);
       const why = res.timedOut ? `no complete response within ${CASE_MS} ms` : judge(res.data, c.raw.subarray(0, 5).toString('latin1') === 'HEAD ');
@@ -207,8 +211,10 @@ describe('server request fuzz', () => {
       if (failures.length >= 10) break;
     }
     const total = performance.now() - t0;
-    console.log(`http fuzz: ${CASES} cases in ${(total / 1000).toFixed(1)} s, slowest ${slowest.toFixed(0)} ms; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
+    console.log(`http fuzz: ${CASES} cases in ${(total / 1000).toFixed(1)} s, slowest ${slowest.toFixed(0)} ms, heap growth at most ${(peakHeap / 2 ** 20).toFixed(1)} MiB; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
     expect(failures).toEqual([]);
+    // memory stays bounded (bodies are capped at 16 KiB; nothing accumulates per request)
+    expect(peakHeap).toBeLessThan(128 * 2 ** 20);
     // most cases are refused before generation, but some do generate
     expect(statuses.get('200') ?? 0).toBeGreaterThanOrEqual(30);
     expect([...statuses.keys()].filter((s) => s.startsWith('4')).length).toBeGreaterThanOrEqual(6);
