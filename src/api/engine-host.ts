@@ -62,5 +62,7 @@ export async function runHost(loaderModule?: string): Promise<void> {
     handle(m).catch((err) => send({ type: 'error', id: m.id, error: errorToWire(err) }));
   });
   process.on('disconnect', () => process.exit(0));
+  // Ctrl-C in a terminal reaches the whole process group: the parent decides when this process ends
+  process.on('SIGINT', () => {});
   send({ type: 'done', id: -1 }); // ready for messages
 }
