@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import { defineConfig, type Plugin, type UserConfig } from 'vite';
 
 // The demo lives at /demo/; `/` redirects there so `npm start` opens it.
@@ -29,6 +30,29 @@ const oneFileLib: Plugin = {
     for (const name of Object.keys(bundle)) {
       if (/^assets\/(worker|__vite-browser-external)-[\w-]+\.js$/.test(name)) delete bundle[name];
     }
+  },
+};
+
+// `--mode lib`: src/worker/client.ts's default worker (`new Worker(new URL('./worker.ts', ...))`)
+// becomes the package's own ./worker entry, dist/worker.js, referenced as
+// `new URL('<relative path>/worker.js', import.meta.url)`: the pattern a consumer's bundler
+// (Vite, webpack) follows to bundle the worker. Vite's separate copy of the worker is dropped.
+const libWorkerEntry: Plugin = {
+  name: 'sieve-lib-worker-entry',
+  apply: 'build',
+  enforce: 'post',
+  generateBundle(_options, bundle) {
+    let rewritten = 0;
+    for (const name of Object.keys(bundle)) if (/^assets\/worker-[\w-]+\.js$/.test(name)) delete bundle[name];
+    for (const out of Object.values(bundle)) {
+      if (out.type !== 'chunk') continue;
+      const rel = posix.relative(posix.dirname(out.fileName), 'worker.js');
+      out.code = out.code.replace(/new URL\(\s*\/\* @vite-ignore \*\/\s*"[^"]*\/assets\/worker-[\w-]+\.js",\s*"" \+ import\.meta\.url\s*\)/g, () => {
+        rewritten++;
+        return `new URL(${JSON.stringify(rel.startsWith('.') ? rel : `./${rel}`)}, import.meta.url)`;
+      });
+    }
+    if (rewritten !== 1) this.error(`expected one worker URL to point at dist/worker.js, found ${rewritten}`);
   },
 };
 
@@ -80,7 +104,7 @@ export default defineConfig(({ mode }) => ({
   root: '.',
   // demo/public/models/ (filled by scripts/setup.sh) is served at /models/.
   publicDir: 'demo/public',
-  plugins: [demoAtRoot, ...(mode === 'lib' || mode === 'cli' ? [] : [oneFileLib])],
+  plugins: [demoAtRoot, ...(mode === 'lib' ? [libWorkerEntry] : mode === 'cli' ? [] : [oneFileLib])],
   build: buildFor(mode),
   worker: { format: 'es' },
   server: {

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 const out = 'dist/types';
 rmSync(out, { recursive: true, force: true });
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
-const ENTRIES = ['index', 'component/index', 'worker/worker'].map((f) => join(out, 'src', `${f}.d.ts`));
 let files = 0;
 const walk = (dir) => {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -16,9 +15,7 @@ const walk = (dir) => {
     if (e.isDirectory()) walk(p);
     else if (p.endsWith('.d.ts')) {
       const src = readFileSync(p, 'utf8');
-      let fixed = src.replace(/(['"])(\.{1,2}\/[^'"]*?)\.ts\1/g, '$1$2.js$1');
-      // the entry points use WebGPU's types (GPUDevice, ...): @webgpu/types, a dependency
-      if (ENTRIES.includes(p)) fixed = `/// <reference types="@webgpu/types" />\n${fixed}`;
+      const fixed = src.replace(/(['"])(\.{1,2}\/[^'"]*?)\.ts\1/g, '$1$2.js$1');
       if (fixed !== src) writeFileSync(p, fixed);
       files++;
     }

@@ -40,14 +40,14 @@ function num(name: string, v: string | undefined): number | undefined {
 }
 
 const ATTENTION_OPTIONS: OptionSpecs = {
-  in: { type: 'string', value: 'FILE', required: true, group: 'Files', help: 'safetensors file with q, k, v (F32)' },
-  out: { type: 'string', value: 'FILE', required: true, group: 'Files', help: 'where to write o (F32)' },
+  in: { type: 'string', value: 'FILE', required: true, group: 'File', help: 'safetensors file with q, k, v (F32)' },
+  out: { type: 'string', value: 'FILE', required: true, group: 'File', help: 'where to write o (F32)' },
   mode: { type: 'string', value: 'MODE', default: 'sample', group: 'Attention', help: 'sample (SampleAttention) or dense' },
   alpha: { type: 'string', value: 'A', default: String(DEFAULT_ATTENTION.alpha), shownOnly: true, group: 'Attention', help: 'attention mass each head\'s selection must cover' },
   window: { type: 'string', value: 'R', default: String(DEFAULT_ATTENTION.windowRatio), shownOnly: true, group: 'Attention', help: 'local window as a fraction of S' },
   rows: { type: 'string', value: 'R', default: String(DEFAULT_ATTENTION.sampleRatio), shownOnly: true, group: 'Attention', help: 'sampled query rows as a fraction of S' },
   'min-rows': { type: 'string', value: 'N', default: String(DEFAULT_ATTENTION.minSampleRows), shownOnly: true, group: 'Attention', help: 'sampled query rows at least' },
-  'min-len': { type: 'string', value: 'N', default: '0', shownOnly: true, group: 'Attention', help: 'S from which attention runs sparse (here every S by default)' },
+  'min-len': { type: 'string', value: 'N', default: '0', shownOnly: true, group: 'Attention', help: 'S from which attention runs sparse (0: always)' },
   block: { type: 'string', value: 'N', default: String(DEFAULT_ATTENTION.sampleBlock), shownOnly: true, group: 'Attention', help: 'sampled rows per block' },
   selection: { type: 'string', value: 'RULE', default: DEFAULT_ATTENTION.selection, shownOnly: true, group: 'Attention', help: 'column selection: auto, group, topup, head' },
 };

@@ -77,6 +77,7 @@ export const chat: Command = {
             reply += c.text;
           }
           if (c.stats) {
+            current = undefined; // the reply is over: a Ctrl-C from now on quits
             const s = c.stats;
             process.stderr.write(`${c.finishReason === 'abort' ? ' [stopped]' : ''}\n[${c.finishReason}] ${s.completionTokens} tokens; ` +
               `prompt ${s.promptTokens} (${s.cachedTokens} cached), TTFT ${s.ttftMs.toFixed(0)} ms, decode ${s.decodeTokPerS.toFixed(1)} tok/s\n`);

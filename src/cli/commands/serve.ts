@@ -17,7 +17,7 @@ export const serve: Command = {
   options: {
     ...LOAD_ARGS,
     port: { type: 'string', value: 'N', default: '8080', group: 'Server', help: 'TCP port (0: any free port)' },
-    host: { type: 'string', value: 'ADDR', default: '127.0.0.1', group: 'Server', help: 'address to listen on (loopback by default)' },
+    host: { type: 'string', value: 'ADDR', default: '127.0.0.1', group: 'Server', help: 'address to listen on' },
     'max-body': { type: 'string', value: 'BYTES', default: '1048576', shownOnly: true, group: 'Server', help: 'largest request body accepted' },
   },
   async run(argv) {
