@@ -36,23 +36,23 @@ const oneFileLib: Plugin = {
 // `--mode lib`: src/worker/client.ts's default worker (`new Worker(new URL('./worker.ts', ...))`)
 // becomes the package's own ./worker entry, dist/worker.js, referenced as
 // `new URL('<relative path>/worker.js', import.meta.url)`: the pattern a consumer's bundler
-// (Vite, webpack) follows to bundle the worker. Vite's separate copy of the worker is dropped.
+// (Vite, webpack) follows to bundle the worker. Vite does not bundle a second copy of the worker:
+// the URL is hidden from it as a placeholder until the chunks are written.
+const WORKER_URL = '__SIEVE_WORKER_ENTRY_URL__';
 const libWorkerEntry: Plugin = {
   name: 'sieve-lib-worker-entry',
   apply: 'build',
-  enforce: 'post',
-  generateBundle(_options, bundle) {
-    let rewritten = 0;
-    for (const name of Object.keys(bundle)) if (/^assets\/worker-[\w-]+\.js$/.test(name)) delete bundle[name];
-    for (const out of Object.values(bundle)) {
-      if (out.type !== 'chunk') continue;
-      const rel = posix.relative(posix.dirname(out.fileName), 'worker.js');
-      out.code = out.code.replace(/new URL\(\s*\/\* @vite-ignore \*\/\s*"[^"]*\/assets\/worker-[\w-]+\.js",\s*"" \+ import\.meta\.url\s*\)/g, () => {
-        rewritten++;
-        return `new URL(${JSON.stringify(rel.startsWith('.') ? rel : `./${rel}`)}, import.meta.url)`;
-      });
-    }
-    if (rewritten !== 1) this.error(`expected one worker URL to point at dist/worker.js, found ${rewritten}`);
+  enforce: 'pre',
+  transform(code, id) {
+    if (!id.endsWith('/src/worker/client.ts')) return null;
+    const out = code.replace("new URL('./worker.ts', import.meta.url)", `new URL(${WORKER_URL}, import.meta.url)`);
+    if (out === code) this.error("src/worker/client.ts: new URL('./worker.ts', import.meta.url) not found");
+    return out;
+  },
+  renderChunk(code, chunk) {
+    if (!code.includes(WORKER_URL)) return null;
+    const rel = posix.relative(posix.dirname(chunk.fileName), 'worker.js');
+    return code.replaceAll(WORKER_URL, JSON.stringify(rel.startsWith('.') ? rel : `./${rel}`));
   },
 };
 

@@ -94,7 +94,7 @@ describe('sieve CLI', () => {
     }
     // logits keeps exact defaults (f32, dense) but takes the same names and weight formats
     for (const name of Object.keys(MODEL_OPTIONS)) expect(logits.options[name], `logits --${name}`).toBeDefined();
-    for (const c of [logits, inspect, ...[chat, generate, serve]]) expect(c.options.weights.help, c.name).toMatch(/f32, f16, q8, q4/);
+    for (const c of [logits, inspect, chat, generate, serve]) expect(c.options.weights.help, c.name).toMatch(/auto( \(f16[^)]*\))?, f32, f16, q8, q4$/);
     expect(SAMPLING_OPTIONS.temperature.default).toBe('0.7');
   });
 

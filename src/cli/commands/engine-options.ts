@@ -95,11 +95,11 @@ export function samplingFromValues(values: OptionValues): GenerateOptions {
 /** MODEL_OPTIONS (+ --group) -> loadEngine()'s options (logits: f32 weights and KV, dense attention by default). */
 export function engineOptions(values: OptionValues): { dir: string; opts: LoadEngineOptions } {
   const dir = modelDir(values);
-  const weights = oneOf('weights', values.weights, ['f32', 'f16', 'q8', 'q4'] as const) ?? 'f32';
+  const weights = oneOf('weights', values.weights, ['auto', 'f32', 'f16', 'q8', 'q4'] as const) ?? 'f32';
   return {
     dir,
     opts: {
-      weights, kvDtype: oneOf('kv', values.kv, ['f16', 'f32'] as const) ?? 'f32',
+      ...(weights !== 'auto' ? { weights } : {}), kvDtype: oneOf('kv', values.kv, ['f16', 'f32'] as const) ?? 'f32',
       attention: { attention: 'dense', ...attentionFromValues(values) },
       groupSize: positiveInt('group', values.group),
       contextLength: positiveInt('context', values.context),

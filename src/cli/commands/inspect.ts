@@ -38,7 +38,7 @@ export const inspect: Command = {
     'config.json and the tensor headers only). A broken checkpoint exits 1 with one line naming the file and the fault.',
   options: {
     model: { type: 'string', value: 'DIR|URL', group: 'Model', help: 'checkpoint folder, or an http(s) URL of one (required)' },
-    weights: { type: 'string', value: 'FMT', default: 'f16', shownOnly: true, group: 'Model', help: 'weight format to plan for: f32, f16, q8, q4' },
+    weights: { type: 'string', value: 'FMT', default: 'auto', shownOnly: true, group: 'Model', help: 'weight format to plan for: auto (f16), f32, f16, q8, q4' },
     group: { type: 'string', value: 'N', default: '32', shownOnly: true, group: 'Model', help: 'q8/q4 quantization group size' },
     context: { type: 'string', value: 'N', default: 'min(model, 4096)', shownOnly: true, group: 'Model', help: 'KV cache positions to plan for' },
     budget: { type: 'string', value: 'MB', group: 'Plan', help: 'fail the plan above this many MiB' },
@@ -48,8 +48,9 @@ export const inspect: Command = {
   async run(_argv, v) {
     const values = v as Record<string, string | undefined> & { json?: boolean; 'no-gpu'?: boolean };
     if (!values.model) throw new InvalidOptionError('model', 'is required: a checkpoint folder (config.json + safetensors)');
-    const format = (values.weights ?? 'f16') as LoadFormat;
-    if (!['f16', 'q8', 'q4', 'f32'].includes(format)) throw new InvalidOptionError('weights', `expected f16, q8, q4 or f32, got '${values.weights}'`);
+    const weights = values.weights ?? 'auto';
+    if (!['auto', 'f32', 'f16', 'q8', 'q4'].includes(weights)) throw new InvalidOptionError('weights', `expected auto, f32, f16, q8 or q4, got '${values.weights}'`);
+    const format = (weights === 'auto' ? 'f16' : weights) as LoadFormat; // auto loads f16 when it fits
     const contextLength = intOpt('context', values.context);
     const groupSize = intOpt('group', values.group);
     const budgetMb = intOpt('budget', values.budget);

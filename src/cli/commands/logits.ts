@@ -20,7 +20,7 @@ export const logits: Command = {
     'position) to a safetensors file. Exact by default: f32 weights and KV cache, dense attention.',
   options: {
     ...MODEL_OPTIONS,
-    weights: { ...MODEL_OPTIONS.weights, default: 'f32', help: 'weight format on the GPU: f32, f16, q8, q4' },
+    weights: { ...MODEL_OPTIONS.weights, default: 'f32' },
     group: { type: 'string', value: 'N', default: '32', shownOnly: true, group: 'Model', help: 'q8/q4 quantization group size: 32, 64, 128' },
     kv: { ...MODEL_OPTIONS.kv, default: 'f32' },
     attention: { ...MODEL_OPTIONS.attention, default: 'dense', shownOnly: false },
