@@ -13,7 +13,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const STATS = /\[(abort|stop|length)\] (\d+) tokens; prompt \d+ \((\d+) cached\)[^\n]*\n/g;
 
 describe('sieve chat', () => {
-  it('SIGINT during a reply ends it with [stopped] after its last token; the conversation goes on; SIGINT at the prompt quits', async () => {
+  it('SIGINT during a reply ends it with [stopped] after its last token; the conversation goes on; SIGINT at the prompt quits', { timeout: 240_000 }, async () => {
     const args = [BIN, 'chat', '--model', `${FIXTURES}stories260k`, '--max-tokens', '200', '--temperature', '0'];
     // `exec`: the shell becomes node, so signals reach the CLI itself
     const p = spawn('/bin/sh', ['-c', 'exec "$0" "$@" 2>&1', process.execPath, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
