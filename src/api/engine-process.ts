@@ -18,6 +18,7 @@
  * requests queued meanwhile wait for the reload.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { reviveError, SieveError } from '../errors.ts';
 import type { FromWorker, ToWorker, WireGenerateOptions, WireLoadOptions } from '../worker/protocol.ts';
@@ -71,7 +72,10 @@ export class EngineUnavailableError extends SieveError {
 }
 
 type Listener = (m: FromWorker) => void;
-const CHILD = fileURLToPath(new URL('./engine-child.mjs', import.meta.url));
+// The model process's entry: dist/engine-child.js in the built package (this code may sit in
+// dist/ or dist/chunks/), src/api/engine-child.mjs (tsx) in the source tree.
+const CHILD = [new URL('./engine-child.js', import.meta.url), new URL('../engine-child.js', import.meta.url)]
+  .map((u) => fileURLToPath(u)).find((p) => existsSync(p)) ?? fileURLToPath(new URL('./engine-child.mjs', import.meta.url));
 
 /** One child process and the pending calls on it. */
 class Child {

@@ -5,22 +5,26 @@
  * The model runs in a child process with a per-request time budget, so a
  * request that trips a limit fails alone. Ctrl-C stops it.
  */
-import { parseArgs } from 'node:util';
 import { ProcessEngine } from '../../api/engine-process.ts';
 import { startServer, validateServeOptions } from '../../api/http.ts';
 import { InvalidOptionError } from '../../errors.ts';
 import type { Command } from '../util.ts';
+import { parseOptions, type OptionSpecs } from '../options.ts';
 import { loadOptionsFromArgs, LOAD_ARGS } from './chat.ts';
+
+const SERVE_OPTIONS: OptionSpecs = {
+  ...LOAD_ARGS,
+  port: { type: 'string', value: 'N', default: '8080', group: 'Server', help: 'TCP port (0: any free port)' },
+  host: { type: 'string', value: 'ADDR', default: '127.0.0.1', group: 'Server', help: 'address to listen on (loopback by default)' },
+  'max-body': { type: 'string', value: 'BYTES', default: '1048576', shownOnly: true, group: 'Server', help: 'largest request body accepted' },
+  'api-key': { type: 'string', value: 'KEY', group: 'Server', help: 'require "Authorization: Bearer KEY" (default: the SIEVE_API_KEY environment variable; none when unset)' },
+  cors: { type: 'string', value: 'ORIGIN', group: 'Server', help: 'allow cross-origin requests from this one origin (off by default; other origins get 403)' },
+  timeout: { type: 'string', value: 'S', default: '300', group: 'Server', help: 'per-request time budget in seconds; past it the request gets 504, a stuck engine is restarted' },
+};
 
 /** `sieve serve`'s arguments, checked before the model loads (env: SIEVE_API_KEY is the key's fallback). */
 export function parseServeArgs(argv: string[], env: Record<string, string | undefined>) {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...LOAD_ARGS, port: { type: 'string', default: '8080' }, host: { type: 'string', default: '127.0.0.1' }, 'max-body': { type: 'string' },
-      'api-key': { type: 'string' }, cors: { type: 'string' }, timeout: { type: 'string', default: '300' },
-    },
-  });
+  const values = parseOptions('serve', argv, SERVE_OPTIONS) as Record<string, string | undefined>;
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError('--port', `must be an integer in [0, 65535], got ${values.port}`);
   const maxBody = values['max-body'] === undefined ? undefined : Number(values['max-body']);
@@ -35,10 +39,10 @@ export function parseServeArgs(argv: string[], env: Record<string, string | unde
 export const serve: Command = {
   name: 'serve',
   summary: 'serve a model over an OpenAI-compatible HTTP API',
-  usage: 'sieve serve --model DIR [--port 8080] [--host 127.0.0.1] [--api-key KEY] [--cors ORIGIN] [--timeout 300] [--weights f16|q8|q4] [--context N]',
+  usage: 'sieve serve --model DIR [options]',
+  options: SERVE_OPTIONS,
   async run(argv) {
-    const a = parseServeArgs(argv, process.env);
-    const { values, port, maxBody, timeout, apiKey } = a;
+    const { values, port, maxBody, timeout, apiKey } = parseServeArgs(argv, process.env);
     const { onProgress, signal: _s, gpu: _g, ...load } = loadOptionsFromArgs(values);
     const log = (line: string) => console.error(`${new Date().toISOString()} ${line}`);
     const engine = await ProcessEngine.start(values.model!, load, { budgetMs: Math.round(timeout * 1000), log, onProgress });
