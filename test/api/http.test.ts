@@ -5,6 +5,7 @@
  * endpoints run on stories260k in test/api/engine.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { allowedHosts, startServer, type RunningServer, type ServeOptions } from '../../src/api/http.ts';
@@ -223,6 +224,96 @@ describe('OpenAI compatibility (issue 18)', () => {
     expect(logLines[0]).toMatch(/^POST \/v1\/chat\/completions 200 tokens=3\+2 \d+ms$/);
     expect(logLines[1]).toMatch(/^GET \/nope 404 tokens=- \d+ms$/);
     expect(logLines[2]).toMatch(/^POST \/v1\/completions 200 tokens=3\+2 \d+ms$/);
+  });
+});
+
+describe('the official openai npm client against sieve serve (issue 18)', () => {
+  const client = (baseURL: string, apiKey = 'unused') => new OpenAI({ baseURL: `${baseURL}/v1`, apiKey, maxRetries: 0, timeout: 10_000 });
+
+  it('chat.completions.create, plain and streamed, content given as text parts', async () => {
+    const oa = client(srv.url);
+    const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
+      { role: 'system', content: 'be brief' },
+      { role: 'user', content: [{ type: 'text', text: 'hello' }, { type: 'text', text: 'there' }] },
+    ];
+    const r = await oa.chat.completions.create({ model: 'scripted', messages, max_tokens: 3, temperature: 0 });
+    expect(r.object).toBe('chat.completion');
+    expect(r.model).toBe('scripted');
+    expect(r.choices[0].message).toMatchObject({ role: 'assistant', content: 't0 t1 t2 ' });
+    expect(r.choices[0].finish_reason).toBe('length');
+    expect(r.usage?.completion_tokens).toBe(3);
+    expect(prompts.at(-1)).toBe('system:be brief|user:hello\nthere');
+
+    const stream = await oa.chat.completions.create({ model: 'scripted', messages, max_tokens: 4, stream: true });
+    let text = '';
+    const finish: (string | null)[] = [];
+    for await (const chunk of stream) {
+      expect(chunk.object).toBe('chat.completion.chunk');
+      text += chunk.choices[0]?.delta.content ?? '';
+      if (chunk.choices[0]) finish.push(chunk.choices[0].finish_reason);
+    }
+    expect(text).toBe('t0 t1 t2 t3 ');
+    expect(finish.at(-1)).toBe('length');
+    expect(finish.slice(0, -1).every((f) => f === null)).toBe(true);
+  });
+
+  it('completions.create, plain and streamed', async () => {
+    const oa = client(srv.url);
+    const r = await oa.completions.create({ model: 'scripted', prompt: 'Once', max_tokens: 3 });
+    expect(r.object).toBe('text_completion');
+    expect(r.choices[0]).toMatchObject({ text: 't0 t1 t2 ', finish_reason: 'length' });
+    expect(r.usage?.completion_tokens).toBe(3);
+    expect(prompts.at(-1)).toBe('Once');
+    const stream = await oa.completions.create({ model: 'scripted', prompt: 'Twice', max_tokens: 4, stream: true });
+    let text = '';
+    let last: OpenAI.Completion | undefined;
+    for await (const chunk of stream) { text += chunk.choices[0]?.text ?? ''; last = chunk; }
+    expect(text).toBe('t0 t1 t2 t3 ');
+    expect(last?.choices[0].finish_reason).toBe('length');
+    expect(prompts.at(-1)).toBe('Twice');
+  });
+
+  it('models.list, models.retrieve; an unknown model raises NotFoundError model_not_found', async () => {
+    const oa = client(srv.url);
+    const ids: string[] = [];
+    for await (const m of oa.models.list()) ids.push(m.id);
+    expect(ids).toEqual(['scripted']);
+    expect(await oa.models.retrieve('scripted')).toMatchObject({ id: 'scripted', object: 'model', owned_by: 'sieve' });
+    const notFound = async (p: Promise<unknown>) => {
+      const e = await p.then(() => undefined, (err: unknown) => err);
+      expect(e).toBeInstanceOf(OpenAI.NotFoundError);
+      expect((e as InstanceType<typeof OpenAI.NotFoundError>).status).toBe(404);
+      expect((e as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
+      return e as InstanceType<typeof OpenAI.NotFoundError>;
+    };
+    await notFound(oa.models.retrieve('gpt-4o'));
+    const chat = await notFound(oa.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }));
+    expect(chat.param).toBe('model');
+    expect(chat.message).toContain('gpt-4o');
+    await notFound(oa.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream: true }));
+    await notFound(oa.completions.create({ model: 'gpt-4o', prompt: 'x' }));
+    // a 400 from validation reaches the client typed too, naming the field
+    const bad = await oa.chat.completions.create({ model: 'scripted', messages: [{ role: 'user', content: 'hi' }], max_tokens: 0 }).then(() => undefined, (err: unknown) => err);
+    expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('max_tokens');
+  });
+
+  it('--api-key: the right key works; a wrong key raises AuthenticationError (401)', async () => {
+    await withServer({ apiKey: 'sk-test-123' }, async (port) => {
+      const url = `http://127.0.0.1:${port}`;
+      const ok = await client(url, 'sk-test-123').chat.completions.create({ model: 'scripted', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+      expect(ok.choices[0].message.content).toBe('t0 t1 ');
+      expect((await client(url, 'sk-test-123').models.retrieve('scripted')).id).toBe('scripted');
+      for (const call of [
+        () => client(url, 'sk-test-124').chat.completions.create({ model: 'scripted', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+        () => client(url, 'sk-test-124').models.list(),
+      ]) {
+        const e = await call().then(() => undefined, (err: unknown) => err);
+        expect(e).toBeInstanceOf(OpenAI.AuthenticationError);
+        expect((e as InstanceType<typeof OpenAI.AuthenticationError>).status).toBe(401);
+        expect((e as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe('invalid_api_key');
+      }
+    });
   });
 });
 

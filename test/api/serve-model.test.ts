@@ -9,6 +9,7 @@
  * served after a restart is tested in engine-process.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,6 +56,17 @@ describe('sieve serve on stories260k in the engine process', () => {
     const events = s.text.trim().split('\n\n');
     expect(events.at(-1)).toBe('data: [DONE]');
     expect(events.slice(0, -1).map((e) => JSON.parse(e.slice(6)).choices[0].text).join('')).toBe(first);
+  });
+
+  it('the official openai client gets the same greedy continuation, plain and streamed', async () => {
+    const oa = new OpenAI({ baseURL: `${srv.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 30_000 });
+    expect((await oa.models.retrieve('stories260k')).id).toBe('stories260k');
+    const r = await oa.completions.create(completion);
+    expect(r.choices[0].text).toBe(first);
+    expect(r.usage?.completion_tokens).toBe(4);
+    let text = '';
+    for await (const c of await oa.completions.create({ ...completion, stream: true })) text += c.choices[0]?.text ?? '';
+    expect(text).toBe(first);
   });
 
   it('a chat request whose template loops 1e9 times fails with a typed error; the server lives on', async () => {
