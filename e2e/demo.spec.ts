@@ -13,6 +13,8 @@ test.describe('chat demo', () => {
     const errors = watchConsole(page);
     await page.goto('/demo/?temperature=0&max-tokens=100&mode=completion');
     await recordEvents(page, CHAT);
+    // A short chat box, so that three replies overflow it (the newest one's stats line must be scrolled into view).
+    await page.addStyleTag({ content: 'sieve-chat { height: 330px !important; }' });
     await waitReady(page, CHAT);
     await expect(page.locator('#chat [part=status]')).toContainText('Ready');
 
@@ -127,7 +129,7 @@ test.describe('chat demo', () => {
     await expect(page.locator('#chat textarea')).toHaveValue(long);
 
     // A mistyped model URL is refused before the loaded model is touched: the model stays loaded and answers.
-    await page.locator('#model-url').fill('/models/storiez260k/');
+    await page.locator('#model-url').fill(new URL('/models/storiez260k/', page.url()).href);
     await page.locator('#url-form button').click();
     await expect(page.locator('#chat [part=error] .title')).toContainText('could not be downloaded', { timeout: 30_000 });
     await expect(page.locator('#chat [part=error] .detail')).toContainText('storiez260k');
@@ -136,7 +138,9 @@ test.describe('chat demo', () => {
     const after = await ask(page, CHAT, prompt);
     expect(after.error).toBeUndefined();
     expect(prompt + after.text).toBe(text.slice(0, prompt.length + after.text.length));
-    expect(errors).toEqual([]);
+    // The browser logs the mistyped URL's 404 itself; nothing else went wrong.
+    expect(errors.filter((e) => !e.includes('status of 404 (Not Found)'))).toEqual([]);
+    expect(errors.length).toBeLessThanOrEqual(1);
   });
 
   test('loads a local folder (webkitdirectory input); a broken folder shows an error and the page stays usable', async ({ page }, info) => {
