@@ -92,13 +92,13 @@ chat.addEventListener('done', (ev) => {
   if (sp?.mode === 'sample') {
     lastSparse = { turn, stats: s };
     drawSparsity(heatmap, sp);
-    caption.textContent = `Turn ${turn}: sparse prefill of ${prefilled} tokens${cachedNote}, ` +
+    caption.textContent = `Turn ${turn}: sparse prefill of ${sp.seqLen} tokens${s.cachedTokens > 0 ? ` (${s.cachedTokens} of them cached)` : ''}, ` +
       `${(100 * sp.meanAreaFraction).toFixed(1)}% of the causal area computed.`;
   } else {
     const dense = `dense prefill of ${prefilled} token${prefilled === 1 ? '' : 's'}${cachedNote}: every key column kept`;
     if (lastSparse) {
       const ls = lastSparse.stats;
-      caption.textContent = `Shown: turn ${lastSparse.turn}'s sparse prefill (${ls.prefillTokens ?? ls.promptTokens - ls.cachedTokens} tokens). ` +
+      caption.textContent = `Shown: turn ${lastSparse.turn}'s sparse prefill (${ls.sparsity?.seqLen ?? ls.promptTokens} tokens). ` +
         `Latest, turn ${turn}: ${dense}.`;
     } else {
       drawSparsity(heatmap, sp);
