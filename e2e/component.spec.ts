@@ -20,14 +20,18 @@ test.describe('<sieve-chat> on a plain page', () => {
     await page.addInitScript(() => {
       const w = window as unknown as { __progress: unknown[]; __ready: number };
       w.__progress = []; w.__ready = 0;
-      document.addEventListener('progress', (e) => w.__progress.push(JSON.parse(JSON.stringify((e as unknown as CustomEvent).detail))));
+      // Each event with the status line the element shows at that moment.
+      document.addEventListener('progress', (e) => w.__progress.push({
+        ...JSON.parse(JSON.stringify((e as unknown as CustomEvent).detail)),
+        status: (e.target as Element).shadowRoot?.querySelector('[part=status]')?.textContent,
+      }));
       document.addEventListener('ready', () => w.__ready++);
     });
     await page.goto('/e2e/pages/component.html');
     await recordEvents(page, CHAT);
     await waitReady(page, CHAT);
     type Stage = { done: number; total: number; ms: number };
-    const progress = await page.evaluate(() => (window as unknown as { __progress: { file: string; loadedBytes: number; totalBytes: number; stages?: Record<string, Stage> }[] }).__progress);
+    const progress = await page.evaluate(() => (window as unknown as { __progress: { file: string; loadedBytes: number; totalBytes: number; stages?: Record<string, Stage>; status: string }[] }).__progress);
     expect(progress.length).toBeGreaterThan(0);
     const last = progress[progress.length - 1];
     expect(last.loadedBytes).toBeGreaterThan(0);
@@ -44,7 +48,9 @@ test.describe('<sieve-chat> on a plain page', () => {
       }
       await expect(page.locator('#chat [part=status]')).toContainText(`compile ${st.compile.total} pipelines in`);
     } else {
+      // Bytes only: once every byte is read, the element says what the silent rest of the load is doing.
       test.info().annotations.push({ type: 'note', description: 'this engine reports no load stages yet: bytes only' });
+      expect(progress.at(-1)!.status).toBe('Weights read; preparing the model on the GPU (upload, shader compile)…');
     }
 
     // A model without a chat template, in completion mode: presented as text continuation with openings.
