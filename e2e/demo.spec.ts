@@ -227,6 +227,9 @@ test.describe('chat demo', () => {
     expect(chatBox.y + chatBox.height).toBeLessThanOrEqual(settings.y);
     expect(chatBox.y).toBeLessThan(200);
     expect(chatBox.width).toBeGreaterThan(340);
+    // ...and its input spans the chat's width, the buttons under it.
+    const inputBox = (await page.locator('#chat textarea').boundingBox())!;
+    expect(inputBox.width).toBeGreaterThan(chatBox.width * 0.8);
     await page.screenshot({ path: info.outputPath('phone.png') });
     await page.setViewportSize({ width: 1280, height: 720 });
 

@@ -67,4 +67,13 @@ button { font: inherit; padding: 6px 14px; border-radius: var(--sieve-radius); b
 button.primary { background: var(--sieve-accent); color: var(--sieve-accent-fg); border-color: var(--sieve-accent); }
 button:disabled { opacity: 0.5; cursor: default; }
 .status { padding: 0 var(--sieve-gap) 6px; font-size: 12px; color: var(--sieve-muted); min-height: 1.5em; }
+/* Phone width: the input gets the whole row, the buttons go under it. */
+@media (max-width: 520px) {
+  form { flex-wrap: wrap; }
+  textarea { flex: 1 1 100%; }
+  form button { flex: 1; }
+  .message { max-width: 100%; }
+  .stage, .file { grid-template-columns: minmax(0, 1fr) 80px; }
+  .stage .count, .file .bytes { grid-column: 1 / -1; }
+}
 `;
