@@ -9,6 +9,7 @@ import { InvalidOptionError, MissingFileError, ModelFormatError } from '../error
 import { checkFolderPath } from './paths.ts';
 import type { FileSource } from './source.ts';
 import { urlSource, type UrlSourceOptions } from './url-source.ts';
+import { nodeBuiltin } from '../util/node-only.ts';
 
 export function checkRange(file: string, offset: number, length: number, size: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
@@ -31,7 +32,7 @@ export interface NodeSource extends FileSource {
 export function nodeSource(dir: string): NodeSource {
   const sizes = new Map<string, number>();
   let fsp: Promise<FsPromises> | undefined;
-  const fs = () => (fsp ??= import(/* @vite-ignore */ 'node:fs/promises' as string) as Promise<FsPromises>);
+  const fs = () => (fsp ??= nodeBuiltin<FsPromises>('fs/promises'));
   // Only plain relative paths inside the folder (paths.ts): no '..', no absolute paths, no backslashes.
   const full = (p: string) => `${dir.replace(/\/+$/, '')}/${checkFolderPath(p)}`;
   const missing = (p: string) => new MissingFileError(p, `not found in ${dir}`, { folder: dir });
