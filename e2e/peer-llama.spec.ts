@@ -1,0 +1,77 @@
+// A second implementation, written by others, agreeing with ours (issue 19):
+// stories260k exported to GGUF by bench/peer/export-gguf.ts and run by
+// llama.cpp (wllama's wasm CPU build, in this Chromium) gives the same greedy
+// tokens as sieve, computed in the same page: 64 tokens from BOS, and for each
+// golden tokenizer text the same prompt length and the same 4 greedy tokens
+// after it (llama.cpp's tokenizer on one side, ours on the other; wllama 3.8
+// exposes no tokenize call, so the prompt's token count and the model's
+// continuation of it carry the check; texts with runs of spaces go in as
+// SentencePiece normalizes them, a step llama.cpp's SPM tokenizer lacks). F16 GGUF as `llama` (q/k rows
+// un-permuted to Meta's layout) and as `internlm2`. Q4_0 against sieve's q4
+// is printed by the peer benchmark (bench/peer/llama.ts --stories), not here:
+// a second sieve load costs CI time.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, test, type Page } from '@playwright/test';
+import { nodeSource } from '../src/loader/sources.ts';
+import { ggufModel, folderCheckpoint, sentencePieceVocab, type Arch } from '../bench/peer/export-gguf.ts';
+import { writeGguf, type GgmlTypeName } from '../bench/peer/gguf.ts';
+import { STORIES, watchConsole } from './component-helpers.ts';
+
+const WLLAMA = join(process.cwd(), 'node_modules/@wllama/wllama/esm');
+
+async function gguf(arch: Arch, weights: GgmlTypeName): Promise<Uint8Array> {
+  const ck = await folderCheckpoint(nodeSource(STORIES));
+  const vocab = sentencePieceVocab(readFileSync(join(STORIES, 'tokenizer.model')));
+  const { meta, tensors } = ggufModel(ck, vocab, arch, weights);
+  const parts: Uint8Array[] = [];
+  await writeGguf({ prefix: 'm', meta, tensors, open: () => ({ write: (b) => { parts.push(b.slice()); }, close() {} }) });
+  return Buffer.concat(parts);
+}
+
+type Side = { fromBos: number[]; prompts: { promptTokens: number; ids?: number[]; next: number[] }[]; ms: number; info?: unknown };
+const call = (page: Page, fn: 'sieve' | 'wllama', ...args: unknown[]): Promise<Side> =>
+  page.evaluate(([f, a]) => ((window as any).peer[f as string] as (...x: unknown[]) => Promise<Side>)(...(a as unknown[])), [fn, args] as const);
+
+test('llama.cpp (wllama) runs stories260k exported to GGUF with sieve\'s greedy tokens and tokenization', async ({ page }) => {
+  test.setTimeout(240_000); // ~30 s on an idle 2-core machine (SwiftShader compiles sieve's pipelines at load)
+  const errors = watchConsole(page);
+  page.on('console', (m) => { if (m.type() === 'log') console.log(`[page] ${m.text()}`); });
+  const files = new Map<string, Uint8Array>([
+    ['stories-llama-f16.gguf', await gguf('llama', 'F16')],
+    ['stories-internlm2-f16.gguf', await gguf('internlm2', 'F16')],
+    ['stories-llama-q4_0.gguf', await gguf('llama', 'Q4_0')],
+  ]);
+  await page.route('**/peer-assets/**', async (route) => {
+    const path = new URL(route.request().url()).pathname.replace('/peer-assets/', '');
+    if (path.startsWith('gguf/')) return route.fulfill({ body: Buffer.from(files.get(path.slice(5))!), contentType: 'application/octet-stream' });
+    const body = readFileSync(join(WLLAMA, path.replace(/^wllama\//, '')));
+    return route.fulfill({ body, contentType: path.endsWith('.wasm') ? 'application/wasm' : 'text/javascript' });
+  });
+  await page.goto('/e2e/pages/peer.html');
+  await expect(page.locator('#log')).toHaveText('ready');
+
+  const golden = JSON.parse(readFileSync(join(STORIES, 'tokenizer.golden.json'), 'utf8')) as { cases: { text: string; ids: number[] }[] };
+  const cases = golden.cases.filter((c) => c.text.length > 0);
+  // stories260k's tokenizer.model has remove_extra_whitespaces (runs of spaces become one, the ends are trimmed);
+  // llama.cpp's `llama` tokenizer has no such step (it keeps every space), so it gets the text SentencePiece sees.
+  const spmNormalized = (t: string) => t.replace(/ {2,}/g, ' ').trim();
+  const texts = cases.map((c) => c.text);
+  const N = 64, K = 4;
+
+  const ours = await call(page, 'sieve', 'f32', texts, N, K);
+  // Ours agrees with SentencePiece first (BOS + spm_encode's ids), so the peer is compared with the reference too.
+  cases.forEach((c, i) => expect(ours.prompts[i].ids, c.text).toEqual([1, ...c.ids]));
+  for (const file of ['stories-llama-f16.gguf', 'stories-internlm2-f16.gguf']) {
+    const peer = await call(page, 'wllama', file, texts.map(spmNormalized), N, K);
+    console.log(`${file}: ${JSON.stringify(peer.info)}; wllama ${peer.ms.toFixed(0)} ms, sieve ${ours.ms.toFixed(0)} ms`);
+    expect(peer.fromBos.length).toBe(N);
+    expect(peer.fromBos, `${file}: greedy from BOS`).toEqual(ours.fromBos);
+    cases.forEach((c, i) => {
+      expect(peer.prompts[i].promptTokens, `${file}: token count of ${JSON.stringify(c.text)}`).toBe(ours.prompts[i].promptTokens);
+      expect(peer.prompts[i].next, `${file}: greedy after ${JSON.stringify(c.text)}`).toEqual(ours.prompts[i].next);
+    });
+  }
+
+  expect(errors.filter((e) => !/ggml_webgpu|WebGPU/.test(e))).toEqual([]);
+});
