@@ -65,6 +65,8 @@ export interface Vocab {
   unk: number;
   pad?: number;
   addBos: boolean;
+  /** tokenizer.ggml.add_space_prefix (llama.cpp's default for SPM: true). */
+  addSpacePrefix?: boolean;
 }
 
 /** A safetensors checkpoint folder (F32/F16/BF16 tensors) read through a FileSource (tests: nodeSource). */
@@ -135,12 +137,22 @@ export function sentencePieceVocab(model: Uint8Array, addBos = true): Vocab {
   };
 }
 
-/** A word-level vocabulary "t0".."t{n-1}" for the synthetic models (prompts go in as ids; 0 unk, 1 bos, 2 eos). */
+/**
+ * The synthetic models' vocabulary, made so that a prompt of ids can go to
+ * llama.cpp as text (wllama's completion takes text only): id i >= 3 is the
+ * single character U+10000 + i (no two of them merge: the vocabulary has no
+ * longer pieces), 0/1/2 are <unk>/<s>/</s> (special: parsed from the text).
+ * No space prefix is added (there is no "▁" piece). syntheticText(ids)
+ * is the matching prompt text.
+ */
 export function syntheticVocab(n: number): Vocab {
-  const tokens = Array.from({ length: n }, (_, i) => (i === 0 ? '<unk>' : i === 1 ? '<s>' : i === 2 ? '</s>' : `t${i}`));
+  const tokens = Array.from({ length: n }, (_, i) => syntheticPiece(i));
   const types = Int32Array.from(tokens, (_, i) => (i === 0 ? PieceType.UNKNOWN : i < 3 ? PieceType.CONTROL : PieceType.NORMAL));
-  return { tokens, scores: new Float32Array(n).map((_, i) => -i), types, bos: 1, eos: 2, unk: 0, addBos: false };
+  return { tokens, scores: new Float32Array(n).map((_, i) => -i), types, bos: 1, eos: 2, unk: 0, addBos: false, addSpacePrefix: false };
 }
+
+export const syntheticPiece = (i: number): string => (i === 0 ? '<unk>' : i === 1 ? '<s>' : i === 2 ? '</s>' : String.fromCodePoint(0x10000 + i));
+export const syntheticText = (ids: ArrayLike<number>): string => Array.from(ids, syntheticPiece).join('');
 
 export type Arch = 'llama' | 'internlm2';
 
@@ -176,6 +188,7 @@ export function ggufModel(ck: Checkpoint, vocab: Vocab, arch: Arch, weights: Ggm
     ...(vocab.pad !== undefined ? [['tokenizer.ggml.padding_token_id', { type: 'u32', value: vocab.pad }] as [string, MetaValue]] : []),
     ['tokenizer.ggml.add_bos_token', { type: 'bool', value: vocab.addBos }],
     ['tokenizer.ggml.add_eos_token', { type: 'bool', value: false }],
+    ...(vocab.addSpacePrefix === false ? [['tokenizer.ggml.add_space_prefix', { type: 'bool', value: false }] as [string, MetaValue]] : []),
   ];
   const mat = (cols: number): GgmlTypeName => (weights === 'Q4_0' && cols % 32 !== 0 ? 'F16' : weights);
   const direct = (name: string, src: string, cols: number, rows: number, type = mat(cols)): GgufTensor =>
