@@ -241,13 +241,15 @@ export function ggufModel(ck: Checkpoint, vocab: Vocab, arch: Arch, weights: Ggm
 export async function exportToDir(o: {
   ck: Checkpoint; vocab: Vocab; arch: Arch; weights: GgmlTypeName; dir: string; prefix: string;
   maxFileBytes?: number; contextLength?: number; log?: (s: string) => void;
+  /** Parallel encoding (bench/peer/llama.ts's worker threads); see writeGguf. */
+  encode?: (index: number, r0: number, n: number) => Promise<Uint8Array>; ahead?: number;
 }): Promise<{ files: string[]; bytes: number[] }> {
   const fsp = (await import(/* @vite-ignore */ 'node:fs/promises' as string)) as typeof import('node:fs/promises');
   await fsp.mkdir(o.dir, { recursive: true });
   const { meta, tensors } = ggufModel(o.ck, o.vocab, o.arch, o.weights, o.contextLength);
   const t0 = performance.now();
   return writeGguf({
-    prefix: o.prefix, meta, tensors, maxFileBytes: o.maxFileBytes,
+    prefix: o.prefix, meta, tensors, maxFileBytes: o.maxFileBytes, encode: o.encode, ahead: o.ahead,
     async open(name) {
       const fh = await fsp.open(`${o.dir}/${name}`, 'w');
       // Buffered: many small writes (a row block each) into 8 MB blocks.

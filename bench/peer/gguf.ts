@@ -232,7 +232,15 @@ export async function writeGguf(opts: {
   maxFileBytes?: number;
   open: (name: string) => ByteSink | Promise<ByteSink>;
   onTensor?: (t: GgufTensor, file: string) => void;
+  /**
+   * Encodes rows [r0, r0 + n) of tensor `index` (of opts.tensors); default: t.rows + encodeTensorData here.
+   * With worker threads behind it, `ahead` blocks are encoded at once (written in order).
+   */
+  encode?: (index: number, r0: number, n: number) => Promise<Uint8Array>;
+  ahead?: number;
 }): Promise<{ files: string[]; bytes: number[] }> {
+  const encode = opts.encode ?? (async (i: number, r0: number, n: number) => encodeTensorData(opts.tensors[i].type, await opts.tensors[i].rows(r0, n)));
+  const index = new Map(opts.tensors.map((t, i) => [t, i]));
   const plan = planSplits(opts.prefix, opts.tensors, opts.maxFileBytes ?? Number.MAX_SAFE_INTEGER);
   const n = plan.groups.length;
   const bytes: number[] = [];
@@ -246,17 +254,25 @@ export async function writeGguf(opts: {
     const sink = await opts.open(plan.files[i]);
     await sink.write(header);
     let at = 0;
+    // Blocks of rows in file order; up to `ahead` of them encoding at once.
+    const jobs: { k: number; r0: number; n: number; last: boolean }[] = [];
     for (const [k, t] of plan.groups[i].entries()) {
+      const rows = tensorRows(t), step = rowsPerStep(t);
+      for (let r = 0; r < rows; r += step) jobs.push({ k, r0: r, n: Math.min(step, rows - r), last: r + step >= rows });
+    }
+    const pending: Promise<Uint8Array>[] = [];
+    const start = (j: number) => { const x = jobs[j]; pending[j] = encode(index.get(plan.groups[i][x.k])!, x.r0, x.n); };
+    const ahead = Math.max(1, opts.ahead ?? 1);
+    for (let j = 0; j < Math.min(ahead, jobs.length); j++) start(j);
+    for (let j = 0; j < jobs.length; j++) {
+      const { k, last } = jobs[j];
       if (offsets[k] > at) { await sink.write(new Uint8Array(offsets[k] - at)); at = offsets[k]; }
-      const rows = tensorRows(t);
-      const step = rowsPerStep(t);
-      for (let r = 0; r < rows; r += step) {
-        const nr = Math.min(step, rows - r);
-        const data = encodeTensorData(t.type, await t.rows(r, nr));
-        await sink.write(data);
-        at += data.byteLength;
-      }
-      opts.onTensor?.(t, plan.files[i]);
+      const data = await pending[j];
+      delete pending[j];
+      if (j + ahead < jobs.length) start(j + ahead);
+      await sink.write(data);
+      at += data.byteLength;
+      if (last) opts.onTensor?.(plan.groups[i][k], plan.files[i]);
     }
     if (dataBytes > at) await sink.write(new Uint8Array(dataBytes - at));
     await sink.close();

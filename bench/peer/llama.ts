@@ -33,11 +33,12 @@ import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { isMainThread, workerData } from 'node:worker_threads';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { prepareSynthetic, runSynthWorker, type VirtualFolder } from '../../e2e/ttft.synthetic.ts';
-import { exportToDir, folderCheckpoint, sentencePieceVocab, syntheticCheckpoint, syntheticText, syntheticVocab } from './export-gguf.ts';
+import { exportToDir, folderCheckpoint, ggufModel, sentencePieceVocab, syntheticCheckpoint, syntheticText, syntheticVocab } from './export-gguf.ts';
+import { encodeTensorData } from './gguf.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -74,7 +75,8 @@ function options() {
     flags: v.flags!, modes: list(v.modes, 'dense,sample'),
     app: resolve(v.app ?? (BUNDLED ? join(HERE, 'peer') : join(ROOT, 'dist'))),
     wllama: resolve(v.wllama ?? (BUNDLED ? join(HERE, 'peer/wllama') : join(ROOT, 'node_modules/@wllama/wllama/esm'))),
-    ggufDir: resolve(v['gguf-dir'] ?? join(BUNDLED ? HERE : join(ROOT, 'bench/results'), 'peer-gguf')),
+    // Not under .gpu/ on the GPU machine: a carried .gpu replaces that folder on the next call.
+    ggufDir: resolve(v['gguf-dir'] ?? (BUNDLED ? '/tmp/sieve-peer-gguf' : join(ROOT, 'bench/results/peer-gguf'))),
     out: resolve(v.out ?? process.env.OUT ?? join(ROOT, 'bench/results/peer-llama')),
     maxFileBytes: Number(v['max-file-mb']) * 2 ** 20,
     isolation: !v['no-isolation'], stories: v.stories, bundle: v.bundle, timeoutMs: Number(v['timeout-s']) * 1000,
@@ -188,9 +190,13 @@ async function sievePhase(page: Page, o: Opts, shape: string, folder: VirtualFol
     const t = performance.now();
     if (!(await el.load(url))) throw new Error(`sieve load failed: ${err ? `${err.title} ${err.detail}` : 'unknown'}`);
     const loadMs = performance.now() - t;
+    const firstIds: number[] = [];
+    const onTok = (e: any) => firstIds.push(...e.detail.ids);
+    el.addEventListener('token', onTok);
     const out = await el.send({ ids: first });
+    el.removeEventListener('token', onTok);
     if (out.error) throw new Error(`${out.error.title} ${out.error.detail}`);
-    return { loadMs, toFirstTokenMs: performance.now() - t, description: el.engine.description, contextLength: el.engine.contextLength };
+    return { loadMs, toFirstTokenMs: performance.now() - t, description: el.engine.description, contextLength: el.engine.contextLength, firstIds };
   }, { url, context, first });
   console.log(`  sieve ${shape}: load ${(load.loadMs / 1000).toFixed(1)} s, to first token ${(load.toFirstTokenMs / 1000).toFixed(1)} s (${load.description})`);
   const ttft: { length: number; mode: string; pageTtftMs: number; prefillMs: number; runs: number[] }[] = [];
@@ -208,12 +214,17 @@ async function sievePhase(page: Page, o: Opts, shape: string, folder: VirtualFol
     if (length + 64 > context) continue;
     const ids = folder.promptIds(length, length);
     for (const mode of o.modes) {
-      await send(ids.slice(0, Math.min(ids.length, 512)), mode, 2); // warm-up: the pipelines of this mode
-      const runs = [];
-      for (let r = 0; r < o.repeat; r++) runs.push(await send(ids, mode, 2));
-      const row = { length, mode, pageTtftMs: median(runs.map((x) => x.pageTtftMs)), prefillMs: median(runs.map((x) => x.prefillMs)), ran: runs[0].ran, runs: runs.map((x) => x.pageTtftMs) };
-      ttft.push(row);
-      console.log(`  sieve ${shape} ${mode} ${length}: TTFT ${row.pageTtftMs.toFixed(1)} ms (prefill ran ${row.ran ?? '?'})`);
+      try {
+        await send(ids.slice(0, Math.min(ids.length, 512)), mode, 2); // warm-up: the pipelines of this mode
+        const runs = [];
+        for (let r = 0; r < o.repeat; r++) runs.push(await send(ids, mode, 2));
+        const row = { length, mode, pageTtftMs: median(runs.map((x) => x.pageTtftMs)), prefillMs: median(runs.map((x) => x.prefillMs)), ran: runs[0].ran, runs: runs.map((x) => x.pageTtftMs) };
+        ttft.push(row);
+        console.log(`  sieve ${shape} ${mode} ${length}: TTFT ${row.pageTtftMs.toFixed(1)} ms (prefill ran ${row.ran ?? '?'})`);
+      } catch (e) {
+        ttft.push({ length, mode, pageTtftMs: NaN, prefillMs: NaN, runs: [], error: (e as Error).message } as never);
+        console.log(`  sieve ${shape} ${mode} ${length}: FAILED ${(e as Error).message}`);
+      }
     }
   }
   const dIds = folder.promptIds(o.decodeContext, 3);
@@ -234,16 +245,20 @@ async function wllamaPhase(page: Page, o: Opts, shape: string, files: string[], 
     const t = performance.now();
     const blobs = await Promise.all(files.map(async (f: string) => new File([await (await fetch(`/gguf/${f}`)).blob()], f)));
     const fetchMs = performance.now() - t;
-    const w = new Wllama({ default: '/wllama/wllama.wasm' }, { suppressNativeLog: false, logger: { debug() {}, log() {}, info() {}, warn: console.warn, error: console.error } });
+    const log: string[] = [];
+    const keep = (...a: unknown[]) => { const s = a.join(' '); if (/offloaded|webgpu|buffer size|flash_attn|n_batch|n_ubatch|adapter/i.test(s)) log.push(s.slice(0, 300)); };
+    const w = new Wllama({ default: '/wllama/wllama.wasm' }, { suppressNativeLog: false, logger: { debug: keep, log: keep, info: keep, warn: (...a: unknown[]) => { keep(...a); console.warn(...a); }, error: console.error } });
     (window as any).__w = w;
     await w.loadModel(blobs, { n_ctx: context, n_gpu_layers: 999 });
     const loadMs = performance.now() - t;
-    const r = await w.createCompletion({ prompt: first, max_tokens: 1, temperature: 0, cache_prompt: false });
+    const r = await w.createCompletion({ prompt: first, max_tokens: 2, temperature: 0, cache_prompt: false, n_probs: 1 });
+    const toFirstTokenMs = performance.now() - t; // (a second token too: the first 2 ids are compared with sieve's)
     const info = w.getLoadedContextInfo();
-    return { fetchMs, loadMs, toFirstTokenMs: performance.now() - t, promptTokens: r.usage.prompt_tokens, multiThread: w.isMultithread(), threads: w.getNumThreads(),
-      n_ctx: info.n_ctx, n_batch: info.n_batch, n_ubatch: info.n_ubatch, crossOriginIsolated: self.crossOriginIsolated };
+    return { fetchMs, loadMs, toFirstTokenMs, promptTokens: r.usage.prompt_tokens, firstIds: r.choices[0].logprobs?.content?.map((x: any) => x.id) as number[], multiThread: w.isMultithread(), threads: w.getNumThreads(),
+      n_ctx: info.n_ctx, n_batch: info.n_batch, n_ubatch: info.n_ubatch, crossOriginIsolated: self.crossOriginIsolated, log };
   }, { files, context, first });
   console.log(`  wllama ${shape}: load ${(load.loadMs / 1000).toFixed(1)} s (fetch ${(load.fetchMs / 1000).toFixed(1)} s), to first token ${(load.toFirstTokenMs / 1000).toFixed(1)} s; threads ${load.threads}, n_batch ${load.n_batch}, n_ubatch ${load.n_ubatch}`);
+  for (const l of load.log.filter((x: string) => /offloaded|WebGPU.*buffer|adapter/i.test(x)).slice(0, 6)) console.log(`    llama.cpp: ${l}`);
   if (load.promptTokens !== 16) throw new Error(`wllama: the 16-token prompt became ${load.promptTokens} tokens (the synthetic vocabulary's text mapping broke)`);
   const complete = (text: string, maxTokens: number, n: number) => page.evaluate(async ({ text, maxTokens }) => {
     const w = (window as any).__w;
@@ -255,18 +270,73 @@ async function wllamaPhase(page: Page, o: Opts, shape: string, files: string[], 
   for (const length of o.lengths) {
     if (length + 64 > context) continue;
     const ids = folder.promptIds(length, length);
-    await complete(syntheticText(ids.slice(0, Math.min(ids.length, 512))), 1, Math.min(ids.length, 512));
-    const runs = [];
-    for (let r = 0; r < o.repeat; r++) runs.push(await complete(syntheticText(ids), 1, length));
-    const row = { length, pageTtftMs: median(runs.map((x) => x.pageMs)), promptMs: median(runs.map((x) => x.timings?.prompt_ms)), runs: runs.map((x) => x.pageMs) };
-    ttft.push(row);
-    console.log(`  wllama ${shape} ${length}: TTFT ${row.pageTtftMs.toFixed(1)} ms (prompt_ms ${row.promptMs.toFixed(1)})`);
+    try {
+      await complete(syntheticText(ids.slice(0, Math.min(ids.length, 512))), 1, Math.min(ids.length, 512));
+      const runs = [];
+      for (let r = 0; r < o.repeat; r++) runs.push(await complete(syntheticText(ids), 1, length));
+      const row = { length, pageTtftMs: median(runs.map((x) => x.pageMs)), promptMs: median(runs.map((x) => x.timings?.prompt_ms)), runs: runs.map((x) => x.pageMs) };
+      ttft.push(row);
+      console.log(`  wllama ${shape} ${length}: TTFT ${row.pageTtftMs.toFixed(1)} ms (prompt_ms ${row.promptMs.toFixed(1)})`);
+    } catch (e) {
+      ttft.push({ length, pageTtftMs: NaN, promptMs: NaN, runs: [], error: (e as Error).message } as never);
+      console.log(`  wllama ${shape} ${length}: FAILED ${(e as Error).message}`);
+    }
   }
   const d = await complete(syntheticText(folder.promptIds(o.decodeContext, 3)), o.decodeTokens + 1, o.decodeContext);
   const decode = [{ context: o.decodeContext, tokPerS: d.timings?.predicted_per_second, completionTokens: d.timings?.predicted_n }];
   console.log(`  wllama ${shape}: decode after ${o.decodeContext}: ${decode[0].tokPerS?.toFixed(1)} tok/s (${decode[0].completionTokens} tokens)`);
   await page.evaluate(async () => { await (window as any).__w.exit(); });
   return { load, ttft, decode };
+}
+
+// ---------- parallel GGUF encoding ----------
+interface EncodeSpec { shape: string; context: number }
+
+/** Worker threads (this file again) that synthesize and quantize blocks of GGUF rows; see writeGguf's encode. */
+class EncodePool {
+  private idle: Worker[] = [];
+  private all: Worker[] = [];
+  private queue: { msg: { id: number; i: number; r0: number; n: number }; ok: (b: Uint8Array) => void; fail: (e: Error) => void }[] = [];
+  private waiting = new Map<number, { ok: (b: Uint8Array) => void; fail: (e: Error) => void; w: Worker }>();
+  private next = 1;
+  constructor(n: number, spec: EncodeSpec) {
+    for (let k = 0; k < n; k++) {
+      const w = new Worker(new URL(import.meta.url), { workerData: { ggufEncodeWorker: spec } });
+      w.on('message', (m: { id: number; bytes?: Uint8Array; error?: string }) => {
+        const job = this.waiting.get(m.id)!;
+        this.waiting.delete(m.id);
+        if (m.error) job.fail(new Error(m.error)); else job.ok(m.bytes!);
+        this.idle.push(w);
+        this.pump();
+      });
+      w.on('error', (e: Error) => { for (const [id, j] of this.waiting) if (j.w === w) { this.waiting.delete(id); j.fail(e); } });
+      this.all.push(w);
+      this.idle.push(w);
+    }
+  }
+  encode(i: number, r0: number, n: number): Promise<Uint8Array> {
+    return new Promise((ok, fail) => { this.queue.push({ msg: { id: this.next++, i, r0, n }, ok, fail }); this.pump(); });
+  }
+  private pump() {
+    while (this.idle.length && this.queue.length) {
+      const job = this.queue.shift()!, w = this.idle.pop()!;
+      this.waiting.set(job.msg.id, { ok: job.ok, fail: job.fail, w });
+      w.postMessage(job.msg);
+    }
+  }
+  async close() { await Promise.all(this.all.map((w) => w.terminate())); }
+}
+
+async function runEncodeWorker(spec: EncodeSpec): Promise<void> {
+  const { ck, opts } = await syntheticCheckpoint(spec.shape, { dtype: 'F16' });
+  const { tensors } = ggufModel(ck, syntheticVocab(opts.vocabSize), 'internlm2', 'Q4_0', spec.context);
+  parentPort!.on('message', async (m: { id: number; i: number; r0: number; n: number }) => {
+    try {
+      const t = tensors[m.i];
+      const bytes = encodeTensorData(t.type, await t.rows(m.r0, m.n));
+      parentPort!.postMessage({ id: m.id, bytes }, [bytes.buffer as ArrayBuffer]);
+    } catch (e) { parentPort!.postMessage({ id: m.id, error: (e as Error).message }); }
+  });
 }
 
 // ---------- main ----------
@@ -288,8 +358,12 @@ async function main() {
     if (!files) {
       const { ck, opts } = await syntheticCheckpoint(shape, { dtype: 'F16' });
       console.log(`writing ${shape} as Q4_0 GGUF (internlm2) to ${dir} ...`);
-      const r = await exportToDir({ ck, vocab: syntheticVocab(opts.vocabSize), arch: 'internlm2', weights: 'Q4_0', dir, prefix: `${shape}-q4_0`, maxFileBytes: o.maxFileBytes, contextLength: context });
-      files = r.files;
+      const pool = o.synthWorkers > 0 ? new EncodePool(o.synthWorkers, { shape, context }) : undefined;
+      try {
+        const r = await exportToDir({ ck, vocab: syntheticVocab(opts.vocabSize), arch: 'internlm2', weights: 'Q4_0', dir, prefix: `${shape}-q4_0`, maxFileBytes: o.maxFileBytes,
+          contextLength: context, encode: pool && ((i, r0, n) => pool.encode(i, r0, n)), ahead: pool ? 2 * o.synthWorkers : 1 });
+        files = r.files;
+      } finally { await pool?.close(); }
       writeFileSync(join(dir, 'done.json'), JSON.stringify({ files }));
     }
     for (const f of files) served.gguf.set(f, join(dir, f));
@@ -340,6 +414,9 @@ async function main() {
             await page.close();
             save();
           }
+          const ids = (x: any) => x?.load?.firstIds as number[] | undefined;
+          entry.sameFirstTokens = ids(entry.sieve) && ids(entry.wllama) ? JSON.stringify(ids(entry.sieve)) === JSON.stringify(ids(entry.wllama)) : undefined;
+          console.log(`  greedy tokens after the 16-token prompt: sieve q4 ${JSON.stringify(ids(entry.sieve))}, llama.cpp Q4_0 ${JSON.stringify(ids(entry.wllama))}`);
           rowsFor(table, shape, flags, entry as Record<'sieve' | 'wllama', any>, o);
         }
       } finally { await browser.close(); }
@@ -369,7 +446,8 @@ function rowsFor(table: string[][], shape: string, flags: string, e: Record<'sie
     const d = s.ttft?.find((r: any) => r.length === length && r.mode === 'dense'), sp = s.ttft?.find((r: any) => r.length === length && r.mode === 'sample');
     const p = w.ttft?.find((r: any) => r.length === length);
     if (!d && !sp && !p) continue;
-    table.push([shape, flags, `TTFT ${length} (ms)`, f(d?.pageTtftMs), f(sp?.pageTtftMs), f(p?.pageTtftMs), ratio(d?.pageTtftMs, p?.pageTtftMs), ratio(sp?.pageTtftMs, p?.pageTtftMs)]);
+    const cell = (r: any) => (r?.error ? `failed: ${String(r.error).slice(0, 60)}` : f(r?.pageTtftMs));
+    table.push([shape, flags, `TTFT ${length} (ms)`, cell(d), cell(sp), cell(p), ratio(d?.pageTtftMs, p?.pageTtftMs), ratio(sp?.pageTtftMs, p?.pageTtftMs)]);
   }
   const sd = s.decode?.[0], wd = w.decode?.[0];
   table.push([shape, flags, `decode tok/s @${o.decodeContext}`, f(sd?.tokPerS), '', f(wd?.tokPerS), ratio(sd?.tokPerS, wd?.tokPerS), '']);
@@ -439,6 +517,8 @@ async function bundleSelf(out: string) {
 
 if (!isMainThread && workerData?.ttftSynthWorker) {
   runSynthWorker(workerData.ttftSynthWorker);
+} else if (!isMainThread && workerData?.ggufEncodeWorker) {
+  void runEncodeWorker(workerData.ggufEncodeWorker);
 } else if (isMainThread) {
   main().then(() => process.exit(0), (e) => { console.error(`peer-llama: ${(e as Error).stack ?? e}`); process.exit(1); });
 }
