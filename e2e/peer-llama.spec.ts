@@ -7,8 +7,9 @@
 // exposes no tokenize call, so the prompt's token count and the model's
 // continuation of it carry the check; texts with runs of spaces go in as
 // SentencePiece normalizes them, a step llama.cpp's SPM tokenizer lacks). F16 GGUF as `llama` (q/k rows
-// un-permuted to Meta's layout) and as `internlm2`. Q4_0 against sieve's q4
-// is printed by the peer benchmark (bench/peer/llama.ts --stories), not here:
+// un-permuted to Meta's layout) and as `internlm2`, the latter also as
+// gguf-split files. Q4_0 (llama.cpp) against sieve's f32 is printed; against
+// sieve's q4 by the peer benchmark (bench/peer/llama.ts --stories), not here:
 // a second sieve load costs CI time.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,13 +21,14 @@ import { STORIES, watchConsole } from './component-helpers.ts';
 
 const WLLAMA = join(process.cwd(), 'node_modules/@wllama/wllama/esm');
 
-async function gguf(arch: Arch, weights: GgmlTypeName): Promise<Uint8Array> {
+/** The GGUF file(s) of stories260k: name -> bytes (maxFileBytes: gguf-split files). */
+async function gguf(prefix: string, arch: Arch, weights: GgmlTypeName, maxFileBytes?: number): Promise<Map<string, Uint8Array>> {
   const ck = await folderCheckpoint(nodeSource(STORIES));
   const vocab = sentencePieceVocab(readFileSync(join(STORIES, 'tokenizer.model')));
   const { meta, tensors } = ggufModel(ck, vocab, arch, weights);
-  const parts: Uint8Array[] = [];
-  await writeGguf({ prefix: 'm', meta, tensors, open: () => ({ write: (b) => { parts.push(b.slice()); }, close() {} }) });
-  return Buffer.concat(parts);
+  const out = new Map<string, Uint8Array[]>();
+  await writeGguf({ prefix, meta, tensors, maxFileBytes, open: (name) => { out.set(name, []); return { write: (b) => { out.get(name)!.push(b.slice()); }, close() {} }; } });
+  return new Map([...out].map(([k, v]) => [k, Buffer.concat(v)]));
 }
 
 type Side = { fromBos: number[]; prompts: { promptTokens: number; ids?: number[]; next: number[] }[]; ms: number; info?: unknown };
@@ -37,11 +39,14 @@ test('llama.cpp (wllama) runs stories260k exported to GGUF with sieve\'s greedy 
   test.setTimeout(240_000); // ~30 s on an idle 2-core machine (SwiftShader compiles sieve's pipelines at load)
   const errors = watchConsole(page);
   page.on('console', (m) => { if (m.type() === 'log') console.log(`[page] ${m.text()}`); });
-  const files = new Map<string, Uint8Array>([
-    ['stories-llama-f16.gguf', await gguf('llama', 'F16')],
-    ['stories-internlm2-f16.gguf', await gguf('internlm2', 'F16')],
-    ['stories-llama-q4_0.gguf', await gguf('llama', 'Q4_0')],
-  ]);
+  const models = {
+    llama: await gguf('stories-llama-f16', 'llama', 'F16'),
+    internlm2: await gguf('stories-internlm2-f16', 'internlm2', 'F16'),
+    // gguf-split: 3 files of <= 256 KiB of tensor data, as llama.cpp's split loader reads them
+    split: await gguf('stories-split-f16', 'internlm2', 'F16', 256 << 10),
+  };
+  expect([...models.split.keys()]).toEqual(['stories-split-f16-00001-of-00003.gguf', 'stories-split-f16-00002-of-00003.gguf', 'stories-split-f16-00003-of-00003.gguf']);
+  const files = new Map([...models.llama, ...models.internlm2, ...models.split, ...await gguf('stories-llama-q4_0', 'llama', 'Q4_0')]);
   await page.route('**/peer-assets/**', async (route) => {
     const path = new URL(route.request().url()).pathname.replace('/peer-assets/', '');
     if (path.startsWith('gguf/')) return route.fulfill({ body: Buffer.from(files.get(path.slice(5))!), contentType: 'application/octet-stream' });
@@ -62,16 +67,24 @@ test('llama.cpp (wllama) runs stories260k exported to GGUF with sieve\'s greedy 
   const ours = await call(page, 'sieve', 'f32', texts, N, K);
   // Ours agrees with SentencePiece first (BOS + spm_encode's ids), so the peer is compared with the reference too.
   cases.forEach((c, i) => expect(ours.prompts[i].ids, c.text).toEqual([1, ...c.ids]));
-  for (const file of ['stories-llama-f16.gguf', 'stories-internlm2-f16.gguf']) {
-    const peer = await call(page, 'wllama', file, texts.map(spmNormalized), N, K);
+  for (const [name, m] of Object.entries(models)) {
+    const file = `${name} (${[...m.keys()].join(', ')})`;
+    // The split model only repeats the greedy run (its tensors are the internlm2 ones).
+    const peer = await call(page, 'wllama', [...m.keys()], name === 'split' ? [] : texts.map(spmNormalized), N, K);
     console.log(`${file}: ${JSON.stringify(peer.info)}; wllama ${peer.ms.toFixed(0)} ms, sieve ${ours.ms.toFixed(0)} ms`);
     expect(peer.fromBos.length).toBe(N);
     expect(peer.fromBos, `${file}: greedy from BOS`).toEqual(ours.fromBos);
-    cases.forEach((c, i) => {
+    if (name !== 'split') cases.forEach((c, i) => {
       expect(peer.prompts[i].promptTokens, `${file}: token count of ${JSON.stringify(c.text)}`).toBe(ours.prompts[i].promptTokens);
       expect(peer.prompts[i].next, `${file}: greedy after ${JSON.stringify(c.text)}`).toEqual(ours.prompts[i].next);
     });
   }
+
+  // Information (printed): llama.cpp on Q4_0 weights against sieve's f32 tokens (sieve's q4 vs Q4_0: bench/peer/llama.ts --stories).
+  const q4 = await call(page, 'wllama', [...(await gguf('stories-llama-q4_0', 'llama', 'Q4_0')).keys()], [], N, K);
+  let agree = 0;
+  while (agree < N && q4.fromBos[agree] === ours.fromBos[agree]) agree++;
+  console.log(`llama.cpp Q4_0 greedy from BOS agrees with sieve f32 for ${agree}/${N} tokens`);
 
   // 404s: the loaders probing optional files (tokenizer.json, a shard index).
   expect(errors.filter((e) => !/ggml_webgpu|WebGPU|status of 404/.test(e))).toEqual([]);

@@ -220,7 +220,7 @@ async function sievePhase(page: Page, o: Opts, shape: string, folder: VirtualFol
         for (let r = 0; r < o.repeat; r++) runs.push(await send(ids, mode, 2));
         const row = { length, mode, pageTtftMs: median(runs.map((x) => x.pageTtftMs)), prefillMs: median(runs.map((x) => x.prefillMs)), ran: runs[0].ran, runs: runs.map((x) => x.pageTtftMs) };
         ttft.push(row);
-        console.log(`  sieve ${shape} ${mode} ${length}: TTFT ${row.pageTtftMs.toFixed(1)} ms (prefill ran ${row.ran ?? '?'})`);
+        console.log(`  sieve ${shape} ${mode} ${length}: TTFT ${row.pageTtftMs.toFixed(1)} ms (prefill ran ${row.ran ?? 'dense'})`);
       } catch (e) {
         ttft.push({ length, mode, pageTtftMs: NaN, prefillMs: NaN, runs: [], error: (e as Error).message } as never);
         console.log(`  sieve ${shape} ${mode} ${length}: FAILED ${(e as Error).message}`);
@@ -238,9 +238,12 @@ async function sievePhase(page: Page, o: Opts, shape: string, folder: VirtualFol
   return { load, ttft, decode };
 }
 
-async function wllamaPhase(page: Page, o: Opts, shape: string, files: string[], folder: VirtualFolder, context: number) {
+async function wllamaPhase(page: Page, o: Opts, shape: string, files: string[], folder: VirtualFolder, fullContext: number) {
   const first = syntheticText(folder.promptIds(16, 7));
-  const load = await page.evaluate(async ({ files, context, first }) => {
+  // A context llama.cpp cannot allocate (a 4 GiB browser buffer limit, wasm memory) is retried at half, and said so.
+  const loadErrors: { context: number; error: string }[] = [];
+  let context = fullContext;
+  const tryLoad = () => page.evaluate(async ({ files, context, first }) => {
     const { Wllama } = await import(/* @vite-ignore */ ['', 'wllama', 'index.js'].join('/'));
     const t = performance.now();
     const blobs = await Promise.all(files.map(async (f: string) => new File([await (await fetch(`/gguf/${f}`)).blob()], f)));
@@ -249,7 +252,7 @@ async function wllamaPhase(page: Page, o: Opts, shape: string, files: string[], 
     const keep = (...a: unknown[]) => { const s = a.join(' '); if (/offloaded|webgpu|buffer size|flash_attn|n_batch|n_ubatch|adapter/i.test(s)) log.push(s.slice(0, 300)); };
     const w = new Wllama({ default: '/wllama/wllama.wasm' }, { suppressNativeLog: false, logger: { debug: keep, log: keep, info: keep, warn: (...a: unknown[]) => { keep(...a); console.warn(...a); }, error: console.error } });
     (window as any).__w = w;
-    await w.loadModel(blobs, { n_ctx: context, n_gpu_layers: 999 });
+    await w.loadModel(blobs, { n_ctx: context, n_gpu_layers: 999 }).catch(async (e: Error) => { await w.exit().catch(() => {}); throw e; });
     const loadMs = performance.now() - t;
     const r = await w.createCompletion({ prompt: first, max_tokens: 2, temperature: 0, cache_prompt: false, n_probs: 1 });
     const toFirstTokenMs = performance.now() - t; // (a second token too: the first 2 ids are compared with sieve's)
@@ -257,6 +260,15 @@ async function wllamaPhase(page: Page, o: Opts, shape: string, files: string[], 
     return { fetchMs, loadMs, toFirstTokenMs, promptTokens: r.usage.prompt_tokens, firstIds: r.choices[0].logprobs?.content?.map((x: any) => x.id) as number[], multiThread: w.isMultithread(), threads: w.getNumThreads(),
       n_ctx: info.n_ctx, n_batch: info.n_batch, n_ubatch: info.n_ubatch, crossOriginIsolated: self.crossOriginIsolated, log };
   }, { files, context, first });
+  let load!: Awaited<ReturnType<typeof tryLoad>>;
+  for (;;) {
+    try { load = await tryLoad(); break; } catch (e) {
+      loadErrors.push({ context, error: (e as Error).message.slice(0, 300) });
+      console.log(`  wllama ${shape}: load with n_ctx ${context} FAILED: ${(e as Error).message.slice(0, 200)}`);
+      context = Math.floor(context / 2);
+      if (context < o.decodeContext + 128) throw e;
+    }
+  }
   console.log(`  wllama ${shape}: load ${(load.loadMs / 1000).toFixed(1)} s (fetch ${(load.fetchMs / 1000).toFixed(1)} s), to first token ${(load.toFirstTokenMs / 1000).toFixed(1)} s; threads ${load.threads}, n_batch ${load.n_batch}, n_ubatch ${load.n_ubatch}`);
   for (const l of load.log.filter((x: string) => /offloaded|WebGPU.*buffer|adapter/i.test(x)).slice(0, 6)) console.log(`    llama.cpp: ${l}`);
   if (load.promptTokens !== 16) throw new Error(`wllama: the 16-token prompt became ${load.promptTokens} tokens (the synthetic vocabulary's text mapping broke)`);
@@ -268,7 +280,11 @@ async function wllamaPhase(page: Page, o: Opts, shape: string, files: string[], 
   }, { text, maxTokens }).then((r) => { if (r.promptTokens !== n) throw new Error(`wllama: prompt of ${n} ids became ${r.promptTokens} tokens`); return r; });
   const ttft: { length: number; pageTtftMs: number; promptMs: number; runs: number[] }[] = [];
   for (const length of o.lengths) {
-    if (length + 64 > context) continue;
+    if (length + 64 > fullContext) continue;
+    if (length + 64 > context) {
+      ttft.push({ length, pageTtftMs: NaN, promptMs: NaN, runs: [], error: `n_ctx ${2 * context} did not load: ${loadErrors.at(-1)?.error}` } as never);
+      continue;
+    }
     const ids = folder.promptIds(length, length);
     try {
       await complete(syntheticText(ids.slice(0, Math.min(ids.length, 512))), 1, Math.min(ids.length, 512));
@@ -286,7 +302,7 @@ async function wllamaPhase(page: Page, o: Opts, shape: string, files: string[], 
   const decode = [{ context: o.decodeContext, tokPerS: d.timings?.predicted_per_second, completionTokens: d.timings?.predicted_n }];
   console.log(`  wllama ${shape}: decode after ${o.decodeContext}: ${decode[0].tokPerS?.toFixed(1)} tok/s (${decode[0].completionTokens} tokens)`);
   await page.evaluate(async () => { await (window as any).__w.exit(); });
-  return { load, ttft, decode };
+  return { load: { ...load, context, loadErrors }, ttft, decode };
 }
 
 // ---------- parallel GGUF encoding ----------

@@ -34,14 +34,15 @@ const api = {
     await engine.unload();
     return { fromBos, prompts, ms: performance.now() - t0 };
   },
-  async wllama(file: string, texts: string[], n: number, k: number): Promise<Side & { info: unknown }> {
+  /** `files`: one GGUF, or gguf-split files in order. */
+  async wllama(files: string[], texts: string[], n: number, k: number): Promise<Side & { info: unknown }> {
     const t0 = performance.now();
     const wasm = '/peer-assets/wllama/wasm/wllama.wasm';
     const lib = ['', 'peer-assets', 'wllama', 'index.js'].join('/'); // not a literal: vite must leave it to the browser
     const { Wllama } = await import(/* @vite-ignore */ lib);
     const w = new Wllama({ default: wasm }, { suppressNativeLog: true });
-    const blob = await (await fetch(`/peer-assets/gguf/${file}`)).blob();
-    await w.loadModel([new File([blob], file)], { n_ctx: 512, n_gpu_layers: 0, n_threads: 1 });
+    const blobs = await Promise.all(files.map(async (f) => new File([await (await fetch(`/peer-assets/gguf/${f}`)).blob()], f)));
+    await w.loadModel(blobs, { n_ctx: 512, n_gpu_layers: 0, n_threads: 1 });
     // Raw completion of a text (BOS added by the model's add_bos_token); ids of the new tokens from logprobs.
     const run = async (prompt: string, maxTokens: number) => {
       const r = await w.createCompletion({ prompt, max_tokens: maxTokens, temperature: 0, n_probs: 1, cache_prompt: false });
@@ -52,7 +53,7 @@ const api = {
     for (const t of texts) prompts.push(await run(t, k));
     const info = w.getLoadedContextInfo();
     await w.exit();
-    return { fromBos, prompts, ms: performance.now() - t0, info: { arch: info.metadata['general.architecture'], n_vocab: info.n_vocab, bos: info.token_bos, eos: info.token_eos } };
+    return { fromBos, prompts, ms: performance.now() - t0, info: { files: files.length, arch: info.metadata['general.architecture'], n_vocab: info.n_vocab, bos: info.token_bos, eos: info.token_eos } };
   },
 };
 (window as unknown as { peer: typeof api }).peer = api;
