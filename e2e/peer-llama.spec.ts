@@ -2,7 +2,7 @@
 // stories260k exported to GGUF by bench/peer/export-gguf.ts and run by
 // llama.cpp (wllama's wasm CPU build, in this Chromium) gives the same greedy
 // tokens as sieve, computed in the same page: 64 tokens from BOS, and for each
-// golden tokenizer text the same prompt length and the same 2 greedy tokens
+// golden tokenizer text the same prompt length and the same first greedy token
 // after it (llama.cpp's tokenizer on one side, ours on the other; wllama 3.8
 // exposes no tokenize call, so the prompt's token count and the model's
 // continuation of it carry the check; texts with runs of spaces go in as
@@ -36,7 +36,7 @@ const call = (page: Page, fn: 'sieve' | 'wllama', ...args: unknown[]): Promise<S
   page.evaluate(([f, a]) => ((window as any).peer[f as string] as (...x: unknown[]) => Promise<Side>)(...(a as unknown[])), [fn, args] as const);
 
 test('llama.cpp (wllama) runs stories260k exported to GGUF with sieve\'s greedy tokens and tokenization', async ({ page }) => {
-  test.setTimeout(240_000); // ~30 s on an idle 2-core machine (SwiftShader compiles sieve's pipelines at load)
+  test.setTimeout(300_000); // 3.8 min at load average 30 on 2 cores; sieve's part (SwiftShader compiles its pipelines at load) is api.spec's load + 60 tokens plus 13 prefills
   const errors = watchConsole(page);
   page.on('console', (m) => { if (m.type() === 'log') console.log(`[page] ${m.text()}`); });
   const models = {
@@ -62,7 +62,7 @@ test('llama.cpp (wllama) runs stories260k exported to GGUF with sieve\'s greedy 
   // llama.cpp's `llama` tokenizer has no such step (it keeps every space), so it gets the text SentencePiece sees.
   const spmNormalized = (t: string) => t.replace(/ {2,}/g, ' ').replace(/^ | $/g, '');
   const texts = cases.map((c) => c.text);
-  const N = 64, K = 2;
+  const N = 64, K = 1;
 
   const ours = await call(page, 'sieve', 'f32', texts, N, K);
   // Ours agrees with SentencePiece first (BOS + spm_encode's ids), so the peer is compared with the reference too.
