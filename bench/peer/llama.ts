@@ -156,7 +156,7 @@ function startServer(o: Opts, s: Served): Promise<{ port: number; close: () => v
 class GpuMemory {
   private peak = 0; private base = 0; private timer?: NodeJS.Timeout; available = true;
   private read(): Promise<number | undefined> {
-    return new Promise((ok) => execFile('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits', '-i', '0'], (e, out) => {
+    return new Promise((ok) => execFile('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits', '-i', '0'], { timeout: 5000 }, (e, out) => {
       if (e) { this.available = false; ok(undefined); return; }
       ok(Number(out.trim().split('\n')[0]));
     }));
