@@ -25,6 +25,8 @@
  *   --modes dense,sample --app DIR (dist) --wllama DIR --gguf-dir DIR --out DIR
  *   --max-file-mb 1024 (GGUF split size) --no-isolation (no COOP/COEP)
  *   --stories DIR (also: greedy agreement of sieve q4 vs llama.cpp Q4_0 on stories260k)
+ *   --force-peer (measure llama.cpp even where it runs on its wasm CPU backend: an adapter
+ *   without shader-f16, which ggml-webgpu needs; by default that peer is recorded as skipped)
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { execFile } from 'node:child_process';
@@ -60,7 +62,7 @@ function options() {
       'decode-tokens': { type: 'string' }, repeat: { type: 'string' }, flags: { type: 'string', default: 'both' }, modes: { type: 'string', default: 'dense,sample' },
       app: { type: 'string' }, wllama: { type: 'string' }, 'gguf-dir': { type: 'string' }, out: { type: 'string' }, 'max-file-mb': { type: 'string', default: '1024' },
       'no-isolation': { type: 'boolean', default: false }, stories: { type: 'string' }, bundle: { type: 'string' }, 'timeout-s': { type: 'string', default: '1800' },
-      'synth-workers': { type: 'string' },
+      'synth-workers': { type: 'string' }, 'force-peer': { type: 'boolean', default: false },
     },
   });
   const q = v.quick;
@@ -80,6 +82,7 @@ function options() {
     out: resolve(v.out ?? process.env.OUT ?? join(ROOT, 'bench/results/peer-llama')),
     maxFileBytes: Number(v['max-file-mb']) * 2 ** 20,
     isolation: !v['no-isolation'], stories: v.stories, bundle: v.bundle, timeoutMs: Number(v['timeout-s']) * 1000,
+    forcePeer: v['force-peer'],
     synthWorkers: Number(v['synth-workers'] ?? (BUNDLED ? Math.max(1, availableParallelism() - 2) : 0)),
   };
   for (const m of o.modes) if (m !== 'dense' && m !== 'sample') throw new Error(`--modes: '${m}' is not dense or sample`);
@@ -271,6 +274,14 @@ async function wllamaPhase(page: Page, o: Opts, shape: string, files: string[], 
   }
   console.log(`  wllama ${shape}: load ${(load.loadMs / 1000).toFixed(1)} s (fetch ${(load.fetchMs / 1000).toFixed(1)} s), to first token ${(load.toFirstTokenMs / 1000).toFixed(1)} s; threads ${load.threads}, n_batch ${load.n_batch}, n_ubatch ${load.n_ubatch}`);
   for (const l of load.log.filter((x: string) => /offloaded|WebGPU.*buffer|adapter/i.test(x)).slice(0, 6)) console.log(`    llama.cpp: ${l}`);
+  // Where llama.cpp put the weights ("WebGPU", or "CPU" when ggml-webgpu registered no device: it needs shader-f16,
+  // which NVIDIA's adapter only offers with the vulkan_enable_f16_on_nvidia toggle, and SwiftShader never).
+  const backend = [...new Set(load.log.filter((x: string) => /model buffer size/.test(x)).map((x: string) => x.replace(/^\S+:\s*/, '').split(' model buffer')[0].trim()))].join('+') || 'unknown';
+  console.log(`  wllama ${shape}: weights on ${backend}`);
+  if (!/WebGPU/i.test(backend) && !o.quick && !o.forcePeer) {
+    await page.evaluate(async () => { await (window as any).__w.exit(); });
+    return { load: { ...load, context, loadErrors }, backend, ttft: [], decode: [], note: `llama.cpp put the weights on ${backend}, not WebGPU: TTFT and decode not measured (the wasm CPU path is not the peer asked for)` };
+  }
   if (load.promptTokens !== 16) throw new Error(`wllama: the 16-token prompt became ${load.promptTokens} tokens (the synthetic vocabulary's text mapping broke)`);
   const complete = (text: string, maxTokens: number, n: number) => page.evaluate(async ({ text, maxTokens }) => {
     const w = (window as any).__w;
@@ -302,7 +313,7 @@ async function wllamaPhase(page: Page, o: Opts, shape: string, files: string[], 
   const decode = [{ context: o.decodeContext, tokPerS: d.timings?.predicted_per_second, completionTokens: d.timings?.predicted_n }];
   console.log(`  wllama ${shape}: decode after ${o.decodeContext}: ${decode[0].tokPerS?.toFixed(1)} tok/s (${decode[0].completionTokens} tokens)`);
   await page.evaluate(async () => { await (window as any).__w.exit(); });
-  return { load: { ...load, context, loadErrors }, ttft, decode };
+  return { load: { ...load, context, loadErrors }, backend, ttft, decode };
 }
 
 // ---------- parallel GGUF encoding ----------
@@ -419,6 +430,13 @@ async function main() {
               const ad = await navigator.gpu?.requestAdapter();
               return ad ? { vendor: ad.info.vendor, architecture: ad.info.architecture, description: ad.info.description, f16: ad.features.has('shader-f16'), subgroups: ad.features.has('subgroups') } : null;
             });
+            const adapter = run.adapter as { f16?: boolean } | null;
+            if (side === 'wllama' && !o.quick && !o.forcePeer && adapter && !adapter.f16) {
+              entry[side] = { backend: 'skipped: no shader-f16', note: 'llama.cpp\'s WebGPU backend needs shader-f16 (on NVIDIA: the vulkan_enable_f16_on_nvidia toggle); without it llama.cpp runs on its wasm CPU backend' };
+              console.log(`  wllama ${shape}: skipped (the adapter has no shader-f16: llama.cpp would run on the CPU)`);
+              await page.close();
+              continue;
+            }
             await mem.start();
             try {
               entry[side] = side === 'sieve' ? await sievePhase(page, o, shape, s.folder, context) : await wllamaPhase(page, o, shape, s.files, s.folder, context);
@@ -457,6 +475,7 @@ function rowsFor(table: string[][], shape: string, flags: string, e: Record<'sie
   const ratio = (a: number | undefined, b: number | undefined) => (a && b ? (a / b).toFixed(2) : '-');
   const s = e.sieve ?? {}, w = e.wllama ?? {};
   if (s.error || w.error) table.push([shape, flags, 'error', s.error ?? '', '', w.error ?? '', '', '']);
+  table.push([shape, flags, 'llama.cpp weights on', '', '', w.backend ?? '-', '', '']);
   table.push([shape, flags, 'load to first token (s)', f(s.load?.toFirstTokenMs / 1000), '', f(w.load?.toFirstTokenMs / 1000), ratio(s.load?.toFirstTokenMs, w.load?.toFirstTokenMs), '']);
   for (const length of o.lengths) {
     const d = s.ttft?.find((r: any) => r.length === length && r.mode === 'dense'), sp = s.ttft?.find((r: any) => r.length === length && r.mode === 'sample');
