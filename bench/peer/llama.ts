@@ -502,6 +502,8 @@ async function storiesQ4(o: Opts, port: number, served: Served, args: string[]) 
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
   try {
     const page = await browser.newPage();
+    page.setDefaultTimeout(o.timeoutMs);
+    page.on('console', (m) => { if (m.type() === 'error' || m.text().startsWith('stories:')) console.log(`  [page stories] ${m.text().slice(0, 300)}`); });
     await page.goto(`http://127.0.0.1:${port}/`);
     await page.waitForFunction(() => customElements.get('sieve-chat') !== undefined);
     const N = 64;
@@ -509,7 +511,10 @@ async function storiesQ4(o: Opts, port: number, served: Served, args: string[]) 
       const el = document.querySelector('sieve-chat') as any;
       const ids = async (weights: string) => {
         el.setAttribute('weights', weights); el.setAttribute('max-tokens', String(N)); el.setAttribute('cache', 'false');
-        if (!(await el.load('/models/stories260k/'))) throw new Error('sieve load failed');
+        let err: any;
+        el.addEventListener('error', (e: any) => { err = e.detail; }, { once: true });
+        if (!(await el.load('/models/stories260k/'))) throw new Error(`sieve load failed: ${err ? `${err.title} ${err.detail}` : 'unknown'}`);
+        console.log(`stories: sieve ${weights} loaded`);
         const got: number[] = [];
         const on = (e: any) => got.push(...e.detail.ids);
         el.addEventListener('token', on);
