@@ -11,8 +11,20 @@ import type { GpuContext } from '../gpu/device.ts';
 export type ChatRole = 'system' | 'user' | 'assistant';
 export interface ChatMessage { role: ChatRole; content: string }
 
-/** Bytes loaded so far (the file being read, and the whole load). */
-export interface LoadProgress { file: string; bytesDone: number; bytesTotal: number }
+/** One load stage's progress: units done of total (bytes for read, tensors for upload, pipelines for compile), ms spent so far. */
+export interface StageCount { done: number; total: number; ms: number }
+/**
+ * Bytes loaded so far (the file being read, and the whole load), and, from
+ * engines that report them, the load's three stages.
+ * (Shape of the kernel-layer redesign, issue 16; `stage` and `stages` become
+ * always present there. Until then readers must tolerate their absence.)
+ */
+export interface LoadProgress {
+  /** which stage this event reports: weights read/downloaded (bytes), uploaded/quantized (tensors), pipelines compiled */
+  stage?: 'read' | 'upload' | 'compile';
+  file: string; bytesDone: number; bytesTotal: number;
+  stages?: { read: StageCount; upload: StageCount; compile: StageCount };
+}
 
 export interface LoadOptions {
   /** GPU weight format; default: the loader's (f16 when it fits). */
