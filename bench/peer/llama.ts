@@ -180,6 +180,17 @@ class GpuMemory {
 }
 
 // ---------- the two runtimes in the page ----------
+/**
+ * A page whose callbacks may carry tsx's `__name(fn, "name")` calls (running from
+ * source, esbuild's keepNames wraps the named functions inside page.evaluate
+ * callbacks; the helper does not exist in the page): an identity stand-in.
+ */
+async function newPage(browser: Browser): Promise<Page> {
+  const page = await browser.newPage();
+  await page.addInitScript({ content: 'globalThis.__name = globalThis.__name || ((f) => f);' });
+  return page;
+}
+
 const median = (xs: number[]) => { const s = xs.filter(Number.isFinite).sort((a, b) => a - b); return s.length ? s[(s.length - 1) >> 1] : NaN; };
 
 async function sievePhase(page: Page, o: Opts, shape: string, folder: VirtualFolder, context: number) {
@@ -420,7 +431,7 @@ async function main() {
           (run.shapes as Record<string, unknown>)[shape] = entry;
           console.log(`\n== ${shape}, ${flags}`);
           for (const side of ['sieve', 'wllama'] as const) {
-            const page = await browser.newPage();
+            const page = await newPage(browser);
             page.setDefaultTimeout(o.timeoutMs);
             page.on('console', (m) => { const t = m.text(); if (m.type() === 'error' || /ggml_webgpu|error|fail/i.test(t)) console.log(`  [page ${side}] ${t.slice(0, 400)}`); });
             page.on('pageerror', (e) => console.log(`  [page ${side}] ${e.message}`));
@@ -501,7 +512,7 @@ async function storiesQ4(o: Opts, port: number, served: Served, args: string[]) 
   served.virtual.set('stories260k', { name: 'stories260k', size: (p: string) => bytes.get(p)?.byteLength, read: async (p: string, off: number, len: number) => bytes.get(p)!.subarray(off, off + len) } as unknown as VirtualFolder);
   const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
   try {
-    const page = await browser.newPage();
+    const page = await newPage(browser);
     page.setDefaultTimeout(o.timeoutMs);
     page.on('console', (m) => { if (m.type() === 'error' || m.text().startsWith('stories:')) console.log(`  [page stories] ${m.text().slice(0, 300)}`); });
     await page.goto(`http://127.0.0.1:${port}/`);
