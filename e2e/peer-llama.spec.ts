@@ -8,9 +8,10 @@
 // continuation of it carry the check; texts with runs of spaces go in as
 // SentencePiece normalizes them, a step llama.cpp's SPM tokenizer lacks). F16 GGUF as `llama` (q/k rows
 // un-permuted to Meta's layout) and as `internlm2`, the latter also as
-// gguf-split files. Q4_0 (llama.cpp) against sieve's f32 is printed; against
-// sieve's q4 by the peer benchmark (bench/peer/llama.ts --stories), not here:
-// a second sieve load costs CI time.
+// gguf-split files. Q4_0 (llama.cpp) against sieve's f32 is printed; sieve's
+// q4 against Q4_0 is compared by the peer benchmark (bench/peer/llama.ts: the
+// first greedy tokens on each synthetic shape), not here: a second sieve load
+// costs CI time.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
@@ -80,7 +81,7 @@ test('llama.cpp (wllama) runs stories260k exported to GGUF with sieve\'s greedy 
     });
   }
 
-  // Information (printed): llama.cpp on Q4_0 weights against sieve's f32 tokens (sieve's q4 vs Q4_0: bench/peer/llama.ts --stories).
+  // Information (printed): llama.cpp on Q4_0 weights against sieve's f32 tokens (sieve's q4 vs Q4_0: bench/peer/llama.ts).
   const q4 = await call(page, 'wllama', [...(await gguf('stories-llama-q4_0', 'llama', 'Q4_0')).keys()], [], N, K);
   let agree = 0;
   while (agree < N && q4.fromBos[agree] === ours.fromBos[agree]) agree++;

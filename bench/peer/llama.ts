@@ -24,13 +24,12 @@
  *   --decode-context 4096 --decode-tokens 64 --repeat 2 --flags both|f16|plain
  *   --modes dense,sample --app DIR (dist) --wllama DIR --gguf-dir DIR --out DIR
  *   --max-file-mb 1024 (GGUF split size) --no-isolation (no COOP/COEP)
- *   --stories DIR (also: greedy agreement of sieve q4 vs llama.cpp Q4_0 on stories260k)
  *   --force-peer (measure llama.cpp even where it runs on its wasm CPU backend: an adapter
  *   without shader-f16, which ggml-webgpu needs; by default that peer is recorded as skipped)
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { execFile } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,9 +38,8 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { parseArgs } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { prepareSynthetic, runSynthWorker, type VirtualFolder } from '../../e2e/ttft.synthetic.ts';
-import { exportToDir, folderCheckpoint, ggufModel, sentencePieceVocab, syntheticCheckpoint, syntheticText, syntheticVocab } from './export-gguf.ts';
+import { exportToDir, ggufModel, syntheticCheckpoint, syntheticText, syntheticVocab } from './export-gguf.ts';
 import { encodeTensorData } from './gguf.ts';
-import { nodeSource } from '../../src/loader/sources.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const BUNDLED = !import.meta.url.endsWith('/bench/peer/llama.ts');
@@ -61,7 +59,7 @@ function options() {
       quick: { type: 'boolean', default: false }, shapes: { type: 'string' }, lengths: { type: 'string' }, 'decode-context': { type: 'string' },
       'decode-tokens': { type: 'string' }, repeat: { type: 'string' }, flags: { type: 'string', default: 'both' }, modes: { type: 'string', default: 'dense,sample' },
       app: { type: 'string' }, wllama: { type: 'string' }, 'gguf-dir': { type: 'string' }, out: { type: 'string' }, 'max-file-mb': { type: 'string', default: '1024' },
-      'no-isolation': { type: 'boolean', default: false }, stories: { type: 'string' }, bundle: { type: 'string' }, 'timeout-s': { type: 'string', default: '1800' },
+      'no-isolation': { type: 'boolean', default: false }, bundle: { type: 'string' }, 'timeout-s': { type: 'string', default: '1800' },
       'synth-workers': { type: 'string' }, 'force-peer': { type: 'boolean', default: false },
     },
   });
@@ -81,7 +79,7 @@ function options() {
     ggufDir: resolve(v['gguf-dir'] ?? (BUNDLED ? '/tmp/sieve-peer-gguf' : join(ROOT, 'bench/results/peer-gguf'))),
     out: resolve(v.out ?? process.env.OUT ?? join(ROOT, 'bench/results/peer-llama')),
     maxFileBytes: Number(v['max-file-mb']) * 2 ** 20,
-    isolation: !v['no-isolation'], stories: v.stories, bundle: v.bundle, timeoutMs: Number(v['timeout-s']) * 1000,
+    isolation: !v['no-isolation'], bundle: v.bundle, timeoutMs: Number(v['timeout-s']) * 1000,
     forcePeer: v['force-peer'],
     synthWorkers: Number(v['synth-workers'] ?? (BUNDLED ? Math.max(1, availableParallelism() - 2) : 0)),
   };
@@ -466,7 +464,6 @@ async function main() {
         }
       } finally { await browser.close(); }
     }
-    if (o.stories) result.stories = await storiesQ4(o, server.port, served, base);
   } finally {
     save();
     server.close();
@@ -498,55 +495,6 @@ function rowsFor(table: string[][], shape: string, flags: string, e: Record<'sie
   const sd = s.decode?.[0], wd = w.decode?.[0];
   table.push([shape, flags, `decode tok/s @${o.decodeContext}`, f(sd?.tokPerS), '', f(wd?.tokPerS), ratio(sd?.tokPerS, wd?.tokPerS), '']);
   table.push([shape, flags, 'peak GPU MiB (delta)', f(s.gpuMemory?.deltaMiB, 0), '', f(w.gpuMemory?.deltaMiB, 0), ratio(s.gpuMemory?.deltaMiB, w.gpuMemory?.deltaMiB), '']);
-}
-
-/** --stories DIR: sieve q4 vs llama.cpp Q4_0 (llama arch) greedy from BOS on stories260k, agreement in tokens (information). */
-async function storiesQ4(o: Opts, port: number, served: Served, args: string[]) {
-  const dir = join(o.ggufDir, 'stories260k');
-  const ck = await folderCheckpoint(nodeSource(o.stories!));
-  const r = await exportToDir({ ck, vocab: sentencePieceVocab(readFileSync(join(o.stories!, 'tokenizer.model'))), arch: 'llama', weights: 'Q4_0', dir, prefix: 'stories260k-q4_0' });
-  served.gguf.set(r.files[0], join(dir, r.files[0]));
-  const stories = nodeSource(o.stories!);
-  const names = readdirSync(o.stories!);
-  const bytes = new Map(await Promise.all(names.map(async (n) => [n, await stories.read(n, 0, await stories.size(n))] as const)));
-  served.virtual.set('stories260k', { name: 'stories260k', size: (p: string) => bytes.get(p)?.byteLength, read: async (p: string, off: number, len: number) => bytes.get(p)!.subarray(off, off + len) } as unknown as VirtualFolder);
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args });
-  try {
-    const page = await newPage(browser);
-    page.setDefaultTimeout(o.timeoutMs);
-    page.on('console', (m) => { if (m.type() === 'error' || m.text().startsWith('stories:')) console.log(`  [page stories] ${m.text().slice(0, 300)}`); });
-    await page.goto(`http://127.0.0.1:${port}/`);
-    await page.waitForFunction(() => customElements.get('sieve-chat') !== undefined);
-    const N = 64;
-    const out = await page.evaluate(async ({ file, N }) => {
-      const el = document.querySelector('sieve-chat') as any;
-      const ids = async (weights: string) => {
-        el.setAttribute('weights', weights); el.setAttribute('max-tokens', String(N)); el.setAttribute('cache', 'false');
-        let err: any;
-        el.addEventListener('error', (e: any) => { err = e.detail; }, { once: true });
-        if (!(await el.load('/models/stories260k/'))) throw new Error(`sieve load failed: ${err ? `${err.title} ${err.detail}` : 'unknown'}`);
-        console.log(`stories: sieve ${weights} loaded`);
-        const got: number[] = [];
-        const on = (e: any) => got.push(...e.detail.ids);
-        el.addEventListener('token', on);
-        await el.send({ ids: [1] });
-        el.removeEventListener('token', on);
-        await el.engine.unload();
-        return got;
-      };
-      const q4 = await ids('q4'), f32 = await ids('f32');
-      const { Wllama } = await import(/* @vite-ignore */ ['', 'wllama', 'index.js'].join('/'));
-      const w = new Wllama({ default: '/wllama/wllama.wasm' }, { suppressNativeLog: true });
-      await w.loadModel([new File([await (await fetch(`/gguf/${file}`)).blob()], file)], { n_ctx: 512, n_gpu_layers: 999 });
-      const r = await w.createCompletion({ prompt: '', max_tokens: N, temperature: 0, n_probs: 1, cache_prompt: false });
-      await w.exit();
-      return { q4, f32, peer: r.choices[0].logprobs.content.map((x: any) => x.id) as number[] };
-    }, { file: r.files[0], N });
-    const same = (a: number[], b: number[]) => { let i = 0; while (i < a.length && a[i] === b[i]) i++; return i; };
-    const res = { tokens: N, q4VsPeerQ4_0: same(out.q4, out.peer), q4VsF32: same(out.q4, out.f32), peerQ4_0VsF32: same(out.peer, out.f32) };
-    console.log(`stories260k greedy from BOS, tokens in agreement of ${N}: sieve q4 vs llama.cpp Q4_0 ${res.q4VsPeerQ4_0}, sieve q4 vs sieve f32 ${res.q4VsF32}, llama.cpp Q4_0 vs sieve f32 ${res.peerQ4_0VsF32}`);
-    return { ...res, ...out };
-  } finally { await browser.close(); }
 }
 
 /** --bundle OUT.mjs: this script as one ES module (externals: playwright-core, Node built-ins), for the GPU machine. */
