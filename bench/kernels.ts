@@ -31,7 +31,7 @@ import { createBuffer, readF32, releaseBuffer, STORAGE } from '../src/gpu/buffer
 import { timeGpu } from '../src/gpu/timing.ts';
 import type { WeightFormat } from '../src/loader/formats.ts';
 import { Rng } from '../src/util/rng.ts';
-import { MatmulF32 } from '../kernels/matmul.ts';
+import { MatmulF32 } from './matmul.ts';
 import { DEFAULT_GEMM, DEFAULT_GEMV, gemmSmemBytes, gemvTag, LinearKernels, parseGemv, type GemmConfig, type GemvConfig } from '../kernels/linear.ts';
 import type { Dispatch } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
