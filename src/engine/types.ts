@@ -6,17 +6,8 @@
 import type { GpuContext } from '../gpu/device.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 
-export type KvDtype = 'f32' | 'f16';
-
-/**
- * KV cache of one layer: K and V each [nKvHeads, capacity, headDim],
- * head-major. 'f32': array<f32>; 'f16': array<u32>, two halves per word
- * along headDim (headDim is even), low half first.
- */
-export interface LayerKv {
-  k: GPUBuffer;
-  v: GPUBuffer;
-}
+export type { KvDtype, LayerKv } from '../../kernels/prepared.ts';
+import type { KvDtype, LayerKv } from '../../kernels/prepared.ts';
 
 export interface KvCacheInfo {
   dtype: KvDtype;
@@ -156,6 +147,8 @@ export interface Engine {
   readonly spec: ModelSpec;
   /** Positions the KV cache can hold. */
   readonly contextLength: number;
+  /** Per-stage load times (ms) when the engine came from loadEngine. */
+  loadTimes?: { readMs: number; uploadMs: number; compileMs: number; totalMs: number };
   /** Tokens currently in the KV cache. */
   readonly kvLength: number;
   /** Logits of the last processed position: [vocabSize] f32, on the GPU. */
@@ -173,15 +166,4 @@ export interface Engine {
   destroy(): void;
 }
 
-/**
- * A prepared kernel launch: pipeline, bind groups and uniforms built once
- * (at engine build time, per chunk size), replayed on every forward pass so
- * the decode loop allocates nothing. Values that change per step (position,
- * KV length) are read by kernels from uniform buffers the engine rewrites
- * with queue.writeBuffer.
- */
-export interface Dispatch {
-  encode(pass: GPUComputePassEncoder): void;
-  /** Releases the uniforms this dispatch created (not the buffers it was given). */
-  destroy(): void;
-}
+export type { Dispatch } from '../../kernels/prepared.ts';

@@ -32,6 +32,8 @@ export const FLUSH_BYTES = 64 << 20;
 
 export interface LoadWeightsOptions extends FormatOptions {
   onProgress?: (p: ByteProgress) => void;
+  /** After each tensor is on the GPU: tensors done of total. */
+  onTensor?: (done: number, total: number) => void;
   /** Format fallbacks (group changes, tensors kept f32). */
   onNote?: (note: string) => void;
   signal?: AbortSignal;
@@ -221,6 +223,7 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
         w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, readAhead, quantizer);
       }
       out.set(recipe.name, w);
+      opts.onTensor?.(out.size, plan.recipes.length);
       out.bytes += w.parts.reduce((s, p) => s + (ctx.allocations.get(p.data) ?? 0) + (p.scales ? ctx.allocations.get(p.scales) ?? 0 : 0), 0);
     }
     await ctx.device.queue.onSubmittedWorkDone();
