@@ -173,7 +173,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       ArgmaxKernels.create(ctx),
     ]);
     owned.push(linear, split, ...(prefill ? [prefill] : []));
-    // The q4 / q8 prefill dequantization scratch (LinearOptions.prefillDequant), allocated by the
+    // The q4 / q8 prefill dequantization scratch (LinearOptions.prefillDequantMinRows), allocated by the
     // first prefill plan of prefillDequantMinRows rows or more, sized for the largest layer matrix.
     linear.reserveDequantScratch([...opts.weights].filter(([name, w]) => name.startsWith('layers.') && w.shape.length === 2 &&
       (w.format === 'q4' || w.format === 'q8')).map(([, w]) => w.shape));
