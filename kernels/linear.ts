@@ -4,13 +4,14 @@
  *   y (rows, F)   = silu(x Wg^T) * (x Wu^T), W = [Wg; Wu] prepareGateUp()
  * with W packed in any weight format of src/loader/formats.ts (f32, f16, q8,
  * q4) and split by rows into parts. Prefill (rows > gemvMaxRows) runs the
- * register-tiled GEMM (linear_gemm.wgsl; linear_gemm_any.wgsl for shapes its
- * vector loads do not take); q4 / q8 prefills of prefillDequantMinRows rows
- * or more first expand the weight to f32 in a scratch buffer
- * (kernels/dequant.ts) and run the f32 GEMM on it. Up to gemvMaxRows rows
- * run the matrix-vector kernel (linear_gemv.wgsl, or linear_gemv_any.wgsl for
- * shapes that do not split into 16-byte chunks), one row of x per workgroup
- * set (the row count is the dispatch size). Each part (or gate/up segment) is
+ * register-tiled GEMM (linear_gemm.wgsl); q4 / q8 prefills of
+ * prefillDequantMinRows rows or more first expand the weight to f32 in a
+ * scratch buffer (kernels/dequant.ts) and run the f32 GEMM on it. Up to
+ * gemvMaxRows rows run the matrix-vector kernel (linear_gemv.wgsl), one row
+ * of x per workgroup set (the row count is the dispatch size). Shapes the
+ * vector loads do not take (K or the group not a multiple of the 16-byte
+ * chunk, unaligned x offsets; no published checkpoint has them) run the
+ * element-wise matrix-vector kernel linear_gemv_any.wgsl for any row count. Each part (or gate/up segment) is
  * one dispatch writing its own column range of y. Everything is built in
  * prepare(): the returned Dispatch only replays. Pipelines come from the
  * device's cache (src/gpu/pipelines.ts); linearPipelineSpecs() lists those an
@@ -30,7 +31,6 @@ import { packedBytes, scaleBytes, type GpuWeight, type GpuWeightPart, type Weigh
 import type { Dispatch } from './prepared.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import gemmSrc from './linear_gemm.wgsl?raw';
-import gemmAnySrc from './linear_gemm_any.wgsl?raw';
 import { DEFAULT_DEQUANT_MIN_ROWS, dequantScratchBytes, dequantSpecs, expandedBytes, prepareDequant } from './dequant.ts';
 import gemvSrc from './linear_gemv.wgsl?raw';
 import gemvAnySrc from './linear_gemv_any.wgsl?raw';
@@ -169,17 +169,12 @@ interface PipelineKey {
   bias: boolean;
   epilogue: GemvEpilogue;
   kvF16: boolean;
-  /** any-shape GEMM: whole words per weight row (K and the group split into words) */
-  word?: boolean;
 }
 
 function specOf(ctx: GpuContext, k: PipelineKey): PipelineSpec {
   const constants: Record<string, number> = { GROUP: k.group, GATE_UP: k.gateUp ? 1 : 0, HAS_BIAS: k.bias ? 1 : 0 };
   const fmt = FORMAT_SRC[k.format];
-  if (!k.gemv) {
-    if (k.vec) return { label: `linear_gemm_${k.format}`, code: fmt + gemmSrc, constants: { ...constants, BK: gemmBk(ctx) } };
-    return { label: `linear_gemm_any_${k.format}`, code: fmt + gemmAnySrc, constants: { ...constants, WORD_PATH: k.word ? 1 : 0 } };
-  }
+  if (!k.gemv) return { label: `linear_gemm_${k.format}`, code: fmt + gemmSrc, constants: { ...constants, BK: gemmBk(ctx) } };
   const rope = k.epilogue === 'rope' || k.epilogue === 'normInRope';
   if (rope) Object.assign(constants, { ROPE_ROWS: 1, KV_F16: k.kvF16 ? 1 : 0 });
   const epilogue = k.epilogue === 'residual' ? gemvResidSrc
@@ -188,14 +183,13 @@ function specOf(ctx: GpuContext, k: PipelineKey): PipelineSpec {
 }
 
 /** Whether a weight of `inDim` columns in `format` / `group` takes the vector kernels at x offset xOffElems. */
-function vecPaths(format: WeightFormat, group: number, inDim: number, xOffElems: number): { gemv: boolean; gemm: boolean; word: boolean } {
+function vecPaths(format: WeightFormat, group: number, inDim: number, xOffElems: number): { gemv: boolean; gemm: boolean } {
   const epw = ELEMS_PER_WORD[format];
   const quant = format === 'q8' || format === 'q4';
   const ch = GEMM_CHUNK[format];
   return {
     gemv: inDim % (4 * epw) === 0 && (!quant || group % (4 * epw) === 0) && xOffElems % 4 === 0,
     gemm: inDim % 4 === 0 && xOffElems % 4 === 0 && inDim % ch === 0 && (!quant || group % ch === 0),
-    word: inDim % epw === 0 && (!quant || group % epw === 0),
   };
 }
 
@@ -243,10 +237,11 @@ export function linearPipelineSpecs(ctx: GpuContext, uses: LinearUse[], opts: Li
         out.push(specOf(ctx, { ...base, gemv: true, vec: vec.gemv }));
       }
       if (u.rows === 'decode' || maxRows <= gemvMaxRows) continue;
-      out.push(specOf(ctx, { ...base, gemv: false, vec: vec.gemm, word: vec.word }));
-      if (quant && maxRows >= minRows) {
+      // (shapes the GEMM does not take run the any-shape matrix-vector kernel, pushed above or here)
+      out.push(specOf(ctx, vec.gemm ? { ...base, gemv: false, vec: true } : { ...base, gemv: true, vec: false }));
+      if (quant && maxRows >= minRows && vecPaths('f32', 1, inDim, off).gemm) {
         // the expanded weight: an f32 GEMM (group 1), after the dequantization pass
-        out.push(specOf(ctx, { ...base, format: 'f32', group: 1, gemv: false, vec: vecPaths('f32', 1, inDim, off).gemm, word: true }));
+        out.push(specOf(ctx, { ...base, format: 'f32', group: 1, gemv: false, vec: true }));
         out.push(...dequantSpecs(u.format as 'q4' | 'q8'));
       }
     }
@@ -435,18 +430,19 @@ export class LinearKernels {
     const quant = fmt === 'q8' || fmt === 'q4';
     const group = quant ? a.w.groupSize : 1;
     const xOffElems = xOff / 4;
-    const gemv = rows <= this.gemvMaxRows;
+    const vec = vecPaths(fmt, group, inDim, xOffElems);
     const fused = a.normIn || a.residual || a.rope;
-    if (fused && !(gemv && rows === 1)) throw new InvalidOptionError('rows', `normIn / residual / rope need one row on the matrix-vector kernel (got ${rows} rows, gemvMaxRows ${this.gemvMaxRows})`);
+    if (fused && !(rows <= this.gemvMaxRows && rows === 1)) throw new InvalidOptionError('rows', `normIn / residual / rope need one row on the matrix-vector kernel (got ${rows} rows, gemvMaxRows ${this.gemvMaxRows})`);
     if (a.residual && (gateUp || a.rope)) throw new InvalidOptionError('residual', 'a residual epilogue takes a plain projection');
-    if (!gemv && quant && rows >= this.dequantMinRows) {
+    if (rows > this.gemvMaxRows && quant && rows >= this.dequantMinRows && vecPaths('f32', 1, inDim, xOffElems).gemm) {
       const d = this.buildDequant(a, inDim, outCols, pieces, gateUp);
       if (d) return d;
     }
-    const vec = vecPaths(fmt, group, inDim, xOffElems);
+    // The GEMM for more than gemvMaxRows rows where its vector loads fit; else the matrix-vector kernel, one row per workgroup set.
+    const gemv = rows <= this.gemvMaxRows || !vec.gemm;
     const epilogue: GemvEpilogue = a.residual ? 'residual' : a.rope ? (a.normIn ? 'normInRope' : 'rope') : a.normIn ? 'normIn' : 'store';
     const p = pipeline(this.ctx, specOf(this.ctx, {
-      gemv, vec: gemv ? vec.gemv : vec.gemm, word: vec.word, format: fmt, group, gateUp, bias: !!a.bias, epilogue, kvF16: a.rope?.kvF16 === true,
+      gemv, vec: gemv ? vec.gemv : true, format: fmt, group, gateUp, bias: !!a.bias, epilogue, kvF16: a.rope?.kvF16 === true,
     }));
     const tileN = gemv ? GEMV_NR : GEMM_TILE;
     const perWg = gateUp || a.rope ? tileN / 2 : tileN;

@@ -18,7 +18,7 @@
 // same for runs of consecutive threads and every store into workgroup memory writes
 // one constant component (put_a / put_b): a runtime component index can become a
 // whole-vector read-modify-write on some backends, which races with the neighbours.
-// Needs: K % 4 == 0, xOff % 4 == 0, K % CH == 0, GROUP % CH == 0 (else linear_gemm_any.wgsl).
+// Needs: K % 4 == 0, xOff % 4 == 0, K % CH == 0, GROUP % CH == 0 (else kernels/linear.ts runs linear_gemv_any.wgsl).
 // Dispatch: (ceil(n / 128) (ceil(n / 64) with GATE_UP), ceil(M / 128), 1).
 // Precision: weights dequantized to f32 exactly, f32 FMA accumulation.
 // H100 (Dawn/Vulkan, BK 16): f16 40.1 / 40.7 TFLOP/s, q4 37.8 / 38.3 at 4096 x 4096 x 4096 /

@@ -14,7 +14,7 @@ describe('zero compiles after load (stories260k, Dawn)', () => {
     const ctx = await testGpu();
     const lateBefore = lateCompiles(ctx);
     const r = await runZeroCompile(ctx, `${FIXTURES}stories260k`);
-    expect(r.generated.length).toBe(2 * ZERO_COMPILE_LENGTHS.length);
+    expect(r.generated.length).toBe(ZERO_COMPILE_LENGTHS.length + 2);
     expect(r.generated.every((n) => n >= 1)).toBe(true); // every request prefilled and decoded
     expect(r.created, r.created.join('\n')).toEqual([]);
     expect(lateCompiles(ctx)).toBe(lateBefore);
@@ -31,5 +31,5 @@ describe('zero compiles after load (stories260k, Dawn)', () => {
     const t = r.loadTimes!;
     expect(t.readMs).toBeGreaterThan(0);
     expect(t.totalMs).toBeGreaterThanOrEqual(Math.max(t.readMs, t.uploadMs, t.compileMs));
-  }, 300_000);
+  }, 900_000);
 });

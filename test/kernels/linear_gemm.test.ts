@@ -3,10 +3,10 @@ import { testGpu } from '../helpers/gpu.ts';
 import { runLinearCase, type LinearCase } from '../cases/linear.ts';
 import { LinearKernels } from '../../kernels/linear.ts';
 
-// Prefill shapes where M, N and K are not multiples of the tiles; together they
-// take every load path of the two GEMM kernels: vec4 / element x loads
-// (K % 4, x offset), whole-word / element weight loads (K and group size vs the
-// chunk), multi-part weights, bias, gate/up with parts cutting both halves.
+// Prefill shapes where M, N and K are not multiples of the tiles: the GEMM's
+// vector loads where K, the group and the x offset allow, the element-wise
+// matrix-vector kernel for the others (K % 4, x offset, group vs the chunk),
+// multi-part weights, bias, gate/up with parts cutting both halves.
 const CASES: LinearCase[] = [
   { format: 'q4', rows: 37, inDim: 96, out: 70, groupSize: 32, partRows: 40, bias: true },
   { format: 'f16', rows: 19, inDim: 33, out: 2 * 21, gateUp: true },
@@ -17,8 +17,8 @@ const CASES: LinearCase[] = [
   { format: 'q4', rows: 9, inDim: 40, out: 17, groupSize: 8 },
 ];
 
-// The default GEMM (linear_gemm.wgsl, BK 8 on devices with 16 KiB of workgroup memory)
-// on the aligned cases, linear_gemm_any.wgsl on the others.
+// The GEMM (linear_gemm.wgsl, BK 8 on devices with 16 KiB of workgroup memory) on the
+// aligned cases, linear_gemv_any.wgsl row by row on the others.
 describe('linear GEMM (Dawn)', () => {
   for (const [i, c] of CASES.entries()) {
     it(`case ${i} (${c.format} ${c.rows}x${c.inDim}x${c.out}) matches the dequantized f64 reference on odd shapes`, async () => {
