@@ -4,47 +4,11 @@
  * kernels/sample_scores.wgsl; SampleScores (kernels/sample_scores.ts) picks
  * the layout per kernel (ScoreOptions.layout) and launches either.
  */
-import type { GpuContext } from '../src/gpu/device.ts';
-import { InvalidOptionError } from '../src/errors.ts';
-import { attentionHeader, type AttentionDims, type TilePlan } from './attention_prefill.ts';
-import type { ScoreKernel, ScorePlan, ScoreTile } from './sample_scores.ts';
+import type { AttentionDims } from './attention_prefill.ts';
+import type { ScoreKernel, ScorePlan } from './sample_scores.ts';
 import source from './sample_scores_tr.wgsl?raw';
 
-/** GPU default: the prefill GEMM's 128 x 128 tile, 8 x 8 per thread (256 threads), 16 dims per chunk. */
-export const TR_SCORE_TILE: ScoreTile = { bs: 128, bt: 128, rx: 8, ry: 8, dk: 16 };
-/** Software adapters (tests): small straight-line code that compiles fast. */
-export const TR_SOFTWARE_TILE: ScoreTile = { bs: 16, bt: 16, rx: 4, ry: 4, dk: 8 };
-
 const COMP = ['x', 'y', 'z', 'w'];
-
-function trSizes(headDim: number, t: ScoreTile, db: boolean): ScorePlan {
-  const dk4 = t.dk / 4;
-  const nch = Math.ceil(Math.ceil(headDim / 4) / dk4);
-  const tx = t.bs / t.rx, ty = t.bt / t.ry;
-  const xq = t.bs / 4 + 1, yq = t.bt / 4 + 1;
-  const warp = tx % 8 === 0 && ty % 4 === 0;
-  return {
-    ...t, nch, nt: tx * ty, xstr: xq, ystr: yq, gx: warp ? 8 : tx, gy: warp ? 4 : 1, xsLen: t.dk * xq, ysLen: t.dk * yq,
-    smemBytes: 16 * (db ? 2 * t.dk : t.dk + 1) * (xq + yq) + 4 * (ty * t.bs + 2 * t.bs) + 24 * t.bt, db,
-  };
-}
-
-/** Tile plan of one 'tr' kernel (db: double-buffered); overrides are checked, the default dk shrinks to the head. */
-export function trScorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, over: Partial<ScoreTile> = {}, db = false): ScorePlan {
-  const t: ScoreTile = { ...(ctx.info.isSoftware ? TR_SOFTWARE_TILE : TR_SCORE_TILE), ...over };
-  if (over.dk === undefined) t.dk = Math.min(t.dk, 4 * Math.ceil(headDim / 4));
-  const bad = (why: string) => { throw new InvalidOptionError(`sampling.${kind}Tile (tr)`, why, { ...t, headDim }); };
-  for (const k of ['rx', 'ry'] as const) if (t[k] !== 4 && t[k] !== 8) bad(`${k} must be 4 or 8, got ${t[k]}`);
-  if (!Number.isInteger(t.bs / t.rx) || t.bs < 1) bad(`bs ${t.bs} must be a positive multiple of rx ${t.rx}`);
-  if (!Number.isInteger(t.bt / t.ry) || t.bt < 1) bad(`bt ${t.bt} must be a positive multiple of ry ${t.ry}`);
-  if (!Number.isInteger(t.dk) || t.dk < 4 || t.dk % 4 !== 0 || t.dk > 64) bad(`dk must be a multiple of 4 in 4..64, got ${t.dk}`);
-  const plan = trSizes(headDim, t, db);
-  if (db && plan.nch % 2 !== 0) bad(`double buffering needs an even number of headDim chunks, got ${plan.nch} (dk ${t.dk})`);
-  if (plan.nt > ctx.limits.maxComputeInvocationsPerWorkgroup) bad(`${plan.nt} threads per workgroup, over this GPU's ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
-  if (plan.nt < t.bs || plan.nt < t.bt) bad(`${plan.nt} threads per workgroup must cover bs ${t.bs} and bt ${t.bt}`);
-  if (plan.smemBytes > ctx.limits.maxComputeWorkgroupStorageSize) bad(`needs ${plan.smemBytes} bytes of workgroup memory, over this GPU's ${ctx.limits.maxComputeWorkgroupStorageSize}`);
-  return plan;
-}
 
 /**
  * Generated pieces of kernels/sample_scores_tr.wgsl. Operand units: a vec4
@@ -232,22 +196,36 @@ function finalCols(rx: number, group: number, xrow: (r: number) => string): stri
   return o.join('\n');
 }
 
-/** WGSL of one 'tr' kernel; `prelude` declares q at binding 0 with load_q4 (sample_scores.ts qAccess). */
-export function trScoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan, prelude: string): string {
-  const db = plan.db ?? false;
+/** `load_q4(off, d4)`: vec4 d4 of the q row starting at float offset `off`, zero past headDim. */
+function qAccess(headDim: number): string {
+  if (headDim % 4 === 0) {
+    return `@group(0) @binding(0) var<storage, read> qv: array<vec4<f32>>;
+fn load_q4(off: u32, d4: u32) -> vec4<f32> {
+  if (d4 >= ${headDim / 4}u) { return vec4<f32>(0.0); }
+  return qv[off / 4u + d4];
+}\n`;
+  }
+  return `@group(0) @binding(0) var<storage, read> qv: array<f32>;
+fn load_q4(off: u32, d4: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  for (var c = 0u; c < 4u; c++) { let d = d4 * 4u + c; if (d < ${headDim}u) { x[c] = qv[off + d]; } }
+  return x;
+}\n`;
+}
+
+export function trScoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan, header: (dims: AttentionDims, consts: Record<string, number>) => string): string {
+  const db = plan.db;
   const group = dims.nHeads / dims.nKvHeads;
-  const header: TilePlan = { tpr: 1, nv: 1, dvp: 1, qr: 1, rpt: 1, bc: 1, rs: false, group };
   const ty = plan.bt / plan.ry;
   const consts = {
     SMODE: kind === 'rows' ? 0 : 1, BS: plan.bs, BT: plan.bt, RX: plan.rx, RY: plan.ry, TX: plan.bs / plan.rx, TY: ty, NT: plan.nt,
-    DK: plan.dk, DK4: plan.dk / 4, NCH: plan.nch, XQ: plan.xstr, YQ: plan.ystr, GX: plan.gx, GY: plan.gy, DB: db ? 1 : 0, DK1: db ? plan.dk : 1,
+    DK: plan.dk, DK4: plan.dk / 4, NCH: plan.nch, XQ: plan.xq, YQ: plan.yq, GX: plan.gx, GY: plan.gy, DB: db ? 1 : 0, DK1: db ? plan.dk : 1,
   };
   const p = pieces(kind, plan, group, db);
   let body = source.replace(/^\$([A-Z0-9]+)$/gm, (_, name: string) => {
     if (!(name in p)) throw new Error(`sample_scores_tr.wgsl: no piece ${name}`);
     return p[name];
   });
-  // Y tile columns of the mode 1 epilogue (ycol0 .. ycol{RY-1}).
   body = body.replace(/ycol(\d+)/g, (_, c: string) => `4u * yi + ${4 * ty * (Number(c) >> 2) + (Number(c) & 3)}u`);
-  return attentionHeader(dims, header, consts) + prelude + body;
+  return header(dims, consts) + qAccess(dims.headDim) + body;
 }

@@ -36,11 +36,8 @@ export function validateAttentionOptions(o: AttentionOptions): void {
   int('minSampleRows', 1);
   int('sampleBlock', 1);
   int('minSparseLen', 0);
-  if (o.sparsePass !== undefined && o.sparsePass !== 'fused' && o.sparsePass !== 'split') bad('sparsePass', "must be 'fused' or 'split'", o.sparsePass);
   if (o.selection !== undefined && !['auto', 'group', 'topup', 'head'].includes(o.selection)) bad('selection', "must be 'auto', 'group', 'topup' or 'head'", o.selection);
   if (o.topupBelow !== undefined) int('topupBelow', 0);
-  if (o.denseMap !== undefined && o.denseMap !== 'group' && o.denseMap !== 'head') bad('denseMap', "must be 'group' or 'head'", o.denseMap);
-  if (o.fusedVariant !== undefined && o.fusedVariant !== 'a' && o.fusedVariant !== 'b') bad('fusedVariant', "must be 'a' or 'b'", o.fusedVariant);
   const f = o.denseFallbackArea;
   if (f !== undefined && (typeof f !== 'number' || !Number.isFinite(f) || f <= 0 || f > 1)) bad('denseFallbackArea', 'must be a number in (0, 1]', f);
 }

@@ -18,7 +18,7 @@ import { RopeKv, ropeTable } from '../../kernels/rope.ts';
 import { DecodeAttention } from '../../kernels/attention_decode.ts';
 import { ArgmaxKernels, type TopK } from '../../kernels/argmax.ts';
 import { StepUniform } from '../../kernels/prepared.ts';
-import { GEMV_MERGE_MAX_SPLITS, LinearKernels, type LinearOptions } from '../../kernels/linear.ts';
+import { LinearKernels, type LinearOptions } from '../../kernels/linear.ts';
 import { PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type Dispatch, type Engine, type KvDtype, type PrefillOptions, type PrefillResult, type SparsityReport } from './types.ts';
 import { KvCache } from './kv-cache.ts';
@@ -44,7 +44,7 @@ export interface EngineOptions {
   linear?: LinearOptions;
   /** Decode attention kernel (kernels/attention_decode): 'tiled' where headDim fits (default) or 'simple'. */
   decodeAttention?: 'tiled' | 'simple';
-  /** Most cache splits of the decode attention per head (1..128, default 128; 'merged': at most 32; tuning). */
+  /** Most cache splits of the decode attention per head (1..128, default 128; tuning). */
   decodeSplits?: number;
   /** Query heads per decode-attention workgroup (DecodeAttentionShape.qg; default all of a KV group's; tuning). */
   decodeQg?: number;
@@ -53,25 +53,16 @@ export interface EngineOptions {
    * residual-add passes) or 'fused' (default: norms, residual adds, RoPE and
    * the KV write in the projections' epilogues; 6 dispatches per layer instead
    * of 9). 'fused' falls back to 'plain' where the device allows fewer than 11
-   * storage buffers per stage. 'merged': 'fused' with the attention merge
-   * in the wo projection's prologue (kernels/linear_gemv_merge.wgsl; 5
-   * dispatches per layer; layers whose wo does not fit run the 'fused' way).
+   * storage buffers per stage.
    * Default from the SIEVE_DECODE environment variable where there is one
    * (tests, benchmarks).
    */
   decodeVariant?: DecodeVariant;
-  /**
-   * Groups of 64 threads per decode-attention split workgroup
-   * (DecodeAttentionShape.sub: 1, 2, 4, 8, 16; default 8 with 'merged', else 1; tuning).
-   */
-  decodeSub?: number;
-  /** The wide decode-attention kernel's V prefetch (DecodeAttentionShape.prefetchV; default on where it fits; true with sub 1 runs the wide kernel; tuning). */
-  decodePrefetchV?: boolean;
   ownsWeights?: boolean;
 }
 
-export type DecodeVariant = 'plain' | 'fused' | 'merged';
-export const DECODE_VARIANTS: readonly DecodeVariant[] = ['plain', 'fused', 'merged'];
+export type DecodeVariant = 'plain' | 'fused';
+export const DECODE_VARIANTS: readonly DecodeVariant[] = ['plain', 'fused'];
 
 /** SIEVE_DECODE from the environment (Node), else undefined. */
 function envDecodeVariant(): DecodeVariant | undefined {
@@ -125,9 +116,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
       DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, qg: opts.decodeQg,
-        // (merged: the wo prologue takes at most GEMV_MERGE_MAX_SPLITS splits)
-        maxSplits: decodeVariant === 'merged' ? Math.min(opts.decodeSplits ?? GEMV_MERGE_MAX_SPLITS, GEMV_MERGE_MAX_SPLITS) : opts.decodeSplits,
-        sub: opts.decodeSub ?? (decodeVariant === 'merged' ? 8 : 1), prefetchV: opts.decodePrefetchV }),
+        maxSplits: opts.decodeSplits }),
       kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);
@@ -140,7 +129,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const act = allocActivations(ctx, spec, prefillChunk);
     owned.push({ destroy: () => { for (const b of Object.values(act)) releaseBuffer(ctx, b); } });
     const fused = decodeVariant !== 'plain' && linear.fusesDecode && ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
-    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, fusedDecode: fused, mergedDecode: fused && decodeVariant === 'merged' });
+    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, fusedDecode: fused });
   } catch (e) {
     for (const o of owned.reverse()) o.destroy();
     throw e;
@@ -156,7 +145,6 @@ interface Parts {
   act: Activations;
   argmax: ArgmaxKernels;
   fusedDecode: boolean;
-  mergedDecode: boolean;
 }
 
 export class DenseEngine implements Engine {
@@ -171,8 +159,6 @@ export class DenseEngine implements Engine {
   private readonly plans = new Map<string, ForwardPlan>();
   /** Whether decode steps run the fused plan (EngineOptions.decodeVariant, where the device allows). */
   readonly fusedDecode: boolean;
-  /** Whether the fused decode plan takes the attention merge into wo ('merged'; per layer where it fits). */
-  readonly mergedDecode: boolean;
   private readonly argmaxDispatch: Dispatch;
   /** Argmax of the logits into act.ids[0]: the next step's input, kept on the GPU (generateGreedy). */
   private readonly argmaxToIds: Dispatch;
@@ -201,7 +187,6 @@ export class DenseEngine implements Engine {
     this.act = p.act;
     this.argmaxKernels = p.argmax;
     this.fusedDecode = p.fusedDecode;
-    this.mergedDecode = p.mergedDecode;
     this.step = new StepUniform(ctx, 'engine_step');
     this.argmaxOut = createBuffer(ctx, 4, STORAGE.rw, 'argmax_out');
     this.argmaxRead = createBuffer(ctx, 4, STORAGE.readback, 'argmax_read');
@@ -538,7 +523,7 @@ export class DenseEngine implements Engine {
     p = new ForwardPlan({
       spec: this.spec, weights: this.opts.weights, kernels: this.kernels, act: this.act, cache: this.cache,
       step: this.step.buffer, rows, flash, allLogits: allLogits ? this.allLogitsBuf : undefined,
-      fused: this.fusedDecode && rows === 1 && !allLogits, merged: this.mergedDecode,
+      fused: this.fusedDecode && rows === 1 && !allLogits,
     });
     this.plans.set(key, p);
     const permanent = new Set([`1:last`, `${this.prefillChunk}:last`]);
