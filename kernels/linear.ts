@@ -50,7 +50,6 @@ import gemvPartialSrc from './linear_gemv_partial.wgsl?raw';
 import gemvSplitKSrc from './linear_gemv_splitk.wgsl?raw';
 import gemvRegSrc from './linear_gemv_reg.wgsl?raw';
 import { planGemvReg } from './linear_gemv_reg.ts';
-import gemvMergeSrc from './linear_gemv_merge.wgsl?raw';
 import f32Src from './linear_f32.wgsl?raw';
 import f16Src from './linear_f16.wgsl?raw';
 import q8Src from './linear_q8.wgsl?raw';
@@ -79,29 +78,6 @@ export interface LinearArgs {
   normIn?: GemvNormIn;
   residual?: GemvResidual;
   rope?: GemvRope;
-  /** x is the decode attention's split-K partials, merged in the prologue (GemvAttnMerge; x is then unused). */
-  merge?: GemvAttnMerge;
-}
-
-/** Most attention splits the merge prologue takes (the engine caps the decode attention's splits at this for the merged plan). */
-export const GEMV_MERGE_MAX_SPLITS = 32;
-
-/**
- * The input row is the decode attention of one row, merged from its split-K
- * partials by every workgroup (linear_gemv_merge.wgsl; kernels/attention_decode.ts
- * DecodeAttention.partials): the 'merged' decode plan's wo projection.
- */
-export interface GemvAttnMerge {
-  /** (nHeads, nSplits, headDim) f32, nSplits <= GEMV_MERGE_MAX_SPLITS */
-  partO: GPUBuffer;
-  /** (nHeads, nSplits) vec2 f32 (m, l) */
-  partML: GPUBuffer;
-  /** uniform: the attention's params (splitLen, nSplits of the step) */
-  params: GPUBuffer;
-  /** uniform: pos (StepUniform) */
-  step: GPUBuffer;
-  nHeads: number;
-  headDim: number;
 }
 
 /**
@@ -237,8 +213,6 @@ export interface LinearOptions {
    * per row keep the GPU full). Default: gemv.
    */
   gemvLongK?: GemvConfig;
-  /** Matrix-vector tunables of the projection with the attention merge in its prologue (GemvAttnMerge; default: gemv). */
-  gemvMerge?: GemvConfig;
   gemm?: GemmConfig;
   /**
    * Prefill of q4 / q8 weights (GEMM path, rows >= prefillDequantMinRows):
@@ -288,7 +262,6 @@ export class LinearKernels {
   private readonly gemvMaxRows: number;
   private readonly gemv: GemvConfig;
   private readonly gemvLongK: GemvConfig;
-  private readonly gemvMerge: GemvConfig;
   private readonly gemm: GemmConfig;
   private readonly prefillDequant: PrefillDequant;
   private readonly dequantMinRows: number;
@@ -308,7 +281,6 @@ export class LinearKernels {
     this.gemm = opts.gemm ?? fallbacks.find((g) => gemmSmemBytes(g) <= smem) ?? fallbacks[fallbacks.length - 1];
     checkGemmConfig(this.gemm, smem);
     this.gemvLongK = opts.gemvLongK ?? this.gemv;
-    this.gemvMerge = opts.gemvMerge ?? this.gemv;
     this.prefillDequant = opts.prefillDequant ?? DEFAULT_PREFILL_DEQUANT;
     if (!PREFILL_DEQUANTS.includes(this.prefillDequant)) {
       throw new InvalidOptionError('prefillDequant', `must be one of ${PREFILL_DEQUANTS.join(', ')} (got '${this.prefillDequant}')`);
@@ -322,7 +294,7 @@ export class LinearKernels {
     if (!(this.scratchMaxBytes >= 4)) {
       throw new InvalidOptionError('prefillScratchMaxBytes', `must be at least 4 (got ${opts.prefillScratchMaxBytes})`);
     }
-    for (const [name, g] of [['gemv', this.gemv], ['gemvLongK', this.gemvLongK], ['gemvMerge', this.gemvMerge]] as const) {
+    for (const [name, g] of [['gemv', this.gemv], ['gemvLongK', this.gemvLongK]] as const) {
       const { tk, rpt, ng, unroll } = g;
       // (reg configs: ng * rpt even is enough, e.g. one team of 224 threads for K = 14336 q4)
       if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && (ng % 2 === 0 || (g.reg === true && (ng * rpt) % 2 === 0)) && rpt <= tk && tk * ng <= 256)) {
@@ -371,20 +343,6 @@ export class LinearKernels {
   ropeFits(headDim: number, rotaryDim: number): boolean {
     const { ng, rpt } = this.gemv;
     return headDim % 4 === 0 && rotaryDim % 4 === 0 && (ng * rpt) % 4 === 0 && this.gemvMaxRows >= 1;
-  }
-
-  /**
-   * Whether a projection of `inDim` inputs in `format` can take the attention
-   * merge in its prologue (GemvAttnMerge): 16-byte chunks, nHeads <= 256 and
-   * the merged row in workgroup memory.
-   */
-  mergeFits(inDim: number, format: WeightFormat, groupSize: number, nHeads: number, headDim: number): boolean {
-    const epw = ELEMS_PER_WORD[format];
-    const quant = format === 'q8' || format === 'q4';
-    const { tk, rpt, ng } = this.gemvMerge;
-    const smem = mergeXBytes(inDim, epw) + nHeads * GEMV_MERGE_MAX_SPLITS * 4 + (ng * rpt * (tk + 1) + ng * rpt) * 4;
-    return this.gemvMaxRows >= 1 && inDim === nHeads * headDim && headDim % 4 === 0 && nHeads <= 256 &&
-      inDim % (4 * epw) === 0 && (!quant || groupSize % (4 * epw) === 0) && smem <= this.ctx.limits.maxComputeWorkgroupStorageSize;
   }
 
   /** Whether decode (one row) runs the matrix-vector kernel, so GemvNormIn / GemvResidual / GemvRope apply. */
@@ -511,12 +469,9 @@ export class LinearKernels {
     const epw = ELEMS_PER_WORD[fmt];
     const xOffElems = xOff / 4;
     const gemv = rows <= this.gemvMaxRows;
-    const fused = a.normIn || a.residual || a.rope || a.merge;
+    const fused = a.normIn || a.residual || a.rope;
     if (fused && !(gemv && rows === 1)) throw new InvalidOptionError('rows', `normIn / residual / rope need one row on the matrix-vector kernel (got ${rows} rows, gemvMaxRows ${this.gemvMaxRows})`);
     if (a.residual && (gateUp || a.rope)) throw new InvalidOptionError('residual', 'a residual epilogue takes a plain projection');
-    if (a.merge && (gateUp || a.rope || a.normIn || !this.mergeFits(inDim, fmt, a.w.groupSize, a.merge.nHeads, a.merge.headDim))) {
-      throw new InvalidOptionError('merge', `the attention-merge prologue takes a plain projection of nHeads * headDim inputs in 16-byte chunks whose merged row fits workgroup memory (${a.w.name}: in ${inDim}, ${fmt})`);
-    }
     if (!gemv && quant && this.prefillDequant !== 'none' && rows >= this.dequantMinRows) {
       const d = this.buildDequant(a, inDim, outCols, pieces, gateUp);
       if (d) return d;
@@ -530,14 +485,14 @@ export class LinearKernels {
     if (gemv) {
       // (group is 1 for f32/f16: no scales, nothing to align.)
       const vec = inDim % (4 * epw) === 0 && (!quant || group % (4 * epw) === 0) && xOffElems % 4 === 0;
-      const cfg = a.merge ? this.gemvMerge : inDim >= 2 * outCols ? this.gemvLongK : this.gemv;
+      const cfg = inDim >= 2 * outCols ? this.gemvLongK : this.gemv;
       const { tk, rpt, ng, unroll } = cfg;
       if (a.rope && (ng * rpt) % 4 !== 0) throw new InvalidOptionError('rope', `the fused RoPE needs ng * rpt % 4 == 0 (got ${ng} * ${rpt})`);
       const sgMin = subgroupMinSize(this.ctx);
       const sg = cfg.sg === true && this.ctx.features.has('subgroups') && (tk & (tk - 1)) === 0 && (sgMin & (sgMin - 1)) === 0;
-      // x in registers (linear_gemv_reg.wgsl): one row, not the merge prologue; takes precedence over split-K.
+      // x in registers (linear_gemv_reg.wgsl): one row; takes precedence over split-K.
       const perBlock = gateUp || a.rope ? (ng * rpt) / 2 : ng * rpt;
-      const reg = vec && cfg.reg === true && rows === 1 && !a.merge ? planGemvReg({
+      const reg = vec && cfg.reg === true && rows === 1 ? planGemvReg({
         tk, rpt, ng, unroll, persist: cfg.persist, storeEach: cfg.storeEach, xGlobal: cfg.xGlobal, sg: cfg.sg === true && this.ctx.features.has('subgroups'), sgMin,
         nch: inDim / (4 * epw), epw, blocks: Math.max(...pieces.map((pc) => Math.ceil(pc.n / perBlock))),
         smemLimit: this.ctx.limits.maxComputeWorkgroupStorageSize,
@@ -547,7 +502,7 @@ export class LinearKernels {
       // x staged in workgroup memory: rows x (tk * unroll) chunks of (epw + 1) vec4.
       const reduceBytes = (ng * rpt * (tk + 1) + rows * ng * rpt) * 4;
       const xsBudget = Math.min(GEMV_XS_BYTES, this.ctx.limits.maxComputeWorkgroupStorageSize - reduceBytes);
-      const xs = vec && !a.merge && cfg.xs === true && rows * tk * unroll * (epw + 1) * 16 <= xsBudget;
+      const xs = vec && cfg.xs === true && rows * tk * unroll * (epw + 1) * 16 <= xsBudget;
       const kind = xs ? '_xs' : vec ? '' : '_any';
       // Epilogue: input scale (1 or the fused RMSNorm's) and the store.
       const epilogue = a.residual ? gemvResidSrc
@@ -556,7 +511,7 @@ export class LinearKernels {
       if (a.rope) Object.assign(constants, { ROPE_ROWS: 1, KV_F16: a.rope.kvF16 ? 1 : 0 });
       const tag = a.residual ? '_resid' : `${a.normIn ? '_normin' : ''}${a.rope ? '_rope' : ''}`;
       const nch = inDim / (4 * epw);
-      const sliceChunks = Math.ceil(nch / Math.max(1, a.merge ? 1 : cfg.splitK ?? 1));
+      const sliceChunks = Math.ceil(nch / Math.max(1, cfg.splitK ?? 1));
       const slices = Math.ceil(nch / sliceChunks);
       if (reg) {
         regWgs = reg.pwg;
@@ -569,10 +524,6 @@ export class LinearKernels {
           sliceChunks, slices, nr: ng * rpt,
         };
         pipeline = this.pipeline(`linear_gemv_splitk${tag}_${fmt}`, head + FORMAT_SRC[fmt] + gemvCommonSrc + gemvSplitKSrc + epilogue, constants);
-      } else if (a.merge) {
-        pipeline = this.pipeline(`linear_gemv_merge${tag}${sg ? '_sg' : ''}_${fmt}`,
-          head + `const XM_VEC4: u32 = ${mergeXBytes(inDim, epw) / 16}u;\nconst XM_K: u32 = ${inDim}u;\nconst XM_NH: u32 = ${a.merge.nHeads}u;\n` +
-          `const MS: u32 = ${GEMV_MERGE_MAX_SPLITS}u;\n` + FORMAT_SRC[fmt] + gemvCommonSrc + gemvMergeSrc + epilogue, constants);
       } else {
         pipeline = this.pipeline(`linear_gemv${kind}${tag}${sg ? '_sg' : ''}_${fmt}`,
           head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc) + epilogue, constants);
@@ -615,8 +566,7 @@ export class LinearKernels {
         if (a.normIn) extra.push([8, a.normIn.ss]);
         if (a.residual) extra.push([8, a.residual.normW], [9, a.residual.h], [10, a.residual.ss]);
         if (a.rope) extra.push([9, a.rope.table], [10, a.rope.k], [11, a.rope.v], [12, a.rope.step]);
-        if (a.merge) extra.push([11, a.merge.partML], [12, a.merge.params], [13, a.merge.step]);
-        const weights: [number, GPUBuffer][] = [[0, a.merge ? a.merge.partO : a.x], [1, pc.w0.data], [2, pc.w1.data], [3, pc.w0.scales ?? this.dummy], [4, pc.w1.scales ?? this.dummy]];
+        const weights: [number, GPUBuffer][] = [[0, a.x], [1, pc.w0.data], [2, pc.w1.data], [3, pc.w0.scales ?? this.dummy], [4, pc.w1.scales ?? this.dummy]];
         let bindings: [number, GPUBuffer][];
         if (sp) {
           // (partials: (slices, groups, rows, NR) f32, owned like the uniforms)
@@ -676,11 +626,6 @@ const NO_SG_HEAD = 'const SG_REDUCE: bool = false;\nfn sg_xor(v: f32, m: u32) ->
 /** Smallest subgroup size of the adapter (4 where it does not say: the WebGPU minimum). */
 function subgroupMinSize(ctx: GpuContext): number {
   return (ctx.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 4;
-}
-
-/** Workgroup memory of the merged attention row (linear_gemv_merge.wgsl xm): K / (4 epw) chunks of epw (+ 1 pad) vec4. */
-function mergeXBytes(inDim: number, epw: number): number {
-  return (inDim / (4 * epw)) * (epw + (epw === 1 ? 0 : 1)) * 16;
 }
 
 /** The input scale of an epilogue without a fused norm. */

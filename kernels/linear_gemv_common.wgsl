@@ -161,7 +161,7 @@ fn reduce_and_store(acc: array<f32, ROWS * RPT>, lid: u32, wgi: u32) {
 }
 
 // Raw dot product of one chunk of weights with 4 * EPW values of x (four
-// independent FMA chains, one per vec4 lane); linear_gemv.wgsl and linear_gemv_merge.wgsl.
+// independent FMA chains, one per vec4 lane); linear_gemv.wgsl.
 fn dot_chunk(w: vec4<u32>, xs: array<vec4<f32>, EPW>) -> f32 {
   var d = vec4<f32>(0.0);
   for (var wj = 0u; wj < 4u; wj++) {
