@@ -11,8 +11,8 @@ import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import { GpuLimitError, InvalidOptionError } from '../src/errors.ts';
 import { bindAt, plainHeader, type AttentionDims } from './attention_prefill.ts';
 import { sampleRow, type SparsePlan } from '../src/attention/options.ts';
+import source from './sample_scores.wgsl?raw';
 import combineSource from './sample_scores_combine.wgsl?raw';
-import { trScoreSource } from './sample_scores_tr.ts';
 
 /** Score tile of one kernel: BS stationary rows x BT streamed rows, RX x RY per thread, DK of headDim per staged chunk. */
 export interface ScoreTile { bs: number; bt: number; rx: number; ry: number; dk: number }
@@ -107,13 +107,38 @@ export function scorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, o
 
 /** Pipelines of the sampling phase for one layer shape. */
 export function scoreSpecs(ctx: GpuContext, dims: AttentionDims, opts: ScoreOptions = {}): Record<ScoreKernel | 'combine', PipelineSpec> {
-  const spec = (k: ScoreKernel): PipelineSpec => ({ label: `sample_scores_${k}`, code: scoreSource(dims, k, scorePlan(ctx, dims.headDim, k, opts[k])) });
+  const spec = (k: ScoreKernel): PipelineSpec => ({ label: `sample_scores_${k}`, code: scoreSource(dims, k, scorePlan(ctx, dims.headDim, k, opts[k])), constants: { SMODE: k === 'rows' ? 0 : 1 } });
   return { rows: spec('rows'), cols: spec('cols'), combine: { label: 'sample_scores_combine', code: plainHeader(dims) + combineSource } };
 }
 
-/** WGSL of one kernel (the generated header, then kernels/sample_scores.wgsl). */
+/** `load_q4(off, d4)`: vec4 d4 of the q row starting at float offset `off`, zero past headDim (binding 0). */
+function qAccess(headDim: number): string {
+  if (headDim % 4 === 0) {
+    return `@group(0) @binding(0) var<storage, read> qv: array<vec4<f32>>;
+fn load_q4(off: u32, d4: u32) -> vec4<f32> {
+  if (d4 >= ${headDim / 4}u) { return vec4<f32>(0.0); }
+  return qv[off / 4u + d4];
+}\n`;
+  }
+  return `@group(0) @binding(0) var<storage, read> qv: array<f32>;
+fn load_q4(off: u32, d4: u32) -> vec4<f32> {
+  var x = vec4<f32>(0.0);
+  for (var c = 0u; c < 4u; c++) { let d = d4 * 4u + c; if (d < ${headDim}u) { x[c] = qv[off + d]; } }
+  return x;
+}\n`;
+}
+
+/**
+ * WGSL of one kernel: the generated header (attentionHeader's Params, sample_row and K loader;
+ * the tile plan as consts; the q loader), then kernels/sample_scores.wgsl; SMODE is an override.
+ */
 export function scoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan): string {
-  return trScoreSource(dims, kind, plan, plainHeader);
+  const tx = plan.bs / plan.rx, ty = plan.bt / plan.ry, dk4 = plan.dk / 4;
+  return plainHeader(dims, {
+    GROUP: dims.nHeads / dims.nKvHeads, BS: plan.bs, BT: plan.bt, RX: plan.rx, RY: plan.ry, TX: tx, TY: ty, NT: plan.nt,
+    DK: plan.dk, DK4: dk4, NCH: plan.nch, XQ: plan.xq, YQ: plan.yq, GX: plan.gx, GY: plan.gy,
+    DB: plan.db ? 1 : 0, DK1: plan.db ? plan.dk : 1, PX: Math.ceil((plan.bs * dk4) / plan.nt), PY: Math.ceil((plan.bt * dk4) / plan.nt),
+  }) + qAccess(dims.headDim) + source;
 }
 
 export class SampleScores {
@@ -184,11 +209,9 @@ export class SampleScores {
       }
       const pipe = this.pipes[kind];
       pass.setPipeline(pipe);
-      // Each kernel binds what its mode uses (auto layouts).
-      const entries: [number, GPUBuffer | GPUBufferBinding][] = kind === 'rows'
-        ? [[0, b.q], [1, b.k], [3, b.rowStats], [6, b.params], [7, partials]]
-        : [[0, b.q], [1, b.k], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, b.params]];
-      pass.setBindGroup(0, bindAt(this.ctx, pipe, entries, `sample_scores_${kind}`));
+      pass.setBindGroup(0, bindAt(this.ctx, pipe, [
+        [0, b.q], [1, b.k], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, b.params], [7, partials],
+      ], `sample_scores_${kind}`));
       pass.dispatchWorkgroups(grid[kind], this.dims.nKvHeads, kind === 'rows' ? split : 1);
       if (kind === 'rows' && split > 1) {
         const combine = this.pipes.combine;
