@@ -110,6 +110,16 @@ function subgroupMin(ctx: GpuContext): number {
   return info.subgroupMinSize ?? 4;
 }
 
+/** The sampled rows of a chunk (src/attention/options.ts SparsePlan): nSamp rows in nBlocks blocks of sampBlock. */
+export interface SampledRows { nSamp: number; nBlocks: number; sampBlock: number }
+
+/** Chunk-local index of sampled row k of a chunk of `rows` rows (the CPU twin of the header's sample_row()). */
+export function sampleRow(k: number, rows: number, plan: SampledRows): number {
+  if (plan.nSamp >= rows) return k;
+  const b = Math.floor(k / plan.sampBlock);
+  return Math.floor(((b + 1) * rows) / plan.nBlocks) - plan.sampBlock + (k % plan.sampBlock);
+}
+
 /** Uniform words shared by every attention kernel (16 words, 64 bytes). */
 export interface AttentionParams {
   rows: number; pos: number; nHeads: number; nKvHeads: number;

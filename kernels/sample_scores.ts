@@ -9,8 +9,7 @@ import type { GpuContext } from '../src/gpu/device.ts';
 import { getPipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import { GpuLimitError, InvalidOptionError } from '../src/errors.ts';
-import { bindAt, plainHeader, type AttentionDims } from './attention_prefill.ts';
-import { sampleRow, type SparsePlan } from '../src/attention/options.ts';
+import { bindAt, plainHeader, sampleRow, type AttentionDims, type SampledRows } from './attention_prefill.ts';
 import source from './sample_scores.wgsl?raw';
 import combineSource from './sample_scores_combine.wgsl?raw';
 
@@ -232,7 +231,7 @@ export class SampleScores {
 export function samplingRef(
   q: Float32Array, k: Float32Array,
   d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number },
-  plan: SparsePlan,
+  plan: SampledRows & { nCols: number; window: number },
 ): { rowStats: Float64Array; colScores: Float64Array; groupScores: Float64Array } {
   const { nHeads, nKvHeads, headDim: D, seqLen, rows, pos } = d;
   const group = nHeads / nKvHeads;

@@ -4,6 +4,9 @@
  */
 import { InvalidOptionError } from '../errors.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions } from '../engine/types.ts';
+import { sampleRow } from '../../kernels/attention_prefill.ts';
+
+export { sampleRow };
 
 /** Merges `partial` over the defaults and validates every field; throws InvalidOptionError naming the field. */
 export function resolveAttentionOptions(partial: Partial<AttentionOptions> = {}, base: AttentionOptions = DEFAULT_ATTENTION): AttentionOptions {
@@ -76,13 +79,6 @@ export function sparsePlan(pos: number, rows: number, o: AttentionOptions): Spar
   let nSamp = nBlocks * sampBlock;
   if (nSamp >= rows) { nSamp = rows; nBlocks = Math.ceil(rows / sampBlock); }
   return { seqLen, window, nSamp, nBlocks, sampBlock, nCols: Math.max(0, seqLen - window) };
-}
-
-/** Chunk-local index of sampled row k (mirrors sample_row() in the WGSL header). */
-export function sampleRow(k: number, rows: number, plan: SparsePlan): number {
-  if (plan.nSamp >= rows) return k;
-  const b = Math.floor(k / plan.sampBlock);
-  return Math.floor(((b + 1) * rows) / plan.nBlocks) - plan.sampBlock + (k % plan.sampBlock);
 }
 
 /**
