@@ -6,14 +6,10 @@
  *     [--formats f16,q4] [--prompt 4096] [--decode 32] [--chunk 512] [--kv f16] [--attention dense|sample]
  *     [--decode-attn tiled,simple] [--decode-splits 128,32] [--profile] [--no-greedy]
  *     [--decode-variant plain,fused]
- *     [--skip-validation] [--decode-only] [--decode-qg default,1,2] [--decode-sub default,1,4,8]
- *     [--decode-prefetch default,on,off] [--repeat 3]
+ *     [--skip-validation] [--decode-only] [--decode-qg default,1,2] [--repeat 3]
  * Decode sweeps: every combination of --decode-variant (engine decodeVariant:
  * plain = separate norm / RoPE / residual passes, fused = in the projections'
- * epilogues), --decode-sub (groups of 64 threads per attention split
- * workgroup: splits that many tiles long; default 1), --decode-prefetch
- * (the wide attention kernel's V prefetch; 'on' with sub 1 runs the wide kernel
- * with one group), --repeat R (stepped and greedy decode measured R times per
+ * epilogues), --repeat R (stepped and greedy decode measured R times per
  * configuration, medians in the table, every run in the JSON), --decode-attn
  * --decode-splits and --decode-qg (query heads per decode-attention workgroup)
  * builds one engine on the same weights. --skip-validation:
@@ -51,7 +47,6 @@ const args = benchArgs({
   'decode-attn': { type: 'string' }, 'decode-splits': { type: 'string' }, profile: { type: 'boolean' }, 'no-greedy': { type: 'boolean' },
   'decode-variant': { type: 'string' },
   'skip-validation': { type: 'boolean' }, 'decode-only': { type: 'boolean' }, 'decode-qg': { type: 'string' },
-  'decode-sub': { type: 'string' }, 'decode-prefetch': { type: 'string' },
   repeat: { type: 'string' },
 });
 const ctx = await getGpu(args['skip-validation'] ? { dawnFlags: ['enable-dawn-features=allow_unsafe_apis,skip_validation'] } : {});
@@ -70,14 +65,9 @@ const greedy = !args['no-greedy'];
 const decodeVariants = String(args['decode-variant'] ?? 'fused').split(',') as DecodeVariant[];
 for (const v of decodeVariants) if (!DECODE_VARIANTS.includes(v)) throw new Error(`unknown --decode-variant '${v}' (known: ${DECODE_VARIANTS.join(', ')})`);
 const qgs = String(args['decode-qg'] ?? 'default').split(',').map((q) => q === 'default' ? undefined : Number(q));
-const subs = String(args['decode-sub'] ?? 'default').split(',').map((q) => q === 'default' ? undefined : Number(q));
 const repeat = Number(args.repeat ?? 1);
 if (!(Number.isInteger(repeat) && repeat >= 1)) throw new Error(`--repeat takes a positive integer (got ${args.repeat})`);
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)];
-const prefetches = String(args['decode-prefetch'] ?? 'default').split(',').map((v) => {
-  if (v !== 'default' && v !== 'on' && v !== 'off') throw new Error(`--decode-prefetch takes default, on, off (got '${v}')`);
-  return v === 'default' ? undefined : v === 'on';
-});
 
 // Round trip of the queue with nothing to do (what each awaited submit/map pays at least).
 const tEmpty = performance.now();
@@ -110,12 +100,11 @@ for (const name of shapes) {
     let weightBytes = 0;
     for (const w of weights.values()) for (const p of w.parts) weightBytes += p.data.size + (p.scales?.size ?? 0);
     for (const decodeAttn of decodeAttns) for (const decodeSplits of splitCaps) for (const decodeVariant of decodeVariants)
-    for (const decodeQg of qgs) for (const decodeSub of subs) for (const decodePrefetchV of prefetches) {
-    const variant = `${decodeVariant}${decodeQg ? ` qg ${decodeQg}` : ''}` +
-      `${decodeSub ? ` sub ${decodeSub}` : ''}${decodePrefetchV === undefined ? '' : ` pv ${decodePrefetchV ? 'on' : 'off'}`}`;
+    for (const decodeQg of qgs) {
+    const variant = `${decodeVariant}${decodeQg ? ` qg ${decodeQg}` : ''}`;
     const engine = await createEngine(ctx, {
       spec, weights, contextLength: promptLen + decodeSteps + 1, kvDtype, prefillChunk: chunk, attention: { attention },
-      decodeAttention: decodeAttn, decodeSplits, decodeQg, decodeSub, decodePrefetchV, ownsWeights: false, decodeVariant,
+      decodeAttention: decodeAttn, decodeSplits, decodeQg, ownsWeights: false, decodeVariant,
     });
     if (decodeVariant !== 'plain' && !engine.fusedDecode) console.warn(`${name} ${format}: fused decode not available on this device (plain used)`);
     try {
@@ -203,7 +192,7 @@ for (const name of shapes) {
         decodeCpuMsPerToken: decodeCpuMs, greedyMsPerToken: greedyMs, greedyTokPerS: 1000 / greedyMs, emptyRoundTripMs,
         weightBytes, prefillMs, prefillTokPerS: promptLen / (prefillMs / 1000), prefillTflops,
         decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeGBPerS: params / (decodeMs * 1e-3) / 1e9,
-        kvLengthAtDecode: promptLen, sameIdsAsFirstVariant, decodeSub: decodeSub ?? 'default',
+        kvLengthAtDecode: promptLen, sameIdsAsFirstVariant,
         dispatchesPerStep: dispatches, repeat, decodeMsRuns: decodeRuns, greedyMsRuns: greedyRuns,
       };
       results.push(r);

@@ -20,7 +20,7 @@ import { ArgmaxKernels, type TopK } from '../../kernels/argmax.ts';
 import { StepUniform } from '../../kernels/prepared.ts';
 import { LinearKernels, linearPipelineSpecs, type LinearOptions, type LinearUse } from '../../kernels/linear.ts';
 import { precompile, type CompileProgress, type PipelineSpec } from '../gpu/pipelines.ts';
-import { PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
+import { attentionPipelineSpecs, PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type Dispatch, type Engine, type KvDtype, type PrefillOptions, type PrefillResult, type SparsityReport } from './types.ts';
 import { KvCache } from './kv-cache.ts';
 import { activationBytes, allocActivations, ForwardPlan, type Activations, type Kernels } from './forward.ts';
@@ -59,13 +59,6 @@ export interface EngineOptions {
    * (tests, benchmarks).
    */
   decodeVariant?: DecodeVariant;
-  /**
-   * Groups of 64 threads per decode-attention split workgroup
-   * (DecodeAttentionShape.sub: 1, 2, 4, 8, 16; default 1; tuning).
-   */
-  decodeSub?: number;
-  /** The wide decode-attention kernel's V prefetch (DecodeAttentionShape.prefetchV; default on where it fits; true with sub 1 runs the wide kernel; tuning). */
-  decodePrefetchV?: boolean;
   ownsWeights?: boolean;
   /** Pipeline compilation progress (createEngine compiles every pipeline the engine can use before it returns). */
   onCompile?: (p: CompileProgress) => void;
@@ -76,11 +69,13 @@ export interface WeightInfo { format: GpuWeight['format']; groupSize: number; sh
 
 /**
  * Every pipeline the engine can use with these options (src/gpu/pipelines.ts precompile): the linear
- * kernels of each projection for prefill rows (1 .. prefillChunk) and the decode plan's fusions.
- * The small kernels (norm, embedding, rope, argmax, attention) build theirs in their create().
+ * kernels of each projection for prefill rows (1 .. prefillChunk) and the decode plan's fusions, and
+ * the attention's (src/attention attentionPipelineSpecs: dense and every SampleAttention pipeline,
+ * decode). The small kernels (norm, embedding, rope, argmax) build theirs in their create().
  */
 export function enginePipelineSpecs(ctx: GpuContext, spec: ModelSpec, weights: Map<string, WeightInfo>, o: {
   prefillChunk: number; kvDtype: KvDtype; linear?: LinearOptions; decodeVariant?: DecodeVariant;
+  prefillKernel?: EngineOptions['prefillKernel']; decodeAttention?: EngineOptions['decodeAttention']; decodeQg?: number;
 }): PipelineSpec[] {
   const fused = (o.decodeVariant ?? envDecodeVariant() ?? 'fused') !== 'plain' && Math.min(8, o.linear?.gemvMaxRows ?? 8) >= 1 &&
     ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
@@ -107,7 +102,11 @@ export function enginePipelineSpecs(ctx: GpuContext, spec: ModelSpec, weights: M
   }
   add('lmHead', { rows: 'both', anyRowOffset: true });
   if (fused) add('lmHead', { rows: 'decode', epilogue: 'normIn' });
-  return linearPipelineSpecs(ctx, uses, o.linear);
+  const attention = attentionPipelineSpecs(ctx, {
+    nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype: o.kvDtype,
+    prefill: (o.prefillKernel ?? 'flash') === 'flash' ? {} : false, decode: { variant: o.decodeAttention, qg: o.decodeQg },
+  });
+  return [...linearPipelineSpecs(ctx, uses, o.linear), ...attention];
 }
 
 export type DecodeVariant = 'plain' | 'fused';
@@ -160,7 +159,9 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const cache = new KvCache(ctx, { nLayers: spec.nLayers, nKvHeads: spec.nKvHeads, headDim: spec.headDim, capacity: contextLength, dtype: kvDtype });
     owned.push(cache);
     const weightInfo = new Map([...opts.weights].map(([n, w]) => [n, { format: w.format, groupSize: w.groupSize, shape: w.shape, parts: w.parts.length }]));
-    const specs = enginePipelineSpecs(ctx, spec, weightInfo, { prefillChunk, kvDtype, linear: opts.linear, decodeVariant });
+    const specs = enginePipelineSpecs(ctx, spec, weightInfo, {
+      prefillChunk, kvDtype, linear: opts.linear, decodeVariant, prefillKernel: kernelKind, decodeAttention: opts.decodeAttention, decodeQg: opts.decodeQg,
+    });
     const [, norm, embed, rope, linear, split, prefill, argmax] = await Promise.all([
       precompile(ctx, specs, opts.onCompile),
       RmsNorm.create(ctx),
@@ -168,7 +169,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
       DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, qg: opts.decodeQg,
-        maxSplits: opts.decodeSplits, sub: opts.decodeSub ?? 1, prefetchV: opts.decodePrefetchV }),
+        maxSplits: opts.decodeSplits }),
       kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);

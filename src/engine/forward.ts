@@ -26,7 +26,6 @@
  *   ff  = silu(rmsnorm(x) Wg^T) * (rmsnorm(x) Wu^T)
  *   x += ff Wdown^T;  h = x * nextNorm;  ss = ...      (nextNorm: the next attnNorm or finalNorm)
  * then logits = rmsnorm(x) lmHead^T.
-
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../gpu/buffers.ts';

@@ -30,15 +30,8 @@ export interface AttentionOptions {
   minSampleRows: number;
   /** Rows per sampled block. Default 4: more, smaller blocks spread the samples (planted S=2048, alpha 0.99: rel L2 0.080 -> 0.031). */
   sampleBlock: number;
-  /** Prompt length below which prefill runs dense. */
+  /** Prompt length (pos + rows of a chunk) below which prefill runs dense. Default 2048. */
   minSparseLen: number;
-  /**
-   * Sparse attention pass: 'fused' (stripes then window in one online softmax, one
-   * pass, default) or 'split' (a stripe pass, then a window pass merged by
-   * log-sum-exp, as ../shared/SAMPLE_ATTENTION.md describes). Same result.
-   * Optional (additive); absent means the default.
-   */
-  sparsePass?: 'fused' | 'split';
   /**
    * Per KV group: when stripes + window would cover at least this fraction of
    * the causal area, the group runs dense instead (HeadStats then report area 1,
@@ -62,17 +55,6 @@ export interface AttentionOptions {
   selection?: 'auto' | 'group' | 'topup' | 'head';
   /** Sequence length from which selection 'auto' uses 'group' instead of 'topup'. Default 16384. Optional (additive). */
   topupBelow?: number;
-  /**
-   * Fused sparse pass code variant (kernels/attention_prefill.wgsl FV): 'a' one tile loop,
-   * 'b' stripe tiles in their own loop (default). Same result; a speed knob. Optional (additive).
-   */
-  fusedVariant?: 'a' | 'b';
-  /**
-   * Dense attention's row mapping: 'group' (a workgroup's rows are the KV group's query heads
-   * at QR / group positions, sharing K/V tiles; default) or 'head' (one query head per
-   * workgroup, QR positions). Same result; a speed knob (bench --dense-map). Optional (additive).
-   */
-  denseMap?: 'group' | 'head';
 }
 
 export const DEFAULT_ATTENTION: AttentionOptions = {
@@ -83,12 +65,9 @@ export const DEFAULT_ATTENTION: AttentionOptions = {
   minSampleRows: 64,
   sampleBlock: 4,
   minSparseLen: 2048,
-  sparsePass: 'fused',
   denseFallbackArea: 0.85,
   selection: 'auto',
   topupBelow: 16384,
-  fusedVariant: 'b',
-  denseMap: 'group',
 };
 
 /** Per layer and head statistics of one sparse prefill. */

@@ -20,9 +20,7 @@ import { compareLogits, readGolden } from './golden-file.ts';
 
 const TOL = 1e-2;
 
-const RUNS: [string, DecodeVariant, boolean][] = [
-  ['chatglm2-tiny', 'fused', true], ['internlm2-tiny', 'fused', true],
-];
+const RUNS: [string, DecodeVariant, boolean][] = [['chatglm2-tiny', 'fused', true], ['internlm2-tiny', 'fused', true]];
 /** Dispatches per layer of each plan (decodeDispatches: + embed, layer 0's norm, lm_head and the argmax). */
 const PER_LAYER: Partial<Record<DecodeVariant, number>> = { fused: 6 };
 

@@ -11,7 +11,7 @@ import { gateUpRef, LinearKernels, linearRef } from '../../kernels/linear.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { rmsnormRef } from '../../kernels/norm.ts';
 import { ropeKvRef, ropeTable } from '../../kernels/rope.ts';
-import { cacheValue } from '../../kernels/attention_decode.ts';
+import { cacheValue } from '../cases/attention.ts';
 import { createBuffer, liveBytes, readBuffer, readF32, releaseBuffer, STORAGE, uniformBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { runDispatches } from '../../kernels/prepared.ts';
 import type { RopeSpec } from '../../models/spec.ts';
