@@ -1,7 +1,7 @@
 /**
- * kernels/dequant (q4 / q8 -> f16 / f32 expansion) and the prefill path
- * through it (LinearOptions.prefillDequant): the expansion bit-equal to the
- * CPU dequantization of src/loader/quant.ts, the prefill with it equal to the
+ * kernels/dequant (q4 / q8 -> f32 expansion) and the prefill path through it
+ * (LinearOptions.prefillDequantMinRows): the expansion bit-equal to the CPU
+ * dequantization of src/loader/quant.ts, the prefill with it equal to the
  * reference over the expanded weights and to the in-kernel path, no leaks.
  */
 import { describe, expect, it } from 'vitest';
