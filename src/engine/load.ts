@@ -70,7 +70,7 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
     const l = layoutFor(r.name, r.shape, { format, groupSize: o.groupSize }, maxPart);
     return [r.name, { format: l.format, groupSize: l.groupSize, shape: r.shape, parts: l.parts.length }];
   }));
-  const specs = enginePipelineSpecs(ctx, spec, planned, { prefillChunk, kvDtype });
+  const specs = enginePipelineSpecs(ctx, spec, planned, { prefillChunk, kvDtype, prefillKernel: o.prefillKernel });
   const compiling = precompile(ctx, specs, (p) => report('compile', { done: p.done, total: p.total }));
   compiling.catch(() => undefined); // surfaced below
   let weights;
