@@ -8,6 +8,7 @@
 import { InvalidOptionError, MissingFileError, ModelFormatError } from '../errors.ts';
 import type { FileSource } from './source.ts';
 import { urlSource, type UrlSourceOptions } from './url-source.ts';
+import { nodeBuiltin } from '../util/node-only.ts';
 
 export function checkRange(file: string, offset: number, length: number, size: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
@@ -30,7 +31,7 @@ export interface NodeSource extends FileSource {
 export function nodeSource(dir: string): NodeSource {
   const sizes = new Map<string, number>();
   let fsp: Promise<FsPromises> | undefined;
-  const fs = () => (fsp ??= import(/* @vite-ignore */ 'node:fs/promises' as string) as Promise<FsPromises>);
+  const fs = () => (fsp ??= nodeBuiltin<FsPromises>('fs/promises'));
   const full = (p: string) => `${dir.replace(/\/+$/, '')}/${p}`;
   const missing = (p: string) => new MissingFileError(p, `not found in ${dir}`, { folder: dir });
   async function withHandle<T>(p: string, f: (h: FileHandle) => Promise<T>): Promise<T> {
