@@ -57,8 +57,15 @@ export interface GpuOptions {
   powerPreference?: GPUPowerPreference;
   /** Features to leave off even when present (e.g. to test the fallback paths). */
   disableFeatures?: OptionalFeature[];
-  /** Node only: extra Dawn toggles for create(). */
+  /** Node only: Dawn's create() flags (default: DEFAULT_DAWN_FLAGS, or without the NVIDIA f16 toggle when nvidiaF16 is false). */
   dawnFlags?: string[];
+  /**
+   * Node only: set Dawn's adapter toggle vulkan_enable_f16_on_nvidia (default true). Dawn hides
+   * shader-f16 (and with it the f16 subgroup matrices the 'tensor' tier uses) on NVIDIA under
+   * Vulkan unless it is on; in Chromium the same toggle is the launch flag
+   * --enable-dawn-features=vulkan_enable_f16_on_nvidia.
+   */
+  nvidiaF16?: boolean;
 }
 
 const SWIFTSHADER_ICDS = [
@@ -71,6 +78,9 @@ const INSTALL_HINT =
   'In Node on Linux without a GPU: install Debian\'s `chromium` (it ships SwiftShader, ' +
   '/usr/lib/chromium/vk_swiftshader_icd.json) and `libvulkan1`, e.g. `sudo apt-get install chromium libvulkan1` ' +
   '(`npm run setup` does this when run as root); with a GPU: install its Vulkan driver.';
+
+/** Dawn instance flags in Node: unsafe APIs (subgroup matrices) and f16 on NVIDIA's Vulkan driver. */
+export const DEFAULT_DAWN_FLAGS = ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia'];
 
 let nodeGpu: GPU | undefined;
 type Env = Record<string, string | undefined>;
@@ -147,7 +157,7 @@ export async function getGpu(opts: GpuOptions = {}): Promise<GpuContext> {
   let adapter: GPUAdapter | null = null;
   try {
     if (node) {
-      adapter = await nodeAdapter(opts.dawnFlags ?? ['enable-dawn-features=allow_unsafe_apis'], req);
+      adapter = await nodeAdapter(opts.dawnFlags ?? (opts.nvidiaF16 === false ? ['enable-dawn-features=allow_unsafe_apis'] : DEFAULT_DAWN_FLAGS), req);
     } else {
       const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
       if (!gpu) throw new GpuUnavailableError('This browser has no WebGPU (navigator.gpu is undefined). ' + INSTALL_HINT);
