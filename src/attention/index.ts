@@ -153,6 +153,7 @@ export class PrefillAttention {
     private flash: FlashAttention,
     private sample: SampleKernels | undefined,
     private params: GPUBuffer,
+    private makeSample: () => Promise<SampleKernels>,
   ) {
     // (nKvHeads, 3 + group) per KV group or (nHeads, 4) per head, see sample_select.wgsl
     this.statsWords = Math.max(3 * dims.nKvHeads + dims.nHeads, 4 * dims.nHeads);
@@ -180,6 +181,7 @@ export class PrefillAttention {
       FlashAttention.create(ctx, ad, opts),
       sparse ? SampleKernels.create(ctx, ad, opts) : Promise.resolve(undefined),
     ]);
+    const sampleOpts = { subgroups: opts.subgroups, scores: opts.scores };
     const tiles = Math.ceil(maxRows * flash.plan.group / flash.plan.qr);
     if (tiles > ctx.limits.maxComputeWorkgroupsPerDimension) {
       flash.destroy();
@@ -187,7 +189,19 @@ export class PrefillAttention {
       throw new GpuLimitError(`attention: maxRows ${maxRows} x ${flash.plan.group} query heads per KV head need ${tiles} workgroups per dispatch, over this GPU's ${ctx.limits.maxComputeWorkgroupsPerDimension}; use a smaller prefill chunk`, { maxRows, tiles });
     }
     const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
-    return new PrefillAttention(ctx, dims, flash, sample, params);
+    return new PrefillAttention(ctx, dims, flash, sample, params, () => SampleKernels.create(ctx, ad, sampleOpts));
+  }
+
+  /** Whether the SampleAttention kernels are built (created with sparse, or enabled since). */
+  get hasSparse(): boolean { return this.sample !== undefined; }
+
+  /**
+   * Builds the SampleAttention kernels of a PrefillAttention created with { sparse: false }
+   * (an engine whose own options never reach the sparse path, when a request asks for it):
+   * those pipelines are then compiled on that request, once.
+   */
+  async enableSparse(): Promise<void> {
+    this.sample ??= await this.makeSample();
   }
 
   /** Tile sizes of the flash passes (benchmarks record them). */
@@ -219,7 +233,7 @@ export class PrefillAttention {
     }
     validateAttentionOptions(opts);
     const sparse = PrefillAttention.isSparse(pos, rows, opts);
-    if (sparse && !this.sample) throw new InvalidOptionError('attention', "this PrefillAttention was created with { sparse: false }; use attention: 'dense'");
+    if (sparse && !this.sample) throw new InvalidOptionError('attention', "this PrefillAttention was created with { sparse: false }: call enableSparse() first, or use attention: 'dense'");
     const plan = sparse ? sparsePlan(pos, rows, opts) : undefined;
     const statsAt = sparse ? this.statsSlot() : undefined;
     // Per-head units: per-head selection.

@@ -73,9 +73,21 @@ export interface WeightInfo { format: GpuWeight['format']; groupSize: number; sh
  * the attention's (src/attention attentionPipelineSpecs: dense and every SampleAttention pipeline,
  * decode). The small kernels (norm, embedding, rope, argmax) build theirs in their create().
  */
+/**
+ * Whether the engine's own attention options can reach SampleAttention (attention 'sample' and a
+ * context of at least minSparseLen). Only then are its pipelines compiled at load; a request that
+ * lowers minSparseLen or asks for 'sample' on such an engine builds them on that request, once
+ * (PrefillAttention.enableSparse). Saves compiling ~20 pipelines for short-context engines.
+ */
+export function engineCanSparse(attention: AttentionOptions, contextLength: number): boolean {
+  return attention.attention === 'sample' && contextLength >= attention.minSparseLen;
+}
+
 export function enginePipelineSpecs(ctx: GpuContext, spec: ModelSpec, weights: Map<string, WeightInfo>, o: {
   prefillChunk: number; kvDtype: KvDtype; linear?: LinearOptions; decodeVariant?: DecodeVariant;
   prefillKernel?: EngineOptions['prefillKernel']; decodeAttention?: EngineOptions['decodeAttention']; decodeQg?: number;
+  /** SampleAttention's pipelines too (engineCanSparse; default true). */
+  sparse?: boolean;
 }): PipelineSpec[] {
   const fused = (o.decodeVariant ?? envDecodeVariant() ?? 'fused') !== 'plain' && Math.min(8, o.linear?.gemvMaxRows ?? 8) >= 1 &&
     ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
@@ -104,7 +116,7 @@ export function enginePipelineSpecs(ctx: GpuContext, spec: ModelSpec, weights: M
   if (fused) add('lmHead', { rows: 'decode', epilogue: 'normIn' });
   const attention = attentionPipelineSpecs(ctx, {
     nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype: o.kvDtype,
-    prefill: (o.prefillKernel ?? 'flash') === 'flash' ? {} : false, decode: { variant: o.decodeAttention, qg: o.decodeQg },
+    prefill: (o.prefillKernel ?? 'flash') === 'flash' ? { sparse: o.sparse ?? true } : false, decode: { variant: o.decodeAttention, qg: o.decodeQg },
   });
   return [...linearPipelineSpecs(ctx, uses, o.linear), ...attention];
 }
@@ -159,8 +171,9 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const cache = new KvCache(ctx, { nLayers: spec.nLayers, nKvHeads: spec.nKvHeads, headDim: spec.headDim, capacity: contextLength, dtype: kvDtype });
     owned.push(cache);
     const weightInfo = new Map([...opts.weights].map(([n, w]) => [n, { format: w.format, groupSize: w.groupSize, shape: w.shape, parts: w.parts.length }]));
+    const sparse = engineCanSparse(attention, contextLength);
     const specs = enginePipelineSpecs(ctx, spec, weightInfo, {
-      prefillChunk, kvDtype, linear: opts.linear, decodeVariant, prefillKernel: kernelKind, decodeAttention: opts.decodeAttention, decodeQg: opts.decodeQg,
+      prefillChunk, kvDtype, linear: opts.linear, decodeVariant, prefillKernel: kernelKind, decodeAttention: opts.decodeAttention, decodeQg: opts.decodeQg, sparse,
     });
     const [, norm, embed, rope, linear, split, prefill, argmax] = await Promise.all([
       precompile(ctx, specs, opts.onCompile),
@@ -170,7 +183,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       LinearKernels.create(ctx, opts.linear),
       DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, qg: opts.decodeQg,
         maxSplits: opts.decodeSplits }),
-      kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
+      kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }, { sparse }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);
     owned.push(linear, split, ...(prefill ? [prefill] : []));
@@ -295,6 +308,8 @@ export class DenseEngine implements Engine {
     const allLogits = opts.allLogits ? new Float32Array(ids.length * this.spec.vocabSize) : undefined;
     const chunk = allLogits ? Math.max(1, Math.min(this.prefillChunk, Math.floor(ALL_LOGITS_BYTES / (this.spec.vocabSize * 4)))) : this.prefillChunk;
     let sparse = false;
+    const pa = this.kernels.prefillAttention;
+    if (pa && !pa.hasSparse && ids.length > 1 && PrefillAttention.isSparse(start, ids.length, attention)) await pa.enableSparse();
     try {
       for (let i = 0; i < ids.length; i += chunk) {
         if (opts.signal?.aborted) throw new AbortedError('prefill was aborted', { done: i, total: ids.length });

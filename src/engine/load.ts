@@ -16,8 +16,9 @@ import type { LoadProgress, StageCount } from '../api/types.ts';
 import { layoutFor } from '../loader/layout.ts';
 import { maxPartBytes } from '../loader/weights.ts';
 import { precompile } from '../gpu/pipelines.ts';
-import type { AttentionOptions, KvDtype } from './types.ts';
-import { createEngine, enginePipelineSpecs, type DenseEngine, type EngineOptions, type WeightInfo } from './engine.ts';
+import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype } from './types.ts';
+import { resolveAttentionOptions } from '../attention/index.ts';
+import { createEngine, engineCanSparse, enginePipelineSpecs, type DenseEngine, type EngineOptions, type WeightInfo } from './engine.ts';
 
 export interface LoadEngineOptions {
   /** GPU weight format (default f16). */
@@ -79,7 +80,8 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
     const l = layoutFor(r.name, r.shape, { format, groupSize: o.groupSize }, maxPart);
     return [r.name, { format: l.format, groupSize: l.groupSize, shape: r.shape, parts: l.parts.length }];
   }));
-  const specs = enginePipelineSpecs(ctx, spec, planned, { prefillChunk, kvDtype, prefillKernel: o.prefillKernel });
+  const sparse = engineCanSparse(resolveAttentionOptions(o.attention ?? {}, DEFAULT_ATTENTION), contextLength);
+  const specs = enginePipelineSpecs(ctx, spec, planned, { prefillChunk, kvDtype, prefillKernel: o.prefillKernel, sparse });
   const compiling = precompile(ctx, specs, (p) => report('compile', { done: p.done, total: p.total }));
   compiling.catch(() => undefined); // surfaced below
   let weights;
