@@ -41,7 +41,7 @@
 import { getGpu } from '../src/gpu/device.ts';
 import { createEngine } from '../src/engine/engine.ts';
 import { releaseWeight } from '../src/engine/weights.ts';
-import { SHAPES, syntheticSpec, syntheticWeights } from '../src/engine/synthetic.ts';
+import { SHAPES, syntheticSpec, syntheticWeights } from './synthetic/weights.ts';
 import type { WeightFormat } from '../src/loader/formats.ts';
 import type { KvDtype } from '../src/engine/types.ts';
 import { Rng } from '../src/util/rng.ts';

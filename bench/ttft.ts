@@ -6,7 +6,7 @@
  *     [--lengths 8192,32768[,65536,131072]] [--weights q4] [--prefill-chunk 4096] [--alpha 0.95] [--selection auto|topup|group|head]
  *     [--modes dense,sample] [--steps 16] [--kv f16] [--min-sparse-len N] [--seed 1] [--needles 1]
  *     [--background heavy|flat] (the model's background: heavy-tailed per-token salience, the
- *     default, or the older flat one; src/synthetic/structured.ts)
+ *     default, or the older flat one; bench/synthetic/structured.ts)
  * On the GPU machine: npm run gpu:bundle -- bench/ttft.ts, then node .gpu/ttft.mjs --json $OUT/ttft.json
  * (note: the bundle is .gpu/ttft.mjs, the name scripts/ttft.mjs --bundle may also have been given).
  * Per length and mode, from an empty KV cache: prefill ms (prefill of the
@@ -31,9 +31,9 @@ import { getGpu } from '../src/gpu/device.ts';
 import { loadEngine, type DenseEngine } from '../src/engine/index.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype, type PrefillResult } from '../src/engine/types.ts';
 import type { WeightFormat } from '../src/loader/formats.ts';
-import { syntheticPrompt } from '../src/synthetic/prompt.ts';
-import { structuredSource } from '../src/synthetic/source.ts';
-import { PRESETS, type StructuredOptions } from '../src/synthetic/structured.ts';
+import { syntheticPrompt } from './synthetic/prompt.ts';
+import { structuredSource } from './synthetic/source.ts';
+import { PRESETS, type StructuredOptions } from './synthetic/structured.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 import { availableParallelism } from 'node:os';
 import { isMainThread, workerData } from 'node:worker_threads';

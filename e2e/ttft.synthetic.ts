@@ -1,5 +1,5 @@
 /**
- * The structured synthetic model (src/synthetic/) as a folder the TTFT
+ * The structured synthetic model (bench/synthetic/) as a folder the TTFT
  * harness serves over HTTP: config.json and safetensors synthesized on
  * demand (a 7B shape needs nothing on disk), plus a generated word-level
  * tokenizer.json ("t0".."t{vocab-1}") since the harness sends token ids and
@@ -19,9 +19,9 @@
  */
 import { freemem } from 'node:os';
 import { parentPort, Worker } from 'node:worker_threads';
-import { syntheticPrompt } from '../src/synthetic/prompt.ts';
-import { structuredSource, type StructuredSource } from '../src/synthetic/source.ts';
-import { PRESETS, type StructuredOptions } from '../src/synthetic/structured.ts';
+import { syntheticPrompt } from '../bench/synthetic/prompt.ts';
+import { structuredSource, type StructuredSource } from '../bench/synthetic/source.ts';
+import { PRESETS, type StructuredOptions } from '../bench/synthetic/structured.ts';
 
 export type PresynthMode = 'auto' | 'on' | 'ahead' | 'off';
 
@@ -75,7 +75,7 @@ export interface VirtualFolder {
 /** Bytes per chunk a worker makes (each served read inside one chunk is a view, no copy). */
 export const CHUNK_BYTES = 32 << 20;
 
-/** The served folder of a preset (PRESETS of src/synthetic/structured.ts) with `overrides` (dtype, seed, sharpness...). */
+/** The served folder of a preset (PRESETS of bench/synthetic/structured.ts) with `overrides` (dtype, seed, sharpness...). */
 export async function prepareSynthetic(preset: string, overrides: Partial<StructuredOptions>, contextLength: number, presynth?: PresynthOptions): Promise<VirtualFolder> {
   const base = (PRESETS as Record<string, StructuredOptions>)[preset];
   if (!base) throw new Error(`--synthetic: unknown preset '${preset}' (one of ${Object.keys(PRESETS).join(', ')})`);

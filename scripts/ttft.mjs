@@ -15,7 +15,7 @@
 // --sample-ratio R --prefill-chunk N (rows per prefill chunk; engine default 512)
 // --app DIR (dist) --page FILE (e2e/ttft.html) --timeout-s S.
 // --synthetic PRESET [--synthetic-opts JSON]: instead of --model, the structured
-// synthetic model (src/synthetic/, presets internlm2-7b, internlm2-1.8b,
+// synthetic model (bench/synthetic/, presets internlm2-7b, internlm2-1.8b,
 // chatglm2-6b, internlm2-tiny, chatglm2-tiny), synthesized on the fly by the
 // server, with structured prompts (e2e/ttft.synthetic.ts; needs tsx, as
 // `npm run ttft` runs it, or the --bundle output). --bundle OUT.mjs: write this

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { uploadKv } from '../cases/attention.ts';
 import { PrefillAttention } from '../../src/attention/index.ts';
-import { syntheticQkv } from '../../src/attention/synthetic.ts';
+import { syntheticQkv } from '../../bench/synthetic/qkv.ts';
 import { COLUMN_BINS, DEFAULT_ATTENTION, type HeadStats } from '../../src/engine/types.ts';
 import { createBuffer, liveBytes, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';

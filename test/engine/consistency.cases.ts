@@ -8,14 +8,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURES, testGpu } from '../helpers/gpu.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { liveBytes } from '../../src/gpu/buffers.ts';
-import { createEngine, loadEngine, uploadWeight, type DenseEngine, type LoadEngineOptions } from '../../src/engine/index.ts';
+import { createEngine, loadEngine, type DenseEngine, type LoadEngineOptions } from '../../src/engine/index.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights } from '../../src/loader/weights.ts';
 import { readWeightF32 } from '../../src/loader/readback.ts';
 import type { GpuWeight } from '../../src/loader/formats.ts';
 import { ConfigError, ContextOverflowError, InvalidOptionError } from '../../src/errors.ts';
-import { SHAPES, syntheticSpec, syntheticWeights } from '../../src/engine/synthetic.ts';
+import { SHAPES, syntheticSpec, syntheticWeights, uploadWeight } from '../../bench/synthetic/weights.ts';
 import { releaseWeight } from '../../src/engine/weights.ts';
 import { Rng } from '../../src/util/rng.ts';
 

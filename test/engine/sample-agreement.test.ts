@@ -14,9 +14,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadEngine, type DenseEngine, type SparsityReport } from '../../src/engine/index.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
-import { syntheticPrompt } from '../../src/synthetic/prompt.ts';
-import { structuredSource } from '../../src/synthetic/source.ts';
-import { PRESETS } from '../../src/synthetic/structured.ts';
+import { syntheticPrompt } from '../../bench/synthetic/prompt.ts';
+import { structuredSource } from '../../bench/synthetic/source.ts';
+import { PRESETS } from '../../bench/synthetic/structured.ts';
 import { loadTokenizer } from '../../src/tokenizer/index.ts';
 import { compareLogits, prefillAndGreedy } from '../helpers/agreement.ts';
 import { STORY } from '../helpers/story.ts';

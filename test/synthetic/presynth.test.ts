@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { prepareSynthetic, type PresynthOptions } from '../../e2e/ttft.synthetic.ts';
 import { f32ToF16 } from '../../src/loader/quant.ts';
-import { structuredSource } from '../../src/synthetic/source.ts';
-import { PRESETS } from '../../src/synthetic/structured.ts';
+import { structuredSource } from '../../bench/synthetic/source.ts';
+import { PRESETS } from '../../bench/synthetic/structured.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 const workerUrl = new URL('../../scripts/ttft.mjs', import.meta.url);

@@ -23,7 +23,7 @@
  * 'random': i.i.d. normal Q/K/V (no structure: selection must grow toward dense).
  * Layouts: q (seqLen, nHeads * headDim); k, v (nKvHeads, seqLen, headDim).
  */
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../src/util/rng.ts';
 
 export interface SyntheticSpec {
   seqLen: number;

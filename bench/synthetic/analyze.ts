@@ -8,8 +8,8 @@
  * generated Q/K, bench/synthetic-area.ts).
  */
 import type { ModelSpec } from '../../models/spec.ts';
-import type { AttentionOptions } from '../engine/types.ts';
-import { chunkAreas, sampleRow, sparsePlan } from '../attention/options.ts';
+import type { AttentionOptions } from '../../src/engine/types.ts';
+import { chunkAreas, sampleRow, sparsePlan } from '../../src/attention/options.ts';
 
 export interface LayerWeights {
   embed: Float32Array; // (vocabSize, dim)
@@ -140,7 +140,7 @@ export interface SelectionRef {
  * scores summed, one column set per KV group reaching alpha * nSamp * group
  * with the window mass, area = (window area + sum over selected j of the rows
  * past j's window) / causal area. q (seqLen, nHeads * headDim), k (nKvHeads,
- * seqLen, headDim), as src/attention/synthetic.ts lays them out. farMass: the
+ * seqLen, headDim), as bench/synthetic/qkv.ts lays them out. farMass: the
  * mass outside column 0, the `special` columns (stripes, needle) and the
  * last `near` keys (the band). f64 math; O(nSamp * seqLen * headDim) per head.
  */

@@ -7,7 +7,7 @@
  * the prompt ends with `questionLen` question tokens, whose rows (in the
  * retrieval heads) attend to the needles.
  */
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../src/util/rng.ts';
 import { TOKENS } from './structured.ts';
 
 export interface PromptOptions {

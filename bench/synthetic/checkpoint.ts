@@ -4,10 +4,10 @@
  * written in chunks so a multi-GB file never sits in memory. Used by the
  * loader tests (bad inputs, heap growth) and bench/load.ts.
  */
-import { f32ToF16 } from './quant.ts';
-import { safetensorsLayout, type TensorSpec } from './safetensors-write.ts';
-import { INDEX_FILE, SINGLE_FILE } from './safetensors.ts';
-import type { FileDtype } from './source.ts';
+import { f32ToF16 } from '../../src/loader/quant.ts';
+import { safetensorsLayout, type TensorSpec } from '../../src/loader/safetensors-write.ts';
+import { INDEX_FILE, SINGLE_FILE } from '../../src/loader/safetensors.ts';
+import type { FileDtype } from '../../src/loader/source.ts';
 
 export interface SyntheticOptions {
   family: 'chatglm2' | 'internlm2';

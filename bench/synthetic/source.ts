@@ -9,7 +9,7 @@
  * checkpoint tensor as f32 directly.
  *
  * Checkpoint packing per family (names, shapes and config.json from
- * src/loader/synthetic.ts, the same layout as the real checkpoints):
+ * bench/synthetic/checkpoint.ts, the same layout as the real checkpoints):
  *   InternLM2 attention.wqkv: per KV group g, its nHeads/nKvHeads query heads,
  *   then K_g, then V_g (D rows each); ChatGLM2 query_key_value: all Q heads,
  *   then all K, then all V; dense_h_to_4h: gate rows then up rows.
@@ -22,12 +22,12 @@
  * shape in about a minute, measured on a loaded 2-core machine); F16 at
  * about the same rate (normal values are rounded by bit arithmetic).
  */
-import { f32ToF16 } from '../loader/quant.ts';
-import { INDEX_FILE, SINGLE_FILE } from '../loader/safetensors.ts';
-import { safetensorsLayout, type TensorSpec } from '../loader/safetensors-write.ts';
-import type { FileSource } from '../loader/source.ts';
-import { syntheticConfig, syntheticTensors } from '../loader/synthetic.ts';
-import { MissingFileError, ModelFormatError } from '../errors.ts';
+import { f32ToF16 } from '../../src/loader/quant.ts';
+import { INDEX_FILE, SINGLE_FILE } from '../../src/loader/safetensors.ts';
+import { safetensorsLayout, type TensorSpec } from '../../src/loader/safetensors-write.ts';
+import type { FileSource } from '../../src/loader/source.ts';
+import { syntheticConfig, syntheticTensors } from './checkpoint.ts';
+import { MissingFileError, ModelFormatError } from '../../src/errors.ts';
 import { StructuredWeights, type StructuredOptions } from './structured.ts';
 
 type RowFn = (row: number, out: Float32Array) => void;
