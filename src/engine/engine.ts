@@ -20,7 +20,8 @@ import { ArgmaxKernels, type TopK } from '../../kernels/argmax.ts';
 import { StepUniform } from '../../kernels/prepared.ts';
 import { GEMV_MERGE_MAX_SPLITS, LinearKernels, type LinearOptions } from '../../kernels/linear.ts';
 import { PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
-import { DEFAULT_ATTENTION, type AttentionOptions, type Dispatch, type Engine, type KvDtype, type PrefillOptions, type PrefillResult, type SparsityReport } from './types.ts';
+import { DEFAULT_ATTENTION, DEFAULT_DECODE_VARIANT, DEFAULT_KV_DTYPE, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
+import { type AttentionOptions, type Dispatch, type Engine, type KvDtype, type PrefillOptions, type PrefillResult, type SparsityReport } from './types.ts';
 import { KvCache } from './kv-cache.ts';
 import { activationBytes, allocActivations, ForwardPlan, type Activations, type Kernels } from './forward.ts';
 import { releaseWeight } from './weights.ts';
@@ -29,10 +30,11 @@ export interface EngineOptions {
   spec: ModelSpec;
   /** Canonical name -> GpuWeight (models/spec.ts). The engine releases them in destroy() unless ownsWeights is false. */
   weights: Map<string, GpuWeight>;
-  /** KV cache capacity in positions (default min(spec.contextLength, 4096)). */
+  /** KV cache capacity in positions (default min(spec.contextLength, 4096); every default: src/defaults.ts). */
   contextLength?: number;
+  /** KV cache element type (default f16). */
   kvDtype?: KvDtype;
-  /** Rows per prefill chunk (default 512). */
+  /** Rows per prefill chunk (default up to 4096, bounded by the context and the adapter's binding limit). */
   prefillChunk?: number;
   /** Defaults for every prefill (DEFAULT_ATTENTION otherwise). */
   attention?: Partial<AttentionOptions>;
@@ -100,17 +102,15 @@ const SPARE_PLANS = 4;
 
 export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promise<DenseEngine> {
   const { spec } = opts;
-  const contextLength = opts.contextLength ?? Math.min(spec.contextLength, 4096);
-  const kvDtype = opts.kvDtype ?? 'f32';
-  const prefillChunk = Math.min(opts.prefillChunk ?? 512, contextLength);
+  const contextLength = opts.contextLength ?? defaultContextLength(spec);
+  const kvDtype = opts.kvDtype ?? DEFAULT_KV_DTYPE;
+  const prefillChunk = Math.min(opts.prefillChunk ?? defaultPrefillChunk(spec, contextLength, ctx.limits.maxStorageBufferBindingSize), contextLength);
   const kernelKind = opts.prefillKernel ?? 'flash';
   if (!(Number.isInteger(contextLength) && contextLength >= 1)) throw new InvalidOptionError('contextLength', `must be a positive integer, got ${contextLength}`);
   if (!(Number.isInteger(prefillChunk) && prefillChunk >= 1)) throw new InvalidOptionError('prefillChunk', `must be a positive integer, got ${opts.prefillChunk}`);
   if (kvDtype !== 'f32' && kvDtype !== 'f16') throw new InvalidOptionError('kvDtype', `must be 'f32' or 'f16', got ${kvDtype}`);
   const attention = resolveAttentionOptions(opts.attention ?? {}, DEFAULT_ATTENTION);
-  // 'fused' by default: H100 09:30 (bench/gpu-results/h100-0930-engine-decode.json), 7B q4 greedy
-  // 201 tok/s fused vs 184 plain, 1.8B 460 vs 419.
-  const decodeVariant = opts.decodeVariant ?? envDecodeVariant() ?? 'fused';
+  const decodeVariant = opts.decodeVariant ?? envDecodeVariant() ?? DEFAULT_DECODE_VARIANT;
   if (!DECODE_VARIANTS.includes(decodeVariant)) throw new InvalidOptionError('decodeVariant', `must be one of ${DECODE_VARIANTS.join(', ')}, got ${decodeVariant}`);
   const formats = [...new Set([...opts.weights.values()].map((w) => w.format))];
   const shape = { nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype, capacity: contextLength };

@@ -5,7 +5,6 @@
  * GPU when any step fails.
  */
 import type { GpuContext } from '../gpu/device.ts';
-import type { ModelSpec } from '../../models/spec.ts';
 import { openSource, type SourceInput } from '../loader/sources.ts';
 import { readModel } from '../loader/model.ts';
 import { loadWeights, releaseWeights } from '../loader/weights.ts';
@@ -14,9 +13,10 @@ import type { WeightFormat } from '../loader/formats.ts';
 import type { ByteProgress } from '../loader/url-source.ts';
 import type { AttentionOptions, KvDtype } from './types.ts';
 import { createEngine, type DenseEngine, type EngineOptions } from './engine.ts';
+import { DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
 
 export interface LoadEngineOptions {
-  /** GPU weight format (default f16). */
+  /** GPU weight format (default DEFAULT_WEIGHTS, f16; every default: src/defaults.ts). */
   weights?: WeightFormat;
   groupSize?: number;
   contextLength?: number;
@@ -28,25 +28,13 @@ export interface LoadEngineOptions {
   signal?: AbortSignal;
 }
 
-/**
- * Rows per prefill chunk when none is asked for: up to 4096 (on the H100 in Chromium,
- * 4096-row chunks made a 32K prefill of the InternLM2-1.8B shape 1.4x faster dense and
- * 2.3x faster with SampleAttention than 512-row chunks: bigger matmuls, and sampling and
- * selection run once per chunk), fewer when the largest activation row (the FFN's) would
- * pass the adapter's storage-binding limit.
- */
-export function defaultPrefillChunk(spec: ModelSpec, contextLength: number, maxBindingBytes: number): number {
-  const widest = Math.max(spec.ffnDim, (spec.nHeads + 2 * spec.nKvHeads) * spec.headDim, spec.dim) * 4;
-  return Math.max(1, Math.min(4096, contextLength, Math.floor(maxBindingBytes / widest)));
-}
-
 export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEngineOptions = {}): Promise<DenseEngine> {
   const fs = openSource(source);
   const model = await readModel(fs);
   const { spec } = model;
-  const contextLength = o.contextLength ?? Math.min(spec.contextLength, 4096);
-  const kvDtype = o.kvDtype ?? 'f16';
-  const format = o.weights ?? 'f16';
+  const contextLength = o.contextLength ?? defaultContextLength(spec);
+  const kvDtype = o.kvDtype ?? DEFAULT_KV_DTYPE;
+  const format = o.weights ?? DEFAULT_WEIGHTS;
   const prefillChunk = o.prefillChunk ?? defaultPrefillChunk(spec, contextLength, ctx.limits.maxStorageBufferBindingSize);
   checkPlan(spec, model.plan, limitsOf(ctx), { format, groupSize: o.groupSize, contextLength, kvDtype, prefillChunk });
   const weights = await loadWeights(ctx, fs, spec, model.plan, { format, groupSize: o.groupSize, onProgress: o.onProgress, signal: o.signal });

@@ -84,21 +84,8 @@ export interface AttentionOptions {
   denseMap?: 'group' | 'head';
 }
 
-export const DEFAULT_ATTENTION: AttentionOptions = {
-  attention: 'sample',
-  alpha: 0.95,
-  windowRatio: 0.08,
-  sampleRatio: 0.05,
-  minSampleRows: 64,
-  sampleBlock: 4,
-  minSparseLen: 2048,
-  sparsePass: 'fused',
-  denseFallbackArea: 0.85,
-  selection: 'auto',
-  topupBelow: 16384,
-  fusedVariant: 'b',
-  denseMap: 'group',
-};
+/** The defaults, with their evidence: src/defaults.ts. */
+export { DEFAULT_ATTENTION } from '../defaults.ts';
 
 /** Per layer and head statistics of one sparse prefill. */
 export interface HeadStats {

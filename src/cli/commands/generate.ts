@@ -5,6 +5,7 @@
  * Temperature 0 is greedy (argmax on the GPU); otherwise sampling from the
  * top-k computed on the GPU (only k ids and logits are read back).
  */
+import { DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS } from '../../defaults.ts';
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from '../../errors.ts';
 import { getGpu } from '../../gpu/device.ts';
@@ -37,7 +38,7 @@ export const generate: Command = {
         'top-k': { type: 'string' }, seed: { type: 'string' }, 'ignore-eos': { type: 'boolean' },
       },
     });
-    const { dir, opts } = engineOptions(values, { weights: 'f16', kv: 'f16' });
+    const { dir, opts } = engineOptions(values, { weights: DEFAULT_WEIGHTS, kv: DEFAULT_KV_DTYPE });
     const prompt = values.prompt ?? '';
     const maxTokens = positiveInt('max-tokens', values['max-tokens']) ?? 128;
     const temperature = values.temperature === undefined ? 0 : Number(values.temperature);

@@ -18,6 +18,7 @@ export const logits: Command = {
   usage: `sieve logits --model DIR --ids 1,2,3 --out FILE.safetensors ${ENGINE_USAGE}`,
   async run(argv) {
     const { values } = parseArgs({ args: argv, options: { ...ENGINE_FLAGS, ids: { type: 'string' }, out: { type: 'string' } } });
+    // f32 weights and KV, not the runtime's f16 defaults: the logits are compared with references.
     const { dir, opts } = engineOptions(values, { weights: 'f32', kv: 'f32' });
     if (!values.ids) throw new InvalidOptionError('ids', 'token ids are required (--ids 1,2,3)');
     const ids = values.ids.split(',').map((s, i) => {
