@@ -100,7 +100,7 @@ export function consistencyCases(): void {
       const weights = await loadWeights(ctx, fs, model.spec, model.plan, { format: 'f32', maxPartBytes: 64 * 1024 });
       expect(weights.get('lmHead')!.parts.length).toBeGreaterThan(1);
       expect(weights.get('embed')!.parts.length).toBeGreaterThan(1);
-      const e = await createEngine(ctx, { spec: model.spec, weights, contextLength: 64, prefillChunk: 64, attention: { attention: 'dense' } });
+      const e = await createEngine(ctx, { spec: model.spec, weights, contextLength: 64, prefillChunk: 64, kvDtype: 'f32', attention: { attention: 'dense' } });
       engines.push(e);
       const got = (await e.prefill(ids, { allLogits: true })).logits!;
       reference ??= (await (await open({ prefillChunk: 64 })).prefill(ids, { allLogits: true })).logits!;
@@ -120,7 +120,7 @@ export function consistencyCases(): void {
         const wq = await loadWeights(ctx, fs, model.spec, model.plan, { format });
         const wf = new Map<string, GpuWeight>();
         for (const [name, w] of wq) wf.set(name, uploadWeight(ctx, name, await readWeightF32(ctx, w), w.shape));
-        const opts = { spec: model.spec, contextLength: 16, prefillChunk: 12, attention: { attention: 'dense' as const } };
+        const opts = { spec: model.spec, contextLength: 16, prefillChunk: 12, kvDtype: 'f32' as const, attention: { attention: 'dense' as const } };
         const eq = await createEngine(ctx, { ...opts, weights: wq });
         engines.push(eq);
         const ef = await createEngine(ctx, { ...opts, weights: wf });
