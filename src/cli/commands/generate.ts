@@ -2,29 +2,18 @@
  * `sieve generate --model DIR --prompt "..." [--max-tokens N] [--temperature T]
  * [--top-k K] [--seed S] [--ignore-eos] [engine options]`: streams the
  * continuation to stdout; prompt tokens, TTFT and decode tok/s go to stderr.
- * Temperature 0 is greedy (argmax on the GPU); otherwise sampling from the
- * top-k computed on the GPU (only k ids and logits are read back).
+ * Temperature 0 is greedy (argmax on the GPU); otherwise the GPU sampler
+ * (top-k, temperature): both through the engine's decode loop, as generate() runs it.
  */
 import { DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS } from '../../defaults.ts';
 import { parseArgs } from 'node:util';
 import { InvalidOptionError } from '../../errors.ts';
 import { getGpu } from '../../gpu/device.ts';
 import { loadEngine } from '../../engine/load.ts';
-import type { DenseEngine } from '../../engine/engine.ts';
 import { nodeSource } from '../../loader/sources.ts';
 import { loadTokenizer } from '../../tokenizer/index.ts';
-import { Rng } from '../../util/rng.ts';
 import type { Command } from '../util.ts';
 import { ENGINE_FLAGS, ENGINE_USAGE, engineOptions, positiveInt } from './engine-options.ts';
-
-async function pick(engine: DenseEngine, temperature: number, topK: number, rng: Rng): Promise<number> {
-  if (temperature === 0) return engine.argmax();
-  const { ids, values } = await engine.topK(Math.min(topK, engine.spec.vocabSize));
-  const w = Array.from(values, (v) => Math.exp((v - values[0]) / temperature));
-  let u = rng.next() * w.reduce((a, b) => a + b, 0);
-  for (let i = 0; i < w.length; i++) { u -= w[i]; if (u <= 0) return ids[i]; }
-  return ids[w.length - 1];
-}
 
 export const generate: Command = {
   name: 'generate',
@@ -44,7 +33,7 @@ export const generate: Command = {
     const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
     if (!(temperature >= 0 && Number.isFinite(temperature))) throw new InvalidOptionError('temperature', `expected a number >= 0, got '${values.temperature}'`);
     const topK = positiveInt('top-k', values['top-k']) ?? 40;
-    const rng = new Rng(positiveInt('seed', values.seed) ?? 1);
+    const seed = positiveInt('seed', values.seed) ?? 1;
 
     const tokenizer = await loadTokenizer(nodeSource(dir));
     const ids = tokenizer.encode(prompt, { addSpecial: true });
@@ -57,16 +46,16 @@ export const generate: Command = {
         const decoder = tokenizer.streamDecoder();
         const t0 = performance.now();
         await engine.prefill(ids);
-        let id = await pick(engine, temperature, topK, rng);
-        const ttftMs = performance.now() - t0;
+        let ttftMs = 0;
         let n = 0;
-        const t1 = performance.now();
-        while (!eos.has(id)) {
+        let t1 = 0;
+        // The engine's decode loop: greedy on the GPU at temperature 0, else the GPU sampler (top-k, temperature).
+        const choice = { greedy: temperature === 0, temperature: temperature || 1, topK, topP: 1, repetitionPenalty: 1 };
+        for await (const id of engine.decode({ choice, seed, history: ids, maxTokens, stopIds: eos })) {
+          if (n === 0) { ttftMs = performance.now() - t0; t1 = performance.now(); }
+          if (eos.has(id)) break;
           process.stdout.write(decoder.push(id));
           n++;
-          if (n >= maxTokens || engine.kvLength >= engine.contextLength) break;
-          await engine.decodeStep(id);
-          id = await pick(engine, temperature, topK, rng);
         }
         process.stdout.write(decoder.flush() + '\n');
         const decodeS = (performance.now() - t1) / 1000;
