@@ -5,7 +5,7 @@
  * tokenizer.json ("t0".."t{vocab-1}") since the harness sends token ids and
  * only needs the model's output decoded. Prompts come from syntheticPrompt:
  * sink at position 0, separator stripes, optional needles and question rows.
- * Imported by scripts/ttft.mjs (through tsx here; inlined by its --bundle).
+ * Imported by bench/ttft/chromium.mjs and bench/ttft/node.ts (through tsx here; inlined by its --bundle).
  *
  * Where the bytes are made (`presynth`):
  *   'off'   on each request, in the server's thread (~200-350 MB/s: one core);
@@ -19,9 +19,9 @@
  */
 import { freemem } from 'node:os';
 import { parentPort, Worker } from 'node:worker_threads';
-import { syntheticPrompt } from '../bench/synthetic/prompt.ts';
-import { structuredSource, type StructuredSource } from '../bench/synthetic/source.ts';
-import { PRESETS, type StructuredOptions } from '../bench/synthetic/structured.ts';
+import { syntheticPrompt } from '../synthetic/prompt.ts';
+import { structuredSource, type StructuredSource } from '../synthetic/source.ts';
+import { PRESETS, type StructuredOptions } from '../synthetic/structured.ts';
 
 export type PresynthMode = 'auto' | 'on' | 'ahead' | 'off';
 

@@ -1,14 +1,13 @@
 /**
  * bench/ttft: time to first token, dense vs SampleAttention prefill, on the
- * structured synthetic model (src/synthetic: weights synthesized on the fly
+ * structured synthetic model (bench/synthetic: weights synthesized on the fly
  * by structuredSource, nothing on disk), in Node + Dawn.
- *   npm run bench -- bench/ttft.ts [--json FILE] [--shape internlm2-7b|internlm2-1.8b|chatglm2-6b|tiny]
+ *   npm run bench -- bench/ttft/node.ts [--json FILE] [--shape internlm2-7b|internlm2-1.8b|chatglm2-6b|tiny]
  *     [--lengths 8192,32768[,65536,131072]] [--weights q4] [--prefill-chunk 4096] [--alpha 0.95] [--selection auto|topup|group|head]
  *     [--modes dense,sample] [--steps 16] [--kv f16] [--min-sparse-len N] [--seed 1] [--needles 1]
  *     [--background heavy|flat] (the model's background: heavy-tailed per-token salience, the
  *     default, or the older flat one; bench/synthetic/structured.ts)
- * On the GPU machine: npm run gpu:bundle -- bench/ttft.ts, then node .gpu/ttft.mjs --json $OUT/ttft.json
- * (note: the bundle is .gpu/ttft.mjs, the name scripts/ttft.mjs --bundle may also have been given).
+ * On the GPU machine: npm run gpu:bundle -- bench/ttft/node.ts, then node .gpu/node.mjs --json $OUT/ttft.json.
  * Per length and mode, from an empty KV cache: prefill ms (prefill of the
  * whole prompt through the first token's argmax read back), TTFT ms (that plus
  * the first decode step and its argmax: the second token ready), then greedy
@@ -22,22 +21,22 @@
  * On a software adapter the defaults shrink: --shape tiny, lengths 512,1024,
  * chunk 512, minSparseLen 256.
  * Load: --presynth auto|on|ahead|off (auto) --synth-workers N (cores - 1): the weight bytes are
- * made by N worker threads (e2e/ttft.synthetic.ts, as the Chromium harness does; 'on' keeps the
+ * made by N worker threads (bench/ttft/synthetic.ts, as the Chromium harness does; 'on' keeps the
  * whole model in memory, 'ahead' at most 2 GiB, auto picks 'on' when it takes under half the free
  * memory), or in this thread while loading ('off', the old way). The load time is printed and in
  * the JSON (loadMs, with the synthesis figures).
  */
-import { getGpu } from '../src/gpu/device.ts';
-import { loadEngine, type DenseEngine } from '../src/engine/index.ts';
-import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype, type PrefillResult } from '../src/engine/types.ts';
-import type { WeightFormat } from '../src/loader/formats.ts';
-import { syntheticPrompt } from './synthetic/prompt.ts';
-import { structuredSource } from './synthetic/source.ts';
-import { PRESETS, type StructuredOptions } from './synthetic/structured.ts';
-import { adapterRecord, benchArgs, finish } from './common.ts';
+import { getGpu } from '../../src/gpu/device.ts';
+import { loadEngine, type DenseEngine } from '../../src/engine/index.ts';
+import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype, type PrefillResult } from '../../src/engine/types.ts';
+import type { WeightFormat } from '../../src/loader/formats.ts';
+import { syntheticPrompt } from '../synthetic/prompt.ts';
+import { structuredSource } from '../synthetic/source.ts';
+import { PRESETS, type StructuredOptions } from '../synthetic/structured.ts';
+import { adapterRecord, benchArgs, finish } from '../common.ts';
 import { availableParallelism } from 'node:os';
 import { isMainThread, workerData } from 'node:worker_threads';
-import { prepareSynthetic, runSynthWorker, type PresynthMode } from '../e2e/ttft.synthetic.ts';
+import { prepareSynthetic, runSynthWorker, type PresynthMode } from './synthetic.ts';
 
 if (!isMainThread && workerData?.ttftSynthWorker) {
   // A synthesis worker (this bundle run again in a worker thread): serve chunks until terminated.
@@ -79,7 +78,7 @@ const src = structuredSource({ dtype: 'BF16', ...preset, seed, background, conte
 const presynth = String(args.presynth ?? 'auto') as PresynthMode;
 if (!['auto', 'on', 'ahead', 'off'].includes(presynth)) throw new Error(`--presynth: '${presynth}' is not auto, on, ahead or off`);
 // Workers run this file again: the bundle itself, or (under tsx) the harness script, which registers tsx.
-const workerUrl = import.meta.url.endsWith('.ts') ? new URL('../scripts/ttft.mjs', import.meta.url) : new URL(import.meta.url);
+const workerUrl = import.meta.url.endsWith('.ts') ? new URL('./chromium.mjs', import.meta.url) : new URL(import.meta.url);
 const folder = presynth === 'off' ? undefined : await prepareSynthetic(shape, { dtype: 'BF16', seed, background }, synthContext,
   { mode: presynth, workers: Number(args['synth-workers'] ?? Math.max(1, availableParallelism() - 1)), workerUrl });
 const source = folder ? { ...src, read: (p: string, o: number, n: number) => (folder.files.includes(p) ? folder.read(p, o, n) : src.read(p, o, n)) } : src;

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// TTFT harness: drives the <sieve-chat> component in Chromium through
+// TTFT harness (bench/ttft/, Chromium runner; bench/ttft/node.ts is the Node + Dawn one): drives the <sieve-chat> component in Chromium through
 // Playwright and measures time to first token for prompts of given lengths,
 // dense vs sample attention. Needs only node, playwright-core and a Chromium
 // (no vite, no node_modules besides playwright-core): it serves the built
-// component (dist/sieve-chat.js from `npm run build`), its page (e2e/ttft.html)
+// component (dist/sieve-chat.js from `npm run build`), its page (bench/ttft/page.html)
 // and a model folder from its own tiny HTTP server on 127.0.0.1.
 //
 //   npm run ttft -- --lengths 512,1024,2048 --modes dense,sample [--model DIR|URL] [--out DIR]
@@ -13,15 +13,15 @@
 // --context N (default: max length + 64, capped by the model) --min-sparse-len N
 // (0: every prompt runs sparse in 'sample' mode) --alpha A --window-ratio R
 // --sample-ratio R --prefill-chunk N (rows per prefill chunk; engine default 512)
-// --app DIR (dist) --page FILE (e2e/ttft.html) --timeout-s S.
+// --app DIR (dist) --page FILE (bench/ttft/page.html) --timeout-s S.
 // --synthetic PRESET [--synthetic-opts JSON]: instead of --model, the structured
 // synthetic model (bench/synthetic/, presets internlm2-7b, internlm2-1.8b,
 // chatglm2-6b, internlm2-tiny, chatglm2-tiny), synthesized on the fly by the
-// server, with structured prompts (e2e/ttft.synthetic.ts; needs tsx, as
+// server, with structured prompts (bench/ttft/synthetic.ts; needs tsx, as
 // `npm run ttft` runs it, or the --bundle output). --bundle OUT.mjs: write this
 // harness as one file for a machine without node_modules (see bundleSelf).
 // --presynth auto|on|ahead|off (auto) --synth-workers N (cores - 1) --presynth-budget-gb G (2):
-// where the synthetic bytes are made (e2e/ttft.synthetic.ts): 'on' = every shard by N worker
+// where the synthetic bytes are made (bench/ttft/synthetic.ts): 'on' = every shard by N worker
 // threads into memory before the load starts, 'ahead' = the workers keep at most G GiB made
 // ahead of the page's reads, 'off' = on each request in the server thread; 'auto' = 'on' when
 // the model takes under half the free memory. --probe-fetch: before the load, the page reads
@@ -38,7 +38,9 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread, workerData } from 'node:worker_threads';
 import { chromium } from 'playwright-core';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+// The project root: two folders up from this source (bench/ttft/), one up from its --bundle output (.gpu/ttft.mjs).
+const SOURCE = fileURLToPath(import.meta.url).endsWith(`${sep}bench${sep}ttft${sep}chromium.mjs`);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), SOURCE ? '../..' : '..');
 const SWIFTSHADER_ARGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader',
   '--use-webgpu-adapter=swiftshader', '--disable-vulkan-surface', '--no-sandbox'];
 
@@ -46,7 +48,7 @@ function parseArgs(argv) {
   const a = {
     lengths: [512, 1024, 2048], modes: ['dense', 'sample'], model: '', out: join(ROOT, 'bench/results/ttft'),
     repeat: 3, warmup: 1, weights: 'auto', context: 0, minSparseLen: 0, alpha: undefined, windowRatio: undefined,
-    sampleRatio: undefined, app: join(ROOT, 'dist'), page: join(ROOT, 'e2e/ttft.html'), timeoutS: 1800,
+    sampleRatio: undefined, app: join(ROOT, 'dist'), page: join(ROOT, 'bench/ttft/page.html'), timeoutS: 1800,
     synthetic: '', syntheticOpts: {}, bundle: '', presynth: 'auto', synthWorkers: Math.max(1, availableParallelism() - 1),
     presynthBudgetGb: 2, probeFetch: false, probeBlockMb: 2, probeInflight: [2, 4, 8], probeGb: 2,
   };
@@ -132,7 +134,7 @@ function serveFile(req, res, file) {
   if (r) createReadStream(file, { start: r[0], end: r[1] }).pipe(res);
 }
 
-/** A synthesized file (e2e/ttft.synthetic.ts), streamed in bounded chunks with backpressure. */
+/** A synthesized file (bench/ttft/synthetic.ts), streamed in bounded chunks with backpressure. */
 async function serveVirtual(req, res, folder, rel) {
   const size = folder.size(rel);
   if (size === undefined) { notFound(res); return; }
@@ -259,7 +261,7 @@ async function main() {
   const presynth = { mode: a.presynth, workers: a.synthWorkers, workerUrl: new URL(import.meta.url), budgetBytes: a.presynthBudgetGb * 2 ** 30 };
   const tSynth = Date.now();
   const virtual = a.synthetic
-    ? await (await import('../e2e/ttft.synthetic.ts')).prepareSynthetic(a.synthetic, a.syntheticOpts, Math.max(a.context, maxLen + 64), presynth)
+    ? await (await import('./synthetic.ts')).prepareSynthetic(a.synthetic, a.syntheticOpts, Math.max(a.context, maxLen + 64), presynth)
     : undefined;
   if (virtual) console.log(`synthetic ${a.synthetic}: ${(virtual.stats.totalBytes / 1e9).toFixed(2)} GB in ${virtual.files.length} file(s), presynth ${virtual.stats.mode}${virtual.stats.workers ? ` with ${virtual.stats.workers} worker threads` : ''}`);
   const config = virtual ? virtual.config : readConfig(modelDir);
@@ -411,7 +413,7 @@ async function main() {
  * as one ES module whose only imports are playwright-core and Node built-ins,
  * for machines with node, playwright-core and a browser only (the GPU machine:
  * ../shared/gpu/README.md). Put OUT.mjs one folder below the project root
- * (e.g. .gpu/ttft.mjs) so it finds dist/ and e2e/ttft.html there.
+ * (e.g. .gpu/ttft.mjs) so it finds dist/ and bench/ttft/page.html there.
  */
 async function bundleSelf(out) {
   const { build } = await import('vite');
@@ -440,11 +442,11 @@ if (!isMainThread && workerData?.ttftSynthWorker) {
   // A synthesis worker of --presynth (this file, or its bundle, run again in a worker thread).
   // Under `npm run ttft` the worker has tsx's flag but not its hooks (Node 20): registered here.
   // The bundle has no .ts import left.
-  if (import.meta.url.endsWith('/scripts/ttft.mjs')) { // the source file: its .ts imports need tsx (a devDependency)
+  if (SOURCE) { // the source file: its .ts imports need tsx (a devDependency)
     const tsxApi = ['tsx', 'esm', 'api'].join('/'); // not a literal: the bundler must not inline tsx
     (await import(tsxApi)).register();
   }
-  (await import('../e2e/ttft.synthetic.ts')).runSynthWorker(workerData.ttftSynthWorker);
+  (await import('./synthetic.ts')).runSynthWorker(workerData.ttftSynthWorker);
 } else if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   main().catch((e) => { console.error(`ttft: ${e.message}`); process.exit(1); });
 }
