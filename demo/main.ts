@@ -28,7 +28,8 @@ for (const id of ['load-settings', 'attn-settings', 'gen-settings']) {
   const apply = (el: Element) => {
     const f = el as HTMLInputElement;
     if (!f.name) return;
-    if (f.value === '') chat.removeAttribute(f.name);
+    if (f.type === 'checkbox') chat.toggleAttribute(f.name, f.checked);
+    else if (f.value === '') chat.removeAttribute(f.name);
     else chat.setAttribute(f.name, f.value);
   };
   for (const el of form.elements) apply(el);
@@ -40,7 +41,10 @@ for (const [k, v] of params) {
   if (!(k in ATTRIBUTES)) continue;
   chat.setAttribute(k, v);
   const field = document.querySelector<HTMLInputElement>(`aside [name="${k}"]`);
-  if (field) field.value = v;
+  if (field?.type === 'checkbox') {
+    field.checked = v !== 'false';
+    chat.toggleAttribute(k, field.checked);
+  } else if (field) field.value = v;
 }
 
 // Model chooser.
@@ -48,7 +52,10 @@ $('load-default').addEventListener('click', () => void chat.load(defaultModel));
 $<HTMLFormElement>('url-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const url = $<HTMLInputElement>('model-url').value.trim();
-  if (url) void chat.load(new URL(url.endsWith('/') ? url : `${url}/`, location.href).href);
+  if (!url) return;
+  let href = url;
+  try { href = new URL(url.endsWith('/') ? url : `${url}/`, location.href).href; } catch { /* the element reports it, naming the text */ }
+  void chat.load(href);
 });
 const folderInput = $<HTMLInputElement>('folder-input');
 folderInput.addEventListener('change', () => {
@@ -68,33 +75,55 @@ $('pick-folder').addEventListener('click', async () => {
   }
 });
 
-// Stats -> heatmap of the last sparse prefill.
-let lastSparse: ReplyStats | undefined;
+// Stats -> heatmap of the last sparse prefill, and a caption that says which
+// turn it shows and what the latest prefill was (a later dense prefill is
+// named, not left to look like the picture's).
+const caption = $('heatmap-caption');
+let turn = 0;
+let lastSparse: { turn: number; stats: ReplyStats } | undefined;
 chat.addEventListener('done', (ev) => {
   const r = (ev as CustomEvent<ReplyResult>).detail;
-  const sp = r.stats?.sparsity;
-  if (sp && (sp.mode === 'sample' || !lastSparse)) {
-    lastSparse = r.stats;
+  const s = r.stats;
+  if (!s) return;
+  turn++;
+  const sp = s.sparsity;
+  const prefilled = s.prefillTokens ?? s.promptTokens - s.cachedTokens;
+  const cachedNote = s.cachedTokens > 0 ? ` after ${s.cachedTokens} cached` : '';
+  if (sp?.mode === 'sample') {
+    lastSparse = { turn, stats: s };
     drawSparsity(heatmap, sp);
+    caption.textContent = `Turn ${turn}: sparse prefill of ${sp.seqLen} tokens${s.cachedTokens > 0 ? ` (${s.cachedTokens} of them cached)` : ''}, ` +
+      `${(100 * sp.meanAreaFraction).toFixed(1)}% of the causal area computed.`;
+  } else {
+    const dense = `dense prefill of ${prefilled} token${prefilled === 1 ? '' : 's'}${cachedNote}: every key column kept`;
+    if (lastSparse) {
+      const ls = lastSparse.stats;
+      caption.textContent = `Shown: turn ${lastSparse.turn}'s sparse prefill (${ls.sparsity?.seqLen ?? ls.promptTokens} tokens). ` +
+        `Latest, turn ${turn}: ${dense}.`;
+    } else {
+      drawSparsity(heatmap, sp);
+      caption.textContent = `Turn ${turn}: ${dense} (sparse prefill starts at 'Sparse from' tokens, with attention mode 'sample').`;
+    }
   }
 });
-chat.addEventListener('ready', () => pageError.hidden = true);
+chat.addEventListener('ready', () => {
+  pageError.hidden = true;
+  turn = 0;
+  lastSparse = undefined;
+  drawSparsity(heatmap, undefined);
+  caption.textContent = 'No prefill yet with this model.';
+});
 chat.addEventListener('error', (ev) => console.info('sieve-chat error:', (ev as unknown as CustomEvent<PlainError>).detail.detail));
 drawSparsity(heatmap, undefined);
-addEventListener('resize', () => drawSparsity(heatmap, lastSparse?.sparsity));
+addEventListener('resize', () => drawSparsity(heatmap, lastSparse?.stats.sparsity));
 
-// WebGPU present? Say so in plain words; the rest of the page stays usable.
+// WebGPU: the element itself says, once and in plain words, when a model
+// cannot run here (it checks navigator.gpu and the adapter before loading).
+// The header names the adapter when there is one.
 const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
-if (!gpu) {
-  showPageError('This browser has no WebGPU, so no model can run here. Use a recent Chrome or Edge, or Chromium with --enable-unsafe-webgpu.');
-} else {
-  gpu.requestAdapter().then((a) => {
-    if (!a) {
-      showPageError('WebGPU is present but no GPU adapter is available (blocklisted GPU or no driver). Try another browser or machine.');
-      return;
-    }
-    const i = a.info;
-    $('adapter').textContent = `GPU: ${[i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || 'unknown adapter'}`;
-  }, () => {});
-  if (params.get('autoload') !== '0') chat.setAttribute('model', defaultModel);
-}
+gpu?.requestAdapter().then((a) => {
+  if (!a) return;
+  const i = a.info;
+  $('adapter').textContent = `GPU: ${[i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || 'unknown adapter'}`;
+}, () => {});
+if (params.get('autoload') !== '0') chat.setAttribute('model', defaultModel);

@@ -32,7 +32,7 @@ export interface DoneDetail {
   text: string;
   finishReason: string;
   pageTtftMs?: number;
-  stats?: { promptTokens: number; completionTokens: number; ttftMs: number; sparsity?: { mode: string } };
+  stats?: { promptTokens: number; cachedTokens: number; prefillTokens: number; completionTokens: number; ttftMs: number; sparsity?: { mode: string } };
   error?: { title: string; detail: string };
 }
 
@@ -87,4 +87,16 @@ export function ensureDist(): string {
     execFileSync('npx', ['vite', 'build', '--config', 'vite.config.ts', '--logLevel', 'warn'], { stdio: 'inherit' });
   }
   return lib;
+}
+
+/** Whether the element's newest `[part~=stats]` line lies inside its scrolled messages box (what the user sees). */
+export async function newestStatsInView(page: Page, selector: string): Promise<{ overflows: boolean; inView: boolean }> {
+  return page.evaluate((sel) => {
+    const root = document.querySelector(sel)!.shadowRoot!;
+    const box = root.querySelector('[part=messages]')!;
+    const stats = [...root.querySelectorAll('[part~=stats]')].at(-1)!;
+    const b = box.getBoundingClientRect();
+    const s = stats.getBoundingClientRect();
+    return { overflows: box.scrollHeight > box.clientHeight + 4, inView: s.height > 0 && s.top >= b.top - 1 && s.bottom <= b.bottom + 1 };
+  }, selector);
 }

@@ -1,9 +1,10 @@
 // The chat demo (demo/) in Debian Chromium on real WebGPU (SwiftShader here):
-// bundled model, exact greedy text, stop, local folder, broken folders.
+// bundled model, exact greedy text, stop, local folder, broken folders, and
+// the findings of issue 18 (each asserted where a loaded page already is).
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
-import { ask, recordEvents, STORIES, storyGolden, tomGolden, waitReady, watchConsole } from './component-helpers.ts';
+import { ask, newestStatsInView, recordEvents, STORIES, storyGolden, tomGolden, waitReady, watchConsole } from './component-helpers.ts';
 
 const CHAT = '#chat';
 
@@ -12,8 +13,20 @@ test.describe('chat demo', () => {
     const errors = watchConsole(page);
     await page.goto('/demo/?temperature=0&max-tokens=100&mode=completion');
     await recordEvents(page, CHAT);
+    // A short chat box, so that three replies overflow it (the newest one's stats line must be scrolled into view).
+    await page.addStyleTag({ content: 'sieve-chat { height: 330px !important; }' });
     await waitReady(page, CHAT);
     await expect(page.locator('#chat [part=status]')).toContainText('Ready');
+
+    // The bundled model is introduced as what it is: a story model that continues text (no chat template),
+    // with openings to start from; one click puts an opening in the input.
+    await expect(page.locator('#bundled-intro')).toContainText('continues the text');
+    const intro = page.locator('#chat [part=intro]');
+    await expect(intro).toContainText('no chat template');
+    const lily = 'Once upon a time, there was a little girl named Lily.';
+    await intro.locator('[part=suggestion]', { hasText: lily }).click();
+    await expect(page.locator('#chat textarea')).toHaveValue(lily);
+    await expect(page.locator('#chat textarea')).toHaveAttribute('placeholder', /continue/);
 
     const { prompt, text } = tomGolden();
     const r = await ask(page, CHAT, prompt);
@@ -25,6 +38,9 @@ test.describe('chat demo', () => {
     expect(r.text.length).toBeGreaterThan(250); // 100 tokens of this story are 271 characters
     // What the page shows is the streamed text, as text.
     await expect(page.locator('#chat .message.assistant .text').last()).toHaveText(r.text, { useInnerText: false });
+    // Text continuation reads as one text: the prompt, then the model's words, in one bubble (no "user" turn).
+    await expect(page.locator('#chat .message.assistant [part=echo]').last()).toHaveText(prompt, { useInnerText: false });
+    await expect(page.locator('#chat .message.user')).toHaveCount(0);
     await expect(page.locator('#chat [part~=stats]').last()).toContainText('9 prompt tokens');
     await expect(page.locator('#chat [part~=stats]').last()).toContainText('TTFT');
     await page.screenshot({ path: info.outputPath('golden-reply.png'), fullPage: true });
@@ -50,6 +66,21 @@ test.describe('chat demo', () => {
     expect(next.stats?.completionTokens).toBe(30);
     // The KV cache stayed consistent through the abort: same greedy text again.
     expect(prompt + next.text).toBe(text.slice(0, prompt.length + next.text.length));
+    // This turn reused the cache (BOS at least): the line says how much, and gives no prefill rate over the rest.
+    const cached = next.stats!.cachedTokens;
+    expect(cached).toBeGreaterThan(0);
+    const nextStats = page.locator('#chat [part~=stats]').last();
+    await expect(nextStats).toContainText(`9 prompt tokens (${cached} cached, ${9 - cached} prefilled)`);
+    await expect(nextStats).not.toContainText(/prefill \d+ tok\/s/);
+    // The newest reply's stats line is in view, with the conversation taller than its box.
+    const view = await newestStatsInView(page, CHAT);
+    expect(view.overflows).toBe(true);
+    expect(view.inView).toBe(true);
+    // The stats line is a setting: off hides every one, on shows them again.
+    await page.locator('aside [name=show-stats]').uncheck();
+    await expect(nextStats).toBeHidden();
+    await page.locator('aside [name=show-stats]').check();
+    await expect(nextStats).toBeVisible();
 
     // A prompt past 'Sparse from (tokens)' (64 here) runs SampleAttention; the heatmap shows it.
     await page.locator('aside [name=max-tokens]').fill('2');
@@ -75,8 +106,41 @@ test.describe('chat demo', () => {
       return n;
     });
     expect(bluePixels).toBeGreaterThan(50);
+    const caption = page.locator('#heatmap-caption');
+    await expect(caption).toHaveText(/^Turn \d+: sparse prefill of \d+ tokens/);
+    const sparseTurn = Number(/^Turn (\d+)/.exec((await caption.textContent())!)![1]);
     await page.screenshot({ path: info.outputPath('sparse-heatmap.png'), fullPage: true });
-    expect(errors).toEqual([]);
+
+    // A mistyped model URL is refused before the loaded model is touched: the model stays loaded...
+    await page.locator('#model-url').fill(new URL('/models/storiez260k/', page.url()).href);
+    await page.locator('#url-form button').click();
+    await expect(page.locator('#chat [part=error] .title')).toContainText('could not be downloaded', { timeout: 30_000 });
+    await expect(page.locator('#chat [part=error] .detail')).toContainText('storiez260k');
+    await expect(page.locator('#chat [part=status]')).toContainText('kept');
+    await expect(page.locator(CHAT)).toHaveAttribute('ready', '');
+
+    // ...and answers: a later dense prefill (short, below 'Sparse from', a length already compiled), which the
+    // caption names; the picture stays the sparse one's.
+    const dense = await ask(page, CHAT, prompt);
+    expect(dense.error).toBeUndefined();
+    expect(prompt + dense.text).toBe(text.slice(0, prompt.length + dense.text.length));
+    expect(dense.stats?.sparsity?.mode).toBe('dense');
+    await expect(caption).toContainText(`Shown: turn ${sparseTurn}'s sparse prefill`);
+    await expect(caption).toContainText(`Latest, turn ${sparseTurn + 1}: dense prefill`);
+
+    // One message over the context (512 tokens): its own advice, no empty reply bubble, the text back in the input.
+    const bubbles = await page.locator('#chat .message').count();
+    const long = `${storyGolden(100_000).trim()} ${storyGolden(100_000).trim()}`;
+    const over = await ask(page, CHAT, long);
+    expect(over.finishReason).toBe('error');
+    expect(over.error?.title).toMatch(/This message is too long for the model \(\d+ tokens; the model's context holds 512\)\. Shorten it/);
+    await expect(page.locator('#chat [part=error] .title')).toContainText('This message is too long');
+    await expect(page.locator('#chat .message')).toHaveCount(bubbles);
+    expect(await page.locator('#chat .message.assistant .text').evaluateAll((els) => els.filter((e) => e.textContent === '').length)).toBe(0);
+    await expect(page.locator('#chat textarea')).toHaveValue(long);
+    // The browser logs the mistyped URL's 404 itself; nothing else went wrong.
+    expect(errors.filter((e) => !e.includes('status of 404 (Not Found)'))).toEqual([]);
+    expect(errors.length).toBeLessThanOrEqual(1);
   });
 
   test('loads a local folder (webkitdirectory input); a broken folder shows an error and the page stays usable', async ({ page }, info) => {
@@ -145,9 +209,30 @@ test.describe('chat demo', () => {
     // A page without navigator.gpu (as in a browser without WebGPU).
     await page.addInitScript(() => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }); });
     await page.goto('/demo/');
-    await expect(page.locator('#page-error')).toContainText('no WebGPU');
+    // One message, from the element, in a browser's terms (no Node or apt-get advice), again after a click on Load.
+    const alerts = page.getByRole('alert').filter({ visible: true });
+    await expect(page.locator('#chat [part=error] .title')).toContainText('WebGPU is not available in this browser', { timeout: 30_000 });
+    await expect(alerts).toHaveCount(1);
+    await expect(page.getByText('apt-get')).toHaveCount(0);
     await page.locator('#load-default').click();
-    await expect(page.locator('#chat [part=error] .title')).toContainText('WebGPU', { timeout: 30_000 });
+    await expect(page.locator('#chat [part=error] .title')).toContainText('WebGPU is not available', { timeout: 30_000 });
+    await expect(alerts).toHaveCount(1);
+    await expect(page.locator('#page-error')).toBeHidden();
+
+    // Phone width: the chat comes first, on the first screen; the settings follow it.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const chatBox = (await page.locator('#chat').boundingBox())!;
+    const settings = (await page.locator('aside').boundingBox())!;
+    expect(chatBox.y).toBeLessThan(settings.y);
+    expect(chatBox.y + chatBox.height).toBeLessThanOrEqual(settings.y);
+    expect(chatBox.y).toBeLessThan(200);
+    expect(chatBox.width).toBeGreaterThan(340);
+    // ...and its input spans the chat's width, the buttons under it.
+    const inputBox = (await page.locator('#chat textarea').boundingBox())!;
+    expect(inputBox.width).toBeGreaterThan(chatBox.width * 0.8);
+    await page.screenshot({ path: info.outputPath('phone.png') });
+    await page.setViewportSize({ width: 1280, height: 720 });
+
     await page.locator('aside [name=alpha]').fill('7');
     await expect(page.locator('#chat [part=error] .detail')).toContainText("attribute 'alpha'");
     await page.screenshot({ path: info.outputPath('no-webgpu.png'), fullPage: true });

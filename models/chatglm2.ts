@@ -7,7 +7,7 @@
  * 10000 * rope_ratio.
  */
 import type { ModelSpec, TensorEntry } from './spec.ts';
-import { configError, num, optBool, optNum, optTokenId, tokenIds, TensorTable, whole, type Config, type TensorRecipe, type WeightPlan } from './config.ts';
+import { configError, num, SANE, optBool, optNum, optTokenId, tokenIds, TensorTable, whole, type Config, type TensorRecipe, type WeightPlan } from './config.ts';
 
 const F = 'chatglm';
 
@@ -25,8 +25,8 @@ export function parseChatglm2Config(c: Config): ModelSpec {
   if (!optBool(c, F, 'post_layer_norm', true)) throw configError(F, 'post_layer_norm', 'false is not supported (the final norm is required)');
   if (optBool(c, F, 'apply_residual_connection_post_layernorm', false)) throw configError(F, 'apply_residual_connection_post_layernorm', 'true is not supported (residuals are taken before the norm in ChatGLM2)');
   if (!optBool(c, F, 'original_rope', true)) throw configError(F, 'original_rope', 'false is not supported (ChatGLM2 uses the original interleaved rotary)');
-  const ropeRatio = optNum(c, F, 'rope_ratio', 1, { positive: true });
-  const contextLength = num(c, F, 'seq_length', { int: true, positive: true });
+  const ropeRatio = optNum(c, F, 'rope_ratio', 1, { positive: true, ...SANE.ropeRatio });
+  const contextLength = num(c, F, 'seq_length', { int: true, positive: true, ...SANE.positions });
   return {
     family: 'chatglm2',
     modelType: F,
@@ -36,8 +36,8 @@ export function parseChatglm2Config(c: Config): ModelSpec {
     nKvHeads,
     headDim,
     ffnDim: num(c, F, 'ffn_hidden_size', { int: true, positive: true }),
-    vocabSize: num(c, F, 'padded_vocab_size', { int: true, positive: true }),
-    normEps: num(c, F, 'layernorm_epsilon', { positive: true }),
+    vocabSize: num(c, F, 'padded_vocab_size', { int: true, positive: true, ...SANE.vocab }),
+    normEps: num(c, F, 'layernorm_epsilon', { positive: true, ...SANE.eps }),
     qkvBias: optBool(c, F, 'add_qkv_bias', false),
     rope: { variant: 'interleaved-half', base: 10000 * ropeRatio, rotaryDim: headDim / 2, maxPositions: contextLength },
     contextLength,

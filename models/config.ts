@@ -8,7 +8,27 @@ import type { CanonicalTensor, TensorEntry } from './spec.ts';
 
 export type Config = Record<string, unknown>;
 
-interface NumOpts { int?: boolean; min?: number; positive?: boolean }
+interface NumOpts { int?: boolean; min?: number; max?: number; positive?: boolean }
+
+/**
+ * Sane ranges of numeric config fields (issue 20): values outside them load
+ * and then produce garbage (rms_norm_eps 1e308 zeroes every activation,
+ * rope_theta 1e-300 makes every angle infinite), so they are refused.
+ */
+export const SANE = {
+  /** Norm epsilons: real models use 1e-5 or 1e-6. */
+  eps: { min: 1e-12, max: 0.1 },
+  /** Rotary base: 10,000 to 1e6 in practice (5e5 Llama 3, 1e6 InternLM2.5). */
+  ropeTheta: { min: 1, max: 1e10 },
+  /** ChatGLM's rope_ratio multiplies the base 10,000 (50 and 500 exist). */
+  ropeRatio: { min: 1e-4, max: 1e6 },
+  /** Positions: up to 16M. */
+  positions: { max: 1 << 24 },
+  /** Vocabulary: up to 4M entries (tokenizer.json's own limit). */
+  vocab: { max: 4_000_000 },
+  /** rope_scaling factor. */
+  ropeFactor: { max: 1024 },
+} as const;
 
 function where(family: string, field: string): string {
   return `config.json (${family}): field '${field}'`;
@@ -28,10 +48,11 @@ export function optNum(c: Config, family: string, field: string, dflt: number, o
 }
 
 function checkNum(v: unknown, family: string, field: string, o: NumOpts): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${where(family, field)} must be a number, got ${JSON.stringify(v)}`, { field });
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${where(family, field)} must be a finite number, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`, { field });
   if (o.int && !Number.isSafeInteger(v)) throw new ConfigError(`${where(family, field)} must be an integer, got ${v}`, { field });
   if (o.positive && !(v > 0)) throw new ConfigError(`${where(family, field)} must be > 0, got ${v}`, { field });
   if (o.min !== undefined && v < o.min) throw new ConfigError(`${where(family, field)} must be >= ${o.min}, got ${v}`, { field });
+  if (o.max !== undefined && v > o.max) throw new ConfigError(`${where(family, field)} must be <= ${o.max}, got ${v} (outside the sane range)`, { field });
   return v;
 }
 

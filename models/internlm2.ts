@@ -8,7 +8,7 @@
  * rope_scaling (dynamic NTK past max_position_embeddings).
  */
 import type { ModelSpec, RopeSpec, TensorEntry } from './spec.ts';
-import { configError, num, optBool, optNum, optTokenId, tokenIds, TensorTable, whole, type Config, type RowSegment, type TensorRecipe, type WeightPlan } from './config.ts';
+import { configError, num, SANE, optBool, optNum, optTokenId, tokenIds, TensorTable, whole, type Config, type RowSegment, type TensorRecipe, type WeightPlan } from './config.ts';
 
 const F = 'internlm2';
 
@@ -23,10 +23,10 @@ export function parseInternlm2Config(c: Config): ModelSpec {
   const act = c.hidden_act ?? 'silu';
   if (act !== 'silu') throw configError(F, 'hidden_act', `'${String(act)}' is not supported (InternLM2 uses silu)`);
   if (optBool(c, F, 'bias', false)) throw configError(F, 'bias', 'true is not supported (InternLM2 checkpoints have no linear biases)');
-  const contextLength = num(c, F, 'max_position_embeddings', { int: true, positive: true });
+  const contextLength = num(c, F, 'max_position_embeddings', { int: true, positive: true, ...SANE.positions });
   const rope: RopeSpec = {
     variant: 'neox',
-    base: optNum(c, F, 'rope_theta', 10000, { positive: true }),
+    base: optNum(c, F, 'rope_theta', 10000, { positive: true, ...SANE.ropeTheta }),
     rotaryDim: headDim,
     maxPositions: contextLength,
   };
@@ -35,7 +35,7 @@ export function parseInternlm2Config(c: Config): ModelSpec {
     const r = rs as { type?: unknown; rope_type?: unknown; factor?: unknown };
     const type = r.type ?? r.rope_type;
     if (typeof rs !== 'object' || (type !== 'dynamic' && type !== 'linear')) throw configError(F, 'rope_scaling', `must be null or {type: "dynamic" | "linear", factor}, got ${JSON.stringify(rs)}`);
-    if (typeof r.factor !== 'number' || !(r.factor >= 1)) throw configError(F, 'rope_scaling', `factor must be a number >= 1, got ${JSON.stringify(r.factor)}`);
+    if (typeof r.factor !== 'number' || !(r.factor >= 1 && r.factor <= SANE.ropeFactor.max)) throw configError(F, 'rope_scaling', `factor must be a number in [1, ${SANE.ropeFactor.max}], got ${typeof r.factor === 'number' ? String(r.factor) : JSON.stringify(r.factor)}`);
     rope.scaling = { type, factor: r.factor };
   }
   return {
@@ -47,8 +47,8 @@ export function parseInternlm2Config(c: Config): ModelSpec {
     nKvHeads,
     headDim,
     ffnDim: num(c, F, 'intermediate_size', { int: true, positive: true }),
-    vocabSize: num(c, F, 'vocab_size', { int: true, positive: true }),
-    normEps: num(c, F, 'rms_norm_eps', { positive: true }),
+    vocabSize: num(c, F, 'vocab_size', { int: true, positive: true, ...SANE.vocab }),
+    normEps: num(c, F, 'rms_norm_eps', { positive: true, ...SANE.eps }),
     qkvBias: false,
     rope,
     contextLength,

@@ -83,4 +83,6 @@ export interface TensorEntry {
   /** Absolute byte offset of the data in `file`. */
   offset: number;
   byteLength: number;
+  /** PyTorch: the zip entry (storage) holding the bytes, with its CRC-32, checked as the bytes are read. */
+  storage?: { entry: string; offset: number; byteLength: number; crc32: number };
 }

@@ -90,6 +90,14 @@ export class TokenizerError extends SieveError {
   }
 }
 
+/**
+ * A chat template failed to render: a runtime error of the template, or one
+ * of its limits (loop steps, output length, time, nesting depth, range size)
+ * was reached; `details.limit` names the limit. Code TOKENIZER, like the rest
+ * of prompt formatting: that request fails, the engine stays usable.
+ */
+export class TemplateError extends TokenizerError {}
+
 /** A prompt (plus requested tokens) does not fit the context. */
 export class ContextOverflowError extends SieveError {
   constructor(promptTokens: number, contextLength: number, details: Record<string, unknown> = {}) {
@@ -130,7 +138,7 @@ export class NetworkError extends SieveError {
 const classes: Record<string, new (...args: never[]) => SieveError> = {};
 for (const c of [
   GpuUnavailableError, GpuLimitError, DeviceLostError, ModelFormatError, MissingFileError,
-  UnsupportedModelError, ConfigError, TokenizerError, ContextOverflowError, InvalidOptionError,
+  UnsupportedModelError, ConfigError, TokenizerError, TemplateError, ContextOverflowError, InvalidOptionError,
   AbortedError, UnsafePickleError, NetworkError,
 ]) classes[c.name] = c as unknown as new (...args: never[]) => SieveError;
 

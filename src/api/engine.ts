@@ -43,6 +43,10 @@ export class LocalEngine implements SieveEngine {
   private readonly cached: number[] = [];
   private lostError?: DeviceLostError;
   private unloaded = false;
+  /** Set when unload() starts: queued generations fail at once instead of running first. */
+  private unloading = false;
+  /** Generations started and not finished (a consumer may hold one paused between chunks). */
+  private readonly active = new Set<AsyncGenerator<GenerateChunk>>();
 
   private constructor(private parts: EngineParts) {
     const { engine, tokenizer, modelId } = parts;
@@ -75,12 +79,15 @@ export class LocalEngine implements SieveEngine {
   generate(input: GenerateInput, options: GenerateOptions = {}): AsyncGenerator<GenerateChunk> {
     const resolved = resolveGenerate(options);
     const checked = validateInput(input);
-    return this.run(checked, resolved, options);
+    const g: AsyncGenerator<GenerateChunk> = this.run(checked, resolved, options, () => this.active.delete(g));
+    this.active.add(g);
+    return g;
   }
 
-  private async *run(input: GenerateInput, resolved: ReturnType<typeof resolveGenerate>, options: GenerateOptions): AsyncGenerator<GenerateChunk> {
-    const release = await this.queue.acquire();
+  private async *run(input: GenerateInput, resolved: ReturnType<typeof resolveGenerate>, options: GenerateOptions, done: () => void): AsyncGenerator<GenerateChunk> {
+    let release: (() => void) | undefined;
     try {
+      release = await this.queue.acquire();
       this.assertUsable();
       const tokenizeStart = performance.now();
       const ids = this.tokenize(input);
@@ -95,7 +102,8 @@ export class LocalEngine implements SieveEngine {
       if (this.lostError && !(e instanceof DeviceLostError)) throw this.lostError;
       throw e;
     } finally {
-      release();
+      release?.();
+      done();
     }
   }
 
@@ -108,8 +116,20 @@ export class LocalEngine implements SieveEngine {
     });
   }
 
+  /**
+   * Releases the model. A generation a caller holds paused between chunks is
+   * ended (its next next() reports done) instead of being waited for; queued
+   * ones fail with the unloaded error.
+   */
   async unload(): Promise<void> {
     if (this.unloaded) return;
+    this.unloading = true;
+    for (const g of [...this.active]) {
+      this.active.delete(g);
+      // A generator paused at a yield runs its finally (releasing the lock) now;
+      // one still working ends at its next yield.
+      g.return(undefined).catch(() => {});
+    }
     await this.queue.run(async () => {
       if (this.unloaded) return;
       this.unloaded = true;
@@ -119,7 +139,7 @@ export class LocalEngine implements SieveEngine {
   }
 
   private assertUsable(): void {
-    if (this.unloaded) throw unloadedError();
+    if (this.unloaded || this.unloading) throw unloadedError();
     if (this.lostError || this.parts.ctx.isLost) throw this.lostError ?? new DeviceLostError('the GPU device was lost; load the model again.');
   }
 }

@@ -3,7 +3,7 @@
  * -> a LocalEngine ready to generate. Everything made on the GPU before a
  * failure is released again; a device this call created is destroyed.
  */
-import { AbortedError } from '../errors.ts';
+import { AbortedError, TokenizerError } from '../errors.ts';
 import { getGpu } from '../gpu/device.ts';
 import { openSource, type SourceInput } from '../loader/sources.ts';
 import type { FileSource } from '../loader/source.ts';
@@ -15,14 +15,29 @@ import { validateLoadOptions } from './options.ts';
 import type { LoadOptions } from './types.ts';
 
 /** The API's view of src/tokenizer's Tokenizer. */
-export function adaptTokenizer(tok: Tokenizer): TokenizerAdapter {
+export function adaptTokenizer(tok: Tokenizer, opts: { allowSpecialTokens?: boolean } = {}): TokenizerAdapter {
+  const allowSpecialTokens = opts.allowSpecialTokens === true;
   return {
     encode: (text) => tok.encode(text, { addSpecial: true }),
-    encodeChat: (messages) => tok.formatChat(messages, { addGenerationPrompt: true }).ids,
+    encodeChat: (messages) => tok.formatChat(messages, { addGenerationPrompt: true, allowSpecialTokens }).ids,
     newDecoder: () => tok.streamDecoder(),
     eosIds: tok.eosIds,
     hasChatFormat: tok.hasChatFormat,
   };
+}
+
+/**
+ * Every id the tokenizer can produce must have an embedding row: a tokenizer
+ * larger than the model's vocabulary belongs to another model (the model's
+ * may be larger: padded_vocab_size rounds up).
+ */
+export function checkVocab(tokenizerSize: number, modelSize: number, folder: string): void {
+  if (tokenizerSize > modelSize) {
+    throw new TokenizerError(
+      `${folder}: the tokenizer has ${tokenizerSize} tokens but the model's vocabulary (config.json vocab_size / padded_vocab_size) has ${modelSize}: they do not belong together`,
+      { tokenizerSize, modelSize },
+    );
+  }
 }
 
 function modelName(source: SourceInput, fs: FileSource): string {
@@ -42,7 +57,8 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
   try {
     // progress comes from the weight loader (bytes of weights, every source kind), not the URL fetcher too
     const fs = openSource(source, options.cache === false ? { cache: false } : {});
-    const tokenizer = adaptTokenizer(await loadTokenizer(fs));
+    const tok = await loadTokenizer(fs);
+    const tokenizer = adaptTokenizer(tok, { allowSpecialTokens: options.allowSpecialTokens });
     checkAbort();
     engine = await loadEngine(ctx, fs, {
       weights: options.weights,
@@ -52,6 +68,8 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
       attention: options.attention,
       onProgress: options.onProgress,
       signal,
+      allowNonFinite: options.allowNonFinite,
+      checkSpec: (spec) => checkVocab(tok.vocabSize, spec.vocabSize, fs.name),
     });
     checkAbort();
     return await LocalEngine.create({

@@ -20,10 +20,25 @@ export interface ResolvedGenerate {
 const ROLES = new Set(['system', 'user', 'assistant']);
 export const DEFAULT_MAX_TOKENS = DEFAULT_GENERATE.maxTokens;
 
+/** A value as a message shows it: NaN and Infinity by name (JSON would say null), long values cut. */
+export function showValue(v: unknown): string {
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  if (typeof v === 'function') return 'a function';
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v, (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : typeof x === 'bigint' ? String(x) : x));
+  } catch {
+    s = undefined;
+  }
+  s ??= String(v);
+  return s.length > 200 ? `${s.slice(0, 200)}...` : s;
+}
+
 function num(name: string, v: unknown, check: (x: number) => boolean, what: string): number | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) {
-    throw new InvalidOptionError(name, `must be ${what}, got ${JSON.stringify(v) ?? String(v)}`, { value: v as never });
+    const why = typeof v === 'number' && !Number.isFinite(v) ? ` (${v} is not a finite number)` : '';
+    throw new InvalidOptionError(name, `must be ${what}, got ${showValue(v)}${why}`, { value: typeof v === 'number' && !Number.isFinite(v) ? String(v) : (v as never) });
   }
   return v;
 }
@@ -73,7 +88,7 @@ export function validateMessages(name: string, v: unknown): ChatMessage[] {
     if (typeof m !== 'object' || m === null) throw new InvalidOptionError(`${name}[${i}]`, 'must be an object {role, content}');
     const { role, content } = m as Record<string, unknown>;
     if (typeof role !== 'string' || !ROLES.has(role)) {
-      throw new InvalidOptionError(`${name}[${i}].role`, `must be one of system, user, assistant; got ${JSON.stringify(role)}`);
+      throw new InvalidOptionError(`${name}[${i}].role`, `must be one of system, user, assistant; got ${showValue(role)}`);
     }
     if (typeof content !== 'string') throw new InvalidOptionError(`${name}[${i}].content`, 'must be a string');
   });
@@ -85,7 +100,9 @@ export function validateInput(v: GenerateInput): GenerateInput {
   if (Array.isArray(v)) return validateMessages('messages', v);
   if (typeof v === 'object' && v !== null && Array.isArray((v as { ids: unknown }).ids)) {
     const ids = (v as { ids: unknown[] }).ids;
-    if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || (x as number) < 0)) throw new InvalidOptionError('ids', 'must be a non-empty array of token ids');
+    const bad = ids.find((x) => !Number.isInteger(x) || (x as number) < 0);
+    if (ids.length === 0) throw new InvalidOptionError('ids', 'must be a non-empty array of token ids');
+    if (bad !== undefined || ids.some((x) => x === undefined)) throw new InvalidOptionError('ids', `must be a non-empty array of token ids (integers >= 0), got ${showValue(bad)}`);
     return v;
   }
   throw new InvalidOptionError('input', 'must be a string, an array of chat messages or {ids: number[]}');
@@ -125,21 +142,23 @@ export const OPENAI_NAMES: Partial<Record<keyof GenerateOptions, string>> = {
 export function validateLoadOptions(o: LoadOptions = {}): void {
   if (typeof o !== 'object' || o === null) throw new InvalidOptionError('options', 'must be an object');
   if (o.weights !== undefined && !['f32', 'f16', 'q8', 'q4'].includes(o.weights)) {
-    throw new InvalidOptionError('weights', `must be one of f32, f16, q8, q4; got ${JSON.stringify(o.weights)}`);
+    throw new InvalidOptionError('weights', `must be one of f32, f16, q8, q4; got ${showValue(o.weights)}`);
   }
   if (o.kvDtype !== undefined && !['f32', 'f16'].includes(o.kvDtype)) {
-    throw new InvalidOptionError('kvDtype', `must be f32 or f16; got ${JSON.stringify(o.kvDtype)}`);
+    throw new InvalidOptionError('kvDtype', `must be f32 or f16; got ${showValue(o.kvDtype)}`);
   }
   num('contextLength', o.contextLength, (x) => isInt(x) && x >= 2, 'an integer >= 2');
   num('prefillChunk', o.prefillChunk, (x) => isInt(x) && x >= 1, 'an integer >= 1');
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw new InvalidOptionError('onProgress', 'must be a function');
   if (o.cache !== undefined && typeof o.cache !== 'boolean') throw new InvalidOptionError('cache', 'must be a boolean');
   if (o.modelId !== undefined && typeof o.modelId !== 'string') throw new InvalidOptionError('modelId', 'must be a string');
+  if (o.allowSpecialTokens !== undefined && typeof o.allowSpecialTokens !== 'boolean') throw new InvalidOptionError('allowSpecialTokens', 'must be a boolean');
+  if (o.allowNonFinite !== undefined && typeof o.allowNonFinite !== 'boolean') throw new InvalidOptionError('allowNonFinite', 'must be a boolean');
   if (o.attention !== undefined) {
     const a = o.attention as Record<string, unknown>;
     if (typeof a !== 'object' || a === null) throw new InvalidOptionError('attention', 'must be an object');
     if (a.attention !== undefined && a.attention !== 'dense' && a.attention !== 'sample') {
-      throw new InvalidOptionError('attention.attention', `must be 'dense' or 'sample'; got ${JSON.stringify(a.attention)}`);
+      throw new InvalidOptionError('attention.attention', `must be 'dense' or 'sample'; got ${showValue(a.attention)}`);
     }
     for (const k of ['alpha', 'windowRatio', 'sampleRatio'] as const) num(`attention.${k}`, a[k], (x) => x > 0 && x <= 1, 'a number in (0, 1]');
     for (const k of ['minSampleRows', 'sampleBlock', 'minSparseLen'] as const) num(`attention.${k}`, a[k], (x) => isInt(x) && x >= 1, 'an integer >= 1');

@@ -11,8 +11,20 @@ import type { GpuContext } from '../gpu/device.ts';
 export type ChatRole = 'system' | 'user' | 'assistant';
 export interface ChatMessage { role: ChatRole; content: string }
 
-/** Bytes loaded so far (the file being read, and the whole load). */
-export interface LoadProgress { file: string; bytesDone: number; bytesTotal: number }
+/** One load stage's progress: units done of total (bytes for read, tensors for upload, pipelines for compile), ms spent so far. */
+export interface StageCount { done: number; total: number; ms: number }
+/**
+ * Bytes loaded so far (the file being read, and the whole load), and, from
+ * engines that report them, the load's three stages.
+ * (Shape of the kernel-layer redesign, issue 16; `stage` and `stages` become
+ * always present there. Until then readers must tolerate their absence.)
+ */
+export interface LoadProgress {
+  /** which stage this event reports: weights read/downloaded (bytes), uploaded/quantized (tensors), pipelines compiled */
+  stage?: 'read' | 'upload' | 'compile';
+  file: string; bytesDone: number; bytesTotal: number;
+  stages?: { read: StageCount; upload: StageCount; compile: StageCount };
+}
 
 /** Every default below, with the evidence for it: src/defaults.ts. */
 export interface LoadOptions {
@@ -41,6 +53,14 @@ export interface LoadOptions {
    * checkpoints are made on the fly and a fresh profile gains nothing.
    */
   cache?: boolean;
+  /**
+   * Let special-token strings inside chat message content (`<|im_start|>`,
+   * `</s>`...) become special tokens. Default false: message content is
+   * encoded as text, and only the chat template's own markup yields specials.
+   */
+  allowSpecialTokens?: boolean;
+  /** Load weights holding NaN or Inf values (default false: refused with a ModelFormatError naming the tensor). */
+  allowNonFinite?: boolean;
 }
 
 export interface GenerateOptions {

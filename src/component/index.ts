@@ -17,8 +17,12 @@ export { plainError, type PlainError } from './plain-errors.ts';
 export type { ChatOptions } from './options.ts';
 
 const loadInWorker: LoadFn = async (source, o, onProgress, signal) => {
-  if (typeof navigator === 'undefined' || !(navigator as Navigator & { gpu?: GPU }).gpu) {
-    throw new GpuUnavailableError('navigator.gpu is undefined: this browser has no WebGPU (or it is disabled).');
+  const gpu = typeof navigator === 'undefined' ? undefined : (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) throw new GpuUnavailableError('navigator.gpu is undefined: this browser has no WebGPU (or it is turned off).');
+  // Asked here, in the page, so the answer is a browser's (the worker's own
+  // message would also cover Node's setup, which means nothing to a page's user).
+  if (!(await gpu.requestAdapter().catch(() => null))) {
+    throw new GpuUnavailableError('navigator.gpu.requestAdapter() found no GPU adapter: WebGPU is present but this GPU or its driver is not supported (or is blocklisted).');
   }
   const worker = new EngineWorker();
   try {

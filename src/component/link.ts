@@ -9,10 +9,18 @@ import type { ChatOptions } from './options.ts';
 /** A model folder: URL, files from <input webkitdirectory>, or a directory handle. */
 export type ModelInput = string | FileList | File[] | FileSystemDirectoryHandle;
 
+/** One load stage: units done of total (bytes for read, tensors for upload, pipelines for compile), ms spent. */
+export interface StageCount { done: number; total: number; ms: number }
+export type LoadStage = 'read' | 'upload' | 'compile';
+export type LoadStages = Record<LoadStage, StageCount>;
+
 export interface FileProgress {
   file: string;
   loadedBytes: number;
   totalBytes: number;
+  /** The stage this event reports and all three stages' counts, from engines that report them (else absent: bytes only). */
+  stage?: LoadStage;
+  stages?: LoadStages;
 }
 
 export interface ChatMessage {
@@ -25,6 +33,8 @@ export interface ReplyStats {
   completionTokens: number;
   /** Prompt tokens found in the KV cache (multi-turn reuse) and not prefilled again. */
   cachedTokens: number;
+  /** Prompt tokens run through prefill this turn (promptTokens - cachedTokens). */
+  prefillTokens: number;
   /** Engine-measured: generate() call to first token sampled. */
   ttftMs: number;
   tokenizeMs?: number;

@@ -33,6 +33,10 @@ export interface ChatOptions {
   seed: number | undefined;
   /** Keep downloaded weights in the browser's Cache API (URL models). */
   cache: boolean;
+  /** Show the developer stats line (tokens, TTFT, tok/s, sparsity) under each reply. Attribute `show-stats` (present = on). */
+  showStats: boolean;
+  /** Prompts offered on an empty conversation; undefined = the component's own (story openers for text continuation). */
+  suggestions: string[] | undefined;
 }
 
 export const DEFAULT_OPTIONS: ChatOptions = {
@@ -53,6 +57,8 @@ export const DEFAULT_OPTIONS: ChatOptions = {
   mode: 'auto',
   seed: undefined,
   cache: true,
+  showStats: false,
+  suggestions: undefined,
 };
 
 type Parser = (v: string) => unknown;
@@ -87,6 +93,16 @@ export const ATTRIBUTES: Record<string, [keyof ChatOptions, Parser]> = {
   mode: ['mode', oneOf('auto', 'chat', 'completion')],
   seed: ['seed', num(0, 2 ** 32 - 1, true)],
   cache: ['cache', (v) => { if (v !== 'true' && v !== 'false') throw new Error('must be true or false'); return v === 'true'; }],
+  // A boolean attribute: present (or "true") shows the line; absent or "false" hides it.
+  'show-stats': ['showStats', (v) => { if (v !== '' && v !== 'true' && v !== 'false') throw new Error('must be empty, true or false'); return v !== 'false'; }],
+  suggestions: ['suggestions', (v) => {
+    let x: unknown;
+    try { x = JSON.parse(v); } catch { x = undefined; }
+    if (!Array.isArray(x) || x.length > 12 || !x.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 500)) {
+      throw new Error('must be a JSON array of at most 12 non-empty strings');
+    }
+    return x;
+  }],
 };
 
 /** Reads every option attribute of `el`; throws Error("attribute 'x' must be ...") on a bad value. */

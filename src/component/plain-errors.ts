@@ -15,7 +15,7 @@ export interface PlainError {
 
 const TITLES: Record<string, string> = {
   GPU_UNAVAILABLE:
-    'This browser has no WebGPU. Use a recent Chrome or Edge (or Chromium with --enable-unsafe-webgpu) on a machine with a supported GPU.',
+    'WebGPU is not available in this browser, so no model can run here. Use a recent Chrome or Edge on a machine with a supported GPU (in Chromium, WebGPU may need to be enabled).',
   GPU_LIMIT:
     "This model does not fit in this GPU's limits. Try a smaller weights format (q4 or q8), a shorter context length, or a smaller model.",
   DEVICE_LOST: 'The GPU stopped responding (device lost). Load the model again.',

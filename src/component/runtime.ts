@@ -34,18 +34,26 @@ export function perFileProgress(onFile: (p: FileProgress) => void): (p: LoadProg
   let lastFile = '';
   let cumulative = false;
   const loaded = new Map<string, number>();
+  let lastOut: FileProgress | undefined;
+  const emit = (f: FileProgress) => { lastOut = { file: f.file, loadedBytes: f.loadedBytes, totalBytes: f.totalBytes }; onFile(f); };
   return (p) => {
+    const staged = p.stages ? { stage: p.stage, stages: p.stages } : {};
+    if (p.stages && p.stage && p.stage !== 'read' && lastOut) {
+      // Upload/compile events repeat the bytes read so far: pass the stage counts on under the last file's figures.
+      onFile({ ...lastOut, ...staged });
+      return;
+    }
     if (lastFile && p.file !== lastFile && p.bytesTotal === lastTotal && p.bytesDone >= lastDone) cumulative = true;
     if (!cumulative) {
-      onFile({ file: p.file, loadedBytes: p.bytesDone, totalBytes: p.bytesTotal });
+      emit({ file: p.file, loadedBytes: p.bytesDone, totalBytes: p.bytesTotal, ...staged });
     } else {
       if (p.file !== lastFile && lastFile) {
         const prev = loaded.get(lastFile) ?? 0;
-        onFile({ file: lastFile, loadedBytes: prev, totalBytes: prev });
+        emit({ file: lastFile, loadedBytes: prev, totalBytes: prev });
       }
       const mine = (loaded.get(p.file) ?? 0) + Math.max(0, p.bytesDone - lastDone);
       loaded.set(p.file, mine);
-      onFile({ file: p.file, loadedBytes: mine, totalBytes: mine + Math.max(0, p.bytesTotal - p.bytesDone) });
+      emit({ file: p.file, loadedBytes: mine, totalBytes: mine + Math.max(0, p.bytesTotal - p.bytesDone), ...staged });
     }
     if (!cumulative && p.file === lastFile) loaded.set(p.file, p.bytesDone);
     lastDone = p.bytesDone;
@@ -60,6 +68,7 @@ function toStats(s: GenerationStats): ReplyStats {
     promptTokens: s.promptTokens,
     completionTokens: s.completionTokens,
     cachedTokens: s.cachedTokens,
+    prefillTokens: s.prefillTokens ?? s.promptTokens - s.cachedTokens,
     ttftMs: s.ttftMs,
     tokenizeMs: s.tokenizeMs,
     prefillMs: s.prefillMs,

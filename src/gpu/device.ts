@@ -5,6 +5,7 @@
  * leaks are measurable) and turns device loss into a typed error.
  */
 import { DeviceLostError, GpuUnavailableError } from '../errors.ts';
+import { nodeBuiltin, nodePackage } from '../util/node-only.ts';
 
 /** Optional features the runtime can use when present (never required). */
 export const OPTIONAL_FEATURES = [
@@ -75,36 +76,60 @@ let nodeGpu: GPU | undefined;
 type Env = Record<string, string | undefined>;
 
 async function loadDawn(): Promise<{ create: (flags: string[]) => GPU; globals: Record<string, unknown> }> {
-  const name = 'webgpu';
   try {
-    const mod = await import(/* @vite-ignore */ name);
+    const mod = await nodePackage<{ create: (flags: string[]) => GPU; globals: Record<string, unknown> }>('web', 'gpu');
     Object.assign(globalThis, mod.globals);
     return mod;
   } catch (e) {
-    throw new GpuUnavailableError(`Dawn's Node binding (npm package 'webgpu') could not be loaded: ${(e as Error).message}. Run \`npm install\`.`);
+    throw new GpuUnavailableError(`Dawn's Node binding (npm package 'webgpu') could not be loaded: ${(e as Error).message}. ` +
+      'Install it next to sieve-llm (`npm install webgpu`).');
   }
+}
+
+/** Linux device nodes of a hardware GPU; without any, no system Vulkan driver can give an adapter. */
+function hasGpuDeviceNode(fs: typeof import('node:fs')): boolean {
+  for (const dir of ['/dev/dri', '/dev']) {
+    try {
+      if (fs.readdirSync(dir).some((n) => /^(renderD\d+|nvidia\d+|kfd|dxg)$/.test(n))) return true;
+    } catch { /* no such folder */ }
+  }
+  return false;
 }
 
 /**
  * Node: Dawn's `webgpu` package. Tries the system's Vulkan drivers first; if
  * none yields an adapter and no driver was chosen explicitly
  * (VK_ICD_FILENAMES / VK_DRIVER_FILES), points the Vulkan loader at SwiftShader
- * from Debian's chromium package and tries again.
+ * from Debian's chromium package and tries again. On Linux with no GPU device
+ * node (/dev/dri/renderD*, /dev/nvidia*) it goes to SwiftShader at once.
  */
 async function nodeAdapter(dawnFlags: string[], req: GPURequestAdapterOptions): Promise<GPUAdapter | null> {
-  const env = (globalThis as { process?: { env: Env } }).process!.env;
+  const env = (globalThis as { process?: { env: Env; platform?: string } }).process!.env;
+  const platform = (globalThis as { process?: { platform?: string } }).process!.platform;
   const dawn = await loadDawn();
   if (nodeGpu) return nodeGpu.requestAdapter(req);
-  let gpu = dawn.create(dawnFlags);
-  let adapter = await gpu.requestAdapter(req);
-  if (!adapter && !env.VK_ICD_FILENAMES && !env.VK_DRIVER_FILES) {
-    const fs = await import('node:fs');
-    const swift = SWIFTSHADER_ICDS.find((p) => fs.existsSync(p));
-    if (swift) {
-      env.VK_ICD_FILENAMES = swift;
-      gpu = dawn.create(dawnFlags);
-      adapter = await gpu.requestAdapter(req);
-    }
+  const fs = await nodeBuiltin<typeof import('node:fs')>('fs');
+  const chosen = !!(env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES);
+  const swift = SWIFTSHADER_ICDS.find((p) => fs.existsSync(p));
+  // Quiet unless SIEVE_VERBOSE is set (`sieve --verbose`): Mesa's device-select
+  // Vulkan layer prints "XDG_RUNTIME_DIR is invalid" from native code, and
+  // probing the system drivers of a machine without a GPU makes Dawn and the
+  // Vulkan loader print warnings about drivers they then reject.
+  const quiet = !env.SIEVE_VERBOSE;
+  if (quiet && platform === 'linux' && env.NODEVICE_SELECT === undefined) env.NODEVICE_SELECT = '1';
+  let adapter: GPUAdapter | null = null;
+  let gpu: GPU | undefined;
+  const trySwift = async () => {
+    env.VK_ICD_FILENAMES = swift;
+    gpu = dawn.create(dawnFlags);
+    adapter = await gpu.requestAdapter(req);
+  };
+  if (quiet && !chosen && swift && platform === 'linux' && !hasGpuDeviceNode(fs)) {
+    await trySwift(); // no GPU device node: the system drivers have nothing to offer
+  } else {
+    gpu = dawn.create(dawnFlags);
+    adapter = await gpu.requestAdapter(req);
+    if (!adapter && !chosen && swift) await trySwift();
   }
   if (adapter) nodeGpu = gpu;
   return adapter;

@@ -12,10 +12,17 @@
  * section, as the reference implementation requires), duplicate tensors. Sharded checkpoints go through
  * `model.safetensors.index.json` (readCheckpoint).
  */
+import { unsafePathReason } from './paths.ts';
 import { MissingFileError, ModelFormatError } from '../errors.ts';
 import type { FileDtype, FileSource, TensorEntry } from './source.ts';
 
 export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** Tensors one file may list (the largest real shards list a few thousand). */
+export const MAX_TENSORS = 100_000;
+/** JSON nesting of a header: {name: {shape: [...]}} is 3 deep; metadata is flat. */
+export const MAX_HEADER_DEPTH = 64;
+/** Header bytes read (and scanned) per request, so a hostile header fails before it is all read. */
+const HEADER_CHUNK = 1 << 20;
 export const INDEX_FILE = 'model.safetensors.index.json';
 export const SINGLE_FILE = 'model.safetensors';
 
@@ -39,8 +46,19 @@ export async function readSafetensorsHeader(source: FileSource, file: string): P
   if (fileBytes < 8) throw new ModelFormatError(file, `truncated: ${fileBytes} bytes, shorter than the 8-byte header length`);
   const lenBytes = await source.read(file, 0, 8);
   const headerBytes = readHeaderLength(file, lenBytes, fileBytes);
-  const json = await source.read(file, 8, headerBytes);
-  return parseHeader(file, json, fileBytes);
+  // Read in chunks, scanning each: too deep, too many tensors or a duplicate
+  // fails at once, before the rest is read, decoded or parsed.
+  const json = headerBytes <= HEADER_CHUNK ? await source.read(file, 8, headerBytes) : new Uint8Array(headerBytes);
+  const scan = new HeaderScanner(file, json);
+  if (headerBytes <= HEADER_CHUNK) scan.scan(headerBytes);
+  else {
+    for (let at = 0; at < headerBytes; at += HEADER_CHUNK) {
+      const n = Math.min(HEADER_CHUNK, headerBytes - at);
+      json.set(await source.read(file, 8 + at, n), at);
+      scan.scan(at + n);
+    }
+  }
+  return parseHeader(file, json, fileBytes, true);
 }
 
 /** Validates the 8-byte length prefix against the file size and the 100 MiB cap. */
@@ -56,7 +74,8 @@ export function readHeaderLength(file: string, lenBytes: Uint8Array, fileBytes: 
 }
 
 /** Parses the JSON header bytes (without the length prefix) of a file of `fileBytes` bytes. */
-export function parseHeader(file: string, json: Uint8Array, fileBytes: number): SafetensorsHeader {
+export function parseHeader(file: string, json: Uint8Array, fileBytes: number, scanned = false): SafetensorsHeader {
+  if (!scanned) new HeaderScanner(file, json).scan(json.byteLength);
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(json);
@@ -72,8 +91,6 @@ export function parseHeader(file: string, json: Uint8Array, fileBytes: number): 
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new ModelFormatError(file, 'header is not a JSON object');
   const dataStart = 8 + json.byteLength;
   const dataBytes = fileBytes - dataStart;
-  const names = duplicateKeys(text);
-  if (names) throw new ModelFormatError(file, `duplicate tensor '${names}' in the header`, { tensor: names });
 
   const metadata: Record<string, string> = {};
   const entries: TensorEntry[] = [];
@@ -91,14 +108,14 @@ export function parseHeader(file: string, json: Uint8Array, fileBytes: number): 
     const t = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = t.dtype;
     if (typeof dtype !== 'string' || !(dtype in DTYPE_BYTES)) {
-      throw new ModelFormatError(file, `tensor '${name}': unknown dtype ${JSON.stringify(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`, { tensor: name });
+      throw new ModelFormatError(file, `tensor '${name}': unknown dtype ${brief(dtype)} (supported: ${Object.keys(DTYPE_BYTES).join(', ')})`, { tensor: name });
     }
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new ModelFormatError(file, `tensor '${name}': shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`, { tensor: name });
+      throw new ModelFormatError(file, `tensor '${name}': shape ${brief(t.shape)} is not a list of non-negative integers`, { tensor: name });
     }
     const off = t.data_offsets;
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      throw new ModelFormatError(file, `tensor '${name}': data_offsets ${JSON.stringify(off)} is not [begin, end]`, { tensor: name });
+      throw new ModelFormatError(file, `tensor '${name}': data_offsets ${brief(off)} is not [begin, end]`, { tensor: name });
     }
     const [begin, end] = off as [number, number];
     if (end < begin || end > dataBytes) {
@@ -130,32 +147,86 @@ export function parseHeader(file: string, json: Uint8Array, fileBytes: number): 
 }
 
 /**
- * JSON.parse keeps the last of duplicate keys silently; a safetensors header
- * with a duplicate tensor is malformed. Scans the top-level keys of the
- * object text and returns the first duplicate (or undefined).
+ * A value for an error message, without recursion and cut short: a flat
+ * list of numbers as JSON, anything nested as its kind and size.
  */
-function duplicateKeys(text: string): string | undefined {
-  const seen = new Set<string>();
-  let depth = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      let j = i + 1;
-      while (j < text.length && text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
-      if (depth === 1) {
-        let k = j + 1;
-        while (k < text.length && /\s/.test(text[k])) k++;
-        if (text[k] === ':') {
-          const key = JSON.parse(text.slice(i, j + 1)) as string;
-          if (seen.has(key)) return key;
-          seen.add(key);
-        }
-      }
-      i = j;
-    } else if (c === 0x7b || c === 0x5b) depth++;
-    else if (c === 0x7d || c === 0x5d) depth--;
+export function brief(v: unknown): string {
+  if (v === undefined) return 'undefined';
+  if (v === null || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
+  if (Array.isArray(v)) {
+    const items = v.slice(0, 16).map((x) => (x === null || typeof x !== 'object' ? (typeof x === 'string' ? brief(x) : String(x)) : Array.isArray(x) ? `[list of ${x.length}]` : '{object}'));
+    return `[${items.join(',')}${v.length > 16 ? `,... (${v.length} items)` : ''}]`;
   }
-  return undefined;
+  return typeof v === 'object' ? `{object of ${Object.keys(v as object).length} keys}` : typeof v;
+}
+
+/**
+ * Scans header bytes (resumably, as they arrive) without recursion or
+ * decoding more than the top-level keys: nesting deeper than
+ * MAX_HEADER_DEPTH, more than MAX_TENSORS top-level entries and duplicate
+ * tensors (JSON.parse would keep the last silently) are ModelFormatErrors.
+ * Works on UTF-8 bytes: quotes, brackets and backslashes never occur inside
+ * a multi-byte character.
+ */
+class HeaderScanner {
+  private pos = 0;
+  private depth = 0;
+  private inString = false;
+  private stringStart = 0;
+  /** A string just closed at depth 1: a key if a ':' follows. */
+  private pending: [number, number] | undefined;
+  private keys = 0;
+  private readonly seen = new Set<string>();
+  private readonly decoder = new TextDecoder('utf-8');
+
+  constructor(private readonly file: string, private readonly bytes: Uint8Array) {}
+
+  scan(end: number): void {
+    const b = this.bytes;
+    let i = this.pos;
+    for (; i < end; i++) {
+      const c = b[i];
+      if (this.inString) {
+        if (c === 0x5c) i++; // backslash: skip the escaped byte
+        else if (c === 0x22) {
+          this.inString = false;
+          if (this.depth === 1) this.pending = [this.stringStart, i + 1];
+        }
+        continue;
+      }
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+      if (this.pending) {
+        if (c === 0x3a) this.key(this.pending);
+        this.pending = undefined;
+      }
+      if (c === 0x22) {
+        this.inString = true;
+        this.stringStart = i;
+      } else if (c === 0x7b || c === 0x5b) {
+        if (++this.depth > MAX_HEADER_DEPTH) {
+          throw new ModelFormatError(this.file, `header nests deeper than ${MAX_HEADER_DEPTH} levels (at byte ${8 + i}; limit ${MAX_HEADER_DEPTH})`, { offset: 8 + i, limit: MAX_HEADER_DEPTH });
+        }
+      } else if (c === 0x7d || c === 0x5d) this.depth--;
+    }
+    // An escape at the end of a chunk stepped past it: resume after the escaped byte.
+    this.pos = i;
+  }
+
+  private key([start, end]: [number, number]): void {
+    if (++this.keys > MAX_TENSORS + 1) {
+      // +1: __metadata__ is not a tensor.
+      throw new ModelFormatError(this.file, `header lists more than ${MAX_TENSORS} tensors (stopped counting at ${this.keys} entries, byte ${8 + end}; limit ${MAX_TENSORS})`, { limit: MAX_TENSORS, offset: 8 + end });
+    }
+    let name: string;
+    try {
+      name = JSON.parse(this.decoder.decode(this.bytes.subarray(start, end))) as string;
+    } catch {
+      return; // JSON.parse of the whole header reports it
+    }
+    if (this.seen.has(name)) throw new ModelFormatError(this.file, `duplicate tensor '${name}' in the header`, { tensor: name });
+    this.seen.add(name);
+  }
 }
 
 export interface Checkpoint {
@@ -196,8 +267,10 @@ async function readSharded(source: FileSource): Promise<Checkpoint> {
   const wanted = new Map<string, string>();
   const files: string[] = [];
   for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof file !== 'string' || !file || file.includes('..') || file.startsWith('/')) {
-      throw new ModelFormatError(INDEX_FILE, `weight_map['${tensor}'] is not a file name in the folder: ${JSON.stringify(file)}`);
+    const unsafe = unsafePathReason(file);
+    if (unsafe !== undefined || typeof file !== 'string') {
+      const shown = typeof file === 'string' ? JSON.stringify(file.slice(0, 200)) : String(file);
+      throw new ModelFormatError(INDEX_FILE, `weight_map['${tensor}'] is not a file name in the folder: ${shown} (it has ${unsafe})`, { tensor });
     }
     wanted.set(tensor, file);
     if (!files.includes(file)) files.push(file);

@@ -6,8 +6,10 @@
  * picks one by the type of `x`.
  */
 import { InvalidOptionError, MissingFileError, ModelFormatError } from '../errors.ts';
+import { checkFolderPath } from './paths.ts';
 import type { FileSource } from './source.ts';
 import { urlSource, type UrlSourceOptions } from './url-source.ts';
+import { nodeBuiltin } from '../util/node-only.ts';
 
 export function checkRange(file: string, offset: number, length: number, size: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
@@ -30,8 +32,9 @@ export interface NodeSource extends FileSource {
 export function nodeSource(dir: string): NodeSource {
   const sizes = new Map<string, number>();
   let fsp: Promise<FsPromises> | undefined;
-  const fs = () => (fsp ??= import(/* @vite-ignore */ 'node:fs/promises' as string) as Promise<FsPromises>);
-  const full = (p: string) => `${dir.replace(/\/+$/, '')}/${p}`;
+  const fs = () => (fsp ??= nodeBuiltin<FsPromises>('fs/promises'));
+  // Only plain relative paths inside the folder (paths.ts): no '..', no absolute paths, no backslashes.
+  const full = (p: string) => `${dir.replace(/\/+$/, '')}/${checkFolderPath(p)}`;
   const missing = (p: string) => new MissingFileError(p, `not found in ${dir}`, { folder: dir });
   async function withHandle<T>(p: string, f: (h: FileHandle) => Promise<T>): Promise<T> {
     let h: FileHandle;
@@ -50,8 +53,9 @@ export function nodeSource(dir: string): NodeSource {
   const src: NodeSource = {
     name: dir,
     async has(p) {
+      const path = full(p);
       try {
-        return (await (await fs()).stat(full(p))).isFile();
+        return (await (await fs()).stat(path)).isFile();
       } catch {
         return false;
       }
@@ -111,13 +115,14 @@ export function fileListSource(files: FileList | File[], name = 'selected files'
     byName.set(key, f);
   }
   const get = (p: string): File => {
+    checkFolderPath(p);
     const f = byName.get(p);
     if (!f) throw new MissingFileError(p, `not among the ${name}`);
     return f;
   };
   return {
     name,
-    async has(p) { return byName.has(p); },
+    async has(p) { checkFolderPath(p); return byName.has(p); },
     async size(p) { return get(p).size; },
     async read(p, offset, length) {
       const f = get(p);
@@ -133,6 +138,7 @@ export function fileListSource(files: FileList | File[], name = 'selected files'
 export function dirHandleSource(dirHandle: FileSystemDirectoryHandle): FileSource {
   const files = new Map<string, Promise<File>>();
   const get = (p: string): Promise<File> => {
+    checkFolderPath(p);
     let f = files.get(p);
     if (!f) {
       f = (async () => {
@@ -152,7 +158,7 @@ export function dirHandleSource(dirHandle: FileSystemDirectoryHandle): FileSourc
   };
   return {
     name: dirHandle.name,
-    async has(p) { return get(p).then(() => true, () => false); },
+    async has(p) { checkFolderPath(p); return get(p).then(() => true, () => false); },
     async size(p) { return (await get(p)).size; },
     async read(p, offset, length) {
       const f = await get(p);

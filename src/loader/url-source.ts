@@ -7,8 +7,9 @@
  * are keyed by URL plus size/ETag and carry a checksum written after the body
  * completed, so a truncated or corrupt entry is detected and refetched.
  */
-import { AbortedError, MissingFileError, NetworkError } from '../errors.ts';
+import { AbortedError, MissingFileError, ModelFormatError, NetworkError } from '../errors.ts';
 import type { FileSource } from './source.ts';
+import { resolveInFolder } from './paths.ts';
 import { checkRange } from './sources.ts';
 
 export interface ByteProgress {
@@ -86,7 +87,10 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
   const sizes = new Map<string, number>();
   const blobs = new Map<string, Promise<Blob>>();
   const cacheHits: string[] = [];
-  const urlOf = (p: string) => new URL(p, typeof location !== 'undefined' ? new URL(base, location.href) : base).href;
+  let baseHref: string | undefined;
+  const folderHref = () => (baseHref ??= typeof location !== 'undefined' ? new URL(base, location.href).href : new URL(base).href);
+  // Every file is resolved inside the folder: same origin, path under the folder's (paths.ts).
+  const urlOf = (p: string) => resolveInFolder(folderHref(), p);
 
   function checkAbort(): void {
     if (opts.signal?.aborted) throw new AbortedError('loading was aborted');
@@ -99,7 +103,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
       try {
         return await f();
       } catch (e) {
-        if (e instanceof MissingFileError || e instanceof AbortedError || isQuota(e)) throw e;
+        if (e instanceof MissingFileError || e instanceof AbortedError || e instanceof ModelFormatError || isQuota(e)) throw e;
         last = e;
         if (attempt < retries) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
       }
@@ -175,7 +179,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
 
   // Which files of the folder exist, so a second visit needs no probe requests
   // (e.g. for model.safetensors.index.json); kept in the cache beside the files.
-  const manifestKey = () => `${urlOf('')}?sieve-manifest`; // a query, not '#': the Cache API ignores fragments
+  const manifestKey = () => `${folderHref()}?sieve-manifest`; // a query, not '#': the Cache API ignores fragments
   let manifest: Promise<Record<string, boolean>> | undefined;
   function loadManifest(): Promise<Record<string, boolean>> {
     return (manifest ??= (async () => {
@@ -220,6 +224,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
     cacheHits,
     readAhead: opts.readAhead ?? 3,
     async has(p: string) {
+      urlOf(p);
       const known = await manifestHas(p);
       if (known !== undefined) return known;
       let found: boolean;
@@ -234,6 +239,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
       return found;
     },
     async size(p: string) {
+      urlOf(p);
       const known = sizes.get(p);
       if (known !== undefined) return known;
       const n = cachedFile(p) ? await blob(p).then((b) => b.size, (e) => uncache(p, e, () => head(p).then((h) => h.size))) : (await head(p)).size;
@@ -257,6 +263,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
       });
     },
     async text(p: string) {
+      urlOf(p);
       if (useCache) {
         const cache = await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE);
         const hit = await cache.match(urlOf(p));

@@ -22,6 +22,7 @@ import { checkFormatOptions, layoutFor, layoutWeight, ROW_ALIGN, type FormatOpti
 import { bf16ToF32, f16ToF32, f32ToF16 } from './quant.ts';
 import { fastQuantizeQ4, fastQuantizeQ8 } from './quant-fast.ts';
 import { GpuQuantizer } from './gpu-quant.ts';
+import { countNonFinite, StorageCrcTracker } from './integrity.ts';
 import type { FileSource, TensorEntry } from './source.ts';
 import type { ByteProgress } from './url-source.ts';
 
@@ -49,6 +50,11 @@ export interface LoadWeightsOptions extends FormatOptions {
    * `readAhead` (urlSource: Range requests are latency-bound), else 1.
    */
   readAhead?: number;
+  /**
+   * Load tensors holding NaN or Inf values (reported in `notes` / onNote).
+   * Default false: such a tensor is a ModelFormatError naming it and the count.
+   */
+  allowNonFinite?: boolean;
 }
 
 /** The loaded weights by canonical name, with what the loader decided. */
@@ -58,6 +64,8 @@ export class WeightMap extends Map<string, GpuWeight> {
   notes: string[] = [];
   /** Bytes allocated for all parts (data + scales). */
   bytes = 0;
+  /** PyTorch storages read whole and found equal to their zip CRC-32. */
+  storagesVerified = 0;
 }
 
 let bf16ToF16Lut: Uint16Array | undefined;
@@ -120,11 +128,11 @@ function checkDtype(e: TensorEntry): void {
 }
 
 /** Raw bytes of canonical rows, one piece per contiguous run of source rows. */
-interface RawRows { pieces: { entry: TensorEntry; bytes: Uint8Array; at: number }[] }
+interface RawRows { pieces: { entry: TensorEntry; bytes: Uint8Array; at: number; offset: number }[] }
 
 /** Reads canonical rows [r0, r0 + n) of a recipe (cols elements per row), one read per contiguous source run. */
 async function fetchRows(source: FileSource, recipe: TensorRecipe, cols: number, r0: number, n: number): Promise<RawRows> {
-  const reads: Promise<{ entry: TensorEntry; bytes: Uint8Array; at: number }>[] = [];
+  const reads: Promise<RawRows['pieces'][number]>[] = [];
   let canonStart = 0;
   for (const seg of recipe.segments) {
     const a = Math.max(r0, canonStart), b = Math.min(r0 + n, canonStart + seg.rows);
@@ -136,7 +144,7 @@ async function fetchRows(source: FileSource, recipe: TensorRecipe, cols: number,
       const offset = e.offset + srcRow * srcRowBytes, length = (b - a) * srcRowBytes;
       reads.push(source.read(e.file, offset, length).then((bytes) => {
         if (bytes.byteLength !== length) throw new ModelFormatError(e.file, `read of tensor '${e.name}' returned ${bytes.byteLength} of ${length} bytes at offset ${offset}`, { tensor: e.name });
-        return { entry: e, bytes, at: (a - r0) * cols };
+        return { entry: e, bytes, at: (a - r0) * cols, offset };
       }));
     }
     canonStart += seg.rows;
@@ -202,6 +210,16 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
     opts.onProgress?.({ file, bytesDone, bytesTotal });
   };
   const note = (s: string) => { out.notes.push(s); opts.onNote?.(s); };
+  // Integrity while streaming (integrity.ts): NaN/Inf per checkpoint tensor, PyTorch storages' CRC-32.
+  const crc = new StorageCrcTracker();
+  let nonFinite = new Map<string, number>();
+  const inspect = (raw: RawRows) => {
+    for (const p of raw.pieces) {
+      const n = countNonFinite(p.entry.dtype, p.bytes);
+      if (n) nonFinite.set(p.entry.name, (nonFinite.get(p.entry.name) ?? 0) + n);
+      crc.add(p.entry, p.offset, p.bytes);
+    }
+  };
   const quantizer = (opts.format === 'q8' || opts.format === 'q4') && (opts.quantizeOn ?? (ctx.info.isSoftware ? 'cpu' : 'gpu')) === 'gpu'
     ? new GpuQuantizer(ctx, BLOCK_BYTES) : undefined;
   try {
@@ -210,19 +228,28 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
       if (layout.note) note(`${recipe.name}: ${layout.note}`);
       const doneBefore = bytesDone;
       let w: GpuWeight;
+      nonFinite = new Map();
       try {
-        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, readAhead, quantizer);
+        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, readAhead, quantizer, inspect);
       } catch (e) {
         if (!(e instanceof OutOfF16Range)) throw e;
         bytesTotal += bytesDone - doneBefore; // the tensor is read again: progress stays monotonic
         layout = layoutWeight(recipe.name, recipe.shape, 'f32', 0, maxPart);
         note(`${recipe.name}: values beyond the f16 range (|x| > 65504), kept in f32`);
         out.keptF32.push(recipe.name);
-        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, readAhead, quantizer);
+        nonFinite = new Map();
+        w = await uploadTensor(ctx, source, recipe, layout, opts.signal, onBytes, written, readAhead, quantizer, inspect);
       }
       out.set(recipe.name, w);
+      for (const [tensor, n] of nonFinite) {
+        const msg = `tensor '${tensor}' holds ${n} non-finite values (NaN or Inf)`;
+        const file = recipe.segments.find((g) => g.entry.name === tensor)?.entry.file ?? recipe.name;
+        if (!opts.allowNonFinite) throw new ModelFormatError(file, `${msg}: the model would produce garbage (pass allowNonFinite to load it anyway)`, { tensor, count: n });
+        note(`${recipe.name}: ${msg}, loaded as allowed`);
+      }
       out.bytes += w.parts.reduce((s, p) => s + (ctx.allocations.get(p.data) ?? 0) + (p.scales ? ctx.allocations.get(p.scales) ?? 0 : 0), 0);
     }
+    out.storagesVerified = crc.verify();
     await ctx.device.queue.onSubmittedWorkDone();
     return out;
   } catch (e) {
@@ -237,6 +264,7 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
 async function uploadTensor(
   ctx: GpuContext, source: FileSource, recipe: TensorRecipe, layout: WeightLayout, signal: AbortSignal | undefined,
   onBytes: (file: string, n: number) => void, onWritten: (n: number) => Promise<void>, readAhead: number, quantizer?: GpuQuantizer,
+  inspect?: (raw: RawRows) => void,
 ): Promise<GpuWeight> {
   const cols = recipe.shape.length === 1 ? 1 : recipe.shape[1];
   const parts: GpuWeightPart[] = [];
@@ -265,6 +293,7 @@ async function uploadTensor(
         const n = Math.min(blockRows, pl.rows - r);
         const raw: RawRows = await ahead.shift()!;
         readMore();
+        inspect?.(raw);
         const elemStart = r * cols;
         if (fmt === 'f16') {
           const h = new Uint16Array(n * cols);

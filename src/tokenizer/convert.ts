@@ -102,23 +102,54 @@ export function sentencePieceToJson(m: SpmModel, file = 'tokenizer.model'): Toke
     vocab[p.piece] = id;
     if (p.type === PieceType.NORMAL || p.type === PieceType.UNUSED) mergeable.add(p.piece);
   }
+  for (const [field, id] of [['unk_id', t.unkId], ['bos_id', t.bosId], ['eos_id', t.eosId], ['pad_id', t.padId]] as const) {
+    if (!Number.isInteger(id) || id < -1 || id >= m.pieces.length) {
+      throw new TokenizerError(`${file}: trainer_spec.${field} ${id} is outside the ${m.pieces.length} pieces (and not -1)`, { file, field, id });
+    }
+  }
   const unk = m.pieces[t.unkId];
   if (!unk || unk.type !== PieceType.UNKNOWN) {
     throw new TokenizerError(`${file}: unk_id ${t.unkId} is not an UNKNOWN piece`, { file, unkId: t.unkId });
   }
 
   // Merges: every split of every normal piece into two symbols that can occur.
+  // Found in time linear in the pieces' length: a forward trie of the
+  // mergeable pieces marks which prefixes of a piece are symbols, a backward
+  // trie which suffixes are (no substring is built or hashed per split).
   const candidates: { left: string; right: string; score: number; id: number }[] = [];
-  const isSymbol = (s: string) => mergeable.has(s) || isSingleCodePoint(s);
+  const fwd = new PieceTrie();
+  const bwd = new PieceTrie();
+  for (const p of mergeable) {
+    fwd.add(p, false);
+    bwd.add(p, true);
+  }
+  // What the merge list may cost: each merge holds its piece's characters
+  // (the tokenizer library keys its ranks by them), so their total is
+  // bounded linearly in the file's size.
+  const budget = MERGE_CHARS_PER_BYTE * m.sourceBytes + MERGE_CHARS_BASE;
+  let mergeChars = 0;
   for (const [id, p] of m.pieces.entries()) {
     if (p.type !== PieceType.NORMAL) continue;
-    const chars = Array.from(p.piece);
-    if (chars.length < 2) continue;
-    let left = '';
-    for (let i = 1; i < chars.length; i++) {
-      left += chars[i - 1];
-      const right = chars.slice(i).join('');
-      if (isSymbol(left) && isSymbol(right)) candidates.push({ left, right, score: p.score, id });
+    const s = p.piece;
+    const n = s.length;
+    if (n < 2) continue;
+    const leftOk = new Uint8Array(n + 1);
+    const rightOk = new Uint8Array(n + 1);
+    fwd.markPrefixes(s, leftOk);
+    bwd.markSuffixes(s, rightOk);
+    const first = codePointLength(s, 0);
+    leftOk[first] = 1;
+    rightOk[n - lastCodePointLength(s)] = 1;
+    for (let i = 1; i < n; i++) {
+      if (!leftOk[i] || !rightOk[i]) continue;
+      mergeChars += n;
+      if (mergeChars > budget) {
+        throw new TokenizerError(
+          `${file}: the pieces' merges would hold more than ${budget} characters (limit: ${MERGE_CHARS_PER_BYTE} per byte of the file + ${MERGE_CHARS_BASE}), at piece ${id} of ${n} characters: not a usable BPE vocabulary`,
+          { file, limit: budget, piece: id },
+        );
+      }
+      candidates.push({ left: s.slice(0, i), right: s.slice(i), score: p.score, id });
     }
   }
   candidates.sort((a, b) => b.score - a.score || a.id - b.id || a.left.length - b.left.length);
@@ -193,7 +224,84 @@ export function sentencePieceToJson(m: SpmModel, file = 'tokenizer.model'): Toke
   };
 }
 
-function isSingleCodePoint(s: string): boolean {
-  const c = s.codePointAt(0);
-  return c !== undefined && s.length === (c > 0xffff ? 2 : 1);
+/** Merge characters allowed per byte of tokenizer.model, plus a base (real vocabularies use about 1 per byte). */
+export const MERGE_CHARS_PER_BYTE = 16;
+export const MERGE_CHARS_BASE = 4 << 20;
+
+function codePointLength(s: string, at: number): number {
+  const c = s.charCodeAt(at);
+  return c >= 0xd800 && c <= 0xdbff && at + 1 < s.length ? 2 : 1;
+}
+
+function lastCodePointLength(s: string): number {
+  const c = s.charCodeAt(s.length - 1);
+  return c >= 0xdc00 && c <= 0xdfff && s.length >= 2 ? 2 : 1;
+}
+
+/**
+ * A trie of strings over UTF-16 code units. Most nodes of a vocabulary's trie
+ * have one child: it sits in two small-integer arrays; a node with more gets
+ * a Map. (One Map keyed by node * 65536 + unit made keys beyond the small-
+ * integer range, boxed numbers, and a 200,000-character piece 10x slower
+ * than a 50,000-character one.)
+ */
+class PieceTrie {
+  private readonly onlyUnit: number[] = [-1];
+  private readonly onlyChild: number[] = [0];
+  private readonly multi: (Map<number, number> | undefined)[] = [undefined];
+  private readonly terminal: boolean[] = [false];
+
+  private child(node: number, unit: number): number | undefined {
+    const m = this.multi[node];
+    if (m) return m.get(unit);
+    return this.onlyUnit[node] === unit ? this.onlyChild[node] : undefined;
+  }
+
+  private addChild(node: number, unit: number): number {
+    const child = this.terminal.length;
+    this.terminal.push(false);
+    this.onlyUnit.push(-1);
+    this.onlyChild.push(0);
+    this.multi.push(undefined);
+    const m = this.multi[node];
+    if (m) m.set(unit, child);
+    else if (this.onlyUnit[node] === -1) {
+      this.onlyUnit[node] = unit;
+      this.onlyChild[node] = child;
+    } else {
+      this.multi[node] = new Map([[this.onlyUnit[node], this.onlyChild[node]], [unit, child]]);
+    }
+    return child;
+  }
+
+  add(s: string, reversed: boolean): void {
+    let node = 0;
+    for (let k = 0; k < s.length; k++) {
+      const unit = s.charCodeAt(reversed ? s.length - 1 - k : k);
+      node = this.child(node, unit) ?? this.addChild(node, unit);
+    }
+    this.terminal[node] = true;
+  }
+
+  /** out[i] = 1 where s[0, i) is in the trie (forward-built). */
+  markPrefixes(s: string, out: Uint8Array): void {
+    let node = 0;
+    for (let i = 0; i < s.length; i++) {
+      const child = this.child(node, s.charCodeAt(i));
+      if (child === undefined) return;
+      node = child;
+      if (this.terminal[node]) out[i + 1] = 1;
+    }
+  }
+
+  /** out[i] = 1 where s[i, n) is in the trie (built over reversed strings). */
+  markSuffixes(s: string, out: Uint8Array): void {
+    let node = 0;
+    for (let i = s.length - 1; i >= 0; i--) {
+      const child = this.child(node, s.charCodeAt(i));
+      if (child === undefined) return;
+      node = child;
+      if (this.terminal[node]) out[i] = 1;
+    }
+  }
 }

@@ -12,12 +12,13 @@
  * model's hash). tokenizer_config.json, when present, gives the chat template,
  * the special token names and add_bos_token.
  */
-import { ConfigError, MissingFileError, ModelFormatError } from '../errors.ts';
+import { ConfigError, MissingFileError, ModelFormatError, TokenizerError } from '../errors.ts';
 import type { FileSource } from '../loader/source.ts';
 import { cachedConversion } from './cache.ts';
 import { ChatFormat, type ChatFormatOptions, type ChatMessage } from './chat.ts';
 import { sentencePieceToJson, type TokenizerJson } from './convert.ts';
 import { parseSentencePiece } from './sentencepiece.ts';
+import { validateTokenizerJson } from './validate-json.ts';
 import { SieveTokenizer, tokenString, type CoreOptions, type TokenizerFamily } from './tokenizer.ts';
 
 export type { ChatMessage, ChatFormatOptions } from './chat.ts';
@@ -26,6 +27,7 @@ export type { TokenizerFamily, EncodeOptions, DecodeOptions } from './tokenizer.
 export { CHATGLM2_TEMPLATE, INTERNLM2_TEMPLATE } from './chat.ts';
 export { parseSentencePiece } from './sentencepiece.ts';
 export { sentencePieceToJson } from './convert.ts';
+export { validateTokenizerJson, backtrackingRisk } from './validate-json.ts';
 
 export interface LoadTokenizerOptions {
   /** Model family; default: from config.json's model_type ('chatglm' -> chatglm2, 'internlm2'), else generic. */
@@ -69,7 +71,20 @@ export class Tokenizer extends SieveTokenizer {
    * prefix is added only where the template did not already write it.
    */
   formatChat(messages: ChatMessage[], opts: ChatFormatOptions = {}): ChatEncoding {
-    const text = this.chat.render(messages, opts);
+    if (opts.allowSpecialTokens) {
+      const text = this.chat.render(messages, opts);
+      return { text, ids: this.withPrefix(this.encode(text, { parseSpecial: true })) };
+    }
+    // Specials only where the template put them: message content is text.
+    const { text, spans } = this.chat.renderWithSpans(messages, opts);
+    if (spans) return { text, ids: this.withPrefix(this.encodeMasked(text, spans)) };
+    const i = messages.findIndex((m) => this.containsSpecial(m.content));
+    if (i >= 0) {
+      throw new TokenizerError(
+        `message ${i} contains special-token text, and this chat template transforms message content, so it cannot be kept as plain text; remove it or pass allowSpecialTokens: true`,
+        { index: i },
+      );
+    }
     return { text, ids: this.withPrefix(this.encode(text, { parseSpecial: true })) };
   }
 }
@@ -109,6 +124,7 @@ export async function loadTokenizer(source: FileSource, opts: LoadTokenizerOptio
     if (!json.model || typeof json.model !== 'object') {
       throw new ModelFormatError(`${source.name}/tokenizer.json`, 'has no "model" object');
     }
+    validateTokenizerJson(json, `${source.name}/tokenizer.json`);
     const full = { normalizer: null, pre_tokenizer: null, post_processor: null, decoder: null, added_tokens: [], ...json };
     return new Tokenizer(full as unknown as TokenizerJson, core);
   }

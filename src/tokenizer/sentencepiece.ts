@@ -56,6 +56,8 @@ export interface SpmNormalizerSpec {
 
 export interface SpmModel {
   pieces: SpmPiece[];
+  /** Size of the ModelProto in bytes (bounds the conversion's work). */
+  sourceBytes: number;
   trainer: SpmTrainerSpec;
   normalizer: SpmNormalizerSpec;
 }
@@ -144,5 +146,5 @@ export function parseSentencePiece(bytes: Uint8Array, file = 'tokenizer.model'):
     }
     if (p.piece === '') throw new ModelFormatError(file, `piece ${i} is empty`);
   }
-  return { pieces, trainer, normalizer };
+  return { pieces, trainer, normalizer, sourceBytes: bytes.byteLength };
 }

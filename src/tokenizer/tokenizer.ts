@@ -79,17 +79,28 @@ export class SieveTokenizer {
   private readonly hfVocabSize: number;
   /** Normalized SentencePiece text may be cut before any ▁ (the pre-tokenizer splits there anyway). */
   private readonly chunkable: boolean;
+  /** tokenizer.json: its special added tokens as one alternation (chat content masking). */
+  private readonly jsonSpecialPattern?: RegExp;
+  private hfPlain?: HfTokenizer;
+  private readonly json: TokenizerJson;
+  private readonly name: string;
 
   constructor(json: TokenizerJson, opts: CoreOptions) {
     this.family = opts.family;
     this.config = opts.config;
     this.kind = json.sentencepiece ? 'sentencepiece' : 'tokenizer.json';
+    this.json = json;
+    this.name = opts.name;
     try {
       this.hf = new HfTokenizer(json, { clean_up_tokenization_spaces: false, ...opts.config });
     } catch (e) {
       throw new TokenizerError(`${opts.name}: tokenizer.json could not be built: ${(e as Error).message}`, { source: opts.name });
     }
-    this.hfVocabSize = this.hf.get_vocab(true).size;
+    // Ids run to the largest one (a tokenizer.json may leave gaps).
+    let maxId = -1;
+    const vocabMap = this.hf.get_vocab(true);
+    for (const id of vocabMap.values()) if (id > maxId) maxId = id;
+    this.hfVocabSize = Math.max(vocabMap.size, maxId + 1);
     const spm = json.sentencepiece;
     const cfgTok = (k: string) => tokenString(this.config[k]);
     if (spm) {
@@ -141,17 +152,20 @@ export class SieveTokenizer {
       // tokenizer_config.json's add_bos_token overrides the post-processor, as in transformers.
       if (this.config.add_bos_token === false && this.bosId !== undefined) this.prefixIds = this.prefixIds.filter((id) => id !== this.bosId);
       if (this.config.add_bos_token === true && this.bosId !== undefined && this.prefixIds[0] !== this.bosId) this.prefixIds = [this.bosId, ...this.prefixIds];
-      for (const [id, t] of this.hf.get_added_tokens_decoder()) if (t.special) this.skipIds.add(id);
+      const specials: string[] = [];
+      for (const [id, t] of this.hf.get_added_tokens_decoder()) {
+        if (!t.special) continue;
+        this.skipIds.add(id);
+        if (t.content) specials.push(t.content);
+      }
+      if (specials.length) this.jsonSpecialPattern = alternation(specials);
     }
     // The family's end-of-turn token stops generation too.
     if (this.family === 'internlm2') {
       const imEnd = this.tokenToId('<|im_end|>');
       if (imEnd !== undefined && !this.eosIds.includes(imEnd)) this.eosIds.push(imEnd);
     }
-    if (this.specialIds.size > 0) {
-      const alternatives = [...this.specialIds.keys()].sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
-      this.specialPattern = new RegExp(alternatives.join('|'), 'gu');
-    }
+    if (this.specialIds.size > 0) this.specialPattern = alternation([...this.specialIds.keys()]);
   }
 
   /**
@@ -161,10 +175,10 @@ export class SieveTokenizer {
    * not hold (another version), merges keep their distinct ranks, which only
    * differs on equal-score pieces.
    */
-  private applySameScoreRanks(json: TokenizerJson): void {
+  private applySameScoreRanks(json: TokenizerJson, hf: HfTokenizer = this.hf): void {
     const ranks = json.sentencepiece?.mergeRanks;
     const merges = json.model.merges as [string, string][];
-    const model = this.hf.model as BPE | null;
+    const model = hf.model as BPE | null;
     if (!ranks || !model || !(model.bpe_ranks instanceof Map) || merges.length === 0) return;
     if (model.bpe_ranks.get(JSON.stringify(merges[0])) !== 0 || model.bpe_ranks.size !== merges.length) return;
     for (let i = 0; i < merges.length; i++) if (ranks[i] !== i) model.bpe_ranks.set(JSON.stringify(merges[i]), ranks[i]);
@@ -183,7 +197,7 @@ export class SieveTokenizer {
   /** Text -> ids. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
     if (typeof text !== 'string') throw new TokenizerError(`encode expects a string, got ${typeof text}`);
-    const ids = opts.parseSpecial ? this.encodeParsingSpecials(text) : this.encodeText(text, true);
+    const ids = this.guard('encode', () => (opts.parseSpecial ? this.encodeParsingSpecials(text) : this.encodeText(text, true)));
     const addSpecial = opts.addSpecial ?? opts.bos ?? false;
     return addSpecial ? this.withPrefix(ids) : ids;
   }
@@ -198,12 +212,12 @@ export class SieveTokenizer {
     return out;
   }
 
-  private encodeText(text: string, first: boolean): number[] {
+  private encodeText(text: string, first: boolean, hf: HfTokenizer = this.hf): number[] {
     if (text.length === 0) return [];
     if (this.normalizer) {
       const normalized = (first ? this.normalizer : this.spmFirstNormalizer!).normalize(text);
       if (normalized.length === 0) return [];
-      if (!this.chunkable || normalized.length <= CHUNK_CHARS) return this.hf.encode(normalized, { add_special_tokens: false }).ids;
+      if (!this.chunkable || normalized.length <= CHUNK_CHARS) return hf.encode(normalized, { add_special_tokens: false }).ids;
       // Long texts in pieces: the library's encode slows down more than linearly on
       // very long inputs; cuts fall before a ▁, where its pre-tokenizer splits anyway.
       const ids: number[] = [];
@@ -213,12 +227,12 @@ export class SieveTokenizer {
           const ws = normalized.indexOf(WS, end);
           end = ws < 0 ? normalized.length : ws;
         } else end = normalized.length;
-        append(ids, this.hf.encode(normalized.slice(start, end), { add_special_tokens: false }).ids);
+        append(ids, hf.encode(normalized.slice(start, end), { add_special_tokens: false }).ids);
         start = end;
       }
       return ids;
     }
-    return this.hf.encode(text, { add_special_tokens: false }).ids;
+    return hf.encode(text, { add_special_tokens: false }).ids;
   }
 
   /**
@@ -226,18 +240,113 @@ export class SieveTokenizer {
    * encoded as text, the dummy prefix only at the start of the whole text
    * (as Hugging Face's SentencePiece-derived tokenizers do).
    */
-  private encodeParsingSpecials(text: string): number[] {
+  private encodeParsingSpecials(text: string, spans?: readonly (readonly [number, number])[]): number[] {
     if (!this.normalizer || !this.specialPattern) return this.encodeText(text, true);
     const ids: number[] = [];
     const re = new RegExp(this.specialPattern);
     let segStart = 0;
+    let k = 0;
+    // A segment holding a special written inside a message's content is
+    // encoded by a copy of the tokenizer without added tokens: it stays text.
+    let masked = false;
+    const flush = (end: number) => {
+      if (end > segStart) append(ids, this.encodeText(text.slice(segStart, end), segStart === 0, masked ? (this.hfPlain ??= this.buildPlain()) : this.hf));
+      masked = false;
+    };
     for (let m = re.exec(text); m; m = re.exec(text)) {
-      if (m.index > segStart) append(ids, this.encodeText(text.slice(segStart, m.index), segStart === 0));
+      if (spans) {
+        while (k < spans.length && spans[k][1] <= m.index) k++;
+        if (k < spans.length && spans[k][0] < m.index + m[0].length) {
+          masked = true;
+          continue;
+        }
+      }
+      flush(m.index);
       ids.push(this.specialIds.get(m[0])!);
       segStart = m.index + m[0].length;
     }
-    if (segStart < text.length) append(ids, this.encodeText(text.slice(segStart), segStart === 0));
+    flush(text.length);
     return ids;
+  }
+
+
+  /**
+   * Runs a call into the tokenizer library: a failure inside it (a
+   * tokenizer.json it accepted but cannot run) is a TokenizerError, and an id
+   * it produces outside the vocabulary is one too.
+   */
+  private guard(what: string, f: () => number[]): number[] {
+    let ids: number[];
+    try {
+      ids = f();
+    } catch (e) {
+      if (e instanceof TokenizerError) throw e;
+      throw new TokenizerError(`${this.name}: ${what} failed in the tokenizer: ${(e as Error)?.message ?? String(e)}`, { source: this.name });
+    }
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
+        throw new TokenizerError(`${this.name}: ${what} produced token id ${id}, outside the vocabulary [0, ${this.vocabSize}) (the tokenizer file is inconsistent)`, { source: this.name, id });
+      }
+    }
+    return ids;
+  }
+
+  /** Whether `text` contains a special-token string (one that parseSpecial would turn into a special id). */
+  containsSpecial(text: string): boolean {
+    const re = this.specialPattern ?? this.jsonSpecialPattern;
+    if (!re) return false;
+    return new RegExp(re.source, 'u').test(text);
+  }
+
+  /**
+   * Encodes a rendered chat prompt: special-token strings become special ids
+   * only outside `spans` (the messages' contents, sorted, non-overlapping);
+   * inside them they are text. The text is otherwise encoded exactly as
+   * encode(text, { parseSpecial: true }) does it.
+   */
+  encodeMasked(text: string, spans: readonly (readonly [number, number])[]): number[] {
+    return this.guard('encode', () => this.encodeMaskedUnchecked(text, spans));
+  }
+
+  private encodeMaskedUnchecked(text: string, spans: readonly (readonly [number, number])[]): number[] {
+    if (this.normalizer) return this.encodeParsingSpecials(text, spans);
+    const re0 = this.jsonSpecialPattern;
+    if (!re0) return this.encodeText(text, true);
+    const inSpan = (a: number, b: number, k: { i: number }) => {
+      while (k.i < spans.length && spans[k.i][1] <= a) k.i++;
+      return k.i < spans.length && spans[k.i][0] < b;
+    };
+    // The library splits at every added special by itself: when no content holds one, let it.
+    const re = new RegExp(re0);
+    const cursor = { i: 0 };
+    const allowed: [number, number][] = [];
+    let masked = false;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      if (inSpan(m.index, m.index + m[0].length, cursor)) masked = true;
+      else allowed.push([m.index, m.index + m[0].length]);
+    }
+    if (!masked) return this.encodeText(text, true);
+    // Otherwise: the template's specials by id, the text between them by a
+    // copy of the tokenizer that knows no special added tokens.
+    const plain = (this.hfPlain ??= this.buildPlain());
+    const ids: number[] = [];
+    let at = 0;
+    for (const [a, b] of allowed) {
+      if (a > at) append(ids, plain.encode(text.slice(at, a), { add_special_tokens: false }).ids);
+      ids.push(this.hf.token_to_id(text.slice(a, b))!);
+      at = b;
+    }
+    if (at < text.length) append(ids, plain.encode(text.slice(at), { add_special_tokens: false }).ids);
+    return ids;
+  }
+
+  /** The tokenizer without special added tokens (SentencePiece: without user-defined symbols). */
+  private buildPlain(): HfTokenizer {
+    const keep = (t: { special: boolean }) => !this.normalizer && !t.special;
+    const json = { ...this.json, added_tokens: this.json.added_tokens.filter(keep) };
+    const hf = new HfTokenizer(json, { clean_up_tokenization_spaces: false, ...this.config });
+    this.applySameScoreRanks(this.json, hf);
+    return hf;
   }
 
   /** Ids -> text. */
@@ -246,7 +355,13 @@ export class SieveTokenizer {
     const parts: string[] = [];
     let run: number[] = [];
     const flushRun = () => {
-      if (run.length) parts.push(this.hf.decode(run, { skip_special_tokens: false, clean_up_tokenization_spaces: false }));
+      if (run.length) {
+        try {
+          parts.push(this.hf.decode(run, { skip_special_tokens: false, clean_up_tokenization_spaces: false }));
+        } catch (e) {
+          throw new TokenizerError(`${this.name}: decode failed in the tokenizer: ${(e as Error)?.message ?? String(e)}`, { source: this.name });
+        }
+      }
       run = [];
     };
     for (const id of ids) {
@@ -268,6 +383,12 @@ export class SieveTokenizer {
   streamDecoder(opts: DecodeOptions = {}): StreamDecoder {
     return createStreamDecoder((ids) => this.decode(ids, opts));
   }
+}
+
+/** Literal strings as one global regex, longest first. */
+function alternation(strings: string[]): RegExp {
+  const alternatives = strings.slice().sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(alternatives.join('|'), 'gu');
 }
 
 /** Appends without spreading (a spread of 100k+ ids would overflow the call stack). */

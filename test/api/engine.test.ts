@@ -151,13 +151,14 @@ describe('generate on stories260k', () => {
   });
 
   it('sieve serve on the real model: streamed and not, over 127.0.0.1', async () => {
+    const JSON_TYPE = { 'content-type': 'application/json' }; // the server refuses other body types (CSRF)
     const srv = await startServer(eng, { port: 0 });
     try {
       const body = { messages: [{ role: 'user', content: 'Lily' }], max_tokens: 4, temperature: 0 };
-      const plain = await (await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify(body) })).json();
+      const plain = await (await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify(body) })).json();
       expect(plain.choices[0].finish_reason).toBe('length');
       expect(plain.usage.completion_tokens).toBe(4);
-      const sse = await (await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ ...body, stream: true }) })).text();
+      const sse = await (await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ ...body, stream: true }) })).text();
       const events = sse.trim().split('\n\n');
       expect(events.at(-1)).toBe('data: [DONE]');
       const text = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)).choices[0].delta.content ?? '').join('');
@@ -226,6 +227,22 @@ describe('lifecycle', () => {
       const leaked = [...ctx.allocations.keys()].filter((b) => !before.has(b));
       expect(leaked.map((b) => b.label)).toEqual([]);
     }
+  });
+
+  it('unload() ends a generation held paused between chunks instead of waiting; queued ones fail (issue 20)', async () => {
+    const before = new Set(ctx.allocations.keys());
+    const e = await loadModel(STORIES, { gpu: ctx, weights: 'f32', kvDtype: 'f32', contextLength: 64 });
+    const paused = e.generate({ ids: [1] }, { temperature: 0, maxTokens: 50 });
+    expect((await paused.next()).done).toBe(false);
+    const queued = e.generate({ ids: [1] }, { temperature: 0, maxTokens: 5 });
+    const queuedNext = queued.next();
+    // Before: unload() waited for the paused holder's lock forever.
+    const outcome = await Promise.race([e.unload().then(() => 'unloaded'), new Promise((r) => setTimeout(() => r('timeout'), 20_000))]);
+    expect(outcome).toBe('unloaded');
+    expect(await paused.next()).toEqual({ done: true, value: undefined });
+    await expect(queuedNext).rejects.toThrow(/unloaded/);
+    const leaked = [...ctx.allocations.keys()].filter((b) => !before.has(b));
+    expect(leaked.map((b) => b.label)).toEqual([]);
   });
 
   it('device loss gives DeviceLostError; a new loadModel works afterwards', async () => {

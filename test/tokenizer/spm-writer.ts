@@ -9,7 +9,7 @@ export interface ModelSpecSpm {
   modelType?: number; // 1 unigram, 2 bpe
   byteFallback?: boolean;
   unkId?: number; bosId?: number; eosId?: number; padId?: number;
-  normalizer?: { name?: string; addDummyPrefix?: boolean; removeExtraWhitespaces?: boolean; escapeWhitespaces?: boolean };
+  normalizer?: { name?: string; addDummyPrefix?: boolean; removeExtraWhitespaces?: boolean; escapeWhitespaces?: boolean; precompiledCharsmap?: Uint8Array };
 }
 
 class Writer {
@@ -36,7 +36,7 @@ class Writer {
     new DataView(b.buffer).setFloat32(0, v, true);
     this.bytes.push(...b);
   }
-  bytesField(num: number, b: Uint8Array | number[]): void { this.key(num, 2); this.varint(b.length); this.bytes.push(...b); }
+  bytesField(num: number, b: Uint8Array | number[]): void { this.key(num, 2); this.varint(b.length); for (const x of b) this.bytes.push(x); }
   string(num: number, s: string): void { this.bytesField(num, new TextEncoder().encode(s)); }
   message(num: number, w: Writer): void { this.bytesField(num, w.bytes); }
 }
@@ -62,6 +62,7 @@ export function writeModelProto(spec: ModelSpecSpm): Uint8Array {
   const n = new Writer();
   const ns = spec.normalizer ?? {};
   n.string(1, ns.name ?? 'identity');
+  if (ns.precompiledCharsmap) n.bytesField(2, ns.precompiledCharsmap);
   n.bool(3, ns.addDummyPrefix ?? true);
   n.bool(4, ns.removeExtraWhitespaces ?? true);
   n.bool(5, ns.escapeWhitespaces ?? true);

@@ -3,7 +3,6 @@
  * tensors from a safetensors file: q (Hq, S, D), k and v (Hkv, S, D), F32,
  * RoPE already applied. Writes o (Hq, S, D) F32 and prints per-head stats as JSON.
  */
-import { parseArgs } from 'node:util';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { getGpu } from '../../gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../gpu/buffers.ts';
@@ -13,6 +12,7 @@ import { writeSafetensors } from '../../loader/safetensors-write.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions } from '../../engine/types.ts';
 import { PrefillAttention, resolveAttentionOptions } from '../../attention/index.ts';
 import type { Command } from '../util.ts';
+import type { OptionSpecs } from '../options.ts';
 import { selectionFlag } from './engine-options.ts';
 
 function readTensors(file: string): Record<string, { shape: number[]; data: Float32Array }> {
@@ -39,19 +39,28 @@ function num(name: string, v: string | undefined): number | undefined {
   return x;
 }
 
+const ATTENTION_OPTIONS: OptionSpecs = {
+  in: { type: 'string', value: 'FILE', required: true, group: 'File', help: 'safetensors file with q, k, v (F32)' },
+  out: { type: 'string', value: 'FILE', required: true, group: 'File', help: 'where to write o (F32)' },
+  mode: { type: 'string', value: 'MODE', default: 'sample', group: 'Attention', help: 'sample (SampleAttention) or dense' },
+  alpha: { type: 'string', value: 'A', default: String(DEFAULT_ATTENTION.alpha), shownOnly: true, group: 'Attention', help: 'attention mass each head\'s selection must cover' },
+  window: { type: 'string', value: 'R', default: String(DEFAULT_ATTENTION.windowRatio), shownOnly: true, group: 'Attention', help: 'local window as a fraction of S' },
+  rows: { type: 'string', value: 'R', default: String(DEFAULT_ATTENTION.sampleRatio), shownOnly: true, group: 'Attention', help: 'sampled query rows as a fraction of S' },
+  'min-rows': { type: 'string', value: 'N', default: String(DEFAULT_ATTENTION.minSampleRows), shownOnly: true, group: 'Attention', help: 'sampled query rows at least' },
+  'min-len': { type: 'string', value: 'N', default: '0', shownOnly: true, group: 'Attention', help: 'S from which attention runs sparse (0: always)' },
+  block: { type: 'string', value: 'N', default: String(DEFAULT_ATTENTION.sampleBlock), shownOnly: true, group: 'Attention', help: 'sampled rows per block' },
+  selection: { type: 'string', value: 'RULE', default: DEFAULT_ATTENTION.selection, shownOnly: true, group: 'Attention', help: 'column selection: auto, group, topup, head' },
+};
+
 export const attention: Command = {
   name: 'attention',
   summary: 'run dense or SampleAttention prefill attention on q/k/v tensors and print per-head stats',
-  usage: 'sieve attention --in QKV.safetensors --out O.safetensors [--mode dense|sample] [--alpha A] [--window R] [--rows R] [--min-rows N] [--min-len N] [--block N] [--selection auto|group|topup|head]',
-  async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        in: { type: 'string' }, out: { type: 'string' }, mode: { type: 'string' }, alpha: { type: 'string' },
-        window: { type: 'string' }, rows: { type: 'string' }, 'min-rows': { type: 'string' }, 'min-len': { type: 'string' },
-        block: { type: 'string' }, selection: { type: 'string' },
-      },
-    });
+  usage: 'sieve attention --in QKV.safetensors --out O.safetensors [options]',
+  description: 'Causal prefill attention (dense or SampleAttention) on q [Hq, S, D], k and v [Hkv, S, D] (F32, ' +
+    'RoPE applied) from a safetensors file; writes o [Hq, S, D] and prints per-head stats as JSON.',
+  options: ATTENTION_OPTIONS,
+  async run(_argv, v) {
+    const values = v as Record<string, string | undefined>;
     if (!values.in) throw new InvalidOptionError('--in', 'required: a safetensors file with q [Hq, S, D], k and v [Hkv, S, D] (F32)');
     if (!values.out) throw new InvalidOptionError('--out', 'required: where to write o [Hq, S, D] (F32)');
     const mode = values.mode ?? 'sample';

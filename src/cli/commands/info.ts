@@ -1,5 +1,4 @@
 /** `sieve info [--json]`: the WebGPU adapter, its limits and optional features. */
-import { parseArgs } from 'node:util';
 import { getGpu, OPTIONAL_FEATURES } from '../../gpu/device.ts';
 import { table, type Command } from '../util.ts';
 
@@ -7,8 +6,10 @@ export const info: Command = {
   name: 'info',
   summary: 'print the WebGPU adapter, limits and features',
   usage: 'sieve info [--json]',
-  async run(argv) {
-    const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean' } } });
+  description: 'Print the WebGPU adapter (Dawn in Node: a GPU\'s Vulkan driver, else SwiftShader on the CPU), ' +
+    'its limits and the optional features the runtime uses.',
+  options: { json: { type: 'boolean', help: 'print JSON instead of tables' } },
+  async run(_argv, values) {
     const ctx = await getGpu();
     const out = {
       adapter: ctx.info,

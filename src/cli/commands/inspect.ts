@@ -4,7 +4,6 @@
  * checkpoint folder (reads config.json and the safetensors headers only).
  * A broken checkpoint exits 1 with one line naming the file and the fault.
  */
-import { parseArgs } from 'node:util';
 import { InvalidOptionError, SieveError } from '../../errors.ts';
 import { getGpu } from '../../gpu/device.ts';
 import { openSource } from '../../loader/sources.ts';
@@ -34,18 +33,24 @@ function intOpt(name: string, v: string | undefined): number | undefined {
 export const inspect: Command = {
   name: 'inspect',
   summary: 'print a checkpoint\'s family, dimensions, tensors and memory plan',
-  usage: 'sieve inspect --model DIR [--context N] [--weights f16|q8|q4|f32] [--budget MB] [--json]',
-  async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' }, context: { type: 'string' }, weights: { type: 'string' }, group: { type: 'string' },
-        budget: { type: 'string' }, json: { type: 'boolean' }, 'no-gpu': { type: 'boolean' },
-      },
-    });
+  usage: 'sieve inspect --model DIR|URL [options]',
+  description: 'Print a checkpoint\'s family, dimensions, tensors and the memory plan of loading it (reads ' +
+    'config.json and the tensor headers only). A broken checkpoint exits 1 with one line naming the file and the fault.',
+  options: {
+    model: { type: 'string', value: 'DIR|URL', group: 'Model', help: 'checkpoint folder, or an http(s) URL of one (required)' },
+    weights: { type: 'string', value: 'FMT', default: 'auto', shownOnly: true, group: 'Model', help: 'weight format to plan for: auto (f16), f32, f16, q8, q4' },
+    group: { type: 'string', value: 'N', default: '32', shownOnly: true, group: 'Model', help: 'q8/q4 quantization group size' },
+    context: { type: 'string', value: 'N', default: 'min(model, 4096)', shownOnly: true, group: 'Model', help: 'KV cache positions to plan for' },
+    budget: { type: 'string', value: 'MB', group: 'Plan', help: 'fail the plan above this many MiB' },
+    'no-gpu': { type: 'boolean', group: 'Plan', help: 'plan against WebGPU\'s default limits instead of the adapter\'s' },
+    json: { type: 'boolean', group: 'Plan', help: 'print JSON instead of tables' },
+  },
+  async run(_argv, v) {
+    const values = v as Record<string, string | undefined> & { json?: boolean; 'no-gpu'?: boolean };
     if (!values.model) throw new InvalidOptionError('model', 'is required: a checkpoint folder (config.json + safetensors)');
-    const format = (values.weights ?? 'f16') as LoadFormat;
-    if (!['f16', 'q8', 'q4', 'f32'].includes(format)) throw new InvalidOptionError('weights', `expected f16, q8, q4 or f32, got '${values.weights}'`);
+    const weights = values.weights ?? 'auto';
+    if (!['auto', 'f32', 'f16', 'q8', 'q4'].includes(weights)) throw new InvalidOptionError('weights', `expected auto, f32, f16, q8 or q4, got '${values.weights}'`);
+    const format = (weights === 'auto' ? 'f16' : weights) as LoadFormat; // auto loads f16 when it fits
     const contextLength = intOpt('context', values.context);
     const groupSize = intOpt('group', values.group);
     const budgetMb = intOpt('budget', values.budget);

@@ -4,7 +4,6 @@
  * ChatGLM2's [gMASK] sop); --chat formats the text as one user turn (with the
  * model's chat format, which adds its own prefix) before encoding.
  */
-import { parseArgs } from 'node:util';
 import { InvalidOptionError } from '../../errors.ts';
 import { nodeSource } from '../../loader/sources.ts';
 import { loadTokenizer, type ChatMessage, type TokenizerFamily } from '../../tokenizer/index.ts';
@@ -15,15 +14,18 @@ const FAMILIES = ['chatglm2', 'internlm2', 'generic'];
 export const tokenize: Command = {
   name: 'tokenize',
   summary: 'print the token ids of a text (or of a one-turn chat) as JSON',
-  usage: 'sieve tokenize --model DIR --text "..." [--bos] [--chat] [--system S] [--family chatglm2|internlm2|generic]',
-  async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        model: { type: 'string' }, text: { type: 'string' }, bos: { type: 'boolean' }, chat: { type: 'boolean' },
-        system: { type: 'string' }, family: { type: 'string' },
-      },
-    });
+  usage: 'sieve tokenize --model DIR --text TEXT [options]',
+  description: 'Print the token ids of a text as a JSON array (or of the text as one user turn in the model\'s chat format, with --chat).',
+  options: {
+    model: { type: 'string', value: 'DIR', required: true, group: 'Model', help: 'folder with tokenizer.json or tokenizer.model' },
+    text: { type: 'string', value: 'TEXT', required: true, group: 'Tokenize', help: 'the text to encode' },
+    bos: { type: 'boolean', group: 'Tokenize', help: 'add the leading specials (BOS, or ChatGLM2\'s [gMASK] sop)' },
+    chat: { type: 'boolean', group: 'Tokenize', help: 'format the text as one user turn of the chat format first' },
+    system: { type: 'string', value: 'TEXT', group: 'Tokenize', help: 'system prompt (with --chat)' },
+    family: { type: 'string', value: 'NAME', default: 'from config.json', shownOnly: true, group: 'Tokenize', help: 'tokenizer family: chatglm2, internlm2, generic' },
+  },
+  async run(_argv, v) {
+    const values = v as Record<string, string | undefined> & { bos?: boolean; chat?: boolean };
     if (!values.model) throw new InvalidOptionError('--model', 'give the checkpoint folder (with tokenizer.json or tokenizer.model)');
     if (values.text === undefined) throw new InvalidOptionError('--text', 'give the text to tokenize');
     if (values.family !== undefined && !FAMILIES.includes(values.family)) {

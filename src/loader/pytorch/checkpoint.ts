@@ -13,6 +13,7 @@
  * exactly numel x element bytes of its declared type; tensors must be
  * contiguous views inside their storage.
  */
+import { unsafePathReason } from '../paths.ts';
 import { MissingFileError, ModelFormatError } from '../../errors.ts';
 import type { Checkpoint } from '../safetensors.ts';
 import type { FileSource, TensorEntry } from '../source.ts';
@@ -62,6 +63,10 @@ export async function readPytorchBin(source: FileSource, file: string): Promise<
   }
   const offsets = await storedDataOffsets(source, zip, [...state.storages.values()].map((s) => storageEntry(s.key)));
 
+  const storageOf = (key: string, byteLength: number): Pick<TensorEntry, 'storage'> => {
+    const crc = zip.entries.get(storageEntry(key))?.crc32;
+    return typeof crc === 'number' ? { storage: { entry: storageEntry(key), offset: offsets.get(storageEntry(key))!, byteLength, crc32: crc } } : {};
+  };
   const entries: TensorEntry[] = state.tensors.map(({ name, tensor }) => {
     const s = tensor.storage;
     const numel = tensor.shape.reduce((a, b) => a * b, 1);
@@ -72,6 +77,7 @@ export async function readPytorchBin(source: FileSource, file: string): Promise<
       file,
       offset: offsets.get(storageEntry(s.key))! + tensor.offset * s.itemBytes,
       byteLength: numel * s.itemBytes,
+      ...storageOf(s.key, s.numel * s.itemBytes),
     };
   });
   entries.sort((a, b) => a.offset - b.offset);
@@ -103,8 +109,10 @@ export async function readPytorchCheckpoint(source: FileSource): Promise<Pytorch
   const wanted = new Map<string, string>();
   const files: string[] = [];
   for (const [tensor, f] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof f !== 'string' || !f || f.includes('..') || f.startsWith('/')) {
-      throw new ModelFormatError(PT_INDEX_FILE, `weight_map['${tensor}'] is not a file name in the folder: ${JSON.stringify(f)}`);
+    const unsafe = unsafePathReason(f);
+    if (unsafe !== undefined || typeof f !== 'string') {
+      const shown = typeof f === 'string' ? JSON.stringify(f.slice(0, 200)) : String(f);
+      throw new ModelFormatError(PT_INDEX_FILE, `weight_map['${tensor}'] is not a file name in the folder: ${shown} (it has ${unsafe})`, { tensor });
     }
     wanted.set(tensor, f);
     if (!files.includes(f)) files.push(f);

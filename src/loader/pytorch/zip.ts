@@ -28,6 +28,15 @@ const COALESCE_GAP_BYTES = 16 * 1024;
 /** Bytes read past a local header's name for its extra field (torch pads to 64). */
 const HEADER_SLACK_BYTES = 128;
 const LOCAL_HEADER_SIG = 0x04034b50;
+/**
+ * Entries one archive may hold: torch.save writes one per storage plus a few
+ * (a sharded 70B checkpoint has hundreds per file). zip.js keeps several KiB
+ * per entry, so the count is checked in the end-of-central-directory record
+ * before it parses anything.
+ */
+export const MAX_ZIP_ENTRIES = 100_000;
+/** Central directory bytes at most (46 bytes + name per entry; torch names are short). */
+export const MAX_CENTRAL_DIRECTORY_BYTES = 64 * 1024 * 1024;
 
 /** zip.js Reader over one file of a FileSource (reads are clamped to the file). */
 class SourceReader extends Reader<null> {
@@ -57,6 +66,7 @@ export async function openZip(source: FileSource, file: string): Promise<ZipArch
   if (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) {
     throw new ModelFormatError(file, 'is a bare pickle (the legacy torch.save format before PyTorch 1.6), not a zip archive; re-save it with a recent PyTorch or convert it to safetensors');
   }
+  await checkEntryCount(source, file, fileBytes);
   let list: Entry[];
   try {
     const reader = new ZipReader(new SourceReader(source, file, fileBytes), { useWebWorkers: false });
@@ -71,6 +81,57 @@ export async function openZip(source: FileSource, file: string): Promise<ZipArch
     entries.set(e.filename, e as FileEntry);
   }
   return { file, fileBytes, entries };
+}
+
+/**
+ * Reads the entry count and central directory size from the end of central
+ * directory record (zip64 when the classic fields are saturated) and refuses
+ * archives past MAX_ZIP_ENTRIES or MAX_CENTRAL_DIRECTORY_BYTES. When no record
+ * is found, zip.js reports the archive as unreadable.
+ */
+async function checkEntryCount(source: FileSource, file: string, fileBytes: number): Promise<void> {
+  const tailLen = Math.min(fileBytes, 22 + 0xffff);
+  const tail = await source.read(file, fileBytes - tailLen, tailLen);
+  const dv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
+  let at = -1;
+  for (let i = tailLen - 22; i >= 0; i--) {
+    if (dv.getUint32(i, true) === 0x06054b50) { at = i; break; }
+  }
+  if (at < 0) return;
+  let count = dv.getUint16(at + 10, true);
+  let cdBytes = dv.getUint32(at + 12, true);
+  let cdOffset = dv.getUint32(at + 16, true);
+  if ((count === 0xffff || cdBytes === 0xffffffff || cdOffset === 0xffffffff) && at >= 20 && dv.getUint32(at - 20, true) === 0x07064b50) {
+    const z64At = Number(dv.getBigUint64(at - 20 + 8, true));
+    if (Number.isSafeInteger(z64At) && z64At + 56 <= fileBytes) {
+      const z = await source.read(file, z64At, 56);
+      const zdv = new DataView(z.buffer, z.byteOffset, 56);
+      if (zdv.getUint32(0, true) === 0x06064b50) {
+        count = Number(zdv.getBigUint64(32, true));
+        cdBytes = Number(zdv.getBigUint64(40, true));
+        cdOffset = Number(zdv.getBigUint64(48, true));
+      }
+    }
+  }
+  const tooMany = (n: number, exact: boolean) => new ModelFormatError(
+    file,
+    `zip archive has ${exact ? '' : 'more than '}${n} entries, above the limit of ${MAX_ZIP_ENTRIES}`,
+    { entries: n, limit: MAX_ZIP_ENTRIES },
+  );
+  if (count > MAX_ZIP_ENTRIES) throw tooMany(count, true);
+  if (cdBytes > MAX_CENTRAL_DIRECTORY_BYTES) {
+    throw new ModelFormatError(file, `zip central directory of ${cdBytes} bytes is above the limit of ${MAX_CENTRAL_DIRECTORY_BYTES} bytes`, { bytes: cdBytes, limit: MAX_CENTRAL_DIRECTORY_BYTES });
+  }
+  // The 16-bit count wraps (and zip.js recovers wrapped counts by walking the
+  // directory): count the directory's headers too, without allocating per entry.
+  if (!Number.isSafeInteger(cdOffset) || cdOffset + cdBytes > fileBytes || cdBytes < 46) return;
+  const cd = await source.read(file, cdOffset, cdBytes);
+  const cdv = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
+  let n = 0;
+  for (let o = 0; o + 46 <= cd.byteLength && cdv.getUint32(o, true) === 0x02014b50;) {
+    if (++n > MAX_ZIP_ENTRIES) throw tooMany(MAX_ZIP_ENTRIES, false);
+    o += 46 + cdv.getUint16(o + 28, true) + cdv.getUint16(o + 30, true) + cdv.getUint16(o + 32, true);
+  }
 }
 
 /** Extracts a small entry whole (data.pkl, byteorder), via zip.js (stored or deflated). */
