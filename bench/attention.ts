@@ -4,24 +4,15 @@
  * heavy-tailed per-key salience and a length-stable background share),
  * structured-flat (the older 'planted': its thin background grows with S) and
  * unstructured (random) Q/K/V, with the split per phase (sampling, selection,
- * sparse, window; the K/V gather is fused into the sparse pass's tile loads).
+ * sparse; the K/V gather is fused into the sparse pass's tile loads).
  *   npm run bench -- bench/attention.ts [--sizes 4096,8192] [--alphas 0.95,0.8]
  *     [--inputs structured,structured-flat,random] [--heads 32] [--kv-heads 8] [--dim 128]
- *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xRS[xPF]]][,...]] [--modes dense] [--check] [--json FILE]
- *     [--sparse-pass fused,split] [--fallback A] [--fused-variant a,b] [--selection group,head] [--dense-map group,head]
- *     [--sampling tiled|flash] [--sampling-tile rows=BSxBTxRXxRYxDK,cols=BSxBTxRXxRYxDK]
- *     [--sampling-variants tiled,tr,tiled:tr=cols,...] [--sample-only]
- * --sampling-variants sweeps the sampling kernels (bench/sampling.ts variant names, e.g. 'tiled' = the
- * default 'kv' kernels, 'tr' = the GEMM-shaped kernels/sample_scores_tr.wgsl for both passes,
- * 'tiled:tr=cols', 'tr:rows=128x64x8x8x16'); the sample rows gain '/VARIANT' (dense runs once).
+ *     [--chunk 32768] [--iters N] [--tile QRxTPRxBC[xRPT[xPF]][,...]] [--modes dense] [--check] [--json FILE]
+ *     [--fallback A] [--selection auto,group,topup,head] [--sample-only]
  * --sample-only skips the dense runs (speedup and TFLOP/s then read '-'); for quick sweeps at 128K
  * where one dense iteration takes ~5 s.
- * --dense-map group,head also times dense with AttentionOptions.denseMap 'head' (one query head per
- * workgroup; mode 'dense/head'; speedups stay relative to the first).
- * --fused-variant sweeps AttentionOptions.fusedVariant (the fused pass's code, 'b' default), --selection
- * AttentionOptions.selection (per KV group default, or per head); with several, the mode gains '/b', '/head'.
- * --sparse-pass sweeps AttentionOptions.sparsePass (mode column 'sample:fused' / 'sample:split';
- * 'window ms' is the split path's window pass); --fallback A[,B...] sweeps denseFallbackArea (1: never; with several, the mode reads 'sample:fused@A').
+ * --selection sweeps AttentionOptions.selection (default 'auto'); with several, the mode gains '/head' etc.
+ * --fallback A[,B...] sweeps denseFallbackArea (1: never; with several, the mode reads 'sample@A').
  * GPU machine: npm run gpu:bundle -- bench/attention.ts, then
  *   node .gpu/attention.mjs --json $OUT/attention.json
  * --check compares 8 rows of the dense output (every head) with an f64 CPU reference.
@@ -38,22 +29,15 @@ import { PrefillAttention } from '../src/attention/index.ts';
 import { syntheticQkv } from './synthetic/qkv.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
-import { parseSamplingVariant, type SamplingKernel, type SamplingOptions } from '../kernels/sample_attention.ts';
-import { parseScoreTiles } from '../kernels/sample_scores.ts';
 
 const args = benchArgs({
   sizes: { type: 'string' }, alphas: { type: 'string' }, inputs: { type: 'string' }, heads: { type: 'string' },
   'kv-heads': { type: 'string' }, dim: { type: 'string' }, chunk: { type: 'string' }, iters: { type: 'string' },
   tile: { type: 'string' }, modes: { type: 'string' }, check: { type: 'boolean' },
-  'sparse-pass': { type: 'string' }, fallback: { type: 'string' },
-  'fused-variant': { type: 'string' }, selection: { type: 'string' }, 'dense-map': { type: 'string' },
-  sampling: { type: 'string' }, 'sampling-tile': { type: 'string' }, 'sampling-variants': { type: 'string' }, 'sample-only': { type: 'boolean' },
+  fallback: { type: 'string' }, selection: { type: 'string' }, 'sample-only': { type: 'boolean' },
 });
-const sparsePasses = String(args['sparse-pass'] ?? DEFAULT_ATTENTION.sparsePass).split(',') as ('fused' | 'split')[];
 const fallbacks = String(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea).split(',').map(Number);
-const fusedVariants = String(args['fused-variant'] ?? DEFAULT_ATTENTION.fusedVariant).split(',') as ('a' | 'b')[];
 const selections = String(args.selection ?? DEFAULT_ATTENTION.selection).split(',') as ('auto' | 'group' | 'topup' | 'head')[];
-const denseMaps = String(args['dense-map'] ?? DEFAULT_ATTENTION.denseMap).split(',') as ('group' | 'head')[];
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
 const sizes = String(args.sizes ?? (soft ? '256,512' : '4096,8192,16384,32768,65536,131072')).split(',').map(Number);
@@ -66,29 +50,22 @@ const nKvHeads = Number(args['kv-heads'] ?? (soft ? 2 : 8));
 const headDim = Number(args.dim ?? (soft ? 64 : 128));
 const group = nHeads / nKvHeads;
 const chunkRows = Number(args.chunk ?? 32768);
-// --tile QRxTPRxBC[xRPT[xRS]] forces the flash tile (e.g. 64x4x32, 128x4x32x2, 64x8x16x2x0 without
-// the reduce-scatter); --modes dense skips the sparse runs.
-// Several comma-separated tiles run one after the other (mode column 'dense QRxTPRx...'); PF 1
-// prefetches the next K/V tile into registers (e.g. 128x8x8x4x0x1).
+// --tile QRxTPRxBC[xRPT[xPF]] forces the flash tile (e.g. 64x4x32, 128x4x32x2); --modes dense skips
+// the sparse runs. Several comma-separated tiles run one after the other (mode column
+// 'dense QRxTPRx...'); PF 1 prefetches the next K/V tile into registers (e.g. 128x8x8x4x1).
 const tileNames = args.tile ? String(args.tile).split(',') : [undefined];
-// --sampling picks the sampling-phase kernels (tiled default, flash = the older shuffle kernels); --sampling-tile their tiles (bench/sampling.ts sweeps them alone).
-const sampling = { kernel: String(args.sampling ?? 'tiled') as SamplingKernel, ...parseScoreTiles(args['sampling-tile'] as string | undefined) };
-// --sampling-variants: one PrefillAttention per variant (the first also runs dense).
-const samplingVariants: { name: string; opts: SamplingOptions }[] = args['sampling-variants']
-  ? String(args['sampling-variants']).split(',').map((name) => ({ name, opts: parseSamplingVariant(name) }))
-  : [{ name: '', opts: sampling }];
 const sampleOnly = Boolean(args['sample-only']);
 const tiles = tileNames.map((name) => {
   if (!name) return undefined;
   const t = name.split('x').map(Number);
-  return { qr: t[0], tpr: t[1], bc: t[2], rpt: t[3] ?? 1, rs: t[4] === undefined ? undefined : t[4] === 1, pf: t[5] === undefined ? undefined : t[5] === 1 };
+  return { qr: t[0], tpr: t[1], bc: t[2], rpt: t[3] ?? 1, pf: t[4] === undefined ? undefined : t[4] === 1 };
 });
 const denseOnly = String(args.modes ?? 'dense,sample') === 'dense';
 
 const rows: (string | number)[][] = [];
 const results: unknown[] = [];
 let source = 'wall';
-const PHASES = ['sampling', 'selection', 'sparse', 'window'] as const;
+const PHASES = ['sampling', 'selection', 'sparse'] as const;
 
 for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
   const tileTag = tiles.length > 1 ? ` ${tileNames[ti]}` : '';
@@ -97,13 +74,7 @@ for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
   for (let pos = 0; pos < seqLen; pos += maxRows) chunks.push({ pos, rows: Math.min(maxRows, seqLen - pos) });
   const iters = Number(args.iters ?? (seqLen >= 65536 ? 1 : 3));
   const prefillDims = { nHeads, nKvHeads, headDim, kvDtype: 'f32' as const, capacity: seqLen, maxRows };
-  const attn = await PrefillAttention.create(ctx, prefillDims, { tile, sparse: !denseOnly, sampling: samplingVariants[0].opts });
-  // The other sampling variants' ops (made on first use, destroyed with attn).
-  const variantAttns = new Map<number, PrefillAttention>([[0, attn]]);
-  const attnOf = async (vi: number) => {
-    if (!variantAttns.has(vi)) variantAttns.set(vi, await PrefillAttention.create(ctx, prefillDims, { tile, sparse: true, sampling: samplingVariants[vi].opts }));
-    return variantAttns.get(vi)!;
-  };
+  const attn = await PrefillAttention.create(ctx, prefillDims, { tile, sparse: !denseOnly });
   for (const input of inputs) {
     const gen = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim, kind: INPUT_KINDS[input], seed: 5, needle: Math.floor(seqLen * 0.3) });
     const k = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_k'); // (nKvHeads, seqLen, headDim)
@@ -147,41 +118,26 @@ for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
     let causal = 0;
     for (let i = 0; i < seqLen; i++) causal += i + 1;
     const flops = 4 * headDim * nHeads * causal;
-    const dense = sampleOnly ? undefined : await run({ ...DEFAULT_ATTENTION, attention: 'dense', denseMap: denseMaps[0] });
+    const dense = sampleOnly ? undefined : await run({ ...DEFAULT_ATTENTION, attention: 'dense' });
     const speedup = (ms: number) => (dense ? (dense.ms / ms).toFixed(2) : '-');
     // --check: 8 rows of the last chunk's dense output (every head) against an f64 CPU softmax.
     const checkErr = args.check && dense ? await checkRows(out, chunks[chunks.length - 1], gen, rowW) : undefined;
     if (checkErr !== undefined) console.log(`check S=${seqLen} ${input}: dense max abs error over 8 rows ${checkErr.toExponential(2)}`);
     if (dense) {
       const tflops = flops / (dense.ms * 1e-3) / 1e12;
-      rows.push([seqLen, input, `dense${tileTag}`, '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-', '-']);
-      results.push({ seqLen, input, mode: 'dense', denseMap: denseMaps[0], nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
+      rows.push([seqLen, input, `dense${tileTag}`, '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-']);
+      results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
     }
-    for (const denseMap of sampleOnly ? [] : denseMaps.slice(1)) {
-      const dm = await run({ ...DEFAULT_ATTENTION, attention: 'dense', denseMap });
-      const tf = flops / (dm.ms * 1e-3) / 1e12;
-      rows.push([seqLen, input, `dense/${denseMap}${tileTag}`, '-', dm.ms.toFixed(2), speedup(dm.ms), tf.toFixed(2), '1.000', '-', '-', '-', '-']);
-      results.push({ seqLen, input, mode: 'dense', denseMap, nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dm, tflops: tf });
-    }
-    for (const alpha of denseOnly ? [] : alphas) for (const sparsePass of sparsePasses) for (const denseFallbackArea of fallbacks)
-    for (const fusedVariant of fusedVariants) for (const selection of selections) for (const [vi, sv] of samplingVariants.entries()) {
-      let op: PrefillAttention;
-      try {
-        op = await attnOf(vi);
-      } catch (e) {
-        // A variant this device cannot run (e.g. select=1024 on a 256-thread adapter): report it, go on.
-        console.log(`S=${seqLen} sampling variant ${sv.name}: ${(e as Error).message}`);
-        continue;
-      }
-      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, sparsePass, denseFallbackArea, fusedVariant, selection }, op);
+    for (const alpha of denseOnly ? [] : alphas) for (const denseFallbackArea of fallbacks) for (const selection of selections) {
+      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, denseFallbackArea, selection });
       const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
-      const tag = `${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}${fusedVariants.length > 1 ? `/${fusedVariant}` : ''}${selections.length > 1 ? `/${selection}` : ''}${samplingVariants.length > 1 ? `/${sv.name}` : ''}`;
-      rows.push([seqLen, input, `sample:${sparsePass}${tag}${tileTag}`, alpha, s.ms.toFixed(2), speedup(s.ms), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
-      results.push({ seqLen, input, mode: 'sample', tile: attn.tilePlan, sampling: sv.opts, samplingVariant: sv.name || undefined, sparsePass, denseFallbackArea, fusedVariant, selection, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense ? dense.ms / s.ms : undefined });
+      const tag = `${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}${selections.length > 1 ? `/${selection}` : ''}`;
+      rows.push([seqLen, input, `sample${tag}${tileTag}`, alpha, s.ms.toFixed(2), speedup(s.ms), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
+      results.push({ seqLen, input, mode: 'sample', tile: attn.tilePlan, denseFallbackArea, selection, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense ? dense.ms / s.ms : undefined });
     }
     for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
   }
-  for (const a of variantAttns.values()) a.destroy();
+  attn.destroy();
 }
 
 /** Max abs error of 8 spread rows of `out` (the chunk's dense result) vs an f64 reference (K/V of one group, repeated). */
@@ -216,7 +172,7 @@ async function checkRows(out: GPUBuffer, c: { pos: number; rows: number }, gen: 
 
 finish({
   bench: 'attention', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: source,
-  header: ['S', 'input', 'mode', 'alpha', 'ms', 'speedup', 'TFLOP/s', 'area', 'sampling ms', 'selection ms', 'sparse ms', 'window ms'],
+  header: ['S', 'input', 'mode', 'alpha', 'ms', 'speedup', 'TFLOP/s', 'area', 'sampling ms', 'selection ms', 'sparse ms'],
   rows, results,
 }, args.json);
 ctx.destroy();

@@ -5,20 +5,12 @@
  *   npm run bench -- bench/engine.ts [--json FILE] [--shapes internlm2-1.8b,internlm2-7b]
  *     [--formats f16,q4] [--prompt 4096] [--decode 32] [--chunk 512] [--kv f16] [--attention dense|sample]
  *     [--decode-attn tiled,simple] [--decode-splits 128,32] [--profile] [--no-greedy]
- *     [--decode-variant plain,fused] [--gemv 32x4x4x2,32x4x4x2xs] [--gemv-longk default,128x2x2x2]
- *     [--skip-validation] [--decode-only] [--decode-qg default,1,2] [--decode-sub default,1,4,8]
- *     [--gemv-merge default,32x8x8x1] [--decode-prefetch default,on,off] [--repeat 3]
+ *     [--decode-variant plain,fused]
+ *     [--skip-validation] [--decode-only] [--decode-qg default,1,2] [--repeat 3]
  * Decode sweeps: every combination of --decode-variant (engine decodeVariant:
  * plain = separate norm / RoPE / residual passes, fused = in the projections'
- * epilogues, merged = fused with the attention merge inside the wo projection),
- * --decode-sub (groups of 64 threads per attention split workgroup: splits
- * that many tiles long; default 8 with merged, 1 else), --gemv-merge (the
- * matrix-vector tunables of merged's wo; default = --gemv), --decode-prefetch
- * (the wide attention kernel's V prefetch; 'on' with sub 1 runs the wide kernel
- * with one group), --repeat R (stepped and greedy decode measured R times per
- * configuration, medians in the table, every run in the JSON), --gemv (matrix-vector tunables TKxRPTxNGxUNROLL, suffix xs: x
- * staged in workgroup memory, sg: subgroup reduction) and --gemv-longk (the
- * same for in >= 2 out, the down projection; default = --gemv), --decode-attn
+ * epilogues), --repeat R (stepped and greedy decode measured R times per
+ * configuration, medians in the table, every run in the JSON), --decode-attn
  * --decode-splits and --decode-qg (query heads per decode-attention workgroup)
  * builds one engine on the same weights. --skip-validation:
  * Dawn's skip_validation toggle (Node only), which cuts the CPU cost of
@@ -49,15 +41,13 @@ import { Rng } from '../src/util/rng.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 import { GpuTimer, type PassTiming } from '../src/gpu/timing.ts';
 import { DECODE_VARIANTS, type DecodeVariant } from '../src/engine/engine.ts';
-import { gemvTag, parseGemv } from '../kernels/linear.ts';
 
 const args = benchArgs({
   shapes: { type: 'string' }, formats: { type: 'string' }, prompt: { type: 'string' }, decode: { type: 'string' },
   chunk: { type: 'string' }, kv: { type: 'string' }, attention: { type: 'string' },
   'decode-attn': { type: 'string' }, 'decode-splits': { type: 'string' }, profile: { type: 'boolean' }, 'no-greedy': { type: 'boolean' },
-  'decode-variant': { type: 'string' }, gemv: { type: 'string' }, 'gemv-longk': { type: 'string' },
+  'decode-variant': { type: 'string' },
   'skip-validation': { type: 'boolean' }, 'decode-only': { type: 'boolean' }, 'decode-qg': { type: 'string' },
-  'decode-sub': { type: 'string' }, 'gemv-merge': { type: 'string' }, 'decode-prefetch': { type: 'string' },
   repeat: { type: 'string' },
 });
 const ctx = await getGpu(args['skip-validation'] ? { dawnFlags: ['enable-dawn-features=allow_unsafe_apis,skip_validation'] } : {});
@@ -75,18 +65,10 @@ const splitCaps = String(args['decode-splits'] ?? '128').split(',').map(Number);
 const greedy = !args['no-greedy'];
 const decodeVariants = String(args['decode-variant'] ?? 'fused').split(',') as DecodeVariant[];
 for (const v of decodeVariants) if (!DECODE_VARIANTS.includes(v)) throw new Error(`unknown --decode-variant '${v}' (known: ${DECODE_VARIANTS.join(', ')})`);
-const gemvs = String(args.gemv ?? 'default').split(',').map(parseGemv);
 const qgs = String(args['decode-qg'] ?? 'default').split(',').map((q) => q === 'default' ? undefined : Number(q));
-const gemvLongKs = String(args['gemv-longk'] ?? 'default').split(',').map(parseGemv);
-const subs = String(args['decode-sub'] ?? 'default').split(',').map((q) => q === 'default' ? undefined : Number(q));
-const gemvMerges = String(args['gemv-merge'] ?? 'default').split(',').map(parseGemv);
 const repeat = Number(args.repeat ?? 1);
 if (!(Number.isInteger(repeat) && repeat >= 1)) throw new Error(`--repeat takes a positive integer (got ${args.repeat})`);
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)];
-const prefetches = String(args['decode-prefetch'] ?? 'default').split(',').map((v) => {
-  if (v !== 'default' && v !== 'on' && v !== 'off') throw new Error(`--decode-prefetch takes default, on, off (got '${v}')`);
-  return v === 'default' ? undefined : v === 'on';
-});
 
 // Round trip of the queue with nothing to do (what each awaited submit/map pays at least).
 const tEmpty = performance.now();
@@ -119,17 +101,13 @@ for (const name of shapes) {
     let weightBytes = 0;
     for (const w of weights.values()) for (const p of w.parts) weightBytes += p.data.size + (p.scales?.size ?? 0);
     for (const decodeAttn of decodeAttns) for (const decodeSplits of splitCaps) for (const decodeVariant of decodeVariants)
-    for (const gemv of gemvs) for (const gemvLongK of gemvLongKs) for (const decodeQg of qgs) for (const decodeSub of subs) for (const decodePrefetchV of prefetches)
-    for (const gemvMerge of decodeVariant === 'merged' ? gemvMerges : [undefined]) {
-    const variant = `${decodeVariant} gemv ${gemvTag(gemv)}${gemvLongK ? ` longk ${gemvTag(gemvLongK)}` : ''}${decodeQg ? ` qg ${decodeQg}` : ''}` +
-      `${decodeSub ? ` sub ${decodeSub}` : ''}${decodePrefetchV === undefined ? '' : ` pv ${decodePrefetchV ? 'on' : 'off'}`}${gemvMerge ? ` wo ${gemvTag(gemvMerge)}` : ''}`;
+    for (const decodeQg of qgs) {
+    const variant = `${decodeVariant}${decodeQg ? ` qg ${decodeQg}` : ''}`;
     const engine = await createEngine(ctx, {
       spec, weights, contextLength: promptLen + decodeSteps + 1, kvDtype, prefillChunk: chunk, attention: { attention },
-      decodeAttention: decodeAttn, decodeSplits, decodeQg, decodeSub, decodePrefetchV, ownsWeights: false, decodeVariant,
-      linear: { gemv, gemvLongK, gemvMerge },
+      decodeAttention: decodeAttn, decodeSplits, decodeQg, ownsWeights: false, decodeVariant,
     });
     if (decodeVariant !== 'plain' && !engine.fusedDecode) console.warn(`${name} ${format}: fused decode not available on this device (plain used)`);
-    if (decodeVariant === 'merged' && !engine.mergedDecode) console.warn(`${name} ${format}: merged decode not available on this device (fused used)`);
     try {
       const rng = new Rng(3);
       const ids = Array.from({ length: promptLen }, () => 3 + rng.int(spec.vocabSize - 3));
@@ -217,11 +195,11 @@ for (const name of shapes) {
       const prefillTflops = (linearFlops + attnFlops) / (prefillMs * 1e-3) / 1e12;
       const r = {
         shape: name, format, kvDtype, attention, decodeAttn, decodeSplits, decodeVariant, fusedDecode: engine.fusedDecode,
-        gemv: gemvTag(gemv), gemvLongK: gemvTag(gemvLongK), decodeQg: decodeQg ?? 'default', prompt: promptLen, chunk, decodeSteps,
+        decodeQg: decodeQg ?? 'default', prompt: promptLen, chunk, decodeSteps,
         decodeCpuMsPerToken: decodeCpuMs, greedyMsPerToken: greedyMs, greedyTokPerS: 1000 / greedyMs, emptyRoundTripMs,
         weightBytes, prefillMs, prefillTokPerS: promptLen / (prefillMs / 1000), prefillTflops,
         decodeMsPerToken: decodeMs, decodeTokPerS: 1000 / decodeMs, decodeGBPerS: params / (decodeMs * 1e-3) / 1e9,
-        kvLengthAtDecode: promptLen, sameIdsAsFirstVariant, decodeSub: decodeSub ?? 'default', gemvMerge: gemvTag(gemvMerge),
+        kvLengthAtDecode: promptLen, sameIdsAsFirstVariant,
         dispatchesPerStep: dispatches, repeat, decodeMsRuns: decodeRuns, greedyMsRuns: greedyRuns,
       };
       results.push(r);

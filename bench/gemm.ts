@@ -1,26 +1,21 @@
 /**
- * bench/gemm: prefill GEMM TFLOP/s of the linear-layer variants (issue 9):
- * y (M, N) = x (M, K) W^T with W packed as f16 / q4 / q8 / f32, every variant
- * of kernels/linear_gemm.ts swept in one run, plus kernels/matmul.wgsl (f32)
- * as the baseline.
- *   npm run bench -- bench/gemm.ts [--json FILE] [--variant base,kv,kv:bk=32:tm=16,...]
+ * bench/gemm: prefill GEMM TFLOP/s of the linear layer (kernels/linear_gemm.wgsl,
+ * the default; issue 9): y (M, N) = x (M, K) W^T with W packed as f16 / q4 / q8 /
+ * f32, plus bench/matmul.wgsl (f32) as the baseline.
+ *   npm run bench -- bench/gemm.ts [--json FILE]
  *     [--shapes 4096x4096x4096,4096x14336x4096] [--formats f16,q4] [--group 32]
  *     [--gateup] [--no-check] [--no-matmul] [--iters 5] [--warm-ms 300] [--pass-ms 40]
- *     [--dequant f16,f32,none] [--dq-min-rows 1]
+ *     [--dequant f32,none] [--dq-min-rows 1]
  * On the GPU machine: npm run gpu:bundle -- bench/gemm.ts, then
  *   source .gpu/setup.sh && node .gpu/gemm.mjs --json $OUT/gemm.json
  * Shapes are M x N x K (M rows of x, N weight rows, K = in); --gateup adds
- * the fused gate/up at M x 2N x K per shape (N outputs). A variant is a preset
- * name (GEMM_PRESETS in kernels/linear_gemm.ts: base, tr, tr32, kv, kv32,
- * kvnp, kv256, kv8, kvdb, trdb, kvwide, kvsw, trsw) with optional overrides
- * ':bk=8|16|32', ':tm=N', ':tn=N', ':pf=0|1', ':db=0|1', ':sw=0|1' (e.g.
- * kv:db=1:sw=1); default: all presets that fit the device's workgroup memory.
- * --dequant (q4 / q8 rows only; default: f16,none): LinearOptions.prefillDequant,
- * one row each, named 'dq=MODE': 'f16' / 'f32' expand the weight into a
- * scratch (kernels/dequant_f16.wgsl) inside the timed dispatch, then run the
- * f16 / f32 GEMM; 'none' decodes inside the GEMM. f16 rows are checked
- * against the f16-rounded weights (what the GEMM then reads). --dq-min-rows
- * (default 1: every M) is the library's threshold (its default is 256).
+ * the fused gate/up at M x 2N x K per shape (N outputs). (The other GEMM
+ * variants this bench swept live in git history: kernels/linear_gemm.ts before issue 16.)
+ * --dequant (q4 / q8 rows only; default: f32,none), one row each, named
+ * 'dq=MODE': 'f32' expands the weight into a scratch (kernels/dequant.wgsl)
+ * inside the timed dispatch, then runs the f32 GEMM (rows >= --dq-min-rows,
+ * default 1: every M; the library's LinearOptions.prefillDequantMinRows is
+ * 256); 'none' decodes inside the GEMM.
  * Each row runs --warm-ms (300) of wall time first, then the median of
  * --iters (5) timed passes of repeated dispatches (up to --pass-ms, 40 ms of
  * GPU work, per pass), divided by the repeats; timestamp queries when
@@ -34,18 +29,18 @@ import { getGpu } from '../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import { timeGpu } from '../src/gpu/timing.ts';
 import type { WeightFormat } from '../src/loader/formats.ts';
-import { f16ToF32, f32ToF16 } from '../src/loader/quant.ts';
+import { f16ToF32 } from '../src/loader/quant.ts';
 import { Rng } from '../src/util/rng.ts';
-import { MatmulF32 } from '../kernels/matmul.ts';
+import { MatmulF32 } from './matmul.ts';
 import { ELEMS_PER_WORD, LinearKernels } from '../kernels/linear.ts';
-import { PREFILL_DEQUANTS, type PrefillDequant } from '../kernels/dequant_f16.ts';
-import { GEMM_PRESETS, gemmSmemBytes, gemmTag, parseGemmVariant, type GemmConfig } from '../kernels/linear_gemm.ts';
+type PrefillDequant = 'f32' | 'none';
+const PREFILL_DEQUANTS: PrefillDequant[] = ['f32', 'none'];
 import type { Dispatch } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 import { dataKind, filledBuffer, randomBlocks, randomWeight, type BlockKind } from './random-weights.ts';
 
 const args = benchArgs({
-  shapes: { type: 'string' }, variant: { type: 'string' }, formats: { type: 'string' }, group: { type: 'string' },
+  shapes: { type: 'string' }, formats: { type: 'string' }, group: { type: 'string' },
   dequant: { type: 'string' }, 'dq-min-rows': { type: 'string' },
   gateup: { type: 'boolean' }, 'no-check': { type: 'boolean' }, 'no-matmul': { type: 'boolean' }, iters: { type: 'string' }, 'warm-ms': { type: 'string' }, 'pass-ms': { type: 'string' },
 });
@@ -55,18 +50,14 @@ const shapes = String(args.shapes ?? (soft ? '96x256x128,130x200x96' : '4096x409
   const [m, n, k] = s.split('x').map(Number);
   return { m, n, k };
 });
-const smem = ctx.limits.maxComputeWorkgroupStorageSize;
-const variantSpecs = args.variant !== undefined
-  ? String(args.variant).split(',')
-  : Object.keys(GEMM_PRESETS).filter((name) => gemmSmemBytes(GEMM_PRESETS[name]) <= smem && !(soft && name === 'kv256'));
-const variants: { spec: string; gemm: GemmConfig }[] = variantSpecs.map((spec) => ({ spec, gemm: parseGemmVariant(spec) }));
+const variants = [{ spec: 'default' }];
 const formats = String(args.formats ?? 'f16,q4').split(',') as WeightFormat[];
 const GROUP = Number(args.group ?? 32);
 const ITERS = Number(args.iters ?? 5);
 const WARM_MS = soft ? 0 : Number(args['warm-ms'] ?? 300);
 const PASS_MS = Number(args['pass-ms'] ?? 40);
 const check = args['no-check'] !== true;
-const dequants = String(args.dequant ?? 'f16,none').split(',') as PrefillDequant[];
+const dequants = String(args.dequant ?? 'f32,none').split(',') as PrefillDequant[];
 for (const dq of dequants) if (!PREFILL_DEQUANTS.includes(dq)) throw new Error(`--dequant: '${dq}' is not one of ${PREFILL_DEQUANTS.join(', ')}`);
 // Rows from which the expansion runs (LinearOptions.prefillDequantMinRows): 1 here, so a dq row always runs its mode.
 const DQ_MIN_ROWS = Number(args['dq-min-rows'] ?? 1);
@@ -196,12 +187,10 @@ const allModes = [...new Set(formats.flatMap(modesOf))];
 for (const v of variants) {
   for (const dq of allModes) {
     await row(v.spec, async () => {
-      kernels.set(kernelKey(v.spec, dq), await LinearKernels.create(ctx, { gemm: v.gemm, prefillDequant: dq ?? 'none', prefillDequantMinRows: DQ_MIN_ROWS }));
+      kernels.set(kernelKey(v.spec, dq), await LinearKernels.create(ctx, { prefillDequantMinRows: dq === 'f32' ? DQ_MIN_ROWS : 1e9 }));
     });
   }
 }
-/** Weight values as the GEMM reads them after an f16 expansion. */
-const round16 = (v: Float64Array) => v.map((q) => f16ToF32(f32ToF16(q)));
 const mm = await MatmulF32.create(ctx);
 
 for (const { m, n, k } of shapes) {
@@ -236,8 +225,8 @@ for (const { m, n, k } of shapes) {
         for (const v of variants) for (const dq of modesOf(format)) {
           const lin = kernels.get(kernelKey(v.spec, dq));
           if (!lin) continue;
-          const name = `linear_gemm ${v.spec} (${gemmTag(v.gemm)})${dq ? ` dq=${dq}` : ''}`;
-          const wRef = dq === 'f16' ? (c: number) => round16(wRow(c)) : wRow;
+          const name = `linear_gemm${dq ? ` dq=${dq}` : ''}`;
+          const wRef = wRow;
           await row(name, async () => {
             const d = lin.prepare({ x, w: wt.w, y, rows: m });
             try {
@@ -246,7 +235,7 @@ for (const { m, n, k } of shapes) {
               const relErr = check ? await sampledError(y, m, n, k, (xr, c) => dot(xr, wRef(c))) : NaN;
               const bad = relErr > 1e-4 ? ' WRONG' : '';
               rows.push([name + bad, format, shape, t.ms.toFixed(3), (flops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
-              results.push({ kernel: 'linear_gemm', variant: v.spec, config: v.gemm, dequant: dq ?? 'none', format, group: GROUP, m, n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: flops / t.ms / 1e9, relErr });
+              results.push({ kernel: 'linear_gemm', variant: v.spec, dequant: dq ?? 'none', format, group: GROUP, m, n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: flops / t.ms / 1e9, relErr });
             } finally {
               d.destroy();
             }
@@ -263,7 +252,7 @@ for (const { m, n, k } of shapes) {
           const lin = kernels.get(kernelKey(v.spec, dq));
           if (!lin) continue;
           const name = `linear_gemm gate/up ${v.spec}${dq ? ` dq=${dq}` : ''}`;
-          const guRow = dq === 'f16' ? (c: number) => round16(gu.rowValues(c)) : gu.rowValues;
+          const guRow = gu.rowValues;
           await row(name, async () => {
             const d = lin.prepareGateUp({ x, w: gu.w, y, rows: m });
             const gflops = 2 * flops;
@@ -273,7 +262,7 @@ for (const { m, n, k } of shapes) {
               const relErr = check ? await sampledError(y, m, n, k, (xr, c) => silu(dot(xr, guRow(c))) * dot(xr, guRow(n + c))) : NaN;
               const bad = relErr > 1e-4 ? ' WRONG' : '';
               rows.push([name + bad, format, `${m}x${2 * n}x${k}`, t.ms.toFixed(3), (gflops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
-              results.push({ kernel: 'linear_gemm_gate_up', variant: v.spec, config: v.gemm, dequant: dq ?? 'none', format, group: GROUP, m, n: 2 * n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: gflops / t.ms / 1e9, relErr });
+              results.push({ kernel: 'linear_gemm_gate_up', variant: v.spec, dequant: dq ?? 'none', format, group: GROUP, m, n: 2 * n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: gflops / t.ms / 1e9, relErr });
             } finally {
               d.destroy();
             }

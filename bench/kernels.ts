@@ -1,8 +1,8 @@
 /**
  * bench/kernels: kernel throughput at LLM shapes (Node + Dawn).
  *   npm run bench -- bench/kernels.ts [--json FILE] [--m 4096] [--prefill NxK,...]
- *     [--matvec OUTxIN,...] [--formats f32,f16,q8,q4] [--group 32] [--no-sweep]
- *     [--check] [--no-prefill] [--no-matvec] [--gemv-configs 32x4x4x2,128x2x2x2sg,...]
+ *     [--matvec OUTxIN,...] [--formats f32,f16,q8,q4] [--group 32]
+ *     [--check] [--no-prefill] [--no-matvec]
  * On the GPU machine: npm run gpu:bundle -- bench/kernels.ts, then
  *   source .gpu/setup.sh && node .gpu/kernels.mjs --json $OUT/kernels.json
  *
@@ -12,16 +12,11 @@
  *   gate/up at N = 2 x 14336;
  * - decode: one row, matrix-vector, effective weight bandwidth = packed
  *   weight + scale bytes / time; several weight copies are rotated so the
- *   working set exceeds the L2 cache (every read comes from DRAM). With
- *   --sweep (default on a real GPU) the GEMM tunables (first prefill shape)
- *   and the matrix-vector tunables are swept (--gemv-configs replaces the
- *   matrix-vector list: TKxRPTxNGxUNROLL with suffixes xs = x staged in
- *   workgroup memory, sg = subgroup reduction, kN = split-K in N slices,
- *   r[i][N] = x in registers with N persistent workgroups; see
- *   kernels/linear.ts parseGemv; the word 'reg' in the list stands for
- *   REG_CONFIGS, the x-in-registers sweep for q4 decode).
- * --check compares every swept GEMM variant's output with the default's, and
- * every matrix-vector result with the default config's (same inputs).
+ *   working set exceeds the L2 cache (every read comes from DRAM); 2-8 rows
+ *   on the matrix-vector kernel against the GEMM (to place gemvMaxRows).
+ *   (The tunable sweeps of the GEMM and the matrix-vector kernel live in git
+ *   history: before issue 16 the kernels took their tunables as options.)
+ * --check compares rows of the same shape (gate/up, several rows) with the first.
  * Median of 5 timed runs after 2 warm-ups (matrix-vector: 3 warm-ups, passes of
  * ~40 GB of weight reads); timestamp queries when present.
  * A failing row prints its error and the run goes on.
@@ -31,17 +26,20 @@ import { createBuffer, readF32, releaseBuffer, STORAGE } from '../src/gpu/buffer
 import { timeGpu } from '../src/gpu/timing.ts';
 import type { WeightFormat } from '../src/loader/formats.ts';
 import { Rng } from '../src/util/rng.ts';
-import { MatmulF32 } from '../kernels/matmul.ts';
-import { DEFAULT_GEMM, DEFAULT_GEMV, gemmSmemBytes, gemvTag, LinearKernels, parseGemv, type GemmConfig, type GemvConfig } from '../kernels/linear.ts';
+import { MatmulF32 } from './matmul.ts';
+import { LinearKernels } from '../kernels/linear.ts';
+
+/** The matrix-vector kernel's tunables (consts of kernels/linear_gemv_common.wgsl), for the JSON. */
+type GemvConfig = { tk: number; rpt: number; ng: number; unroll: number };
+const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2 };
 import type { Dispatch } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 import { filledBuffer, randomBlocks, randomWeight as makeRandomWeight, type BlockKind } from './random-weights.ts';
 
 const args = benchArgs({
   m: { type: 'string' }, prefill: { type: 'string' }, matvec: { type: 'string' },
-  formats: { type: 'string' }, group: { type: 'string' }, 'no-sweep': { type: 'boolean' }, sweep: { type: 'boolean' },
+  formats: { type: 'string' }, group: { type: 'string' },
   check: { type: 'boolean' }, 'no-prefill': { type: 'boolean' }, 'no-matvec': { type: 'boolean' },
-  'gemv-configs': { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -51,7 +49,6 @@ const prefillShapes = pairs(String(args.prefill ?? (soft ? '256x256,512x256' : '
 const matvecShapes = pairs(String(args.matvec ?? (soft ? '512x256,256x512' : '14336x4096,4096x14336')));
 const formats = String(args.formats ?? 'f32,f16,q8,q4').split(',') as WeightFormat[];
 const GROUP = Number(args.group ?? 32);
-const sweep = args.sweep === true || (!soft && args['no-sweep'] !== true);
 const L2_BYTES = 64 << 20; // rotate weight copies until the working set is at least this (H100: 50 MiB L2)
 
 const header = ['kernel', 'weights', 'shape', 'time', 'TFLOP/s', 'GB/s'];
@@ -239,7 +236,7 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
             const relErr = args.check ? await checkMatvec(`${format} ${shape}${gateUp ? ' gate/up' : ''}`, y, nRows * out) : 0;
             const bad = relErr > 1e-4 ? ` WRONG (rel err ${relErr.toExponential(2)})` : '';
             rows.push([name + bad, format, shape, `${(t.ms * 1e3).toFixed(1)} us`, '', gbs.toFixed(soft ? 3 : 0)]);
-            results.push({ kernel: cfg ? 'linear_gemv' : 'linear_gemm', gateUp, config: cfg ?? DEFAULT_GEMM, tag, format, group: GROUP, rows: nRows, out: gateUp ? 2 * out : out, in: inDim,
+            results.push({ kernel: cfg ? 'linear_gemv' : 'linear_gemm', gateUp, config: cfg ?? 'gemm', tag, format, group: GROUP, rows: nRows, out: gateUp ? 2 * out : out, in: inDim,
               weightBytes: ws[0].bytes, us: t.ms * 1e3, gbPerS: gbs, copies, reps, relErr });
           } finally {
             for (const d of ds) d.destroy();
@@ -254,27 +251,11 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
   }
 }
 
-const tagOf = (g: GemvConfig) => gemvTag(g);
-
-/**
- * x-in-registers matrix-vector configs (kernels/linear_gemv_reg.wgsl), TKxRPTxNGxUNROLL sg r[i][N]:
- * a row's chunks over TK threads (q4: 128 chunks at K = 4096, 448 at K = 14336; each thread holds
- * ceil(chunks / TK) with their x), RPT x NG rows per block, UNROLL 2 = next block prefetched,
- * N persistent workgroups, i = epilogue after each block, g = x loaded without staging.
- */
-const REG_CONFIGS = [
-  // K = 4096 (14336 x 4096): one chunk per thread
-  '128x4x2x2sgr264', '128x4x2x2sgri264', '128x4x2x2sgrg264', '128x4x2x2sgr132', '128x4x2x2sgr528', '128x4x2x2sgr1056', '128x4x2x1sgr264',
-  '128x8x2x2sgr264', '128x8x1x2sgr264', '128x2x2x2sgr528', '64x4x4x2sgr264', '64x2x4x2sgr528',
-  // K = 14336 (4096 x 14336): two chunks per thread (224 x 2 = 448), or four
-  '224x2x1x2sgr264', '224x2x1x2sgri264', '224x2x1x2sgrg264', '224x4x1x2sgr264', '224x2x1x2sgr132', '224x2x1x2sgr528', '224x2x1x1sgr264',
-  '256x2x1x2sgr264', '160x2x1x2sgr264', '128x2x2x2sgr264',
-];
-const gemmTag = (g: GemmConfig) => `bk${g.bk}${g.prefetch ? ' prefetch' : ''}`;
+const tagOf = (g: GemvConfig) => `${g.tk}x${g.rpt}x${g.ng}x${g.unroll}`;
 
 async function main(c: GpuContext): Promise<void> {
   const lin = await LinearKernels.create(c);
-  if (!args['no-prefill']) await prefill(lin, gemmTag(lin.gemmConfig), prefillShapes, formats, true);
+  if (!args['no-prefill']) await prefill(lin, 'default', prefillShapes, formats, true);
   const d = DEFAULT_GEMV;
   if (!args['no-matvec']) await matvec(lin, d, tagOf(d), formats);
   if (!args['no-matvec']) {
@@ -286,27 +267,6 @@ async function main(c: GpuContext): Promise<void> {
     gemmOnly.destroy();
   }
   lin.destroy();
-  if (sweep) {
-    const gemms: GemmConfig[] = [{ bk: 16, prefetch: false }];
-    for (const gemm of args['no-prefill'] ? [] : gemms) {
-      if (gemmSmemBytes(gemm) > c.limits.maxComputeWorkgroupStorageSize) continue;
-      const l = await LinearKernels.create(c, { gemm });
-      await prefill(l, gemmTag(gemm), prefillShapes.slice(0, 1), formats.filter((f) => f !== 'q8'), false);
-      l.destroy();
-    }
-    // Spelled as parseGemv takes them (TKxRPTxNGxUNROLL[xs][sg]); the long-K shape (4096 x 14336) wants more threads per row.
-    const configs: GemvConfig[] = args['no-matvec'] ? [] : String(args['gemv-configs'] ?? [
-      '32x4x4x1', '32x2x4x2', '64x2x4x2', '32x8x2x1', '64x4x2x2', '128x2x2x2',
-      '32x4x4x2xs', '32x4x4x4xs', '64x4x2x2xs', '32x8x2x2xs',
-      '32x4x4x2sg', '32x4x4x2xssg', '64x2x4x2sg', '128x2x2x2sg', '128x1x2x2sg', '64x1x4x2sg', '128x2x2x1xssg', '64x2x4x2xssg',
-      '32x4x4x2sgk2', '32x4x4x2sgk4', '32x4x4x2xssgk4', '64x2x4x2sgk2', '32x8x2x2sgk4',
-    ].join(',')).split(',').flatMap((t) => (t === 'reg' ? REG_CONFIGS : [t])).map((t) => parseGemv(t) ?? DEFAULT_GEMV);
-    for (const cfg of configs) {
-      const l = await LinearKernels.create(c, { gemv: cfg });
-      await matvec(l, cfg, tagOf(cfg), formats.filter((f) => f === 'q4' || f === 'f16' || f === 'q8'));
-      l.destroy();
-    }
-  }
 }
 
 await main(ctx);

@@ -1,20 +1,14 @@
 /**
  * bench/sampling: SampleAttention's sampling phase alone (stage 1 row stats +
  * stage 2 column scores, the 'attention.sampling' pass of bench/attention),
- * for several kernel variants in one run, so a sweep keeps the fastest:
+ * the default kernels (kernels/sample_scores.wgsl) or forced tiles / splits:
  *   npm run bench -- bench/sampling.ts [--sizes 32768] [--chunk 32768]
  *     [--heads 32] [--kv-heads 8] [--dim 128] [--iters 5] [--dense] [--check] [--json FILE]
- *     [--variants flash,tiled,tiled:rows=64x128x4x8x16:cols=64x64x4x4x32,tiled:split=1,tiled:split=8,tiled:target=1024,tiled:flat=1,tr,tr:rows=128x64x8x8x16,tiled:tr=cols]
- * A variant is 'flash' (flash 'sample' mode + sample_columns.wgsl) or 'tiled'
- * with optional tiles BSxBTxRXxRYxDK for the row-stats ('rows') and
- * column-score ('cols') kernels of kernels/sample_scores.wgsl, and the
- * row-stats kernel's key split: split=0 auto (default: split while fewer than
- * `target` workgroups, default 512), split=1 off, split=N always N;
- * target=M the auto split's workgroup target; flat=1 / flat=0 the column kernel (default flat)
- * over one (head, row) stream whose tiles straddle heads (less padding in chunks); tr=rows|cols|1 the
- * 'tr' layout (kernels/sample_scores_tr.wgsl: GEMM-shaped, transposed chunks of both operands, default
- * tile 128x128x8x8x16) for that kernel or both ('tr' alone = tiled:tr=1). Column 'split' lists the splits
- * of the chunks (e.g. 6x7,1 = 6 at the first 7 chunks, then 1).
+ *     [--variants default,rows=128x64x8x8x16:cols=64x128x8x8x16,split=1,split=8]
+ * A variant is 'default' or ':'-separated parts: rows=BSxBTxRXxRYxDK / cols=... (the tile of the
+ * row-stats / column-score kernel; missing trailing fields keep the default) and split=N (the
+ * row-stats kernel's key split: 0 auto, 1 off, N always N). Column 'split' lists the splits of
+ * the chunks (e.g. 6x7,1 = 6 at the first 7 chunks, then 1).
  * Columns: total ms, the row-stats kernel alone (rows ms; cols = total - rows),
  * effective TFLOP/s (2 * headDim per score of both kernels), and with --dense
  * the dense attention op's ms and sampling / dense. --check: every variant's
@@ -31,7 +25,8 @@ import { PrefillAttention } from '../src/attention/index.ts';
 import { sampleRow, sparsePlan, type SparsePlan } from '../src/attention/options.ts';
 import { DEFAULT_ATTENTION } from '../src/engine/types.ts';
 import { PARAMS_BYTES, paramsWords } from '../kernels/attention_prefill.ts';
-import { parseSamplingVariant, SampleKernels } from '../kernels/sample_attention.ts';
+import { SampleKernels } from '../kernels/sample_attention.ts';
+import type { ScoreOptions, ScoreTile } from '../kernels/sample_scores.ts';
 import { Rng } from '../src/util/rng.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 
@@ -47,9 +42,25 @@ const nKvHeads = Number(args['kv-heads'] ?? (soft ? 2 : 8));
 const headDim = Number(args.dim ?? (soft ? 64 : 128));
 const chunkRows = Number(args.chunk ?? 32768);
 const iters = Number(args.iters ?? 5);
-const variantNames = String(args.variants ?? 'flash,tiled').split(',');
+const variantNames = String(args.variants ?? 'default').split(',');
 
-const variants = variantNames.map((name) => ({ name, opts: parseSamplingVariant(name) }));
+const variants = variantNames.map((name) => ({ name, opts: parseVariant(name) }));
+
+/** 'default' or rows=BSxBTxRXxRYxDK:cols=...:split=N. */
+function parseVariant(v: string): ScoreOptions {
+  const o: ScoreOptions = {};
+  for (const part of v === 'default' ? [] : v.split(':')) {
+    const [key, val] = part.split('=');
+    if (key === 'split') o.split = Number(val);
+    else if (key === 'rows' || key === 'cols') {
+      const keys: (keyof ScoreTile)[] = ['bs', 'bt', 'rx', 'ry', 'dk'];
+      const t: Partial<ScoreTile> = {};
+      val.split('x').map(Number).forEach((x, i) => { if (!Number.isNaN(x)) t[keys[i]] = x; });
+      o[key] = t;
+    } else throw new Error(`--variants: '${part}' must be rows=..., cols=... or split=N`);
+  }
+  return o;
+}
 
 const rows: (string | number)[][] = [];
 const results: unknown[] = [];
@@ -106,7 +117,7 @@ for (const seqLen of sizes) {
   for (const v of variants) {
     let kernels: SampleKernels;
     try {
-      kernels = await SampleKernels.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen }, { sampling: v.opts });
+      kernels = await SampleKernels.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen }, { scores: v.opts });
     } catch (e) {
       // A tile that does not fit this device: report it and go on with the sweep.
       console.log(`S=${seqLen} ${v.name}: ${(e as Error).message}`);
@@ -123,7 +134,7 @@ for (const seqLen of sizes) {
       chunks.forEach((c, i) => {
         const ps = enc.beginComputePass(pass('sampling'));
         kernels.encodeSampling(ps, { q: qs[i], k, rowStats, colScores, groupScores, params: { buffer: params, offset: i * 256, size: PARAMS_BYTES } }, c.plan.nSamp, withCols ? c.plan.nCols : 0, c.pos + c.rows);
-        splits.push(kernels.lastSplit);
+        splits.push(kernels.scores.lastSplit);
         ps.end();
       });
     }, { warmup: 1, iters });
@@ -138,8 +149,8 @@ for (const seqLen of sizes) {
       if (!first) first = got;
       else check = { rowStats: maxRel(got[0], first[0]), colScores: maxRel(got[1], first[1], c.plan.nCols, seqLen), groupScores: maxRel(got[2], first[2], c.plan.nCols, seqLen) };
     }
-    const plans = kernels.scorePlans;
-    const tileName = (k: 'rows' | 'cols') => (plans ? `${plans[k].layout ?? 'kv'} ${plans[k].bs}x${plans[k].bt}x${plans[k].rx}x${plans[k].ry}x${plans[k].dk}` : '-');
+    const plans = kernels.scores.plans;
+    const tileName = (k: 'rows' | 'cols') => `${plans[k].bs}x${plans[k].bt}x${plans[k].rx}x${plans[k].ry}x${plans[k].dk}${plans[k].db ? ' db' : ''}`;
     rows.push([seqLen, v.name, tileName('rows'), tileName('cols'), runLength(splits), all.ms.toFixed(2), rowsOnly.ms.toFixed(2), (all.ms - rowsOnly.ms).toFixed(2),
       (flops / (all.ms * 1e-3) / 1e12).toFixed(2), denseMs ? denseMs.toFixed(1) : '-', denseMs ? `${((100 * all.ms) / denseMs).toFixed(1)}%` : '-',
       check ? `${check.rowStats.toExponential(1)}/${check.colScores.toExponential(1)}/${check.groupScores.toExponential(1)}` : '-']);

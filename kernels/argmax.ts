@@ -5,7 +5,7 @@
 import type { GpuContext } from '../src/gpu/device.ts';
 import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
 import { createBuffer, readBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
-import type { Dispatch } from '../src/engine/types.ts';
+import type { Dispatch } from './prepared.ts';
 import { prepared } from './prepared.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import source from './argmax.wgsl?raw';

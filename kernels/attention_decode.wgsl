@@ -18,8 +18,10 @@
 // workgroup memory, QG running dot products in registers. P V: thread t takes
 // chunk t % nc (nc = chunks per row) of keys t / nc, t / nc + 64 / nc, ...,
 // QG x chunk accumulators in registers (rescaled per tile), summed over the
-// 64 / nc key subsets in workgroup memory at the end. QG (query heads per
-// workgroup) is a const the launcher writes into the source.
+// 64 / nc key subsets in workgroup memory at the end.
+// Generated header (kernels/attention_decode.ts decodeHeader): const QG (query heads per
+// workgroup), NC (vec4<u32> chunks per K/V row), CW (values per chunk: 8 f16, 4 f32); they
+// size function-scope arrays, which WGSL cannot size by an override. KV_F16 is an override.
 //   Bindings: tq (rows, nHeads * headDim / 4) vec4 f32; tk, tv the caches as
 //   vec4<u32>; partO, partML, params, step as for split.
 // Precision: f32 math; K/V f32 or f16 pairs (KV_F16); softmax in f32 with
@@ -167,10 +169,7 @@ fn merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 
-// split_tiled / merge_tiled constants, written into the source by the launcher.
-const QG: u32 = 4u;     // query heads per workgroup
-const NC: u32 = 16u;    // vec4<u32> chunks per K/V row
-const CW: u32 = 8u;     // values per chunk (8 f16, 4 f32)
+// split_tiled / merge_tiled constants; QG, NC and CW come from the launcher's header.
 const TK: u32 = 64u;    // keys per tile = threads
 const HD4: u32 = NC * CW / 4u;   // vec4<f32> per head
 const NPARTS: u32 = TK / NC;     // key subsets of the P V step (keys per subset per tile: NC)

@@ -1,32 +1,29 @@
 /**
- * Launcher and CPU reference for kernels/attention_prefill.wgsl (causal flash
- * attention for prefill; also SampleAttention's fused sparse pass, its split
- * stripe / window passes and the sampling pass, see kernels/sample_attention.ts).
+ * Launcher and CPU reference for kernels/attention_prefill.wgsl: causal flash
+ * attention for prefill (MODE 0) and SampleAttention's fused sparse pass
+ * (MODE 1) with its dense fallback (FALLBACK 1, kernels/sample_fallback.wgsl).
+ * The sampling and selection kernels are in kernels/sample_attention.ts.
  *
- * The WGSL bodies are specialized by a generated header: constants (head dim,
- * tile sizes, GQA group, mode), the Params uniform shared by every attention
- * kernel, and K/V loaders for the cache dtype (f32, or f16 pairs in u32).
+ * Every attention kernel of the prefill is specialized by one generated
+ * header (attentionHeader): the tile plan as WGSL consts (they size
+ * function-scope arrays, which WGSL cannot size by an override), the Params
+ * uniform shared by the attention kernels, and the K/V loaders of the cache
+ * dtype (f32, or f16 pairs in u32). Switches such as MODE are `override`s.
+ * Lengths and positions are uniforms: the pipelines depend on the layer shape
+ * and the device only (flashSpecs lists them).
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { getPipeline } from '../src/gpu/pipelines.ts';
+import { getPipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
-import type { KvDtype } from '../src/engine/types.ts';
 import { GpuLimitError, InvalidOptionError } from '../src/errors.ts';
 import source from './attention_prefill.wgsl?raw';
 import fallbackSource from './sample_fallback.wgsl?raw';
 
-/** 'sparse': the fused stripes + window pass; 'stripes' / 'window': the split path's two passes. */
-export type FlashMode = 'dense' | 'window' | 'stripes' | 'sample' | 'sparse';
-const MODE_ID: Record<FlashMode, number> = { dense: 0, window: 1, stripes: 2, sample: 3, sparse: 4 };
+/** 'sparse': SampleAttention's fused stripes + window pass. */
+export type FlashMode = 'dense' | 'sparse';
 
-/**
- * Fused sparse pass variants (header const FUSED_V): 'a' one loop over stripe then contiguous tiles;
- * 'b' the stripe tiles in their own loop (whole-tile mask fast path), then the contiguous tiles
- * with the dense loop body. Swept by bench/attention --fused-variant.
- */
-export type FusedVariant = 'a' | 'b';
-export const FUSED_VARIANTS: FusedVariant[] = ['a', 'b'];
-export const DEFAULT_FUSED_VARIANT: FusedVariant = 'b';
+/** KV cache element type. */
+export type KvDtype = 'f32' | 'f16';
 
 /** Shape of one attention layer as the kernels see it. */
 export interface AttentionDims {
@@ -51,17 +48,15 @@ export interface TilePlan {
   rpt: number;
   /** Keys per K/V tile. */
   bc: number;
-  /** Reduce-scatter the scores over the row's lanes (softmax once per key; needs tpr > 1, bc % max(4, tpr) = 0). Opt-in. */
-  rs: boolean;
-  /** Prefetch the next K/V tile into registers while computing the current one. Opt-in (unmeasured). */
-  pf?: boolean;
+  /** Prefetch the next K/V tile into registers while computing the current one. */
+  pf: boolean;
   group: number;
 }
 
-/** Tile sizes to force (tuning sweeps); each is checked against the device. */
-export interface TileOverrides { qr?: number; tpr?: number; bc?: number; rpt?: number; rs?: boolean; pf?: boolean }
+/** Tile sizes to force (tests cover the wide tile's shape on SwiftShader with them); each is checked against the device. */
+export interface TileOverrides { qr?: number; tpr?: number; bc?: number; rpt?: number; pf?: boolean }
 
-export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides; narrow?: boolean } = {}): TilePlan {
+export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides } = {}): TilePlan {
   const dv4 = Math.ceil(d.headDim / 4);
   const useSg = (opts.subgroups ?? true) && ctx.features.has('subgroups') && subgroupMin(ctx) >= 4;
   const bad = (name: string, why: string) => { throw new InvalidOptionError(`tile.${name}`, why, { ...opts.tile }); };
@@ -77,7 +72,7 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   // thread in 128-row workgroups (256 threads) with 8-key tiles (H100, D=128, S=16K dense: 23.6
   // TFLOP/s, 32K: 23.7-24.4; 64x8x16x2 22.5, 64x8x8x4 22.7, 128x8x16x4 18.3, 256x8x8x4 spills;
   // 64x4x32x1 11.3).
-  const wide = !opts.narrow && useSg && opts.tile?.tpr === undefined && dv4 >= 24 && subgroupMin(ctx) >= 8
+  const wide = useSg && opts.tile?.tpr === undefined && dv4 >= 24 && subgroupMin(ctx) >= 8
     && 256 <= ctx.limits.maxComputeInvocationsPerWorkgroup;
   if (wide) tpr = 8;
   const nv = Math.ceil(dv4 / tpr);
@@ -104,20 +99,25 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   }
   // One thread per key writes the tile's key ids.
   if ((qr / rpt) * tpr < bc) bad('bc', `${bc} keys per tile need at least ${bc} threads, the workgroup has ${(qr / rpt) * tpr}`);
-  // Reduce-scatter: the tile's probabilities (qr x bc f32) go through workgroup memory too.
-  const rsOk = tpr > 1 && bc % Math.max(4, tpr) === 0 && bc * dvp * 32 + qr * bc * 4 <= budget;
-  if (opts.tile?.rs && !rsOk) bad('rs', `needs tpr > 1, bc a multiple of max(4, tpr) and ${qr * bc * 4} more bytes of workgroup memory (tpr ${tpr}, bc ${bc})`);
-  // Off unless asked: on the H100 (64x8x16x2, S=16K) it measured 11.2 TFLOP/s against 22.5 without.
-  const rs = opts.tile?.rs ?? false;
   // Register prefetch of the next K/V tile: on for the wide default (H100 09:25, S=32K: dense 318 ms
   // = 27.6 TFLOP/s with it, 365 ms = 24.1 without; bench/gpu-results/h100-0925-attention-prefetch.json).
   const pf = opts.tile?.pf ?? (wide && opts.tile?.rpt === undefined && opts.tile?.qr === undefined && opts.tile?.bc === undefined);
-  return { tpr, nv, dvp, qr, rpt, bc, rs, pf, group: d.nHeads / d.nKvHeads };
+  return { tpr, nv, dvp, qr, rpt, bc, pf, group: d.nHeads / d.nKvHeads };
 }
 
 function subgroupMin(ctx: GpuContext): number {
   const info = ctx.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number };
   return info.subgroupMinSize ?? 4;
+}
+
+/** The sampled rows of a chunk (src/attention/options.ts SparsePlan): nSamp rows in nBlocks blocks of sampBlock. */
+export interface SampledRows { nSamp: number; nBlocks: number; sampBlock: number }
+
+/** Chunk-local index of sampled row k of a chunk of `rows` rows (the CPU twin of the header's sample_row()). */
+export function sampleRow(k: number, rows: number, plan: SampledRows): number {
+  if (plan.nSamp >= rows) return k;
+  const b = Math.floor(k / plan.sampBlock);
+  return Math.floor(((b + 1) * rows) / plan.nBlocks) - plan.sampBlock + (k % plan.sampBlock);
 }
 
 /** Uniform words shared by every attention kernel (16 words, 64 bytes). */
@@ -146,16 +146,20 @@ export function paramsWords(p: AttentionParams): ArrayBuffer {
   return ab;
 }
 
-/** WGSL header: constants, the Params uniform (binding 6), K/V cache bindings (1, 2) and loaders. */
+/**
+ * The generated header of the prefill attention kernels (attention_prefill, sample_scores,
+ * sample_scores_combine, sample_select, sample_fallback): `const` HEAD_DIM and the tile plan
+ * (TPR, NV, DVP, QR, BC, RPT, THREADS, KV_PREFETCH, KV_NE) plus `consts`, the Params uniform
+ * (binding 6) with sample_row(), row_sum() over a row's TPR subgroup lanes, and the K/V cache
+ * bindings (1, 2) with load_k4 / load_v4 for the cache dtype.
+ */
 export function attentionHeader(d: AttentionDims, plan: TilePlan, consts: Record<string, number> = {}): string {
-  const D = d.headDim;
   const lines: string[] = [];
   if (plan.tpr > 1) lines.push('enable subgroups;');
   const threads = (plan.qr / plan.rpt) * plan.tpr;
   const all: Record<string, number> = {
-    HEAD_DIM: D, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc,
-    RPT: plan.rpt, THREADS: threads, RS: plan.rs ? 1 : 0, KV_PREFETCH: plan.pf ? 1 : 0, KV_NE: Math.ceil((plan.bc * plan.dvp) / threads),
-    KPL: Math.max(1, plan.bc / plan.tpr), PSV: plan.rs ? (plan.qr * plan.bc) / 4 : 1, FALLBACK: 0, FUSED_V: 0, ...consts,
+    HEAD_DIM: d.headDim, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc,
+    RPT: plan.rpt, THREADS: threads, KV_PREFETCH: plan.pf ? 1 : 0, KV_NE: Math.ceil((plan.bc * plan.dvp) / threads), ...consts,
   };
   for (const [k, v] of Object.entries(all)) lines.push(`const ${k}: u32 = ${v}u;`);
   lines.push(`
@@ -173,18 +177,13 @@ fn sample_row(k: u32) -> u32 {
   if (p.nSamp >= p.rows) { return k; }
   let b = k / p.sampBlock;
   return ((b + 1u) * p.rows) / p.nBlocks - p.sampBlock + k % p.sampBlock;
-}`);
-  lines.push(`
+}
+
 // Sum over the TPR threads that share one query row (adjacent subgroup lanes).
 fn row_sum(x: f32) -> f32 {
-  var s = x;${plan.tpr > 1 ? '\n  s += subgroupShuffleXor(s, 1u);' : ''}${plan.tpr > 2 ? '\n  s += subgroupShuffleXor(s, 2u);' : ''}${plan.tpr > 4 ? '\n  s += subgroupShuffleXor(s, 4u);' : ''}
+  var s = x;${[1, 2, 4].filter((m) => plan.tpr > m).map((m) => `\n  s += subgroupShuffleXor(s, ${m}u);`).join('')}
   return s;
-}
-fn row_max(x: f32) -> f32 {
-  var s = x;${plan.tpr > 1 ? '\n  s = max(s, subgroupShuffleXor(s, 1u));' : ''}${plan.tpr > 2 ? '\n  s = max(s, subgroupShuffleXor(s, 2u));' : ''}${plan.tpr > 4 ? '\n  s = max(s, subgroupShuffleXor(s, 4u));' : ''}
-  return s;
-}
-fn shuffle_xor(x: f32, m: u32) -> f32 { return ${plan.tpr > 1 ? 'subgroupShuffleXor(x, m)' : 'x'}; }`);
+}`);
   lines.push(kvAccess(d));
   return lines.join('\n') + '\n';
 }
@@ -226,7 +225,12 @@ fn load_${n}4(row: u32, d4: u32) -> vec4<f32> {
 }`).join('\n');
 }
 
-/** Binds buffers at explicit binding numbers (auto layouts drop bindings a mode does not use). */
+/** The header for kernels that use no flash tile (sampling, selection): tpr 1 keeps it free of subgroups. */
+export function plainHeader(dims: AttentionDims, consts: Record<string, number> = {}): string {
+  return attentionHeader(dims, { tpr: 1, nv: 1, dvp: 1, qr: 1, rpt: 1, bc: 1, pf: false, group: dims.nHeads / dims.nKvHeads }, consts);
+}
+
+/** Binds buffers at explicit binding numbers (auto layouts drop bindings a kernel does not use). */
 export function bindAt(ctx: GpuContext, pipeline: GPUComputePipeline, entries: [number, GPUBuffer | GPUBufferBinding][], label: string): GPUBindGroup {
   return ctx.device.createBindGroup({
     label,
@@ -235,74 +239,57 @@ export function bindAt(ctx: GpuContext, pipeline: GPUComputePipeline, entries: [
   });
 }
 
-/** The flash kernel in its modes for one layer shape (+ the fused pass's variants and dense fallback). */
+/** Pipelines of the flash kernel for one layer shape: dense, and with `sparse` the fused pass, its dense fallback and the fallback's argument kernel. */
+export interface FlashSpecs { dense: PipelineSpec; sparse?: PipelineSpec; fallback?: PipelineSpec; fallbackArgs?: PipelineSpec }
+
+export function flashSpecs(ctx: GpuContext, dims: AttentionDims, opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides } = {}): FlashSpecs {
+  const code = attentionHeader(dims, tilePlan(ctx, dims, opts)) + source;
+  const spec = (label: string, constants: Record<string, number>): PipelineSpec => ({ label, code, constants });
+  if (opts.sparse === false) return { dense: spec('attention_dense', { MODE: 0 }) };
+  return {
+    dense: spec('attention_dense', { MODE: 0 }),
+    sparse: spec('attention_sparse', { MODE: 1 }),
+    fallback: spec('attention_dense_fallback', { MODE: 0, FALLBACK: 1 }),
+    fallbackArgs: { label: 'sample_fallback', code: attentionHeader(dims, tilePlan(ctx, dims, opts)) + fallbackSource },
+  };
+}
+
+interface FlashBuffers { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; sel?: GPUBuffer; params: GPUBufferBinding }
+
+/** The flash kernel for one layer shape: dense, the fused sparse pass and its dense fallback. */
 export class FlashAttention {
   private constructor(
     private ctx: GpuContext,
     readonly plan: TilePlan,
-    /** Tile plan of each mode (the split window pass may run a narrower tile than the others). */
-    readonly plans: Record<FlashMode, TilePlan>,
-    readonly pipelines: Record<FlashMode, GPUComputePipeline>,
-    private dummies: [GPUBuffer, GPUBuffer],
-    /** With 'sparse': each fused variant, the fallback pass (MODE 0, FALLBACK 1) and its argument kernel. */
-    private sparseExtra?: { variants: Record<FusedVariant, GPUComputePipeline>; fallback: GPUComputePipeline; fallbackArgs: GPUComputePipeline },
+    private pipes: { dense: GPUComputePipeline; sparse?: GPUComputePipeline; fallback?: GPUComputePipeline; fallbackArgs?: GPUComputePipeline },
+    /** Bound at `sel` where a pass has none (the binding exists in every mode). */
+    private dummySel: GPUBuffer,
   ) {}
 
-  static async create(ctx: GpuContext, dims: AttentionDims, modes: FlashMode[] = ['dense', 'sparse', 'window', 'stripes', 'sample'], opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<FlashAttention> {
-    const plan = tilePlan(ctx, dims, opts);
-    // The split path's window pass keeps the narrow default tile (H100, S=32K: 144 ms with
-    // 64x4x32x1, 366 ms with the wide 64x8x16x2 that runs dense 2.5x faster, measured before every
-    // mode shared one masked loop; a forced --tile applies to it too). The fused pass and the
-    // stripes pass run the dense tile.
-    const plans = {} as Record<FlashMode, TilePlan>;
-    for (const m of modes) plans[m] = m === 'window' && !opts.tile ? tilePlan(ctx, dims, { ...opts, narrow: true }) : plan;
-    const pipelines = {} as Record<FlashMode, GPUComputePipeline>;
-    const compile = (label: string, consts: Record<string, number>, body = source) =>
-      getPipeline(ctx, { label, code: attentionHeader(dims, plan, consts) + body });
-    const sparse = modes.includes('sparse');
-    const [, variants, fallback, fallbackArgs] = await Promise.all([
-      Promise.all(modes.map(async (m) => {
-        if (m === 'sparse') return;
-        const code = attentionHeader(dims, plans[m], { MODE: MODE_ID[m] }) + source;
-        pipelines[m] = await getPipeline(ctx, { label: `attention_${m}`, code });
-      })),
-      sparse ? Promise.all(FUSED_VARIANTS.map((v, i) => compile(`attention_sparse_${v}`, { MODE: 4, FUSED_V: i }))) : undefined,
-      sparse ? compile('attention_dense_fallback', { MODE: 0, FALLBACK: 1 }) : undefined,
-      sparse ? compile('sample_fallback', {}, fallbackSource) : undefined,
-    ]);
-    let extra: FlashAttention['sparseExtra'];
-    if (sparse) {
-      const byName = Object.fromEntries(FUSED_VARIANTS.map((v, i) => [v, variants![i]])) as Record<FusedVariant, GPUComputePipeline>;
-      pipelines.sparse = byName[DEFAULT_FUSED_VARIANT];
-      extra = { variants: byName, fallback: fallback!, fallbackArgs: fallbackArgs! };
-    }
-    // WGSL counts bindings in const-false branches as used: unused ones get small placeholders.
-    const dummies: [GPUBuffer, GPUBuffer] = [createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_lse'), createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_sel')];
-    return new FlashAttention(ctx, plan, plans, pipelines, dummies, extra);
+  static async create(ctx: GpuContext, dims: AttentionDims, opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides } = {}): Promise<FlashAttention> {
+    const specs = flashSpecs(ctx, dims, opts);
+    const [dense, sparse, fallback, fallbackArgs] = await Promise.all(
+      [specs.dense, specs.sparse, specs.fallback, specs.fallbackArgs].map((s) => (s ? getPipeline(ctx, s) : undefined)));
+    return new FlashAttention(ctx, tilePlan(ctx, dims, opts), { dense: dense!, sparse, fallback, fallbackArgs }, createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_sel'));
   }
 
   destroy(): void {
-    for (const b of this.dummies) releaseBuffer(this.ctx, b);
+    releaseBuffer(this.ctx, this.dummySel);
   }
 
   /**
-   * Records one pass. `rowsInPass` is the chunk's rows (dense/sparse/window/stripes) or
-   * the sampled rows (sample). `lse` (window, stripes, sample) and `sel` (sparse,
-   * stripes) are needed by those modes only. `units` KV groups (y of the dispatch) of
+   * Records one pass over the chunk's `rows` rows: `units` KV groups (y of the dispatch) of
    * `group` query heads each (default: the layer's; per-head selection: nHeads units of 1).
+   * 'sparse' needs `sel` (the selection's lists and flags).
    */
-  encode(pass: GPUComputePassEncoder, mode: FlashMode, b: {
-    q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse?: GPUBuffer; sel?: GPUBuffer; params: GPUBufferBinding;
-  }, rowsInPass: number, units: number, o: { variant?: FusedVariant; group?: number } = {}): void {
-    if (rowsInPass === 0) return;
-    const pipe = mode === 'sparse' && o.variant ? this.sparseExtra!.variants[o.variant] : this.pipelines[mode];
+  encode(pass: GPUComputePassEncoder, mode: FlashMode, b: FlashBuffers, rows: number, units: number, group = this.plan.group): void {
+    if (rows === 0) return;
+    const pipe = this.pipes[mode]!;
     pass.setPipeline(pipe);
     pass.setBindGroup(0, this.bind(pipe, b, `attention_${mode}`));
-    const plan = this.plans[mode];
-    const group = o.group ?? plan.group;
-    const tiles = Math.ceil(rowsInPass * group / plan.qr);
+    const tiles = Math.ceil(rows * group / this.plan.qr);
     if (tiles > this.ctx.limits.maxComputeWorkgroupsPerDimension) {
-      throw new GpuLimitError(`attention: ${rowsInPass} rows x ${group} heads per KV head need ${tiles} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`, { rows: rowsInPass, tiles });
+      throw new GpuLimitError(`attention: ${rows} rows x ${group} heads per KV head need ${tiles} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`, { rows, tiles });
     }
     pass.dispatchWorkgroups(tiles, units);
   }
@@ -313,20 +300,18 @@ export class FlashAttention {
    * code (MODE 0, FALLBACK 1) runs those units through dispatchWorkgroupsIndirect (nothing when none
    * is flagged). Same params as the fused pass.
    */
-  encodeFallback(pass: GPUComputePassEncoder, b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; sel: GPUBuffer; params: GPUBufferBinding }, args: GPUBuffer): void {
-    const x = this.sparseExtra!;
-    pass.setPipeline(x.fallbackArgs);
-    pass.setBindGroup(0, bindAt(this.ctx, x.fallbackArgs, [[0, b.sel], [3, args], [6, b.params]], 'sample_fallback'));
+  encodeFallback(pass: GPUComputePassEncoder, b: FlashBuffers & { sel: GPUBuffer }, args: GPUBuffer): void {
+    const { fallback, fallbackArgs } = this.pipes;
+    pass.setPipeline(fallbackArgs!);
+    pass.setBindGroup(0, bindAt(this.ctx, fallbackArgs!, [[0, b.sel], [3, args], [6, b.params]], 'sample_fallback'));
     pass.dispatchWorkgroups(1);
-    pass.setPipeline(x.fallback);
-    pass.setBindGroup(0, this.bind(x.fallback, b, 'attention_dense_fallback'));
+    pass.setPipeline(fallback!);
+    pass.setBindGroup(0, this.bind(fallback!, b, 'attention_dense_fallback'));
     pass.dispatchWorkgroupsIndirect(args, 0);
   }
 
-  private bind(pipe: GPUComputePipeline, b: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; lse?: GPUBuffer; sel?: GPUBuffer; params: GPUBufferBinding }, label: string): GPUBindGroup {
-    return bindAt(this.ctx, pipe, [
-      [0, b.q], [1, b.k], [2, b.v], [3, b.out], [4, b.lse ?? this.dummies[0]], [5, b.sel ?? this.dummies[1]], [6, b.params],
-    ], label);
+  private bind(pipe: GPUComputePipeline, b: FlashBuffers, label: string): GPUBindGroup {
+    return bindAt(this.ctx, pipe, [[0, b.q], [1, b.k], [2, b.v], [3, b.out], [5, b.sel ?? this.dummySel], [6, b.params]], label);
   }
 }
 

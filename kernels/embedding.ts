@@ -5,8 +5,8 @@
 import type { GpuContext } from '../src/gpu/device.ts';
 import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
 import { releaseBuffer, uniformBuffer } from '../src/gpu/buffers.ts';
-import type { Dispatch } from '../src/engine/types.ts';
-import type { GpuWeight, WeightFormat } from '../src/loader/formats.ts';
+import type { Dispatch } from './prepared.ts';
+import type { GpuWeight, WeightFormat } from '../src/gpu/formats.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import source from './embedding.wgsl?raw';
 

@@ -1,6 +1,6 @@
 // f32 -> IEEE f16 bits, round to nearest even, overflow to inf, NaN kept quiet; bit-equal to
-// src/loader/quant.ts f32ToF16. Prepended to the kernels that write f16 (src/loader/gpu-quant.wgsl,
-// kernels/dequant_f16.wgsl) by their launchers.
+// src/loader/quant.ts f32ToF16. Prepended to src/loader/gpu-quant.wgsl (the loader's GPU quantizer) by its launcher.
+
 fn f32_to_f16(v: f32) -> u32 {
   let x = bitcast<u32>(v);
   let sign = (x >> 16u) & 0x8000u;

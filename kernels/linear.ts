@@ -4,64 +4,56 @@
  *   y (rows, F)   = silu(x Wg^T) * (x Wu^T), W = [Wg; Wu] prepareGateUp()
  * with W packed in any weight format of src/loader/formats.ts (f32, f16, q8,
  * q4) and split by rows into parts. Prefill (rows > gemvMaxRows) runs the
- * register-tiled GEMM (linear_gemm.wgsl by default; generated variants in
- * linear_gemm.ts, chosen by LinearOptions.gemm and swept by bench/gemm.ts
- * --variant); decode runs the matrix-vector
- * kernel (linear_gemv.wgsl, or linear_gemv_any.wgsl for shapes that do not
- * split into 16-byte chunks). Each part (or gate/up segment) is one dispatch
- * writing its own column range of y. Everything is built in prepare(): the
- * returned Dispatch only replays. Pipelines are compiled synchronously on the
- * first prepare() of a variant (format, group size, bias, gate/up, rows for
- * the matrix-vector kernel) and cached.
+ * register-tiled GEMM (linear_gemm.wgsl); q4 / q8 prefills of
+ * prefillDequantMinRows rows or more first expand the weight to f32 in a
+ * scratch buffer (kernels/dequant.ts) and run the f32 GEMM on it. Up to
+ * gemvMaxRows rows run the matrix-vector kernel (linear_gemv.wgsl), one row
+ * of x per workgroup set (the row count is the dispatch size). Shapes the
+ * vector loads do not take (K or the group not a multiple of the 16-byte
+ * chunk, unaligned x offsets; no published checkpoint has them) run the
+ * element-wise matrix-vector kernel linear_gemv_any.wgsl for any row count. Each part (or gate/up segment) is
+ * one dispatch writing its own column range of y. Everything is built in
+ * prepare(): the returned Dispatch only replays. Pipelines come from the
+ * device's cache (src/gpu/pipelines.ts); linearPipelineSpecs() lists those an
+ * engine may use, so its load compiles them all.
  *
- * Speed design (issue 9; tunables in GemmConfig / GemvConfig, swept by
- * bench/kernels.ts): the GEMM dequantizes each weight tile once into
+ * Speed design (issue 9): the GEMM dequantizes each weight tile once into
  * workgroup memory, so its inner loop is the same f32 8x8 register block for
- * every format (4 vec4 workgroup loads per 64 FMAs); the matrix-vector kernel
- * streams 16-byte weight chunks with every x chunk serving several rows, and
- * decodes int4/int8 without int->float conversions (see linear_q4.wgsl)
- * and f16 by bit moves (linear_f16.wgsl). H100 (Dawn/Vulkan), defaults:
- * GEMM ~31 TFLOP/s f32/f16, ~29-30 q8/q4 at M = 4096; matrix-vector
- * f16/f32 ~2.5-2.9 TB/s at 14336 x 4096. Measured slower and kept only as
- * options for the bench sweep: GEMM bk 32 (a one-word-per-thread gemv, at most
- * 459 GB/s, was removed);
- * gemv xs (x staged in workgroup memory) is not measured yet.
+ * every format; the matrix-vector kernel streams 16-byte weight chunks with
+ * every x chunk serving several rows, and decodes int4/int8 without
+ * int->float conversions (see linear_q4.wgsl) and f16 by bit moves
+ * (linear_f16.wgsl). H100 figures: in the kernels' headers.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
-import { dispatchDims } from '../src/gpu/pipelines.ts';
-import { packedBytes, scaleBytes, type GpuWeight, type GpuWeightPart, type WeightFormat } from '../src/loader/formats.ts';
-import type { Dispatch } from '../src/engine/types.ts';
+import { dispatchDims, pipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
+import { packedBytes, scaleBytes, type GpuWeight, type GpuWeightPart, type WeightFormat } from '../src/gpu/formats.ts';
+import type { Dispatch } from './prepared.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import gemmSrc from './linear_gemm.wgsl?raw';
-import { checkGemmConfig, gemmSmemBytes, gemmTile, gemmTiledSource, type GemmConfig } from './linear_gemm.ts';
-import {
-  DEFAULT_DEQUANT_MIN_ROWS, DEFAULT_PREFILL_DEQUANT, dequantScratchBytes, expandedBytes, prepareDequant, PREFILL_DEQUANTS, type PrefillDequant,
-} from './dequant_f16.ts';
+import { DEFAULT_DEQUANT_MIN_ROWS, dequantScratchBytes, dequantSpecs, expandedBytes, prepareDequant } from './dequant.ts';
 import gemvSrc from './linear_gemv.wgsl?raw';
 import gemvAnySrc from './linear_gemv_any.wgsl?raw';
-import gemvXsSrc from './linear_gemv_xs.wgsl?raw';
 import gemvCommonSrc from './linear_gemv_common.wgsl?raw';
 import gemvStoreSrc from './linear_gemv_store.wgsl?raw';
 import gemvNormInSrc from './linear_gemv_norm_in.wgsl?raw';
 import gemvResidSrc from './linear_gemv_resid.wgsl?raw';
 import gemvRopeSrc from './linear_gemv_rope.wgsl?raw';
-import gemvPartialSrc from './linear_gemv_partial.wgsl?raw';
-import gemvSplitKSrc from './linear_gemv_splitk.wgsl?raw';
-import gemvRegSrc from './linear_gemv_reg.wgsl?raw';
-import { planGemvReg } from './linear_gemv_reg.ts';
-import gemvMergeSrc from './linear_gemv_merge.wgsl?raw';
 import f32Src from './linear_f32.wgsl?raw';
 import f16Src from './linear_f16.wgsl?raw';
 import q8Src from './linear_q8.wgsl?raw';
 import q4Src from './linear_q4.wgsl?raw';
 
 const FORMAT_SRC: Record<WeightFormat, string> = { f32: f32Src, f16: f16Src, q8: q8Src, q4: q4Src };
+
 /** Elements per u32 word of each format. */
-
-const devicePipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
-
 export const ELEMS_PER_WORD: Record<WeightFormat, number> = { f32: 1, f16: 2, q8: 4, q4: 8 };
+/** Elements per weight chunk of the GEMM's vector loads (CH in linear_<fmt>.wgsl). */
+const GEMM_CHUNK: Record<WeightFormat, number> = { f32: 4, f16: 8, q8: 8, q4: 8 };
+/** Weight rows per matrix-vector workgroup (NG * RPT of linear_gemv_common.wgsl). */
+const GEMV_NR = 16;
+/** Weight rows per GEMM workgroup and rows of x per GEMM workgroup. */
+const GEMM_TILE = 128;
 
 export interface LinearArgs {
   /** (rows, in) f32 starting at xOffsetBytes */
@@ -79,29 +71,6 @@ export interface LinearArgs {
   normIn?: GemvNormIn;
   residual?: GemvResidual;
   rope?: GemvRope;
-  /** x is the decode attention's split-K partials, merged in the prologue (GemvAttnMerge; x is then unused). */
-  merge?: GemvAttnMerge;
-}
-
-/** Most attention splits the merge prologue takes (the engine caps the decode attention's splits at this for the merged plan). */
-export const GEMV_MERGE_MAX_SPLITS = 32;
-
-/**
- * The input row is the decode attention of one row, merged from its split-K
- * partials by every workgroup (linear_gemv_merge.wgsl; kernels/attention_decode.ts
- * DecodeAttention.partials): the 'merged' decode plan's wo projection.
- */
-export interface GemvAttnMerge {
-  /** (nHeads, nSplits, headDim) f32, nSplits <= GEMV_MERGE_MAX_SPLITS */
-  partO: GPUBuffer;
-  /** (nHeads, nSplits) vec2 f32 (m, l) */
-  partML: GPUBuffer;
-  /** uniform: the attention's params (splitLen, nSplits of the step) */
-  params: GPUBuffer;
-  /** uniform: pos (StepUniform) */
-  step: GPUBuffer;
-  nHeads: number;
-  headDim: number;
 }
 
 /**
@@ -152,7 +121,7 @@ export interface GemvRope {
   kvF16: boolean;
 }
 
-/** A prepared linear; workgroups: how many the matrix-vector kernel runs in all (GemvResidual partial sums). */
+/** A prepared linear; workgroups: how many the matrix-vector kernel runs per row (GemvResidual partial sums). */
 export type PreparedLinear = Dispatch & { workgroups: number };
 
 export interface GateUpArgs {
@@ -168,105 +137,117 @@ export interface GateUpArgs {
   normIn?: GemvNormIn;
 }
 
-/**
- * Tunables of the matrix-vector kernel (threads per row along K, rows per
- * thread, thread groups per workgroup, chunks in flight per row and thread);
- * xs: x staged in workgroup memory in blocks of tk * unroll chunks (linear_gemv_xs.wgsl)
- * where the block fits GEMV_XS_BYTES.
- */
-export interface GemvConfig {
-  tk: number; rpt: number; ng: number; unroll: number; xs?: boolean;
-  /**
-   * Sum a row's TK partials with subgroup shuffles instead of one thread
-   * looping over workgroup memory (TK / subgroup size values at most); applies
-   * where the device has subgroups and TK is a power of two, else ignored.
-   */
-  sg?: boolean;
-  /**
-   * Split-K: K in this many slices, one workgroup per (rows, slice) writing
-   * partial sums, then a second small pass (linear_gemv_splitk.wgsl) sums
-   * them and runs the epilogue. For long K with few outputs (gemvLongK);
-   * vector path only (else ignored).
-   */
-  splitK?: number;
-  /**
-   * x held in registers, persistent workgroups with the next block's weights
-   * prefetched (kernels/linear_gemv_reg.wgsl, planned by linear_gemv_reg.ts):
-   * tk threads share a row's chunks, unroll >= 2 prefetches; decode (one row)
-   * vector path only, else the kernel above runs with the same tunables.
-   */
-  reg?: boolean;
-  /** Workgroups the reg kernel launches (default GEMV_REG_PERSIST). */
-  persist?: number;
-  /** reg kernel: run the epilogue after each row block (two barriers each) instead of all after the last. */
-  storeEach?: boolean;
-  /** reg kernel: x loaded into registers straight from global memory (uncoalesced) instead of through workgroup memory. */
-  xGlobal?: boolean;
-}
-
-/**
- * 'default' -> undefined; 'TKxRPTxNGxUNROLL' with suffixes 'xs' (x staged),
- * 'sg' (subgroup reduction), 'kN' (split-K in N slices), 'r' / 'rN' (x in registers, N persistent
- * workgroups; 'ri': epilogue after each block; 'rg': x not staged), e.g. 32x4x4x2xssgk4, 128x4x2x2sgr264.
- */
-export function parseGemv(s: string): GemvConfig | undefined {
-  if (s === 'default') return undefined;
-  const m = /^(\d+)x(\d+)x(\d+)x(\d+)(xs)?(sg)?(?:k(\d+))?(?:(r)(i)?(g)?(\d+)?)?$/.exec(s);
-  if (!m) throw new InvalidOptionError('gemv', `'${s}' is not 'default' or TKxRPTxNGxUNROLL[xs][sg][kN][r[i][g][N]] (e.g. 32x4x4x2xssgk4)`);
-  const [tk, rpt, ng, unroll] = m.slice(1, 5).map(Number);
-  const g: GemvConfig = { tk, rpt, ng, unroll, xs: !!m[5], sg: !!m[6], splitK: m[7] ? Number(m[7]) : undefined };
-  if (m[8]) Object.assign(g, { reg: true, storeEach: !!m[9], xGlobal: !!m[10], persist: m[11] ? Number(m[11]) : undefined });
-  return g;
-}
-
-/** The parseGemv spelling of a configuration ('default' for undefined). */
-export function gemvTag(g: GemvConfig | undefined): string {
-  return g ? `${g.tk}x${g.rpt}x${g.ng}x${g.unroll}${g.xs ? 'xs' : ''}${g.sg ? 'sg' : ''}${g.splitK && g.splitK > 1 ? `k${g.splitK}` : ''}${g.reg ? `r${g.storeEach ? 'i' : ''}${g.xGlobal ? 'g' : ''}${g.persist ?? ''}` : ''}` : 'default';
-}
-
-/** GEMM tunables and variants: kernels/linear_gemm.ts. */
-export { gemmSmemBytes, type GemmConfig } from './linear_gemm.ts';
-
 export interface LinearOptions {
   /** Largest row count that runs the matrix-vector kernel (default 8, at most 8). */
   gemvMaxRows?: number;
-  gemv?: GemvConfig;
   /**
-   * Matrix-vector tunables for long-K shapes (in >= 2 out, e.g. the FFN down
-   * projection 4096 x 14336: few output rows, so few workgroups; more threads
-   * per row keep the GPU full). Default: gemv.
+   * Fewest rows of a q4 / q8 prefill that expand the weight to f32 before the GEMM (default 256;
+   * H100 09:25, bench/gpu-results/h100-0925-gemm-dequant.json: q4 40.4 / 40.3 TFLOP/s at
+   * 4096^3 / 4096x14336x4096 with the f32 expansion against 38.1 / 38.3 decoding in the GEMM).
    */
-  gemvLongK?: GemvConfig;
-  /** Matrix-vector tunables of the projection with the attention merge in its prologue (GemvAttnMerge; default: gemv). */
-  gemvMerge?: GemvConfig;
-  gemm?: GemmConfig;
-  /**
-   * Prefill of q4 / q8 weights (GEMM path, rows >= prefillDequantMinRows):
-   * 'f16' (default) or 'f32' expands each weight into a scratch buffer
-   * (kernels/dequant_f16.wgsl) and runs the GEMM on that, in the same
-   * prepared dispatch; 'none' decodes inside the GEMM. f16 rounds each
-   * dequantized weight to f16 (nearest even); f32 is exact.
-   */
-  prefillDequant?: PrefillDequant;
-  /** Fewest rows that take prefillDequant (default 256). */
   prefillDequantMinRows?: number;
   /** Cap on the dequantization scratch (default: the storage binding limit); larger weights run in row chunks. */
   prefillScratchMaxBytes?: number;
 }
 
-// 'trvlsw' (unrolled tr layout, kv-style vec4 global loads, 8 x 4 warp shape): H100 08:51 sweep
-// (bench/gpu-results/h100-0900-gemm-variants.json): f16 40.1 / 40.7 TFLOP/s, q4 37.8 / 38.3 at
-// 4096 x 4096 x 4096 / 4096 x 14336 x 4096, against base 32.8 / 33.3 and 30.7 / 31.2.
-export const DEFAULT_GEMM: GemmConfig = { variant: 'tr', bk: 16, prefetch: true, tm: 8, tn: 8, vl: true, sw: true };
+/** K step of the default GEMM: 16, or 8 where the device's workgroup memory is below the 16.5 KiB BK 16 needs. */
+export function gemmBk(ctx: GpuContext): 8 | 16 {
+  return ctx.limits.maxComputeWorkgroupStorageSize >= 2 * 16 * 33 * 16 ? 16 : 8;
+}
 
-// x staged in workgroup memory (falls back where the device lacks the memory), rows reduced in
-// workgroup memory: H100 12:30 fused decode, 7B q4 greedy 230.5 tok/s and 1.8B 507.3 against
-// 217.9 / 470.0 with the subgroup reduction ('xssg', the 09:30 default; plain 32x4x4x2: 201 / 460);
-// kernel alone 1.54 / 2.75 TB/s q4 / f16 at 14336 x 4096 vs 1.34 / 2.47 (h100-1140-gemv-reg.json,
-// h100-1230-engine-gemv.json).
-export const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2, xs: true, sg: false };
-/** Largest staged x block of the xs matrix-vector path (and at most what the device's workgroup memory leaves). */
-const GEMV_XS_BYTES = 24 * 1024;
+/** The epilogue of a matrix-vector dispatch (the decode fusions, see GemvNormIn / GemvResidual / GemvRope). */
+export type GemvEpilogue = 'store' | 'normIn' | 'residual' | 'rope' | 'normInRope';
+
+/** What selects one linear pipeline (besides the format's weight layout). */
+interface PipelineKey {
+  gemv: boolean;
+  /** vector path (gemv: 16-byte chunks; GEMM: vec4 x and whole chunks) or the any-shape kernel */
+  vec: boolean;
+  format: WeightFormat;
+  group: number;
+  gateUp: boolean;
+  bias: boolean;
+  epilogue: GemvEpilogue;
+  kvF16: boolean;
+}
+
+function specOf(ctx: GpuContext, k: PipelineKey): PipelineSpec {
+  const constants: Record<string, number> = { GROUP: k.group, GATE_UP: k.gateUp ? 1 : 0, HAS_BIAS: k.bias ? 1 : 0 };
+  const fmt = FORMAT_SRC[k.format];
+  if (!k.gemv) return { label: `linear_gemm_${k.format}`, code: fmt + gemmSrc, constants: { ...constants, BK: gemmBk(ctx) } };
+  const rope = k.epilogue === 'rope' || k.epilogue === 'normInRope';
+  if (rope) Object.assign(constants, { ROPE_ROWS: 1, KV_F16: k.kvF16 ? 1 : 0 });
+  const epilogue = k.epilogue === 'residual' ? gemvResidSrc
+    : (k.epilogue === 'normIn' || k.epilogue === 'normInRope' ? gemvNormInSrc : ONE_SCALE) + (rope ? gemvRopeSrc : gemvStoreSrc);
+  return { label: `linear_gemv${k.vec ? '' : '_any'}_${k.epilogue}_${k.format}`, code: fmt + gemvCommonSrc + (k.vec ? gemvSrc : gemvAnySrc) + epilogue, constants };
+}
+
+/** Whether a weight of `inDim` columns in `format` / `group` takes the vector kernels at x offset xOffElems. */
+function vecPaths(format: WeightFormat, group: number, inDim: number, xOffElems: number): { gemv: boolean; gemm: boolean } {
+  const epw = ELEMS_PER_WORD[format];
+  const quant = format === 'q8' || format === 'q4';
+  const ch = GEMM_CHUNK[format];
+  return {
+    gemv: inDim % (4 * epw) === 0 && (!quant || group % (4 * epw) === 0) && xOffElems % 4 === 0,
+    gemm: inDim % 4 === 0 && xOffElems % 4 === 0 && inDim % ch === 0 && (!quant || group % ch === 0),
+  };
+}
+
+/** One way an engine uses a weight matrix (for linearPipelineSpecs). */
+export interface LinearUse {
+  format: WeightFormat;
+  groupSize: number;
+  /** [out, in] */
+  shape: number[];
+  gateUp?: boolean;
+  bias?: boolean;
+  /** Rows it runs with: 'decode' (1), 'prefill' (1 .. prefillChunk), or both. */
+  rows: 'decode' | 'prefill' | 'both';
+  /** Largest row count of a prefill (the chunk). */
+  maxRows?: number;
+  /** The decode fusion it runs with (decode rows only). */
+  epilogue?: GemvEpilogue;
+  kvF16?: boolean;
+  /** x may start at any row of a [rows, in] activation (the LM head of a prefill's last row). */
+  anyRowOffset?: boolean;
+}
+
+/**
+ * The pipelines the linear kernels may build for these uses: every
+ * matrix-vector / GEMM / dequantization pipeline prepare() can pick for them
+ * with these options, so an engine's load compiles them all.
+ */
+export function linearPipelineSpecs(ctx: GpuContext, uses: LinearUse[], opts: LinearOptions = {}): PipelineSpec[] {
+  const gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
+  const minRows = opts.prefillDequantMinRows ?? DEFAULT_DEQUANT_MIN_ROWS;
+  const out: PipelineSpec[] = [];
+  for (const u of uses) {
+    const [, inDim] = u.shape;
+    const quant = u.format === 'q8' || u.format === 'q4';
+    const group = quant ? u.groupSize : 1;
+    const maxRows = u.rows === 'decode' ? 1 : u.maxRows ?? Infinity;
+    // x offsets: 0, or any row of the activation ((rows - 1) * inDim elements).
+    const offsets = u.anyRowOffset && inDim % 4 !== 0 ? [0, 1] : [0];
+    const base = { format: u.format, group, gateUp: u.gateUp === true, bias: u.bias === true, epilogue: 'store' as GemvEpilogue, kvF16: u.kvF16 === true };
+    for (const off of offsets) {
+      const vec = vecPaths(u.format, group, inDim, off);
+      if (u.rows !== 'prefill' && u.epilogue && u.epilogue !== 'store') {
+        out.push(specOf(ctx, { ...base, gemv: true, vec: vec.gemv, epilogue: u.epilogue }));
+      } else if (gemvMaxRows >= 1) {
+        out.push(specOf(ctx, { ...base, gemv: true, vec: vec.gemv }));
+      }
+      if (u.rows === 'decode' || maxRows <= gemvMaxRows) continue;
+      // (shapes the GEMM does not take run the any-shape matrix-vector kernel, pushed above or here)
+      out.push(specOf(ctx, vec.gemm ? { ...base, gemv: false, vec: true } : { ...base, gemv: true, vec: false }));
+      if (quant && maxRows >= minRows && vecPaths('f32', 1, inDim, off).gemm) {
+        // the expanded weight: an f32 GEMM (group 1), after the dequantization pass
+        out.push(specOf(ctx, { ...base, format: 'f32', group: 1, gemv: false, vec: true }));
+        out.push(...dequantSpecs(u.format as 'q4' | 'q8'));
+      }
+    }
+  }
+  return out;
+}
 
 /** One dispatch of a prepared linear: a weight part (or gate/up segment) with its column range. */
 interface Piece {
@@ -279,18 +260,7 @@ interface Piece {
 }
 
 export class LinearKernels {
-  /** Pipelines of this device, shared by every LinearKernels on it (engines loaded again reuse them). */
-  private get pipelines(): Map<string, GPUComputePipeline> {
-    let m = devicePipelines.get(this.ctx.device);
-    if (!m) devicePipelines.set(this.ctx.device, (m = new Map()));
-    return m;
-  }
   private readonly gemvMaxRows: number;
-  private readonly gemv: GemvConfig;
-  private readonly gemvLongK: GemvConfig;
-  private readonly gemvMerge: GemvConfig;
-  private readonly gemm: GemmConfig;
-  private readonly prefillDequant: PrefillDequant;
   private readonly dequantMinRows: number;
   private readonly scratchMaxBytes: number;
   /** The prefill dequantization scratch (allocated by the first prepare that needs it) and its size hint. */
@@ -299,41 +269,14 @@ export class LinearKernels {
 
   private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
     this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
-    this.gemv = opts.gemv ?? DEFAULT_GEMV;
-    // Workgroup memory (gemmSmemBytes): base BK 16 (16.5 KiB) is already above
-    // WebGPU's default 16 KiB, so small limits fall back to BK 8; a bigger
-    // default variant falls back to base BK 16 first.
-    const smem = ctx.limits.maxComputeWorkgroupStorageSize;
-    const fallbacks: GemmConfig[] = [DEFAULT_GEMM, { bk: 16, prefetch: true }, { bk: 8, prefetch: true }];
-    this.gemm = opts.gemm ?? fallbacks.find((g) => gemmSmemBytes(g) <= smem) ?? fallbacks[fallbacks.length - 1];
-    checkGemmConfig(this.gemm, smem);
-    this.gemvLongK = opts.gemvLongK ?? this.gemv;
-    this.gemvMerge = opts.gemvMerge ?? this.gemv;
-    this.prefillDequant = opts.prefillDequant ?? DEFAULT_PREFILL_DEQUANT;
-    if (!PREFILL_DEQUANTS.includes(this.prefillDequant)) {
-      throw new InvalidOptionError('prefillDequant', `must be one of ${PREFILL_DEQUANTS.join(', ')} (got '${this.prefillDequant}')`);
-    }
     this.dequantMinRows = opts.prefillDequantMinRows ?? DEFAULT_DEQUANT_MIN_ROWS;
     if (!(Number.isInteger(this.dequantMinRows) && this.dequantMinRows >= 1)) {
       throw new InvalidOptionError('prefillDequantMinRows', `must be a positive integer (got ${opts.prefillDequantMinRows})`);
     }
     const bind = Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
-    this.scratchMaxBytes = Math.floor(Math.min(bind, opts.prefillScratchMaxBytes ?? Infinity) / 4) * 4;
-    if (!(this.scratchMaxBytes >= 4)) {
-      throw new InvalidOptionError('prefillScratchMaxBytes', `must be at least 4 (got ${opts.prefillScratchMaxBytes})`);
-    }
-    for (const [name, g] of [['gemv', this.gemv], ['gemvLongK', this.gemvLongK], ['gemvMerge', this.gemvMerge]] as const) {
-      const { tk, rpt, ng, unroll } = g;
-      // (reg configs: ng * rpt even is enough, e.g. one team of 224 threads for K = 14336 q4)
-      if (!(tk > 0 && rpt > 0 && ng > 0 && unroll > 0 && (ng % 2 === 0 || (g.reg === true && (ng * rpt) % 2 === 0)) && rpt <= tk && tk * ng <= 256)) {
-        throw new InvalidOptionError(name, `tk, rpt, ng, unroll must be positive, ng even, rpt <= tk, tk * ng <= 256 (got ${tk}, ${rpt}, ${ng}, ${unroll})`);
-      }
-      if (g.splitK !== undefined && !(Number.isInteger(g.splitK) && g.splitK >= 1 && g.splitK <= 64)) {
-        throw new InvalidOptionError(name, `splitK must be an integer in [1, 64] (got ${g.splitK})`);
-      }
-      if (g.persist !== undefined && !(Number.isInteger(g.persist) && g.persist >= 1 && g.persist <= 65535)) {
-        throw new InvalidOptionError(name, `persist must be an integer in [1, 65535] (got ${g.persist})`);
-      }
+    this.scratchMaxBytes = Math.floor(Math.min(bind, opts.prefillScratchMaxBytes ?? Infinity) / 16) * 16;
+    if (!(this.scratchMaxBytes >= 16)) {
+      throw new InvalidOptionError('prefillScratchMaxBytes', `must be at least 16 (got ${opts.prefillScratchMaxBytes})`);
     }
   }
 
@@ -369,22 +312,7 @@ export class LinearKernels {
 
   /** Whether the fused RoPE epilogue takes this shape (GemvRope; else rope runs as its own kernel). */
   ropeFits(headDim: number, rotaryDim: number): boolean {
-    const { ng, rpt } = this.gemv;
-    return headDim % 4 === 0 && rotaryDim % 4 === 0 && (ng * rpt) % 4 === 0 && this.gemvMaxRows >= 1;
-  }
-
-  /**
-   * Whether a projection of `inDim` inputs in `format` can take the attention
-   * merge in its prologue (GemvAttnMerge): 16-byte chunks, nHeads <= 256 and
-   * the merged row in workgroup memory.
-   */
-  mergeFits(inDim: number, format: WeightFormat, groupSize: number, nHeads: number, headDim: number): boolean {
-    const epw = ELEMS_PER_WORD[format];
-    const quant = format === 'q8' || format === 'q4';
-    const { tk, rpt, ng } = this.gemvMerge;
-    const smem = mergeXBytes(inDim, epw) + nHeads * GEMV_MERGE_MAX_SPLITS * 4 + (ng * rpt * (tk + 1) + ng * rpt) * 4;
-    return this.gemvMaxRows >= 1 && inDim === nHeads * headDim && headDim % 4 === 0 && nHeads <= 256 &&
-      inDim % (4 * epw) === 0 && (!quant || groupSize % (4 * epw) === 0) && smem <= this.ctx.limits.maxComputeWorkgroupStorageSize;
+    return headDim % 4 === 0 && rotaryDim % 4 === 0 && this.gemvMaxRows >= 1;
   }
 
   /** Whether decode (one row) runs the matrix-vector kernel, so GemvNormIn / GemvResidual / GemvRope apply. */
@@ -414,11 +342,6 @@ export class LinearKernels {
     return this.build({ ...a, bias: undefined }, inDim, f, pieces, true);
   }
 
-  /** The GEMM configuration in use (the default may fall back to fit the device's workgroup memory). */
-  get gemmConfig(): GemmConfig {
-    return this.gemm;
-  }
-
   /** Releases the kernels' own buffers (prepared dispatches release theirs; destroy those first). */
   destroy(): void {
     releaseBuffer(this.ctx, this.dummy);
@@ -433,8 +356,7 @@ export class LinearKernels {
    * is allocated here.
    */
   reserveDequantScratch(matrices: number[][]): void {
-    if (this.prefillDequant === 'none') return;
-    this.scratchHintBytes = Math.max(this.scratchHintBytes, dequantScratchBytes(this.prefillDequant, matrices, this.scratchMaxBytes));
+    this.scratchHintBytes = Math.max(this.scratchHintBytes, dequantScratchBytes(matrices, this.scratchMaxBytes));
   }
 
   /** Bytes of the dequantization scratch now allocated (0 before the first prefill that needs it). */
@@ -443,36 +365,35 @@ export class LinearKernels {
   }
 
   /**
-   * A q4 / q8 prefill through the scratch (LinearOptions.prefillDequant): per
-   * chunk of output columns (as many whole GEMM tiles as the scratch holds),
-   * the dequantization dispatch (gate/up: gate rows, then up rows after them)
-   * and the GEMM reading the chunk as an f16 / f32 weight. undefined where
-   * the scratch cannot hold one row (the in-kernel path runs instead).
+   * A q4 / q8 prefill through the scratch: per chunk of output columns (as
+   * many whole GEMM tiles as the scratch holds), the dequantization dispatch
+   * (gate/up: gate rows, then up rows after them) and the GEMM reading the
+   * chunk as an f32 weight. undefined where the scratch cannot hold one row
+   * (the in-kernel path runs instead).
    */
   private buildDequant(a: LinearArgs, inDim: number, outCols: number, pieces: Piece[], gateUp: boolean): PreparedLinear | undefined {
-    const out = this.prefillDequant === 'f32' ? 'f32' : 'f16';
     const fmt = a.w.format as 'q4' | 'q8';
     const segs = gateUp ? 2 : 1;
     if (!this.scratch) {
-      const need = Math.max(...pieces.map((pc) => expandedBytes(out, segs * pc.n * inDim)));
+      const need = Math.max(...pieces.map((pc) => expandedBytes(segs * pc.n * inDim)));
       const bytes = Math.min(this.scratchMaxBytes, Math.max(need, this.scratchHintBytes));
       this.scratch = createBuffer(this.ctx, bytes, STORAGE.rw, 'linear_dequant_scratch');
     }
     const scratch = this.scratch;
-    let maxRows = Math.floor((Math.floor(scratch.size / 4) * (out === 'f16' ? 2 : 1)) / (segs * inDim));
+    let maxRows = Math.floor(Math.floor(scratch.size / 4) / (segs * inDim));
     if (maxRows < 1) return undefined;
-    const tile = gemmTile(this.gemm).tileN / segs;
+    const tile = GEMM_TILE / segs;
     if (maxRows >= tile) maxRows -= maxRows % tile;
     const steps: Dispatch[] = [];
     try {
       for (const pc of pieces) {
         for (let c0 = 0; c0 < pc.n; c0 += maxRows) {
           const n = Math.min(maxRows, pc.n - c0);
-          const range = { format: fmt, groupSize: a.w.groupSize, out, dst: scratch, count: n * inDim, label: a.w.name } as const;
+          const range = { format: fmt, groupSize: a.w.groupSize, dst: scratch, count: n * inDim, label: a.w.name } as const;
           steps.push(prepareDequant(this.ctx, { ...range, part: pc.w0, srcElem0: (pc.row0 + c0) * inDim, dstElem0: 0 }));
           if (gateUp) steps.push(prepareDequant(this.ctx, { ...range, part: pc.w1, srcElem0: (pc.row1 + c0) * inDim, dstElem0: n * inDim }));
           const part: GpuWeightPart = { rowStart: 0, rows: segs * n, data: scratch };
-          const w: GpuWeight = { name: `${a.w.name}_${out}`, format: out, shape: [segs * n, inDim], groupSize: 0, parts: [part] };
+          const w: GpuWeight = { name: `${a.w.name}_f32`, format: 'f32', shape: [segs * n, inDim], groupSize: 0, parts: [part] };
           const piece: Piece = { n, w0: part, w1: part, row0: 0, row1: gateUp ? n : 0, col0: pc.col0 + c0 };
           steps.push(this.build({ ...a, w }, inDim, outCols, [piece], gateUp));
         }
@@ -508,132 +429,51 @@ export class LinearKernels {
     const fmt = a.w.format;
     const quant = fmt === 'q8' || fmt === 'q4';
     const group = quant ? a.w.groupSize : 1;
-    const epw = ELEMS_PER_WORD[fmt];
     const xOffElems = xOff / 4;
-    const gemv = rows <= this.gemvMaxRows;
-    const fused = a.normIn || a.residual || a.rope || a.merge;
-    if (fused && !(gemv && rows === 1)) throw new InvalidOptionError('rows', `normIn / residual / rope need one row on the matrix-vector kernel (got ${rows} rows, gemvMaxRows ${this.gemvMaxRows})`);
+    const vec = vecPaths(fmt, group, inDim, xOffElems);
+    const fused = a.normIn || a.residual || a.rope;
+    if (fused && !(rows <= this.gemvMaxRows && rows === 1)) throw new InvalidOptionError('rows', `normIn / residual / rope need one row on the matrix-vector kernel (got ${rows} rows, gemvMaxRows ${this.gemvMaxRows})`);
     if (a.residual && (gateUp || a.rope)) throw new InvalidOptionError('residual', 'a residual epilogue takes a plain projection');
-    if (a.merge && (gateUp || a.rope || a.normIn || !this.mergeFits(inDim, fmt, a.w.groupSize, a.merge.nHeads, a.merge.headDim))) {
-      throw new InvalidOptionError('merge', `the attention-merge prologue takes a plain projection of nHeads * headDim inputs in 16-byte chunks whose merged row fits workgroup memory (${a.w.name}: in ${inDim}, ${fmt})`);
-    }
-    if (!gemv && quant && this.prefillDequant !== 'none' && rows >= this.dequantMinRows) {
+    if (rows > this.gemvMaxRows && quant && rows >= this.dequantMinRows && vecPaths('f32', 1, inDim, xOffElems).gemm) {
       const d = this.buildDequant(a, inDim, outCols, pieces, gateUp);
       if (d) return d;
     }
-    let pipeline: GPUComputePipeline;
-    let perWg: number;
-    let gemmRows = 0; // rows of x per GEMM workgroup
-    // Split-K (gemv vector path): pass 1 (partials) then `pipeline` sums them and stores.
-    let splitPass: { pipeline: GPUComputePipeline; sliceChunks: number; slices: number; nr: number } | undefined;
-    let regWgs = 0; // workgroups of the reg kernel (0: one per block)
-    if (gemv) {
-      // (group is 1 for f32/f16: no scales, nothing to align.)
-      const vec = inDim % (4 * epw) === 0 && (!quant || group % (4 * epw) === 0) && xOffElems % 4 === 0;
-      const cfg = a.merge ? this.gemvMerge : inDim >= 2 * outCols ? this.gemvLongK : this.gemv;
-      const { tk, rpt, ng, unroll } = cfg;
-      if (a.rope && (ng * rpt) % 4 !== 0) throw new InvalidOptionError('rope', `the fused RoPE needs ng * rpt % 4 == 0 (got ${ng} * ${rpt})`);
-      const sgMin = subgroupMinSize(this.ctx);
-      const sg = cfg.sg === true && this.ctx.features.has('subgroups') && (tk & (tk - 1)) === 0 && (sgMin & (sgMin - 1)) === 0;
-      // x in registers (linear_gemv_reg.wgsl): one row, not the merge prologue; takes precedence over split-K.
-      const perBlock = gateUp || a.rope ? (ng * rpt) / 2 : ng * rpt;
-      const reg = vec && cfg.reg === true && rows === 1 && !a.merge ? planGemvReg({
-        tk, rpt, ng, unroll, persist: cfg.persist, storeEach: cfg.storeEach, xGlobal: cfg.xGlobal, sg: cfg.sg === true && this.ctx.features.has('subgroups'), sgMin,
-        nch: inDim / (4 * epw), epw, blocks: Math.max(...pieces.map((pc) => Math.ceil(pc.n / perBlock))),
-        smemLimit: this.ctx.limits.maxComputeWorkgroupStorageSize,
-      }) : undefined;
-      const head = ((reg ? reg.sgw > 1 : sg) ? SG_HEAD : NO_SG_HEAD) + `const SGW: u32 = ${reg ? reg.sgw : Math.min(tk, sgMin)}u;\n` +
-        `const ROWS: u32 = ${rows}u;\nconst TK: u32 = ${tk}u;\nconst RPT: u32 = ${rpt}u;\nconst NG: u32 = ${ng}u;\nconst UNROLL: u32 = ${unroll}u;\n` + (reg?.consts ?? '');
-      // x staged in workgroup memory: rows x (tk * unroll) chunks of (epw + 1) vec4.
-      const reduceBytes = (ng * rpt * (tk + 1) + rows * ng * rpt) * 4;
-      const xsBudget = Math.min(GEMV_XS_BYTES, this.ctx.limits.maxComputeWorkgroupStorageSize - reduceBytes);
-      const xs = vec && !a.merge && cfg.xs === true && rows * tk * unroll * (epw + 1) * 16 <= xsBudget;
-      const kind = xs ? '_xs' : vec ? '' : '_any';
-      // Epilogue: input scale (1 or the fused RMSNorm's) and the store.
-      const epilogue = a.residual ? gemvResidSrc
-        : (a.normIn ? gemvNormInSrc : ONE_SCALE) + (a.rope ? gemvRopeSrc : gemvStoreSrc);
-      const constants: Record<string, number> = { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 };
-      if (a.rope) Object.assign(constants, { ROPE_ROWS: 1, KV_F16: a.rope.kvF16 ? 1 : 0 });
-      const tag = a.residual ? '_resid' : `${a.normIn ? '_normin' : ''}${a.rope ? '_rope' : ''}`;
-      const nch = inDim / (4 * epw);
-      const sliceChunks = Math.ceil(nch / Math.max(1, a.merge ? 1 : cfg.splitK ?? 1));
-      const slices = Math.ceil(nch / sliceChunks);
-      if (reg) {
-        regWgs = reg.pwg;
-        pipeline = this.pipeline(`linear_gemv_reg${tag}${reg.sgw > 1 ? '_sg' : ''}_${fmt}`, head + FORMAT_SRC[fmt] + gemvCommonSrc + gemvRegSrc + epilogue, constants);
-      } else if (vec && slices > 1) {
-        const { KV_F16: _, ...c1 } = constants;
-        splitPass = {
-          pipeline: this.pipeline(`linear_gemv${kind}_partial${sg ? '_sg' : ''}_${fmt}`,
-            head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : gemvSrc) + gemvPartialSrc, { ...c1, SPLIT_K: 1 }),
-          sliceChunks, slices, nr: ng * rpt,
-        };
-        pipeline = this.pipeline(`linear_gemv_splitk${tag}_${fmt}`, head + FORMAT_SRC[fmt] + gemvCommonSrc + gemvSplitKSrc + epilogue, constants);
-      } else if (a.merge) {
-        pipeline = this.pipeline(`linear_gemv_merge${tag}${sg ? '_sg' : ''}_${fmt}`,
-          head + `const XM_VEC4: u32 = ${mergeXBytes(inDim, epw) / 16}u;\nconst XM_K: u32 = ${inDim}u;\nconst XM_NH: u32 = ${a.merge.nHeads}u;\n` +
-          `const MS: u32 = ${GEMV_MERGE_MAX_SPLITS}u;\n` + FORMAT_SRC[fmt] + gemvCommonSrc + gemvMergeSrc + epilogue, constants);
-      } else {
-        pipeline = this.pipeline(`linear_gemv${kind}${tag}${sg ? '_sg' : ''}_${fmt}`,
-          head + FORMAT_SRC[fmt] + gemvCommonSrc + (xs ? gemvXsSrc : vec ? gemvSrc : gemvAnySrc) + epilogue, constants);
-      }
-      perWg = gateUp || a.rope ? (ng * rpt) / 2 : ng * rpt;
-    } else {
-      const wordPath = inDim % epw === 0 && (!quant || group % epw === 0);
-      const consts = { GROUP: group, GATE_UP: gateUp ? 1 : 0, HAS_BIAS: a.bias ? 1 : 0 };
-      const g = this.gemm;
-      if ((g.variant ?? 'base') === 'base') {
-        pipeline = this.pipeline(`linear_gemm_${fmt}`, `const BK: u32 = ${g.bk}u;\n` + FORMAT_SRC[fmt] + gemmSrc,
-          { ...consts, WORD_PATH: wordPath ? 1 : 0, PREFETCH: g.prefetch ? 1 : 0 });
-      } else {
-        const shape = { format: fmt, epw, quant, group, inDim, xOffElems };
-        pipeline = this.pipeline(`linear_gemm_${g.variant}_${fmt}`, gemmTiledSource(g, FORMAT_SRC[fmt], shape), consts);
-      }
-      gemmRows = gemmTile(g).tileM;
-      perWg = gateUp ? gemmTile(g).tileN / 2 : gemmTile(g).tileN;
-    }
+    // The GEMM for more than gemvMaxRows rows where its vector loads fit; else the matrix-vector kernel, one row per workgroup set.
+    const gemv = rows <= this.gemvMaxRows || !vec.gemm;
+    const epilogue: GemvEpilogue = a.residual ? 'residual' : a.rope ? (a.normIn ? 'normInRope' : 'rope') : a.normIn ? 'normIn' : 'store';
+    const p = pipeline(this.ctx, specOf(this.ctx, {
+      gemv, vec: gemv ? vec.gemv : true, format: fmt, group, gateUp, bias: !!a.bias, epilogue, kvF16: a.rope?.kvF16 === true,
+    }));
+    const tileN = gemv ? GEMV_NR : GEMM_TILE;
+    const perWg = gateUp || a.rope ? tileN / 2 : tileN;
 
     const uniforms: GPUBuffer[] = [];
-    const steps: { pipeline: GPUComputePipeline; bg: GPUBindGroup; grid: [number, number] }[] = [];
+    const steps: { bg: GPUBindGroup; grid: [number, number] }[] = [];
     let workgroups = 0;
     const entries = (list: [number, GPUBuffer][]) => list.map(([binding, buffer]) => ({ binding, resource: { buffer } }));
     try {
       for (const pc of pieces) {
         const r = a.rope;
         const groups = Math.ceil(pc.n / perWg);
-        const sp = splitPass;
         const params = uniformBuffer(this.ctx, [
           rows, pc.n, inDim, xOffElems,
           yOff / 4 + pc.col0, outCols, pc.row0, pc.row1,
           pc.col0, r?.headDim ?? 0, r?.rotaryDim ?? 0, r?.neox ? 1 : 0,
           a.normIn?.count ?? 0, a.normIn?.dim ?? 0, a.normIn?.eps ?? 0, r?.nHeads ?? 0,
-          r?.nKvHeads ?? 0, r?.capacity ?? 0, workgroups, sp ? groups : 0x7fffffff,
-          sp?.sliceChunks ?? 0, sp?.slices ?? 1, 0, 0,
+          r?.nKvHeads ?? 0, r?.capacity ?? 0, workgroups, groups,
         ], `${a.w.name}_linear_params`, [...new Array(14).fill('u32'), 'f32']);
         uniforms.push(params);
         const extra: [number, GPUBuffer][] = [];
         if (a.normIn) extra.push([8, a.normIn.ss]);
         if (a.residual) extra.push([8, a.residual.normW], [9, a.residual.h], [10, a.residual.ss]);
         if (a.rope) extra.push([9, a.rope.table], [10, a.rope.k], [11, a.rope.v], [12, a.rope.step]);
-        if (a.merge) extra.push([11, a.merge.partML], [12, a.merge.params], [13, a.merge.step]);
-        const weights: [number, GPUBuffer][] = [[0, a.merge ? a.merge.partO : a.x], [1, pc.w0.data], [2, pc.w1.data], [3, pc.w0.scales ?? this.dummy], [4, pc.w1.scales ?? this.dummy]];
-        let bindings: [number, GPUBuffer][];
-        if (sp) {
-          // (partials: (slices, groups, rows, NR) f32, owned like the uniforms)
-          const part = createBuffer(this.ctx, sp.slices * groups * rows * sp.nr * 4, STORAGE.rw, `${a.w.name}_linear_partials`);
-          uniforms.push(part);
-          const bg1 = this.ctx.device.createBindGroup({
-            label: `${a.w.name}_linear_partial`, layout: sp.pipeline.getBindGroupLayout(0), entries: entries([...weights, [7, params], [8, part]]),
-          });
-          steps.push({ pipeline: sp.pipeline, bg: bg1, grid: dispatchDims(this.ctx, sp.slices * groups) });
-          bindings = [[0, part], [5, a.bias ?? this.dummy], [6, a.y], [7, params], ...extra];
-        } else {
-          bindings = [...weights, [5, a.bias ?? this.dummy], [6, a.y], [7, params], ...extra];
-        }
-        const bg = this.ctx.device.createBindGroup({ label: `${a.w.name}_linear`, layout: pipeline.getBindGroupLayout(0), entries: entries(bindings) });
+        const bindings: [number, GPUBuffer][] = [[0, a.x], [1, pc.w0.data], [2, pc.w1.data], [3, pc.w0.scales ?? this.dummy], [4, pc.w1.scales ?? this.dummy],
+          [5, a.bias ?? this.dummy], [6, a.y], [7, params], ...extra];
+        const bg = this.ctx.device.createBindGroup({ label: `${a.w.name}_linear`, layout: p.getBindGroupLayout(0), entries: entries(bindings) });
         workgroups += groups;
-        const grid: [number, number] = gemv ? dispatchDims(this.ctx, regWgs || groups) : [groups, Math.ceil(rows / gemmRows)];
-        steps.push({ pipeline, bg, grid });
+        // gemv: `groups` workgroups per row of x; GEMM: column tiles x row tiles.
+        const grid: [number, number] = gemv ? dispatchDims(this.ctx, groups * rows) : [groups, Math.ceil(rows / GEMM_TILE)];
+        steps.push({ bg, grid });
       }
     } catch (e) {
       for (const u of uniforms) releaseBuffer(this.ctx, u);
@@ -643,9 +483,8 @@ export class LinearKernels {
     return {
       workgroups,
       encode(pass: GPUComputePassEncoder) {
-        let last: GPUComputePipeline | undefined;
+        pass.setPipeline(p);
         for (const s of steps) {
-          if (s.pipeline !== last) pass.setPipeline((last = s.pipeline));
           pass.setBindGroup(0, s.bg);
           pass.dispatchWorkgroups(s.grid[0], s.grid[1]);
         }
@@ -656,36 +495,10 @@ export class LinearKernels {
       },
     };
   }
-
-  private pipeline(label: string, code: string, constants: Record<string, number>): GPUComputePipeline {
-    const key = `${Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(',')}|${code}`;
-    let p = this.pipelines.get(key);
-    if (!p) {
-      const module = this.ctx.device.createShaderModule({ label, code });
-      p = this.ctx.device.createComputePipeline({ label, layout: 'auto', compute: { module, entryPoint: 'main', constants } });
-      this.pipelines.set(key, p);
-    }
-    return p;
-  }
-}
-
-/** Subgroup reduction switch of linear_gemv_common.wgsl (sg_xor only called when SG_REDUCE). */
-const SG_HEAD = 'enable subgroups;\nconst SG_REDUCE: bool = true;\nfn sg_xor(v: f32, m: u32) -> f32 { return subgroupShuffleXor(v, m); }\n';
-const NO_SG_HEAD = 'const SG_REDUCE: bool = false;\nfn sg_xor(v: f32, m: u32) -> f32 { return v; }\n';
-
-/** Smallest subgroup size of the adapter (4 where it does not say: the WebGPU minimum). */
-function subgroupMinSize(ctx: GpuContext): number {
-  return (ctx.adapter.info as GPUAdapterInfo & { subgroupMinSize?: number }).subgroupMinSize ?? 4;
-}
-
-/** Workgroup memory of the merged attention row (linear_gemv_merge.wgsl xm): K / (4 epw) chunks of epw (+ 1 pad) vec4. */
-function mergeXBytes(inDim: number, epw: number): number {
-  return (inDim / (4 * epw)) * (epw + (epw === 1 ? 0 : 1)) * 16;
 }
 
 /** The input scale of an epilogue without a fused norm. */
 const ONE_SCALE = 'fn in_scale(lid: u32) -> f32 { return 1.0; }\n';
-
 
 function partOf(w: GpuWeight, row: number): GpuWeightPart {
   const part = w.parts.find((pt) => row >= pt.rowStart && row < pt.rowStart + pt.rows);

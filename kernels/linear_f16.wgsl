@@ -25,3 +25,10 @@ fn dec_elem(w: u32, sub: u32) -> f32 {
   let h = w >> (16u * sub);
   return bitcast<f32>(((h & 0x7fffu) << 13u) | ((h & 0x8000u) << 16u)) * F16_EXP_FIX;
 }
+
+// The prefill GEMM's weight chunk (linear_gemm.wgsl): CH elements along k, 4 word(s).
+alias WChunk = vec4<u32>;
+const CH: u32 = 8u;
+fn chunk_word(c: WChunk, i: u32) -> u32 {
+  return c[i];
+}

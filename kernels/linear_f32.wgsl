@@ -15,3 +15,10 @@ fn dec_word(w: u32) -> array<f32, EPW> {
 fn dec_elem(w: u32, sub: u32) -> f32 {
   return bitcast<f32>(w);
 }
+
+// The prefill GEMM's weight chunk (linear_gemm.wgsl): CH elements along k, 4 word(s).
+alias WChunk = vec4<u32>;
+const CH: u32 = 4u;
+fn chunk_word(c: WChunk, i: u32) -> u32 {
+  return c[i];
+}

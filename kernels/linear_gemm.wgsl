@@ -1,21 +1,32 @@
-// Linear layer for prefill: y (M, out) = x (M, in) W^T (+ bias), W packed in
-// one of the weight formats (a format file, linear_<fmt>.wgsl, is prepended
-// by kernels/linear.ts and provides EPW, QUANT, dec_word, dec_elem).
-// With GATE_UP, the tile's first 64 weight rows are gate rows and the last 64
-// the matching up rows, and y = silu(x Wg^T) * (x Wu^T).
+// Linear layer for prefill, the default GEMM: y (M, out) = x (M, in) W^T (+ bias),
+// or with GATE_UP y = silu(x Wg^T) * (x Wu^T) (a tile's first 64 weight rows are
+// gate rows, the last 64 the matching up rows). kernels/linear.ts prepends the
+// weight-format file (linear_<fmt>.wgsl: EPW, QUANT, dec_word, and the 16-byte-or-less
+// weight chunk WChunk of CH elements with chunk_word).
 //
-// Workgroup: 256 threads (16 x 16), each an 8 x 8 register block, so one
-// workgroup covers 128 rows of x by 128 weight rows (64 outputs with GATE_UP).
-// K advances by BK (8, 16 or 32, a const prepended by kernels/linear.ts): x and
-// the dequantized W tile are staged in workgroup memory as vec4 columns
-// [k][row / 4] (row stride padded to 33 vec4); with PREFETCH the next tile's
-// global loads are issued before the current tile's math.
+// Workgroup: 256 threads, each an 8 x 8 register block (rows 4 ty + {0..3, 64..67},
+// columns 4 tx + {0..3, 64..67}), so a workgroup covers 128 rows of x by 128 weight
+// rows (64 outputs with GATE_UP). A warp holds 8 tx x 4 ty (lanes 0-7 walk tx), so
+// its vec4 reads of As and Bs per k touch 4 + 8 distinct addresses.
+// K advances by BK (override: 16, or 8 where workgroup memory is below 16.5 KiB): x and
+// the dequantized W tile are staged in workgroup memory as vec4 of 4 rows at one k
+// ([k][row / 4], 32 + 1 vec4 per k against bank conflicts); the next tile's global
+// loads are issued into registers before the current tile's math (prefetch).
+// Global loads run along k: x in vec4 (4 consecutive k of one row), W in whole chunks
+// of CH elements with one scale each. The load units are ordered component-major
+// (unit u: component c = u / (units / 4) of the vec4 of rows 4q..4q+3), so c is the
+// same for runs of consecutive threads and every store into workgroup memory writes
+// one constant component (put_a / put_b): a runtime component index can become a
+// whole-vector read-modify-write on some backends, which races with the neighbours.
+// Needs: K % 4 == 0, xOff % 4 == 0, K % CH == 0, GROUP % CH == 0 (else kernels/linear.ts runs linear_gemv_any.wgsl).
 // Dispatch: (ceil(n / 128) (ceil(n / 64) with GATE_UP), ceil(M / 128), 1).
 // Precision: weights dequantized to f32 exactly, f32 FMA accumulation.
+// H100 (Dawn/Vulkan, BK 16): f16 40.1 / 40.7 TFLOP/s, q4 37.8 / 38.3 at 4096 x 4096 x 4096 /
+// 4096 x 14336 x 4096 (bench/gemm.ts; bench/gpu-results/h100-0900-gemm-variants.json, 'trvlsw').
 //
 // Bindings:
-//   x:    (xOff + M * K) f32, row m at xOff + m * K
-//   w0:   weight rows of half 0 (packed words; see src/loader/formats.ts)
+//   x:    (xOff + M * K) f32 as vec4, row m at xOff + m * K
+//   w0:   weight rows of half 0 in chunks (see src/loader/formats.ts)
 //   w1:   weight rows of half 1 (same buffer as w0 unless GATE_UP)
 //   s0/1: f16-pair scales of w0/w1 (QUANT formats; a dummy otherwise)
 //   bias: (biasOff + n) f32 (HAS_BIAS; a dummy otherwise)
@@ -28,9 +39,9 @@ struct Params {
   biasOff: u32, pad0: u32, pad1: u32, pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w0: array<u32>;
-@group(0) @binding(2) var<storage, read> w1: array<u32>;
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w0: array<WChunk>;
+@group(0) @binding(2) var<storage, read> w1: array<WChunk>;
 @group(0) @binding(3) var<storage, read> s0: array<u32>;
 @group(0) @binding(4) var<storage, read> s1: array<u32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
@@ -40,23 +51,23 @@ struct Params {
 override GROUP: u32 = 1u;       // quantization group size (divides K)
 override GATE_UP: bool = false;
 override HAS_BIAS: bool = false;
-override WORD_PATH: bool = true; // K % EPW == 0 and GROUP % EPW == 0: whole words per row
-override PREFETCH: bool = true;  // load tile t + 1 into registers while computing tile t
+override BK: u32 = 16u;         // K step: 8 or 16
 
-const ASLOTS: u32 = BK / 8u;     // (4 rows, 1 k) slots of x per thread; also of W on the element path
-const LD: u32 = 33u;            // vec4 per k-row of a tile (32 + 1 pad against bank conflicts)
-const WPR: u32 = BK / EPW;      // words of one weight row per tile (word path)
-const BSLOTS: u32 = (32u * WPR + 255u) / 256u; // (4 rows, 1 word) slots per thread (word path)
+const TILE: u32 = 128u;                    // rows of x and weight rows per workgroup
+override XU: u32 = TILE * BK / 4u;           // x load units per K step (vec4 along k)
+override WPR: u32 = BK / CH;                 // W chunks of one weight row per K step
+override WU: u32 = TILE * WPR;               // W load units per K step
+const SLOTS: u32 = 2u;                     // load units per thread, at most (x: BK / 8; W: ceil(WU / 256))
 
-var<workgroup> As: array<vec4<f32>, BK * LD>; // [BK][LD]: As[k * LD + q] = x rows 4q..4q+3 at k
-var<workgroup> Bs: array<vec4<f32>, BK * LD>; // [BK][LD]: Bs[k * LD + q] = W rows 4q..4q+3 at k (dequantized)
+var<workgroup> As: array<array<vec4<f32>, 33>, BK>; // [k][q]: x rows 4q .. 4q + 3 at k
+var<workgroup> Bs: array<array<vec4<f32>, 33>, BK>; // [k][q]: W rows 4q .. 4q + 3 at k (dequantized)
 
-// Prefetch registers: the next tile's x values and raw weight words/scales.
-var<private> ra: array<vec4<f32>, ASLOTS>;
-var<private> rw: array<vec4<u32>, BSLOTS>;
-var<private> rs: array<vec4<f32>, max(ASLOTS, BSLOTS)>;   // word path: scales of the BSLOTS slots; else dequantized values
+// Prefetch registers: the next tile's x vec4, raw weight chunks and their scales.
+var<private> ra: array<vec4<f32>, SLOTS>;
+var<private> rw: array<WChunk, SLOTS>;
+var<private> rs: array<f32, SLOTS>;
 
-fn load_w(h: u32, i: u32) -> u32 {
+fn load_w(h: u32, i: u32) -> WChunk {
   if (h == 0u) { return w0[i]; }
   return w1[i];
 }
@@ -75,96 +86,83 @@ fn weight_row(nt: u32, n: u32) -> vec3<u32> {
     let h = n >> 6u;
     return vec3<u32>(h, select(p.row1, p.row0, h == 0u) + c, u32(c < p.n));
   }
-  let c = nt * 128u + n;
+  let c = nt * TILE + n;
   return vec3<u32>(0u, p.row0 + c, u32(c < p.n));
 }
 
-fn fetch(lid: u32, m0: u32, nt: u32, k0: u32) {
-  // x: 32 * BK slots of (4 rows, 1 k); consecutive threads walk k (coalesced).
-  for (var i = 0u; i < ASLOTS; i++) {
-    let s = lid + i * 256u;
-    let kk = s % BK;
-    let row = m0 + (s / BK) * 4u;
-    let k = k0 + kk;
-    var v = vec4<f32>(0.0);
-    if (k < p.k) {
-      let base = p.xOff + row * p.k + k;
-      if (row < p.m) { v.x = x[base]; }
-      if (row + 1u < p.m) { v.y = x[base + p.k]; }
-      if (row + 2u < p.m) { v.z = x[base + 2u * p.k]; }
-      if (row + 3u < p.m) { v.w = x[base + 3u * p.k]; }
-    }
-    ra[i] = v;
+// Unit u of `units` (component-major) -> (q, component, index along k), rows 4q + component.
+fn unit_of(u: u32, units: u32, perRow: u32) -> vec3<u32> {
+  let quarter = units / 4u;
+  return vec3<u32>((u % quarter) / perRow, u / quarter, (u % quarter) % perRow);
+}
+
+// Component c of As[k][q] / Bs[k][q], with a constant component index in each branch.
+fn put_a(k: u32, q: u32, c: u32, v: f32) {
+  switch c {
+    case 0u: { As[k][q].x = v; }
+    case 1u: { As[k][q].y = v; }
+    case 2u: { As[k][q].z = v; }
+    default: { As[k][q].w = v; }
   }
-  if (WORD_PATH) {
-    // W: 32 * WPR slots of (4 rows, 1 word).
-    let kw = p.k / EPW;
-    let gpr = p.k / GROUP;
-    for (var i = 0u; i < BSLOTS; i++) {
-      let s = lid + i * 256u;
-      var wv = vec4<u32>(0u);
-      var sv = vec4<f32>(0.0);
-      if (s < 32u * WPR) {
-        let wk = s % WPR;
-        let k = k0 + wk * EPW;
-        if (k < p.k) {
-          for (var j = 0u; j < 4u; j++) {
-            let r = weight_row(nt, (s / WPR) * 4u + j);
-            if (r.z != 0u) {
-              wv[j] = load_w(r.x, r.y * kw + k / EPW);
-              sv[j] = load_scale(r.x, r.y * gpr + k / GROUP);
-            }
-          }
-        }
+}
+
+fn put_b(k: u32, q: u32, c: u32, v: f32) {
+  switch c {
+    case 0u: { Bs[k][q].x = v; }
+    case 1u: { Bs[k][q].y = v; }
+    case 2u: { Bs[k][q].z = v; }
+    default: { Bs[k][q].w = v; }
+  }
+}
+
+// Global loads of the K step at k0 into the prefetch registers.
+fn fetch(lid: u32, m0: u32, nt: u32, k0: u32) {
+  for (var i = 0u; i < SLOTS; i++) {
+    let u = lid + 256u * i;
+    if (u < XU) {
+      let t = unit_of(u, XU, BK / 4u);
+      let row = m0 + 4u * t.x + t.y;
+      let k = k0 + 4u * t.z;
+      var v = vec4<f32>(0.0);
+      if (row < p.m && k < p.k) { v = x[(p.xOff >> 2u) + row * (p.k >> 2u) + (k >> 2u)]; }
+      ra[i] = v;
+    }
+  }
+  for (var i = 0u; i < SLOTS; i++) {
+    let u = lid + 256u * i;
+    if (u < WU) {
+      let t = unit_of(u, WU, WPR);
+      let r = weight_row(nt, 4u * t.x + t.y);
+      let k = k0 + CH * t.z;
+      var wv = WChunk();
+      var sv = 0.0;
+      if (r.z != 0u && k < p.k) {
+        wv = load_w(r.x, r.y * (p.k / CH) + k / CH);
+        sv = load_scale(r.x, r.y * (p.k / GROUP) + k / GROUP);
       }
       rw[i] = wv;
       rs[i] = sv;
     }
-  } else {
-    // Any K: 32 * BK slots of (4 rows, 1 k), one element each, dequantized here.
-    let gpr = p.k / GROUP;
-    for (var i = 0u; i < ASLOTS; i++) {
-      let s = lid + i * 256u;
-      let k = k0 + s % BK;
-      var v = vec4<f32>(0.0);
-      if (k < p.k) {
-        for (var j = 0u; j < 4u; j++) {
-          let r = weight_row(nt, (s / BK) * 4u + j);
-          if (r.z != 0u) {
-            let e = r.y * p.k + k;
-            v[j] = dec_elem(load_w(r.x, e / EPW), e % EPW) * load_scale(r.x, r.y * gpr + k / GROUP);
-          }
-        }
-      }
-      rs[i] = v;
-    }
   }
 }
 
+// The prefetch registers into the workgroup tiles (W dequantized and scaled).
 fn commit(lid: u32) {
-  for (var i = 0u; i < ASLOTS; i++) {
-    let s = lid + i * 256u;
-    As[(s % BK) * LD + s / BK] = ra[i];
-  }
-  if (WORD_PATH) {
-    for (var i = 0u; i < BSLOTS; i++) {
-      let s = lid + i * 256u;
-      if (s < 32u * WPR) {
-        let q = s / WPR;
-        let kb = (s % WPR) * EPW;
-        let d0 = dec_word(rw[i].x);
-        let d1 = dec_word(rw[i].y);
-        let d2 = dec_word(rw[i].z);
-        let d3 = dec_word(rw[i].w);
-        for (var j = 0u; j < EPW; j++) {
-          Bs[(kb + j) * LD + q] = vec4<f32>(d0[j], d1[j], d2[j], d3[j]) * rs[i];
-        }
-      }
+  for (var i = 0u; i < SLOTS; i++) {
+    let u = lid + 256u * i;
+    if (u < XU) {
+      let t = unit_of(u, XU, BK / 4u);
+      for (var e = 0u; e < 4u; e++) { put_a(4u * t.z + e, t.x, t.y, ra[i][e]); }
     }
-  } else {
-    for (var i = 0u; i < ASLOTS; i++) {
-      let s = lid + i * 256u;
-      Bs[(s % BK) * LD + s / BK] = rs[i];
+  }
+  for (var i = 0u; i < SLOTS; i++) {
+    let u = lid + 256u * i;
+    if (u < WU) {
+      let t = unit_of(u, WU, WPR);
+      for (var w = 0u; w < CH / EPW; w++) {
+        let d = dec_word(chunk_word(rw[i], w));
+        for (var j = 0u; j < EPW; j++) { put_b(CH * t.z + w * EPW + j, t.x, t.y, d[j] * rs[i]); }
+      }
     }
   }
 }
@@ -186,7 +184,7 @@ fn store_row(row: u32, nt: u32, tx: u32, v0: vec4<f32>, v1: vec4<f32>) {
     return;
   }
   for (var j = 0u; j < 4u; j++) {
-    let c0 = nt * 128u + 4u * tx + j;
+    let c0 = nt * TILE + 4u * tx + j;
     let c1 = c0 + 64u;
     var o0 = v0[j];
     var o1 = v1[j];
@@ -202,24 +200,23 @@ fn store_row(row: u32, nt: u32, tx: u32, v0: vec4<f32>, v1: vec4<f32>) {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let nt = wg.x;
-  let m0 = wg.y * 128u;
-  let tx = lid % 16u;
-  let ty = lid / 16u;
-  // acc[2 * i + hc]: row i of the thread's 8 (4ty.. and 64 + 4ty..), columns 4tx.. (hc 0) or 64 + 4tx.. (hc 1).
+  let m0 = wg.y * TILE;
+  let tx = (lid & 7u) | ((lid >> 2u) & 8u);          // lanes 0-7 of a warp, then warp bit 0
+  let ty = ((lid >> 3u) & 3u) | ((lid >> 4u) & 12u); // lanes 8-31 in 4 rows, then warp bits 1-2
+  // acc[2 * i + h]: row i of the thread's 8 (4ty.. and 64 + 4ty..), columns 4tx.. (h 0) or 64 + 4tx.. (h 1).
   var acc: array<vec4<f32>, 16>; // zero-initialized
 
   let nk = (p.k + BK - 1u) / BK;
-  if (PREFETCH) { fetch(lid, m0, nt, 0u); }
+  fetch(lid, m0, nt, 0u);
   for (var t = 0u; t < nk; t++) {
-    if (!PREFETCH) { fetch(lid, m0, nt, t * BK); }
     commit(lid);
     workgroupBarrier();
-    if (PREFETCH && t + 1u < nk) { fetch(lid, m0, nt, (t + 1u) * BK); }
-    for (var kk = 0u; kk < BK; kk++) {
-      let a0 = As[kk * LD + ty];
-      let a1 = As[kk * LD + 16u + ty];
-      let b0 = Bs[kk * LD + tx];
-      let b1 = Bs[kk * LD + 16u + tx];
+    if (t + 1u < nk) { fetch(lid, m0, nt, (t + 1u) * BK); }
+    for (var k = 0u; k < BK; k++) {
+      let a0 = As[k][ty];
+      let a1 = As[k][ty + 16u];
+      let b0 = Bs[k][tx];
+      let b1 = Bs[k][tx + 16u];
       acc[0] = fma(vec4<f32>(a0.x), b0, acc[0]);
       acc[1] = fma(vec4<f32>(a0.x), b1, acc[1]);
       acc[2] = fma(vec4<f32>(a0.y), b0, acc[2]);

@@ -6,7 +6,7 @@
 //
 // Workgroup, dispatch, precision: as linear_gemv.wgsl.
 // Bindings (plus those of linear_gemv_common.wgsl):
-//   x:  (xOff + ROWS * K) f32
+//   x:  (xOff + rows * K) f32
 //   w0: weight rows of half 0, packed words; w1: half 1 (GATE_UP) or = w0
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -21,21 +21,21 @@ fn load_w(h: u32, i: u32) -> u32 {
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-  let wgi = wg.x + wg.y * nwg.x; // (no split-K on this path)
+  let wga = wg.x + wg.y * nwg.x;
+  let wgi = wga % p.nWg;
+  xrow = wga / p.nWg;
   let lane = lid % TK;
   let grp = lid / TK;
   let gpr = p.k / GROUP;
 
-  var acc: array<f32, ROWS * RPT>;
+  var acc: array<f32, RPT>;
   for (var i = 0u; i < RPT; i++) {
     let r = weight_row(wgi, grp * RPT + i);
     if (r.z == 0u) { continue; }
     for (var k = lane; k < p.k; k += TK) {
       let e = r.y * p.k + k;
       let w = dec_elem(load_w(r.x, e / EPW), e % EPW) * load_scale(r.x, r.y * gpr + k / GROUP);
-      for (var m = 0u; m < ROWS; m++) {
-        acc[m * RPT + i] = fma(w, x[p.xOff + m * p.k + k], acc[m * RPT + i]);
-      }
+      acc[i] = fma(w, x[p.xOff + xrow * p.k + k], acc[i]);
     }
   }
   reduce_and_store(acc, lid, wgi);

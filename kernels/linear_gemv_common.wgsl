@@ -1,21 +1,22 @@
-// Shared part of the decode (matrix-vector) linear kernels linear_gemv.wgsl,
-// linear_gemv_xs.wgsl and linear_gemv_any.wgsl: parameters, the non-weight
-// bindings, the weight-row mapping and the reduction. kernels/linear.ts
-// prepends the tunables
-//   ROWS (rows of x, <= 8), TK (threads along K per weight row),
-//   RPT (weight rows per thread), NG (thread groups per workgroup),
-//   SG_REDUCE (sum a row's TK partials by subgroup shuffles over SGW lanes,
-//   fn sg_xor; SGW = min(TK, the adapter's smallest subgroup), both powers of
-//   two; with TK > SGW the TK / SGW subgroup sums meet in workgroup memory)
-// and a weight-format file, and appends one epilogue defining
+// Shared part of the decode (matrix-vector) linear kernels linear_gemv.wgsl
+// and linear_gemv_any.wgsl: tunables, parameters, the non-weight bindings, the
+// weight-row mapping and the reduction. kernels/linear.ts prepends a
+// weight-format file and appends one epilogue defining
 //   fn in_scale(lid) -> f32   (1, or the RMSNorm scale: linear_gemv_norm_in.wgsl)
-//   fn store(lid, wgi)        (linear_gemv_partial.wgsl: split-K partial sums;
-//                              linear_gemv_store.wgsl: y = v (+ bias) or the
+//   fn store(lid, wgi)        (linear_gemv_store.wgsl: y = v (+ bias) or the
 //                              gate/up product; linear_gemv_resid.wgsl: residual
 //                              add + next norm's input; linear_gemv_rope.wgsl:
 //                              RoPE + KV-cache write)
 // The workgroup is TK * NG threads and covers NR = NG * RPT weight rows
-// (NR / 2 outputs with GATE_UP, NR / 2 rotation pairs with ROPE_ROWS).
+// (NR / 2 outputs with GATE_UP, NR / 2 rotation pairs with ROPE_ROWS) of one
+// row of x: the dispatch is nWg workgroups per row of x, workgroup
+// wga = xrow * nWg + wgi (rows of x reach the kernel as the dispatch size).
+// Tunables (H100 12:30 fused decode, 7B q4 greedy 230.5 tok/s, 1.8B 507.3 with x staged
+// and rows reduced in workgroup memory: h100-1140-gemv-reg.json, h100-1230-engine-gemv.json):
+const TK: u32 = 32u;     // threads along K per weight row
+const RPT: u32 = 4u;     // weight rows per thread
+const NG: u32 = 4u;      // thread groups per workgroup
+const UNROLL: u32 = 2u;  // 16-byte weight chunks in flight per row and thread
 
 struct Params {
   m: u32, n: u32, k: u32, xOff: u32,
@@ -23,7 +24,6 @@ struct Params {
   biasOff: u32, headDim: u32, rotaryDim: u32, neox: u32,
   nss: u32, normDim: u32, eps: f32, nHeads: u32,
   nKvHeads: u32, capacity: u32, ssOff: u32, nWg: u32,
-  sliceChunks: u32, nSlices: u32, pad0: u32, pad1: u32,
 }
 
 @group(0) @binding(3) var<storage, read> s0: array<u32>;
@@ -38,24 +38,13 @@ override HAS_BIAS: bool = false;
 // Rows in rotation pairs (linear_gemv_rope.wgsl): slot s < HALF holds the
 // first element of pair wgi * HALF + s, slot HALF + s its partner.
 override ROPE_ROWS: bool = false;
-// Split-K pass 1: the dispatch is nSlices x nWg workgroups, workgroup
-// wga = slice * nWg + wgi takes chunks [slice * sliceChunks, ...) of its rows
-// and leaves its dot products to linear_gemv_splitk.wgsl (store: linear_gemv_partial.wgsl).
-override SPLIT_K: bool = false;
-
-// Chunks [begin, end) of K that workgroup wga reads (all of them without split-K: nWg covers the grid).
-fn k_range(wga: u32, nch: u32) -> vec2<u32> {
-  if (!SPLIT_K) { return vec2<u32>(0u, nch); }
-  let b = (wga / p.nWg) * p.sliceChunks;
-  return vec2<u32>(b, min(nch, b + p.sliceChunks));
-}
-
 const WG: u32 = TK * NG;
 const NR: u32 = NG * RPT;
 const HALF: u32 = NR / 2u;
 
 var<workgroup> red: array<f32, NR * (TK + 1u)>; // [NR][TK + 1] partial sums of one x row (>= WG entries)
-var<workgroup> res: array<f32, ROWS * NR>;      // [ROWS][NR] dot products
+var<workgroup> res: array<f32, NR>;             // [NR] dot products
+var<private> xrow: u32;                         // the row of x (and y) of this workgroup
 
 fn load_scale(h: u32, g: u32) -> f32 {
   if (!QUANT) { return 1.0; }
@@ -108,60 +97,25 @@ fn wg_sum(lid: u32, v: f32, count: u32) -> f32 {
   return s;
 }
 
-// Sums acc (ROWS x RPT partials per thread) over the TK threads of each row
+// Sums acc (RPT partials per thread) over the TK threads of each weight row
 // into res, then runs the epilogue. Called by every thread of the workgroup
 // (uniform control flow).
-fn reduce_and_store(acc: array<f32, ROWS * RPT>, lid: u32, wgi: u32) {
+fn reduce_and_store(acc: array<f32, RPT>, lid: u32, wgi: u32) {
   let lane = lid % TK;
   let grp = lid / TK;
-  if (SG_REDUCE && TK == SGW) {
-    // Butterfly over the TK lanes of the row (aligned within one subgroup); lane 0 has the sum.
-    for (var r = 0u; r < ROWS; r++) {
-      for (var i = 0u; i < RPT; i++) {
-        var v = acc[r * RPT + i];
-        for (var o = TK / 2u; o > 0u; o = o >> 1u) { v += sg_xor(v, o); }
-        if (lane == 0u) { res[r * NR + grp * RPT + i] = v; }
-      }
-    }
-    workgroupBarrier();
-    store(lid, wgi);
-    return;
+  for (var i = 0u; i < RPT; i++) { red[(grp * RPT + i) * (TK + 1u) + lane] = acc[i]; }
+  workgroupBarrier();
+  if (lid < NR) {
+    var s = 0.0;
+    for (var t = 0u; t < TK; t++) { s += red[lid * (TK + 1u) + t]; }
+    res[lid] = s;
   }
-  if (SG_REDUCE) {
-    // Butterflies over SGW-lane blocks, then TK / SGW block sums per row.
-    const NB: u32 = TK / SGW;
-    for (var r = 0u; r < ROWS; r++) {
-      for (var i = 0u; i < RPT; i++) {
-        var v = acc[r * RPT + i];
-        for (var o = SGW / 2u; o > 0u; o = o >> 1u) { v += sg_xor(v, o); }
-        if (lane % SGW == 0u) { red[(grp * RPT + i) * NB + lane / SGW] = v; }
-      }
-      workgroupBarrier();
-      if (lid < NR) {
-        var s = 0.0;
-        for (var t = 0u; t < NB; t++) { s += red[lid * NB + t]; }
-        res[r * NR + lid] = s;
-      }
-      workgroupBarrier();
-    }
-    store(lid, wgi);
-    return;
-  }
-  for (var r = 0u; r < ROWS; r++) {
-    for (var i = 0u; i < RPT; i++) { red[(grp * RPT + i) * (TK + 1u) + lane] = acc[r * RPT + i]; }
-    workgroupBarrier();
-    if (lid < NR) {
-      var s = 0.0;
-      for (var t = 0u; t < TK; t++) { s += red[lid * (TK + 1u) + t]; }
-      res[r * NR + lid] = s;
-    }
-    workgroupBarrier();
-  }
+  workgroupBarrier();
   store(lid, wgi);
 }
 
 // Raw dot product of one chunk of weights with 4 * EPW values of x (four
-// independent FMA chains, one per vec4 lane); linear_gemv.wgsl and linear_gemv_merge.wgsl.
+// independent FMA chains, one per vec4 lane).
 fn dot_chunk(w: vec4<u32>, xs: array<vec4<f32>, EPW>) -> f32 {
   var d = vec4<f32>(0.0);
   for (var wj = 0u; wj < 4u; wj++) {

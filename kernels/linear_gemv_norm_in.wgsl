@@ -1,4 +1,4 @@
-// Input-norm epilogue piece of the matrix-vector linear kernels (decode, ROWS = 1):
+// Input-norm epilogue piece of the matrix-vector linear kernels (decode, one row):
 // x is h = x_res * normW (written by the previous projection's
 // linear_gemv_resid.wgsl epilogue) and RMSNorm's scale
 //   inv = 1 / sqrt(sum(x_res^2) / normDim + eps)

@@ -1,4 +1,4 @@
-// Residual epilogue of the matrix-vector linear kernels (decode, ROWS = 1,
+// Residual epilogue of the matrix-vector linear kernels (decode, one row,
 // not GATE_UP): y is the residual stream x (dim) and gets the product added
 // in place, and the next RMSNorm's input is prepared without its own pass:
 //   x[c] += dot (+ bias);  h[c] = x[c] * normW[c]   (c: column of the whole output, biasOff + local);  ssOut[ssOff + wgi] = sum over the workgroup's c of x[c]^2

@@ -1,5 +1,5 @@
 // RoPE + KV-cache epilogue of the matrix-vector linear kernels (decode,
-// ROWS = 1, ROPE_ROWS): the QKV projection's rows come in rotation pairs
+// one row, ROPE_ROWS): the QKV projection's rows come in rotation pairs
 // (weight_row), so a workgroup holds both elements of each pair it computes
 // and rotates them itself (kernels/rope.wgsl without its own pass):
 //   v = in_scale * dot (+ bias); Q and K pairs inside rotaryDim rotated by

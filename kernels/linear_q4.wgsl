@@ -23,3 +23,10 @@ fn dec_word(w: u32) -> array<f32, EPW> {
 fn dec_elem(w: u32, sub: u32) -> f32 {
   return f32((w >> (4u * sub)) & 15u) - 8.0;
 }
+
+// The prefill GEMM's weight chunk (linear_gemm.wgsl): CH elements along k, 1 word(s).
+alias WChunk = u32;
+const CH: u32 = 8u;
+fn chunk_word(c: WChunk, i: u32) -> u32 {
+  return c;
+}

@@ -25,3 +25,10 @@ fn dec_word(w: u32) -> array<f32, EPW> {
 fn dec_elem(w: u32, sub: u32) -> f32 {
   return f32(bitcast<i32>(w << (24u - 8u * sub)) >> 24u);
 }
+
+// The prefill GEMM's weight chunk (linear_gemm.wgsl): CH elements along k, 2 word(s).
+alias WChunk = vec2<u32>;
+const CH: u32 = 8u;
+fn chunk_word(c: WChunk, i: u32) -> u32 {
+  return c[i];
+}

@@ -1,10 +1,34 @@
 /**
- * A Dispatch (src/engine/types.ts) from a pipeline, its bind group and a grid,
+ * A Dispatch from a pipeline, its bind group and a grid,
  * owning the uniforms it was built with. Shared by the engine's small kernels.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { releaseBuffer, uniformBuffer } from '../src/gpu/buffers.ts';
-import type { Dispatch } from '../src/engine/types.ts';
+
+/**
+ * A prepared kernel launch: pipeline, bind groups and uniforms built once
+ * (at engine build time, per chunk size), replayed on every forward pass so
+ * the decode loop allocates nothing. Values that change per step (position,
+ * KV length) are read by kernels from uniform buffers the engine rewrites
+ * with queue.writeBuffer.
+ */
+export interface Dispatch {
+  encode(pass: GPUComputePassEncoder): void;
+  /** Releases the uniforms this dispatch created (not the buffers it was given). */
+  destroy(): void;
+}
+
+export type KvDtype = 'f32' | 'f16';
+
+/**
+ * KV cache of one layer: K and V each [nKvHeads, capacity, headDim],
+ * head-major. 'f32': array<f32>; 'f16': array<u32>, two halves per word
+ * along headDim (headDim is even), low half first.
+ */
+export interface LayerKv {
+  k: GPUBuffer;
+  v: GPUBuffer;
+}
 
 export function prepared(
   ctx: GpuContext,

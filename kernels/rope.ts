@@ -5,7 +5,7 @@
 import type { GpuContext } from '../src/gpu/device.ts';
 import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
 import { uniformBuffer } from '../src/gpu/buffers.ts';
-import type { Dispatch, KvDtype, LayerKv } from '../src/engine/types.ts';
+import type { Dispatch, KvDtype, LayerKv } from './prepared.ts';
 import type { RopeSpec } from '../models/spec.ts';
 import { prepared } from './prepared.ts';
 import source from './rope.wgsl?raw';

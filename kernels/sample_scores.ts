@@ -1,20 +1,17 @@
 /**
  * Launcher and CPU reference for kernels/sample_scores.wgsl: SampleAttention's
- * sampling phase (stage 1 row stats and stage 2 column scores) as two
- * register-tiled GEMM kernels of Q_s K^T. The outputs are those of the flash
- * 'sample' mode + kernels/sample_columns.wgsl (the 'flash' sampling kernel),
- * so kernels/sample_select.wgsl reads either. ScoreOptions.layout 'tr' swaps
- * either kernel for its GEMM-shaped form (kernels/sample_scores_tr.ts/.wgsl).
+ * sampling phase (stage 1 row stats and stage 2 column scores of the sampled
+ * rows' Q_s K^T) as two GEMM-shaped kernels (SMODE 0 rows, 1 cols) plus the
+ * combine of the row-stats kernel's key splits (kernels/sample_scores_combine.wgsl).
+ * kernels/sample_select.wgsl reads their outputs.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { getPipeline } from '../src/gpu/pipelines.ts';
+import { getPipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import { GpuLimitError, InvalidOptionError } from '../src/errors.ts';
-import { sampleRow, type SparsePlan } from '../src/attention/options.ts';
-import { attentionHeader, bindAt, type AttentionDims, type TilePlan } from './attention_prefill.ts';
+import { bindAt, plainHeader, sampleRow, type AttentionDims, type SampledRows } from './attention_prefill.ts';
 import source from './sample_scores.wgsl?raw';
 import combineSource from './sample_scores_combine.wgsl?raw';
-import { trScorePlan, trScoreSource } from './sample_scores_tr.ts';
 
 /** Score tile of one kernel: BS stationary rows x BT streamed rows, RX x RY per thread, DK of headDim per staged chunk. */
 export interface ScoreTile { bs: number; bt: number; rx: number; ry: number; dk: number }
@@ -25,59 +22,33 @@ export interface ScorePlan extends ScoreTile {
   nch: number;
   /** Threads per workgroup. */
   nt: number;
-  xstr: number; ystr: number; gx: number; gy: number;
-  xsLen: number; ysLen: number;
+  /** vec4 rows per dim of the X / Y tile in workgroup memory (BS / 4 + 1, BT / 4 + 1: padded). */
+  xq: number; yq: number;
+  /** Thread mapping: GX x GY threads per warp-shaped block. */
+  gx: number; gy: number;
   smemBytes: number;
-  /** Workgroup layout (absent: 'kv'). */
-  layout?: ScoreLayout;
-  /** 'tr': double-buffered chunks (one barrier per chunk). */
-  db?: boolean;
+  /** Double-buffered chunks (one barrier per chunk; needs nch even). */
+  db: boolean;
 }
 
 export type ScoreKernel = 'rows' | 'cols';
-/**
- * 'kv' (default): kernels/sample_scores.wgsl, the stationary operand in
- * workgroup memory, vec4 runs along headDim. 'tr': kernels/sample_scores_tr.wgsl,
- * both operands streamed in transposed chunks (4 rows per vec4), generated
- * straight-line code, unmasked epilogues where no mask applies (its column
- * kernel always runs the flat (head, row) stream).
- */
-export type ScoreLayout = 'kv' | 'tr';
 
-/** Tiles of both kernels and the row-stats kernel's key split (SamplingOptions of kernels/sample_attention.ts). */
+/** Tiles of both kernels and the row-stats kernel's key split (tests force them; the engine uses the defaults). */
 export interface ScoreOptions {
   rows?: Partial<ScoreTile>;
   cols?: Partial<ScoreTile>;
   /**
    * Key-range splits of the row-stats kernel: 0 / undefined auto (split while
-   * there are fewer than splitTarget workgroups), 1 never, N > 1 always N
+   * there are fewer than DEFAULT_SPLIT_TARGET workgroups), 1 never, N > 1 always N
    * (capped so each split keeps at least one K tile).
    */
   split?: number;
-  /** Workgroups the auto split aims for (default 512, ~4 per SM of a 132-SM H100). */
-  splitTarget?: number;
-  /**
-   * Column kernel: one stream of the group's (head, row) pairs in BT-row tiles
-   * that may straddle heads (less padding when few rows reach the columns, as
-   * in 4096-row chunks) instead of per-head tiles. Default false.
-   */
-  colsFlat?: boolean;
-  /** Layout of each kernel (default DEFAULT_SCORE_LAYOUT for both; tiles then default to that layout's). */
-  layout?: Partial<Record<ScoreKernel, ScoreLayout>>;
-  /** 'tr' kernels: double-buffered chunks, one barrier per chunk instead of two (needs an even chunk count; default: on where the head allows it). */
-  doubleBuffer?: boolean;
 }
 
 /** Auto split: at least this many K tiles per split. */
 const MIN_SPLIT_TILES = 4;
+/** Workgroups the auto split aims for (~4 per SM of a 132-SM H100). */
 export const DEFAULT_SPLIT_TARGET = 512;
-/**
- * Default layout of both sampling kernels: 'tr' (GEMM-shaped 128x128 tiles,
- * operands prefetched into registers, double-buffered). H100, 12:00 UTC, at
- * 128K: sampling 195 ms vs 267 ms with 'kv' (34 vs 25 TFLOP/s), which takes
- * the attention op from 3.80x to 4.00x of dense.
- */
-export const DEFAULT_SCORE_LAYOUT: ScoreLayout = 'tr';
 
 /**
  * Splits of the row-stats kernel for nSamp sampled rows whose keys span up to
@@ -89,89 +60,59 @@ export function rowSplits(rowWgs: number, maxKeys: number, bt: number, split = 0
   if (rowWgs <= 0 || rowWgs >= target) return 1;
   return Math.max(1, Math.min(Math.ceil(target / rowWgs), Math.floor(tiles / MIN_SPLIT_TILES)));
 }
-const SMODE: Record<ScoreKernel, number> = { rows: 0, cols: 1 };
 
 /**
- * Defaults: 64 x 128 score tiles, 4 x 8 per thread (256 threads), 16 floats of
- * headDim per chunk; bs shrinks to fit workgroup memory. H100, D 128, 32q/8kv:
- * sampling 4.4% of dense attention at 32K, 4.3% at 128K (64 x 64 x 4 x 4: 6.2%, 6.1%).
+ * GPU default: the prefill GEMM's 128 x 128 tile, 8 x 8 per thread (256 threads), 16 dims per
+ * chunk, double-buffered where the head splits into an even number of chunks and the two buffers
+ * fit workgroup memory (scorePlan). H100, at 128K:
+ * sampling 195 ms (34 TFLOP/s) vs 267 ms for the older stationary-operand kernels.
  */
-export const DEFAULT_SCORE_TILE: ScoreTile = { bs: 64, bt: 128, rx: 4, ry: 8, dk: 16 };
-/**
- * Defaults on software adapters (SwiftShader: tests, CI), where compile time
- * dominates: the 64 x 64 tiles take 3-10x longer to compile than the flash
- * kernels (D 8: 20 s vs 3 s with the machine loaded), 8 x 8 tiles ~2 s.
- */
-export const SOFTWARE_SCORE_TILE: ScoreTile = { bs: 8, bt: 8, rx: 2, ry: 2, dk: 4 };
+export const SCORE_TILE: ScoreTile = { bs: 128, bt: 128, rx: 8, ry: 8, dk: 16 };
+/** Software adapters (SwiftShader: tests, CI): small tiles that compile fast. */
+export const SOFTWARE_SCORE_TILE: ScoreTile = { bs: 16, bt: 16, rx: 4, ry: 4, dk: 8 };
 
-/** Parses 'BSxBTxRXxRYxDK' (bench flags); missing trailing fields keep the defaults. */
-export function parseScoreTile(s: string): Partial<ScoreTile> {
-  const v = s.split('x').map(Number);
-  const keys: (keyof ScoreTile)[] = ['bs', 'bt', 'rx', 'ry', 'dk'];
-  const t: Partial<ScoreTile> = {};
-  keys.forEach((k, i) => { if (v[i] !== undefined && !Number.isNaN(v[i])) t[k] = v[i]; });
-  return t;
-}
-
-/** Parses 'rows=BSxBTxRXxRYxDK,cols=...' (either part optional; ':' also separates) into per-kernel tiles. */
-export function parseScoreTiles(s: string | undefined): { rows?: Partial<ScoreTile>; cols?: Partial<ScoreTile> } {
-  const out: { rows?: Partial<ScoreTile>; cols?: Partial<ScoreTile> } = {};
-  for (const part of (s ?? '').split(/[,:]/).filter(Boolean)) {
-    const [key, tile] = part.split('=');
-    if ((key !== 'rows' && key !== 'cols') || !tile) throw new InvalidOptionError('sampling tiles', `'${part}' must be rows=BSxBTxRXxRYxDK or cols=BSxBTxRXxRYxDK`);
-    out[key] = parseScoreTile(tile);
-  }
-  return out;
-}
-
-const odd = (n: number) => (n % 2 === 0 ? n + 1 : n);
-
-function sizes(ctx: GpuContext, headDim: number, kind: ScoreKernel, t: ScoreTile): ScorePlan {
+function sizes(headDim: number, t: ScoreTile, db: boolean): ScorePlan {
   const dk4 = t.dk / 4;
   const nch = Math.ceil(Math.ceil(headDim / 4) / dk4);
   const tx = t.bs / t.rx, ty = t.bt / t.ry;
-  const xstr = odd(nch * dk4), ystr = odd(dk4);
-  const xsLen = kind === 'rows' ? Math.max(t.bs * xstr, ty * t.bs) : t.bs * xstr;
-  const ysLen = kind === 'cols' ? Math.max(t.bt * ystr, Math.ceil((ty * t.bs) / 4)) : t.bt * ystr;
+  const xq = t.bs / 4 + 1, yq = t.bt / 4 + 1;
   const warp = tx % 8 === 0 && ty % 4 === 0;
   return {
-    ...t, nch, nt: tx * ty, xstr, ystr, gx: warp ? 8 : tx, gy: warp ? 4 : 1, xsLen, ysLen,
-    smemBytes: 16 * (xsLen + ysLen) + 12 * t.bt,
+    ...t, nch, nt: tx * ty, xq, yq, gx: warp ? 8 : tx, gy: warp ? 4 : 1,
+    smemBytes: 16 * (db ? 2 * t.dk : t.dk + 1) * (xq + yq) + 4 * (ty * t.bs + 2 * t.bs) + 24 * t.bt, db,
   };
 }
 
-/** Tile plan of one kernel for this device; overrides are checked, defaults shrink to fit. */
+/**
+ * Tile plan of one kernel on this device: the default tile (or `over`), dk no wider than the
+ * head, double-buffered where the chunk count is even and it fits; overrides are checked.
+ */
 export function scorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, over: Partial<ScoreTile> = {}): ScorePlan {
-  const smem = ctx.limits.maxComputeWorkgroupStorageSize;
-  const maxThreads = ctx.limits.maxComputeInvocationsPerWorkgroup;
-  const t: ScoreTile = { ...(ctx.info.isSoftware ? SOFTWARE_SCORE_TILE : DEFAULT_SCORE_TILE), ...over };
-  const fixed = (k: keyof ScoreTile) => over[k] !== undefined;
-  // No chunk wider than the (vec4-padded) head.
-  if (!fixed('dk')) t.dk = Math.min(t.dk, 4 * Math.ceil(headDim / 4));
-  if (!fixed('bs') || !fixed('bt')) {
-    while (sizes(ctx, headDim, kind, t).smemBytes > smem) {
-      if (!fixed('bs') && t.bs > 8 && t.bs > t.rx) t.bs /= 2;
-      else if (!fixed('bt') && t.bt > 8 && t.bt > t.ry) t.bt /= 2;
-      else break;
-    }
-    // Every thread count check below needs TY >= RX and TX >= RY.
-    while (!fixed('ry') && t.ry > 1 && t.bs / t.rx < t.ry) t.ry /= 2;
-    while (!fixed('rx') && t.rx > 1 && t.bt / t.ry < t.rx) t.rx /= 2;
-  }
-  const bad = (why: string) => { throw new InvalidOptionError(`sampling.${kind}Tile`, why, { ...t, headDim }); };
-  for (const k of ['rx', 'ry'] as const) if (![1, 2, 4, 8].includes(t[k])) bad(`${k} must be 1, 2, 4 or 8, got ${t[k]}`);
+  const t: ScoreTile = { ...(ctx.info.isSoftware ? SOFTWARE_SCORE_TILE : SCORE_TILE), ...over };
+  if (over.dk === undefined) t.dk = Math.min(t.dk, 4 * Math.ceil(headDim / 4));
+  const bad = (why: string) => { throw new InvalidOptionError(`sampling.${kind}`, why, { ...t, headDim }); };
+  for (const k of ['rx', 'ry'] as const) if (t[k] !== 4 && t[k] !== 8) bad(`${k} must be 4 or 8, got ${t[k]}`);
   if (!Number.isInteger(t.bs / t.rx) || t.bs < 1) bad(`bs ${t.bs} must be a positive multiple of rx ${t.rx}`);
   if (!Number.isInteger(t.bt / t.ry) || t.bt < 1) bad(`bt ${t.bt} must be a positive multiple of ry ${t.ry}`);
-  if (!Number.isInteger(t.dk) || t.dk < 4 || t.dk % 4 !== 0) bad(`dk must be a positive multiple of 4, got ${t.dk}`);
-  const plan = sizes(ctx, headDim, kind, t);
-  if (plan.nt > maxThreads) bad(`${plan.nt} threads per workgroup, over this GPU's ${maxThreads}`);
-  if (plan.nt < t.bs || plan.nt < t.bt) bad(`${plan.nt} threads per workgroup must cover bs ${t.bs} and bt ${t.bt} (bt / ry >= rx and bs / rx >= ry)`);
-  if (plan.smemBytes > smem) bad(`needs ${plan.smemBytes} bytes of workgroup memory at headDim ${headDim}, over this GPU's ${smem}`);
+  if (!Number.isInteger(t.dk) || t.dk < 4 || t.dk % 4 !== 0 || t.dk > 64) bad(`dk must be a multiple of 4 in 4..64, got ${t.dk}`);
+  const smem = ctx.limits.maxComputeWorkgroupStorageSize;
+  const single = sizes(headDim, t, false);
+  const double = sizes(headDim, t, true);
+  const plan = single.nch % 2 === 0 && double.smemBytes <= smem ? double : single;
+  if (plan.nt > ctx.limits.maxComputeInvocationsPerWorkgroup) bad(`${plan.nt} threads per workgroup, over this GPU's ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
+  if (plan.nt < t.bs || plan.nt < t.bt) bad(`${plan.nt} threads per workgroup must cover bs ${t.bs} and bt ${t.bt}`);
+  if (plan.smemBytes > smem) bad(`needs ${plan.smemBytes} bytes of workgroup memory, over this GPU's ${smem}`);
   return plan;
 }
 
-/** `load_q4(off, d4)`: vec4 d4 of the q row starting at float offset `off`, zero past headDim. */
-export function qAccess(headDim: number): string {
+/** Pipelines of the sampling phase for one layer shape. */
+export function scoreSpecs(ctx: GpuContext, dims: AttentionDims, opts: ScoreOptions = {}): Record<ScoreKernel | 'combine', PipelineSpec> {
+  const spec = (k: ScoreKernel): PipelineSpec => ({ label: `sample_scores_${k}`, code: scoreSource(dims, k, scorePlan(ctx, dims.headDim, k, opts[k])), constants: { SMODE: k === 'rows' ? 0 : 1 } });
+  return { rows: spec('rows'), cols: spec('cols'), combine: { label: 'sample_scores_combine', code: plainHeader(dims) + combineSource } };
+}
+
+/** `load_q4(off, d4)`: vec4 d4 of the q row starting at float offset `off`, zero past headDim (binding 0). */
+function qAccess(headDim: number): string {
   if (headDim % 4 === 0) {
     return `@group(0) @binding(0) var<storage, read> qv: array<vec4<f32>>;
 fn load_q4(off: u32, d4: u32) -> vec4<f32> {
@@ -187,22 +128,17 @@ fn load_q4(off: u32, d4: u32) -> vec4<f32> {
 }\n`;
 }
 
-/** WGSL of one kernel (exported for tests that compile it alone). */
-export function scoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan, flat = false): string {
-  // The header's flash tile constants are unused here; tpr 1 keeps it free of subgroups.
-  const group = dims.nHeads / dims.nKvHeads;
-  const flatRows = kind === 'cols' && flat;
-  const header: TilePlan = { tpr: 1, nv: 1, dvp: 1, qr: 1, rpt: 1, bc: 1, rs: false, group };
-  return attentionHeader(dims, header, {
-    SMODE: SMODE[kind], FLAT: flatRows ? 1 : 0, GROUP: group, LH: flatRows ? group * plan.rx : 1, BS: plan.bs, BT: plan.bt, RX: plan.rx, RY: plan.ry, DK4: plan.dk / 4, NCH: plan.nch,
-    XSTR: plan.xstr, YSTR: plan.ystr, GX: plan.gx, GY: plan.gy, XS_LEN: plan.xsLen, YS_LEN: plan.ysLen,
+/**
+ * WGSL of one kernel: the generated header (attentionHeader's Params, sample_row and K loader;
+ * the tile plan as consts; the q loader), then kernels/sample_scores.wgsl; SMODE is an override.
+ */
+export function scoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan): string {
+  const tx = plan.bs / plan.rx, ty = plan.bt / plan.ry, dk4 = plan.dk / 4;
+  return plainHeader(dims, {
+    GROUP: dims.nHeads / dims.nKvHeads, BS: plan.bs, BT: plan.bt, RX: plan.rx, RY: plan.ry, TX: tx, TY: ty, NT: plan.nt,
+    DK: plan.dk, DK4: dk4, NCH: plan.nch, XQ: plan.xq, YQ: plan.yq, GX: plan.gx, GY: plan.gy,
+    DB: plan.db ? 1 : 0, DK1: plan.db ? plan.dk : 1, PX: Math.ceil((plan.bs * dk4) / plan.nt), PY: Math.ceil((plan.bt * dk4) / plan.nt),
   }) + qAccess(dims.headDim) + source;
-}
-
-/** WGSL of the split combine. */
-export function splitCombineSource(dims: AttentionDims): string {
-  const flat: TilePlan = { tpr: 1, nv: 1, dvp: 1, qr: 1, rpt: 1, bc: 1, rs: false, group: dims.nHeads / dims.nKvHeads };
-  return attentionHeader(dims, flat) + combineSource;
 }
 
 export class SampleScores {
@@ -219,36 +155,15 @@ export class SampleScores {
     readonly plans: Record<ScoreKernel, ScorePlan>,
     private pipes: Record<ScoreKernel | 'combine', GPUComputePipeline>,
     private split: number,
-    private splitTarget: number,
-    readonly colsFlat: boolean,
   ) {}
 
   static async create(ctx: GpuContext, dims: AttentionDims, opts: ScoreOptions = {}): Promise<SampleScores> {
-    const layout = { rows: opts.layout?.rows ?? DEFAULT_SCORE_LAYOUT, cols: opts.layout?.cols ?? DEFAULT_SCORE_LAYOUT };
-    for (const k of ['rows', 'cols'] as const) {
-      if (layout[k] !== 'kv' && layout[k] !== 'tr') throw new InvalidOptionError(`sampling.layout.${k}`, `must be 'kv' or 'tr', got ${JSON.stringify(layout[k])}`);
-    }
-    // 'tr' double buffering: as asked, else on wherever the head splits into an even number of chunks and fits.
-    const trPlan = (k: ScoreKernel): ScorePlan => {
-      if (opts.doubleBuffer !== undefined) return trScorePlan(ctx, dims.headDim, k, opts[k], opts.doubleBuffer);
-      const single = trScorePlan(ctx, dims.headDim, k, opts[k], false);
-      if (single.nch % 2 !== 0) return single;
-      try { return trScorePlan(ctx, dims.headDim, k, opts[k], true); } catch { return single; }
-    };
-    const plan = (k: ScoreKernel): ScorePlan => (layout[k] === 'tr' ? { ...trPlan(k), layout: 'tr' } : scorePlan(ctx, dims.headDim, k, opts[k]));
-    const plans = { rows: plan('rows'), cols: plan('cols') };
-    const code = (k: ScoreKernel) => (layout[k] === 'tr'
-      ? trScoreSource(dims, k, plans[k], qAccess(dims.headDim))
-      : scoreSource(dims, k, plans[k], opts.colsFlat ?? true));
     const split = opts.split ?? 0;
-    const splitTarget = opts.splitTarget ?? DEFAULT_SPLIT_TARGET;
     if (!Number.isInteger(split) || split < 0) throw new InvalidOptionError('sampling.split', `must be 0 (auto), 1 (off) or a split count, got ${split}`);
-    if (!Number.isInteger(splitTarget) || splitTarget < 1) throw new InvalidOptionError('sampling.splitTarget', `must be a positive workgroup count, got ${splitTarget}`);
-    const [rows, cols, combine] = await Promise.all([
-      ...(['rows', 'cols'] as const).map((k) => getPipeline(ctx, { label: `sample_scores_${k}_${layout[k]}`, code: code(k) })),
-      getPipeline(ctx, { label: 'sample_scores_combine', code: splitCombineSource(dims) }),
-    ]);
-    return new SampleScores(ctx, dims, plans, { rows, cols, combine }, split, splitTarget, layout.cols === 'tr' || (opts.colsFlat ?? true));
+    const specs = scoreSpecs(ctx, dims, opts);
+    const [rows, cols, combine] = await Promise.all([getPipeline(ctx, specs.rows), getPipeline(ctx, specs.cols), getPipeline(ctx, specs.combine)]);
+    const plans = { rows: scorePlan(ctx, dims.headDim, 'rows', opts.rows), cols: scorePlan(ctx, dims.headDim, 'cols', opts.cols) };
+    return new SampleScores(ctx, dims, plans, { rows, cols, combine }, split);
   }
 
   private destroyed = false;
@@ -283,7 +198,7 @@ export class SampleScores {
       rows: Math.ceil((nSamp * group) / this.plans.rows.bs),
       cols: Math.ceil(nCols / this.plans.cols.bs),
     };
-    const split = rowSplits(grid.rows * this.dims.nKvHeads, maxKeys, this.plans.rows.bt, this.split, this.splitTarget);
+    const split = rowSplits(grid.rows * this.dims.nKvHeads, maxKeys, this.plans.rows.bt, this.split);
     this.lastSplit = split;
     const partials = this.partials(split > 1 ? split * this.dims.nHeads * nSamp * 16 : 16);
     if (split > this.ctx.limits.maxComputeWorkgroupsPerDimension) throw new GpuLimitError(`sample_scores_rows: ${split} key splits, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}`, { nSamp, split });
@@ -294,12 +209,9 @@ export class SampleScores {
       }
       const pipe = this.pipes[kind];
       pass.setPipeline(pipe);
-      const entries: [number, GPUBuffer | GPUBufferBinding][] = [
+      pass.setBindGroup(0, bindAt(this.ctx, pipe, [
         [0, b.q], [1, b.k], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, b.params], [7, partials],
-      ];
-      // The 'tr' kernels are one mode each (auto layouts drop what a mode leaves unused).
-      const used = this.plans[kind].layout !== 'tr' ? entries : entries.filter(([n]) => (kind === 'rows' ? n !== 4 && n !== 5 : n !== 7));
-      pass.setBindGroup(0, bindAt(this.ctx, pipe, used, `sample_scores_${kind}`));
+      ], `sample_scores_${kind}`));
       pass.dispatchWorkgroups(grid[kind], this.dims.nKvHeads, kind === 'rows' ? split : 1);
       if (kind === 'rows' && split > 1) {
         const combine = this.pipes.combine;
@@ -320,7 +232,7 @@ export class SampleScores {
 export function samplingRef(
   q: Float32Array, k: Float32Array,
   d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number },
-  plan: SparsePlan,
+  plan: SampledRows & { nCols: number; window: number },
 ): { rowStats: Float64Array; colScores: Float64Array; groupScores: Float64Array } {
   const { nHeads, nKvHeads, headDim: D, seqLen, rows, pos } = d;
   const group = nHeads / nKvHeads;

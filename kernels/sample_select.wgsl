@@ -7,8 +7,8 @@
 // Dense fallback: when the stripe area of the selection reaches p.fallbackSel (the
 // launcher's denseFallbackArea * causal area - window area: stripes plus window would
 // cover at least that fraction of the causal area, so sparse cannot win), the group is
-// flagged dense: its list holds every column [0, nCols) (the split path then computes
-// dense attention) and the flag word tells the fused pass to run [0, i] without stripes.
+// flagged dense: its list holds every column [0, nCols) and the flag word sends it to the dense
+// fallback pass (kernels/sample_fallback.wgsl, kernels/attention_prefill.wgsl FALLBACK 1).
 //
 // Per-head selection (AttentionOptions.selection 'head') runs this kernel unchanged with
 // "virtual" params (group 1, nKvHeads = nHeads: one workgroup per query head) and the per-head
@@ -20,11 +20,10 @@
 // non-negative f32 (monotonic in value), 32 rounds of a workgroup reduction.
 // goal <= 0 selects nothing; goal above the total mass selects every
 // column in [0, nCols) (alpha = 1 then equals dense).
-// Workgroup: WG threads (override, default 256; SamplingOptions.selectThreads sets it for the
-// per-group selection: more threads keep more column loads in flight in the 32 bisection rounds,
-// the phase's cost at 128K; U4 unrolls each round's column loop by 4 for the same reason; the
-// per-head pipeline of src/attention/index.ts keeps the defaults);
-// the compaction gives each a contiguous run of columns.
+// Workgroup: WG threads (override; the launcher sets 1024 where the device allows it: more
+// threads keep more column loads in flight in the 32 bisection rounds, the phase's cost at 128K;
+// each round's column loop takes 4 columns per step for the same reason); the compaction gives
+// each thread a contiguous run of columns.
 // Dispatch: (nKvHeads, 1, 1). Precision: f32 sums.
 //
 // Bindings (Params at 6 from the header):
@@ -43,7 +42,6 @@
 @group(0) @binding(8) var<storage, read_write> tauBuf: array<u32>;
 
 override WG: u32 = 256u;
-override U4: bool = false; // bisection rounds: 4 columns per loop step (SamplingOptions.selectUnroll)
 // TOPUP (AttentionOptions.selection 'topup'): the group's summed-score set (as without it), then
 // each head whose CRA on the sampled rows stays under alpha with that set gets its own smallest
 // top-up (its largest remaining colScores until it reaches alpha), so every head reaches alpha,
@@ -108,28 +106,24 @@ fn threshold(lid: u32, base: u32, n: u32, goal: f32, head: u32, tauG: f32) -> Ta
   for (var it = 0u; it < 32u; it++) {
     let mid = lo + (hi - lo) / 2u;
     let t = bitcast<f32>(mid);
+    // 4 independent loads and sums per step (more loads in flight per thread).
     var s = 0.0;
-    if (U4) {
-      // 4 independent loads and sums per step (more loads in flight per thread).
-      var s1 = 0.0;
-      var s2 = 0.0;
-      var s3 = 0.0;
-      var j = lid;
-      for (; j + 3u * WG < n; j += 4u * WG) {
-        let x0 = xval(base, j, head, tauG);
-        let x1 = xval(base, j + WG, head, tauG);
-        let x2 = xval(base, j + 2u * WG, head, tauG);
-        let x3 = xval(base, j + 3u * WG, head, tauG);
-        s += select(0.0, x0, x0 >= t);
-        s1 += select(0.0, x1, x1 >= t);
-        s2 += select(0.0, x2, x2 >= t);
-        s3 += select(0.0, x3, x3 >= t);
-      }
-      for (; j < n; j += WG) { let x = xval(base, j, head, tauG); if (x >= t) { s += x; } }
-      s += (s1 + s2) + s3;
-    } else {
-      for (var j = lid; j < n; j += WG) { let x = xval(base, j, head, tauG); if (x >= t) { s += x; } }
+    var s1 = 0.0;
+    var s2 = 0.0;
+    var s3 = 0.0;
+    var j = lid;
+    for (; j + 3u * WG < n; j += 4u * WG) {
+      let x0 = xval(base, j, head, tauG);
+      let x1 = xval(base, j + WG, head, tauG);
+      let x2 = xval(base, j + 2u * WG, head, tauG);
+      let x3 = xval(base, j + 3u * WG, head, tauG);
+      s += select(0.0, x0, x0 >= t);
+      s1 += select(0.0, x1, x1 >= t);
+      s2 += select(0.0, x2, x2 >= t);
+      s3 += select(0.0, x3, x3 >= t);
     }
+    for (; j < n; j += WG) { let x = xval(base, j, head, tauG); if (x >= t) { s += x; } }
+    s += (s1 + s2) + s3;
     let sum = wg_sum(lid, s);
     if (hi - lo > 1u) { if (sum >= goal) { lo = mid; } else { hi = mid; } }
   }

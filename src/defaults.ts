@@ -69,9 +69,6 @@ export function defaultPrefillChunk(spec: ModelSpec, contextLength: number, maxB
  *  - selection 'auto' with topupBelow 16384: 'topup' costs +2.3% TTFT at 4K and
  *    +11% at 32K over 'group' for sampled CRA 0.98 vs 0.95 (BENCHMARKS.md
  *    "Column selection under GQA").
- *  - sparsePass 'fused', fusedVariant 'b', denseMap 'group': the fastest of the
- *    measured variants (BENCHMARKS.md "Attention op, dense vs SampleAttention,
- *    final defaults"; denseMap: commit beeb6b7).
  */
 export const DEFAULT_ATTENTION: AttentionOptions = {
   attention: 'sample',
@@ -81,12 +78,9 @@ export const DEFAULT_ATTENTION: AttentionOptions = {
   minSampleRows: 64,
   sampleBlock: 4,
   minSparseLen: 2048,
-  sparsePass: 'fused',
   denseFallbackArea: 0.85,
   selection: 'auto',
   topupBelow: 16384,
-  fusedVariant: 'b',
-  denseMap: 'group',
 };
 
 /**

@@ -53,6 +53,7 @@ export class LocalEngine implements SieveEngine {
     this.model = {
       id: modelId, family: engine.spec.family, vocabSize: engine.spec.vocabSize,
       contextLength: engine.contextLength, hasChatFormat: tokenizer.hasChatFormat,
+      ...(engine.loadTimes ? { loadTimes: engine.loadTimes } : {}),
     };
     this.chat = { completions: makeChatCompletions((i, o) => this.generate(i, o), () => this.model.id) };
     parts.ctx.lost.then((e) => { this.lostError = e; });

@@ -11,20 +11,18 @@ import type { GpuContext } from '../gpu/device.ts';
 export type ChatRole = 'system' | 'user' | 'assistant';
 export interface ChatMessage { role: ChatRole; content: string }
 
-/** One load stage's progress: units done of total (bytes for read, tensors for upload, pipelines for compile), ms spent so far. */
+/** Progress of one load stage: units done of total, and ms since the stage began. */
 export interface StageCount { done: number; total: number; ms: number }
-/**
- * Bytes loaded so far (the file being read, and the whole load), and, from
- * engines that report them, the load's three stages.
- * (Shape of the kernel-layer redesign, issue 16; `stage` and `stages` become
- * always present there. Until then readers must tolerate their absence.)
- */
+/** Load progress: the stage this event reports, the weight bytes read so far, and every stage's counts. */
 export interface LoadProgress {
   /** which stage this event reports: weights read/downloaded (bytes), uploaded/quantized (tensors), pipelines compiled */
-  stage?: 'read' | 'upload' | 'compile';
-  file: string; bytesDone: number; bytesTotal: number;
-  stages?: { read: StageCount; upload: StageCount; compile: StageCount };
+  stage: 'read' | 'upload' | 'compile';
+  file: string; bytesDone: number; bytesTotal: number;   // unchanged: weight bytes read, file being read
+  stages: { read: StageCount; upload: StageCount; compile: StageCount };
 }
+
+/** Per-stage load times (ms): the last weight byte read, the last tensor uploaded, all pipelines compiled, the whole load. */
+export interface LoadTimes { readMs: number; uploadMs: number; compileMs: number; totalMs: number }
 
 /** Every default below, with the evidence for it: src/defaults.ts. */
 export interface LoadOptions {
@@ -193,6 +191,8 @@ export interface ModelInfo {
   /** KV cache positions of this engine. */
   contextLength: number;
   hasChatFormat: boolean;
+  /** How long the load's stages took (they overlap: compiling runs during the upload). */
+  loadTimes?: LoadTimes;
 }
 
 /** A loaded model, in the page or in a worker. */

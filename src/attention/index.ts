@@ -6,36 +6,28 @@
  *
  * Sparse encode of a chunk (rows at positions [pos, pos + rows)):
  *   sampling  - lse and window mass of the sampled rows, then column scores
- *               c_h[j] of those rows outside their windows (kernels/sample_scores.wgsl,
- *               tiled GEMMs; opts.sampling 'flash': the 'sample' flash pass + sample_columns)
+ *               c_h[j] of those rows outside their windows (kernels/sample_scores.wgsl)
  *   selection - per KV group (the group's heads' scores summed): threshold
  *               search for the smallest column set reaching alpha with the
  *               window mass, compaction into a sorted id list, stats; a group
  *               whose stripes + window reach `denseFallbackArea` of the causal
  *               area is flagged dense (it lists every column)
- *   sparse    - sparsePass 'fused' (default): one flash pass per row over the
- *               selected columns j <= i - w (K/V gathered by id in the tile
- *               loads) and then the window (i - w, i], one online softmax
- *               (a running log-sum-exp merge), normalized output; a flagged
- *               group runs [0, i]. sparsePass 'split': the stripe pass writes
- *               out + lse, then
- *   window    - (split only) banded flash pass over (i - w, i], merged by log-sum-exp
+ *   sparse    - one flash pass per row over the selected columns j <= i - w
+ *               (K/V gathered by id in the tile loads) and then the window
+ *               (i - w, i], one online softmax, normalized output
+ *               (kernels/attention_prefill.wgsl MODE 1); the flagged groups
+ *               run the dense kernel's code through an indirect dispatch
+ *               (kernels/sample_fallback.wgsl, FALLBACK 1).
  *
- * Dense fallback (fused path): flagged units return at once in the fused
- * pass; kernels/sample_fallback.wgsl lists them and an indirect dispatch of
- * the dense kernel's code (MODE 0, FALLBACK 1) computes them at the dense rate.
- *
- * Choices (see the report in the commit log): selection is per KV group by
- * default (the spec's GQA variant: one column set shared by the group's query
- * heads, so the sparse pass keeps the dense kernel's K/V sharing); opts.selection
- * 'head' selects per query head (the spec's default): selection, fused pass and
- * fallback then run with "virtual" params (group 1, nKvHeads = nHeads units,
- * K/V of unit h from KV head h / kvDiv), the select kernel reading per-head
- * colScores as its group scores; stats per head, no column report. The "gather" of the
- * selected K/V columns happens in the sparse pass's tile loads (ids index the
- * cache directly) instead of a copy into a compact buffer. For a chunk at
- * pos > 0 the window is ceil(windowRatio * (pos + rows)), the sampled rows
- * come from the chunk and the stripes cover every earlier column.
+ * Selection rules (AttentionOptions.selection, default 'auto': 'topup' below
+ * topupBelow, else 'group'): 'group' is the spec's GQA variant (one column set
+ * shared by the group's query heads, so the sparse pass keeps the dense
+ * kernel's K/V sharing); 'topup' adds each head's own top-up to the group's
+ * set; 'head' selects per query head (the spec's default): selection, sparse
+ * pass and fallback then run with "virtual" params (group 1, nKvHeads = nHeads
+ * units, K/V of unit h from KV head h / kvDiv); stats per head, no column
+ * report. For a chunk at pos > 0 the window is ceil(windowRatio * (pos + rows)),
+ * the sampled rows come from the chunk and the stripes cover every earlier column.
  * Per-call uniforms live in a ring of PARAM_SLOTS slots: at most that many
  * encode() calls per submitted batch.
  *
@@ -44,19 +36,64 @@
  * KV group's selected ids over COLUMN_BINS bins of [0, seqLen)
  * (kernels/sample_bins.wgsl, in the selection pass) into a slot beside its
  * stats; readStats() hands each head its group's bins. Off by default.
+ *
+ * Pipelines: attentionPipelineSpecs() lists every pipeline the prefill and
+ * decode attention of one model shape can use; nothing here compiles per
+ * request (lengths and positions are uniforms and dispatch sizes).
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, readBuffer } from '../gpu/buffers.ts';
+import type { PipelineSpec } from '../gpu/pipelines.ts';
 import type { GpuTimer } from '../gpu/timing.ts';
 import { InvalidOptionError, GpuLimitError } from '../errors.ts';
 import { COLUMN_BINS, type AttentionOptions, type HeadStats, type KvDtype, type LayerKv } from '../engine/types.ts';
-import { attentionHeader, bindAt, DEFAULT_FUSED_VARIANT, FlashAttention, PARAMS_BYTES, paramsWords, tilePlan, type AttentionDims, type AttentionParams, type TileOverrides, type TilePlan } from '../../kernels/attention_prefill.ts';
-import { getPipeline } from '../gpu/pipelines.ts';
-import selectSource from '../../kernels/sample_select.wgsl?raw';
-import { BIN_ARGS_BYTES, SampleKernels, type SamplingOptions } from '../../kernels/sample_attention.ts';
+import { FlashAttention, flashSpecs, PARAMS_BYTES, paramsWords, type AttentionDims, type AttentionParams, type TileOverrides, type TilePlan } from '../../kernels/attention_prefill.ts';
+import { BIN_ARGS_BYTES, SampleKernels, sampleSpecs } from '../../kernels/sample_attention.ts';
+import type { ScoreOptions } from '../../kernels/sample_scores.ts';
+import { decodeSpecs, type DecodeKernelOptions } from '../../kernels/attention_decode.ts';
 import { chunkAreas, fallbackStripeArea, selectionRule, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
 
 export { resolveAttentionOptions, sparsePlan } from './options.ts';
+
+/** What decides the attention pipelines of an engine: the model's attention shape, the KV dtype, the kernels asked for. */
+export interface AttentionPipelineConfig {
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  kvDtype: KvDtype;
+  /**
+   * Prefill attention. Default ({} or absent): dense and every SampleAttention pipeline
+   * (sampling, the 'group' / 'topup' / 'head' selection kernels, sparse pass, dense fallback,
+   * column report): AttentionOptions may change per prefill request (dense or sample, any
+   * selection rule), so all of them are compiled at load. { sparse: false }: the dense
+   * prefill only (PrefillAttention created with { sparse: false }). false: none (an engine
+   * without the flash prefill, EngineOptions.prefillKernel 'split').
+   */
+  prefill?: false | { sparse?: boolean };
+  /** Decode attention kernel options (kernels/attention_decode.ts DecodeAttentionShape's variant and qg). */
+  decode?: DecodeKernelOptions;
+}
+
+/**
+ * Every pipeline the attention of one engine configuration can use: the prefill's (unless
+ * cfg.prefill is false) and the decode attention's. Compile them at load (getPipeline each);
+ * PrefillAttention.create and DecodeAttention.create then find them all in the cache, and no
+ * prefill length, position or option creates another.
+ */
+export function attentionPipelineSpecs(ctx: GpuContext, cfg: AttentionPipelineConfig): PipelineSpec[] {
+  const dims: AttentionDims = { nHeads: cfg.nHeads, nKvHeads: cfg.nKvHeads, headDim: cfg.headDim, kvDtype: cfg.kvDtype, capacity: 1 };
+  const out: PipelineSpec[] = [];
+  if (cfg.prefill !== false) out.push(...prefillPipelineSpecs(ctx, dims, cfg.prefill ?? {}));
+  out.push(...decodeSpecs(cfg, cfg.decode));
+  return out;
+}
+
+/** The pipelines PrefillAttention.create(ctx, dims, opts) builds. */
+export function prefillPipelineSpecs(ctx: GpuContext, dims: AttentionDims, opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {}): PipelineSpec[] {
+  const f = flashSpecs(ctx, dims, opts);
+  const flash = [f.dense, f.sparse, f.fallback, f.fallbackArgs].filter((x): x is PipelineSpec => x !== undefined);
+  return opts.sparse === false ? flash : [...flash, ...sampleSpecs(ctx, dims, opts)];
+}
 
 export interface PrefillDims {
   nHeads: number;
@@ -96,7 +133,7 @@ interface StatsRecord {
 
 export class PrefillAttention {
   private slot = 0;
-  private scratch?: { lse: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer; taus: GPUBuffer; fbArgs: GPUBuffer };
+  private scratch?: { rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer; taus: GPUBuffer; fbArgs: GPUBuffer };
   /** Selection units of the last sparse encode (nKvHeads, or nHeads per head). */
   private lastUnits = 0;
   private statsBuffers: GPUBuffer[] = [];
@@ -116,8 +153,6 @@ export class PrefillAttention {
     private flash: FlashAttention,
     private sample: SampleKernels | undefined,
     private params: GPUBuffer,
-    /** The selection kernel, dispatched here for per-head selection (nHeads workgroups). */
-    private selectPipe: GPUComputePipeline | undefined,
   ) {
     // (nKvHeads, 3 + group) per KV group or (nHeads, 4) per head, see sample_select.wgsl
     this.statsWords = Math.max(3 * dims.nKvHeads + dims.nHeads, 4 * dims.nHeads);
@@ -126,10 +161,10 @@ export class PrefillAttention {
   /**
    * `opts.sparse: false` builds the dense pipeline only (encode then rejects
    * sparse options); `opts.subgroups: false` forces the subgroup-free kernels;
-   * `opts.tile` forces tile sizes of the flash passes (tuning sweeps);
-   * `opts.sampling` picks the sampling kernels ('tiled' default, 'flash') and their tiles.
+   * `opts.tile` forces tile sizes of the flash passes and `opts.scores` those of
+   * the sampling kernels (tests). The pipelines are prefillPipelineSpecs(ctx, dims, opts).
    */
-  static async create(ctx: GpuContext, dims: PrefillDims, opts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; sampling?: SamplingOptions } = {}): Promise<PrefillAttention> {
+  static async create(ctx: GpuContext, dims: PrefillDims, opts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {}): Promise<PrefillAttention> {
     const { nHeads, nKvHeads, headDim, capacity, maxRows } = dims;
     const check = (name: string, ok: boolean, why: string) => {
       if (!ok) throw new InvalidOptionError(name, why, { ...dims });
@@ -141,21 +176,18 @@ export class PrefillAttention {
     check('maxRows', Number.isInteger(maxRows) && maxRows >= 1 && maxRows <= capacity, `must be in [1, capacity=${capacity}], got ${maxRows}`);
     const ad: AttentionDims = { nHeads, nKvHeads, headDim, kvDtype: dims.kvDtype, capacity };
     const sparse = opts.sparse ?? true;
-    // Same code as SampleKernels' select pipeline (one cached pipeline).
-    const selectCode = attentionHeader(ad, tilePlan(ctx, ad, { ...opts, tile: opts.tile ? { tpr: opts.tile.tpr } : undefined })) + selectSource;
-    const [flash, sample, selectPipe] = await Promise.all([
-      FlashAttention.create(ctx, ad, sparse ? ['dense', 'sparse', 'window', 'stripes'] : ['dense'], opts),
+    const [flash, sample] = await Promise.all([
+      FlashAttention.create(ctx, ad, opts),
       sparse ? SampleKernels.create(ctx, ad, opts) : Promise.resolve(undefined),
-      sparse ? getPipeline(ctx, { label: 'sample_select', code: selectCode }) : Promise.resolve(undefined),
     ]);
-    const tiles = Math.ceil(maxRows * flash.plan.group / Math.min(...Object.values(flash.plans).map((pl) => pl.qr)));
+    const tiles = Math.ceil(maxRows * flash.plan.group / flash.plan.qr);
     if (tiles > ctx.limits.maxComputeWorkgroupsPerDimension) {
       flash.destroy();
       sample?.destroy();
       throw new GpuLimitError(`attention: maxRows ${maxRows} x ${flash.plan.group} query heads per KV head need ${tiles} workgroups per dispatch, over this GPU's ${ctx.limits.maxComputeWorkgroupsPerDimension}; use a smaller prefill chunk`, { maxRows, tiles });
     }
     const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
-    return new PrefillAttention(ctx, dims, flash, sample, params, selectPipe);
+    return new PrefillAttention(ctx, dims, flash, sample, params);
   }
 
   /** Tile sizes of the flash passes (benchmarks record them). */
@@ -190,10 +222,10 @@ export class PrefillAttention {
     if (sparse && !this.sample) throw new InvalidOptionError('attention', "this PrefillAttention was created with { sparse: false }; use attention: 'dense'");
     const plan = sparse ? sparsePlan(pos, rows, opts) : undefined;
     const statsAt = sparse ? this.statsSlot() : undefined;
-    // Per-head units: per-head selection (sparse), or the dense pass's 'head' row mapping.
+    // Per-head units: per-head selection.
     const group = d.nHeads / d.nKvHeads;
     const rule = sparse ? selectionRule(opts, pos + rows, group, MAX_TOPUP_GROUP) : undefined;
-    const perHead = sparse ? rule === 'head' : (opts.denseMap ?? 'group') === 'head';
+    const perHead = rule === 'head';
     const units = perHead ? d.nHeads : d.nKvHeads;
     const p: AttentionParams = {
       rows, pos, nHeads: d.nHeads, nKvHeads: d.nKvHeads, capacity: d.capacity,
@@ -205,8 +237,16 @@ export class PrefillAttention {
     const offset = (this.slot++ % PARAM_SLOTS) * SLOT_BYTES;
     this.ctx.device.queue.writeBuffer(this.params, offset, paramsWords(p));
     const params: GPUBufferBinding = { buffer: this.params, offset, size: PARAMS_BYTES };
-    // Selection, fused pass, fallback and stripes: per-head units (group 1) or the KV groups.
-    let sparams = params;
+    const bufs = { q: args.q, k: args.kv.k, v: args.kv.v, out: args.out, params };
+    const pass = (label: string) => encoder.beginComputePass(timer ? timer.pass(label) : { label });
+
+    if (!sparse) {
+      const ps = pass('attention.dense');
+      this.flash.encode(ps, 'dense', bufs, rows, units);
+      ps.end();
+      return;
+    }
+    // Selection, sparse pass and fallback: per-head units (group 1) or the KV groups.
     const topup = rule === 'topup';
     if (topup && group > MAX_TOPUP_GROUP) throw new InvalidOptionError('selection', `'topup' supports up to ${MAX_TOPUP_GROUP} query heads per KV head, this model has ${group}; use 'group' or 'head'`);
     let headParams: GPUBufferBinding | undefined;
@@ -214,17 +254,8 @@ export class PrefillAttention {
       const vOffset = (this.slot++ % PARAM_SLOTS) * SLOT_BYTES;
       this.ctx.device.queue.writeBuffer(this.params, vOffset, paramsWords({ ...p, nKvHeads: d.nHeads, kvDiv: group }));
       headParams = { buffer: this.params, offset: vOffset, size: PARAMS_BYTES };
-      if (perHead) sparams = headParams;
     }
-    const bufs = { q: args.q, k: args.kv.k, v: args.kv.v, out: args.out, params };
-    const pass = (label: string) => encoder.beginComputePass(timer ? timer.pass(label) : { label });
-
-    if (!sparse) {
-      const ps = pass('attention.dense');
-      this.flash.encode(ps, 'dense', { ...bufs, params: sparams }, rows, units, perHead ? { group: 1 } : {});
-      ps.end();
-      return;
-    }
+    const sparams = perHead ? headParams! : params;
     const s = this.ensureScratch();
     const bins = this.columnLen > 0 && !perHead ? this.binsSlot(statsAt!, offset, Math.max(this.columnLen, pos + rows)) : undefined;
     this.records.push({ layer: args.layer, pos, rows, plan: plan!, buffer: statsAt!.buffer, offsetWords: statsAt!.offsetWords, bins, perHead });
@@ -234,32 +265,14 @@ export class PrefillAttention {
     this.sample!.encodeSampling(ps, { q: args.q, k: args.kv.k, rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, params }, plan!.nSamp, plan!.nCols);
     ps.end();
     ps = pass('attention.selection');
-    if (perHead) {
-      // One workgroup per head; the head's own column scores stand in for the group scores.
-      const pipe = this.selectPipe!;
-      ps.setPipeline(pipe);
-      ps.setBindGroup(0, bindAt(this.ctx, pipe, [
-        [0, s.sel], [3, s.rowStats], [4, s.colScores], [5, s.colScores], [6, sparams], [7, statsAt!.buffer], [8, s.taus],
-      ], 'sample_select_head'));
-      ps.dispatchWorkgroups(d.nHeads);
-    } else {
-      this.sample!.encodeSelect(ps, { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, taus: s.taus, params }, topup ? { headParams: headParams! } : undefined);
-    }
+    this.sample!.encodeSelect(ps, { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, taus: s.taus, params: sparams }, rule!, headParams);
     if (bins) this.sample!.encodeBins(ps, { sel: s.sel, bins: bins.buffer, args: { buffer: this.binArgs!, offset, size: BIN_ARGS_BYTES } });
     ps.end();
+    // Flagged units return at once in the sparse pass; the fallback runs them with the dense code.
     ps = pass('attention.sparse');
-    const vg = perHead ? { group: 1 } : {};
-    if ((opts.sparsePass ?? 'fused') === 'fused') {
-      // Flagged units return at once in the fused pass; the fallback runs them with the dense code.
-      this.flash.encode(ps, 'sparse', { ...bufs, params: sparams, sel: s.sel }, rows, units, { ...vg, variant: opts.fusedVariant ?? DEFAULT_FUSED_VARIANT });
-      this.flash.encodeFallback(ps, { ...bufs, params: sparams, sel: s.sel }, s.fbArgs);
-      ps.end();
-      return;
-    }
-    this.flash.encode(ps, 'stripes', { ...bufs, params: sparams, lse: s.lse, sel: s.sel }, rows, units, vg);
-    ps.end();
-    ps = pass('attention.window');
-    this.flash.encode(ps, 'window', { ...bufs, lse: s.lse }, rows, d.nKvHeads);
+    const sb = { ...bufs, params: sparams, sel: s.sel };
+    this.flash.encode(ps, 'sparse', sb, rows, units, perHead ? 1 : undefined);
+    this.flash.encodeFallback(ps, sb, s.fbArgs);
     ps.end();
   }
 
@@ -356,7 +369,6 @@ export class PrefillAttention {
     }
     const mk = (bytes: number, label: string) => createBuffer(this.ctx, bytes, STORAGE.rw, label);
     this.scratch = {
-      lse: mk(maxRows * nHeads * 4, 'attention_lse'),               // (rows, nHeads)
       rowStats: mk(maxRows * nHeads * 8, 'attention_row_stats'),    // (nHeads, nSamp, 2)
       colScores: mk(nHeads * capacity * 4, 'attention_col_scores'), // (nHeads, capacity)
       groupScores: mk(nKvHeads * capacity * 4, 'attention_group_scores'), // (nKvHeads, capacity)

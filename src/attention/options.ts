@@ -4,6 +4,9 @@
  */
 import { InvalidOptionError } from '../errors.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions } from '../engine/types.ts';
+import { sampleRow } from '../../kernels/attention_prefill.ts';
+
+export { sampleRow };
 
 /** Merges `partial` over the defaults and validates every field; throws InvalidOptionError naming the field. */
 export function resolveAttentionOptions(partial: Partial<AttentionOptions> = {}, base: AttentionOptions = DEFAULT_ATTENTION): AttentionOptions {
@@ -36,11 +39,8 @@ export function validateAttentionOptions(o: AttentionOptions): void {
   int('minSampleRows', 1);
   int('sampleBlock', 1);
   int('minSparseLen', 0);
-  if (o.sparsePass !== undefined && o.sparsePass !== 'fused' && o.sparsePass !== 'split') bad('sparsePass', "must be 'fused' or 'split'", o.sparsePass);
   if (o.selection !== undefined && !['auto', 'group', 'topup', 'head'].includes(o.selection)) bad('selection', "must be 'auto', 'group', 'topup' or 'head'", o.selection);
   if (o.topupBelow !== undefined) int('topupBelow', 0);
-  if (o.denseMap !== undefined && o.denseMap !== 'group' && o.denseMap !== 'head') bad('denseMap', "must be 'group' or 'head'", o.denseMap);
-  if (o.fusedVariant !== undefined && o.fusedVariant !== 'a' && o.fusedVariant !== 'b') bad('fusedVariant', "must be 'a' or 'b'", o.fusedVariant);
   const f = o.denseFallbackArea;
   if (f !== undefined && (typeof f !== 'number' || !Number.isFinite(f) || f <= 0 || f > 1)) bad('denseFallbackArea', 'must be a number in (0, 1]', f);
 }
@@ -79,13 +79,6 @@ export function sparsePlan(pos: number, rows: number, o: AttentionOptions): Spar
   let nSamp = nBlocks * sampBlock;
   if (nSamp >= rows) { nSamp = rows; nBlocks = Math.ceil(rows / sampBlock); }
   return { seqLen, window, nSamp, nBlocks, sampBlock, nCols: Math.max(0, seqLen - window) };
-}
-
-/** Chunk-local index of sampled row k (mirrors sample_row() in the WGSL header). */
-export function sampleRow(k: number, rows: number, plan: SparsePlan): number {
-  if (plan.nSamp >= rows) return k;
-  const b = Math.floor(k / plan.sampBlock);
-  return Math.floor(((b + 1) * rows) / plan.nBlocks) - plan.sampBlock + (k % plan.sampBlock);
 }
 
 /**

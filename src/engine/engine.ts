@@ -20,8 +20,9 @@ import { ArgmaxKernels, type TopK } from '../../kernels/argmax.ts';
 import { GpuSampler, GREEDY } from '../../kernels/sample.ts';
 import { Rng } from '../util/rng.ts';
 import { StepUniform } from '../../kernels/prepared.ts';
-import { GEMV_MERGE_MAX_SPLITS, LinearKernels, type LinearOptions } from '../../kernels/linear.ts';
-import { PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
+import { LinearKernels, linearPipelineSpecs, type LinearOptions, type LinearUse } from '../../kernels/linear.ts';
+import { precompile, type CompileProgress, type PipelineSpec } from '../gpu/pipelines.ts';
+import { attentionPipelineSpecs, PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
 import { DEFAULT_ATTENTION, DEFAULT_DECODE_VARIANT, DEFAULT_KV_DTYPE, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
 import { type AttentionOptions, type DecodeOptions, type Dispatch, type Engine, type TokenChoice, type KvDtype, type PrefillOptions, type PrefillResult, type SparsityReport } from './types.ts';
 import { KvCache } from './kv-cache.ts';
@@ -48,7 +49,7 @@ export interface EngineOptions {
   linear?: LinearOptions;
   /** Decode attention kernel (kernels/attention_decode): 'tiled' where headDim fits (default) or 'simple'. */
   decodeAttention?: 'tiled' | 'simple';
-  /** Most cache splits of the decode attention per head (1..128, default 128; 'merged': at most 32; tuning). */
+  /** Most cache splits of the decode attention per head (1..128, default 128; tuning). */
   decodeSplits?: number;
   /** Query heads per decode-attention workgroup (DecodeAttentionShape.qg; default all of a KV group's; tuning). */
   decodeQg?: number;
@@ -57,25 +58,63 @@ export interface EngineOptions {
    * residual-add passes) or 'fused' (default: norms, residual adds, RoPE and
    * the KV write in the projections' epilogues; 6 dispatches per layer instead
    * of 9). 'fused' falls back to 'plain' where the device allows fewer than 11
-   * storage buffers per stage. 'merged': 'fused' with the attention merge
-   * in the wo projection's prologue (kernels/linear_gemv_merge.wgsl; 5
-   * dispatches per layer; layers whose wo does not fit run the 'fused' way).
+   * storage buffers per stage.
    * Default from the SIEVE_DECODE environment variable where there is one
    * (tests, benchmarks).
    */
   decodeVariant?: DecodeVariant;
-  /**
-   * Groups of 64 threads per decode-attention split workgroup
-   * (DecodeAttentionShape.sub: 1, 2, 4, 8, 16; default 8 with 'merged', else 1; tuning).
-   */
-  decodeSub?: number;
-  /** The wide decode-attention kernel's V prefetch (DecodeAttentionShape.prefetchV; default on where it fits; true with sub 1 runs the wide kernel; tuning). */
-  decodePrefetchV?: boolean;
   ownsWeights?: boolean;
+  /** Pipeline compilation progress (createEngine compiles every pipeline the engine can use before it returns). */
+  onCompile?: (p: CompileProgress) => void;
 }
 
-export type DecodeVariant = 'plain' | 'fused' | 'merged';
-export const DECODE_VARIANTS: readonly DecodeVariant[] = ['plain', 'fused', 'merged'];
+/** A weight as the pipeline lists need it (before or after upload). */
+export interface WeightInfo { format: GpuWeight['format']; groupSize: number; shape: number[]; parts?: number }
+
+/**
+ * Every pipeline the engine can use with these options (src/gpu/pipelines.ts precompile): the linear
+ * kernels of each projection for prefill rows (1 .. prefillChunk) and the decode plan's fusions, and
+ * the attention's (src/attention attentionPipelineSpecs: dense and every SampleAttention pipeline,
+ * decode). The small kernels (norm, embedding, rope, argmax) build theirs in their create().
+ */
+export function enginePipelineSpecs(ctx: GpuContext, spec: ModelSpec, weights: Map<string, WeightInfo>, o: {
+  prefillChunk: number; kvDtype: KvDtype; linear?: LinearOptions; decodeVariant?: DecodeVariant;
+  prefillKernel?: EngineOptions['prefillKernel']; decodeAttention?: EngineOptions['decodeAttention']; decodeQg?: number;
+}): PipelineSpec[] {
+  const fused = (o.decodeVariant ?? envDecodeVariant() ?? 'fused') !== 'plain' && Math.min(8, o.linear?.gemvMaxRows ?? 8) >= 1 &&
+    ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
+  const uses: LinearUse[] = [];
+  const add = (name: string, u: Omit<LinearUse, 'format' | 'groupSize' | 'shape'>) => {
+    const w = weights.get(name);
+    if (w) uses.push({ format: w.format, groupSize: w.groupSize, shape: w.shape, maxRows: o.prefillChunk, ...u });
+  };
+  const kvF16 = o.kvDtype === 'f16';
+  const ropeFits = spec.headDim % 4 === 0 && spec.rope.rotaryDim % 4 === 0;
+  for (let l = 0; l < spec.nLayers; l++) {
+    const p = `layers.${l}.`;
+    const bias = spec.qkvBias;
+    add(p + 'wqkv', { rows: 'both', bias });
+    add(p + 'wo', { rows: 'both' });
+    add(p + 'wGateUp', { rows: 'both', gateUp: true });
+    add(p + 'wDown', { rows: 'both' });
+    if (!fused) continue;
+    const fuseRope = ropeFits && (weights.get(p + 'wqkv')?.parts ?? 1) === 1;
+    add(p + 'wqkv', { rows: 'decode', bias, kvF16, epilogue: fuseRope ? (l === 0 ? 'rope' : 'normInRope') : (l === 0 ? 'store' : 'normIn') });
+    add(p + 'wo', { rows: 'decode', epilogue: 'residual' });
+    add(p + 'wGateUp', { rows: 'decode', gateUp: true, epilogue: 'normIn' });
+    add(p + 'wDown', { rows: 'decode', epilogue: 'residual' });
+  }
+  add('lmHead', { rows: 'both', anyRowOffset: true });
+  if (fused) add('lmHead', { rows: 'decode', epilogue: 'normIn' });
+  const attention = attentionPipelineSpecs(ctx, {
+    nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype: o.kvDtype,
+    prefill: (o.prefillKernel ?? 'flash') === 'flash' ? {} : false, decode: { variant: o.decodeAttention, qg: o.decodeQg },
+  });
+  return [...linearPipelineSpecs(ctx, uses, o.linear), ...attention];
+}
+
+export type DecodeVariant = 'plain' | 'fused';
+export const DECODE_VARIANTS: readonly DecodeVariant[] = ['plain', 'fused'];
 
 /** SIEVE_DECODE from the environment (Node), else undefined. */
 function envDecodeVariant(): DecodeVariant | undefined {
@@ -120,20 +159,23 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
   try {
     const cache = new KvCache(ctx, { nLayers: spec.nLayers, nKvHeads: spec.nKvHeads, headDim: spec.headDim, capacity: contextLength, dtype: kvDtype });
     owned.push(cache);
-    const [norm, embed, rope, linear, split, prefill, argmax] = await Promise.all([
+    const weightInfo = new Map([...opts.weights].map(([n, w]) => [n, { format: w.format, groupSize: w.groupSize, shape: w.shape, parts: w.parts.length }]));
+    const specs = enginePipelineSpecs(ctx, spec, weightInfo, {
+      prefillChunk, kvDtype, linear: opts.linear, decodeVariant, prefillKernel: kernelKind, decodeAttention: opts.decodeAttention, decodeQg: opts.decodeQg,
+    });
+    const [, norm, embed, rope, linear, split, prefill, argmax] = await Promise.all([
+      precompile(ctx, specs, opts.onCompile),
       RmsNorm.create(ctx),
       Embedding.create(ctx, formats),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
       DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, qg: opts.decodeQg,
-        // (merged: the wo prologue takes at most GEMV_MERGE_MAX_SPLITS splits)
-        maxSplits: decodeVariant === 'merged' ? Math.min(opts.decodeSplits ?? GEMV_MERGE_MAX_SPLITS, GEMV_MERGE_MAX_SPLITS) : opts.decodeSplits,
-        sub: opts.decodeSub ?? (decodeVariant === 'merged' ? 8 : 1), prefetchV: opts.decodePrefetchV }),
+        maxSplits: opts.decodeSplits }),
       kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);
     owned.push(linear, split, ...(prefill ? [prefill] : []));
-    // The q4 / q8 prefill dequantization scratch (LinearOptions.prefillDequant), allocated by the
+    // The q4 / q8 prefill dequantization scratch (LinearOptions.prefillDequantMinRows), allocated by the
     // first prefill plan of prefillDequantMinRows rows or more, sized for the largest layer matrix.
     linear.reserveDequantScratch([...opts.weights].filter(([name, w]) => name.startsWith('layers.') && w.shape.length === 2 &&
       (w.format === 'q4' || w.format === 'q8')).map(([, w]) => w.shape));
@@ -144,7 +186,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const sampler = await GpuSampler.create(ctx, act.logits, spec.vocabSize, contextLength);
     owned.push(sampler);
     const fused = decodeVariant !== 'plain' && linear.fusesDecode && ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
-    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, sampler, fusedDecode: fused, mergedDecode: fused && decodeVariant === 'merged' });
+    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, sampler, fusedDecode: fused });
   } catch (e) {
     for (const o of owned.reverse()) o.destroy();
     throw e;
@@ -161,12 +203,12 @@ interface Parts {
   argmax: ArgmaxKernels;
   sampler: GpuSampler;
   fusedDecode: boolean;
-  mergedDecode: boolean;
 }
 
 export class DenseEngine implements Engine {
   readonly spec: ModelSpec;
   readonly contextLength: number;
+  loadTimes?: { readMs: number; uploadMs: number; compileMs: number; totalMs: number };
   readonly prefillChunk: number;
   readonly cache: KvCache;
   private readonly attention: AttentionOptions;
@@ -176,8 +218,6 @@ export class DenseEngine implements Engine {
   private readonly plans = new Map<string, ForwardPlan>();
   /** Whether decode steps run the fused plan (EngineOptions.decodeVariant, where the device allows). */
   readonly fusedDecode: boolean;
-  /** Whether the fused decode plan takes the attention merge into wo ('merged'; per layer where it fits). */
-  readonly mergedDecode: boolean;
   private readonly argmaxDispatch: Dispatch;
   /** Argmax of the logits into act.ids[0]: the next step's input, kept on the GPU (greedy decode). */
   private readonly argmaxToIds: Dispatch;
@@ -208,7 +248,6 @@ export class DenseEngine implements Engine {
     this.argmaxKernels = p.argmax;
     this.sampler = p.sampler;
     this.fusedDecode = p.fusedDecode;
-    this.mergedDecode = p.mergedDecode;
     this.step = new StepUniform(ctx, 'engine_step');
     this.argmaxOut = createBuffer(ctx, 4, STORAGE.rw, 'argmax_out');
     this.argmaxRead = createBuffer(ctx, 4, STORAGE.readback, 'argmax_read');
@@ -586,7 +625,7 @@ export class DenseEngine implements Engine {
     p = new ForwardPlan({
       spec: this.spec, weights: this.opts.weights, kernels: this.kernels, act: this.act, cache: this.cache,
       step: this.step.buffer, rows, flash, allLogits: allLogits ? this.allLogitsBuf : undefined,
-      fused: this.fusedDecode && rows === 1 && !allLogits, merged: this.mergedDecode,
+      fused: this.fusedDecode && rows === 1 && !allLogits,
     });
     this.plans.set(key, p);
     const permanent = new Set([`1:last`, `${this.prefillChunk}:last`]);

@@ -26,14 +26,6 @@
  *   ff  = silu(rmsnorm(x) Wg^T) * (rmsnorm(x) Wu^T)
  *   x += ff Wdown^T;  h = x * nextNorm;  ss = ...      (nextNorm: the next attnNorm or finalNorm)
  * then logits = rmsnorm(x) lmHead^T.
- *
- * Merged decode (PlanArgs.merged, with fused): the attention's split pass
- * leaves its partials and every workgroup of the wo projection merges them
- * itself (kernels/linear_gemv_merge.wgsl), so a layer is 5 dispatches:
- *   q, cache[pos] = rope(rmsnorm(x) Wqkv^T + bqkv)
- *   partials = attention split(q, cache)
- *   x += merge(partials) Wo^T;  h = x * ffnNorm;  ss = ...
- *   ff = ...;  x += ff Wdown^T; ...
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../gpu/buffers.ts';
@@ -47,7 +39,7 @@ import type { RmsNorm } from '../../kernels/norm.ts';
 import type { Embedding } from '../../kernels/embedding.ts';
 import type { RopeKv } from '../../kernels/rope.ts';
 import type { DecodeAttention } from '../../kernels/attention_decode.ts';
-import { GEMV_MERGE_MAX_SPLITS, type LinearKernels } from '../../kernels/linear.ts';
+import type { LinearKernels } from '../../kernels/linear.ts';
 import type { PrefillAttention } from '../attention/index.ts';
 
 export interface Kernels {
@@ -131,8 +123,6 @@ export interface PlanArgs {
   allLogits?: GPUBuffer;
   /** Fused decode (rows = 1, the matrix-vector kernel; see the file comment). */
   fused?: boolean;
-  /** With fused: the attention merge in the wo projection's prologue where it fits (see the file comment). */
-  merged?: boolean;
 }
 
 export function weightOf(weights: Map<string, GpuWeight>, name: string): GpuWeight {
@@ -212,13 +202,8 @@ export class ForwardPlan {
       const rope = fuseRope ? undefined : track(K.rope.prepare({ qkv: act.qkv, table: act.ropeTable, q: act.q, kv, step: this.a.step, rows: 1 }));
       const wW = w(p + 'wo');
       const residual = { normW: vec(p + 'ffnNorm'), h: act.h, ss: act.ss };
-      const merge = this.a.merged && (K.splitAttention.shape.maxSplits ?? 128) <= GEMV_MERGE_MAX_SPLITS &&
-        K.linear.mergeFits(wW.shape[1], wW.format, wW.groupSize, nHeads, headDim);
-      const attn = merge
-        ? track(K.splitAttention.prepareSplit({ q: act.q, kv, step: this.a.step }))
-        : track(K.splitAttention.prepare({ q: act.q, kv, out: act.att, step: this.a.step }));
-      const wo = track(K.linear.prepare({ x: act.att, w: wW, y: act.x, rows: 1, residual,
-        merge: merge ? { ...K.splitAttention.partials, step: this.a.step, nHeads, headDim } : undefined }));
+      const attn = track(K.splitAttention.prepare({ q: act.q, kv, out: act.att, step: this.a.step }));
+      const wo = track(K.linear.prepare({ x: act.att, w: wW, y: act.x, rows: 1, residual }));
       ssCount = wo.workgroups;
       const gateUp = track(K.linear.prepareGateUp({ x: act.h, w: w(p + 'wGateUp'), y: act.ff, rows: 1, normIn: normIn() }));
       const next = l + 1 < spec.nLayers ? `layers.${l + 1}.attnNorm` : 'finalNorm';

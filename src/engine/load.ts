@@ -12,9 +12,12 @@ import { readModel } from '../loader/model.ts';
 import { loadWeights, releaseWeights } from '../loader/weights.ts';
 import { checkPlan, limitsOf } from '../loader/memory-plan.ts';
 import type { WeightFormat } from '../loader/formats.ts';
-import type { ByteProgress } from '../loader/url-source.ts';
+import type { LoadProgress, StageCount } from '../api/types.ts';
+import { layoutFor } from '../loader/layout.ts';
+import { maxPartBytes } from '../loader/weights.ts';
+import { precompile } from '../gpu/pipelines.ts';
 import type { AttentionOptions, KvDtype } from './types.ts';
-import { createEngine, type DenseEngine, type EngineOptions } from './engine.ts';
+import { createEngine, enginePipelineSpecs, type DenseEngine, type EngineOptions, type WeightInfo } from './engine.ts';
 import { DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
 
 export interface LoadEngineOptions {
@@ -26,7 +29,8 @@ export interface LoadEngineOptions {
   prefillChunk?: number;
   attention?: Partial<AttentionOptions>;
   prefillKernel?: EngineOptions['prefillKernel'];
-  onProgress?: (p: ByteProgress) => void;
+  /** Stage progress: bytes read, tensors uploaded, pipelines compiled (the compile runs during the upload). */
+  onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
   /** Load tensors holding NaN/Inf (default false: a ModelFormatError naming the tensor). */
   allowNonFinite?: boolean;
@@ -35,6 +39,7 @@ export interface LoadEngineOptions {
 }
 
 export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEngineOptions = {}): Promise<DenseEngine> {
+  const t0 = performance.now();
   const fs = openSource(source);
   const model = await readModel(fs);
   const { spec } = model;
@@ -47,11 +52,47 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
   const format = o.weights ?? DEFAULT_WEIGHTS;
   const prefillChunk = o.prefillChunk ?? defaultPrefillChunk(spec, contextLength, ctx.limits.maxStorageBufferBindingSize);
   checkPlan(spec, model.plan, limitsOf(ctx), { format, groupSize: o.groupSize, contextLength, kvDtype, prefillChunk });
-  const weights = await loadWeights(ctx, fs, spec, model.plan, { format, groupSize: o.groupSize, onProgress: o.onProgress, signal: o.signal, allowNonFinite: o.allowNonFinite });
+
+  // Stages: read (bytes), upload (tensors), compile (pipelines), each timed from the load's start.
+  const stages: LoadProgress['stages'] = {
+    read: { done: 0, total: 0, ms: 0 }, upload: { done: 0, total: model.plan.recipes.length, ms: 0 }, compile: { done: 0, total: 0, ms: 0 },
+  };
+  const bytes = { file: '', bytesDone: 0, bytesTotal: 0 };
+  const report = (stage: LoadProgress['stage'], c: Partial<StageCount>) => {
+    Object.assign(stages[stage], c, { ms: performance.now() - t0 });
+    o.onProgress?.({ stage, ...bytes, stages: { read: { ...stages.read }, upload: { ...stages.upload }, compile: { ...stages.compile } } });
+  };
+  // Every pipeline the engine will use, compiled while the weights stream in (formats as the loader will choose them).
+  const maxPart = maxPartBytes(ctx, { format, groupSize: o.groupSize });
+  const planned = new Map<string, WeightInfo>(model.plan.recipes.map((r) => {
+    const l = layoutFor(r.name, r.shape, { format, groupSize: o.groupSize }, maxPart);
+    return [r.name, { format: l.format, groupSize: l.groupSize, shape: r.shape, parts: l.parts.length }];
+  }));
+  const specs = enginePipelineSpecs(ctx, spec, planned, { prefillChunk, kvDtype, prefillKernel: o.prefillKernel });
+  const compiling = precompile(ctx, specs, (p) => report('compile', { done: p.done, total: p.total }));
+  compiling.catch(() => undefined); // surfaced below
+  let weights;
   try {
-    return await createEngine(ctx, {
-      spec, weights, contextLength, kvDtype, prefillChunk, attention: o.attention, prefillKernel: o.prefillKernel,
+    weights = await loadWeights(ctx, fs, spec, model.plan, {
+      format, groupSize: o.groupSize, signal: o.signal, allowNonFinite: o.allowNonFinite,
+      onProgress: (p) => { Object.assign(bytes, p); report('read', { done: p.bytesDone, total: p.bytesTotal }); },
+      onTensor: (done, total) => report('upload', { done, total }),
     });
+  } catch (e) {
+    await compiling.catch(() => undefined);
+    throw e;
+  }
+  const readMs = stages.read.ms, uploadMs = performance.now() - t0;
+  try {
+    await compiling;
+    const engine = await createEngine(ctx, {
+      spec, weights, contextLength, kvDtype, prefillChunk, attention: o.attention, prefillKernel: o.prefillKernel,
+      // (the engine's own list: the same pipelines, plus any for weights the loader kept in f32)
+      onCompile: (p) => { if (p.total > stages.compile.total) report('compile', { done: stages.compile.done + p.done, total: stages.compile.total + p.total }); },
+    });
+    const totalMs = performance.now() - t0;
+    engine.loadTimes = { readMs, uploadMs, compileMs: stages.compile.ms, totalMs };
+    return engine;
   } catch (e) {
     releaseWeights(ctx, weights.values());
     throw e;

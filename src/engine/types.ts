@@ -7,17 +7,8 @@ import type { GpuContext } from '../gpu/device.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { SampleParams } from '../../kernels/sample.ts';
 
-export type KvDtype = 'f32' | 'f16';
-
-/**
- * KV cache of one layer: K and V each [nKvHeads, capacity, headDim],
- * head-major. 'f32': array<f32>; 'f16': array<u32>, two halves per word
- * along headDim (headDim is even), low half first.
- */
-export interface LayerKv {
-  k: GPUBuffer;
-  v: GPUBuffer;
-}
+export type { KvDtype, LayerKv } from '../../kernels/prepared.ts';
+import type { KvDtype, LayerKv } from '../../kernels/prepared.ts';
 
 export interface KvCacheInfo {
   dtype: KvDtype;
@@ -40,15 +31,8 @@ export interface AttentionOptions {
   minSampleRows: number;
   /** Rows per sampled block. Default 4: more, smaller blocks spread the samples (planted S=2048, alpha 0.99: rel L2 0.080 -> 0.031). */
   sampleBlock: number;
-  /** Prompt length below which prefill runs dense. */
+  /** Prompt length (pos + rows of a chunk) below which prefill runs dense. Default 2048. */
   minSparseLen: number;
-  /**
-   * Sparse attention pass: 'fused' (stripes then window in one online softmax, one
-   * pass, default) or 'split' (a stripe pass, then a window pass merged by
-   * log-sum-exp, as ../shared/SAMPLE_ATTENTION.md describes). Same result.
-   * Optional (additive); absent means the default.
-   */
-  sparsePass?: 'fused' | 'split';
   /**
    * Per KV group: when stripes + window would cover at least this fraction of
    * the causal area, the group runs dense instead (HeadStats then report area 1,
@@ -72,17 +56,6 @@ export interface AttentionOptions {
   selection?: 'auto' | 'group' | 'topup' | 'head';
   /** Sequence length from which selection 'auto' uses 'group' instead of 'topup'. Default 16384. Optional (additive). */
   topupBelow?: number;
-  /**
-   * Fused sparse pass code variant (kernels/attention_prefill.wgsl FV): 'a' one tile loop,
-   * 'b' stripe tiles in their own loop (default). Same result; a speed knob. Optional (additive).
-   */
-  fusedVariant?: 'a' | 'b';
-  /**
-   * Dense attention's row mapping: 'group' (a workgroup's rows are the KV group's query heads
-   * at QR / group positions, sharing K/V tiles; default) or 'head' (one query head per
-   * workgroup, QR positions). Same result; a speed knob (bench --dense-map). Optional (additive).
-   */
-  denseMap?: 'group' | 'head';
 }
 
 /** The defaults, with their evidence: src/defaults.ts. */
@@ -165,6 +138,8 @@ export interface Engine {
   readonly spec: ModelSpec;
   /** Positions the KV cache can hold. */
   readonly contextLength: number;
+  /** Per-stage load times (ms) when the engine came from loadEngine. */
+  loadTimes?: { readMs: number; uploadMs: number; compileMs: number; totalMs: number };
   /** Tokens currently in the KV cache. */
   readonly kvLength: number;
   /** Logits of the last processed position: [vocabSize] f32, on the GPU. */
@@ -191,15 +166,4 @@ export interface Engine {
   destroy(): void;
 }
 
-/**
- * A prepared kernel launch: pipeline, bind groups and uniforms built once
- * (at engine build time, per chunk size), replayed on every forward pass so
- * the decode loop allocates nothing. Values that change per step (position,
- * KV length) are read by kernels from uniform buffers the engine rewrites
- * with queue.writeBuffer.
- */
-export interface Dispatch {
-  encode(pass: GPUComputePassEncoder): void;
-  /** Releases the uniforms this dispatch created (not the buffers it was given). */
-  destroy(): void;
-}
+export type { Dispatch } from '../../kernels/prepared.ts';

@@ -22,14 +22,14 @@
  * times 4 bytes. Decode (T = 1) is always below this.
  *
  * Dequantization scratch (q4 / q8 weights, prefill chunks of at least
- * prefillDequantMinRows rows, kernels/dequant_f16.ts): the largest per-layer
+ * prefillDequantMinRows rows, kernels/dequant.ts): the largest per-layer
  * matrix expanded to f16 (or f32), at most one storage binding.
  */
 import { GpuLimitError } from '../errors.ts';
 import type { GpuContext } from '../gpu/device.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { TensorRecipe, WeightPlan } from '../../models/index.ts';
-import { DEFAULT_DEQUANT_MIN_ROWS, DEFAULT_PREFILL_DEQUANT, dequantScratchBytes, type PrefillDequant } from '../../kernels/dequant_f16.ts';
+import { DEFAULT_DEQUANT_MIN_ROWS, dequantScratchBytes } from '../../kernels/dequant.ts';
 import { DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS, defaultPrefillChunk } from '../defaults.ts';
 import { checkFormatOptions, layoutBytes, layoutFor, type FormatOptions, type LoadFormat, type WeightLayout } from './layout.ts';
 
@@ -42,8 +42,7 @@ export interface MemoryPlanOptions extends FormatOptions {
   prefillChunk?: number;
   /** Optional cap on total bytes (e.g. what the app wants to spend). */
   budgetBytes?: number;
-  /** LinearOptions.prefillDequant / prefillDequantMinRows the engine will run with (defaults: theirs). */
-  prefillDequant?: PrefillDequant;
+  /** LinearOptions.prefillDequantMinRows the engine will run with (default: theirs). */
   prefillDequantMinRows?: number;
 }
 
@@ -105,10 +104,9 @@ export function planMemory(spec: ModelSpec, weights: WeightPlan | TensorRecipe[]
   const act = activationBytes(spec, prefillChunk, contextLength);
   const kvLayerBuffer = kv / spec.nLayers / 2;
   const largestPart = Math.max(0, ...tensors.flatMap((l) => l.parts.map((p) => p.dataBytes)));
-  const dq = o.prefillDequant ?? DEFAULT_PREFILL_DEQUANT;
-  const expands = dq !== 'none' && Math.min(prefillChunk, contextLength) >= (o.prefillDequantMinRows ?? DEFAULT_DEQUANT_MIN_ROWS);
+  const expands = Math.min(prefillChunk, contextLength) >= (o.prefillDequantMinRows ?? DEFAULT_DEQUANT_MIN_ROWS);
   const quantMatrices = tensors.filter((l) => l.name.startsWith('layers.') && l.shape.length === 2 && (l.format === 'q4' || l.format === 'q8'));
-  const scratch = expands ? dequantScratchBytes(dq, quantMatrices.map((l) => l.shape), Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) : 0;
+  const scratch = expands ? dequantScratchBytes(quantMatrices.map((l) => l.shape), Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) : 0;
   return {
     format, contextLength, kvDtype, prefillChunk,
     weightsBytes, kvCacheBytes: kv, activationBytes: act.total, dequantScratchBytes: scratch,

@@ -33,6 +33,8 @@ export const FLUSH_BYTES = 64 << 20;
 
 export interface LoadWeightsOptions extends FormatOptions {
   onProgress?: (p: ByteProgress) => void;
+  /** After each tensor is on the GPU: tensors done of total. */
+  onTensor?: (done: number, total: number) => void;
   /** Format fallbacks (group changes, tensors kept f32). */
   onNote?: (note: string) => void;
   signal?: AbortSignal;
@@ -247,6 +249,7 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
         if (!opts.allowNonFinite) throw new ModelFormatError(file, `${msg}: the model would produce garbage (pass allowNonFinite to load it anyway)`, { tensor, count: n });
         note(`${recipe.name}: ${msg}, loaded as allowed`);
       }
+      opts.onTensor?.(out.size, plan.recipes.length);
       out.bytes += w.parts.reduce((s, p) => s + (ctx.allocations.get(p.data) ?? 0) + (p.scales ? ctx.allocations.get(p.scales) ?? 0 : 0), 0);
     }
     out.storagesVerified = crc.verify();

@@ -2,13 +2,19 @@
  * HeadStats.columnBins (issue 8's heatmap): the per-KV-group histogram of the
  * selected column ids over COLUMN_BINS bins of [0, seqLen), recorded on the GPU
  * (kernels/sample_bins.wgsl) only after PrefillAttention.reportColumns(seqLen).
+ * Also (issue 16, here because this file's shape has its pipelines compiled by then):
+ * attentionPipelineSpecs lists every attention pipeline, so after compiling them no
+ * prefill length, position, option or decode step creates a shader module or pipeline.
  */
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { uploadKv } from '../cases/attention.ts';
-import { PrefillAttention } from '../../src/attention/index.ts';
+import { attentionPipelineSpecs, PrefillAttention } from '../../src/attention/index.ts';
+import { DecodeAttention } from '../../kernels/attention_decode.ts';
+import { StepUniform } from '../../kernels/prepared.ts';
+import { getPipeline } from '../../src/gpu/pipelines.ts';
 import { syntheticQkv } from '../../bench/synthetic/qkv.ts';
-import { COLUMN_BINS, DEFAULT_ATTENTION, type HeadStats } from '../../src/engine/types.ts';
+import { COLUMN_BINS, DEFAULT_ATTENTION, type AttentionOptions, type HeadStats } from '../../src/engine/types.ts';
 import { createBuffer, liveBytes, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
@@ -107,6 +113,67 @@ describe('SampleAttention column report (Dawn)', () => {
       expect(() => attn.reportColumns(2.5)).toThrow(/reportColumns/);
     } finally {
       attn.destroy();
+    }
+  });
+
+  it('attentionPipelineSpecs: after compiling them, prefill at any length / option and decode at any position create no module or pipeline', async () => {
+    const ctx = await testGpu();
+    const nHeads = 4, nKvHeads = 2, capacity = 160;
+    await Promise.all(attentionPipelineSpecs(ctx, { nHeads, nKvHeads, headDim: D, kvDtype: 'f32' }).map((s) => getPipeline(ctx, s)));
+    // Count what the device is asked to create from here on.
+    const dev = ctx.device;
+    const counts = { modules: 0, pipelines: 0 };
+    const orig = { m: dev.createShaderModule, p: dev.createComputePipeline, pa: dev.createComputePipelineAsync };
+    dev.createShaderModule = (d) => { counts.modules++; return orig.m.call(dev, d); };
+    dev.createComputePipeline = (d) => { counts.pipelines++; return orig.p.call(dev, d); };
+    dev.createComputePipelineAsync = (d) => { counts.pipelines++; return orig.pa.call(dev, d); };
+    const bufs: GPUBuffer[] = [];
+    let prefill: PrefillAttention | undefined, decode: DecodeAttention | undefined, step: StepUniform | undefined;
+    try {
+      prefill = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim: D, kvDtype: 'f32', capacity, maxRows: 80 });
+      decode = await DecodeAttention.create(ctx, { nHeads, nKvHeads, headDim: D, kvDtype: 'f32', capacity, maxRows: 1 });
+      step = new StepUniform(ctx);
+      const qkv = syntheticQkv({ seqLen: capacity, nHeads, nKvHeads, headDim: D, kind: 'planted', seed: 9 });
+      const k = uploadKv(ctx, qkv.k, nKvHeads, capacity, D, capacity, 'f32', 'k');
+      const v = uploadKv(ctx, qkv.v, nKvHeads, capacity, D, capacity, 'f32', 'v');
+      const q = uploadBuffer(ctx, qkv.q.subarray(0, 80 * nHeads * D), 'q');
+      const out = createBuffer(ctx, 80 * nHeads * D * 4, STORAGE.rw, 'out');
+      bufs.push(k, v, q, out);
+      prefill.reportColumns(capacity);
+      // Dense at new lengths, appended chunks, sparse under every selection rule, the dense fallback.
+      const runs: [number, number, Partial<AttentionOptions>][] = [
+        [0, 1, { attention: 'dense' }], [1, 2, { attention: 'dense' }], [3, 7, { attention: 'dense' }], [10, 13, { attention: 'dense' }],
+        [0, 80, {}], [80, 79, { selection: 'group' }], [0, 65, { selection: 'topup' }], [0, 66, { selection: 'head' }],
+        [0, 80, { denseFallbackArea: 0.05 }], [80, 1, { selection: 'auto', topupBelow: 0 }],
+      ];
+      for (const [pos, rows, o] of runs) {
+        const enc = ctx.device.createCommandEncoder();
+        prefill.encode(enc, { q, kv: { k, v }, out, pos, rows, layer: 0 }, { ...OPTS, ...o });
+        ctx.device.queue.submit([enc.finish()]);
+      }
+      expect((await prefill.readStats()).length).toBeGreaterThan(0);
+      for (const pos of [0, 1, 63, 64, 159]) {
+        step.set(pos, 1);
+        decode.setStep(pos, 1);
+        const d = decode.prepare({ q, kv: { k, v }, out, step: step.buffer });
+        const enc = ctx.device.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        d.encode(pass);
+        pass.end();
+        ctx.device.queue.submit([enc.finish()]);
+        d.destroy();
+      }
+      await ctx.device.queue.onSubmittedWorkDone();
+      expect(counts).toEqual({ modules: 0, pipelines: 0 });
+      // The counters see a pipeline that is not in the cache.
+      await getPipeline(ctx, { label: 'count_check', code: '@compute @workgroup_size(1) fn main() {}' });
+      expect(counts).toEqual({ modules: 1, pipelines: 1 });
+    } finally {
+      Object.assign(dev, { createShaderModule: orig.m, createComputePipeline: orig.p, createComputePipelineAsync: orig.pa });
+      for (const b of bufs) releaseBuffer(ctx, b);
+      prefill?.destroy();
+      decode?.destroy();
+      step?.destroy();
     }
   });
 });

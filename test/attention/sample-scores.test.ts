@@ -1,13 +1,13 @@
 /**
- * SampleAttention's sampling phase (issue 6): the tiled GEMM kernels
- * (kernels/sample_scores.wgsl) against an f64 CPU reference and against the
- * 'flash' kernels (flash 'sample' mode + sample_columns.wgsl): row stats (lse,
+ * SampleAttention's sampling phase (issue 6): the GEMM-shaped kernels
+ * (kernels/sample_scores.wgsl) against an f64 CPU reference: row stats (lse,
  * window mass), per-head column scores and the KV group sums. Shapes cover
  * GQA 1/2/4/8, chunks at pos > 0, nSamp * group not a multiple of the tile,
  * every sampled (nSamp = rows), one-row chunks, headDim 64 / 80 / 37, an f16
- * cache, forced tiles, the row-stats kernel's key split (partials + combine,
- * incl. splits with no key below some rows), the column kernel's flat (head, row)
- * stream (tiles over 2..8 heads) and the flash path without subgroups.
+ * cache, double-buffered and single-buffered chunks, forced tiles (8-wide
+ * register blocks, the warp thread mapping), the row-stats kernel's key split
+ * (partials + combine, incl. splits with no key below some rows) and column
+ * tiles whose (head, row) stream straddles 2..8 heads.
  */
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
@@ -18,9 +18,7 @@ import { sparsePlan, type SparsePlan } from '../../src/attention/options.ts';
 import { syntheticQkv } from '../../bench/synthetic/qkv.ts';
 import { DEFAULT_ATTENTION, type KvDtype } from '../../src/engine/types.ts';
 import { paramsWords } from '../../kernels/attention_prefill.ts';
-import { parseSamplingVariant, SampleKernels } from '../../kernels/sample_attention.ts';
-import { trScorePlan } from '../../kernels/sample_scores_tr.ts';
-import { DEFAULT_SCORE_TILE, SampleScores, type ScoreOptions, samplingRef, scorePlan, scoreSource, parseScoreTile, rowSplits } from '../../kernels/sample_scores.ts';
+import { SampleScores, samplingRef, scorePlan, scoreSource, rowSplits, type ScoreTile } from '../../kernels/sample_scores.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { asStored, uploadKv } from '../cases/attention.ts';
 
@@ -40,35 +38,32 @@ function inputs(s: Shape) {
   return { seqLen, qkv, plan };
 }
 
-type Kernels = Pick<SampleKernels, 'encodeSampling' | 'destroy'>;
+/** 'BSxBTxRXxRYxDK' as a tile. */
+function tile(t: string): ScoreTile {
+  const [bs, bt, rx, ry, dk] = t.split('x').map(Number);
+  return { bs, bt, rx, ry, dk };
+}
 
 /**
- * Runs the sampling phase on the chunk: the tiled kernels alone (SampleScores,
- * with these tiles; the 'kv' layout unless `layout` says otherwise, the
- * engine's default 'tr' layout has its own cases below) or SampleKernels with the 'flash' kernels; outputs trimmed
- * to nSamp rows / nCols columns.
+ * Runs the sampling phase on the chunk (the default tiles of this adapter, or forced ones;
+ * split: the row-stats kernel's key splits); outputs trimmed to nSamp rows / nCols columns.
  */
-async function runSampling(ctx: GpuContext, s: Shape, which: { tiles: { rows?: string; cols?: string }; split?: number; flat?: boolean; layout?: ScoreOptions['layout']; doubleBuffer?: boolean } | 'flash', data = inputs(s)): Promise<Outputs> {
+async function runSampling(ctx: GpuContext, s: Shape, which: { tiles?: { rows?: string; cols?: string }; split?: number } = {}, data = inputs(s)): Promise<Outputs> {
   const { seqLen, qkv, plan } = data;
   const capacity = seqLen + 3; // a cache larger than the sequence
   const dtype = s.kvDtype ?? 'f32';
   const dims = { nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, kvDtype: dtype, capacity };
-  let kernels: Kernels;
-  if (which === 'flash') {
-    kernels = await SampleKernels.create(ctx, dims, { sampling: { kernel: 'flash' } });
-  } else {
-    const t = which.tiles;
-    const scores = await SampleScores.create(ctx, dims, {
-      rows: t.rows ? parseScoreTile(t.rows) : undefined, cols: t.cols ? parseScoreTile(t.cols) : undefined, split: which.split ?? 1, colsFlat: which.flat, layout: which.layout ?? { rows: 'kv', cols: 'kv' }, doubleBuffer: which.doubleBuffer,
-    });
-    kernels = {
-      encodeSampling: (pass, b, nSamp, nCols) => {
-        scores.encode(pass, b, nSamp, nCols, seqLen);
-        if (which.split) expect(scores.lastSplit).toBe(which.split);
-      },
-      destroy: () => scores.destroy(),
-    };
-  }
+  const t = which.tiles ?? {};
+  const scores = await SampleScores.create(ctx, dims, {
+    rows: t.rows ? tile(t.rows) : undefined, cols: t.cols ? tile(t.cols) : undefined, split: which.split ?? 1,
+  });
+  const kernels = {
+    encodeSampling: (pass: GPUComputePassEncoder, b: Parameters<SampleScores['encode']>[1], nSamp: number, nCols: number) => {
+      scores.encode(pass, b, nSamp, nCols, seqLen);
+      if (which.split) expect(scores.lastSplit).toBe(which.split);
+    },
+    destroy: () => scores.destroy(),
+  };
   const rowW = s.nHeads * s.headDim;
   const bufs: GPUBuffer[] = [];
   try {
@@ -130,42 +125,26 @@ function expectClose(got: Outputs, want: Outputs | ReturnType<typeof reference>,
 
 function describePlan(p: SparsePlan) { return `nSamp ${p.nSamp} nCols ${p.nCols} w ${p.window}`; }
 
-/** Small tiles (fast SwiftShader compiles; several tiles per workgroup): rows with the plain thread mapping (4 x 8 threads), cols with the warp mapping. */
-const SMALL = { rows: '8x16x2x2x4', cols: '16x32x2x4x8' };
-/** The GPU default tiles (software adapters default to 8 x 8 tiles that compile faster). */
-const GPU_DEFAULT = Object.values(DEFAULT_SCORE_TILE).join('x');
-
 describe('SampleAttention sampling kernels (Dawn)', () => {
-  it('GPU default tiles = f64 reference = flash kernels: GQA 2, D 64, nSamp * group % 64 != 0', async () => {
-    const ctx = await testGpu();
-    const before = liveBytes(ctx);
-    const s: Shape = { nHeads: 4, nKvHeads: 2, headDim: 64, rows: 300, pos: 0 };
-    const data = inputs(s);
-    const tiled = await runSampling(ctx, s, { tiles: { rows: GPU_DEFAULT, cols: GPU_DEFAULT } }, data);
-    console.log(describePlan(data.plan));
-    expectClose(tiled, reference(s, data), 'tiled vs f64', 2e-5);
-    const flash = await runSampling(ctx, s, 'flash', data);
-    expectClose(tiled, flash, 'tiled vs flash', 2e-5);
-    expect(liveBytes(ctx)).toBe(before);
-  });
-
   const SHAPES: [string, Shape][] = [
-    ['GQA 4, D 80, f16 cache, chunk at pos > 0', { nHeads: 8, nKvHeads: 2, headDim: 80, rows: 130, pos: 170, kvDtype: 'f16', windowRatio: 0.08 }],
-    ['MHA, D 37 (scalar loads), every row sampled', { nHeads: 2, nKvHeads: 2, headDim: 37, rows: 90, pos: 0, minSampleRows: 200 }],
+    ['GQA 4, D 80 (double-buffered chunks), f16 cache, chunk at pos > 0', { nHeads: 8, nKvHeads: 2, headDim: 80, rows: 130, pos: 170, kvDtype: 'f16', windowRatio: 0.08 }],
+    ['MHA, D 37 (scalar loads, odd chunk count), every row sampled', { nHeads: 2, nKvHeads: 2, headDim: 37, rows: 90, pos: 0, minSampleRows: 200 }],
     ['GQA 8, D 64, one-row chunk at pos > 0', { nHeads: 8, nKvHeads: 1, headDim: 64, rows: 1, pos: 200, minSampleRows: 1 }],
-    ['GQA 2, D 64, 4-row blocks over 300 rows', { nHeads: 4, nKvHeads: 2, headDim: 64, rows: 300, pos: 0 }],
+    ['GQA 2, D 64, 4-row blocks over 300 rows, nSamp * group % 16 != 0', { nHeads: 4, nKvHeads: 2, headDim: 64, rows: 300, pos: 0 }],
   ];
   for (const [name, s] of SHAPES) {
-    it(`small tiles = f64 reference: ${name}`, async () => {
+    it(`default tiles = f64 reference: ${name}`, async () => {
       const ctx = await testGpu();
+      const before = liveBytes(ctx);
       const data = inputs(s);
       console.log(`${name}: ${describePlan(data.plan)}`);
-      expectClose(await runSampling(ctx, s, { tiles: SMALL }, data), reference(s, data), `tiled ${SMALL.rows} / ${SMALL.cols} vs f64`, 2e-5);
+      expectClose(await runSampling(ctx, s, {}, data), reference(s, data), 'default tiles vs f64', 2e-5);
+      expect(liveBytes(ctx)).toBe(before);
     });
   }
 
-  // Forced splits with the small tiles (16-key tiles): 7 splits leave the lightest
-  // row blocks' last splits without keys ((max, sum) = (-inf, 0) partials).
+  // Forced splits (16-key tiles): 7 splits leave the lightest row blocks' last splits without
+  // keys ((max, sum) = (-inf, 0) partials).
   const SPLITS: [string, Shape, number][] = [
     ['GQA 4, D 80, f16 cache, chunk at pos > 0, 7 splits', SHAPES[0][1], 7],
     ['GQA 2, D 37 (scalar loads), chunk at pos > 0, 3 splits', { nHeads: 4, nKvHeads: 2, headDim: 37, rows: 120, pos: 150 }, 3],
@@ -176,45 +155,22 @@ describe('SampleAttention sampling kernels (Dawn)', () => {
       const before = liveBytes(ctx);
       const data = inputs(s);
       console.log(`${name}: ${describePlan(data.plan)}`);
-      expectClose(await runSampling(ctx, s, { tiles: SMALL, split }, data), reference(s, data), `tiled split ${split} vs f64`, 2e-5);
+      expectClose(await runSampling(ctx, s, { split }, data), reference(s, data), `split ${split} vs f64`, 2e-5);
       expect(liveBytes(ctx)).toBe(before);
     });
   }
 
-  // Flat column tiles (32 rows) with 2 (130 rows at pos > 0, 52 sampled), several (GQA 8,
-  // one sampled row: 8 heads per tile) and no heads (columns no row reaches) per tile.
-  const FLAT: [string, Shape][] = [SHAPES[0], SHAPES[2], ['GQA 2, D 37, chunk at pos > 0', { nHeads: 4, nKvHeads: 2, headDim: 37, rows: 120, pos: 150 }]];
-  for (const [name, s] of FLAT) {
-    it(`flat column tiles + split rows = f64 reference: ${name}`, async () => {
-      const ctx = await testGpu();
-      const data = inputs(s);
-      const split = data.plan.nSamp > 1 ? 2 : 1;
-      expectClose(await runSampling(ctx, s, { tiles: SMALL, flat: true, split }, data), reference(s, data), `tiled flat cols, split ${split} vs f64`, 2e-5);
-    });
-  }
-
-  // 'tr' layout (kernels/sample_scores_tr.wgsl): the software default (plain thread mapping,
-  // pair units: 2 vec4 per chunk), double-buffered, on an f16 cache at pos > 0 with a 3-way key split; 8-wide
-  // register blocks on either side (the GPU default has 8 x 8), one vec4 per chunk (odd unit
-  // mapping) and the warp thread mapping (cols: 16 x 4 threads) at D 37, 4 heads per KV group.
-  // The GPU default tile
-  // itself (128 x 128 x 8 x 8 x 16) takes ~27 s to compile on SwiftShader; bench/sampling
-  // --check compares it on the GPU.
-  const TR: [string, Shape, { rows?: string; cols?: string }, number, boolean?][] = [
-    ['software tiles double-buffered, GQA 4, D 80, f16 cache, pos > 0, 3 splits', SHAPES[0][1], {}, 3, true],
-    ['rows 32x64x8x4x4, cols 64x32x4x8x4, GQA 4, D 37, pos > 0, 2 splits', { nHeads: 8, nKvHeads: 2, headDim: 37, rows: 120, pos: 150 }, { rows: '32x64x8x4x4', cols: '64x32x4x8x4' }, 2],
-  ];
-  for (const [name, s, tiles, split, doubleBuffer] of TR) {
-    it(`'tr' layout = f64 reference: ${name}`, async () => {
-      const ctx = await testGpu();
-      const before = liveBytes(ctx);
-      const data = inputs(s);
-      console.log(`${name}: ${describePlan(data.plan)}`);
-      const got = await runSampling(ctx, s, { tiles, split, layout: { rows: 'tr', cols: 'tr' }, doubleBuffer }, data);
-      expectClose(got, reference(s, data), 'tr vs f64', 2e-5);
-      expect(liveBytes(ctx)).toBe(before);
-    });
-  }
+  // 8-wide register blocks on either side (the GPU default has 8 x 8), one vec4 per chunk and the
+  // warp thread mapping (cols: 16 x 4 threads) at D 37, 4 heads per KV group. The GPU default tile
+  // itself (128 x 128 x 8 x 8 x 16) takes ~27 s to compile on SwiftShader; bench/sampling --check
+  // compares it on the GPU.
+  it('forced tiles rows 32x64x8x4x4, cols 64x32x4x8x4 = f64 reference: GQA 4, D 37, pos > 0, 2 splits', async () => {
+    const ctx = await testGpu();
+    const s: Shape = { nHeads: 8, nKvHeads: 2, headDim: 37, rows: 120, pos: 150 };
+    const data = inputs(s);
+    const got = await runSampling(ctx, s, { tiles: { rows: '32x64x8x4x4', cols: '64x32x4x8x4' }, split: 2 }, data);
+    expectClose(got, reference(s, data), 'forced tiles vs f64', 2e-5);
+  });
 
   it('auto split: only when few workgroups, at least 4 K tiles per split', () => {
     expect(rowSplits(820, 32768, 128)).toBe(1); // 32K unchunked: enough row blocks
@@ -235,19 +191,10 @@ describe('SampleAttention sampling kernels (Dawn)', () => {
       expect(plan.nt).toBeGreaterThanOrEqual(Math.max(plan.bs, plan.bt));
       expect(scoreSource(dims, kind, plan)).not.toMatch(/enable subgroups|subgroup[A-Z]/);
     }
-    expect(() => scorePlan(ctx, 64, 'rows', { rx: 3 })).toThrow(InvalidOptionError);
-    expect(() => scorePlan(ctx, 64, 'cols', { bs: 64, bt: 64, rx: 1, ry: 1 })).toThrow(InvalidOptionError); // 4096 threads
-    expect(() => scorePlan(ctx, 256, 'rows', { bs: 128, bt: 16, rx: 8, ry: 1, dk: 16 })).toThrow(/workgroup memory/);
-    await expect(SampleKernels.create(ctx, dims, { sampling: { kernel: 'fast' as never } })).rejects.toThrow(InvalidOptionError);
-    // 'tr' layout plans and the bench variant names.
-    expect(trScorePlan(ctx, 256, 'rows').smemBytes).toBeLessThanOrEqual(ctx.limits.maxComputeWorkgroupStorageSize);
-    expect(() => trScorePlan(ctx, 64, 'rows', { rx: 2 })).toThrow(InvalidOptionError);
-    expect(() => trScorePlan(ctx, 64, 'cols', { bs: 64, bt: 16, rx: 8, ry: 4 })).toThrow(/cover/);
-    expect(() => trScorePlan(ctx, 40, 'rows', { dk: 8 }, true)).toThrow(/even number/); // 5 chunks
-    await expect(SampleKernels.create(ctx, dims, { sampling: { selectThreads: 100 } })).rejects.toThrow(/selectThreads/);
-    await expect(SampleKernels.create(ctx, dims, { sampling: { layout: { rows: 'xy' as never } } })).rejects.toThrow(/layout/);
-    expect(parseSamplingVariant('tr:rows=64x128:select=1024')).toMatchObject({ kernel: 'tiled', layout: { rows: 'tr', cols: 'tr' }, rows: { bs: 64, bt: 128 }, selectThreads: 1024 });
-    expect(parseSamplingVariant('tiled:tr=cols').layout).toEqual({ rows: 'kv', cols: 'tr' });
-    expect(() => parseSamplingVariant('tiled:tr=both')).toThrow(InvalidOptionError);
+    expect(scorePlan(ctx, 80, 'rows').db).toBe(true); // 10 chunks of 8 dims
+    expect(scorePlan(ctx, 40, 'rows').db).toBe(false); // 5 chunks
+    expect(() => scorePlan(ctx, 64, 'rows', { rx: 2 })).toThrow(InvalidOptionError);
+    expect(() => scorePlan(ctx, 64, 'cols', { bs: 64, bt: 16, rx: 8, ry: 4 })).toThrow(/cover/);
+    expect(() => scorePlan(ctx, 64, 'cols', { dk: 6 })).toThrow(/dk/);
   });
 });

@@ -1,11 +1,10 @@
 /**
  * SampleAttention's sparse pass (issue 6, speed work): the fused pass (stripes
  * j <= i - w, then the window (i - w, i], one online softmax) against the CPU
- * reference restricted to window ∪ selected, against the split path (stripe
- * pass + window pass + log-sum-exp merge), exactness at alpha = 1, forced tile
- * variants, fused code variants 'a' / 'b', the per-KV-group dense fallback (denseFallbackArea;
- * flagged groups run through the indirect dense dispatch: none, some or all flagged) and
- * per-head selection (selection: 'head').
+ * reference restricted to window ∪ selected, exactness at alpha = 1, forced tiles,
+ * the per-KV-group dense fallback (denseFallbackArea; flagged groups run through
+ * the indirect dense dispatch: none, some or all flagged) and per-head selection
+ * (selection: 'head').
  * Head dim 32 keeps the SwiftShader pipelines small.
  */
 import { describe, expect, it } from 'vitest';
@@ -72,24 +71,21 @@ const CHUNK: Case = { spec: { seqLen: 420, nHeads: 4, nKvHeads: 2, headDim: D, k
 const PLANTED: Case = { spec: { seqLen: 700, nHeads: 4, nKvHeads: 2, headDim: D, kind: 'planted', seed: 23, needle: 201, stripes: 12 }, pos: 0 };
 const SPARSE = { alpha: 0.8, denseFallbackArea: 1, windowRatio: 0.1 };
 
-describe('SampleAttention sparse pass: fused vs split vs reference (Dawn)', () => {
+describe('SampleAttention sparse pass vs reference (Dawn)', () => {
   for (const [name, c, opts] of [
     ['random, GQA 4', RANDOM, SPARSE],
     ['random chunk at pos 290', CHUNK, SPARSE],
     ['planted with needle, alpha 0.95', PLANTED, { alpha: 0.95, denseFallbackArea: 1 }],
   ] as const) {
-    it(`${name}: fused equals the window ∪ selected reference and the split path`, async () => {
-      const fused = await run(c, { ...opts, sparsePass: 'fused' });
-      const split = await run(c, { ...opts, sparsePass: 'split' });
+    it(`${name}: equals the window ∪ selected reference`, async () => {
+      const fused = await run(c, opts);
       const nCols = c.spec.seqLen - fused.res.stats[0].window;
       const counts = fused.res.selection.map((ids) => ids.length);
       console.log(name, 'selected per group', counts, 'of', nCols, 'area', fused.res.stats[0].areaFraction.toFixed(3));
       // A real sparse case: something selected, not everything, not flagged dense.
       expect(counts.some((n) => n > 0)).toBe(true);
       expect(fused.res.stats.every((s) => s.areaFraction < 1)).toBe(true);
-      expect(split.res.selection).toEqual(fused.res.selection);
       expect(relL2(fused.res.out, restrictedRef(fused))).toBeLessThanOrEqual(1e-5);
-      expect(relL2(fused.res.out, split.res.out)).toBeLessThanOrEqual(1e-5);
     });
   }
 
@@ -99,31 +95,29 @@ describe('SampleAttention sparse pass: fused vs split vs reference (Dawn)', () =
       { alpha: 1, windowRatio: 1, denseFallbackArea: 1 },
       { alpha: 1, windowRatio: 0.1, denseFallbackArea: 1 },
     ]) {
-      const r = await run(RANDOM, { ...opts, sparsePass: 'fused' });
+      const r = await run(RANDOM, opts);
       expect(relL2(r.res.out, denseRef(r)), JSON.stringify(opts)).toBeLessThanOrEqual(1e-5);
     }
   });
 
-  it('a forced tile with 2 rows per thread (as in the wide default tile) gives the same fused result', async () => {
+  it('a forced tile with 2 rows per thread (as in the wide default tile) gives the same result', async () => {
     const tile = { qr: 64, tpr: 4, bc: 16, rpt: 2 };
-    const r = await run(RANDOM, { ...SPARSE, sparsePass: 'fused' }, tile);
+    const r = await run(RANDOM, SPARSE, tile);
     expect(relL2(r.res.out, restrictedRef(r))).toBeLessThanOrEqual(1e-5);
   });
 });
 
 describe('SampleAttention dense fallback per KV group (Dawn)', () => {
   it('random inputs, denseFallbackArea 0.5: every group runs dense and reports area 1, all columns, CRA 1', async () => {
-    for (const sparsePass of ['fused', 'split'] as const) {
-      const r = await run(RANDOM, { alpha: 0.95, denseFallbackArea: 0.5, sparsePass });
-      const nCols = RANDOM.spec.seqLen - r.res.stats[0].window;
-      expect(relL2(r.res.out, denseRef(r)), sparsePass).toBeLessThanOrEqual(1e-5);
-      for (const s of r.res.stats) {
-        expect(s.areaFraction).toBe(1);
-        expect(s.selected).toBe(nCols);
-        expect(s.cra).toBe(1);
-      }
-      expect(r.res.selection.every((ids) => ids.length === nCols)).toBe(true);
+    const r = await run(RANDOM, { alpha: 0.95, denseFallbackArea: 0.5 });
+    const nCols = RANDOM.spec.seqLen - r.res.stats[0].window;
+    expect(relL2(r.res.out, denseRef(r))).toBeLessThanOrEqual(1e-5);
+    for (const s of r.res.stats) {
+      expect(s.areaFraction).toBe(1);
+      expect(s.selected).toBe(nCols);
+      expect(s.cra).toBe(1);
     }
+    expect(r.res.selection.every((ids) => ids.length === nCols)).toBe(true);
   });
 
   it('denseFallbackArea 1 never falls back; planted inputs stay sparse at 0.9 and fall back at 0.05', async () => {
@@ -138,34 +132,21 @@ describe('SampleAttention dense fallback per KV group (Dawn)', () => {
     expect(relL2(forced.res.out, denseRef(forced))).toBeLessThanOrEqual(1e-5);
   });
 
-  it('rejects bad sparsePass / denseFallbackArea with a typed error naming the option', () => {
+  it('rejects a bad denseFallbackArea with a typed error naming the option', () => {
     expect(() => resolveAttentionOptions({ denseFallbackArea: 0 })).toThrow(InvalidOptionError);
     expect(() => resolveAttentionOptions({ denseFallbackArea: 1.5 })).toThrow(/denseFallbackArea/);
     expect(() => resolveAttentionOptions({ denseFallbackArea: Number.NaN })).toThrow(/denseFallbackArea/);
-    expect(() => resolveAttentionOptions({ sparsePass: 'both' as never })).toThrow(/sparsePass/);
-    expect(resolveAttentionOptions({ sparsePass: 'split', denseFallbackArea: 1 })).toMatchObject({ sparsePass: 'split', denseFallbackArea: 1 });
+    expect(resolveAttentionOptions({ denseFallbackArea: 1 })).toMatchObject({ denseFallbackArea: 1 });
   });
 });
 
-describe('SampleAttention fused variants, indirect dense fallback, per-head selection (Dawn)', () => {
-  it("fused variants 'a' and 'b' both equal the window ∪ selected reference (random and planted)", async () => {
-    for (const [c, opts] of [[RANDOM, SPARSE], [PLANTED, { alpha: 0.95, denseFallbackArea: 1 }]] as const) {
-      const a = await run(c, { ...opts, fusedVariant: 'a' });
-      const b = await run(c, { ...opts, fusedVariant: 'b' });
-      expect(b.res.selection).toEqual(a.res.selection);
-      expect(relL2(a.res.out, restrictedRef(a))).toBeLessThanOrEqual(1e-5);
-      expect(relL2(b.res.out, restrictedRef(b))).toBeLessThanOrEqual(1e-5);
-    }
-  });
-
+describe('SampleAttention indirect dense fallback, per-head selection (Dawn)', () => {
   it('some groups flagged: the flagged group runs dense through the indirect dispatch, the other stays sparse', async () => {
-    for (const fusedVariant of ['a', 'b'] as const) {
-      const r = await run(MIXED, { alpha: 0.95, denseFallbackArea: 0.5, fusedVariant });
-      const dense = r.res.stats.map((s) => s.areaFraction === 1);
-      // Heads 0-1 (planted group) sparse, heads 2-3 (random group) flagged.
-      expect(dense, fusedVariant).toEqual([false, false, true, true]);
-      expect(relL2(r.res.out, restrictedRef(r)), fusedVariant).toBeLessThanOrEqual(1e-5);
-    }
+    const r = await run(MIXED, { alpha: 0.95, denseFallbackArea: 0.5 });
+    const dense = r.res.stats.map((s) => s.areaFraction === 1);
+    // Heads 0-1 (planted group) sparse, heads 2-3 (random group) flagged.
+    expect(dense).toEqual([false, false, true, true]);
+    expect(relL2(r.res.out, restrictedRef(r))).toBeLessThanOrEqual(1e-5);
   });
 
   it("selection 'head': one list per head; output equals each head's own window ∪ selected reference", async () => {
@@ -184,9 +165,7 @@ describe('SampleAttention fused variants, indirect dense fallback, per-head sele
       // Each head reaches the CRA goal on its own sampled rows (per group only the group's sum must).
       for (const s of head.res.stats) expect(s.cra).toBeGreaterThanOrEqual(opts.alpha - 1e-3);
     }
-    // Per head with the split path, and with some heads flagged dense (fallback units are heads).
-    const split = await run(RANDOM, { ...SPARSE, selection: 'head', sparsePass: 'split' });
-    expect(relL2(split.res.out, restrictedRef(split))).toBeLessThanOrEqual(1e-5);
+    // Per head with some heads flagged dense (fallback units are heads).
     const mixed = await run(MIXED, { alpha: 0.95, denseFallbackArea: 0.5, selection: 'head' });
     expect(mixed.res.stats.map((s) => s.areaFraction === 1)).toEqual([false, false, true, true]);
     expect(relL2(mixed.res.out, restrictedRef(mixed))).toBeLessThanOrEqual(1e-5);
@@ -196,10 +175,8 @@ describe('SampleAttention fused variants, indirect dense fallback, per-head sele
     // 32 threads: 2 prefetched vec4s of K and of V per thread and tile.
     for (const pf of [false, true]) {
       const tile = { qr: 32, tpr: 4, bc: 8, rpt: 4, pf };
-      for (const fusedVariant of ['a', 'b'] as const) {
-        const r = await run(RANDOM, { ...SPARSE, fusedVariant }, tile);
-        expect(relL2(r.res.out, restrictedRef(r)), `${fusedVariant} pf ${pf}`).toBeLessThanOrEqual(1e-5);
-      }
+      const r = await run(RANDOM, SPARSE, tile);
+      expect(relL2(r.res.out, restrictedRef(r)), `pf ${pf}`).toBeLessThanOrEqual(1e-5);
       const fb = await run(RANDOM, { alpha: 0.95, denseFallbackArea: 0.5, selection: 'head' }, tile);
       expect(relL2(fb.res.out, denseRef(fb)), `fallback pf ${pf}`).toBeLessThanOrEqual(1e-5);
       const dense = await run(CHUNK, { attention: 'dense' }, tile);
@@ -207,17 +184,9 @@ describe('SampleAttention fused variants, indirect dense fallback, per-head sele
     }
   });
 
-  it("dense with denseMap 'head' (one query head per workgroup) equals the reference", async () => {
-    for (const c of [RANDOM, CHUNK]) {
-      const r = await run(c, { attention: 'dense', denseMap: 'head' });
-      expect(relL2(r.res.out, denseRef(r))).toBeLessThanOrEqual(1e-5);
-    }
-  });
-
-  it('rejects bad selection / fusedVariant / denseMap with a typed error naming the option', () => {
-    expect(() => resolveAttentionOptions({ denseMap: 'kv' as never })).toThrow(/denseMap/);
+  it('rejects a bad selection with a typed error naming the option', () => {
     expect(() => resolveAttentionOptions({ selection: 'kv' as never })).toThrow(/selection/);
-    expect(() => resolveAttentionOptions({ fusedVariant: 'c' as never })).toThrow(/fusedVariant/);
-    expect(resolveAttentionOptions({ selection: 'head', fusedVariant: 'a' })).toMatchObject({ selection: 'head', fusedVariant: 'a' });
+    expect(() => resolveAttentionOptions({ sparsePass: 'split' } as never)).toThrow(/unknown option/);
+    expect(resolveAttentionOptions({ selection: 'head' })).toMatchObject({ selection: 'head' });
   });
 });

@@ -3,10 +3,10 @@
  * (Chromium): dense prefill vs the CPU reference, and SampleAttention vs dense
  * on generated Q/K/V. Each returns its measurements or throws.
  */
-import type { SamplingOptions } from '../../kernels/sample_attention.ts';
+import type { ScoreOptions } from '../../kernels/sample_scores.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
-import { packF16, unpackF16 } from '../../src/loader/quant.ts';
+import { f16ToF32, packF16, unpackF16 } from '../../src/loader/quant.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type HeadStats, type KvDtype } from '../../src/engine/types.ts';
 import { PrefillAttention } from '../../src/attention/index.ts';
 import { attentionRef, type TileOverrides } from '../../kernels/attention_prefill.ts';
@@ -50,6 +50,12 @@ export function asStored(x: Float32Array, dtype: KvDtype): Float32Array {
   return dtype === 'f16' ? unpackF16(packF16(x), x.length) : x;
 }
 
+/** Element e of a KV cache buffer's contents in `dtype` (f16: two halves per u32, low first). */
+export function cacheValue(words: Uint32Array, e: number, dtype: KvDtype): number {
+  if (dtype === 'f32') return new Float32Array(words.buffer, words.byteOffset, words.length)[e];
+  return f16ToF32((words[e >> 1] >>> ((e & 1) * 16)) & 0xffff);
+}
+
 export interface AttentionRun {
   out: Float32Array;
   stats: HeadStats[];
@@ -63,7 +69,7 @@ export interface AttentionRun {
 export async function runPrefill(
   ctx: GpuContext, qkv: { q: Float32Array; k: Float32Array; v: Float32Array },
   d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number; kvDtype?: KvDtype; slack?: number },
-  opts: AttentionOptions, gpuOpts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; sampling?: SamplingOptions } = {},
+  opts: AttentionOptions, gpuOpts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {},
 ): Promise<AttentionRun> {
   const dtype = d.kvDtype ?? 'f32';
   const capacity = d.seqLen + (d.slack ?? 0);

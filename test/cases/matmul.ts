@@ -4,7 +4,7 @@
  */
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { readF32, releaseBuffer, uploadBuffer, createBuffer, STORAGE } from '../../src/gpu/buffers.ts';
-import { MatmulF32, matmulRef, type MatmulShape } from '../../kernels/matmul.ts';
+import { MatmulF32, matmulRef, type MatmulShape } from '../../bench/matmul.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { assertClose } from '../helpers/compare.ts';
 

@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { assertClose } from '../helpers/compare.ts';
-import { createBuffer, liveBytes, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
-import { LinearKernels, linearRef } from '../../kernels/linear.ts';
-import { makeWeight } from '../cases/linear.ts';
+import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { attentionRef, DecodeAttention } from '../../kernels/attention_decode.ts';
 import { runDispatches, StepUniform } from '../../kernels/prepared.ts';
 import type { KvDtype } from '../../src/engine/types.ts';
@@ -12,8 +10,8 @@ import { Rng } from '../../src/util/rng.ts';
 
 describe('decode attention over the KV cache (Dawn)', () => {
   type Variant = 'tiled' | 'simple' | undefined;
-  const cases: [number, number, number, number, number, KvDtype, Variant?, number?, number?, number?][] = [
-    // nHeads, nKvHeads, headDim, pos, rows, kvDtype[, variant (default: tiled where headDim fits), maxSplits, qg, sub]
+  const cases: [number, number, number, number, number, KvDtype, Variant?, number?, number?][] = [
+    // nHeads, nKvHeads, headDim, pos, rows, kvDtype[, variant (default: tiled where headDim fits), maxSplits, qg]
     [2, 2, 8, 0, 1, 'f32'],        // kvLen 1, GQA 1
     [4, 2, 32, 70, 1, 'f32'],      // GQA 2, two tiles
     [8, 2, 64, 300, 1, 'f16'],     // GQA 4, several splits
@@ -29,12 +27,9 @@ describe('decode attention over the KV cache (Dawn)', () => {
     [16, 1, 128, 1100, 2, 'f32', undefined, 3],
     [8, 2, 64, 300, 1, 'f16', undefined, undefined, 3],   // fewer query heads per workgroup: a group of 4 as 3 + 1
     [16, 2, 128, 700, 1, 'f16', undefined, 8, 2],         // qg 2: four workgroups per KV head and split
-    // Wide split workgroups (attention_decode_wide.wgsl): sub groups of 64 threads, tiles shared out among them.
-    [8, 2, 64, 300, 1, 'f16', undefined, undefined, undefined, 4],  // 2 splits of 3 tiles: a group with no tile
-    [16, 1, 128, 1100, 2, 'f32', undefined, 3, 4, 2],               // several tiles per group, 2 rows (no V prefetch: 32 chunks a row)
   ];
-  for (const [nHeads, nKvHeads, headDim, pos, rows, kvDtype, variant, maxSplits, qg, sub] of cases) {
-    it(`nHeads=${nHeads} nKvHeads=${nKvHeads} headDim=${headDim} pos=${pos} rows=${rows} ${kvDtype} ${variant ?? ''} ${maxSplits ? `maxSplits=${maxSplits}` : ''}${qg ? ` qg=${qg}` : ''}${sub ? ` sub=${sub}` : ''}`, async () => {
+  for (const [nHeads, nKvHeads, headDim, pos, rows, kvDtype, variant, maxSplits, qg] of cases) {
+    it(`nHeads=${nHeads} nKvHeads=${nKvHeads} headDim=${headDim} pos=${pos} rows=${rows} ${kvDtype} ${variant ?? ''} ${maxSplits ? `maxSplits=${maxSplits}` : ''}${qg ? ` qg=${qg}` : ''}`, async () => {
       const ctx = await testGpu();
       const capacity = pos + rows + 5;
       const rng = new Rng(nHeads * 1000 + pos);
@@ -45,8 +40,7 @@ describe('decode attention over the KV cache (Dawn)', () => {
       if (kvDtype === 'f16') { k = unpackF16(packF16(k), k.length); v = unpackF16(packF16(v), v.length); }
       const up = (x: Float32Array, l: string) => uploadBuffer(ctx, kvDtype === 'f16' ? packF16(x) : x, l);
       const g = { q: uploadBuffer(ctx, q, 'q'), k: up(k, 'k'), v: up(v, 'v'), out: createBuffer(ctx, q.byteLength, STORAGE.rw, 'out') };
-      const attn = await DecodeAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype, capacity, maxRows: rows, variant, maxSplits, qg, sub });
-      expect(attn.sub).toBe(sub ?? 1);
+      const attn = await DecodeAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype, capacity, maxRows: rows, variant, maxSplits, qg });
       expect(attn.variant).toBe(variant ?? (headDim % 8 === 0 || (kvDtype === 'f32' && headDim % 4 === 0) ? 'tiled' : 'simple'));
       const step = new StepUniform(ctx);
       step.set(pos, rows);
@@ -60,54 +54,6 @@ describe('decode attention over the KV cache (Dawn)', () => {
         d.destroy(); attn.destroy(); step.destroy();
         for (const b of Object.values(g)) releaseBuffer(ctx, b);
       }
-    });
-  }
-});
-
-describe('decode attention merged inside the wo projection (Dawn)', () => {
-  // The 'merged' decode plan's pair: the split pass alone, then the projection whose every workgroup
-  // merges the partials (kernels/linear_gemv_merge.wgsl) with the residual epilogue; several splits.
-  for (const [format, sub, maxSplits] of [['q4', 2, undefined], ['f16', 1, 3]] as const) {
-    it(`split + merge-in-wo, ${format} weights, sub ${sub}${maxSplits ? `, maxSplits ${maxSplits}` : ''}`, async () => {
-      const ctx = await testGpu();
-      const before = liveBytes(ctx);
-      const nHeads = 4, nKvHeads = 2, headDim = 32, pos = 300, out = 48, dim = nHeads * headDim;
-      const capacity = pos + 4;
-      const rng = new Rng(7 + sub);
-      const q = rng.fill(nHeads * headDim, 1);
-      const k = rng.fill(nKvHeads * capacity * headDim, 1.5);
-      const v = rng.fill(nKvHeads * capacity * headDim, 1);
-      const x0 = rng.fill(out, 1), normW = rng.fill(out, 1);
-      const w = makeWeight(ctx, 'wo', format, rng.fill(out * dim, 0.2), out, dim, 32);
-      const g = {
-        q: uploadBuffer(ctx, q, 'q'), k: uploadBuffer(ctx, k, 'k'), v: uploadBuffer(ctx, v, 'v'), x: uploadBuffer(ctx, x0, 'x'),
-        normW: uploadBuffer(ctx, normW, 'normW'), h: createBuffer(ctx, out * 4, STORAGE.rw, 'h'), ss: createBuffer(ctx, 64 * 4, STORAGE.rw, 'ss'),
-        att: createBuffer(ctx, dim * 4, STORAGE.rw, 'att'),
-      };
-      const attn = await DecodeAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity, maxRows: 1, sub, maxSplits });
-      const lin = await LinearKernels.create(ctx);
-      const step = new StepUniform(ctx);
-      step.set(pos, 1);
-      attn.setStep(pos, 1);
-      expect(attn.nSplits).toBeGreaterThan(1);
-      expect(lin.mergeFits(dim, format, 32, nHeads, headDim)).toBe(true);
-      const split = attn.prepareSplit({ q: g.q, kv: { k: g.k, v: g.v }, step: step.buffer });
-      const wo = lin.prepare({ x: g.att, w: w.weight, y: g.x, rows: 1, residual: { normW: g.normW, h: g.h, ss: g.ss },
-        merge: { ...attn.partials, step: step.buffer, nHeads, headDim } });
-      try {
-        runDispatches(ctx, [split, wo]);
-        const att = attentionRef(q, k, v, { nHeads, nKvHeads, headDim }, pos, 1, capacity);
-        const proj = linearRef(att, w.dequant, 1, dim, out);
-        const y = x0.map((xv, i) => xv + proj[i]);
-        assertClose(await readF32(ctx, g.x, out), y, 'x + merge(partials) Wo^T', 1e-4, 1e-5);
-        assertClose(await readF32(ctx, g.h, out), y.map((yv, i) => yv * normW[i]), 'h', 1e-4, 1e-5);
-        const ss = await readF32(ctx, g.ss, wo.workgroups);
-        expect(ss.reduce((a, b) => a + b, 0)).toBeCloseTo(y.reduce((a, b) => a + b * b, 0), 3);
-      } finally {
-        split.destroy(); wo.destroy(); attn.destroy(); step.destroy(); lin.destroy();
-        for (const b of [...Object.values(g), ...w.buffers]) releaseBuffer(ctx, b);
-      }
-      expect(liveBytes(ctx)).toBe(before);
     });
   }
 });

@@ -7,11 +7,11 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { makeWeight, runLinearCase, type LinearCase } from '../cases/linear.ts';
-import { gateUpRef, gemvTag, LinearKernels, linearRef, parseGemv } from '../../kernels/linear.ts';
+import { gateUpRef, LinearKernels, linearRef } from '../../kernels/linear.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { rmsnormRef } from '../../kernels/norm.ts';
 import { ropeKvRef, ropeTable } from '../../kernels/rope.ts';
-import { cacheValue } from '../../kernels/attention_decode.ts';
+import { cacheValue } from '../cases/attention.ts';
 import { createBuffer, liveBytes, readBuffer, readF32, releaseBuffer, STORAGE, uniformBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { runDispatches } from '../../kernels/prepared.ts';
 import type { RopeSpec } from '../../models/spec.ts';
@@ -35,8 +35,7 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     const dim = 96, out = 37, f = 21, eps = 1e-5;
     const xRes = rand(rng, dim, 2), g = rand(rng, dim);
     const [hRef] = rmsnormRef(xRes, g, 1, dim, eps);
-    // Both shapes have in >= 2 out: gemvLongK, here split-K in 3 slices (partials, then the epilogue pass).
-    const lin = await LinearKernels.create(ctx, { gemvLongK: parseGemv('32x4x4x2k3') });
+    const lin = await LinearKernels.create(ctx);
     const w = makeWeight(ctx, 'w', 'q4', rand(rng, out * dim), out, dim, 32, 16);
     const wgu = makeWeight(ctx, 'wgu', 'f16', rand(rng, 2 * f * dim), 2 * f, dim);
     const biasV = rand(rng, out);
@@ -68,16 +67,15 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     const inDim = 64, dim = 45;
     const x = rand(rng, inDim), res = rand(rng, dim), g = rand(rng, dim);
     const w = makeWeight(ctx, 'wo', 'q8', rand(rng, dim * inDim), dim, inDim, 32, 20);
-    // x staged + subgroup reduction, then x in registers (2 persistent workgroups, epilogue per block) under the residual epilogue.
-    for (const t of ['8x2x2x1xssgk2', '8x2x2x2sgri2']) {
-      const lin = await LinearKernels.create(ctx, { gemv: parseGemv(t), gemvLongK: parseGemv(t) });
+    for (const t of ['default']) {
+      const lin = await LinearKernels.create(ctx);
       const bufs = [uploadBuffer(ctx, x, 'x'), uploadBuffer(ctx, res, 'res'), uploadBuffer(ctx, g, 'g'),
         createBuffer(ctx, dim * 4, STORAGE.rw, 'h'), createBuffer(ctx, 64 * 4, STORAGE.rw, 'ss')];
       const [xb, yb, gb, hb, ssb] = bufs;
       const d = lin.prepare({ x: xb, w: w.weight, y: yb, rows: 1, residual: { normW: gb, h: hb, ss: ssb } });
       try {
-        // 3 parts of 20/20/5 rows, 4 rows per workgroup: 5 + 5 + 2 workgroups.
-        expect(d.workgroups).toBe(12);
+        // 3 parts of 20/20/5 rows, 16 rows per workgroup: 2 + 2 + 1 workgroups.
+        expect(d.workgroups).toBe(5);
         runDispatches(ctx, [d]);
         const sum = linearRef(x, w.dequant, 1, inDim, dim).map((v, i) => v + res[i]);
         assertClose(await readF32(ctx, yb, dim), sum, 'residual x', 1e-5, 1e-5);
@@ -94,14 +92,13 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     expect(liveBytes(ctx)).toBe(before);
   });
 
-  const ROPES: { variant: RopeSpec['variant']; rotaryDim: number; kv: 'f32' | 'f16'; norm: boolean; gemv: string }[] = [
-    { variant: 'neox', rotaryDim: 16, kv: 'f16', norm: true, gemv: 'default' },
-    { variant: 'neox', rotaryDim: 8, kv: 'f32', norm: false, gemv: '32x4x4x2k2' },
-    { variant: 'interleaved-half', rotaryDim: 8, kv: 'f16', norm: true, gemv: '16x4x2x1xssgk2' },
-    { variant: 'neox', rotaryDim: 8, kv: 'f16', norm: true, gemv: '8x2x2x2sgr3' },
+  const ROPES: { variant: RopeSpec['variant']; rotaryDim: number; kv: 'f32' | 'f16'; norm: boolean }[] = [
+    { variant: 'neox', rotaryDim: 16, kv: 'f16', norm: true },
+    { variant: 'neox', rotaryDim: 8, kv: 'f32', norm: false },
+    { variant: 'interleaved-half', rotaryDim: 8, kv: 'f16', norm: true },
   ];
   for (const rc of ROPES) {
-    it(`rope: QKV + bias + ${rc.variant} RoPE (rotaryDim ${rc.rotaryDim}) + ${rc.kv} KV write${rc.norm ? ' + normIn' : ''}, gemv ${rc.gemv}`, async () => {
+    it(`rope: QKV + bias + ${rc.variant} RoPE (rotaryDim ${rc.rotaryDim}) + ${rc.kv} KV write${rc.norm ? ' + normIn' : ''}`, async () => {
       const ctx = await testGpu();
       const before = liveBytes(ctx);
       const rng = new Rng(13);
@@ -111,7 +108,7 @@ describe('matrix-vector decode fusions (Dawn)', () => {
       const xRes = rand(rng, dim), g = rand(rng, dim), biasV = rand(rng, out);
       const hRef = rc.norm ? rmsnormRef(xRes, g, 1, dim, eps)[0] : xRes;
       const table = ropeTable(rope, pos, 1, pos + 1);
-      const lin = await LinearKernels.create(ctx, { gemv: parseGemv(rc.gemv) });
+      const lin = await LinearKernels.create(ctx);
       expect(lin.ropeFits(headDim, rc.rotaryDim)).toBe(true);
       const w = makeWeight(ctx, 'wqkv', 'q4', rand(rng, out * dim), out, dim, 32);
       const kvBytes = nKvHeads * capacity * headDim * (rc.kv === 'f16' ? 2 : 4);
@@ -148,29 +145,4 @@ describe('matrix-vector decode fusions (Dawn)', () => {
       expect(liveBytes(ctx)).toBe(before);
     });
   }
-
-  it('subgroup reduction (sg) and long-K tunables give the reference results; gemv spellings parse', async () => {
-    const ctx = await testGpu();
-    expect(parseGemv('default')).toBeUndefined();
-    expect(gemvTag(parseGemv('32x4x4x2xssg'))).toBe('32x4x4x2xssg');
-    expect(parseGemv('128x2x2x2sgk4')).toEqual({ tk: 128, rpt: 2, ng: 2, unroll: 2, xs: false, sg: true, splitK: 4 });
-    expect(() => parseGemv('32x4')).toThrow(InvalidOptionError);
-    const cases: LinearCase[] = [
-      { format: 'q4', rows: 1, inDim: 256, out: 37, groupSize: 32, partRows: 20, bias: true },
-      { format: 'f16', rows: 3, inDim: 64, out: 2 * 21, gateUp: true },
-      { format: 'q8', rows: 1, inDim: 48, out: 9, groupSize: 16 },
-      // in < 2 out: the gemv config, not gemvLongK.
-      { format: 'q4', rows: 1, inDim: 64, out: 45, groupSize: 32, bias: true },
-      { format: 'f16', rows: 2, inDim: 32, out: 2 * 19, gateUp: true },
-    ];
-    // SwiftShader's subgroups hold 4 invocations (the H100's 32): tk 4 is one butterfly, 8 and 16 add a block sum.
-    for (const [gemv, gemvLongK] of [['4x2x4x2sg', '16x1x2x2xssg'], ['4x4x2x1xssg', '8x2x2x1sg'], ['8x2x2x2k2', '4x2x2x1xsk5']]) {
-      const lin = await LinearKernels.create(ctx, { gemv: parseGemv(gemv), gemvLongK: parseGemv(gemvLongK) });
-      try {
-        for (const c of cases) expect(await runLinearCase(ctx, c, 5, lin), `${gemv} / ${gemvLongK}`).toBeLessThan(1e-4);
-      } finally {
-        lin.destroy();
-      }
-    }
-  });
 });

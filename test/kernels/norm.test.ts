@@ -3,7 +3,6 @@ import { testGpu } from '../helpers/gpu.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { RmsNorm, rmsnormRef } from '../../kernels/norm.ts';
-import { Elementwise, addRef } from '../../kernels/elementwise.ts';
 import { runDispatches } from '../../kernels/prepared.ts';
 import { Rng } from '../../src/util/rng.ts';
 
@@ -42,21 +41,4 @@ describe('rmsnorm (Dawn)', () => {
     d.destroy();
     for (const b of [gx, gw, gy]) releaseBuffer(ctx, b);
   });
-});
-
-describe('residual add (Dawn)', () => {
-  for (const n of [1, 255, 70001]) {
-    it(`n=${n}`, async () => {
-      const ctx = await testGpu();
-      const rng = new Rng(n);
-      const a = rng.fill(n), b = rng.fill(n);
-      const ga = uploadBuffer(ctx, a, 'a'), gb = uploadBuffer(ctx, b, 'b');
-      const d = (await Elementwise.create(ctx)).prepareAdd(ga, gb, n);
-      runDispatches(ctx, [d]);
-      const got = await readF32(ctx, ga, n);
-      expect(assertClose(got, addRef(a, b), 'a+b', 0, 0).maxAbs).toBe(0);
-      d.destroy();
-      releaseBuffer(ctx, ga); releaseBuffer(ctx, gb);
-    });
-  }
 });

@@ -3,7 +3,7 @@ import { testGpu } from '../helpers/gpu.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { createBuffer, readBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { effectiveBase, invFreq, RopeKv, ropeKvRef, ropeTable } from '../../kernels/rope.ts';
-import { cacheValue } from '../../kernels/attention_decode.ts';
+import { cacheValue } from '../cases/attention.ts';
 import { runDispatches, StepUniform } from '../../kernels/prepared.ts';
 import type { RopeSpec } from '../../models/spec.ts';
 import type { KvDtype } from '../../src/engine/types.ts';

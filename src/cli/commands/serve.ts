@@ -17,7 +17,7 @@ const SERVE_OPTIONS: OptionSpecs = {
   port: { type: 'string', value: 'N', default: '8080', group: 'Server', help: 'TCP port (0: any free port)' },
   host: { type: 'string', value: 'ADDR', default: '127.0.0.1', group: 'Server', help: 'address to listen on (loopback by default)' },
   'max-body': { type: 'string', value: 'BYTES', default: '1048576', shownOnly: true, group: 'Server', help: 'largest request body accepted' },
-  'api-key': { type: 'string', value: 'KEY', group: 'Server', help: 'require "Authorization: Bearer KEY" (default: the SIEVE_API_KEY environment variable; none when unset)' },
+  'api-key': { type: 'string', value: 'KEY', group: 'Server', help: 'require "Authorization: Bearer KEY"; when not given, the SIEVE_API_KEY environment variable is used, and no key is required if it is unset' },
   cors: { type: 'string', value: 'ORIGIN', group: 'Server', help: 'allow cross-origin requests from this one origin (off by default; other origins get 403)' },
   timeout: { type: 'string', value: 'S', default: '300', group: 'Server', help: 'per-request time budget in seconds; past it the request gets 504, a stuck engine is restarted' },
 };

@@ -1,5 +1,5 @@
 /**
- * Launcher and CPU reference for kernels/matmul.wgsl: C (M, N) = A (M, K) * B (N, K)^T, f32.
+ * Launcher and CPU reference for bench/matmul.wgsl: C (M, N) = A (M, K) * B (N, K)^T, f32.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';

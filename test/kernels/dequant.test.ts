@@ -1,7 +1,7 @@
 /**
- * kernels/dequant_f16 (q4 / q8 -> f16 / f32 expansion) and the prefill path
- * through it (LinearOptions.prefillDequant): the expansion bit-equal to the
- * CPU dequantization of src/loader/quant.ts, the prefill with it equal to the
+ * kernels/dequant (q4 / q8 -> f32 expansion) and the prefill path through it
+ * (LinearOptions.prefillDequantMinRows): the expansion bit-equal to the CPU
+ * dequantization of src/loader/quant.ts, the prefill with it equal to the
  * reference over the expanded weights and to the in-kernel path, no leaks.
  */
 import { describe, expect, it } from 'vitest';
@@ -11,10 +11,12 @@ import { nodeSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
 import { makeWeight } from '../cases/linear.ts';
-import { prepareDequant, expandedBytes, DEFAULT_PREFILL_DEQUANT } from '../../kernels/dequant_f16.ts';
+import { prepareDequant, expandedBytes } from '../../kernels/dequant.ts';
 
-/** Bytes per weight of the default prefill expansion. */
-const EXPANDED_BYTES = DEFAULT_PREFILL_DEQUANT === 'f32' ? 4 : 2;
+/** Bytes per weight of the prefill expansion (f32). */
+const EXPANDED_BYTES = 4;
+/** prefillDequantMinRows that no prefill reaches: the GEMM decodes in-kernel. */
+const NEVER = 1e9;
 import { gateUpRef, LinearKernels, linearRef, type LinearOptions } from '../../kernels/linear.ts';
 import { liveBytes, readBuffer, readF32, releaseBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
@@ -54,9 +56,9 @@ const DQ_CASES: DqCase[] = [
   { format: 'q8', rows: 6, inDim: 33, group: 33 },
 ];
 
-describe('dequant_f16 (Dawn)', () => {
+describe('dequant (Dawn)', () => {
   for (const c of DQ_CASES) {
-    it(`${c.format}/g${c.group} ${c.rows}x${c.inDim}: f16 and f32 expansions bit-equal to the CPU, whole and in odd ranges`, async () => {
+    it(`${c.format}/g${c.group} ${c.rows}x${c.inDim}: the f32 expansion bit-equal to the CPU, whole and in odd ranges`, async () => {
       const ctx = await testGpu();
       const before = liveBytes(ctx);
       const src = weights(new Rng(c.rows * 31 + c.inDim), c.rows, c.inDim);
@@ -74,11 +76,11 @@ describe('dequant_f16 (Dawn)', () => {
         [[c.inDim + 1, n - c.inDim - 1, 3]],
       ];
       try {
-        for (const out of ['f16', 'f32'] as const) {
+        for (const out of ['f32'] as const) {
           for (const ranges of layouts) {
             const total = Math.max(...ranges.map(([, cnt, d]) => d + cnt));
-            const dst = uploadBuffer(ctx, new Uint32Array(expandedBytes(out, total) / 4).fill(0xdeadbeef), 'dst');
-            const ds = ranges.map(([s0, count, d0]) => prepareDequant(ctx, { format: c.format, groupSize: c.group, out, part, srcElem0: s0, count, dst, dstElem0: d0, label: 'w' }));
+            const dst = uploadBuffer(ctx, new Uint32Array(expandedBytes(total) / 4).fill(0xdeadbeef), 'dst');
+            const ds = ranges.map(([s0, count, d0]) => prepareDequant(ctx, { format: c.format, groupSize: c.group, part, srcElem0: s0, count, dst, dstElem0: d0, label: 'w' }));
             try {
               ctx.device.pushErrorScope('validation');
               run(ctx, (pass) => { for (const d of ds) d.encode(pass); });
@@ -92,20 +94,10 @@ describe('dequant_f16 (Dawn)', () => {
                 touched.fill(1, d0, d0 + count);
               }
               const got = await readWords(ctx, dst);
-              if (out === 'f32') {
-                const bits = new Uint32Array(want.buffer);
-                for (let e = 0; e < total; e++) {
-                  const w = touched[e] ? bits[e] : 0xdeadbeef;
-                  if (got[e] !== w) throw new Error(`${out} element ${e}: got ${got[e].toString(16)}, want ${w.toString(16)}`);
-                }
-              } else {
-                const packed = packF16(want);
-                for (let e = 0; e < total; e++) {
-                  const sh = (e & 1) * 16;
-                  const w = touched[e] ? (packed[e >> 1] >>> sh) & 0xffff : (0xdeadbeef >>> sh) & 0xffff;
-                  const g = (got[e >> 1] >>> sh) & 0xffff;
-                  if (g !== w) throw new Error(`${out} element ${e} (ranges ${JSON.stringify(ranges)}): got ${g.toString(16)}, want ${w.toString(16)}`);
-                }
+              const bits = new Uint32Array(want.buffer);
+              for (let e = 0; e < total; e++) {
+                const w = touched[e] ? bits[e] : 0xdeadbeef;
+                if (got[e] !== w) throw new Error(`${out} element ${e}: got ${got[e].toString(16)}, want ${w.toString(16)}`);
               }
             } finally {
               for (const d of ds) d.destroy();
@@ -155,16 +147,14 @@ describe('dequant_f16 (Dawn)', () => {
     }
   }
 
-  it('prefill through the scratch: f16 equals the reference over f16-rounded weights, f32 equals the in-kernel path; chunked scratch; no leaks', async () => {
+  it('prefill through the scratch: f32 equals the in-kernel path; chunked scratch; no leaks', async () => {
     const ctx = await testGpu();
     const before = liveBytes(ctx);
     const opts: [string, LinearOptions][] = [
-      ['none', { prefillDequant: 'none' }],
-      ['f32', { prefillDequant: 'f32', prefillDequantMinRows: 16 }],
-      ['f16', { prefillDequant: 'f16', prefillDequantMinRows: 16 }],
+      ['none', { prefillDequantMinRows: NEVER }],
+      ['f32', { prefillDequantMinRows: 16 }],
       // A scratch of a few rows: every weight runs in row chunks.
-      ['f16 chunked', { prefillDequant: 'f16', prefillDequantMinRows: 16, prefillScratchMaxBytes: 3000 }],
-      ['f32 chunked', { prefillDequant: 'f32', prefillDequantMinRows: 16, prefillScratchMaxBytes: 1 << 12 }],
+      ['f32 chunked', { prefillDequantMinRows: 16, prefillScratchMaxBytes: 1 << 12 }],
     ];
     const lins = await Promise.all(opts.map(([, o]) => LinearKernels.create(ctx, o)));
     try {
@@ -174,18 +164,18 @@ describe('dequant_f16 (Dawn)', () => {
         for (const [i, [name]] of opts.entries()) {
           const r = await prefill(ctx, lins[i], c, ci + 1);
           ys.push(r.y);
-          const w = name.startsWith('f16') ? unpackF16(packF16(r.expanded), r.expanded.length) : r.expanded;
+          const w = r.expanded;
           const want = c.gateUp ? gateUpRef(r.x, w, c.rows, c.inDim, outCols) : linearRef(r.x, w, c.rows, c.inDim, c.out, r.bias);
           assertClose(r.y, want, `${name} ${JSON.stringify(c)}`, 1e-4, 0);
         }
         // f32 expansion: the same weights as the in-kernel path, so the same sums.
         assertClose(ys[1], ys[0], `f32 vs none ${JSON.stringify(c)}`, 1e-6, 0);
-        assertClose(ys[4], ys[0], `f32 chunked vs none ${JSON.stringify(c)}`, 1e-6, 0);
+        assertClose(ys[2], ys[0], `f32 chunked vs none ${JSON.stringify(c)}`, 1e-6, 0);
       }
       // Scratch: none for 'none', allocated by the first large prefill, capped where asked.
       expect(lins[0].dequantScratchBytes).toBe(0);
-      expect(lins[2].dequantScratchBytes).toBeGreaterThan(0);
-      expect(lins[3].dequantScratchBytes).toBeLessThanOrEqual(3000);
+      expect(lins[1].dequantScratchBytes).toBeGreaterThan(0);
+      expect(lins[2].dequantScratchBytes).toBeLessThanOrEqual(1 << 12);
       // Below the row threshold nothing is allocated.
       const fresh = await LinearKernels.create(ctx, { prefillDequantMinRows: 64 });
       await prefill(ctx, fresh, PREFILL[0], 1);
@@ -195,7 +185,7 @@ describe('dequant_f16 (Dawn)', () => {
       for (const l of lins) l.destroy();
     }
     expect(liveBytes(ctx)).toBe(before);
-    await expect(LinearKernels.create(ctx, { prefillDequant: 'f8' as 'f16' })).rejects.toThrow(InvalidOptionError);
+    await expect(LinearKernels.create(ctx, { prefillScratchMaxBytes: 8 })).rejects.toThrow(InvalidOptionError);
     await expect(LinearKernels.create(ctx, { prefillDequantMinRows: 0 })).rejects.toThrow(/prefillDequantMinRows/);
     expect(liveBytes(ctx)).toBe(before);
   });
@@ -219,17 +209,16 @@ describe('memory plan: prefill dequantization scratch', () => {
     const limits = BIG_LIMITS;
     const q4 = planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512 });
     expect(q4.dequantScratchBytes).toBe(2 * 14336 * 4096 * EXPANDED_BYTES); // gate/up, default expansion
-    expect(planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, prefillDequant: 'f16' }).dequantScratchBytes).toBe(2 * 14336 * 4096 * 2);
     expect(q4.totalBytes).toBe(q4.weightsBytes + q4.kvCacheBytes + q4.activationBytes + q4.dequantScratchBytes);
-    expect(planMemory(spec, plan, limits, { format: 'q8', contextLength: 4096, prefillDequant: 'f32' }).dequantScratchBytes).toBe(2 * 14336 * 4096 * 4);
-    expect(planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillDequant: 'none' }).dequantScratchBytes).toBe(0);
+    expect(planMemory(spec, plan, limits, { format: 'q8', contextLength: 4096 }).dequantScratchBytes).toBe(2 * 14336 * 4096 * 4);
+    expect(planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillDequantMinRows: NEVER }).dequantScratchBytes).toBe(0);
     expect(planMemory(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 128 }).dequantScratchBytes).toBe(0);
     expect(planMemory(spec, plan, limits, { format: 'f16', contextLength: 4096 }).dequantScratchBytes).toBe(0);
     const small = { maxBufferSize: 2 ** 28, maxStorageBufferBindingSize: 2 ** 27 };
     expect(planMemory(spec, plan, small, { format: 'q4', contextLength: 4096 }).dequantScratchBytes).toBe(2 ** 27);
     const without = q4.totalBytes - q4.dequantScratchBytes;
     expect(() => checkPlan(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, budgetBytes: without + 1 })).toThrow(GpuLimitError);
-    expect(() => checkPlan(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, prefillDequant: 'none', budgetBytes: without + 1 })).not.toThrow();
+    expect(() => checkPlan(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, prefillDequantMinRows: NEVER, budgetBytes: without + 1 })).not.toThrow();
   });
 });
 
@@ -246,9 +235,10 @@ describe('engine prefill through the dequantization scratch (internlm2-tiny q4)'
     const logits: Float32Array[] = [];
     try {
       for (const prefillDequant of ['none', 'f32'] as const) {
+        const prefillDequantMinRows = prefillDequant === 'none' ? NEVER : 8;
         const e = await createEngine(ctx, {
           spec: model.spec, weights, ownsWeights: false, contextLength: 16, prefillChunk: 12, kvDtype: 'f32', attention: { attention: 'dense' },
-          linear: { prefillDequant, prefillDequantMinRows: 8 },
+          linear: { prefillDequantMinRows },
         });
         try {
           logits.push((await e.prefill(ids, { allLogits: true })).logits!);
