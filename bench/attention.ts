@@ -1,6 +1,6 @@
 /**
  * bench/attention: prefill attention-op time, dense vs SampleAttention, on
- * structured (src/attention/synthetic.ts 'realistic': sink/band/stripes with a
+ * structured (bench/synthetic/qkv.ts 'realistic': sink/band/stripes with a
  * heavy-tailed per-key salience and a length-stable background share),
  * structured-flat (the older 'planted': its thin background grows with S) and
  * unstructured (random) Q/K/V, with the split per phase (sampling, selection,
@@ -26,7 +26,7 @@ import { getGpu } from '../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer, writeBuffer } from '../src/gpu/buffers.ts';
 import { timeGpu, type GpuTimer } from '../src/gpu/timing.ts';
 import { PrefillAttention } from '../src/attention/index.ts';
-import { syntheticQkv } from '../src/attention/synthetic.ts';
+import { syntheticQkv } from './synthetic/qkv.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 

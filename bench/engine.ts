@@ -22,8 +22,9 @@
  * last row's logits on the GPU). Decode: --decode greedy steps after it, each
  * decodeStep + argmax read back (what generation pays per token). One warm-up
  * pass of each (pipelines compiled) is excluded. Greedy: the same number of
- * steps through engine.generateGreedy (ids stay on the GPU, read back in
- * batches; the CPU records ahead). decode cpu ms: time spent in decodeStep
+ * steps through engine.decode, the decode loop generate() runs (greedy: ids
+ * stay on the GPU, read back a few steps behind; the CPU records ahead; timed
+ * from the first token, chosen from the prompt's logits). decode cpu ms: time spent in decodeStep
  * (recording + submit) per token. --profile: one decode step at the prompt's
  * end and the last prefill chunk (attending the whole prompt) with every op
  * in its own timestamped pass, summed per op family over the layers (timestamp
@@ -33,7 +34,7 @@
 import { getGpu } from '../src/gpu/device.ts';
 import { createEngine } from '../src/engine/engine.ts';
 import { releaseWeight } from '../src/engine/weights.ts';
-import { SHAPES, syntheticSpec, syntheticWeights } from '../src/engine/synthetic.ts';
+import { SHAPES, syntheticSpec, syntheticWeights } from './synthetic/weights.ts';
 import type { WeightFormat } from '../src/loader/formats.ts';
 import type { KvDtype } from '../src/engine/types.ts';
 import { Rng } from '../src/util/rng.ts';
@@ -154,11 +155,17 @@ for (const name of shapes) {
       const greedyRuns: number[] = [];
       if (greedy) {
         for (let rep = 0; rep < repeat; rep++) {
-          engine.truncate(promptLen);
-          const g0 = performance.now();
-          const got = await engine.generateGreedy(first, decodeSteps);
+          // The user's path: Engine.decode, the loop generate() runs (first token from the prompt's logits).
+          engine.truncate(promptLen - 1);
+          await engine.prefill(ids.slice(promptLen - 1));
+          const got: number[] = [];
+          let g0 = 0;
+          for await (const t of engine.decode({ maxTokens: decodeSteps + 1 })) {
+            if (got.length === 0) g0 = performance.now(); // timed from the first token: decodeSteps steps
+            got.push(t);
+          }
           greedyRuns.push((performance.now() - g0) / decodeSteps);
-          if (got.length !== decodeSteps || got[decodeSteps - 1] !== id) console.warn(`greedy ids differ from the stepped ones (${got.at(-1)} vs ${id})`);
+          if (got.length !== decodeSteps + 1 || got[decodeSteps] !== id) console.warn(`greedy ids differ from the stepped ones (${got.at(-1)} vs ${id})`);
         }
       }
       const greedyMs = greedyRuns.length ? median(greedyRuns) : NaN;

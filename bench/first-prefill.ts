@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { getGpu } from '../src/gpu/device.ts';
 import { loadEngine } from '../src/engine/load.ts';
 import { lateCompiles } from '../src/gpu/pipelines.ts';
-import { writeSyntheticModel, type SyntheticOptions } from '../src/loader/synthetic.ts';
+import { writeSyntheticModel, type SyntheticOptions } from './synthetic/checkpoint.ts';
 import type { LoadFormat } from '../src/loader/layout.ts';
 import type { LoadProgress } from '../src/api/types.ts';
 import { Rng } from '../src/util/rng.ts';

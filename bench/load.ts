@@ -14,7 +14,7 @@ import { getGpu } from '../src/gpu/device.ts';
 import { nodeSource } from '../src/loader/sources.ts';
 import { readModel } from '../src/loader/model.ts';
 import { loadWeights, releaseWeights } from '../src/loader/weights.ts';
-import { syntheticOfSize, writeSyntheticModel } from '../src/loader/synthetic.ts';
+import { syntheticOfSize, writeSyntheticModel } from './synthetic/checkpoint.ts';
 import type { LoadFormat } from '../src/loader/layout.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 

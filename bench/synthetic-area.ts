@@ -1,8 +1,8 @@
 /**
  * bench/synthetic-area: CPU only (no GPU). For the generated Q/K of
- * src/attention/synthetic.ts, the fraction of the causal area SampleAttention
+ * bench/synthetic/qkv.ts, the fraction of the causal area SampleAttention
  * would compute (window + selected columns; sampled rows, per-KV-group
- * selection, as the GPU implementation does: src/synthetic/analyze.ts
+ * selection, as the GPU implementation does: bench/synthetic/analyze.ts
  * selectionRef), and per head the mean over the sampled rows of the window
  * mass, the sink mass and the far mass (outside the sink, the stripes, the
  * needle and the last 256 keys).
@@ -10,9 +10,9 @@
  *     [--alphas 0.95,0.8] [--heads 4] [--dim 128] [--seed 5] [--needle] [--json FILE]
  * One KV group of --heads query heads. ~1-2 min at the default sizes (32K dominates).
  */
-import { syntheticQkv, type SyntheticSpec } from '../src/attention/synthetic.ts';
+import { syntheticQkv, type SyntheticSpec } from './synthetic/qkv.ts';
 import { DEFAULT_ATTENTION } from '../src/engine/types.ts';
-import { selectionRef } from '../src/synthetic/analyze.ts';
+import { selectionRef } from './synthetic/analyze.ts';
 import { table } from '../src/cli/util.ts';
 import { writeFileSync } from 'node:fs';
 import { benchArgs } from './common.ts';

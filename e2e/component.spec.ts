@@ -1,6 +1,6 @@
 // <sieve-chat> on a plain page, from the source module (through Vite). The
 // built single-file module (dist/sieve-chat.js) on a plain page with one
-// script tag is what e2e/ttft.spec.ts drives (e2e/ttft.html).
+// script tag is what e2e/ttft.spec.ts drives (bench/ttft/page.html).
 import { expect, test, type Page } from '@playwright/test';
 import { ask, recordEvents, tomGolden, waitReady, watchConsole } from './component-helpers.ts';
 

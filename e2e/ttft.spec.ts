@@ -1,5 +1,5 @@
-// The TTFT harness (scripts/ttft.mjs) end to end on a small scale: it serves
-// the built component (dist/sieve-chat.js, one script tag on e2e/ttft.html)
+// The TTFT harness's Chromium runner (bench/ttft/chromium.mjs) end to end on a small scale: it serves
+// the built component (dist/sieve-chat.js, one script tag on bench/ttft/page.html)
 // itself, drives its own Chromium, and writes JSON + SVG.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -10,7 +10,7 @@ import { ensureDist, STORIES } from './component-helpers.ts';
 test('TTFT harness: dense vs sample on stories260k, JSON + SVG + table', async ({}, info) => {
   ensureDist();
   const out = info.outputPath('ttft');
-  const stdout = execFileSync('node', ['scripts/ttft.mjs', '--lengths', '96,200', '--modes', 'dense,sample', '--repeat', '1',
+  const stdout = execFileSync('node', ['bench/ttft/chromium.mjs', '--lengths', '96,200', '--modes', 'dense,sample', '--repeat', '1',
     '--warmup', '0', '--model', STORIES, '--out', out], { encoding: 'utf8', timeout: 240_000 });
   console.log(stdout);
   const result = JSON.parse(readFileSync(join(out, 'ttft.json'), 'utf8')) as {

@@ -6,8 +6,7 @@
  * [gate; up]. RoPE: interleaved pairs on the first headDim/2 dims, base
  * 10000 * rope_ratio.
  */
-import type { TensorEntry } from '../src/loader/source.ts';
-import type { ModelSpec } from './spec.ts';
+import type { ModelSpec, TensorEntry } from './spec.ts';
 import { configError, num, SANE, optBool, optNum, optTokenId, tokenIds, TensorTable, whole, type Config, type TensorRecipe, type WeightPlan } from './config.ts';
 
 const F = 'chatglm';

@@ -4,8 +4,7 @@
  * checkpoint-name -> canonical-name recipes the weight loader consumes.
  */
 import { ConfigError, ModelFormatError } from '../src/errors.ts';
-import type { TensorEntry } from '../src/loader/source.ts';
-import type { CanonicalTensor } from './spec.ts';
+import type { CanonicalTensor, TensorEntry } from './spec.ts';
 
 export type Config = Record<string, unknown>;
 

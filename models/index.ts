@@ -5,8 +5,7 @@
  * of supported ones.
  */
 import { ConfigError, UnsupportedModelError } from '../src/errors.ts';
-import type { TensorEntry } from '../src/loader/source.ts';
-import type { Family, ModelSpec } from './spec.ts';
+import type { Family, ModelSpec, TensorEntry } from './spec.ts';
 import type { Config, WeightPlan } from './config.ts';
 import { chatglm2Weights, parseChatglm2Config } from './chatglm2.ts';
 import { internlm2Weights, parseInternlm2Config } from './internlm2.ts';

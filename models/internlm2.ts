@@ -7,8 +7,7 @@
  * Gate/up: w1 then w3. RoPE: NeoX rotate_half, base rope_theta, optional
  * rope_scaling (dynamic NTK past max_position_embeddings).
  */
-import type { TensorEntry } from '../src/loader/source.ts';
-import type { ModelSpec, RopeSpec } from './spec.ts';
+import type { ModelSpec, RopeSpec, TensorEntry } from './spec.ts';
 import { configError, num, SANE, optBool, optNum, optTokenId, tokenIds, TensorTable, whole, type Config, type RowSegment, type TensorRecipe, type WeightPlan } from './config.ts';
 
 const F = 'internlm2';

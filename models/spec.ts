@@ -65,3 +65,24 @@ export interface ModelSpec {
 export type CanonicalTensor =
   | 'embed' | 'finalNorm' | 'lmHead'
   | `layers.${number}.${'attnNorm' | 'wqkv' | 'bqkv' | 'wo' | 'ffnNorm' | 'wGateUp' | 'wDown'}`;
+
+/** Checkpoint tensor dtypes as stored in files. */
+export type FileDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+/**
+ * Where one tensor's raw bytes are: produced by the safetensors reader and by
+ * the PyTorch .bin reader alike (both store raw little-endian, contiguous
+ * row-major data at a byte range of a file), consumed by the weight loader.
+ */
+export interface TensorEntry {
+  name: string;
+  dtype: FileDtype;
+  shape: number[];
+  /** File within the source. */
+  file: string;
+  /** Absolute byte offset of the data in `file`. */
+  offset: number;
+  byteLength: number;
+  /** PyTorch: the zip entry (storage) holding the bytes, with its CRC-32, checked as the bytes are read. */
+  storage?: { entry: string; offset: number; byteLength: number; crc32: number };
+}

@@ -1,6 +1,6 @@
 /**
  * Exports an InternLM2-layout checkpoint that sieve loads (stories260k in
- * ../shared/fixtures, the structured synthetic models of src/synthetic) to GGUF
+ * ../shared/fixtures, the structured synthetic models of bench/synthetic) to GGUF
  * for llama.cpp, as architecture `llama` or `internlm2` (same tensors in GGUF).
  *
  * Checkpoint -> GGUF (PyTorch [out, in] = GGUF dims [in, out]):
@@ -29,8 +29,8 @@ import { parseSentencePiece, PieceType } from '../../src/tokenizer/sentencepiece
 import { bf16ToF32, f16ToF32, f32ToF16 } from '../../src/loader/quant.ts';
 import type { FileSource } from '../../src/loader/source.ts';
 import { readCheckpoint } from '../../src/loader/safetensors.ts';
-import { structuredSource } from '../../src/synthetic/source.ts';
-import { PRESETS, type StructuredOptions } from '../../src/synthetic/structured.ts';
+import { structuredSource } from '../synthetic/source.ts';
+import { PRESETS, type StructuredOptions } from '../synthetic/structured.ts';
 import { writeGguf, type GgmlTypeName, type GgufTensor, type MetaValue } from './gguf.ts';
 
 /** InternLM2 config.json fields the export needs. */

@@ -15,7 +15,7 @@
  * Everything the page needs is served by this script on 127.0.0.1 (COOP/COEP
  * set, so wllama may use its threads): the sieve component (dist/sieve-chat.js),
  * wllama's esm/index.js + wasm, the synthetic checkpoint (synthesized on the
- * fly, e2e/ttft.synthetic.ts) and the GGUF files (written to --gguf-dir first).
+ * fly, bench/ttft/synthetic.ts) and the GGUF files (written to --gguf-dir first).
  *
  * Here (SwiftShader, a tiny shape, short prompts):
  *   npm run build && npm run bench -- bench/peer/llama.ts --quick
@@ -37,7 +37,7 @@ import { gunzipSync } from 'node:zlib';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { prepareSynthetic, runSynthWorker, type VirtualFolder } from '../../e2e/ttft.synthetic.ts';
+import { prepareSynthetic, runSynthWorker, type VirtualFolder } from '../ttft/synthetic.ts';
 import { exportToDir, ggufModel, syntheticCheckpoint, syntheticText, syntheticVocab } from './export-gguf.ts';
 import { encodeTensorData } from './gguf.ts';
 

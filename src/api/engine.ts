@@ -7,7 +7,6 @@
 import { DeviceLostError, SieveError } from '../errors.ts';
 import type { AttentionOptions, Engine } from '../engine/types.ts';
 import type { GpuContext } from '../gpu/device.ts';
-import { GpuSampler } from '../../kernels/sample.ts';
 import { runGeneration, type StreamDecoder } from './generate.ts';
 import { makeChatCompletions } from './openai.ts';
 import { resolveGenerate, validateInput } from './options.ts';
@@ -49,7 +48,7 @@ export class LocalEngine implements SieveEngine {
   /** Generations started and not finished (a consumer may hold one paused between chunks). */
   private readonly active = new Set<AsyncGenerator<GenerateChunk>>();
 
-  private constructor(private parts: EngineParts, private sampler: GpuSampler) {
+  private constructor(private parts: EngineParts) {
     const { engine, tokenizer, modelId } = parts;
     this.model = {
       id: modelId, family: engine.spec.family, vocabSize: engine.spec.vocabSize,
@@ -61,9 +60,7 @@ export class LocalEngine implements SieveEngine {
   }
 
   static async create(parts: EngineParts): Promise<LocalEngine> {
-    const { ctx, engine } = parts;
-    const sampler = await GpuSampler.create(ctx, engine.logits, engine.spec.vocabSize, engine.contextLength);
-    return new LocalEngine(parts, sampler);
+    return new LocalEngine(parts);
   }
 
   get engine(): Engine { return this.parts.engine; }
@@ -99,7 +96,7 @@ export class LocalEngine implements SieveEngine {
       const { engine, tokenizer } = this.parts;
       const attention = options.attention ?? this.parts.attention;
       yield* runGeneration(
-        { engine, sampler: this.sampler, cached: this.cached, eosIds: tokenizer.eosIds, newDecoder: () => tokenizer.newDecoder() },
+        { engine, cached: this.cached, eosIds: tokenizer.eosIds, newDecoder: () => tokenizer.newDecoder() },
         ids, resolved, options.signal, attention, { reportColumns: options.reportColumns, tokenizeMs },
       );
     } catch (e) {
@@ -137,7 +134,6 @@ export class LocalEngine implements SieveEngine {
     await this.queue.run(async () => {
       if (this.unloaded) return;
       this.unloaded = true;
-      this.sampler.destroy();
       this.parts.engine.destroy();
       if (this.parts.ownsDevice) this.parts.ctx.destroy();
     });

@@ -1,15 +1,14 @@
 /**
  * The generation loop over one engine: prefill only what the KV cache lacks
- * (longest common prefix with the cached conversation), then sample on the
- * GPU and decode token by token, with stop ids, stop strings, max tokens,
+ * (longest common prefix with the cached conversation), then run the
+ * engine's decode loop (Engine.decode chooses each token on the GPU), with
+ * stop ids, stop strings, max tokens,
  * the context limit and abort. `cached` always equals the ids whose K/V are
  * in the cache, whatever way a call ends (abort, error, a consumer breaking
  * out of the loop), so the next call can trust it.
  */
 import { AbortedError, ContextOverflowError, DeviceLostError, SieveError } from '../errors.ts';
 import type { AttentionOptions, Engine, PrefillResult } from '../engine/types.ts';
-import type { GpuSampler } from '../../kernels/sample.ts';
-import { Rng } from '../util/rng.ts';
 import { StopMatcher } from './stop.ts';
 import type { ResolvedGenerate } from './options.ts';
 import type { FinishReason, GenerateChunk, GenerationStats } from './types.ts';
@@ -24,7 +23,6 @@ export interface StreamDecoder {
 
 export interface GenerationTarget {
   engine: Engine;
-  sampler: GpuSampler;
   /** Ids in the KV cache, in order. */
   cached: number[];
   eosIds: number[];
@@ -55,7 +53,7 @@ export async function* runGeneration(
   /** Additive: per-head stats with column bins for pictures; the caller's tokenize time for the TTFT split. */
   extra: { reportColumns?: boolean; tokenizeMs?: number } = {},
 ): AsyncGenerator<GenerateChunk> {
-  const { engine, sampler } = t;
+  const { engine } = t;
   const contextLength = engine.contextLength;
   if (engine.ctx.isLost) throw new DeviceLostError('the GPU device was lost; load the model again.');
   if (promptIds.length > contextLength) throw new ContextOverflowError(promptIds.length, contextLength);
@@ -98,20 +96,20 @@ export async function* runGeneration(
     if (extra.reportColumns && pre.sparsity.heads.length > 0) stats.sparsity.heads = pre.sparsity.heads;
   }
 
-  const rng = new Rng(o.seed);
   const stopIds = new Set([...(o.ignoreEos ? [] : t.eosIds), ...o.stopIds]);
   const matcher = new StopMatcher(o.stop);
   const decoder = t.newDecoder();
   // Prime with the prompt's last token so the first new token keeps its leading space
   // ("Lily" -> " and", not "and"); its own text is not emitted.
   decoder.push(promptIds[promptIds.length - 1]);
-  sampler.setHistory(promptIds);
+  // The engine chooses the tokens and runs the decode steps (Engine.decode); this loop turns ids into
+  // text, stop strings and stats. The cache holds every yielded id but the last.
+  const generated: number[] = [];
   let decodeStart = 0;
+  let last: GenerateChunk | undefined;
   try {
-    for (;;) {
-      const r = rng.next(); // drawn every step, greedy or not, so a seed's stream does not depend on the mode
-      // plain greedy: the engine's own argmax kernel; otherwise kernels/sample.wgsl (penalty, temperature, top-k/p)
-      const id = o.sample.greedy && o.sample.repetitionPenalty === 1 ? await engine.argmax() : await sampler.sample(o.sample, r);
+    for await (const id of engine.decode({ choice: o.sample, seed: o.seed, history: promptIds, maxTokens: o.maxTokens, stopIds })) {
+      generated.push(id);
       stats.completionTokens++;
       if (stats.completionTokens === 1) {
         const now = performance.now();
@@ -122,26 +120,32 @@ export async function* runGeneration(
       } else {
         stats.decodeTokPerS = (stats.completionTokens - 1) / Math.max(1e-3, (performance.now() - decodeStart) / 1000);
       }
-      if (stopIds.has(id)) { yield final('stop', matcher.push(decoder.flush()) + matcher.flush(), [id]); return; }
+      if (stopIds.has(id)) { last = final('stop', matcher.push(decoder.flush()) + matcher.flush(), [id]); break; }
       const text = matcher.push(decoder.push(id));
-      if (matcher.stopped) { yield final('stop', text, [id]); return; }
+      if (matcher.stopped) { last = final('stop', text, [id]); break; }
       if (stats.completionTokens >= o.maxTokens || engine.kvLength >= contextLength) {
-        yield final('length', text + matcher.push(decoder.flush()) + matcher.flush(), [id]);
-        return;
+        // The engine's loop ends here too (maxTokens, or a full cache).
+        last = final('length', text + matcher.push(decoder.flush()) + matcher.flush(), [id]);
+        break;
       }
-      if (signal?.aborted) { yield final('abort', text, [id]); return; }
+      if (signal?.aborted) { last = final('abort', text, [id]); break; }
       yield { text, tokenIds: [id] };
-      if (signal?.aborted) { yield final('abort'); return; }
-      sampler.pushHistory(id);
-      await engine.decodeStep(id);
-      t.cached.push(id);
+      if (signal?.aborted) { last = final('abort'); break; }
     }
   } catch (e) {
-    // decodeStep failed: its position may be half-written; keep the cache to what is known good.
-    t.cached.length = Math.min(engine.kvLength, t.cached.length);
-    if (!engine.ctx.isLost) engine.truncate(t.cached.length);
+    // A decode step failed: the engine kept its cache to what is known good.
     throw checkLost(t, e);
+  } finally {
+    // However the loop ended (done, a stop, an error, a consumer that stopped reading).
+    syncCached(t, generated);
   }
+  yield last ?? final('length');
+}
+
+/** After a decode loop: `cached` = the ids whose K/V the engine holds (the prompt, then every generated id but the last). */
+function syncCached(t: GenerationTarget, generated: number[]): void {
+  appendIds(t.cached, generated, 0, generated.length);
+  t.cached.length = Math.min(t.cached.length, t.engine.kvLength);
 }
 
 /**

@@ -4,6 +4,7 @@
  * their snake_case field names).
  */
 import { InvalidOptionError } from '../errors.ts';
+import { DEFAULT_GENERATE } from '../defaults.ts';
 import type { SampleParams } from '../../kernels/sample.ts';
 import type { ChatCompletionRequest, ChatMessage, GenerateInput, GenerateOptions, LoadOptions } from './types.ts';
 
@@ -17,7 +18,7 @@ export interface ResolvedGenerate {
 }
 
 const ROLES = new Set(['system', 'user', 'assistant']);
-export const DEFAULT_MAX_TOKENS = 256;
+export const DEFAULT_MAX_TOKENS = DEFAULT_GENERATE.maxTokens;
 
 /** A value as a message shows it: NaN and Infinity by name (JSON would say null), long values cut. */
 export function showValue(v: unknown): string {
@@ -58,10 +59,10 @@ export function resolveGenerate(o: GenerateOptions = {}, names: Partial<Record<k
   if (typeof o !== 'object' || o === null) throw new InvalidOptionError('options', 'must be an object');
   const n = (k: keyof GenerateOptions) => names[k] ?? k;
   const maxTokens = num(n('maxTokens'), o.maxTokens, (x) => isInt(x) && x >= 1, 'an integer >= 1') ?? DEFAULT_MAX_TOKENS;
-  const temperature = num(n('temperature'), o.temperature, (x) => x >= 0 && x <= 100, 'a number in [0, 100]') ?? 1;
-  const topP = num(n('topP'), o.topP, (x) => x > 0 && x <= 1, 'a number in (0, 1]') ?? 1;
-  const topK = num(n('topK'), o.topK, (x) => isInt(x) && x >= 0, 'an integer >= 0') ?? 0;
-  const repetitionPenalty = num(n('repetitionPenalty'), o.repetitionPenalty, (x) => x > 0 && x <= 100, 'a number in (0, 100]') ?? 1;
+  const temperature = num(n('temperature'), o.temperature, (x) => x >= 0 && x <= 100, 'a number in [0, 100]') ?? DEFAULT_GENERATE.temperature;
+  const topP = num(n('topP'), o.topP, (x) => x > 0 && x <= 1, 'a number in (0, 1]') ?? DEFAULT_GENERATE.topP;
+  const topK = num(n('topK'), o.topK, (x) => isInt(x) && x >= 0, 'an integer >= 0') ?? DEFAULT_GENERATE.topK;
+  const repetitionPenalty = num(n('repetitionPenalty'), o.repetitionPenalty, (x) => x > 0 && x <= 100, 'a number in (0, 100]') ?? DEFAULT_GENERATE.repetitionPenalty;
   const seed = num(n('seed'), o.seed, (x) => isInt(x), 'an integer') ?? Math.floor(Math.random() * 2 ** 32);
   const stop = validateStop(n('stop'), o.stop);
   const stopIds = o.stopIds ?? [];

@@ -24,15 +24,20 @@ export interface LoadProgress {
 /** Per-stage load times (ms): the last weight byte read, the last tensor uploaded, all pipelines compiled, the whole load. */
 export interface LoadTimes { readMs: number; uploadMs: number; compileMs: number; totalMs: number }
 
+/** Every default below, with the evidence for it: src/defaults.ts. */
 export interface LoadOptions {
-  /** GPU weight format; default: the loader's (f16 when it fits). */
+  /** GPU weight format; default f16. */
   weights?: WeightFormat;
   /** KV cache positions; default min(model context, 4096). */
   contextLength?: number;
+  /** KV cache element type; default f16. */
   kvDtype?: KvDtype;
-  /** Rows per prefill chunk (default 512): activations are sized for it; larger chunks make bigger matmuls. */
+  /**
+   * Rows per prefill chunk; default up to 4096 (fewer when the context is shorter or a chunk's widest
+   * activation would pass the adapter's binding limit). Activations are sized for it; larger chunks make bigger matmuls.
+   */
   prefillChunk?: number;
-  /** SampleAttention parameters for prefill. */
+  /** SampleAttention parameters for prefill (DEFAULT_ATTENTION otherwise). */
   attention?: Partial<AttentionOptions>;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;

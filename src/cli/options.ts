@@ -48,7 +48,7 @@ export const MODEL_OPTIONS: OptionSpecs = {
   weights: { type: 'string', value: 'FMT', default: 'auto', group: 'Model', help: 'weight format on the GPU: auto (f16 when it fits), f32, f16, q8, q4' },
   kv: { type: 'string', value: 'DTYPE', default: 'f16', group: 'Model', help: 'KV cache type: f16, f32' },
   context: { type: 'string', value: 'N', default: 'min(model, 4096)', shownOnly: true, group: 'Model', help: 'KV cache positions' },
-  chunk: { type: 'string', value: 'N', default: '512', shownOnly: true, group: 'Model', help: 'prefill rows per chunk' },
+  chunk: { type: 'string', value: 'N', default: 'up to 4096', shownOnly: true, group: 'Model', help: 'prefill rows per chunk (src/defaults.ts)' },
   attention: { type: 'string', value: 'MODE', default: A.attention, shownOnly: true, group: 'Attention', help: 'prefill attention: sample (SampleAttention), dense' },
   alpha: { type: 'string', value: 'A', default: String(A.alpha), shownOnly: true, group: 'Attention', help: 'attention mass each head\'s selection must cover, in (0, 1]' },
   'window-ratio': { type: 'string', value: 'R', default: String(A.windowRatio), shownOnly: true, group: 'Attention', help: 'local window as a fraction of the prompt, in (0, 1]' },

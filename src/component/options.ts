@@ -4,11 +4,12 @@
  * naming the attribute, never a silent default.
  */
 import type { WeightFormat } from '../loader/formats.ts';
+import { DEFAULT_ATTENTION, DEFAULT_GENERATE } from '../defaults.ts';
 
 export interface ChatOptions {
-  /** Weights format on the GPU; 'auto' lets the loader choose. */
+  /** Weights format on the GPU; 'auto' = the engine's default (f16; every default: src/defaults.ts). */
   weights: WeightFormat | 'auto';
-  /** KV cache positions; 0 = the model's own maximum. */
+  /** KV cache positions; 0 = the engine's default (the model's own maximum, at most 4096). */
   contextLength: number;
   /** Rows per prefill chunk; 0 = the engine's default. */
   prefillChunk: number;
@@ -16,9 +17,9 @@ export interface ChatOptions {
   alpha: number;
   windowRatio: number;
   sampleRatio: number;
-  /** Floor on the sampled query rows; 0 = the engine's default (64). */
+  /** Floor on the sampled query rows; 0 = the engine's default (DEFAULT_ATTENTION.minSampleRows). */
   minSampleRows: number;
-  /** Column-selection rule under GQA (AttentionOptions.selection); 'auto' = the engine's default ('group'). */
+  /** Column-selection rule under GQA (AttentionOptions.selection); 'auto' = the engine's default ('topup' below 16K tokens, then 'group'). */
   selection: 'auto' | 'group' | 'topup' | 'head';
   /** Prompt length from which prefill runs sparse; 0 = the engine's default. */
   minSparseLen: number;
@@ -43,15 +44,15 @@ export const DEFAULT_OPTIONS: ChatOptions = {
   contextLength: 0,
   prefillChunk: 0,
   attention: 'sample',
-  alpha: 0.95,
-  windowRatio: 0.08,
-  sampleRatio: 0.05,
+  alpha: DEFAULT_ATTENTION.alpha,
+  windowRatio: DEFAULT_ATTENTION.windowRatio,
+  sampleRatio: DEFAULT_ATTENTION.sampleRatio,
   minSampleRows: 0,
   selection: 'auto',
   minSparseLen: 0,
   temperature: 0,
   topP: 1,
-  maxTokens: 256,
+  maxTokens: DEFAULT_GENERATE.maxTokens,
   systemPrompt: '',
   mode: 'auto',
   seed: undefined,

@@ -17,11 +17,14 @@ import { Embedding } from '../../kernels/embedding.ts';
 import { RopeKv, ropeTable } from '../../kernels/rope.ts';
 import { DecodeAttention } from '../../kernels/attention_decode.ts';
 import { ArgmaxKernels, type TopK } from '../../kernels/argmax.ts';
+import { GpuSampler, GREEDY } from '../../kernels/sample.ts';
+import { Rng } from '../util/rng.ts';
 import { StepUniform } from '../../kernels/prepared.ts';
 import { LinearKernels, linearPipelineSpecs, type LinearOptions, type LinearUse } from '../../kernels/linear.ts';
 import { precompile, type CompileProgress, type PipelineSpec } from '../gpu/pipelines.ts';
 import { attentionPipelineSpecs, PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
-import { DEFAULT_ATTENTION, type AttentionOptions, type Dispatch, type Engine, type KvDtype, type PrefillOptions, type PrefillResult, type SparsityReport } from './types.ts';
+import { DEFAULT_ATTENTION, DEFAULT_DECODE_VARIANT, DEFAULT_KV_DTYPE, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
+import { type AttentionOptions, type DecodeOptions, type Dispatch, type Engine, type TokenChoice, type KvDtype, type PrefillOptions, type PrefillResult, type SparsityReport } from './types.ts';
 import { KvCache } from './kv-cache.ts';
 import { activationBytes, allocActivations, ForwardPlan, type Activations, type Kernels } from './forward.ts';
 import { releaseWeight } from './weights.ts';
@@ -30,10 +33,11 @@ export interface EngineOptions {
   spec: ModelSpec;
   /** Canonical name -> GpuWeight (models/spec.ts). The engine releases them in destroy() unless ownsWeights is false. */
   weights: Map<string, GpuWeight>;
-  /** KV cache capacity in positions (default min(spec.contextLength, 4096)). */
+  /** KV cache capacity in positions (default min(spec.contextLength, 4096); every default: src/defaults.ts). */
   contextLength?: number;
+  /** KV cache element type (default f16). */
   kvDtype?: KvDtype;
-  /** Rows per prefill chunk (default 512). */
+  /** Rows per prefill chunk (default up to 4096, bounded by the context and the adapter's binding limit). */
   prefillChunk?: number;
   /** Defaults for every prefill (DEFAULT_ATTENTION otherwise). */
   attention?: Partial<AttentionOptions>;
@@ -135,9 +139,8 @@ const FUSED_STORAGE_BUFFERS = 11;
 
 /** Rows of all-position logits held on the GPU at once (bounds the [rows, vocab] buffer). */
 const ALL_LOGITS_BYTES = 64 << 20;
-/** Tokens per read-back buffer in generateGreedy, and buffers in flight (steps the CPU may run ahead). */
-const GREEDY_BATCH = 8;
-const GREEDY_RING = 3;
+/** Greedy decode steps submitted ahead of the read-back of the oldest (Engine.decode). */
+const DECODE_AHEAD = 3;
 
 interface RunExtras {
   allLogitsRead?: GPUBuffer;
@@ -151,17 +154,15 @@ const SPARE_PLANS = 4;
 
 export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promise<DenseEngine> {
   const { spec } = opts;
-  const contextLength = opts.contextLength ?? Math.min(spec.contextLength, 4096);
-  const kvDtype = opts.kvDtype ?? 'f32';
-  const prefillChunk = Math.min(opts.prefillChunk ?? 512, contextLength);
+  const contextLength = opts.contextLength ?? defaultContextLength(spec);
+  const kvDtype = opts.kvDtype ?? DEFAULT_KV_DTYPE;
+  const prefillChunk = Math.min(opts.prefillChunk ?? defaultPrefillChunk(spec, contextLength, ctx.limits.maxStorageBufferBindingSize), contextLength);
   const kernelKind = opts.prefillKernel ?? 'flash';
   if (!(Number.isInteger(contextLength) && contextLength >= 1)) throw new InvalidOptionError('contextLength', `must be a positive integer, got ${contextLength}`);
   if (!(Number.isInteger(prefillChunk) && prefillChunk >= 1)) throw new InvalidOptionError('prefillChunk', `must be a positive integer, got ${opts.prefillChunk}`);
   if (kvDtype !== 'f32' && kvDtype !== 'f16') throw new InvalidOptionError('kvDtype', `must be 'f32' or 'f16', got ${kvDtype}`);
   const attention = resolveAttentionOptions(opts.attention ?? {}, DEFAULT_ATTENTION);
-  // 'fused' by default: H100 09:30 (bench/gpu-results/h100-0930-engine-decode.json), 7B q4 greedy
-  // 201 tok/s fused vs 184 plain, 1.8B 460 vs 419.
-  const decodeVariant = opts.decodeVariant ?? envDecodeVariant() ?? 'fused';
+  const decodeVariant = opts.decodeVariant ?? envDecodeVariant() ?? DEFAULT_DECODE_VARIANT;
   if (!DECODE_VARIANTS.includes(decodeVariant)) throw new InvalidOptionError('decodeVariant', `must be one of ${DECODE_VARIANTS.join(', ')}, got ${decodeVariant}`);
   const formats = [...new Set([...opts.weights.values()].map((w) => w.format))];
   const shape = { nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype, capacity: contextLength };
@@ -194,8 +195,11 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const kernels: Kernels = { norm, embed, rope, linear, splitAttention: split, prefillAttention: prefill };
     const act = allocActivations(ctx, spec, prefillChunk);
     owned.push({ destroy: () => { for (const b of Object.values(act)) releaseBuffer(ctx, b); } });
+    // The sampler of Engine.decode (sampled choices), built now so that no request compiles it.
+    const sampler = await GpuSampler.create(ctx, act.logits, spec.vocabSize, contextLength);
+    owned.push(sampler);
     const fused = decodeVariant !== 'plain' && linear.fusesDecode && ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
-    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, fusedDecode: fused });
+    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, sampler, fusedDecode: fused });
   } catch (e) {
     for (const o of owned.reverse()) o.destroy();
     throw e;
@@ -210,6 +214,7 @@ interface Parts {
   kernels: Kernels;
   act: Activations;
   argmax: ArgmaxKernels;
+  sampler: GpuSampler;
   fusedDecode: boolean;
 }
 
@@ -227,7 +232,7 @@ export class DenseEngine implements Engine {
   /** Whether decode steps run the fused plan (EngineOptions.decodeVariant, where the device allows). */
   readonly fusedDecode: boolean;
   private readonly argmaxDispatch: Dispatch;
-  /** Argmax of the logits into act.ids[0]: the next step's input, kept on the GPU (generateGreedy). */
+  /** Argmax of the logits into act.ids[0]: the next step's input, kept on the GPU (greedy decode). */
   private readonly argmaxToIds: Dispatch;
   /** argmaxRead holds the argmax of the current logits (decodeStep recorded it with its pass). */
   private argmaxFresh = false;
@@ -238,6 +243,7 @@ export class DenseEngine implements Engine {
   private readonly argmaxOut: GPUBuffer;
   private readonly argmaxRead: GPUBuffer;
   private readonly argmaxKernels: ArgmaxKernels;
+  private readonly sampler: GpuSampler;
   private readonly topKs = new Map<number, TopK>();
   private readonly idWords: Uint32Array;
   private readonly table: Float32Array;
@@ -253,6 +259,7 @@ export class DenseEngine implements Engine {
     this.kernels = p.kernels;
     this.act = p.act;
     this.argmaxKernels = p.argmax;
+    this.sampler = p.sampler;
     this.fusedDecode = p.fusedDecode;
     this.step = new StepUniform(ctx, 'engine_step');
     this.argmaxOut = createBuffer(ctx, 4, STORAGE.rw, 'argmax_out');
@@ -377,63 +384,103 @@ export class DenseEngine implements Engine {
   }
 
   /**
-   * Greedy generation on the GPU: feeds `id`, then each step's argmax, for up
-   * to maxSteps steps; the chosen ids stay on the GPU as the next step's
-   * input and are read back in batches while later steps run, so the CPU
-   * records steps ahead of the GPU (one submit per token, no round trip).
-   * Returns the generated ids (after `id`), ending at the first of stopIds
-   * (included). The cache then holds `id` and every generated id but the
-   * last; steps recorded past a stop are dropped from the cache (truncate),
-   * and `logits` are those of the last recorded step.
+   * The decode loop (Engine.decode): the token choice and the decode steps of
+   * every caller, the generation API and the benchmarks alike. Greedy without
+   * a repetition penalty runs on the GPU end to end: each step's argmax stays
+   * in act.ids as the next step's input and is copied to a small read-back
+   * buffer, and up to DECODE_AHEAD steps are submitted before the first of
+   * them is read (one submit per token, no round trip between steps). Steps
+   * recorded past the consumer's stop are dropped from the cache (truncate).
+   * Sampled choices (and greedy with a penalty) run the GPU sampler
+   * (kernels/sample.wgsl) on each step's logits.
    */
-  async generateGreedy(id: number, maxSteps: number, opts: { stopIds?: number[]; signal?: AbortSignal } = {}): Promise<number[]> {
-    this.checkIds([id], 'id');
-    if (!(Number.isInteger(maxSteps) && maxSteps >= 0)) throw new InvalidOptionError('maxSteps', `must be a non-negative integer, got ${maxSteps}`);
+  async *decode(o: DecodeOptions): AsyncGenerator<number, void, void> {
+    const maxTokens = o.maxTokens;
+    if (!(Number.isInteger(maxTokens) && maxTokens >= 1)) throw new InvalidOptionError('maxTokens', `must be a positive integer, got ${maxTokens}`);
+    const choice = o.choice ?? GREEDY;
+    const stop = new Set(o.stopIds ?? []);
     const start = this.cache.length;
-    if (start + maxSteps > this.contextLength) throw new ContextOverflowError(start + maxSteps, this.contextLength, { cached: start, added: maxSteps });
-    const stop = new Set(opts.stopIds ?? []);
-    const W = GREEDY_BATCH;
-    const ring = Array.from({ length: GREEDY_RING }, (_, i) => createBuffer(this.ctx, W * 4, STORAGE.readback, `greedy_read_${i}`));
-    const pending: { buf: GPUBuffer; count: number; map: Promise<void> }[] = [];
-    const out: number[] = [];
-    let stopped = false;
-    let done = 0;
-    const drain = async () => {
-      const p = pending.shift()!;
-      await p.map;
-      const words = new Uint32Array(p.buf.getMappedRange(0, p.count * 4).slice(0));
-      p.buf.unmap();
-      for (const w of words) {
-        if (stopped) break;
-        out.push(w);
-        if (stop.has(w)) stopped = true;
+    if (start < 1) throw new InvalidOptionError('engine', 'decode needs logits: prefill at least one token first');
+    // Tokens the loop may yield: maxTokens, and the cache holds all but the last.
+    const total = Math.min(maxTokens, this.contextLength - start + 1);
+    if (choice.greedy && choice.repetitionPenalty === 1) yield* this.decodeGreedy(total, stop, o.signal);
+    else yield* this.decodeSampled(total, stop, choice, o);
+  }
+
+  /** decode() for sampled choices: one GPU sampler pass per token, then the decode step. */
+  private async *decodeSampled(total: number, stop: Set<number>, choice: TokenChoice, o: DecodeOptions): AsyncGenerator<number, void, void> {
+    const rng = new Rng(o.seed ?? 0);
+    this.sampler.setHistory(o.history ?? []);
+    for (let k = 0; k < total; k++) {
+      if (o.signal?.aborted) throw new AbortedError('generation was aborted', { done: k, total });
+      const id = await this.sampler.sample(choice, rng.next());
+      yield id;
+      if (stop.has(id) || k + 1 === total) return;
+      this.sampler.pushHistory(id);
+      const before = this.cache.length;
+      try {
+        await this.decodeStep(id);
+      } catch (e) {
+        // decodeStep failed: its position may be half-written; keep the cache to what is known good.
+        this.next = undefined;
+        if (!this.ctx.isLost) this.cache.length = before;
+        throw e;
       }
+    }
+  }
+
+  /** decode() for greedy choices: ids chosen and fed back on the GPU, read back DECODE_AHEAD steps behind. */
+  private async *decodeGreedy(total: number, stop: Set<number>, signal?: AbortSignal): AsyncGenerator<number, void, void> {
+    const first = await this.argmax();
+    yield first;
+    if (stop.has(first) || total === 1) return;
+    const start = this.cache.length;
+    // Step j (j = 0 .. total - 2) appends the id chosen before it at start + j and chooses the next.
+    const steps = total - 1;
+    const slots = Array.from({ length: DECODE_AHEAD }, (_, i) => createBuffer(this.ctx, 4, STORAGE.readback, `decode_read_${i}`));
+    const pending: Promise<void>[] = [];
+    let submitted = 0;
+    let yielded = 1;
+    const submit = () => {
+      const j = submitted;
+      if (j === 0) {
+        this.idWords[0] = first;
+        writeBuffer(this.ctx, this.act.ids, 0, this.idWords.subarray(0, 1));
+      }
+      this.run(null, start + j, start + j + 1, this.attention, { argmax: 'ids', tokens: { buf: slots[j % DECODE_AHEAD], offset: 0 } });
+      this.cache.length = start + j + 1;
+      pending[j % DECODE_AHEAD] = slots[j % DECODE_AHEAD].mapAsync(GPUMapMode.READ);
+      submitted++;
     };
     this.argmaxFresh = false;
     try {
-      this.idWords[0] = id;
-      writeBuffer(this.ctx, this.act.ids, 0, this.idWords.subarray(0, 1));
-      for (let i = 0; i < maxSteps; i++) {
-        if (i % W === 0 && pending.length === GREEDY_RING) await drain();
-        if (stopped) break;
-        if (opts.signal?.aborted) throw new AbortedError('generation was aborted', { done: i, total: maxSteps });
-        const buf = ring[Math.floor(i / W) % GREEDY_RING];
-        this.run(null, start + i, start + i + 1, this.attention, { argmax: 'ids', tokens: { buf, offset: (i % W) * 4 } });
-        done = i + 1;
-        this.cache.length = start + done;
-        if (i % W === W - 1 || i === maxSteps - 1) pending.push({ buf, count: (i % W) + 1, map: buf.mapAsync(GPUMapMode.READ, 0, ((i % W) + 1) * 4) });
+      for (let j = 0; j < steps; j++) {
+        while (submitted < steps && submitted < j + DECODE_AHEAD) {
+          if (signal?.aborted) throw new AbortedError('generation was aborted', { done: j, total: steps });
+          submit();
+        }
+        const slot = slots[j % DECODE_AHEAD];
+        await pending[j % DECODE_AHEAD];
+        const id = new Uint32Array(slot.getMappedRange(0, 4).slice(0))[0];
+        slot.unmap();
+        yielded++;
+        // The cache must hold every yielded id but the last (the consumer may stop here).
+        const keep = this.cache.length;
+        this.cache.length = start + j + 1;
+        yield id;
+        this.cache.length = keep;
+        if (stop.has(id)) return;
       }
-      while (pending.length) await drain();
-    } catch (e) {
-      this.cache.length = start;
-      await Promise.allSettled(pending.map((p) => p.map));
-      throw e;
     } finally {
-      for (const b of ring) releaseBuffer(this.ctx, b);
+      // Whatever ended the loop (the last token, a stop id, the consumer, an error): steps recorded past
+      // the last yielded id leave the cache, and no read-back stays mapped or pending.
+      await Promise.allSettled(pending);
+      for (const b of slots) {
+        if (b.mapState === 'mapped') b.unmap();
+        releaseBuffer(this.ctx, b);
+      }
+      if (!this.ctx.isLost && !this.destroyed) this.cache.length = start + yielded - 1;
     }
-    // Position start + k holds the input of step k: id, then out[0..]; the last output is not in the cache.
-    this.cache.length = start + Math.min(done, out.length);
-    return out;
   }
 
   /**
@@ -507,6 +554,7 @@ export class DenseEngine implements Engine {
     this.plans.clear();
     for (const t of this.topKs.values()) t.destroy();
     this.topKs.clear();
+    this.sampler.destroy();
     this.argmaxDispatch.destroy();
     this.argmaxToIds.destroy();
     releaseBuffer(this.ctx, this.argmaxOut);

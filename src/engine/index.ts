@@ -9,4 +9,4 @@ export * from './types.ts';
 export { createEngine, DenseEngine, type EngineOptions } from './engine.ts';
 export { loadEngine, type LoadEngineOptions } from './load.ts';
 export { KvCache } from './kv-cache.ts';
-export { uploadWeight, releaseWeight } from './weights.ts';
+export { releaseWeight } from './weights.ts';

@@ -19,9 +19,10 @@ import { precompile } from '../gpu/pipelines.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype } from './types.ts';
 import { resolveAttentionOptions } from '../attention/index.ts';
 import { createEngine, engineCanSparse, enginePipelineSpecs, type DenseEngine, type EngineOptions, type WeightInfo } from './engine.ts';
+import { DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
 
 export interface LoadEngineOptions {
-  /** GPU weight format (default f16). */
+  /** GPU weight format (default DEFAULT_WEIGHTS, f16; every default: src/defaults.ts). */
   weights?: WeightFormat;
   groupSize?: number;
   contextLength?: number;
@@ -38,18 +39,6 @@ export interface LoadEngineOptions {
   checkSpec?: (spec: ModelSpec) => void;
 }
 
-/**
- * Rows per prefill chunk when none is asked for: up to 4096 (on the H100 in Chromium,
- * 4096-row chunks made a 32K prefill of the InternLM2-1.8B shape 1.4x faster dense and
- * 2.3x faster with SampleAttention than 512-row chunks: bigger matmuls, and sampling and
- * selection run once per chunk), fewer when the largest activation row (the FFN's) would
- * pass the adapter's storage-binding limit.
- */
-export function defaultPrefillChunk(spec: ModelSpec, contextLength: number, maxBindingBytes: number): number {
-  const widest = Math.max(spec.ffnDim, (spec.nHeads + 2 * spec.nKvHeads) * spec.headDim, spec.dim) * 4;
-  return Math.max(1, Math.min(4096, contextLength, Math.floor(maxBindingBytes / widest)));
-}
-
 export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEngineOptions = {}): Promise<DenseEngine> {
   const t0 = performance.now();
   const fs = openSource(source);
@@ -59,9 +48,9 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
     throw new InvalidOptionError('contextLength', `${o.contextLength} is above the model's maximum of ${spec.contextLength} positions (config.json's max_position_embeddings / seq_length)`, { value: o.contextLength, max: spec.contextLength });
   }
   o.checkSpec?.(spec);
-  const contextLength = o.contextLength ?? Math.min(spec.contextLength, 4096);
-  const kvDtype = o.kvDtype ?? 'f16';
-  const format = o.weights ?? 'f16';
+  const contextLength = o.contextLength ?? defaultContextLength(spec);
+  const kvDtype = o.kvDtype ?? DEFAULT_KV_DTYPE;
+  const format = o.weights ?? DEFAULT_WEIGHTS;
   const prefillChunk = o.prefillChunk ?? defaultPrefillChunk(spec, contextLength, ctx.limits.maxStorageBufferBindingSize);
   checkPlan(spec, model.plan, limitsOf(ctx), { format, groupSize: o.groupSize, contextLength, kvDtype, prefillChunk });
 

@@ -5,6 +5,7 @@
  */
 import type { GpuContext } from '../gpu/device.ts';
 import type { ModelSpec } from '../../models/spec.ts';
+import type { SampleParams } from '../../kernels/sample.ts';
 
 export type { KvDtype, LayerKv } from '../../kernels/prepared.ts';
 import type { KvDtype, LayerKv } from '../../kernels/prepared.ts';
@@ -57,18 +58,8 @@ export interface AttentionOptions {
   topupBelow?: number;
 }
 
-export const DEFAULT_ATTENTION: AttentionOptions = {
-  attention: 'sample',
-  alpha: 0.95,
-  windowRatio: 0.08,
-  sampleRatio: 0.05,
-  minSampleRows: 64,
-  sampleBlock: 4,
-  minSparseLen: 2048,
-  denseFallbackArea: 0.85,
-  selection: 'auto',
-  topupBelow: 16384,
-};
+/** The defaults, with their evidence: src/defaults.ts. */
+export { DEFAULT_ATTENTION } from '../defaults.ts';
 
 /** Per layer and head statistics of one sparse prefill. */
 export interface HeadStats {
@@ -120,6 +111,27 @@ export interface PrefillResult {
   ms: number;
 }
 
+/**
+ * How the next token is chosen from the logits: greedy (the argmax) or sampled
+ * (repetition penalty, temperature, top-k, top-p; kernels/sample.wgsl).
+ */
+export type TokenChoice = SampleParams;
+
+/** Options of Engine.decode, the one decode loop (generate() and the benchmarks both run it). */
+export interface DecodeOptions {
+  /** Token choice (default greedy). */
+  choice?: TokenChoice;
+  /** Seed of the uniform draw behind sampled choices (one draw per token, greedy or not). Default 0. */
+  seed?: number;
+  /** Ids already in context, for the repetition penalty (usually the prompt). */
+  history?: readonly number[];
+  /** Tokens to yield at most (>= 1); the loop also ends when the cache is full. */
+  maxTokens: number;
+  /** Ids that end the loop: yielded, then the loop returns. */
+  stopIds?: Iterable<number>;
+  signal?: AbortSignal;
+}
+
 /** The engine as the API sees it. */
 export interface Engine {
   readonly ctx: GpuContext;
@@ -138,7 +150,16 @@ export interface Engine {
   decodeStep(id: number): Promise<void>;
   /** Keeps only the first n cached positions (multi-turn reuse, abort). */
   truncate(n: number): void;
-  /** Greedy pick from `logits` on the GPU; reads back one u32. */
+  /**
+   * The decode loop: yields the token chosen from `logits`, then, when asked
+   * for the next one, appends it to the cache (a decode step) and chooses again.
+   * The cache always holds every yielded id but the last; a consumer may stop
+   * at any point (break, return), and a failure leaves the cache at what is
+   * known good. Greedy without a repetition penalty keeps the chosen ids on
+   * the GPU and records steps ahead of the read-back.
+   */
+  decode(opts: DecodeOptions): AsyncGenerator<number, void, void>;
+  /** Greedy pick from `logits` on the GPU; reads back one u32 (tests, one-off picks). */
   argmax(): Promise<number>;
   readLogits(): Promise<Float32Array>;
   /** Releases every GPU buffer the engine owns. */

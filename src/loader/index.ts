@@ -20,7 +20,7 @@
  *   releaseWeights(ctx, weights), readTensorF32(source, entry), readRecipeF32(source, recipe),
  *   readWeightF32(ctx, weight) / readWeightRaw(ctx, weight)   (tests, debugging)
  *
- * Node-only helpers not re-exported here: src/loader/synthetic.ts (generated checkpoints).
+ * Generated checkpoints for tests and benchmarks live outside the runtime: bench/synthetic/.
  */
 export * from './source.ts';
 export * from './formats.ts';

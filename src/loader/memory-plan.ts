@@ -30,14 +30,15 @@ import type { GpuContext } from '../gpu/device.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { TensorRecipe, WeightPlan } from '../../models/index.ts';
 import { DEFAULT_DEQUANT_MIN_ROWS, dequantScratchBytes } from '../../kernels/dequant.ts';
+import { DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS, defaultPrefillChunk } from '../defaults.ts';
 import { checkFormatOptions, layoutBytes, layoutFor, type FormatOptions, type LoadFormat, type WeightLayout } from './layout.ts';
 
 export interface MemoryPlanOptions extends FormatOptions {
   /** Context to reserve KV cache for (default: the model's contextLength). */
   contextLength?: number;
-  /** KV cache dtype (default 'f16'). */
+  /** KV cache dtype (default f16, as the engine's: src/defaults.ts). */
   kvDtype?: 'f16' | 'f32';
-  /** Prefill chunk rows (default 512). */
+  /** Prefill chunk rows (default: the engine's, defaultPrefillChunk in src/defaults.ts). */
   prefillChunk?: number;
   /** Optional cap on total bytes (e.g. what the app wants to spend). */
   budgetBytes?: number;
@@ -92,10 +93,10 @@ function recipesOf(p: WeightPlan | TensorRecipe[]): TensorRecipe[] {
 /** Computes the plan (never throws for size; see checkPlan). */
 export function planMemory(spec: ModelSpec, weights: WeightPlan | TensorRecipe[], limits: PlanLimits, o: MemoryPlanOptions = {}): MemoryPlan {
   checkFormatOptions(o);
-  const format = o.format ?? 'f16';
+  const format = o.format ?? DEFAULT_WEIGHTS;
   const contextLength = o.contextLength ?? spec.contextLength;
-  const kvDtype = o.kvDtype ?? 'f16';
-  const prefillChunk = o.prefillChunk ?? 512;
+  const kvDtype = o.kvDtype ?? DEFAULT_KV_DTYPE;
+  const prefillChunk = o.prefillChunk ?? defaultPrefillChunk(spec, contextLength, limits.maxStorageBufferBindingSize);
   const maxPart = Math.min(o.maxPartBytes ?? Infinity, limits.maxStorageBufferBindingSize, limits.maxBufferSize);
   const tensors = recipesOf(weights).map((r) => layoutFor(r.name, r.shape, o, maxPart));
   const weightsBytes = tensors.reduce((s, l) => s + layoutBytes(l), 0);

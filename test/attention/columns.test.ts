@@ -13,7 +13,7 @@ import { attentionPipelineSpecs, PrefillAttention } from '../../src/attention/in
 import { DecodeAttention } from '../../kernels/attention_decode.ts';
 import { StepUniform } from '../../kernels/prepared.ts';
 import { getPipeline } from '../../src/gpu/pipelines.ts';
-import { syntheticQkv } from '../../src/attention/synthetic.ts';
+import { syntheticQkv } from '../../bench/synthetic/qkv.ts';
 import { COLUMN_BINS, DEFAULT_ATTENTION, type AttentionOptions, type HeadStats } from '../../src/engine/types.ts';
 import { createBuffer, liveBytes, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';

@@ -15,7 +15,7 @@ import { assertClose } from '../helpers/compare.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { createBuffer, liveBytes, readF32, releaseBuffer, STORAGE, uniformBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { sparsePlan, type SparsePlan } from '../../src/attention/options.ts';
-import { syntheticQkv } from '../../src/attention/synthetic.ts';
+import { syntheticQkv } from '../../bench/synthetic/qkv.ts';
 import { DEFAULT_ATTENTION, type KvDtype } from '../../src/engine/types.ts';
 import { paramsWords } from '../../kernels/attention_prefill.ts';
 import { SampleScores, samplingRef, scorePlan, scoreSource, rowSplits, type ScoreTile } from '../../kernels/sample_scores.ts';

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { runPrefill, runSparseCase } from '../cases/attention.ts';
 import { attentionRef } from '../../kernels/attention_prefill.ts';
-import { syntheticQkv } from '../../src/attention/synthetic.ts';
+import { syntheticQkv } from '../../bench/synthetic/qkv.ts';
 import { resolveAttentionOptions, selectionRule } from '../../src/attention/options.ts';
 import { DEFAULT_ATTENTION } from '../../src/engine/types.ts';
 import { InvalidOptionError } from '../../src/errors.ts';

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { testGpu } from '../helpers/gpu.ts';
 import { runPrefill } from '../cases/attention.ts';
 import { attentionRef, type TileOverrides } from '../../kernels/attention_prefill.ts';
-import { syntheticQkv, type SyntheticSpec } from '../../src/attention/synthetic.ts';
+import { syntheticQkv, type SyntheticSpec } from '../../bench/synthetic/qkv.ts';
 import { resolveAttentionOptions } from '../../src/attention/options.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions } from '../../src/engine/types.ts';
 import { InvalidOptionError } from '../../src/errors.ts';

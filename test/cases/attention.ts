@@ -10,7 +10,7 @@ import { f16ToF32, packF16, unpackF16 } from '../../src/loader/quant.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type HeadStats, type KvDtype } from '../../src/engine/types.ts';
 import { PrefillAttention } from '../../src/attention/index.ts';
 import { attentionRef, type TileOverrides } from '../../kernels/attention_prefill.ts';
-import { syntheticQkv, type SyntheticSpec } from '../../src/attention/synthetic.ts';
+import { syntheticQkv, type SyntheticSpec } from '../../bench/synthetic/qkv.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { assertClose, relL2 } from '../helpers/compare.ts';
 

@@ -8,14 +8,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FIXTURES, testGpu } from '../helpers/gpu.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { liveBytes } from '../../src/gpu/buffers.ts';
-import { createEngine, loadEngine, uploadWeight, type DenseEngine, type LoadEngineOptions } from '../../src/engine/index.ts';
+import { createEngine, loadEngine, type DenseEngine, type LoadEngineOptions } from '../../src/engine/index.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights } from '../../src/loader/weights.ts';
 import { readWeightF32 } from '../../src/loader/readback.ts';
 import type { GpuWeight } from '../../src/loader/formats.ts';
 import { ConfigError, ContextOverflowError, InvalidOptionError } from '../../src/errors.ts';
-import { SHAPES, syntheticSpec, syntheticWeights } from '../../src/engine/synthetic.ts';
+import { SHAPES, syntheticSpec, syntheticWeights, uploadWeight } from '../../bench/synthetic/weights.ts';
 import { releaseWeight } from '../../src/engine/weights.ts';
 import { Rng } from '../../src/util/rng.ts';
 
@@ -100,7 +100,7 @@ export function consistencyCases(): void {
       const weights = await loadWeights(ctx, fs, model.spec, model.plan, { format: 'f32', maxPartBytes: 64 * 1024 });
       expect(weights.get('lmHead')!.parts.length).toBeGreaterThan(1);
       expect(weights.get('embed')!.parts.length).toBeGreaterThan(1);
-      const e = await createEngine(ctx, { spec: model.spec, weights, contextLength: 64, prefillChunk: 64, attention: { attention: 'dense' } });
+      const e = await createEngine(ctx, { spec: model.spec, weights, contextLength: 64, prefillChunk: 64, kvDtype: 'f32', attention: { attention: 'dense' } });
       engines.push(e);
       const got = (await e.prefill(ids, { allLogits: true })).logits!;
       reference ??= (await (await open({ prefillChunk: 64 })).prefill(ids, { allLogits: true })).logits!;
@@ -120,7 +120,7 @@ export function consistencyCases(): void {
         const wq = await loadWeights(ctx, fs, model.spec, model.plan, { format });
         const wf = new Map<string, GpuWeight>();
         for (const [name, w] of wq) wf.set(name, uploadWeight(ctx, name, await readWeightF32(ctx, w), w.shape));
-        const opts = { spec: model.spec, contextLength: 16, prefillChunk: 12, attention: { attention: 'dense' as const } };
+        const opts = { spec: model.spec, contextLength: 16, prefillChunk: 12, kvDtype: 'f32' as const, attention: { attention: 'dense' as const } };
         const eq = await createEngine(ctx, { ...opts, weights: wq });
         engines.push(eq);
         const ef = await createEngine(ctx, { ...opts, weights: wf });
@@ -168,8 +168,13 @@ export function consistencyCases(): void {
       expect(await e.argmax()).toBe(sorted[0]);
     });
 
-    it('generateGreedy (ids kept on the GPU) gives the ids of stepped greedy decoding and stops at a stop id', async () => {
+    it('the greedy decode loop (ids kept on the GPU) gives the ids of stepped greedy decoding, stops at a stop id and at a full cache', async () => {
       const e = engines[0];
+      const loop = async (o: Parameters<DenseEngine['decode']>[0]) => {
+        const out: number[] = [];
+        for await (const id of e.decode(o)) out.push(id);
+        return out;
+      };
       e.truncate(0);
       await e.prefill(ids.slice(0, 20));
       const first = await e.argmax();
@@ -177,18 +182,31 @@ export function consistencyCases(): void {
       let id = first;
       for (let i = 0; i < 12; i++) { await e.decodeStep(id); id = await e.argmax(); stepped.push(id); }
       const logits = await e.readLogits();
-      e.truncate(20);
-      expect(await e.generateGreedy(first, 12)).toEqual(stepped);
+      // Back to the prompt's logits (a prefill of its last token), then the loop.
+      const again = async () => { e.truncate(19); await e.prefill(ids.slice(19, 20)); };
+      await again();
+      expect(await loop({ maxTokens: 13 })).toEqual([first, ...stepped]);
       expect(e.kvLength).toBe(32);
-      assertClose(await e.readLogits(), logits, 'logits after generateGreedy', 1e-6, 1e-7);
-      // Stop at the first occurrence of stepped[4]: it is returned, and the cache ends before it.
-      const k = stepped.indexOf(stepped[4]);
-      e.truncate(20);
-      expect(await e.generateGreedy(first, 12, { stopIds: [stepped[4]] })).toEqual(stepped.slice(0, k + 1));
-      expect(e.kvLength).toBe(20 + k + 1);
-      await e.decodeStep(stepped[k]);
-      expect(await e.argmax()).toBe(stepped[k + 1]);
-      await expect(e.generateGreedy(first, 64)).rejects.toBeInstanceOf(ContextOverflowError);
+      assertClose(await e.readLogits(), logits, 'logits after the decode loop', 1e-6, 1e-7);
+      // Stop at the first occurrence of stepped[4]: it is yielded, and the cache ends before it.
+      const seq = [first, ...stepped];
+      const k = seq.indexOf(stepped[4]);
+      await again();
+      expect(await loop({ maxTokens: 13, stopIds: [stepped[4]] })).toEqual(seq.slice(0, k + 1));
+      expect(e.kvLength).toBe(20 + k);
+      await e.decodeStep(seq[k]);
+      expect(await e.argmax()).toBe(seq[k + 1]);
+      // A consumer that stops early: the cache holds every id it took but the last.
+      await again();
+      for await (const t of e.decode({ maxTokens: 13 })) if (t === stepped[2]) break;
+      expect(e.kvLength).toBe(20 + seq.indexOf(stepped[2]));
+      // The loop ends when the cache is full: contextLength - 20 + 1 ids, the last one not appended.
+      await again();
+      const full = await loop({ maxTokens: 64 });
+      expect(full.slice(0, 13)).toEqual([first, ...stepped]);
+      expect(full.length).toBe(e.contextLength - 20 + 1);
+      expect(e.kvLength).toBe(e.contextLength);
+      await expect(e.decodeStep(full[full.length - 1])).rejects.toBeInstanceOf(ContextOverflowError);
     });
   });
 }

@@ -3,7 +3,10 @@
  * top-1 agreement of all-position logits, max |logit difference|, and the
  * first greedy tokens through prefill + KV-cache decode.
  */
-import type { Engine, PrefillOptions } from '../../src/engine/types.ts';
+import type { Engine, PrefillOptions, SparsityReport } from '../../src/engine/types.ts';
+
+/** The model-level bars (issue 6): top-1 agreement over all positions at alpha 0.95 and 0.99. */
+export const BARS = [{ alpha: 0.95, top1: 0.98 }, { alpha: 0.99, top1: 0.99 }] as const;
 
 export interface LogitAgreement {
   /** Positions compared (rows of the [n, vocab] logits). */
@@ -56,4 +59,11 @@ export async function prefillAndGreedy(engine: Engine, ids: number[], steps: num
     if (k + 1 < steps) await engine.decodeStep(id);
   }
   return { logits: r.logits!, greedy, sparsity: r.sparsity, ms: r.ms };
+}
+
+/** One line of a sparse prefill's report, for the test log. */
+export function sparsityLine(s: SparsityReport | undefined): string {
+  if (!s) return 'no sparsity report';
+  const cra = s.heads.length ? s.heads.reduce((a, h) => a + h.cra, 0) / s.heads.length : NaN;
+  return `mode ${s.mode}, ${s.heads.length} heads, mean area ${s.meanAreaFraction.toFixed(3)}, mean sampled CRA ${cra.toFixed(4)}`;
 }

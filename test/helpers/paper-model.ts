@@ -1,7 +1,7 @@
 /** Full-size model specs and weight plans without any file, for memory-plan tests. */
 import { parseConfig, weightPlan } from '../../models/index.ts';
 import type { TensorEntry } from '../../src/loader/source.ts';
-import { syntheticConfig, syntheticTensors, type SyntheticOptions } from '../../src/loader/synthetic.ts';
+import { syntheticConfig, syntheticTensors, type SyntheticOptions } from '../../bench/synthetic/checkpoint.ts';
 
 /** Spec and recipes of a model without any file (fake offsets, 2 bytes per element: plans read shapes only). */
 export function paperModel(o: SyntheticOptions) {

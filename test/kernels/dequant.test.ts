@@ -237,7 +237,7 @@ describe('engine prefill through the dequantization scratch (internlm2-tiny q4)'
       for (const prefillDequant of ['none', 'f32'] as const) {
         const prefillDequantMinRows = prefillDequant === 'none' ? NEVER : 8;
         const e = await createEngine(ctx, {
-          spec: model.spec, weights, ownsWeights: false, contextLength: 16, prefillChunk: 12, attention: { attention: 'dense' },
+          spec: model.spec, weights, ownsWeights: false, contextLength: 16, prefillChunk: 12, kvDtype: 'f32', attention: { attention: 'dense' },
           linear: { prefillDequantMinRows },
         });
         try {

@@ -8,7 +8,7 @@ import { nodeSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
 import { limitsOf, planMemory } from '../../src/loader/memory-plan.ts';
-import { syntheticOfSize, writeSyntheticModel } from '../../src/loader/synthetic.ts';
+import { syntheticOfSize, writeSyntheticModel } from '../../bench/synthetic/checkpoint.ts';
 import { liveBytes } from '../../src/gpu/buffers.ts';
 
 // A gc() without changing the shared vitest config (same as node --expose-gc).

@@ -26,38 +26,39 @@ describe('memory plan', () => {
     expect(q4.kvCacheBytes).toBe(4096 * 128 * 1024);
   });
 
+  // 512-row chunks: the figures below were set with the planner's old default chunk (now the engine's, up to 4096).
   it('over budget: GpuLimitError with the numbers and a suggestion that does fit', () => {
     const { spec, plan } = paperModel(INTERNLM2_7B);
     const budget = 10 * 2 ** 30;
     let err: GpuLimitError | undefined;
     try {
-      checkPlan(spec, plan, BIG_LIMITS, { format: 'f16', contextLength: 4096, budgetBytes: budget });
+      checkPlan(spec, plan, BIG_LIMITS, { format: 'f16', contextLength: 4096, prefillChunk: 512, budgetBytes: budget });
     } catch (e) { err = e as GpuLimitError; }
     expect(err).toBeInstanceOf(GpuLimitError);
     expect(err!.message).toMatch(/needs .* MiB \(weights .* MiB in f16 \+ KV cache .* MiB for 4096 tokens .*budget is 10240\.0 MiB; try --weights q8/);
     const s = err!.details.suggestion as { format: 'q8'; contextLength: number };
-    expect(planMemory(spec, plan, BIG_LIMITS, { format: s.format, contextLength: s.contextLength }).totalBytes).toBeLessThanOrEqual(budget);
+    expect(planMemory(spec, plan, BIG_LIMITS, { format: s.format, contextLength: s.contextLength, prefillChunk: 512 }).totalBytes).toBeLessThanOrEqual(budget);
     // A budget where even q4 needs a shorter context.
     try {
-      checkPlan(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: 32768, budgetBytes: 6 * 2 ** 30 });
+      checkPlan(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: 32768, prefillChunk: 512, budgetBytes: 6 * 2 ** 30 });
       throw new Error('should not fit');
     } catch (e) {
       expect((e as Error).message).toMatch(/try --weights q4 --context \d+/);
       const c = (e as GpuLimitError).details.suggestion as { contextLength: number };
       expect(c.contextLength % 256).toBe(0);
-      expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength }).totalBytes).toBeLessThanOrEqual(6 * 2 ** 30);
-      expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength + 256 }).totalBytes).toBeGreaterThan(6 * 2 ** 30);
+      expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength, prefillChunk: 512 }).totalBytes).toBeLessThanOrEqual(6 * 2 ** 30);
+      expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength + 256, prefillChunk: 512 }).totalBytes).toBeGreaterThan(6 * 2 ** 30);
     }
   });
 
   it('fittingFormat keeps f16 when it fits and says why when it does not', () => {
     const { spec, plan } = paperModel(INTERNLM2_7B);
-    expect(fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 40 * 2 ** 30 })).toMatchObject({ plan: { format: 'f16' }, note: undefined });
-    const q8 = fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 10 * 2 ** 30 });
+    expect(fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, prefillChunk: 512, budgetBytes: 40 * 2 ** 30 })).toMatchObject({ plan: { format: 'f16' }, note: undefined });
+    const q8 = fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, prefillChunk: 512, budgetBytes: 10 * 2 ** 30 });
     expect(q8.plan.format).toBe('q8');
     expect(q8.note).toMatch(/f16 weights need 15589\.0 MiB in all, more than the budget of 10240\.0 MiB: loading q8/);
-    expect(fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 6 * 2 ** 30 }).plan.format).toBe('q4');
-    expect(() => fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, budgetBytes: 2 * 2 ** 30 })).toThrow(GpuLimitError);
+    expect(fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, prefillChunk: 512, budgetBytes: 6 * 2 ** 30 }).plan.format).toBe('q4');
+    expect(() => fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, prefillChunk: 512, budgetBytes: 2 * 2 ** 30 })).toThrow(GpuLimitError);
   });
 
   it('a 128K context with 4096-row chunks fits a 2 GiB binding limit (no buffer grows with chunk x context)', () => {

@@ -7,7 +7,7 @@ import { readCheckpoint, readSafetensorsHeader } from '../../src/loader/safetens
 import { writeSafetensors } from '../../src/loader/safetensors-write.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
-import { writeSyntheticModel, type SyntheticOptions } from '../../src/loader/synthetic.ts';
+import { writeSyntheticModel, type SyntheticOptions } from '../../bench/synthetic/checkpoint.ts';
 import { readTensorF32 } from '../../src/loader/weights.ts';
 import { ConfigError, MissingFileError, ModelFormatError, SieveError, UnsupportedModelError } from '../../src/errors.ts';
 import { Rng } from '../../src/util/rng.ts';

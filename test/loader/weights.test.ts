@@ -10,8 +10,8 @@ import { packF16, quantizeQ4, quantizeQ8, dequantize } from '../../src/loader/qu
 import { liveBytes } from '../../src/gpu/buffers.ts';
 import { AbortedError, NetworkError } from '../../src/errors.ts';
 import type { FileSource } from '../../src/loader/source.ts';
-import { structuredSource } from '../../src/synthetic/source.ts';
-import { PRESETS } from '../../src/synthetic/structured.ts';
+import { structuredSource } from '../../bench/synthetic/source.ts';
+import { PRESETS } from '../../bench/synthetic/structured.ts';
 
 const MODELS = ['golden/chatglm2-tiny', 'golden/internlm2-tiny', 'stories260k'];
 

@@ -1,15 +1,15 @@
-// The TTFT harness's synthesized folder (e2e/ttft.synthetic.ts) with its bytes made by worker
+// The TTFT harness's synthesized folder (bench/ttft/synthetic.ts) with its bytes made by worker
 // threads (--presynth on / ahead): every read equals structuredSource's bytes, whatever the
 // chunk boundaries, read order or memory bound; and the F16 fast rounding matches f32ToF16.
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { prepareSynthetic, type PresynthOptions } from '../../e2e/ttft.synthetic.ts';
+import { prepareSynthetic, type PresynthOptions } from '../../bench/ttft/synthetic.ts';
 import { f32ToF16 } from '../../src/loader/quant.ts';
-import { structuredSource } from '../../src/synthetic/source.ts';
-import { PRESETS } from '../../src/synthetic/structured.ts';
+import { structuredSource } from '../../bench/synthetic/source.ts';
+import { PRESETS } from '../../bench/synthetic/structured.ts';
 import { Rng } from '../../src/util/rng.ts';
 
-const workerUrl = new URL('../../scripts/ttft.mjs', import.meta.url);
+const workerUrl = new URL('../../bench/ttft/chromium.mjs', import.meta.url);
 const overrides = { dtype: 'F16' as const, shardBytes: 1 << 20 }; // internlm2-tiny in 3 shards
 
 describe('presynthesized synthetic folder', () => {
@@ -18,7 +18,7 @@ describe('presynthesized synthetic folder', () => {
     const p: PresynthOptions = { mode, workers: 2, workerUrl, chunkBytes: 96 << 10, budgetBytes: 4 * (96 << 10) };
     const folder = await prepareSynthetic('internlm2-tiny', overrides, 128, p);
     try {
-      expect(fileURLToPath(workerUrl)).toMatch(/ttft\.mjs$/);
+      expect(fileURLToPath(workerUrl)).toMatch(/ttft[/\\]chromium\.mjs$/);
       expect(folder.files).toEqual(ref.files);
       expect(folder.files.length).toBeGreaterThan(1);
       await folder.ready;

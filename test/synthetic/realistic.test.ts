@@ -1,5 +1,5 @@
 /**
- * The realistic Q/K generator (src/attention/synthetic.ts, kind 'realistic'):
+ * The realistic Q/K generator (bench/synthetic/qkv.ts, kind 'realistic'):
  * on the CPU, the background share of each head stays in a realistic range
  * and SampleAttention's area does not grow with the length (selectionRef, the
  * spec's selection as the GPU does it); heads differ; the head parameters do
@@ -7,9 +7,9 @@
  * on these inputs at the issue's kernel-level bars, with the needle.
  */
 import { describe, expect, it } from 'vitest';
-import { realisticQkv, syntheticQkv } from '../../src/attention/synthetic.ts';
+import { realisticQkv, syntheticQkv } from '../../bench/synthetic/qkv.ts';
 import { DEFAULT_ATTENTION } from '../../src/engine/types.ts';
-import { selectionRef } from '../../src/synthetic/analyze.ts';
+import { selectionRef } from '../../bench/synthetic/analyze.ts';
 import { runSparseCase } from '../cases/attention.ts';
 import { testGpu } from '../helpers/gpu.ts';
 

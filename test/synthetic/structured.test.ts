@@ -15,10 +15,10 @@ import { readWeightF32 } from '../../src/loader/readback.ts';
 import { readCheckpoint } from '../../src/loader/safetensors.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { loadWeights, readRecipeF32, releaseWeights } from '../../src/loader/weights.ts';
-import { attentionRow, layerQK, rowMass } from '../../src/synthetic/analyze.ts';
-import { syntheticPrompt } from '../../src/synthetic/prompt.ts';
-import { structuredSource, writeStructuredModel } from '../../src/synthetic/source.ts';
-import { PRESETS, roleOf, TOKENS, type StructuredOptions } from '../../src/synthetic/structured.ts';
+import { attentionRow, layerQK, rowMass } from '../../bench/synthetic/analyze.ts';
+import { syntheticPrompt } from '../../bench/synthetic/prompt.ts';
+import { structuredSource, writeStructuredModel } from '../../bench/synthetic/source.ts';
+import { PRESETS, roleOf, TOKENS, type StructuredOptions } from '../../bench/synthetic/structured.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 const SMALL: Record<'internlm2' | 'chatglm2', StructuredOptions> = {
