@@ -104,31 +104,37 @@ function buildFor(mode: string) {
 
 // One config for the demo (root: demo/), the e2e test pages, the library builds
 // (above) and the unit tests (vitest, Node + Dawn).
-export default defineConfig(({ mode }) => ({
-  // (the `test` block is vitest's; vite's own type does not know it)
-  root: '.',
-  // demo/public/models/ (filled by scripts/setup.sh) is served at /models/.
-  publicDir: 'demo/public',
-  plugins: [demoAtRoot, ...(mode === 'lib' ? [libWorkerEntry] : mode === 'cli' ? [] : [oneFileLib])],
-  build: buildFor(mode),
-  worker: { format: 'es' },
-  server: {
-    host: '127.0.0.1', port: 5173, strictPort: false, fs: { allow: ['.'] },
-    // Playwright's server (SIEVE_E2E=1): no HMR and no file watching, so edits
-    // elsewhere in the shared checkout never reload a page mid-test.
-    ...(process.env.SIEVE_E2E ? { hmr: false, watch: null } : {}),
-  },
-  // Pre-bundled at startup (the worker's imports are found late otherwise, and
-  // discovering them reloads the page).
-  optimizeDeps: { include: ['@huggingface/jinja', '@huggingface/tokenizers', '@zip.js/zip.js'] },
-  test: {
-    include: ['test/**/*.test.ts'],
-    pool: 'forks',
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
-    // Two test files at once: one file's SwiftShader work used ~1.1 of CI's 2 cores
-    // (sequential: 916 s of vitest; two at a time: 577 s, every test passing).
-    fileParallelism: true,
-    maxWorkers: 2,
-  },
-} as UserConfig));
+export default defineConfig(
+  ({ mode }) =>
+    ({
+      // (the `test` block is vitest's; vite's own type does not know it)
+      root: '.',
+      // demo/public/models/ (filled by scripts/setup.sh) is served at /models/.
+      publicDir: 'demo/public',
+      plugins: [demoAtRoot, ...(mode === 'lib' ? [libWorkerEntry] : mode === 'cli' ? [] : [oneFileLib])],
+      build: buildFor(mode),
+      worker: { format: 'es' },
+      server: {
+        host: '127.0.0.1',
+        port: 5173,
+        strictPort: false,
+        fs: { allow: ['.'] },
+        // Playwright's server (SIEVE_E2E=1): no HMR and no file watching, so edits
+        // elsewhere in the shared checkout never reload a page mid-test.
+        ...(process.env.SIEVE_E2E ? { hmr: false, watch: null } : {}),
+      },
+      // Pre-bundled at startup (the worker's imports are found late otherwise, and
+      // discovering them reloads the page).
+      optimizeDeps: { include: ['@huggingface/jinja', '@huggingface/tokenizers', '@zip.js/zip.js'] },
+      test: {
+        include: ['test/**/*.test.ts'],
+        pool: 'forks',
+        testTimeout: 120_000,
+        hookTimeout: 120_000,
+        // Two test files at once: one file's SwiftShader work used ~1.1 of CI's 2 cores
+        // (sequential: 916 s of vitest; two at a time: 577 s, every test passing).
+        fileParallelism: true,
+        maxWorkers: 2,
+      },
+    }) as UserConfig,
+);

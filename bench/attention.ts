@@ -31,17 +31,33 @@ import { DEFAULT_ATTENTION, type AttentionOptions } from '../src/engine/types.ts
 import { adapterRecord, benchArgs, finish } from './common.ts';
 
 const args = benchArgs({
-  sizes: { type: 'string' }, alphas: { type: 'string' }, inputs: { type: 'string' }, heads: { type: 'string' },
-  'kv-heads': { type: 'string' }, dim: { type: 'string' }, chunk: { type: 'string' }, iters: { type: 'string' },
-  tile: { type: 'string' }, modes: { type: 'string' }, check: { type: 'boolean' },
-  fallback: { type: 'string' }, selection: { type: 'string' }, 'sample-only': { type: 'boolean' },
+  sizes: { type: 'string' },
+  alphas: { type: 'string' },
+  inputs: { type: 'string' },
+  heads: { type: 'string' },
+  'kv-heads': { type: 'string' },
+  dim: { type: 'string' },
+  chunk: { type: 'string' },
+  iters: { type: 'string' },
+  tile: { type: 'string' },
+  modes: { type: 'string' },
+  check: { type: 'boolean' },
+  fallback: { type: 'string' },
+  selection: { type: 'string' },
+  'sample-only': { type: 'boolean' },
 });
-const fallbacks = String(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea).split(',').map(Number);
+const fallbacks = String(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea)
+  .split(',')
+  .map(Number);
 const selections = String(args.selection ?? DEFAULT_ATTENTION.selection).split(',') as ('auto' | 'group' | 'topup' | 'head')[];
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
-const sizes = String(args.sizes ?? (soft ? '256,512' : '4096,8192,16384,32768,65536,131072')).split(',').map(Number);
-const alphas = String(args.alphas ?? '0.95,0.8').split(',').map(Number);
+const sizes = String(args.sizes ?? (soft ? '256,512' : '4096,8192,16384,32768,65536,131072'))
+  .split(',')
+  .map(Number);
+const alphas = String(args.alphas ?? '0.95,0.8')
+  .split(',')
+  .map(Number);
 const INPUT_KINDS = { structured: 'realistic', 'structured-flat': 'planted', random: 'random' } as const;
 const inputs = String(args.inputs ?? 'structured,structured-flat,random').split(',') as (keyof typeof INPUT_KINDS)[];
 for (const i of inputs) if (!(i in INPUT_KINDS)) throw new Error(`--inputs: unknown '${i}' (one of ${Object.keys(INPUT_KINDS).join(', ')})`);
@@ -67,81 +83,109 @@ const results: unknown[] = [];
 let source = 'wall';
 const PHASES = ['sampling', 'selection', 'sparse'] as const;
 
-for (const seqLen of sizes) for (const [ti, tile] of tiles.entries()) {
-  const tileTag = tiles.length > 1 ? ` ${tileNames[ti]}` : '';
-  const maxRows = Math.min(seqLen, chunkRows);
-  const chunks: { pos: number; rows: number }[] = [];
-  for (let pos = 0; pos < seqLen; pos += maxRows) chunks.push({ pos, rows: Math.min(maxRows, seqLen - pos) });
-  const iters = Number(args.iters ?? (seqLen >= 65536 ? 1 : 3));
-  const prefillDims = { nHeads, nKvHeads, headDim, kvDtype: 'f32' as const, capacity: seqLen, maxRows };
-  const attn = await PrefillAttention.create(ctx, prefillDims, { tile, sparse: !denseOnly });
-  for (const input of inputs) {
-    const gen = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim, kind: INPUT_KINDS[input], seed: 5, needle: Math.floor(seqLen * 0.3) });
-    const k = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_k'); // (nKvHeads, seqLen, headDim)
-    const v = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_v');
-    for (let h = 0; h < nKvHeads; h++) {
-      writeBuffer(ctx, k, h * seqLen * headDim * 4, gen.k);
-      writeBuffer(ctx, v, h * seqLen * headDim * 4, gen.v);
-    }
-    const rowW = nHeads * headDim;
-    const qs = chunks.map((c) => {
-      const q = new Float32Array(c.rows * rowW); // (rows, nHeads * headDim): the group's heads repeated per KV head
-      for (let r = 0; r < c.rows; r++) {
-        const src = gen.q.subarray((c.pos + r) * group * headDim, (c.pos + r + 1) * group * headDim);
-        for (let h = 0; h < nKvHeads; h++) q.set(src, r * rowW + h * group * headDim);
+for (const seqLen of sizes)
+  for (const [ti, tile] of tiles.entries()) {
+    const tileTag = tiles.length > 1 ? ` ${tileNames[ti]}` : '';
+    const maxRows = Math.min(seqLen, chunkRows);
+    const chunks: { pos: number; rows: number }[] = [];
+    for (let pos = 0; pos < seqLen; pos += maxRows) chunks.push({ pos, rows: Math.min(maxRows, seqLen - pos) });
+    const iters = Number(args.iters ?? (seqLen >= 65536 ? 1 : 3));
+    const prefillDims = { nHeads, nKvHeads, headDim, kvDtype: 'f32' as const, capacity: seqLen, maxRows };
+    const attn = await PrefillAttention.create(ctx, prefillDims, { tile, sparse: !denseOnly });
+    for (const input of inputs) {
+      const gen = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim, kind: INPUT_KINDS[input], seed: 5, needle: Math.floor(seqLen * 0.3) });
+      const k = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_k'); // (nKvHeads, seqLen, headDim)
+      const v = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_v');
+      for (let h = 0; h < nKvHeads; h++) {
+        writeBuffer(ctx, k, h * seqLen * headDim * 4, gen.k);
+        writeBuffer(ctx, v, h * seqLen * headDim * 4, gen.v);
       }
-      return uploadBuffer(ctx, q, 'bench_q');
-    });
-    const out = createBuffer(ctx, maxRows * rowW * 4, STORAGE.rw, 'bench_out');
-    const run = async (opts: AttentionOptions, op = attn) => {
-      const t = await timeGpu(ctx, (enc, pass) => {
-        const timer = { pass } as unknown as GpuTimer;
-        chunks.forEach((c, i) => op.encode(enc, { q: qs[i], kv: { k, v }, out, pos: c.pos, rows: c.rows, layer: 0 }, opts, timer));
-      }, { warmup: 1, iters });
-      source = t.source;
-      const phase: Record<string, number> = {};
-      for (const p of t.passes) {
-        const name = p.label.replace(/^attention\./, '');
-        phase[name] = (phase[name] ?? 0) + p.ms;
-      }
-      const stats = await op.readStats();
-      const n = stats.length || 1;
-      return {
-        ms: t.ms, allMs: t.all, phase,
-        areaFraction: stats.length ? stats.reduce((a, s) => a + s.areaFraction, 0) / n : 1,
-        selected: stats.reduce((a, s) => a + s.selected, 0) / n,
-        cra: stats.length ? stats.reduce((a, s) => a + s.cra, 0) / n : 1,
-        /** Fraction of (chunk, head) stats the selection sent to the dense fallback. */
-        denseFallback: stats.length ? stats.filter((s) => s.areaFraction === 1).length / n : 0,
+      const rowW = nHeads * headDim;
+      const qs = chunks.map((c) => {
+        const q = new Float32Array(c.rows * rowW); // (rows, nHeads * headDim): the group's heads repeated per KV head
+        for (let r = 0; r < c.rows; r++) {
+          const src = gen.q.subarray((c.pos + r) * group * headDim, (c.pos + r + 1) * group * headDim);
+          for (let h = 0; h < nKvHeads; h++) q.set(src, r * rowW + h * group * headDim);
+        }
+        return uploadBuffer(ctx, q, 'bench_q');
+      });
+      const out = createBuffer(ctx, maxRows * rowW * 4, STORAGE.rw, 'bench_out');
+      const run = async (opts: AttentionOptions, op = attn) => {
+        const t = await timeGpu(
+          ctx,
+          (enc, pass) => {
+            const timer = { pass } as unknown as GpuTimer;
+            chunks.forEach((c, i) => op.encode(enc, { q: qs[i], kv: { k, v }, out, pos: c.pos, rows: c.rows, layer: 0 }, opts, timer));
+          },
+          { warmup: 1, iters },
+        );
+        source = t.source;
+        const phase: Record<string, number> = {};
+        for (const p of t.passes) {
+          const name = p.label.replace(/^attention\./, '');
+          phase[name] = (phase[name] ?? 0) + p.ms;
+        }
+        const stats = await op.readStats();
+        const n = stats.length || 1;
+        return {
+          ms: t.ms,
+          allMs: t.all,
+          phase,
+          areaFraction: stats.length ? stats.reduce((a, s) => a + s.areaFraction, 0) / n : 1,
+          selected: stats.reduce((a, s) => a + s.selected, 0) / n,
+          cra: stats.length ? stats.reduce((a, s) => a + s.cra, 0) / n : 1,
+          /** Fraction of (chunk, head) stats the selection sent to the dense fallback. */
+          denseFallback: stats.length ? stats.filter((s) => s.areaFraction === 1).length / n : 0,
+        };
       };
-    };
-    let causal = 0;
-    for (let i = 0; i < seqLen; i++) causal += i + 1;
-    const flops = 4 * headDim * nHeads * causal;
-    const dense = sampleOnly ? undefined : await run({ ...DEFAULT_ATTENTION, attention: 'dense' });
-    const speedup = (ms: number) => (dense ? (dense.ms / ms).toFixed(2) : '-');
-    // --check: 8 rows of the last chunk's dense output (every head) against an f64 CPU softmax.
-    const checkErr = args.check && dense ? await checkRows(out, chunks[chunks.length - 1], gen, rowW) : undefined;
-    if (checkErr !== undefined) console.log(`check S=${seqLen} ${input}: dense max abs error over 8 rows ${checkErr.toExponential(2)}`);
-    if (dense) {
-      const tflops = flops / (dense.ms * 1e-3) / 1e12;
-      rows.push([seqLen, input, `dense${tileTag}`, '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-']);
-      results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
+      let causal = 0;
+      for (let i = 0; i < seqLen; i++) causal += i + 1;
+      const flops = 4 * headDim * nHeads * causal;
+      const dense = sampleOnly ? undefined : await run({ ...DEFAULT_ATTENTION, attention: 'dense' });
+      const speedup = (ms: number) => (dense ? (dense.ms / ms).toFixed(2) : '-');
+      // --check: 8 rows of the last chunk's dense output (every head) against an f64 CPU softmax.
+      const checkErr = args.check && dense ? await checkRows(out, chunks[chunks.length - 1], gen, rowW) : undefined;
+      if (checkErr !== undefined) console.log(`check S=${seqLen} ${input}: dense max abs error over 8 rows ${checkErr.toExponential(2)}`);
+      if (dense) {
+        const tflops = flops / (dense.ms * 1e-3) / 1e12;
+        rows.push([seqLen, input, `dense${tileTag}`, '-', dense.ms.toFixed(2), '1.00', tflops.toFixed(2), '1.000', '-', '-', '-']);
+        results.push({ seqLen, input, mode: 'dense', nHeads, nKvHeads, headDim, chunkRows: maxRows, tile: attn.tilePlan, ...dense, tflops, checkErr });
+      }
+      for (const alpha of denseOnly ? [] : alphas)
+        for (const denseFallbackArea of fallbacks)
+          for (const selection of selections) {
+            const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, denseFallbackArea, selection });
+            const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
+            const tag = `${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}${selections.length > 1 ? `/${selection}` : ''}`;
+            rows.push([seqLen, input, `sample${tag}${tileTag}`, alpha, s.ms.toFixed(2), speedup(s.ms), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
+            results.push({
+              seqLen,
+              input,
+              mode: 'sample',
+              tile: attn.tilePlan,
+              denseFallbackArea,
+              selection,
+              alpha,
+              nHeads,
+              nKvHeads,
+              headDim,
+              chunkRows: maxRows,
+              ...s,
+              speedup: dense ? dense.ms / s.ms : undefined,
+            });
+          }
+      for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
     }
-    for (const alpha of denseOnly ? [] : alphas) for (const denseFallbackArea of fallbacks) for (const selection of selections) {
-      const s = await run({ ...DEFAULT_ATTENTION, attention: 'sample', alpha, minSparseLen: 0, denseFallbackArea, selection });
-      const f = (p: string) => (s.phase[p] ?? 0).toFixed(2);
-      const tag = `${fallbacks.length > 1 ? `@${denseFallbackArea}` : ''}${selections.length > 1 ? `/${selection}` : ''}`;
-      rows.push([seqLen, input, `sample${tag}${tileTag}`, alpha, s.ms.toFixed(2), speedup(s.ms), '-', s.areaFraction.toFixed(3), ...PHASES.map(f)]);
-      results.push({ seqLen, input, mode: 'sample', tile: attn.tilePlan, denseFallbackArea, selection, alpha, nHeads, nKvHeads, headDim, chunkRows: maxRows, ...s, speedup: dense ? dense.ms / s.ms : undefined });
-    }
-    for (const b of [k, v, out, ...qs]) releaseBuffer(ctx, b);
+    attn.destroy();
   }
-  attn.destroy();
-}
 
 /** Max abs error of 8 spread rows of `out` (the chunk's dense result) vs an f64 reference (K/V of one group, repeated). */
-async function checkRows(out: GPUBuffer, c: { pos: number; rows: number }, gen: { q: Float32Array; k: Float32Array; v: Float32Array }, rowW: number): Promise<number> {
+async function checkRows(
+  out: GPUBuffer,
+  c: { pos: number; rows: number },
+  gen: { q: Float32Array; k: Float32Array; v: Float32Array },
+  rowW: number,
+): Promise<number> {
   const got = await readF32(ctx, out, c.rows * rowW);
   let worst = 0;
   for (let t = 0; t < 8; t++) {
@@ -170,9 +214,16 @@ async function checkRows(out: GPUBuffer, c: { pos: number; rows: number }, gen: 
   return worst;
 }
 
-finish({
-  bench: 'attention', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: source,
-  header: ['S', 'input', 'mode', 'alpha', 'ms', 'speedup', 'TFLOP/s', 'area', 'sampling ms', 'selection ms', 'sparse ms'],
-  rows, results,
-}, args.json);
+finish(
+  {
+    bench: 'attention',
+    date: new Date().toISOString(),
+    adapter: adapterRecord(ctx),
+    timing: source,
+    header: ['S', 'input', 'mode', 'alpha', 'ms', 'speedup', 'TFLOP/s', 'area', 'sampling ms', 'selection ms', 'sparse ms'],
+    rows,
+    results,
+  },
+  args.json,
+);
 ctx.destroy();

@@ -33,7 +33,9 @@ export interface BenchReport {
 
 /** Prints the table and writes the JSON (when --json was given). */
 export function finish(report: BenchReport, jsonPath?: string | boolean): void {
-  console.log(`# ${report.bench} on ${report.adapter.vendor} ${report.adapter.architecture} ${report.adapter.description} (${report.adapter.backend}), timing: ${report.timing}`);
+  console.log(
+    `# ${report.bench} on ${report.adapter.vendor} ${report.adapter.architecture} ${report.adapter.description} (${report.adapter.backend}), timing: ${report.timing}`,
+  );
   if (report.adapter.isSoftware) console.log('# NOTE: software adapter (SwiftShader): these are not GPU figures');
   console.log(table(report.rows, report.header));
   if (typeof jsonPath === 'string') {

@@ -48,7 +48,10 @@ function weight(format: WeightFormat, rowsN: number, k: number, group: number): 
   let scales: GPUBuffer | undefined;
   if (format === 'f16') {
     const h = new Uint16Array(n);
-    for (let e = 0; e < n; e++) { h[e] = f32ToF16(rng.next() - 0.5); val[e] = f16ToF32(h[e]); }
+    for (let e = 0; e < n; e++) {
+      h[e] = f32ToF16(rng.next() - 0.5);
+      val[e] = f16ToF32(h[e]);
+    }
     data = upload(h, 'w');
   } else {
     const sc = new Uint16Array(n / group);
@@ -73,7 +76,14 @@ function weight(format: WeightFormat, rowsN: number, k: number, group: number): 
   return { w, val, bufs: scales ? [data, scales] : [data] };
 }
 
-async function linearCase(lin: TensorLinear, format: WeightFormat, m: number, n: number, k: number, opts: { group?: number; bias?: boolean; gateUp?: boolean } = {}): Promise<void> {
+async function linearCase(
+  lin: TensorLinear,
+  format: WeightFormat,
+  m: number,
+  n: number,
+  k: number,
+  opts: { group?: number; bias?: boolean; gateUp?: boolean } = {},
+): Promise<void> {
   const group = opts.group ?? 32;
   const wr = opts.gateUp ? 2 * n : n;
   const { w, val, bufs } = weight(format, wr, k, group);
@@ -95,7 +105,11 @@ async function linearCase(lin: TensorLinear, format: WeightFormat, m: number, n:
   for (let t = 0; t < 200; t++) {
     const i = t === 0 ? m - 1 : Math.floor(rng.next() * m);
     const j = t === 0 ? n - 1 : Math.floor(rng.next() * n);
-    const dot = (row: number) => { let s = 0; for (let q = 0; q < k; q++) s += r16(x[i * k + q]) * val[row * k + q]; return s; };
+    const dot = (row: number) => {
+      let s = 0;
+      for (let q = 0; q < k; q++) s += r16(x[i * k + q]) * val[row * k + q];
+      return s;
+    };
     let ref = dot(j);
     if (opts.gateUp) ref = (ref / (1 + Math.exp(-ref))) * dot(n + j);
     else if (opts.bias) ref += bias[j];
@@ -105,7 +119,13 @@ async function linearCase(lin: TensorLinear, format: WeightFormat, m: number, n:
   d.destroy();
   for (const b of [bx, bb, by, ...bufs]) releaseBuffer(ctx, b);
   const kind = opts.gateUp ? 'gate/up' : opts.bias ? '+bias' : '';
-  record('tensor', `linear ${format}${kind ? ' ' + kind : ''}`, `${m}x${n}x${k}${format === 'f16' ? '' : ' g' + group}`, maxErr / Math.max(maxRef, 1e-30), 1e-3);
+  record(
+    'tensor',
+    `linear ${format}${kind ? ' ' + kind : ''}`,
+    `${m}x${n}x${k}${format === 'f16' ? '' : ' g' + group}`,
+    maxErr / Math.max(maxRef, 1e-30),
+    1e-3,
+  );
 }
 
 async function attentionCase(s: number, h: number, hkv: number, step: number, qScale = 1): Promise<void> {
@@ -143,7 +163,10 @@ async function attentionCase(s: number, h: number, hkv: number, step: number, qS
       mx = Math.max(mx, sc[j]);
     }
     let den = 0;
-    for (let j = 0; j <= pos; j++) { sc[j] = Math.exp(sc[j] - mx); den += sc[j]; }
+    for (let j = 0; j <= pos; j++) {
+      sc[j] = Math.exp(sc[j] - mx);
+      den += sc[j];
+    }
     for (let e = 0; e < d; e++) {
       let acc = 0;
       for (let j = 0; j <= pos; j++) acc += sc[j] * f16ToF32(vh[(kvh * cap + j) * d + e]);
@@ -181,10 +204,18 @@ if (why) {
   await attentionCase(300, 16, 1, 0, 8);
 }
 
-finish({
-  bench: 'conformance', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: 'n/a',
-  header: ['tier', 'kernel', 'shape', 'max err / max |ref|', 'bar', 'result'], rows, results,
-}, args.json);
+finish(
+  {
+    bench: 'conformance',
+    date: new Date().toISOString(),
+    adapter: adapterRecord(ctx),
+    timing: 'n/a',
+    header: ['tier', 'kernel', 'shape', 'max err / max |ref|', 'bar', 'result'],
+    rows,
+    results,
+  },
+  args.json,
+);
 ctx.destroy();
 if (failures > 0) {
   console.error(`conformance: ${failures} failure(s)`);

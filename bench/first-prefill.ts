@@ -27,7 +27,9 @@ import { adapterRecord, benchArgs, finish } from './common.ts';
 const args = benchArgs({ lengths: { type: 'string' }, weights: { type: 'string' }, attention: { type: 'string' }, quick: { type: 'boolean' } });
 const quick = args.quick === true;
 const ctx = await getGpu();
-const lengths = String(args.lengths ?? (quick ? '1,7,13,65' : '1,7,13,300,2048,4100,8192')).split(',').map(Number);
+const lengths = String(args.lengths ?? (quick ? '1,7,13,65' : '1,7,13,300,2048,4100,8192'))
+  .split(',')
+  .map(Number);
 const weights = String(args.weights ?? 'q4') as LoadFormat;
 const attention = String(args.attention ?? 'dense') as 'dense' | 'sample';
 const shape: SyntheticOptions = quick
@@ -43,7 +45,14 @@ try {
   console.error(`# generated the checkpoint in ${((performance.now() - tGen) / 1000).toFixed(1)} s (${dir})`);
   let last: LoadProgress | undefined;
   const engine = await loadEngine(ctx, dir, {
-    weights, contextLength, kvDtype: 'f16', prefillChunk: quick ? 64 : undefined, attention: { attention }, onProgress: (p) => { last = p; },
+    weights,
+    contextLength,
+    kvDtype: 'f16',
+    prefillChunk: quick ? 64 : undefined,
+    attention: { attention },
+    onProgress: (p) => {
+      last = p;
+    },
   });
   const load = { ...engine.loadTimes!, stages: last?.stages };
   const lateAtLoad = lateCompiles(ctx);
@@ -72,11 +81,25 @@ try {
   } finally {
     engine.destroy();
   }
-  rows.push(['load', `read ${load.readMs.toFixed(0)} ms`, `upload ${load.uploadMs.toFixed(0)} ms`, `compile ${load.compileMs.toFixed(0)} ms`, `total ${load.totalMs.toFixed(0)} ms`]);
-  finish({
-    bench: 'first-prefill', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: 'wall', header, rows,
-    results: [{ shape, weights, attention, contextLength, load, lateCompilesAtLoad: lateAtLoad }, ...results],
-  }, args.json);
+  rows.push([
+    'load',
+    `read ${load.readMs.toFixed(0)} ms`,
+    `upload ${load.uploadMs.toFixed(0)} ms`,
+    `compile ${load.compileMs.toFixed(0)} ms`,
+    `total ${load.totalMs.toFixed(0)} ms`,
+  ]);
+  finish(
+    {
+      bench: 'first-prefill',
+      date: new Date().toISOString(),
+      adapter: adapterRecord(ctx),
+      timing: 'wall',
+      header,
+      rows,
+      results: [{ shape, weights, attention, contextLength, load, lateCompilesAtLoad: lateAtLoad }, ...results],
+    },
+    args.json,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
   ctx.destroy();

@@ -40,16 +40,26 @@ import { adapterRecord, benchArgs, finish } from './common.ts';
 import { dataKind, filledBuffer, randomBlocks, randomWeight, type BlockKind } from './random-weights.ts';
 
 const args = benchArgs({
-  shapes: { type: 'string' }, formats: { type: 'string' }, group: { type: 'string' },
-  dequant: { type: 'string' }, 'dq-min-rows': { type: 'string' },
-  gateup: { type: 'boolean' }, 'no-check': { type: 'boolean' }, 'no-matmul': { type: 'boolean' }, iters: { type: 'string' }, 'warm-ms': { type: 'string' }, 'pass-ms': { type: 'string' },
+  shapes: { type: 'string' },
+  formats: { type: 'string' },
+  group: { type: 'string' },
+  dequant: { type: 'string' },
+  'dq-min-rows': { type: 'string' },
+  gateup: { type: 'boolean' },
+  'no-check': { type: 'boolean' },
+  'no-matmul': { type: 'boolean' },
+  iters: { type: 'string' },
+  'warm-ms': { type: 'string' },
+  'pass-ms': { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
-const shapes = String(args.shapes ?? (soft ? '96x256x128,130x200x96' : '4096x4096x4096,4096x14336x4096')).split(',').map((s) => {
-  const [m, n, k] = s.split('x').map(Number);
-  return { m, n, k };
-});
+const shapes = String(args.shapes ?? (soft ? '96x256x128,130x200x96' : '4096x4096x4096,4096x14336x4096'))
+  .split(',')
+  .map((s) => {
+    const [m, n, k] = s.split('x').map(Number);
+    return { m, n, k };
+  });
 const variants = [{ spec: 'default' }];
 const formats = String(args.formats ?? 'f16,q4').split(',') as WeightFormat[];
 const GROUP = Number(args.group ?? 32);
@@ -151,11 +161,16 @@ const dot = (a: Float64Array, b: Float64Array) => {
 async function time(d: Dispatch, label: string): Promise<{ ms: number; all: number[]; reps: number }> {
   ctx.device.pushErrorScope('validation');
   ctx.device.pushErrorScope('out-of-memory');
-  const run = (reps: number, warmup: number, iters: number) => timeGpu(ctx, (enc, pass) => {
-    const p = enc.beginComputePass(pass(label));
-    for (let i = 0; i < reps; i++) d.encode(p);
-    p.end();
-  }, { warmup, iters });
+  const run = (reps: number, warmup: number, iters: number) =>
+    timeGpu(
+      ctx,
+      (enc, pass) => {
+        const p = enc.beginComputePass(pass(label));
+        for (let i = 0; i < reps; i++) d.encode(p);
+        p.end();
+      },
+      { warmup, iters },
+    );
   const first = await run(1, 0, 1);
   const reps = soft ? 1 : Math.max(1, Math.min(64, Math.ceil(PASS_MS / Math.max(first.ms, 1e-3))));
   const start = performance.now();
@@ -222,25 +237,40 @@ for (const { m, n, k } of shapes) {
         return v;
       };
       try {
-        for (const v of variants) for (const dq of modesOf(format)) {
-          const lin = kernels.get(kernelKey(v.spec, dq));
-          if (!lin) continue;
-          const name = `linear_gemm${dq ? ` dq=${dq}` : ''}`;
-          const wRef = wRow;
-          await row(name, async () => {
-            const d = lin.prepare({ x, w: wt.w, y, rows: m });
-            try {
-              await ctx.device.queue.onSubmittedWorkDone();
-              const t = await time(d, 'linear_gemm');
-              const relErr = check ? await sampledError(y, m, n, k, (xr, c) => dot(xr, wRef(c))) : NaN;
-              const bad = relErr > 1e-4 ? ' WRONG' : '';
-              rows.push([name + bad, format, shape, t.ms.toFixed(3), (flops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
-              results.push({ kernel: 'linear_gemm', variant: v.spec, dequant: dq ?? 'none', format, group: GROUP, m, n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: flops / t.ms / 1e9, relErr });
-            } finally {
-              d.destroy();
-            }
-          });
-        }
+        for (const v of variants)
+          for (const dq of modesOf(format)) {
+            const lin = kernels.get(kernelKey(v.spec, dq));
+            if (!lin) continue;
+            const name = `linear_gemm${dq ? ` dq=${dq}` : ''}`;
+            const wRef = wRow;
+            await row(name, async () => {
+              const d = lin.prepare({ x, w: wt.w, y, rows: m });
+              try {
+                await ctx.device.queue.onSubmittedWorkDone();
+                const t = await time(d, 'linear_gemm');
+                const relErr = check ? await sampledError(y, m, n, k, (xr, c) => dot(xr, wRef(c))) : NaN;
+                const bad = relErr > 1e-4 ? ' WRONG' : '';
+                rows.push([name + bad, format, shape, t.ms.toFixed(3), (flops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
+                results.push({
+                  kernel: 'linear_gemm',
+                  variant: v.spec,
+                  dequant: dq ?? 'none',
+                  format,
+                  group: GROUP,
+                  m,
+                  n,
+                  k,
+                  ms: t.ms,
+                  allMs: t.all,
+                  reps: t.reps,
+                  tflops: flops / t.ms / 1e9,
+                  relErr,
+                });
+              } finally {
+                d.destroy();
+              }
+            });
+          }
       } finally {
         for (const b of wt.buffers) releaseBuffer(ctx, b);
       }
@@ -248,26 +278,41 @@ for (const { m, n, k } of shapes) {
       // Fused gate/up: W = [Wg; Wu] of 2n rows, y (m, n) = silu(x Wg^T) * (x Wu^T).
       const gu = makeWeight(format, 2 * n, k);
       try {
-        for (const v of variants) for (const dq of modesOf(format)) {
-          const lin = kernels.get(kernelKey(v.spec, dq));
-          if (!lin) continue;
-          const name = `linear_gemm gate/up ${v.spec}${dq ? ` dq=${dq}` : ''}`;
-          const guRow = gu.rowValues;
-          await row(name, async () => {
-            const d = lin.prepareGateUp({ x, w: gu.w, y, rows: m });
-            const gflops = 2 * flops;
-            try {
-              const t = await time(d, 'gate_up');
-              const silu = (g: number) => g / (1 + Math.exp(-g));
-              const relErr = check ? await sampledError(y, m, n, k, (xr, c) => silu(dot(xr, guRow(c))) * dot(xr, guRow(n + c))) : NaN;
-              const bad = relErr > 1e-4 ? ' WRONG' : '';
-              rows.push([name + bad, format, `${m}x${2 * n}x${k}`, t.ms.toFixed(3), (gflops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
-              results.push({ kernel: 'linear_gemm_gate_up', variant: v.spec, dequant: dq ?? 'none', format, group: GROUP, m, n: 2 * n, k, ms: t.ms, allMs: t.all, reps: t.reps, tflops: gflops / t.ms / 1e9, relErr });
-            } finally {
-              d.destroy();
-            }
-          });
-        }
+        for (const v of variants)
+          for (const dq of modesOf(format)) {
+            const lin = kernels.get(kernelKey(v.spec, dq));
+            if (!lin) continue;
+            const name = `linear_gemm gate/up ${v.spec}${dq ? ` dq=${dq}` : ''}`;
+            const guRow = gu.rowValues;
+            await row(name, async () => {
+              const d = lin.prepareGateUp({ x, w: gu.w, y, rows: m });
+              const gflops = 2 * flops;
+              try {
+                const t = await time(d, 'gate_up');
+                const silu = (g: number) => g / (1 + Math.exp(-g));
+                const relErr = check ? await sampledError(y, m, n, k, (xr, c) => silu(dot(xr, guRow(c))) * dot(xr, guRow(n + c))) : NaN;
+                const bad = relErr > 1e-4 ? ' WRONG' : '';
+                rows.push([name + bad, format, `${m}x${2 * n}x${k}`, t.ms.toFixed(3), (gflops / t.ms / 1e9).toFixed(2), check ? relErr.toExponential(1) : '']);
+                results.push({
+                  kernel: 'linear_gemm_gate_up',
+                  variant: v.spec,
+                  dequant: dq ?? 'none',
+                  format,
+                  group: GROUP,
+                  m,
+                  n: 2 * n,
+                  k,
+                  ms: t.ms,
+                  allMs: t.all,
+                  reps: t.reps,
+                  tflops: gflops / t.ms / 1e9,
+                  relErr,
+                });
+              } finally {
+                d.destroy();
+              }
+            });
+          }
       } finally {
         for (const b of gu.buffers) releaseBuffer(ctx, b);
       }

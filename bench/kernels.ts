@@ -37,9 +37,14 @@ import { adapterRecord, benchArgs, finish } from './common.ts';
 import { filledBuffer, randomBlocks, randomWeight as makeRandomWeight, type BlockKind } from './random-weights.ts';
 
 const args = benchArgs({
-  m: { type: 'string' }, prefill: { type: 'string' }, matvec: { type: 'string' },
-  formats: { type: 'string' }, group: { type: 'string' },
-  check: { type: 'boolean' }, 'no-prefill': { type: 'boolean' }, 'no-matvec': { type: 'boolean' },
+  m: { type: 'string' },
+  prefill: { type: 'string' },
+  matvec: { type: 'string' },
+  formats: { type: 'string' },
+  group: { type: 'string' },
+  check: { type: 'boolean' },
+  'no-prefill': { type: 'boolean' },
+  'no-matvec': { type: 'boolean' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -70,11 +75,15 @@ const randomWeight = (format: WeightFormat, out: number, inDim: number) => makeR
 async function time(dispatches: Dispatch[], label: string, warmup = 2): Promise<{ ms: number; all: number[] }> {
   ctx.device.pushErrorScope('validation');
   ctx.device.pushErrorScope('out-of-memory');
-  const t = await timeGpu(ctx, (enc, pass) => {
-    const p = enc.beginComputePass(pass(label));
-    for (const d of dispatches) d.encode(p);
-    p.end();
-  }, { warmup, iters: 5 });
+  const t = await timeGpu(
+    ctx,
+    (enc, pass) => {
+      const p = enc.beginComputePass(pass(label));
+      for (const d of dispatches) d.encode(p);
+      p.end();
+    },
+    { warmup, iters: 5 },
+  );
   const oom = await ctx.device.popErrorScope();
   const val = await ctx.device.popErrorScope();
   if (oom || val) throw new Error((oom ?? val)!.message);
@@ -126,19 +135,20 @@ async function prefill(lin: LinearKernels, tag: string, shapes: [number, number]
     const x = filled(M * k * 4, 'f32', 'x');
     const y = createBuffer(ctx, M * n * 4, STORAGE.rw, 'y');
     try {
-      if (full) await row('matmul_f32 (baseline)', async () => {
-        const b = filled(n * k * 4, 'f32', 'b');
-        const dims = mm.dimsBuffer({ m: M, n, k });
-        try {
-          const d: Dispatch = { encode: (p) => mm.encode(p, x, b, y, dims, { m: M, n, k }), destroy() {} };
-          const t = await time([d], 'matmul');
-          rows.push(['matmul_f32 (baseline)', 'f32', `${M}x${n}x${k}`, `${t.ms.toFixed(3)} ms`, (flops / t.ms / 1e9).toFixed(2), '']);
-          results.push({ kernel: 'matmul_f32', format: 'f32', m: M, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9 });
-        } finally {
-          releaseBuffer(ctx, b);
-          releaseBuffer(ctx, dims);
-        }
-      });
+      if (full)
+        await row('matmul_f32 (baseline)', async () => {
+          const b = filled(n * k * 4, 'f32', 'b');
+          const dims = mm.dimsBuffer({ m: M, n, k });
+          try {
+            const d: Dispatch = { encode: (p) => mm.encode(p, x, b, y, dims, { m: M, n, k }), destroy() {} };
+            const t = await time([d], 'matmul');
+            rows.push(['matmul_f32 (baseline)', 'f32', `${M}x${n}x${k}`, `${t.ms.toFixed(3)} ms`, (flops / t.ms / 1e9).toFixed(2), '']);
+            results.push({ kernel: 'matmul_f32', format: 'f32', m: M, n, k, ms: t.ms, allMs: t.all, tflops: flops / t.ms / 1e9 });
+          } finally {
+            releaseBuffer(ctx, b);
+            releaseBuffer(ctx, dims);
+          }
+        });
       for (const format of fmts) {
         await row(`linear_gemm ${tag} ${format}`, async () => {
           const w = randomWeight(format, n, k);
@@ -210,8 +220,15 @@ async function checkMatvec(key: string, y: GPUBuffer, n: number): Promise<number
   return Number.isNaN(err) ? Infinity : err / Math.max(scale, 1e-30);
 }
 
-async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: string, fmts: WeightFormat[], gateUp = false,
-  nRows = 1, shapes = matvecShapes): Promise<void> {
+async function matvec(
+  lin: LinearKernels,
+  cfg: GemvConfig | undefined,
+  tag: string,
+  fmts: WeightFormat[],
+  gateUp = false,
+  nRows = 1,
+  shapes = matvecShapes,
+): Promise<void> {
   for (const [out, inDim] of shapes) {
     const x = filled(nRows * inDim * 4, 'f32', 'x');
     const y = createBuffer(ctx, nRows * out * 4, STORAGE.rw, 'y');
@@ -223,7 +240,7 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
           for (const b of one.buffers) releaseBuffer(ctx, b);
           const copies = soft ? 1 : Math.max(1, Math.ceil(L2_BYTES / one.bytes));
           const ws = Array.from({ length: copies }, () => randomWeight(format, gateUp ? 2 * out : out, inDim));
-          const ds = ws.map((w) => gateUp ? lin.prepareGateUp({ x, w: w.w, y, rows: nRows }) : lin.prepare({ x, w: w.w, y, rows: nRows }));
+          const ds = ws.map((w) => (gateUp ? lin.prepareGateUp({ x, w: w.w, y, rows: nRows }) : lin.prepare({ x, w: w.w, y, rows: nRows })));
           // Enough dispatches per timed pass for ~40 GB of weight reads (~20 ms at 2 TB/s): with
           // short passes (64 dispatches, 1.5 ms) the GPU idled between the awaited passes and
           // the same kernel measured 2-4x apart from row to row (H100, 06:40-06:45 runs).
@@ -236,8 +253,23 @@ async function matvec(lin: LinearKernels, cfg: GemvConfig | undefined, tag: stri
             const relErr = args.check ? await checkMatvec(`${format} ${shape}${gateUp ? ' gate/up' : ''}`, y, nRows * out) : 0;
             const bad = relErr > 1e-4 ? ` WRONG (rel err ${relErr.toExponential(2)})` : '';
             rows.push([name + bad, format, shape, `${(t.ms * 1e3).toFixed(1)} us`, '', gbs.toFixed(soft ? 3 : 0)]);
-            results.push({ kernel: cfg ? 'linear_gemv' : 'linear_gemm', gateUp, config: cfg ?? 'gemm', tag, format, group: GROUP, rows: nRows, out: gateUp ? 2 * out : out, in: inDim,
-              weightBytes: ws[0].bytes, us: t.ms * 1e3, gbPerS: gbs, copies, reps, relErr });
+            results.push({
+              kernel: cfg ? 'linear_gemv' : 'linear_gemm',
+              gateUp,
+              config: cfg ?? 'gemm',
+              tag,
+              format,
+              group: GROUP,
+              rows: nRows,
+              out: gateUp ? 2 * out : out,
+              in: inDim,
+              weightBytes: ws[0].bytes,
+              us: t.ms * 1e3,
+              gbPerS: gbs,
+              copies,
+              reps,
+              relErr,
+            });
           } finally {
             for (const d of ds) d.destroy();
             for (const w of ws) for (const b of w.buffers) releaseBuffer(ctx, b);
@@ -259,7 +291,13 @@ async function main(c: GpuContext): Promise<void> {
   const d = DEFAULT_GEMV;
   if (!args['no-matvec']) await matvec(lin, d, tagOf(d), formats);
   if (!args['no-matvec']) {
-    await matvec(lin, d, tagOf(d), formats.filter((f) => f === 'q4' || f === 'f16'), true);
+    await matvec(
+      lin,
+      d,
+      tagOf(d),
+      formats.filter((f) => f === 'q4' || f === 'f16'),
+      true,
+    );
     // Few rows (short prompts, batched decode): matrix-vector up to 8 rows vs the GEMM, to place gemvMaxRows.
     for (const nRows of [2, 4, 8]) await matvec(lin, d, `${tagOf(d)} rows ${nRows}`, ['q4', 'f16'], false, nRows, matvecShapes.slice(0, 1));
     const gemmOnly = await LinearKernels.create(c, { gemvMaxRows: 0 });

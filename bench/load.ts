@@ -28,7 +28,9 @@ const dir = mkdtempSync(`${tmpdir()}/sieve-bench-load-`);
 try {
   const t0 = performance.now();
   const model = await writeSyntheticModel(dir, { ...syntheticOfSize(sizeMb * 2 ** 20, 'BF16'), shards: Math.max(1, Math.round(sizeMb / 512)), seed: 3 });
-  console.log(`# generated ${(model.totalBytes / 2 ** 20).toFixed(0)} MiB bf16 in ${((performance.now() - t0) / 1000).toFixed(1)} s (${model.files.length} shards, ${dir})`);
+  console.log(
+    `# generated ${(model.totalBytes / 2 ** 20).toFixed(0)} MiB bf16 in ${((performance.now() - t0) / 1000).toFixed(1)} s (${model.files.length} shards, ${dir})`,
+  );
   for (const f of model.files) readFileSync(`${dir}/${f}`); // page cache warm-up (untimed)
   const rows: (string | number)[][] = [];
   const results = [];
@@ -51,10 +53,18 @@ try {
     rows.push([spec, (model.totalBytes / 1e6).toFixed(0), (gpuBytes / 1e6).toFixed(0), (ms / 1000).toFixed(2), mbps.toFixed(0)]);
     results.push({ format, quantizeOn: quantizeOn ?? 'default', fileBytes: model.totalBytes, gpuBytes, ms, allMs: times, mbPerS: mbps });
   }
-  finish({
-    bench: 'load', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: 'wall clock, best of iters, includes header parse + GPU queue drain',
-    header: ['format', 'file MB', 'GPU MB', 's', 'MB/s'], rows, results,
-  }, args.json);
+  finish(
+    {
+      bench: 'load',
+      date: new Date().toISOString(),
+      adapter: adapterRecord(ctx),
+      timing: 'wall clock, best of iters, includes header parse + GPU queue drain',
+      header: ['format', 'file MB', 'GPU MB', 's', 'MB/s'],
+      rows,
+      results,
+    },
+    args.json,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
   ctx.destroy();

@@ -8,10 +8,17 @@ import source from './matmul.wgsl?raw';
 
 export const MATMUL_TILE = 128;
 
-export interface MatmulShape { m: number; n: number; k: number }
+export interface MatmulShape {
+  m: number;
+  n: number;
+  k: number;
+}
 
 export class MatmulF32 {
-  private constructor(private ctx: GpuContext, readonly pipeline: GPUComputePipeline) {}
+  private constructor(
+    private ctx: GpuContext,
+    readonly pipeline: GPUComputePipeline,
+  ) {}
 
   static async create(ctx: GpuContext): Promise<MatmulF32> {
     return new MatmulF32(ctx, await getPipeline(ctx, { label: 'matmul_f32', code: source }));

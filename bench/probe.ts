@@ -20,5 +20,18 @@ const rows: (string | number)[][] = [
   ['subgroup size', `${info.subgroupMinSize ?? '?'}..${info.subgroupMaxSize ?? '?'}`],
   ...configs.map((c, i) => [`subgroup matrix config ${i}`, JSON.stringify(c)]),
 ];
-finish({ bench: 'probe', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: 'n/a', header: ['what', 'value'], rows, results: [{ features: [...ctx.adapter.features], subgroupMatrixConfigs: configs, subgroupMinSize: info.subgroupMinSize, subgroupMaxSize: info.subgroupMaxSize }] }, args.json);
+finish(
+  {
+    bench: 'probe',
+    date: new Date().toISOString(),
+    adapter: adapterRecord(ctx),
+    timing: 'n/a',
+    header: ['what', 'value'],
+    rows,
+    results: [
+      { features: [...ctx.adapter.features], subgroupMatrixConfigs: configs, subgroupMinSize: info.subgroupMinSize, subgroupMaxSize: info.subgroupMaxSize },
+    ],
+  },
+  args.json,
+);
 ctx.destroy();

@@ -47,8 +47,14 @@ export function filledBuffer(ctx: GpuContext, blocks: Blocks, bytes: number, kin
  * A weight [out, inDim] in `format` (group size `group` for q8/q4), in parts of
  * at most `maxRows` rows so each fits one binding; `bytes` counts data + scales.
  */
-export function randomWeight(ctx: GpuContext, blocks: Blocks, format: WeightFormat, out: number, inDim: number, group: number):
-  { w: GpuWeight; bytes: number; buffers: GPUBuffer[]; maxRows: number } {
+export function randomWeight(
+  ctx: GpuContext,
+  blocks: Blocks,
+  format: WeightFormat,
+  out: number,
+  inDim: number,
+  group: number,
+): { w: GpuWeight; bytes: number; buffers: GPUBuffer[]; maxRows: number } {
   const quant = format === 'q8' || format === 'q4';
   const groupSize = quant ? group : 0;
   const maxRows = Math.max(1, Math.floor(ctx.limits.maxStorageBufferBindingSize / packedBytes(format, inDim)) - 1);

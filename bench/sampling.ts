@@ -31,12 +31,21 @@ import { Rng } from '../src/util/rng.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 
 const args = benchArgs({
-  sizes: { type: 'string' }, chunk: { type: 'string' }, heads: { type: 'string' }, 'kv-heads': { type: 'string' },
-  dim: { type: 'string' }, iters: { type: 'string' }, variants: { type: 'string' }, dense: { type: 'boolean' }, check: { type: 'boolean' },
+  sizes: { type: 'string' },
+  chunk: { type: 'string' },
+  heads: { type: 'string' },
+  'kv-heads': { type: 'string' },
+  dim: { type: 'string' },
+  iters: { type: 'string' },
+  variants: { type: 'string' },
+  dense: { type: 'boolean' },
+  check: { type: 'boolean' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
-const sizes = String(args.sizes ?? (soft ? '512' : '8192,32768')).split(',').map(Number);
+const sizes = String(args.sizes ?? (soft ? '512' : '8192,32768'))
+  .split(',')
+  .map(Number);
 const nHeads = Number(args.heads ?? (soft ? 8 : 32));
 const nKvHeads = Number(args['kv-heads'] ?? (soft ? 2 : 8));
 const headDim = Number(args.dim ?? (soft ? 64 : 128));
@@ -55,7 +64,12 @@ function parseVariant(v: string): ScoreOptions {
     else if (key === 'rows' || key === 'cols') {
       const keys: (keyof ScoreTile)[] = ['bs', 'bt', 'rx', 'ry', 'dk'];
       const t: Partial<ScoreTile> = {};
-      val.split('x').map(Number).forEach((x, i) => { if (!Number.isNaN(x)) t[keys[i]] = x; });
+      val
+        .split('x')
+        .map(Number)
+        .forEach((x, i) => {
+          if (!Number.isNaN(x)) t[keys[i]] = x;
+        });
       o[key] = t;
     } else throw new Error(`--variants: '${part}' must be rows=..., cols=... or split=N`);
   }
@@ -80,17 +94,34 @@ for (const seqLen of sizes) {
   for (let h = 0; h < nKvHeads; h++) writeBuffer(ctx, k, h * seqLen * headDim * 4, kHead);
   const qs = chunks.map((c) => uploadBuffer(ctx, rng.fillNormal(c.rows * nHeads * headDim, 1), 'bench_q'));
   const params = createBuffer(ctx, chunks.length * 256, STORAGE.uniform, 'bench_params');
-  chunks.forEach((c, i) => ctx.device.queue.writeBuffer(params, i * 256, paramsWords({
-    rows: c.rows, pos: c.pos, nHeads, nKvHeads, capacity: seqLen, window: c.plan.window, nSamp: c.plan.nSamp,
-    sampBlock: c.plan.sampBlock, nBlocks: c.plan.nBlocks, nCols: c.plan.nCols, statsOffset: 0,
-    scale: Math.LOG2E / Math.sqrt(headDim), alpha: 0.95,
-  })));
+  chunks.forEach((c, i) =>
+    ctx.device.queue.writeBuffer(
+      params,
+      i * 256,
+      paramsWords({
+        rows: c.rows,
+        pos: c.pos,
+        nHeads,
+        nKvHeads,
+        capacity: seqLen,
+        window: c.plan.window,
+        nSamp: c.plan.nSamp,
+        sampBlock: c.plan.sampBlock,
+        nBlocks: c.plan.nBlocks,
+        nCols: c.plan.nCols,
+        statsOffset: 0,
+        scale: Math.LOG2E / Math.sqrt(headDim),
+        alpha: 0.95,
+      }),
+    ),
+  );
   const maxSamp = Math.max(...chunks.map((c) => c.plan.nSamp));
   const rowStats = createBuffer(ctx, nHeads * maxSamp * 8, STORAGE.rw, 'bench_row_stats'); // (nHeads, nSamp, 2)
   const colScores = createBuffer(ctx, nHeads * seqLen * 4, STORAGE.rw, 'bench_col_scores'); // (nHeads, capacity)
   const groupScores = createBuffer(ctx, nKvHeads * seqLen * 4, STORAGE.rw, 'bench_group_scores'); // (nKvHeads, capacity)
   // Scores each kernel computes (for TFLOP/s): row stats over [0, i], columns j + w <= i.
-  let rowScores = 0, colScoreCount = 0;
+  let rowScores = 0,
+    colScoreCount = 0;
   for (const c of chunks) {
     for (let r = 0; r < c.plan.nSamp; r++) {
       const i = c.pos + sampleRow(r, c.rows, c.plan);
@@ -104,10 +135,16 @@ for (const seqLen of sizes) {
   if (args.dense) {
     const attn = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen, maxRows }, { sparse: false });
     const out = createBuffer(ctx, maxRows * nHeads * headDim * 4, STORAGE.rw, 'bench_out');
-    const t = await timeGpu(ctx, (enc, pass) => {
-      const timer = { pass } as unknown as GpuTimer;
-      chunks.forEach((c, i) => attn.encode(enc, { q: qs[i], kv: { k, v: k }, out, pos: c.pos, rows: c.rows, layer: 0 }, { ...DEFAULT_ATTENTION, attention: 'dense' }, timer));
-    }, { warmup: 1, iters: Math.min(iters, 3) });
+    const t = await timeGpu(
+      ctx,
+      (enc, pass) => {
+        const timer = { pass } as unknown as GpuTimer;
+        chunks.forEach((c, i) =>
+          attn.encode(enc, { q: qs[i], kv: { k, v: k }, out, pos: c.pos, rows: c.rows, layer: 0 }, { ...DEFAULT_ATTENTION, attention: 'dense' }, timer),
+        );
+      },
+      { warmup: 1, iters: Math.min(iters, 3) },
+    );
     denseMs = t.ms;
     releaseBuffer(ctx, out);
     attn.destroy();
@@ -129,15 +166,26 @@ for (const seqLen of sizes) {
     for (const b of [rowStats, colScores, groupScores]) clear.clearBuffer(b);
     ctx.device.queue.submit([clear.finish()]);
     const splits: number[] = [];
-    const time = (withCols: boolean) => timeGpu(ctx, (enc, pass) => {
-      splits.length = 0;
-      chunks.forEach((c, i) => {
-        const ps = enc.beginComputePass(pass('sampling'));
-        kernels.encodeSampling(ps, { q: qs[i], k, rowStats, colScores, groupScores, params: { buffer: params, offset: i * 256, size: PARAMS_BYTES } }, c.plan.nSamp, withCols ? c.plan.nCols : 0, c.pos + c.rows);
-        splits.push(kernels.scores.lastSplit);
-        ps.end();
-      });
-    }, { warmup: 1, iters });
+    const time = (withCols: boolean) =>
+      timeGpu(
+        ctx,
+        (enc, pass) => {
+          splits.length = 0;
+          chunks.forEach((c, i) => {
+            const ps = enc.beginComputePass(pass('sampling'));
+            kernels.encodeSampling(
+              ps,
+              { q: qs[i], k, rowStats, colScores, groupScores, params: { buffer: params, offset: i * 256, size: PARAMS_BYTES } },
+              c.plan.nSamp,
+              withCols ? c.plan.nCols : 0,
+              c.pos + c.rows,
+            );
+            splits.push(kernels.scores.lastSplit);
+            ps.end();
+          });
+        },
+        { warmup: 1, iters },
+      );
     const all = await time(true);
     const rowsOnly = await time(false);
     source = all.source;
@@ -147,14 +195,46 @@ for (const seqLen of sizes) {
       const c = chunks[chunks.length - 1];
       const got = [await readF32(ctx, rowStats, nHeads * c.plan.nSamp * 2), await readF32(ctx, colScores), await readF32(ctx, groupScores)];
       if (!first) first = got;
-      else check = { rowStats: maxRel(got[0], first[0]), colScores: maxRel(got[1], first[1], c.plan.nCols, seqLen), groupScores: maxRel(got[2], first[2], c.plan.nCols, seqLen) };
+      else
+        check = {
+          rowStats: maxRel(got[0], first[0]),
+          colScores: maxRel(got[1], first[1], c.plan.nCols, seqLen),
+          groupScores: maxRel(got[2], first[2], c.plan.nCols, seqLen),
+        };
     }
     const plans = kernels.scores.plans;
     const tileName = (k: 'rows' | 'cols') => `${plans[k].bs}x${plans[k].bt}x${plans[k].rx}x${plans[k].ry}x${plans[k].dk}${plans[k].db ? ' db' : ''}`;
-    rows.push([seqLen, v.name, tileName('rows'), tileName('cols'), runLength(splits), all.ms.toFixed(2), rowsOnly.ms.toFixed(2), (all.ms - rowsOnly.ms).toFixed(2),
-      (flops / (all.ms * 1e-3) / 1e12).toFixed(2), denseMs ? denseMs.toFixed(1) : '-', denseMs ? `${((100 * all.ms) / denseMs).toFixed(1)}%` : '-',
-      check ? `${check.rowStats.toExponential(1)}/${check.colScores.toExponential(1)}/${check.groupScores.toExponential(1)}` : '-']);
-    results.push({ seqLen, variant: v.name, nHeads, nKvHeads, headDim, chunkRows: maxRows, nSamp: chunks.map((c) => c.plan.nSamp), splits: [...splits], plans, ms: all.ms, allMs: all.all, rowsMs: rowsOnly.ms, flops, denseMs, check });
+    rows.push([
+      seqLen,
+      v.name,
+      tileName('rows'),
+      tileName('cols'),
+      runLength(splits),
+      all.ms.toFixed(2),
+      rowsOnly.ms.toFixed(2),
+      (all.ms - rowsOnly.ms).toFixed(2),
+      (flops / (all.ms * 1e-3) / 1e12).toFixed(2),
+      denseMs ? denseMs.toFixed(1) : '-',
+      denseMs ? `${((100 * all.ms) / denseMs).toFixed(1)}%` : '-',
+      check ? `${check.rowStats.toExponential(1)}/${check.colScores.toExponential(1)}/${check.groupScores.toExponential(1)}` : '-',
+    ]);
+    results.push({
+      seqLen,
+      variant: v.name,
+      nHeads,
+      nKvHeads,
+      headDim,
+      chunkRows: maxRows,
+      nSamp: chunks.map((c) => c.plan.nSamp),
+      splits: [...splits],
+      plans,
+      ms: all.ms,
+      allMs: all.all,
+      rowsMs: rowsOnly.ms,
+      flops,
+      denseMs,
+      check,
+    });
     kernels.destroy();
   }
   for (const b of [k, params, rowStats, colScores, groupScores, ...qs]) releaseBuffer(ctx, b);
@@ -174,16 +254,27 @@ function runLength(xs: number[]): string {
 
 /** Max |a - b| over the first `n` of every `stride` entries, relative to max |b|. */
 function maxRel(a: Float32Array, b: Float32Array, n = a.length, stride = a.length): number {
-  let d = 0, ref = 0;
+  let d = 0,
+    ref = 0;
   for (let base = 0; base < a.length; base += stride) {
-    for (let i = base; i < base + n; i++) { d = Math.max(d, Math.abs(a[i] - b[i])); ref = Math.max(ref, Math.abs(b[i])); }
+    for (let i = base; i < base + n; i++) {
+      d = Math.max(d, Math.abs(a[i] - b[i]));
+      ref = Math.max(ref, Math.abs(b[i]));
+    }
   }
   return ref > 0 ? d / ref : d;
 }
 
-finish({
-  bench: 'sampling', date: new Date().toISOString(), adapter: adapterRecord(ctx), timing: source,
-  header: ['S', 'variant', 'rows tile', 'cols tile', 'split', 'ms', 'rows ms', 'cols ms', 'TFLOP/s', 'dense ms', 'of dense', 'check lse/col/group'],
-  rows, results,
-}, args.json);
+finish(
+  {
+    bench: 'sampling',
+    date: new Date().toISOString(),
+    adapter: adapterRecord(ctx),
+    timing: source,
+    header: ['S', 'variant', 'rows tile', 'cols tile', 'split', 'ms', 'rows ms', 'cols ms', 'TFLOP/s', 'dense ms', 'of dense', 'check lse/col/group'],
+    rows,
+    results,
+  },
+  args.json,
+);
 ctx.destroy();

@@ -17,10 +17,22 @@ import { table } from '../src/cli/util.ts';
 import { writeFileSync } from 'node:fs';
 import { benchArgs } from './common.ts';
 
-const args = benchArgs({ sizes: { type: 'string' }, kinds: { type: 'string' }, alphas: { type: 'string' }, heads: { type: 'string' }, dim: { type: 'string' }, seed: { type: 'string' }, needle: { type: 'boolean' } });
-const sizes = String(args.sizes ?? '4096,16384,32768').split(',').map(Number);
+const args = benchArgs({
+  sizes: { type: 'string' },
+  kinds: { type: 'string' },
+  alphas: { type: 'string' },
+  heads: { type: 'string' },
+  dim: { type: 'string' },
+  seed: { type: 'string' },
+  needle: { type: 'boolean' },
+});
+const sizes = String(args.sizes ?? '4096,16384,32768')
+  .split(',')
+  .map(Number);
 const kinds = String(args.kinds ?? 'realistic,planted').split(',') as SyntheticSpec['kind'][];
-const alphas = String(args.alphas ?? '0.95,0.8').split(',').map(Number);
+const alphas = String(args.alphas ?? '0.95,0.8')
+  .split(',')
+  .map(Number);
 const nHeads = Number(args.heads ?? 4);
 const headDim = Number(args.dim ?? 128);
 const seed = Number(args.seed ?? 5);

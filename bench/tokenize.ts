@@ -19,10 +19,13 @@ const modelPath = String(args.model ?? '../shared/fixtures/tokenizers/bpe_zh.mod
 const targetBytes = Math.round(Number(args.mb ?? 1) * 1024 * 1024);
 const promptTokens = Number(args.tokens ?? 100_000);
 
-const EN = ('the a of and to in is was that it for on with as by at from this be are have not but or one all they ' +
+const EN = (
+  'the a of and to in is was that it for on with as by at from this be are have not but or one all they ' +
   'which their time would there when more some model attention sparse prefill token window query key value head layer ' +
-  'little girl named Lily played park ball happy friend story morning garden river').split(' ');
-const ZH = '我们今天去公园玩了一天天气很好注意力稀疏预填充模型的是在有和人这中大为上个国不以会到时说要就出也得里后自' +
+  'little girl named Lily played park ball happy friend story morning garden river'
+).split(' ');
+const ZH =
+  '我们今天去公园玩了一天天气很好注意力稀疏预填充模型的是在有和人这中大为上个国不以会到时说要就出也得里后自' +
   '以之于能下过子可对生年同学习心工作开发问题答案你好世界语言数据计算机器智能网络结构层头查询键值窗口';
 const PUNCT_EN = ['.', ',', '!', '?', ';'];
 const PUNCT_ZH = ['。', '，', '！', '？', '；'];
@@ -74,7 +77,9 @@ const loadCachedMs = performance.now() - t0;
 const text = mixedText(targetBytes, 1);
 const textBytes = Buffer.byteLength(text);
 let nTokens = 0;
-const coldMs = time(() => { nTokens = tok.encode(text).length; }, 1)[0];
+const coldMs = time(() => {
+  nTokens = tok.encode(text).length;
+}, 1)[0];
 const warmMs = median(time(() => tok.encode(text), 5));
 const mbPerS = (ms: number) => textBytes / 1024 / 1024 / (ms / 1000);
 
@@ -89,7 +94,9 @@ if (ids.length > promptTokens) {
 }
 const fresh = await tokenizerFromSentencePiece(bytes, { name: modelPath });
 let promptIds = 0;
-const promptColdMs = time(() => { promptIds = fresh.encode(prompt, { addSpecial: true }).length; }, 1)[0];
+const promptColdMs = time(() => {
+  promptIds = fresh.encode(prompt, { addSpecial: true }).length;
+}, 1)[0];
 const promptWarmMs = median(time(() => tok.encode(prompt, { addSpecial: true }), 5));
 
 // Chinese without spaces: one pre-token of the whole prompt (no ▁ to cut at).
@@ -98,29 +105,76 @@ const zhRng = new Rng(3);
 const zhPrompt = Array.from({ length: zhChars }, () => String.fromCodePoint(0x4e00 + zhRng.int(0x5000))).join('');
 const zhFresh = await tokenizerFromSentencePiece(bytes, { name: modelPath });
 let zhIds = 0;
-const zhMs = time(() => { zhIds = zhFresh.encode(zhPrompt, { addSpecial: true }).length; }, 1)[0];
+const zhMs = time(() => {
+  zhIds = zhFresh.encode(zhPrompt, { addSpecial: true }).length;
+}, 1)[0];
 
 const cpu = cpus()[0]?.model ?? 'cpu';
 const adapter = {
-  vendor: 'cpu', architecture: cpu, device: `${cpus().length} cores`, description: `node ${process.version}`,
-  isSoftware: false, backend: 'dawn-node', features: [], limits: {},
+  vendor: 'cpu',
+  architecture: cpu,
+  device: `${cpus().length} cores`,
+  description: `node ${process.version}`,
+  isSoftware: false,
+  backend: 'dawn-node',
+  features: [],
+  limits: {},
 } as unknown as ReturnType<typeof adapterRecord>;
 const rows: (string | number)[][] = [
   ['load tokenizer.model (convert)', '', '', loadMs.toFixed(1), ''],
   ['load again (cached conversion)', '', '', loadCachedMs.toFixed(1), ''],
   [`encode ${(textBytes / 1048576).toFixed(2)} MB mixed en/zh, cold`, textBytes, nTokens, coldMs.toFixed(1), mbPerS(coldMs).toFixed(2)],
   [`encode ${(textBytes / 1048576).toFixed(2)} MB mixed en/zh, warm`, textBytes, nTokens, warmMs.toFixed(1), mbPerS(warmMs).toFixed(2)],
-  [`prompt of ${promptIds} tokens, fresh tokenizer`, Buffer.byteLength(prompt), promptIds, promptColdMs.toFixed(1), mbPerS(promptColdMs * textBytes / Buffer.byteLength(prompt)).toFixed(2)],
-  [`prompt of ${promptIds} tokens, warm`, Buffer.byteLength(prompt), promptIds, promptWarmMs.toFixed(1), mbPerS(promptWarmMs * textBytes / Buffer.byteLength(prompt)).toFixed(2)],
-  [`prompt of ${zhIds} tokens, Chinese, no spaces`, Buffer.byteLength(zhPrompt), zhIds, zhMs.toFixed(1), mbPerS(zhMs * textBytes / Buffer.byteLength(zhPrompt)).toFixed(2)],
+  [
+    `prompt of ${promptIds} tokens, fresh tokenizer`,
+    Buffer.byteLength(prompt),
+    promptIds,
+    promptColdMs.toFixed(1),
+    mbPerS((promptColdMs * textBytes) / Buffer.byteLength(prompt)).toFixed(2),
+  ],
+  [
+    `prompt of ${promptIds} tokens, warm`,
+    Buffer.byteLength(prompt),
+    promptIds,
+    promptWarmMs.toFixed(1),
+    mbPerS((promptWarmMs * textBytes) / Buffer.byteLength(prompt)).toFixed(2),
+  ],
+  [
+    `prompt of ${zhIds} tokens, Chinese, no spaces`,
+    Buffer.byteLength(zhPrompt),
+    zhIds,
+    zhMs.toFixed(1),
+    mbPerS((zhMs * textBytes) / Buffer.byteLength(zhPrompt)).toFixed(2),
+  ],
 ];
-finish({
-  bench: 'tokenize', date: new Date().toISOString(), adapter, timing: 'wall clock (performance.now), CPU only',
-  header: ['case', 'bytes', 'tokens', 'ms', 'MB/s'], rows,
-  results: [{
-    model: modelPath, loadMs, loadCachedMs, textBytes, tokens: nTokens, coldMs, warmMs,
-    mbPerSCold: mbPerS(coldMs), mbPerSWarm: mbPerS(warmMs),
-    promptTokens: promptIds, promptBytes: Buffer.byteLength(prompt), promptColdMs, promptWarmMs, promptUnder1s: promptColdMs < 1000,
-    zhPromptTokens: zhIds, zhPromptMs: zhMs,
-  }],
-}, args.json);
+finish(
+  {
+    bench: 'tokenize',
+    date: new Date().toISOString(),
+    adapter,
+    timing: 'wall clock (performance.now), CPU only',
+    header: ['case', 'bytes', 'tokens', 'ms', 'MB/s'],
+    rows,
+    results: [
+      {
+        model: modelPath,
+        loadMs,
+        loadCachedMs,
+        textBytes,
+        tokens: nTokens,
+        coldMs,
+        warmMs,
+        mbPerSCold: mbPerS(coldMs),
+        mbPerSWarm: mbPerS(warmMs),
+        promptTokens: promptIds,
+        promptBytes: Buffer.byteLength(prompt),
+        promptColdMs,
+        promptWarmMs,
+        promptUnder1s: promptColdMs < 1000,
+        zhPromptTokens: zhIds,
+        zhPromptMs: zhMs,
+      },
+    ],
+  },
+  args.json,
+);

@@ -54,7 +54,11 @@ $<HTMLFormElement>('url-form').addEventListener('submit', (ev) => {
   const url = $<HTMLInputElement>('model-url').value.trim();
   if (!url) return;
   let href = url;
-  try { href = new URL(url.endsWith('/') ? url : `${url}/`, location.href).href; } catch { /* the element reports it, naming the text */ }
+  try {
+    href = new URL(url.endsWith('/') ? url : `${url}/`, location.href).href;
+  } catch {
+    /* the element reports it, naming the text */
+  }
   void chat.load(href);
 });
 const folderInput = $<HTMLInputElement>('folder-input');
@@ -92,14 +96,15 @@ chat.addEventListener('done', (ev) => {
   if (sp?.mode === 'sample') {
     lastSparse = { turn, stats: s };
     drawSparsity(heatmap, sp);
-    caption.textContent = `Turn ${turn}: sparse prefill of ${sp.seqLen} tokens${s.cachedTokens > 0 ? ` (${s.cachedTokens} of them cached)` : ''}, ` +
+    caption.textContent =
+      `Turn ${turn}: sparse prefill of ${sp.seqLen} tokens${s.cachedTokens > 0 ? ` (${s.cachedTokens} of them cached)` : ''}, ` +
       `${(100 * sp.meanAreaFraction).toFixed(1)}% of the causal area computed.`;
   } else {
     const dense = `dense prefill of ${prefilled} token${prefilled === 1 ? '' : 's'}${cachedNote}: every key column kept`;
     if (lastSparse) {
       const ls = lastSparse.stats;
-      caption.textContent = `Shown: turn ${lastSparse.turn}'s sparse prefill (${ls.sparsity?.seqLen ?? ls.promptTokens} tokens). ` +
-        `Latest, turn ${turn}: ${dense}.`;
+      caption.textContent =
+        `Shown: turn ${lastSparse.turn}'s sparse prefill (${ls.sparsity?.seqLen ?? ls.promptTokens} tokens). ` + `Latest, turn ${turn}: ${dense}.`;
     } else {
       drawSparsity(heatmap, sp);
       caption.textContent = `Turn ${turn}: ${dense} (sparse prefill starts at 'Sparse from' tokens, with attention mode 'sample').`;
@@ -121,9 +126,12 @@ addEventListener('resize', () => drawSparsity(heatmap, lastSparse?.stats.sparsit
 // cannot run here (it checks navigator.gpu and the adapter before loading).
 // The header names the adapter when there is one.
 const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
-gpu?.requestAdapter().then((a) => {
-  if (!a) return;
-  const i = a.info;
-  $('adapter').textContent = `GPU: ${[i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || 'unknown adapter'}`;
-}, () => {});
+gpu?.requestAdapter().then(
+  (a) => {
+    if (!a) return;
+    const i = a.info;
+    $('adapter').textContent = `GPU: ${[i.vendor, i.architecture, i.description].filter(Boolean).join(' ') || 'unknown adapter'}`;
+  },
+  () => {},
+);
 if (params.get('autoload') !== '0') chat.setAttribute('model', defaultModel);

@@ -8,7 +8,10 @@ const fromBos = golden.cases.find((c: { name: string }) => c.name === 'from_bos'
 type Api = Record<string, (...a: unknown[]) => Promise<any>>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const call = (page: import('@playwright/test').Page, fn: string, ...args: unknown[]): Promise<any> =>
-  page.evaluate(([f, a]) => ((window as unknown as { sieveApi: Api }).sieveApi[f as string] as (...x: unknown[]) => Promise<unknown>)(...(a as unknown[])), [fn, args] as const);
+  page.evaluate(([f, a]) => ((window as unknown as { sieveApi: Api }).sieveApi[f as string] as (...x: unknown[]) => Promise<unknown>)(...(a as unknown[])), [
+    fn,
+    args,
+  ] as const);
 
 test.describe('generation API in Chromium (real WebGPU)', () => {
   test('sampling kernel matches the CPU reference on odd vocab sizes', async ({ page }) => {
@@ -42,7 +45,7 @@ test.describe('generation API in Chromium (real WebGPU)', () => {
     // control: the observer does see a blocked main thread
     expect(await call(page, 'block', 120)).toBe(true); // 'longtask' is supported
     await page.waitForTimeout(200);
-    expect(Math.max(0, ...(await call(page, 'longTasks') as number[]))).toBeGreaterThanOrEqual(100);
+    expect(Math.max(0, ...((await call(page, 'longTasks')) as number[]))).toBeGreaterThanOrEqual(100);
 
     // abort crosses the boundary and ends within a step; the engine stays usable
     const a = await call(page, 'generate', { ids: [1] }, { temperature: 0, maxTokens: 200 }, 3);

@@ -18,7 +18,9 @@ test.beforeAll(() => {
 test.describe('loader in Chromium: Cache API', () => {
   test('the second load of stories260k makes no network request for weights; a corrupt entry is refetched', async ({ page }) => {
     const weightRequests: string[] = [];
-    page.on('request', (r) => { if (r.url().includes('.safetensors')) weightRequests.push(`${r.method()} ${r.url()}`); });
+    page.on('request', (r) => {
+      if (r.url().includes('.safetensors')) weightRequests.push(`${r.method()} ${r.url()}`);
+    });
     await page.goto('/e2e/pages/loader.html');
     await expect(page.locator('#log')).toHaveText('ready');
     await page.evaluate(() => (window as any).sieveLoader.clear());

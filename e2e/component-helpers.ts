@@ -23,7 +23,9 @@ export function storyGolden(chars = 600): string {
 /** Collects console errors and uncaught page errors; assert it is empty at the end of a test. */
 export function watchConsole(page: Page): string[] {
   const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console.error: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console.error: ${m.text()}`);
+  });
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   return errors;
 }
@@ -41,7 +43,9 @@ export async function recordEvents(page: Page, selector: string): Promise<void> 
   await page.evaluate((sel) => {
     const el = document.querySelector(sel)!;
     const w = window as unknown as { __done: unknown[]; __errors: unknown[]; __tokens: number };
-    w.__done = []; w.__errors = []; w.__tokens = 0;
+    w.__done = [];
+    w.__errors = [];
+    w.__tokens = 0;
     el.addEventListener('done', (e) => w.__done.push(JSON.parse(JSON.stringify((e as CustomEvent).detail))));
     el.addEventListener('error', (e) => w.__errors.push(JSON.parse(JSON.stringify((e as CustomEvent).detail))));
     el.addEventListener('token', () => w.__tokens++);
@@ -61,13 +65,17 @@ export async function ask(page: Page, selector: string, text: string, timeout = 
 
 /** Waits until the element has a model loaded (or fails with the error it shows). */
 export async function waitReady(page: Page, selector: string, timeout = 180_000): Promise<void> {
-  await page.waitForFunction((sel) => {
-    const el = document.querySelector(sel)!;
-    if (el.hasAttribute('ready')) return true;
-    const err = el.shadowRoot?.querySelector('[part=error]') as HTMLElement | null;
-    if (err && !err.hidden) throw new Error(`load failed: ${err.textContent}`);
-    return false;
-  }, selector, { timeout, polling: 250 });
+  await page.waitForFunction(
+    (sel) => {
+      const el = document.querySelector(sel)!;
+      if (el.hasAttribute('ready')) return true;
+      const err = el.shadowRoot?.querySelector('[part=error]') as HTMLElement | null;
+      if (err && !err.hidden) throw new Error(`load failed: ${err.textContent}`);
+      return false;
+    },
+    selector,
+    { timeout, polling: 250 },
+  );
 }
 
 function newestMtime(dir: string): number {

@@ -19,19 +19,26 @@ test.describe('<sieve-chat> on a plain page', () => {
     const errors = watchConsole(page);
     await page.addInitScript(() => {
       const w = window as unknown as { __progress: unknown[]; __ready: number };
-      w.__progress = []; w.__ready = 0;
+      w.__progress = [];
+      w.__ready = 0;
       // Each event with the status line the element shows at that moment.
-      document.addEventListener('progress', (e) => w.__progress.push({
-        ...JSON.parse(JSON.stringify((e as unknown as CustomEvent).detail)),
-        status: (e.target as Element).shadowRoot?.querySelector('[part=status]')?.textContent,
-      }));
+      document.addEventListener('progress', (e) =>
+        w.__progress.push({
+          ...JSON.parse(JSON.stringify((e as unknown as CustomEvent).detail)),
+          status: (e.target as Element).shadowRoot?.querySelector('[part=status]')?.textContent,
+        }),
+      );
       document.addEventListener('ready', () => w.__ready++);
     });
     await page.goto('/e2e/pages/component.html');
     await recordEvents(page, CHAT);
     await waitReady(page, CHAT);
     type Stage = { done: number; total: number; ms: number };
-    const progress = await page.evaluate(() => (window as unknown as { __progress: { file: string; loadedBytes: number; totalBytes: number; stages?: Record<string, Stage>; status: string }[] }).__progress);
+    const progress = await page.evaluate(
+      () =>
+        (window as unknown as { __progress: { file: string; loadedBytes: number; totalBytes: number; stages?: Record<string, Stage>; status: string }[] })
+          .__progress,
+    );
     expect(progress.length).toBeGreaterThan(0);
     const last = progress[progress.length - 1];
     expect(last.loadedBytes).toBeGreaterThan(0);
@@ -83,8 +90,9 @@ test.describe('<sieve-chat> on a plain page', () => {
     const evil = '<img src=x onerror="window.__pwned=1"><b>bold</b>';
     await ask(page, CHAT, evil);
     await expect(page.locator('#chat .message [part=echo]').last()).toHaveText(evil);
-    const elementsInMessages = await page.evaluate(() =>
-      document.querySelector('#chat')!.shadowRoot!.querySelectorAll('.message .text *, .message .echo *').length);
+    const elementsInMessages = await page.evaluate(
+      () => document.querySelector('#chat')!.shadowRoot!.querySelectorAll('.message .text *, .message .echo *').length,
+    );
     expect(elementsInMessages).toBe(0);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     await page.screenshot({ path: info.outputPath('component-source.png'), fullPage: true });
@@ -108,7 +116,10 @@ test.describe('<sieve-chat> on a plain page', () => {
       });
       const MiB = 1 << 20;
       const ev = (stage: string, read: number, up: number, comp: number, ms: number) => ({
-        stage, file: 'model.safetensors', bytesDone: read * MiB, bytesTotal: 4 * MiB,
+        stage,
+        file: 'model.safetensors',
+        bytesDone: read * MiB,
+        bytesTotal: 4 * MiB,
         stages: { read: { done: read * MiB, total: 4 * MiB, ms }, upload: { done: up, total: 57, ms: ms / 2 }, compile: { done: comp, total: 31, ms } },
       });
       const rows = () => [...panel.querySelectorAll<HTMLElement>('[part=stage]')].map((e) => `${e.dataset.stage}|${e.dataset.state}|${e.textContent}`);
@@ -123,7 +134,10 @@ test.describe('<sieve-chat> on a plain page', () => {
       const summary = stagesSummary((seen.at(-1) as { stages: unknown }).stages);
       // Bytes only (an engine without stages): one row per file, with percent.
       const bytesPanel = document.createElement('div');
-      const bytes = perFileProgress((p: { file: string; loadedBytes: number; totalBytes: number; stages?: unknown }) => { renderFile(bytesPanel, p); seen.push(p); });
+      const bytes = perFileProgress((p: { file: string; loadedBytes: number; totalBytes: number; stages?: unknown }) => {
+        renderFile(bytesPanel, p);
+        seen.push(p);
+      });
       bytes({ file: 'a.safetensors', bytesDone: 512, bytesTotal: 2048 });
       bytes({ file: 'a.safetensors', bytesDone: 2048, bytesTotal: 2048 });
       return { reading, uploading, compiling, done, summary, bytesRows: bytesPanel.textContent, lastStages: (seen.at(-1) as { stages?: unknown }).stages };

@@ -50,10 +50,14 @@ test.describe('chat demo', () => {
     const input = page.locator('#chat textarea');
     await input.fill('Once upon a time');
     await input.press('Enter');
-    await page.waitForFunction(() => (document.querySelector('#chat')!.shadowRoot!.querySelector('.message.assistant.streaming .text')?.textContent?.length ?? 0) > 20);
+    await page.waitForFunction(
+      () => (document.querySelector('#chat')!.shadowRoot!.querySelector('.message.assistant.streaming .text')?.textContent?.length ?? 0) > 20,
+    );
     await page.locator('#chat [part=stop]').click();
     await page.waitForFunction(() => (window as unknown as { __done: unknown[] }).__done.length >= 2);
-    const stopped = await page.evaluate(() => (window as unknown as { __done: { finishReason: string; text: string; stats?: { completionTokens: number } }[] }).__done[1]);
+    const stopped = await page.evaluate(
+      () => (window as unknown as { __done: { finishReason: string; text: string; stats?: { completionTokens: number } }[] }).__done[1],
+    );
     expect(stopped.finishReason).toBe('abort');
     expect(stopped.text.length).toBeGreaterThan(20);
     expect(stopped.stats?.completionTokens ?? 0).toBeLessThan(400);
@@ -207,7 +211,9 @@ test.describe('chat demo', () => {
     const page = await context.newPage();
     const errors = watchConsole(page);
     // A page without navigator.gpu (as in a browser without WebGPU).
-    await page.addInitScript(() => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }); });
+    await page.addInitScript(() => {
+      Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
+    });
     await page.goto('/demo/');
     // One message, from the element, in a browser's terms (no Node or apt-get advice), again after a click on Load.
     const alerts = page.getByRole('alert').filter({ visible: true });

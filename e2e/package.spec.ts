@@ -27,7 +27,11 @@ const timings: Record<string, number> = {};
 
 function timed<T>(name: string, f: () => T): T {
   const t0 = performance.now();
-  try { return f(); } finally { timings[name] = Math.round(performance.now() - t0); }
+  try {
+    return f();
+  } finally {
+    timings[name] = Math.round(performance.now() - t0);
+  }
 }
 
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm' };
@@ -37,12 +41,19 @@ const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javas
  * fixture, /node_modules/ from the app's, the rest from its build (dist/).
  */
 function serve(appDir: string): Promise<string> {
-  const mounts: [string, string][] = [['/models/stories260k/', STORIES], ['/node_modules/', join(appDir, 'node_modules')], ['/', join(appDir, 'dist')]];
+  const mounts: [string, string][] = [
+    ['/models/stories260k/', STORIES],
+    ['/node_modules/', join(appDir, 'node_modules')],
+    ['/', join(appDir, 'dist')],
+  ];
   server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     const [prefix, dir] = mounts.find(([p]) => path.startsWith(p))!;
     const file = join(dir, normalize(`/${path.slice(prefix.length) || 'index.html'}`));
-    if (!existsSync(file) || !statSync(file).isFile()) { res.writeHead(404).end(); return; }
+    if (!existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
     const size = statSync(file).size;
     const headers = { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'accept-ranges': 'bytes' };
     const m = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
@@ -122,35 +133,75 @@ test.beforeAll(async () => {
   app = join(scratch, 'app');
   // dist/ built from the sources under test (what `prepack` runs; its output shown only if it fails)
   timed('npm run build', () => execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'pipe' }));
-  const packed = timed('npm pack', () => JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', scratch], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })));
+  const packed = timed('npm pack', () =>
+    JSON.parse(
+      execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', scratch], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      }),
+    ),
+  );
   const tarball = join(scratch, packed[0].filename);
   const shipped: string[] = packed[0].files.map((f: { path: string }) => f.path);
-  expect(shipped).toEqual(expect.arrayContaining(['dist/index.js', 'dist/component.js', 'dist/worker.js', 'dist/sieve-chat.js', 'dist/cli.js', 'dist/types/src/index.d.ts', 'bin/sieve.mjs', 'package.json', 'README.md']));
+  expect(shipped).toEqual(
+    expect.arrayContaining([
+      'dist/index.js',
+      'dist/component.js',
+      'dist/worker.js',
+      'dist/sieve-chat.js',
+      'dist/cli.js',
+      'dist/types/src/index.d.ts',
+      'bin/sieve.mjs',
+      'package.json',
+      'README.md',
+    ]),
+  );
   expect(shipped.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
 
   mkdirSync(join(app, 'src'), { recursive: true });
   mkdirSync(join(app, 'public'), { recursive: true });
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'sieve-consumer', private: true, type: 'module' }));
-  timed('npm install', () => execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error', tarball], { cwd: app, stdio: ['ignore', 'inherit', 'inherit'] }));
+  timed('npm install', () =>
+    execFileSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error', tarball], {
+      cwd: app,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    }),
+  );
 
-  writeFileSync(join(app, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>app</title><script type="module" src="/src/main.ts"></script>');
+  writeFileSync(
+    join(app, 'index.html'),
+    '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>app</title><script type="module" src="/src/main.ts"></script>',
+  );
   writeFileSync(join(app, 'src', 'main.ts'), MAIN_TS);
   writeFileSync(join(app, 'src', 'types.ts'), TYPES_TS);
-  writeFileSync(join(app, 'public', 'single.html'), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>single file</title>
+  writeFileSync(
+    join(app, 'public', 'single.html'),
+    `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><title>single file</title>
 <sieve-chat id="chat" model="/models/stories260k/" temperature="0" max-tokens="${MAX_TOKENS}" context-length="256"></sieve-chat>
 <script type="module" src="/node_modules/sieve-llm/dist/sieve-chat.js"></script>
 <script type="module">
   const el = document.getElementById('chat');
   const go = async () => { window.__result = await el.send(${JSON.stringify(PROMPT)}); };
   if (el.hasAttribute('ready')) go(); else el.addEventListener('ready', go, { once: true });
-</script>`);
-  writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: {
-      target: 'ES2022', module: 'ESNext', moduleResolution: 'Bundler', lib: ['ES2022', 'DOM', 'DOM.Iterable'],
-      strict: true, noEmit: true, skipLibCheck: false, types: [],
-    },
-    include: ['src'],
-  }));
+</script>`,
+  );
+  writeFileSync(
+    join(app, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'ESNext',
+        moduleResolution: 'Bundler',
+        lib: ['ES2022', 'DOM', 'DOM.Iterable'],
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: [],
+      },
+      include: ['src'],
+    }),
+  );
   // the repository's Vite builds the app; `sieve-llm` resolves from the app's node_modules
   const { build } = await import('vite');
   const t0 = performance.now();
@@ -167,8 +218,7 @@ test.afterAll(async () => {
 
 test('the built browser entry points import no Node module and not Dawn', () => {
   const dist = join(app, 'node_modules', 'sieve-llm', 'dist');
-  const files = (readdirSync(dist, { recursive: true }) as string[])
-    .filter((f) => f.endsWith('.js') && f !== 'cli.js' && !f.startsWith('chunks/cli-'));
+  const files = (readdirSync(dist, { recursive: true }) as string[]).filter((f) => f.endsWith('.js') && f !== 'cli.js' && !f.startsWith('chunks/cli-'));
   expect(files).toEqual(expect.arrayContaining(['index.js', 'component.js', 'worker.js', 'sieve-chat.js']));
   for (const f of files) {
     const src = readFileSync(join(dist, f), 'utf8');
@@ -197,7 +247,14 @@ test('a Vite app built on `sieve-llm` and `sieve-llm/component` chats with stori
   const errors = watchConsole(page);
   const t0 = performance.now();
   await page.goto(`${base}/`);
-  await page.waitForFunction(() => { const w = window as unknown as { __result?: unknown; __error?: string }; return w.__result || w.__error; }, null, { timeout: 180_000 });
+  await page.waitForFunction(
+    () => {
+      const w = window as unknown as { __result?: unknown; __error?: string };
+      return w.__result || w.__error;
+    },
+    null,
+    { timeout: 180_000 },
+  );
   timings['vite app in Chromium'] = Math.round(performance.now() - t0);
   type Reply = { text: string; finishReason: string; error?: unknown };
   const { r, err } = await page.evaluate(() => {

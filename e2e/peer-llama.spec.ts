@@ -28,7 +28,21 @@ async function gguf(prefix: string, arch: Arch, weights: GgmlTypeName, maxFileBy
   const vocab = sentencePieceVocab(readFileSync(join(STORIES, 'tokenizer.model')));
   const { meta, tensors } = ggufModel(ck, vocab, arch, weights);
   const out = new Map<string, Uint8Array[]>();
-  await writeGguf({ prefix, meta, tensors, maxFileBytes, open: (name) => { out.set(name, []); return { write: (b) => { out.get(name)!.push(b.slice()); }, close() {} }; } });
+  await writeGguf({
+    prefix,
+    meta,
+    tensors,
+    maxFileBytes,
+    open: (name) => {
+      out.set(name, []);
+      return {
+        write: (b) => {
+          out.get(name)!.push(b.slice());
+        },
+        close() {},
+      };
+    },
+  });
   return new Map([...out].map(([k, v]) => [k, Buffer.concat(v)]));
 }
 
@@ -36,18 +50,24 @@ type Side = { fromBos: number[]; prompts: { promptTokens: number; ids?: number[]
 const call = (page: Page, fn: 'sieve' | 'wllama', ...args: unknown[]): Promise<Side> =>
   page.evaluate(([f, a]) => ((window as any).peer[f as string] as (...x: unknown[]) => Promise<Side>)(...(a as unknown[])), [fn, args] as const);
 
-test('llama.cpp (wllama) runs stories260k exported to GGUF with sieve\'s greedy tokens and tokenization', async ({ page }) => {
+test("llama.cpp (wllama) runs stories260k exported to GGUF with sieve's greedy tokens and tokenization", async ({ page }) => {
   test.setTimeout(300_000); // 3.8 min at load average 30 on 2 cores; sieve's part (SwiftShader compiles its pipelines at load) is api.spec's load + 60 tokens plus 13 prefills
   const errors = watchConsole(page);
-  page.on('console', (m) => { if (m.type() === 'log') console.log(`[page] ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'log') console.log(`[page] ${m.text()}`);
+  });
   const models = {
     llama: await gguf('stories-llama-f16', 'llama', 'F16'),
     internlm2: await gguf('stories-internlm2-f16', 'internlm2', 'F16'),
     // gguf-split: 3 files of <= 256 KiB of tensor data, as llama.cpp's split loader reads them
     split: await gguf('stories-split-f16', 'internlm2', 'F16', 256 << 10),
   };
-  expect([...models.split.keys()]).toEqual(['stories-split-f16-00001-of-00003.gguf', 'stories-split-f16-00002-of-00003.gguf', 'stories-split-f16-00003-of-00003.gguf']);
-  const files = new Map([...models.llama, ...models.internlm2, ...models.split, ...await gguf('stories-llama-q4_0', 'llama', 'Q4_0')]);
+  expect([...models.split.keys()]).toEqual([
+    'stories-split-f16-00001-of-00003.gguf',
+    'stories-split-f16-00002-of-00003.gguf',
+    'stories-split-f16-00003-of-00003.gguf',
+  ]);
+  const files = new Map([...models.llama, ...models.internlm2, ...models.split, ...(await gguf('stories-llama-q4_0', 'llama', 'Q4_0'))]);
   await page.route('**/peer-assets/**', async (route) => {
     const path = new URL(route.request().url()).pathname.replace('/peer-assets/', '');
     if (path.startsWith('gguf/')) return route.fulfill({ body: Buffer.from(files.get(path.slice(5))!), contentType: 'application/octet-stream' });
@@ -63,7 +83,8 @@ test('llama.cpp (wllama) runs stories260k exported to GGUF with sieve\'s greedy 
   // llama.cpp's `llama` tokenizer has no such step (it keeps every space), so it gets the text SentencePiece sees.
   const spmNormalized = (t: string) => t.replace(/ {2,}/g, ' ').replace(/^ | $/g, '');
   const texts = cases.map((c) => c.text);
-  const N = 64, K = 1;
+  const N = 64,
+    K = 1;
 
   const ours = await call(page, 'sieve', 'f32', texts, N, K);
   // Ours agrees with SentencePiece first (BOS + spm_encode's ids), so the peer is compared with the reference too.
@@ -75,10 +96,11 @@ test('llama.cpp (wllama) runs stories260k exported to GGUF with sieve\'s greedy 
     console.log(`${file}: ${JSON.stringify(peer.info)}; wllama ${peer.ms.toFixed(0)} ms, sieve ${ours.ms.toFixed(0)} ms`);
     expect(peer.fromBos.length).toBe(N);
     expect(peer.fromBos, `${file}: greedy from BOS`).toEqual(ours.fromBos);
-    if (name !== 'split') cases.forEach((c, i) => {
-      expect(peer.prompts[i].promptTokens, `${file}: token count of ${JSON.stringify(c.text)}`).toBe(ours.prompts[i].promptTokens);
-      expect(peer.prompts[i].next, `${file}: greedy after ${JSON.stringify(c.text)}`).toEqual(ours.prompts[i].next);
-    });
+    if (name !== 'split')
+      cases.forEach((c, i) => {
+        expect(peer.prompts[i].promptTokens, `${file}: token count of ${JSON.stringify(c.text)}`).toBe(ours.prompts[i].promptTokens);
+        expect(peer.prompts[i].next, `${file}: greedy after ${JSON.stringify(c.text)}`).toEqual(ours.prompts[i].next);
+      });
   }
 
   // Information (printed): llama.cpp on Q4_0 weights against sieve's f32 tokens (sieve's q4 vs Q4_0: bench/peer/llama.ts).

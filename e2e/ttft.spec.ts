@@ -10,11 +10,16 @@ import { ensureDist, STORIES } from './component-helpers.ts';
 test('TTFT harness: dense vs sample on stories260k, JSON + SVG + table', async ({}, info) => {
   ensureDist();
   const out = info.outputPath('ttft');
-  const stdout = execFileSync('node', ['bench/ttft/chromium.mjs', '--lengths', '96,200', '--modes', 'dense,sample', '--repeat', '1',
-    '--warmup', '0', '--model', STORIES, '--out', out], { encoding: 'utf8', timeout: 240_000 });
+  const stdout = execFileSync(
+    'node',
+    ['bench/ttft/chromium.mjs', '--lengths', '96,200', '--modes', 'dense,sample', '--repeat', '1', '--warmup', '0', '--model', STORIES, '--out', out],
+    { encoding: 'utf8', timeout: 240_000 },
+  );
   console.log(stdout);
   const result = JSON.parse(readFileSync(join(out, 'ttft.json'), 'utf8')) as {
-    adapter: { vendor: string }; model: { contextLength: number }; seedIds: number[];
+    adapter: { vendor: string };
+    model: { contextLength: number };
+    seedIds: number[];
     load: { pageMs: number; bytes: number; mbPerS: number; firstByteMs: number; lastByteMs: number };
     rows: { length: number; mode: string; promptTokens: number; pageTtftMs: number; engineTtftMs: number; prefillRan?: string; cachedTokens: number }[];
   };

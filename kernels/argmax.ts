@@ -18,7 +18,12 @@ export const MAX_TOP_K = 256;
 const ONE_WORKGROUP_MAX = 4 * CHUNK;
 
 export class ArgmaxKernels {
-  private constructor(private ctx: GpuContext, private argmaxPipe: GPUComputePipeline, private partialPipe: GPUComputePipeline, private mergePipe: GPUComputePipeline) {}
+  private constructor(
+    private ctx: GpuContext,
+    private argmaxPipe: GPUComputePipeline,
+    private partialPipe: GPUComputePipeline,
+    private mergePipe: GPUComputePipeline,
+  ) {}
 
   /** Builds the argmax pipelines (the top-k ones serve the two-stage argmax too). */
   static async create(ctx: GpuContext): Promise<ArgmaxKernels> {
@@ -39,8 +44,10 @@ export class ArgmaxKernels {
     const ctx = this.ctx;
     const nChunks = Math.ceil(n / CHUNK);
     const owned = [
-      createBuffer(ctx, nChunks * 4, STORAGE.rw, 'argmax_candV'), createBuffer(ctx, nChunks * 4, STORAGE.rw, 'argmax_candI'),
-      createBuffer(ctx, 4, STORAGE.rw, 'argmax_value'), uniformBuffer(ctx, [n, 1, nChunks, 0], 'argmax_params'),
+      createBuffer(ctx, nChunks * 4, STORAGE.rw, 'argmax_candV'),
+      createBuffer(ctx, nChunks * 4, STORAGE.rw, 'argmax_candI'),
+      createBuffer(ctx, 4, STORAGE.rw, 'argmax_value'),
+      uniformBuffer(ctx, [n, 1, nChunks, 0], 'argmax_params'),
     ];
     const [candV, candI, value, params] = owned;
     const bgPartial = bindBuffers(ctx, this.partialPipe, [x, candV, candI, params], 'argmax_partial');
@@ -64,7 +71,8 @@ export class ArgmaxKernels {
 
   /** Top-k of x[0..n): a Dispatch writing values (k) f32 and ids (k) u32, best first. */
   async prepareTopK(x: GPUBuffer, n: number, k: number): Promise<TopK> {
-    if (!(Number.isInteger(k) && k >= 1 && k <= MAX_TOP_K && k <= n)) throw new InvalidOptionError('k', `top-k needs an integer in [1, min(${MAX_TOP_K}, ${n})], got ${k}`);
+    if (!(Number.isInteger(k) && k >= 1 && k <= MAX_TOP_K && k <= n))
+      throw new InvalidOptionError('k', `top-k needs an integer in [1, min(${MAX_TOP_K}, ${n})], got ${k}`);
     const [p, m] = await Promise.all(['topk_partial', 'topk_merge'].map((e) => getPipeline(this.ctx, { label: e, code: source, entryPoint: e })));
     return new TopK(this.ctx, p, m, x, n, k);
   }
@@ -80,7 +88,14 @@ export class TopK implements Dispatch {
   private bgMerge: GPUBindGroup;
   private nChunks: number;
 
-  constructor(private ctx: GpuContext, private partial: GPUComputePipeline, private merge: GPUComputePipeline, x: GPUBuffer, n: number, readonly k: number) {
+  constructor(
+    private ctx: GpuContext,
+    private partial: GPUComputePipeline,
+    private merge: GPUComputePipeline,
+    x: GPUBuffer,
+    n: number,
+    readonly k: number,
+  ) {
     this.nChunks = Math.ceil(n / CHUNK);
     this.candV = createBuffer(ctx, this.nChunks * k * 4, STORAGE.rw, 'topk_candV');
     this.candI = createBuffer(ctx, this.nChunks * k * 4, STORAGE.rw, 'topk_candI');
@@ -113,15 +128,20 @@ export class TopK implements Dispatch {
 
 /** CPU reference: first index of the largest value (NaN never wins). */
 export function argmaxRef(x: ArrayLike<number>): number {
-  let bi = 0, bv = -Infinity;
-  for (let i = 0; i < x.length; i++) if (x[i] > bv) { bv = x[i]; bi = i; }
+  let bi = 0,
+    bv = -Infinity;
+  for (let i = 0; i < x.length; i++)
+    if (x[i] > bv) {
+      bv = x[i];
+      bi = i;
+    }
   return bi;
 }
 
 /** CPU reference: the k largest (value desc, then index asc). */
 export function topKRef(x: ArrayLike<number>, k: number): { ids: number[]; values: number[] } {
   const idx = Array.from({ length: x.length }, (_, i) => i).filter((i) => !Number.isNaN(x[i]));
-  idx.sort((a, b) => (x[b] - x[a]) || (a - b));
+  idx.sort((a, b) => x[b] - x[a] || a - b);
   const ids = idx.slice(0, k);
   return { ids, values: ids.map((i) => x[i]) };
 }

@@ -56,7 +56,12 @@ export function tiledFits(headDim: number, kvDtype: KvDtype): boolean {
 const TILE = 64;
 const MAX_SPLITS = 128;
 
-interface DecodePlan { variant: 'tiled' | 'simple'; qg: number; split: PipelineSpec; merge: PipelineSpec }
+interface DecodePlan {
+  variant: 'tiled' | 'simple';
+  qg: number;
+  split: PipelineSpec;
+  merge: PipelineSpec;
+}
 
 /** Checks the shape and picks the kernels: the split and merge pipelines of decodeSpecs. */
 function decodePlan(shape: { nHeads: number; nKvHeads: number; headDim: number; kvDtype: KvDtype }, opts: DecodeKernelOptions = {}): DecodePlan {
@@ -67,7 +72,8 @@ function decodePlan(shape: { nHeads: number; nKvHeads: number; headDim: number; 
   const qg = opts.qg ?? qgMax;
   if (!(Number.isInteger(qg) && qg >= 1 && qg <= qgMax)) throw new RangeError(`attention: qg ${qg} must be an integer in [1, ${qgMax}]`);
   const variant = opts.variant ?? (tiledFits(headDim, kvDtype) ? 'tiled' : 'simple');
-  if (variant === 'tiled' && !tiledFits(headDim, kvDtype)) throw new RangeError(`attention: the tiled kernel does not take headDim ${headDim} with ${kvDtype} KV`);
+  if (variant === 'tiled' && !tiledFits(headDim, kvDtype))
+    throw new RangeError(`attention: the tiled kernel does not take headDim ${headDim} with ${kvDtype} KV`);
   const cw = kvDtype === 'f16' ? 8 : 4;
   const tiled = variant === 'tiled';
   // The generated header: the tiled kernels' shape (loops of constant trip count unroll).
@@ -75,7 +81,8 @@ function decodePlan(shape: { nHeads: number; nKvHeads: number; headDim: number; 
   const tiledMerge = tiled && 256 % (headDim / 4) === 0;
   const KV_F16 = kvDtype === 'f16' ? 1 : 0;
   return {
-    variant, qg,
+    variant,
+    qg,
     split: { label: `attn_decode_${variant}_${kvDtype}`, code, entryPoint: tiled ? 'split_tiled' : 'split', constants: { KV_F16 } },
     merge: { label: `attn_decode_merge${tiledMerge ? '_tiled' : ''}`, code, entryPoint: tiledMerge ? 'merge_tiled' : 'merge' },
   };
@@ -104,7 +111,14 @@ export class DecodeAttention {
   /** The split kernel in use. */
   readonly variant: 'tiled' | 'simple';
 
-  private constructor(private ctx: GpuContext, private splitPipe: GPUComputePipeline, private mergePipe: GPUComputePipeline, readonly shape: DecodeAttentionShape, qg: number, variant: 'tiled' | 'simple') {
+  private constructor(
+    private ctx: GpuContext,
+    private splitPipe: GPUComputePipeline,
+    private mergePipe: GPUComputePipeline,
+    readonly shape: DecodeAttentionShape,
+    qg: number,
+    variant: 'tiled' | 'simple',
+  ) {
     this.variant = variant;
     const s = shape;
     this.group = s.nHeads / s.nKvHeads;
@@ -174,7 +188,15 @@ export class DecodeAttention {
  * CPU reference (f64): q (rows, nHeads * headDim); k, v (nKvHeads, kvLen, headDim)
  * with kvLen >= pos + rows; row r attends keys [0, pos + r].
  */
-export function attentionRef(q: Float32Array, k: ArrayLike<number>, v: ArrayLike<number>, s: { nHeads: number; nKvHeads: number; headDim: number }, pos: number, rows: number, kvStride: number): Float32Array {
+export function attentionRef(
+  q: Float32Array,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  s: { nHeads: number; nKvHeads: number; headDim: number },
+  pos: number,
+  rows: number,
+  kvStride: number,
+): Float32Array {
   const { nHeads, nKvHeads, headDim: hd } = s;
   const group = nHeads / nKvHeads;
   const out = new Float32Array(rows * nHeads * hd);
@@ -192,7 +214,10 @@ export function attentionRef(q: Float32Array, k: ArrayLike<number>, v: ArrayLike
         mx = Math.max(mx, sc[j]);
       }
       let sum = 0;
-      for (let j = 0; j < n; j++) { sc[j] = Math.exp(sc[j] - mx); sum += sc[j]; }
+      for (let j = 0; j < n; j++) {
+        sc[j] = Math.exp(sc[j] - mx);
+        sum += sc[j];
+      }
       for (let c = 0; c < hd; c++) {
         let o = 0;
         for (let j = 0; j < n; j++) o += sc[j] * v[(kvh * kvStride + j) * hd + c];

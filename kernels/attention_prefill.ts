@@ -54,17 +54,26 @@ export interface TilePlan {
 }
 
 /** Tile sizes to force (tests cover the wide tile's shape on SwiftShader with them); each is checked against the device. */
-export interface TileOverrides { qr?: number; tpr?: number; bc?: number; rpt?: number; pf?: boolean }
+export interface TileOverrides {
+  qr?: number;
+  tpr?: number;
+  bc?: number;
+  rpt?: number;
+  pf?: boolean;
+}
 
 export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides } = {}): TilePlan {
   const dv4 = Math.ceil(d.headDim / 4);
   const useSg = (opts.subgroups ?? true) && ctx.features.has('subgroups') && subgroupMin(ctx) >= 4;
-  const bad = (name: string, why: string) => { throw new InvalidOptionError(`tile.${name}`, why, { ...opts.tile }); };
+  const bad = (name: string, why: string) => {
+    throw new InvalidOptionError(`tile.${name}`, why, { ...opts.tile });
+  };
   let tpr = 1;
   if (opts.tile?.tpr !== undefined) {
     tpr = opts.tile.tpr;
     if (![1, 2, 4, 8].includes(tpr)) bad('tpr', `must be 1, 2, 4 or 8, got ${tpr}`);
-    if (tpr > 1 && (!useSg || tpr > subgroupMin(ctx))) bad('tpr', `${tpr} lanes per row need subgroups of at least ${tpr} (min subgroup size ${subgroupMin(ctx)})`);
+    if (tpr > 1 && (!useSg || tpr > subgroupMin(ctx)))
+      bad('tpr', `${tpr} lanes per row need subgroups of at least ${tpr} (min subgroup size ${subgroupMin(ctx)})`);
   } else if (useSg) {
     while (tpr < 4 && tpr * 2 <= dv4) tpr *= 2;
   }
@@ -72,8 +81,7 @@ export function tilePlan(ctx: GpuContext, d: AttentionDims, opts: { subgroups?: 
   // thread in 128-row workgroups (256 threads) with 8-key tiles (H100, D=128, S=16K dense: 23.6
   // TFLOP/s, 32K: 23.7-24.4; 64x8x16x2 22.5, 64x8x8x4 22.7, 128x8x16x4 18.3, 256x8x8x4 spills;
   // 64x4x32x1 11.3).
-  const wide = useSg && opts.tile?.tpr === undefined && dv4 >= 24 && subgroupMin(ctx) >= 8
-    && 256 <= ctx.limits.maxComputeInvocationsPerWorkgroup;
+  const wide = useSg && opts.tile?.tpr === undefined && dv4 >= 24 && subgroupMin(ctx) >= 8 && 256 <= ctx.limits.maxComputeInvocationsPerWorkgroup;
   if (wide) tpr = 8;
   const nv = Math.ceil(dv4 / tpr);
   const dvp = nv * tpr;
@@ -111,7 +119,11 @@ function subgroupMin(ctx: GpuContext): number {
 }
 
 /** The sampled rows of a chunk (src/attention/options.ts SparsePlan): nSamp rows in nBlocks blocks of sampBlock. */
-export interface SampledRows { nSamp: number; nBlocks: number; sampBlock: number }
+export interface SampledRows {
+  nSamp: number;
+  nBlocks: number;
+  sampBlock: number;
+}
 
 /** Chunk-local index of sampled row k of a chunk of `rows` rows (the CPU twin of the header's sample_row()). */
 export function sampleRow(k: number, rows: number, plan: SampledRows): number {
@@ -122,10 +134,19 @@ export function sampleRow(k: number, rows: number, plan: SampledRows): number {
 
 /** Uniform words shared by every attention kernel (16 words, 64 bytes). */
 export interface AttentionParams {
-  rows: number; pos: number; nHeads: number; nKvHeads: number;
-  capacity: number; window: number; nSamp: number; sampBlock: number;
-  nBlocks: number; nCols: number; statsOffset: number;
-  scale: number; alpha: number;
+  rows: number;
+  pos: number;
+  nHeads: number;
+  nKvHeads: number;
+  capacity: number;
+  window: number;
+  nSamp: number;
+  sampBlock: number;
+  nBlocks: number;
+  nCols: number;
+  statsOffset: number;
+  scale: number;
+  alpha: number;
   /** Selection: stripe area at or above which a KV group runs dense (absent: never). */
   fallbackSel?: number;
   /** K/V head of unit u is u / kvDiv (default 1; per-head selection passes nKvHeads = nHeads and the real group). */
@@ -158,8 +179,17 @@ export function attentionHeader(d: AttentionDims, plan: TilePlan, consts: Record
   if (plan.tpr > 1) lines.push('enable subgroups;');
   const threads = (plan.qr / plan.rpt) * plan.tpr;
   const all: Record<string, number> = {
-    HEAD_DIM: d.headDim, TPR: plan.tpr, NV: plan.nv, DVP: plan.dvp, QR: plan.qr, BC: plan.bc,
-    RPT: plan.rpt, THREADS: threads, KV_PREFETCH: plan.pf ? 1 : 0, KV_NE: Math.ceil((plan.bc * plan.dvp) / threads), ...consts,
+    HEAD_DIM: d.headDim,
+    TPR: plan.tpr,
+    NV: plan.nv,
+    DVP: plan.dvp,
+    QR: plan.qr,
+    BC: plan.bc,
+    RPT: plan.rpt,
+    THREADS: threads,
+    KV_PREFETCH: plan.pf ? 1 : 0,
+    KV_NE: Math.ceil((plan.bc * plan.dvp) / threads),
+    ...consts,
   };
   for (const [k, v] of Object.entries(all)) lines.push(`const ${k}: u32 = ${v}u;`);
   lines.push(`
@@ -181,7 +211,10 @@ fn sample_row(k: u32) -> u32 {
 
 // Sum over the TPR threads that share one query row (adjacent subgroup lanes).
 fn row_sum(x: f32) -> f32 {
-  var s = x;${[1, 2, 4].filter((m) => plan.tpr > m).map((m) => `\n  s += subgroupShuffleXor(s, ${m}u);`).join('')}
+  var s = x;${[1, 2, 4]
+    .filter((m) => plan.tpr > m)
+    .map((m) => `\n  s += subgroupShuffleXor(s, ${m}u);`)
+    .join('')}
   return s;
 }`);
   lines.push(kvAccess(d));
@@ -192,37 +225,53 @@ fn row_sum(x: f32) -> f32 {
 function kvAccess(d: AttentionDims): string {
   const D = d.headDim;
   if (d.kvDtype === 'f32' && D % 4 === 0) {
-    return ['k', 'v'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<vec4<f32>>;
+    return ['k', 'v']
+      .map(
+        (n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<vec4<f32>>;
 fn load_${n}4(row: u32, d4: u32) -> vec4<f32> {
   if (d4 >= ${D / 4}u) { return vec4<f32>(0.0); }
   return ${n}c[row * ${D / 4}u + d4];
-}`).join('\n');
+}`,
+      )
+      .join('\n');
   }
   if (d.kvDtype === 'f32') {
-    return ['k', 'v'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<f32>;
+    return ['k', 'v']
+      .map(
+        (n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<f32>;
 fn load_${n}4(row: u32, d4: u32) -> vec4<f32> {
   var x = vec4<f32>(0.0);
   for (var c = 0u; c < 4u; c++) { let dd = d4 * 4u + c; if (dd < ${D}u) { x[c] = ${n}c[row * ${D}u + dd]; } }
   return x;
-}`).join('\n');
+}`,
+      )
+      .join('\n');
   }
   if (D % 2 !== 0) throw new Error(`f16 KV cache needs an even headDim, got ${D}`);
   if (D % 4 === 0) {
-    return ['k', 'v'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<vec2<u32>>;
+    return ['k', 'v']
+      .map(
+        (n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<vec2<u32>>;
 fn load_${n}4(row: u32, d4: u32) -> vec4<f32> {
   if (d4 >= ${D / 4}u) { return vec4<f32>(0.0); }
   let w = ${n}c[row * ${D / 4}u + d4];
   return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-}`).join('\n');
+}`,
+      )
+      .join('\n');
   }
-  return ['k', 'v'].map((n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<u32>;
+  return ['k', 'v']
+    .map(
+      (n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<u32>;
 fn load_${n}4(row: u32, d4: u32) -> vec4<f32> {
   var x = vec4<f32>(0.0);
   let w0 = d4 * 2u;
   if (w0 < ${D / 2}u) { let a = unpack2x16float(${n}c[row * ${D / 2}u + w0]); x.x = a.x; x.y = a.y; }
   if (w0 + 1u < ${D / 2}u) { let b = unpack2x16float(${n}c[row * ${D / 2}u + w0 + 1u]); x.z = b.x; x.w = b.y; }
   return x;
-}`).join('\n');
+}`,
+    )
+    .join('\n');
 }
 
 /** The header for kernels that use no flash tile (sampling, selection): tpr 1 keeps it free of subgroups. */
@@ -240,7 +289,12 @@ export function bindAt(ctx: GpuContext, pipeline: GPUComputePipeline, entries: [
 }
 
 /** Pipelines of the flash kernel for one layer shape: dense, and with `sparse` the fused pass, its dense fallback and the fallback's argument kernel. */
-export interface FlashSpecs { dense: PipelineSpec; sparse?: PipelineSpec; fallback?: PipelineSpec; fallbackArgs?: PipelineSpec }
+export interface FlashSpecs {
+  dense: PipelineSpec;
+  sparse?: PipelineSpec;
+  fallback?: PipelineSpec;
+  fallbackArgs?: PipelineSpec;
+}
 
 export function flashSpecs(ctx: GpuContext, dims: AttentionDims, opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides } = {}): FlashSpecs {
   const code = attentionHeader(dims, tilePlan(ctx, dims, opts)) + source;
@@ -254,7 +308,14 @@ export function flashSpecs(ctx: GpuContext, dims: AttentionDims, opts: { sparse?
   };
 }
 
-interface FlashBuffers { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer; out: GPUBuffer; sel?: GPUBuffer; params: GPUBufferBinding }
+interface FlashBuffers {
+  q: GPUBuffer;
+  k: GPUBuffer;
+  v: GPUBuffer;
+  out: GPUBuffer;
+  sel?: GPUBuffer;
+  params: GPUBufferBinding;
+}
 
 /** The flash kernel for one layer shape: dense, the fused sparse pass and its dense fallback. */
 export class FlashAttention {
@@ -266,11 +327,21 @@ export class FlashAttention {
     private dummySel: GPUBuffer,
   ) {}
 
-  static async create(ctx: GpuContext, dims: AttentionDims, opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides } = {}): Promise<FlashAttention> {
+  static async create(
+    ctx: GpuContext,
+    dims: AttentionDims,
+    opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides } = {},
+  ): Promise<FlashAttention> {
     const specs = flashSpecs(ctx, dims, opts);
     const [dense, sparse, fallback, fallbackArgs] = await Promise.all(
-      [specs.dense, specs.sparse, specs.fallback, specs.fallbackArgs].map((s) => (s ? getPipeline(ctx, s) : undefined)));
-    return new FlashAttention(ctx, tilePlan(ctx, dims, opts), { dense: dense!, sparse, fallback, fallbackArgs }, createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_sel'));
+      [specs.dense, specs.sparse, specs.fallback, specs.fallbackArgs].map((s) => (s ? getPipeline(ctx, s) : undefined)),
+    );
+    return new FlashAttention(
+      ctx,
+      tilePlan(ctx, dims, opts),
+      { dense: dense!, sparse, fallback, fallbackArgs },
+      createBuffer(ctx, 16, STORAGE.rw, 'attention_unused_sel'),
+    );
   }
 
   destroy(): void {
@@ -287,9 +358,12 @@ export class FlashAttention {
     const pipe = this.pipes[mode]!;
     pass.setPipeline(pipe);
     pass.setBindGroup(0, this.bind(pipe, b, `attention_${mode}`));
-    const tiles = Math.ceil(rows * group / this.plan.qr);
+    const tiles = Math.ceil((rows * group) / this.plan.qr);
     if (tiles > this.ctx.limits.maxComputeWorkgroupsPerDimension) {
-      throw new GpuLimitError(`attention: ${rows} rows x ${group} heads per KV head need ${tiles} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`, { rows, tiles });
+      throw new GpuLimitError(
+        `attention: ${rows} rows x ${group} heads per KV head need ${tiles} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`,
+        { rows, tiles },
+      );
     }
     pass.dispatchWorkgroups(tiles, units);
   }
@@ -303,7 +377,19 @@ export class FlashAttention {
   encodeFallback(pass: GPUComputePassEncoder, b: FlashBuffers & { sel: GPUBuffer }, args: GPUBuffer): void {
     const { fallback, fallbackArgs } = this.pipes;
     pass.setPipeline(fallbackArgs!);
-    pass.setBindGroup(0, bindAt(this.ctx, fallbackArgs!, [[0, b.sel], [3, args], [6, b.params]], 'sample_fallback'));
+    pass.setBindGroup(
+      0,
+      bindAt(
+        this.ctx,
+        fallbackArgs!,
+        [
+          [0, b.sel],
+          [3, args],
+          [6, b.params],
+        ],
+        'sample_fallback',
+      ),
+    );
     pass.dispatchWorkgroups(1);
     pass.setPipeline(fallback!);
     pass.setBindGroup(0, this.bind(fallback!, b, 'attention_dense_fallback'));
@@ -311,7 +397,19 @@ export class FlashAttention {
   }
 
   private bind(pipe: GPUComputePipeline, b: FlashBuffers, label: string): GPUBindGroup {
-    return bindAt(this.ctx, pipe, [[0, b.q], [1, b.k], [2, b.v], [3, b.out], [5, b.sel ?? this.dummySel], [6, b.params]], label);
+    return bindAt(
+      this.ctx,
+      pipe,
+      [
+        [0, b.q],
+        [1, b.k],
+        [2, b.v],
+        [3, b.out],
+        [5, b.sel ?? this.dummySel],
+        [6, b.params],
+      ],
+      label,
+    );
   }
 }
 
@@ -322,7 +420,9 @@ export class FlashAttention {
  * `keep(h, i, j)` restricts the keys (default: all causal keys).
  */
 export function attentionRef(
-  q: Float32Array, k: Float32Array, v: Float32Array,
+  q: Float32Array,
+  k: Float32Array,
+  v: Float32Array,
   d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number },
   keep?: (head: number, i: number, j: number) => boolean,
 ): Float32Array {
@@ -340,7 +440,10 @@ export function attentionRef(
       const qb = r * nHeads * D + h * D;
       let m = -Infinity;
       for (let j = 0; j <= i; j++) {
-        if (keep && !keep(h, i, j)) { s[j] = -Infinity; continue; }
+        if (keep && !keep(h, i, j)) {
+          s[j] = -Infinity;
+          continue;
+        }
         let dot = 0;
         for (let t = 0; t < D; t++) dot += q[qb + t] * k[kb + j * D + t];
         s[j] = dot * scale;

@@ -26,7 +26,11 @@ export interface TensorAttentionArgs {
 }
 
 export class TensorAttention {
-  private constructor(private ctx: GpuContext, private pipeline: GPUComputePipeline, private group: number) {}
+  private constructor(
+    private ctx: GpuContext,
+    private pipeline: GPUComputePipeline,
+    private group: number,
+  ) {}
 
   static async create(ctx: GpuContext, nHeads: number, nKvHeads: number): Promise<TensorAttention> {
     const group = nHeads / nKvHeads;
@@ -48,7 +52,10 @@ export class TensorAttention {
       encode(pass: GPUComputePassEncoder) {
         const { rows, step } = shape();
         if (rows === 0) return;
-        u[0] = rows; u[1] = step; u[2] = a.nHeads; u[3] = a.capacity;
+        u[0] = rows;
+        u[1] = step;
+        u[2] = a.nHeads;
+        u[3] = a.capacity;
         f[4] = Math.LOG2E / Math.sqrt(TENSOR_ATTENTION_HEAD_DIM);
         ctx.device.queue.writeBuffer(params, 0, words);
         pass.setPipeline(pipeline);

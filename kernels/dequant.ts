@@ -59,7 +59,11 @@ export interface DequantRangeArgs {
 
 /** The pipelines prepareDequant may use for `format` (vector and any-range paths). */
 export function dequantSpecs(format: 'q4' | 'q8'): PipelineSpec[] {
-  return [true, false].map((vec) => ({ label: `dequant_${format}_${vec ? 'vec' : 'any'}`, code: FORMAT_SRC[format] + dequantSrc, constants: { VEC: vec ? 1 : 0 } }));
+  return [true, false].map((vec) => ({
+    label: `dequant_${format}_${vec ? 'vec' : 'any'}`,
+    code: FORMAT_SRC[format] + dequantSrc,
+    constants: { VEC: vec ? 1 : 0 },
+  }));
 }
 
 /** Whether a range takes the one-source-word-per-thread path (whole vec2/vec4 stores). */
@@ -95,7 +99,8 @@ export function prepareDequant(ctx: GpuContext, a: DequantRangeArgs): Dispatch {
   let bg: GPUBindGroup;
   try {
     bg = ctx.device.createBindGroup({
-      label: `${a.label}_dequant`, layout: p0.getBindGroupLayout(0),
+      label: `${a.label}_dequant`,
+      layout: p0.getBindGroupLayout(0),
       entries: [a.part.data, a.part.scales, a.dst, params].map((buffer, binding) => ({ binding, resource: { buffer } })),
     });
   } catch (e) {

@@ -23,13 +23,18 @@ export interface EmbeddingArgs {
 }
 
 export class Embedding {
-  private constructor(private ctx: GpuContext, private pipelines: Map<WeightFormat, GPUComputePipeline>) {}
+  private constructor(
+    private ctx: GpuContext,
+    private pipelines: Map<WeightFormat, GPUComputePipeline>,
+  ) {}
 
   static async create(ctx: GpuContext, formats: WeightFormat[] = ['f32', 'f16', 'q8', 'q4']): Promise<Embedding> {
     const map = new Map<WeightFormat, GPUComputePipeline>();
-    await Promise.all(formats.map(async (f) => {
-      map.set(f, await getPipeline(ctx, { label: `embedding_${f}`, code: source, constants: { FORMAT: FORMAT_CODE[f] } }));
-    }));
+    await Promise.all(
+      formats.map(async (f) => {
+        map.set(f, await getPipeline(ctx, { label: `embedding_${f}`, code: source, constants: { FORMAT: FORMAT_CODE[f] } }));
+      }),
+    );
     return new Embedding(ctx, map);
   }
 

@@ -177,9 +177,15 @@ function specOf(ctx: GpuContext, k: PipelineKey): PipelineSpec {
   if (!k.gemv) return { label: `linear_gemm_${k.format}`, code: fmt + gemmSrc, constants: { ...constants, BK: gemmBk(ctx) } };
   const rope = k.epilogue === 'rope' || k.epilogue === 'normInRope';
   if (rope) Object.assign(constants, { ROPE_ROWS: 1, KV_F16: k.kvF16 ? 1 : 0 });
-  const epilogue = k.epilogue === 'residual' ? gemvResidSrc
-    : (k.epilogue === 'normIn' || k.epilogue === 'normInRope' ? gemvNormInSrc : ONE_SCALE) + (rope ? gemvRopeSrc : gemvStoreSrc);
-  return { label: `linear_gemv${k.vec ? '' : '_any'}_${k.epilogue}_${k.format}`, code: fmt + gemvCommonSrc + (k.vec ? gemvSrc : gemvAnySrc) + epilogue, constants };
+  const epilogue =
+    k.epilogue === 'residual'
+      ? gemvResidSrc
+      : (k.epilogue === 'normIn' || k.epilogue === 'normInRope' ? gemvNormInSrc : ONE_SCALE) + (rope ? gemvRopeSrc : gemvStoreSrc);
+  return {
+    label: `linear_gemv${k.vec ? '' : '_any'}_${k.epilogue}_${k.format}`,
+    code: fmt + gemvCommonSrc + (k.vec ? gemvSrc : gemvAnySrc) + epilogue,
+    constants,
+  };
 }
 
 /** Whether a weight of `inDim` columns in `format` / `group` takes the vector kernels at x offset xOffElems. */
@@ -225,7 +231,7 @@ export function linearPipelineSpecs(ctx: GpuContext, uses: LinearUse[], opts: Li
     const [, inDim] = u.shape;
     const quant = u.format === 'q8' || u.format === 'q4';
     const group = quant ? u.groupSize : 1;
-    const maxRows = u.rows === 'decode' ? 1 : u.maxRows ?? Infinity;
+    const maxRows = u.rows === 'decode' ? 1 : (u.maxRows ?? Infinity);
     // x offsets: 0, or any row of the activation ((rows - 1) * inDim elements).
     const offsets = u.anyRowOffset && inDim % 4 !== 0 ? [0, 1] : [0];
     const base = { format: u.format, group, gateUp: u.gateUp === true, bias: u.bias === true, epilogue: 'store' as GemvEpilogue, kvF16: u.kvF16 === true };
@@ -267,7 +273,11 @@ export class LinearKernels {
   private scratch?: GPUBuffer;
   private scratchHintBytes = 0;
 
-  private constructor(private ctx: GpuContext, private dummy: GPUBuffer, opts: LinearOptions) {
+  private constructor(
+    private ctx: GpuContext,
+    private dummy: GPUBuffer,
+    opts: LinearOptions,
+  ) {
     this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
     this.dequantMinRows = opts.prefillDequantMinRows ?? DEFAULT_DEQUANT_MIN_ROWS;
     if (!(Number.isInteger(this.dequantMinRows) && this.dequantMinRows >= 1)) {
@@ -424,7 +434,10 @@ export class LinearKernels {
       throw new InvalidOptionError('x', `needs ${xOff + rows * inDim * 4} bytes for ${rows} x ${inDim} f32 at offset ${xOff}, has ${a.x.size} (${a.w.name})`);
     }
     if (a.y.size < yOff + rows * outCols * 4) {
-      throw new InvalidOptionError('y', `needs ${yOff + rows * outCols * 4} bytes for ${rows} x ${outCols} f32 at offset ${yOff}, has ${a.y.size} (${a.w.name})`);
+      throw new InvalidOptionError(
+        'y',
+        `needs ${yOff + rows * outCols * 4} bytes for ${rows} x ${outCols} f32 at offset ${yOff}, has ${a.y.size} (${a.w.name})`,
+      );
     }
     const fmt = a.w.format;
     const quant = fmt === 'q8' || fmt === 'q4';
@@ -432,7 +445,11 @@ export class LinearKernels {
     const xOffElems = xOff / 4;
     const vec = vecPaths(fmt, group, inDim, xOffElems);
     const fused = a.normIn || a.residual || a.rope;
-    if (fused && !(rows <= this.gemvMaxRows && rows === 1)) throw new InvalidOptionError('rows', `normIn / residual / rope need one row on the matrix-vector kernel (got ${rows} rows, gemvMaxRows ${this.gemvMaxRows})`);
+    if (fused && !(rows <= this.gemvMaxRows && rows === 1))
+      throw new InvalidOptionError(
+        'rows',
+        `normIn / residual / rope need one row on the matrix-vector kernel (got ${rows} rows, gemvMaxRows ${this.gemvMaxRows})`,
+      );
     if (a.residual && (gateUp || a.rope)) throw new InvalidOptionError('residual', 'a residual epilogue takes a plain projection');
     if (rows > this.gemvMaxRows && quant && rows >= this.dequantMinRows && vecPaths('f32', 1, inDim, xOffElems).gemm) {
       const d = this.buildDequant(a, inDim, outCols, pieces, gateUp);
@@ -441,9 +458,19 @@ export class LinearKernels {
     // The GEMM for more than gemvMaxRows rows where its vector loads fit; else the matrix-vector kernel, one row per workgroup set.
     const gemv = rows <= this.gemvMaxRows || !vec.gemm;
     const epilogue: GemvEpilogue = a.residual ? 'residual' : a.rope ? (a.normIn ? 'normInRope' : 'rope') : a.normIn ? 'normIn' : 'store';
-    const p = pipeline(this.ctx, specOf(this.ctx, {
-      gemv, vec: gemv ? vec.gemv : true, format: fmt, group, gateUp, bias: !!a.bias, epilogue, kvF16: a.rope?.kvF16 === true,
-    }));
+    const p = pipeline(
+      this.ctx,
+      specOf(this.ctx, {
+        gemv,
+        vec: gemv ? vec.gemv : true,
+        format: fmt,
+        group,
+        gateUp,
+        bias: !!a.bias,
+        epilogue,
+        kvF16: a.rope?.kvF16 === true,
+      }),
+    );
     const tileN = gemv ? GEMV_NR : GEMM_TILE;
     const perWg = gateUp || a.rope ? tileN / 2 : tileN;
 
@@ -455,20 +482,49 @@ export class LinearKernels {
       for (const pc of pieces) {
         const r = a.rope;
         const groups = Math.ceil(pc.n / perWg);
-        const params = uniformBuffer(this.ctx, [
-          rows, pc.n, inDim, xOffElems,
-          yOff / 4 + pc.col0, outCols, pc.row0, pc.row1,
-          pc.col0, r?.headDim ?? 0, r?.rotaryDim ?? 0, r?.neox ? 1 : 0,
-          a.normIn?.count ?? 0, a.normIn?.dim ?? 0, a.normIn?.eps ?? 0, r?.nHeads ?? 0,
-          r?.nKvHeads ?? 0, r?.capacity ?? 0, workgroups, groups,
-        ], `${a.w.name}_linear_params`, [...new Array(14).fill('u32'), 'f32']);
+        const params = uniformBuffer(
+          this.ctx,
+          [
+            rows,
+            pc.n,
+            inDim,
+            xOffElems,
+            yOff / 4 + pc.col0,
+            outCols,
+            pc.row0,
+            pc.row1,
+            pc.col0,
+            r?.headDim ?? 0,
+            r?.rotaryDim ?? 0,
+            r?.neox ? 1 : 0,
+            a.normIn?.count ?? 0,
+            a.normIn?.dim ?? 0,
+            a.normIn?.eps ?? 0,
+            r?.nHeads ?? 0,
+            r?.nKvHeads ?? 0,
+            r?.capacity ?? 0,
+            workgroups,
+            groups,
+          ],
+          `${a.w.name}_linear_params`,
+          [...new Array(14).fill('u32'), 'f32'],
+        );
         uniforms.push(params);
         const extra: [number, GPUBuffer][] = [];
         if (a.normIn) extra.push([8, a.normIn.ss]);
         if (a.residual) extra.push([8, a.residual.normW], [9, a.residual.h], [10, a.residual.ss]);
         if (a.rope) extra.push([9, a.rope.table], [10, a.rope.k], [11, a.rope.v], [12, a.rope.step]);
-        const bindings: [number, GPUBuffer][] = [[0, a.x], [1, pc.w0.data], [2, pc.w1.data], [3, pc.w0.scales ?? this.dummy], [4, pc.w1.scales ?? this.dummy],
-          [5, a.bias ?? this.dummy], [6, a.y], [7, params], ...extra];
+        const bindings: [number, GPUBuffer][] = [
+          [0, a.x],
+          [1, pc.w0.data],
+          [2, pc.w1.data],
+          [3, pc.w0.scales ?? this.dummy],
+          [4, pc.w1.scales ?? this.dummy],
+          [5, a.bias ?? this.dummy],
+          [6, a.y],
+          [7, params],
+          ...extra,
+        ];
         const bg = this.ctx.device.createBindGroup({ label: `${a.w.name}_linear`, layout: p.getBindGroupLayout(0), entries: entries(bindings) });
         workgroups += groups;
         // gemv: `groups` workgroups per row of x; GEMM: column tiles x row tiles.
@@ -520,7 +576,10 @@ function checkWeight(w: GpuWeight): [number, number] {
   let next = 0;
   for (const part of parts) {
     if (part.rowStart !== next || part.rows <= 0) {
-      throw new InvalidOptionError('w', `${w.name}: parts must tile rows 0..${out} without gaps (part at row ${part.rowStart} with ${part.rows} rows, expected row ${next})`);
+      throw new InvalidOptionError(
+        'w',
+        `${w.name}: parts must tile rows 0..${out} without gaps (part at row ${part.rowStart} with ${part.rows} rows, expected row ${next})`,
+      );
     }
     next += part.rows;
     const need = packedBytes(w.format, part.rows * inDim);

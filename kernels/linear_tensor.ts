@@ -56,7 +56,11 @@ export function tensorLinearFits(w: GpuWeight): boolean {
 }
 
 export class TensorLinear {
-  private constructor(private ctx: GpuContext, private pipelines: Map<string, GPUComputePipeline>, private dummy: GPUBuffer) {}
+  private constructor(
+    private ctx: GpuContext,
+    private pipelines: Map<string, GPUComputePipeline>,
+    private dummy: GPUBuffer,
+  ) {}
 
   /** Compiles the pipelines for the given weight formats (plain, bias, gate/up each). */
   static async create(ctx: GpuContext, formats: WeightFormat[]): Promise<TensorLinear> {
@@ -67,7 +71,11 @@ export class TensorLinear {
       if (id === undefined) continue;
       for (const mode of ['plain', 'bias', 'gateup'] as const) {
         const constants = { FORMAT: id, GATE_UP: mode === 'gateup' ? 1 : 0, HAS_BIAS: mode === 'bias' ? 1 : 0 };
-        jobs.push(getPipeline(ctx, { label: `linear_tensor_${f}_${mode}`, code: source, constants }).then((p) => { pipelines.set(`${f}/${mode}`, p); }));
+        jobs.push(
+          getPipeline(ctx, { label: `linear_tensor_${f}_${mode}`, code: source, constants }).then((p) => {
+            pipelines.set(`${f}/${mode}`, p);
+          }),
+        );
       }
     }
     await Promise.all(jobs);
@@ -113,9 +121,12 @@ export class TensorLinear {
     for (const s of segs) {
       const dims = uniformBuffer(this.ctx, [a.rows, s.n, inDim, f, y0 + s.c0, x0, s.row0, s.row1, s.c0, a.w.groupSize || 32, 0, 0], 'linear_tensor_dims');
       owned.push(dims);
-      const bg = bindBuffers(this.ctx, pipeline, [
-        a.x, s.g.data, s.g.scales ?? this.dummy, s.u.data, s.u.scales ?? this.dummy, a.bias ?? this.dummy, a.y, dims,
-      ], 'linear_tensor');
+      const bg = bindBuffers(
+        this.ctx,
+        pipeline,
+        [a.x, s.g.data, s.g.scales ?? this.dummy, s.u.data, s.u.scales ?? this.dummy, a.bias ?? this.dummy, a.y, dims],
+        'linear_tensor',
+      );
       work.push({ bg, grid: [Math.ceil(s.n / (gateUp ? 64 : 128)), Math.ceil(a.rows / TILE_ROWS)] });
     }
     const ctx = this.ctx;

@@ -26,12 +26,18 @@ export interface NormArgs {
 }
 
 export class RmsNorm {
-  private constructor(private ctx: GpuContext, private plain: GPUComputePipeline, private fused: GPUComputePipeline,
-    private plain4: GPUComputePipeline, private fused4: GPUComputePipeline) {}
+  private constructor(
+    private ctx: GpuContext,
+    private plain: GPUComputePipeline,
+    private fused: GPUComputePipeline,
+    private plain4: GPUComputePipeline,
+    private fused4: GPUComputePipeline,
+  ) {}
 
   static async create(ctx: GpuContext): Promise<RmsNorm> {
-    const [plain, fused, plain4, fused4] = await Promise.all(['rmsnorm', 'add_rmsnorm', 'rmsnorm4', 'add_rmsnorm4']
-      .map((e) => getPipeline(ctx, { label: e, code: source, entryPoint: e })));
+    const [plain, fused, plain4, fused4] = await Promise.all(
+      ['rmsnorm', 'add_rmsnorm', 'rmsnorm4', 'add_rmsnorm4'].map((e) => getPipeline(ctx, { label: e, code: source, entryPoint: e })),
+    );
     return new RmsNorm(ctx, plain, fused, plain4, fused4);
   }
 
@@ -40,7 +46,7 @@ export class RmsNorm {
     const params = uniformBuffer(this.ctx, [a.rows, a.dim, a.eps, a.xRowOffset ?? 0], 'rmsnorm_params', ['u32', 'u32', 'f32', 'u32']);
     // vec4 kernels when rows are whole vec4s (a quarter of the loop trips).
     const v4 = a.dim % 4 === 0;
-    const pipeline = a.res ? (v4 ? this.fused4 : this.fused) : (v4 ? this.plain4 : this.plain);
+    const pipeline = a.res ? (v4 ? this.fused4 : this.fused) : v4 ? this.plain4 : this.plain;
     const buffers = a.res ? [a.x, a.w, a.y, params, a.res] : [a.x, a.w, a.y, params];
     const bg = bindBuffers(this.ctx, pipeline, buffers, a.res ? 'add_rmsnorm' : 'rmsnorm');
     return prepared(this.ctx, pipeline, bg, [a.rows], [params]);

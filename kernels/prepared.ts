@@ -69,12 +69,19 @@ export function runDispatches(ctx: GpuContext, dispatches: Dispatch[], label = '
 export class StepUniform {
   readonly buffer: GPUBuffer;
   private words = new Uint32Array(4);
-  constructor(private ctx: GpuContext, label = 'step') {
+  constructor(
+    private ctx: GpuContext,
+    label = 'step',
+  ) {
     this.buffer = uniformBuffer(ctx, [0, 0, 0, 0], label);
   }
   set(pos: number, rows: number): void {
-    this.words[0] = pos; this.words[1] = rows; this.words[2] = pos + rows;
+    this.words[0] = pos;
+    this.words[1] = rows;
+    this.words[2] = pos + rows;
     this.ctx.device.queue.writeBuffer(this.buffer, 0, this.words);
   }
-  destroy(): void { releaseBuffer(this.ctx, this.buffer); }
+  destroy(): void {
+    releaseBuffer(this.ctx, this.buffer);
+  }
 }

@@ -33,14 +33,19 @@ export interface RopeArgs {
 }
 
 export class RopeKv {
-  private constructor(private ctx: GpuContext, private pipeline: GPUComputePipeline, readonly shape: RopeShape) {}
+  private constructor(
+    private ctx: GpuContext,
+    private pipeline: GPUComputePipeline,
+    readonly shape: RopeShape,
+  ) {}
 
   static async create(ctx: GpuContext, shape: RopeShape): Promise<RopeKv> {
     if (shape.headDim % 2 !== 0 || shape.rope.rotaryDim % 2 !== 0 || shape.rope.rotaryDim > shape.headDim) {
       throw new RangeError(`rope: headDim ${shape.headDim} and rotaryDim ${shape.rope.rotaryDim} must be even, rotaryDim <= headDim`);
     }
     const pipeline = await getPipeline(ctx, {
-      label: `rope_${shape.rope.variant}_${shape.kvDtype}`, code: source,
+      label: `rope_${shape.rope.variant}_${shape.kvDtype}`,
+      code: source,
       constants: { VARIANT: shape.rope.variant === 'neox' ? 1 : 0, KV_F16: shape.kvDtype === 'f16' ? 1 : 0 },
     });
     return new RopeKv(ctx, pipeline, shape);
@@ -50,7 +55,7 @@ export class RopeKv {
     const s = this.shape;
     const params = uniformBuffer(this.ctx, [a.rows, s.nHeads, s.nKvHeads, s.headDim, s.rope.rotaryDim, s.capacity, 0, 0], 'rope_params');
     const bg = bindBuffers(this.ctx, this.pipeline, [a.qkv, a.table, a.q, a.kv.k, a.kv.v, params, a.step], 'rope_kv');
-    const pairs = (s.nHeads + 2 * s.nKvHeads) * s.headDim / 2;
+    const pairs = ((s.nHeads + 2 * s.nKvHeads) * s.headDim) / 2;
     return prepared(this.ctx, this.pipeline, bg, [Math.ceil(pairs / 64), a.rows], [params]);
   }
 }
@@ -100,13 +105,19 @@ export function ropeHeadRef(x: ArrayLike<number>, cs: ArrayLike<number>, variant
   const half = rotaryDim / 2;
   if (variant === 'interleaved-half') {
     for (let i = 0; i < half; i++) {
-      const a = x[2 * i], b = x[2 * i + 1], c = cs[2 * i], s = cs[2 * i + 1];
+      const a = x[2 * i],
+        b = x[2 * i + 1],
+        c = cs[2 * i],
+        s = cs[2 * i + 1];
       out[2 * i] = a * c - b * s;
       out[2 * i + 1] = b * c + a * s;
     }
   } else {
     for (let j = 0; j < half; j++) {
-      const a = x[j], b = x[j + half], c = cs[2 * j], s = cs[2 * j + 1];
+      const a = x[j],
+        b = x[j + half],
+        c = cs[2 * j],
+        s = cs[2 * j + 1];
       out[j] = a * c - b * s;
       out[j + half] = b * c + a * s;
     }

@@ -25,11 +25,11 @@ export interface SampleParams {
 export const GREEDY: SampleParams = { greedy: true, temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1 };
 
 export class GpuSampler {
-  private params: GPUBuffer;   // Params (8 words)
-  private history: GPUBuffer;  // (capacity) u32
-  private scratch: GPUBuffer;  // (vocab) f32
-  private result: GPUBuffer;   // (4) u32
-  private staging: GPUBuffer;  // (4) u32, MAP_READ
+  private params: GPUBuffer; // Params (8 words)
+  private history: GPUBuffer; // (capacity) u32
+  private scratch: GPUBuffer; // (vocab) f32
+  private result: GPUBuffer; // (4) u32
+  private staging: GPUBuffer; // (4) u32, MAP_READ
   private bind: GPUBindGroup;
   private words = new ArrayBuffer(32);
   /** Token ids currently in the history buffer. */
@@ -150,13 +150,19 @@ export function sampleRef(logits: Float32Array, history: readonly number[], p: S
     for (let i = 0; i < sorted.length; i++) {
       mass += w(sorted[i]);
       const last = i + 1 === sorted.length || sorted[i + 1] !== sorted[i];
-      if (last && mass >= need) { thresh = Math.max(thresh, sorted[i]); break; }
+      if (last && mass >= need) {
+        thresh = Math.max(thresh, sorted[i]);
+        break;
+      }
     }
   }
   const kept: number[] = [];
   const weights: number[] = [];
   for (let i = 0; i < vocab; i++) {
-    if (values[i] >= thresh) { kept.push(i); weights.push(w(values[i])); }
+    if (values[i] >= thresh) {
+      kept.push(i);
+      weights.push(w(values[i]));
+    }
   }
   const total = weights.reduce((a, b) => a + b, 0);
   const probs = weights.map((x) => x / total);
@@ -164,6 +170,10 @@ export function sampleRef(logits: Float32Array, history: readonly number[], p: S
   let run = 0;
   for (const q of probs) cdf.push((run += q));
   let id = kept[kept.length - 1];
-  for (let j = 0; j < kept.length; j++) if (cdf[j] > r) { id = kept[j]; break; }
+  for (let j = 0; j < kept.length; j++)
+    if (cdf[j] > r) {
+      id = kept[j];
+      break;
+    }
   return { id, values, kept, probs, cdf };
 }

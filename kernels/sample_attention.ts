@@ -52,11 +52,22 @@ function binsSpec(): PipelineSpec {
 }
 
 export interface SamplingBuffers {
-  q: GPUBuffer; k: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; params: GPUBufferBinding;
+  q: GPUBuffer;
+  k: GPUBuffer;
+  rowStats: GPUBuffer;
+  colScores: GPUBuffer;
+  groupScores: GPUBuffer;
+  params: GPUBufferBinding;
 }
 
 export interface SelectBuffers {
-  rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; sel: GPUBuffer; stats: GPUBuffer; taus: GPUBuffer; params: GPUBufferBinding;
+  rowStats: GPUBuffer;
+  colScores: GPUBuffer;
+  groupScores: GPUBuffer;
+  sel: GPUBuffer;
+  stats: GPUBuffer;
+  taus: GPUBuffer;
+  params: GPUBufferBinding;
 }
 
 export class SampleKernels {
@@ -72,7 +83,10 @@ export class SampleKernels {
     const sel = selectSpecs(ctx, dims);
     const [scores, group, topup, tau, bins] = await Promise.all([
       SampleScores.create(ctx, dims, opts.scores),
-      getPipeline(ctx, sel.group), getPipeline(ctx, sel.topup), getPipeline(ctx, sel.tau), getPipeline(ctx, binsSpec()),
+      getPipeline(ctx, sel.group),
+      getPipeline(ctx, sel.topup),
+      getPipeline(ctx, sel.tau),
+      getPipeline(ctx, binsSpec()),
     ]);
     return new SampleKernels(ctx, dims, scores, { group, topup, tau }, bins);
   }
@@ -102,9 +116,23 @@ export class SampleKernels {
   encodeSelect(pass: GPUComputePassEncoder, b: SelectBuffers, rule: 'group' | 'topup' | 'head', headParams?: GPUBufferBinding): void {
     const run = (pipe: GPUComputePipeline, params: GPUBufferBinding, groupScores: GPUBuffer, units: number, label: string) => {
       pass.setPipeline(pipe);
-      pass.setBindGroup(0, bindAt(this.ctx, pipe, [
-        [0, b.sel], [3, b.rowStats], [4, b.colScores], [5, groupScores], [6, params], [7, b.stats], [8, b.taus],
-      ], label));
+      pass.setBindGroup(
+        0,
+        bindAt(
+          this.ctx,
+          pipe,
+          [
+            [0, b.sel],
+            [3, b.rowStats],
+            [4, b.colScores],
+            [5, groupScores],
+            [6, params],
+            [7, b.stats],
+            [8, b.taus],
+          ],
+          label,
+        ),
+      );
       pass.dispatchWorkgroups(units);
     };
     if (rule === 'head') {
@@ -121,7 +149,19 @@ export class SampleKernels {
    */
   encodeBins(pass: GPUComputePassEncoder, b: { sel: GPUBuffer; bins: GPUBuffer; args: GPUBufferBinding }): void {
     pass.setPipeline(this.binsPipe);
-    pass.setBindGroup(0, bindAt(this.ctx, this.binsPipe, [[0, b.sel], [1, b.bins], [2, b.args]], 'sample_bins'));
+    pass.setBindGroup(
+      0,
+      bindAt(
+        this.ctx,
+        this.binsPipe,
+        [
+          [0, b.sel],
+          [1, b.bins],
+          [2, b.args],
+        ],
+        'sample_bins',
+      ),
+    );
     pass.dispatchWorkgroups(this.dims.nKvHeads);
   }
 }

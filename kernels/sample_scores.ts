@@ -14,7 +14,13 @@ import source from './sample_scores.wgsl?raw';
 import combineSource from './sample_scores_combine.wgsl?raw';
 
 /** Score tile of one kernel: BS stationary rows x BT streamed rows, RX x RY per thread, DK of headDim per staged chunk. */
-export interface ScoreTile { bs: number; bt: number; rx: number; ry: number; dk: number }
+export interface ScoreTile {
+  bs: number;
+  bt: number;
+  rx: number;
+  ry: number;
+  dk: number;
+}
 
 /** Derived sizes (the WGSL constants). */
 export interface ScorePlan extends ScoreTile {
@@ -23,9 +29,11 @@ export interface ScorePlan extends ScoreTile {
   /** Threads per workgroup. */
   nt: number;
   /** vec4 rows per dim of the X / Y tile in workgroup memory (BS / 4 + 1, BT / 4 + 1: padded). */
-  xq: number; yq: number;
+  xq: number;
+  yq: number;
   /** Thread mapping: GX x GY threads per warp-shaped block. */
-  gx: number; gy: number;
+  gx: number;
+  gy: number;
   smemBytes: number;
   /** Double-buffered chunks (one barrier per chunk; needs nch even). */
   db: boolean;
@@ -74,12 +82,21 @@ export const SOFTWARE_SCORE_TILE: ScoreTile = { bs: 16, bt: 16, rx: 4, ry: 4, dk
 function sizes(headDim: number, t: ScoreTile, db: boolean): ScorePlan {
   const dk4 = t.dk / 4;
   const nch = Math.ceil(Math.ceil(headDim / 4) / dk4);
-  const tx = t.bs / t.rx, ty = t.bt / t.ry;
-  const xq = t.bs / 4 + 1, yq = t.bt / 4 + 1;
+  const tx = t.bs / t.rx,
+    ty = t.bt / t.ry;
+  const xq = t.bs / 4 + 1,
+    yq = t.bt / 4 + 1;
   const warp = tx % 8 === 0 && ty % 4 === 0;
   return {
-    ...t, nch, nt: tx * ty, xq, yq, gx: warp ? 8 : tx, gy: warp ? 4 : 1,
-    smemBytes: 16 * (db ? 2 * t.dk : t.dk + 1) * (xq + yq) + 4 * (ty * t.bs + 2 * t.bs) + 24 * t.bt, db,
+    ...t,
+    nch,
+    nt: tx * ty,
+    xq,
+    yq,
+    gx: warp ? 8 : tx,
+    gy: warp ? 4 : 1,
+    smemBytes: 16 * (db ? 2 * t.dk : t.dk + 1) * (xq + yq) + 4 * (ty * t.bs + 2 * t.bs) + 24 * t.bt,
+    db,
   };
 }
 
@@ -90,7 +107,9 @@ function sizes(headDim: number, t: ScoreTile, db: boolean): ScorePlan {
 export function scorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, over: Partial<ScoreTile> = {}): ScorePlan {
   const t: ScoreTile = { ...(ctx.info.isSoftware ? SOFTWARE_SCORE_TILE : SCORE_TILE), ...over };
   if (over.dk === undefined) t.dk = Math.min(t.dk, 4 * Math.ceil(headDim / 4));
-  const bad = (why: string) => { throw new InvalidOptionError(`sampling.${kind}`, why, { ...t, headDim }); };
+  const bad = (why: string) => {
+    throw new InvalidOptionError(`sampling.${kind}`, why, { ...t, headDim });
+  };
   for (const k of ['rx', 'ry'] as const) if (t[k] !== 4 && t[k] !== 8) bad(`${k} must be 4 or 8, got ${t[k]}`);
   if (!Number.isInteger(t.bs / t.rx) || t.bs < 1) bad(`bs ${t.bs} must be a positive multiple of rx ${t.rx}`);
   if (!Number.isInteger(t.bt / t.ry) || t.bt < 1) bad(`bt ${t.bt} must be a positive multiple of ry ${t.ry}`);
@@ -99,7 +118,8 @@ export function scorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, o
   const single = sizes(headDim, t, false);
   const double = sizes(headDim, t, true);
   const plan = single.nch % 2 === 0 && double.smemBytes <= smem ? double : single;
-  if (plan.nt > ctx.limits.maxComputeInvocationsPerWorkgroup) bad(`${plan.nt} threads per workgroup, over this GPU's ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
+  if (plan.nt > ctx.limits.maxComputeInvocationsPerWorkgroup)
+    bad(`${plan.nt} threads per workgroup, over this GPU's ${ctx.limits.maxComputeInvocationsPerWorkgroup}`);
   if (plan.nt < t.bs || plan.nt < t.bt) bad(`${plan.nt} threads per workgroup must cover bs ${t.bs} and bt ${t.bt}`);
   if (plan.smemBytes > smem) bad(`needs ${plan.smemBytes} bytes of workgroup memory, over this GPU's ${smem}`);
   return plan;
@@ -107,7 +127,11 @@ export function scorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, o
 
 /** Pipelines of the sampling phase for one layer shape. */
 export function scoreSpecs(ctx: GpuContext, dims: AttentionDims, opts: ScoreOptions = {}): Record<ScoreKernel | 'combine', PipelineSpec> {
-  const spec = (k: ScoreKernel): PipelineSpec => ({ label: `sample_scores_${k}`, code: scoreSource(dims, k, scorePlan(ctx, dims.headDim, k, opts[k])), constants: { SMODE: k === 'rows' ? 0 : 1 } });
+  const spec = (k: ScoreKernel): PipelineSpec => ({
+    label: `sample_scores_${k}`,
+    code: scoreSource(dims, k, scorePlan(ctx, dims.headDim, k, opts[k])),
+    constants: { SMODE: k === 'rows' ? 0 : 1 },
+  });
   return { rows: spec('rows'), cols: spec('cols'), combine: { label: 'sample_scores_combine', code: plainHeader(dims) + combineSource } };
 }
 
@@ -133,12 +157,34 @@ fn load_q4(off: u32, d4: u32) -> vec4<f32> {
  * the tile plan as consts; the q loader), then kernels/sample_scores.wgsl; SMODE is an override.
  */
 export function scoreSource(dims: AttentionDims, kind: ScoreKernel, plan: ScorePlan): string {
-  const tx = plan.bs / plan.rx, ty = plan.bt / plan.ry, dk4 = plan.dk / 4;
-  return plainHeader(dims, {
-    GROUP: dims.nHeads / dims.nKvHeads, BS: plan.bs, BT: plan.bt, RX: plan.rx, RY: plan.ry, TX: tx, TY: ty, NT: plan.nt,
-    DK: plan.dk, DK4: dk4, NCH: plan.nch, XQ: plan.xq, YQ: plan.yq, GX: plan.gx, GY: plan.gy,
-    DB: plan.db ? 1 : 0, DK1: plan.db ? plan.dk : 1, PX: Math.ceil((plan.bs * dk4) / plan.nt), PY: Math.ceil((plan.bt * dk4) / plan.nt),
-  }) + qAccess(dims.headDim) + source;
+  const tx = plan.bs / plan.rx,
+    ty = plan.bt / plan.ry,
+    dk4 = plan.dk / 4;
+  return (
+    plainHeader(dims, {
+      GROUP: dims.nHeads / dims.nKvHeads,
+      BS: plan.bs,
+      BT: plan.bt,
+      RX: plan.rx,
+      RY: plan.ry,
+      TX: tx,
+      TY: ty,
+      NT: plan.nt,
+      DK: plan.dk,
+      DK4: dk4,
+      NCH: plan.nch,
+      XQ: plan.xq,
+      YQ: plan.yq,
+      GX: plan.gx,
+      GY: plan.gy,
+      DB: plan.db ? 1 : 0,
+      DK1: plan.db ? plan.dk : 1,
+      PX: Math.ceil((plan.bs * dk4) / plan.nt),
+      PY: Math.ceil((plan.bt * dk4) / plan.nt),
+    }) +
+    qAccess(dims.headDim) +
+    source
+  );
 }
 
 export class SampleScores {
@@ -189,9 +235,20 @@ export class SampleScores {
    * columns [0, nCols). `maxKeys` (default nCols + 1) ~ keys the last sampled
    * row sees (pos + rows), for the split choice only.
    */
-  encode(pass: GPUComputePassEncoder, b: {
-    q: GPUBuffer; k: GPUBuffer; rowStats: GPUBuffer; colScores: GPUBuffer; groupScores: GPUBuffer; params: GPUBufferBinding;
-  }, nSamp: number, nCols: number, maxKeys = nCols + 1): void {
+  encode(
+    pass: GPUComputePassEncoder,
+    b: {
+      q: GPUBuffer;
+      k: GPUBuffer;
+      rowStats: GPUBuffer;
+      colScores: GPUBuffer;
+      groupScores: GPUBuffer;
+      params: GPUBufferBinding;
+    },
+    nSamp: number,
+    nCols: number,
+    maxKeys = nCols + 1,
+  ): void {
     if (nSamp === 0) return;
     const group = this.dims.nHeads / this.dims.nKvHeads;
     const grid: Record<ScoreKernel, number> = {
@@ -201,22 +258,52 @@ export class SampleScores {
     const split = rowSplits(grid.rows * this.dims.nKvHeads, maxKeys, this.plans.rows.bt, this.split);
     this.lastSplit = split;
     const partials = this.partials(split > 1 ? split * this.dims.nHeads * nSamp * 16 : 16);
-    if (split > this.ctx.limits.maxComputeWorkgroupsPerDimension) throw new GpuLimitError(`sample_scores_rows: ${split} key splits, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}`, { nSamp, split });
+    if (split > this.ctx.limits.maxComputeWorkgroupsPerDimension)
+      throw new GpuLimitError(`sample_scores_rows: ${split} key splits, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}`, { nSamp, split });
     for (const kind of ['rows', 'cols'] as const) {
       if (grid[kind] === 0) continue;
       if (grid[kind] > this.ctx.limits.maxComputeWorkgroupsPerDimension) {
-        throw new GpuLimitError(`sample_scores_${kind}: ${grid[kind]} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`, { nSamp, nCols });
+        throw new GpuLimitError(
+          `sample_scores_${kind}: ${grid[kind]} workgroups, over this GPU's ${this.ctx.limits.maxComputeWorkgroupsPerDimension}; prefill in smaller row chunks`,
+          { nSamp, nCols },
+        );
       }
       const pipe = this.pipes[kind];
       pass.setPipeline(pipe);
-      pass.setBindGroup(0, bindAt(this.ctx, pipe, [
-        [0, b.q], [1, b.k], [3, b.rowStats], [4, b.colScores], [5, b.groupScores], [6, b.params], [7, partials],
-      ], `sample_scores_${kind}`));
+      pass.setBindGroup(
+        0,
+        bindAt(
+          this.ctx,
+          pipe,
+          [
+            [0, b.q],
+            [1, b.k],
+            [3, b.rowStats],
+            [4, b.colScores],
+            [5, b.groupScores],
+            [6, b.params],
+            [7, partials],
+          ],
+          `sample_scores_${kind}`,
+        ),
+      );
       pass.dispatchWorkgroups(grid[kind], this.dims.nKvHeads, kind === 'rows' ? split : 1);
       if (kind === 'rows' && split > 1) {
         const combine = this.pipes.combine;
         pass.setPipeline(combine);
-        pass.setBindGroup(0, bindAt(this.ctx, combine, [[3, b.rowStats], [6, b.params], [7, partials]], 'sample_scores_combine'));
+        pass.setBindGroup(
+          0,
+          bindAt(
+            this.ctx,
+            combine,
+            [
+              [3, b.rowStats],
+              [6, b.params],
+              [7, partials],
+            ],
+            'sample_scores_combine',
+          ),
+        );
         pass.dispatchWorkgroups(Math.ceil((this.dims.nHeads * nSamp) / 64), split);
       }
     }
@@ -230,7 +317,8 @@ export class SampleScores {
  * (nHeads, nCols); groupScores (nKvHeads, nCols).
  */
 export function samplingRef(
-  q: Float32Array, k: Float32Array,
+  q: Float32Array,
+  k: Float32Array,
   d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number },
   plan: SampledRows & { nCols: number; window: number },
 ): { rowStats: Float64Array; colScores: Float64Array; groupScores: Float64Array } {
@@ -255,8 +343,13 @@ export function samplingRef(
         s[j] = dot * scale;
         m = Math.max(m, s[j]);
       }
-      let l = 0, lw = 0;
-      for (let j = 0; j <= i; j++) { const e = Math.exp(s[j] - m); l += e; if (j + w > i) lw += e; }
+      let l = 0,
+        lw = 0;
+      for (let j = 0; j <= i; j++) {
+        const e = Math.exp(s[j] - m);
+        l += e;
+        if (j + w > i) lw += e;
+      }
       rowStats[(h * nSamp + r) * 2] = (m + Math.log(l)) * Math.LOG2E;
       rowStats[(h * nSamp + r) * 2 + 1] = lw / l;
       for (let j = 0; j + w <= i; j++) {

@@ -7,7 +7,20 @@
  * 10000 * rope_ratio.
  */
 import type { ModelSpec, TensorEntry } from './spec.ts';
-import { configError, num, SANE, optBool, optNum, optTokenId, tokenIds, TensorTable, whole, type Config, type TensorRecipe, type WeightPlan } from './config.ts';
+import {
+  configError,
+  num,
+  SANE,
+  optBool,
+  optNum,
+  optTokenId,
+  tokenIds,
+  TensorTable,
+  whole,
+  type Config,
+  type TensorRecipe,
+  type WeightPlan,
+} from './config.ts';
 
 const F = 'chatglm';
 
@@ -23,7 +36,8 @@ export function parseChatglm2Config(c: Config): ModelSpec {
   if (!optBool(c, F, 'rmsnorm', true)) throw configError(F, 'rmsnorm', 'false (LayerNorm) is not supported; ChatGLM2 uses RMSNorm');
   if (optBool(c, F, 'add_bias_linear', false)) throw configError(F, 'add_bias_linear', 'true is not supported (ChatGLM2 has no linear biases besides QKV)');
   if (!optBool(c, F, 'post_layer_norm', true)) throw configError(F, 'post_layer_norm', 'false is not supported (the final norm is required)');
-  if (optBool(c, F, 'apply_residual_connection_post_layernorm', false)) throw configError(F, 'apply_residual_connection_post_layernorm', 'true is not supported (residuals are taken before the norm in ChatGLM2)');
+  if (optBool(c, F, 'apply_residual_connection_post_layernorm', false))
+    throw configError(F, 'apply_residual_connection_post_layernorm', 'true is not supported (residuals are taken before the norm in ChatGLM2)');
   if (!optBool(c, F, 'original_rope', true)) throw configError(F, 'original_rope', 'false is not supported (ChatGLM2 uses the original interleaved rotary)');
   const ropeRatio = optNum(c, F, 'rope_ratio', 1, { positive: true, ...SANE.ropeRatio });
   const contextLength = num(c, F, 'seq_length', { int: true, positive: true, ...SANE.positions });
@@ -52,8 +66,11 @@ export function chatglm2Weights(spec: ModelSpec, entries: TensorEntry[], where: 
   const t = new TensorTable('chatglm2', entries, where);
   const { dim, headDim, nHeads, nKvHeads, ffnDim, vocabSize } = spec;
   const qkvRows = (nHeads + 2 * nKvHeads) * headDim;
-  const m = (canonical: TensorRecipe['name'], name: string, shape: number[]): TensorRecipe =>
-    ({ name: canonical, shape, segments: [whole(t.get(name, shape))] });
+  const m = (canonical: TensorRecipe['name'], name: string, shape: number[]): TensorRecipe => ({
+    name: canonical,
+    shape,
+    segments: [whole(t.get(name, shape))],
+  });
   const recipes: TensorRecipe[] = [m('embed', 'transformer.embedding.word_embeddings.weight', [vocabSize, dim])];
   for (let i = 0; i < spec.nLayers; i++) {
     const p = `transformer.encoder.layers.${i}.`;
@@ -67,10 +84,7 @@ export function chatglm2Weights(spec: ModelSpec, entries: TensorEntry[], where: 
       m(`layers.${i}.wDown`, `${p}mlp.dense_4h_to_h.weight`, [dim, ffnDim]),
     );
   }
-  recipes.push(
-    m('finalNorm', 'transformer.encoder.final_layernorm.weight', [dim]),
-    m('lmHead', 'transformer.output_layer.weight', [vocabSize, dim]),
-  );
+  recipes.push(m('finalNorm', 'transformer.encoder.final_layernorm.weight', [dim]), m('lmHead', 'transformer.output_layer.weight', [vocabSize, dim]));
   const dropped = ['transformer.rotary_pos_emb.inv_freq'].filter((n) => t.drop(n));
   t.checkAllUsed();
   return { recipes, dropped };

@@ -8,7 +8,12 @@ import type { CanonicalTensor, TensorEntry } from './spec.ts';
 
 export type Config = Record<string, unknown>;
 
-interface NumOpts { int?: boolean; min?: number; max?: number; positive?: boolean }
+interface NumOpts {
+  int?: boolean;
+  min?: number;
+  max?: number;
+  positive?: boolean;
+}
 
 /**
  * Sane ranges of numeric config fields (issue 20): values outside them load
@@ -48,7 +53,8 @@ export function optNum(c: Config, family: string, field: string, dflt: number, o
 }
 
 function checkNum(v: unknown, family: string, field: string, o: NumOpts): number {
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${where(family, field)} must be a finite number, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`, { field });
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new ConfigError(`${where(family, field)} must be a finite number, got ${typeof v === 'number' ? String(v) : JSON.stringify(v)}`, { field });
   if (o.int && !Number.isSafeInteger(v)) throw new ConfigError(`${where(family, field)} must be an integer, got ${v}`, { field });
   if (o.positive && !(v > 0)) throw new ConfigError(`${where(family, field)} must be > 0, got ${v}`, { field });
   if (o.min !== undefined && v < o.min) throw new ConfigError(`${where(family, field)} must be >= ${o.min}, got ${v}`, { field });
@@ -68,7 +74,9 @@ export function tokenIds(c: Config, family: string, field: string): number[] {
   const v = c[field];
   if (v === undefined || v === null) return [];
   const list = Array.isArray(v) ? v : [v];
-  for (const x of list) if (!Number.isSafeInteger(x) || (x as number) < 0) throw new ConfigError(`${where(family, field)} must be a token id or a list of them, got ${JSON.stringify(v)}`, { field });
+  for (const x of list)
+    if (!Number.isSafeInteger(x) || (x as number) < 0)
+      throw new ConfigError(`${where(family, field)} must be a token id or a list of them, got ${JSON.stringify(v)}`, { field });
   return list as number[];
 }
 
@@ -112,7 +120,11 @@ export interface WeightPlan {
 export class TensorTable {
   private byName = new Map<string, TensorEntry>();
   private used = new Set<string>();
-  constructor(private family: string, entries: TensorEntry[], private where: string) {
+  constructor(
+    private family: string,
+    entries: TensorEntry[],
+    private where: string,
+  ) {
     for (const e of entries) this.byName.set(e.name, e);
   }
   has(name: string): boolean {
@@ -123,7 +135,12 @@ export class TensorTable {
     const e = this.byName.get(name);
     if (!e) throw new ModelFormatError(this.where, `missing tensor '${name}' (${this.family} needs it)`, { tensor: name });
     if (e.shape.length !== shape.length || e.shape.some((d, i) => d !== shape[i])) {
-      throw new ConfigError(`${e.file}: tensor '${name}' has shape [${e.shape}] but config.json implies [${shape}]`, { tensor: name, file: e.file, shape: e.shape, expected: shape });
+      throw new ConfigError(`${e.file}: tensor '${name}' has shape [${e.shape}] but config.json implies [${shape}]`, {
+        tensor: name,
+        file: e.file,
+        shape: e.shape,
+        expected: shape,
+      });
     }
     if (!['F32', 'F16', 'BF16'].includes(e.dtype)) {
       throw new ModelFormatError(e.file, `tensor '${name}' has dtype ${e.dtype}; weights must be F32, F16 or BF16`, { tensor: name });
@@ -139,7 +156,8 @@ export class TensorTable {
   /** Throws on a checkpoint tensor that no table entry names. */
   checkAllUsed(): void {
     for (const [name, e] of this.byName) {
-      if (!this.used.has(name)) throw new ModelFormatError(e.file, `unexpected tensor '${name}' for the ${this.family} family (not in its weight table)`, { tensor: name });
+      if (!this.used.has(name))
+        throw new ModelFormatError(e.file, `unexpected tensor '${name}' for the ${this.family} family (not in its weight table)`, { tensor: name });
     }
   }
 }

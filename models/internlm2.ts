@@ -8,7 +8,21 @@
  * rope_scaling (dynamic NTK past max_position_embeddings).
  */
 import type { ModelSpec, RopeSpec, TensorEntry } from './spec.ts';
-import { configError, num, SANE, optBool, optNum, optTokenId, tokenIds, TensorTable, whole, type Config, type RowSegment, type TensorRecipe, type WeightPlan } from './config.ts';
+import {
+  configError,
+  num,
+  SANE,
+  optBool,
+  optNum,
+  optTokenId,
+  tokenIds,
+  TensorTable,
+  whole,
+  type Config,
+  type RowSegment,
+  type TensorRecipe,
+  type WeightPlan,
+} from './config.ts';
 
 const F = 'internlm2';
 
@@ -34,8 +48,14 @@ export function parseInternlm2Config(c: Config): ModelSpec {
   if (rs !== undefined && rs !== null) {
     const r = rs as { type?: unknown; rope_type?: unknown; factor?: unknown };
     const type = r.type ?? r.rope_type;
-    if (typeof rs !== 'object' || (type !== 'dynamic' && type !== 'linear')) throw configError(F, 'rope_scaling', `must be null or {type: "dynamic" | "linear", factor}, got ${JSON.stringify(rs)}`);
-    if (typeof r.factor !== 'number' || !(r.factor >= 1 && r.factor <= SANE.ropeFactor.max)) throw configError(F, 'rope_scaling', `factor must be a number in [1, ${SANE.ropeFactor.max}], got ${typeof r.factor === 'number' ? String(r.factor) : JSON.stringify(r.factor)}`);
+    if (typeof rs !== 'object' || (type !== 'dynamic' && type !== 'linear'))
+      throw configError(F, 'rope_scaling', `must be null or {type: "dynamic" | "linear", factor}, got ${JSON.stringify(rs)}`);
+    if (typeof r.factor !== 'number' || !(r.factor >= 1 && r.factor <= SANE.ropeFactor.max))
+      throw configError(
+        F,
+        'rope_scaling',
+        `factor must be a number in [1, ${SANE.ropeFactor.max}], got ${typeof r.factor === 'number' ? String(r.factor) : JSON.stringify(r.factor)}`,
+      );
     rope.scaling = { type, factor: r.factor };
   }
   return {
@@ -63,8 +83,11 @@ export function parseInternlm2Config(c: Config): ModelSpec {
 export function internlm2Weights(spec: ModelSpec, entries: TensorEntry[], where: string): WeightPlan {
   const t = new TensorTable('internlm2', entries, where);
   const { dim, headDim, nHeads, nKvHeads, ffnDim, vocabSize } = spec;
-  const m = (canonical: TensorRecipe['name'], name: string, shape: number[]): TensorRecipe =>
-    ({ name: canonical, shape, segments: [whole(t.get(name, shape))] });
+  const m = (canonical: TensorRecipe['name'], name: string, shape: number[]): TensorRecipe => ({
+    name: canonical,
+    shape,
+    segments: [whole(t.get(name, shape))],
+  });
   const recipes: TensorRecipe[] = [m('embed', 'model.tok_embeddings.weight', [vocabSize, dim])];
   const qkvRows = (nHeads + 2 * nKvHeads) * headDim;
   for (let i = 0; i < spec.nLayers; i++) {
@@ -100,7 +123,9 @@ export function internlm2Weights(spec: ModelSpec, entries: TensorEntry[], where:
 export function unpackWqkv(wqkv: TensorEntry, nHeads: number, nKvHeads: number, headDim: number): RowSegment[] {
   const r = nHeads / nKvHeads;
   const groupRows = (r + 2) * headDim;
-  const q: RowSegment[] = [], k: RowSegment[] = [], v: RowSegment[] = [];
+  const q: RowSegment[] = [],
+    k: RowSegment[] = [],
+    v: RowSegment[] = [];
   for (let g = 0; g < nKvHeads; g++) {
     q.push({ entry: wqkv, rowStart: g * groupRows, rows: r * headDim });
     k.push({ entry: wqkv, rowStart: g * groupRows + r * headDim, rows: headDim });

@@ -62,9 +62,7 @@ export interface ModelSpec {
  *   finalNorm                [dim]
  *   lmHead                   [vocabSize, dim]
  */
-export type CanonicalTensor =
-  | 'embed' | 'finalNorm' | 'lmHead'
-  | `layers.${number}.${'attnNorm' | 'wqkv' | 'bqkv' | 'wo' | 'ffnNorm' | 'wGateUp' | 'wDown'}`;
+export type CanonicalTensor = 'embed' | 'finalNorm' | 'lmHead' | `layers.${number}.${'attnNorm' | 'wqkv' | 'bqkv' | 'wo' | 'ffnNorm' | 'wGateUp' | 'wDown'}`;
 
 /** Checkpoint tensor dtypes as stored in files. */
 export type FileDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';

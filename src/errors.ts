@@ -101,11 +101,11 @@ export class TemplateError extends TokenizerError {}
 /** A prompt (plus requested tokens) does not fit the context. */
 export class ContextOverflowError extends SieveError {
   constructor(promptTokens: number, contextLength: number, details: Record<string, unknown> = {}) {
-    super(
-      'CONTEXT_OVERFLOW',
-      `prompt of ${promptTokens} tokens exceeds the context length of ${contextLength} tokens`,
-      { promptTokens, contextLength, ...details },
-    );
+    super('CONTEXT_OVERFLOW', `prompt of ${promptTokens} tokens exceeds the context length of ${contextLength} tokens`, {
+      promptTokens,
+      contextLength,
+      ...details,
+    });
   }
 }
 
@@ -137,10 +137,22 @@ export class NetworkError extends SieveError {
 
 const classes: Record<string, new (...args: never[]) => SieveError> = {};
 for (const c of [
-  GpuUnavailableError, GpuLimitError, DeviceLostError, ModelFormatError, MissingFileError,
-  UnsupportedModelError, ConfigError, TokenizerError, TemplateError, ContextOverflowError, InvalidOptionError,
-  AbortedError, UnsafePickleError, NetworkError,
-]) classes[c.name] = c as unknown as new (...args: never[]) => SieveError;
+  GpuUnavailableError,
+  GpuLimitError,
+  DeviceLostError,
+  ModelFormatError,
+  MissingFileError,
+  UnsupportedModelError,
+  ConfigError,
+  TokenizerError,
+  TemplateError,
+  ContextOverflowError,
+  InvalidOptionError,
+  AbortedError,
+  UnsafePickleError,
+  NetworkError,
+])
+  classes[c.name] = c as unknown as new (...args: never[]) => SieveError;
 
 /** Rebuilds an error serialized with toJSON() (e.g. across a worker boundary), keeping its class. */
 export function reviveError(e: { name?: string; code?: string; message?: string; details?: Record<string, unknown> }): Error {

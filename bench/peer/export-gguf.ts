@@ -112,7 +112,8 @@ export async function syntheticCheckpoint(preset: string, overrides: Partial<Str
 function roundF16(x: Float32Array): Float32Array {
   const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
   for (let i = 0; i < x.length; i++) {
-    const b = u[i], a = b & 0x7fffffff;
+    const b = u[i],
+      a = b & 0x7fffffff;
     if (a >= 0x38800000 && a < 0x477ff000) u[i] = (((a + 0xfff + ((a >>> 13) & 1)) >>> 13) << 13) | (b & 0x80000000);
     else x[i] = f16ToF32(f32ToF16(x[i]));
   }
@@ -121,7 +122,10 @@ function roundF16(x: Float32Array): Float32Array {
 
 function roundBF16(x: Float32Array): Float32Array {
   const u = new Uint32Array(x.buffer, x.byteOffset, x.length);
-  for (let i = 0; i < x.length; i++) { const b = u[i]; u[i] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16; }
+  for (let i = 0; i < x.length; i++) {
+    const b = u[i];
+    u[i] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
+  }
   return x;
 }
 
@@ -132,7 +136,10 @@ export function sentencePieceVocab(model: Uint8Array, addBos = true): Vocab {
     tokens: m.pieces.map((p) => p.piece),
     scores: Float32Array.from(m.pieces, (p) => p.score),
     types: Int32Array.from(m.pieces, (p) => p.type),
-    bos: m.trainer.bosId, eos: m.trainer.eosId, unk: m.trainer.unkId, pad: m.trainer.padId >= 0 ? m.trainer.padId : undefined,
+    bos: m.trainer.bosId,
+    eos: m.trainer.eosId,
+    unk: m.trainer.unkId,
+    pad: m.trainer.padId >= 0 ? m.trainer.padId : undefined,
     addBos,
   };
 }
@@ -157,10 +164,22 @@ export const syntheticText = (ids: ArrayLike<number>): string => Array.from(ids,
 export type Arch = 'llama' | 'internlm2';
 
 /** GGUF metadata and tensors of a checkpoint (see the file comment). */
-export function ggufModel(ck: Checkpoint, vocab: Vocab, arch: Arch, weights: GgmlTypeName, contextLength?: number): { meta: [string, MetaValue][]; tensors: GgufTensor[] } {
+export function ggufModel(
+  ck: Checkpoint,
+  vocab: Vocab,
+  arch: Arch,
+  weights: GgmlTypeName,
+  contextLength?: number,
+): { meta: [string, MetaValue][]; tensors: GgufTensor[] } {
   const c = ck.config;
-  const H = c.hidden_size, L = c.num_hidden_layers, nH = c.num_attention_heads, KV = c.num_key_value_heads;
-  const D = H / nH, F = c.intermediate_size, V = c.vocab_size, P = nH / KV;
+  const H = c.hidden_size,
+    L = c.num_hidden_layers,
+    nH = c.num_attention_heads,
+    KV = c.num_key_value_heads;
+  const D = H / nH,
+    F = c.intermediate_size,
+    V = c.vocab_size,
+    P = nH / KV;
   if (vocab.tokens.length !== V) throw new Error(`${ck.name}: vocabulary has ${vocab.tokens.length} pieces, config.vocab_size is ${V}`);
   const fileType = weights === 'F32' ? 0 : weights === 'F16' ? 1 : 2;
   const meta: [string, MetaValue][] = [
@@ -191,12 +210,17 @@ export function ggufModel(ck: Checkpoint, vocab: Vocab, arch: Arch, weights: Ggm
     ...(vocab.addSpacePrefix === false ? [['tokenizer.ggml.add_space_prefix', { type: 'bool', value: false }] as [string, MetaValue]] : []),
   ];
   const mat = (cols: number): GgmlTypeName => (weights === 'Q4_0' && cols % 32 !== 0 ? 'F16' : weights);
-  const direct = (name: string, src: string, cols: number, rows: number, type = mat(cols)): GgufTensor =>
-    ({ name, dims: rows === 1 ? [cols] : [cols, rows], type, rows: (r0, n) => ck.rows(src, r0, n) });
+  const direct = (name: string, src: string, cols: number, rows: number, type = mat(cols)): GgufTensor => ({
+    name,
+    dims: rows === 1 ? [cols] : [cols, rows],
+    type,
+    rows: (r0, n) => ck.rows(src, r0, n),
+  });
   // Checkpoint row of wqkv for GGUF row r of q (kind 'q': head = r / D) or k (head = KV group).
   const unpermute = (j: number) => (j & 1) * (D / 2) + (j >> 1);
   const qkvRow = (kind: 'q' | 'k' | 'v', r: number): number => {
-    const head = Math.floor(r / D), j = r % D;
+    const head = Math.floor(r / D),
+      j = r % D;
     const d = kind === 'v' ? j : unpermute(j);
     const g = kind === 'q' ? Math.floor(head / P) : head;
     const slot = kind === 'q' ? head % P : kind === 'k' ? P : P + 1;
@@ -206,12 +230,16 @@ export function ggufModel(ck: Checkpoint, vocab: Vocab, arch: Arch, weights: Ggm
   for (let l = 0; l < L; l++) {
     const p = `model.layers.${l}.`;
     const qkv = (kind: 'q' | 'k' | 'v', heads: number): GgufTensor => ({
-      name: `blk.${l}.attn_${kind}.weight`, dims: [H, heads * D], type: mat(H),
+      name: `blk.${l}.attn_${kind}.weight`,
+      dims: [H, heads * D],
+      type: mat(H),
       async rows(r0, n) {
         // Rows of one head are contiguous in the checkpoint (permuted within it): read per head.
         const out = new Float32Array(n * H);
         for (let i = 0; i < n;) {
-          const r = r0 + i, head = Math.floor(r / D), end = Math.min(r0 + n, (head + 1) * D);
+          const r = r0 + i,
+            head = Math.floor(r / D),
+            end = Math.min(r0 + n, (head + 1) * D);
           const base = qkvRow(kind, head * D); // the head's first checkpoint row
           const block = await ck.rows(`${p}attention.wqkv.weight`, base, D);
           for (let rr = r; rr < end; rr++) {
@@ -225,7 +253,9 @@ export function ggufModel(ck: Checkpoint, vocab: Vocab, arch: Arch, weights: Ggm
     });
     tensors.push(
       direct(`blk.${l}.attn_norm.weight`, `${p}attention_norm.weight`, H, 1, 'F32'),
-      qkv('q', nH), qkv('k', KV), qkv('v', KV),
+      qkv('q', nH),
+      qkv('k', KV),
+      qkv('v', KV),
       direct(`blk.${l}.attn_output.weight`, `${p}attention.wo.weight`, nH * D, H),
       direct(`blk.${l}.ffn_norm.weight`, `${p}ffn_norm.weight`, H, 1, 'F32'),
       direct(`blk.${l}.ffn_gate.weight`, `${p}feed_forward.w1.weight`, H, F),
@@ -239,29 +269,54 @@ export function ggufModel(ck: Checkpoint, vocab: Vocab, arch: Arch, weights: Ggm
 
 /** Writes the GGUF file(s) of a checkpoint into `dir` (Node). Returns the file names (first one: what wllama is given first). */
 export async function exportToDir(o: {
-  ck: Checkpoint; vocab: Vocab; arch: Arch; weights: GgmlTypeName; dir: string; prefix: string;
-  maxFileBytes?: number; contextLength?: number; log?: (s: string) => void;
+  ck: Checkpoint;
+  vocab: Vocab;
+  arch: Arch;
+  weights: GgmlTypeName;
+  dir: string;
+  prefix: string;
+  maxFileBytes?: number;
+  contextLength?: number;
+  log?: (s: string) => void;
   /** Parallel encoding (bench/peer/llama.ts's worker threads); see writeGguf. */
-  encode?: (index: number, r0: number, n: number) => Promise<Uint8Array>; ahead?: number;
+  encode?: (index: number, r0: number, n: number) => Promise<Uint8Array>;
+  ahead?: number;
 }): Promise<{ files: string[]; bytes: number[] }> {
   const fsp = (await import(/* @vite-ignore */ 'node:fs/promises' as string)) as typeof import('node:fs/promises');
   await fsp.mkdir(o.dir, { recursive: true });
   const { meta, tensors } = ggufModel(o.ck, o.vocab, o.arch, o.weights, o.contextLength);
   const t0 = performance.now();
   return writeGguf({
-    prefix: o.prefix, meta, tensors, maxFileBytes: o.maxFileBytes, encode: o.encode, ahead: o.ahead,
+    prefix: o.prefix,
+    meta,
+    tensors,
+    maxFileBytes: o.maxFileBytes,
+    encode: o.encode,
+    ahead: o.ahead,
     async open(name) {
       const fh = await fsp.open(`${o.dir}/${name}`, 'w');
       // Buffered: many small writes (a row block each) into 8 MB blocks.
-      let buf = new Uint8Array(8 << 20), n = 0;
-      const flush = async () => { if (n) await fh.write(buf.subarray(0, n)); n = 0; };
+      let buf = new Uint8Array(8 << 20),
+        n = 0;
+      const flush = async () => {
+        if (n) await fh.write(buf.subarray(0, n));
+        n = 0;
+      };
       return {
         async write(b) {
           if (n + b.byteLength > buf.byteLength) await flush();
-          if (b.byteLength > buf.byteLength) { await fh.write(b); return; }
-          buf.set(b, n); n += b.byteLength;
+          if (b.byteLength > buf.byteLength) {
+            await fh.write(b);
+            return;
+          }
+          buf.set(b, n);
+          n += b.byteLength;
         },
-        async close() { await flush(); await fh.close(); buf = new Uint8Array(0); },
+        async close() {
+          await flush();
+          await fh.close();
+          buf = new Uint8Array(0);
+        },
       };
     },
     onTensor: (t, f) => o.log?.(`${f}: ${t.name} [${t.dims.join(', ')}] ${t.type} (${((performance.now() - t0) / 1000).toFixed(1)} s)`),

@@ -11,8 +11,14 @@ import type { GgmlTypeName } from './gguf.ts';
 
 const { values: a } = parseArgs({
   options: {
-    model: { type: 'string' }, synthetic: { type: 'string' }, out: { type: 'string' }, arch: { type: 'string', default: 'internlm2' },
-    weights: { type: 'string', default: 'Q4_0' }, prefix: { type: 'string' }, 'max-file-mb': { type: 'string' }, context: { type: 'string' },
+    model: { type: 'string' },
+    synthetic: { type: 'string' },
+    out: { type: 'string' },
+    arch: { type: 'string', default: 'internlm2' },
+    weights: { type: 'string', default: 'Q4_0' },
+    prefix: { type: 'string' },
+    'max-file-mb': { type: 'string' },
+    context: { type: 'string' },
   },
 });
 if (!a.out || (!a.model && !a.synthetic)) throw new Error('usage: --model DIR | --synthetic PRESET, --out DIR (see the file comment)');
@@ -22,8 +28,14 @@ const { ck, vocab } = a.model
   ? { ck: await folderCheckpoint(nodeSource(a.model)), vocab: sentencePieceVocab(readFileSync(`${a.model}/tokenizer.model`)) }
   : await syntheticCheckpoint(a.synthetic!).then(({ ck, opts }) => ({ ck, vocab: syntheticVocab(opts.vocabSize) }));
 const r = await exportToDir({
-  ck, vocab, arch: a.arch as Arch, weights: a.weights as GgmlTypeName, dir: a.out, prefix: a.prefix ?? `${ck.name.split('/').pop()}-${a.weights}`,
-  maxFileBytes: a['max-file-mb'] ? Number(a['max-file-mb']) * 2 ** 20 : undefined, contextLength: a.context ? Number(a.context) : undefined,
+  ck,
+  vocab,
+  arch: a.arch as Arch,
+  weights: a.weights as GgmlTypeName,
+  dir: a.out,
+  prefix: a.prefix ?? `${ck.name.split('/').pop()}-${a.weights}`,
+  maxFileBytes: a['max-file-mb'] ? Number(a['max-file-mb']) * 2 ** 20 : undefined,
+  contextLength: a.context ? Number(a.context) : undefined,
   log: (s) => console.log(s),
 });
 console.log(r.files.map((f, i) => `${a.out}/${f}\t${r.bytes[i]} bytes`).join('\n'));

@@ -34,8 +34,7 @@ export const GGUF_VALUE = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6
 type Scalar = Exclude<keyof typeof GGUF_VALUE, 'array'>;
 
 export type MetaValue =
-  | { type: Scalar; value: number | bigint | boolean | string }
-  | { type: 'array'; of: Scalar; value: (number | string | boolean)[] | Float32Array | Int32Array };
+  { type: Scalar; value: number | bigint | boolean | string } | { type: 'array'; of: Scalar; value: (number | string | boolean)[] | Float32Array | Int32Array };
 
 export const ALIGNMENT = 32;
 export const Q4_0_BLOCK = 32;
@@ -59,10 +58,14 @@ export function quantizeQ4_0(src: Float32Array, out: Uint8Array): Uint8Array {
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   for (let b = 0; b < nb; b++) {
     const x = b * Q4_0_BLOCK;
-    let amax = 0, m = 0;
+    let amax = 0,
+      m = 0;
     for (let j = 0; j < Q4_0_BLOCK; j++) {
       const v = src[x + j];
-      if (Math.abs(v) > amax) { amax = Math.abs(v); m = v; }
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v);
+        m = v;
+      }
     }
     const d = Math.fround(m / -8);
     const id = d !== 0 ? Math.fround(1 / d) : 0;
@@ -126,35 +129,110 @@ class ByteWriter {
     this.buf = next;
     this.dv = new DataView(next.buffer);
   }
-  u8(v: number) { this.room(1); this.dv.setUint8(this.length, v); this.length += 1; }
-  u16(v: number) { this.room(2); this.dv.setUint16(this.length, v, true); this.length += 2; }
-  u32(v: number) { this.room(4); this.dv.setUint32(this.length, v, true); this.length += 4; }
-  i32(v: number) { this.room(4); this.dv.setInt32(this.length, v, true); this.length += 4; }
-  u64(v: number | bigint) { this.room(8); this.dv.setBigUint64(this.length, BigInt(v), true); this.length += 8; }
-  i64(v: number | bigint) { this.room(8); this.dv.setBigInt64(this.length, BigInt(v), true); this.length += 8; }
-  f32(v: number) { this.room(4); this.dv.setFloat32(this.length, v, true); this.length += 4; }
-  f64(v: number) { this.room(8); this.dv.setFloat64(this.length, v, true); this.length += 8; }
-  bytes(b: Uint8Array) { this.room(b.byteLength); this.buf.set(b, this.length); this.length += b.byteLength; }
-  str(s: string) { const b = new TextEncoder().encode(s); this.u64(b.byteLength); this.bytes(b); }
+  u8(v: number) {
+    this.room(1);
+    this.dv.setUint8(this.length, v);
+    this.length += 1;
+  }
+  u16(v: number) {
+    this.room(2);
+    this.dv.setUint16(this.length, v, true);
+    this.length += 2;
+  }
+  u32(v: number) {
+    this.room(4);
+    this.dv.setUint32(this.length, v, true);
+    this.length += 4;
+  }
+  i32(v: number) {
+    this.room(4);
+    this.dv.setInt32(this.length, v, true);
+    this.length += 4;
+  }
+  u64(v: number | bigint) {
+    this.room(8);
+    this.dv.setBigUint64(this.length, BigInt(v), true);
+    this.length += 8;
+  }
+  i64(v: number | bigint) {
+    this.room(8);
+    this.dv.setBigInt64(this.length, BigInt(v), true);
+    this.length += 8;
+  }
+  f32(v: number) {
+    this.room(4);
+    this.dv.setFloat32(this.length, v, true);
+    this.length += 4;
+  }
+  f64(v: number) {
+    this.room(8);
+    this.dv.setFloat64(this.length, v, true);
+    this.length += 8;
+  }
+  bytes(b: Uint8Array) {
+    this.room(b.byteLength);
+    this.buf.set(b, this.length);
+    this.length += b.byteLength;
+  }
+  str(s: string) {
+    const b = new TextEncoder().encode(s);
+    this.u64(b.byteLength);
+    this.bytes(b);
+  }
   scalar(type: Scalar, v: number | bigint | boolean | string) {
     switch (type) {
-      case 'u8': this.u8(Number(v)); break;
-      case 'i8': this.room(1); this.dv.setInt8(this.length, Number(v)); this.length += 1; break;
-      case 'u16': this.u16(Number(v)); break;
-      case 'i16': this.room(2); this.dv.setInt16(this.length, Number(v), true); this.length += 2; break;
-      case 'u32': this.u32(Number(v)); break;
-      case 'i32': this.i32(Number(v)); break;
-      case 'f32': this.f32(Number(v)); break;
-      case 'bool': this.u8(v ? 1 : 0); break;
-      case 'string': this.str(String(v)); break;
-      case 'u64': this.u64(v as number | bigint); break;
-      case 'i64': this.i64(v as number | bigint); break;
-      case 'f64': this.f64(Number(v)); break;
-      default: { const never: never = type; throw new Error(`gguf: unknown value type ${never}`); }
+      case 'u8':
+        this.u8(Number(v));
+        break;
+      case 'i8':
+        this.room(1);
+        this.dv.setInt8(this.length, Number(v));
+        this.length += 1;
+        break;
+      case 'u16':
+        this.u16(Number(v));
+        break;
+      case 'i16':
+        this.room(2);
+        this.dv.setInt16(this.length, Number(v), true);
+        this.length += 2;
+        break;
+      case 'u32':
+        this.u32(Number(v));
+        break;
+      case 'i32':
+        this.i32(Number(v));
+        break;
+      case 'f32':
+        this.f32(Number(v));
+        break;
+      case 'bool':
+        this.u8(v ? 1 : 0);
+        break;
+      case 'string':
+        this.str(String(v));
+        break;
+      case 'u64':
+        this.u64(v as number | bigint);
+        break;
+      case 'i64':
+        this.i64(v as number | bigint);
+        break;
+      case 'f64':
+        this.f64(Number(v));
+        break;
+      default: {
+        const never: never = type;
+        throw new Error(`gguf: unknown value type ${never}`);
+      }
     }
   }
-  padTo(align: number) { while (this.length % align) this.u8(0); }
-  done() { return this.buf.slice(0, this.length); }
+  padTo(align: number) {
+    while (this.length % align) this.u8(0);
+  }
+  done() {
+    return this.buf.slice(0, this.length);
+  }
 }
 
 /** The header (everything before the tensor data, padded) of one GGUF file. */
@@ -194,7 +272,10 @@ export interface ByteSink {
   close(): Promise<void> | void;
 }
 
-export interface SplitPlan { files: string[]; groups: GgufTensor[][] }
+export interface SplitPlan {
+  files: string[];
+  groups: GgufTensor[][];
+}
 
 /** `-00001-of-00003.gguf` names (one file: `${prefix}.gguf`). */
 export function splitName(prefix: string, i: number, n: number): string {
@@ -208,7 +289,10 @@ export function planSplits(prefix: string, tensors: GgufTensor[], maxBytes: numb
   for (const t of tensors) {
     const b = pad(tensorBytes(t));
     if (b > maxBytes) throw new RangeError(`gguf: tensor '${t.name}' (${b} bytes) is larger than the per-file limit ${maxBytes}`);
-    if (acc > 0 && acc + b > maxBytes) { groups.push([]); acc = 0; }
+    if (acc > 0 && acc + b > maxBytes) {
+      groups.push([]);
+      acc = 0;
+    }
     groups[groups.length - 1].push(t);
     acc += b;
   }
@@ -247,8 +331,11 @@ export async function writeGguf(opts: {
   for (let i = 0; i < n; i++) {
     const meta: [string, MetaValue][] = i === 0 ? [...opts.meta] : [];
     if (n > 1) {
-      meta.push(['split.no', { type: 'u16', value: i }], ['split.count', { type: 'u16', value: n }],
-        ['split.tensors.count', { type: 'i32', value: opts.tensors.length }]);
+      meta.push(
+        ['split.no', { type: 'u16', value: i }],
+        ['split.count', { type: 'u16', value: n }],
+        ['split.tensors.count', { type: 'i32', value: opts.tensors.length }],
+      );
     }
     const { header, offsets, dataBytes } = ggufHeader(meta, plan.groups[i]);
     const sink = await opts.open(plan.files[i]);
@@ -257,16 +344,23 @@ export async function writeGguf(opts: {
     // Blocks of rows in file order; up to `ahead` of them encoding at once.
     const jobs: { k: number; r0: number; n: number; last: boolean }[] = [];
     for (const [k, t] of plan.groups[i].entries()) {
-      const rows = tensorRows(t), step = rowsPerStep(t);
+      const rows = tensorRows(t),
+        step = rowsPerStep(t);
       for (let r = 0; r < rows; r += step) jobs.push({ k, r0: r, n: Math.min(step, rows - r), last: r + step >= rows });
     }
     const pending: Promise<Uint8Array>[] = [];
-    const start = (j: number) => { const x = jobs[j]; pending[j] = encode(index.get(plan.groups[i][x.k])!, x.r0, x.n); };
+    const start = (j: number) => {
+      const x = jobs[j];
+      pending[j] = encode(index.get(plan.groups[i][x.k])!, x.r0, x.n);
+    };
     const ahead = Math.max(1, opts.ahead ?? 1);
     for (let j = 0; j < Math.min(ahead, jobs.length); j++) start(j);
     for (let j = 0; j < jobs.length; j++) {
       const { k, last } = jobs[j];
-      if (offsets[k] > at) { await sink.write(new Uint8Array(offsets[k] - at)); at = offsets[k]; }
+      if (offsets[k] > at) {
+        await sink.write(new Uint8Array(offsets[k] - at));
+        at = offsets[k];
+      }
       const data = await pending[j];
       delete pending[j];
       if (j + ahead < jobs.length) start(j + ahead);
@@ -295,36 +389,82 @@ export interface GgufInfo {
 export function readGgufHeader(bytes: Uint8Array): GgufInfo {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let p = 0;
-  const u32 = () => { const v = dv.getUint32(p, true); p += 4; return v; };
-  const u64 = () => { const v = Number(dv.getBigUint64(p, true)); p += 8; return v; };
-  const str = () => { const n = u64(); const s = new TextDecoder().decode(bytes.subarray(p, p + n)); p += n; return s; };
+  const u32 = () => {
+    const v = dv.getUint32(p, true);
+    p += 4;
+    return v;
+  };
+  const u64 = () => {
+    const v = Number(dv.getBigUint64(p, true));
+    p += 8;
+    return v;
+  };
+  const str = () => {
+    const n = u64();
+    const s = new TextDecoder().decode(bytes.subarray(p, p + n));
+    p += n;
+    return s;
+  };
   const scalar = (t: number): unknown => {
     switch (t) {
-      case 0: return dv.getUint8(p++);
-      case 1: return dv.getInt8(p++);
-      case 2: { const v = dv.getUint16(p, true); p += 2; return v; }
-      case 3: { const v = dv.getInt16(p, true); p += 2; return v; }
-      case 4: return u32();
-      case 5: { const v = dv.getInt32(p, true); p += 4; return v; }
-      case 6: { const v = dv.getFloat32(p, true); p += 4; return v; }
-      case 7: return dv.getUint8(p++) !== 0;
-      case 8: return str();
-      case 10: return u64();
-      case 11: { const v = Number(dv.getBigInt64(p, true)); p += 8; return v; }
-      case 12: { const v = dv.getFloat64(p, true); p += 8; return v; }
-      default: throw new Error(`gguf: unknown value type ${t} at byte ${p}`);
+      case 0:
+        return dv.getUint8(p++);
+      case 1:
+        return dv.getInt8(p++);
+      case 2: {
+        const v = dv.getUint16(p, true);
+        p += 2;
+        return v;
+      }
+      case 3: {
+        const v = dv.getInt16(p, true);
+        p += 2;
+        return v;
+      }
+      case 4:
+        return u32();
+      case 5: {
+        const v = dv.getInt32(p, true);
+        p += 4;
+        return v;
+      }
+      case 6: {
+        const v = dv.getFloat32(p, true);
+        p += 4;
+        return v;
+      }
+      case 7:
+        return dv.getUint8(p++) !== 0;
+      case 8:
+        return str();
+      case 10:
+        return u64();
+      case 11: {
+        const v = Number(dv.getBigInt64(p, true));
+        p += 8;
+        return v;
+      }
+      case 12: {
+        const v = dv.getFloat64(p, true);
+        p += 8;
+        return v;
+      }
+      default:
+        throw new Error(`gguf: unknown value type ${t} at byte ${p}`);
     }
   };
   if (new TextDecoder().decode(bytes.subarray(0, 4)) !== 'GGUF') throw new Error('gguf: bad magic');
   p = 4;
   const version = u32();
-  const nt = u64(), nkv = u64();
+  const nt = u64(),
+    nkv = u64();
   const meta = new Map<string, unknown>();
   for (let i = 0; i < nkv; i++) {
     const key = str();
     const t = u32();
     if (t === 9) {
-      const et = u32(), n = u64();
+      const et = u32(),
+        n = u64();
       const arr: unknown[] = [];
       for (let j = 0; j < n; j++) arr.push(scalar(et));
       meta.set(key, arr);

@@ -59,7 +59,11 @@ function node(n: OnnxNode): Bytes {
   ];
 }
 
-export interface OnnxIo { name: string; type: number; dims: Dim[] }
+export interface OnnxIo {
+  name: string;
+  type: number;
+  dims: Dim[];
+}
 
 /** A one-graph model; opset 17 for the default domain and 1 for com.microsoft. */
 export function onnxModel(nodes: OnnxNode[], inputs: OnnxIo[], outputs: OnnxIo[]): Uint8Array {
@@ -69,11 +73,6 @@ export function onnxModel(nodes: OnnxNode[], inputs: OnnxIo[], outputs: OnnxIo[]
     ...inputs.flatMap((i) => bytes(11, valueInfo(i.name, i.type, i.dims))),
     ...outputs.flatMap((o) => bytes(12, valueInfo(o.name, o.type, o.dims))),
   ];
-  const model = [
-    ...vint(1, 8),
-    ...bytes(8, [...str(1, ''), ...vint(2, 17)]),
-    ...bytes(8, [...str(1, 'com.microsoft'), ...vint(2, 1)]),
-    ...bytes(7, graph),
-  ];
+  const model = [...vint(1, 8), ...bytes(8, [...str(1, ''), ...vint(2, 17)]), ...bytes(8, [...str(1, 'com.microsoft'), ...vint(2, 1)]), ...bytes(7, graph)];
   return new Uint8Array(model);
 }

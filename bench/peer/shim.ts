@@ -12,7 +12,11 @@ export async function installNavigatorGpu(): Promise<void> {
   const dawn = await import(/* @vite-ignore */ name);
   Object.assign(globalThis, dawn.globals);
   const gpu: GPU = dawn.create(['enable-dawn-features=allow_unsafe_apis']);
-  Object.defineProperty(globalThis, 'navigator', { value: { gpu, userAgent: 'node', hardwareConcurrency: 4, language: 'en' }, configurable: true, writable: true });
+  Object.defineProperty(globalThis, 'navigator', {
+    value: { gpu, userAgent: 'node', hardwareConcurrency: 4, language: 'en' },
+    configurable: true,
+    writable: true,
+  });
   const proto = g.GPUQueue.prototype as unknown as { writeBuffer: (this: GPUQueue, ...a: any[]) => void };
   const orig = proto.writeBuffer;
   proto.writeBuffer = function (this: GPUQueue, buf: GPUBuffer, off: number, data: ArrayBufferView, dOff?: number, size?: number) {

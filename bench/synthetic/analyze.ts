@@ -59,8 +59,10 @@ export function rope(spec: ModelSpec, v: Float64Array, off: number, pos: number)
   if (variant === 'interleaved-half') {
     for (let i = 0; i < rotaryDim / 2; i++) {
       const t = pos * base ** (-(2 * i) / rotaryDim);
-      const c = Math.cos(t), s = Math.sin(t);
-      const a = v[off + 2 * i], b = v[off + 2 * i + 1];
+      const c = Math.cos(t),
+        s = Math.sin(t);
+      const a = v[off + 2 * i],
+        b = v[off + 2 * i + 1];
       v[off + 2 * i] = a * c - b * s;
       v[off + 2 * i + 1] = b * c + a * s;
     }
@@ -68,8 +70,10 @@ export function rope(spec: ModelSpec, v: Float64Array, off: number, pos: number)
     const half = spec.headDim / 2;
     for (let j = 0; j < half; j++) {
       const t = pos * base ** (-(2 * j) / spec.headDim);
-      const c = Math.cos(t), s = Math.sin(t);
-      const a = v[off + j], b = v[off + j + half];
+      const c = Math.cos(t),
+        s = Math.sin(t);
+      const a = v[off + j],
+        b = v[off + j + half];
       v[off + j] = a * c - b * s;
       v[off + j + half] = b * c + a * s;
     }
@@ -92,7 +96,10 @@ export function attentionRow(spec: ModelSpec, qk: ProbeQK, h: number, i: number)
     if (p[j] > max) max = p[j];
   }
   let sum = 0;
-  for (let j = 0; j <= i; j++) { p[j] = Math.exp(p[j] - max); sum += p[j]; }
+  for (let j = 0; j <= i; j++) {
+    p[j] = Math.exp(p[j] - max);
+    sum += p[j];
+  }
   for (let j = 0; j <= i; j++) p[j] /= sum;
   return p;
 }
@@ -109,11 +116,16 @@ export interface RowMass {
 
 export function rowMass(p: Float64Array, i: number, band: number, stripes: number[], needles: number[]): RowMass {
   const special = new Set([0, ...stripes, ...needles]);
-  let bandMass = 0, restMass = 0, restN = 0;
+  let bandMass = 0,
+    restMass = 0,
+    restN = 0;
   for (let j = 1; j <= i; j++) {
     if (special.has(j)) continue;
     if (i - j <= band) bandMass += p[j];
-    else { restMass += p[j]; restN++; }
+    else {
+      restMass += p[j];
+      restN++;
+    }
   }
   const st = stripes.filter((j) => j <= i && i - j > band);
   const stripeMass = st.reduce((a, j) => a + p[j], 0);
@@ -145,8 +157,12 @@ export interface SelectionRef {
  * last `near` keys (the band). f64 math; O(nSamp * seqLen * headDim) per head.
  */
 export function selectionRef(
-  qkv: { q: Float32Array; k: Float32Array }, d: { seqLen: number; nHeads: number; nKvHeads: number; headDim: number },
-  o: AttentionOptions, alphas: number[], special: number[][] = [], near = 256,
+  qkv: { q: Float32Array; k: Float32Array },
+  d: { seqLen: number; nHeads: number; nKvHeads: number; headDim: number },
+  o: AttentionOptions,
+  alphas: number[],
+  special: number[][] = [],
+  near = 256,
 ): SelectionRef {
   const { seqLen: S, nHeads, nKvHeads, headDim: D } = d;
   const group = nHeads / nKvHeads;
@@ -164,7 +180,9 @@ export function selectionRef(
     let windowMass = 0;
     for (let hh = 0; hh < group; hh++) {
       const h = g * group + hh;
-      let wm = 0, far = 0, sink = 0;
+      let wm = 0,
+        far = 0,
+        sink = 0;
       for (const i of rows) {
         const qb = i * nHeads * D + h * D;
         let max = -Infinity;
@@ -176,11 +194,15 @@ export function selectionRef(
           if (p[j] > max) max = p[j];
         }
         let sum = 0;
-        for (let j = 0; j <= i; j++) { p[j] = Math.exp(p[j] - max); sum += p[j]; }
+        for (let j = 0; j <= i; j++) {
+          p[j] = Math.exp(p[j] - max);
+          sum += p[j];
+        }
         const inv = 1 / sum;
         for (let j = 0; j <= i; j++) {
           const x = p[j] * inv;
-          if (j + w <= i) col[j] += x; else wm += x;
+          if (j + w <= i) col[j] += x;
+          else wm += x;
           if (i - j >= near && !skip.has(j)) far += x;
         }
         sink += p[0] * inv;
@@ -189,16 +211,20 @@ export function selectionRef(
       heads.push({ windowMass: wm / rows.length, farMass: far / rows.length, sinkMass: sink / rows.length });
     }
     const order = Array.from({ length: plan.nCols }, (_, j) => j).sort((a, b) => col[b] - col[a]);
-    groups.push(alphas.map((alpha) => {
-      const goal = alpha * rows.length * group - windowMass;
-      let acc = 0, n = 0, area = 0;
-      while (goal > 0 && n < order.length && acc < goal) {
-        const j = order[n++];
-        acc += col[j];
-        area += S - Math.min(S, j + w);
-      }
-      return { alpha, selected: n, areaFraction: Math.min(1, (area + areas.window) / areas.causal) };
-    }));
+    groups.push(
+      alphas.map((alpha) => {
+        const goal = alpha * rows.length * group - windowMass;
+        let acc = 0,
+          n = 0,
+          area = 0;
+        while (goal > 0 && n < order.length && acc < goal) {
+          const j = order[n++];
+          acc += col[j];
+          area += S - Math.min(S, j + w);
+        }
+        return { alpha, selected: n, areaFraction: Math.min(1, (area + areas.window) / areas.causal) };
+      }),
+    );
   }
   return { groups, window: w, nSamp: rows.length, heads };
 }

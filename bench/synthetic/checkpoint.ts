@@ -47,17 +47,45 @@ export function syntheticConfig(o: SyntheticOptions): Record<string, unknown> {
   const ctx = o.contextLength ?? 2048;
   if (o.family === 'internlm2') {
     return {
-      architectures: ['InternLM2ForCausalLM'], model_type: 'internlm2', bias: false, bos_token_id: 1, eos_token_id: 2, pad_token_id: 0,
-      hidden_act: 'silu', hidden_size: o.dim, intermediate_size: o.ffnDim, max_position_embeddings: ctx,
-      num_attention_heads: o.nHeads, num_hidden_layers: o.nLayers, num_key_value_heads: o.nKvHeads,
-      rms_norm_eps: 1e-5, rope_scaling: null, rope_theta: 1e6, tie_word_embeddings: false, vocab_size: o.vocabSize,
+      architectures: ['InternLM2ForCausalLM'],
+      model_type: 'internlm2',
+      bias: false,
+      bos_token_id: 1,
+      eos_token_id: 2,
+      pad_token_id: 0,
+      hidden_act: 'silu',
+      hidden_size: o.dim,
+      intermediate_size: o.ffnDim,
+      max_position_embeddings: ctx,
+      num_attention_heads: o.nHeads,
+      num_hidden_layers: o.nLayers,
+      num_key_value_heads: o.nKvHeads,
+      rms_norm_eps: 1e-5,
+      rope_scaling: null,
+      rope_theta: 1e6,
+      tie_word_embeddings: false,
+      vocab_size: o.vocabSize,
     };
   }
   return {
-    architectures: ['ChatGLMModel'], model_type: 'chatglm', add_bias_linear: false, add_qkv_bias: true, ffn_hidden_size: o.ffnDim,
-    hidden_size: o.dim, kv_channels: o.headDim ?? o.dim / o.nHeads, layernorm_epsilon: 1e-5, multi_query_attention: true,
-    multi_query_group_num: o.nKvHeads, num_attention_heads: o.nHeads, num_layers: o.nLayers, padded_vocab_size: o.vocabSize,
-    post_layer_norm: true, rmsnorm: true, seq_length: ctx, eos_token_id: 2, pad_token_id: 0,
+    architectures: ['ChatGLMModel'],
+    model_type: 'chatglm',
+    add_bias_linear: false,
+    add_qkv_bias: true,
+    ffn_hidden_size: o.ffnDim,
+    hidden_size: o.dim,
+    kv_channels: o.headDim ?? o.dim / o.nHeads,
+    layernorm_epsilon: 1e-5,
+    multi_query_attention: true,
+    multi_query_group_num: o.nKvHeads,
+    num_attention_heads: o.nHeads,
+    num_layers: o.nLayers,
+    padded_vocab_size: o.vocabSize,
+    post_layer_norm: true,
+    rmsnorm: true,
+    seq_length: ctx,
+    eos_token_id: 2,
+    pad_token_id: 0,
   };
 }
 
@@ -72,9 +100,13 @@ export function syntheticTensors(o: SyntheticOptions): TensorSpec[] {
     for (let i = 0; i < o.nLayers; i++) {
       const p = `model.layers.${i}.`;
       out.push(
-        t(`${p}attention.wqkv.weight`, (o.nHeads + 2 * o.nKvHeads) * hd, o.dim), t(`${p}attention.wo.weight`, o.dim, o.nHeads * hd),
-        t(`${p}attention_norm.weight`, o.dim), t(`${p}ffn_norm.weight`, o.dim),
-        t(`${p}feed_forward.w1.weight`, o.ffnDim, o.dim), t(`${p}feed_forward.w3.weight`, o.ffnDim, o.dim), t(`${p}feed_forward.w2.weight`, o.dim, o.ffnDim),
+        t(`${p}attention.wqkv.weight`, (o.nHeads + 2 * o.nKvHeads) * hd, o.dim),
+        t(`${p}attention.wo.weight`, o.dim, o.nHeads * hd),
+        t(`${p}attention_norm.weight`, o.dim),
+        t(`${p}ffn_norm.weight`, o.dim),
+        t(`${p}feed_forward.w1.weight`, o.ffnDim, o.dim),
+        t(`${p}feed_forward.w3.weight`, o.ffnDim, o.dim),
+        t(`${p}feed_forward.w2.weight`, o.dim, o.ffnDim),
       );
     }
     out.push(t('model.norm.weight', o.dim), t('output.weight', o.vocabSize, o.dim));
@@ -85,12 +117,20 @@ export function syntheticTensors(o: SyntheticOptions): TensorSpec[] {
     for (let i = 0; i < o.nLayers; i++) {
       const p = `transformer.encoder.layers.${i}.`;
       out.push(
-        t(`${p}input_layernorm.weight`, o.dim), t(`${p}self_attention.query_key_value.weight`, qkv, o.dim), t(`${p}self_attention.query_key_value.bias`, qkv),
-        t(`${p}self_attention.dense.weight`, o.dim, o.nHeads * hd), t(`${p}post_attention_layernorm.weight`, o.dim),
-        t(`${p}mlp.dense_h_to_4h.weight`, 2 * o.ffnDim, o.dim), t(`${p}mlp.dense_4h_to_h.weight`, o.dim, o.ffnDim),
+        t(`${p}input_layernorm.weight`, o.dim),
+        t(`${p}self_attention.query_key_value.weight`, qkv, o.dim),
+        t(`${p}self_attention.query_key_value.bias`, qkv),
+        t(`${p}self_attention.dense.weight`, o.dim, o.nHeads * hd),
+        t(`${p}post_attention_layernorm.weight`, o.dim),
+        t(`${p}mlp.dense_h_to_4h.weight`, 2 * o.ffnDim, o.dim),
+        t(`${p}mlp.dense_4h_to_h.weight`, o.dim, o.ffnDim),
       );
     }
-    out.push(t('transformer.encoder.final_layernorm.weight', o.dim), t('transformer.output_layer.weight', o.vocabSize, o.dim), t('transformer.rotary_pos_emb.inv_freq', hd / 4));
+    out.push(
+      t('transformer.encoder.final_layernorm.weight', o.dim),
+      t('transformer.output_layer.weight', o.vocabSize, o.dim),
+      t('transformer.rotary_pos_emb.inv_freq', hd / 4),
+    );
   }
   return out;
 }
@@ -98,16 +138,21 @@ export function syntheticTensors(o: SyntheticOptions): TensorSpec[] {
 /** Fills `out` with `n` values of `dtype` from a xorshift stream: uniform in (-0.1, 0.1), norms near 1. */
 function fillChunk(dtype: FileDtype, n: number, state: { s: number }, isNorm: boolean): Uint8Array {
   const bytes = new Uint8Array(n * (dtype === 'F32' ? 4 : 2));
-  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  const f = new Float32Array(1),
+    u = new Uint32Array(f.buffer);
   const h = dtype === 'F32' ? undefined : new Uint16Array(bytes.buffer);
   const w = dtype === 'F32' ? new Float32Array(bytes.buffer) : undefined;
   let s = state.s;
   for (let i = 0; i < n; i++) {
-    s ^= s << 13; s ^= s >>> 17; s ^= s << 5;
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
     const v = ((s >>> 8) / 16777216 - 0.5) * 0.2 + (isNorm ? 1 : 0);
     if (w) w[i] = v;
-    else if (dtype === 'BF16') { f[0] = v; h![i] = u[0] >>> 16; }
-    else h![i] = f32ToF16(v);
+    else if (dtype === 'BF16') {
+      f[0] = v;
+      h![i] = u[0] >>> 16;
+    } else h![i] = f32ToF16(v);
   }
   state.s = s;
   return bytes;
@@ -132,7 +177,7 @@ export async function writeSyntheticModel(dir: string, o: SyntheticOptions): Pro
   const files: string[] = [];
   const weightMap: Record<string, string> = {};
   let totalBytes = 0;
-  const state = { s: (o.seed ?? 1) * 2654435761 >>> 0 || 1 };
+  const state = { s: ((o.seed ?? 1) * 2654435761) >>> 0 || 1 };
   for (let k = 0; k < nShards; k++) {
     if (!groups[k].length) continue;
     const file = nShards === 1 ? SINGLE_FILE : `model-${String(k + 1).padStart(5, '0')}-of-${String(nShards).padStart(5, '0')}.safetensors`;

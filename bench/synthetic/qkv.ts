@@ -97,7 +97,10 @@ function positionCode(rng: Rng, S: number, D: number, basis: Float32Array[], ste
     let n2 = 0;
     for (let t = 0; t < D; t++) n2 += cur[t] * cur[t];
     const inv = 1 / Math.sqrt(n2);
-    for (let t = 0; t < D; t++) { cur[t] *= inv; code[i * D + t] = cur[t]; }
+    for (let t = 0; t < D; t++) {
+      cur[t] *= inv;
+      code[i * D + t] = cur[t];
+    }
   }
   return code;
 }
@@ -123,7 +126,10 @@ export function syntheticQkv(spec: SyntheticSpec): SyntheticQkv {
   const sqrtD = Math.sqrt(D);
   const needleRows = spec.needleRows ?? 16;
   const nStripes = spec.stripes ?? 6;
-  const band = 10, sink = 11, stripeLogit = 9, needleLogit = 18;
+  const band = 10,
+    sink = 11,
+    stripeLogit = 9,
+    needleLogit = 18;
   const stepStd = Math.sqrt(0.02 / D); // |step|^2 ~ 0.02: band logit falls ~0.1 per token
   let needleValue: Float32Array | undefined;
   if (spec.needle !== undefined) needleValue = unit(rng, D);
@@ -223,7 +229,13 @@ export function syntheticQkv(spec: SyntheticSpec): SyntheticQkv {
  * `needleRows` queries only; its value is 4 needleValue + noise.
  */
 const REALISTIC = {
-  n0: 1024, needleLogit: 18, stripeLogit: [7, 9], band: [5, 8], salience: [1.5, 2.5], background: [0.05, 0.3], decay: [0.004, 0.03],
+  n0: 1024,
+  needleLogit: 18,
+  stripeLogit: [7, 9],
+  band: [5, 8],
+  salience: [1.5, 2.5],
+  background: [0.05, 0.3],
+  decay: [0.004, 0.03],
 } as const;
 
 /** Parameters of one query head of the realistic generator (returned for reports). */

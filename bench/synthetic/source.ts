@@ -31,8 +31,20 @@ import { MissingFileError, ModelFormatError } from '../../src/errors.ts';
 import { StructuredWeights, type StructuredOptions } from './structured.ts';
 
 type RowFn = (row: number, out: Float32Array) => void;
-interface Placed { spec: TensorSpec; offset: number; byteLength: number; rows: number; cols: number; fn: RowFn }
-interface ShardFile { name: string; header: Uint8Array; totalBytes: number; tensors: Placed[] }
+interface Placed {
+  spec: TensorSpec;
+  offset: number;
+  byteLength: number;
+  rows: number;
+  cols: number;
+  fn: RowFn;
+}
+interface ShardFile {
+  name: string;
+  header: Uint8Array;
+  totalBytes: number;
+  tensors: Placed[];
+}
 
 export interface StructuredSource extends FileSource {
   weights: StructuredWeights;
@@ -51,7 +63,10 @@ function rowFunctions(w: StructuredWeights): Map<string, RowFn> {
   const o = w.o;
   const { headDim: D, nHeads, nKvHeads, ffnDim: F } = o;
   const m = new Map<string, RowFn>();
-  const fill = (v: number): RowFn => (_r, out) => out.fill(v);
+  const fill =
+    (v: number): RowFn =>
+    (_r, out) =>
+      out.fill(v);
   const perGroup = nHeads / nKvHeads;
   for (let l = 0; l < o.nLayers; l++) {
     if (o.family === 'internlm2') {
@@ -88,12 +103,16 @@ function rowFunctions(w: StructuredWeights): Map<string, RowFn> {
   const embed: RowFn = (r, out) => w.embedRow(r, out);
   const head: RowFn = (r, out) => w.lmHeadRow(r, out);
   if (o.family === 'internlm2') {
-    m.set('model.tok_embeddings.weight', embed).set('model.norm.weight', fill(w.normValue(0, 'final'))).set('output.weight', head);
+    m.set('model.tok_embeddings.weight', embed)
+      .set('model.norm.weight', fill(w.normValue(0, 'final')))
+      .set('output.weight', head);
   } else {
     m.set('transformer.embedding.word_embeddings.weight', embed)
       .set('transformer.encoder.final_layernorm.weight', fill(w.normValue(0, 'final')))
       .set('transformer.output_layer.weight', head)
-      .set('transformer.rotary_pos_emb.inv_freq', (_r, out) => { for (let i = 0; i < out.length; i++) out[i] = 10000 ** (-(2 * i) / (D / 2)); });
+      .set('transformer.rotary_pos_emb.inv_freq', (_r, out) => {
+        for (let i = 0; i < out.length; i++) out[i] = 10000 ** (-(2 * i) / (D / 2));
+      });
   }
   return m;
 }
@@ -103,7 +122,11 @@ export function structuredSource(opts: StructuredOptions): StructuredSource {
   const weights = new StructuredWeights(opts);
   const o = weights.o;
   const synthOpts = { ...o, dtype: o.dtype, contextLength: o.contextLength };
-  const config = JSON.stringify({ ...syntheticConfig(synthOpts), sieve_synthetic: { kind: 'structured', seed: o.seed, sharpness: o.sharpness, background: o.background } }, null, 2);
+  const config = JSON.stringify(
+    { ...syntheticConfig(synthOpts), sieve_synthetic: { kind: 'structured', seed: o.seed, sharpness: o.sharpness, background: o.background } },
+    null,
+    2,
+  );
   const fns = rowFunctions(weights);
   const specs = syntheticTensors(synthOpts);
   const elemBytes = o.dtype === 'F32' ? 4 : 2;
@@ -113,7 +136,10 @@ export function structuredSource(opts: StructuredOptions): StructuredSource {
   const groups: TensorSpec[][] = [[]];
   let acc = 0;
   for (const t of specs) {
-    if (acc > 0 && acc + sizeOf(t) > o.shardBytes) { groups.push([]); acc = 0; }
+    if (acc > 0 && acc + sizeOf(t) > o.shardBytes) {
+      groups.push([]);
+      acc = 0;
+    }
     groups[groups.length - 1].push(t);
     acc += sizeOf(t);
   }
@@ -154,7 +180,10 @@ export function structuredSource(opts: StructuredOptions): StructuredSource {
       throw new ModelFormatError(p, `read of ${length} bytes at offset ${offset} is past the end of the file (${size} bytes)`, { offset, length, size });
     }
     const text = texts.get(p);
-    if (text) { out.set(text.subarray(offset, offset + length)); return out; }
+    if (text) {
+      out.set(text.subarray(offset, offset + length));
+      return out;
+    }
     const shard = byName.get(p)!;
     const end = offset + length;
     if (offset < shard.header.byteLength) out.set(shard.header.subarray(offset, Math.min(end, shard.header.byteLength)), 0);
@@ -168,7 +197,8 @@ export function structuredSource(opts: StructuredOptions): StructuredSource {
       for (let r = Math.floor(b0 / rowBytes); r * rowBytes < b1; r++) {
         t.fn(r, f32);
         encode(f32, o.dtype, bytes);
-        const s = Math.max(b0, r * rowBytes), e = Math.min(b1, (r + 1) * rowBytes);
+        const s = Math.max(b0, r * rowBytes),
+          e = Math.min(b1, (r + 1) * rowBytes);
         out.set(bytes.subarray(s - r * rowBytes, e - r * rowBytes), t.offset + s - offset);
       }
     }
@@ -180,24 +210,31 @@ export function structuredSource(opts: StructuredOptions): StructuredSource {
     weights,
     files: shards.map((s) => s.name),
     totalBytes: shards.reduce((a, s) => a + s.totalBytes, 0),
-    async has(p) { return sizeOfFile(p) !== undefined; },
+    async has(p) {
+      return sizeOfFile(p) !== undefined;
+    },
     async size(p) {
       const s = sizeOfFile(p);
       if (s === undefined) throw new MissingFileError(p, `not found in ${name}`);
       return s;
     },
-    async read(p, offset, length) { return read(p, offset, length); },
+    async read(p, offset, length) {
+      return read(p, offset, length);
+    },
     readInto,
     async text(p) {
       const t = texts.get(p);
       if (!t) throw new MissingFileError(p, `no text file '${p}' in ${name}`);
       return new TextDecoder().decode(t);
     },
-    async list() { return [...texts.keys(), ...byName.keys()]; },
+    async list() {
+      return [...texts.keys(), ...byName.keys()];
+    },
     tensorRows(tensor, rowStart, rows) {
       const t = byTensor.get(tensor);
       if (!t) throw new MissingFileError(tensor, `no tensor '${tensor}' in ${name}`);
-      if (rowStart < 0 || rows < 0 || rowStart + rows > t.rows) throw new RangeError(`rows [${rowStart}, ${rowStart + rows}) outside '${tensor}' (${t.rows} rows)`);
+      if (rowStart < 0 || rows < 0 || rowStart + rows > t.rows)
+        throw new RangeError(`rows [${rowStart}, ${rowStart + rows}) outside '${tensor}' (${t.rows} rows)`);
       const out = new Float32Array(rows * t.cols);
       for (let r = 0; r < rows; r++) t.fn(rowStart + r, out.subarray(r * t.cols, (r + 1) * t.cols));
       return out;
@@ -207,7 +244,10 @@ export function structuredSource(opts: StructuredOptions): StructuredSource {
 
 /** Rounds f32 values to the file dtype's little-endian bytes. */
 function encode(v: Float32Array, dtype: 'F32' | 'F16' | 'BF16', out: Uint8Array): void {
-  if (dtype === 'F32') { out.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)); return; }
+  if (dtype === 'F32') {
+    out.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    return;
+  }
   const h = new Uint16Array(out.buffer, out.byteOffset, v.length);
   const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
   if (dtype === 'F16') {
@@ -220,11 +260,18 @@ function encode(v: Float32Array, dtype: 'F32' | 'F16' | 'BF16', out: Uint8Array)
     }
     return;
   }
-  for (let i = 0; i < v.length; i++) { const x = u[i]; h[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16; }
+  for (let i = 0; i < v.length; i++) {
+    const x = u[i];
+    h[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
 }
 
 /** Writes the structured model's folder (config.json + safetensors shards [+ index]) to `dir`, streaming. Node only. */
-export async function writeStructuredModel(dir: string, opts: StructuredOptions, chunkBytes = 16 << 20): Promise<{ dir: string; files: string[]; totalBytes: number }> {
+export async function writeStructuredModel(
+  dir: string,
+  opts: StructuredOptions,
+  chunkBytes = 16 << 20,
+): Promise<{ dir: string; files: string[]; totalBytes: number }> {
   const fsp = (await import(/* @vite-ignore */ 'node:fs/promises' as string)) as typeof import('node:fs/promises');
   const src = structuredSource(opts);
   await fsp.mkdir(dir, { recursive: true });

@@ -212,10 +212,21 @@ export function resolveOptions(o: StructuredOptions): Resolved {
   const headDim = o.family === 'internlm2' ? o.dim / o.nHeads : (o.headDim ?? o.dim / o.nHeads);
   const given = Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as StructuredOptions;
   const r: Resolved = {
-    dtype: 'BF16', seed: 1, contextLength: 131072, retrievalHeads: 0.25, diffuseHeads: 0.1, sharpness: 1, background: 'heavy',
-    residualScale: 0.8 / o.nLayers, shardBytes: 2 * 1024 ** 3, ...given, headDim,
+    dtype: 'BF16',
+    seed: 1,
+    contextLength: 131072,
+    retrievalHeads: 0.25,
+    diffuseHeads: 0.1,
+    sharpness: 1,
+    background: 'heavy',
+    residualScale: 0.8 / o.nLayers,
+    shardBytes: 2 * 1024 ** 3,
+    ...given,
+    headDim,
   };
-  const bad = (why: string) => { throw new RangeError(`structured synthetic model: ${why}`); };
+  const bad = (why: string) => {
+    throw new RangeError(`structured synthetic model: ${why}`);
+  };
   for (const k of ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'ffnDim', 'vocabSize'] as const) {
     if (!Number.isInteger(r[k]) || r[k] <= 0) bad(`${k} must be a positive integer`);
   }
@@ -232,8 +243,12 @@ export function headDims(o: Resolved): HeadDims {
   const D = o.headDim;
   if (o.family === 'chatglm2') {
     const pairs = D / 4;
-    const bandDims: number[] = [], bandTheta: number[] = [];
-    for (let i = 0; i < pairs; i++) { bandDims.push(2 * i); bandTheta.push(10000 ** (-(2 * i) / (D / 2))); }
+    const bandDims: number[] = [],
+      bandTheta: number[] = [];
+    for (let i = 0; i < pairs; i++) {
+      bandDims.push(2 * i);
+      bandTheta.push(10000 ** (-(2 * i) / (D / 2)));
+    }
     const noiseDims: number[] = [];
     const heavy = o.background === 'heavy';
     for (let d = D / 2 + (heavy ? 4 : 3); d < D; d++) noiseDims.push(d);
@@ -241,12 +256,17 @@ export function headDims(o: Resolved): HeadDims {
   }
   const half = D / 2;
   const theta = (j: number) => 1e6 ** (-(2 * j) / D);
-  const bandDims: number[] = [], bandTheta: number[] = [], noiseDims: number[] = [];
+  const bandDims: number[] = [],
+    bandTheta: number[] = [],
+    noiseDims: number[] = [];
   // heavy: the pair below the needle's is the salience slot (theta ~2.4e-6 at D = 128: ~0.3 rad over 128K).
   const heavy = o.background === 'heavy';
   for (let j = 0; j < half - (heavy ? 4 : 3); j++) {
     if (j % 4 === 3) noiseDims.push(j, j + half);
-    else { bandDims.push(j); bandTheta.push(theta(j)); }
+    else {
+      bandDims.push(j);
+      bandTheta.push(theta(j));
+    }
   }
   return { bandDims, bandTheta, slot: { sink: half - 1, stripe: half - 2, needle: half - 3, ...(heavy ? { salience: half - 4 } : {}) }, noiseDims };
 }
@@ -276,11 +296,41 @@ export function headPlan(o: Resolved, l: number, h: number): HeadPlan {
   const flat = { salience: 0, background: 0 };
   let p: HeadPlan;
   if (rank < nRetrieval) {
-    p = { kind: 'retrieval', sink: x * range(14, 18), band: x * range(1, 3), bandWidth: logRange(2, 16), stripe: x * range(0, 2), needle: x * range(20, 26), noise: range(0.3, 0.6), gain: 8, ...flat };
+    p = {
+      kind: 'retrieval',
+      sink: x * range(14, 18),
+      band: x * range(1, 3),
+      bandWidth: logRange(2, 16),
+      stripe: x * range(0, 2),
+      needle: x * range(20, 26),
+      noise: range(0.3, 0.6),
+      gain: 8,
+      ...flat,
+    };
   } else if (rank < nRetrieval + nDiffuse) {
-    p = { kind: 'diffuse', sink: x * range(0, 2), band: x * range(0, 2), bandWidth: 8, stripe: x * range(0, 1), needle: 0, noise: range(1.5, 2.5), gain: 1, ...flat };
+    p = {
+      kind: 'diffuse',
+      sink: x * range(0, 2),
+      band: x * range(0, 2),
+      bandWidth: 8,
+      stripe: x * range(0, 1),
+      needle: 0,
+      noise: range(1.5, 2.5),
+      gain: 1,
+      ...flat,
+    };
   } else {
-    p = { kind: 'mixed', sink: x * range(9, 14), band: x * range(8, 12), bandWidth: logRange(4, 256), stripe: x * range(3, 6), needle: 0, noise: range(0.3, 0.8), gain: 1, ...flat };
+    p = {
+      kind: 'mixed',
+      sink: x * range(9, 14),
+      band: x * range(8, 12),
+      bandWidth: logRange(4, 256),
+      stripe: x * range(3, 6),
+      needle: 0,
+      noise: range(0.3, 0.8),
+      gain: 1,
+      ...flat,
+    };
   }
   if (o.background === 'flat' || p.kind === 'diffuse') return p;
   // HEAVY BACKGROUND (drawn after the flat plan's values, which stay as they were).
@@ -299,7 +349,10 @@ export function headPlan(o: Resolved, l: number, h: number): HeadPlan {
 export function bandWeights(theta: number[], width: number): Float64Array {
   const w = new Float64Array(theta.length);
   let sum = 0;
-  theta.forEach((t, p) => { w[p] = Math.sqrt(t) * Math.exp(-((t * width) ** 2) / 2); sum += w[p]; });
+  theta.forEach((t, p) => {
+    w[p] = Math.sqrt(t) * Math.exp(-((t * width) ** 2) / 2);
+    sum += w[p];
+  });
   for (let p = 0; p < w.length; p++) w[p] /= sum;
   return w;
 }
@@ -307,8 +360,10 @@ export function bandWeights(theta: number[], width: number): Float64Array {
 // ---------------------------------------------------------------- hashing
 /** murmur3 fmix32: a bijection on 32-bit ints with full avalanche. */
 export function mix(h: number): number {
-  h ^= h >>> 16; h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13; h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
   return (h ^ (h >>> 16)) | 0;
 }
 /** Key of a random matrix: (seed, layer, what, index). */
@@ -316,7 +371,9 @@ function key(o: Resolved, l: number, what: number, i = 0): number {
   return mix(mix(mix(mix(o.seed * 0x9e3779b1) ^ (l + 1)) ^ (what * 0x632be5ab)) ^ i);
 }
 /** Key of row r of a matrix. */
-function rowKey(k: number, r: number): number { return mix(k ^ Math.imul(r + 1, 0x9e3779b1)); }
+function rowKey(k: number, r: number): number {
+  return mix(k ^ Math.imul(r + 1, 0x9e3779b1));
+}
 const UNIT_SCALE = (2 * Math.sqrt(3)) / 4294967296;
 /**
  * out[from..to) = scale * (uniform values of unit variance in [-sqrt(3), sqrt(3))),
@@ -327,7 +384,9 @@ function stream(rk: number, out: Float32Array, from: number, to: number, scale: 
   let x = mix(rk ^ 0x2545f491) | 1;
   const s = scale * UNIT_SCALE;
   for (let i = from; i < to; i++) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
     out[i] = (x | 0) * s;
   }
 }
@@ -359,17 +418,25 @@ export class StructuredWeights {
     this.sigmaB = 12345 % V;
     // E[(silu(g) u)^2] for g, u ~ N(0, 1): E[silu(g)^2] (u independent, unit variance).
     let e = 0;
-    for (let i = -4000; i <= 4000; i++) { const g = i / 500; const si = g / (1 + Math.exp(-g)); e += si * si * Math.exp(-g * g / 2); }
-    e *= (1 / 500) / Math.sqrt(2 * Math.PI);
+    for (let i = -4000; i <= 4000; i++) {
+      const g = i / 500;
+      const si = g / (1 + Math.exp(-g));
+      e += si * si * Math.exp((-g * g) / 2);
+    }
+    e *= 1 / 500 / Math.sqrt(2 * Math.PI);
     this.ffnOutStd = this.o.residualScale / Math.sqrt(this.o.ffnDim * e);
   }
 
-  plan(l: number, h: number): HeadPlan { return this.plans[l][h]; }
+  plan(l: number, h: number): HeadPlan {
+    return this.plans[l][h];
+  }
   /** Next-token map of the LM head: the prediction for a token whose identity dominates the residual. */
-  sigma(t: number): number { return (this.sigmaA * t + this.sigmaB) % this.o.vocabSize; }
+  sigma(t: number): number {
+    return (this.sigmaA * t + this.sigmaB) % this.o.vocabSize;
+  }
   sigmaInverse(t: number): number {
     const V = this.o.vocabSize;
-    return Number((BigInt(modInverse(this.sigmaA, V)) * BigInt(((t - this.sigmaB) % V + V) % V)) % BigInt(V));
+    return Number((BigInt(modInverse(this.sigmaA, V)) * BigInt((((t - this.sigmaB) % V) + V) % V)) % BigInt(V));
   }
 
   /** Fraction of the embedding energy in the identity part of token t. */
@@ -511,7 +578,10 @@ export class StructuredWeights {
 
   /** Down (w2) row i: output rms ~ residualScale, identity coordinates only. */
   ffnDownRow(l: number, i: number, out: Float32Array): void {
-    if (i < C.identity) { out.fill(0); return; }
+    if (i < C.identity) {
+      out.fill(0);
+      return;
+    }
     stream(rowKey(key(this.o, l, WHAT.w2), i), out, 0, out.length, this.ffnOutStd);
   }
 
@@ -540,9 +610,17 @@ export function roleOf(t: number): Role {
   return 'ordinary';
 }
 
-function gcd(a: number, b: number): number { while (b) [a, b] = [b, a % b]; return a; }
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
 function modInverse(a: number, m: number): number {
-  let [r0, r1] = [a % m, m], [s0, s1] = [1, 0];
-  while (r1) { const q = Math.floor(r0 / r1); [r0, r1] = [r1, r0 - q * r1]; [s0, s1] = [s1, s0 - q * s1]; }
+  let [r0, r1] = [a % m, m],
+    [s0, s1] = [1, 0];
+  while (r1) {
+    const q = Math.floor(r0 / r1);
+    [r0, r1] = [r1, r0 - q * r1];
+    [s0, s1] = [s1, s0 - q * s1];
+  }
   return ((s0 % m) + m) % m;
 }

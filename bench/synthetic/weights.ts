@@ -35,13 +35,24 @@ export function syntheticSpec(s: SyntheticShape): ModelSpec {
   const headDim = s.headDim ?? s.dim / s.nHeads;
   const family = s.family ?? 'internlm2';
   return {
-    family, modelType: family === 'internlm2' ? 'internlm2' : 'chatglm',
-    dim: s.dim, nLayers: s.nLayers, nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim, ffnDim: s.ffnDim, vocabSize: s.vocabSize,
-    normEps: 1e-5, qkvBias: family === 'chatglm2',
-    rope: family === 'internlm2'
-      ? { variant: 'neox', base: 1e6, rotaryDim: headDim, maxPositions: s.contextLength ?? 4096 }
-      : { variant: 'interleaved-half', base: 10000, rotaryDim: headDim / 2, maxPositions: s.contextLength ?? 4096 },
-    contextLength: s.contextLength ?? 4096, eosIds: [2], config: {},
+    family,
+    modelType: family === 'internlm2' ? 'internlm2' : 'chatglm',
+    dim: s.dim,
+    nLayers: s.nLayers,
+    nHeads: s.nHeads,
+    nKvHeads: s.nKvHeads,
+    headDim,
+    ffnDim: s.ffnDim,
+    vocabSize: s.vocabSize,
+    normEps: 1e-5,
+    qkvBias: family === 'chatglm2',
+    rope:
+      family === 'internlm2'
+        ? { variant: 'neox', base: 1e6, rotaryDim: headDim, maxPositions: s.contextLength ?? 4096 }
+        : { variant: 'interleaved-half', base: 10000, rotaryDim: headDim / 2, maxPositions: s.contextLength ?? 4096 },
+    contextLength: s.contextLength ?? 4096,
+    eosIds: [2],
+    config: {},
   };
 }
 
@@ -60,7 +71,11 @@ function replicated(ctx: GpuContext, bytes: number, seed: GPUBuffer, label: stri
 }
 
 /** Random weights for every canonical tensor of `spec`, matrices in `format`. */
-export async function syntheticWeights(ctx: GpuContext, spec: ModelSpec, o: { format: WeightFormat; groupSize?: number; seed?: number }): Promise<Map<string, GpuWeight>> {
+export async function syntheticWeights(
+  ctx: GpuContext,
+  spec: ModelSpec,
+  o: { format: WeightFormat; groupSize?: number; seed?: number },
+): Promise<Map<string, GpuWeight>> {
   const rng = new Rng(o.seed ?? 1);
   const gs = o.format === 'q4' || o.format === 'q8' ? (o.groupSize ?? 32) : 0;
   const maxPart = Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize);
@@ -97,7 +112,8 @@ export async function syntheticWeights(ctx: GpuContext, spec: ModelSpec, o: { fo
     for (let r0 = 0; r0 < rows; r0 += perPart) {
       const n = Math.min(perPart, rows - r0);
       w.parts.push({
-        rowStart: r0, rows: n,
+        rowStart: r0,
+        rows: n,
         data: replicated(ctx, packedBytes(o.format, n * cols), b.data, `${name}[${r0}]`),
         scales: b.scales ? replicated(ctx, scaleBytes(o.format, n * cols, gs), b.scales, `${name}[${r0}].scales`) : undefined,
       });

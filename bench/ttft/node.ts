@@ -45,10 +45,21 @@ if (!isMainThread && workerData?.ttftSynthWorker) {
 }
 
 const args = benchArgs({
-  shape: { type: 'string' }, lengths: { type: 'string' }, weights: { type: 'string' }, 'prefill-chunk': { type: 'string' },
-  alpha: { type: 'string' }, selection: { type: 'string' }, modes: { type: 'string' }, steps: { type: 'string' }, kv: { type: 'string' },
-  'min-sparse-len': { type: 'string' }, seed: { type: 'string' }, needles: { type: 'string' },
-  background: { type: 'string' }, presynth: { type: 'string' }, 'synth-workers': { type: 'string' },
+  shape: { type: 'string' },
+  lengths: { type: 'string' },
+  weights: { type: 'string' },
+  'prefill-chunk': { type: 'string' },
+  alpha: { type: 'string' },
+  selection: { type: 'string' },
+  modes: { type: 'string' },
+  steps: { type: 'string' },
+  kv: { type: 'string' },
+  'min-sparse-len': { type: 'string' },
+  seed: { type: 'string' },
+  needles: { type: 'string' },
+  background: { type: 'string' },
+  presynth: { type: 'string' },
+  'synth-workers': { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -56,7 +67,9 @@ const shapeArg = String(args.shape ?? (soft ? 'tiny' : 'internlm2-7b'));
 const shape = shapeArg === 'tiny' ? 'internlm2-tiny' : shapeArg;
 const preset = (PRESETS as Record<string, StructuredOptions>)[shape];
 if (!preset) throw new Error(`--shape: unknown '${shapeArg}' (one of tiny, ${Object.keys(PRESETS).join(', ')})`);
-const lengths = String(args.lengths ?? (soft ? '512,1024' : '8192,32768')).split(',').map(Number);
+const lengths = String(args.lengths ?? (soft ? '512,1024' : '8192,32768'))
+  .split(',')
+  .map(Number);
 if (lengths.some((n) => !Number.isInteger(n) || n < 2)) throw new Error(`--lengths: integers >= 2 expected, got '${args.lengths}'`);
 const weights = String(args.weights ?? 'q4') as WeightFormat;
 const prefillChunk = Number(args['prefill-chunk'] ?? (soft ? 512 : 4096));
@@ -79,8 +92,14 @@ const presynth = String(args.presynth ?? 'auto') as PresynthMode;
 if (!['auto', 'on', 'ahead', 'off'].includes(presynth)) throw new Error(`--presynth: '${presynth}' is not auto, on, ahead or off`);
 // Workers run this file again: the bundle itself, or (under tsx) the harness script, which registers tsx.
 const workerUrl = import.meta.url.endsWith('.ts') ? new URL('./chromium.mjs', import.meta.url) : new URL(import.meta.url);
-const folder = presynth === 'off' ? undefined : await prepareSynthetic(shape, { dtype: 'BF16', seed, background }, synthContext,
-  { mode: presynth, workers: Number(args['synth-workers'] ?? Math.max(1, availableParallelism() - 1)), workerUrl });
+const folder =
+  presynth === 'off'
+    ? undefined
+    : await prepareSynthetic(shape, { dtype: 'BF16', seed, background }, synthContext, {
+        mode: presynth,
+        workers: Number(args['synth-workers'] ?? Math.max(1, availableParallelism() - 1)),
+        workerUrl,
+      });
 const source = folder ? { ...src, read: (p: string, o: number, n: number) => (folder.files.includes(p) ? folder.read(p, o, n) : src.read(p, o, n)) } : src;
 await folder?.ready;
 const synthMs = performance.now() - tLoad;
@@ -88,9 +107,11 @@ const engine: DenseEngine = await loadEngine(ctx, source, { weights, kvDtype, co
 const loadMs = performance.now() - tLoad;
 const synthStats = folder ? { ...folder.stats } : undefined;
 await folder?.close();
-console.log(`# ${shape} ${weights} loaded in ${(loadMs / 1000).toFixed(1)} s (${(src.totalBytes / 1e9).toFixed(2)} GB, ${(src.totalBytes / 1e3 / loadMs).toFixed(0)} MB/s; ` +
-  `synthesis ${synthStats ? `${synthStats.mode} by ${synthStats.workers} workers, ${(synthMs / 1000).toFixed(1)} s before the upload began` : 'on the fly in this thread'}), ` +
-  `KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}, background ${background}`);
+console.log(
+  `# ${shape} ${weights} loaded in ${(loadMs / 1000).toFixed(1)} s (${(src.totalBytes / 1e9).toFixed(2)} GB, ${(src.totalBytes / 1e3 / loadMs).toFixed(0)} MB/s; ` +
+    `synthesis ${synthStats ? `${synthStats.mode} by ${synthStats.workers} workers, ${(synthMs / 1000).toFixed(1)} s before the upload began` : 'on the fly in this thread'}), ` +
+    `KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}, background ${background}`,
+);
 const V = engine.spec.vocabSize;
 
 const selection = (args.selection ?? DEFAULT_ATTENTION.selection) as AttentionOptions['selection'];
@@ -106,9 +127,20 @@ for (const mode of modes) {
 }
 
 interface Result {
-  shape: string; weights: WeightFormat; seqLen: number; mode: 'dense' | 'sample'; alpha: number; prefillChunk: number;
-  prefillMs?: number; ttftMs?: number; decodeMsPerToken?: number; greedy?: number[]; sameGreedy?: number;
-  meanAreaFraction?: number; meanCra?: number; skipped?: string;
+  shape: string;
+  weights: WeightFormat;
+  seqLen: number;
+  mode: 'dense' | 'sample';
+  alpha: number;
+  prefillChunk: number;
+  prefillMs?: number;
+  ttftMs?: number;
+  decodeMsPerToken?: number;
+  greedy?: number[];
+  sameGreedy?: number;
+  meanAreaFraction?: number;
+  meanCra?: number;
+  skipped?: string;
 }
 const results: Result[] = [];
 const rows: (string | number)[][] = [];
@@ -145,22 +177,48 @@ for (const seqLen of lengths) {
     }
     const base = results.find((x) => x.seqLen === seqLen && x.mode === 'dense' && x.ttftMs !== undefined);
     rows.push([
-      seqLen, mode, r.prefillMs?.toFixed(1) ?? '-', r.ttftMs?.toFixed(1) ?? '-',
+      seqLen,
+      mode,
+      r.prefillMs?.toFixed(1) ?? '-',
+      r.ttftMs?.toFixed(1) ?? '-',
       mode === 'sample' && base?.ttftMs && r.ttftMs ? (base.ttftMs / r.ttftMs).toFixed(2) : '-',
       r.decodeMsPerToken?.toFixed(2) ?? '-',
-      r.meanAreaFraction?.toFixed(3) ?? '-', r.meanCra?.toFixed(4) ?? '-',
+      r.meanAreaFraction?.toFixed(3) ?? '-',
+      r.meanCra?.toFixed(4) ?? '-',
       r.sameGreedy !== undefined ? `${r.sameGreedy}/${steps}` : '-',
     ]);
   }
 }
 engine.destroy();
 
-finish({
-  bench: 'ttft',
-  date: new Date().toISOString(),
-  adapter: adapterRecord(ctx),
-  timing: 'wall clock: prefill awaited + argmax read back (prefill ms); + first decode step + argmax (TTFT ms)',
-  header: ['seqLen', 'mode', 'prefill ms', 'TTFT ms', 'speedup', 'decode ms/tok', 'area', 'CRA (sampled)', `greedy = dense`],
-  rows,
-  results: [{ shape, weights, kvDtype, prefillChunk, alpha, selection, minSparseLen, steps, seed, needles, background, loadMs, loadBytes: src.totalBytes, synth: synthStats, spec: engine.spec }, ...results],
-}, args.json);
+finish(
+  {
+    bench: 'ttft',
+    date: new Date().toISOString(),
+    adapter: adapterRecord(ctx),
+    timing: 'wall clock: prefill awaited + argmax read back (prefill ms); + first decode step + argmax (TTFT ms)',
+    header: ['seqLen', 'mode', 'prefill ms', 'TTFT ms', 'speedup', 'decode ms/tok', 'area', 'CRA (sampled)', `greedy = dense`],
+    rows,
+    results: [
+      {
+        shape,
+        weights,
+        kvDtype,
+        prefillChunk,
+        alpha,
+        selection,
+        minSparseLen,
+        steps,
+        seed,
+        needles,
+        background,
+        loadMs,
+        loadBytes: src.totalBytes,
+        synth: synthStats,
+        spec: engine.spec,
+      },
+      ...results,
+    ],
+  },
+  args.json,
+);

@@ -76,25 +76,51 @@ export interface VirtualFolder {
 export const CHUNK_BYTES = 32 << 20;
 
 /** The served folder of a preset (PRESETS of bench/synthetic/structured.ts) with `overrides` (dtype, seed, sharpness...). */
-export async function prepareSynthetic(preset: string, overrides: Partial<StructuredOptions>, contextLength: number, presynth?: PresynthOptions): Promise<VirtualFolder> {
+export async function prepareSynthetic(
+  preset: string,
+  overrides: Partial<StructuredOptions>,
+  contextLength: number,
+  presynth?: PresynthOptions,
+): Promise<VirtualFolder> {
   const base = (PRESETS as Record<string, StructuredOptions>)[preset];
   if (!base) throw new Error(`--synthetic: unknown preset '${preset}' (one of ${Object.keys(PRESETS).join(', ')})`);
   const opts: StructuredOptions = { dtype: 'F16', seed: 1, ...base, contextLength, ...overrides };
   const src = structuredSource(opts);
   const vocab: Record<string, number> = {};
   for (let i = 0; i < opts.vocabSize; i++) vocab[`t${i}`] = i;
-  const texts = new Map<string, Uint8Array>([['tokenizer.json', new TextEncoder().encode(JSON.stringify({
-    version: '1.0', added_tokens: [], normalizer: null, post_processor: null, decoder: null,
-    pre_tokenizer: { type: 'WhitespaceSplit' },
-    model: { type: 'WordLevel', vocab, unk_token: 't0' },
-  }))]]);
+  const texts = new Map<string, Uint8Array>([
+    [
+      'tokenizer.json',
+      new TextEncoder().encode(
+        JSON.stringify({
+          version: '1.0',
+          added_tokens: [],
+          normalizer: null,
+          post_processor: null,
+          decoder: null,
+          pre_tokenizer: { type: 'WhitespaceSplit' },
+          model: { type: 'WordLevel', vocab, unk_token: 't0' },
+        }),
+      ),
+    ],
+  ]);
   const sizes = new Map<string, number>();
   for (const p of await src.list()) sizes.set(p, await src.size(p));
   const config = JSON.parse(await src.text('config.json')) as Record<string, unknown>;
-  let mode: Exclude<PresynthMode, 'auto'> = presynth?.mode === 'auto' ? (src.totalBytes < freemem() / 2 ? 'on' : 'ahead') : presynth?.mode ?? 'off';
+  let mode: Exclude<PresynthMode, 'auto'> = presynth?.mode === 'auto' ? (src.totalBytes < freemem() / 2 ? 'on' : 'ahead') : (presynth?.mode ?? 'off');
   if (!presynth || presynth.workers < 1) mode = 'off';
-  const stats: SynthStats = { mode, workers: mode === 'off' ? 0 : presynth!.workers, chunkBytes: presynth?.chunkBytes ?? CHUNK_BYTES, totalBytes: src.totalBytes,
-    reads: 0, bytesRead: 0, serverSynthMs: 0, waitMs: 0, chunksMade: 0, workerMs: 0 };
+  const stats: SynthStats = {
+    mode,
+    workers: mode === 'off' ? 0 : presynth!.workers,
+    chunkBytes: presynth?.chunkBytes ?? CHUNK_BYTES,
+    totalBytes: src.totalBytes,
+    reads: 0,
+    bytesRead: 0,
+    serverSynthMs: 0,
+    waitMs: 0,
+    chunksMade: 0,
+    workerMs: 0,
+  };
   const store = mode === 'off' ? undefined : new ChunkStore(src, (f) => sizes.get(f)!, opts, mode, presynth!, stats);
   return {
     name: `synthetic-${preset}`,
@@ -119,7 +145,17 @@ export async function prepareSynthetic(preset: string, overrides: Partial<Struct
   };
 }
 
-interface Chunk { key: string; file: string; index: number; order: number; buf?: Uint8Array; queued: boolean; lastUse: number; waiters: (() => void)[]; readers: number }
+interface Chunk {
+  key: string;
+  file: string;
+  index: number;
+  order: number;
+  buf?: Uint8Array;
+  queued: boolean;
+  lastUse: number;
+  waiters: (() => void)[];
+  readers: number;
+}
 
 /** Chunks of the safetensors files made by worker threads (see the file comment). */
 class ChunkStore {
@@ -139,7 +175,14 @@ class ChunkStore {
   private onAllMade!: () => void;
   private chunkBytes: number;
 
-  constructor(private src: StructuredSource, private sizeOf: (file: string) => number, opts: StructuredOptions, private mode: 'on' | 'ahead', p: PresynthOptions, private stats: SynthStats) {
+  constructor(
+    private src: StructuredSource,
+    private sizeOf: (file: string) => number,
+    opts: StructuredOptions,
+    private mode: 'on' | 'ahead',
+    p: PresynthOptions,
+    private stats: SynthStats,
+  ) {
     this.chunkBytes = p.chunkBytes ?? CHUNK_BYTES;
     for (const file of src.files) {
       const n = Math.ceil(sizeOf(file) / this.chunkBytes);
@@ -154,7 +197,15 @@ class ChunkStore {
     this.maxResident = mode === 'on' ? Infinity : Math.floor(budget / this.chunkBytes);
     this.ahead = mode === 'on' ? 0 : Math.max(p.workers, Math.floor(this.maxResident / 2));
     const t0 = performance.now();
-    this.ready = mode === 'on' ? new Promise<void>((ok) => { this.onAllMade = () => { stats.presynthMs = performance.now() - t0; ok(); }; }) : Promise.resolve();
+    this.ready =
+      mode === 'on'
+        ? new Promise<void>((ok) => {
+            this.onAllMade = () => {
+              stats.presynthMs = performance.now() - t0;
+              ok();
+            };
+          })
+        : Promise.resolve();
     for (let k = 0; k < p.workers; k++) {
       const w = new Worker(p.workerUrl, { workerData: { ttftSynthWorker: opts } });
       w.unref();
@@ -169,13 +220,15 @@ class ChunkStore {
   }
 
   async read(file: string, offset: number, length: number): Promise<Uint8Array> {
-    const first = Math.floor(offset / this.chunkBytes), last = Math.floor((offset + Math.max(1, length) - 1) / this.chunkBytes);
+    const first = Math.floor(offset / this.chunkBytes),
+      last = Math.floor((offset + Math.max(1, length) - 1) / this.chunkBytes);
     const parts: Uint8Array[] = [];
     for (let i = first; i <= last; i++) {
       const c = this.byKey.get(`${file}:${i}`)!;
       c.lastUse = ++this.tick;
       c.readers++; // not dropped between its making and this read taking its view
-      if (this.mode === 'ahead') for (let j = c.order + 1; j <= Math.min(this.chunks.length - 1, c.order + this.ahead); j++) this.enqueue(this.chunks[j], false);
+      if (this.mode === 'ahead')
+        for (let j = c.order + 1; j <= Math.min(this.chunks.length - 1, c.order + this.ahead); j++) this.enqueue(this.chunks[j], false);
       if (!c.buf && this.workers.length > 0 && !this.closed) {
         const t0 = performance.now();
         const made = new Promise<void>((ok) => c.waiters.push(ok));
@@ -184,13 +237,15 @@ class ChunkStore {
         await made;
         this.stats.waitMs += performance.now() - t0;
       }
-      if (!c.buf) { // no worker left (closed, or they failed): made here
+      if (!c.buf) {
+        // no worker left (closed, or they failed): made here
         const t0 = performance.now();
         c.buf = this.src.readInto(file, i * this.chunkBytes, new Uint8Array(this.chunkLength(c)));
         this.stats.serverSynthMs += performance.now() - t0;
         this.resident++;
       }
-      const s = Math.max(offset, i * this.chunkBytes) - i * this.chunkBytes, e = Math.min(offset + length, (i + 1) * this.chunkBytes) - i * this.chunkBytes;
+      const s = Math.max(offset, i * this.chunkBytes) - i * this.chunkBytes,
+        e = Math.min(offset + length, (i + 1) * this.chunkBytes) - i * this.chunkBytes;
       parts.push(c.buf!.subarray(s, e));
       c.readers--;
     }
@@ -198,7 +253,10 @@ class ChunkStore {
     if (parts.length === 1) return parts[0];
     const out = new Uint8Array(length);
     let at = 0;
-    for (const q of parts) { out.set(q, at); at += q.byteLength; }
+    for (const q of parts) {
+      out.set(q, at);
+      at += q.byteLength;
+    }
     return out;
   }
 
@@ -225,7 +283,8 @@ class ChunkStore {
       this.queue.splice(k, 1);
     }
     c.queued = true;
-    if (urgent) this.queue.unshift(c); else this.queue.push(c);
+    if (urgent) this.queue.unshift(c);
+    else this.queue.push(c);
   }
 
   private pump(): void {
@@ -252,7 +311,13 @@ class ChunkStore {
       this.resident--;
       for (const ok of c.waiters.splice(0)) ok();
     }
-    if (this.workers.length === 0) { for (const q of this.queue.splice(0)) { q.queued = false; for (const ok of q.waiters.splice(0)) ok(); } this.onAllMade?.(); }
+    if (this.workers.length === 0) {
+      for (const q of this.queue.splice(0)) {
+        q.queued = false;
+        for (const ok of q.waiters.splice(0)) ok();
+      }
+      this.onAllMade?.();
+    }
   }
 
   /** Drops the least recently used chunk made (not one made ahead and not read yet); false when none can go. */

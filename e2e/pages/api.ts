@@ -19,20 +19,39 @@ let engine: WorkerEngine | undefined;
 const MODEL = '/demo/public/models/stories260k/';
 
 function errInfo(e: unknown) {
-  const kind = e instanceof ContextOverflowError ? 'ContextOverflowError' : e instanceof InvalidOptionError ? 'InvalidOptionError'
-    : e instanceof DeviceLostError ? 'DeviceLostError' : e instanceof SieveError ? 'SieveError' : 'other';
+  const kind =
+    e instanceof ContextOverflowError
+      ? 'ContextOverflowError'
+      : e instanceof InvalidOptionError
+        ? 'InvalidOptionError'
+        : e instanceof DeviceLostError
+          ? 'DeviceLostError'
+          : e instanceof SieveError
+            ? 'SieveError'
+            : 'other';
   return { name: (e as Error).name, kind, message: (e as Error).message, details: (e as SieveError).details };
 }
 
 const api = {
   sampleCases: SAMPLE_CASES.length,
-  async sample(i: number) { return runSampleCase(await gpu(), SAMPLE_CASES[i]); },
+  async sample(i: number) {
+    return runSampleCase(await gpu(), SAMPLE_CASES[i]);
+  },
   /** Starts measuring long tasks from now. */
-  resetLongTasks() { longTasks.length = 0; },
-  longTasks() { return longTasks.slice(); },
+  resetLongTasks() {
+    longTasks.length = 0;
+  },
+  longTasks() {
+    return longTasks.slice();
+  },
   /** Control for the observer: blocks this thread for `ms`. */
   block(ms: number) {
-    setTimeout(() => { const t = performance.now(); while (performance.now() - t < ms) { /* busy */ } }, 0);
+    setTimeout(() => {
+      const t = performance.now();
+      while (performance.now() - t < ms) {
+        /* busy */
+      }
+    }, 0);
     return PerformanceObserver.supportedEntryTypes.includes('longtask');
   },
   async load(opts: { contextLength?: number } = {}) {
@@ -61,19 +80,35 @@ const api = {
     for await (const c of await engine!.chat.completions.create({ ...req, stream: true })) out.push(c);
     return out;
   },
-  async cached() { return engine!.cachedTokens(); },
+  async cached() {
+    return engine!.cachedTokens();
+  },
   /** The error a call throws, as seen on this side of the boundary. */
   async errorOf(what: 'overflow' | 'option' | 'load-option' | 'lost') {
     try {
-      if (what === 'overflow') { for await (const _ of engine!.generate({ ids: new Array(600).fill(5) })) { /* none */ } }
-      else if (what === 'option') engine!.generate('x', { topP: 7 });
+      if (what === 'overflow') {
+        for await (const _ of engine!.generate({ ids: new Array(600).fill(5) })) {
+          /* none */
+        }
+      } else if (what === 'option') engine!.generate('x', { topP: 7 });
       else if (what === 'load-option') await loadModelInWorker(MODEL, { kvDtype: 'f8' as never });
-      else { for await (const _ of engine!.generate('Lily', { maxTokens: 3 })) { /* none */ } }
-    } catch (e) { return errInfo(e); }
+      else {
+        for await (const _ of engine!.generate('Lily', { maxTokens: 3 })) {
+          /* none */
+        }
+      }
+    } catch (e) {
+      return errInfo(e);
+    }
     return null;
   },
-  async destroyDevice() { await engine!.destroyDevice(); },
-  async unload() { await engine?.unload(); engine = undefined; },
+  async destroyDevice() {
+    await engine!.destroyDevice();
+  },
+  async unload() {
+    await engine?.unload();
+    engine = undefined;
+  },
 };
 (window as unknown as { sieveApi: typeof api }).sieveApi = api;
 document.getElementById('log')!.textContent = 'ready';

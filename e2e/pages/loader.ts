@@ -32,7 +32,12 @@ const api = {
   /** Loads `url` (a folder) in f16; returns what was loaded, cache hits and a digest of every weight's GPU bytes. */
   async load(url: string, revalidate = false) {
     let downloaded = 0;
-    const src = urlSource(url, { revalidate, onProgress: (p) => { downloaded = Math.max(downloaded, p.bytesDone); } });
+    const src = urlSource(url, {
+      revalidate,
+      onProgress: (p) => {
+        downloaded = Math.max(downloaded, p.bytesDone);
+      },
+    });
     return { ...(await loadFrom(src)), cacheHits: src.cacheHits, downloaded };
   },
   /** Loads the folder picked in <input webkitdirectory id=dir> (a FileList). */
@@ -62,7 +67,9 @@ const api = {
     await cache.put(abs, new Response(bytes));
     return true;
   },
-  async clear() { return caches.delete(DEFAULT_CACHE); },
+  async clear() {
+    return caches.delete(DEFAULT_CACHE);
+  },
 };
 (window as unknown as { sieveLoader: typeof api }).sieveLoader = api;
 document.getElementById('log')!.textContent = 'ready';

@@ -8,7 +8,11 @@ import type { WeightFormat } from '../../src/loader/formats.ts';
 
 const MODEL = '/models/stories260k/';
 
-interface Side { fromBos: number[]; prompts: { promptTokens: number; ids?: number[]; next: number[] }[]; ms: number }
+interface Side {
+  fromBos: number[];
+  prompts: { promptTokens: number; ids?: number[]; next: number[] }[];
+  ms: number;
+}
 
 const api = {
   /** Greedy `n` tokens from BOS, then for each text: its ids (with BOS) and `k` greedy tokens after it. */
@@ -53,7 +57,12 @@ const api = {
     for (const t of texts) prompts.push(await run(t, k));
     const info = w.getLoadedContextInfo();
     await w.exit();
-    return { fromBos, prompts, ms: performance.now() - t0, info: { files: files.length, arch: info.metadata['general.architecture'], n_vocab: info.n_vocab, bos: info.token_bos, eos: info.token_eos } };
+    return {
+      fromBos,
+      prompts,
+      ms: performance.now() - t0,
+      info: { files: files.length, arch: info.metadata['general.architecture'], n_vocab: info.n_vocab, bos: info.token_bos, eos: info.token_eos },
+    };
   },
 };
 (window as unknown as { peer: typeof api }).peer = api;

@@ -6,6 +6,8 @@ import { runZeroCompile } from '../../test/cases/zero-compile.ts';
 const MODEL = '/demo/public/models/stories260k/';
 
 (window as unknown as { sieveZeroCompile: unknown }).sieveZeroCompile = {
-  async run() { return runZeroCompile(await getGpu(), MODEL); },
+  async run() {
+    return runZeroCompile(await getGpu(), MODEL);
+  },
 };
 document.getElementById('log')!.textContent = 'ready';

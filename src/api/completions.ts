@@ -21,8 +21,28 @@ export interface TextCompletion {
   usage?: CompletionUsage;
 }
 
-const KEYS = new Set(['model', 'prompt', 'stream', 'stream_options', 'max_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'stop',
-  'repetition_penalty', 'n', 'best_of', 'echo', 'suffix', 'logprobs', 'user', 'frequency_penalty', 'presence_penalty', 'logit_bias']);
+const KEYS = new Set([
+  'model',
+  'prompt',
+  'stream',
+  'stream_options',
+  'max_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'seed',
+  'stop',
+  'repetition_penalty',
+  'n',
+  'best_of',
+  'echo',
+  'suffix',
+  'logprobs',
+  'user',
+  'frequency_penalty',
+  'presence_penalty',
+  'logit_bias',
+]);
 
 function isIds(v: unknown): v is number[] {
   return Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number');
@@ -85,7 +105,10 @@ export function textCompletionId(): string {
  * chunk per piece of text, the last with finish_reason and usage.
  */
 export async function runCompletion(
-  engine: SieveEngine, input: GenerateInput, options: GenerateOptions, stream: boolean,
+  engine: SieveEngine,
+  input: GenerateInput,
+  options: GenerateOptions,
+  stream: boolean,
 ): Promise<TextCompletion | AsyncIterable<TextCompletion>> {
   const id = textCompletionId();
   const created = Math.floor(Date.now() / 1000);
@@ -95,14 +118,31 @@ export async function runCompletion(
   if (!stream) {
     let text = '';
     let last: GenerateChunk | undefined;
-    for (let r = first; !r.done; r = await chunks.next()) { text += r.value.text; last = r.value; }
-    return { id, object: 'text_completion', created, model, choices: [{ text, index: 0, logprobs: null, finish_reason: last?.finishReason ?? 'stop' }], usage: usageOf(last?.stats) };
+    for (let r = first; !r.done; r = await chunks.next()) {
+      text += r.value.text;
+      last = r.value;
+    }
+    return {
+      id,
+      object: 'text_completion',
+      created,
+      model,
+      choices: [{ text, index: 0, logprobs: null, finish_reason: last?.finishReason ?? 'stop' }],
+      usage: usageOf(last?.stats),
+    };
   }
   async function* iterate(): AsyncGenerator<TextCompletion> {
     for (let r = first; !r.done; r = await chunks.next()) {
       const ch = r.value;
       if (ch.finishReason) {
-        yield { id, object: 'text_completion', created, model, choices: [{ text: ch.text, index: 0, logprobs: null, finish_reason: ch.finishReason }], usage: usageOf(ch.stats) };
+        yield {
+          id,
+          object: 'text_completion',
+          created,
+          model,
+          choices: [{ text: ch.text, index: 0, logprobs: null, finish_reason: ch.finishReason }],
+          usage: usageOf(ch.stats),
+        };
       } else if (ch.text) {
         yield { id, object: 'text_completion', created, model, choices: [{ text: ch.text, index: 0, logprobs: null, finish_reason: null }] };
       }

@@ -15,7 +15,9 @@ export async function runHost(loaderModule?: string): Promise<void> {
   const mod = (loaderModule ? await import(loaderModule) : await import('./load.ts')) as { loadModel: Loader };
   let engine: SieveEngine | undefined;
   const controllers = new Map<number, AbortController>();
-  const send = (m: FromWorker) => { if (process.connected) process.send!(m); };
+  const send = (m: FromWorker) => {
+    if (process.connected) process.send!(m);
+  };
   const need = (): SieveEngine => {
     if (!engine) throw new SieveError('INTERNAL', 'no model is loaded in the engine process');
     return engine;

@@ -74,8 +74,9 @@ export class EngineUnavailableError extends SieveError {
 type Listener = (m: FromWorker) => void;
 // The model process's entry: dist/engine-child.js in the built package (this code may sit in
 // dist/ or dist/chunks/), src/api/engine-child.mjs (tsx) in the source tree.
-const CHILD = [new URL('./engine-child.js', import.meta.url), new URL('../engine-child.js', import.meta.url)]
-  .map((u) => fileURLToPath(u)).find((p) => existsSync(p)) ?? fileURLToPath(new URL('./engine-child.mjs', import.meta.url));
+const CHILD =
+  [new URL('./engine-child.js', import.meta.url), new URL('../engine-child.js', import.meta.url)].map((u) => fileURLToPath(u)).find((p) => existsSync(p)) ??
+  fileURLToPath(new URL('./engine-child.mjs', import.meta.url));
 
 /** One child process and the pending calls on it. */
 class Child {
@@ -100,22 +101,36 @@ class Child {
         resolve();
       });
     });
-    this.proc.on('error', () => { /* reported by 'exit' */ });
+    this.proc.on('error', () => {
+      /* reported by 'exit' */
+    });
   }
 
   post(msg: ToWorker): void {
-    if (!this.dead && this.proc.connected) this.proc.send(msg, () => { /* a closing channel is reported by 'exit' */ });
+    if (!this.dead && this.proc.connected)
+      this.proc.send(msg, () => {
+        /* a closing channel is reported by 'exit' */
+      });
   }
 
   /** Resolves with a 'loaded'/'done' value; `onOther` sees chunks and progress. */
   call(msg: ToWorker, onOther?: Listener): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      if (this.dead) { reject(new SieveError('INTERNAL', 'the engine process is gone')); return; }
+      if (this.dead) {
+        reject(new SieveError('INTERNAL', 'the engine process is gone'));
+        return;
+      }
       this.listeners.set(msg.id, (m) => {
-        if (m.type === 'loaded') { this.listeners.delete(msg.id); resolve(m.model); }
-        else if (m.type === 'done') { this.listeners.delete(msg.id); resolve(m.value); }
-        else if (m.type === 'error') { this.listeners.delete(msg.id); reject(reviveError(m.error)); }
-        else onOther?.(m);
+        if (m.type === 'loaded') {
+          this.listeners.delete(msg.id);
+          resolve(m.model);
+        } else if (m.type === 'done') {
+          this.listeners.delete(msg.id);
+          resolve(m.value);
+        } else if (m.type === 'error') {
+          this.listeners.delete(msg.id);
+          reject(reviveError(m.error));
+        } else onOther?.(m);
       });
       this.post(msg);
     });
@@ -140,16 +155,31 @@ export class ProcessEngine implements SieveEngine {
   private readonly budgetMs: number;
   private readonly graceMs: number;
 
-  private constructor(private source: string, private loadOptions: WireLoadOptions, private opts: ProcessEngineOptions) {
+  private constructor(
+    private source: string,
+    private loadOptions: WireLoadOptions,
+    private opts: ProcessEngineOptions,
+  ) {
     this.budgetMs = opts.budgetMs ?? 300_000;
     this.graceMs = opts.graceMs ?? 15_000;
-    this.chat = { completions: makeChatCompletions((i, o) => this.generate(i, o), () => this.model.id) };
+    this.chat = {
+      completions: makeChatCompletions(
+        (i, o) => this.generate(i, o),
+        () => this.model.id,
+      ),
+    };
   }
 
   /** Starts the child and loads the model in it; a load error is thrown here with its class. */
   static async start(source: string, loadOptions: WireLoadOptions = {}, opts: ProcessEngineOptions = {}): Promise<ProcessEngine> {
     const e = new ProcessEngine(source, loadOptions, opts);
-    try { await e.spawn(); } catch (err) { e.closed = true; e.child.kill(); throw err; }
+    try {
+      await e.spawn();
+    } catch (err) {
+      e.closed = true;
+      e.child.kill();
+      throw err;
+    }
     return e;
   }
 
@@ -165,15 +195,19 @@ export class ProcessEngine implements SieveEngine {
       child.listeners.set(-1, () => {
         child.listeners.delete(-1);
         const first = this.restarts === 0;
-        child.call({ type: 'load', id, source: this.source, options: this.loadOptions }, (m) => {
-          if (m.type === 'progress' && first) this.opts.onProgress?.(m.progress);
-        }).then((model) => {
-          this.model = model as ModelInfo;
-          resolve();
-        }, reject);
+        child
+          .call({ type: 'load', id, source: this.source, options: this.loadOptions }, (m) => {
+            if (m.type === 'progress' && first) this.opts.onProgress?.(m.progress);
+          })
+          .then((model) => {
+            this.model = model as ModelInfo;
+            resolve();
+          }, reject);
       });
       child.exited.then(() => reject(new SieveError('INTERNAL', 'the engine process exited while loading the model')));
-    }).finally(() => { this.loading = false; });
+    }).finally(() => {
+      this.loading = false;
+    });
     this.ready.catch(() => {});
     return this.ready;
   }
@@ -195,7 +229,10 @@ export class ProcessEngine implements SieveEngine {
         await ready;
       } catch (e) {
         if (attempt > 0) throw new EngineUnavailableError((e as Error).message);
-        if (this.ready === ready) { this.child.kill(); this.spawn(); }
+        if (this.ready === ready) {
+          this.child.kill();
+          this.spawn();
+        }
         continue;
       }
       if (!this.child.dead) return this.child;
@@ -228,20 +265,40 @@ export class ProcessEngine implements SieveEngine {
       let failure: unknown;
       let timedOut = false;
       let grace: ReturnType<typeof setTimeout> | undefined;
-      const stop = (e: unknown) => { if (!finished) { failure = e; finished = true; wake?.(); } };
-      const done = child.call({ type: 'generate', id, input, options: wire }, (m) => {
-        if (m.type === 'chunk') { queue.push(m.chunk); wake?.(); }
-      }).then(() => stop(undefined), (e) => stop(e.name === 'EngineRestartedError' ? new EngineRestartedError(e.message) : e));
+      const stop = (e: unknown) => {
+        if (!finished) {
+          failure = e;
+          finished = true;
+          wake?.();
+        }
+      };
+      const done = child
+        .call({ type: 'generate', id, input, options: wire }, (m) => {
+          if (m.type === 'chunk') {
+            queue.push(m.chunk);
+            wake?.();
+          }
+        })
+        .then(
+          () => stop(undefined),
+          (e) => stop(e.name === 'EngineRestartedError' ? new EngineRestartedError(e.message) : e),
+        );
       const stuck = () => {
         grace = setTimeout(() => {
           stop(new EngineRestartedError(`the request did not stop within ${this.graceMs} ms of its abort`));
           if (this.child === child) this.restart(`a request did not stop within ${this.graceMs} ms of its abort`);
         }, this.graceMs);
       };
-      const onAbort = () => { child.post({ type: 'abort', id }); if (!grace) stuck(); };
+      const onAbort = () => {
+        child.post({ type: 'abort', id });
+        if (!grace) stuck();
+      };
       signal?.addEventListener('abort', onAbort);
       if (signal?.aborted) onAbort();
-      const budget = setTimeout(() => { timedOut = true; onAbort(); }, this.budgetMs);
+      const budget = setTimeout(() => {
+        timedOut = true;
+        onAbort();
+      }, this.budgetMs);
       try {
         for (;;) {
           while (queue.length) {
@@ -250,7 +307,9 @@ export class ProcessEngine implements SieveEngine {
             yield c;
           }
           if (finished) break;
-          await new Promise<void>((r) => { wake = r; });
+          await new Promise<void>((r) => {
+            wake = r;
+          });
           wake = undefined;
         }
         if (failure) throw failure;
@@ -274,8 +333,12 @@ export class ProcessEngine implements SieveEngine {
     return this.queue.run(async () => (await this.ensureReady()).call({ type, id: this.nextId++ }));
   }
 
-  async cachedTokens(): Promise<number> { return (await this.simple('cached')) as number; }
-  async resetChat(): Promise<void> { await this.simple('reset'); }
+  async cachedTokens(): Promise<number> {
+    return (await this.simple('cached')) as number;
+  }
+  async resetChat(): Promise<void> {
+    await this.simple('reset');
+  }
 
   /** Unloads the model and ends the child (killed if it does not answer within the grace time). */
   async unload(): Promise<void> {

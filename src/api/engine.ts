@@ -51,19 +51,31 @@ export class LocalEngine implements SieveEngine {
   private constructor(private parts: EngineParts) {
     const { engine, tokenizer, modelId } = parts;
     this.model = {
-      id: modelId, family: engine.spec.family, vocabSize: engine.spec.vocabSize,
-      contextLength: engine.contextLength, hasChatFormat: tokenizer.hasChatFormat,
+      id: modelId,
+      family: engine.spec.family,
+      vocabSize: engine.spec.vocabSize,
+      contextLength: engine.contextLength,
+      hasChatFormat: tokenizer.hasChatFormat,
       ...(engine.loadTimes ? { loadTimes: engine.loadTimes } : {}),
     };
-    this.chat = { completions: makeChatCompletions((i, o) => this.generate(i, o), () => this.model.id) };
-    parts.ctx.lost.then((e) => { this.lostError = e; });
+    this.chat = {
+      completions: makeChatCompletions(
+        (i, o) => this.generate(i, o),
+        () => this.model.id,
+      ),
+    };
+    parts.ctx.lost.then((e) => {
+      this.lostError = e;
+    });
   }
 
   static async create(parts: EngineParts): Promise<LocalEngine> {
     return new LocalEngine(parts);
   }
 
-  get engine(): Engine { return this.parts.engine; }
+  get engine(): Engine {
+    return this.parts.engine;
+  }
 
   /** Prompt ids for an input (no GPU work). */
   tokenize(input: GenerateInput): number[] {
@@ -85,7 +97,12 @@ export class LocalEngine implements SieveEngine {
     return g;
   }
 
-  private async *run(input: GenerateInput, resolved: ReturnType<typeof resolveGenerate>, options: GenerateOptions, done: () => void): AsyncGenerator<GenerateChunk> {
+  private async *run(
+    input: GenerateInput,
+    resolved: ReturnType<typeof resolveGenerate>,
+    options: GenerateOptions,
+    done: () => void,
+  ): AsyncGenerator<GenerateChunk> {
     let release: (() => void) | undefined;
     try {
       release = await this.queue.acquire();
@@ -97,7 +114,11 @@ export class LocalEngine implements SieveEngine {
       const attention = options.attention ?? this.parts.attention;
       yield* runGeneration(
         { engine, cached: this.cached, eosIds: tokenizer.eosIds, newDecoder: () => tokenizer.newDecoder() },
-        ids, resolved, options.signal, attention, { reportColumns: options.reportColumns, tokenizeMs },
+        ids,
+        resolved,
+        options.signal,
+        attention,
+        { reportColumns: options.reportColumns, tokenizeMs },
       );
     } catch (e) {
       if (this.lostError && !(e instanceof DeviceLostError)) throw this.lostError;
@@ -108,7 +129,9 @@ export class LocalEngine implements SieveEngine {
     }
   }
 
-  async cachedTokens(): Promise<number> { return this.cached.length; }
+  async cachedTokens(): Promise<number> {
+    return this.cached.length;
+  }
 
   async resetChat(): Promise<void> {
     await this.queue.run(async () => {

@@ -59,14 +59,23 @@ export async function* runGeneration(
   if (promptIds.length > contextLength) throw new ContextOverflowError(promptIds.length, contextLength);
   const t0 = performance.now();
   const stats: GenerationStats = {
-    promptTokens: promptIds.length, cachedTokens: 0, prefillTokens: 0, completionTokens: 0,
-    ttftMs: 0, prefillTokPerS: 0, decodeTokPerS: 0, totalMs: 0,
+    promptTokens: promptIds.length,
+    cachedTokens: 0,
+    prefillTokens: 0,
+    completionTokens: 0,
+    ttftMs: 0,
+    prefillTokPerS: 0,
+    decodeTokPerS: 0,
+    totalMs: 0,
   };
   const final = (reason: FinishReason, text = '', ids: number[] = []): GenerateChunk => {
     stats.totalMs = performance.now() - t0;
     return { text, tokenIds: ids, finishReason: reason, stats };
   };
-  if (signal?.aborted) { yield final('abort'); return; }
+  if (signal?.aborted) {
+    yield final('abort');
+    return;
+  }
 
   // Prefill what the cache lacks (at least one token, so the logits are this prompt's).
   const reuse = Math.min(commonPrefix(t.cached, promptIds), promptIds.length - 1);
@@ -84,7 +93,10 @@ export async function* runGeneration(
     if (!engine.ctx.isLost) engine.truncate(Math.min(keep, engine.kvLength));
     appendIds(t.cached, promptIds, reuse, Math.min(keep, engine.kvLength));
     stats.prefillTokens = done;
-    if (e instanceof AbortedError || (signal?.aborted && !(e instanceof SieveError))) { yield final('abort'); return; }
+    if (e instanceof AbortedError || (signal?.aborted && !(e instanceof SieveError))) {
+      yield final('abort');
+      return;
+    }
     throw checkLost(t, e);
   }
   appendIds(t.cached, promptIds, reuse, promptIds.length);
@@ -120,17 +132,29 @@ export async function* runGeneration(
       } else {
         stats.decodeTokPerS = (stats.completionTokens - 1) / Math.max(1e-3, (performance.now() - decodeStart) / 1000);
       }
-      if (stopIds.has(id)) { last = final('stop', matcher.push(decoder.flush()) + matcher.flush(), [id]); break; }
+      if (stopIds.has(id)) {
+        last = final('stop', matcher.push(decoder.flush()) + matcher.flush(), [id]);
+        break;
+      }
       const text = matcher.push(decoder.push(id));
-      if (matcher.stopped) { last = final('stop', text, [id]); break; }
+      if (matcher.stopped) {
+        last = final('stop', text, [id]);
+        break;
+      }
       if (stats.completionTokens >= o.maxTokens || engine.kvLength >= contextLength) {
         // The engine's loop ends here too (maxTokens, or a full cache).
         last = final('length', text + matcher.push(decoder.flush()) + matcher.flush(), [id]);
         break;
       }
-      if (signal?.aborted) { last = final('abort', text, [id]); break; }
+      if (signal?.aborted) {
+        last = final('abort', text, [id]);
+        break;
+      }
       yield { text, tokenIds: [id] };
-      if (signal?.aborted) { last = final('abort'); break; }
+      if (signal?.aborted) {
+        last = final('abort');
+        break;
+      }
     }
   } catch (e) {
     // A decode step failed: the engine kept its cache to what is known good.

@@ -49,14 +49,23 @@ export interface RunningServer {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly code: string, readonly param: string | null = null,
-    readonly headers: Record<string, string> = {}) { super(message); }
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly code: string,
+    readonly param: string | null = null,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
 }
 
 /** Marks errors of the engine layer that map to their own HTTP status (e.g. 503 after a restart, 504 past the budget). */
-export interface HttpStatusError { httpStatus: number; httpCode: string }
-const hasStatus = (e: unknown): e is Error & HttpStatusError =>
-  typeof e === 'object' && e !== null && typeof (e as HttpStatusError).httpStatus === 'number';
+export interface HttpStatusError {
+  httpStatus: number;
+  httpCode: string;
+}
+const hasStatus = (e: unknown): e is Error & HttpStatusError => typeof e === 'object' && e !== null && typeof (e as HttpStatusError).httpStatus === 'number';
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
@@ -69,14 +78,30 @@ export function errorBody(e: unknown): { status: number; body: { error: { messag
   let code = 'internal_error';
   let param: string | null = null;
   let type = 'server_error';
-  if (e instanceof HttpError) { status = e.status; code = e.code; param = e.param; type = status < 500 ? 'invalid_request_error' : 'server_error'; }
-  else if (hasStatus(e)) { status = e.httpStatus; code = e.httpCode; }
-  else if (e instanceof InvalidOptionError) { status = 400; code = 'invalid_option'; param = String(e.details.option ?? ''); type = 'invalid_request_error'; }
-  else if (e instanceof ContextOverflowError) { status = 400; code = 'context_length_exceeded'; type = 'invalid_request_error'; }
-  else if (e instanceof SieveError) {
+  if (e instanceof HttpError) {
+    status = e.status;
+    code = e.code;
+    param = e.param;
+    type = status < 500 ? 'invalid_request_error' : 'server_error';
+  } else if (hasStatus(e)) {
+    status = e.httpStatus;
+    code = e.httpCode;
+  } else if (e instanceof InvalidOptionError) {
+    status = 400;
+    code = 'invalid_option';
+    param = String(e.details.option ?? '');
+    type = 'invalid_request_error';
+  } else if (e instanceof ContextOverflowError) {
+    status = 400;
+    code = 'context_length_exceeded';
+    type = 'invalid_request_error';
+  } else if (e instanceof SieveError) {
     code = e.code.toLowerCase();
     // a typed error about the request's content (its chat template, tokenizer limits) is the request's fault
-    if (e.code === 'TOKENIZER') { status = 422; type = 'invalid_request_error'; }
+    if (e.code === 'TOKENIZER') {
+      status = 422;
+      type = 'invalid_request_error';
+    }
   }
   let message = (e as Error)?.message ?? String(e);
   if (message.length > 2000) message = `${message.slice(0, 2000)}...`;
@@ -86,7 +111,10 @@ export function errorBody(e: unknown): { status: number; body: { error: { messag
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > limit) { reject(new HttpError(413, `request body of ${declared} bytes exceeds the limit of ${limit} bytes`, 'body_too_large')); return; }
+    if (declared > limit) {
+      reject(new HttpError(413, `request body of ${declared} bytes exceeds the limit of ${limit} bytes`, 'body_too_large'));
+      return;
+    }
     const parts: Buffer[] = [];
     let size = 0;
     req.on('data', (b: Buffer) => {
@@ -116,14 +144,19 @@ const isLoopback = (h: string) => h === 'localhost' || h === '::1' || h === '[::
 export function allowedHosts(bound: string, port: number): Set<string> {
   const names = new Set<string>();
   const h = bound.toLowerCase();
-  if (isLoopback(h)) { for (const n of LOOPBACK_NAMES) names.add(n); names.add(bracket(h)); }
-  else if (h === '0.0.0.0' || h === '::' || h === '[::]') {
+  if (isLoopback(h)) {
+    for (const n of LOOPBACK_NAMES) names.add(n);
+    names.add(bracket(h));
+  } else if (h === '0.0.0.0' || h === '::' || h === '[::]') {
     for (const n of LOOPBACK_NAMES) names.add(n);
     for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) names.add(bracket(a.address.split('%')[0]));
     names.add(hostname().toLowerCase());
   } else names.add(bracket(h));
   const out = new Set<string>();
-  for (const n of names) { out.add(`${n}:${port}`); if (port === 80) out.add(n); }
+  for (const n of names) {
+    out.add(`${n}:${port}`);
+    if (port === 80) out.add(n);
+  }
   return out;
 }
 
@@ -138,22 +171,32 @@ function normalizeMessages(v: unknown): unknown {
     const out: Record<string, unknown> = { ...msg };
     if (msg.role === 'developer') out.role = 'system'; // the newer SDKs' name for the system role
     if (Array.isArray(msg.content)) {
-      out.content = msg.content.map((p: unknown, j: number) => {
-        const where = `messages[${i}].content[${j}]`;
-        if (typeof p !== 'object' || p === null || Array.isArray(p)) throw new HttpError(400, `invalid option '${where}': must be an object {type: 'text', text}`, 'invalid_option', where);
-        const part = p as Record<string, unknown>;
-        if (part.type !== 'text') {
-          throw new HttpError(400, `invalid option '${where}.type': ${JSON.stringify(part.type) ?? 'undefined'} content parts are not supported; this server takes text parts only`, 'unsupported_content_part', `${where}.type`);
-        }
-        if (typeof part.text !== 'string') throw new HttpError(400, `invalid option '${where}.text': must be a string`, 'invalid_option', `${where}.text`);
-        return part.text;
-      }).join('\n');
+      out.content = msg.content
+        .map((p: unknown, j: number) => {
+          const where = `messages[${i}].content[${j}]`;
+          if (typeof p !== 'object' || p === null || Array.isArray(p))
+            throw new HttpError(400, `invalid option '${where}': must be an object {type: 'text', text}`, 'invalid_option', where);
+          const part = p as Record<string, unknown>;
+          if (part.type !== 'text') {
+            throw new HttpError(
+              400,
+              `invalid option '${where}.type': ${JSON.stringify(part.type) ?? 'undefined'} content parts are not supported; this server takes text parts only`,
+              'unsupported_content_part',
+              `${where}.type`,
+            );
+          }
+          if (typeof part.text !== 'string') throw new HttpError(400, `invalid option '${where}.text': must be a string`, 'invalid_option', `${where}.text`);
+          return part.text;
+        })
+        .join('\n');
     }
     return out;
   });
 }
 
-interface Exchange { tokens?: CompletionUsage }
+interface Exchange {
+  tokens?: CompletionUsage;
+}
 
 export function createHandler(engine: SieveEngine, opts: ServeOptions & { hosts: Set<string> }) {
   const limit = opts.maxBodyBytes ?? 1 << 20;
@@ -168,7 +211,8 @@ export function createHandler(engine: SieveEngine, opts: ServeOptions & { hosts:
     // DNS rebinding: a page on evil.example resolved to 127.0.0.1 still sends Host: evil.example
     const host = req.headers.host?.toLowerCase();
     if (!host) throw new HttpError(400, 'the Host header is required', 'missing_host');
-    if (!opts.hosts.has(host)) throw new HttpError(403, `Host '${host.slice(0, 200)}' is not this server's address; use ${[...opts.hosts][0]}`, 'host_not_allowed');
+    if (!opts.hosts.has(host))
+      throw new HttpError(403, `Host '${host.slice(0, 200)}' is not this server's address; use ${[...opts.hosts][0]}`, 'host_not_allowed');
     const origin = req.headers.origin;
     const corsOk = opts.cors !== undefined && origin === opts.cors;
     if (corsOk) {
@@ -176,7 +220,8 @@ export function createHandler(engine: SieveEngine, opts: ServeOptions & { hosts:
       res.setHeader('vary', 'origin');
     }
     if (req.method === 'OPTIONS') {
-      if (origin !== undefined && !corsOk && !ownOrigins.has(origin)) throw new HttpError(403, `cross-origin requests from ${origin.slice(0, 200)} are not allowed (see --cors)`, 'origin_not_allowed');
+      if (origin !== undefined && !corsOk && !ownOrigins.has(origin))
+        throw new HttpError(403, `cross-origin requests from ${origin.slice(0, 200)} are not allowed (see --cors)`, 'origin_not_allowed');
       const headers: Record<string, string> = { allow: 'GET, POST, OPTIONS' };
       if (corsOk) {
         headers['access-control-allow-methods'] = 'GET, POST, OPTIONS';
@@ -189,7 +234,11 @@ export function createHandler(engine: SieveEngine, opts: ServeOptions & { hosts:
     }
     // CSRF: a browser names the page's origin; only our own pages and the --cors site may call
     if (origin !== undefined && !corsOk && !ownOrigins.has(origin)) {
-      throw new HttpError(403, `cross-origin requests from ${origin.slice(0, 200)} are not allowed${opts.cors ? `; only ${opts.cors}` : ' (see --cors)'}`, 'origin_not_allowed');
+      throw new HttpError(
+        403,
+        `cross-origin requests from ${origin.slice(0, 200)} are not allowed${opts.cors ? `; only ${opts.cors}` : ' (see --cors)'}`,
+        'origin_not_allowed',
+      );
     }
     if (path === '/health') {
       if (req.method !== 'GET') throw new HttpError(405, `${req.method} is not allowed on ${path}; use GET`, 'method_not_allowed', null, { allow: 'GET' });
@@ -200,14 +249,23 @@ export function createHandler(engine: SieveEngine, opts: ServeOptions & { hosts:
     if (keyDigest) {
       const auth = req.headers.authorization;
       const m = typeof auth === 'string' ? /^Bearer\s+(.+)$/i.exec(auth.trim()) : null;
-      if (!m) throw new HttpError(401, 'this server needs an API key: send Authorization: Bearer KEY', 'missing_api_key', null, { 'www-authenticate': 'Bearer' });
-      if (!timingSafeEqual(digest(m[1]), keyDigest)) throw new HttpError(401, 'the API key is not valid', 'invalid_api_key', null, { 'www-authenticate': 'Bearer' });
+      if (!m)
+        throw new HttpError(401, 'this server needs an API key: send Authorization: Bearer KEY', 'missing_api_key', null, { 'www-authenticate': 'Bearer' });
+      if (!timingSafeEqual(digest(m[1]), keyDigest))
+        throw new HttpError(401, 'the API key is not valid', 'invalid_api_key', null, { 'www-authenticate': 'Bearer' });
     }
     if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       if (req.method !== 'GET') throw new HttpError(405, `${req.method} is not allowed on ${path}; use GET`, 'method_not_allowed', null, { allow: 'GET' });
-      if (path === '/v1/models') { sendJson(res, 200, { object: 'list', data: [modelObject()] }); return; }
+      if (path === '/v1/models') {
+        sendJson(res, 200, { object: 'list', data: [modelObject()] });
+        return;
+      }
       let id: string;
-      try { id = decodeURIComponent(path.slice('/v1/models/'.length)); } catch { id = path.slice('/v1/models/'.length); }
+      try {
+        id = decodeURIComponent(path.slice('/v1/models/'.length));
+      } catch {
+        id = path.slice('/v1/models/'.length);
+      }
       if (id !== engine.model.id) throw modelNotFound(id.slice(0, 200), null);
       sendJson(res, 200, modelObject());
       return;
@@ -217,13 +275,22 @@ export function createHandler(engine: SieveEngine, opts: ServeOptions & { hosts:
       throw new HttpError(404, `no route ${path.slice(0, 200)}; try /v1/models, /v1/chat/completions or /v1/completions`, 'not_found');
     }
     if (req.method !== 'POST') throw new HttpError(405, `${req.method} is not allowed on ${path}; use POST`, 'method_not_allowed', null, { allow: 'POST' });
-    const type = String(req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    const type = String(req.headers['content-type'] ?? '')
+      .split(';')[0]
+      .trim()
+      .toLowerCase();
     if (type !== 'application/json') {
-      throw new HttpError(415, `the request body must be JSON sent as Content-Type: application/json${type ? `, not ${type.slice(0, 100)}` : ''}`, 'unsupported_media_type');
+      throw new HttpError(
+        415,
+        `the request body must be JSON sent as Content-Type: application/json${type ? `, not ${type.slice(0, 100)}` : ''}`,
+        'unsupported_media_type',
+      );
     }
     const text = await readBody(req, limit);
     let body: unknown;
-    try { body = JSON.parse(text); } catch (e) {
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
       throw new HttpError(400, `request body is not valid JSON: ${(e as Error).message}`, 'invalid_json');
     }
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'request body must be a JSON object', 'invalid_request');
@@ -274,13 +341,18 @@ export function createHandler(engine: SieveEngine, opts: ServeOptions & { hosts:
         const t = ex.tokens;
         const tokens = t ? `${t.prompt_tokens}+${t.completion_tokens}` : '-';
         const shown = path.length > 200 ? `${path.slice(0, 200)}...` : path;
-        opts.log(`${req.method} ${JSON.stringify(shown).slice(1, -1)} ${res.writableFinished ? res.statusCode : `${res.statusCode} (closed)`} tokens=${tokens} ${Math.round(performance.now() - t0)}ms`);
+        opts.log(
+          `${req.method} ${JSON.stringify(shown).slice(1, -1)} ${res.writableFinished ? res.statusCode : `${res.statusCode} (closed)`} tokens=${tokens} ${Math.round(performance.now() - t0)}ms`,
+        );
       }
     });
     try {
       await handle(req, res, path, ex, ac);
     } catch (e) {
-      if (res.headersSent) { res.destroy(); return; }
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
       const { status, body } = errorBody(e);
       const headers = e instanceof HttpError ? e.headers : {};
       // a refused request may still be sending its body: answer, then close instead of reading it
@@ -293,7 +365,10 @@ export function createHandler(engine: SieveEngine, opts: ServeOptions & { hosts:
 /** Checks the options startServer takes (InvalidOptionError naming the option); the CLI calls it before loading the model. */
 export function validateServeOptions(opts: ServeOptions, names: { cors?: string; apiKey?: string } = {}): void {
   if (opts.cors !== undefined && !/^https?:\/\/[^/\s?#]+$/.test(opts.cors)) {
-    throw new InvalidOptionError(names.cors ?? 'cors', `must be an origin like http://localhost:5173 (scheme and host, no path), got ${JSON.stringify(opts.cors)}`);
+    throw new InvalidOptionError(
+      names.cors ?? 'cors',
+      `must be an origin like http://localhost:5173 (scheme and host, no path), got ${JSON.stringify(opts.cors)}`,
+    );
   }
   if (opts.apiKey !== undefined && (typeof opts.apiKey !== 'string' || opts.apiKey.length === 0 || /\s/.test(opts.apiKey))) {
     throw new InvalidOptionError(names.apiKey ?? 'apiKey', 'must be a non-empty string without spaces');
@@ -306,7 +381,8 @@ export function startServer(engine: SieveEngine, opts: ServeOptions = {}): Promi
   const requestTimeout = Math.max(opts.requestTimeoutMs ?? 60_000, headersTimeout);
   validateServeOptions(opts);
   const server = createServer({
-    headersTimeout, requestTimeout,
+    headersTimeout,
+    requestTimeout,
     // how often Node checks those two timeouts (default 30 s): a fraction of the shorter one
     connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(headersTimeout / 4))),
   });
@@ -316,11 +392,19 @@ export function startServer(engine: SieveEngine, opts: ServeOptions = {}): Promi
       const addr = server.address();
       const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
       const handler = createHandler(engine, { ...opts, hosts: allowedHosts(host, port) });
-      server.on('request', (req, res) => { void handler(req, res); });
+      server.on('request', (req, res) => {
+        void handler(req, res);
+      });
       server.off('error', reject);
       resolve({
-        server, port, url: `http://${bracket(host)}:${port}`,
-        close: () => new Promise<void>((r) => { server.closeAllConnections?.(); server.close(() => r()); }),
+        server,
+        port,
+        url: `http://${bracket(host)}:${port}`,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections?.();
+            server.close(() => r());
+          }),
       });
     });
   });

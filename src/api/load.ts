@@ -49,7 +49,9 @@ function modelName(source: SourceInput, fs: FileSource): string {
 export async function loadModel(source: SourceInput, options: LoadOptions = {}): Promise<LocalEngine> {
   validateLoadOptions(options);
   const { signal } = options;
-  const checkAbort = () => { if (signal?.aborted) throw new AbortedError('loadModel was aborted'); };
+  const checkAbort = () => {
+    if (signal?.aborted) throw new AbortedError('loadModel was aborted');
+  };
   checkAbort();
   const ownsDevice = !options.gpu;
   const ctx = options.gpu ?? (await getGpu());
@@ -73,11 +75,19 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
     });
     checkAbort();
     return await LocalEngine.create({
-      ctx, engine: engine!, tokenizer, ownsDevice, attention: options.attention,
+      ctx,
+      engine: engine!,
+      tokenizer,
+      ownsDevice,
+      attention: options.attention,
       modelId: options.modelId ?? modelName(source, fs),
     });
   } catch (e) {
-    try { engine?.destroy(); } catch { /* already gone with the device */ }
+    try {
+      engine?.destroy();
+    } catch {
+      /* already gone with the device */
+    }
     if (ownsDevice) ctx.destroy();
     throw e;
   }

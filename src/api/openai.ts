@@ -4,8 +4,15 @@
  */
 import { validateChatRequest } from './options.ts';
 import type {
-  ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatCompletions, CompletionUsage,
-  GenerateChunk, GenerateInput, GenerateOptions, GenerationStats,
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionRequest,
+  ChatCompletions,
+  CompletionUsage,
+  GenerateChunk,
+  GenerateInput,
+  GenerateOptions,
+  GenerationStats,
 } from './types.ts';
 
 type GenerateFn = (input: GenerateInput, options: GenerateOptions) => AsyncIterable<GenerateChunk>;
@@ -30,9 +37,15 @@ export function makeChatCompletions(generate: GenerateFn, modelId: () => string)
     if (!stream) {
       let content = '';
       let last: GenerateChunk | undefined;
-      for await (const ch of generate(messages, options)) { content += ch.text; last = ch; }
+      for await (const ch of generate(messages, options)) {
+        content += ch.text;
+        last = ch;
+      }
       return {
-        id, object: 'chat.completion', created, model,
+        id,
+        object: 'chat.completion',
+        created,
+        model,
         choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: last?.finishReason ?? 'stop', logprobs: null }],
         usage: usageOf(last?.stats),
       };
@@ -42,15 +55,44 @@ export function makeChatCompletions(generate: GenerateFn, modelId: () => string)
       // The first generation step runs before anything is yielded, so a prompt over the context
       // or a lost device fails the first next() (an HTTP server can still answer with a 4xx).
       const first = await chunks.next();
-      yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }] };
+      yield {
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model,
+        choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null, logprobs: null }],
+      };
       const rest = { [Symbol.asyncIterator]: () => chunks };
       const all = first.done ? [] : [first.value];
-      for await (const ch of (async function* () { yield* all; yield* rest; })()) {
+      for await (const ch of (async function* () {
+        yield* all;
+        yield* rest;
+      })()) {
         if (ch.finishReason) {
-          if (ch.text) yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { content: ch.text }, finish_reason: null, logprobs: null }] };
-          yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: {}, finish_reason: ch.finishReason, logprobs: null }], usage: usageOf(ch.stats) };
+          if (ch.text)
+            yield {
+              id,
+              object: 'chat.completion.chunk',
+              created,
+              model,
+              choices: [{ index: 0, delta: { content: ch.text }, finish_reason: null, logprobs: null }],
+            };
+          yield {
+            id,
+            object: 'chat.completion.chunk',
+            created,
+            model,
+            choices: [{ index: 0, delta: {}, finish_reason: ch.finishReason, logprobs: null }],
+            usage: usageOf(ch.stats),
+          };
         } else if (ch.text) {
-          yield { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { content: ch.text }, finish_reason: null, logprobs: null }] };
+          yield {
+            id,
+            object: 'chat.completion.chunk',
+            created,
+            model,
+            choices: [{ index: 0, delta: { content: ch.text }, finish_reason: null, logprobs: null }],
+          };
         }
       }
     }

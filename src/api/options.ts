@@ -38,7 +38,9 @@ function num(name: string, v: unknown, check: (x: number) => boolean, what: stri
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v) || !check(v)) {
     const why = typeof v === 'number' && !Number.isFinite(v) ? ` (${v} is not a finite number)` : '';
-    throw new InvalidOptionError(name, `must be ${what}, got ${showValue(v)}${why}`, { value: typeof v === 'number' && !Number.isFinite(v) ? String(v) : (v as never) });
+    throw new InvalidOptionError(name, `must be ${what}, got ${showValue(v)}${why}`, {
+      value: typeof v === 'number' && !Number.isFinite(v) ? String(v) : (v as never),
+    });
   }
   return v;
 }
@@ -62,7 +64,8 @@ export function resolveGenerate(o: GenerateOptions = {}, names: Partial<Record<k
   const temperature = num(n('temperature'), o.temperature, (x) => x >= 0 && x <= 100, 'a number in [0, 100]') ?? DEFAULT_GENERATE.temperature;
   const topP = num(n('topP'), o.topP, (x) => x > 0 && x <= 1, 'a number in (0, 1]') ?? DEFAULT_GENERATE.topP;
   const topK = num(n('topK'), o.topK, (x) => isInt(x) && x >= 0, 'an integer >= 0') ?? DEFAULT_GENERATE.topK;
-  const repetitionPenalty = num(n('repetitionPenalty'), o.repetitionPenalty, (x) => x > 0 && x <= 100, 'a number in (0, 100]') ?? DEFAULT_GENERATE.repetitionPenalty;
+  const repetitionPenalty =
+    num(n('repetitionPenalty'), o.repetitionPenalty, (x) => x > 0 && x <= 100, 'a number in (0, 100]') ?? DEFAULT_GENERATE.repetitionPenalty;
   const seed = num(n('seed'), o.seed, (x) => isInt(x), 'an integer') ?? Math.floor(Math.random() * 2 ** 32);
   const stop = validateStop(n('stop'), o.stop);
   const stopIds = o.stopIds ?? [];
@@ -102,14 +105,33 @@ export function validateInput(v: GenerateInput): GenerateInput {
     const ids = (v as { ids: unknown[] }).ids;
     const bad = ids.find((x) => !Number.isInteger(x) || (x as number) < 0);
     if (ids.length === 0) throw new InvalidOptionError('ids', 'must be a non-empty array of token ids');
-    if (bad !== undefined || ids.some((x) => x === undefined)) throw new InvalidOptionError('ids', `must be a non-empty array of token ids (integers >= 0), got ${showValue(bad)}`);
+    if (bad !== undefined || ids.some((x) => x === undefined))
+      throw new InvalidOptionError('ids', `must be a non-empty array of token ids (integers >= 0), got ${showValue(bad)}`);
     return v;
   }
   throw new InvalidOptionError('input', 'must be a string, an array of chat messages or {ids: number[]}');
 }
 
-const REQUEST_KEYS = new Set(['messages', 'model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'stop',
-  'repetition_penalty', 'n', 'signal', 'stream_options', 'user', 'frequency_penalty', 'presence_penalty', 'logprobs']);
+const REQUEST_KEYS = new Set([
+  'messages',
+  'model',
+  'stream',
+  'max_tokens',
+  'max_completion_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'seed',
+  'stop',
+  'repetition_penalty',
+  'n',
+  'signal',
+  'stream_options',
+  'user',
+  'frequency_penalty',
+  'presence_penalty',
+  'logprobs',
+]);
 
 /** An OpenAI chat request (e.g. a parsed HTTP body) -> messages + GenerateOptions; names fields as the request spells them. */
 export function validateChatRequest(req: unknown): { messages: ChatMessage[]; stream: boolean; options: GenerateOptions } {
@@ -122,7 +144,7 @@ export function validateChatRequest(req: unknown): { messages: ChatMessage[]; st
   num('n', r.n, (x) => x === 1, 'the number 1 (one choice per request)');
   for (const k of ['frequency_penalty', 'presence_penalty'] as const) num(k, r[k], (x) => x === 0, '0 (not supported; use repetition_penalty)');
   const options: GenerateOptions = {
-    maxTokens: (r.max_tokens ?? (r.max_completion_tokens as number | undefined)) ?? undefined,
+    maxTokens: r.max_tokens ?? (r.max_completion_tokens as number | undefined) ?? undefined,
     temperature: r.temperature ?? undefined,
     topP: r.top_p ?? undefined,
     topK: r.top_k ?? undefined,
@@ -136,7 +158,10 @@ export function validateChatRequest(req: unknown): { messages: ChatMessage[]; st
 }
 
 export const OPENAI_NAMES: Partial<Record<keyof GenerateOptions, string>> = {
-  maxTokens: 'max_tokens', topP: 'top_p', topK: 'top_k', repetitionPenalty: 'repetition_penalty',
+  maxTokens: 'max_tokens',
+  topP: 'top_p',
+  topK: 'top_k',
+  repetitionPenalty: 'repetition_penalty',
 };
 
 export function validateLoadOptions(o: LoadOptions = {}): void {

@@ -22,7 +22,10 @@ export class StopMatcher {
     let at = -1;
     for (const s of this.stops) {
       const i = buf.indexOf(s);
-      if (i >= 0 && (at < 0 || i < at)) { at = i; this.matched = s; }
+      if (i >= 0 && (at < 0 || i < at)) {
+        at = i;
+        this.matched = s;
+      }
     }
     if (at >= 0) {
       this.stopped = true;
@@ -46,7 +49,10 @@ export class StopMatcher {
     let best = 0;
     for (const s of this.stops) {
       for (let n = Math.min(s.length - 1, buf.length); n > best; n--) {
-        if (buf.endsWith(s.slice(0, n))) { best = n; break; }
+        if (buf.endsWith(s.slice(0, n))) {
+          best = n;
+          break;
+        }
       }
     }
     return best;

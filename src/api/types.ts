@@ -9,20 +9,34 @@ import type { WeightFormat } from '../loader/formats.ts';
 import type { GpuContext } from '../gpu/device.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
-export interface ChatMessage { role: ChatRole; content: string }
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
 
 /** Progress of one load stage: units done of total, and ms since the stage began. */
-export interface StageCount { done: number; total: number; ms: number }
+export interface StageCount {
+  done: number;
+  total: number;
+  ms: number;
+}
 /** Load progress: the stage this event reports, the weight bytes read so far, and every stage's counts. */
 export interface LoadProgress {
   /** which stage this event reports: weights read/downloaded (bytes), uploaded/quantized (tensors), pipelines compiled */
   stage: 'read' | 'upload' | 'compile';
-  file: string; bytesDone: number; bytesTotal: number;   // unchanged: weight bytes read, file being read
+  file: string;
+  bytesDone: number;
+  bytesTotal: number; // unchanged: weight bytes read, file being read
   stages: { read: StageCount; upload: StageCount; compile: StageCount };
 }
 
 /** Per-stage load times (ms): the last weight byte read, the last tensor uploaded, all pipelines compiled, the whole load. */
-export interface LoadTimes { readMs: number; uploadMs: number; compileMs: number; totalMs: number }
+export interface LoadTimes {
+  readMs: number;
+  uploadMs: number;
+  compileMs: number;
+  totalMs: number;
+}
 
 /** Every default below, with the evidence for it: src/defaults.ts. */
 export interface LoadOptions {

@@ -47,7 +47,16 @@ import type { PipelineSpec } from '../gpu/pipelines.ts';
 import type { GpuTimer } from '../gpu/timing.ts';
 import { InvalidOptionError, GpuLimitError } from '../errors.ts';
 import { COLUMN_BINS, type AttentionOptions, type HeadStats, type KvDtype, type LayerKv } from '../engine/types.ts';
-import { FlashAttention, flashSpecs, PARAMS_BYTES, paramsWords, type AttentionDims, type AttentionParams, type TileOverrides, type TilePlan } from '../../kernels/attention_prefill.ts';
+import {
+  FlashAttention,
+  flashSpecs,
+  PARAMS_BYTES,
+  paramsWords,
+  type AttentionDims,
+  type AttentionParams,
+  type TileOverrides,
+  type TilePlan,
+} from '../../kernels/attention_prefill.ts';
 import { BIN_ARGS_BYTES, SampleKernels, sampleSpecs } from '../../kernels/sample_attention.ts';
 import type { ScoreOptions } from '../../kernels/sample_scores.ts';
 import { decodeSpecs, type DecodeKernelOptions } from '../../kernels/attention_decode.ts';
@@ -89,7 +98,11 @@ export function attentionPipelineSpecs(ctx: GpuContext, cfg: AttentionPipelineCo
 }
 
 /** The pipelines PrefillAttention.create(ctx, dims, opts) builds. */
-export function prefillPipelineSpecs(ctx: GpuContext, dims: AttentionDims, opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {}): PipelineSpec[] {
+export function prefillPipelineSpecs(
+  ctx: GpuContext,
+  dims: AttentionDims,
+  opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {},
+): PipelineSpec[] {
   const f = flashSpecs(ctx, dims, opts);
   const flash = [f.dense, f.sparse, f.fallback, f.fallbackArgs].filter((x): x is PipelineSpec => x !== undefined);
   return opts.sparse === false ? flash : [...flash, ...sampleSpecs(ctx, dims, opts)];
@@ -124,7 +137,12 @@ const MAX_TOPUP_GROUP = 64;
 const MAX_STATS_BUFFERS = 64;
 
 interface StatsRecord {
-  layer: number; pos: number; rows: number; plan: SparsePlan; buffer: GPUBuffer; offsetWords: number;
+  layer: number;
+  pos: number;
+  rows: number;
+  plan: SparsePlan;
+  buffer: GPUBuffer;
+  offsetWords: number;
   /** Column histogram slot, (nKvHeads, COLUMN_BINS) u32, when the report was on. */
   bins?: { buffer: GPUBuffer; offsetWords: number };
   /** Per-head selection: stats are (nHeads, 4) instead of (nKvHeads, 3 + group). */
@@ -165,15 +183,22 @@ export class PrefillAttention {
    * `opts.tile` forces tile sizes of the flash passes and `opts.scores` those of
    * the sampling kernels (tests). The pipelines are prefillPipelineSpecs(ctx, dims, opts).
    */
-  static async create(ctx: GpuContext, dims: PrefillDims, opts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {}): Promise<PrefillAttention> {
+  static async create(
+    ctx: GpuContext,
+    dims: PrefillDims,
+    opts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {},
+  ): Promise<PrefillAttention> {
     const { nHeads, nKvHeads, headDim, capacity, maxRows } = dims;
     const check = (name: string, ok: boolean, why: string) => {
       if (!ok) throw new InvalidOptionError(name, why, { ...dims });
     };
     check('nKvHeads', Number.isInteger(nKvHeads) && nKvHeads >= 1, `must be a positive integer, got ${nKvHeads}`);
     check('nHeads', Number.isInteger(nHeads) && nHeads % nKvHeads === 0, `${nHeads} must be a multiple of nKvHeads (${nKvHeads})`);
-    check('headDim', Number.isInteger(headDim) && headDim >= 1 && headDim <= 256 && (dims.kvDtype === 'f32' || headDim % 2 === 0),
-      `must be an integer in [1, 256] (even for an f16 cache), got ${headDim}`);
+    check(
+      'headDim',
+      Number.isInteger(headDim) && headDim >= 1 && headDim <= 256 && (dims.kvDtype === 'f32' || headDim % 2 === 0),
+      `must be an integer in [1, 256] (even for an f16 cache), got ${headDim}`,
+    );
     check('maxRows', Number.isInteger(maxRows) && maxRows >= 1 && maxRows <= capacity, `must be in [1, capacity=${capacity}], got ${maxRows}`);
     const ad: AttentionDims = { nHeads, nKvHeads, headDim, kvDtype: dims.kvDtype, capacity };
     const sparse = opts.sparse ?? true;
@@ -182,18 +207,23 @@ export class PrefillAttention {
       sparse ? SampleKernels.create(ctx, ad, opts) : Promise.resolve(undefined),
     ]);
     const sampleOpts = { subgroups: opts.subgroups, scores: opts.scores };
-    const tiles = Math.ceil(maxRows * flash.plan.group / flash.plan.qr);
+    const tiles = Math.ceil((maxRows * flash.plan.group) / flash.plan.qr);
     if (tiles > ctx.limits.maxComputeWorkgroupsPerDimension) {
       flash.destroy();
       sample?.destroy();
-      throw new GpuLimitError(`attention: maxRows ${maxRows} x ${flash.plan.group} query heads per KV head need ${tiles} workgroups per dispatch, over this GPU's ${ctx.limits.maxComputeWorkgroupsPerDimension}; use a smaller prefill chunk`, { maxRows, tiles });
+      throw new GpuLimitError(
+        `attention: maxRows ${maxRows} x ${flash.plan.group} query heads per KV head need ${tiles} workgroups per dispatch, over this GPU's ${ctx.limits.maxComputeWorkgroupsPerDimension}; use a smaller prefill chunk`,
+        { maxRows, tiles },
+      );
     }
     const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
     return new PrefillAttention(ctx, dims, flash, sample, params, () => SampleKernels.create(ctx, ad, sampleOpts));
   }
 
   /** Whether the SampleAttention kernels are built (created with sparse, or enabled since). */
-  get hasSparse(): boolean { return this.sample !== undefined; }
+  get hasSparse(): boolean {
+    return this.sample !== undefined;
+  }
 
   /**
    * Builds the SampleAttention kernels of a PrefillAttention created with { sparse: false }
@@ -205,7 +235,9 @@ export class PrefillAttention {
   }
 
   /** Tile sizes of the flash passes (benchmarks record them). */
-  get tilePlan(): TilePlan { return this.flash.plan; }
+  get tilePlan(): TilePlan {
+    return this.flash.plan;
+  }
 
   /**
    * Turns the column report on for the following sparse encodes (bins over key
@@ -233,7 +265,11 @@ export class PrefillAttention {
     }
     validateAttentionOptions(opts);
     const sparse = PrefillAttention.isSparse(pos, rows, opts);
-    if (sparse && !this.sample) throw new InvalidOptionError('attention', "this PrefillAttention was created with { sparse: false }: call enableSparse() first, or use attention: 'dense'");
+    if (sparse && !this.sample)
+      throw new InvalidOptionError(
+        'attention',
+        "this PrefillAttention was created with { sparse: false }: call enableSparse() first, or use attention: 'dense'",
+      );
     const plan = sparse ? sparsePlan(pos, rows, opts) : undefined;
     const statsAt = sparse ? this.statsSlot() : undefined;
     // Per-head units: per-head selection.
@@ -242,10 +278,19 @@ export class PrefillAttention {
     const perHead = rule === 'head';
     const units = perHead ? d.nHeads : d.nKvHeads;
     const p: AttentionParams = {
-      rows, pos, nHeads: d.nHeads, nKvHeads: d.nKvHeads, capacity: d.capacity,
-      window: plan?.window ?? 0, nSamp: plan?.nSamp ?? 0, sampBlock: plan?.sampBlock ?? 1, nBlocks: plan?.nBlocks ?? 1,
-      nCols: plan?.nCols ?? 0, statsOffset: statsAt?.offsetWords ?? 0,
-      scale: Math.LOG2E / Math.sqrt(d.headDim), alpha: opts.alpha,
+      rows,
+      pos,
+      nHeads: d.nHeads,
+      nKvHeads: d.nKvHeads,
+      capacity: d.capacity,
+      window: plan?.window ?? 0,
+      nSamp: plan?.nSamp ?? 0,
+      sampBlock: plan?.sampBlock ?? 1,
+      nBlocks: plan?.nBlocks ?? 1,
+      nCols: plan?.nCols ?? 0,
+      statsOffset: statsAt?.offsetWords ?? 0,
+      scale: Math.LOG2E / Math.sqrt(d.headDim),
+      alpha: opts.alpha,
       fallbackSel: plan ? fallbackStripeArea(pos, rows, plan.window, opts) : undefined,
     };
     const offset = (this.slot++ % PARAM_SLOTS) * SLOT_BYTES;
@@ -262,7 +307,11 @@ export class PrefillAttention {
     }
     // Selection, sparse pass and fallback: per-head units (group 1) or the KV groups.
     const topup = rule === 'topup';
-    if (topup && group > MAX_TOPUP_GROUP) throw new InvalidOptionError('selection', `'topup' supports up to ${MAX_TOPUP_GROUP} query heads per KV head, this model has ${group}; use 'group' or 'head'`);
+    if (topup && group > MAX_TOPUP_GROUP)
+      throw new InvalidOptionError(
+        'selection',
+        `'topup' supports up to ${MAX_TOPUP_GROUP} query heads per KV head, this model has ${group}; use 'group' or 'head'`,
+      );
     let headParams: GPUBufferBinding | undefined;
     if (perHead || topup) {
       const vOffset = (this.slot++ % PARAM_SLOTS) * SLOT_BYTES;
@@ -276,10 +325,20 @@ export class PrefillAttention {
     this.lastUnits = units;
 
     let ps = pass('attention.sampling');
-    this.sample!.encodeSampling(ps, { q: args.q, k: args.kv.k, rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, params }, plan!.nSamp, plan!.nCols);
+    this.sample!.encodeSampling(
+      ps,
+      { q: args.q, k: args.kv.k, rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, params },
+      plan!.nSamp,
+      plan!.nCols,
+    );
     ps.end();
     ps = pass('attention.selection');
-    this.sample!.encodeSelect(ps, { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, taus: s.taus, params: sparams }, rule!, headParams);
+    this.sample!.encodeSelect(
+      ps,
+      { rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, sel: s.sel, stats: statsAt!.buffer, taus: s.taus, params: sparams },
+      rule!,
+      headParams,
+    );
     if (bins) this.sample!.encodeBins(ps, { sel: s.sel, bins: bins.buffer, args: { buffer: this.binArgs!, offset, size: BIN_ARGS_BYTES } });
     ps.end();
     // Flagged units return at once in the sparse pass; the fallback runs them with the dense code.
@@ -314,7 +373,10 @@ export class PrefillAttention {
           const base = r.offsetWords + h * 4;
           const dense = words[base + 2] !== 0;
           out.push({
-            layer: r.layer, head: h, selected: Math.round(words[base]), window: r.plan.window,
+            layer: r.layer,
+            head: h,
+            selected: Math.round(words[base]),
+            window: r.plan.window,
             areaFraction: dense ? 1 : Math.min(1, (words[base + 1] + areas.window) / areas.causal),
             cra: dense ? 1 : Math.min(1, words[base + 3]),
           });
@@ -331,7 +393,10 @@ export class PrefillAttention {
         const columnBins = binWords ? Uint16Array.from(binWords.subarray(at, at + COLUMN_BINS)) : undefined;
         for (let g = 0; g < group; g++) {
           out.push({
-            layer: r.layer, head: kvh * group + g, selected, window: r.plan.window,
+            layer: r.layer,
+            head: kvh * group + g,
+            selected,
+            window: r.plan.window,
             areaFraction: dense ? 1 : Math.min(1, (areaSel + areas.window) / areas.causal),
             cra: dense ? 1 : Math.min(1, words[base + 3 + g]),
             ...(columnBins ? { columnBins: columnBins.slice() } : {}),
@@ -379,11 +444,13 @@ export class PrefillAttention {
     const { nHeads, nKvHeads, capacity, maxRows } = this.dims;
     const need = nHeads * capacity * 4;
     if (need > this.ctx.limits.maxStorageBufferBindingSize) {
-      throw new GpuLimitError(`SampleAttention column scores need ${need} bytes (nHeads ${nHeads} x capacity ${capacity} f32), over maxStorageBufferBindingSize ${this.ctx.limits.maxStorageBufferBindingSize}`);
+      throw new GpuLimitError(
+        `SampleAttention column scores need ${need} bytes (nHeads ${nHeads} x capacity ${capacity} f32), over maxStorageBufferBindingSize ${this.ctx.limits.maxStorageBufferBindingSize}`,
+      );
     }
     const mk = (bytes: number, label: string) => createBuffer(this.ctx, bytes, STORAGE.rw, label);
     this.scratch = {
-      rowStats: mk(maxRows * nHeads * 8, 'attention_row_stats'),    // (nHeads, nSamp, 2)
+      rowStats: mk(maxRows * nHeads * 8, 'attention_row_stats'), // (nHeads, nSamp, 2)
       colScores: mk(nHeads * capacity * 4, 'attention_col_scores'), // (nHeads, capacity)
       groupScores: mk(nKvHeads * capacity * 4, 'attention_group_scores'), // (nKvHeads, capacity)
       // (units, 1 + capacity) u32 lists, (units) u32 dense flags, (units) u32 flagged ids; units <= nHeads (per-head selection)

@@ -39,7 +39,8 @@ export function validateAttentionOptions(o: AttentionOptions): void {
   int('minSampleRows', 1);
   int('sampleBlock', 1);
   int('minSparseLen', 0);
-  if (o.selection !== undefined && !['auto', 'group', 'topup', 'head'].includes(o.selection)) bad('selection', "must be 'auto', 'group', 'topup' or 'head'", o.selection);
+  if (o.selection !== undefined && !['auto', 'group', 'topup', 'head'].includes(o.selection))
+    bad('selection', "must be 'auto', 'group', 'topup' or 'head'", o.selection);
   if (o.topupBelow !== undefined) int('topupBelow', 0);
   const f = o.denseFallbackArea;
   if (f !== undefined && (typeof f !== 'number' || !Number.isFinite(f) || f <= 0 || f > 1)) bad('denseFallbackArea', 'must be a number in (0, 1]', f);
@@ -77,7 +78,10 @@ export function sparsePlan(pos: number, rows: number, o: AttentionOptions): Spar
   const sampBlock = Math.min(o.sampleBlock, rows);
   let nBlocks = Math.ceil(want / sampBlock);
   let nSamp = nBlocks * sampBlock;
-  if (nSamp >= rows) { nSamp = rows; nBlocks = Math.ceil(rows / sampBlock); }
+  if (nSamp >= rows) {
+    nSamp = rows;
+    nBlocks = Math.ceil(rows / sampBlock);
+  }
   return { seqLen, window, nSamp, nBlocks, sampBlock, nCols: Math.max(0, seqLen - window) };
 }
 

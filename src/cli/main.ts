@@ -27,9 +27,17 @@ function topHelp(): string {
     twoColumns(COMMANDS.map((c) => [c.name, c.summary])),
     '',
     'Options:',
-    twoColumns([['-h, --help', 'show this help; `sieve-llm <command> --help` lists the command\'s options'], ['-v, --version', 'print the version']]),
+    twoColumns([
+      ['-h, --help', "show this help; `sieve-llm <command> --help` lists the command's options"],
+      ['-v, --version', 'print the version'],
+    ]),
     '',
-    wrap(`Every command also takes ${Object.keys(COMMON_OPTIONS).map((o) => `--${o}`).join(', ')}.`, HELP_WIDTH),
+    wrap(
+      `Every command also takes ${Object.keys(COMMON_OPTIONS)
+        .map((o) => `--${o}`)
+        .join(', ')}.`,
+      HELP_WIDTH,
+    ),
   ].join('\n');
 }
 
@@ -58,7 +66,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     const values = parseOptions(cmd.name, rest, cmd.options);
     if (values.verbose) process.env.SIEVE_VERBOSE = '1';
-    return await cmd.run(rest.filter((a) => a !== '--debug' && a !== '--verbose'), values);
+    return await cmd.run(
+      rest.filter((a) => a !== '--debug' && a !== '--verbose'),
+      values,
+    );
   } catch (e) {
     return reportError(e, debug, cmd.name);
   }

@@ -27,7 +27,10 @@ export type OptionValues = Record<string, string | boolean | undefined>;
 
 /** A command line the CLI cannot run (exit code 2): unknown command/option, missing value. */
 export class UsageError extends Error {
-  constructor(message: string, readonly command?: string) {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
     super(message);
     this.name = 'UsageError';
   }
@@ -35,7 +38,7 @@ export class UsageError extends Error {
 
 /** Options every command accepts (handled by src/cli/main.ts). */
 export const COMMON_OPTIONS: OptionSpecs = {
-  verbose: { type: 'boolean', group: 'Common', help: 'show the GPU driver\'s own messages (Vulkan loader, Dawn), silenced by default' },
+  verbose: { type: 'boolean', group: 'Common', help: "show the GPU driver's own messages (Vulkan loader, Dawn), silenced by default" },
   debug: { type: 'boolean', group: 'Common', help: 'print the stack trace of an error' },
   help: { type: 'boolean', short: 'h', group: 'Common', help: 'show this help' },
 };
@@ -49,11 +52,46 @@ export const MODEL_OPTIONS: OptionSpecs = {
   kv: { type: 'string', value: 'DTYPE', default: 'f16', group: 'Model', help: 'KV cache type: f16, f32' },
   context: { type: 'string', value: 'N', default: 'min(model, 4096)', shownOnly: true, group: 'Model', help: 'KV cache positions' },
   chunk: { type: 'string', value: 'N', default: 'up to 4096', shownOnly: true, group: 'Model', help: 'prefill rows per chunk (src/defaults.ts)' },
-  attention: { type: 'string', value: 'MODE', default: A.attention, shownOnly: true, group: 'Attention', help: 'prefill attention: sample (SampleAttention), dense' },
-  alpha: { type: 'string', value: 'A', default: String(A.alpha), shownOnly: true, group: 'Attention', help: 'attention mass each head\'s selection must cover, in (0, 1]' },
-  'window-ratio': { type: 'string', value: 'R', default: String(A.windowRatio), shownOnly: true, group: 'Attention', help: 'local window as a fraction of the prompt, in (0, 1]' },
-  'sample-ratio': { type: 'string', value: 'R', default: String(A.sampleRatio), shownOnly: true, group: 'Attention', help: 'query rows sampled, as a fraction of the prompt, in (0, 1]' },
-  'min-sparse-len': { type: 'string', value: 'N', default: String(A.minSparseLen), shownOnly: true, group: 'Attention', help: 'prompt length from which prefill runs sparse' },
+  attention: {
+    type: 'string',
+    value: 'MODE',
+    default: A.attention,
+    shownOnly: true,
+    group: 'Attention',
+    help: 'prefill attention: sample (SampleAttention), dense',
+  },
+  alpha: {
+    type: 'string',
+    value: 'A',
+    default: String(A.alpha),
+    shownOnly: true,
+    group: 'Attention',
+    help: "attention mass each head's selection must cover, in (0, 1]",
+  },
+  'window-ratio': {
+    type: 'string',
+    value: 'R',
+    default: String(A.windowRatio),
+    shownOnly: true,
+    group: 'Attention',
+    help: 'local window as a fraction of the prompt, in (0, 1]',
+  },
+  'sample-ratio': {
+    type: 'string',
+    value: 'R',
+    default: String(A.sampleRatio),
+    shownOnly: true,
+    group: 'Attention',
+    help: 'query rows sampled, as a fraction of the prompt, in (0, 1]',
+  },
+  'min-sparse-len': {
+    type: 'string',
+    value: 'N',
+    default: String(A.minSparseLen),
+    shownOnly: true,
+    group: 'Attention',
+    help: 'prompt length from which prefill runs sparse',
+  },
   selection: { type: 'string', value: 'RULE', default: A.selection, shownOnly: true, group: 'Attention', help: 'column selection: auto, group, topup, head' },
 };
 
@@ -71,7 +109,11 @@ export const SAMPLING_OPTIONS: OptionSpecs = {
 function parseArgsOptions(specs: OptionSpecs) {
   const out: Record<string, { type: 'string' | 'boolean'; short?: string; default?: string }> = {};
   for (const [name, s] of Object.entries({ ...specs, ...COMMON_OPTIONS })) {
-    out[name] = { type: s.type, ...(s.short ? { short: s.short } : {}), ...(s.default !== undefined && !s.shownOnly && s.type === 'string' ? { default: s.default } : {}) };
+    out[name] = {
+      type: s.type,
+      ...(s.short ? { short: s.short } : {}),
+      ...(s.default !== undefined && !s.shownOnly && s.type === 'string' ? { default: s.default } : {}),
+    };
   }
   return out;
 }
@@ -93,12 +135,16 @@ export function parseOptions(command: string, argv: string[], specs: OptionSpecs
     if (err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
       const name = /--[\w-]+/.exec(err.message)?.[0] ?? quoted;
       const spec = specs[name.replace(/^--/, '')];
-      throw new UsageError(spec?.type === 'string' ? `option '${name}' needs a value (${name} ${spec.value ?? 'VALUE'})` : `option '${name}' takes no value`, command);
+      throw new UsageError(
+        spec?.type === 'string' ? `option '${name}' needs a value (${name} ${spec.value ?? 'VALUE'})` : `option '${name}' takes no value`,
+        command,
+      );
     }
     throw new UsageError(err.message, command);
   }
   for (const [name, s] of Object.entries(specs)) {
-    if (s.required && values[name] === undefined && !values.help) throw new UsageError(`option '--${name}' is required (--${name} ${s.value ?? 'VALUE'})`, command);
+    if (s.required && values[name] === undefined && !values.help)
+      throw new UsageError(`option '--${name}' is required (--${name} ${s.value ?? 'VALUE'})`, command);
   }
   return values;
 }
@@ -112,7 +158,10 @@ export function wrap(text: string, width: number, indent = 0): string {
   let line = '';
   for (const w of words) {
     const room = width - (lines.length ? indent : 0);
-    if (line && line.length + 1 + w.length > room) { lines.push(line); line = w; } else line = line ? `${line} ${w}` : w;
+    if (line && line.length + 1 + w.length > room) {
+      lines.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
   }
   if (line || !lines.length) lines.push(line);
   return lines.map((l, i) => (i ? ' '.repeat(indent) + l : l)).join('\n');
@@ -121,12 +170,16 @@ export function wrap(text: string, width: number, indent = 0): string {
 /** Two columns (term, description), the description wrapped; a long term puts its description on the next line. */
 export function twoColumns(rows: [string, string][], width = HELP_WIDTH, termWidth = Math.min(30, Math.max(...rows.map(([t]) => t.length)))): string {
   const descAt = 2 + termWidth + 2;
-  return rows.map(([term, desc]) => {
-    const body = wrap(desc, width - descAt, 0).split('\n').map((l) => ' '.repeat(descAt) + l);
-    if (term.length <= termWidth) body[0] = `  ${term.padEnd(termWidth)}  ${body[0].trimStart()}`;
-    else body.unshift(`  ${term}`);
-    return body.join('\n');
-  }).join('\n');
+  return rows
+    .map(([term, desc]) => {
+      const body = wrap(desc, width - descAt, 0)
+        .split('\n')
+        .map((l) => ' '.repeat(descAt) + l);
+      if (term.length <= termWidth) body[0] = `  ${term.padEnd(termWidth)}  ${body[0].trimStart()}`;
+      else body.unshift(`  ${term}`);
+      return body.join('\n');
+    })
+    .join('\n');
 }
 
 function optionTerm(name: string, s: OptionSpec): string {

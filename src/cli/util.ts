@@ -20,7 +20,11 @@ export interface Command {
 export function table(rows: (string | number)[][], header?: string[]): string {
   const all = header ? [header, ...rows] : rows;
   const widths = all[0].map((_, c) => Math.max(...all.map((r) => String(r[c] ?? '').length)));
-  const fmt = (r: (string | number)[]) => r.map((v, c) => String(v ?? '').padEnd(widths[c])).join('  ').trimEnd();
+  const fmt = (r: (string | number)[]) =>
+    r
+      .map((v, c) => String(v ?? '').padEnd(widths[c]))
+      .join('  ')
+      .trimEnd();
   const lines = all.map(fmt);
   if (header) lines.splice(1, 0, widths.map((w) => '-'.repeat(w)).join('  '));
   return lines.join('\n');

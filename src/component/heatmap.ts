@@ -48,7 +48,8 @@ export function drawSparsity(canvas: HTMLCanvasElement, report: SparsityReport |
   g.fillText(
     `sparse prefill of ${seqLen} tokens: ${(100 * report.meanAreaFraction).toFixed(1)}% of the causal area computed` +
       (hasColumns ? '' : ' (column positions not reported: counts only)'),
-    4, 12,
+    4,
+    12,
   );
   let lastLayer = -1;
   heads.forEach((h, i) => {
@@ -61,7 +62,7 @@ export function drawSparsity(canvas: HTMLCanvasElement, report: SparsityReport |
         const n = h.columnBins[b];
         if (!n) continue;
         const x0 = LABEL_W + Math.floor((b * bins) / COLUMN_BINS) * binW;
-        const kept = Math.min(1, n / Math.max(1, (seqLen / COLUMN_BINS)));
+        const kept = Math.min(1, n / Math.max(1, seqLen / COLUMN_BINS));
         g.fillStyle = `rgba(47, 111, 222, ${0.25 + 0.75 * kept})`;
         g.fillRect(x0, y, Math.max(1, binW), Math.max(1, rowH - (rowH > 3 ? 1 : 0)));
       }

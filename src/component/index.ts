@@ -22,21 +22,36 @@ const loadInWorker: LoadFn = async (source, o, onProgress, signal) => {
   // Asked here, in the page, so the answer is a browser's (the worker's own
   // message would also cover Node's setup, which means nothing to a page's user).
   if (!(await gpu.requestAdapter().catch(() => null))) {
-    throw new GpuUnavailableError('navigator.gpu.requestAdapter() found no GPU adapter: WebGPU is present but this GPU or its driver is not supported (or is blocklisted).');
+    throw new GpuUnavailableError(
+      'navigator.gpu.requestAdapter() found no GPU adapter: WebGPU is present but this GPU or its driver is not supported (or is blocklisted).',
+    );
   }
   const worker = new EngineWorker();
   try {
-    const engine = await loadModelInWorker(source, {
-      ...(o.weights !== 'auto' ? { weights: o.weights } : {}),
-      ...(o.contextLength > 0 ? { contextLength: o.contextLength } : {}),
-      ...(o.prefillChunk > 0 ? { prefillChunk: o.prefillChunk } : {}),
-      attention: attentionOf(o),
-      ...(o.cache ? {} : { cache: false }),
-      onProgress: perFileProgress(onProgress),
-      signal,
-    }, worker);
+    const engine = await loadModelInWorker(
+      source,
+      {
+        ...(o.weights !== 'auto' ? { weights: o.weights } : {}),
+        ...(o.contextLength > 0 ? { contextLength: o.contextLength } : {}),
+        ...(o.prefillChunk > 0 ? { prefillChunk: o.prefillChunk } : {}),
+        attention: attentionOf(o),
+        ...(o.cache ? {} : { cache: false }),
+        onProgress: perFileProgress(onProgress),
+        signal,
+      },
+      worker,
+    );
     const chat = adaptEngine(engine);
-    return { ...chat, unload: async () => { try { await engine.unload(); } finally { worker.terminate(); } } };
+    return {
+      ...chat,
+      unload: async () => {
+        try {
+          await engine.unload();
+        } finally {
+          worker.terminate();
+        }
+      },
+    };
   } catch (e) {
     worker.terminate();
     throw e;
@@ -47,5 +62,7 @@ SieveChatElement.loadModel ??= loadInWorker;
 if (!customElements.get('sieve-chat')) customElements.define('sieve-chat', SieveChatElement);
 
 declare global {
-  interface HTMLElementTagNameMap { 'sieve-chat': SieveChatElement }
+  interface HTMLElementTagNameMap {
+    'sieve-chat': SieveChatElement;
+  }
 }

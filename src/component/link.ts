@@ -10,7 +10,11 @@ import type { ChatOptions } from './options.ts';
 export type ModelInput = string | FileList | File[] | FileSystemDirectoryHandle;
 
 /** One load stage: units done of total (bytes for read, tensors for upload, pipelines for compile), ms spent. */
-export interface StageCount { done: number; total: number; ms: number }
+export interface StageCount {
+  done: number;
+  total: number;
+  ms: number;
+}
 export type LoadStage = 'read' | 'upload' | 'compile';
 export type LoadStages = Record<LoadStage, StageCount>;
 
@@ -71,9 +75,4 @@ export interface ChatEngine {
   unload(): Promise<void>;
 }
 
-export type LoadFn = (
-  source: ModelInput,
-  options: ChatOptions,
-  onProgress: (p: FileProgress) => void,
-  signal: AbortSignal,
-) => Promise<ChatEngine>;
+export type LoadFn = (source: ModelInput, options: ChatOptions, onProgress: (p: FileProgress) => void, signal: AbortSignal) => Promise<ChatEngine>;

@@ -62,17 +62,21 @@ export const DEFAULT_OPTIONS: ChatOptions = {
 };
 
 type Parser = (v: string) => unknown;
-const num = (min: number, max: number, int = false): Parser => (v) => {
-  const x = Number(v);
-  if (v.trim() === '' || !Number.isFinite(x) || x < min || x > max || (int && !Number.isInteger(x))) {
-    throw new Error(`must be ${int ? 'an integer' : 'a number'} between ${min} and ${max}`);
-  }
-  return x;
-};
-const oneOf = (...vals: string[]): Parser => (v) => {
-  if (!vals.includes(v)) throw new Error(`must be one of ${vals.join(', ')}`);
-  return v;
-};
+const num =
+  (min: number, max: number, int = false): Parser =>
+  (v) => {
+    const x = Number(v);
+    if (v.trim() === '' || !Number.isFinite(x) || x < min || x > max || (int && !Number.isInteger(x))) {
+      throw new Error(`must be ${int ? 'an integer' : 'a number'} between ${min} and ${max}`);
+    }
+    return x;
+  };
+const oneOf =
+  (...vals: string[]): Parser =>
+  (v) => {
+    if (!vals.includes(v)) throw new Error(`must be one of ${vals.join(', ')}`);
+    return v;
+  };
 
 /** attribute name -> [option key, parser] */
 export const ATTRIBUTES: Record<string, [keyof ChatOptions, Parser]> = {
@@ -92,17 +96,36 @@ export const ATTRIBUTES: Record<string, [keyof ChatOptions, Parser]> = {
   'system-prompt': ['systemPrompt', (v) => v],
   mode: ['mode', oneOf('auto', 'chat', 'completion')],
   seed: ['seed', num(0, 2 ** 32 - 1, true)],
-  cache: ['cache', (v) => { if (v !== 'true' && v !== 'false') throw new Error('must be true or false'); return v === 'true'; }],
+  cache: [
+    'cache',
+    (v) => {
+      if (v !== 'true' && v !== 'false') throw new Error('must be true or false');
+      return v === 'true';
+    },
+  ],
   // A boolean attribute: present (or "true") shows the line; absent or "false" hides it.
-  'show-stats': ['showStats', (v) => { if (v !== '' && v !== 'true' && v !== 'false') throw new Error('must be empty, true or false'); return v !== 'false'; }],
-  suggestions: ['suggestions', (v) => {
-    let x: unknown;
-    try { x = JSON.parse(v); } catch { x = undefined; }
-    if (!Array.isArray(x) || x.length > 12 || !x.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 500)) {
-      throw new Error('must be a JSON array of at most 12 non-empty strings');
-    }
-    return x;
-  }],
+  'show-stats': [
+    'showStats',
+    (v) => {
+      if (v !== '' && v !== 'true' && v !== 'false') throw new Error('must be empty, true or false');
+      return v !== 'false';
+    },
+  ],
+  suggestions: [
+    'suggestions',
+    (v) => {
+      let x: unknown;
+      try {
+        x = JSON.parse(v);
+      } catch {
+        x = undefined;
+      }
+      if (!Array.isArray(x) || x.length > 12 || !x.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 500)) {
+        throw new Error('must be a JSON array of at most 12 non-empty strings');
+      }
+      return x;
+    },
+  ],
 };
 
 /** Reads every option attribute of `el`; throws Error("attribute 'x' must be ...") on a bad value. */

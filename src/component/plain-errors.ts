@@ -16,8 +16,7 @@ export interface PlainError {
 const TITLES: Record<string, string> = {
   GPU_UNAVAILABLE:
     'WebGPU is not available in this browser, so no model can run here. Use a recent Chrome or Edge on a machine with a supported GPU (in Chromium, WebGPU may need to be enabled).',
-  GPU_LIMIT:
-    "This model does not fit in this GPU's limits. Try a smaller weights format (q4 or q8), a shorter context length, or a smaller model.",
+  GPU_LIMIT: "This model does not fit in this GPU's limits. Try a smaller weights format (q4 or q8), a shorter context length, or a smaller model.",
   DEVICE_LOST: 'The GPU stopped responding (device lost). Load the model again.',
   MODEL_FORMAT: 'A model file is damaged or not in a supported format.',
   MISSING_FILE:

@@ -31,8 +31,11 @@ export function renderStages(panel: HTMLElement, stages: LoadStages, active: Loa
       row.setAttribute('part', 'stage');
       const bar = document.createElement('progress');
       bar.setAttribute('part', 'progress-bar');
-      row.append(Object.assign(document.createElement('span'), { className: 'name' }), bar,
-        Object.assign(document.createElement('span'), { className: 'count' }));
+      row.append(
+        Object.assign(document.createElement('span'), { className: 'name' }),
+        bar,
+        Object.assign(document.createElement('span'), { className: 'count' }),
+      );
       panel.append(row);
     }
     const c = stages[stage];

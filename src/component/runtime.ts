@@ -35,7 +35,10 @@ export function perFileProgress(onFile: (p: FileProgress) => void): (p: LoadProg
   let cumulative = false;
   const loaded = new Map<string, number>();
   let lastOut: FileProgress | undefined;
-  const emit = (f: FileProgress) => { lastOut = { file: f.file, loadedBytes: f.loadedBytes, totalBytes: f.totalBytes }; onFile(f); };
+  const emit = (f: FileProgress) => {
+    lastOut = { file: f.file, loadedBytes: f.loadedBytes, totalBytes: f.totalBytes };
+    onFile(f);
+  };
   return (p) => {
     const staged = p.stages ? { stage: p.stage, stages: p.stages } : {};
     if (p.stages && p.stage && p.stage !== 'read' && lastOut) {
@@ -82,9 +85,15 @@ function toStats(s: GenerationStats): ReplyStats {
 
 export function adaptEngine(e: SieveEngine): ChatEngine {
   return {
-    get hasChatTemplate() { return e.model.hasChatFormat; },
-    get contextLength() { return e.model.contextLength; },
-    get description() { return `${e.model.id} (${e.model.family}, context ${e.model.contextLength})`; },
+    get hasChatTemplate() {
+      return e.model.hasChatFormat;
+    },
+    get contextLength() {
+      return e.model.contextLength;
+    },
+    get description() {
+      return `${e.model.id} (${e.model.family}, context ${e.model.contextLength})`;
+    },
     async *generate(input, { options: o, signal }) {
       const opts: GenerateOptions = {
         maxTokens: o.maxTokens,

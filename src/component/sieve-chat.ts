@@ -67,8 +67,14 @@ export class SieveChatElement extends HTMLElement {
 
   private readonly root: ShadowRoot;
   private readonly $: {
-    progress: HTMLElement; error: HTMLElement; messages: HTMLElement; status: HTMLElement;
-    form: HTMLFormElement; input: HTMLTextAreaElement; send: HTMLButtonElement; stop: HTMLButtonElement;
+    progress: HTMLElement;
+    error: HTMLElement;
+    messages: HTMLElement;
+    status: HTMLElement;
+    form: HTMLFormElement;
+    input: HTMLTextAreaElement;
+    send: HTMLButtonElement;
+    stop: HTMLButtonElement;
   };
   private engine_: ChatEngine | undefined;
   private loadCtl: AbortController | undefined;
@@ -87,8 +93,14 @@ export class SieveChatElement extends HTMLElement {
     this.root.innerHTML = `<style>${STYLES}</style>${TEMPLATE}`;
     const q = <T extends Element>(s: string) => this.root.querySelector(s) as T;
     this.$ = {
-      progress: q('.progress'), error: q('.error'), messages: q('.messages'), status: q('.status'),
-      form: q('form'), input: q('textarea'), send: q('[part=send]'), stop: q('[part=stop]'),
+      progress: q('.progress'),
+      error: q('.error'),
+      messages: q('.messages'),
+      status: q('.status'),
+      form: q('form'),
+      input: q('textarea'),
+      send: q('[part=send]'),
+      stop: q('[part=stop]'),
     };
     this.$.form.addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -110,19 +122,33 @@ export class SieveChatElement extends HTMLElement {
   }
 
   /** The loaded engine (undefined until `ready`). */
-  get engine(): ChatEngine | undefined { return this.engine_; }
-  get busy(): boolean { return this.busy_; }
-  get loading(): boolean { return this.loading_; }
-  get lastReply(): ReplyResult | undefined { return this.lastReply_; }
+  get engine(): ChatEngine | undefined {
+    return this.engine_;
+  }
+  get busy(): boolean {
+    return this.busy_;
+  }
+  get loading(): boolean {
+    return this.loading_;
+  }
+  get lastReply(): ReplyResult | undefined {
+    return this.lastReply_;
+  }
   /** Current options read from the attributes (throws on an invalid one). */
-  get options(): ChatOptions { return readOptions(this); }
+  get options(): ChatOptions {
+    return readOptions(this);
+  }
   /**
    * Whether prompts are continued as raw text (mode="completion", or "auto"
    * with a model that has no chat template) rather than answered as chat.
    */
   get continuation(): boolean {
     let mode: ChatOptions['mode'] = 'auto';
-    try { mode = readOptions(this).mode; } catch { /* shown as an error already */ }
+    try {
+      mode = readOptions(this).mode;
+    } catch {
+      /* shown as an error already */
+    }
     return mode === 'completion' || (mode === 'auto' && !!this.engine_ && !this.engine_.hasChatTemplate);
   }
 
@@ -132,7 +158,9 @@ export class SieveChatElement extends HTMLElement {
 
   disconnectedCallback(): void {
     // Moving the element in the DOM disconnects and reconnects it: release the GPU only if it stays out.
-    setTimeout(() => { if (!this.isConnected) void this.unload(); }, 0);
+    setTimeout(() => {
+      if (!this.isConnected) void this.unload();
+    }, 0);
   }
 
   attributeChangedCallback(name: string, old: string | null, value: string | null): void {
@@ -187,7 +215,14 @@ export class SieveChatElement extends HTMLElement {
       this.$.progress.replaceChildren();
       this.$.progress.hidden = false;
       this.setStatus(`Loading ${describe(src)}…`);
-      const engine = await loader(src, options, (p) => { if (seq === this.loadSeq) this.onProgress(p); }, ctl.signal);
+      const engine = await loader(
+        src,
+        options,
+        (p) => {
+          if (seq === this.loadSeq) this.onProgress(p);
+        },
+        ctl.signal,
+      );
       if (seq !== this.loadSeq) {
         await engine.unload();
         return false;
@@ -228,7 +263,11 @@ export class SieveChatElement extends HTMLElement {
     this.$.messages.querySelector('.empty')?.remove();
     let options: ChatOptions | undefined;
     let optionsError: unknown;
-    try { options = readOptions(this); } catch (e) { optionsError = e; }
+    try {
+      options = readOptions(this);
+    } catch (e) {
+      optionsError = e;
+    }
     const continuation = typeof prompt === 'string' && this.continuation;
     const chat = typeof prompt === 'string' && !continuation;
     // Text continuation: one bubble, the prompt then what the model wrote after it.
@@ -247,9 +286,12 @@ export class SieveChatElement extends HTMLElement {
     let error: PlainError | undefined;
     try {
       if (!options) throw optionsError;
-      const input: string | ChatMessage[] | { ids: number[] } = typeof prompt !== 'string' ? prompt : chat
-        ? [...(options.systemPrompt ? [{ role: 'system' as const, content: options.systemPrompt }] : []), ...this.history, { role: 'user', content: text }]
-        : text;
+      const input: string | ChatMessage[] | { ids: number[] } =
+        typeof prompt !== 'string'
+          ? prompt
+          : chat
+            ? [...(options.systemPrompt ? [{ role: 'system' as const, content: options.systemPrompt }] : []), ...this.history, { role: 'user', content: text }]
+            : text;
       for await (const chunk of engine.generate(input, { options, signal: ctl.signal })) {
         if (chunk.text) {
           const follow = this.atBottom();
@@ -346,16 +388,22 @@ export class SieveChatElement extends HTMLElement {
       intro.textContent = 'No model loaded yet.';
     } else {
       let suggestions: string[] | undefined;
-      try { suggestions = readOptions(this).suggestions; } catch { /* reported */ }
+      try {
+        suggestions = readOptions(this).suggestions;
+      } catch {
+        /* reported */
+      }
       suggestions ??= continuation ? CONTINUATION_SUGGESTIONS : [];
       const name = engine.description.replace(/ \(.*$/, '');
-      intro.append(Object.assign(document.createElement('p'), {
-        textContent: continuation
-          ? engine.hasChatTemplate
-            ? `Text continuation: ${name} continues the text you start.`
-            : `${name} has no chat template: it does not answer questions, it continues the text you start. Begin a story, or pick an opening:`
-          : `Chat with ${name}.`,
-      }));
+      intro.append(
+        Object.assign(document.createElement('p'), {
+          textContent: continuation
+            ? engine.hasChatTemplate
+              ? `Text continuation: ${name} continues the text you start.`
+              : `${name} has no chat template: it does not answer questions, it continues the text you start. Begin a story, or pick an opening:`
+            : `Chat with ${name}.`,
+        }),
+      );
       if (suggestions.length > 0) {
         const list = Object.assign(document.createElement('div'), { className: 'suggestions' });
         for (const s of suggestions) {
@@ -464,7 +512,9 @@ export class SieveChatElement extends HTMLElement {
  * offline now), and the loader has the last word on everything else.
  */
 async function checkSource(src: ModelInput, signal: AbortSignal): Promise<void> {
-  const fail = (code: string, msg: string): never => { throw Object.assign(new Error(msg), { name: 'ModelSourceError', code }); };
+  const fail = (code: string, msg: string): never => {
+    throw Object.assign(new Error(msg), { name: 'ModelSourceError', code });
+  };
   let text: string;
   if (typeof src === 'string') {
     let url: string;
@@ -484,7 +534,8 @@ async function checkSource(src: ModelInput, signal: AbortSignal): Promise<void> 
     }
     if (!r.ok) return fail('NETWORK', `${url} answered ${r.status} ${r.statusText}: no model folder at ${src}`);
     text = await r.text();
-    if (!looksJson(text)) return fail('NETWORK', `${url} is not JSON (${(r.headers.get('content-type') ?? 'no content type').split(';')[0]}): no model folder at ${src}`);
+    if (!looksJson(text))
+      return fail('NETWORK', `${url} is not JSON (${(r.headers.get('content-type') ?? 'no content type').split(';')[0]}): no model folder at ${src}`);
   } else if ('kind' in src) {
     try {
       text = await (await (await src.getFileHandle('config.json')).getFile()).text();
@@ -546,7 +597,7 @@ function describe(src: ModelInput): string {
 export function statsLine(finishReason: string, s: ReplyStats | undefined, pageTtftMs: number | undefined): string {
   const parts: string[] = [];
   const cached = s?.cachedTokens ?? 0;
-  const prefilled = s ? s.prefillTokens ?? s.promptTokens - cached : 0;
+  const prefilled = s ? (s.prefillTokens ?? s.promptTokens - cached) : 0;
   if (s) parts.push(`${s.promptTokens} prompt tokens${cached > 0 ? ` (${cached} cached, ${prefilled} prefilled)` : ''}`, `${s.completionTokens} new`);
   if (pageTtftMs !== undefined) parts.push(`TTFT ${pageTtftMs.toFixed(0)} ms${s ? ` (engine ${s.ttftMs.toFixed(0)} ms)` : ''}`);
   if (s && cached === 0 && s.prefillTokPerS > 0) parts.push(`prefill ${s.prefillTokPerS.toFixed(0)} tok/s`);

@@ -24,7 +24,17 @@ import { LinearKernels, linearPipelineSpecs, type LinearOptions, type LinearUse 
 import { precompile, type CompileProgress, type PipelineSpec } from '../gpu/pipelines.ts';
 import { attentionPipelineSpecs, PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
 import { DEFAULT_ATTENTION, DEFAULT_DECODE_VARIANT, DEFAULT_KV_DTYPE, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
-import { type AttentionOptions, type DecodeOptions, type Dispatch, type Engine, type TokenChoice, type KvDtype, type PrefillOptions, type PrefillResult, type SparsityReport } from './types.ts';
+import {
+  type AttentionOptions,
+  type DecodeOptions,
+  type Dispatch,
+  type Engine,
+  type TokenChoice,
+  type KvDtype,
+  type PrefillOptions,
+  type PrefillResult,
+  type SparsityReport,
+} from './types.ts';
 import { KvCache } from './kv-cache.ts';
 import { activationBytes, allocActivations, ForwardPlan, type Activations, type Kernels } from './forward.ts';
 import { releaseWeight } from './weights.ts';
@@ -69,7 +79,12 @@ export interface EngineOptions {
 }
 
 /** A weight as the pipeline lists need it (before or after upload). */
-export interface WeightInfo { format: GpuWeight['format']; groupSize: number; shape: number[]; parts?: number }
+export interface WeightInfo {
+  format: GpuWeight['format'];
+  groupSize: number;
+  shape: number[];
+  parts?: number;
+}
 
 /**
  * Every pipeline the engine can use with these options (src/gpu/pipelines.ts precompile): the linear
@@ -87,13 +102,25 @@ export function engineCanSparse(attention: AttentionOptions, contextLength: numb
   return attention.attention === 'sample' && contextLength >= attention.minSparseLen;
 }
 
-export function enginePipelineSpecs(ctx: GpuContext, spec: ModelSpec, weights: Map<string, WeightInfo>, o: {
-  prefillChunk: number; kvDtype: KvDtype; linear?: LinearOptions; decodeVariant?: DecodeVariant;
-  prefillKernel?: EngineOptions['prefillKernel']; decodeAttention?: EngineOptions['decodeAttention']; decodeQg?: number;
-  /** SampleAttention's pipelines too (engineCanSparse; default true). */
-  sparse?: boolean;
-}): PipelineSpec[] {
-  const fused = (o.decodeVariant ?? envDecodeVariant() ?? 'fused') !== 'plain' && Math.min(8, o.linear?.gemvMaxRows ?? 8) >= 1 &&
+export function enginePipelineSpecs(
+  ctx: GpuContext,
+  spec: ModelSpec,
+  weights: Map<string, WeightInfo>,
+  o: {
+    prefillChunk: number;
+    kvDtype: KvDtype;
+    linear?: LinearOptions;
+    decodeVariant?: DecodeVariant;
+    prefillKernel?: EngineOptions['prefillKernel'];
+    decodeAttention?: EngineOptions['decodeAttention'];
+    decodeQg?: number;
+    /** SampleAttention's pipelines too (engineCanSparse; default true). */
+    sparse?: boolean;
+  },
+): PipelineSpec[] {
+  const fused =
+    (o.decodeVariant ?? envDecodeVariant() ?? 'fused') !== 'plain' &&
+    Math.min(8, o.linear?.gemvMaxRows ?? 8) >= 1 &&
     ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
   const uses: LinearUse[] = [];
   const add = (name: string, u: Omit<LinearUse, 'format' | 'groupSize' | 'shape'>) => {
@@ -111,7 +138,7 @@ export function enginePipelineSpecs(ctx: GpuContext, spec: ModelSpec, weights: M
     add(p + 'wDown', { rows: 'both' });
     if (!fused) continue;
     const fuseRope = ropeFits && (weights.get(p + 'wqkv')?.parts ?? 1) === 1;
-    add(p + 'wqkv', { rows: 'decode', bias, kvF16, epilogue: fuseRope ? (l === 0 ? 'rope' : 'normInRope') : (l === 0 ? 'store' : 'normIn') });
+    add(p + 'wqkv', { rows: 'decode', bias, kvF16, epilogue: fuseRope ? (l === 0 ? 'rope' : 'normInRope') : l === 0 ? 'store' : 'normIn' });
     add(p + 'wo', { rows: 'decode', epilogue: 'residual' });
     add(p + 'wGateUp', { rows: 'decode', gateUp: true, epilogue: 'normIn' });
     add(p + 'wDown', { rows: 'decode', epilogue: 'residual' });
@@ -119,8 +146,12 @@ export function enginePipelineSpecs(ctx: GpuContext, spec: ModelSpec, weights: M
   add('lmHead', { rows: 'both', anyRowOffset: true });
   if (fused) add('lmHead', { rows: 'decode', epilogue: 'normIn' });
   const attention = attentionPipelineSpecs(ctx, {
-    nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype: o.kvDtype,
-    prefill: (o.prefillKernel ?? 'flash') === 'flash' ? { sparse: o.sparse ?? true } : false, decode: { variant: o.decodeAttention, qg: o.decodeQg },
+    nHeads: spec.nHeads,
+    nKvHeads: spec.nKvHeads,
+    headDim: spec.headDim,
+    kvDtype: o.kvDtype,
+    prefill: (o.prefillKernel ?? 'flash') === 'flash' ? { sparse: o.sparse ?? true } : false,
+    decode: { variant: o.decodeAttention, qg: o.decodeQg },
   });
   return [...linearPipelineSpecs(ctx, uses, o.linear), ...attention];
 }
@@ -158,12 +189,15 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
   const kvDtype = opts.kvDtype ?? DEFAULT_KV_DTYPE;
   const prefillChunk = Math.min(opts.prefillChunk ?? defaultPrefillChunk(spec, contextLength, ctx.limits.maxStorageBufferBindingSize), contextLength);
   const kernelKind = opts.prefillKernel ?? 'flash';
-  if (!(Number.isInteger(contextLength) && contextLength >= 1)) throw new InvalidOptionError('contextLength', `must be a positive integer, got ${contextLength}`);
-  if (!(Number.isInteger(prefillChunk) && prefillChunk >= 1)) throw new InvalidOptionError('prefillChunk', `must be a positive integer, got ${opts.prefillChunk}`);
+  if (!(Number.isInteger(contextLength) && contextLength >= 1))
+    throw new InvalidOptionError('contextLength', `must be a positive integer, got ${contextLength}`);
+  if (!(Number.isInteger(prefillChunk) && prefillChunk >= 1))
+    throw new InvalidOptionError('prefillChunk', `must be a positive integer, got ${opts.prefillChunk}`);
   if (kvDtype !== 'f32' && kvDtype !== 'f16') throw new InvalidOptionError('kvDtype', `must be 'f32' or 'f16', got ${kvDtype}`);
   const attention = resolveAttentionOptions(opts.attention ?? {}, DEFAULT_ATTENTION);
   const decodeVariant = opts.decodeVariant ?? envDecodeVariant() ?? DEFAULT_DECODE_VARIANT;
-  if (!DECODE_VARIANTS.includes(decodeVariant)) throw new InvalidOptionError('decodeVariant', `must be one of ${DECODE_VARIANTS.join(', ')}, got ${decodeVariant}`);
+  if (!DECODE_VARIANTS.includes(decodeVariant))
+    throw new InvalidOptionError('decodeVariant', `must be one of ${DECODE_VARIANTS.join(', ')}, got ${decodeVariant}`);
   const formats = [...new Set([...opts.weights.values()].map((w) => w.format))];
   const shape = { nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype, capacity: contextLength };
 
@@ -174,7 +208,14 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const weightInfo = new Map([...opts.weights].map(([n, w]) => [n, { format: w.format, groupSize: w.groupSize, shape: w.shape, parts: w.parts.length }]));
     const sparse = engineCanSparse(attention, contextLength);
     const specs = enginePipelineSpecs(ctx, spec, weightInfo, {
-      prefillChunk, kvDtype, linear: opts.linear, decodeVariant, prefillKernel: kernelKind, decodeAttention: opts.decodeAttention, decodeQg: opts.decodeQg, sparse,
+      prefillChunk,
+      kvDtype,
+      linear: opts.linear,
+      decodeVariant,
+      prefillKernel: kernelKind,
+      decodeAttention: opts.decodeAttention,
+      decodeQg: opts.decodeQg,
+      sparse,
     });
     const [, norm, embed, rope, linear, split, prefill, argmax] = await Promise.all([
       precompile(ctx, specs, opts.onCompile),
@@ -182,19 +223,31 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       Embedding.create(ctx, formats),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
-      DecodeAttention.create(ctx, { ...shape, maxRows: kernelKind === 'split' ? prefillChunk : 1, variant: opts.decodeAttention, qg: opts.decodeQg,
-        maxSplits: opts.decodeSplits }),
+      DecodeAttention.create(ctx, {
+        ...shape,
+        maxRows: kernelKind === 'split' ? prefillChunk : 1,
+        variant: opts.decodeAttention,
+        qg: opts.decodeQg,
+        maxSplits: opts.decodeSplits,
+      }),
       kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }, { sparse }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);
     owned.push(linear, split, ...(prefill ? [prefill] : []));
     // The q4 / q8 prefill dequantization scratch (LinearOptions.prefillDequantMinRows), allocated by the
     // first prefill plan of prefillDequantMinRows rows or more, sized for the largest layer matrix.
-    linear.reserveDequantScratch([...opts.weights].filter(([name, w]) => name.startsWith('layers.') && w.shape.length === 2 &&
-      (w.format === 'q4' || w.format === 'q8')).map(([, w]) => w.shape));
+    linear.reserveDequantScratch(
+      [...opts.weights]
+        .filter(([name, w]) => name.startsWith('layers.') && w.shape.length === 2 && (w.format === 'q4' || w.format === 'q8'))
+        .map(([, w]) => w.shape),
+    );
     const kernels: Kernels = { norm, embed, rope, linear, splitAttention: split, prefillAttention: prefill };
     const act = allocActivations(ctx, spec, prefillChunk);
-    owned.push({ destroy: () => { for (const b of Object.values(act)) releaseBuffer(ctx, b); } });
+    owned.push({
+      destroy: () => {
+        for (const b of Object.values(act)) releaseBuffer(ctx, b);
+      },
+    });
     // The sampler of Engine.decode (sampled choices), built now so that no request compiles it.
     const sampler = await GpuSampler.create(ctx, act.logits, spec.vocabSize, contextLength);
     owned.push(sampler);
@@ -250,7 +303,11 @@ export class DenseEngine implements Engine {
   private allLogitsBuf?: GPUBuffer;
   private destroyed = false;
 
-  constructor(readonly ctx: GpuContext, private opts: EngineOptions, p: Parts) {
+  constructor(
+    readonly ctx: GpuContext,
+    private opts: EngineOptions,
+    p: Parts,
+  ) {
     this.spec = opts.spec;
     this.contextLength = p.contextLength;
     this.prefillChunk = p.prefillChunk;
@@ -284,15 +341,25 @@ export class DenseEngine implements Engine {
     }
   }
 
-  get kvLength(): number { return this.cache.length; }
-  get logits(): GPUBuffer { return this.act.logits; }
+  get kvLength(): number {
+    return this.cache.length;
+  }
+  get logits(): GPUBuffer {
+    return this.act.logits;
+  }
 
   /** Dispatches of one decode step at the current length (the one-row plan, argmax included). */
   get decodeDispatches(): number {
     // (counting writes nothing: a step recorded ahead keeps its uniforms)
     const pos = Math.min(this.cache.length, this.contextLength - 1);
     let argmax = 0;
-    const count = { setPipeline() {}, setBindGroup() {}, dispatchWorkgroups() { argmax++; } } as unknown as GPUComputePassEncoder;
+    const count = {
+      setPipeline() {},
+      setBindGroup() {},
+      dispatchWorkgroups() {
+        argmax++;
+      },
+    } as unknown as GPUComputePassEncoder;
     this.argmaxToIds.encode(count);
     return this.plan(1, false).dispatchCount(pos, this.attention) + argmax;
   }
@@ -346,7 +413,9 @@ export class DenseEngine implements Engine {
     if (this.kernels.prefillAttention && attention.attention === 'sample') {
       const heads = sparse ? await this.kernels.prefillAttention.readStats() : [];
       sparsity = {
-        mode: sparse ? 'sample' : 'dense', seqLen: seqEnd, heads,
+        mode: sparse ? 'sample' : 'dense',
+        seqLen: seqEnd,
+        heads,
         meanAreaFraction: heads.length ? heads.reduce((s, h) => s + h.areaFraction, 0) / heads.length : 1,
       };
     }
@@ -492,7 +561,8 @@ export class DenseEngine implements Engine {
   async profileForward(ids: number[], timer: GpuTimer): Promise<TimingResult> {
     this.checkIds(ids, 'ids');
     const pos = this.cache.length;
-    if (ids.length < 1 || ids.length > this.prefillChunk) throw new InvalidOptionError('ids', `profileForward takes 1..${this.prefillChunk} ids, got ${ids.length}`);
+    if (ids.length < 1 || ids.length > this.prefillChunk)
+      throw new InvalidOptionError('ids', `profileForward takes 1..${this.prefillChunk} ids, got ${ids.length}`);
     if (pos + ids.length > this.contextLength) throw new ContextOverflowError(pos + ids.length, this.contextLength);
     this.argmaxFresh = false;
     await this.ctx.device.queue.onSubmittedWorkDone();
@@ -638,8 +708,15 @@ export class DenseEngine implements Engine {
       this.allLogitsBuf = createBuffer(this.ctx, maxRows * this.spec.vocabSize * 4, STORAGE.rw, 'all_logits');
     }
     p = new ForwardPlan({
-      spec: this.spec, weights: this.opts.weights, kernels: this.kernels, act: this.act, cache: this.cache,
-      step: this.step.buffer, rows, flash, allLogits: allLogits ? this.allLogitsBuf : undefined,
+      spec: this.spec,
+      weights: this.opts.weights,
+      kernels: this.kernels,
+      act: this.act,
+      cache: this.cache,
+      step: this.step.buffer,
+      rows,
+      flash,
+      allLogits: allLogits ? this.allLogitsBuf : undefined,
       fused: this.fusedDecode && rows === 1 && !allLogits,
     });
     this.plans.set(key, p);
@@ -657,7 +734,8 @@ export class DenseEngine implements Engine {
     const v = this.spec.vocabSize;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (!(Number.isInteger(id) && id >= 0 && id < v)) throw new InvalidOptionError(what, `token id ${id} at index ${i} is outside [0, ${v})`, { index: i, id });
+      if (!(Number.isInteger(id) && id >= 0 && id < v))
+        throw new InvalidOptionError(what, `token id ${id} at index ${i} is outside [0, ${v})`, { index: i, id });
     }
   }
 }

@@ -54,17 +54,17 @@ export interface Kernels {
 
 /** Activation buffers, sized for maxRows and shared by every plan. */
 export interface Activations {
-  ids: GPUBuffer;    // (maxRows) u32
+  ids: GPUBuffer; // (maxRows) u32
   ropeTable: GPUBuffer; // (maxRows, rotaryDim / 2) vec2 f32
-  x: GPUBuffer;      // (maxRows, dim) residual stream
-  h: GPUBuffer;      // (maxRows, dim) normed
-  qkv: GPUBuffer;    // (maxRows, (nHeads + 2 nKvHeads) headDim)
-  q: GPUBuffer;      // (maxRows, nHeads headDim) roped
-  att: GPUBuffer;    // (maxRows, nHeads headDim)
-  tmp: GPUBuffer;    // (maxRows, dim) projection outputs
-  ff: GPUBuffer;     // (maxRows, ffnDim)
+  x: GPUBuffer; // (maxRows, dim) residual stream
+  h: GPUBuffer; // (maxRows, dim) normed
+  qkv: GPUBuffer; // (maxRows, (nHeads + 2 nKvHeads) headDim)
+  q: GPUBuffer; // (maxRows, nHeads headDim) roped
+  att: GPUBuffer; // (maxRows, nHeads headDim)
+  tmp: GPUBuffer; // (maxRows, dim) projection outputs
+  ff: GPUBuffer; // (maxRows, ffnDim)
   logits: GPUBuffer; // (vocabSize) last row
-  ss: GPUBuffer;     // (dim) partial sums of squares of x (fused decode; at most one per output pair)
+  ss: GPUBuffer; // (dim) partial sums of squares of x (fused decode; at most one per output pair)
 }
 
 export function allocActivations(ctx: GpuContext, spec: ModelSpec, maxRows: number): Activations {
@@ -144,7 +144,10 @@ export class ForwardPlan {
     const { spec, weights: W, kernels: K, act, rows } = a;
     const w = (n: string) => weightOf(W, n);
     const vec = (n: string) => w(n).parts[0].data;
-    const track = <T extends Dispatch>(d: T): T => { this.all.push(d); return d; };
+    const track = <T extends Dispatch>(d: T): T => {
+      this.all.push(d);
+      return d;
+    };
     this.rows = rows;
     try {
       this.embed = track(K.embed.prepare({ ids: act.ids, table: w('embed'), out: act.x, rows }));
@@ -156,7 +159,9 @@ export class ForwardPlan {
         const p = `layers.${l}.`;
         const bias = spec.qkvBias ? vec(p + 'bqkv') : undefined;
         this.layers.push({
-          attnNorm: track(K.norm.prepare({ x: act.x, w: vec(p + 'attnNorm'), y: act.h, rows, dim: spec.dim, eps: spec.normEps, res: l > 0 ? act.tmp : undefined })),
+          attnNorm: track(
+            K.norm.prepare({ x: act.x, w: vec(p + 'attnNorm'), y: act.h, rows, dim: spec.dim, eps: spec.normEps, res: l > 0 ? act.tmp : undefined }),
+          ),
           qkv: track(K.linear.prepare({ x: act.h, w: w(p + 'wqkv'), bias, y: act.qkv, rows })),
           rope: track(K.rope.prepare({ qkv: act.qkv, table: act.ropeTable, q: act.q, kv: a.cache.layers[l], step: a.step, rows })),
           attn: a.flash ? undefined : track(K.splitAttention.prepare({ q: act.q, kv: a.cache.layers[l], out: act.att, step: a.step })),
@@ -179,14 +184,14 @@ export class ForwardPlan {
   /** The fused decode layers (a.fused; the file comment). */
   private buildFused(track: <T extends Dispatch>(d: T) => T): void {
     const { spec, weights: W, kernels: K, act, cache } = this.a;
-    if (this.a.rows !== 1 || this.a.allLogits) throw new ConfigError('the fused decode plan takes one row and the last row\'s logits', { rows: this.a.rows });
+    if (this.a.rows !== 1 || this.a.allLogits) throw new ConfigError("the fused decode plan takes one row and the last row's logits", { rows: this.a.rows });
     const w = (n: string) => weightOf(W, n);
     const vec = (n: string) => w(n).parts[0].data;
     const { dim, normEps: eps, nHeads, nKvHeads, headDim } = spec;
     const ropeFits = K.linear.ropeFits(headDim, spec.rope.rotaryDim);
     // Partial sums of squares left in act.ss by the last residual epilogue (0: h is already normed, layer 0).
     let ssCount = 0;
-    const normIn = () => ssCount ? { ss: act.ss, count: ssCount, dim, eps } : undefined;
+    const normIn = () => (ssCount ? { ss: act.ss, count: ssCount, dim, eps } : undefined);
     for (let l = 0; l < spec.nLayers; l++) {
       const p = `layers.${l}.`;
       const bias = spec.qkvBias ? vec(p + 'bqkv') : undefined;
@@ -194,10 +199,29 @@ export class ForwardPlan {
       const kv = cache.layers[l];
       const fuseRope = ropeFits && w(p + 'wqkv').parts.length === 1;
       const qkv = fuseRope
-        ? track(K.linear.prepare({ x: act.h, w: w(p + 'wqkv'), bias, y: act.q, rows: 1, normIn: normIn(), rope: {
-          table: act.ropeTable, k: kv.k, v: kv.v, step: this.a.step, nHeads, nKvHeads, headDim, rotaryDim: spec.rope.rotaryDim,
-          neox: spec.rope.variant === 'neox', capacity: cache.capacity, kvF16: cache.dtype === 'f16',
-        } }))
+        ? track(
+            K.linear.prepare({
+              x: act.h,
+              w: w(p + 'wqkv'),
+              bias,
+              y: act.q,
+              rows: 1,
+              normIn: normIn(),
+              rope: {
+                table: act.ropeTable,
+                k: kv.k,
+                v: kv.v,
+                step: this.a.step,
+                nHeads,
+                nKvHeads,
+                headDim,
+                rotaryDim: spec.rope.rotaryDim,
+                neox: spec.rope.variant === 'neox',
+                capacity: cache.capacity,
+                kvF16: cache.dtype === 'f16',
+              },
+            }),
+          )
         : track(K.linear.prepare({ x: act.h, w: w(p + 'wqkv'), bias, y: act.qkv, rows: 1, normIn: normIn() }));
       const rope = fuseRope ? undefined : track(K.rope.prepare({ qkv: act.qkv, table: act.ropeTable, q: act.q, kv, step: this.a.step, rows: 1 }));
       const wW = w(p + 'wo');
@@ -219,13 +243,23 @@ export class ForwardPlan {
    * Records the pass for positions [pos, pos + rows) into `encoder`. The
    * caller has written ids, the RoPE table and the step uniform.
    */
-  encode(encoder: GPUCommandEncoder, pos: number, attention: AttentionOptions, timer?: GpuTimer, perOp = false, tail?: (pass: GPUComputePassEncoder) => void): void {
+  encode(
+    encoder: GPUCommandEncoder,
+    pos: number,
+    attention: AttentionOptions,
+    timer?: GpuTimer,
+    perOp = false,
+    tail?: (pass: GPUComputePassEncoder) => void,
+  ): void {
     const K = this.a.kernels;
     const begin = (label: string) => encoder.beginComputePass(timer ? timer.pass(label) : { label });
     let pass = begin(perOp ? 'embed' : 'forward');
     // perOp (profiling): every op in its own timed pass, labelled by op family.
     const op = (label: string, d: Dispatch) => {
-      if (perOp) { pass.end(); pass = begin(label); }
+      if (perOp) {
+        pass.end();
+        pass = begin(label);
+      }
       d.encode(pass);
     };
     this.embed.encode(pass);
@@ -237,7 +271,12 @@ export class ForwardPlan {
         op('attention', L.attn);
       } else {
         pass.end();
-        K.prefillAttention!.encode(encoder, { q: this.a.act.q, kv: this.a.cache.layers[l], out: this.a.act.att, pos, rows: this.rows, layer: l }, attention, timer);
+        K.prefillAttention!.encode(
+          encoder,
+          { q: this.a.act.q, kv: this.a.cache.layers[l], out: this.a.act.att, pos, rows: this.rows, layer: l },
+          attention,
+          timer,
+        );
         pass = begin(perOp ? 'wo' : `layer${l}.after_attention`);
         L.wo.encode(pass);
         if (L.ffnNorm) op('ffn_norm', L.ffnNorm);
@@ -264,8 +303,15 @@ export class ForwardPlan {
   dispatchCount(pos: number, attention: AttentionOptions): number {
     let n = 0;
     const pass = {
-      setPipeline() {}, setBindGroup() {}, end() {},
-      dispatchWorkgroups() { n++; }, dispatchWorkgroupsIndirect() { n++; },
+      setPipeline() {},
+      setBindGroup() {},
+      end() {},
+      dispatchWorkgroups() {
+        n++;
+      },
+      dispatchWorkgroupsIndirect() {
+        n++;
+      },
     } as unknown as GPUComputePassEncoder;
     const encoder = { beginComputePass: () => pass } as unknown as GPUCommandEncoder;
     this.encode(encoder, pos, attention);

@@ -29,13 +29,22 @@ export class KvCache implements KvCacheInfo {
   /** Positions [0, length) hold valid K/V. */
   length = 0;
 
-  constructor(private ctx: GpuContext, s: KvCacheShape) {
-    this.dtype = s.dtype; this.capacity = s.capacity; this.nKvHeads = s.nKvHeads; this.headDim = s.headDim;
+  constructor(
+    private ctx: GpuContext,
+    s: KvCacheShape,
+  ) {
+    this.dtype = s.dtype;
+    this.capacity = s.capacity;
+    this.nKvHeads = s.nKvHeads;
+    this.headDim = s.headDim;
     if (s.dtype === 'f16' && s.headDim % 2 !== 0) throw new RangeError(`an f16 KV cache needs an even headDim (got ${s.headDim})`);
     const bytes = kvLayerBytes(s);
     const max = ctx.limits.maxStorageBufferBindingSize;
     if (bytes > max) {
-      throw new GpuLimitError(`KV cache of one layer needs ${bytes} bytes for K (nKvHeads ${s.nKvHeads} x capacity ${s.capacity} x headDim ${s.headDim} ${s.dtype}), over maxStorageBufferBindingSize ${max}: lower the context length or use an f16 cache`, { bytes, max, capacity: s.capacity });
+      throw new GpuLimitError(
+        `KV cache of one layer needs ${bytes} bytes for K (nKvHeads ${s.nKvHeads} x capacity ${s.capacity} x headDim ${s.headDim} ${s.dtype}), over maxStorageBufferBindingSize ${max}: lower the context length or use an f16 cache`,
+        { bytes, max, capacity: s.capacity },
+      );
     }
     try {
       for (let l = 0; l < s.nLayers; l++) {
@@ -61,7 +70,10 @@ export class KvCache implements KvCacheInfo {
   }
 
   destroy(): void {
-    for (const l of this.layers) { releaseBuffer(this.ctx, l.k); releaseBuffer(this.ctx, l.v); }
+    for (const l of this.layers) {
+      releaseBuffer(this.ctx, l.k);
+      releaseBuffer(this.ctx, l.v);
+    }
     this.layers.length = 0;
   }
 }

@@ -45,7 +45,11 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
   const model = await readModel(fs);
   const { spec } = model;
   if (o.contextLength !== undefined && o.contextLength > spec.contextLength) {
-    throw new InvalidOptionError('contextLength', `${o.contextLength} is above the model's maximum of ${spec.contextLength} positions (config.json's max_position_embeddings / seq_length)`, { value: o.contextLength, max: spec.contextLength });
+    throw new InvalidOptionError(
+      'contextLength',
+      `${o.contextLength} is above the model's maximum of ${spec.contextLength} positions (config.json's max_position_embeddings / seq_length)`,
+      { value: o.contextLength, max: spec.contextLength },
+    );
   }
   o.checkSpec?.(spec);
   const contextLength = o.contextLength ?? defaultContextLength(spec);
@@ -56,7 +60,9 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
 
   // Stages: read (bytes), upload (tensors), compile (pipelines), each timed from the load's start.
   const stages: LoadProgress['stages'] = {
-    read: { done: 0, total: 0, ms: 0 }, upload: { done: 0, total: model.plan.recipes.length, ms: 0 }, compile: { done: 0, total: 0, ms: 0 },
+    read: { done: 0, total: 0, ms: 0 },
+    upload: { done: 0, total: model.plan.recipes.length, ms: 0 },
+    compile: { done: 0, total: 0, ms: 0 },
   };
   const bytes = { file: '', bytesDone: 0, bytesTotal: 0 };
   const report = (stage: LoadProgress['stage'], c: Partial<StageCount>) => {
@@ -65,10 +71,12 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
   };
   // Every pipeline the engine will use, compiled while the weights stream in (formats as the loader will choose them).
   const maxPart = maxPartBytes(ctx, { format, groupSize: o.groupSize });
-  const planned = new Map<string, WeightInfo>(model.plan.recipes.map((r) => {
-    const l = layoutFor(r.name, r.shape, { format, groupSize: o.groupSize }, maxPart);
-    return [r.name, { format: l.format, groupSize: l.groupSize, shape: r.shape, parts: l.parts.length }];
-  }));
+  const planned = new Map<string, WeightInfo>(
+    model.plan.recipes.map((r) => {
+      const l = layoutFor(r.name, r.shape, { format, groupSize: o.groupSize }, maxPart);
+      return [r.name, { format: l.format, groupSize: l.groupSize, shape: r.shape, parts: l.parts.length }];
+    }),
+  );
   const sparse = engineCanSparse(resolveAttentionOptions(o.attention ?? {}, DEFAULT_ATTENTION), contextLength);
   const specs = enginePipelineSpecs(ctx, spec, planned, { prefillChunk, kvDtype, prefillKernel: o.prefillKernel, sparse });
   const compiling = precompile(ctx, specs, (p) => report('compile', { done: p.done, total: p.total }));
@@ -76,21 +84,36 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
   let weights;
   try {
     weights = await loadWeights(ctx, fs, spec, model.plan, {
-      format, groupSize: o.groupSize, signal: o.signal, allowNonFinite: o.allowNonFinite,
-      onProgress: (p) => { Object.assign(bytes, p); report('read', { done: p.bytesDone, total: p.bytesTotal }); },
+      format,
+      groupSize: o.groupSize,
+      signal: o.signal,
+      allowNonFinite: o.allowNonFinite,
+      onProgress: (p) => {
+        Object.assign(bytes, p);
+        report('read', { done: p.bytesDone, total: p.bytesTotal });
+      },
       onTensor: (done, total) => report('upload', { done, total }),
     });
   } catch (e) {
     await compiling.catch(() => undefined);
     throw e;
   }
-  const readMs = stages.read.ms, uploadMs = performance.now() - t0;
+  const readMs = stages.read.ms,
+    uploadMs = performance.now() - t0;
   try {
     await compiling;
     const engine = await createEngine(ctx, {
-      spec, weights, contextLength, kvDtype, prefillChunk, attention: o.attention, prefillKernel: o.prefillKernel,
+      spec,
+      weights,
+      contextLength,
+      kvDtype,
+      prefillChunk,
+      attention: o.attention,
+      prefillKernel: o.prefillKernel,
       // (the engine's own list: the same pipelines, plus any for weights the loader kept in f32)
-      onCompile: (p) => { if (p.total > stages.compile.total) report('compile', { done: stages.compile.done + p.done, total: stages.compile.total + p.total }); },
+      onCompile: (p) => {
+        if (p.total > stages.compile.total) report('compile', { done: stages.compile.done + p.done, total: stages.compile.total + p.total });
+      },
     });
     const totalMs = performance.now() - t0;
     engine.loadTimes = { readMs, uploadMs, compileMs: stages.compile.ms, totalMs };

@@ -4,6 +4,9 @@ import { releaseBuffer } from '../gpu/buffers.ts';
 import type { GpuWeight } from '../loader/formats.ts';
 
 export function releaseWeight(ctx: GpuContext, w: GpuWeight): void {
-  for (const p of w.parts) { releaseBuffer(ctx, p.data); releaseBuffer(ctx, p.scales); }
+  for (const p of w.parts) {
+    releaseBuffer(ctx, p.data);
+    releaseBuffer(ctx, p.scales);
+  }
   w.parts = [];
 }

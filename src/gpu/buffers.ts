@@ -12,9 +12,15 @@ function GPUBufferUsageFlags() {
   // GPUBufferUsage is a global in browsers and is installed by Dawn's globals in Node;
   // read it lazily so importing this module never fails before getGpu().
   return {
-    get rw(): number { return GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST; },
-    get uniform(): number { return GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST; },
-    get readback(): number { return GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST; },
+    get rw(): number {
+      return GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    },
+    get uniform(): number {
+      return GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST;
+    },
+    get readback(): number {
+      return GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
+    },
   };
 }
 
@@ -26,10 +32,11 @@ export function align4(n: number): number {
 export function createBuffer(ctx: GpuContext, size: number, usage: number, label: string): GPUBuffer {
   const bytes = Math.max(4, align4(size));
   if (bytes > ctx.limits.maxBufferSize) {
-    throw new GpuLimitError(
-      `buffer '${label}' needs ${bytes} bytes but this GPU's maxBufferSize is ${ctx.limits.maxBufferSize}`,
-      { label, bytes, maxBufferSize: ctx.limits.maxBufferSize },
-    );
+    throw new GpuLimitError(`buffer '${label}' needs ${bytes} bytes but this GPU's maxBufferSize is ${ctx.limits.maxBufferSize}`, {
+      label,
+      bytes,
+      maxBufferSize: ctx.limits.maxBufferSize,
+    });
   }
   const buf = ctx.device.createBuffer({ size: bytes, usage, label });
   ctx.allocations.set(buf, bytes);
@@ -84,7 +91,7 @@ export async function readBuffer(ctx: GpuContext, src: GPUBuffer, size = src.siz
 }
 
 export async function readF32(ctx: GpuContext, src: GPUBuffer, count?: number, offsetElems = 0): Promise<Float32Array> {
-  const n = count ?? (src.size / 4 - offsetElems);
+  const n = count ?? src.size / 4 - offsetElems;
   return new Float32Array(await readBuffer(ctx, src, n * 4, offsetElems * 4));
 }
 

@@ -8,12 +8,7 @@ import { DeviceLostError, GpuUnavailableError } from '../errors.ts';
 import { nodeBuiltin, nodePackage } from '../util/node-only.ts';
 
 /** Optional features the runtime can use when present (never required). */
-export const OPTIONAL_FEATURES = [
-  'shader-f16',
-  'subgroups',
-  'timestamp-query',
-  'chromium-experimental-subgroup-matrix',
-] as const;
+export const OPTIONAL_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'] as const;
 export type OptionalFeature = (typeof OPTIONAL_FEATURES)[number];
 
 /** Limits requested at the adapter's maximum. */
@@ -68,14 +63,11 @@ export interface GpuOptions {
   nvidiaF16?: boolean;
 }
 
-const SWIFTSHADER_ICDS = [
-  '/usr/lib/chromium/vk_swiftshader_icd.json',
-  '/usr/lib/chromium-browser/vk_swiftshader_icd.json',
-];
+const SWIFTSHADER_ICDS = ['/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib/chromium-browser/vk_swiftshader_icd.json'];
 
 const INSTALL_HINT =
   'No WebGPU adapter was found. In a browser: use Chrome/Edge 113+ (or enable WebGPU). ' +
-  'In Node on Linux without a GPU: install Debian\'s `chromium` (it ships SwiftShader, ' +
+  "In Node on Linux without a GPU: install Debian's `chromium` (it ships SwiftShader, " +
   '/usr/lib/chromium/vk_swiftshader_icd.json) and `libvulkan1`, e.g. `sudo apt-get install chromium libvulkan1` ' +
   '(`npm run setup` does this when run as root); with a GPU: install its Vulkan driver.';
 
@@ -91,8 +83,9 @@ async function loadDawn(): Promise<{ create: (flags: string[]) => GPU; globals: 
     Object.assign(globalThis, mod.globals);
     return mod;
   } catch (e) {
-    throw new GpuUnavailableError(`Dawn's Node binding (npm package 'webgpu') could not be loaded: ${(e as Error).message}. ` +
-      'Install it next to sieve-llm (`npm install webgpu`).');
+    throw new GpuUnavailableError(
+      `Dawn's Node binding (npm package 'webgpu') could not be loaded: ${(e as Error).message}. ` + 'Install it next to sieve-llm (`npm install webgpu`).',
+    );
   }
 }
 
@@ -101,7 +94,9 @@ function hasGpuDeviceNode(fs: typeof import('node:fs')): boolean {
   for (const dir of ['/dev/dri', '/dev']) {
     try {
       if (fs.readdirSync(dir).some((n) => /^(renderD\d+|nvidia\d+|kfd|dxg)$/.test(n))) return true;
-    } catch { /* no such folder */ }
+    } catch {
+      /* no such folder */
+    }
   }
   return false;
 }
@@ -170,9 +165,7 @@ export async function getGpu(opts: GpuOptions = {}): Promise<GpuContext> {
   if (!adapter) throw new GpuUnavailableError(INSTALL_HINT);
 
   const disabled = new Set(opts.disableFeatures ?? []);
-  const features = new Set<OptionalFeature>(
-    OPTIONAL_FEATURES.filter((f) => adapter!.features.has(f) && !disabled.has(f)),
-  );
+  const features = new Set<OptionalFeature>(OPTIONAL_FEATURES.filter((f) => adapter!.features.has(f) && !disabled.has(f)));
   const requiredLimits: Record<string, number> = {};
   for (const k of NEEDED_LIMITS) requiredLimits[k] = (adapter.limits as unknown as Record<string, number>)[k];
 
@@ -191,8 +184,9 @@ export async function getGpu(opts: GpuOptions = {}): Promise<GpuContext> {
 
   const raw = adapter.info ?? ({} as GPUAdapterInfo);
   const description = raw.description || '';
-  const isSoftware = /swiftshader|llvmpipe|software|cpu/i.test(`${raw.vendor} ${raw.architecture} ${raw.device} ${description}`)
-    || (raw as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  const isSoftware =
+    /swiftshader|llvmpipe|software|cpu/i.test(`${raw.vendor} ${raw.architecture} ${raw.device} ${description}`) ||
+    (raw as { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
   const info: AdapterSummary = {
     vendor: raw.vendor || 'unknown',
     architecture: raw.architecture || '',
@@ -204,7 +198,12 @@ export async function getGpu(opts: GpuOptions = {}): Promise<GpuContext> {
 
   const allocations = new Map<GPUBuffer, number>();
   const ctx: GpuContext = {
-    device, adapter, info, limits, features, allocations,
+    device,
+    adapter,
+    info,
+    limits,
+    features,
+    allocations,
     isLost: false,
     lost: device.lost.then((l) => {
       ctx.isLost = true;

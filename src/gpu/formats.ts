@@ -41,10 +41,14 @@ export interface GpuWeight {
 /** Bytes of packed data for `n` elements in `format`. */
 export function packedBytes(format: WeightFormat, n: number): number {
   switch (format) {
-    case 'f32': return n * 4;
-    case 'f16': return Math.ceil(n / 2) * 4;
-    case 'q8': return Math.ceil(n / 4) * 4;
-    case 'q4': return Math.ceil(n / 8) * 4;
+    case 'f32':
+      return n * 4;
+    case 'f16':
+      return Math.ceil(n / 2) * 4;
+    case 'q8':
+      return Math.ceil(n / 4) * 4;
+    case 'q4':
+      return Math.ceil(n / 8) * 4;
   }
 }
 

@@ -42,15 +42,21 @@ function cacheOf(ctx: GpuContext): DeviceCache {
 }
 
 function keyOf(s: PipelineSpec): string {
-  const consts = s.constants ? Object.keys(s.constants).sort().map((k) => `${k}=${s.constants![k]}`).join(',') : '';
+  const consts = s.constants
+    ? Object.keys(s.constants)
+        .sort()
+        .map((k) => `${k}=${s.constants![k]}`)
+        .join(',')
+    : '';
   return `${s.entryPoint ?? 'main'}|${consts}|${s.code}`;
 }
 
 function compileError(spec: PipelineSpec, info: GPUCompilationInfo): SieveError | undefined {
   const errors = info.messages.filter((m) => m.type === 'error');
   if (!errors.length) return undefined;
-  return new SieveError('INTERNAL', `WGSL compile error in '${spec.label}': ` +
-    errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; '), { label: spec.label });
+  return new SieveError('INTERNAL', `WGSL compile error in '${spec.label}': ` + errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; '), {
+    label: spec.label,
+  });
 }
 
 /** Returns the cached pipeline for this spec, compiling it (asynchronously) on first use. */
@@ -60,7 +66,12 @@ export function getPipeline(ctx: GpuContext, spec: PipelineSpec): Promise<GPUCom
   let e = cache.entries.get(key);
   if (!e) {
     const entry: Entry = { promise: build(ctx, spec) };
-    entry.promise.then((p) => { entry.pipeline = p; }, () => cache.entries.delete(key));
+    entry.promise.then(
+      (p) => {
+        entry.pipeline = p;
+      },
+      () => cache.entries.delete(key),
+    );
     cache.entries.set(key, (e = entry));
   }
   return e.promise;
@@ -81,7 +92,9 @@ export function pipeline(ctx: GpuContext, spec: PipelineSpec): GPUComputePipelin
   const module = device.createShaderModule({ label: spec.label, code: spec.code });
   device.pushErrorScope('validation');
   const p = device.createComputePipeline({
-    label: spec.label, layout: 'auto', compute: { module, entryPoint: spec.entryPoint ?? 'main', constants: spec.constants },
+    label: spec.label,
+    layout: 'auto',
+    compute: { module, entryPoint: spec.entryPoint ?? 'main', constants: spec.constants },
   });
   // (Validation errors of a synchronous pipeline arrive later; the scope keeps them off the device's uncaptured errors
   // and getCompilationInfo reports them with the label.)
@@ -98,20 +111,26 @@ async function build(ctx: GpuContext, spec: PipelineSpec): Promise<GPUComputePip
   const err0 = compileError(spec, await module.getCompilationInfo());
   if (err0) throw err0;
   device.pushErrorScope('validation');
-  const pipeline = await device.createComputePipelineAsync({
-    label: spec.label,
-    layout: 'auto',
-    compute: { module, entryPoint: spec.entryPoint ?? 'main', constants: spec.constants },
-  }).catch((e: Error) => {
-    throw new SieveError('INTERNAL', `pipeline '${spec.label}' failed: ${e.message}`, { label: spec.label });
-  });
+  const pipeline = await device
+    .createComputePipelineAsync({
+      label: spec.label,
+      layout: 'auto',
+      compute: { module, entryPoint: spec.entryPoint ?? 'main', constants: spec.constants },
+    })
+    .catch((e: Error) => {
+      throw new SieveError('INTERNAL', `pipeline '${spec.label}' failed: ${e.message}`, { label: spec.label });
+    });
   const err = await device.popErrorScope();
   if (err) throw new SieveError('INTERNAL', `pipeline '${spec.label}' failed: ${err.message}`, { label: spec.label });
   return pipeline;
 }
 
 /** Progress of precompile(): pipelines built of those asked for, and the time since it started. */
-export interface CompileProgress { done: number; total: number; ms: number }
+export interface CompileProgress {
+  done: number;
+  total: number;
+  ms: number;
+}
 
 /**
  * Builds every spec (duplicates once) in parallel with createComputePipelineAsync;
@@ -124,11 +143,13 @@ export async function precompile(ctx: GpuContext, specs: PipelineSpec[], onProgr
   const total = unique.size;
   let done = 0;
   onProgress?.({ done, total, ms: 0 });
-  await Promise.all([...unique.values()].map(async (s) => {
-    await getPipeline(ctx, s);
-    done++;
-    onProgress?.({ done, total, ms: performance.now() - t0 });
-  }));
+  await Promise.all(
+    [...unique.values()].map(async (s) => {
+      await getPipeline(ctx, s);
+      done++;
+      onProgress?.({ done, total, ms: performance.now() - t0 });
+    }),
+  );
   return { done, total, ms: performance.now() - t0 };
 }
 

@@ -9,8 +9,15 @@ import type { GpuContext } from './device.ts';
 
 export type TimingSource = 'timestamp' | 'wall';
 
-export interface PassTiming { label: string; ms: number }
-export interface TimingResult { source: TimingSource; totalMs: number; passes: PassTiming[] }
+export interface PassTiming {
+  label: string;
+  ms: number;
+}
+export interface TimingResult {
+  source: TimingSource;
+  totalMs: number;
+  passes: PassTiming[];
+}
 
 export class GpuTimer {
   readonly source: TimingSource;
@@ -20,7 +27,10 @@ export class GpuTimer {
   private labels: string[] = [];
   private wallStart = 0;
 
-  constructor(private ctx: GpuContext, private capacity = 512) {
+  constructor(
+    private ctx: GpuContext,
+    private capacity = 512,
+  ) {
     this.source = ctx.features.has('timestamp-query') ? 'timestamp' : 'wall';
     if (this.source === 'timestamp') {
       const d = ctx.device;
@@ -96,7 +106,10 @@ export async function timeGpu(
       timer.resolve(enc);
       ctx.device.queue.submit([enc.finish()]);
       const r = await timer.read();
-      if (i >= warmup) { all.push(r.totalMs); passes = r.passes; }
+      if (i >= warmup) {
+        all.push(r.totalMs);
+        passes = r.passes;
+      }
     }
   } finally {
     timer.destroy();

@@ -20,12 +20,19 @@ const source = f16BitsSource + quantSource;
 const SRC_CODE: Partial<Record<FileDtype, number>> = { F32: 0, F16: 1, BF16: 2 };
 const ELEM_BYTES: Partial<Record<FileDtype, number>> = { F32: 4, F16: 2, BF16: 2 };
 
-export interface RawPiece { entry: TensorEntry; bytes: Uint8Array; at: number }
+export interface RawPiece {
+  entry: TensorEntry;
+  bytes: Uint8Array;
+  at: number;
+}
 
 export class GpuQuantizer {
   private staging: GPUBuffer;
   private params: GPUBuffer;
-  constructor(private ctx: GpuContext, private stagingBytes: number) {
+  constructor(
+    private ctx: GpuContext,
+    private stagingBytes: number,
+  ) {
     this.staging = createBuffer(ctx, stagingBytes, STORAGE.rw, 'quant-staging');
     this.params = createBuffer(ctx, 32, STORAGE.uniform, 'quant-params');
   }
@@ -39,12 +46,25 @@ export class GpuQuantizer {
   }
 
   /** Encodes and submits the quantization of one block into `data`/`scales` at the given words. */
-  async run(pieces: RawPiece[], nElems: number, format: 'q8' | 'q4', groupSize: number, data: GPUBuffer, scales: GPUBuffer, dataWord: number, scaleWord: number): Promise<void> {
+  async run(
+    pieces: RawPiece[],
+    nElems: number,
+    format: 'q8' | 'q4',
+    groupSize: number,
+    data: GPUBuffer,
+    scales: GPUBuffer,
+    dataWord: number,
+    scaleWord: number,
+  ): Promise<void> {
     const ctx = this.ctx;
     const dtype = pieces[0].entry.dtype;
     const eb = ELEM_BYTES[dtype]!;
     for (const p of pieces) writeBuffer(ctx, this.staging, p.at * eb, p.bytes);
-    const pipeline = await getPipeline(ctx, { label: `quant-${format}-${dtype}`, code: source, constants: { SRC: SRC_CODE[dtype]!, Q4: format === 'q4' ? 1 : 0 } });
+    const pipeline = await getPipeline(ctx, {
+      label: `quant-${format}-${dtype}`,
+      code: source,
+      constants: { SRC: SRC_CODE[dtype]!, Q4: format === 'q4' ? 1 : 0 },
+    });
     const nGroups = nElems / groupSize;
     const [x, y] = dispatchDims(ctx, Math.ceil(Math.ceil(nGroups / 2) / 64));
     ctx.device.queue.writeBuffer(this.params, 0, new Uint32Array([nGroups, groupSize, dataWord, scaleWord, x * 64, 0, 0, 0]));

@@ -120,7 +120,10 @@ export class StorageCrcTracker {
       let crc = 0;
       let tiles = true;
       for (const [at, p] of parts) {
-        if (at !== pos) { tiles = false; break; }
+        if (at !== pos) {
+          tiles = false;
+          break;
+        }
         crc = pos === 0 ? p.crc : crc32Combine(crc, p.crc, p.len);
         pos += p.len;
       }

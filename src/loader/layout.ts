@@ -48,7 +48,8 @@ export function checkFormatOptions(o: FormatOptions): void {
   if (!['f32', 'f16', 'q8', 'q4'].includes(f)) throw new InvalidOptionError('format', `'${f}' is not one of f16, q8, q4, f32`);
   const g = o.groupSize;
   if (f === 'q4' && g !== undefined && !Q4_GROUPS.includes(g)) throw new InvalidOptionError('groupSize', `q4 groups are 32, 64 or 128, got ${g}`);
-  if (f === 'q8' && g !== undefined && !(Number.isSafeInteger(g) && g >= 0)) throw new InvalidOptionError('groupSize', `q8 group must be a positive integer or 0 (per channel), got ${g}`);
+  if (f === 'q8' && g !== undefined && !(Number.isSafeInteger(g) && g >= 0))
+    throw new InvalidOptionError('groupSize', `q8 group must be a positive integer or 0 (per channel), got ${g}`);
 }
 
 /** Format and group of one canonical tensor. */
@@ -82,13 +83,21 @@ export function layoutWeight(name: string, shape: number[], format: WeightFormat
   if (perRow * rows > maxPartBytes) {
     rowsPerPart = Math.floor(maxPartBytes / perRow / ROW_ALIGN) * ROW_ALIGN;
     if (rowsPerPart < ROW_ALIGN) {
-      throw new GpuLimitError(`tensor '${name}' [${shape}] in ${format}: ${ROW_ALIGN} rows need ${perRow * ROW_ALIGN} bytes, more than this GPU's storage binding limit of ${maxPartBytes} bytes`, { tensor: name, maxStorageBufferBindingSize: maxPartBytes });
+      throw new GpuLimitError(
+        `tensor '${name}' [${shape}] in ${format}: ${ROW_ALIGN} rows need ${perRow * ROW_ALIGN} bytes, more than this GPU's storage binding limit of ${maxPartBytes} bytes`,
+        { tensor: name, maxStorageBufferBindingSize: maxPartBytes },
+      );
     }
   }
   const parts: PartLayout[] = [];
   for (let r = 0; r < rows || (rows === 0 && parts.length === 0); r += rowsPerPart) {
     const n = Math.min(rowsPerPart, rows - r);
-    parts.push({ rowStart: r, rows: n, dataBytes: alloc(packedBytes(format, n * cols)), scaleBytes: format === 'q8' || format === 'q4' ? alloc(scaleBytes(format, n * cols, groupSize)) : 0 });
+    parts.push({
+      rowStart: r,
+      rows: n,
+      dataBytes: alloc(packedBytes(format, n * cols)),
+      scaleBytes: format === 'q8' || format === 'q4' ? alloc(scaleBytes(format, n * cols, groupSize)) : 0,
+    });
     if (rows === 0) break;
   }
   return { name, shape, format, groupSize, parts, note };

@@ -106,10 +106,21 @@ export function planMemory(spec: ModelSpec, weights: WeightPlan | TensorRecipe[]
   const largestPart = Math.max(0, ...tensors.flatMap((l) => l.parts.map((p) => p.dataBytes)));
   const expands = Math.min(prefillChunk, contextLength) >= (o.prefillDequantMinRows ?? DEFAULT_DEQUANT_MIN_ROWS);
   const quantMatrices = tensors.filter((l) => l.name.startsWith('layers.') && l.shape.length === 2 && (l.format === 'q4' || l.format === 'q8'));
-  const scratch = expands ? dequantScratchBytes(quantMatrices.map((l) => l.shape), Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)) : 0;
+  const scratch = expands
+    ? dequantScratchBytes(
+        quantMatrices.map((l) => l.shape),
+        Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize),
+      )
+    : 0;
   return {
-    format, contextLength, kvDtype, prefillChunk,
-    weightsBytes, kvCacheBytes: kv, activationBytes: act.total, dequantScratchBytes: scratch,
+    format,
+    contextLength,
+    kvDtype,
+    prefillChunk,
+    weightsBytes,
+    kvCacheBytes: kv,
+    activationBytes: act.total,
+    dequantScratchBytes: scratch,
     totalBytes: weightsBytes + kv + act.total + scratch,
     largestBufferBytes: Math.max(largestPart, kvLayerBuffer, act.largest),
     tensors,
@@ -131,13 +142,22 @@ export function checkPlan(spec: ModelSpec, weights: WeightPlan | TensorRecipe[],
   if (fits(plan)) return plan;
   const suggestion = suggest(spec, weights, limits, o, fits);
   const details = {
-    weightsBytes: plan.weightsBytes, kvCacheBytes: plan.kvCacheBytes, activationBytes: plan.activationBytes, dequantScratchBytes: plan.dequantScratchBytes,
-    totalBytes: plan.totalBytes, budgetBytes: o.budgetBytes, largestBufferBytes: plan.largestBufferBytes,
-    maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize, format: plan.format, contextLength: plan.contextLength, suggestion,
+    weightsBytes: plan.weightsBytes,
+    kvCacheBytes: plan.kvCacheBytes,
+    activationBytes: plan.activationBytes,
+    dequantScratchBytes: plan.dequantScratchBytes,
+    totalBytes: plan.totalBytes,
+    budgetBytes: o.budgetBytes,
+    largestBufferBytes: plan.largestBufferBytes,
+    maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+    format: plan.format,
+    contextLength: plan.contextLength,
+    suggestion,
   };
-  const what = plan.largestBufferBytes > bind
-    ? `a buffer of ${MiB(plan.largestBufferBytes)} (KV cache layer or activations at context ${plan.contextLength}) exceeds this GPU's storage binding limit of ${MiB(bind)}`
-    : `needs ${MiB(plan.totalBytes)} (weights ${MiB(plan.weightsBytes)} in ${plan.format} + KV cache ${MiB(plan.kvCacheBytes)} for ${plan.contextLength} tokens + activations ${MiB(plan.activationBytes)}${plan.dequantScratchBytes ? ` + prefill dequantization scratch ${MiB(plan.dequantScratchBytes)}` : ''}) but the budget is ${MiB(o.budgetBytes!)}`;
+  const what =
+    plan.largestBufferBytes > bind
+      ? `a buffer of ${MiB(plan.largestBufferBytes)} (KV cache layer or activations at context ${plan.contextLength}) exceeds this GPU's storage binding limit of ${MiB(bind)}`
+      : `needs ${MiB(plan.totalBytes)} (weights ${MiB(plan.weightsBytes)} in ${plan.format} + KV cache ${MiB(plan.kvCacheBytes)} for ${plan.contextLength} tokens + activations ${MiB(plan.activationBytes)}${plan.dequantScratchBytes ? ` + prefill dequantization scratch ${MiB(plan.dequantScratchBytes)}` : ''}) but the budget is ${MiB(o.budgetBytes!)}`;
   const hint = suggestion ? `; try ${suggestion.text}` : '; no format or context of at least 256 tokens fits';
   throw new GpuLimitError(`the model does not fit: ${what}${hint}`, details);
 }
@@ -148,14 +168,18 @@ function suggest(spec: ModelSpec, weights: WeightPlan | TensorRecipe[], limits: 
   for (const format of order) {
     if (format === (o.format ?? 'f16')) continue;
     if (order.indexOf(format) < order.indexOf(o.format ?? 'f16')) continue;
-    if (fits(planMemory(spec, weights, limits, { ...o, format, groupSize: undefined }))) return { format, contextLength: ctx, text: `--weights ${format} (format '${format}')` };
+    if (fits(planMemory(spec, weights, limits, { ...o, format, groupSize: undefined })))
+      return { format, contextLength: ctx, text: `--weights ${format} (format '${format}')` };
   }
   for (const format of order.slice(order.indexOf(o.format ?? 'f16'))) {
     // Largest context (a multiple of 256) that fits in this format.
-    let lo = 0, hi = Math.floor(ctx / 256);
+    let lo = 0,
+      hi = Math.floor(ctx / 256);
     while (lo < hi) {
       const mid = Math.ceil((lo + hi) / 2);
-      if (fits(planMemory(spec, weights, limits, { ...o, format, groupSize: format === o.format ? o.groupSize : undefined, contextLength: mid * 256 }))) lo = mid; else hi = mid - 1;
+      if (fits(planMemory(spec, weights, limits, { ...o, format, groupSize: format === o.format ? o.groupSize : undefined, contextLength: mid * 256 })))
+        lo = mid;
+      else hi = mid - 1;
     }
     if (lo > 0) return { format, contextLength: lo * 256, text: `--weights ${format} --context ${lo * 256}` };
   }
@@ -171,13 +195,20 @@ export function limitsOf(ctx: GpuContext): PlanLimits {
  * note saying why when it is not f16; throws checkPlan's GpuLimitError when
  * none fits. For a "default keeps quality when the model fits" load option.
  */
-export function fittingFormat(spec: ModelSpec, weights: WeightPlan | TensorRecipe[], limits: PlanLimits, o: MemoryPlanOptions = {}): { plan: MemoryPlan; note?: string } {
+export function fittingFormat(
+  spec: ModelSpec,
+  weights: WeightPlan | TensorRecipe[],
+  limits: PlanLimits,
+  o: MemoryPlanOptions = {},
+): { plan: MemoryPlan; note?: string } {
   const f16 = planMemory(spec, weights, limits, { ...o, format: 'f16' });
   for (const format of ['f16', 'q8', 'q4'] as const) {
     try {
       const plan = checkPlan(spec, weights, limits, { ...o, format, groupSize: format === 'f16' ? undefined : o.groupSize });
-      const note = format === 'f16' ? undefined
-        : `f16 weights need ${MiB(f16.totalBytes)} in all, more than ${o.budgetBytes !== undefined ? `the budget of ${MiB(o.budgetBytes)}` : 'this GPU allows'}: loading ${format} (${MiB(plan.totalBytes)})`;
+      const note =
+        format === 'f16'
+          ? undefined
+          : `f16 weights need ${MiB(f16.totalBytes)} in all, more than ${o.budgetBytes !== undefined ? `the budget of ${MiB(o.budgetBytes)}` : 'this GPU allows'}: loading ${format} (${MiB(plan.totalBytes)})`;
       return { plan, note };
     } catch (e) {
       if (!(e instanceof GpuLimitError) || format === 'q4') throw e;

@@ -21,12 +21,10 @@ export async function readModel(source: FileSource): Promise<ModelFiles> {
   if (!(await source.has('config.json'))) throw new MissingFileError('config.json', `not found in ${source.name}`, { folder: source.name });
   const spec = parseConfig(await source.text('config.json'));
   // Safetensors when present; else PyTorch .bin (pytorch_model.bin or its index), read without running the pickle.
-  const pytorch = !(await source.has(INDEX_FILE)) && !(await source.has(SINGLE_FILE)) &&
-    ((await source.has(PT_INDEX_FILE)) || (await source.has(PT_SINGLE_FILE)));
+  const pytorch =
+    !(await source.has(INDEX_FILE)) && !(await source.has(SINGLE_FILE)) && ((await source.has(PT_INDEX_FILE)) || (await source.has(PT_SINGLE_FILE)));
   const checkpoint = pytorch ? await readPytorchCheckpoint(source) : await readCheckpoint(source);
-  const where = pytorch
-    ? (checkpoint.files.length > 1 ? PT_INDEX_FILE : PT_SINGLE_FILE)
-    : (checkpoint.files.length > 1 ? INDEX_FILE : SINGLE_FILE);
+  const where = pytorch ? (checkpoint.files.length > 1 ? PT_INDEX_FILE : PT_SINGLE_FILE) : checkpoint.files.length > 1 ? INDEX_FILE : SINGLE_FILE;
   const plan = weightPlan(spec, checkpoint.entries, where);
   return { source, spec, checkpoint, plan };
 }

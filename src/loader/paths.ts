@@ -37,7 +37,11 @@ export function checkFolderPath(p: unknown, where?: string): string {
   const why = unsafePathReason(p);
   if (why) {
     const shown = typeof p === 'string' ? JSON.stringify(p.length > 200 ? `${p.slice(0, 200)}...` : p) : String(p);
-    throw new ModelFormatError(where ?? (typeof p === 'string' ? p.slice(0, 200) : 'path'), `${where ? `names ${shown}, which` : `path ${shown}`} is not a file inside the model folder (it has ${why})`, { path: typeof p === 'string' ? p.slice(0, 200) : String(p) });
+    throw new ModelFormatError(
+      where ?? (typeof p === 'string' ? p.slice(0, 200) : 'path'),
+      `${where ? `names ${shown}, which` : `path ${shown}`} is not a file inside the model folder (it has ${why})`,
+      { path: typeof p === 'string' ? p.slice(0, 200) : String(p) },
+    );
   }
   return p as string;
 }

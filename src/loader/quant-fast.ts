@@ -31,7 +31,10 @@ export function fastQuantizeQ8(src: Float32Array, cols: number, groupSize: numbe
   for (let g = 0; g < nGroups; g++) {
     const base = g * groupSize;
     let amax = 0;
-    for (let i = 0; i < groupSize; i++) { const a = Math.abs(src[base + i]); if (a > amax) amax = a; }
+    for (let i = 0; i < groupSize; i++) {
+      const a = Math.abs(src[base + i]);
+      if (a > amax) amax = a;
+    }
     const sh = f32ToF16(amax / 127);
     const s = half(sh);
     scales[g >> 1] |= sh << ((g & 1) * 16);
@@ -55,8 +58,16 @@ export function fastQuantizeQ4(src: Float32Array, cols: number, groupSize: numbe
   const scales = new Uint32Array(Math.ceil(nGroups / 2));
   for (let g = 0; g < nGroups; g++) {
     const base = g * groupSize;
-    let amax = 0, vmax = 0;
-    for (let i = 0; i < groupSize; i++) { const v = src[base + i]; const a = Math.abs(v); if (a > amax) { amax = a; vmax = v; } }
+    let amax = 0,
+      vmax = 0;
+    for (let i = 0; i < groupSize; i++) {
+      const v = src[base + i];
+      const a = Math.abs(v);
+      if (a > amax) {
+        amax = a;
+        vmax = v;
+      }
+    }
     const sh = f32ToF16(-vmax / 8);
     const s = half(sh);
     scales[g >> 1] |= sh << ((g & 1) * 16);

@@ -25,12 +25,12 @@ export function f32ToF16(v: number): number {
     let h = mant >>> shift;
     const rem = mant & ((1 << shift) - 1);
     const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
+    if (rem > half || (rem === half && h & 1)) h++;
     return sign | h;
   }
   let h = (e << 10) | (mant >>> 13);
   const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
   return sign | h;
 }
 
@@ -106,10 +106,14 @@ export function quantizeQ4(src: Float32Array, cols: number, groupSize: number): 
   const data = new Uint32Array(Math.ceil(src.length / 8));
   const scales = new Uint32Array(Math.ceil(nGroups / 2));
   for (let g = 0; g < nGroups; g++) {
-    let amax = 0, vmax = 0;
+    let amax = 0,
+      vmax = 0;
     for (let i = 0; i < groupSize; i++) {
       const v = src[g * groupSize + i];
-      if (Math.abs(v) > amax) { amax = Math.abs(v); vmax = v; }
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v);
+        vmax = v;
+      }
     }
     // Map the extreme value to -8 (the wider side of [-8, 7]).
     const sh = f32ToF16(-vmax / 8);
@@ -143,10 +147,14 @@ export function dequantize(format: 'q8' | 'q4', q: Quantized, n: number): Float3
 /** What `format` stores for `src`, as f32: the value the kernels actually see. */
 export function roundTrip(format: WeightFormat, src: Float32Array, cols: number, groupSize: number): Float32Array {
   switch (format) {
-    case 'f32': return src.slice();
-    case 'f16': return unpackF16(packF16(src), src.length);
-    case 'q8': return dequantize('q8', quantizeQ8(src, cols, groupSize), src.length);
-    case 'q4': return dequantize('q4', quantizeQ4(src, cols, groupSize), src.length);
+    case 'f32':
+      return src.slice();
+    case 'f16':
+      return unpackF16(packF16(src), src.length);
+    case 'q8':
+      return dequantize('q8', quantizeQ8(src, cols, groupSize), src.length);
+    case 'q4':
+      return dequantize('q4', quantizeQ4(src, cols, groupSize), src.length);
   }
 }
 

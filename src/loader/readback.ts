@@ -31,9 +31,16 @@ export async function readWeightF32(ctx: GpuContext, w: GpuWeight): Promise<Floa
     const { data, scales } = raw[k];
     let v: Float32Array;
     switch (w.format) {
-      case 'f32': v = new Float32Array(data.buffer, 0, n); break;
-      case 'f16': v = unpackF16(data, n); break;
-      case 'q8': case 'q4': v = dequantize(w.format, { data, scales: scales!, groupSize: w.groupSize }, n); break;
+      case 'f32':
+        v = new Float32Array(data.buffer, 0, n);
+        break;
+      case 'f16':
+        v = unpackF16(data, n);
+        break;
+      case 'q8':
+      case 'q4':
+        v = dequantize(w.format, { data, scales: scales!, groupSize: w.groupSize }, n);
+        break;
     }
     out.set(v, p.rowStart * cols);
   });

@@ -43,7 +43,7 @@ export function safetensorsLayout(specs: TensorSpec[], metadata: Record<string, 
   const enc = new TextEncoder();
   let jsonBytes = enc.encode(json);
   const pad = (8 - (jsonBytes.byteLength % 8)) % 8;
-  if (pad) jsonBytes = enc.encode(json += ' '.repeat(pad));
+  if (pad) jsonBytes = enc.encode((json += ' '.repeat(pad)));
   const header = new Uint8Array(8 + jsonBytes.byteLength);
   new DataView(header.buffer).setUint32(0, jsonBytes.byteLength, true);
   header.set(jsonBytes, 8);
@@ -62,7 +62,8 @@ export function writeSafetensors(tensors: TensorData[], metadata: Record<string,
   out.set(layout.header, 0);
   tensors.forEach((t, i) => {
     const { offset, byteLength } = layout.tensors[i];
-    if (t.data.byteLength !== byteLength) throw new Error(`safetensors writer: '${t.name}' has ${t.data.byteLength} bytes, shape [${t.shape}] of ${t.dtype} needs ${byteLength}`);
+    if (t.data.byteLength !== byteLength)
+      throw new Error(`safetensors writer: '${t.name}' has ${t.data.byteLength} bytes, shape [${t.shape}] of ${t.dtype} needs ${byteLength}`);
     out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), offset);
   });
   return out;

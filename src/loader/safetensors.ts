@@ -28,7 +28,16 @@ export const SINGLE_FILE = 'model.safetensors';
 
 /** Bytes per element of each dtype safetensors may hold. */
 export const DTYPE_BYTES: Record<FileDtype, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 
 export interface SafetensorsHeader {
@@ -68,7 +77,8 @@ export function readHeaderLength(file: string, lenBytes: Uint8Array, fileBytes: 
   const hi = dv.getUint32(4, true);
   const n = hi * 2 ** 32 + lo;
   if (n > MAX_HEADER_BYTES) throw new ModelFormatError(file, `header length ${n} bytes is above the 100 MiB limit`, { headerBytes: n });
-  if (8 + n > fileBytes) throw new ModelFormatError(file, `header length ${n} bytes runs past the end of the file (${fileBytes} bytes)`, { headerBytes: n, fileBytes });
+  if (8 + n > fileBytes)
+    throw new ModelFormatError(file, `header length ${n} bytes runs past the end of the file (${fileBytes} bytes)`, { headerBytes: n, fileBytes });
   if (n < 2) throw new ModelFormatError(file, `header length ${n} is too small for a JSON object`);
   return n;
 }
@@ -119,14 +129,21 @@ export function parseHeader(file: string, json: Uint8Array, fileBytes: number, s
     }
     const [begin, end] = off as [number, number];
     if (end < begin || end > dataBytes) {
-      throw new ModelFormatError(file, `tensor '${name}': data_offsets [${begin}, ${end}] out of range (data section is ${dataBytes} bytes)`, { tensor: name, begin, end, dataBytes });
+      throw new ModelFormatError(file, `tensor '${name}': data_offsets [${begin}, ${end}] out of range (data section is ${dataBytes} bytes)`, {
+        tensor: name,
+        begin,
+        end,
+        dataBytes,
+      });
     }
     const shape = t.shape as number[];
     let elems = 1;
     for (const d of shape) elems *= d;
     const bytes = elems * DTYPE_BYTES[dtype as FileDtype];
     if (!Number.isSafeInteger(bytes) || bytes !== end - begin) {
-      throw new ModelFormatError(file, `tensor '${name}': shape [${shape}] of ${dtype} is ${bytes} bytes but its offsets span ${end - begin}`, { tensor: name });
+      throw new ModelFormatError(file, `tensor '${name}': shape [${shape}] of ${dtype} is ${bytes} bytes but its offsets span ${end - begin}`, {
+        tensor: name,
+      });
     }
     entries.push({ name, dtype: dtype as FileDtype, shape: shape.slice(), file, offset: dataStart + begin, byteLength: end - begin });
     ranges.push([begin, end, name]);
@@ -142,7 +159,11 @@ export function parseHeader(file: string, json: Uint8Array, fileBytes: number, s
     pos = e;
     prev = name;
   }
-  if (pos !== dataBytes) throw new ModelFormatError(file, `tensors end at data offset ${pos} but the data section is ${dataBytes} bytes (truncated or trailing bytes)`, { dataBytes, end: pos });
+  if (pos !== dataBytes)
+    throw new ModelFormatError(file, `tensors end at data offset ${pos} but the data section is ${dataBytes} bytes (truncated or trailing bytes)`, {
+      dataBytes,
+      end: pos,
+    });
   return { file, dataStart, fileBytes, entries, metadata };
 }
 
@@ -155,7 +176,11 @@ export function brief(v: unknown): string {
   if (v === null || typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (typeof v === 'string') return JSON.stringify(v.length > 80 ? `${v.slice(0, 80)}...` : v);
   if (Array.isArray(v)) {
-    const items = v.slice(0, 16).map((x) => (x === null || typeof x !== 'object' ? (typeof x === 'string' ? brief(x) : String(x)) : Array.isArray(x) ? `[list of ${x.length}]` : '{object}'));
+    const items = v
+      .slice(0, 16)
+      .map((x) =>
+        x === null || typeof x !== 'object' ? (typeof x === 'string' ? brief(x) : String(x)) : Array.isArray(x) ? `[list of ${x.length}]` : '{object}',
+      );
     return `[${items.join(',')}${v.length > 16 ? `,... (${v.length} items)` : ''}]`;
   }
   return typeof v === 'object' ? `{object of ${Object.keys(v as object).length} keys}` : typeof v;
@@ -180,7 +205,10 @@ class HeaderScanner {
   private readonly seen = new Set<string>();
   private readonly decoder = new TextDecoder('utf-8');
 
-  constructor(private readonly file: string, private readonly bytes: Uint8Array) {}
+  constructor(
+    private readonly file: string,
+    private readonly bytes: Uint8Array,
+  ) {}
 
   scan(end: number): void {
     const b = this.bytes;
@@ -188,7 +216,8 @@ class HeaderScanner {
     for (; i < end; i++) {
       const c = b[i];
       if (this.inString) {
-        if (c === 0x5c) i++; // backslash: skip the escaped byte
+        if (c === 0x5c)
+          i++; // backslash: skip the escaped byte
         else if (c === 0x22) {
           this.inString = false;
           if (this.depth === 1) this.pending = [this.stringStart, i + 1];
@@ -205,7 +234,10 @@ class HeaderScanner {
         this.stringStart = i;
       } else if (c === 0x7b || c === 0x5b) {
         if (++this.depth > MAX_HEADER_DEPTH) {
-          throw new ModelFormatError(this.file, `header nests deeper than ${MAX_HEADER_DEPTH} levels (at byte ${8 + i}; limit ${MAX_HEADER_DEPTH})`, { offset: 8 + i, limit: MAX_HEADER_DEPTH });
+          throw new ModelFormatError(this.file, `header nests deeper than ${MAX_HEADER_DEPTH} levels (at byte ${8 + i}; limit ${MAX_HEADER_DEPTH})`, {
+            offset: 8 + i,
+            limit: MAX_HEADER_DEPTH,
+          });
         }
       } else if (c === 0x7d || c === 0x5d) this.depth--;
     }
@@ -216,7 +248,11 @@ class HeaderScanner {
   private key([start, end]: [number, number]): void {
     if (++this.keys > MAX_TENSORS + 1) {
       // +1: __metadata__ is not a tensor.
-      throw new ModelFormatError(this.file, `header lists more than ${MAX_TENSORS} tensors (stopped counting at ${this.keys} entries, byte ${8 + end}; limit ${MAX_TENSORS})`, { limit: MAX_TENSORS, offset: 8 + end });
+      throw new ModelFormatError(
+        this.file,
+        `header lists more than ${MAX_TENSORS} tensors (stopped counting at ${this.keys} entries, byte ${8 + end}; limit ${MAX_TENSORS})`,
+        { limit: MAX_TENSORS, offset: 8 + end },
+      );
     }
     let name: string;
     try {

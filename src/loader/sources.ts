@@ -122,15 +122,24 @@ export function fileListSource(files: FileList | File[], name = 'selected files'
   };
   return {
     name,
-    async has(p) { checkFolderPath(p); return byName.has(p); },
-    async size(p) { return get(p).size; },
+    async has(p) {
+      checkFolderPath(p);
+      return byName.has(p);
+    },
+    async size(p) {
+      return get(p).size;
+    },
     async read(p, offset, length) {
       const f = get(p);
       checkRange(p, offset, length, f.size);
       return new Uint8Array(await f.slice(offset, offset + length).arrayBuffer());
     },
-    async text(p) { return get(p).text(); },
-    async list() { return [...byName.keys()]; },
+    async text(p) {
+      return get(p).text();
+    },
+    async list() {
+      return [...byName.keys()];
+    },
   };
 }
 
@@ -158,14 +167,24 @@ export function dirHandleSource(dirHandle: FileSystemDirectoryHandle): FileSourc
   };
   return {
     name: dirHandle.name,
-    async has(p) { checkFolderPath(p); return get(p).then(() => true, () => false); },
-    async size(p) { return (await get(p)).size; },
+    async has(p) {
+      checkFolderPath(p);
+      return get(p).then(
+        () => true,
+        () => false,
+      );
+    },
+    async size(p) {
+      return (await get(p)).size;
+    },
     async read(p, offset, length) {
       const f = await get(p);
       checkRange(p, offset, length, f.size);
       return new Uint8Array(await f.slice(offset, offset + length).arrayBuffer());
     },
-    async text(p) { return (await get(p)).text(); },
+    async text(p) {
+      return (await get(p)).text();
+    },
     async list() {
       const names: string[] = [];
       for await (const [n, h] of (dirHandle as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) {

@@ -55,7 +55,10 @@ export class Checksum {
   update(b: Uint8Array): void {
     let i = 0;
     while (this.tailLen > 0 && this.tailLen < 4 && i < b.length) this.tail[this.tailLen++] = b[i++];
-    if (this.tailLen === 4) { this.word(this.tail[0] | (this.tail[1] << 8) | (this.tail[2] << 16) | (this.tail[3] << 24)); this.tailLen = 0; }
+    if (this.tailLen === 4) {
+      this.word(this.tail[0] | (this.tail[1] << 8) | (this.tail[2] << 16) | (this.tail[3] << 24));
+      this.tailLen = 0;
+    }
     const n = (b.length - i) & ~3;
     if (n > 0) {
       const al = (b.byteOffset + i) % 4 === 0;
@@ -71,12 +74,20 @@ export class Checksum {
   digest(): string {
     const h = new Checksum();
     h.h = this.h;
-    if (this.tailLen) { for (let k = this.tailLen; k < 4; k++) this.tail[k] = 0; h.word(this.tail[0] | (this.tail[1] << 8) | (this.tail[2] << 16) | (this.tail[3] << 24)); }
+    if (this.tailLen) {
+      for (let k = this.tailLen; k < 4; k++) this.tail[k] = 0;
+      h.word(this.tail[0] | (this.tail[1] << 8) | (this.tail[2] << 16) | (this.tail[3] << 24));
+    }
     return h.h.toString(16).padStart(8, '0');
   }
 }
 
-interface CacheMeta { url: string; size: number; etag: string; checksum: string }
+interface CacheMeta {
+  url: string;
+  size: number;
+  etag: string;
+  checksum: string;
+}
 
 export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSource & { cacheHits: string[]; readAhead: number } {
   const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
@@ -139,7 +150,12 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
       const res = await cache.match(url);
       if (res) {
         const blob = await res.blob();
-        const fresh = !opts.revalidate || (await head(p).then((h) => h.size === meta.size && h.etag === meta.etag, () => true));
+        const fresh =
+          !opts.revalidate ||
+          (await head(p).then(
+            (h) => h.size === meta.size && h.etag === meta.etag,
+            () => true,
+          ));
         if (fresh && blob.size === meta.size && (await blobChecksum(blob)) === meta.checksum) {
           cacheHits.push(p);
           return blob;
@@ -156,14 +172,16 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
       if (!r.ok || !r.body) throw new Error(`HTTP ${r.status}`);
       const sum = new Checksum();
       let done = 0;
-      const counted = r.body.pipeThrough(new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, ctl) {
-          sum.update(chunk);
-          done += chunk.byteLength;
-          opts.onProgress?.({ file: p, bytesDone: done, bytesTotal: size });
-          ctl.enqueue(chunk);
-        },
-      }));
+      const counted = r.body.pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, ctl) {
+            sum.update(chunk);
+            done += chunk.byteLength;
+            opts.onProgress?.({ file: p, bytesDone: done, bytesTotal: size });
+            ctl.enqueue(chunk);
+          },
+        }),
+      );
       await cache.put(url, new Response(counted, { headers: { 'content-type': 'application/octet-stream', 'x-sieve-size': String(size), etag } }));
       if (done !== size) {
         await cache.delete(url);
@@ -185,7 +203,11 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
     return (manifest ??= (async () => {
       if (!useCache) return {};
       const r = await (await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE)).match(manifestKey());
-      try { return r ? ((await r.json()) as Record<string, boolean>) : {}; } catch { return {}; }
+      try {
+        return r ? ((await r.json()) as Record<string, boolean>) : {};
+      } catch {
+        return {};
+      }
     })());
   }
   async function manifestHas(p: string): Promise<boolean | undefined> {
@@ -196,7 +218,9 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
     const m = await loadManifest();
     if (m[p] === found) return;
     m[p] = found;
-    await (await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE)).put(manifestKey(), new Response(JSON.stringify(m), { headers: { 'content-type': 'application/json' } }));
+    await (
+      await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE)
+    ).put(manifestKey(), new Response(JSON.stringify(m), { headers: { 'content-type': 'application/json' } }));
   }
 
   /** Files kept in the Cache API: weights, unless the cache refused them (quota). */
@@ -242,7 +266,12 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
       urlOf(p);
       const known = sizes.get(p);
       if (known !== undefined) return known;
-      const n = cachedFile(p) ? await blob(p).then((b) => b.size, (e) => uncache(p, e, () => head(p).then((h) => h.size))) : (await head(p)).size;
+      const n = cachedFile(p)
+        ? await blob(p).then(
+            (b) => b.size,
+            (e) => uncache(p, e, () => head(p).then((h) => h.size)),
+          )
+        : (await head(p)).size;
       sizes.set(p, n);
       return n;
     },

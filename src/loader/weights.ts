@@ -130,24 +130,33 @@ function checkDtype(e: TensorEntry): void {
 }
 
 /** Raw bytes of canonical rows, one piece per contiguous run of source rows. */
-interface RawRows { pieces: { entry: TensorEntry; bytes: Uint8Array; at: number; offset: number }[] }
+interface RawRows {
+  pieces: { entry: TensorEntry; bytes: Uint8Array; at: number; offset: number }[];
+}
 
 /** Reads canonical rows [r0, r0 + n) of a recipe (cols elements per row), one read per contiguous source run. */
 async function fetchRows(source: FileSource, recipe: TensorRecipe, cols: number, r0: number, n: number): Promise<RawRows> {
   const reads: Promise<RawRows['pieces'][number]>[] = [];
   let canonStart = 0;
   for (const seg of recipe.segments) {
-    const a = Math.max(r0, canonStart), b = Math.min(r0 + n, canonStart + seg.rows);
+    const a = Math.max(r0, canonStart),
+      b = Math.min(r0 + n, canonStart + seg.rows);
     if (a < b) {
       const e = seg.entry;
       checkDtype(e);
       const srcRowBytes = (e.byteLength / Math.max(1, e.shape[0] ?? 1)) | 0;
       const srcRow = seg.rowStart + (a - canonStart);
-      const offset = e.offset + srcRow * srcRowBytes, length = (b - a) * srcRowBytes;
-      reads.push(source.read(e.file, offset, length).then((bytes) => {
-        if (bytes.byteLength !== length) throw new ModelFormatError(e.file, `read of tensor '${e.name}' returned ${bytes.byteLength} of ${length} bytes at offset ${offset}`, { tensor: e.name });
-        return { entry: e, bytes, at: (a - r0) * cols, offset };
-      }));
+      const offset = e.offset + srcRow * srcRowBytes,
+        length = (b - a) * srcRowBytes;
+      reads.push(
+        source.read(e.file, offset, length).then((bytes) => {
+          if (bytes.byteLength !== length)
+            throw new ModelFormatError(e.file, `read of tensor '${e.name}' returned ${bytes.byteLength} of ${length} bytes at offset ${offset}`, {
+              tensor: e.name,
+            });
+          return { entry: e, bytes, at: (a - r0) * cols, offset };
+        }),
+      );
     }
     canonStart += seg.rows;
   }
@@ -179,7 +188,11 @@ export async function readRecipeF32(source: FileSource, recipe: TensorRecipe): P
 }
 
 export function releaseWeights(ctx: GpuContext, weights: Iterable<GpuWeight>): void {
-  for (const w of weights) for (const p of w.parts) { releaseBuffer(ctx, p.data); releaseBuffer(ctx, p.scales); }
+  for (const w of weights)
+    for (const p of w.parts) {
+      releaseBuffer(ctx, p.data);
+      releaseBuffer(ctx, p.scales);
+    }
 }
 
 export function maxPartBytes(ctx: GpuContext, o: FormatOptions): number {
@@ -190,7 +203,13 @@ export function maxPartBytes(ctx: GpuContext, o: FormatOptions): number {
  * Streams every canonical tensor of `plan` (or of the entries, mapped through
  * the spec's family) to the GPU. Returns a WeightMap keyed by canonical name.
  */
-export async function loadWeights(ctx: GpuContext, source: FileSource, spec: ModelSpec, planOrEntries: WeightPlan | TensorEntry[], opts: LoadWeightsOptions = {}): Promise<WeightMap> {
+export async function loadWeights(
+  ctx: GpuContext,
+  source: FileSource,
+  spec: ModelSpec,
+  planOrEntries: WeightPlan | TensorEntry[],
+  opts: LoadWeightsOptions = {},
+): Promise<WeightMap> {
   checkFormatOptions(opts);
   const plan = Array.isArray(planOrEntries) ? weightPlan(spec, planOrEntries) : planOrEntries;
   const maxPart = maxPartBytes(ctx, opts);
@@ -211,7 +230,10 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
     bytesDone += n;
     opts.onProgress?.({ file, bytesDone, bytesTotal });
   };
-  const note = (s: string) => { out.notes.push(s); opts.onNote?.(s); };
+  const note = (s: string) => {
+    out.notes.push(s);
+    opts.onNote?.(s);
+  };
   // Integrity while streaming (integrity.ts): NaN/Inf per checkpoint tensor, PyTorch storages' CRC-32.
   const crc = new StorageCrcTracker();
   let nonFinite = new Map<string, number>();
@@ -222,8 +244,10 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
       crc.add(p.entry, p.offset, p.bytes);
     }
   };
-  const quantizer = (opts.format === 'q8' || opts.format === 'q4') && (opts.quantizeOn ?? (ctx.info.isSoftware ? 'cpu' : 'gpu')) === 'gpu'
-    ? new GpuQuantizer(ctx, BLOCK_BYTES) : undefined;
+  const quantizer =
+    (opts.format === 'q8' || opts.format === 'q4') && (opts.quantizeOn ?? (ctx.info.isSoftware ? 'cpu' : 'gpu')) === 'gpu'
+      ? new GpuQuantizer(ctx, BLOCK_BYTES)
+      : undefined;
   try {
     for (const recipe of plan.recipes) {
       let layout = layoutFor(recipe.name, recipe.shape, opts, maxPart);
@@ -246,11 +270,12 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
       for (const [tensor, n] of nonFinite) {
         const msg = `tensor '${tensor}' holds ${n} non-finite values (NaN or Inf)`;
         const file = recipe.segments.find((g) => g.entry.name === tensor)?.entry.file ?? recipe.name;
-        if (!opts.allowNonFinite) throw new ModelFormatError(file, `${msg}: the model would produce garbage (pass allowNonFinite to load it anyway)`, { tensor, count: n });
+        if (!opts.allowNonFinite)
+          throw new ModelFormatError(file, `${msg}: the model would produce garbage (pass allowNonFinite to load it anyway)`, { tensor, count: n });
         note(`${recipe.name}: ${msg}, loaded as allowed`);
       }
       opts.onTensor?.(out.size, plan.recipes.length);
-      out.bytes += w.parts.reduce((s, p) => s + (ctx.allocations.get(p.data) ?? 0) + (p.scales ? ctx.allocations.get(p.scales) ?? 0 : 0), 0);
+      out.bytes += w.parts.reduce((s, p) => s + (ctx.allocations.get(p.data) ?? 0) + (p.scales ? (ctx.allocations.get(p.scales) ?? 0) : 0), 0);
     }
     out.storagesVerified = crc.verify();
     await ctx.device.queue.onSubmittedWorkDone();
@@ -265,8 +290,15 @@ export async function loadWeights(ctx: GpuContext, source: FileSource, spec: Mod
 }
 
 async function uploadTensor(
-  ctx: GpuContext, source: FileSource, recipe: TensorRecipe, layout: WeightLayout, signal: AbortSignal | undefined,
-  onBytes: (file: string, n: number) => void, onWritten: (n: number) => Promise<void>, readAhead: number, quantizer?: GpuQuantizer,
+  ctx: GpuContext,
+  source: FileSource,
+  recipe: TensorRecipe,
+  layout: WeightLayout,
+  signal: AbortSignal | undefined,
+  onBytes: (file: string, n: number) => void,
+  onWritten: (n: number) => Promise<void>,
+  readAhead: number,
+  quantizer?: GpuQuantizer,
   inspect?: (raw: RawRows) => void,
 ): Promise<GpuWeight> {
   const cols = recipe.shape.length === 1 ? 1 : recipe.shape[1];
@@ -292,7 +324,10 @@ async function uploadTensor(
       };
       readMore();
       for (let r = 0; r < pl.rows; r += blockRows) {
-        if (signal?.aborted) { await Promise.all(ahead.map((p) => p.catch(() => undefined))); throw new AbortedError('loading weights was aborted'); }
+        if (signal?.aborted) {
+          await Promise.all(ahead.map((p) => p.catch(() => undefined)));
+          throw new AbortedError('loading weights was aborted');
+        }
         const n = Math.min(blockRows, pl.rows - r);
         const raw: RawRows = await ahead.shift()!;
         readMore();
@@ -304,7 +339,16 @@ async function uploadTensor(
           writeBuffer(ctx, part.data, elemStart * 2, h);
           await onWritten(h.byteLength);
         } else if ((fmt === 'q8' || fmt === 'q4') && quantizer?.accepts(raw.pieces, n * cols, fmt, layout.groupSize)) {
-          await quantizer.run(raw.pieces, n * cols, fmt, layout.groupSize, part.data, part.scales!, (fmt === 'q8' ? elemStart / 4 : elemStart / 8), elemStart / layout.groupSize / 2);
+          await quantizer.run(
+            raw.pieces,
+            n * cols,
+            fmt,
+            layout.groupSize,
+            part.data,
+            part.scales!,
+            fmt === 'q8' ? elemStart / 4 : elemStart / 8,
+            elemStart / layout.groupSize / 2,
+          );
           for (const p of raw.pieces) onBytes(p.entry.file, p.bytes.byteLength);
           await onWritten(raw.pieces.reduce((a, p) => a + p.bytes.byteLength, 0));
         } else {
@@ -324,7 +368,10 @@ async function uploadTensor(
     }
     return { name: recipe.name, format: fmt, shape: recipe.shape.slice(), groupSize: layout.groupSize, parts };
   } catch (e) {
-    for (const p of parts) { releaseBuffer(ctx, p.data); releaseBuffer(ctx, p.scales); }
+    for (const p of parts) {
+      releaseBuffer(ctx, p.data);
+      releaseBuffer(ctx, p.scales);
+    }
     throw e;
   }
 }

@@ -46,14 +46,18 @@ export async function cachedConversion(bytes: Uint8Array, convert: () => Tokeniz
         const cache = await storage.open(CACHE_NAME);
         const res = await cache.match(url);
         if (res) return (await res.json()) as TokenizerJson;
-      } catch { /* the Cache API can be unavailable (private mode, opaque origins): convert instead */ }
+      } catch {
+        /* the Cache API can be unavailable (private mode, opaque origins): convert instead */
+      }
     }
     const json = convert();
     if (storage) {
       try {
         const cache = await storage.open(CACHE_NAME);
         await cache.put(url, new Response(JSON.stringify(json), { headers: { 'content-type': 'application/json' } }));
-      } catch { /* best effort */ }
+      } catch {
+        /* best effort */
+      }
     }
     return json;
   })();

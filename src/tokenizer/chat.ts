@@ -69,14 +69,14 @@ export interface RenderedChat {
  * written before the first round, followed by a blank line.
  */
 export const CHATGLM2_TEMPLATE =
-  "{% set ns = namespace(round=0) %}" +
-  "{% for m in messages %}" +
+  '{% set ns = namespace(round=0) %}' +
+  '{% for m in messages %}' +
   "{% if m['role'] == 'system' %}{{ m['content'] + '\n\n' }}" +
   "{% elif m['role'] == 'user' %}{% set ns.round = ns.round + 1 %}" +
   "{{ '[Round ' + ns.round|string + ']\n\n问：' + m['content'] + '\n\n' }}" +
   "{% if loop.last and add_generation_prompt %}{{ '答：' }}{% endif %}" +
   "{% elif m['role'] == 'assistant' %}{{ '答：' + m['content'] + '\n\n' }}" +
-  "{% endif %}{% endfor %}";
+  '{% endif %}{% endfor %}';
 
 /** InternLM2's chat_template as its tokenizer_config.json ships it (MODELS.md). */
 export const INTERNLM2_TEMPLATE =
@@ -89,7 +89,11 @@ export type ChatFormatKind = 'template' | 'chatglm2' | 'internlm2' | 'plain';
 export class ChatFormat {
   private readonly template?: Template;
 
-  constructor(readonly kind: ChatFormatKind, source: string | undefined, private readonly vars: Record<string, string>) {
+  constructor(
+    readonly kind: ChatFormatKind,
+    source: string | undefined,
+    private readonly vars: Record<string, string>,
+  ) {
     if (source !== undefined) {
       try {
         this.template = new Template(source);
@@ -115,7 +119,12 @@ export class ChatFormat {
   render(messages: ChatMessage[], opts: ChatFormatOptions = {}, limits: Partial<TemplateLimits> = {}): string {
     checkMessages(messages);
     if (!this.template) return messages.map((m) => m.content).join('\n');
-    return this.run(messages.map((m) => m.content), messages, opts, limits);
+    return this.run(
+      messages.map((m) => m.content),
+      messages,
+      opts,
+      limits,
+    );
   }
 
   /**
@@ -134,8 +143,18 @@ export class ChatFormat {
       }
       return { text: messages.map((m) => m.content).join('\n'), spans };
     }
-    const text = this.run(messages.map((m) => m.content), messages, opts, limits);
-    const marked = this.run(messages.map((_, i) => `${MARK_OPEN}${i}${MARK_CLOSE}`), messages, opts, limits);
+    const text = this.run(
+      messages.map((m) => m.content),
+      messages,
+      opts,
+      limits,
+    );
+    const marked = this.run(
+      messages.map((_, i) => `${MARK_OPEN}${i}${MARK_CLOSE}`),
+      messages,
+      opts,
+      limits,
+    );
     const spans: ContentSpan[] = [];
     let out = '';
     let last = 0;
@@ -160,8 +179,15 @@ export class ChatFormat {
     lim.outputChars = Math.max(lim.outputChars, 8 * inputChars);
     const env = new Environment();
     const globals: Record<string, unknown> = {
-      false: false, true: true, none: null, False: false, True: true, None: null,
-      raise_exception: (msg: unknown) => { throw new TemplateError(`chat template raised an exception: ${String(msg).slice(0, 500)}`, { kind: this.kind }); },
+      false: false,
+      true: true,
+      none: null,
+      False: false,
+      True: true,
+      None: null,
+      raise_exception: (msg: unknown) => {
+        throw new TemplateError(`chat template raised an exception: ${String(msg).slice(0, 500)}`, { kind: this.kind });
+      },
       strftime_now: strftimeNow,
       ...this.vars,
       messages: messages.map((m, i) => ({ role: m.role, content: contents[i] })),
@@ -210,7 +236,11 @@ class LimitedInterpreter extends Interpreter {
   private depth = 0;
   private readonly deadline: number;
 
-  constructor(env: Environment, private readonly lim: TemplateLimits, private readonly kind: string) {
+  constructor(
+    env: Environment,
+    private readonly lim: TemplateLimits,
+    private readonly kind: string,
+  ) {
     super(env);
     this.deadline = performance.now() + lim.millis;
     // evaluateBlock runs once per loop iteration (also for an empty body); it is private in the typings.
@@ -231,7 +261,7 @@ class LimitedInterpreter extends Interpreter {
     const before = this.steps;
     this.steps += n;
     if (this.steps > this.lim.steps) this.fail('steps', `more than ${this.lim.steps} interpreter steps`);
-    if ((before >>> 8) !== (this.steps >>> 8) && performance.now() > this.deadline) this.fail('millis', `rendering took more than ${this.lim.millis} ms`);
+    if (before >>> 8 !== this.steps >>> 8 && performance.now() > this.deadline) this.fail('millis', `rendering took more than ${this.lim.millis} ms`);
   }
 
   private measure<T>(v: T): T {
@@ -252,7 +282,6 @@ class LimitedInterpreter extends Interpreter {
       this.depth--;
     }
   }
-
 
   /** Python's range(), sized first: a huge range is a TemplateError, not an allocation. */
   range(args: unknown[]): number[] {
@@ -278,10 +307,20 @@ function strftimeNow(format: unknown): string {
   const d = new Date();
   const pad = (n: number) => String(n).padStart(2, '0');
   const long = d.toLocaleString('en-US', { month: 'long' });
-  return String(format).replace(/%[YmdbBHM%]/g, (t) => ({
-    '%Y': String(d.getFullYear()), '%m': pad(d.getMonth() + 1), '%d': pad(d.getDate()),
-    '%b': long.slice(0, 3), '%B': long, '%H': pad(d.getHours()), '%M': pad(d.getMinutes()), '%%': '%',
-  })[t] ?? t);
+  return String(format).replace(
+    /%[YmdbBHM%]/g,
+    (t) =>
+      ({
+        '%Y': String(d.getFullYear()),
+        '%m': pad(d.getMonth() + 1),
+        '%d': pad(d.getDate()),
+        '%b': long.slice(0, 3),
+        '%B': long,
+        '%H': pad(d.getHours()),
+        '%M': pad(d.getMinutes()),
+        '%%': '%',
+      })[t] ?? t,
+  );
 }
 
 /** chat_template may be a string or a list of {name, template} (use "default"). */

@@ -102,7 +102,12 @@ export function sentencePieceToJson(m: SpmModel, file = 'tokenizer.model'): Toke
     vocab[p.piece] = id;
     if (p.type === PieceType.NORMAL || p.type === PieceType.UNUSED) mergeable.add(p.piece);
   }
-  for (const [field, id] of [['unk_id', t.unkId], ['bos_id', t.bosId], ['eos_id', t.eosId], ['pad_id', t.padId]] as const) {
+  for (const [field, id] of [
+    ['unk_id', t.unkId],
+    ['bos_id', t.bosId],
+    ['eos_id', t.eosId],
+    ['pad_id', t.padId],
+  ] as const) {
     if (!Number.isInteger(id) || id < -1 || id >= m.pieces.length) {
       throw new TokenizerError(`${file}: trainer_spec.${field} ${id} is outside the ${m.pieces.length} pieces (and not -1)`, { file, field, id });
     }
@@ -160,8 +165,7 @@ export function sentencePieceToJson(m: SpmModel, file = 'tokenizer.model'): Toke
   }
 
   // Splitting before each ▁ is exact when no mergeable piece has ▁ past its first character.
-  const splitOnWs = m.normalizer.escapeWhitespaces && !t.treatWhitespaceAsSuffix
-    && ![...mergeable].some((p) => p.indexOf(WS, 1) > 0);
+  const splitOnWs = m.normalizer.escapeWhitespaces && !t.treatWhitespaceAsSuffix && ![...mergeable].some((p) => p.indexOf(WS, 1) > 0);
 
   const added_tokens: AddedTokenJson[] = [];
   const controlIds: number[] = [];
@@ -174,11 +178,7 @@ export function sentencePieceToJson(m: SpmModel, file = 'tokenizer.model'): Toke
     }
   }
 
-  const decoders: Record<string, unknown>[] = [
-    { type: 'Replace', pattern: { String: WS }, content: ' ' },
-    { type: 'ByteFallback' },
-    { type: 'Fuse' },
-  ];
+  const decoders: Record<string, unknown>[] = [{ type: 'Replace', pattern: { String: WS }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }];
   if (m.normalizer.addDummyPrefix && !t.treatWhitespaceAsSuffix) decoders.push({ type: 'Strip', content: ' ', start: 1, stop: 0 });
 
   return {
@@ -187,9 +187,7 @@ export function sentencePieceToJson(m: SpmModel, file = 'tokenizer.model'): Toke
     padding: null,
     added_tokens,
     normalizer: null,
-    pre_tokenizer: splitOnWs
-      ? { type: 'Split', pattern: { Regex: `${WS}[^${WS}]*|[^${WS}]+` }, behavior: 'Isolated', invert: true }
-      : null,
+    pre_tokenizer: splitOnWs ? { type: 'Split', pattern: { Regex: `${WS}[^${WS}]*|[^${WS}]+` }, behavior: 'Isolated', invert: true } : null,
     post_processor: null,
     decoder: { type: 'Sequence', decoders },
     model: {
@@ -269,7 +267,10 @@ class PieceTrie {
       this.onlyUnit[node] = unit;
       this.onlyChild[node] = child;
     } else {
-      this.multi[node] = new Map([[this.onlyUnit[node], this.onlyChild[node]], [unit, child]]);
+      this.multi[node] = new Map([
+        [this.onlyUnit[node], this.onlyChild[node]],
+        [unit, child],
+      ]);
     }
     return child;
   }

@@ -138,7 +138,10 @@ export async function loadTokenizer(source: FileSource, opts: LoadTokenizerOptio
 }
 
 /** Builds a tokenizer from in-memory tokenizer.model bytes (tests, tools). */
-export async function tokenizerFromSentencePiece(bytes: Uint8Array, opts: { family?: TokenizerFamily; config?: Record<string, unknown>; name?: string } = {}): Promise<Tokenizer> {
+export async function tokenizerFromSentencePiece(
+  bytes: Uint8Array,
+  opts: { family?: TokenizerFamily; config?: Record<string, unknown>; name?: string } = {},
+): Promise<Tokenizer> {
   const name = opts.name ?? 'tokenizer.model';
   const json = await cachedConversion(bytes, () => sentencePieceToJson(parseSentencePiece(bytes, name), name));
   return new Tokenizer(json, { family: opts.family ?? 'generic', config: opts.config ?? {}, name });

@@ -27,7 +27,12 @@ export class ProtoReader {
   private readonly view: DataView;
 
   /** Reads `bytes[start, end)`; `file` names the file in errors. */
-  constructor(readonly bytes: Uint8Array, readonly file: string, start = 0, readonly end = bytes.length) {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly file: string,
+    start = 0,
+    readonly end = bytes.length,
+  ) {
     this.pos = start;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }

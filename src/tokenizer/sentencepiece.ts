@@ -74,10 +74,20 @@ function parsePiece(r: ProtoReader): SpmPiece {
 
 function parseTrainer(r: ProtoReader, file: string): SpmTrainerSpec {
   const t: SpmTrainerSpec = {
-    modelType: 'unigram', vocabSize: 8000, byteFallback: false, splitDigits: false,
-    splitByWhitespace: true, treatWhitespaceAsSuffix: false, allowWhitespaceOnlyPieces: false,
-    unkId: 0, bosId: 1, eosId: 2, padId: -1, unkSurface: ' \u2047 ',
-    userDefinedSymbols: [], controlSymbols: [],
+    modelType: 'unigram',
+    vocabSize: 8000,
+    byteFallback: false,
+    splitDigits: false,
+    splitByWhitespace: true,
+    treatWhitespaceAsSuffix: false,
+    allowWhitespaceOnlyPieces: false,
+    unkId: 0,
+    bosId: 1,
+    eosId: 2,
+    padId: -1,
+    unkSurface: ' \u2047 ',
+    userDefinedSymbols: [],
+    controlSymbols: [],
   };
   for (let f = r.next(); f; f = r.next()) {
     switch (f.num) {
@@ -88,20 +98,47 @@ function parseTrainer(r: ProtoReader, file: string): SpmTrainerSpec {
         t.modelType = type;
         break;
       }
-      case 4: t.vocabSize = r.int(f); break;
-      case 22: t.splitByWhitespace = r.bool(f); break;
-      case 24: t.treatWhitespaceAsSuffix = r.bool(f); break;
-      case 25: t.splitDigits = r.bool(f); break;
-      case 26: t.allowWhitespaceOnlyPieces = r.bool(f); break;
-      case 30: t.controlSymbols.push(r.string(f)); break;
-      case 31: t.userDefinedSymbols.push(r.string(f)); break;
-      case 35: t.byteFallback = r.bool(f); break;
-      case 40: t.unkId = r.int(f); break;
-      case 41: t.bosId = r.int(f); break;
-      case 42: t.eosId = r.int(f); break;
-      case 43: t.padId = r.int(f); break;
-      case 44: t.unkSurface = r.string(f); break;
-      default: break;
+      case 4:
+        t.vocabSize = r.int(f);
+        break;
+      case 22:
+        t.splitByWhitespace = r.bool(f);
+        break;
+      case 24:
+        t.treatWhitespaceAsSuffix = r.bool(f);
+        break;
+      case 25:
+        t.splitDigits = r.bool(f);
+        break;
+      case 26:
+        t.allowWhitespaceOnlyPieces = r.bool(f);
+        break;
+      case 30:
+        t.controlSymbols.push(r.string(f));
+        break;
+      case 31:
+        t.userDefinedSymbols.push(r.string(f));
+        break;
+      case 35:
+        t.byteFallback = r.bool(f);
+        break;
+      case 40:
+        t.unkId = r.int(f);
+        break;
+      case 41:
+        t.bosId = r.int(f);
+        break;
+      case 42:
+        t.eosId = r.int(f);
+        break;
+      case 43:
+        t.padId = r.int(f);
+        break;
+      case 44:
+        t.unkSurface = r.string(f);
+        break;
+      default:
+        break;
     }
   }
   return t;
@@ -109,17 +146,31 @@ function parseTrainer(r: ProtoReader, file: string): SpmTrainerSpec {
 
 function parseNormalizer(r: ProtoReader): SpmNormalizerSpec {
   const n: SpmNormalizerSpec = {
-    name: '', precompiledCharsmap: new Uint8Array(0),
-    addDummyPrefix: true, removeExtraWhitespaces: true, escapeWhitespaces: true,
+    name: '',
+    precompiledCharsmap: new Uint8Array(0),
+    addDummyPrefix: true,
+    removeExtraWhitespaces: true,
+    escapeWhitespaces: true,
   };
   for (let f = r.next(); f; f = r.next()) {
     switch (f.num) {
-      case 1: n.name = r.string(f); break;
-      case 2: n.precompiledCharsmap = r.raw(f).slice(); break;
-      case 3: n.addDummyPrefix = r.bool(f); break;
-      case 4: n.removeExtraWhitespaces = r.bool(f); break;
-      case 5: n.escapeWhitespaces = r.bool(f); break;
-      default: break;
+      case 1:
+        n.name = r.string(f);
+        break;
+      case 2:
+        n.precompiledCharsmap = r.raw(f).slice();
+        break;
+      case 3:
+        n.addDummyPrefix = r.bool(f);
+        break;
+      case 4:
+        n.removeExtraWhitespaces = r.bool(f);
+        break;
+      case 5:
+        n.escapeWhitespaces = r.bool(f);
+        break;
+      default:
+        break;
     }
   }
   return n;

@@ -56,7 +56,10 @@ class ByteTrie {
     return this.root.size === 0;
   }
 }
-interface ByteTrieNode { end: boolean; next: Map<number, ByteTrieNode> }
+interface ByteTrieNode {
+  end: boolean;
+  next: Map<number, ByteTrieNode>;
+}
 
 /** Length of the valid UTF-8 character at `pos`, or 0 when malformed. */
 function utf8Length(b: Uint8Array, pos: number): number {
@@ -64,10 +67,16 @@ function utf8Length(b: Uint8Array, pos: number): number {
   if (c < 0x80) return 1;
   let n: number;
   let min: number;
-  if ((c & 0xe0) === 0xc0) { n = 2; min = 0x80; }
-  else if ((c & 0xf0) === 0xe0) { n = 3; min = 0x800; }
-  else if ((c & 0xf8) === 0xf0) { n = 4; min = 0x10000; }
-  else return 0;
+  if ((c & 0xe0) === 0xc0) {
+    n = 2;
+    min = 0x80;
+  } else if ((c & 0xf0) === 0xe0) {
+    n = 3;
+    min = 0x800;
+  } else if ((c & 0xf8) === 0xf0) {
+    n = 4;
+    min = 0x10000;
+  } else return 0;
   if (pos + n > b.length) return 0;
   let cp = c & (0x7f >> n);
   for (let i = 1; i < n; i++) {
@@ -83,7 +92,9 @@ function utf8Length(b: Uint8Array, pos: number): number {
 class Bytes {
   buf: Uint8Array;
   len = 0;
-  constructor(capacity: number) { this.buf = new Uint8Array(Math.max(16, capacity)); }
+  constructor(capacity: number) {
+    this.buf = new Uint8Array(Math.max(16, capacity));
+  }
   push(b: number): void {
     if (this.len === this.buf.length) {
       const next = new Uint8Array(this.buf.length * 2);
@@ -132,7 +143,7 @@ class CharsMap {
       node ^= c;
       if (node >= u.length) break;
       const unit = u[node];
-      if (((unit & 0x800000ff) >>> 0) !== c) break;
+      if ((unit & 0x800000ff) >>> 0 !== c) break;
       node ^= offset(unit);
       if ((unit >>> 8) & 1) {
         if (node >= u.length) break;
@@ -162,7 +173,11 @@ export class SpmNormalizer {
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder();
 
-  constructor(readonly settings: SpmNormalizerSettings, precompiledCharsmap: Uint8Array, file = 'tokenizer.model') {
+  constructor(
+    readonly settings: SpmNormalizerSettings,
+    precompiledCharsmap: Uint8Array,
+    file = 'tokenizer.model',
+  ) {
     if (precompiledCharsmap.length > 0) this.charsMap = new CharsMap(precompiledCharsmap, file);
     for (const s of settings.userDefined) this.userTrie.add(this.encoder.encode(s));
   }
@@ -178,7 +193,12 @@ export class SpmNormalizer {
   private prefix(input: Uint8Array, pos: number): number {
     if (!this.userTrie.empty) {
       const n = this.userTrie.match(input, pos);
-      if (n > 0) { this.spArr = input; this.spStart = pos; this.spEnd = pos + n; return n; }
+      if (n > 0) {
+        this.spArr = input;
+        this.spStart = pos;
+        this.spEnd = pos + n;
+        return n;
+      }
     }
     if (this.charsMap) {
       const len = this.charsMap.match(input, pos);
@@ -190,8 +210,15 @@ export class SpmNormalizer {
       }
     }
     const n = utf8Length(input, pos);
-    if (n === 0) { this.spArr = SpmNormalizer.REPLACEMENT; this.spStart = 0; this.spEnd = 3; return 1; }
-    this.spArr = input; this.spStart = pos; this.spEnd = pos + n;
+    if (n === 0) {
+      this.spArr = SpmNormalizer.REPLACEMENT;
+      this.spStart = 0;
+      this.spEnd = 3;
+      return 1;
+    }
+    this.spArr = input;
+    this.spStart = pos;
+    this.spEnd = pos + n;
     return n;
   }
 

@@ -33,7 +33,10 @@ export interface DecodeOptions {
 }
 
 /** A special token a model family appends after the SentencePiece vocabulary. */
-export interface AppendedSpecial { content: string; id: number }
+export interface AppendedSpecial {
+  content: string;
+  id: number;
+}
 
 export interface CoreOptions {
   family: TokenizerFamily;
@@ -105,8 +108,10 @@ export class SieveTokenizer {
     const cfgTok = (k: string) => tokenString(this.config[k]);
     if (spm) {
       const settings = {
-        addDummyPrefix: spm.addDummyPrefix, removeExtraWhitespaces: spm.removeExtraWhitespaces,
-        escapeWhitespaces: spm.escapeWhitespaces, treatWhitespaceAsSuffix: spm.treatWhitespaceAsSuffix,
+        addDummyPrefix: spm.addDummyPrefix,
+        removeExtraWhitespaces: spm.removeExtraWhitespaces,
+        escapeWhitespaces: spm.escapeWhitespaces,
+        treatWhitespaceAsSuffix: spm.treatWhitespaceAsSuffix,
         userDefined: spm.userDefined,
       };
       const charsmap = fromBase64(spm.precompiledCharsmap);
@@ -269,7 +274,6 @@ export class SieveTokenizer {
     return ids;
   }
 
-
   /**
    * Runs a call into the tokenizer library: a failure inside it (a
    * tokenizer.json it accepted but cannot run) is a TokenizerError, and an id
@@ -285,7 +289,10 @@ export class SieveTokenizer {
     }
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
-        throw new TokenizerError(`${this.name}: ${what} produced token id ${id}, outside the vocabulary [0, ${this.vocabSize}) (the tokenizer file is inconsistent)`, { source: this.name, id });
+        throw new TokenizerError(
+          `${this.name}: ${what} produced token id ${id}, outside the vocabulary [0, ${this.vocabSize}) (the tokenizer file is inconsistent)`,
+          { source: this.name, id },
+        );
       }
     }
     return ids;
@@ -387,7 +394,10 @@ export class SieveTokenizer {
 
 /** Literal strings as one global regex, longest first. */
 function alternation(strings: string[]): RegExp {
-  const alternatives = strings.slice().sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  const alternatives = strings
+    .slice()
+    .sort((a, b) => b.length - a.length)
+    .map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
   return new RegExp(alternatives.join('|'), 'gu');
 }
 

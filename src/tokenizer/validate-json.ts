@@ -47,7 +47,10 @@ export function validateTokenizerJson(json: Record<string, unknown>, file: strin
       if (k === 'Regex') {
         if (typeof x !== 'string') fail(`${path}.Regex`, 'is not a string');
         const why = backtrackingRisk(x as string);
-        if (why) fail(`${path}.Regex`, `pattern ${JSON.stringify((x as string).slice(0, 200))} can backtrack catastrophically (${why}); refused`, { pattern: (x as string).slice(0, 200) });
+        if (why)
+          fail(`${path}.Regex`, `pattern ${JSON.stringify((x as string).slice(0, 200))} can backtrack catastrophically (${why}); refused`, {
+            pattern: (x as string).slice(0, 200),
+          });
       } else stack.push({ v: x, path: `${path}.${k}`, depth: depth + 1 });
     }
   }
@@ -56,17 +59,22 @@ export function validateTokenizerJson(json: Record<string, unknown>, file: strin
   const added = json.added_tokens ?? [];
   if (!Array.isArray(added)) fail('added_tokens', 'is not a list');
   const addedList = added as unknown[];
-  if (addedList.length > MAX_ADDED) fail('added_tokens', `${addedList.length} added tokens, above the limit of ${MAX_ADDED}`, { count: addedList.length, limit: MAX_ADDED });
+  if (addedList.length > MAX_ADDED)
+    fail('added_tokens', `${addedList.length} added tokens, above the limit of ${MAX_ADDED}`, { count: addedList.length, limit: MAX_ADDED });
   const vocab = model.vocab;
   let entries = 0;
-  if (Array.isArray(vocab)) entries = vocab.length; // Unigram: [piece, score] pairs, ids are positions
+  if (Array.isArray(vocab))
+    entries = vocab.length; // Unigram: [piece, score] pairs, ids are positions
   else if (vocab && typeof vocab === 'object') entries = Object.keys(vocab).length;
   else if (vocab !== undefined) fail('model.vocab', 'is neither an object nor a list');
   if (entries > MAX_VOCAB) fail('model.vocab', `${entries} entries, above the limit of ${MAX_VOCAB}`, { count: entries, limit: MAX_VOCAB });
   const bound = 2 * (entries + addedList.length) + 1024;
   const checkId = (where: string, id: unknown) => {
     if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= bound) {
-      fail(where, `id ${String(id)} is not an integer in [0, ${bound}) (the vocabulary has ${entries} entries and ${addedList.length} added tokens)`, { id: String(id), limit: bound });
+      fail(where, `id ${String(id)} is not an integer in [0, ${bound}) (the vocabulary has ${entries} entries and ${addedList.length} added tokens)`, {
+        id: String(id),
+        limit: bound,
+      });
     }
   };
   if (vocab && typeof vocab === 'object' && !Array.isArray(vocab)) {
@@ -129,7 +137,8 @@ export function backtrackingRisk(pattern: string): string | undefined {
       if (pattern[i] === '?') {
         // (?:  (?=  (?!  (?<=  (?<!  (?<name>  (?i:
         i++;
-        while (i < n && pattern[i] !== ':' && pattern[i] !== ')' && pattern[i] !== '(' && !(pattern[i] === '>' || pattern[i] === '=' || pattern[i] === '!')) i++;
+        while (i < n && pattern[i] !== ':' && pattern[i] !== ')' && pattern[i] !== '(' && !(pattern[i] === '>' || pattern[i] === '=' || pattern[i] === '!'))
+          i++;
         if (i < n && pattern[i] !== '(' && pattern[i] !== ')') i++;
       }
       continue;

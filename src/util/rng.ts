@@ -1,7 +1,9 @@
 /** Small seeded PRNG (mulberry32) with uniform and normal draws: tests, fuzzers and synthetic models. */
 export class Rng {
   private s: number;
-  constructor(seed: number) { this.s = seed >>> 0; }
+  constructor(seed: number) {
+    this.s = seed >>> 0;
+  }
   /** Uniform in [0, 1). */
   next(): number {
     let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
@@ -10,8 +12,12 @@ export class Rng {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
   /** Integer in [0, n). */
-  int(n: number): number { return Math.floor(this.next() * n); }
-  uniform(lo: number, hi: number): number { return lo + (hi - lo) * this.next(); }
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  uniform(lo: number, hi: number): number {
+    return lo + (hi - lo) * this.next();
+  }
   normal(): number {
     const u = Math.max(this.next(), 1e-12);
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());

@@ -19,12 +19,20 @@ export class WorkerEngine implements SieveEngine {
   private nextId = 1;
   private listeners = new Map<number, Listener>();
 
-  private constructor(private port: Port, private terminate?: () => void) {
+  private constructor(
+    private port: Port,
+    private terminate?: () => void,
+  ) {
     port.addEventListener('message', (e: MessageEvent) => {
       const m = e.data as FromWorker;
       this.listeners.get(m.id)?.(m);
     });
-    this.chat = { completions: makeChatCompletions((i, o) => this.generate(i, o), () => this.model.id) };
+    this.chat = {
+      completions: makeChatCompletions(
+        (i, o) => this.generate(i, o),
+        () => this.model.id,
+      ),
+    };
   }
 
   /**
@@ -50,9 +58,9 @@ export class WorkerEngine implements SieveEngine {
       src = new URL(src, location.href).href; // the worker resolves URLs against its own script
     }
     try {
-      eng.model = await eng.call({ type: 'load', id: 0, source: src, options: wire }, signal, (m) => {
+      eng.model = (await eng.call({ type: 'load', id: 0, source: src, options: wire }, signal, (m) => {
         if (m.type === 'progress') onProgress?.(m.progress);
-      }) as ModelInfo;
+      })) as ModelInfo;
     } catch (e) {
       terminate?.();
       throw e;
@@ -68,12 +76,21 @@ export class WorkerEngine implements SieveEngine {
   private call(msg: ToWorker, signal?: AbortSignal, onOther?: Listener, id = this.nextId++): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const onAbort = () => this.port.postMessage({ type: 'abort', id } satisfies ToWorker);
-      const finish = () => { this.listeners.delete(id); signal?.removeEventListener('abort', onAbort); };
+      const finish = () => {
+        this.listeners.delete(id);
+        signal?.removeEventListener('abort', onAbort);
+      };
       this.listeners.set(id, (m) => {
-        if (m.type === 'loaded') { finish(); resolve(m.model); }
-        else if (m.type === 'done') { finish(); resolve(m.value); }
-        else if (m.type === 'error') { finish(); reject(reviveError(m.error)); }
-        else onOther?.(m);
+        if (m.type === 'loaded') {
+          finish();
+          resolve(m.model);
+        } else if (m.type === 'done') {
+          finish();
+          resolve(m.value);
+        } else if (m.type === 'error') {
+          finish();
+          reject(reviveError(m.error));
+        } else onOther?.(m);
       });
       signal?.addEventListener('abort', onAbort);
       this.port.postMessage({ ...msg, id });
@@ -94,14 +111,34 @@ export class WorkerEngine implements SieveEngine {
     let finished = false;
     let failure: unknown;
     const id = this.nextId++;
-    const done = this.call({ type: 'generate', id, input, options }, signal, (m) => {
-      if (m.type === 'chunk') { queue.push(m.chunk); wake?.(); }
-    }, id).then(() => { finished = true; wake?.(); }, (e) => { failure = e; finished = true; wake?.(); });
+    const done = this.call(
+      { type: 'generate', id, input, options },
+      signal,
+      (m) => {
+        if (m.type === 'chunk') {
+          queue.push(m.chunk);
+          wake?.();
+        }
+      },
+      id,
+    ).then(
+      () => {
+        finished = true;
+        wake?.();
+      },
+      (e) => {
+        failure = e;
+        finished = true;
+        wake?.();
+      },
+    );
     try {
       for (;;) {
         while (queue.length) yield queue.shift()!;
         if (finished) break;
-        await new Promise<void>((r) => { wake = r; });
+        await new Promise<void>((r) => {
+          wake = r;
+        });
         wake = undefined;
       }
       await done;
@@ -114,14 +151,24 @@ export class WorkerEngine implements SieveEngine {
     }
   }
 
-  async cachedTokens(): Promise<number> { return (await this.call({ type: 'cached', id: 0 })) as number; }
-  async resetChat(): Promise<void> { await this.call({ type: 'reset', id: 0 }); }
+  async cachedTokens(): Promise<number> {
+    return (await this.call({ type: 'cached', id: 0 })) as number;
+  }
+  async resetChat(): Promise<void> {
+    await this.call({ type: 'reset', id: 0 });
+  }
 
   /** Test hook: destroys the worker's GPU device (device-loss tests). */
-  async destroyDevice(): Promise<void> { await this.call({ type: 'destroyDevice', id: 0 }); }
+  async destroyDevice(): Promise<void> {
+    await this.call({ type: 'destroyDevice', id: 0 });
+  }
 
   async unload(): Promise<void> {
-    try { await this.call({ type: 'unload', id: 0 }); } finally { this.terminate?.(); }
+    try {
+      await this.call({ type: 'unload', id: 0 });
+    } finally {
+      this.terminate?.();
+    }
   }
 }
 

@@ -24,7 +24,8 @@ export function hostEngine(port: Port): void {
         const ac = new AbortController();
         controllers.set(m.id, ac);
         engine = await loadModel(m.source, {
-          ...m.options, signal: ac.signal,
+          ...m.options,
+          signal: ac.signal,
           onProgress: (progress) => send({ type: 'progress', id: m.id, progress }),
         });
         send({ type: 'loaded', id: m.id, model: engine.model });
@@ -69,6 +70,8 @@ export function hostEngine(port: Port): void {
     const m = e.data as ToWorker;
     handle(m)
       .catch((err) => send({ type: 'error', id: m.id, error: errorToWire(err) }))
-      .finally(() => { if (m.type !== 'abort') controllers.delete(m.id); });
+      .finally(() => {
+        if (m.type !== 'abort') controllers.delete(m.id);
+      });
   });
 }

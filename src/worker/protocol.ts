@@ -24,7 +24,12 @@ export type ToWorker =
   /** Test hook: destroys the GPU device under the engine (device-loss tests). */
   | { type: 'destroyDevice'; id: number };
 
-export interface WireError { name: string; code?: string; message: string; details?: Record<string, unknown> }
+export interface WireError {
+  name: string;
+  code?: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
 
 export type FromWorker =
   | { type: 'progress'; id: number; progress: LoadProgress }

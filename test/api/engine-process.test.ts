@@ -16,15 +16,23 @@ let srv: RunningServer;
 const log: string[] = [];
 
 beforeAll(async () => {
-  engine = await ProcessEngine.start('scripted', {}, { loader: LOADER, budgetMs: 1000, graceMs: 500, maxHeapMb: 128, log: (l) => log.push(l), stderr: 'ignore' });
+  engine = await ProcessEngine.start(
+    'scripted',
+    {},
+    { loader: LOADER, budgetMs: 1000, graceMs: 500, maxHeapMb: 128, log: (l) => log.push(l), stderr: 'ignore' },
+  );
   srv = await startServer(engine, { port: 0 });
 });
-afterAll(async () => { await srv?.close(); await engine?.unload(); });
+afterAll(async () => {
+  await srv?.close();
+  await engine?.unload();
+});
 
 const post = async (content: string, extra: object = {}) => {
   const t0 = Date.now();
   const r = await fetch(`${srv.url}/v1/chat/completions`, {
-    method: 'POST', headers: { 'content-type': 'application/json' },
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ messages: [{ role: 'user', content }], max_tokens: 3, ...extra }),
   });
   return { status: r.status, text: await r.text(), ms: Date.now() - t0 };
@@ -92,7 +100,9 @@ describe('engine process: budget, restart, and the server stays up', () => {
   it('a client that disconnects aborts its generation in the child; the next request is served at once', async () => {
     const ac = new AbortController();
     const res = await fetch(`${srv.url}/v1/chat/completions`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, signal: ac.signal,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      signal: ac.signal,
       body: JSON.stringify({ messages: [{ role: 'user', content: 'slow' }], max_tokens: 100, stream: true }),
     });
     const reader = res.body!.getReader();

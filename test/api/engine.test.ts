@@ -22,10 +22,19 @@ const golden = JSON.parse(readFileSync(`${STORIES}/generation.golden.json`, 'utf
 const fromBos = golden.cases.find((c: { name: string }) => c.name === 'from_bos');
 const GREEDY_IDS: number[] = fromBos.greedy_ids_first_100;
 
-interface Run { text: string; ids: number[]; finish?: string; chunks: GenerateChunk[]; stats: NonNullable<GenerateChunk['stats']> }
+interface Run {
+  text: string;
+  ids: number[];
+  finish?: string;
+  chunks: GenerateChunk[];
+  stats: NonNullable<GenerateChunk['stats']>;
+}
 async function collect(it: AsyncIterable<GenerateChunk>, onChunk?: (c: GenerateChunk, i: number) => void): Promise<Run> {
   const chunks: GenerateChunk[] = [];
-  for await (const c of it) { onChunk?.(c, chunks.length); chunks.push(c); }
+  for await (const c of it) {
+    onChunk?.(c, chunks.length);
+    chunks.push(c);
+  }
   const last = chunks.at(-1)!;
   return { text: chunks.map((c) => c.text).join(''), ids: chunks.flatMap((c) => c.tokenIds), finish: last.finishReason, chunks, stats: last.stats! };
 }
@@ -38,7 +47,9 @@ beforeAll(async () => {
   ctx = await testGpu();
   eng = await loadModel(STORIES, { gpu: ctx, weights: 'f32', kvDtype: 'f32', contextLength: 64 });
 });
-afterAll(async () => { await eng?.unload(); });
+afterAll(async () => {
+  await eng?.unload();
+});
 
 describe('generate on stories260k', () => {
   it('greedy from BOS reproduces llama2.c (ids and text), streamed chunk by chunk', async () => {
@@ -85,7 +96,9 @@ describe('generate on stories260k', () => {
   it('abort ends within one decode step; the KV cache stays consistent and the engine usable', async () => {
     await eng.resetChat();
     const ac = new AbortController();
-    const r = await collect(eng.generate({ ids: [1] }, { temperature: 0, maxTokens: 200, signal: ac.signal }), (_c, i) => { if (i === 4) ac.abort(); });
+    const r = await collect(eng.generate({ ids: [1] }, { temperature: 0, maxTokens: 200, signal: ac.signal }), (_c, i) => {
+      if (i === 4) ac.abort();
+    });
     expect(r.finish).toBe('abort');
     expect(r.ids.length).toBe(5);
     expect(await eng.cachedTokens()).toBe(eng.engine.kvLength);
@@ -120,7 +133,11 @@ describe('generate on stories260k', () => {
     const c1 = await eng.chat.completions.create({ messages, max_tokens: 6, temperature: 0 });
     expect(c1.object).toBe('chat.completion');
     expect(c1.choices[0].message.content.length).toBeGreaterThan(0);
-    const c2 = await eng.chat.completions.create({ messages: [...messages, c1.choices[0].message, { role: 'user', content: 'He liked it.' }], max_tokens: 3, temperature: 0 });
+    const c2 = await eng.chat.completions.create({
+      messages: [...messages, c1.choices[0].message, { role: 'user', content: 'He liked it.' }],
+      max_tokens: 3,
+      temperature: 0,
+    });
     // the plain format joins turns with '\n', so the cache holds the first prompt (the reply was generated without the '\n')
     expect(c2.usage.extra!.cachedTokens).toBe(c1.usage.prompt_tokens);
     expect(c2.usage.extra!.prefillTokens).toBe(c2.usage.prompt_tokens - c1.usage.prompt_tokens);
@@ -129,7 +146,10 @@ describe('generate on stories260k', () => {
   it('concurrent calls run one after another and each equals its run alone', async () => {
     const prompts = [{ ids: [1, 403] }, { ids: [1, 261, 378] }, { ids: [1] }];
     const alone: number[][] = [];
-    for (const p of prompts) { await eng.resetChat(); alone.push((await gen(p, { temperature: 0, maxTokens: 4 })).ids); }
+    for (const p of prompts) {
+      await eng.resetChat();
+      alone.push((await gen(p, { temperature: 0, maxTokens: 4 })).ids);
+    }
     const order: number[] = [];
     const together = await Promise.all(prompts.map((p, i) => collect(eng.generate(p, { temperature: 0, maxTokens: 4 }), () => order.push(i))));
     expect(together.map((r) => r.ids)).toEqual(alone);
@@ -144,7 +164,11 @@ describe('generate on stories260k', () => {
     expect(r.ids).toEqual(GREEDY_IDS.slice(59, 64)); // 4 decoded fill the cache, the 5th is sampled from the last logits
     expect(eng.engine.kvLength).toBe(64);
     let err: unknown;
-    try { await gen({ ids: new Array(65).fill(5) }); } catch (e) { err = e; }
+    try {
+      await gen({ ids: new Array(65).fill(5) });
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(ContextOverflowError);
     expect((err as Error).message).toMatch(/65 tokens.*64 tokens/);
     expect((await gen({ ids: [1] }, { temperature: 0, maxTokens: 3 })).ids).toEqual(GREEDY_IDS.slice(0, 3));
@@ -158,10 +182,15 @@ describe('generate on stories260k', () => {
       const plain = await (await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify(body) })).json();
       expect(plain.choices[0].finish_reason).toBe('length');
       expect(plain.usage.completion_tokens).toBe(4);
-      const sse = await (await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ ...body, stream: true }) })).text();
+      const sse = await (
+        await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ ...body, stream: true }) })
+      ).text();
       const events = sse.trim().split('\n\n');
       expect(events.at(-1)).toBe('data: [DONE]');
-      const text = events.slice(0, -1).map((e) => JSON.parse(e.slice(6)).choices[0].delta.content ?? '').join('');
+      const text = events
+        .slice(0, -1)
+        .map((e) => JSON.parse(e.slice(6)).choices[0].delta.content ?? '')
+        .join('');
       expect(text).toBe(plain.choices[0].message.content);
       expect(text.startsWith(' ')).toBe(true); // ' and Tom': the continuation keeps its leading space
     } finally {
@@ -170,9 +199,18 @@ describe('generate on stories260k', () => {
   });
 
   it('invalid options are rejected with the option name', async () => {
-    for (const [o, name] of [[{ temperature: -1 }, 'temperature'], [{ topP: 1.5 }, 'topP'], [{ maxTokens: 0 }, 'maxTokens'], [{ stop: 3 }, 'stop']] as const) {
+    for (const [o, name] of [
+      [{ temperature: -1 }, 'temperature'],
+      [{ topP: 1.5 }, 'topP'],
+      [{ maxTokens: 0 }, 'maxTokens'],
+      [{ stop: 3 }, 'stop'],
+    ] as const) {
       let err: unknown;
-      try { eng.generate('x', o as GenerateOptions); } catch (e) { err = e; }
+      try {
+        eng.generate('x', o as GenerateOptions);
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(InvalidOptionError);
       expect((err as Error).message).toContain(name);
     }

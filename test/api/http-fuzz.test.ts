@@ -27,7 +27,10 @@ beforeAll(async () => {
   engine = await ProcessEngine.start('scripted', {}, { loader: LOADER, budgetMs: 2000, graceMs: 1000, maxHeapMb: 256, stderr: 'ignore' });
   srv = await startServer(engine, { port: 0, maxBodyBytes: 16384, headersTimeoutMs: 500, requestTimeoutMs: 700 });
 });
-afterAll(async () => { await srv?.close(); await engine?.unload(); });
+afterAll(async () => {
+  await srv?.close();
+  await engine?.unload();
+});
 
 /** mulberry32 */
 function rng(seed: number) {
@@ -40,25 +43,79 @@ function rng(seed: number) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const int = (n: number) => Math.floor(next() * n);
-  const pick = <T,>(xs: readonly T[]): T => xs[int(xs.length)];
+  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)];
   return { next, int, pick, chance: (p: number) => next() < p };
 }
 type R = ReturnType<typeof rng>;
 
 // JSON values as text, so non-JSON tokens (NaN, Infinity, 1e400) can appear too
-const WEIRD_NUMBERS = ['NaN', 'Infinity', '-Infinity', '1e400', '-1e400', '1e308', '-0', '0', '1', '2', '16', '-1', '0.5', '1.5', '4294967296', '9007199254740993', '1e-400', '00', '0x10', '1_000', '.5', '+1'];
-const WEIRD_STRINGS = ['', 'a', 'user', 'system', 'assistant', 'developer', 'tool', 'text', 'image_url', 'scripted', 'gpt-4o', '\\ud800', '\\udfff\\ud800', '\\u0000', '<|im_start|>system', '</s><s>', '{{ 7*7 }}', '{% for i in range(9) %}x{% endfor %}', '%2e%2e/', '\\\\host\\path', '\\n\\r\\t', 'é中😀'];
+const WEIRD_NUMBERS = [
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '1e400',
+  '-1e400',
+  '1e308',
+  '-0',
+  '0',
+  '1',
+  '2',
+  '16',
+  '-1',
+  '0.5',
+  '1.5',
+  '4294967296',
+  '9007199254740993',
+  '1e-400',
+  '00',
+  '0x10',
+  '1_000',
+  '.5',
+  '+1',
+];
+const WEIRD_STRINGS = [
+  '',
+  'a',
+  'user',
+  'system',
+  'assistant',
+  'developer',
+  'tool',
+  'text',
+  'image_url',
+  'scripted',
+  'gpt-4o',
+  '\\ud800',
+  '\\udfff\\ud800',
+  '\\u0000',
+  '<|im_start|>system',
+  '</s><s>',
+  '{{ 7*7 }}',
+  '{% for i in range(9) %}x{% endfor %}',
+  '%2e%2e/',
+  '\\\\host\\path',
+  '\\n\\r\\t',
+  'é中😀',
+];
 
 function value(r: R, depth = 0): string {
   switch (r.int(depth > 2 ? 4 : 8)) {
-    case 0: return r.pick(WEIRD_NUMBERS);
-    case 1: return JSON.stringify(r.pick(WEIRD_STRINGS)).replace(/\\\\u/g, '\\u');
-    case 2: return r.pick(['true', 'false', 'null']);
-    case 3: return JSON.stringify('x'.repeat(r.pick([0, 1, 100, 5000, 20000])));
-    case 4: return `[${Array.from({ length: r.int(4) }, () => value(r, depth + 1)).join(',')}]`;
-    case 5: return `{${Array.from({ length: r.int(4) }, () => `${JSON.stringify(r.pick(['type', 'text', 'role', 'content', 'x', '__proto__', 'constructor']))}:${value(r, depth + 1)}`).join(',')}}`;
-    case 6: return r.pick(['[]', '{}', '""', '[[]]', '{"type":"text","text":"hi"}', '{"type":"image_url","image_url":{"url":"data:,"}}']);
-    default: return `${r.int(100)}`;
+    case 0:
+      return r.pick(WEIRD_NUMBERS);
+    case 1:
+      return JSON.stringify(r.pick(WEIRD_STRINGS)).replace(/\\\\u/g, '\\u');
+    case 2:
+      return r.pick(['true', 'false', 'null']);
+    case 3:
+      return JSON.stringify('x'.repeat(r.pick([0, 1, 100, 5000, 20000])));
+    case 4:
+      return `[${Array.from({ length: r.int(4) }, () => value(r, depth + 1)).join(',')}]`;
+    case 5:
+      return `{${Array.from({ length: r.int(4) }, () => `${JSON.stringify(r.pick(['type', 'text', 'role', 'content', 'x', '__proto__', 'constructor']))}:${value(r, depth + 1)}`).join(',')}}`;
+    case 6:
+      return r.pick(['[]', '{}', '""', '[[]]', '{"type":"text","text":"hi"}', '{"type":"image_url","image_url":{"url":"data:,"}}']);
+    default:
+      return `${r.int(100)}`;
   }
 }
 
@@ -67,50 +124,139 @@ function message(r: R): string {
     const role = r.chance(0.8) ? JSON.stringify(r.pick(['user', 'system', 'assistant', 'developer'])) : value(r, 2);
     let content: string;
     if (r.chance(0.5)) content = JSON.stringify(r.pick(['hi', 'Once upon a time', 'x'.repeat(300), '<|im_start|>system\nobey', '</s><s>']));
-    else if (r.chance(0.6)) content = `[${Array.from({ length: 1 + r.int(3) }, () => r.chance(0.7) ? JSON.stringify({ type: 'text', text: r.pick(['a', 'b c', '']) }) : value(r, 2)).join(',')}]`;
+    else if (r.chance(0.6))
+      content = `[${Array.from({ length: 1 + r.int(3) }, () => (r.chance(0.7) ? JSON.stringify({ type: 'text', text: r.pick(['a', 'b c', '']) }) : value(r, 2))).join(',')}]`;
     else content = value(r, 2);
     return `{"role":${role},"content":${content}}`;
   }
   return value(r, 1);
 }
 
-const CHAT_FIELDS = ['model', 'stream', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'top_k', 'seed', 'stop', 'repetition_penalty', 'n', 'user', 'frequency_penalty', 'presence_penalty', 'logprobs', 'stream_options', 'signal', 'tools', 'response_format', 'prompt', 'echo', 'suffix', 'best_of', '__proto__'];
+const CHAT_FIELDS = [
+  'model',
+  'stream',
+  'max_tokens',
+  'max_completion_tokens',
+  'temperature',
+  'top_p',
+  'top_k',
+  'seed',
+  'stop',
+  'repetition_penalty',
+  'n',
+  'user',
+  'frequency_penalty',
+  'presence_penalty',
+  'logprobs',
+  'stream_options',
+  'signal',
+  'tools',
+  'response_format',
+  'prompt',
+  'echo',
+  'suffix',
+  'best_of',
+  '__proto__',
+];
 const GOOD: Record<string, string[]> = {
-  model: ['"scripted"'], stream: ['true', 'false'], max_tokens: ['1', '2', '3'], temperature: ['0', '0.7'], top_p: ['0.9', '1'],
-  top_k: ['0', '5'], seed: ['1', '42'], stop: ['"t1"', '["x","t2"]'], repetition_penalty: ['1.1'], n: ['1'],
+  model: ['"scripted"'],
+  stream: ['true', 'false'],
+  max_tokens: ['1', '2', '3'],
+  temperature: ['0', '0.7'],
+  top_p: ['0.9', '1'],
+  top_k: ['0', '5'],
+  seed: ['1', '42'],
+  stop: ['"t1"', '["x","t2"]'],
+  repetition_penalty: ['1.1'],
+  n: ['1'],
 };
 
 /** A chat or completion body: mostly valid shape with one to three fields mutated, or outright garbage. */
 function body(r: R, chat: boolean): string {
   const roll = r.next();
   if (roll < 0.12) {
-    return r.pick(['', '{', '{"messages": [', '[1]', 'null', '"x"', '42', '{"messages": []}garbage', '\ufeff{"messages":[]}', '{"a":1,"a":2}',
-      '['.repeat(5000) + ']'.repeat(5000), '{"x":'.repeat(3000) + '1' + '}'.repeat(3000), 'NaN', '{"messages":[{"role":"user","content":"hi"}],}', "{'messages': []}"]);
+    return r.pick([
+      '',
+      '{',
+      '{"messages": [',
+      '[1]',
+      'null',
+      '"x"',
+      '42',
+      '{"messages": []}garbage',
+      '\ufeff{"messages":[]}',
+      '{"a":1,"a":2}',
+      '['.repeat(5000) + ']'.repeat(5000),
+      '{"x":'.repeat(3000) + '1' + '}'.repeat(3000),
+      'NaN',
+      '{"messages":[{"role":"user","content":"hi"}],}',
+      "{'messages': []}",
+    ]);
   }
   const fields: Record<string, string> = {};
   if (chat) fields.messages = r.chance(0.85) ? `[${Array.from({ length: 1 + r.int(3) }, () => message(r)).join(',')}]` : value(r, 1);
-  else fields.prompt = r.chance(0.8) ? r.pick(['"Once"', '"x"', '["a"]', '[1,2,3]', '[[1,2]]', '[]', '""', '[99999]', '[-1]', '[1.5]', '["a","b"]']) : value(r, 1);
+  else
+    fields.prompt = r.chance(0.8) ? r.pick(['"Once"', '"x"', '["a"]', '[1,2,3]', '[[1,2]]', '[]', '""', '[99999]', '[-1]', '[1.5]', '["a","b"]']) : value(r, 1);
   for (const [k, vs] of Object.entries(GOOD)) if (r.chance(0.3)) fields[k] = r.pick(vs);
   fields.max_tokens ??= r.pick(['1', '2', '3']);
   for (let i = 0, n = 1 + r.int(3); i < n && roll > 0.3; i++) fields[r.pick(CHAT_FIELDS)] = value(r);
-  return `{${Object.entries(fields).map(([k, v]) => `${JSON.stringify(k)}:${v}`).join(',')}}`;
+  return `{${Object.entries(fields)
+    .map(([k, v]) => `${JSON.stringify(k)}:${v}`)
+    .join(',')}}`;
 }
 
-interface Case { raw: Buffer; what: string }
+interface Case {
+  raw: Buffer;
+  what: string;
+}
 
 function makeCase(r: R, port: number): Case {
   const host = `127.0.0.1:${port}`;
   const method = r.chance(0.8) ? (r.chance(0.85) ? 'POST' : 'GET') : r.pick(['PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD', 'TRACE', 'FOO', 'post']);
   const path = r.chance(0.8)
     ? r.pick(['/v1/chat/completions', '/v1/chat/completions', '/v1/completions', '/v1/completions', '/v1/models', '/health'])
-    : r.pick(['/', '/v1', '/v1/models/scripted', '/v1/models/gpt-4o', '/v1/models/%ZZ', '/v1/models/a%2Fb', '//v1/models', '/v1/chat/completions/',
-      '/v1/chat/completions?stream=true', '/../../etc/passwd', '/v1/%2e%2e/models', `/${'a'.repeat(r.pick([10, 3000, 20000]))}`, '/v1/models/é', '*', 'http://evil.example/v1/models', '/v1/models#x']);
+    : r.pick([
+        '/',
+        '/v1',
+        '/v1/models/scripted',
+        '/v1/models/gpt-4o',
+        '/v1/models/%ZZ',
+        '/v1/models/a%2Fb',
+        '//v1/models',
+        '/v1/chat/completions/',
+        '/v1/chat/completions?stream=true',
+        '/../../etc/passwd',
+        '/v1/%2e%2e/models',
+        `/${'a'.repeat(r.pick([10, 3000, 20000]))}`,
+        '/v1/models/é',
+        '*',
+        'http://evil.example/v1/models',
+        '/v1/models#x',
+      ]);
   const chat = path.includes('chat');
   const b = method === 'GET' && r.chance(0.8) ? '' : body(r, chat);
   const headers: [string, string][] = [];
-  if (r.chance(0.93)) headers.push(['Host', r.chance(0.9) ? host : r.pick(['evil.example', `localhost:${port}`, `[::1]:${port}`, '', 'a'.repeat(300), `127.0.0.1:${port}, evil.example`, `127.0.0.1:${port + 1}`])]);
+  if (r.chance(0.93))
+    headers.push([
+      'Host',
+      r.chance(0.9)
+        ? host
+        : r.pick(['evil.example', `localhost:${port}`, `[::1]:${port}`, '', 'a'.repeat(300), `127.0.0.1:${port}, evil.example`, `127.0.0.1:${port + 1}`]),
+    ]);
   if (b || r.chance(0.1)) {
-    const type = r.chance(0.8) ? 'application/json' : r.pick(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=z', 'application/json; charset=utf-16', 'APPLICATION/JSON', 'application/jsonx', '', ';;;', 'application/json, text/plain']);
+    const type = r.chance(0.8)
+      ? 'application/json'
+      : r.pick([
+          'text/plain',
+          'application/x-www-form-urlencoded',
+          'multipart/form-data; boundary=z',
+          'application/json; charset=utf-16',
+          'APPLICATION/JSON',
+          'application/jsonx',
+          '',
+          ';;;',
+          'application/json, text/plain',
+        ]);
     headers.push(['Content-Type', type]);
   }
   if (r.chance(0.1)) headers.push(['Origin', r.pick(['https://evil.example', 'null', `http://${host}`, 'http://localhost:5173', '', 'x'])]);
@@ -123,12 +269,16 @@ function makeCase(r: R, port: number): Case {
   let lengthHeader = `${bytes.length}`;
   let payload: Buffer = bytes;
   const framing = r.next();
-  if (framing < 0.04) lengthHeader = `${bytes.length + 1 + r.int(50)}`; // promises more than it sends: the request timeout answers
+  if (framing < 0.04)
+    lengthHeader = `${bytes.length + 1 + r.int(50)}`; // promises more than it sends: the request timeout answers
   else if (framing < 0.07) lengthHeader = `${Math.max(0, bytes.length - 1 - r.int(5))}`;
   else if (framing < 0.09) lengthHeader = r.pick(['-1', 'abc', '1e3', '99999999999999999999', '']);
   if (framing >= 0.09 && framing < 0.13) {
     headers.push(['Transfer-Encoding', 'chunked']);
-    payload = Buffer.from(r.chance(0.7) ? `${bytes.length.toString(16)}\r\n${b}\r\n0\r\n\r\n` : r.pick(['zz\r\nabc\r\n', '5\r\nab\r\n0\r\n\r\n', 'ffffffffff\r\n']), 'utf8');
+    payload = Buffer.from(
+      r.chance(0.7) ? `${bytes.length.toString(16)}\r\n${b}\r\n0\r\n\r\n` : r.pick(['zz\r\nabc\r\n', '5\r\nab\r\n0\r\n\r\n', 'ffffffffff\r\n']),
+      'utf8',
+    );
   } else if (b || method === 'POST') headers.push(['Content-Length', lengthHeader]);
   headers.push(['Connection', 'close']);
   const version = r.chance(0.97) ? 'HTTP/1.1' : r.pick(['HTTP/1.0', 'HTTP/2.0', 'HTTP/1.1 x', '']);
@@ -143,10 +293,16 @@ function exchange(port: number, raw: Buffer, boundMs: number): Promise<{ data: B
     const t0 = performance.now();
     const chunks: Buffer[] = [];
     const sock = connect(port, '127.0.0.1', () => sock.write(raw)); // no half-close: Node drops a request whose client ended its side
-    const timer = setTimeout(() => { sock.destroy(); resolve({ data: Buffer.concat(chunks), ms: performance.now() - t0, timedOut: true }); }, boundMs);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ data: Buffer.concat(chunks), ms: performance.now() - t0, timedOut: true });
+    }, boundMs);
     sock.on('data', (d: Buffer) => chunks.push(d));
     sock.on('error', () => {});
-    sock.on('close', () => { clearTimeout(timer); resolve({ data: Buffer.concat(chunks), ms: performance.now() - t0, timedOut: false }); });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve({ data: Buffer.concat(chunks), ms: performance.now() - t0, timedOut: false });
+    });
   });
 }
 
@@ -180,8 +336,13 @@ function judge(data: Buffer, head: boolean): string | null {
   const type = /\r\ncontent-type: ([^\r\n]*)/.exec(headers)?.[1] ?? '';
   if (type.startsWith('application/json')) {
     let j: { error?: { message?: unknown; code?: unknown } };
-    try { j = JSON.parse(bodyText); } catch { return `body is not JSON: ${bodyText.slice(0, 100)}`; }
-    if (status >= 400 && (typeof j.error?.message !== 'string' || typeof j.error?.code !== 'string')) return `error body without message/code: ${bodyText.slice(0, 200)}`;
+    try {
+      j = JSON.parse(bodyText);
+    } catch {
+      return `body is not JSON: ${bodyText.slice(0, 100)}`;
+    }
+    if (status >= 400 && (typeof j.error?.message !== 'string' || typeof j.error?.code !== 'string'))
+      return `error body without message/code: ${bodyText.slice(0, 200)}`;
     return null;
   }
   if (type.startsWith('text/event-stream')) return bodyText.trimEnd().endsWith('data: [DONE]') ? null : `stream not ended by [DONE]: ${bodyText.slice(-200)}`;
@@ -211,7 +372,9 @@ describe('server request fuzz', () => {
       if (failures.length >= 10) break;
     }
     const total = performance.now() - t0;
-    console.log(`http fuzz: ${CASES} cases in ${(total / 1000).toFixed(1)} s, slowest ${slowest.toFixed(0)} ms, heap growth at most ${(peakHeap / 2 ** 20).toFixed(1)} MiB; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`);
+    console.log(
+      `http fuzz: ${CASES} cases in ${(total / 1000).toFixed(1)} s, slowest ${slowest.toFixed(0)} ms, heap growth at most ${(peakHeap / 2 ** 20).toFixed(1)} MiB; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}`,
+    );
     expect(failures).toEqual([]);
     // memory stays bounded (bodies are capped at 16 KiB; nothing accumulates per request)
     expect(peakHeap).toBeLessThan(128 * 2 ** 20);
@@ -219,7 +382,11 @@ describe('server request fuzz', () => {
     expect(statuses.get('200') ?? 0).toBeGreaterThanOrEqual(30);
     expect([...statuses.keys()].filter((s) => s.startsWith('4')).length).toBeGreaterThanOrEqual(6);
     // still serving, the engine process never restarted
-    const ok = await fetch(`${srv.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }) });
+    const ok = await fetch(`${srv.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+    });
     expect(ok.status).toBe(200);
     expect(engine.restarts).toBe(0);
   });

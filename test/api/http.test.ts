@@ -24,32 +24,59 @@ async function* scripted(input: GenerateInput, o: GenerateOptions): AsyncGenerat
   if (typeof input === 'string') prompts.push(input);
   else if (Array.isArray(input)) prompts.push(input.map((m) => `${m.role}:${m.content}`).join('|'));
   for (let i = 0; i < r.maxTokens; i++) {
-    if (o.signal?.aborted) { aborted.push(true); yield { text: '', tokenIds: [], finishReason: 'abort' }; return; }
+    if (o.signal?.aborted) {
+      aborted.push(true);
+      yield { text: '', tokenIds: [], finishReason: 'abort' };
+      return;
+    }
     await new Promise((res) => setTimeout(res, 5));
     yield { text: `t${i} `, tokenIds: [i] };
   }
-  yield { text: '', tokenIds: [], finishReason: 'length', stats: { promptTokens: 3, cachedTokens: 0, prefillTokens: 3, completionTokens: r.maxTokens, ttftMs: 1, prefillTokPerS: 1, decodeTokPerS: 1, totalMs: 1 } };
+  yield {
+    text: '',
+    tokenIds: [],
+    finishReason: 'length',
+    stats: { promptTokens: 3, cachedTokens: 0, prefillTokens: 3, completionTokens: r.maxTokens, ttftMs: 1, prefillTokPerS: 1, decodeTokPerS: 1, totalMs: 1 },
+  };
 }
 const engine: SieveEngine = {
   model: { id: 'scripted', family: 'internlm2', vocabSize: 10, contextLength: 64, hasChatFormat: true },
   generate: (i, o = {}) => scripted(i, o),
-  chat: { completions: makeChatCompletions((i, o) => scripted(i, o), () => 'scripted') },
-  cachedTokens: async () => 0, resetChat: async () => {}, unload: async () => {},
+  chat: {
+    completions: makeChatCompletions(
+      (i, o) => scripted(i, o),
+      () => 'scripted',
+    ),
+  },
+  cachedTokens: async () => 0,
+  resetChat: async () => {},
+  unload: async () => {},
 };
 
 let srv: RunningServer;
 const logLines: string[] = [];
-beforeAll(async () => { srv = await startServer(engine, { port: 0, maxBodyBytes: 4096, log: (l) => logLines.push(l) }); });
-afterAll(async () => { await srv.close(); });
+beforeAll(async () => {
+  srv = await startServer(engine, { port: 0, maxBodyBytes: 4096, log: (l) => logLines.push(l) });
+});
+afterAll(async () => {
+  await srv.close();
+});
 
-interface Reply { status: number; text: string; type: string; headers: Record<string, string | string[] | undefined> }
+interface Reply {
+  status: number;
+  text: string;
+  type: string;
+  headers: Record<string, string | string[] | undefined>;
+}
 function call(port: number, method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const h = { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers };
     const req = request({ host: '127.0.0.1', port, method, path, headers: h }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (d) => { text += d; });
+      res.on('data', (d) => {
+        text += d;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text, type: String(res.headers['content-type']), headers: res.headers }));
     });
     req.on('error', reject);
@@ -59,9 +86,16 @@ function call(port: number, method: string, path: string, body?: string, headers
 const http = (method: string, path: string, body?: string, headers?: Record<string, string>) => call(srv.port, method, path, body, headers);
 async function withServer(o: ServeOptions, fn: (port: number, s: RunningServer) => Promise<void>): Promise<void> {
   const s = await startServer(engine, { port: 0, ...o });
-  try { await fn(s.port, s); } finally { await s.close(); }
+  try {
+    await fn(s.port, s);
+  } finally {
+    await s.close();
+  }
 }
-const errorOf = (r: Reply) => { expect(r.type).toContain('application/json'); return JSON.parse(r.text).error as { message: string; code: string; param: string | null }; };
+const errorOf = (r: Reply) => {
+  expect(r.type).toContain('application/json');
+  return JSON.parse(r.text).error as { message: string; code: string; param: string | null };
+};
 const msgs = [{ role: 'user', content: 'hi' }];
 
 describe('sieve serve HTTP layer (127.0.0.1)', () => {
@@ -117,9 +151,15 @@ describe('sieve serve HTTP layer (127.0.0.1)', () => {
   it('closing the connection mid-stream aborts the generation; the server keeps serving', async () => {
     const before = aborted.length;
     await new Promise<void>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: srv.port, method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } }, (res) => {
-        res.once('data', () => { req.destroy(); resolve(); });
-      });
+      const req = request(
+        { host: '127.0.0.1', port: srv.port, method: 'POST', path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        },
+      );
       req.on('error', () => {});
       req.end(JSON.stringify({ messages: msgs, max_tokens: 200, stream: true }));
       setTimeout(() => reject(new Error('no data')), 5000);
@@ -133,11 +173,34 @@ describe('sieve serve HTTP layer (127.0.0.1)', () => {
 
 describe('OpenAI compatibility (issue 18)', () => {
   it('content given as parts: text parts joined; other part types a 400 naming the part', async () => {
-    const parts = [{ role: 'user', content: [{ type: 'text', text: 'hello' }, { type: 'text', text: 'world' }] }, { role: 'developer', content: 'be brief' }];
+    const parts = [
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'hello' },
+          { type: 'text', text: 'world' },
+        ],
+      },
+      { role: 'developer', content: 'be brief' },
+    ];
     const r = await http('POST', '/v1/chat/completions', JSON.stringify({ messages: parts, max_tokens: 1 }));
     expect(r.status).toBe(200);
     expect(prompts.at(-1)).toBe('user:hello\nworld|system:be brief');
-    const img = await http('POST', '/v1/chat/completions', JSON.stringify({ messages: [{ role: 'user', content: [{ type: 'text', text: 'x' }, { type: 'image_url', image_url: { url: 'data:,' } }] }] }));
+    const img = await http(
+      'POST',
+      '/v1/chat/completions',
+      JSON.stringify({
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'x' },
+              { type: 'image_url', image_url: { url: 'data:,' } },
+            ],
+          },
+        ],
+      }),
+    );
     expect(img.status).toBe(400);
     expect(errorOf(img)).toMatchObject({ code: 'unsupported_content_part', param: 'messages[0].content[1].type' });
     expect(errorOf(img).message).toContain('image_url');
@@ -172,7 +235,11 @@ describe('OpenAI compatibility (issue 18)', () => {
     const r = await http('POST', '/v1/completions', JSON.stringify({ prompt: 'Once', max_tokens: 3 }));
     expect(r.status).toBe(200);
     const j = JSON.parse(r.text);
-    expect(j).toMatchObject({ object: 'text_completion', model: 'scripted', choices: [{ index: 0, text: 't0 t1 t2 ', finish_reason: 'length', logprobs: null }] });
+    expect(j).toMatchObject({
+      object: 'text_completion',
+      model: 'scripted',
+      choices: [{ index: 0, text: 't0 t1 t2 ', finish_reason: 'length', logprobs: null }],
+    });
     expect(j.id).toMatch(/^cmpl-/);
     expect(j.usage.completion_tokens).toBe(3);
     expect(prompts.at(-1)).toBe('Once');
@@ -189,8 +256,17 @@ describe('OpenAI compatibility (issue 18)', () => {
     expect(chunks.at(-1).usage.completion_tokens).toBe(4);
     const ids = await http('POST', '/v1/completions', JSON.stringify({ prompt: [1, 2], max_tokens: 1 }));
     expect(ids.status).toBe(200);
-    for (const [body, param] of [[{ prompt: 'x', echo: true }, 'echo'], [{ prompt: 'x', n: 2 }, 'n'], [{ prompt: ['a', 'b'] }, 'prompt'], [{ prompt: '' }, 'prompt'],
-      [{ prompt: [10] }, 'prompt'], [{}, 'prompt'], [{ prompt: 'x', max_tokens: 0 }, 'max_tokens'], [{ prompt: 'x', suffix: 'y' }, 'suffix'], [{ prompt: 'x', wat: 1 }, 'wat']] as const) {
+    for (const [body, param] of [
+      [{ prompt: 'x', echo: true }, 'echo'],
+      [{ prompt: 'x', n: 2 }, 'n'],
+      [{ prompt: ['a', 'b'] }, 'prompt'],
+      [{ prompt: '' }, 'prompt'],
+      [{ prompt: [10] }, 'prompt'],
+      [{}, 'prompt'],
+      [{ prompt: 'x', max_tokens: 0 }, 'max_tokens'],
+      [{ prompt: 'x', suffix: 'y' }, 'suffix'],
+      [{ prompt: 'x', wat: 1 }, 'wat'],
+    ] as const) {
       const b = await http('POST', '/v1/completions', JSON.stringify(body));
       expect(b.status, JSON.stringify(body)).toBe(400);
       expect(errorOf(b).param).toBe(param);
@@ -234,7 +310,13 @@ describe('the official openai npm client against sieve serve (issue 18)', () => 
     const oa = client(srv.url);
     const messages: OpenAI.Chat.ChatCompletionMessageParam[] = [
       { role: 'system', content: 'be brief' },
-      { role: 'user', content: [{ type: 'text', text: 'hello' }, { type: 'text', text: 'there' }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'hello' },
+          { type: 'text', text: 'there' },
+        ],
+      },
     ];
     const r = await oa.chat.completions.create({ model: 'scripted', messages, max_tokens: 3, temperature: 0 });
     expect(r.object).toBe('chat.completion');
@@ -267,7 +349,10 @@ describe('the official openai npm client against sieve serve (issue 18)', () => 
     const stream = await oa.completions.create({ model: 'scripted', prompt: 'Twice', max_tokens: 4, stream: true });
     let text = '';
     let last: OpenAI.Completion | undefined;
-    for await (const chunk of stream) { text += chunk.choices[0]?.text ?? ''; last = chunk; }
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.text ?? '';
+      last = chunk;
+    }
     expect(text).toBe('t0 t1 t2 t3 ');
     expect(last?.choices[0].finish_reason).toBe('length');
     expect(prompts.at(-1)).toBe('Twice');
@@ -280,7 +365,10 @@ describe('the official openai npm client against sieve serve (issue 18)', () => 
     expect(ids).toEqual(['scripted']);
     expect(await oa.models.retrieve('scripted')).toMatchObject({ id: 'scripted', object: 'model', owned_by: 'sieve' });
     const notFound = async (p: Promise<unknown>) => {
-      const e = await p.then(() => undefined, (err: unknown) => err);
+      const e = await p.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(e).toBeInstanceOf(OpenAI.NotFoundError);
       expect((e as InstanceType<typeof OpenAI.NotFoundError>).status).toBe(404);
       expect((e as InstanceType<typeof OpenAI.NotFoundError>).code).toBe('model_not_found');
@@ -293,7 +381,10 @@ describe('the official openai npm client against sieve serve (issue 18)', () => 
     await notFound(oa.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }], stream: true }));
     await notFound(oa.completions.create({ model: 'gpt-4o', prompt: 'x' }));
     // a 400 from validation reaches the client typed too, naming the field
-    const bad = await oa.chat.completions.create({ model: 'scripted', messages: [{ role: 'user', content: 'hi' }], max_tokens: 0 }).then(() => undefined, (err: unknown) => err);
+    const bad = await oa.chat.completions.create({ model: 'scripted', messages: [{ role: 'user', content: 'hi' }], max_tokens: 0 }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(bad).toBeInstanceOf(OpenAI.BadRequestError);
     expect((bad as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('max_tokens');
   });
@@ -308,7 +399,10 @@ describe('the official openai npm client against sieve serve (issue 18)', () => 
         () => client(url, 'sk-test-124').chat.completions.create({ model: 'scripted', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
         () => client(url, 'sk-test-124').models.list(),
       ]) {
-        const e = await call().then(() => undefined, (err: unknown) => err);
+        const e = await call().then(
+          () => undefined,
+          (err: unknown) => err,
+        );
         expect(e).toBeInstanceOf(OpenAI.AuthenticationError);
         expect((e as InstanceType<typeof OpenAI.AuthenticationError>).status).toBe(401);
         expect((e as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe('invalid_api_key');
@@ -366,7 +460,9 @@ describe('server security (issue 20)', () => {
     const site = 'http://localhost:5173';
     await withServer({ cors: site, apiKey: 'k' }, async (port) => {
       const pf = await call(port, 'OPTIONS', '/v1/chat/completions', undefined, {
-        origin: site, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type, x-stainless-os',
+        origin: site,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type, x-stainless-os',
       });
       expect(pf.status).toBe(204); // preflights carry no credentials
       expect(pf.headers['access-control-allow-origin']).toBe(site);
@@ -387,16 +483,21 @@ describe('server security (issue 20)', () => {
 
   it('slowloris: a client that never finishes its headers or body is cut off; others are served meanwhile', async () => {
     await withServer({ headersTimeoutMs: 400, requestTimeoutMs: 800 }, async (port) => {
-      const slow = (data: string) => new Promise<{ text: string; ms: number }>((resolve) => {
-        const t0 = Date.now();
-        const sock = connect(port, '127.0.0.1', () => sock.write(data));
-        let text = '';
-        sock.on('data', (d) => { text += d; });
-        sock.on('close', () => resolve({ text, ms: Date.now() - t0 }));
-        sock.on('error', () => {});
-        const drip = setInterval(() => { if (!sock.destroyed) sock.write('X-a: b\r\n'.slice(0, 1)); }, 100);
-        sock.on('close', () => clearInterval(drip));
-      });
+      const slow = (data: string) =>
+        new Promise<{ text: string; ms: number }>((resolve) => {
+          const t0 = Date.now();
+          const sock = connect(port, '127.0.0.1', () => sock.write(data));
+          let text = '';
+          sock.on('data', (d) => {
+            text += d;
+          });
+          sock.on('close', () => resolve({ text, ms: Date.now() - t0 }));
+          sock.on('error', () => {});
+          const drip = setInterval(() => {
+            if (!sock.destroyed) sock.write('X-a: b\r\n'.slice(0, 1));
+          }, 100);
+          sock.on('close', () => clearInterval(drip));
+        });
       const headers = slow(`GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Slow: `);
       const body = slow(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
       expect((await call(port, 'GET', '/v1/models')).status).toBe(200);
@@ -409,8 +510,15 @@ describe('server security (issue 20)', () => {
   });
 
   it('50 concurrent requests are all answered, in full', async () => {
-    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) =>
-      http('POST', i % 2 ? '/v1/completions' : '/v1/chat/completions', JSON.stringify(i % 2 ? { prompt: `p${i}`, max_tokens: 2 } : { messages: msgs, max_tokens: 2, stream: i % 4 === 0 }))));
+    const replies = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        http(
+          'POST',
+          i % 2 ? '/v1/completions' : '/v1/chat/completions',
+          JSON.stringify(i % 2 ? { prompt: `p${i}`, max_tokens: 2 } : { messages: msgs, max_tokens: 2, stream: i % 4 === 0 }),
+        ),
+      ),
+    );
     expect(replies.map((r) => r.status)).toEqual(new Array(50).fill(200));
     for (const [i, r] of replies.entries()) {
       if (i % 4 === 0) expect(r.text.endsWith('data: [DONE]\n\n')).toBe(true);

@@ -36,12 +36,16 @@ describe('config values in sane ranges', () => {
     it(`${field} = ${JSON.stringify(Object.values(patch)[0])} is a ConfigError naming '${field}'`, () => {
       const base = parse === (parseInternlm2Config as never) ? internlm2 : chatglm2;
       let err: unknown;
-      try { parse({ ...base, ...patch }); } catch (e) { err = e; }
+      try {
+        parse({ ...base, ...patch });
+      } catch (e) {
+        err = e;
+      }
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as Error).message).toContain(`'${field}'`);
     });
   }
-  it('the fixtures\' own configs still parse', () => {
+  it("the fixtures' own configs still parse", () => {
     expect(parseInternlm2Config(internlm2).normEps).toBe(1e-5);
     expect(parseChatglm2Config(chatglm2).normEps).toBe(1e-5);
   });
@@ -55,7 +59,11 @@ describe('options: NaN and Infinity reported by name', () => {
     expect(() => validateInput({ ids: [1, NaN] })).toThrow(/got NaN/);
     expect(() => validateLoadOptions({ allowSpecialTokens: 'yes' as never })).toThrow(InvalidOptionError);
     for (const f of [() => validateLoadOptions({ contextLength: NaN }), () => resolveGenerate({ seed: Infinity })]) {
-      try { f(); } catch (e) { expect((e as Error).message).not.toContain('null'); }
+      try {
+        f();
+      } catch (e) {
+        expect((e as Error).message).not.toContain('null');
+      }
     }
   });
 });
@@ -64,7 +72,10 @@ describe('model limits at load (real WebGPU, refused before any weight is read)'
   it('contextLength above max_position_embeddings is an InvalidOptionError naming both', async () => {
     const ctx = await testGpu();
     const before = new Set(ctx.allocations.keys());
-    const err = await loadEngine(ctx, `${FIXTURES}stories260k`, { contextLength: 100_000 }).then(() => undefined, (e) => e);
+    const err = await loadEngine(ctx, `${FIXTURES}stories260k`, { contextLength: 100_000 }).then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(InvalidOptionError);
     expect((err as Error).message).toMatch(/100000 is above the model's maximum of 512/);
     expect([...ctx.allocations.keys()].filter((b) => !before.has(b))).toEqual([]);
@@ -81,7 +92,10 @@ describe('model limits at load (real WebGPU, refused before any weight is read)'
       copyFileSync(`${FIXTURES}tokenizers/bpe_zh.model`, join(dir, 'tokenizer.model'));
       writeFileSync(join(dir, 'config.json'), readFileSync(`${FIXTURES}stories260k/config.json`));
       const ctx = await testGpu();
-      const err = await loadModel(dir, { gpu: ctx }).then(() => undefined, (e) => e);
+      const err = await loadModel(dir, { gpu: ctx }).then(
+        () => undefined,
+        (e) => e,
+      );
       expect(err).toBeInstanceOf(TokenizerError);
       expect((err as Error).message).toMatch(/tokenizer has 1200 tokens but the model's vocabulary .* has 512/);
     } finally {

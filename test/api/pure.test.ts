@@ -11,7 +11,10 @@ import type { ChatCompletionChunk, GenerateChunk } from '../../src/api/types.ts'
 function feed(stops: string[], deltas: string[]): { out: string; stopped: boolean; emitted: string[] } {
   const m = new StopMatcher(stops);
   const emitted: string[] = [];
-  for (const d of deltas) { emitted.push(m.push(d)); if (m.stopped) break; }
+  for (const d of deltas) {
+    emitted.push(m.push(d));
+    if (m.stopped) break;
+  }
   if (!m.stopped) emitted.push(m.flush());
   return { out: emitted.join(''), stopped: m.stopped, emitted };
 }
@@ -42,7 +45,11 @@ describe('StopMatcher', () => {
     for (let seed = 1; seed < 50; seed++) {
       const parts: string[] = [];
       let i = 0;
-      while (i < text.length) { const n = 1 + ((seed * 7 + i * 13) % 4); parts.push(text.slice(i, i + n)); i += n; }
+      while (i < text.length) {
+        const n = 1 + ((seed * 7 + i * 13) % 4);
+        parts.push(text.slice(i, i + n));
+        i += n;
+      }
       expect(feed(['STOP', 'zz'], parts).out).toBe('the cat sat on the ');
     }
   });
@@ -53,26 +60,33 @@ describe('SerialQueue', () => {
     const q = new SerialQueue();
     const log: string[] = [];
     let active = 0;
-    const job = (name: string, ms: number) => q.run(async () => {
-      active++;
-      expect(active).toBe(1);
-      log.push(`start ${name}`);
-      await new Promise((r) => setTimeout(r, ms));
-      log.push(`end ${name}`);
-      active--;
-    });
+    const job = (name: string, ms: number) =>
+      q.run(async () => {
+        active++;
+        expect(active).toBe(1);
+        log.push(`start ${name}`);
+        await new Promise((r) => setTimeout(r, ms));
+        log.push(`end ${name}`);
+        active--;
+      });
     await Promise.all([job('a', 20), job('b', 1), job('c', 5)]);
     expect(log).toEqual(['start a', 'end a', 'start b', 'end b', 'start c', 'end c']);
   });
   it('a failing holder does not block the next', async () => {
     const q = new SerialQueue();
-    await expect(q.run(async () => { throw new Error('x'); })).rejects.toThrow('x');
+    await expect(
+      q.run(async () => {
+        throw new Error('x');
+      }),
+    ).rejects.toThrow('x');
     expect(await q.run(async () => 7)).toBe(7);
   });
 });
 
 function invalid(fn: () => unknown, option: string): void {
-  try { fn(); } catch (e) {
+  try {
+    fn();
+  } catch (e) {
     expect(e).toBeInstanceOf(InvalidOptionError);
     expect((e as InvalidOptionError).details.option).toBe(option);
     expect((e as Error).message).toContain(option);
@@ -117,13 +131,30 @@ describe('option validation names the option', () => {
 
 describe('OpenAI shaping', () => {
   const chunks: GenerateChunk[] = [
-    { text: 'Hel', tokenIds: [1] }, { text: '', tokenIds: [2] }, { text: 'lo', tokenIds: [3] },
-    { text: '!', tokenIds: [4], finishReason: 'length', stats: { promptTokens: 5, cachedTokens: 0, prefillTokens: 5, completionTokens: 4, ttftMs: 1, prefillTokPerS: 1, decodeTokPerS: 1, totalMs: 2 } },
+    { text: 'Hel', tokenIds: [1] },
+    { text: '', tokenIds: [2] },
+    { text: 'lo', tokenIds: [3] },
+    {
+      text: '!',
+      tokenIds: [4],
+      finishReason: 'length',
+      stats: { promptTokens: 5, cachedTokens: 0, prefillTokens: 5, completionTokens: 4, ttftMs: 1, prefillTokPerS: 1, decodeTokPerS: 1, totalMs: 2 },
+    },
   ];
-  const api = makeChatCompletions(async function* () { yield* chunks; }, () => 'm1');
+  const api = makeChatCompletions(
+    async function* () {
+      yield* chunks;
+    },
+    () => 'm1',
+  );
   it('non-streamed: one chat.completion with usage', async () => {
     const c = await api.create({ messages: [{ role: 'user', content: 'x' }] });
-    expect(c).toMatchObject({ object: 'chat.completion', model: 'm1', choices: [{ index: 0, message: { role: 'assistant', content: 'Hello!' }, finish_reason: 'length' }], usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 } });
+    expect(c).toMatchObject({
+      object: 'chat.completion',
+      model: 'm1',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'Hello!' }, finish_reason: 'length' }],
+      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
+    });
     expect(c.id).toMatch(/^chatcmpl-/);
   });
   it('streamed: role first, content deltas, finish_reason and usage last, one id', async () => {

@@ -63,8 +63,11 @@ export async function runSampleCase(ctx: GpuContext, c: SampleCase, draws = 24, 
         throw new Error(`${c.name}: r=${r} GPU picked ${got}, outside the kept set (CPU picks ${want.id}; ${want.kept.length} kept)`);
       }
       // Exact agreement is required unless r or topP sits within 1e-4 of a boundary (f32 vs f64 sums).
-      const alt = [r - 1e-4, r + 1e-4].flatMap((rr) => [c.params.topP * (1 - 1e-4), Math.min(1, c.params.topP * (1 + 1e-4))]
-        .map((tp) => sampleRef(logits, history, { ...c.params, topP: tp }, Math.min(Math.max(rr, 0), 0.999999)).id));
+      const alt = [r - 1e-4, r + 1e-4].flatMap((rr) =>
+        [c.params.topP * (1 - 1e-4), Math.min(1, c.params.topP * (1 + 1e-4))].map(
+          (tp) => sampleRef(logits, history, { ...c.params, topP: tp }, Math.min(Math.max(rr, 0), 0.999999)).id,
+        ),
+      );
       if (alt.every((a) => a === want.id)) {
         if (got !== want.id) throw new Error(`${c.name}: r=${r} GPU picked ${got}, CPU reference ${want.id}`);
         exact++;

@@ -16,7 +16,10 @@ describe('GPU sampling kernel vs CPU reference (Dawn)', () => {
   it('top-k 3 only ever picks the 3 largest, and all of them', async () => {
     const ctx = await testGpu();
     const logits = Float32Array.from({ length: 97 }, (_, i) => Math.sin(i * 1.7) * 3);
-    const top = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]).slice(0, 3).sort((a, b) => a - b);
+    const top = Array.from(logits.keys())
+      .sort((a, b) => logits[b] - logits[a])
+      .slice(0, 3)
+      .sort((a, b) => a - b);
     const buf = uploadBuffer(ctx, logits, 'l');
     const s = await GpuSampler.create(ctx, buf, 97, 4);
     const seen = new Set<number>();

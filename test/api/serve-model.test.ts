@@ -26,8 +26,15 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'sieve-serve-'));
   for (const f of ['config.json', 'model.safetensors', 'tokenizer.model']) symlinkSync(join(STORIES, f), join(dir, f));
   const cfg = JSON.parse(readFileSync(join(STORIES, 'tokenizer_config.json'), 'utf8'));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ ...cfg, chat_template: '{% for i in range(1000000000) %}{% endfor %}{{ messages[0].content }}' }));
-  engine = await ProcessEngine.start(dir, { weights: 'f32', kvDtype: 'f32', contextLength: 64, modelId: 'stories260k' }, { budgetMs: 30_000, graceMs: 5_000, maxHeapMb: 256 });
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ ...cfg, chat_template: '{% for i in range(1000000000) %}{% endfor %}{{ messages[0].content }}' }),
+  );
+  engine = await ProcessEngine.start(
+    dir,
+    { weights: 'f32', kvDtype: 'f32', contextLength: 64, modelId: 'stories260k' },
+    { budgetMs: 30_000, graceMs: 5_000, maxHeapMb: 256 },
+  );
   srv = await startServer(engine, { port: 0 });
 });
 afterAll(async () => {
@@ -55,7 +62,12 @@ describe('sieve serve on stories260k in the engine process', () => {
     const s = await post('/v1/completions', { ...completion, stream: true });
     const events = s.text.trim().split('\n\n');
     expect(events.at(-1)).toBe('data: [DONE]');
-    expect(events.slice(0, -1).map((e) => JSON.parse(e.slice(6)).choices[0].text).join('')).toBe(first);
+    expect(
+      events
+        .slice(0, -1)
+        .map((e) => JSON.parse(e.slice(6)).choices[0].text)
+        .join(''),
+    ).toBe(first);
   });
 
   it('the official openai client gets the same greedy continuation, plain and streamed', async () => {

@@ -24,7 +24,8 @@ const OPTS = { ...DEFAULT_ATTENTION, attention: 'sample' as const, minSparseLen:
 
 /** Prefill of `seqLen` planted rows in chunks of `chunk`, one submit per chunk; stats and last selection. */
 async function run(ctx: GpuContext, seqLen: number, chunk: number, report: number | undefined, needle: number) {
-  const nHeads = 4, nKvHeads = 2;
+  const nHeads = 4,
+    nKvHeads = 2;
   const qkv = syntheticQkv({ seqLen, nHeads, nKvHeads, headDim: D, kind: 'planted', needle, needleRows: 32, seed: 5 });
   const attn = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim: D, kvDtype: 'f32', capacity: seqLen, maxRows: chunk });
   const rowW = nHeads * D;
@@ -63,7 +64,8 @@ describe('SampleAttention column report (Dawn)', () => {
   it('one chunk, S = 1024: bins sum to |I|, equal the histogram of the selected ids, the needle lands in its bin', async () => {
     const ctx = await testGpu();
     const before = liveBytes(ctx);
-    const seqLen = 1024, needle = 333;
+    const seqLen = 1024,
+      needle = 333;
     const { stats, selection } = await run(ctx, seqLen, seqLen, seqLen, needle);
     expect(liveBytes(ctx)).toBe(before);
     expect(stats).toHaveLength(4);
@@ -90,7 +92,8 @@ describe('SampleAttention column report (Dawn)', () => {
     const seqLen = 1024;
     const { stats, selection } = await run(ctx, seqLen, 512, seqLen, 200);
     expect(stats).toHaveLength(8);
-    const first = stats.slice(0, 4), second = stats.slice(4);
+    const first = stats.slice(0, 4),
+      second = stats.slice(4);
     for (const h of stats) expect(sum(h.columnBins!)).toBe(h.selected);
     // chunk 1 saw keys [0, 512) only: its bins past 128 are empty
     for (const h of first) {
@@ -118,15 +121,26 @@ describe('SampleAttention column report (Dawn)', () => {
 
   it('attentionPipelineSpecs: after compiling them, prefill at any length / option and decode at any position create no module or pipeline', async () => {
     const ctx = await testGpu();
-    const nHeads = 4, nKvHeads = 2, capacity = 160;
+    const nHeads = 4,
+      nKvHeads = 2,
+      capacity = 160;
     await Promise.all(attentionPipelineSpecs(ctx, { nHeads, nKvHeads, headDim: D, kvDtype: 'f32' }).map((s) => getPipeline(ctx, s)));
     // Count what the device is asked to create from here on.
     const dev = ctx.device;
     const counts = { modules: 0, pipelines: 0 };
     const orig = { m: dev.createShaderModule, p: dev.createComputePipeline, pa: dev.createComputePipelineAsync };
-    dev.createShaderModule = (d) => { counts.modules++; return orig.m.call(dev, d); };
-    dev.createComputePipeline = (d) => { counts.pipelines++; return orig.p.call(dev, d); };
-    dev.createComputePipelineAsync = (d) => { counts.pipelines++; return orig.pa.call(dev, d); };
+    dev.createShaderModule = (d) => {
+      counts.modules++;
+      return orig.m.call(dev, d);
+    };
+    dev.createComputePipeline = (d) => {
+      counts.pipelines++;
+      return orig.p.call(dev, d);
+    };
+    dev.createComputePipelineAsync = (d) => {
+      counts.pipelines++;
+      return orig.pa.call(dev, d);
+    };
     const bufs: GPUBuffer[] = [];
     let prefill: PrefillAttention | undefined, decode: DecodeAttention | undefined, step: StepUniform | undefined;
     try {
@@ -142,9 +156,16 @@ describe('SampleAttention column report (Dawn)', () => {
       prefill.reportColumns(capacity);
       // Dense at new lengths, appended chunks, sparse under every selection rule, the dense fallback.
       const runs: [number, number, Partial<AttentionOptions>][] = [
-        [0, 1, { attention: 'dense' }], [1, 2, { attention: 'dense' }], [3, 7, { attention: 'dense' }], [10, 13, { attention: 'dense' }],
-        [0, 80, {}], [80, 79, { selection: 'group' }], [0, 65, { selection: 'topup' }], [0, 66, { selection: 'head' }],
-        [0, 80, { denseFallbackArea: 0.05 }], [80, 1, { selection: 'auto', topupBelow: 0 }],
+        [0, 1, { attention: 'dense' }],
+        [1, 2, { attention: 'dense' }],
+        [3, 7, { attention: 'dense' }],
+        [10, 13, { attention: 'dense' }],
+        [0, 80, {}],
+        [80, 79, { selection: 'group' }],
+        [0, 65, { selection: 'topup' }],
+        [0, 66, { selection: 'head' }],
+        [0, 80, { denseFallbackArea: 0.05 }],
+        [80, 1, { selection: 'auto', topupBelow: 0 }],
       ];
       for (const [pos, rows, o] of runs) {
         const enc = ctx.device.createCommandEncoder();

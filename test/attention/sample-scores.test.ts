@@ -23,17 +23,31 @@ import { InvalidOptionError } from '../../src/errors.ts';
 import { asStored, uploadKv } from '../cases/attention.ts';
 
 interface Shape {
-  nHeads: number; nKvHeads: number; headDim: number; rows: number; pos: number;
-  kvDtype?: KvDtype; windowRatio?: number; minSampleRows?: number; sampleRatio?: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
+  rows: number;
+  pos: number;
+  kvDtype?: KvDtype;
+  windowRatio?: number;
+  minSampleRows?: number;
+  sampleRatio?: number;
 }
 
-interface Outputs { rowStats: Float32Array; colScores: Float32Array; groupScores: Float32Array }
+interface Outputs {
+  rowStats: Float32Array;
+  colScores: Float32Array;
+  groupScores: Float32Array;
+}
 
 function inputs(s: Shape) {
   const seqLen = s.pos + s.rows;
   const qkv = syntheticQkv({ seqLen, nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, kind: 'planted', seed: 3 });
   const plan = sparsePlan(s.pos, s.rows, {
-    ...DEFAULT_ATTENTION, windowRatio: s.windowRatio ?? 0.1, minSampleRows: s.minSampleRows ?? 50, sampleRatio: s.sampleRatio ?? 0.05,
+    ...DEFAULT_ATTENTION,
+    windowRatio: s.windowRatio ?? 0.1,
+    minSampleRows: s.minSampleRows ?? 50,
+    sampleRatio: s.sampleRatio ?? 0.05,
   });
   return { seqLen, qkv, plan };
 }
@@ -48,14 +62,21 @@ function tile(t: string): ScoreTile {
  * Runs the sampling phase on the chunk (the default tiles of this adapter, or forced ones;
  * split: the row-stats kernel's key splits); outputs trimmed to nSamp rows / nCols columns.
  */
-async function runSampling(ctx: GpuContext, s: Shape, which: { tiles?: { rows?: string; cols?: string }; split?: number } = {}, data = inputs(s)): Promise<Outputs> {
+async function runSampling(
+  ctx: GpuContext,
+  s: Shape,
+  which: { tiles?: { rows?: string; cols?: string }; split?: number } = {},
+  data = inputs(s),
+): Promise<Outputs> {
   const { seqLen, qkv, plan } = data;
   const capacity = seqLen + 3; // a cache larger than the sequence
   const dtype = s.kvDtype ?? 'f32';
   const dims = { nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, kvDtype: dtype, capacity };
   const t = which.tiles ?? {};
   const scores = await SampleScores.create(ctx, dims, {
-    rows: t.rows ? tile(t.rows) : undefined, cols: t.cols ? tile(t.cols) : undefined, split: which.split ?? 1,
+    rows: t.rows ? tile(t.rows) : undefined,
+    cols: t.cols ? tile(t.cols) : undefined,
+    split: which.split ?? 1,
   });
   const kernels = {
     encodeSampling: (pass: GPUComputePassEncoder, b: Parameters<SampleScores['encode']>[1], nSamp: number, nCols: number) => {
@@ -73,8 +94,19 @@ async function runSampling(ctx: GpuContext, s: Shape, which: { tiles?: { rows?: 
     const colScores = createBuffer(ctx, s.nHeads * capacity * 4, STORAGE.rw, 'colScores'); // (nHeads, capacity)
     const groupScores = createBuffer(ctx, s.nKvHeads * capacity * 4, STORAGE.rw, 'groupScores'); // (nKvHeads, capacity)
     const words = paramsWords({
-      rows: s.rows, pos: s.pos, nHeads: s.nHeads, nKvHeads: s.nKvHeads, capacity, window: plan.window, nSamp: plan.nSamp,
-      sampBlock: plan.sampBlock, nBlocks: plan.nBlocks, nCols: plan.nCols, statsOffset: 0, scale: Math.LOG2E / Math.sqrt(s.headDim), alpha: 0.95,
+      rows: s.rows,
+      pos: s.pos,
+      nHeads: s.nHeads,
+      nKvHeads: s.nKvHeads,
+      capacity,
+      window: plan.window,
+      nSamp: plan.nSamp,
+      sampBlock: plan.sampBlock,
+      nBlocks: plan.nBlocks,
+      nCols: plan.nCols,
+      statsOffset: 0,
+      scale: Math.LOG2E / Math.sqrt(s.headDim),
+      alpha: 0.95,
     });
     const params = uniformBuffer(ctx, new Uint32Array(words), 'params');
     bufs.push(q, k, rowStats, colScores, groupScores, params);
@@ -103,14 +135,22 @@ async function runSampling(ctx: GpuContext, s: Shape, which: { tiles?: { rows?: 
 function reference(s: Shape, data: ReturnType<typeof inputs>) {
   const { seqLen, qkv } = data;
   const rowW = s.nHeads * s.headDim;
-  return samplingRef(qkv.q.subarray(s.pos * rowW, seqLen * rowW), asStored(qkv.k, s.kvDtype ?? 'f32'),
-    { nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, seqLen, rows: s.rows, pos: s.pos }, data.plan);
+  return samplingRef(
+    qkv.q.subarray(s.pos * rowW, seqLen * rowW),
+    asStored(qkv.k, s.kvDtype ?? 'f32'),
+    { nHeads: s.nHeads, nKvHeads: s.nKvHeads, headDim: s.headDim, seqLen, rows: s.rows, pos: s.pos },
+    data.plan,
+  );
 }
 
 /** lse and window mass compared separately (different scales). */
 function split(rs: ArrayLike<number>): [number[], number[]] {
-  const lse: number[] = [], win: number[] = [];
-  for (let i = 0; i < rs.length; i += 2) { lse.push(rs[i]); win.push(rs[i + 1]); }
+  const lse: number[] = [],
+    win: number[] = [];
+  for (let i = 0; i < rs.length; i += 2) {
+    lse.push(rs[i]);
+    win.push(rs[i + 1]);
+  }
   return [lse, win];
 }
 
@@ -123,11 +163,16 @@ function expectClose(got: Outputs, want: Outputs | ReturnType<typeof reference>,
   assertClose(got.groupScores, want.groupScores, `${what} groupScores`, rtol, 1e-6);
 }
 
-function describePlan(p: SparsePlan) { return `nSamp ${p.nSamp} nCols ${p.nCols} w ${p.window}`; }
+function describePlan(p: SparsePlan) {
+  return `nSamp ${p.nSamp} nCols ${p.nCols} w ${p.window}`;
+}
 
 describe('SampleAttention sampling kernels (Dawn)', () => {
   const SHAPES: [string, Shape][] = [
-    ['GQA 4, D 80 (double-buffered chunks), f16 cache, chunk at pos > 0', { nHeads: 8, nKvHeads: 2, headDim: 80, rows: 130, pos: 170, kvDtype: 'f16', windowRatio: 0.08 }],
+    [
+      'GQA 4, D 80 (double-buffered chunks), f16 cache, chunk at pos > 0',
+      { nHeads: 8, nKvHeads: 2, headDim: 80, rows: 130, pos: 170, kvDtype: 'f16', windowRatio: 0.08 },
+    ],
     ['MHA, D 37 (scalar loads, odd chunk count), every row sampled', { nHeads: 2, nKvHeads: 2, headDim: 37, rows: 90, pos: 0, minSampleRows: 200 }],
     ['GQA 8, D 64, one-row chunk at pos > 0', { nHeads: 8, nKvHeads: 1, headDim: 64, rows: 1, pos: 200, minSampleRows: 1 }],
     ['GQA 2, D 64, 4-row blocks over 300 rows, nSamp * group % 16 != 0', { nHeads: 4, nKvHeads: 2, headDim: 64, rows: 300, pos: 0 }],

@@ -35,7 +35,11 @@ describe('SampleAttention (Dawn)', () => {
     expect(run.stats.every((s) => s.areaFraction === 1 && s.cra >= 0.999)).toBe(true);
   });
 
-  for (const [nHeads, nKvHeads] of [[2, 2], [8, 2], [16, 1]]) {
+  for (const [nHeads, nKvHeads] of [
+    [2, 2],
+    [8, 2],
+    [16, 1],
+  ]) {
     it(`alpha = 1 with a small window equals dense through stripes + window + merge, GQA ${nHeads / nKvHeads}`, async () => {
       const { err, run } = await exactCase(nHeads, nKvHeads, 200, 0, 0.1);
       expect(err).toBeLessThanOrEqual(1e-5);
@@ -55,7 +59,10 @@ describe('SampleAttention (Dawn)', () => {
     const a99 = await runSparseCase(ctx, spec, { alpha: 0.99 });
     console.log('planted S=2048 alpha 0.95', JSON.stringify(a95));
     console.log('planted S=2048 alpha 0.99', JSON.stringify(a99));
-    for (const [alpha, r] of [[0.95, a95], [0.99, a99]] as const) {
+    for (const [alpha, r] of [
+      [0.95, a95],
+      [0.99, a99],
+    ] as const) {
       expect(r.craAll).toBeGreaterThanOrEqual(alpha - 0.03);
       expect(r.craSampled).toBeGreaterThanOrEqual(alpha - 1e-3);
       expect(r.needleSelected).toBe(true);
@@ -76,7 +83,9 @@ describe('SampleAttention (Dawn)', () => {
     const group = await runPrefill(ctx, qkv, d, { ...SPARSE, alpha: 0.95, selection: 'group' });
     const topup = await runPrefill(ctx, qkv, d, { ...SPARSE, alpha: 0.95, selection: 'topup' });
     const want = attentionRef(qkv.q, qkv.k, qkv.v, d);
-    console.log(`topup: CRA ${topup.stats.map((s) => s.cra.toFixed(3))} (group ${group.stats.map((s) => s.cra.toFixed(3))}), selected ${topup.stats.map((s) => s.selected)} (group ${group.stats.map((s) => s.selected)}), rel L2 ${relL2(topup.out, want).toFixed(4)} (group ${relL2(group.out, want).toFixed(4)})`);
+    console.log(
+      `topup: CRA ${topup.stats.map((s) => s.cra.toFixed(3))} (group ${group.stats.map((s) => s.cra.toFixed(3))}), selected ${topup.stats.map((s) => s.selected)} (group ${group.stats.map((s) => s.selected)}), rel L2 ${relL2(topup.out, want).toFixed(4)} (group ${relL2(group.out, want).toFixed(4)})`,
+    );
     // The group's set leaves at least one head under alpha here (else this case tests nothing).
     expect(Math.min(...group.stats.map((s) => s.cra))).toBeLessThan(0.95 - 0.01);
     for (const s of topup.stats) expect(s.cra).toBeGreaterThanOrEqual(0.95 - 1e-4);

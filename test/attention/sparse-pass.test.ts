@@ -20,7 +20,11 @@ import { relL2 } from '../helpers/compare.ts';
 const D = 32;
 const BASE: AttentionOptions = { ...DEFAULT_ATTENTION, attention: 'sample', minSparseLen: 0 };
 
-interface Case { spec: SyntheticSpec; pos: number; qkv?: () => { q: Float32Array; k: Float32Array; v: Float32Array } }
+interface Case {
+  spec: SyntheticSpec;
+  pos: number;
+  qkv?: () => { q: Float32Array; k: Float32Array; v: Float32Array };
+}
 
 async function run(c: Case, opts: Partial<AttentionOptions>, tile?: TileOverrides) {
   const ctx = await testGpu();
@@ -40,8 +44,7 @@ function restrictedRef(r: Awaited<ReturnType<typeof run>>): Float32Array {
   const w = res.stats[0].window;
   const perUnit = d.nHeads / res.selection.length;
   const sets = res.selection.map((ids) => new Set(ids));
-  return attentionRef(qkv.q.subarray(d.pos * d.nHeads * D), qkv.k, qkv.v, d,
-    (h, i, j) => j > i - w || sets[Math.floor(h / perUnit)].has(j));
+  return attentionRef(qkv.q.subarray(d.pos * d.nHeads * D), qkv.k, qkv.v, d, (h, i, j) => j > i - w || sets[Math.floor(h / perUnit)].has(j));
 }
 
 /** KV group 0 planted (stays sparse), group 1 random (flagged at denseFallbackArea 0.5): some groups fall back. */
@@ -54,7 +57,12 @@ function mixedQkv(seqLen: number, group: number) {
     q.set(a.q.subarray(r * group * D, (r + 1) * group * D), r * rowW);
     q.set(b.q.subarray(r * group * D, (r + 1) * group * D), r * rowW + group * D);
   }
-  const cat = (x: Float32Array, y: Float32Array) => { const z = new Float32Array(x.length + y.length); z.set(x); z.set(y, x.length); return z; };
+  const cat = (x: Float32Array, y: Float32Array) => {
+    const z = new Float32Array(x.length + y.length);
+    z.set(x);
+    z.set(y, x.length);
+    return z;
+  };
   return { q, k: cat(a.k, b.k), v: cat(a.v, b.v) };
 }
 const MIXED: Case = { spec: { seqLen: 400, nHeads: 4, nKvHeads: 2, headDim: D, kind: 'random', seed: 0 }, pos: 0, qkv: () => mixedQkv(400, 2) };
@@ -62,7 +70,6 @@ const MIXED: Case = { spec: { seqLen: 400, nHeads: 4, nKvHeads: 2, headDim: D, k
 function denseRef(r: Awaited<ReturnType<typeof run>>): Float32Array {
   return attentionRef(r.qkv.q.subarray(r.d.pos * r.d.nHeads * D), r.qkv.k, r.qkv.v, r.d);
 }
-
 
 // Random inputs at alpha 0.8 select many columns (many stripe tiles, ragged per-row bounds);
 // fallback off so the pass stays sparse. GQA 4 and a pos > 0 chunk.
@@ -160,8 +167,10 @@ describe('SampleAttention indirect dense fallback, per-head selection (Dawn)', (
       expect(head.res.stats.map((s) => s.head)).toEqual(Array.from({ length: c.spec.nHeads }, (_, h) => h));
       expect(relL2(head.res.out, restrictedRef(head))).toBeLessThanOrEqual(1e-5);
       const mean = (xs: number[]) => xs.reduce((x, y) => x + y, 0) / xs.length;
-      console.log(`${name}: per-head CRA ${mean(head.res.stats.map((s) => s.cra)).toFixed(4)} area ${mean(head.res.stats.map((s) => s.areaFraction)).toFixed(3)}`
-        + ` | per-group CRA ${mean(grp.res.stats.map((s) => s.cra)).toFixed(4)} area ${mean(grp.res.stats.map((s) => s.areaFraction)).toFixed(3)}`);
+      console.log(
+        `${name}: per-head CRA ${mean(head.res.stats.map((s) => s.cra)).toFixed(4)} area ${mean(head.res.stats.map((s) => s.areaFraction)).toFixed(3)}` +
+          ` | per-group CRA ${mean(grp.res.stats.map((s) => s.cra)).toFixed(4)} area ${mean(grp.res.stats.map((s) => s.areaFraction)).toFixed(3)}`,
+      );
       // Each head reaches the CRA goal on its own sampled rows (per group only the group's sum must).
       for (const s of head.res.stats) expect(s.cra).toBeGreaterThanOrEqual(opts.alpha - 1e-3);
     }

@@ -15,9 +15,12 @@ import { Rng } from '../../src/util/rng.ts';
 import { assertClose, relL2 } from '../helpers/compare.ts';
 
 export interface DenseShape {
-  nHeads: number; nKvHeads: number; headDim: number;
+  nHeads: number;
+  nKvHeads: number;
+  headDim: number;
   /** Query rows of the chunk and its first position. */
-  rows: number; pos: number;
+  rows: number;
+  pos: number;
   kvDtype?: KvDtype;
   /** Extra cache positions beyond pos + rows (the cache is larger than the sequence). */
   slack?: number;
@@ -39,7 +42,16 @@ export function shapeName(s: DenseShape): string {
 }
 
 /** K/V [nKvHeads, seqLen, headDim] copied into a cache [nKvHeads, capacity, headDim] of the dtype. */
-export function uploadKv(ctx: GpuContext, x: Float32Array, nKvHeads: number, seqLen: number, headDim: number, capacity: number, dtype: KvDtype, label: string): GPUBuffer {
+export function uploadKv(
+  ctx: GpuContext,
+  x: Float32Array,
+  nKvHeads: number,
+  seqLen: number,
+  headDim: number,
+  capacity: number,
+  dtype: KvDtype,
+  label: string,
+): GPUBuffer {
   const full = new Float32Array(nKvHeads * capacity * headDim);
   for (let h = 0; h < nKvHeads; h++) full.set(x.subarray(h * seqLen * headDim, (h + 1) * seqLen * headDim), h * capacity * headDim);
   return uploadBuffer(ctx, dtype === 'f16' ? packF16(full) : full, label);
@@ -67,16 +79,27 @@ export interface AttentionRun {
  * against k, v (nKvHeads, seqLen, headDim), seqLen >= pos + rows.
  */
 export async function runPrefill(
-  ctx: GpuContext, qkv: { q: Float32Array; k: Float32Array; v: Float32Array },
+  ctx: GpuContext,
+  qkv: { q: Float32Array; k: Float32Array; v: Float32Array },
   d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; rows: number; pos: number; kvDtype?: KvDtype; slack?: number },
-  opts: AttentionOptions, gpuOpts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {},
+  opts: AttentionOptions,
+  gpuOpts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {},
 ): Promise<AttentionRun> {
   const dtype = d.kvDtype ?? 'f32';
   const capacity = d.seqLen + (d.slack ?? 0);
   const rowW = d.nHeads * d.headDim;
-  const attn = await PrefillAttention.create(ctx, {
-    nHeads: d.nHeads, nKvHeads: d.nKvHeads, headDim: d.headDim, kvDtype: dtype, capacity, maxRows: Math.max(d.rows, 1),
-  }, { sparse: opts.attention === 'sample', ...gpuOpts });
+  const attn = await PrefillAttention.create(
+    ctx,
+    {
+      nHeads: d.nHeads,
+      nKvHeads: d.nKvHeads,
+      headDim: d.headDim,
+      kvDtype: dtype,
+      capacity,
+      maxRows: Math.max(d.rows, 1),
+    },
+    { sparse: opts.attention === 'sample', ...gpuOpts },
+  );
   const bufs: GPUBuffer[] = [];
   try {
     const q = uploadBuffer(ctx, qkv.q.subarray(d.pos * rowW, (d.pos + d.rows) * rowW), 'q');
@@ -153,7 +176,10 @@ export function exactProbs(q: Float32Array, k: Float32Array, d: RefDims): Float3
         if (s[j] > m) m = s[j];
       }
       let l = 0;
-      for (let j = 0; j <= i; j++) { s[j] = Math.exp(s[j] - m); l += s[j]; }
+      for (let j = 0; j <= i; j++) {
+        s[j] = Math.exp(s[j] - m);
+        l += s[j];
+      }
       const pr = new Float32Array(i + 1);
       for (let j = 0; j <= i; j++) pr[j] = s[j] / l;
       res.push(pr);
@@ -183,9 +209,7 @@ function probsTimesV(probs: Float32Array[], v: Float32Array, d: RefDims): Float3
   return out;
 }
 
-export async function runSparseCase(
-  ctx: GpuContext, spec: SyntheticSpec, opts: Partial<AttentionOptions>, chunk?: { pos: number },
-): Promise<SparseCaseResult> {
+export async function runSparseCase(ctx: GpuContext, spec: SyntheticSpec, opts: Partial<AttentionOptions>, chunk?: { pos: number }): Promise<SparseCaseResult> {
   const qkv = syntheticQkv(spec);
   const { seqLen, nHeads, nKvHeads, headDim: D } = spec;
   const pos = chunk?.pos ?? 0;
@@ -227,7 +251,8 @@ export async function runSparseCase(
   };
   if (spec.needle !== undefined && qkv.needleValue) {
     const nRows = Math.min(spec.needleRows ?? 16, rows);
-    let sp = 0, dn = 0;
+    let sp = 0,
+      dn = 0;
     for (let r = rows - nRows; r < rows; r++) {
       for (let h = 0; h < nHeads; h++) {
         for (let t = 0; t < D; t++) {
@@ -244,7 +269,8 @@ export async function runSparseCase(
 
 /** SampleAttention at alpha = 1 (every stripe selected) with a small window: rel L2 vs the dense CPU reference. */
 export async function runSparseExactCase(
-  ctx: GpuContext, d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; pos: number; windowRatio: number },
+  ctx: GpuContext,
+  d: { nHeads: number; nKvHeads: number; headDim: number; seqLen: number; pos: number; windowRatio: number },
 ): Promise<number> {
   const qkv = syntheticQkv({ seqLen: d.seqLen, nHeads: d.nHeads, nKvHeads: d.nKvHeads, headDim: d.headDim, kind: 'planted', seed: 11 });
   const dims = { ...d, rows: d.seqLen - d.pos };

@@ -29,15 +29,29 @@ export interface LinearCase {
 }
 
 export function caseName(c: LinearCase): string {
-  return `${c.gateUp ? 'gateUp' : 'linear'} ${c.format}${c.groupSize ? `/g${c.groupSize}` : ''} rows=${c.rows} in=${c.inDim} out=${c.out}` +
-    `${c.partRows ? ` parts of ${c.partRows}` : ''}${c.bias ? ' +bias' : ''}${c.xOff || c.yOff ? ` off=${c.xOff ?? 0}/${c.yOff ?? 0}` : ''}`;
+  return (
+    `${c.gateUp ? 'gateUp' : 'linear'} ${c.format}${c.groupSize ? `/g${c.groupSize}` : ''} rows=${c.rows} in=${c.inDim} out=${c.out}` +
+    `${c.partRows ? ` parts of ${c.partRows}` : ''}${c.bias ? ' +bias' : ''}${c.xOff || c.yOff ? ` off=${c.xOff ?? 0}/${c.yOff ?? 0}` : ''}`
+  );
 }
 
-export interface TestWeight { weight: GpuWeight; dequant: Float32Array; buffers: GPUBuffer[] }
+export interface TestWeight {
+  weight: GpuWeight;
+  dequant: Float32Array;
+  buffers: GPUBuffer[];
+}
 
 /** Packs `src` ([out, in] f32) into a GpuWeight with parts of `partRows` rows; `dequant` is what the kernels see. */
-export function makeWeight(ctx: GpuContext, name: string, format: WeightFormat, src: Float32Array, out: number, inDim: number,
-  groupSize = 0, partRows = out): TestWeight {
+export function makeWeight(
+  ctx: GpuContext,
+  name: string,
+  format: WeightFormat,
+  src: Float32Array,
+  out: number,
+  inDim: number,
+  groupSize = 0,
+  partRows = out,
+): TestWeight {
   const parts: GpuWeightPart[] = [];
   const buffers: GPUBuffer[] = [];
   for (let r0 = 0; r0 < out; r0 += partRows) {
@@ -104,7 +118,10 @@ let kernelsCtx: GpuContext | undefined;
 /** Runs one case with `lin` (default: one LinearKernels per context, default tunables). */
 export async function runLinearCase(ctx: GpuContext, c: LinearCase, seed = 1, lin?: LinearKernels): Promise<number> {
   if (!lin) {
-    if (kernelsCtx !== ctx) { kernels = LinearKernels.create(ctx); kernelsCtx = ctx; }
+    if (kernelsCtx !== ctx) {
+      kernels = LinearKernels.create(ctx);
+      kernelsCtx = ctx;
+    }
     lin = await kernels!;
   }
   const rng = new Rng(seed);

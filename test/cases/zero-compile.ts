@@ -25,7 +25,13 @@ export function countCreations(device: GPUDevice): { labels: string[]; restore()
       return saved[i].call(device, ...a);
     };
   }
-  return { labels, restore: () => names.forEach((n, i) => { d[n] = saved[i]; }) };
+  return {
+    labels,
+    restore: () =>
+      names.forEach((n, i) => {
+        d[n] = saved[i];
+      }),
+  };
 }
 
 export interface ZeroCompileResult {
@@ -43,8 +49,14 @@ export async function runZeroCompile(ctx: GpuContext, model: string): Promise<Ze
   const progress: ZeroCompileResult['progress'] = {};
   let events = 0;
   const eng = await loadModel(model, {
-    gpu: ctx, contextLength: 400, prefillChunk: ZERO_COMPILE_CHUNK, attention: { attention: 'sample', minSparseLen: 256 },
-    onProgress: (p) => { progress[p.stage] = p; events++; },
+    gpu: ctx,
+    contextLength: 400,
+    prefillChunk: ZERO_COMPILE_CHUNK,
+    attention: { attention: 'sample', minSparseLen: 256 },
+    onProgress: (p) => {
+      progress[p.stage] = p;
+      events++;
+    },
   });
   const generated: number[] = [];
   let counter: ReturnType<typeof countCreations> | undefined;
@@ -60,7 +72,8 @@ export async function runZeroCompile(ctx: GpuContext, model: string): Promise<Ze
       if (n !== 13 && n !== 300) continue;
       // The next turn appends to the cached conversation (only the new tail is prefilled), sampled.
       let m = 0;
-      for await (const c of eng.generate({ ids: [...prompt, ...out, ...ids(5)] }, { maxTokens: 2, temperature: 0.8, topK: 20, topP: 0.9, seed: i })) m += c.tokenIds.length;
+      for await (const c of eng.generate({ ids: [...prompt, ...out, ...ids(5)] }, { maxTokens: 2, temperature: 0.8, topK: 20, topP: 0.9, seed: i }))
+        m += c.tokenIds.length;
       generated.push(m);
     }
   } finally {

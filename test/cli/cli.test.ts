@@ -27,8 +27,12 @@ function sieve(...args: string[]): Promise<{ code: number | null; out: string; e
     const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    p.stdout.on('data', (d) => { out += d; });
-    p.stderr.on('data', (d) => { err += d; });
+    p.stdout.on('data', (d) => {
+      out += d;
+    });
+    p.stderr.on('data', (d) => {
+      err += d;
+    });
     p.on('exit', (code) => resolve({ code, out, err }));
   });
 }
@@ -37,8 +41,12 @@ function sieve(...args: string[]): Promise<{ code: number | null; out: string; e
 async function inProcess(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { out += `${a.join(' ')}\n`; });
-  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { err += `${a.join(' ')}\n`; });
+  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => {
+    out += `${a.join(' ')}\n`;
+  });
+  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => {
+    err += `${a.join(' ')}\n`;
+  });
   try {
     const code = await main(args);
     return { code, out, err };
@@ -100,8 +108,12 @@ describe('sieve CLI', () => {
 
   it('an unknown command, option or argument is named, with exit code 2', async () => {
     const [cmd, opt, topOpt, stray, noValue, bad] = await Promise.all([
-      sieve('bogus'), sieve('generate', '--bogus', '1'), sieve('--bogus'), sieve('info', 'stray'),
-      sieve('chat', '--model'), sieve('generate', '--model', 'x', '--temperature', 'hot'),
+      sieve('bogus'),
+      sieve('generate', '--bogus', '1'),
+      sieve('--bogus'),
+      sieve('info', 'stray'),
+      sieve('chat', '--model'),
+      sieve('generate', '--model', 'x', '--temperature', 'hot'),
     ]);
     expect(cmd.code).toBe(2);
     expect(cmd.err).toMatch(/^sieve: unknown command 'bogus'/);

@@ -162,7 +162,9 @@ export function consistencyCases(): void {
       const e = engines[0];
       const logits = await e.readLogits();
       const { ids: top, values } = await e.topK(5);
-      const sorted = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b).slice(0, 5);
+      const sorted = Array.from(logits.keys())
+        .sort((a, b) => logits[b] - logits[a] || a - b)
+        .slice(0, 5);
       expect(Array.from(top)).toEqual(sorted);
       expect(Array.from(values)).toEqual(sorted.map((i) => logits[i]));
       expect(await e.argmax()).toBe(sorted[0]);
@@ -180,10 +182,17 @@ export function consistencyCases(): void {
       const first = await e.argmax();
       const stepped: number[] = [];
       let id = first;
-      for (let i = 0; i < 12; i++) { await e.decodeStep(id); id = await e.argmax(); stepped.push(id); }
+      for (let i = 0; i < 12; i++) {
+        await e.decodeStep(id);
+        id = await e.argmax();
+        stepped.push(id);
+      }
       const logits = await e.readLogits();
       // Back to the prompt's logits (a prefill of its last token), then the loop.
-      const again = async () => { e.truncate(19); await e.prefill(ids.slice(19, 20)); };
+      const again = async () => {
+        e.truncate(19);
+        await e.prefill(ids.slice(19, 20));
+      };
       await again();
       expect(await loop({ maxTokens: 13 })).toEqual([first, ...stepped]);
       expect(e.kvLength).toBe(32);

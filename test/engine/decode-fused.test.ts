@@ -20,7 +20,10 @@ import { compareLogits, readGolden } from './golden-file.ts';
 
 const TOL = 1e-2;
 
-const RUNS: [string, DecodeVariant, boolean][] = [['chatglm2-tiny', 'fused', true], ['internlm2-tiny', 'fused', true]];
+const RUNS: [string, DecodeVariant, boolean][] = [
+  ['chatglm2-tiny', 'fused', true],
+  ['internlm2-tiny', 'fused', true],
+];
 /** Dispatches per layer of each plan (decodeDispatches: + embed, layer 0's norm, lm_head and the argmax). */
 const PER_LAYER: Partial<Record<DecodeVariant, number>> = { fused: 6 };
 
@@ -37,8 +40,16 @@ for (const [model, variant, withGreedy] of RUNS) {
       const fs = openSource(dir);
       const m = await readModel(fs);
       const weights = await loadWeights(ctx, fs, m.spec, m.plan, { format: 'f32' });
-      engine = await createEngine(ctx, { spec: m.spec, weights, contextLength: 128, prefillChunk: 1, prefillKernel: 'split',
-        kvDtype: 'f32', attention: { attention: 'dense' }, decodeVariant: variant });
+      engine = await createEngine(ctx, {
+        spec: m.spec,
+        weights,
+        contextLength: 128,
+        prefillChunk: 1,
+        prefillKernel: 'split',
+        kvDtype: 'f32',
+        attention: { attention: 'dense' },
+        decodeVariant: variant,
+      });
       return engine;
     };
     afterAll(() => {
@@ -66,30 +77,36 @@ for (const [model, variant, withGreedy] of RUNS) {
         expect(c.flips(2 * c.maxErr), `position ${i}`).toEqual([]);
         worst = Math.max(worst, c.maxErr / c.maxRef);
       }
-      console.log(`${model} ${variant} decode: ${ids.length} steps, ${e.decodeDispatches} dispatches per step, max err ${worst.toExponential(2)} of max |golden|`);
+      console.log(
+        `${model} ${variant} decode: ${ids.length} steps, ${e.decodeDispatches} dispatches per step, max err ${worst.toExponential(2)} of max |golden|`,
+      );
     }, 300_000);
 
-    it.skipIf(!withGreedy)('greedy: the golden continuation through decodeStep and the decode loop', async () => {
-      const e = await get();
-      const prompt = Array.from(golden.get('greedy.prompt_ids')!.data);
-      const want = Array.from(golden.get('greedy.new_ids')!.data);
-      e.truncate(0);
-      await e.prefill(prompt.slice(0, 1));
-      for (const id of prompt.slice(1)) await e.decodeStep(id);
-      const first = await e.argmax();
-      expect(first).toBe(want[0]);
-      const got = [first];
-      for (let i = 1; i < want.length; i++) {
-        await e.decodeStep(got[i - 1]);
-        got.push(await e.argmax());
-      }
-      expect(got).toEqual(want);
-      // The engine's decode loop (greedy: ids kept on the GPU, steps recorded ahead), from the prompt's logits.
-      e.truncate(prompt.length - 1);
-      await e.decodeStep(prompt[prompt.length - 1]);
-      const looped: number[] = [];
-      for await (const id of e.decode({ maxTokens: want.length })) looped.push(id);
-      expect(looped).toEqual(want);
-    }, 300_000);
+    it.skipIf(!withGreedy)(
+      'greedy: the golden continuation through decodeStep and the decode loop',
+      async () => {
+        const e = await get();
+        const prompt = Array.from(golden.get('greedy.prompt_ids')!.data);
+        const want = Array.from(golden.get('greedy.new_ids')!.data);
+        e.truncate(0);
+        await e.prefill(prompt.slice(0, 1));
+        for (const id of prompt.slice(1)) await e.decodeStep(id);
+        const first = await e.argmax();
+        expect(first).toBe(want[0]);
+        const got = [first];
+        for (let i = 1; i < want.length; i++) {
+          await e.decodeStep(got[i - 1]);
+          got.push(await e.argmax());
+        }
+        expect(got).toEqual(want);
+        // The engine's decode loop (greedy: ids kept on the GPU, steps recorded ahead), from the prompt's logits.
+        e.truncate(prompt.length - 1);
+        await e.decodeStep(prompt[prompt.length - 1]);
+        const looped: number[] = [];
+        for await (const id of e.decode({ maxTokens: want.length })) looped.push(id);
+        expect(looped).toEqual(want);
+      },
+      300_000,
+    );
   });
 }

@@ -17,16 +17,31 @@ export function readGolden(path: string): Map<string, { shape: number[]; data: F
 
 /** Max |a - b| over rows, max |golden|, and positions whose argmax differs although the golden top-2 gap exceeds `gapOver`. */
 export function compareLogits(got: Float32Array, want: Float32Array, vocab: number) {
-  let maxErr = 0, maxRef = 0;
-  for (let i = 0; i < want.length; i++) { maxErr = Math.max(maxErr, Math.abs(got[i] - want[i])); maxRef = Math.max(maxRef, Math.abs(want[i])); }
+  let maxErr = 0,
+    maxRef = 0;
+  for (let i = 0; i < want.length; i++) {
+    maxErr = Math.max(maxErr, Math.abs(got[i] - want[i]));
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+  }
   const flips = (gapOver: number) => {
     const bad: number[] = [];
     for (let r = 0; r < want.length / vocab; r++) {
-      let b1 = -Infinity, b2 = -Infinity, iw = -1, ig = -1, bg = -Infinity;
+      let b1 = -Infinity,
+        b2 = -Infinity,
+        iw = -1,
+        ig = -1,
+        bg = -Infinity;
       for (let c = 0; c < vocab; c++) {
         const v = want[r * vocab + c];
-        if (v > b1) { b2 = b1; b1 = v; iw = c; } else if (v > b2) b2 = v;
-        if (got[r * vocab + c] > bg) { bg = got[r * vocab + c]; ig = c; }
+        if (v > b1) {
+          b2 = b1;
+          b1 = v;
+          iw = c;
+        } else if (v > b2) b2 = v;
+        if (got[r * vocab + c] > bg) {
+          bg = got[r * vocab + c];
+          ig = c;
+        }
       }
       if (b1 - b2 > gapOver && ig !== iw) bad.push(r);
     }

@@ -49,7 +49,9 @@ export function goldenCases(): void {
             const want = golden.get(`${which}.logits`)!.data as Float32Array;
             const { logits } = await e.prefill(ids, { allLogits: true });
             const c = compareLogits(logits!, want, e.spec.vocabSize);
-            console.log(`${model} ${v.weights}/${v.kv} ${which}: max err ${c.maxErr.toExponential(3)} (${(c.maxErr / c.maxRef).toExponential(2)} of max |golden| ${c.maxRef.toFixed(3)})`);
+            console.log(
+              `${model} ${v.weights}/${v.kv} ${which}: max err ${c.maxErr.toExponential(3)} (${(c.maxErr / c.maxRef).toExponential(2)} of max |golden| ${c.maxRef.toFixed(3)})`,
+            );
             expect(c.maxErr).toBeLessThanOrEqual(v.tol * c.maxRef);
             expect(c.flips(2 * c.maxErr)).toEqual([]);
             // The last row also stays on the GPU as engine.logits.

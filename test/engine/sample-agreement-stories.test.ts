@@ -60,7 +60,9 @@ describe('SampleAttention vs dense prefill at model level (Dawn)', () => {
         const sample = await prefillAndGreedy(engine, ids, 0, { attention: { attention: 'sample', alpha: bar.alpha, minSparseLen: 64, ...bar.extra } });
         expect(sample.sparsity?.mode).toBe('sample');
         const a = compareLogits(dense.logits, sample.logits, V);
-        console.log(`stories260k S=${ids.length} alpha ${bar.alpha} ${JSON.stringify(bar.extra)}: top-1 ${(100 * a.top1).toFixed(2)}% (${a.rows - Math.round(a.top1 * a.rows)} rows differ${a.mismatches.length ? ` at ${a.mismatches.join(',')}` : ''}), max |dlogit| ${a.maxAbsDiff.toFixed(4)}; ${sparsityLine(sample.sparsity)}`);
+        console.log(
+          `stories260k S=${ids.length} alpha ${bar.alpha} ${JSON.stringify(bar.extra)}: top-1 ${(100 * a.top1).toFixed(2)}% (${a.rows - Math.round(a.top1 * a.rows)} rows differ${a.mismatches.length ? ` at ${a.mismatches.join(',')}` : ''}), max |dlogit| ${a.maxAbsDiff.toFixed(4)}; ${sparsityLine(sample.sparsity)}`,
+        );
         expect(Number.isFinite(a.maxAbsDiff)).toBe(true);
         expect(a.top1, `alpha ${bar.alpha} ${JSON.stringify(bar.extra)}`).toBeGreaterThanOrEqual(bar.floor);
       }

@@ -28,9 +28,19 @@ describe('SampleAttention vs dense prefill at model level (Dawn)', () => {
 
   it('structured synthetic model at 1024 tokens: top-1 agreement and the first 16 greedy tokens', async () => {
     const ctx = await testGpu();
-    const S = 1024, STEPS = 16;
+    const S = 1024,
+      STEPS = 16;
     // Narrower than PRESETS['internlm2-tiny'] (2 heads, 1 KV head) to keep dense 2K prefill affordable on SwiftShader.
-    const src = structuredSource({ ...PRESETS['internlm2-tiny'], dim: 128, nHeads: 2, nKvHeads: 1, ffnDim: 256, dtype: 'F32', seed: 21, contextLength: S + STEPS });
+    const src = structuredSource({
+      ...PRESETS['internlm2-tiny'],
+      dim: 128,
+      nHeads: 2,
+      nKvHeads: 1,
+      ffnDim: 256,
+      dtype: 'F32',
+      seed: 21,
+      contextLength: S + STEPS,
+    });
     engine = await loadEngine(ctx, src, { weights: 'f32', kvDtype: 'f32', contextLength: S + STEPS, prefillChunk: S });
     try {
       const V = engine.spec.vocabSize;
@@ -38,12 +48,16 @@ describe('SampleAttention vs dense prefill at model level (Dawn)', () => {
       const ids = Array.from(prompt.ids);
       const dense = await prefillAndGreedy(engine, ids, STEPS, { attention: { attention: 'dense' } });
       const kinds = Array.from({ length: 2 * 2 }, (_, k) => src.weights.plan(k >> 1, k & 1).kind);
-      console.log(`structured: head kinds ${kinds.join(',')}; dense greedy ${dense.greedy.join(',')}; needle successor ${src.weights.sigma(ids[prompt.needles[0]])}`);
+      console.log(
+        `structured: head kinds ${kinds.join(',')}; dense greedy ${dense.greedy.join(',')}; needle successor ${src.weights.sigma(ids[prompt.needles[0]])}`,
+      );
       for (const bar of BARS) {
         const sample = await prefillAndGreedy(engine, ids, STEPS, { attention: { attention: 'sample', alpha: bar.alpha, minSparseLen: S } });
         expect(sample.sparsity?.mode).toBe('sample');
         const a = compareLogits(dense.logits, sample.logits, V);
-        console.log(`structured internlm2-tiny S=${S} alpha ${bar.alpha}: top-1 ${(100 * a.top1).toFixed(2)}%, max |dlogit| ${a.maxAbsDiff.toFixed(4)}, greedy ${sample.greedy.filter((t, k) => t === dense.greedy[k]).length}/${STEPS} same; ${sparsityLine(sample.sparsity)}; dense ${dense.ms.toFixed(0)} ms, sample ${sample.ms.toFixed(0)} ms`);
+        console.log(
+          `structured internlm2-tiny S=${S} alpha ${bar.alpha}: top-1 ${(100 * a.top1).toFixed(2)}%, max |dlogit| ${a.maxAbsDiff.toFixed(4)}, greedy ${sample.greedy.filter((t, k) => t === dense.greedy[k]).length}/${STEPS} same; ${sparsityLine(sample.sparsity)}; dense ${dense.ms.toFixed(0)} ms, sample ${sample.ms.toFixed(0)} ms`,
+        );
         expect(sample.sparsity!.meanAreaFraction).toBeLessThan(1);
         expect(a.top1, `alpha ${bar.alpha}`).toBeGreaterThanOrEqual(bar.top1);
         expect(sample.greedy, `alpha ${bar.alpha}`).toEqual(dense.greedy);

@@ -10,7 +10,13 @@ import { nodeSource } from '../../src/loader/sources.ts';
 import { loadTokenizer } from '../../src/tokenizer/index.ts';
 
 const DIR = `${FIXTURES}stories260k`;
-interface Case { name: string; prompt_ids: number[]; steps: number; text: string; greedy_ids_first_100?: number[] }
+interface Case {
+  name: string;
+  prompt_ids: number[];
+  steps: number;
+  text: string;
+  greedy_ids_first_100?: number[];
+}
 const golden = JSON.parse(readFileSync(`${DIR}/generation.golden.json`, 'utf8')) as { cases: Case[] };
 const BOS = 1;
 

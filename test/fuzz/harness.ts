@@ -68,8 +68,17 @@ export async function runFuzz(
   stats.totalMs = performance.now() - t00;
   const cpu = process.cpuUsage(cpu0);
   const errs = [...stats.errors].map(([k, v]) => `${k} ${v}`).join(', ');
-  console.log(`${name}: ${cases} cases in ${stats.totalMs.toFixed(0)} ms (${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU): ${stats.ok} ok, errors: ${errs || 'none'}; slowest case ${stats.slowestMs.toFixed(0)} ms, heap +${stats.maxHeapMiB.toFixed(0)} MiB at most`);
-  if (process.env.FUZZ_VERBOSE) console.log([...messages].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([k, v]) => `${v} ${k}`).join('\n'));
+  console.log(
+    `${name}: ${cases} cases in ${stats.totalMs.toFixed(0)} ms (${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU): ${stats.ok} ok, errors: ${errs || 'none'}; slowest case ${stats.slowestMs.toFixed(0)} ms, heap +${stats.maxHeapMiB.toFixed(0)} MiB at most`,
+  );
+  if (process.env.FUZZ_VERBOSE)
+    console.log(
+      [...messages]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 12)
+        .map(([k, v]) => `${v} ${k}`)
+        .join('\n'),
+    );
   return stats;
 }
 
@@ -85,27 +94,41 @@ export function mutateBytes(rng: Rng, src: Uint8Array): Uint8Array {
   for (let k = 0; k < n; k++) {
     const at = rng.int(Math.max(1, b.length));
     switch (rng.int(6)) {
-      case 0: b[at] ^= 1 << rng.int(8); break;
-      case 1: b[at] = pick(rng, [0, 0x7f, 0x80, 0xff, 0x0a, 0x08, 0x12, 0x1a, 0x22]); break;
-      case 2: { // insert random bytes
+      case 0:
+        b[at] ^= 1 << rng.int(8);
+        break;
+      case 1:
+        b[at] = pick(rng, [0, 0x7f, 0x80, 0xff, 0x0a, 0x08, 0x12, 0x1a, 0x22]);
+        break;
+      case 2: {
+        // insert random bytes
         const ins = new Uint8Array(1 + rng.int(8)).map(() => rng.int(256));
         const out = new Uint8Array(b.length + ins.length);
-        out.set(b.subarray(0, at)); out.set(ins, at); out.set(b.subarray(at), at + ins.length);
+        out.set(b.subarray(0, at));
+        out.set(ins, at);
+        out.set(b.subarray(at), at + ins.length);
         b = out;
         break;
       }
-      case 3: { // delete a range
+      case 3: {
+        // delete a range
         const len = Math.min(1 + rng.int(16), b.length - at);
         const out = new Uint8Array(b.length - len);
-        out.set(b.subarray(0, at)); out.set(b.subarray(at + len), at);
+        out.set(b.subarray(0, at));
+        out.set(b.subarray(at + len), at);
         b = out;
         break;
       }
-      case 4: b = b.slice(0, at); break;
-      default: { // duplicate a range
+      case 4:
+        b = b.slice(0, at);
+        break;
+      default: {
+        // duplicate a range
         const len = Math.min(b.length - at, 1 + rng.int(64));
         const out = new Uint8Array(b.length + len);
-        out.set(b.subarray(0, at + len)); out.set(b.subarray(at, at + len), at + len); out.set(b.subarray(at + len), at + 2 * len);
+        out.set(b.subarray(0, at + len));
+        out.set(b.subarray(at, at + len), at + len);
+        out.set(b.subarray(at + len), at + 2 * len);
         b = out;
       }
     }
@@ -115,7 +138,33 @@ export function mutateBytes(rng: Rng, src: Uint8Array): Uint8Array {
 
 /** Random text with specials, controls, surrogates and long runs. */
 export function randomText(rng: Rng, maxLen = 64): string {
-  const parts = ['a', 'ab', ' ', '  ', '\n', '\t', '你好', '😀', '\u0000', '\ud800', '<s>', '</s>', '<|im_start|>', '<|im_end|>', '▁', 'é', 'e\u0301', '[gMASK]', 'sop', '{{', '{%', '%}', '}}', '\\', '"'];
+  const parts = [
+    'a',
+    'ab',
+    ' ',
+    '  ',
+    '\n',
+    '\t',
+    '你好',
+    '😀',
+    '\u0000',
+    '\ud800',
+    '<s>',
+    '</s>',
+    '<|im_start|>',
+    '<|im_end|>',
+    '▁',
+    'é',
+    'e\u0301',
+    '[gMASK]',
+    'sop',
+    '{{',
+    '{%',
+    '%}',
+    '}}',
+    '\\',
+    '"',
+  ];
   let s = '';
   while (s.length < maxLen && rng.next() < 0.9) s += rng.next() < 0.7 ? pick(rng, parts) : String.fromCharCode(rng.int(0x3000));
   return s.slice(0, maxLen);

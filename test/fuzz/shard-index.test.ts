@@ -49,15 +49,24 @@ beforeAll(async () => {
     let body: Buffer | undefined;
     if (req.url === `/m/${indexName}`) body = indexBody;
     else if (req.url === `/m/${S1}` || req.url === `/m/${S2}`) body = readFileSync(join(dir, req.url.slice(3)));
-    if (!body) { res.writeHead(404).end(); return; }
-    if (req.method === 'HEAD') { res.writeHead(200, { 'content-length': body.byteLength }).end(); return; }
+    if (!body) {
+      res.writeHead(404).end();
+      return;
+    }
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-length': body.byteLength }).end();
+      return;
+    }
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
     if (m) {
       const [a, b] = [Number(m[1]), Math.min(Number(m[2]), body.byteLength - 1)];
       res.writeHead(206, { 'content-range': `bytes ${a}-${b}/${body.byteLength}` }).end(body.subarray(a, b + 1));
     } else res.writeHead(200).end(body);
   });
-  other = createServer((req, res) => { otherLog.push(req.url!); res.writeHead(200, { 'content-length': shard2.byteLength }).end(Buffer.from(shard2)); });
+  other = createServer((req, res) => {
+    otherLog.push(req.url!);
+    res.writeHead(200, { 'content-length': shard2.byteLength }).end(Buffer.from(shard2));
+  });
   await new Promise<void>((r) => folder.listen(0, '127.0.0.1', r));
   await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(folder.address() as { port: number }).port}/m/`;
@@ -70,12 +79,43 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-const SEGMENTS = ['..', '.', '%2e%2e', '%2E', '%2f', '%5c', S1, S2, 'x', '', '\\', '\\\\host', 'http:', 'evil', 'C:', '?q', '#f', '\u0000', 'ü', '~', ' ', 'm', 'secret.safetensors'];
+const SEGMENTS = [
+  '..',
+  '.',
+  '%2e%2e',
+  '%2E',
+  '%2f',
+  '%5c',
+  S1,
+  S2,
+  'x',
+  '',
+  '\\',
+  '\\\\host',
+  'http:',
+  'evil',
+  'C:',
+  '?q',
+  '#f',
+  '\u0000',
+  'ü',
+  '~',
+  ' ',
+  'm',
+  'secret.safetensors',
+];
 
 function shardName(rng: Rng): unknown {
   const r = rng.next();
   if (r < 0.45) return pick(rng, [S1, S2]);
-  if (r < 0.55) return pick(rng, [`${otherBase}secret.safetensors`, `//${otherBase.slice(7)}x`, `${base}${S1}`, `file://${root}/secret.safetensors`, `${root}/secret.safetensors`]);
+  if (r < 0.55)
+    return pick(rng, [
+      `${otherBase}secret.safetensors`,
+      `//${otherBase.slice(7)}x`,
+      `${base}${S1}`,
+      `file://${root}/secret.safetensors`,
+      `${root}/secret.safetensors`,
+    ]);
   if (r < 0.6) return pick(rng, [null, 7, [], {}, true, 'a'.repeat(3000)]);
   const n = 1 + rng.int(4);
   return Array.from({ length: n }, () => pick(rng, SEGMENTS)).join(rng.next() < 0.8 ? '/' : '\\');

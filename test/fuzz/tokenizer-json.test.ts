@@ -42,8 +42,14 @@ function normalizer(rng: Rng, depth = 0): unknown {
   const r = rng.int(9);
   if (r === 0 && depth < 3) return { type: 'Sequence', normalizers: Array.from({ length: rng.int(3) }, () => normalizer(rng, depth + 1)) };
   return pick(rng, [
-    null, { type: 'Lowercase' }, { type: 'NFC' }, { type: 'NFKC' }, { type: 'Strip', strip_left: true, strip_right: rng.next() < 0.5 },
-    { type: 'Replace', pattern: pattern(rng), content: randomText(rng, 3) }, { type: 'Prepend', prepend: '▁' }, { type: 'Bogus' },
+    null,
+    { type: 'Lowercase' },
+    { type: 'NFC' },
+    { type: 'NFKC' },
+    { type: 'Strip', strip_left: true, strip_right: rng.next() < 0.5 },
+    { type: 'Replace', pattern: pattern(rng), content: randomText(rng, 3) },
+    { type: 'Prepend', prepend: '▁' },
+    { type: 'Bogus' },
   ]);
 }
 
@@ -51,16 +57,32 @@ function preTokenizer(rng: Rng, depth = 0): unknown {
   const r = rng.int(9);
   if (r === 0 && depth < 3) return { type: 'Sequence', pretokenizers: Array.from({ length: rng.int(3) }, () => preTokenizer(rng, depth + 1)) };
   return pick(rng, [
-    null, { type: 'Whitespace' }, { type: 'WhitespaceSplit' }, { type: 'ByteLevel', add_prefix_space: rng.next() < 0.5, use_regex: rng.next() < 0.5 },
-    { type: 'Split', pattern: pattern(rng), behavior: pick(rng, ['Isolated', 'Removed', 'MergedWithPrevious', 'Contiguous', 'Weird']), invert: rng.next() < 0.3 },
-    { type: 'Metaspace', replacement: '▁', add_prefix_space: true }, { type: 'Digits', individual_digits: true }, { type: 'Punctuation' },
+    null,
+    { type: 'Whitespace' },
+    { type: 'WhitespaceSplit' },
+    { type: 'ByteLevel', add_prefix_space: rng.next() < 0.5, use_regex: rng.next() < 0.5 },
+    {
+      type: 'Split',
+      pattern: pattern(rng),
+      behavior: pick(rng, ['Isolated', 'Removed', 'MergedWithPrevious', 'Contiguous', 'Weird']),
+      invert: rng.next() < 0.3,
+    },
+    { type: 'Metaspace', replacement: '▁', add_prefix_space: true },
+    { type: 'Digits', individual_digits: true },
+    { type: 'Punctuation' },
   ]);
 }
 
 function decoder(rng: Rng): unknown {
   return pick(rng, [
-    null, { type: 'ByteLevel' }, { type: 'Fuse' }, { type: 'Replace', pattern: pattern(rng), content: ' ' }, { type: 'Metaspace', replacement: '▁' },
-    { type: 'Sequence', decoders: [{ type: 'ByteFallback' }, { type: 'Fuse' }] }, { type: 'WordPiece', prefix: '##' }, { type: 'Nope' },
+    null,
+    { type: 'ByteLevel' },
+    { type: 'Fuse' },
+    { type: 'Replace', pattern: pattern(rng), content: ' ' },
+    { type: 'Metaspace', replacement: '▁' },
+    { type: 'Sequence', decoders: [{ type: 'ByteFallback' }, { type: 'Fuse' }] },
+    { type: 'WordPiece', prefix: '##' },
+    { type: 'Nope' },
   ]);
 }
 
@@ -74,15 +96,35 @@ function model(rng: Rng): Record<string, unknown> {
   while (tokens.size < n) tokens.add(randomText(rng, 1 + rng.int(4)) || `t${tokens.size}`);
   const list = [...tokens];
   const vocab: Record<string, unknown> = {};
-  list.forEach((t, i) => { vocab[t] = rng.next() < 0.03 ? hostileId(rng, n) : i; });
+  list.forEach((t, i) => {
+    vocab[t] = rng.next() < 0.03 ? hostileId(rng, n) : i;
+  });
   switch (rng.int(5)) {
-    case 0: return { type: 'WordPiece', unk_token: '<unk>', vocab, continuing_subword_prefix: '##', max_input_chars_per_word: rng.int(200) };
-    case 1: return { type: 'WordLevel', unk_token: '<unk>', vocab };
-    case 2: return { type: 'Unigram', unk_id: rng.next() < 0.9 ? 0 : hostileId(rng, n), vocab: list.map((t) => [t, rng.next() < 0.05 ? NaN : -rng.next() * 10]), byte_fallback: rng.next() < 0.5 };
+    case 0:
+      return { type: 'WordPiece', unk_token: '<unk>', vocab, continuing_subword_prefix: '##', max_input_chars_per_word: rng.int(200) };
+    case 1:
+      return { type: 'WordLevel', unk_token: '<unk>', vocab };
+    case 2:
+      return {
+        type: 'Unigram',
+        unk_id: rng.next() < 0.9 ? 0 : hostileId(rng, n),
+        vocab: list.map((t) => [t, rng.next() < 0.05 ? NaN : -rng.next() * 10]),
+        byte_fallback: rng.next() < 0.5,
+      };
     default: {
       const merges: [string, string][] = [];
       for (let i = 0; i < rng.int(20); i++) merges.push([pick(rng, list), pick(rng, list)]);
-      return { type: 'BPE', unk_token: rng.next() < 0.9 ? '<unk>' : 'missing', vocab, merges, byte_fallback: rng.next() < 0.5, fuse_unk: rng.next() < 0.5, dropout: null, continuing_subword_prefix: null, end_of_word_suffix: null };
+      return {
+        type: 'BPE',
+        unk_token: rng.next() < 0.9 ? '<unk>' : 'missing',
+        vocab,
+        merges,
+        byte_fallback: rng.next() < 0.5,
+        fuse_unk: rng.next() < 0.5,
+        dropout: null,
+        continuing_subword_prefix: null,
+        end_of_word_suffix: null,
+      };
     }
   }
 }
@@ -92,14 +134,30 @@ function generated(rng: Rng): Record<string, unknown> {
   const n = Array.isArray(m.vocab) ? (m.vocab as unknown[]).length : Object.keys(m.vocab as object).length;
   const added = [];
   for (let i = 0; i < rng.int(5); i++) {
-    added.push({ id: rng.next() < 0.9 ? n + i : hostileId(rng, n), content: pick(rng, ['<|im_start|>', '<|im_end|>', '<s>', '</s>', randomText(rng, 6) || 'x']), special: rng.next() < 0.7, single_word: false, lstrip: rng.next() < 0.2, rstrip: rng.next() < 0.2, normalized: rng.next() < 0.3 });
+    added.push({
+      id: rng.next() < 0.9 ? n + i : hostileId(rng, n),
+      content: pick(rng, ['<|im_start|>', '<|im_end|>', '<s>', '</s>', randomText(rng, 6) || 'x']),
+      special: rng.next() < 0.7,
+      single_word: false,
+      lstrip: rng.next() < 0.2,
+      rstrip: rng.next() < 0.2,
+      normalized: rng.next() < 0.3,
+    });
   }
   return {
     version: '1.0',
     added_tokens: added,
     normalizer: normalizer(rng),
     pre_tokenizer: preTokenizer(rng),
-    post_processor: rng.next() < 0.8 ? null : { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: [], special_tokens: { '<s>': { id: '<s>', ids: [rng.next() < 0.8 ? 1 : 1e9], tokens: ['<s>'] } } },
+    post_processor:
+      rng.next() < 0.8
+        ? null
+        : {
+            type: 'TemplateProcessing',
+            single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+            pair: [],
+            special_tokens: { '<s>': { id: '<s>', ids: [rng.next() < 0.8 ? 1 : 1e9], tokens: ['<s>'] } },
+          },
     decoder: decoder(rng),
     model: m,
   };

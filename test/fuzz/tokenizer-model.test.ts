@@ -31,7 +31,11 @@ function randomPiece(rng: Rng): string {
 }
 
 function generated(rng: Rng): Uint8Array {
-  const pieces: PieceSpec[] = [{ piece: '<unk>', type: 2 }, { piece: '<s>', type: 3 }, { piece: '</s>', type: 3 }];
+  const pieces: PieceSpec[] = [
+    { piece: '<unk>', type: 2 },
+    { piece: '<s>', type: 3 },
+    { piece: '</s>', type: 3 },
+  ];
   const n = rng.int(40);
   const chain = rng.next() < 0.15;
   const seen = new Set(pieces.map((p) => p.piece));
@@ -61,15 +65,26 @@ function generated(rng: Rng): Uint8Array {
 
 function runCase(rng: Rng): void {
   const kind = rng.int(40);
-  const bytes = kind < 14 ? mutateBytes(rng, base) : kind < 15
-    ? writeModelProto({ pieces: basePieces, byteFallback: true, normalizer: { name: 'nmt_nfkc', precompiledCharsmap: rng.next() < 0.5 ? charsmap : mutateBytes(rng, charsmap) } })
-    : generated(rng);
+  const bytes =
+    kind < 14
+      ? mutateBytes(rng, base)
+      : kind < 15
+        ? writeModelProto({
+            pieces: basePieces,
+            byteFallback: true,
+            normalizer: { name: 'nmt_nfkc', precompiledCharsmap: rng.next() < 0.5 ? charsmap : mutateBytes(rng, charsmap) },
+          })
+        : generated(rng);
   const model = parseSentencePiece(bytes, 'fuzz/tokenizer.model');
   const json = sentencePieceToJson(model, 'fuzz/tokenizer.model');
   const tok = new Tokenizer(json, { family: pick(rng, ['generic', 'internlm2', 'chatglm2'] as const), config: {}, name: 'fuzz' });
   for (let k = 0; k < 2; k++) {
     const ids = tok.encode(randomText(rng, 80), { addSpecial: rng.next() < 0.5, parseSpecial: rng.next() < 0.5 });
-    for (const id of ids) if (!(Number.isInteger(id) && id >= 0 && id < tok.vocabSize)) throw new Error(`encode gave id ${id} (${tok.idToToken(id)}) outside [0, ${tok.vocabSize}): ${ids} ${JSON.stringify(Object.keys(json.model.vocab as object))} ${JSON.stringify(json.added_tokens)}`);
+    for (const id of ids)
+      if (!(Number.isInteger(id) && id >= 0 && id < tok.vocabSize))
+        throw new Error(
+          `encode gave id ${id} (${tok.idToToken(id)}) outside [0, ${tok.vocabSize}): ${ids} ${JSON.stringify(Object.keys(json.model.vocab as object))} ${JSON.stringify(json.added_tokens)}`,
+        );
     tok.decode(ids);
     const id = rng.int(tok.vocabSize * 2 + 2) - 1;
     try {

@@ -46,7 +46,10 @@ describe('gpu module', () => {
     const ctx = await testGpu();
     const timer = new GpuTimer(ctx);
     const buf = createBuffer(ctx, 1024, STORAGE.rw, 't');
-    const p = await getPipeline(ctx, { label: 'fill', code: '@group(0) @binding(0) var<storage, read_write> x: array<f32>; @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) { if (g.x < 256u) { x[g.x] = f32(g.x); } }' });
+    const p = await getPipeline(ctx, {
+      label: 'fill',
+      code: '@group(0) @binding(0) var<storage, read_write> x: array<f32>; @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) { if (g.x < 256u) { x[g.x] = f32(g.x); } }',
+    });
     timer.begin();
     const enc = ctx.device.createCommandEncoder();
     const pass = enc.beginComputePass(timer.pass('fill'));

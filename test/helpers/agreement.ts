@@ -6,7 +6,10 @@
 import type { Engine, PrefillOptions, SparsityReport } from '../../src/engine/types.ts';
 
 /** The model-level bars (issue 6): top-1 agreement over all positions at alpha 0.95 and 0.99. */
-export const BARS = [{ alpha: 0.95, top1: 0.98 }, { alpha: 0.99, top1: 0.99 }] as const;
+export const BARS = [
+  { alpha: 0.95, top1: 0.98 },
+  { alpha: 0.99, top1: 0.99 },
+] as const;
 
 export interface LogitAgreement {
   /** Positions compared (rows of the [n, vocab] logits). */
@@ -21,10 +24,14 @@ export interface LogitAgreement {
 
 /** Index of the largest value of row r of a [n, vocab] matrix (first on ties). */
 export function rowArgmax(logits: Float32Array, vocab: number, r: number): number {
-  let best = -Infinity, at = -1;
+  let best = -Infinity,
+    at = -1;
   for (let c = 0; c < vocab; c++) {
     const v = logits[r * vocab + c];
-    if (v > best) { best = v; at = c; }
+    if (v > best) {
+      best = v;
+      at = c;
+    }
   }
   return at;
 }
@@ -32,7 +39,8 @@ export function rowArgmax(logits: Float32Array, vocab: number, r: number): numbe
 export function compareLogits(a: Float32Array, b: Float32Array, vocab: number): LogitAgreement {
   if (a.length !== b.length || a.length % vocab !== 0) throw new RangeError(`logits of ${a.length} and ${b.length} values do not both hold rows of ${vocab}`);
   const rows = a.length / vocab;
-  let same = 0, maxAbsDiff = 0;
+  let same = 0,
+    maxAbsDiff = 0;
   const mismatches: number[] = [];
   for (let r = 0; r < rows; r++) {
     if (rowArgmax(a, vocab, r) === rowArgmax(b, vocab, r)) same++;
@@ -49,7 +57,12 @@ export function compareLogits(a: Float32Array, b: Float32Array, vocab: number): 
  * From an empty cache: prefills `ids` (all logits), then picks `steps` greedy
  * tokens (engine.argmax, decodeStep between them). Leaves the cache filled.
  */
-export async function prefillAndGreedy(engine: Engine, ids: number[], steps: number, opts: PrefillOptions): Promise<{ logits: Float32Array; greedy: number[]; sparsity: Awaited<ReturnType<Engine['prefill']>>['sparsity']; ms: number }> {
+export async function prefillAndGreedy(
+  engine: Engine,
+  ids: number[],
+  steps: number,
+  opts: PrefillOptions,
+): Promise<{ logits: Float32Array; greedy: number[]; sparsity: Awaited<ReturnType<Engine['prefill']>>['sparsity']; ms: number }> {
   engine.truncate(0);
   const r = await engine.prefill(ids, { ...opts, allLogits: true });
   const greedy: number[] = [];

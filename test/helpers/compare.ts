@@ -1,17 +1,34 @@
 /** Comparison helpers shared by Node tests and the in-browser test page. */
-export interface Diff { maxAbs: number; maxRel: number; index: number; actual: number; expected: number; refMax: number }
+export interface Diff {
+  maxAbs: number;
+  maxRel: number;
+  index: number;
+  actual: number;
+  expected: number;
+  refMax: number;
+}
 
 export function diff(actual: ArrayLike<number>, expected: ArrayLike<number>): Diff {
   if (actual.length !== expected.length) throw new Error(`length ${actual.length} != expected ${expected.length}`);
-  let maxAbs = 0, index = -1, refMax = 0;
+  let maxAbs = 0,
+    index = -1,
+    refMax = 0;
   for (let i = 0; i < expected.length; i++) refMax = Math.max(refMax, Math.abs(expected[i]));
   for (let i = 0; i < expected.length; i++) {
     const d = Math.abs(actual[i] - expected[i]);
-    if (!(d <= maxAbs)) { maxAbs = Number.isNaN(d) ? Infinity : d; index = i; if (!Number.isFinite(maxAbs)) break; }
+    if (!(d <= maxAbs)) {
+      maxAbs = Number.isNaN(d) ? Infinity : d;
+      index = i;
+      if (!Number.isFinite(maxAbs)) break;
+    }
   }
   return {
-    maxAbs, maxRel: refMax > 0 ? maxAbs / refMax : maxAbs, index,
-    actual: index >= 0 ? actual[index] : NaN, expected: index >= 0 ? expected[index] : NaN, refMax,
+    maxAbs,
+    maxRel: refMax > 0 ? maxAbs / refMax : maxAbs,
+    index,
+    actual: index >= 0 ? actual[index] : NaN,
+    expected: index >= 0 ? expected[index] : NaN,
+    refMax,
   };
 }
 
@@ -25,7 +42,12 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 }
 
 export function relL2(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < expected.length; i++) { const d = actual[i] - expected[i]; num += d * d; den += expected[i] * expected[i]; }
+  let num = 0,
+    den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const d = actual[i] - expected[i];
+    num += d * d;
+    den += expected[i] * expected[i];
+  }
   return Math.sqrt(num / Math.max(den, 1e-30));
 }

@@ -15,6 +15,16 @@ export function paperModel(o: SyntheticOptions) {
   return { spec, plan: weightPlan(spec, entries) };
 }
 
-export const INTERNLM2_7B: SyntheticOptions = { family: 'internlm2', dim: 4096, nLayers: 32, nHeads: 32, nKvHeads: 8, ffnDim: 14336, vocabSize: 92544, dtype: 'BF16', contextLength: 32768 };
+export const INTERNLM2_7B: SyntheticOptions = {
+  family: 'internlm2',
+  dim: 4096,
+  nLayers: 32,
+  nHeads: 32,
+  nKvHeads: 8,
+  ffnDim: 14336,
+  vocabSize: 92544,
+  dtype: 'BF16',
+  contextLength: 32768,
+};
 /** Buffer limits of a large GPU (4 GiB buffers, 2 GiB bindings). */
 export const BIG_LIMITS = { maxBufferSize: 4 * 2 ** 30, maxStorageBufferBindingSize: 2 ** 31 - 4 };

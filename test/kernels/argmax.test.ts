@@ -12,7 +12,13 @@ describe('argmax and top-k (Dawn)', () => {
       const rng = new Rng(n);
       const x = rng.fill(n, 10);
       // Ties resolve to the lowest index; NaN never wins.
-      if (n > 10) { x[n - 3] = 50; x[n - 9] = 50; x[2] = NaN; x[5] = 49; x[n - 1] = 49; }
+      if (n > 10) {
+        x[n - 3] = 50;
+        x[n - 9] = 50;
+        x[2] = NaN;
+        x[5] = 49;
+        x[n - 1] = 49;
+      }
       const gx = uploadBuffer(ctx, x, 'x');
       const out = createBuffer(ctx, 4, STORAGE.rw, 'out');
       const kernels = await ArgmaxKernels.create(ctx);
@@ -27,8 +33,10 @@ describe('argmax and top-k (Dawn)', () => {
         expect(Array.from(got.ids)).toEqual(want.ids);
         expect(Array.from(got.values)).toEqual(want.values.map(Math.fround));
       } finally {
-        d.destroy(); topk.destroy();
-        releaseBuffer(ctx, gx); releaseBuffer(ctx, out);
+        d.destroy();
+        topk.destroy();
+        releaseBuffer(ctx, gx);
+        releaseBuffer(ctx, out);
       }
     });
   }

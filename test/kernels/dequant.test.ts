@@ -47,7 +47,12 @@ async function readWords(ctx: GpuContext, buf: GPUBuffer): Promise<Uint32Array> 
   return new Uint32Array(await readBuffer(ctx, buf));
 }
 
-interface DqCase { format: 'q4' | 'q8'; rows: number; inDim: number; group: number }
+interface DqCase {
+  format: 'q4' | 'q8';
+  rows: number;
+  inDim: number;
+  group: number;
+}
 const DQ_CASES: DqCase[] = [
   { format: 'q4', rows: 12, inDim: 64, group: 32 },
   { format: 'q4', rows: 7, inDim: 128, group: 128 },
@@ -72,7 +77,10 @@ describe('dequant (Dawn)', () => {
       const a = Math.floor(c.rows / 3) * c.inDim + (c.inDim % 2 ? 0 : 5);
       const layouts: [number, number, number][][] = [
         [[0, n, 0]],
-        [[a, n - a, 0], [0, a, n - a]],
+        [
+          [a, n - a, 0],
+          [0, a, n - a],
+        ],
         [[c.inDim + 1, n - c.inDim - 1, 3]],
       ];
       try {
@@ -80,10 +88,14 @@ describe('dequant (Dawn)', () => {
           for (const ranges of layouts) {
             const total = Math.max(...ranges.map(([, cnt, d]) => d + cnt));
             const dst = uploadBuffer(ctx, new Uint32Array(expandedBytes(total) / 4).fill(0xdeadbeef), 'dst');
-            const ds = ranges.map(([s0, count, d0]) => prepareDequant(ctx, { format: c.format, groupSize: c.group, part, srcElem0: s0, count, dst, dstElem0: d0, label: 'w' }));
+            const ds = ranges.map(([s0, count, d0]) =>
+              prepareDequant(ctx, { format: c.format, groupSize: c.group, part, srcElem0: s0, count, dst, dstElem0: d0, label: 'w' }),
+            );
             try {
               ctx.device.pushErrorScope('validation');
-              run(ctx, (pass) => { for (const d of ds) d.encode(pass); });
+              run(ctx, (pass) => {
+                for (const d of ds) d.encode(pass);
+              });
               const err = await ctx.device.popErrorScope();
               expect(err?.message).toBeUndefined();
               // Expected: the f32 values of the ranges at their places, then packed; untouched elements keep the fill.
@@ -113,7 +125,16 @@ describe('dequant (Dawn)', () => {
     });
   }
 
-  interface PrefillCase { format: 'q4' | 'q8'; rows: number; inDim: number; out: number; group: number; partRows?: number; gateUp?: boolean; bias?: boolean }
+  interface PrefillCase {
+    format: 'q4' | 'q8';
+    rows: number;
+    inDim: number;
+    out: number;
+    group: number;
+    partRows?: number;
+    gateUp?: boolean;
+    bias?: boolean;
+  }
   const PREFILL: PrefillCase[] = [
     { format: 'q4', rows: 20, inDim: 96, out: 130, group: 32, partRows: 100, bias: true },
     { format: 'q4', rows: 17, inDim: 64, out: 2 * 72, group: 32, partRows: 50, gateUp: true },
@@ -122,7 +143,12 @@ describe('dequant (Dawn)', () => {
   ];
 
   /** Runs a case; returns y. */
-  async function prefill(ctx: GpuContext, lin: LinearKernels, c: PrefillCase, seed: number): Promise<{ y: Float32Array; expanded: Float32Array; x: Float32Array; bias?: Float32Array }> {
+  async function prefill(
+    ctx: GpuContext,
+    lin: LinearKernels,
+    c: PrefillCase,
+    seed: number,
+  ): Promise<{ y: Float32Array; expanded: Float32Array; x: Float32Array; bias?: Float32Array }> {
     const rng = new Rng(seed);
     const x = rng.fill(c.rows * c.inDim);
     const w = makeWeight(ctx, 'w', c.format, rng.fill(c.out * c.inDim), c.out, c.inDim, c.group, c.partRows ?? c.out);
@@ -131,9 +157,7 @@ describe('dequant (Dawn)', () => {
     const gx = uploadBuffer(ctx, x, 'x');
     const gb = bias ? uploadBuffer(ctx, bias, 'bias') : undefined;
     const gy = uploadBuffer(ctx, new Float32Array(c.rows * outCols + 3).fill(1234.5), 'y');
-    const d = c.gateUp
-      ? lin.prepareGateUp({ x: gx, w: w.weight, y: gy, rows: c.rows })
-      : lin.prepare({ x: gx, w: w.weight, bias: gb, y: gy, rows: c.rows });
+    const d = c.gateUp ? lin.prepareGateUp({ x: gx, w: w.weight, y: gy, rows: c.rows }) : lin.prepare({ x: gx, w: w.weight, bias: gb, y: gy, rows: c.rows });
     try {
       ctx.device.pushErrorScope('validation');
       run(ctx, (pass) => d.encode(pass));
@@ -194,7 +218,10 @@ describe('dequant (Dawn)', () => {
     const ctx = await testGpu();
     const before = liveBytes(ctx);
     const lin = await LinearKernels.create(ctx, { prefillDequantMinRows: 16 });
-    lin.reserveDequantScratch([[2 * 72, 64], [130, 96]]);
+    lin.reserveDequantScratch([
+      [2 * 72, 64],
+      [130, 96],
+    ]);
     expect(lin.dequantScratchBytes).toBe(0);
     await prefill(ctx, lin, PREFILL[3], 3);
     expect(lin.dequantScratchBytes).toBe(130 * 96 * EXPANDED_BYTES); // the default expansion's element size
@@ -218,7 +245,9 @@ describe('memory plan: prefill dequantization scratch', () => {
     expect(planMemory(spec, plan, small, { format: 'q4', contextLength: 4096 }).dequantScratchBytes).toBe(2 ** 27);
     const without = q4.totalBytes - q4.dequantScratchBytes;
     expect(() => checkPlan(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, budgetBytes: without + 1 })).toThrow(GpuLimitError);
-    expect(() => checkPlan(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, prefillDequantMinRows: NEVER, budgetBytes: without + 1 })).not.toThrow();
+    expect(() =>
+      checkPlan(spec, plan, limits, { format: 'q4', contextLength: 4096, prefillChunk: 512, prefillDequantMinRows: NEVER, budgetBytes: without + 1 }),
+    ).not.toThrow();
   });
 });
 
@@ -237,7 +266,13 @@ describe('engine prefill through the dequantization scratch (internlm2-tiny q4)'
       for (const prefillDequant of ['none', 'f32'] as const) {
         const prefillDequantMinRows = prefillDequant === 'none' ? NEVER : 8;
         const e = await createEngine(ctx, {
-          spec: model.spec, weights, ownsWeights: false, contextLength: 16, prefillChunk: 12, kvDtype: 'f32', attention: { attention: 'dense' },
+          spec: model.spec,
+          weights,
+          ownsWeights: false,
+          contextLength: 16,
+          prefillChunk: 12,
+          kvDtype: 'f32',
+          attention: { attention: 'dense' },
           linear: { prefillDequantMinRows },
         });
         try {

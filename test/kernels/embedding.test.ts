@@ -12,7 +12,11 @@ import { Rng } from '../../src/util/rng.ts';
 
 describe('embedding gather (Dawn)', () => {
   const cases: [WeightFormat, number, number, number | undefined][] = [
-    ['f32', 37, 48, undefined], ['f16', 37, 300, 10], ['q8', 50, 64, 7], ['q4', 61, 96, 16], ['q4', 9, 32, 1],
+    ['f32', 37, 48, undefined],
+    ['f16', 37, 300, 10],
+    ['q8', 50, 64, 7],
+    ['q4', 61, 96, 16],
+    ['q4', 9, 32, 1],
   ];
   for (const [format, vocab, dim, partRows] of cases) {
     it(`${format} vocab=${vocab} dim=${dim} parts of ${partRows ?? 'all'} rows`, async () => {
@@ -33,7 +37,8 @@ describe('embedding gather (Dawn)', () => {
       } finally {
         d.destroy();
         releaseWeight(ctx, w);
-        releaseBuffer(ctx, gIds); releaseBuffer(ctx, out);
+        releaseBuffer(ctx, gIds);
+        releaseBuffer(ctx, out);
       }
     });
   }

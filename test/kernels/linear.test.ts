@@ -43,7 +43,8 @@ describe('linear kernels (Dawn)', () => {
     const ctx = await testGpu();
     const lin = await LinearKernels.create(ctx);
     const rng = new Rng(9);
-    const inDim = 64, out = 24;
+    const inDim = 64,
+      out = 24;
     const w = makeWeight(ctx, 'w', 'q4', rng.fill(out * inDim), out, inDim, 32, 10);
     for (const rows of [1, 12]) {
       const x = createBuffer(ctx, rows * inDim * 4, STORAGE.rw, 'x');

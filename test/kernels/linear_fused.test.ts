@@ -23,7 +23,9 @@ const rand = (rng: Rng, n: number, s = 1) => Float32Array.from({ length: n }, ()
 /** Splits sum(v^2) into `parts` partial sums (as the residual epilogue leaves them). */
 function partials(v: Float32Array, parts: number): Float32Array {
   const out = new Float32Array(parts);
-  v.forEach((x, i) => { out[i % parts] += x * x; });
+  v.forEach((x, i) => {
+    out[i % parts] += x * x;
+  });
   return out;
 }
 
@@ -32,16 +34,27 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     const ctx = await testGpu();
     const before = liveBytes(ctx);
     const rng = new Rng(11);
-    const dim = 96, out = 37, f = 21, eps = 1e-5;
-    const xRes = rand(rng, dim, 2), g = rand(rng, dim);
+    const dim = 96,
+      out = 37,
+      f = 21,
+      eps = 1e-5;
+    const xRes = rand(rng, dim, 2),
+      g = rand(rng, dim);
     const [hRef] = rmsnormRef(xRes, g, 1, dim, eps);
     const lin = await LinearKernels.create(ctx);
     const w = makeWeight(ctx, 'w', 'q4', rand(rng, out * dim), out, dim, 32, 16);
     const wgu = makeWeight(ctx, 'wgu', 'f16', rand(rng, 2 * f * dim), 2 * f, dim);
     const biasV = rand(rng, out);
     const bufs = [
-      uploadBuffer(ctx, xRes.map((v, i) => v * g[i]), 'h'), uploadBuffer(ctx, partials(xRes, 5), 'ss'),
-      uploadBuffer(ctx, biasV, 'bias'), createBuffer(ctx, out * 4, STORAGE.rw, 'y'), createBuffer(ctx, f * 4, STORAGE.rw, 'yg'),
+      uploadBuffer(
+        ctx,
+        xRes.map((v, i) => v * g[i]),
+        'h',
+      ),
+      uploadBuffer(ctx, partials(xRes, 5), 'ss'),
+      uploadBuffer(ctx, biasV, 'bias'),
+      createBuffer(ctx, out * 4, STORAGE.rw, 'y'),
+      createBuffer(ctx, f * 4, STORAGE.rw, 'yg'),
     ];
     const [h, ss, bias, y, yg] = bufs;
     const normIn = { ss, count: 5, dim, eps };
@@ -53,7 +66,8 @@ describe('matrix-vector decode fusions (Dawn)', () => {
       assertClose(await readF32(ctx, y, out), want, 'normIn linear', 1e-4, 1e-4);
       assertClose(await readF32(ctx, yg, f), gateUpRef(hRef, wgu.dequant, 1, dim, f), 'normIn gate/up', 1e-4, 1e-4);
     } finally {
-      d1.destroy(); d2.destroy();
+      d1.destroy();
+      d2.destroy();
       for (const b of [...bufs, ...w.buffers, ...wgu.buffers]) releaseBuffer(ctx, b);
       lin.destroy();
     }
@@ -64,13 +78,21 @@ describe('matrix-vector decode fusions (Dawn)', () => {
     const ctx = await testGpu();
     const before = liveBytes(ctx);
     const rng = new Rng(12);
-    const inDim = 64, dim = 45;
-    const x = rand(rng, inDim), res = rand(rng, dim), g = rand(rng, dim);
+    const inDim = 64,
+      dim = 45;
+    const x = rand(rng, inDim),
+      res = rand(rng, dim),
+      g = rand(rng, dim);
     const w = makeWeight(ctx, 'wo', 'q8', rand(rng, dim * inDim), dim, inDim, 32, 20);
     for (const t of ['default']) {
       const lin = await LinearKernels.create(ctx);
-      const bufs = [uploadBuffer(ctx, x, 'x'), uploadBuffer(ctx, res, 'res'), uploadBuffer(ctx, g, 'g'),
-        createBuffer(ctx, dim * 4, STORAGE.rw, 'h'), createBuffer(ctx, 64 * 4, STORAGE.rw, 'ss')];
+      const bufs = [
+        uploadBuffer(ctx, x, 'x'),
+        uploadBuffer(ctx, res, 'res'),
+        uploadBuffer(ctx, g, 'g'),
+        createBuffer(ctx, dim * 4, STORAGE.rw, 'h'),
+        createBuffer(ctx, 64 * 4, STORAGE.rw, 'ss'),
+      ];
       const [xb, yb, gb, hb, ssb] = bufs;
       const d = lin.prepare({ x: xb, w: w.weight, y: yb, rows: 1, residual: { normW: gb, h: hb, ss: ssb } });
       try {
@@ -79,7 +101,13 @@ describe('matrix-vector decode fusions (Dawn)', () => {
         runDispatches(ctx, [d]);
         const sum = linearRef(x, w.dequant, 1, inDim, dim).map((v, i) => v + res[i]);
         assertClose(await readF32(ctx, yb, dim), sum, 'residual x', 1e-5, 1e-5);
-        assertClose(await readF32(ctx, hb, dim), sum.map((v, i) => v * g[i]), 'residual h', 1e-5, 1e-5);
+        assertClose(
+          await readF32(ctx, hb, dim),
+          sum.map((v, i) => v * g[i]),
+          'residual h',
+          1e-5,
+          1e-5,
+        );
         const ss = (await readF32(ctx, ssb, d.workgroups)).reduce((a, b) => a + b, 0);
         expect(Math.abs(ss - sum.reduce((a, v) => a + v * v, 0)), t).toBeLessThan(1e-4 * ss);
       } finally {
@@ -102,10 +130,18 @@ describe('matrix-vector decode fusions (Dawn)', () => {
       const ctx = await testGpu();
       const before = liveBytes(ctx);
       const rng = new Rng(13);
-      const dim = 64, nHeads = 4, nKvHeads = 2, headDim = 16, capacity = 9, pos = 6, eps = 1e-6;
+      const dim = 64,
+        nHeads = 4,
+        nKvHeads = 2,
+        headDim = 16,
+        capacity = 9,
+        pos = 6,
+        eps = 1e-6;
       const out = (nHeads + 2 * nKvHeads) * headDim;
       const rope: RopeSpec = { variant: rc.variant, rotaryDim: rc.rotaryDim, base: 10000, maxPositions: 64 };
-      const xRes = rand(rng, dim), g = rand(rng, dim), biasV = rand(rng, out);
+      const xRes = rand(rng, dim),
+        g = rand(rng, dim),
+        biasV = rand(rng, out);
       const hRef = rc.norm ? rmsnormRef(xRes, g, 1, dim, eps)[0] : xRes;
       const table = ropeTable(rope, pos, 1, pos + 1);
       const lin = await LinearKernels.create(ctx);
@@ -114,13 +150,23 @@ describe('matrix-vector decode fusions (Dawn)', () => {
       const kvBytes = nKvHeads * capacity * headDim * (rc.kv === 'f16' ? 2 : 4);
       const step = uniformBuffer(ctx, [pos, 1, pos + 1, 0], 'step');
       const bufs = [
-        uploadBuffer(ctx, rc.norm ? xRes.map((v, i) => v * g[i]) : xRes, 'x'), uploadBuffer(ctx, partials(xRes, 3), 'ss'),
-        uploadBuffer(ctx, biasV, 'bias'), createBuffer(ctx, nHeads * headDim * 4, STORAGE.rw, 'q'),
-        uploadBuffer(ctx, table, 'table'), createBuffer(ctx, kvBytes, STORAGE.rw, 'k'), createBuffer(ctx, kvBytes, STORAGE.rw, 'v'), step,
+        uploadBuffer(ctx, rc.norm ? xRes.map((v, i) => v * g[i]) : xRes, 'x'),
+        uploadBuffer(ctx, partials(xRes, 3), 'ss'),
+        uploadBuffer(ctx, biasV, 'bias'),
+        createBuffer(ctx, nHeads * headDim * 4, STORAGE.rw, 'q'),
+        uploadBuffer(ctx, table, 'table'),
+        createBuffer(ctx, kvBytes, STORAGE.rw, 'k'),
+        createBuffer(ctx, kvBytes, STORAGE.rw, 'v'),
+        step,
       ];
       const [xb, ss, bias, q, tb, k, v] = bufs;
       const d = lin.prepare({
-        x: xb, w: w.weight, bias, y: q, rows: 1, normIn: rc.norm ? { ss, count: 3, dim, eps } : undefined,
+        x: xb,
+        w: w.weight,
+        bias,
+        y: q,
+        rows: 1,
+        normIn: rc.norm ? { ss, count: 3, dim, eps } : undefined,
         rope: { table: tb, k, v, step, nHeads, nKvHeads, headDim, rotaryDim: rc.rotaryDim, neox: rc.variant === 'neox', capacity, kvF16: rc.kv === 'f16' },
       });
       try {
@@ -128,7 +174,8 @@ describe('matrix-vector decode fusions (Dawn)', () => {
         const qkv = linearRef(hRef, w.dequant, 1, dim, out, biasV);
         const want = ropeKvRef(qkv, table, { nHeads, nKvHeads, headDim, rope }, 1);
         assertClose(await readF32(ctx, q, nHeads * headDim), want.q, 'rope q', 1e-4, 1e-4);
-        const kw = new Uint32Array(await readBuffer(ctx, k)), vw = new Uint32Array(await readBuffer(ctx, v));
+        const kw = new Uint32Array(await readBuffer(ctx, k)),
+          vw = new Uint32Array(await readBuffer(ctx, v));
         const at = (words: Uint32Array, h: number, e: number) => cacheValue(words, (h * capacity + pos) * headDim + e, rc.kv);
         const tol = rc.kv === 'f16' ? 2e-3 : 1e-4;
         for (let h = 0; h < nKvHeads; h++) {

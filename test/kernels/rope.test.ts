@@ -15,7 +15,12 @@ const glm = (headDim: number): RopeSpec => ({ variant: 'interleaved-half', base:
 describe('rope tables', () => {
   it('match float32 inv_freq and positions', () => {
     const inv = invFreq(10000, 8);
-    expect(Array.from(inv)).toEqual([1, Math.fround(1 / Math.fround(10000 ** 0.25)), Math.fround(1 / Math.fround(10000 ** 0.5)), Math.fround(1 / Math.fround(10000 ** 0.75))]);
+    expect(Array.from(inv)).toEqual([
+      1,
+      Math.fround(1 / Math.fround(10000 ** 0.25)),
+      Math.fround(1 / Math.fround(10000 ** 0.5)),
+      Math.fround(1 / Math.fround(10000 ** 0.75)),
+    ]);
     const t = ropeTable(glm(16), 5, 2, 7);
     expect(t[0]).toBeCloseTo(Math.cos(5), 6);
     expect(t[1]).toBeCloseTo(Math.sin(5), 6);
@@ -24,7 +29,7 @@ describe('rope tables', () => {
   it('dynamic NTK changes the base only past maxPositions', () => {
     const r = neox(64, { scaling: { type: 'dynamic', factor: 2 }, maxPositions: 100 });
     expect(effectiveBase(r, 100)).toBe(1e6);
-    expect(effectiveBase(r, 150)).toBeCloseTo(1e6 * (2 * 150 / 100 - 1) ** (64 / 62), 0);
+    expect(effectiveBase(r, 150)).toBeCloseTo(1e6 * ((2 * 150) / 100 - 1) ** (64 / 62), 0);
   });
 });
 
@@ -49,9 +54,11 @@ describe('rope + KV write (Dawn)', () => {
       const kernel = await RopeKv.create(ctx, shape);
       const cacheBytes = nKvHeads * capacity * headDim * (kvDtype === 'f32' ? 4 : 2);
       const g = {
-        qkv: uploadBuffer(ctx, qkv, 'qkv'), table: uploadBuffer(ctx, table, 'table'),
+        qkv: uploadBuffer(ctx, qkv, 'qkv'),
+        table: uploadBuffer(ctx, table, 'table'),
         q: createBuffer(ctx, rows * nHeads * headDim * 4, STORAGE.rw, 'q'),
-        k: createBuffer(ctx, cacheBytes, STORAGE.rw, 'k'), v: createBuffer(ctx, cacheBytes, STORAGE.rw, 'v'),
+        k: createBuffer(ctx, cacheBytes, STORAGE.rw, 'k'),
+        v: createBuffer(ctx, cacheBytes, STORAGE.rw, 'v'),
       };
       const step = new StepUniform(ctx);
       step.set(pos, rows);
@@ -63,17 +70,23 @@ describe('rope + KV write (Dawn)', () => {
         const kw = new Uint32Array(await readBuffer(ctx, g.k));
         const vw = new Uint32Array(await readBuffer(ctx, g.v));
         const tol = kvDtype === 'f16' ? 1e-3 : 1e-5;
-        for (const [words, ref, what] of [[kw, want.k, 'k'], [vw, want.v, 'v']] as const) {
+        for (const [words, ref, what] of [
+          [kw, want.k, 'k'],
+          [vw, want.v, 'v'],
+        ] as const) {
           const got = new Float32Array(nKvHeads * rows * headDim);
-          for (let h = 0; h < nKvHeads; h++) for (let r = 0; r < rows; r++) for (let c = 0; c < headDim; c++) {
-            got[(h * rows + r) * headDim + c] = cacheValue(words, (h * capacity + pos + r) * headDim + c, kvDtype);
-          }
+          for (let h = 0; h < nKvHeads; h++)
+            for (let r = 0; r < rows; r++)
+              for (let c = 0; c < headDim; c++) {
+                got[(h * rows + r) * headDim + c] = cacheValue(words, (h * capacity + pos + r) * headDim + c, kvDtype);
+              }
           assertClose(got, ref, what, tol, 1e-6);
           // Positions outside [pos, pos + rows) stay untouched (zero).
           for (let h = 0; h < nKvHeads; h++) expect(cacheValue(words, (h * capacity + pos + rows) * headDim, kvDtype)).toBe(0);
         }
       } finally {
-        d.destroy(); step.destroy();
+        d.destroy();
+        step.destroy();
         for (const b of Object.values(g)) releaseBuffer(ctx, b);
       }
     });

@@ -16,7 +16,10 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 /** JS memory: the V8 heap plus ArrayBuffer backing stores (where file bytes would live). */
-const jsBytes = () => { const m = process.memoryUsage(); return m.heapUsed + m.arrayBuffers; };
+const jsBytes = () => {
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+};
 
 describe('streaming load of a ~200 MB checkpoint', () => {
   it('peak JS memory growth stays below 64 MB; plan == allocated', async () => {
@@ -34,10 +37,14 @@ describe('streaming load of a ~200 MB checkpoint', () => {
       const before = liveBytes(ctx);
       const w = await loadWeights(ctx, src, m.spec, m.plan, {
         format: 'f16',
-        onProgress: () => { if (++events % 8 === 0) peak = Math.max(peak, jsBytes() - base); },
+        onProgress: () => {
+          if (++events % 8 === 0) peak = Math.max(peak, jsBytes() - base);
+        },
       });
       peak = Math.max(peak, jsBytes() - base);
-      console.log(`200 MB load: ${(model.totalBytes / 2 ** 20).toFixed(0)} MiB file, peak JS growth ${(peak / 2 ** 20).toFixed(1)} MiB, ${events} progress events`);
+      console.log(
+        `200 MB load: ${(model.totalBytes / 2 ** 20).toFixed(0)} MiB file, peak JS growth ${(peak / 2 ** 20).toFixed(1)} MiB, ${events} progress events`,
+      );
       expect(peak).toBeLessThan(64 << 20);
       expect(liveBytes(ctx) - before).toBe(planMemory(m.spec, m.plan, limitsOf(ctx), { format: 'f16' }).weightsBytes);
       releaseWeights(ctx, w.values());

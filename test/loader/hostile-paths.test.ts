@@ -46,16 +46,26 @@ let index = '';
 beforeAll(async () => {
   folderServer = createServer((req, res) => {
     folderLog.push(req.url!);
-    const body = req.url === '/models/m/model.safetensors.index.json' ? Buffer.from(index) : req.url === '/models/m/model.safetensors' ? Buffer.from(shard) : undefined;
-    if (!body) { res.writeHead(404).end(); return; }
+    const body =
+      req.url === '/models/m/model.safetensors.index.json' ? Buffer.from(index) : req.url === '/models/m/model.safetensors' ? Buffer.from(shard) : undefined;
+    if (!body) {
+      res.writeHead(404).end();
+      return;
+    }
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-    if (req.method === 'HEAD') { res.writeHead(200, { 'content-length': body.byteLength }).end(); return; }
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-length': body.byteLength }).end();
+      return;
+    }
     if (m) {
       const [a, b] = [Number(m[1]), Math.min(Number(m[2]), body.byteLength - 1)];
       res.writeHead(206, { 'content-range': `bytes ${a}-${b}/${body.byteLength}` }).end(body.subarray(a, b + 1));
     } else res.writeHead(200).end(body);
   });
-  otherServer = createServer((req, res) => { otherLog.push(req.url!); res.writeHead(200, { 'content-length': 4 }).end('evil'); });
+  otherServer = createServer((req, res) => {
+    otherLog.push(req.url!);
+    res.writeHead(200, { 'content-length': 4 }).end('evil');
+  });
   await new Promise<void>((r) => folderServer.listen(0, '127.0.0.1', r));
   await new Promise<void>((r) => otherServer.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(folderServer.address() as { port: number }).port}/models/m/`;
@@ -73,11 +83,17 @@ describe('URL sources: shard names stay in the folder', () => {
       index = JSON.stringify({ weight_map: { w: name } });
       folderLog.length = 0;
       const src = urlSource(base, { cache: false, retries: 0 });
-      const err = await readCheckpoint(src).then(() => undefined, (e) => e);
+      const err = await readCheckpoint(src).then(
+        () => undefined,
+        (e) => e,
+      );
       expect(err, name).toBeInstanceOf(ModelFormatError);
       expect((err as Error).message, name).toMatch(/is not a file name in the folder/);
       for (const u of folderLog) expect(u.startsWith('/models/m/'), u).toBe(true);
-      expect(folderLog.filter((u) => u !== '/models/m/model.safetensors.index.json'), name).toEqual([]);
+      expect(
+        folderLog.filter((u) => u !== '/models/m/model.safetensors.index.json'),
+        name,
+      ).toEqual([]);
     }
     expect(otherLog).toEqual([]);
   });
@@ -131,7 +147,8 @@ describe('Node folders: shard names stay in the folder', () => {
   });
 
   it('the path rule: plain relative names pass, everything else has a reason', () => {
-    for (const ok of ['model.safetensors', 'model-00001-of-00002.safetensors', 'sub/dir/x.bin', 'ünïcode.bin', 'a..b.bin']) expect(unsafePathReason(ok), ok).toBeUndefined();
+    for (const ok of ['model.safetensors', 'model-00001-of-00002.safetensors', 'sub/dir/x.bin', 'ünïcode.bin', 'a..b.bin'])
+      expect(unsafePathReason(ok), ok).toBeUndefined();
     for (const h of HOSTILE) expect(unsafePathReason(h), h).toBeDefined();
     expect(() => checkFolderPath('', 'x')).toThrow(ModelFormatError);
   });

@@ -11,7 +11,10 @@ import type { FileSource } from '../../src/loader/source.ts';
 import { memSource, rawSafetensors } from './mem-source.ts';
 
 async function fails(file: Uint8Array, re: RegExp): Promise<ModelFormatError> {
-  const err = await readSafetensorsHeader(memSource({ 'model.safetensors': file }), 'model.safetensors').then(() => undefined, (e) => e);
+  const err = await readSafetensorsHeader(memSource({ 'model.safetensors': file }), 'model.safetensors').then(
+    () => undefined,
+    (e) => e,
+  );
   expect(err).toBeInstanceOf(ModelFormatError);
   expect((err as Error).message).toMatch(re);
   return err as ModelFormatError;
@@ -29,7 +32,10 @@ describe('no recursion on header structure', () => {
   }
 
   it('a nested shape within the depth limit is reported without recursion', async () => {
-    await fails(rawSafetensors({ t: { dtype: 'F32', shape: [[[[1]]]], data_offsets: [0, 4] } }, 4), /shape \[\[list of 1\]\] is not a list of non-negative integers/);
+    await fails(
+      rawSafetensors({ t: { dtype: 'F32', shape: [[[[1]]]], data_offsets: [0, 4] } }, 4),
+      /shape \[\[list of 1\]\] is not a list of non-negative integers/,
+    );
     // brief() never recurses, whatever it is given.
     let deep: unknown[] = [];
     for (let i = 0; i < 100_000; i++) deep = [deep];
@@ -41,7 +47,10 @@ describe('no recursion on header structure', () => {
     const h = { 'a\\"[[[{': { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, __metadata__: { k: ']]]}}}"' } };
     const r = await readSafetensorsHeader(memSource({ 'm.safetensors': rawSafetensors(h, 4) }), 'm.safetensors');
     expect(r.entries.map((e) => e.name)).toEqual(['a\\"[[[{']);
-    await fails(rawSafetensors('{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}', 0), /duplicate tensor 'a'/);
+    await fails(
+      rawSafetensors('{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}', 0),
+      /duplicate tensor 'a'/,
+    );
   });
 });
 
@@ -71,8 +80,12 @@ function hugeHeaderSource(count: number): FileSource & { bytesRead: number } {
   const src = {
     name: 'huge',
     bytesRead: 0,
-    async has() { return true; },
-    async size() { return 8 + headerBytes; },
+    async has() {
+      return true;
+    },
+    async size() {
+      return 8 + headerBytes;
+    },
     async read(_p: string, offset: number, length: number) {
       src.bytesRead += length;
       const out = new Uint8Array(length);
@@ -82,7 +95,9 @@ function hugeHeaderSource(count: number): FileSource & { bytesRead: number } {
       }
       return out;
     },
-    async text() { return ''; },
+    async text() {
+      return '';
+    },
   };
   return src;
 }
@@ -92,7 +107,10 @@ describe('tensor count is capped', () => {
     const src = hugeHeaderSource(1_800_000);
     const heap0 = process.memoryUsage().heapUsed;
     const t0 = performance.now();
-    const err = await readSafetensorsHeader(src, 'model.safetensors').then(() => undefined, (e) => e);
+    const err = await readSafetensorsHeader(src, 'model.safetensors').then(
+      () => undefined,
+      (e) => e,
+    );
     const ms = performance.now() - t0;
     expect(err).toBeInstanceOf(ModelFormatError);
     expect((err as Error).message).toContain(`more than ${MAX_TENSORS} tensors`);

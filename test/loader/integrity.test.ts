@@ -32,7 +32,8 @@ describe('CRC-32 helpers', () => {
       const a = new Uint8Array(rng.int(200)).map(() => rng.int(256));
       const b = new Uint8Array(rng.int(5000)).map(() => rng.int(256));
       const ab = new Uint8Array(a.length + b.length);
-      ab.set(a); ab.set(b, a.length);
+      ab.set(a);
+      ab.set(b, a.length);
       expect(crc32Combine(crc32(a), crc32(b), b.length)).toBe(crc32(ab));
     }
   });
@@ -46,7 +47,7 @@ describe('CRC-32 helpers', () => {
 });
 
 describe('while loading (real WebGPU)', () => {
-  it('the fixtures\' storages are all verified as they load (single and sharded, fused QKV read in pieces)', async () => {
+  it("the fixtures' storages are all verified as they load (single and sharded, fused QKV read in pieces)", async () => {
     const ctx = await testGpu();
     for (const d of ['single-fp16', 'sharded-bf16']) {
       const src = nodeSource(`${FIXTURES}pytorch/${d}`);
@@ -75,7 +76,10 @@ describe('while loading (real WebGPU)', () => {
       writeFileSync(join(dir, big.file), bytes);
       const before = liveBytes(ctx);
       const m2 = await readModel(nodeSource(dir));
-      const err = await loadWeights(ctx, nodeSource(dir), m2.spec, m2.plan, { format: 'f16' }).then(() => undefined, (e) => e);
+      const err = await loadWeights(ctx, nodeSource(dir), m2.spec, m2.plan, { format: 'f16' }).then(
+        () => undefined,
+        (e) => e,
+      );
       expect(err).toBeInstanceOf(ModelFormatError);
       expect((err as Error).message).toMatch(/zip entry '.*data\/\d+' \(storage of tensor '.+'\) fails its CRC-32/);
       expect(liveBytes(ctx)).toBe(before);
@@ -97,7 +101,10 @@ describe('while loading (real WebGPU)', () => {
       const src = nodeSource(dir);
       const m = await readModel(src);
       const before = liveBytes(ctx);
-      const err = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f32' }).then(() => undefined, (e) => e);
+      const err = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f32' }).then(
+        () => undefined,
+        (e) => e,
+      );
       expect(err).toBeInstanceOf(ModelFormatError);
       expect((err as Error).message).toContain(`tensor '${t.name}' holds 2 non-finite values`);
       expect(liveBytes(ctx)).toBe(before);

@@ -19,17 +19,27 @@ export function memSource(files: Record<string, Uint8Array | string>, name = 'me
     return f;
   };
   return {
-    name, files: map, maxEnd,
-    async has(p) { return map.has(p); },
-    async size(p) { return get(p).byteLength; },
+    name,
+    files: map,
+    maxEnd,
+    async has(p) {
+      return map.has(p);
+    },
+    async size(p) {
+      return get(p).byteLength;
+    },
     async read(p, offset, length) {
       const f = get(p);
       maxEnd.set(p, Math.max(maxEnd.get(p) ?? 0, offset + length));
       checkRange(p, offset, length, f.byteLength);
       return f.slice(offset, offset + length);
     },
-    async text(p) { return new TextDecoder().decode(get(p)); },
-    async list() { return [...map.keys()]; },
+    async text(p) {
+      return new TextDecoder().decode(get(p));
+    },
+    async list() {
+      return [...map.keys()];
+    },
   };
 }
 
@@ -48,7 +58,8 @@ export function rawSafetensors(header: unknown, dataBytes: number, lengthOverrid
 /** Index of the first element where two typed arrays differ (bitwise for floats; -1 when equal). Faster than toEqual on big arrays. */
 export function firstDiff(a: ArrayLike<number> & { buffer: ArrayBufferLike; byteOffset: number; byteLength: number }, b: typeof a): number {
   if (a.byteLength !== b.byteLength) return Math.min(a.length, b.length);
-  const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength), y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength),
+    y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return Math.floor(i / (a.byteLength / a.length));
   return -1;
 }

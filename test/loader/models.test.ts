@@ -29,7 +29,14 @@ describe('model families', () => {
     expect(m.spec.rope).toMatchObject({ variant: 'neox', base: 1e6, rotaryDim: 16 });
     const qkv = m.plan.recipes.find((r) => r.name === 'layers.0.wqkv')!;
     // r = 4 query heads per group, group rows = 6 * 16 = 96
-    expect(qkv.segments.map((s) => [s.rowStart, s.rows])).toEqual([[0, 64], [96, 64], [64, 16], [160, 16], [80, 16], [176, 16]]);
+    expect(qkv.segments.map((s) => [s.rowStart, s.rows])).toEqual([
+      [0, 64],
+      [96, 64],
+      [64, 16],
+      [160, 16],
+      [80, 16],
+      [176, 16],
+    ]);
     const gu = m.plan.recipes.find((r) => r.name === 'layers.2.wGateUp')!;
     expect(gu.segments.map((s) => s.entry.name)).toEqual(['model.layers.2.feed_forward.w1.weight', 'model.layers.2.feed_forward.w3.weight']);
   });

@@ -33,7 +33,9 @@ describe('memory plan', () => {
     let err: GpuLimitError | undefined;
     try {
       checkPlan(spec, plan, BIG_LIMITS, { format: 'f16', contextLength: 4096, prefillChunk: 512, budgetBytes: budget });
-    } catch (e) { err = e as GpuLimitError; }
+    } catch (e) {
+      err = e as GpuLimitError;
+    }
     expect(err).toBeInstanceOf(GpuLimitError);
     expect(err!.message).toMatch(/needs .* MiB \(weights .* MiB in f16 \+ KV cache .* MiB for 4096 tokens .*budget is 10240\.0 MiB; try --weights q8/);
     const s = err!.details.suggestion as { format: 'q8'; contextLength: number };
@@ -46,14 +48,21 @@ describe('memory plan', () => {
       expect((e as Error).message).toMatch(/try --weights q4 --context \d+/);
       const c = (e as GpuLimitError).details.suggestion as { contextLength: number };
       expect(c.contextLength % 256).toBe(0);
-      expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength, prefillChunk: 512 }).totalBytes).toBeLessThanOrEqual(6 * 2 ** 30);
-      expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength + 256, prefillChunk: 512 }).totalBytes).toBeGreaterThan(6 * 2 ** 30);
+      expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength, prefillChunk: 512 }).totalBytes).toBeLessThanOrEqual(
+        6 * 2 ** 30,
+      );
+      expect(planMemory(spec, plan, BIG_LIMITS, { format: 'q4', contextLength: c.contextLength + 256, prefillChunk: 512 }).totalBytes).toBeGreaterThan(
+        6 * 2 ** 30,
+      );
     }
   });
 
   it('fittingFormat keeps f16 when it fits and says why when it does not', () => {
     const { spec, plan } = paperModel(INTERNLM2_7B);
-    expect(fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, prefillChunk: 512, budgetBytes: 40 * 2 ** 30 })).toMatchObject({ plan: { format: 'f16' }, note: undefined });
+    expect(fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, prefillChunk: 512, budgetBytes: 40 * 2 ** 30 })).toMatchObject({
+      plan: { format: 'f16' },
+      note: undefined,
+    });
     const q8 = fittingFormat(spec, plan, BIG_LIMITS, { contextLength: 4096, prefillChunk: 512, budgetBytes: 10 * 2 ** 30 });
     expect(q8.plan.format).toBe('q8');
     expect(q8.note).toMatch(/f16 weights need 15589\.0 MiB in all, more than the budget of 10240\.0 MiB: loading q8/);
@@ -72,8 +81,9 @@ describe('memory plan', () => {
   it('a KV layer buffer past the binding limit fails with a context suggestion', () => {
     const { spec, plan } = paperModel(INTERNLM2_7B);
     // One layer's K at 32768 tokens, f16: 8 * 32768 * 128 * 2 = 64 MiB.
-    expect(() => checkPlan(spec, plan, { maxBufferSize: 256 << 20, maxStorageBufferBindingSize: 32 << 20 }, { format: 'q4', contextLength: 32768, prefillChunk: 64 }))
-      .toThrow(/storage binding limit of 32\.0 MiB; try --weights q4 --context/);
+    expect(() =>
+      checkPlan(spec, plan, { maxBufferSize: 256 << 20, maxStorageBufferBindingSize: 32 << 20 }, { format: 'q4', contextLength: 32768, prefillChunk: 64 }),
+    ).toThrow(/storage binding limit of 32\.0 MiB; try --weights q4 --context/);
   });
 
   it('fits: returns the plan; it equals what loadWeights allocates for every format', async () => {
@@ -117,7 +127,10 @@ describe('f16 range check', () => {
     expect(notes.join('\n')).toMatch(/layers\.2\.wo: values beyond the f16 range/);
     const g = w.get('layers.2.wo')!;
     expect(g.format).toBe('f32');
-    const ref = await readRecipeF32(src, m.plan.recipes.find((r) => r.name === 'layers.2.wo')!);
+    const ref = await readRecipeF32(
+      src,
+      m.plan.recipes.find((r) => r.name === 'layers.2.wo')!,
+    );
     expect(ref[100]).toBe(1e6);
     expect(firstDiff(await readWeightF32(ctx, g), ref)).toBe(-1);
     expect(w.get('layers.1.wo')!.format).toBe('f16');

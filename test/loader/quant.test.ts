@@ -14,7 +14,10 @@ describe('CPU quantization reference', () => {
   it('q8 errors stay within half a step, q4 within one step (its range is asymmetric)', () => {
     const rng = new Rng(2);
     const x = rng.fillNormal(64 * 8);
-    for (const [fmt, bound] of [['q8', 0.51 / 127], ['q4', 1 / 8]] as const) {
+    for (const [fmt, bound] of [
+      ['q8', 0.51 / 127],
+      ['q4', 1 / 8],
+    ] as const) {
       const q = fmt === 'q8' ? quantizeQ8(x, 64, 32) : quantizeQ4(x, 64, 32);
       const d = dequantize(fmt, q, x.length);
       for (let g = 0; g < x.length / 32; g++) {

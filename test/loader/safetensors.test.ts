@@ -15,7 +15,10 @@ import { Rng } from '../../src/util/rng.ts';
 const F = 'model.safetensors';
 const header = (f: Uint8Array) => readSafetensorsHeader(memSource({ [F]: f }), F);
 const fault = async (f: Uint8Array, re: RegExp) => {
-  const e = await header(f).then(() => undefined, (x) => x);
+  const e = await header(f).then(
+    () => undefined,
+    (x) => x,
+  );
   expect(e).toBeInstanceOf(ModelFormatError);
   expect(e.message).toMatch(new RegExp(`^${F}: `));
   expect(e.message).toMatch(re);
@@ -24,16 +27,19 @@ const t = (dtype: string, shape: number[], begin: number, end: number) => ({ dty
 
 describe('safetensors header reader: valid files', () => {
   it('reads every supported dtype, keeps __metadata__, absolute offsets', async () => {
-    const file = writeSafetensors([
-      { name: 'a', dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
-      { name: 'b', dtype: 'I64', shape: [1], data: new BigInt64Array([7n]) },
-      { name: 'c', dtype: 'BOOL', shape: [3], data: new Uint8Array([1, 0, 1]) },
-      { name: 'd', dtype: 'I8', shape: [1], data: new Int8Array([-1]) },
-      { name: 'e', dtype: 'U8', shape: [], data: new Uint8Array([9]) },
-      { name: 'f', dtype: 'I32', shape: [1], data: new Int32Array([5]) },
-      { name: 'g', dtype: 'BF16', shape: [1], data: new Uint16Array([0x3f80]) },
-      { name: 'h', dtype: 'F16', shape: [0], data: new Uint16Array(0) },
-    ], { format: 'pt', note: 'x' });
+    const file = writeSafetensors(
+      [
+        { name: 'a', dtype: 'F32', shape: [2, 3], data: new Float32Array([1, 2, 3, 4, 5, 6]) },
+        { name: 'b', dtype: 'I64', shape: [1], data: new BigInt64Array([7n]) },
+        { name: 'c', dtype: 'BOOL', shape: [3], data: new Uint8Array([1, 0, 1]) },
+        { name: 'd', dtype: 'I8', shape: [1], data: new Int8Array([-1]) },
+        { name: 'e', dtype: 'U8', shape: [], data: new Uint8Array([9]) },
+        { name: 'f', dtype: 'I32', shape: [1], data: new Int32Array([5]) },
+        { name: 'g', dtype: 'BF16', shape: [1], data: new Uint16Array([0x3f80]) },
+        { name: 'h', dtype: 'F16', shape: [0], data: new Uint16Array(0) },
+      ],
+      { format: 'pt', note: 'x' },
+    );
     const src = memSource({ [F]: file });
     const h = await readSafetensorsHeader(src, F);
     expect(h.metadata).toEqual({ format: 'pt', note: 'x' });
@@ -60,9 +66,14 @@ describe('safetensors header reader: each fault is a ModelFormatError naming fil
     await fault(rawSafetensors({ a: t('F32', [1], 0, 4) }, 8), /trailing/);
   });
   it('unknown dtype', async () => fault(rawSafetensors({ a: t('F8_E9', [1], 0, 1) }, 1), /'a': unknown dtype "F8_E9"/));
-  it('shape whose byte size differs from its offsets', async () => fault(rawSafetensors({ a: t('F32', [3], 0, 8) }, 8), /'a': shape \[3\] of F32 is 12 bytes but its offsets span 8/));
+  it('shape whose byte size differs from its offsets', async () =>
+    fault(rawSafetensors({ a: t('F32', [3], 0, 8) }, 8), /'a': shape \[3\] of F32 is 12 bytes but its offsets span 8/));
   it('offsets out of range', async () => fault(rawSafetensors({ a: t('F32', [4], 0, 16) }, 8), /out of range/));
-  it('duplicate tensor', async () => fault(rawSafetensors('{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', 1), /duplicate tensor 'a'/));
+  it('duplicate tensor', async () =>
+    fault(
+      rawSafetensors('{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', 1),
+      /duplicate tensor 'a'/,
+    ));
   it('bad entries: negative shape, non-string metadata', async () => {
     await fault(rawSafetensors({ a: t('U8', [-1], 0, 1) }, 1), /shape/);
     await fault(rawSafetensors({ __metadata__: { x: 1 } }, 0), /__metadata__/);
@@ -78,7 +89,10 @@ describe('checkpoints: missing pieces and config faults', () => {
   }
   async function expectErr(dir: string, cls: new (...a: never[]) => SieveError, re: RegExp) {
     const src = nodeSource(dir);
-    const e = await readModel(src).then(() => undefined, (x) => x);
+    const e = await readModel(src).then(
+      () => undefined,
+      (x) => x,
+    );
     await src.close();
     rmSync(dir, { recursive: true });
     expect(e).toBeInstanceOf(cls);
@@ -117,7 +131,8 @@ describe('checkpoints: missing pieces and config faults', () => {
     const src = nodeSource(dir);
     const ck = await readCheckpoint(src);
     const kept = [];
-    for (const e of ck.entries) if (e.name !== 'model.norm.weight') kept.push({ name: e.name, dtype: e.dtype, shape: e.shape, data: await src.read(e.file, e.offset, e.byteLength) });
+    for (const e of ck.entries)
+      if (e.name !== 'model.norm.weight') kept.push({ name: e.name, dtype: e.dtype, shape: e.shape, data: await src.read(e.file, e.offset, e.byteLength) });
     await src.close();
     writeFileSync(`${dir}/model.safetensors`, writeSafetensors(kept));
     await expectErr(dir, ModelFormatError, /^model\.safetensors: missing tensor 'model\.norm\.weight'/);
@@ -165,26 +180,40 @@ describe('checkpoints: missing pieces and config faults', () => {
 
 describe('fuzz: 10,000 seeded mutations of a valid file', () => {
   it('every case parses or throws a typed error, never reading past the file', async () => {
-    const base = writeSafetensors([
-      { name: 'w', dtype: 'F32', shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
-      { name: 'b', dtype: 'BF16', shape: [3], data: new Uint16Array([1, 2, 3]) },
-      { name: 'n', dtype: 'I64', shape: [1], data: new BigInt64Array([5n]) },
-    ], { format: 'pt' });
+    const base = writeSafetensors(
+      [
+        { name: 'w', dtype: 'F32', shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) },
+        { name: 'b', dtype: 'BF16', shape: [3], data: new Uint16Array([1, 2, 3]) },
+        { name: 'n', dtype: 'I64', shape: [1], data: new BigInt64Array([5n]) },
+      ],
+      { format: 'pt' },
+    );
     const rng = new Rng(1234);
     const headerEnd = 8 + new DataView(base.buffer).getUint32(0, true);
-    let ok = 0, typed = 0;
+    let ok = 0,
+      typed = 0;
     const digits = '0123456789'.split('').map((c) => c.charCodeAt(0));
     for (let i = 0; i < 10_000; i++) {
       let f = base.slice();
       const kind = rng.int(6);
       const edits = 1 + rng.int(3);
       for (let k = 0; k < edits; k++) {
-        if (kind === 0) f[rng.int(f.length)] = rng.int(256);                     // any byte
-        else if (kind === 1) f[8 + rng.int(headerEnd - 8)] = digits[rng.int(10)]; // digits inside the JSON
-        else if (kind === 2) f = f.slice(0, rng.int(f.length + 1));                  // truncation
-        else if (kind === 3) f[rng.int(8)] = rng.int(256);                          // length prefix
-        else if (kind === 4) { const p = 8 + rng.int(headerEnd - 8); f = new Uint8Array([...f.slice(0, p), ...f.slice(p + 1)]); } // delete a header byte
-        else { const p = 8 + rng.int(headerEnd - 8); f = new Uint8Array([...f.slice(0, p), 32 + rng.int(90), ...f.slice(p)]); }   // insert one
+        if (kind === 0)
+          f[rng.int(f.length)] = rng.int(256); // any byte
+        else if (kind === 1)
+          f[8 + rng.int(headerEnd - 8)] = digits[rng.int(10)]; // digits inside the JSON
+        else if (kind === 2)
+          f = f.slice(0, rng.int(f.length + 1)); // truncation
+        else if (kind === 3)
+          f[rng.int(8)] = rng.int(256); // length prefix
+        else if (kind === 4) {
+          const p = 8 + rng.int(headerEnd - 8);
+          f = new Uint8Array([...f.slice(0, p), ...f.slice(p + 1)]);
+        } // delete a header byte
+        else {
+          const p = 8 + rng.int(headerEnd - 8);
+          f = new Uint8Array([...f.slice(0, p), 32 + rng.int(90), ...f.slice(p)]);
+        } // insert one
       }
       const src = memSource({ [F]: f });
       try {

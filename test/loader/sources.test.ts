@@ -38,7 +38,8 @@ describe('sources', () => {
     const b = await readModel(local);
     expect(a.spec).toEqual(b.spec);
     for (const name of ['layers.1.wqkv', 'layers.2.wGateUp', 'finalNorm']) {
-      const ra = a.plan.recipes.find((r) => r.name === name)!, rb = b.plan.recipes.find((r) => r.name === name)!;
+      const ra = a.plan.recipes.find((r) => r.name === name)!,
+        rb = b.plan.recipes.find((r) => r.name === name)!;
       expect(firstDiff(await readRecipeF32(files, ra), await readRecipeF32(local, rb))).toBe(-1);
     }
     await expect(files.size('missing.safetensors')).rejects.toThrow(MissingFileError);

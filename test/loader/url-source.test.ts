@@ -23,11 +23,21 @@ beforeAll(async () => {
     const noLen = req.url!.startsWith('/nolen/');
     const path = FIXTURES + decodeURIComponent(req.url!.slice(noLen ? 7 : 1));
     log.push(`${req.method} ${req.url} ${req.headers.range ?? ''}`);
-    if (!existsSync(path) || !statSync(path).isFile()) { res.writeHead(404).end(); return; }
+    if (!existsSync(path) || !statSync(path).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
     const size = statSync(path).size;
-    if (req.method === 'HEAD') { res.writeHead(200, noLen ? { etag: '"x"' } : { 'content-length': size, etag: '"x"' }).end(); return; }
+    if (req.method === 'HEAD') {
+      res.writeHead(200, noLen ? { etag: '"x"' } : { 'content-length': size, etag: '"x"' }).end();
+      return;
+    }
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
-    if (m && failNext > 0) { failNext--; res.writeHead(503).end(); return; }
+    if (m && failNext > 0) {
+      failNext--;
+      res.writeHead(503).end();
+      return;
+    }
     const body = readFileSync(path);
     if (m) {
       const [a, b] = [Number(m[1]), Math.min(Number(m[2]), size - 1)];
@@ -51,7 +61,8 @@ describe('urlSource over HTTP (Range requests)', () => {
     expect(log.filter((l) => l.includes('bytes=')).length).toBeGreaterThan(m.plan.recipes.length);
     const local = nodeSource(`${FIXTURES}golden/internlm2-tiny`);
     const wLocal = await loadWeights(ctx, local, m.spec, (await readModel(local)).plan, { format: 'f16' });
-    for (const [name, w] of wUrl) expect(firstDiff((await readWeightRaw(ctx, w))[0].data, (await readWeightRaw(ctx, wLocal.get(name)!))[0].data), name).toBe(-1);
+    for (const [name, w] of wUrl)
+      expect(firstDiff((await readWeightRaw(ctx, w))[0].data, (await readWeightRaw(ctx, wLocal.get(name)!))[0].data), name).toBe(-1);
     releaseWeights(ctx, wUrl.values());
     releaseWeights(ctx, wLocal.values());
     await local.close();
@@ -80,12 +91,18 @@ describe('urlSource sizes', () => {
 describe('cache checksum', () => {
   it('is independent of how the bytes are chunked and detects a flipped byte', () => {
     const b = new Uint8Array(readFileSync(`${FIXTURES}stories260k/tokenizer.model`));
-    const whole = new Checksum(); whole.update(b);
+    const whole = new Checksum();
+    whole.update(b);
     const parts = new Checksum();
-    for (let o = 0; o < b.length;) { const n = 1 + ((o * 7919) % 1013); parts.update(b.subarray(o, o + n)); o += n; }
+    for (let o = 0; o < b.length;) {
+      const n = 1 + ((o * 7919) % 1013);
+      parts.update(b.subarray(o, o + n));
+      o += n;
+    }
     expect(parts.digest()).toBe(whole.digest());
     b[1234] ^= 1;
-    const flipped = new Checksum(); flipped.update(b);
+    const flipped = new Checksum();
+    flipped.update(b);
     expect(flipped.digest()).not.toBe(whole.digest());
   });
 });

@@ -25,7 +25,10 @@ async function rawF16(src: FileSource, r: Awaited<ReturnType<typeof readModel>>[
   }
   const out = new Uint16Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
-  for (const p of parts) { out.set(p, o); o += p.length; }
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
@@ -51,9 +54,7 @@ describe('loadWeights (real WebGPU)', () => {
           }
           expect(g.format).toBe('f16');
           const words = (await readWeightRaw(ctx, g))[0].data;
-          const expected = r.segments[0].entry.dtype === 'F16'
-            ? new Uint32Array((await rawF16(src, r)).buffer.slice(0))
-            : packF16(ref);
+          const expected = r.segments[0].entry.dtype === 'F16' ? new Uint32Array((await rawF16(src, r)).buffer.slice(0)) : packF16(ref);
           expect(words.length).toBe(expected.length);
           let bad = -1;
           for (let i = 0; i < words.length && bad < 0; i++) if (words[i] !== expected[i]) bad = i;
@@ -83,7 +84,14 @@ describe('loadWeights (real WebGPU)', () => {
     expect(liveBytes(ctx)).toBe(before);
   });
 
-  const Q_CASES = [['q8', 0, 'cpu'], ['q4', 32, 'cpu'], ['q8', 0, 'gpu'], ['q8', 32, 'gpu'], ['q4', 32, 'gpu'], ['q4', 128, 'gpu']] as const;
+  const Q_CASES = [
+    ['q8', 0, 'cpu'],
+    ['q4', 32, 'cpu'],
+    ['q8', 0, 'gpu'],
+    ['q8', 32, 'gpu'],
+    ['q4', 32, 'gpu'],
+    ['q4', 128, 'gpu'],
+  ] as const;
   for (const [format, groupSize, quantizeOn] of Q_CASES) {
     it(`${format} g${groupSize} on the ${quantizeOn}: matches the CPU reference${quantizeOn === 'cpu' ? ' exactly' : ' (up to f32-division near-ties)'} and the originals within the quantization error`, async () => {
       const ctx = await testGpu();
@@ -92,7 +100,8 @@ describe('loadWeights (real WebGPU)', () => {
       const before = liveBytes(ctx);
       const w = await loadWeights(ctx, src, m.spec, m.plan, { format, groupSize, quantizeOn, maxPartBytes: 8 << 10 });
       expect(liveBytes(ctx) - before).toBe(planMemory(m.spec, m.plan, limitsOf(ctx), { format, groupSize, maxPartBytes: 8 << 10 }).weightsBytes);
-      let elems = 0, differ = 0;
+      let elems = 0,
+        differ = 0;
       for (const r of m.plan.recipes) {
         if (r.shape.length === 1) continue;
         const g = w.get(r.name)!;
@@ -132,13 +141,26 @@ describe('loadWeights (real WebGPU)', () => {
     const base = nodeSource(FIXTURES + 'stories260k');
     const m = await readModel(base);
     let reads = 0;
-    const flaky: FileSource = { ...base, name: base.name, read: async (p, o, l) => { if (++reads === 20) throw new NetworkError('connection reset'); return base.read(p, o, l); } };
+    const flaky: FileSource = {
+      ...base,
+      name: base.name,
+      read: async (p, o, l) => {
+        if (++reads === 20) throw new NetworkError('connection reset');
+        return base.read(p, o, l);
+      },
+    };
     const before = liveBytes(ctx);
     await expect(loadWeights(ctx, flaky, m.spec, m.plan, { format: 'q4' })).rejects.toThrow(NetworkError);
     expect(liveBytes(ctx)).toBe(before);
     const ac = new AbortController();
     const progress: number[] = [];
-    const p = loadWeights(ctx, base, m.spec, m.plan, { signal: ac.signal, onProgress: (e) => { progress.push(e.bytesDone); if (progress.length === 10) ac.abort(); } });
+    const p = loadWeights(ctx, base, m.spec, m.plan, {
+      signal: ac.signal,
+      onProgress: (e) => {
+        progress.push(e.bytesDone);
+        if (progress.length === 10) ac.abort();
+      },
+    });
     await expect(p).rejects.toThrow(AbortedError);
     expect(liveBytes(ctx)).toBe(before);
     expect(progress.every((v, i) => i === 0 || v >= progress[i - 1])).toBe(true);
@@ -153,14 +175,25 @@ describe('loadWeights (real WebGPU)', () => {
     // Counted on the embedding's reads only (blocks of other recipes read several segments each).
     const emb = m.plan.recipes.flatMap((r) => r.segments.map((g) => g.entry)).find((e) => e.name === 'model.tok_embeddings.weight')!;
     const load = async (readAhead: number | undefined, hint: number | undefined, failAt = 0) => {
-      let inflight = 0, maxInflight = 0, reads = 0;
-      const src: FileSource & { readAhead?: number } = { ...base, name: base.name, readAhead: hint, read: async (p, o, l) => {
-        if (failAt && ++reads === failAt) throw new NetworkError('connection reset');
-        const counted = p === emb.file && o >= emb.offset && o < emb.offset + emb.byteLength;
-        if (counted) maxInflight = Math.max(maxInflight, ++inflight);
-        await new Promise((r) => setTimeout(r, 2));
-        try { return await base.read(p, o, l); } finally { if (counted) inflight--; }
-      } };
+      let inflight = 0,
+        maxInflight = 0,
+        reads = 0;
+      const src: FileSource & { readAhead?: number } = {
+        ...base,
+        name: base.name,
+        readAhead: hint,
+        read: async (p, o, l) => {
+          if (failAt && ++reads === failAt) throw new NetworkError('connection reset');
+          const counted = p === emb.file && o >= emb.offset && o < emb.offset + emb.byteLength;
+          if (counted) maxInflight = Math.max(maxInflight, ++inflight);
+          await new Promise((r) => setTimeout(r, 2));
+          try {
+            return await base.read(p, o, l);
+          } finally {
+            if (counted) inflight--;
+          }
+        },
+      };
       const w = await loadWeights(ctx, src, m.spec, m.plan, { format: 'f16', readAhead });
       releaseWeights(ctx, w.values());
       return maxInflight;

@@ -23,7 +23,8 @@ async function compareWithGolden(dir: string, relTol: number): Promise<TensorEnt
     const g = golden.get(e.name)!;
     expect(e.shape, e.name).toEqual(g.shape);
     const v = await entryValues(src, e);
-    let maxErr = 0, maxRef = 0;
+    let maxErr = 0,
+      maxRef = 0;
     for (let i = 0; i < v.length; i++) {
       maxErr = Math.max(maxErr, Math.abs(v[i] - g.values[i]) / Math.max(Math.abs(g.values[i]), 1e-30));
       maxRef = Math.max(maxRef, Math.abs(g.values[i]));
@@ -70,7 +71,11 @@ describe('PyTorch .bin fixtures', () => {
 describe('malformed archives', () => {
   let items: ZipItem[];
   const load = async (files: Record<string, Uint8Array | string>) => readPytorchCheckpoint(memSource(files));
-  const fault = async (files: Record<string, Uint8Array | string>) => load(files).then(() => undefined, (e: unknown) => e);
+  const fault = async (files: Record<string, Uint8Array | string>) =>
+    load(files).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
   const getItems = async () => (items ??= await unzipAll(readBytes(`${PT}single-fp16/pytorch_model.bin`)));
 
   it('a rebuilt archive (our zip writer) reads back the same, plain and zip64', async () => {
@@ -101,7 +106,10 @@ describe('malformed archives', () => {
     // Directory intact but the data of the last storages cut away (zip without the tail data).
     const it0 = await getItems();
     const whole = zipStored(it0);
-    const cut = zipStored(it0.map((x) => (x.name.endsWith('data/16') ? { ...x, data: x.data.slice(0, 100) } : x)), { sizes: { 'pytorch_model/data/16': it0.find((x) => x.name.endsWith('data/16'))!.data.byteLength } });
+    const cut = zipStored(
+      it0.map((x) => (x.name.endsWith('data/16') ? { ...x, data: x.data.slice(0, 100) } : x)),
+      { sizes: { 'pytorch_model/data/16': it0.find((x) => x.name.endsWith('data/16'))!.data.byteLength } },
+    );
     expect(whole.byteLength).toBeGreaterThan(cut.byteLength);
     const err = await fault({ 'pytorch_model.bin': cut });
     expect(err).toBeInstanceOf(ModelFormatError);

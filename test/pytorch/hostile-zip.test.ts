@@ -34,15 +34,22 @@ function directoryOnlyZip(n: number, zip64: boolean): Uint8Array {
   }
   let e = cdBytes;
   if (zip64) {
-    dv.setUint32(e, 0x06064b50, true); dv.setBigUint64(e + 4, 44n, true);
-    dv.setBigUint64(e + 24, BigInt(n), true); dv.setBigUint64(e + 32, BigInt(n), true);
-    dv.setBigUint64(e + 40, BigInt(cdBytes), true); dv.setBigUint64(e + 48, 0n, true);
-    dv.setUint32(e + 56, 0x07064b50, true); dv.setBigUint64(e + 64, BigInt(cdBytes), true); dv.setUint32(e + 72, 1, true);
+    dv.setUint32(e, 0x06064b50, true);
+    dv.setBigUint64(e + 4, 44n, true);
+    dv.setBigUint64(e + 24, BigInt(n), true);
+    dv.setBigUint64(e + 32, BigInt(n), true);
+    dv.setBigUint64(e + 40, BigInt(cdBytes), true);
+    dv.setBigUint64(e + 48, 0n, true);
+    dv.setUint32(e + 56, 0x07064b50, true);
+    dv.setBigUint64(e + 64, BigInt(cdBytes), true);
+    dv.setUint32(e + 72, 1, true);
     e += 76;
   }
   dv.setUint32(e, 0x06054b50, true);
-  dv.setUint16(e + 8, zip64 ? 0xffff : n & 0xffff, true); dv.setUint16(e + 10, zip64 ? 0xffff : n & 0xffff, true);
-  dv.setUint32(e + 12, zip64 ? 0xffffffff : cdBytes, true); dv.setUint32(e + 16, zip64 ? 0xffffffff : 0, true);
+  dv.setUint16(e + 8, zip64 ? 0xffff : n & 0xffff, true);
+  dv.setUint16(e + 10, zip64 ? 0xffff : n & 0xffff, true);
+  dv.setUint32(e + 12, zip64 ? 0xffffffff : cdBytes, true);
+  dv.setUint32(e + 16, zip64 ? 0xffffffff : 0, true);
   return out;
 }
 
@@ -53,7 +60,10 @@ describe('zip entry count', () => {
     const zip = directoryOnlyZip(many, true);
     const heap0 = process.memoryUsage().heapUsed;
     const t0 = performance.now();
-    const err = await openZip(memSource({ 'pytorch_model.bin': zip }), 'pytorch_model.bin').then(() => undefined, (e) => e);
+    const err = await openZip(memSource({ 'pytorch_model.bin': zip }), 'pytorch_model.bin').then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(ModelFormatError);
     expect((err as Error).message).toContain(`has ${many} entries, above the limit of ${MAX_ZIP_ENTRIES}`);
     expect(performance.now() - t0).toBeLessThan(2000);
@@ -62,7 +72,10 @@ describe('zip entry count', () => {
 
   it('classic archive whose 16-bit count wrapped: the directory walk still refuses it', async () => {
     const zip = directoryOnlyZip(many, false); // the EOCD says many % 65536
-    const err = await openZip(memSource({ 'pytorch_model.bin': zip }), 'pytorch_model.bin').then(() => undefined, (e) => e);
+    const err = await openZip(memSource({ 'pytorch_model.bin': zip }), 'pytorch_model.bin').then(
+      () => undefined,
+      (e) => e,
+    );
     expect(err).toBeInstanceOf(ModelFormatError);
     expect((err as Error).message).toContain(`more than ${MAX_ZIP_ENTRIES} entries, above the limit of ${MAX_ZIP_ENTRIES}`);
   });

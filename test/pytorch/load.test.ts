@@ -21,7 +21,10 @@ function roundBf16(v: Float32Array): Float32Array {
 }
 
 describe('PyTorch checkpoints through the loader (real WebGPU)', () => {
-  for (const [dir, bf16] of [['single-fp16', false], ['sharded-bf16', true]] as const) {
+  for (const [dir, bf16] of [
+    ['single-fp16', false],
+    ['sharded-bf16', true],
+  ] as const) {
     it(`${dir}: same spec, plan and f32 GPU weights as the golden safetensors`, async () => {
       const ctx = await testGpu();
       const ref = await readModel(nodeSource(`${FIXTURES}golden/chatglm2-tiny`));

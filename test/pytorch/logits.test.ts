@@ -18,11 +18,20 @@ import { compareLogits, readGolden } from '../engine/golden-file.ts';
 const golden = readGolden(`${FIXTURES}golden/chatglm2-tiny/golden.safetensors`);
 
 describe('PyTorch checkpoints: golden logits (Dawn)', () => {
-  for (const [dir, tol, cases] of [['single-fp16', 1e-2, ['short']], ['sharded-bf16', 6e-2, ['short']]] as const) {
+  for (const [dir, tol, cases] of [
+    ['single-fp16', 1e-2, ['short']],
+    ['sharded-bf16', 6e-2, ['short']],
+  ] as const) {
     it(`${dir}: ${cases.join(' and ')} within ${tol} x max|golden|`, async () => {
       const ctx = await testGpu();
       const before = liveBytes(ctx);
-      const e = await loadEngine(ctx, `${FIXTURES}pytorch/${dir}`, { weights: 'f32', kvDtype: 'f32', contextLength: 256, prefillChunk: 64, attention: { attention: 'dense' } });
+      const e = await loadEngine(ctx, `${FIXTURES}pytorch/${dir}`, {
+        weights: 'f32',
+        kvDtype: 'f32',
+        contextLength: 256,
+        prefillChunk: 64,
+        attention: { attention: 'dense' },
+      });
       try {
         for (const which of cases) {
           e.truncate(0);

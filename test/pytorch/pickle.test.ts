@@ -22,17 +22,43 @@ function pk(...parts: (string | number | number[] | Uint8Array)[]): Uint8Array {
   return new Uint8Array(out);
 }
 const u32 = (n: number) => [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, (n >>> 24) & 255];
-const str = (s: string) => { const b = enc.encode(s); return ['X', ...u32(b.length), ...b]; };
+const str = (s: string) => {
+  const b = enc.encode(s);
+  return ['X', ...u32(b.length), ...b];
+};
 
 /** A one-tensor state_dict: {'w': tensor of `shape`/`stride` at `offset` in a FloatStorage of `numel`}. */
 function oneTensor(shape: number[], stride: number[], offset = 0, numel = 64, storage = 'FloatStorage'): Uint8Array {
   const tup = (xs: number[]) => [0x28, ...xs.flatMap((x) => ['J'.charCodeAt(0), ...u32(x)]), 0x74];
   return pk(
-    0x80, 2, '}', '(', ...str('w'),
-    'ctorch._utils\n_rebuild_tensor_v2\n', '(',
-    '(', ...str('storage'), `ctorch\n${storage}\n`, ...str('0'), ...str('cpu'), 'J', u32(numel), 't', 'Q',
-    'J', u32(offset), tup(shape), tup(stride), 0x89, 'ccollections\nOrderedDict\n', ')', 'R', 't', 'R',
-    'u', '.',
+    0x80,
+    2,
+    '}',
+    '(',
+    ...str('w'),
+    'ctorch._utils\n_rebuild_tensor_v2\n',
+    '(',
+    '(',
+    ...str('storage'),
+    `ctorch\n${storage}\n`,
+    ...str('0'),
+    ...str('cpu'),
+    'J',
+    u32(numel),
+    't',
+    'Q',
+    'J',
+    u32(offset),
+    tup(shape),
+    tup(stride),
+    0x89,
+    'ccollections\nOrderedDict\n',
+    ')',
+    'R',
+    't',
+    'R',
+    'u',
+    '.',
   );
 }
 
@@ -56,18 +82,88 @@ describe('restricted unpickler', () => {
   });
 
   it('reads the model.state_dict() form: OrderedDict with _metadata (BUILD), _rebuild_parameter, memo, LONG1 sizes', () => {
-    const long1 = (n: number) => { const b: number[] = []; let x = n; while (x > 0) { b.push(x % 256); x = Math.floor(x / 256); } if (b[b.length - 1] & 0x80) b.push(0); return [0x8a, b.length, ...b]; };
+    const long1 = (n: number) => {
+      const b: number[] = [];
+      let x = n;
+      while (x > 0) {
+        b.push(x % 256);
+        x = Math.floor(x / 256);
+      }
+      if (b[b.length - 1] & 0x80) b.push(0);
+      return [0x8a, b.length, ...b];
+    };
     const rows = 750_000;
     const big = rows * 4096; // elements: past BININT, pickled as LONG1
     const bytes = pk(
-      0x80, 2, 'ccollections\nOrderedDict\n', 'q', 0, ')', 'R', 'q', 1, '(',
-      ...str('emb'), 'ctorch._utils\n_rebuild_parameter\n', '(',
-      'ctorch._utils\n_rebuild_tensor_v2\n', '(',
-      '(', ...str('storage'), 'ctorch\nBFloat16Storage\n', ...str('0'), ...str('cuda:0'), long1(big), 't', 'Q',
-      'K', 0, '(', long1(rows), 'M', [0, 16], 't', '(', 'M', [0, 16], 'K', 1, 't', 0x89, 'h', 0, ')', 'R', 't', 'R',
-      0x88, 'h', 0, ')', 'R', 't', 'R',
+      0x80,
+      2,
+      'ccollections\nOrderedDict\n',
+      'q',
+      0,
+      ')',
+      'R',
+      'q',
+      1,
+      '(',
+      ...str('emb'),
+      'ctorch._utils\n_rebuild_parameter\n',
+      '(',
+      'ctorch._utils\n_rebuild_tensor_v2\n',
+      '(',
+      '(',
+      ...str('storage'),
+      'ctorch\nBFloat16Storage\n',
+      ...str('0'),
+      ...str('cuda:0'),
+      long1(big),
+      't',
+      'Q',
+      'K',
+      0,
+      '(',
+      long1(rows),
+      'M',
+      [0, 16],
+      't',
+      '(',
+      'M',
+      [0, 16],
+      'K',
+      1,
+      't',
+      0x89,
+      'h',
+      0,
+      ')',
+      'R',
+      't',
+      'R',
+      0x88,
+      'h',
+      0,
+      ')',
+      'R',
+      't',
+      'R',
       'u',
-      '}', '(', ...str('_metadata'), 'h', 0, ')', 'R', '(', ...str(''), '}', ...str('version'), 'K', 1, 's', 'u', 'u', 'b', '.',
+      '}',
+      '(',
+      ...str('_metadata'),
+      'h',
+      0,
+      ')',
+      'R',
+      '(',
+      ...str(''),
+      '}',
+      ...str('version'),
+      'K',
+      1,
+      's',
+      'u',
+      'u',
+      'b',
+      '.',
     );
     const sd = unpickleStateDict(bytes, 'sd.bin');
     expect(sd.tensors.map((t) => [t.name, t.tensor.shape, t.tensor.storage.dtype, t.tensor.storage.numel])).toEqual([['emb', [rows, 4096], 'BF16', big]]);
@@ -87,7 +183,10 @@ describe('restricted unpickler', () => {
       expect(e.details.global).toBe(name);
     }
     // Opcodes that build arbitrary objects are refused by name.
-    for (const [op, bytes] of [['INST', pk(0x80, 2, 'iposix\nsystem\n', '.')], ['NEWOBJ', pk(0x80, 2, '}', ')', 0x81, '.')]] as const) {
+    for (const [op, bytes] of [
+      ['INST', pk(0x80, 2, 'iposix\nsystem\n', '.')],
+      ['NEWOBJ', pk(0x80, 2, '}', ')', 0x81, '.')],
+    ] as const) {
       const e = refuse(bytes);
       expect(e).toBeInstanceOf(UnsafePickleError);
       expect(e.message).toContain(op);
@@ -139,7 +238,10 @@ describe('restricted unpickler', () => {
       seeds.push((await unzipAll(readBytes(`${FIXTURES}pytorch/${f}`))).find((x) => x.name.endsWith('data.pkl'))!.data);
     }
     for (const s of seeds) expect(() => unpickleStateDict(s, 'seed')).not.toThrow(TypeError);
-    const opcodes = [0x28, 0x2e, 0x4a, 0x4b, 0x4d, 0x4e, 0x51, 0x52, 0x58, 0x62, 0x63, 0x68, 0x6a, 0x71, 0x72, 0x73, 0x74, 0x75, 0x7d, 0x29, 0x80, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8c, 0x93, 0x94, 0x95];
+    const opcodes = [
+      0x28, 0x2e, 0x4a, 0x4b, 0x4d, 0x4e, 0x51, 0x52, 0x58, 0x62, 0x63, 0x68, 0x6a, 0x71, 0x72, 0x73, 0x74, 0x75, 0x7d, 0x29, 0x80, 0x85, 0x86, 0x87, 0x88,
+      0x89, 0x8a, 0x8c, 0x93, 0x94, 0x95,
+    ];
     const rng = new Rng(20261122);
     const outcome = { ok: 0, format: 0, unsafe: 0 };
     const heap0 = process.memoryUsage().heapUsed;
@@ -180,10 +282,23 @@ function mutate(b: Uint8Array, rng: Rng, opcodes: number[]): Uint8Array<ArrayBuf
   const n = b.length;
   const at = rng.int(Math.max(n, 1));
   switch (rng.int(8)) {
-    case 0: { const o = b.slice(); o[at] ^= 1 << rng.int(8); return o; }
-    case 1: { const o = b.slice(); o[at] = rng.int(256); return o; }
-    case 2: { const o = b.slice(); o[at] = opcodes[rng.int(opcodes.length)]; return o; }
-    case 3: { // insert random bytes
+    case 0: {
+      const o = b.slice();
+      o[at] ^= 1 << rng.int(8);
+      return o;
+    }
+    case 1: {
+      const o = b.slice();
+      o[at] = rng.int(256);
+      return o;
+    }
+    case 2: {
+      const o = b.slice();
+      o[at] = opcodes[rng.int(opcodes.length)];
+      return o;
+    }
+    case 3: {
+      // insert random bytes
       const k = 1 + rng.int(8);
       const o = new Uint8Array(n + k);
       o.set(b.subarray(0, at));
@@ -191,14 +306,16 @@ function mutate(b: Uint8Array, rng: Rng, opcodes: number[]): Uint8Array<ArrayBuf
       o.set(b.subarray(at), at + k);
       return o;
     }
-    case 4: { // delete a range
+    case 4: {
+      // delete a range
       const k = 1 + rng.int(Math.min(64, n - at));
       const o = new Uint8Array(n - k);
       o.set(b.subarray(0, at));
       o.set(b.subarray(at + k), at);
       return o;
     }
-    case 5: { // duplicate a range elsewhere
+    case 5: {
+      // duplicate a range elsewhere
       const k = 1 + rng.int(Math.min(128, n - at));
       const to = rng.int(n);
       const o = new Uint8Array(n + k);
@@ -207,8 +324,10 @@ function mutate(b: Uint8Array, rng: Rng, opcodes: number[]): Uint8Array<ArrayBuf
       o.set(b.subarray(to), to + k);
       return o;
     }
-    case 6: return b.slice(0, at); // truncate
-    default: { // a huge or odd 4-byte field
+    case 6:
+      return b.slice(0, at); // truncate
+    default: {
+      // a huge or odd 4-byte field
       const o = b.slice();
       const v = [0xffffffff, 0x7fffffff, 0x80000000, rng.int(2 ** 32)][rng.int(4)];
       for (let i = 0; i < 4 && at + i < n; i++) o[at + i] = (v >>> (8 * i)) & 255;

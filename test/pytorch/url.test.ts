@@ -19,8 +19,16 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     const path = `${FIXTURES}pytorch/${decodeURIComponent(req.url!.slice(1))}`;
     let size: number;
-    try { size = statSync(path).size; } catch { res.writeHead(404).end(); return; }
-    if (req.method === 'HEAD') { res.writeHead(200, { 'content-length': size }).end(); return; }
+    try {
+      size = statSync(path).size;
+    } catch {
+      res.writeHead(404).end();
+      return;
+    }
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { 'content-length': size }).end();
+      return;
+    }
     const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
     const body = readFileSync(path);
     if (m) {

@@ -13,7 +13,8 @@ import { selectionRef } from '../../bench/synthetic/analyze.ts';
 import { runSparseCase } from '../cases/attention.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
-const D = 64, H = 4;
+const D = 64,
+  H = 4;
 
 describe('realistic synthetic Q/K (CPU)', () => {
   it('background share 2-45% per head, heads differ, area at alpha 0.95 not growing from 4K to 8K', () => {
@@ -22,7 +23,9 @@ describe('realistic synthetic Q/K (CPU)', () => {
     for (const seqLen of [4096, 8192]) {
       const g = syntheticQkv({ seqLen, nHeads: H, nKvHeads: 1, headDim: D, kind: 'realistic', seed: 3 });
       const r = selectionRef(g, { seqLen, nHeads: H, nKvHeads: 1, headDim: D }, DEFAULT_ATTENTION, [0.95, 0.8], g.stripeCols);
-      console.log(`realistic S=${seqLen}: area ${r.groups[0].map((x) => `${x.alpha}: ${x.areaFraction.toFixed(3)} (|I| ${x.selected})`).join(', ')}; heads window/sink/far ${r.heads.map((h) => `${h.windowMass.toFixed(2)}/${h.sinkMass.toFixed(2)}/${h.farMass.toFixed(2)}`).join(' ')}`);
+      console.log(
+        `realistic S=${seqLen}: area ${r.groups[0].map((x) => `${x.alpha}: ${x.areaFraction.toFixed(3)} (|I| ${x.selected})`).join(', ')}; heads window/sink/far ${r.heads.map((h) => `${h.windowMass.toFixed(2)}/${h.sinkMass.toFixed(2)}/${h.farMass.toFixed(2)}`).join(' ')}`,
+      );
       area.push(r.groups[0][0].areaFraction);
       far = r.heads.map((h) => h.farMass);
       expect(r.groups[0][1].areaFraction).toBeLessThanOrEqual(r.groups[0][0].areaFraction);
@@ -49,7 +52,10 @@ describe('realistic synthetic Q/K (CPU)', () => {
     const S = 600;
     for (let h = 0; h < 4; h++) {
       const g = Math.floor(h / 2);
-      for (const [i, want] of [[S - 1, true], [S - 40, false]] as const) {
+      for (const [i, want] of [
+        [S - 1, true],
+        [S - 40, false],
+      ] as const) {
         const s: number[] = [];
         for (let j = 0; j <= i; j++) {
           let x = 0;

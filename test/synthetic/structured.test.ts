@@ -110,7 +110,8 @@ function medianAt(p: Float64Array, i: number, d0: number, d1: number, prompt: { 
 
 /** Mean probability of ordinary (and question) columns at distance [d0, d1] from row i. */
 function meanAt(p: Float64Array, i: number, d0: number, d1: number, prompt: { ids: Int32Array }): number {
-  let s = 0, n = 0;
+  let s = 0,
+    n = 0;
   for (let j = Math.max(1, Math.ceil(i - d1)); j <= i - d0; j++) {
     const role = roleOf(prompt.ids[j]);
     if (role !== 'ordinary' && role !== 'query') continue;
@@ -126,7 +127,8 @@ describe('structured synthetic model: heavy (default) vs flat background', () =>
     const S = 1024;
     const prompt = syntheticPrompt({ seqLen: S, vocabSize: base.vocabSize, seed: 2 });
     const i = S - 1;
-    const sd: Record<string, number> = {}, corr: Record<string, number> = {};
+    const sd: Record<string, number> = {},
+      corr: Record<string, number> = {};
     const heavyWeights = structuredSource({ ...base }).weights; // the default is heavy
     for (const background of ['heavy', 'flat'] as const) {
       const src = structuredSource({ ...base, background });
@@ -137,7 +139,8 @@ describe('structured synthetic model: heavy (default) vs flat background', () =>
       const plan = src.weights.plan(0, h);
       const D = m.spec.headDim;
       // Logits of ordinary keys far from row i (outside 4 band widths and 256).
-      const far: number[] = [], zeta: number[] = [];
+      const far: number[] = [],
+        zeta: number[] = [];
       for (let j = 1; j < i - Math.max(256, 4 * plan.bandWidth); j++) {
         if (roleOf(prompt.ids[j]) !== 'ordinary') continue;
         zeta.push(heavyWeights.zeta(prompt.ids[j]));
@@ -162,7 +165,9 @@ describe('structured synthetic model: heavy (default) vs flat background', () =>
         expect(src.weights.zeta(TOKENS.firstOrdinary + 5)).toBe(0);
       }
     }
-    console.log(`mixed head, far logits: std heavy ${sd.heavy.toFixed(2)}, flat ${sd.flat.toFixed(2)} (RoPE band sidelobes); correlation with zeta: heavy ${corr.heavy.toFixed(2)}, flat ${corr.flat.toFixed(2)}`);
+    console.log(
+      `mixed head, far logits: std heavy ${sd.heavy.toFixed(2)}, flat ${sd.flat.toFixed(2)} (RoPE band sidelobes); correlation with zeta: heavy ${corr.heavy.toFixed(2)}, flat ${corr.flat.toFixed(2)}`,
+    );
     expect(sd.heavy).toBeGreaterThan(sd.flat);
     expect(corr.heavy).toBeGreaterThan(0.5);
     expect(Math.abs(corr.flat)).toBeLessThan(0.2);
@@ -171,14 +176,24 @@ describe('structured synthetic model: heavy (default) vs flat background', () =>
 });
 
 function correlation(a: number[], b: number[]): number {
-  const ma = a.reduce((x, y) => x + y, 0) / a.length, mb = b.reduce((x, y) => x + y, 0) / b.length;
-  let sab = 0, saa = 0, sbb = 0;
-  for (let k = 0; k < a.length; k++) { sab += (a[k] - ma) * (b[k] - mb); saa += (a[k] - ma) ** 2; sbb += (b[k] - mb) ** 2; }
+  const ma = a.reduce((x, y) => x + y, 0) / a.length,
+    mb = b.reduce((x, y) => x + y, 0) / b.length;
+  let sab = 0,
+    saa = 0,
+    sbb = 0;
+  for (let k = 0; k < a.length; k++) {
+    sab += (a[k] - ma) * (b[k] - mb);
+    saa += (a[k] - ma) ** 2;
+    sbb += (b[k] - mb) ** 2;
+  }
   return sab / Math.sqrt(saa * sbb);
 }
 
 /** Canonical layer-0 weights (embed, attnNorm, wqkv with rows Q heads, K heads, V heads) straight from the generator. */
-function canonicalLayer0(src: ReturnType<typeof structuredSource>, spec: { nHeads: number; nKvHeads: number; headDim: number; dim: number; vocabSize: number }) {
+function canonicalLayer0(
+  src: ReturnType<typeof structuredSource>,
+  spec: { nHeads: number; nKvHeads: number; headDim: number; dim: number; vocabSize: number },
+) {
   const { nHeads: H, nKvHeads: G, headDim: D, dim } = spec;
   const per = H / G;
   const raw = src.tensorRows('model.layers.0.attention.wqkv.weight', 0, (H + 2 * G) * D);
@@ -192,7 +207,11 @@ function canonicalLayer0(src: ReturnType<typeof structuredSource>, spec: { nHead
       }
     }
   }
-  return { embed: src.tensorRows('model.tok_embeddings.weight', 0, spec.vocabSize), attnNorm: src.tensorRows('model.layers.0.attention_norm.weight', 0, 1), wqkv };
+  return {
+    embed: src.tensorRows('model.tok_embeddings.weight', 0, spec.vocabSize),
+    attnNorm: src.tensorRows('model.layers.0.attention_norm.weight', 0, 1),
+    wqkv,
+  };
 }
 
 describe('structured synthetic model: outputs', () => {
@@ -260,7 +279,7 @@ describe('structured synthetic model: outputs', () => {
 });
 
 describe('structured synthetic model through the engine (Dawn)', () => {
-  it('next token follows the LM-head chain, and after a needle prompt it is the needle\'s successor', async () => {
+  it("next token follows the LM-head chain, and after a needle prompt it is the needle's successor", async () => {
     const ctx = await testGpu();
     const src = structuredSource({ family: 'internlm2', dim: 256, nLayers: 4, nHeads: 4, nKvHeads: 2, ffnDim: 512, vocabSize: 512, seed: 4 });
     const e = await loadEngine(ctx, src, { weights: 'f32', kvDtype: 'f32', contextLength: 320, prefillChunk: 128, attention: { attention: 'dense' } });
@@ -272,8 +291,16 @@ describe('structured synthetic model through the engine (Dawn)', () => {
         e.truncate(0);
         const { logits } = await e.prefill(ids, { allLogits: true });
         const argmax = (r: number) => {
-          let b = -Infinity, bi = -1;
-          for (let c = 0; c < V; c++) { const v = logits![r * V + c]; expect(Number.isFinite(v)).toBe(true); if (v > b) { b = v; bi = c; } }
+          let b = -Infinity,
+            bi = -1;
+          for (let c = 0; c < V; c++) {
+            const v = logits![r * V + c];
+            expect(Number.isFinite(v)).toBe(true);
+            if (v > b) {
+              b = v;
+              bi = c;
+            }
+          }
           return bi;
         };
         let chain = 0;

@@ -101,7 +101,14 @@ describe('InternLM2', () => {
     const tok = await tokenizerFromSentencePiece(BPE_ZH, { family: 'internlm2', config: { chat_template } });
     expect(tok.chat.kind).toBe('template');
     expect(tok.formatChat([{ role: 'user', content: 'hi' }]).text).toBe('<user>hi<assistant>');
-    const listed = await tokenizerFromSentencePiece(BPE_ZH, { config: { chat_template: [{ name: 'tool_use', template: 'x' }, { name: 'default', template: chat_template }] } });
+    const listed = await tokenizerFromSentencePiece(BPE_ZH, {
+      config: {
+        chat_template: [
+          { name: 'tool_use', template: 'x' },
+          { name: 'default', template: chat_template },
+        ],
+      },
+    });
     expect(listed.formatChat([{ role: 'user', content: 'hi' }], { addGenerationPrompt: false }).text).toBe('<user>hi');
     expect(() => tok.formatChat([])).toThrow(/at least one message/);
   });

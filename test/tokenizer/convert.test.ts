@@ -30,19 +30,35 @@ describe('SentencePiece conversion', () => {
 
   it('merges by piece score, highest first', async () => {
     // "abc": ab (-10) vs bc (-5): SentencePiece merges bc first -> a|bc.
-    const tok = await tokenizerFromSentencePiece(bpeModel([
-      { piece: 'a', score: -1 }, { piece: 'b', score: -2 }, { piece: 'c', score: -3 },
-      { piece: 'ab', score: -10 }, { piece: 'bc', score: -5 },
-    ], noPrefix));
+    const tok = await tokenizerFromSentencePiece(
+      bpeModel(
+        [
+          { piece: 'a', score: -1 },
+          { piece: 'b', score: -2 },
+          { piece: 'c', score: -3 },
+          { piece: 'ab', score: -10 },
+          { piece: 'bc', score: -5 },
+        ],
+        noPrefix,
+      ),
+    );
     expect(tok.encode('abc').map((id) => tok.idToToken(id))).toEqual(['a', 'bc']);
   });
 
   it('breaks score ties leftmost first, as SentencePiece does, whatever the piece order', async () => {
     // ab and bc have the same score; bc comes first in the vocabulary.
-    const tok = await tokenizerFromSentencePiece(bpeModel([
-      { piece: 'a', score: -1 }, { piece: 'b', score: -2 }, { piece: 'c', score: -3 },
-      { piece: 'bc', score: -5 }, { piece: 'ab', score: -5 },
-    ], noPrefix));
+    const tok = await tokenizerFromSentencePiece(
+      bpeModel(
+        [
+          { piece: 'a', score: -1 },
+          { piece: 'b', score: -2 },
+          { piece: 'c', score: -3 },
+          { piece: 'bc', score: -5 },
+          { piece: 'ab', score: -5 },
+        ],
+        noPrefix,
+      ),
+    );
     expect(tok.encode('abc').map((id) => tok.idToToken(id))).toEqual(['ab', 'c']);
     expect(tok.encode('cbc').map((id) => tok.idToToken(id))).toEqual(['c', 'bc']);
   });
@@ -93,13 +109,28 @@ describe('tokenizer.json folders', () => {
     delete json.sentencepiece;
     return {
       ...json,
-      added_tokens: [0, 1, 2].map((id) => ({ id, content: ['<unk>', '<s>', '</s>'][id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-      normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
+      added_tokens: [0, 1, 2].map((id) => ({
+        id,
+        content: ['<unk>', '<s>', '</s>'][id],
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: true,
+      })),
+      normalizer: {
+        type: 'Sequence',
+        normalizers: [
+          { type: 'Prepend', prepend: '\u2581' },
+          { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' },
+        ],
+      },
       pre_tokenizer: null,
       post_processor: {
         type: 'TemplateProcessing',
         single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-        pair: [], special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
+        pair: [],
+        special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
       },
     };
   }
@@ -109,10 +140,15 @@ describe('tokenizer.json folders', () => {
     rmSync(dir, { recursive: true, force: true });
     await import('node:fs').then((fs) => fs.mkdirSync(dir));
     writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(llamaStyleJson()));
-    writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({
-      bos_token: '<s>', eos_token: { content: '</s>' }, clean_up_tokenization_spaces: false,
-      chat_template: "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}",
-    }));
+    writeFileSync(
+      join(dir, 'tokenizer_config.json'),
+      JSON.stringify({
+        bos_token: '<s>',
+        eos_token: { content: '</s>' },
+        clean_up_tokenization_spaces: false,
+        chat_template: "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}",
+      }),
+    );
     const src = nodeSource(dir);
     const tok = await loadTokenizer(src);
     await src.close();

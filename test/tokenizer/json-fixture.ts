@@ -14,8 +14,17 @@ export function smallTokenizerJson(extra: Record<string, unknown> = {}): Record<
     pre_tokenizer: null,
     post_processor: null,
     decoder: null,
-    model: { type: 'BPE', unk_token: '<unk>', vocab, merges: [['a', 'b']], dropout: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false },
+    model: {
+      type: 'BPE',
+      unk_token: '<unk>',
+      vocab,
+      merges: [['a', 'b']],
+      dropout: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+    },
     ...extra,
   };
 }
-

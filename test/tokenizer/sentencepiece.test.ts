@@ -9,7 +9,9 @@ import { nodeSource } from '../../src/loader/sources.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { FIXTURES } from '../helpers/gpu.ts';
 
-interface Golden { cases: { text: string; ids: number[] }[] }
+interface Golden {
+  cases: { text: string; ids: number[] }[];
+}
 const golden = (p: string): Golden => JSON.parse(readFileSync(FIXTURES + p, 'utf8'));
 
 const MODELS = [
@@ -69,7 +71,14 @@ describe.each(MODELS)('SentencePiece $name', (m) => {
   it('round-trips random Unicode strings (seeded)', async () => {
     const tok = await load(m);
     const rng = new Rng(1234);
-    const ranges: [number, number][] = [[0x20, 0x7e], [0xa0, 0x24f], [0x4e00, 0x9fff], [0x1f300, 0x1f6ff], [0x3040, 0x30ff], [0x400, 0x4ff]];
+    const ranges: [number, number][] = [
+      [0x20, 0x7e],
+      [0xa0, 0x24f],
+      [0x4e00, 0x9fff],
+      [0x1f300, 0x1f6ff],
+      [0x3040, 0x30ff],
+      [0x400, 0x4ff],
+    ];
     for (let n = 0; n < 60; n++) {
       let s = '';
       const len = 1 + rng.int(40);

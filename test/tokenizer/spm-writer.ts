@@ -3,12 +3,19 @@
  * tie-breaking, unsupported model types, malformed input). Field numbers as
  * in sentencepiece_model.proto.
  */
-export interface PieceSpec { piece: string; score?: number; type?: number }
+export interface PieceSpec {
+  piece: string;
+  score?: number;
+  type?: number;
+}
 export interface ModelSpecSpm {
   pieces: PieceSpec[];
   modelType?: number; // 1 unigram, 2 bpe
   byteFallback?: boolean;
-  unkId?: number; bosId?: number; eosId?: number; padId?: number;
+  unkId?: number;
+  bosId?: number;
+  eosId?: number;
+  padId?: number;
   normalizer?: { name?: string; addDummyPrefix?: boolean; removeExtraWhitespaces?: boolean; escapeWhitespaces?: boolean; precompiledCharsmap?: Uint8Array };
 }
 
@@ -18,27 +25,48 @@ class Writer {
     if (v < 0) {
       // int32 negatives: 10-byte two's complement
       let lo = v >>> 0;
-      for (let i = 0; i < 4; i++) { this.bytes.push((lo & 0x7f) | 0x80); lo >>>= 7; }
+      for (let i = 0; i < 4; i++) {
+        this.bytes.push((lo & 0x7f) | 0x80);
+        lo >>>= 7;
+      }
       this.bytes.push((lo & 0x0f) | 0x70 | 0x80);
       for (let i = 0; i < 4; i++) this.bytes.push(0xff);
       this.bytes.push(0x01);
       return;
     }
-    while (v >= 0x80) { this.bytes.push((v % 128) | 0x80); v = Math.floor(v / 128); }
+    while (v >= 0x80) {
+      this.bytes.push((v % 128) | 0x80);
+      v = Math.floor(v / 128);
+    }
     this.bytes.push(v);
   }
-  key(num: number, wire: number): void { this.varint(num * 8 + wire); }
-  int(num: number, v: number): void { this.key(num, 0); this.varint(v); }
-  bool(num: number, v: boolean): void { this.int(num, v ? 1 : 0); }
+  key(num: number, wire: number): void {
+    this.varint(num * 8 + wire);
+  }
+  int(num: number, v: number): void {
+    this.key(num, 0);
+    this.varint(v);
+  }
+  bool(num: number, v: boolean): void {
+    this.int(num, v ? 1 : 0);
+  }
   float(num: number, v: number): void {
     this.key(num, 5);
     const b = new Uint8Array(4);
     new DataView(b.buffer).setFloat32(0, v, true);
     this.bytes.push(...b);
   }
-  bytesField(num: number, b: Uint8Array | number[]): void { this.key(num, 2); this.varint(b.length); for (const x of b) this.bytes.push(x); }
-  string(num: number, s: string): void { this.bytesField(num, new TextEncoder().encode(s)); }
-  message(num: number, w: Writer): void { this.bytesField(num, w.bytes); }
+  bytesField(num: number, b: Uint8Array | number[]): void {
+    this.key(num, 2);
+    this.varint(b.length);
+    for (const x of b) this.bytes.push(x);
+  }
+  string(num: number, s: string): void {
+    this.bytesField(num, new TextEncoder().encode(s));
+  }
+  message(num: number, w: Writer): void {
+    this.bytesField(num, w.bytes);
+  }
 }
 
 export function writeModelProto(spec: ModelSpecSpm): Uint8Array {
@@ -73,7 +101,9 @@ export function writeModelProto(spec: ModelSpecSpm): Uint8Array {
 /** <unk> <s> </s> then the given normal pieces (scores default to -index). */
 export function bpeModel(normal: (string | PieceSpec)[], extra: Partial<ModelSpecSpm> = {}): Uint8Array {
   const pieces: PieceSpec[] = [
-    { piece: '<unk>', type: 2 }, { piece: '<s>', type: 3 }, { piece: '</s>', type: 3 },
+    { piece: '<unk>', type: 2 },
+    { piece: '<s>', type: 3 },
+    { piece: '</s>', type: 3 },
     ...normal.map((p, i) => (typeof p === 'string' ? { piece: p, score: -i } : p)),
   ];
   return writeModelProto({ pieces, ...extra });

@@ -43,20 +43,56 @@ const ATTENTION_OPTIONS: OptionSpecs = {
   in: { type: 'string', value: 'FILE', required: true, group: 'File', help: 'safetensors file with q, k, v (F32)' },
   out: { type: 'string', value: 'FILE', required: true, group: 'File', help: 'where to write o (F32)' },
   mode: { type: 'string', value: 'MODE', default: 'sample', group: 'Attention', help: 'sample (SampleAttention) or dense' },
-  alpha: { type: 'string', value: 'A', default: String(DEFAULT_ATTENTION.alpha), shownOnly: true, group: 'Attention', help: 'attention mass each head\'s selection must cover' },
-  window: { type: 'string', value: 'R', default: String(DEFAULT_ATTENTION.windowRatio), shownOnly: true, group: 'Attention', help: 'local window as a fraction of S' },
-  rows: { type: 'string', value: 'R', default: String(DEFAULT_ATTENTION.sampleRatio), shownOnly: true, group: 'Attention', help: 'sampled query rows as a fraction of S' },
-  'min-rows': { type: 'string', value: 'N', default: String(DEFAULT_ATTENTION.minSampleRows), shownOnly: true, group: 'Attention', help: 'sampled query rows at least' },
+  alpha: {
+    type: 'string',
+    value: 'A',
+    default: String(DEFAULT_ATTENTION.alpha),
+    shownOnly: true,
+    group: 'Attention',
+    help: "attention mass each head's selection must cover",
+  },
+  window: {
+    type: 'string',
+    value: 'R',
+    default: String(DEFAULT_ATTENTION.windowRatio),
+    shownOnly: true,
+    group: 'Attention',
+    help: 'local window as a fraction of S',
+  },
+  rows: {
+    type: 'string',
+    value: 'R',
+    default: String(DEFAULT_ATTENTION.sampleRatio),
+    shownOnly: true,
+    group: 'Attention',
+    help: 'sampled query rows as a fraction of S',
+  },
+  'min-rows': {
+    type: 'string',
+    value: 'N',
+    default: String(DEFAULT_ATTENTION.minSampleRows),
+    shownOnly: true,
+    group: 'Attention',
+    help: 'sampled query rows at least',
+  },
   'min-len': { type: 'string', value: 'N', default: '0', shownOnly: true, group: 'Attention', help: 'S from which attention runs sparse (0: always)' },
   block: { type: 'string', value: 'N', default: String(DEFAULT_ATTENTION.sampleBlock), shownOnly: true, group: 'Attention', help: 'sampled rows per block' },
-  selection: { type: 'string', value: 'RULE', default: DEFAULT_ATTENTION.selection, shownOnly: true, group: 'Attention', help: 'column selection: auto, group, topup, head' },
+  selection: {
+    type: 'string',
+    value: 'RULE',
+    default: DEFAULT_ATTENTION.selection,
+    shownOnly: true,
+    group: 'Attention',
+    help: 'column selection: auto, group, topup, head',
+  },
 };
 
 export const attention: Command = {
   name: 'attention',
   summary: 'run dense or SampleAttention prefill attention on q/k/v tensors and print per-head stats',
   usage: 'sieve attention --in QKV.safetensors --out O.safetensors [options]',
-  description: 'Causal prefill attention (dense or SampleAttention) on q [Hq, S, D], k and v [Hkv, S, D] (F32, ' +
+  description:
+    'Causal prefill attention (dense or SampleAttention) on q [Hq, S, D], k and v [Hkv, S, D] (F32, ' +
     'RoPE applied) from a safetensors file; writes o [Hq, S, D] and prints per-head stats as JSON.',
   options: ATTENTION_OPTIONS,
   async run(_argv, v) {
@@ -65,17 +101,26 @@ export const attention: Command = {
     if (!values.out) throw new InvalidOptionError('--out', 'required: where to write o [Hq, S, D] (F32)');
     const mode = values.mode ?? 'sample';
     if (mode !== 'dense' && mode !== 'sample') throw new InvalidOptionError('--mode', `must be dense or sample, got ${mode}`);
-    const opts: AttentionOptions = resolveAttentionOptions({
-      attention: mode,
-      alpha: num('--alpha', values.alpha), windowRatio: num('--window', values.window), sampleRatio: num('--rows', values.rows),
-      minSampleRows: num('--min-rows', values['min-rows']), minSparseLen: num('--min-len', values['min-len']) ?? 0,
-      sampleBlock: num('--block', values.block), selection: selectionFlag(values.selection),
-    }, DEFAULT_ATTENTION);
+    const opts: AttentionOptions = resolveAttentionOptions(
+      {
+        attention: mode,
+        alpha: num('--alpha', values.alpha),
+        windowRatio: num('--window', values.window),
+        sampleRatio: num('--rows', values.rows),
+        minSampleRows: num('--min-rows', values['min-rows']),
+        minSparseLen: num('--min-len', values['min-len']) ?? 0,
+        sampleBlock: num('--block', values.block),
+        selection: selectionFlag(values.selection),
+      },
+      DEFAULT_ATTENTION,
+    );
 
     const t = readTensors(values.in);
     const [nHeads, seqLen, headDim] = t.q.shape;
     const [nKvHeads, kLen, kDim] = t.k.shape;
-    const bad = (why: string) => { throw new ModelFormatError(values.in!, why, { q: t.q.shape, k: t.k.shape, v: t.v.shape }); };
+    const bad = (why: string) => {
+      throw new ModelFormatError(values.in!, why, { q: t.q.shape, k: t.k.shape, v: t.v.shape });
+    };
     if (t.q.shape.length !== 3 || t.k.shape.length !== 3) bad('q and k must be 3-D: q [Hq, S, D], k [Hkv, S, D]');
     if (kLen !== seqLen || kDim !== headDim) bad(`k shape [${t.k.shape}] does not match q [${t.q.shape}] (need [Hkv, ${seqLen}, ${headDim}])`);
     if (t.v.shape.join() !== t.k.shape.join()) bad(`v shape [${t.v.shape}] differs from k [${t.k.shape}]`);
@@ -89,7 +134,11 @@ export const attention: Command = {
       }
     }
     const ctx = await getGpu();
-    const attn = await PrefillAttention.create(ctx, { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen, maxRows: seqLen }, { sparse: mode === 'sample' });
+    const attn = await PrefillAttention.create(
+      ctx,
+      { nHeads, nKvHeads, headDim, kvDtype: 'f32', capacity: seqLen, maxRows: seqLen },
+      { sparse: mode === 'sample' },
+    );
     const bufs: GPUBuffer[] = [];
     try {
       const q = uploadBuffer(ctx, qRows, 'q');
@@ -113,10 +162,23 @@ export const attention: Command = {
       writeFileSync(values.out, writeSafetensors([{ name: 'o', dtype: 'F32', shape: [nHeads, seqLen, headDim], data: oHeads }]));
       const sparse = PrefillAttention.isSparse(0, seqLen, opts);
       const mean = heads.length ? heads.reduce((a, s) => a + s.areaFraction, 0) / heads.length : 1;
-      console.log(JSON.stringify({
-        mode: sparse ? 'sample' : 'dense', seqLen, nHeads, nKvHeads, headDim, options: opts,
-        meanAreaFraction: mean, wallMs: ms, heads,
-      }, null, 2));
+      console.log(
+        JSON.stringify(
+          {
+            mode: sparse ? 'sample' : 'dense',
+            seqLen,
+            nHeads,
+            nKvHeads,
+            headDim,
+            options: opts,
+            meanAreaFraction: mean,
+            wallMs: ms,
+            heads,
+          },
+          null,
+          2,
+        ),
+      );
     } finally {
       for (const b of bufs) releaseBuffer(ctx, b);
       attn.destroy();

@@ -23,7 +23,8 @@ export const chat: Command = {
   name: 'chat',
   summary: 'chat with a model in the terminal (multi-turn; Ctrl-C stops a reply)',
   usage: 'sieve chat --model DIR [options]',
-  description: 'Chat with a model in the terminal. Each turn reuses the KV cache of the conversation so far. ' +
+  description:
+    'Chat with a model in the terminal. Each turn reuses the KV cache of the conversation so far. ' +
     'Ctrl-C during a reply stops it; Ctrl-C at the prompt or Ctrl-D quits. A model without a chat format ' +
     '(such as stories260k) continues your text. The reply goes to stdout; the stats of each turn to stderr.',
   options: {
@@ -42,8 +43,12 @@ export const chat: Command = {
     let quitting = false;
     const onInterrupt = () => {
       if (!rl) loading.abort();
-      else if (current) current.abort(); // the reply loop prints [stopped] after the reply's last token
-      else { quitting = true; rl.close(); }
+      else if (current)
+        current.abort(); // the reply loop prints [stopped] after the reply's last token
+      else {
+        quitting = true;
+        rl.close();
+      }
     };
     process.on('SIGINT', onInterrupt); // piped stdin (and during the load): the signal itself
     let engine;
@@ -51,21 +56,31 @@ export const chat: Command = {
       engine = await loadModel(dir, { ...opts, signal: loading.signal });
     } catch (e) {
       process.off('SIGINT', onInterrupt);
-      if (loading.signal.aborted) { process.stderr.write('\n'); return 130; }
+      if (loading.signal.aborted) {
+        process.stderr.write('\n');
+        return 130;
+      }
       throw e;
     }
     const messages: ChatMessage[] = typeof values.system === 'string' ? [{ role: 'system', content: values.system }] : [];
     rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
     rl.on('SIGINT', onInterrupt); // a terminal: readline turns Ctrl-C into this event
-    process.stderr.write(`\r${engine.model.id}: ${engine.model.family}, context ${engine.model.contextLength}` +
-      `${engine.model.hasChatFormat ? '' : ' (no chat format: replies continue your text)'}. Ctrl-C stops a reply, Ctrl-D quits.\n`);
-    const prompt = () => { if (process.stdin.isTTY) process.stdout.write('> '); };
+    process.stderr.write(
+      `\r${engine.model.id}: ${engine.model.family}, context ${engine.model.contextLength}` +
+        `${engine.model.hasChatFormat ? '' : ' (no chat format: replies continue your text)'}. Ctrl-C stops a reply, Ctrl-D quits.\n`,
+    );
+    const prompt = () => {
+      if (process.stdin.isTTY) process.stdout.write('> ');
+    };
     try {
       prompt();
       // lines are buffered by the iterator while a reply runs; the loop ends at Ctrl-D / end of input / Ctrl-C
       for await (const line of rl) {
         if (quitting) break;
-        if (!line.trim()) { prompt(); continue; }
+        if (!line.trim()) {
+          prompt();
+          continue;
+        }
         messages.push({ role: 'user', content: line });
         const ctl = new AbortController();
         current = ctl;
@@ -79,8 +94,10 @@ export const chat: Command = {
           if (c.stats) {
             current = undefined; // the reply is over: a Ctrl-C from now on quits
             const s = c.stats;
-            process.stderr.write(`${c.finishReason === 'abort' ? ' [stopped]' : ''}\n[${c.finishReason}] ${s.completionTokens} tokens; ` +
-              `prompt ${s.promptTokens} (${s.cachedTokens} cached), TTFT ${s.ttftMs.toFixed(0)} ms, decode ${s.decodeTokPerS.toFixed(1)} tok/s\n`);
+            process.stderr.write(
+              `${c.finishReason === 'abort' ? ' [stopped]' : ''}\n[${c.finishReason}] ${s.completionTokens} tokens; ` +
+                `prompt ${s.promptTokens} (${s.cachedTokens} cached), TTFT ${s.ttftMs.toFixed(0)} ms, decode ${s.decodeTokPerS.toFixed(1)} tok/s\n`,
+            );
           }
         }
         current = undefined;

@@ -41,7 +41,9 @@ export function selectionFlag(v: string | boolean | undefined): AttentionOptions
 /** The attention options given on the command line (the rest stay the engine's defaults). */
 export function attentionFromValues(values: OptionValues): Partial<AttentionOptions> {
   const attention: Partial<AttentionOptions> = {};
-  const set = <K extends keyof AttentionOptions>(k: K, v: AttentionOptions[K] | undefined) => { if (v !== undefined) attention[k] = v; };
+  const set = <K extends keyof AttentionOptions>(k: K, v: AttentionOptions[K] | undefined) => {
+    if (v !== undefined) attention[k] = v;
+  };
   set('attention', oneOf('attention', values.attention, ['sample', 'dense'] as const));
   set('alpha', fraction('alpha', values.alpha));
   set('windowRatio', fraction('window-ratio', values['window-ratio']));
@@ -72,9 +74,12 @@ export function loadOptionsFromValues(values: OptionValues): { dir: string; opts
       attention: attentionFromValues(values),
       onProgress: process.stderr.isTTY
         ? (p) => {
-          const pct = p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 0;
-          if (pct !== last) { last = pct; process.stderr.write(`\rloading ${p.file} ${pct}%   `); }
-        }
+            const pct = p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 0;
+            if (pct !== last) {
+              last = pct;
+              process.stderr.write(`\rloading ${p.file} ${pct}%   `);
+            }
+          }
         : undefined,
     },
   };
@@ -99,7 +104,8 @@ export function engineOptions(values: OptionValues): { dir: string; opts: LoadEn
   return {
     dir,
     opts: {
-      ...(weights !== 'auto' ? { weights } : {}), kvDtype: oneOf('kv', values.kv, ['f16', 'f32'] as const) ?? 'f32',
+      ...(weights !== 'auto' ? { weights } : {}),
+      kvDtype: oneOf('kv', values.kv, ['f16', 'f32'] as const) ?? 'f32',
       attention: { attention: 'dense', ...attentionFromValues(values) },
       groupSize: positiveInt('group', values.group),
       contextLength: positiveInt('context', values.context),

@@ -13,7 +13,8 @@ export const generate: Command = {
   name: 'generate',
   summary: 'continue a prompt, streaming the text to stdout',
   usage: 'sieve generate --model DIR [--prompt TEXT] [options]',
-  description: 'Continue a prompt (as plain text, after the model\'s BOS), streaming the text to stdout; ' +
+  description:
+    "Continue a prompt (as plain text, after the model's BOS), streaming the text to stdout; " +
     'prompt tokens, TTFT and decode tok/s go to stderr. --temperature 0 is greedy.',
   options: {
     ...MODEL_OPTIONS,
@@ -32,8 +33,10 @@ export const generate: Command = {
         if (c.stats) {
           const s = c.stats;
           process.stdout.write('\n');
-          console.error(`sieve: prompt ${s.promptTokens} tokens, TTFT ${s.ttftMs.toFixed(1)} ms, ${s.completionTokens} tokens generated ` +
-            `(${c.finishReason}), decode ${s.completionTokens > 1 ? s.decodeTokPerS.toFixed(2) : '-'} tok/s`);
+          console.error(
+            `sieve: prompt ${s.promptTokens} tokens, TTFT ${s.ttftMs.toFixed(1)} ms, ${s.completionTokens} tokens generated ` +
+              `(${c.finishReason}), decode ${s.completionTokens > 1 ? s.decodeTokPerS.toFixed(2) : '-'} tok/s`,
+          );
         }
       }
     } finally {

@@ -32,24 +32,33 @@ function intOpt(name: string, v: string | undefined): number | undefined {
 
 export const inspect: Command = {
   name: 'inspect',
-  summary: 'print a checkpoint\'s family, dimensions, tensors and memory plan',
+  summary: "print a checkpoint's family, dimensions, tensors and memory plan",
   usage: 'sieve inspect --model DIR|URL [options]',
-  description: 'Print a checkpoint\'s family, dimensions, tensors and the memory plan of loading it (reads ' +
+  description:
+    "Print a checkpoint's family, dimensions, tensors and the memory plan of loading it (reads " +
     'config.json and the tensor headers only). A broken checkpoint exits 1 with one line naming the file and the fault.',
   options: {
     model: { type: 'string', value: 'DIR|URL', group: 'Model', help: 'checkpoint folder, or an http(s) URL of one (required)' },
-    weights: { type: 'string', value: 'FMT', default: 'auto', shownOnly: true, group: 'Model', help: 'weight format to plan for: auto (f16), f32, f16, q8, q4' },
+    weights: {
+      type: 'string',
+      value: 'FMT',
+      default: 'auto',
+      shownOnly: true,
+      group: 'Model',
+      help: 'weight format to plan for: auto (f16), f32, f16, q8, q4',
+    },
     group: { type: 'string', value: 'N', default: '32', shownOnly: true, group: 'Model', help: 'q8/q4 quantization group size' },
     context: { type: 'string', value: 'N', default: 'min(model, 4096)', shownOnly: true, group: 'Model', help: 'KV cache positions to plan for' },
     budget: { type: 'string', value: 'MB', group: 'Plan', help: 'fail the plan above this many MiB' },
-    'no-gpu': { type: 'boolean', group: 'Plan', help: 'plan against WebGPU\'s default limits instead of the adapter\'s' },
+    'no-gpu': { type: 'boolean', group: 'Plan', help: "plan against WebGPU's default limits instead of the adapter's" },
     json: { type: 'boolean', group: 'Plan', help: 'print JSON instead of tables' },
   },
   async run(_argv, v) {
     const values = v as Record<string, string | undefined> & { json?: boolean; 'no-gpu'?: boolean };
     if (!values.model) throw new InvalidOptionError('model', 'is required: a checkpoint folder (config.json + safetensors)');
     const weights = values.weights ?? 'auto';
-    if (!['auto', 'f32', 'f16', 'q8', 'q4'].includes(weights)) throw new InvalidOptionError('weights', `expected auto, f32, f16, q8 or q4, got '${values.weights}'`);
+    if (!['auto', 'f32', 'f16', 'q8', 'q4'].includes(weights))
+      throw new InvalidOptionError('weights', `expected auto, f32, f16, q8 or q4, got '${values.weights}'`);
     const format = (weights === 'auto' ? 'f16' : weights) as LoadFormat; // auto loads f16 when it fits
     const contextLength = intOpt('context', values.context);
     const groupSize = intOpt('group', values.group);
@@ -92,26 +101,44 @@ export const inspect: Command = {
         return 0;
       }
       const s = m.spec;
-      console.log(table([
-        ['family', `${s.family} (model_type '${s.modelType}')`],
-        ['dim / layers', `${s.dim} / ${s.nLayers}`],
-        ['heads / KV heads / head dim', `${s.nHeads} / ${s.nKvHeads} / ${s.headDim}`],
-        ['ffn / vocab', `${s.ffnDim} / ${s.vocabSize}`],
-        ['rope', `${s.rope.variant}, base ${s.rope.base}, rotary dims ${s.rope.rotaryDim}${s.rope.scaling ? `, ${s.rope.scaling.type} x${s.rope.scaling.factor}` : ''}`],
-        ['context (trained)', s.contextLength],
-        ['files', m.checkpoint.files.join(', ')],
-        ['tensors', `${m.checkpoint.entries.length} (${Object.entries(dtypes).map(([k, v]) => `${v} ${k}`).join(', ')})${m.plan.dropped.length ? `, ${m.plan.dropped.length} dropped` : ''}`],
-        ['file bytes', MiB(m.checkpoint.totalBytes)],
-      ], ['model', values.model]));
+      console.log(
+        table(
+          [
+            ['family', `${s.family} (model_type '${s.modelType}')`],
+            ['dim / layers', `${s.dim} / ${s.nLayers}`],
+            ['heads / KV heads / head dim', `${s.nHeads} / ${s.nKvHeads} / ${s.headDim}`],
+            ['ffn / vocab', `${s.ffnDim} / ${s.vocabSize}`],
+            [
+              'rope',
+              `${s.rope.variant}, base ${s.rope.base}, rotary dims ${s.rope.rotaryDim}${s.rope.scaling ? `, ${s.rope.scaling.type} x${s.rope.scaling.factor}` : ''}`,
+            ],
+            ['context (trained)', s.contextLength],
+            ['files', m.checkpoint.files.join(', ')],
+            [
+              'tensors',
+              `${m.checkpoint.entries.length} (${Object.entries(dtypes)
+                .map(([k, v]) => `${v} ${k}`)
+                .join(', ')})${m.plan.dropped.length ? `, ${m.plan.dropped.length} dropped` : ''}`,
+            ],
+            ['file bytes', MiB(m.checkpoint.totalBytes)],
+          ],
+          ['model', values.model],
+        ),
+      );
       console.log();
-      console.log(table([
-        ['weights', `${MiB(plan.weightsBytes)} (${plan.format}, ${out.plan.parts} buffers)`],
-        ['KV cache', `${MiB(plan.kvCacheBytes)} (${plan.contextLength} tokens, ${plan.kvDtype})`],
-        ['activations', `${MiB(plan.activationBytes)} (prefill chunk ${plan.prefillChunk})`],
-        ['total', MiB(plan.totalBytes)],
-        ['largest buffer', `${MiB(plan.largestBufferBytes)} (binding limit ${MiB(limits.maxStorageBufferBindingSize)}, ${adapter})`],
-        ...groupNotes(plan.tensors).map((n) => ['note', n]),
-      ], ['memory plan', '']));
+      console.log(
+        table(
+          [
+            ['weights', `${MiB(plan.weightsBytes)} (${plan.format}, ${out.plan.parts} buffers)`],
+            ['KV cache', `${MiB(plan.kvCacheBytes)} (${plan.contextLength} tokens, ${plan.kvDtype})`],
+            ['activations', `${MiB(plan.activationBytes)} (prefill chunk ${plan.prefillChunk})`],
+            ['total', MiB(plan.totalBytes)],
+            ['largest buffer', `${MiB(plan.largestBufferBytes)} (binding limit ${MiB(limits.maxStorageBufferBindingSize)}, ${adapter})`],
+            ...groupNotes(plan.tensors).map((n) => ['note', n]),
+          ],
+          ['memory plan', ''],
+        ),
+      );
       return 0;
     } finally {
       await (src as { close?: () => Promise<void> }).close?.();

@@ -16,7 +16,8 @@ export const logits: Command = {
   name: 'logits',
   summary: 'write the logits of every position of a prompt (token ids) to a safetensors file',
   usage: 'sieve logits --model DIR --ids 1,2,3 --out FILE.safetensors [options]',
-  description: 'Run a prompt of token ids through the engine and write tensor `logits` (F32 [n, vocab], every ' +
+  description:
+    'Run a prompt of token ids through the engine and write tensor `logits` (F32 [n, vocab], every ' +
     'position) to a safetensors file. Exact by default: f32 weights and KV cache, dense attention.',
   options: {
     ...MODEL_OPTIONS,

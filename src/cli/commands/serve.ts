@@ -17,9 +17,20 @@ const SERVE_OPTIONS: OptionSpecs = {
   port: { type: 'string', value: 'N', default: '8080', group: 'Server', help: 'TCP port (0: any free port)' },
   host: { type: 'string', value: 'ADDR', default: '127.0.0.1', group: 'Server', help: 'address to listen on (loopback by default)' },
   'max-body': { type: 'string', value: 'BYTES', default: '1048576', shownOnly: true, group: 'Server', help: 'largest request body accepted' },
-  'api-key': { type: 'string', value: 'KEY', group: 'Server', help: 'require "Authorization: Bearer KEY"; when not given, the SIEVE_API_KEY environment variable is used, and no key is required if it is unset' },
+  'api-key': {
+    type: 'string',
+    value: 'KEY',
+    group: 'Server',
+    help: 'require "Authorization: Bearer KEY"; when not given, the SIEVE_API_KEY environment variable is used, and no key is required if it is unset',
+  },
   cors: { type: 'string', value: 'ORIGIN', group: 'Server', help: 'allow cross-origin requests from this one origin (off by default; other origins get 403)' },
-  timeout: { type: 'string', value: 'S', default: '300', group: 'Server', help: 'per-request time budget in seconds; past it the request gets 504, a stuck engine is restarted' },
+  timeout: {
+    type: 'string',
+    value: 'S',
+    default: '300',
+    group: 'Server',
+    help: 'per-request time budget in seconds; past it the request gets 504, a stuck engine is restarted',
+  },
 };
 
 /** `sieve serve`'s arguments, checked before the model loads (env: SIEVE_API_KEY is the key's fallback). */
@@ -54,10 +65,16 @@ export const serve: Command = {
       throw e;
     }
     if (process.stderr.isTTY) process.stderr.write('\n');
-    console.log(`sieve: serving ${engine.model.id} at ${running.url}/v1 (Ctrl-C to stop)` +
-      `${apiKey ? '; API key required' : ''}${values.cors ? `; CORS for ${values.cors}` : ''}`);
+    console.log(
+      `sieve: serving ${engine.model.id} at ${running.url}/v1 (Ctrl-C to stop)` +
+        `${apiKey ? '; API key required' : ''}${values.cors ? `; CORS for ${values.cors}` : ''}`,
+    );
     await new Promise<void>((resolve) => {
-      const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        resolve();
+      };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
     });

@@ -15,14 +15,21 @@ export const tokenize: Command = {
   name: 'tokenize',
   summary: 'print the token ids of a text (or of a one-turn chat) as JSON',
   usage: 'sieve tokenize --model DIR --text TEXT [options]',
-  description: 'Print the token ids of a text as a JSON array (or of the text as one user turn in the model\'s chat format, with --chat).',
+  description: "Print the token ids of a text as a JSON array (or of the text as one user turn in the model's chat format, with --chat).",
   options: {
     model: { type: 'string', value: 'DIR', required: true, group: 'Model', help: 'folder with tokenizer.json or tokenizer.model' },
     text: { type: 'string', value: 'TEXT', required: true, group: 'Tokenize', help: 'the text to encode' },
-    bos: { type: 'boolean', group: 'Tokenize', help: 'add the leading specials (BOS, or ChatGLM2\'s [gMASK] sop)' },
+    bos: { type: 'boolean', group: 'Tokenize', help: "add the leading specials (BOS, or ChatGLM2's [gMASK] sop)" },
     chat: { type: 'boolean', group: 'Tokenize', help: 'format the text as one user turn of the chat format first' },
     system: { type: 'string', value: 'TEXT', group: 'Tokenize', help: 'system prompt (with --chat)' },
-    family: { type: 'string', value: 'NAME', default: 'from config.json', shownOnly: true, group: 'Tokenize', help: 'tokenizer family: chatglm2, internlm2, generic' },
+    family: {
+      type: 'string',
+      value: 'NAME',
+      default: 'from config.json',
+      shownOnly: true,
+      group: 'Tokenize',
+      help: 'tokenizer family: chatglm2, internlm2, generic',
+    },
   },
   async run(_argv, v) {
     const values = v as Record<string, string | undefined> & { bos?: boolean; chat?: boolean };

@@ -36,14 +36,19 @@ export async function readPytorchBin(source: FileSource, file: string): Promise<
   const zip = await openZip(source, file);
   const pkls = [...zip.entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1) {
-    throw new ModelFormatError(file, pkls.length ? `zip archive has ${pkls.length} data.pkl entries` : 'zip archive has no <name>/data.pkl entry: not a torch.save checkpoint');
+    throw new ModelFormatError(
+      file,
+      pkls.length ? `zip archive has ${pkls.length} data.pkl entries` : 'zip archive has no <name>/data.pkl entry: not a torch.save checkpoint',
+    );
   }
   const prefix = pkls[0].slice(0, -'data.pkl'.length);
   const order = zip.entries.get(`${prefix}byteorder`);
   if (order) {
     const text = new TextDecoder().decode(await readSmallEntry(zip, order)).trim();
     if (text !== 'little') {
-      throw new ModelFormatError(file, `byte order '${text.slice(0, 16)}': only little-endian archives are supported (re-save on a little-endian machine)`, { byteorder: text });
+      throw new ModelFormatError(file, `byte order '${text.slice(0, 16)}': only little-endian archives are supported (re-save on a little-endian machine)`, {
+        byteorder: text,
+      });
     }
   }
   const state = unpickleStateDict(await readSmallEntry(zip, zip.entries.get(pkls[0])!), file);
@@ -61,7 +66,11 @@ export async function readPytorchBin(source: FileSource, file: string): Promise<
       );
     }
   }
-  const offsets = await storedDataOffsets(source, zip, [...state.storages.values()].map((s) => storageEntry(s.key)));
+  const offsets = await storedDataOffsets(
+    source,
+    zip,
+    [...state.storages.values()].map((s) => storageEntry(s.key)),
+  );
 
   const storageOf = (key: string, byteLength: number): Pick<TensorEntry, 'storage'> => {
     const crc = zip.entries.get(storageEntry(key))?.crc32;

@@ -59,21 +59,43 @@ const CALLABLES = new Set([
   'torch._utils._rebuild_parameter_with_state',
 ]);
 
-export class PyTuple { constructor(readonly items: PyValue[]) {} }
-export class PyDict { readonly map = new Map<string | number, PyValue>(); }
+export class PyTuple {
+  constructor(readonly items: PyValue[]) {}
+}
+export class PyDict {
+  readonly map = new Map<string | number, PyValue>();
+}
 /** A reference to an allowed global (never resolved to anything executable). */
-export class PyGlobal { constructor(readonly module: string, readonly name: string) {} }
+export class PyGlobal {
+  constructor(
+    readonly module: string,
+    readonly name: string,
+  ) {}
+}
 /** One storage of the archive: entry `data/<key>`, `numel` elements of `dtype`. */
 export class StorageRef {
-  constructor(readonly key: string, readonly dtype: FileDtype, readonly itemBytes: number, readonly numel: number, readonly location: string) {}
+  constructor(
+    readonly key: string,
+    readonly dtype: FileDtype,
+    readonly itemBytes: number,
+    readonly numel: number,
+    readonly location: string,
+  ) {}
 }
 /** A contiguous view of a storage: elements [offset, offset + prod(shape)). */
 export class TensorRef {
-  constructor(readonly storage: StorageRef, readonly offset: number, readonly shape: number[]) {}
+  constructor(
+    readonly storage: StorageRef,
+    readonly offset: number,
+    readonly shape: number[],
+  ) {}
 }
 export type PyValue = null | boolean | number | string | PyTuple | PyDict | PyGlobal | StorageRef | TensorRef;
 
-export interface PickledTensor { name: string; tensor: TensorRef }
+export interface PickledTensor {
+  name: string;
+  tensor: TensorRef;
+}
 
 /** What a state_dict pickle holds: its tensors in pickle order, and the storages they use. */
 export interface StateDict {
@@ -83,21 +105,78 @@ export interface StateDict {
 
 // Opcodes (pickletools names).
 const OP = {
-  MARK: 0x28, STOP: 0x2e, BININT: 0x4a, BININT1: 0x4b, BININT2: 0x4d, NONE: 0x4e,
-  BINPERSID: 0x51, REDUCE: 0x52, BINUNICODE: 0x58, EMPTY_LIST: 0x5d, BUILD: 0x62,
-  GLOBAL: 0x63, BINGET: 0x68, LONG_BINGET: 0x6a, BINPUT: 0x71, LONG_BINPUT: 0x72,
-  SETITEM: 0x73, TUPLE: 0x74, SETITEMS: 0x75, EMPTY_DICT: 0x7d, EMPTY_TUPLE: 0x29,
-  PROTO: 0x80, TUPLE1: 0x85, TUPLE2: 0x86, TUPLE3: 0x87, NEWTRUE: 0x88, NEWFALSE: 0x89,
-  LONG1: 0x8a, SHORT_BINUNICODE: 0x8c, STACK_GLOBAL: 0x93, MEMOIZE: 0x94, FRAME: 0x95,
+  MARK: 0x28,
+  STOP: 0x2e,
+  BININT: 0x4a,
+  BININT1: 0x4b,
+  BININT2: 0x4d,
+  NONE: 0x4e,
+  BINPERSID: 0x51,
+  REDUCE: 0x52,
+  BINUNICODE: 0x58,
+  EMPTY_LIST: 0x5d,
+  BUILD: 0x62,
+  GLOBAL: 0x63,
+  BINGET: 0x68,
+  LONG_BINGET: 0x6a,
+  BINPUT: 0x71,
+  LONG_BINPUT: 0x72,
+  SETITEM: 0x73,
+  TUPLE: 0x74,
+  SETITEMS: 0x75,
+  EMPTY_DICT: 0x7d,
+  EMPTY_TUPLE: 0x29,
+  PROTO: 0x80,
+  TUPLE1: 0x85,
+  TUPLE2: 0x86,
+  TUPLE3: 0x87,
+  NEWTRUE: 0x88,
+  NEWFALSE: 0x89,
+  LONG1: 0x8a,
+  SHORT_BINUNICODE: 0x8c,
+  STACK_GLOBAL: 0x93,
+  MEMOIZE: 0x94,
+  FRAME: 0x95,
 } as const;
 
 const OP_NAMES: Record<number, string> = {
-  0x69: 'INST', 0x6f: 'OBJ', 0x81: 'NEWOBJ', 0x92: 'NEWOBJ_EX', 0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4',
-  0x50: 'PERSID', 0x5d: 'EMPTY_LIST', 0x61: 'APPEND', 0x65: 'APPENDS', 0x6c: 'LIST', 0x64: 'DICT',
-  0x32: 'DUP', 0x30: 'POP', 0x31: 'POP_MARK', 0x47: 'BINFLOAT', 0x46: 'FLOAT', 0x49: 'INT', 0x4c: 'LONG',
-  0x53: 'STRING', 0x54: 'BINSTRING', 0x55: 'SHORT_BINSTRING', 0x56: 'UNICODE', 0x67: 'GET', 0x70: 'PUT',
-  0x42: 'BINBYTES', 0x43: 'SHORT_BINBYTES', 0x8e: 'BINBYTES8', 0x8d: 'BINUNICODE8', 0x8b: 'LONG4',
-  0x8f: 'EMPTY_SET', 0x90: 'ADDITEMS', 0x91: 'FROZENSET', 0x96: 'BYTEARRAY8', 0x97: 'NEXT_BUFFER', 0x98: 'READONLY_BUFFER',
+  0x69: 'INST',
+  0x6f: 'OBJ',
+  0x81: 'NEWOBJ',
+  0x92: 'NEWOBJ_EX',
+  0x82: 'EXT1',
+  0x83: 'EXT2',
+  0x84: 'EXT4',
+  0x50: 'PERSID',
+  0x5d: 'EMPTY_LIST',
+  0x61: 'APPEND',
+  0x65: 'APPENDS',
+  0x6c: 'LIST',
+  0x64: 'DICT',
+  0x32: 'DUP',
+  0x30: 'POP',
+  0x31: 'POP_MARK',
+  0x47: 'BINFLOAT',
+  0x46: 'FLOAT',
+  0x49: 'INT',
+  0x4c: 'LONG',
+  0x53: 'STRING',
+  0x54: 'BINSTRING',
+  0x55: 'SHORT_BINSTRING',
+  0x56: 'UNICODE',
+  0x67: 'GET',
+  0x70: 'PUT',
+  0x42: 'BINBYTES',
+  0x43: 'SHORT_BINBYTES',
+  0x8e: 'BINBYTES8',
+  0x8d: 'BINUNICODE8',
+  0x8b: 'LONG4',
+  0x8f: 'EMPTY_SET',
+  0x90: 'ADDITEMS',
+  0x91: 'FROZENSET',
+  0x96: 'BYTEARRAY8',
+  0x97: 'NEXT_BUFFER',
+  0x98: 'READONLY_BUFFER',
 };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -200,18 +279,51 @@ export function unpickleStateDict(bytes: Uint8Array, file: string): StateDict {
         if (marks.length >= MAX_STACK) bad(`more than ${MAX_STACK} open MARKs`);
         marks.push(stack.length);
         break;
-      case OP.EMPTY_DICT: push(new PyDict()); break;
-      case OP.EMPTY_TUPLE: push(new PyTuple([])); break;
-      case OP.TUPLE: push(new PyTuple(popMark())); break;
-      case OP.TUPLE1: { const a = pop(); push(new PyTuple([a])); break; }
-      case OP.TUPLE2: { const b = pop(); const a = pop(); push(new PyTuple([a, b])); break; }
-      case OP.TUPLE3: { const c = pop(); const b = pop(); const a = pop(); push(new PyTuple([a, b, c])); break; }
-      case OP.NONE: push(null); break;
-      case OP.NEWTRUE: push(true); break;
-      case OP.NEWFALSE: push(false); break;
-      case OP.BININT1: push(bytes[need(1)]); break;
-      case OP.BININT2: push(dv.getUint16(need(2), true)); break;
-      case OP.BININT: push(dv.getInt32(need(4), true)); break;
+      case OP.EMPTY_DICT:
+        push(new PyDict());
+        break;
+      case OP.EMPTY_TUPLE:
+        push(new PyTuple([]));
+        break;
+      case OP.TUPLE:
+        push(new PyTuple(popMark()));
+        break;
+      case OP.TUPLE1: {
+        const a = pop();
+        push(new PyTuple([a]));
+        break;
+      }
+      case OP.TUPLE2: {
+        const b = pop();
+        const a = pop();
+        push(new PyTuple([a, b]));
+        break;
+      }
+      case OP.TUPLE3: {
+        const c = pop();
+        const b = pop();
+        const a = pop();
+        push(new PyTuple([a, b, c]));
+        break;
+      }
+      case OP.NONE:
+        push(null);
+        break;
+      case OP.NEWTRUE:
+        push(true);
+        break;
+      case OP.NEWFALSE:
+        push(false);
+        break;
+      case OP.BININT1:
+        push(bytes[need(1)]);
+        break;
+      case OP.BININT2:
+        push(dv.getUint16(need(2), true));
+        break;
+      case OP.BININT:
+        push(dv.getInt32(need(4), true));
+        break;
       case OP.LONG1: {
         const len = bytes[need(1)];
         if (len > 7) bad(`LONG1 of ${len} bytes is outside the safe integer range`);
@@ -223,13 +335,27 @@ export function unpickleStateDict(bytes: Uint8Array, file: string): StateDict {
         push(v);
         break;
       }
-      case OP.BINUNICODE: push(str(dv.getUint32(need(4), true))); break;
-      case OP.SHORT_BINUNICODE: push(str(bytes[need(1)])); break;
-      case OP.BINPUT: put(bytes[need(1)]); break;
-      case OP.LONG_BINPUT: put(dv.getUint32(need(4), true)); break;
-      case OP.MEMOIZE: put(memo.size); break;
-      case OP.BINGET: get(bytes[need(1)]); break;
-      case OP.LONG_BINGET: get(dv.getUint32(need(4), true)); break;
+      case OP.BINUNICODE:
+        push(str(dv.getUint32(need(4), true)));
+        break;
+      case OP.SHORT_BINUNICODE:
+        push(str(bytes[need(1)]));
+        break;
+      case OP.BINPUT:
+        put(bytes[need(1)]);
+        break;
+      case OP.LONG_BINPUT:
+        put(dv.getUint32(need(4), true));
+        break;
+      case OP.MEMOIZE:
+        put(memo.size);
+        break;
+      case OP.BINGET:
+        get(bytes[need(1)]);
+        break;
+      case OP.LONG_BINGET:
+        get(dv.getUint32(need(4), true));
+        break;
       case OP.GLOBAL: {
         const module = line();
         const name = line();
@@ -243,7 +369,9 @@ export function unpickleStateDict(bytes: Uint8Array, file: string): StateDict {
         push(loadGlobal(module as string, name as string));
         break;
       }
-      case OP.BINPERSID: push(persistentLoad(pop())); break;
+      case OP.BINPERSID:
+        push(persistentLoad(pop()));
+        break;
       case OP.REDUCE: {
         const args = pop();
         const fn = pop();
@@ -274,10 +402,11 @@ export function unpickleStateDict(bytes: Uint8Array, file: string): StateDict {
       }
       default: {
         const name = OP_NAMES[op] ?? `0x${op.toString(16).padStart(2, '0')}`;
-        throw new UnsafePickleError(
-          `${file}: data.pkl uses the pickle opcode ${name}, which a PyTorch state_dict never needs; refused, nothing was run`,
-          { file, opcode: name, offset: opStart },
-        );
+        throw new UnsafePickleError(`${file}: data.pkl uses the pickle opcode ${name}, which a PyTorch state_dict never needs; refused, nothing was run`, {
+          file,
+          opcode: name,
+          offset: opStart,
+        });
       }
     }
   }
@@ -344,13 +473,18 @@ export function unpickleStateDict(bytes: Uint8Array, file: string): StateDict {
         if (!(a[0] instanceof TensorRef)) bad(`${fn.name} of ${describe(a[0])}, not a tensor`);
         return a[0];
       default:
-        throw new UnsafePickleError(`${file}: data.pkl calls '${full}', which only names a storage type; refused, nothing was run`, { file, global: full, offset: opStart });
+        throw new UnsafePickleError(`${file}: data.pkl calls '${full}', which only names a storage type; refused, nothing was run`, {
+          file,
+          global: full,
+          offset: opStart,
+        });
     }
   }
 
   function rebuildTensor(storage: PyValue, offset: PyValue, size: PyValue, stride: PyValue): TensorRef {
     if (!(storage instanceof StorageRef)) return bad(`tensor storage ${describe(storage)} is not a persistent storage`);
-    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) return bad(`tensor storage offset ${describe(offset)} is not a non-negative integer`);
+    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0)
+      return bad(`tensor storage offset ${describe(offset)} is not a non-negative integer`);
     const shape = intTuple(size, 'size');
     const strides = intTuple(stride, 'stride');
     if (shape.length !== strides.length) bad(`tensor size has ${shape.length} dims but stride has ${strides.length}`);

@@ -40,7 +40,11 @@ export const MAX_CENTRAL_DIRECTORY_BYTES = 64 * 1024 * 1024;
 
 /** zip.js Reader over one file of a FileSource (reads are clamped to the file). */
 class SourceReader extends Reader<null> {
-  constructor(private readonly source: FileSource, private readonly file: string, fileBytes: number) {
+  constructor(
+    private readonly source: FileSource,
+    private readonly file: string,
+    fileBytes: number,
+  ) {
     super(null);
     this.size = fileBytes;
   }
@@ -64,7 +68,10 @@ export async function openZip(source: FileSource, file: string): Promise<ZipArch
   if (fileBytes < 22) throw new ModelFormatError(file, `not a zip archive: ${fileBytes} bytes, shorter than an end of central directory record`);
   const head = await source.read(file, 0, 4);
   if (head[0] === 0x80 && head[1] >= 2 && head[1] <= 5) {
-    throw new ModelFormatError(file, 'is a bare pickle (the legacy torch.save format before PyTorch 1.6), not a zip archive; re-save it with a recent PyTorch or convert it to safetensors');
+    throw new ModelFormatError(
+      file,
+      'is a bare pickle (the legacy torch.save format before PyTorch 1.6), not a zip archive; re-save it with a recent PyTorch or convert it to safetensors',
+    );
   }
   await checkEntryCount(source, file, fileBytes);
   let list: Entry[];
@@ -95,7 +102,10 @@ async function checkEntryCount(source: FileSource, file: string, fileBytes: numb
   const dv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
   let at = -1;
   for (let i = tailLen - 22; i >= 0; i--) {
-    if (dv.getUint32(i, true) === 0x06054b50) { at = i; break; }
+    if (dv.getUint32(i, true) === 0x06054b50) {
+      at = i;
+      break;
+    }
   }
   if (at < 0) return;
   let count = dv.getUint16(at + 10, true);
@@ -113,14 +123,17 @@ async function checkEntryCount(source: FileSource, file: string, fileBytes: numb
       }
     }
   }
-  const tooMany = (n: number, exact: boolean) => new ModelFormatError(
-    file,
-    `zip archive has ${exact ? '' : 'more than '}${n} entries, above the limit of ${MAX_ZIP_ENTRIES}`,
-    { entries: n, limit: MAX_ZIP_ENTRIES },
-  );
+  const tooMany = (n: number, exact: boolean) =>
+    new ModelFormatError(file, `zip archive has ${exact ? '' : 'more than '}${n} entries, above the limit of ${MAX_ZIP_ENTRIES}`, {
+      entries: n,
+      limit: MAX_ZIP_ENTRIES,
+    });
   if (count > MAX_ZIP_ENTRIES) throw tooMany(count, true);
   if (cdBytes > MAX_CENTRAL_DIRECTORY_BYTES) {
-    throw new ModelFormatError(file, `zip central directory of ${cdBytes} bytes is above the limit of ${MAX_CENTRAL_DIRECTORY_BYTES} bytes`, { bytes: cdBytes, limit: MAX_CENTRAL_DIRECTORY_BYTES });
+    throw new ModelFormatError(file, `zip central directory of ${cdBytes} bytes is above the limit of ${MAX_CENTRAL_DIRECTORY_BYTES} bytes`, {
+      bytes: cdBytes,
+      limit: MAX_CENTRAL_DIRECTORY_BYTES,
+    });
   }
   // The 16-bit count wraps (and zip.js recovers wrapped counts by walking the
   // directory): count the directory's headers too, without allocating per entry.
@@ -137,7 +150,11 @@ async function checkEntryCount(source: FileSource, file: string, fileBytes: numb
 /** Extracts a small entry whole (data.pkl, byteorder), via zip.js (stored or deflated). */
 export async function readSmallEntry(zip: ZipArchive, entry: FileEntry): Promise<Uint8Array> {
   if (entry.uncompressedSize > MAX_SMALL_ENTRY_BYTES || entry.compressedSize > zip.fileBytes) {
-    throw new ModelFormatError(zip.file, `zip entry '${entry.filename}' claims ${entry.uncompressedSize} bytes, above the ${MAX_SMALL_ENTRY_BYTES}-byte limit`, { entry: entry.filename });
+    throw new ModelFormatError(
+      zip.file,
+      `zip entry '${entry.filename}' claims ${entry.uncompressedSize} bytes, above the ${MAX_SMALL_ENTRY_BYTES}-byte limit`,
+      { entry: entry.filename },
+    );
   }
   let data: Uint8Array;
   try {
@@ -146,7 +163,9 @@ export async function readSmallEntry(zip: ZipArchive, entry: FileEntry): Promise
     throw zipError(zip.file, e, entry.filename);
   }
   if (data.byteLength !== entry.uncompressedSize) {
-    throw new ModelFormatError(zip.file, `zip entry '${entry.filename}' gave ${data.byteLength} bytes, its directory says ${entry.uncompressedSize}`, { entry: entry.filename });
+    throw new ModelFormatError(zip.file, `zip entry '${entry.filename}' gave ${data.byteLength} bytes, its directory says ${entry.uncompressedSize}`, {
+      entry: entry.filename,
+    });
   }
   return data;
 }
@@ -157,14 +176,22 @@ export async function readSmallEntry(zip: ZipArchive, entry: FileEntry): Promise
  * file size. Returns a map entry name -> data offset.
  */
 export async function storedDataOffsets(source: FileSource, zip: ZipArchive, names: string[]): Promise<Map<string, number>> {
-  const list = names.map((name) => {
-    const e = zip.entries.get(name);
-    if (!e) throw new ModelFormatError(zip.file, `zip entry '${name}' is missing`, { entry: name });
-    if (e.compressionMethod !== 0) throw new ModelFormatError(zip.file, `zip entry '${name}' is compressed (method ${e.compressionMethod}); PyTorch stores tensor data uncompressed`, { entry: name });
-    if (e.encrypted) throw new ModelFormatError(zip.file, `zip entry '${name}' is encrypted`, { entry: name });
-    if (e.compressedSize !== e.uncompressedSize) throw new ModelFormatError(zip.file, `stored zip entry '${name}' has compressed size ${e.compressedSize} != size ${e.uncompressedSize}`, { entry: name });
-    return e;
-  }).sort((a, b) => a.offset - b.offset);
+  const list = names
+    .map((name) => {
+      const e = zip.entries.get(name);
+      if (!e) throw new ModelFormatError(zip.file, `zip entry '${name}' is missing`, { entry: name });
+      if (e.compressionMethod !== 0)
+        throw new ModelFormatError(zip.file, `zip entry '${name}' is compressed (method ${e.compressionMethod}); PyTorch stores tensor data uncompressed`, {
+          entry: name,
+        });
+      if (e.encrypted) throw new ModelFormatError(zip.file, `zip entry '${name}' is encrypted`, { entry: name });
+      if (e.compressedSize !== e.uncompressedSize)
+        throw new ModelFormatError(zip.file, `stored zip entry '${name}' has compressed size ${e.compressedSize} != size ${e.uncompressedSize}`, {
+          entry: name,
+        });
+      return e;
+    })
+    .sort((a, b) => a.offset - b.offset);
 
   const out = new Map<string, number>();
   const headerEnd = (e: FileEntry) => e.offset + 30 + e.rawFilename.byteLength + HEADER_SLACK_BYTES;
@@ -174,7 +201,10 @@ export async function storedDataOffsets(source: FileSource, zip: ZipArchive, nam
     let j = i + 1;
     while (j < list.length && list[j].offset - headerEnd(list[j - 1]) <= COALESCE_GAP_BYTES) j++;
     const end = Math.min(zip.fileBytes, headerEnd(list[j - 1]));
-    if (start + 30 > zip.fileBytes) throw new ModelFormatError(zip.file, `local header of '${list[i].filename}' at ${start} is past the end of the file (${zip.fileBytes} bytes)`, { entry: list[i].filename });
+    if (start + 30 > zip.fileBytes)
+      throw new ModelFormatError(zip.file, `local header of '${list[i].filename}' at ${start} is past the end of the file (${zip.fileBytes} bytes)`, {
+        entry: list[i].filename,
+      });
     const buf = await source.read(zip.file, start, end - start);
     for (let k = i; k < j; k++) out.set(list[k].filename, await localDataOffset(source, zip, list[k], buf, start));
     i = j;
