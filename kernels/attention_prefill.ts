@@ -344,6 +344,20 @@ export class FlashAttention {
     );
   }
 
+  /**
+   * Builds the fused sparse pass and its dense fallback of a kernel created with { sparse: false }
+   * (PrefillAttention.enableSparse: a request asks for SampleAttention on an engine whose own options
+   * never reach it).
+   */
+  async enableSparse(dims: AttentionDims, opts: { subgroups?: boolean; tile?: TileOverrides } = {}): Promise<void> {
+    if (this.pipes.sparse) return;
+    const specs = flashSpecs(this.ctx, dims, { ...opts, sparse: true });
+    const [sparse, fallback, fallbackArgs] = await Promise.all(
+      [specs.sparse, specs.fallback, specs.fallbackArgs].map((s) => (s ? getPipeline(this.ctx, s) : undefined)),
+    );
+    this.pipes = { ...this.pipes, sparse, fallback, fallbackArgs };
+  }
+
   destroy(): void {
     releaseBuffer(this.ctx, this.dummySel);
   }

@@ -206,7 +206,7 @@ export class PrefillAttention {
       FlashAttention.create(ctx, ad, opts),
       sparse ? SampleKernels.create(ctx, ad, opts) : Promise.resolve(undefined),
     ]);
-    const sampleOpts = { subgroups: opts.subgroups, scores: opts.scores };
+    const sampleOpts = { subgroups: opts.subgroups, scores: opts.scores, tile: opts.tile };
     const tiles = Math.ceil((maxRows * flash.plan.group) / flash.plan.qr);
     if (tiles > ctx.limits.maxComputeWorkgroupsPerDimension) {
       flash.destroy();
@@ -217,7 +217,11 @@ export class PrefillAttention {
       );
     }
     const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
-    return new PrefillAttention(ctx, dims, flash, sample, params, () => SampleKernels.create(ctx, ad, sampleOpts));
+    const makeSample = async () => {
+      const [kernels] = await Promise.all([SampleKernels.create(ctx, ad, sampleOpts), flash.enableSparse(ad, sampleOpts)]);
+      return kernels;
+    };
+    return new PrefillAttention(ctx, dims, flash, sample, params, makeSample);
   }
 
   /** Whether the SampleAttention kernels are built (created with sparse, or enabled since). */
