@@ -189,12 +189,13 @@ test.describe('chat demo', () => {
       await page.screenshot({ path: info.outputPath(`error-${dir.split('/').pop()}.png`), fullPage: true });
     }
 
-    // 3. over the GPU's limits: a context whose KV cache exceeds the storage binding limit
+    // 3. a context past the model's own maximum (max_position_embeddings) is refused by name before
+    // anything is allocated (issue 20; the GPU-limit errors of the memory plan: test/loader/plan.test.ts)
     await page.locator('aside [name=context-length]').fill('100000000');
     await page.locator('#load-default').click();
-    await expect(errorBox.locator('.title')).toHaveText(/does not fit in this GPU's limits/, { timeout: 60_000 });
-    await expect(errorBox.locator('.detail')).toContainText('MiB');
-    await page.screenshot({ path: info.outputPath('error-gpu-limits.png'), fullPage: true });
+    await expect(errorBox.locator('.title')).toHaveText(/invalid value/, { timeout: 60_000 });
+    await expect(errorBox.locator('.detail')).toContainText("above the model's maximum");
+    await page.screenshot({ path: info.outputPath('error-context-over-max.png'), fullPage: true });
 
     // 4. still usable: load the bundled model and chat again
     await page.locator('aside [name=context-length]').fill('0');

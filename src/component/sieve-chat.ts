@@ -231,6 +231,9 @@ export class SieveChatElement extends HTMLElement {
       this.$.progress.hidden = true;
       this.setStatus(`Ready: ${engine.description}${this.stages ? ` · loaded: ${stagesSummary(this.stages)}` : ''}`);
       this.present(true);
+      // Ready before the event: a 'ready' listener may call send() at once.
+      this.loading_ = false;
+      this.sync();
       this.emit('ready', { description: engine.description, contextLength: engine.contextLength, stages: this.stages });
       return true;
     } catch (e) {
