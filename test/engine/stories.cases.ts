@@ -34,13 +34,13 @@ export function storiesCases(): void {
         await engine.prefill(c.prompt_ids);
         // run.c forwards positions 0 .. steps - 1, printing the token picked after
         // each one from the last prompt position on; it stops when it picks BOS.
+        // Through the engine's greedy decode loop (the user's path; test/engine/engine.test.ts
+        // holds it to stepped decodeStep + argmax).
         const out: number[] = [];
-        for (let pos = c.prompt_ids.length - 1; pos < c.steps; pos++) {
-          const id = await engine.argmax();
+        for await (const id of engine.decode({ maxTokens: c.steps - c.prompt_ids.length + 1, stopIds: [BOS] })) {
           if (id === BOS) break;
           out.push(id);
           if (c.greedy_ids_first_100 && out.length <= 100) expect(id, `token ${out.length - 1}`).toBe(c.greedy_ids_first_100[out.length - 1]);
-          if (pos + 1 < c.steps) await engine.decodeStep(id);
         }
         const text = tok.decode([...c.prompt_ids.slice(1), ...out]);
         expect(text.trimEnd()).toBe(c.text.trimEnd());
