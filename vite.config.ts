@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { defineConfig, type Plugin, type UserConfig } from 'vite';
+import LongestFirst from './test/sequencer.ts';
 
 // The demo lives at /demo/; `/` redirects there so `npm start` opens it.
 const demoAtRoot: Plugin = {
@@ -135,6 +136,8 @@ export default defineConfig(
         // (sequential: 916 s of vitest; two at a time: 577 s, every test passing).
         fileParallelism: true,
         maxWorkers: 2,
+        // longest files first, so the two workers end together (test/sequencer.ts)
+        sequence: { sequencer: LongestFirst },
       },
     }) as UserConfig,
 );
