@@ -7,7 +7,8 @@ import type { LocalEngine } from '../api/engine.ts';
 import { InvalidOptionError, SieveError } from '../errors.ts';
 import { errorToWire, type FromWorker, type Port, type ToWorker } from './protocol.ts';
 
-export function hostEngine(port: Port): void {
+/** `load`: how a 'load' message opens a model (loadModel; the serve child's tests pass a scripted one). */
+export function hostEngine(port: Port, load: (source: unknown, options: Parameters<typeof loadModel>[1]) => Promise<LocalEngine> = loadModel as never): void {
   let engine: LocalEngine | undefined;
   const controllers = new Map<number, AbortController>();
   const send = (m: FromWorker) => port.postMessage(m);
@@ -23,7 +24,7 @@ export function hostEngine(port: Port): void {
         engine = undefined;
         const ac = new AbortController();
         controllers.set(m.id, ac);
-        engine = await loadModel(m.source, {
+        engine = await load(m.source, {
           ...m.options,
           signal: ac.signal,
           onProgress: (progress) => send({ type: 'progress', id: m.id, progress }),
