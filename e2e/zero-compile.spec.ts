@@ -13,6 +13,7 @@ test('no shader module or pipeline is created after load: new lengths, appended 
   const compile = r.progress.compile.stages.compile;
   expect(compile.total).toBeGreaterThan(0);
   expect(compile.done).toBe(compile.total);
+  expect(r.loadPipelines).toBe(compile.total); // every pipeline came through the counted precompile
   expect(r.progress.upload.stages.upload.done).toBe(r.progress.upload.stages.upload.total);
   expect(r.loadTimes.totalMs).toBeGreaterThan(0);
 });

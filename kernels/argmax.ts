@@ -3,7 +3,7 @@
  * logits vector on the GPU (only the chosen ids/values are read back).
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { bindBuffers, pipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { createBuffer, readBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
 import type { Dispatch } from './prepared.ts';
 import { prepared } from './prepared.ts';
@@ -17,18 +17,19 @@ export const MAX_TOP_K = 256;
 /** Past this length argmax runs in two stages (top-1 of each CHUNK on many workgroups, then a merge). */
 const ONE_WORKGROUP_MAX = 4 * CHUNK;
 
-export class ArgmaxKernels {
-  private constructor(
-    private ctx: GpuContext,
-    private argmaxPipe: GPUComputePipeline,
-    private partialPipe: GPUComputePipeline,
-    private mergePipe: GPUComputePipeline,
-  ) {}
+const spec = (entryPoint: 'argmax' | 'topk_partial' | 'topk_merge'): PipelineSpec => ({ label: entryPoint, code: source, entryPoint });
 
-  /** Builds the argmax pipelines (the top-k ones serve the two-stage argmax too). */
-  static async create(ctx: GpuContext): Promise<ArgmaxKernels> {
-    const [a, p, m] = await Promise.all(['argmax', 'topk_partial', 'topk_merge'].map((e) => getPipeline(ctx, { label: e, code: source, entryPoint: e })));
-    return new ArgmaxKernels(ctx, a, p, m);
+/** The pipelines argmax over `n` values and top-k take (the two-stage argmax runs the top-k ones). */
+export function argmaxSpecs(n: number): PipelineSpec[] {
+  return [...(n <= ONE_WORKGROUP_MAX ? [spec('argmax')] : []), spec('topk_partial'), spec('topk_merge')];
+}
+
+export class ArgmaxKernels {
+  private constructor(private ctx: GpuContext) {}
+
+  /** Pipelines come from the cache in the prepare calls (argmaxSpecs; precompiled by an engine's load). */
+  static create(ctx: GpuContext): ArgmaxKernels {
+    return new ArgmaxKernels(ctx);
   }
 
   /**
@@ -37,11 +38,12 @@ export class ArgmaxKernels {
    * workgroup (one workgroup over a 92544-entry vocabulary is a serial loop of 362 loads per thread).
    */
   prepareArgmax(x: GPUBuffer, n: number, out: GPUBuffer): Dispatch {
-    if (n <= ONE_WORKGROUP_MAX) {
-      const params = uniformBuffer(this.ctx, [n, 0, 0, 0], 'argmax_params');
-      return prepared(this.ctx, this.argmaxPipe, bindBuffers(this.ctx, this.argmaxPipe, [x, out, params], 'argmax'), [1], [params]);
-    }
     const ctx = this.ctx;
+    if (n <= ONE_WORKGROUP_MAX) {
+      const params = uniformBuffer(ctx, [n, 0, 0, 0], 'argmax_params');
+      const p = pipeline(ctx, spec('argmax'));
+      return prepared(ctx, p, bindBuffers(ctx, p, [x, out, params], 'argmax'), [1], [params]);
+    }
     const nChunks = Math.ceil(n / CHUNK);
     const owned = [
       createBuffer(ctx, nChunks * 4, STORAGE.rw, 'argmax_candV'),
@@ -50,9 +52,10 @@ export class ArgmaxKernels {
       uniformBuffer(ctx, [n, 1, nChunks, 0], 'argmax_params'),
     ];
     const [candV, candI, value, params] = owned;
-    const bgPartial = bindBuffers(ctx, this.partialPipe, [x, candV, candI, params], 'argmax_partial');
-    const bgMerge = bindBuffers(ctx, this.mergePipe, [candV, candI, value, out, params], 'argmax_merge');
-    const { partialPipe, mergePipe } = this;
+    const partialPipe = pipeline(ctx, spec('topk_partial'));
+    const mergePipe = pipeline(ctx, spec('topk_merge'));
+    const bgPartial = bindBuffers(ctx, partialPipe, [x, candV, candI, params], 'argmax_partial');
+    const bgMerge = bindBuffers(ctx, mergePipe, [candV, candI, value, out, params], 'argmax_merge');
     return {
       encode(pass) {
         pass.setPipeline(partialPipe);
@@ -70,11 +73,10 @@ export class ArgmaxKernels {
   }
 
   /** Top-k of x[0..n): a Dispatch writing values (k) f32 and ids (k) u32, best first. */
-  async prepareTopK(x: GPUBuffer, n: number, k: number): Promise<TopK> {
+  prepareTopK(x: GPUBuffer, n: number, k: number): TopK {
     if (!(Number.isInteger(k) && k >= 1 && k <= MAX_TOP_K && k <= n))
       throw new InvalidOptionError('k', `top-k needs an integer in [1, min(${MAX_TOP_K}, ${n})], got ${k}`);
-    const [p, m] = await Promise.all(['topk_partial', 'topk_merge'].map((e) => getPipeline(this.ctx, { label: e, code: source, entryPoint: e })));
-    return new TopK(this.ctx, p, m, x, n, k);
+    return new TopK(this.ctx, pipeline(this.ctx, spec('topk_partial')), pipeline(this.ctx, spec('topk_merge')), x, n, k);
   }
 }
 

@@ -7,7 +7,7 @@
  * shape only (decodeSpecs lists them).
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { bindBuffers, getPipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
+import { bindBuffers, pipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { createBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
 import type { KvDtype } from './attention_prefill.ts';
 import source from './attention_decode.wgsl?raw';
@@ -129,12 +129,12 @@ export class DecodeAttention {
     this.params = uniformBuffer(ctx, new Array(8).fill(0), 'attn_decode_params');
   }
 
-  static async create(ctx: GpuContext, shape: DecodeAttentionShape): Promise<DecodeAttention> {
+  /** Takes its pipelines from the cache (decodeSpecs; precompiled by an engine's load). */
+  static create(ctx: GpuContext, shape: DecodeAttentionShape): DecodeAttention {
     const ms = shape.maxSplits ?? MAX_SPLITS;
     if (!(Number.isInteger(ms) && ms >= 1 && ms <= MAX_SPLITS)) throw new RangeError(`maxSplits ${ms} must be an integer in [1, ${MAX_SPLITS}]`);
     const plan = decodePlan(shape, shape);
-    const [split, merge] = await Promise.all([getPipeline(ctx, plan.split), getPipeline(ctx, plan.merge)]);
-    return new DecodeAttention(ctx, split, merge, shape, plan.qg, plan.variant);
+    return new DecodeAttention(ctx, pipeline(ctx, plan.split), pipeline(ctx, plan.merge), shape, plan.qg, plan.variant);
   }
 
   /**

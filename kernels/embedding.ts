@@ -3,11 +3,10 @@
  * embedding table in any GPU weight format, split in parts or not.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { bindBuffers, pipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { releaseBuffer, uniformBuffer } from '../src/gpu/buffers.ts';
 import type { Dispatch } from './prepared.ts';
 import type { GpuWeight, WeightFormat } from '../src/gpu/formats.ts';
-import { InvalidOptionError } from '../src/errors.ts';
 import source from './embedding.wgsl?raw';
 
 const FORMAT_CODE: Record<WeightFormat, number> = { f32: 0, f16: 1, q8: 2, q4: 3 };
@@ -22,38 +21,34 @@ export interface EmbeddingArgs {
   rows: number;
 }
 
-export class Embedding {
-  private constructor(
-    private ctx: GpuContext,
-    private pipelines: Map<WeightFormat, GPUComputePipeline>,
-  ) {}
+/** The pipelines prepare() takes for tables in these formats (one per format). */
+export function embeddingSpecs(formats: WeightFormat[]): PipelineSpec[] {
+  return formats.map((f) => ({ label: `embedding_${f}`, code: source, constants: { FORMAT: FORMAT_CODE[f] } }));
+}
 
-  static async create(ctx: GpuContext, formats: WeightFormat[] = ['f32', 'f16', 'q8', 'q4']): Promise<Embedding> {
-    const map = new Map<WeightFormat, GPUComputePipeline>();
-    await Promise.all(
-      formats.map(async (f) => {
-        map.set(f, await getPipeline(ctx, { label: `embedding_${f}`, code: source, constants: { FORMAT: FORMAT_CODE[f] } }));
-      }),
-    );
-    return new Embedding(ctx, map);
+export class Embedding {
+  private constructor(private ctx: GpuContext) {}
+
+  /** Pipelines come from the cache in prepare() (embeddingSpecs; precompiled by an engine's load). */
+  static create(ctx: GpuContext): Embedding {
+    return new Embedding(ctx);
   }
 
   prepare(a: EmbeddingArgs): Dispatch {
     const { table } = a;
-    const pipeline = this.pipelines.get(table.format);
-    if (!pipeline) throw new InvalidOptionError('format', `embedding launcher was built without '${table.format}'`);
+    const pipe = pipeline(this.ctx, embeddingSpecs([table.format])[0]);
     const dim = table.shape[1];
     const owned: GPUBuffer[] = [];
     const groups: GPUBindGroup[] = [];
     for (const part of table.parts) {
       const params = uniformBuffer(this.ctx, [a.rows, dim, part.rowStart, part.rows, table.groupSize || 1, 0, 0, 0], `${table.name}_gather_params`);
       owned.push(params);
-      groups.push(bindBuffers(this.ctx, pipeline, [a.ids, part.data, part.scales ?? part.data, a.out, params], `${table.name}_gather`));
+      groups.push(bindBuffers(this.ctx, pipe, [a.ids, part.data, part.scales ?? part.data, a.out, params], `${table.name}_gather`));
     }
     const ctx = this.ctx;
     return {
       encode(pass) {
-        pass.setPipeline(pipeline);
+        pass.setPipeline(pipe);
         for (const bg of groups) {
           pass.setBindGroup(0, bg);
           pass.dispatchWorkgroups(Math.ceil(dim / 256), a.rows);

@@ -3,7 +3,7 @@
  * with the residual add before it.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { bindBuffers, pipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { uniformBuffer } from '../src/gpu/buffers.ts';
 import type { Dispatch } from './prepared.ts';
 import { prepared } from './prepared.ts';
@@ -25,31 +25,30 @@ export interface NormArgs {
   xRowOffset?: number;
 }
 
-export class RmsNorm {
-  private constructor(
-    private ctx: GpuContext,
-    private plain: GPUComputePipeline,
-    private fused: GPUComputePipeline,
-    private plain4: GPUComputePipeline,
-    private fused4: GPUComputePipeline,
-  ) {}
+const spec = (entryPoint: string): PipelineSpec => ({ label: entryPoint, code: source, entryPoint });
 
-  static async create(ctx: GpuContext): Promise<RmsNorm> {
-    const [plain, fused, plain4, fused4] = await Promise.all(
-      ['rmsnorm', 'add_rmsnorm', 'rmsnorm4', 'add_rmsnorm4'].map((e) => getPipeline(ctx, { label: e, code: source, entryPoint: e })),
-    );
-    return new RmsNorm(ctx, plain, fused, plain4, fused4);
+/** The pipelines prepare() takes for rows of `dim`: plain and fused, vec4 kernels when rows are whole vec4s (a quarter of the loop trips). */
+export function normSpecs(dim: number): PipelineSpec[] {
+  const v4 = dim % 4 === 0 ? '4' : '';
+  return [spec('rmsnorm' + v4), spec('add_rmsnorm' + v4)];
+}
+
+export class RmsNorm {
+  private constructor(private ctx: GpuContext) {}
+
+  /** Pipelines come from the cache in prepare() (normSpecs; precompiled by an engine's load). */
+  static create(ctx: GpuContext): RmsNorm {
+    return new RmsNorm(ctx);
   }
 
   prepare(a: NormArgs): Dispatch {
     if (a.res && a.xRowOffset) throw new RangeError('add_rmsnorm has no xRowOffset');
     const params = uniformBuffer(this.ctx, [a.rows, a.dim, a.eps, a.xRowOffset ?? 0], 'rmsnorm_params', ['u32', 'u32', 'f32', 'u32']);
-    // vec4 kernels when rows are whole vec4s (a quarter of the loop trips).
-    const v4 = a.dim % 4 === 0;
-    const pipeline = a.res ? (v4 ? this.fused4 : this.fused) : v4 ? this.plain4 : this.plain;
+    const [plain, fused] = normSpecs(a.dim);
+    const p = pipeline(this.ctx, a.res ? fused : plain);
     const buffers = a.res ? [a.x, a.w, a.y, params, a.res] : [a.x, a.w, a.y, params];
-    const bg = bindBuffers(this.ctx, pipeline, buffers, a.res ? 'add_rmsnorm' : 'rmsnorm');
-    return prepared(this.ctx, pipeline, bg, [a.rows], [params]);
+    const bg = bindBuffers(this.ctx, p, buffers, a.res ? 'add_rmsnorm' : 'rmsnorm');
+    return prepared(this.ctx, p, bg, [a.rows], [params]);
   }
 }
 

@@ -3,7 +3,7 @@
  * and K of a fused QKV projection, with K and V written into the KV cache.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { bindBuffers, pipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { uniformBuffer } from '../src/gpu/buffers.ts';
 import type { Dispatch, KvDtype, LayerKv } from './prepared.ts';
 import type { RopeSpec } from '../models/spec.ts';
@@ -32,6 +32,14 @@ export interface RopeArgs {
   rows: number;
 }
 
+/** The pipeline RopeKv takes for this RoPE variant and KV element type. */
+export function ropeSpecs(shape: Pick<RopeShape, 'kvDtype' | 'rope'>): PipelineSpec[] {
+  const { rope, kvDtype } = shape;
+  return [
+    { label: `rope_${rope.variant}_${kvDtype}`, code: source, constants: { VARIANT: rope.variant === 'neox' ? 1 : 0, KV_F16: kvDtype === 'f16' ? 1 : 0 } },
+  ];
+}
+
 export class RopeKv {
   private constructor(
     private ctx: GpuContext,
@@ -39,16 +47,12 @@ export class RopeKv {
     readonly shape: RopeShape,
   ) {}
 
-  static async create(ctx: GpuContext, shape: RopeShape): Promise<RopeKv> {
+  /** Takes its pipeline from the cache (ropeSpecs; precompiled by an engine's load). */
+  static create(ctx: GpuContext, shape: RopeShape): RopeKv {
     if (shape.headDim % 2 !== 0 || shape.rope.rotaryDim % 2 !== 0 || shape.rope.rotaryDim > shape.headDim) {
       throw new RangeError(`rope: headDim ${shape.headDim} and rotaryDim ${shape.rope.rotaryDim} must be even, rotaryDim <= headDim`);
     }
-    const pipeline = await getPipeline(ctx, {
-      label: `rope_${shape.rope.variant}_${shape.kvDtype}`,
-      code: source,
-      constants: { VARIANT: shape.rope.variant === 'neox' ? 1 : 0, KV_F16: shape.kvDtype === 'f16' ? 1 : 0 },
-    });
-    return new RopeKv(ctx, pipeline, shape);
+    return new RopeKv(ctx, pipeline(ctx, ropeSpecs(shape)[0]), shape);
   }
 
   prepare(a: RopeArgs): Dispatch {

@@ -5,7 +5,7 @@
  * writes the 32-byte params uniform (and one history slot) and allocates nothing.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { bindBuffers, pipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { createBuffer, releaseBuffer, STORAGE, writeBuffer } from '../src/gpu/buffers.ts';
 import source from './sample.wgsl?raw';
 
@@ -23,6 +23,11 @@ export interface SampleParams {
 }
 
 export const GREEDY: SampleParams = { greedy: true, temperature: 1, topK: 0, topP: 1, repetitionPenalty: 1 };
+
+/** The sampler's one pipeline. */
+export function samplerSpecs(): PipelineSpec[] {
+  return [{ label: 'sample', code: source }];
+}
 
 export class GpuSampler {
   private params: GPUBuffer; // Params (8 words)
@@ -50,10 +55,12 @@ export class GpuSampler {
     this.bind = bindBuffers(ctx, pipeline, [logits, this.history, this.scratch, this.result, this.params], 'sample');
   }
 
-  /** `logits`: (vocab) f32 (the engine's last-position logits); `capacity`: history slots (context length). */
-  static async create(ctx: GpuContext, logits: GPUBuffer, vocab: number, capacity: number): Promise<GpuSampler> {
-    const pipeline = await getPipeline(ctx, { label: 'sample', code: source });
-    return new GpuSampler(ctx, pipeline, logits, vocab, capacity);
+  /**
+   * `logits`: (vocab) f32 (the engine's last-position logits); `capacity`: history slots (context length).
+   * Takes its pipeline from the cache (samplerSpecs; precompiled by an engine's load).
+   */
+  static create(ctx: GpuContext, logits: GPUBuffer, vocab: number, capacity: number): GpuSampler {
+    return new GpuSampler(ctx, pipeline(ctx, samplerSpecs()[0]), logits, vocab, capacity);
   }
 
   /** Replaces the history with `ids` (only the last `capacity` are kept). */

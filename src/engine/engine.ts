@@ -12,12 +12,12 @@ import { createBuffer, readF32, releaseBuffer, STORAGE, writeBuffer } from '../g
 import { AbortedError, ContextOverflowError, InvalidOptionError } from '../errors.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { GpuWeight } from '../loader/formats.ts';
-import { RmsNorm } from '../../kernels/norm.ts';
-import { Embedding } from '../../kernels/embedding.ts';
-import { RopeKv, ropeTable } from '../../kernels/rope.ts';
+import { normSpecs, RmsNorm } from '../../kernels/norm.ts';
+import { Embedding, embeddingSpecs } from '../../kernels/embedding.ts';
+import { RopeKv, ropeSpecs, ropeTable } from '../../kernels/rope.ts';
 import { DecodeAttention } from '../../kernels/attention_decode.ts';
-import { ArgmaxKernels, type TopK } from '../../kernels/argmax.ts';
-import { GpuSampler, GREEDY } from '../../kernels/sample.ts';
+import { ArgmaxKernels, argmaxSpecs, type TopK } from '../../kernels/argmax.ts';
+import { GpuSampler, GREEDY, samplerSpecs } from '../../kernels/sample.ts';
 import { Rng } from '../util/rng.ts';
 import { StepUniform } from '../../kernels/prepared.ts';
 import { LinearKernels, linearPipelineSpecs, type LinearOptions, type LinearUse } from '../../kernels/linear.ts';
@@ -87,12 +87,6 @@ export interface WeightInfo {
 }
 
 /**
- * Every pipeline the engine can use with these options (src/gpu/pipelines.ts precompile): the linear
- * kernels of each projection for prefill rows (1 .. prefillChunk) and the decode plan's fusions, and
- * the attention's (src/attention attentionPipelineSpecs: dense and every SampleAttention pipeline,
- * decode). The small kernels (norm, embedding, rope, argmax) build theirs in their create().
- */
-/**
  * Whether the engine's own attention options can reach SampleAttention (attention 'sample' and a
  * context of at least minSparseLen). Only then are its pipelines compiled at load; a request that
  * lowers minSparseLen or asks for 'sample' on such an engine builds them on that request, once
@@ -102,6 +96,12 @@ export function engineCanSparse(attention: AttentionOptions, contextLength: numb
   return attention.attention === 'sample' && contextLength >= attention.minSparseLen;
 }
 
+/**
+ * Every pipeline the engine can use with these options (src/gpu/pipelines.ts precompile): the linear
+ * kernels of each projection for prefill rows (1 .. prefillChunk) and the decode plan's fusions, and
+ * the attention's (src/attention attentionPipelineSpecs: dense and every SampleAttention pipeline,
+ * decode), and the small kernels' (norm, embedding, rope, argmax and top-k, sampling).
+ */
 export function enginePipelineSpecs(
   ctx: GpuContext,
   spec: ModelSpec,
@@ -153,7 +153,15 @@ export function enginePipelineSpecs(
     prefill: (o.prefillKernel ?? 'flash') === 'flash' ? { sparse: o.sparse ?? true } : false,
     decode: { variant: o.decodeAttention, qg: o.decodeQg },
   });
-  return [...linearPipelineSpecs(ctx, uses, o.linear), ...attention];
+  const embed = weights.get('embed');
+  const small = [
+    ...normSpecs(spec.dim),
+    ...embeddingSpecs(embed ? [embed.format] : []),
+    ...ropeSpecs({ kvDtype: o.kvDtype, rope: spec.rope }),
+    ...argmaxSpecs(spec.vocabSize),
+    ...samplerSpecs(),
+  ];
+  return [...linearPipelineSpecs(ctx, uses, o.linear), ...attention, ...small];
 }
 
 export type DecodeVariant = 'plain' | 'fused';
@@ -198,7 +206,6 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
   const decodeVariant = opts.decodeVariant ?? envDecodeVariant() ?? DEFAULT_DECODE_VARIANT;
   if (!DECODE_VARIANTS.includes(decodeVariant))
     throw new InvalidOptionError('decodeVariant', `must be one of ${DECODE_VARIANTS.join(', ')}, got ${decodeVariant}`);
-  const formats = [...new Set([...opts.weights.values()].map((w) => w.format))];
   const shape = { nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype, capacity: contextLength };
 
   const owned: { destroy(): void }[] = [];
@@ -220,7 +227,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const [, norm, embed, rope, linear, split, prefill, argmax] = await Promise.all([
       precompile(ctx, specs, opts.onCompile),
       RmsNorm.create(ctx),
-      Embedding.create(ctx, formats),
+      Embedding.create(ctx),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
       LinearKernels.create(ctx, opts.linear),
       DecodeAttention.create(ctx, {
@@ -249,7 +256,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       },
     });
     // The sampler of Engine.decode (sampled choices), built now so that no request compiles it.
-    const sampler = await GpuSampler.create(ctx, act.logits, spec.vocabSize, contextLength);
+    const sampler = GpuSampler.create(ctx, act.logits, spec.vocabSize, contextLength);
     owned.push(sampler);
     const fused = decodeVariant !== 'plain' && linear.fusesDecode && ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
     return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, sampler, fusedDecode: fused });

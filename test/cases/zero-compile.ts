@@ -3,12 +3,15 @@
  * e2e/zero-compile.spec.ts (Chromium): load stories260k, then wrap the device's create* methods and
  * run new prompt lengths (1, 2, 7, 13, 300, 301, a chunk + 1), greedy; after 13 and 300 tokens an
  * appended turn (only the new tail prefilled), sampled; dense below 256 tokens, SampleAttention from 256.
- * Every shader module or pipeline created after the load is listed by label.
+ * Every shader module or pipeline created after the load is listed by label, and the pipelines the
+ * load put in the cache are counted (want: the compile stage's total, so none was built outside the
+ * counted precompile, e.g. in a launcher's create()).
  */
 import { loadModel } from '../../src/api/load.ts';
 import type { LoadProgress, LoadTimes } from '../../src/api/types.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { Rng } from '../../src/util/rng.ts';
+import { pipelineCount } from '../../src/gpu/pipelines.ts';
 
 export const ZERO_COMPILE_CHUNK = 64;
 export const ZERO_COMPILE_LENGTHS = [1, 2, 7, 13, 300, 301, ZERO_COMPILE_CHUNK + 1];
@@ -37,6 +40,8 @@ export function countCreations(device: GPUDevice): { labels: string[]; restore()
 export interface ZeroCompileResult {
   /** Modules / pipelines created after the load (want: none). */
   created: string[];
+  /** Pipelines the load added to the device's cache (want: the compile stage's total). */
+  loadPipelines: number;
   /** The last progress event of each stage. */
   progress: Partial<Record<LoadProgress['stage'], LoadProgress>>;
   events: number;
@@ -48,6 +53,7 @@ export interface ZeroCompileResult {
 export async function runZeroCompile(ctx: GpuContext, model: string): Promise<ZeroCompileResult> {
   const progress: ZeroCompileResult['progress'] = {};
   let events = 0;
+  const before = pipelineCount(ctx);
   const eng = await loadModel(model, {
     gpu: ctx,
     contextLength: 400,
@@ -58,6 +64,7 @@ export async function runZeroCompile(ctx: GpuContext, model: string): Promise<Ze
       events++;
     },
   });
+  const loadPipelines = pipelineCount(ctx) - before;
   const generated: number[] = [];
   let counter: ReturnType<typeof countCreations> | undefined;
   try {
@@ -80,5 +87,5 @@ export async function runZeroCompile(ctx: GpuContext, model: string): Promise<Ze
     counter?.restore();
     await eng.unload();
   }
-  return { created: counter.labels, progress, events, loadTimes: eng.model.loadTimes, generated };
+  return { created: counter.labels, loadPipelines, progress, events, loadTimes: eng.model.loadTimes, generated };
 }

@@ -28,6 +28,8 @@ describe('zero compiles after load (stories260k, Dawn)', () => {
     expect(upload!.stages.upload.total).toBeGreaterThan(0);
     expect(compile!.stages.compile.total).toBeGreaterThan(0);
     expect(compile!.stages.compile.done).toBe(compile!.stages.compile.total);
+    // Every pipeline the engine holds came through the counted precompile (none built in a create()).
+    expect(r.loadPipelines).toBe(compile!.stages.compile.total);
     const t = r.loadTimes!;
     expect(t.readMs).toBeGreaterThan(0);
     expect(t.totalMs).toBeGreaterThanOrEqual(Math.max(t.readMs, t.uploadMs, t.compileMs));
