@@ -1,5 +1,6 @@
 // Bundles bench entry points into single ESM files under .gpu/ whose only
-// external import is `webgpu` (and Node built-ins), for the GPU machine
+// external imports are `webgpu`, `playwright-core` (the browser runners: ../shared/gpu/setup-browser.sh
+// puts it under node_modules there) and Node built-ins, for the GPU machine
 // (see ../shared/gpu/README.md). Usage: npm run gpu:bundle -- bench/gemm.ts [more...]
 import { build } from 'vite';
 import { basename } from 'node:path';
@@ -10,13 +11,13 @@ if (entries.length === 0) {
   console.error('usage: npm run gpu:bundle -- bench/NAME.ts [...]');
   process.exit(2);
 }
-const external = ['webgpu', ...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+const external = ['webgpu', 'playwright-core', ...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 for (const entry of entries) {
   const name = basename(entry).replace(/\.ts$/, '');
   await build({
     configFile: false,
     logLevel: 'warn',
-    ssr: { noExternal: true, external: ['webgpu'] },
+    ssr: { noExternal: true, external: ['webgpu', 'playwright-core'] },
     build: {
       ssr: entry,
       outDir: '.gpu',

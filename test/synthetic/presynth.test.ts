@@ -9,7 +9,7 @@ import { structuredSource } from '../../bench/synthetic/source.ts';
 import { PRESETS } from '../../bench/synthetic/structured.ts';
 import { Rng } from '../../src/util/rng.ts';
 
-const workerUrl = new URL('../../bench/ttft/chromium.mjs', import.meta.url);
+const workerUrl = new URL('../../bench/ttft/synth-worker.mjs', import.meta.url);
 const overrides = { dtype: 'F16' as const, shardBytes: 1 << 20 }; // internlm2-tiny in 3 shards
 
 describe('presynthesized synthetic folder', () => {
@@ -20,7 +20,7 @@ describe('presynthesized synthetic folder', () => {
       const p: PresynthOptions = { mode, workers: 2, workerUrl, chunkBytes: 96 << 10, budgetBytes: 4 * (96 << 10) };
       const folder = await prepareSynthetic('internlm2-tiny', overrides, 128, p);
       try {
-        expect(fileURLToPath(workerUrl)).toMatch(/ttft[/\\]chromium\.mjs$/);
+        expect(fileURLToPath(workerUrl)).toMatch(/ttft[/\\]synth-worker\.mjs$/);
         expect(folder.files).toEqual(ref.files);
         expect(folder.files.length).toBeGreaterThan(1);
         await folder.ready;
