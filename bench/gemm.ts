@@ -27,7 +27,7 @@
  */
 import { getGpu } from '../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
-import { timeGpu } from '../src/gpu/timing.ts';
+import { timeGpu } from './timing.ts';
 import type { WeightFormat } from '../src/loader/formats.ts';
 import { f16ToF32 } from '../src/loader/quant.ts';
 import { Rng } from '../src/util/rng.ts';

@@ -23,7 +23,7 @@
  */
 import { getGpu, type GpuContext } from '../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
-import { timeGpu } from '../src/gpu/timing.ts';
+import { timeGpu } from './timing.ts';
 import type { WeightFormat } from '../src/loader/formats.ts';
 import { Rng } from '../src/util/rng.ts';
 import { MatmulF32 } from './matmul.ts';

@@ -9,7 +9,7 @@
  */
 import { getGpu, type GpuContext } from '../src/gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, writeBuffer } from '../src/gpu/buffers.ts';
-import { timeGpu } from '../src/gpu/timing.ts';
+import { timeGpu } from './timing.ts';
 import { MatmulF32 } from './matmul.ts';
 import { Rng } from '../src/util/rng.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';

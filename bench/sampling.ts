@@ -20,7 +20,8 @@
  */
 import { getGpu } from '../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer, writeBuffer } from '../src/gpu/buffers.ts';
-import { timeGpu, type GpuTimer } from '../src/gpu/timing.ts';
+import type { GpuTimer } from '../src/gpu/timing.ts';
+import { timeGpu } from './timing.ts';
 import { PrefillAttention } from '../src/attention/index.ts';
 import { sampleRow, sparsePlan, type SparsePlan } from '../src/attention/options.ts';
 import { DEFAULT_ATTENTION } from '../src/engine/types.ts';

@@ -109,13 +109,6 @@ export class GpuSampler {
   }
 }
 
-/** Bits of f32 `x` mapped so that unsigned order equals float order (as key() in the shader). */
-export function f32Key(x: number): number {
-  const f = new Float32Array([x]);
-  const b = new Uint32Array(f.buffer)[0];
-  return (b & 0x80000000) !== 0 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
-}
-
 export interface SampleRefResult {
   /** The pick for `r`. */
   id: number;

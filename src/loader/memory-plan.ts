@@ -189,30 +189,3 @@ function suggest(spec: ModelSpec, weights: WeightPlan | TensorRecipe[], limits: 
 export function limitsOf(ctx: GpuContext): PlanLimits {
   return { maxBufferSize: ctx.limits.maxBufferSize, maxStorageBufferBindingSize: ctx.limits.maxStorageBufferBindingSize };
 }
-
-/**
- * The highest-quality format (f16, then q8, then q4) whose plan fits, with a
- * note saying why when it is not f16; throws checkPlan's GpuLimitError when
- * none fits. For a "default keeps quality when the model fits" load option.
- */
-export function fittingFormat(
-  spec: ModelSpec,
-  weights: WeightPlan | TensorRecipe[],
-  limits: PlanLimits,
-  o: MemoryPlanOptions = {},
-): { plan: MemoryPlan; note?: string } {
-  const f16 = planMemory(spec, weights, limits, { ...o, format: 'f16' });
-  for (const format of ['f16', 'q8', 'q4'] as const) {
-    try {
-      const plan = checkPlan(spec, weights, limits, { ...o, format, groupSize: format === 'f16' ? undefined : o.groupSize });
-      const note =
-        format === 'f16'
-          ? undefined
-          : `f16 weights need ${MiB(f16.totalBytes)} in all, more than ${o.budgetBytes !== undefined ? `the budget of ${MiB(o.budgetBytes)}` : 'this GPU allows'}: loading ${format} (${MiB(plan.totalBytes)})`;
-      return { plan, note };
-    } catch (e) {
-      if (!(e instanceof GpuLimitError) || format === 'q4') throw e;
-    }
-  }
-  throw new Error('unreachable');
-}

@@ -50,8 +50,6 @@ export function bf16ToF32(b: number): number {
   return f32buf[0];
 }
 
-export const F16_MAX = 65504;
-
 /** Packs f32 values as f16 pairs into u32 words (element e: word e>>1, low half if even). */
 export function packF16(src: Float32Array): Uint32Array {
   const out = new Uint32Array(Math.ceil(src.length / 2));

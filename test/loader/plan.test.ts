@@ -5,10 +5,41 @@ import { memSource, firstDiff } from './mem-source.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights, readRecipeF32, releaseWeights } from '../../src/loader/weights.ts';
 import { readWeightF32 } from '../../src/loader/readback.ts';
-import { checkPlan, fittingFormat, kvCacheBytes, limitsOf, planMemory } from '../../src/loader/memory-plan.ts';
+import { checkPlan, kvCacheBytes, limitsOf, planMemory, type MemoryPlan, type MemoryPlanOptions, type PlanLimits } from '../../src/loader/memory-plan.ts';
+import type { ModelSpec } from '../../models/spec.ts';
+import type { TensorRecipe, WeightPlan } from '../../models/index.ts';
 import { liveBytes } from '../../src/gpu/buffers.ts';
 import { GpuLimitError } from '../../src/errors.ts';
 import { BIG_LIMITS, INTERNLM2_7B, paperModel } from '../helpers/paper-model.ts';
+
+const MiB = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+
+/**
+ * The highest-quality format (f16, then q8, then q4) whose plan fits, with a
+ * note saying why when it is not f16; throws checkPlan's GpuLimitError when
+ * none fits. (Moved here from src/loader/memory-plan.ts: no load path uses it; its tests stay.)
+ */
+function fittingFormat(
+  spec: ModelSpec,
+  weights: WeightPlan | TensorRecipe[],
+  limits: PlanLimits,
+  o: MemoryPlanOptions = {},
+): { plan: MemoryPlan; note?: string } {
+  const f16 = planMemory(spec, weights, limits, { ...o, format: 'f16' });
+  for (const format of ['f16', 'q8', 'q4'] as const) {
+    try {
+      const plan = checkPlan(spec, weights, limits, { ...o, format, groupSize: format === 'f16' ? undefined : o.groupSize });
+      const note =
+        format === 'f16'
+          ? undefined
+          : `f16 weights need ${MiB(f16.totalBytes)} in all, more than ${o.budgetBytes !== undefined ? `the budget of ${MiB(o.budgetBytes)}` : 'this GPU allows'}: loading ${format} (${MiB(plan.totalBytes)})`;
+      return { plan, note };
+    } catch (e) {
+      if (!(e instanceof GpuLimitError) || format === 'q4') throw e;
+    }
+  }
+  throw new Error('unreachable');
+}
 
 describe('memory plan', () => {
   it('InternLM2-7B: weights per format, KV cache 128 KiB per token (f16), embedding and LM head split at 128 MiB', () => {

@@ -26,11 +26,6 @@ export const PT_INDEX_FILE = 'pytorch_model.bin.index.json';
 /** The safetensors reader's Checkpoint: files, entries (file then offset order), metadata, totalBytes. */
 export type PytorchCheckpoint = Checkpoint;
 
-/** Whether `source` holds a PyTorch checkpoint (single file or sharded index). */
-export async function hasPytorchCheckpoint(source: FileSource): Promise<boolean> {
-  return (await source.has(PT_INDEX_FILE)) || (await source.has(PT_SINGLE_FILE));
-}
-
 /** Reads one torch.save archive's tensor index: names, dtypes, shapes and absolute byte ranges. */
 export async function readPytorchBin(source: FileSource, file: string): Promise<{ fileBytes: number; entries: TensorEntry[] }> {
   const zip = await openZip(source, file);
