@@ -48,7 +48,7 @@ const A = DEFAULT_ATTENTION;
 /** Loading a checkpoint: chat, generate, serve (and logits, with its own defaults). */
 export const MODEL_OPTIONS: OptionSpecs = {
   model: { type: 'string', value: 'DIR', required: true, group: 'Model', help: 'checkpoint folder (config.json, safetensors or .bin, tokenizer files)' },
-  weights: { type: 'string', value: 'FMT', default: 'auto', group: 'Model', help: 'weight format on the GPU: auto (f16 when it fits), f32, f16, q8, q4' },
+  weights: { type: 'string', value: 'FMT', default: 'auto', group: 'Model', help: 'weight format on the GPU: auto (f16, the default), f32, f16, q8, q4' },
   kv: { type: 'string', value: 'DTYPE', default: 'f16', group: 'Model', help: 'KV cache type: f16, f32' },
   context: { type: 'string', value: 'N', default: 'min(model, 4096)', shownOnly: true, group: 'Model', help: 'KV cache positions' },
   chunk: { type: 'string', value: 'N', default: 'up to 4096', shownOnly: true, group: 'Model', help: 'prefill rows per chunk (src/defaults.ts)' },

@@ -61,7 +61,7 @@ export interface EngineOptions {
   decodeAttention?: 'tiled' | 'simple';
   /** Most cache splits of the decode attention per head (1..128, default 128; tuning). */
   decodeSplits?: number;
-  /** Query heads per decode-attention workgroup (DecodeAttentionShape.qg; default all of a KV group's; tuning). */
+  /** Query heads per decode-attention workgroup (DecodeAttentionShape.qg; default min(group, 16, 2048 / headDim); tuning). */
   decodeQg?: number;
   /**
    * Decode step layout (forward.ts): 'plain' (separate RMSNorm, RoPE and

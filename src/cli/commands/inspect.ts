@@ -11,6 +11,7 @@ import { readModel } from '../../loader/model.ts';
 import { checkPlan, type PlanLimits } from '../../loader/memory-plan.ts';
 import type { LoadFormat } from '../../loader/layout.ts';
 import { table, type Command } from '../util.ts';
+import { DEFAULT_WEIGHTS } from '../../defaults.ts';
 
 /** WebGPU's default limits: what any adapter guarantees (used when no GPU is found). */
 const DEFAULT_LIMITS: PlanLimits = { maxBufferSize: 256 * 2 ** 20, maxStorageBufferBindingSize: 128 * 2 ** 20 };
@@ -59,7 +60,7 @@ export const inspect: Command = {
     const weights = values.weights ?? 'auto';
     if (!['auto', 'f32', 'f16', 'q8', 'q4'].includes(weights))
       throw new InvalidOptionError('weights', `expected auto, f32, f16, q8 or q4, got '${values.weights}'`);
-    const format = (weights === 'auto' ? 'f16' : weights) as LoadFormat; // auto loads f16 when it fits
+    const format = (weights === 'auto' ? DEFAULT_WEIGHTS : weights) as LoadFormat; // auto: the engine's default
     const contextLength = intOpt('context', values.context);
     const groupSize = intOpt('group', values.group);
     const budgetMb = intOpt('budget', values.budget);
