@@ -10,6 +10,7 @@
 //
 // Options: --repeat N (3) --warmup N (1) --warmup-len N (warm-up prompts of N tokens instead of
 // the measured length: compiles the pipelines without a second 128K prefill) --weights auto|f32|f16|q8|q4
+// --kernels auto|f32|f16|tensor (the component's `kernels` attribute: the kernel tier; the model line names the tier that ran)
 // --context N (default: max length + 64, capped by the model) --min-sparse-len N
 // (0: every prompt runs sparse in 'sample' mode) --alpha A --window-ratio R
 // --sample-ratio R --prefill-chunk N (rows per prefill chunk; engine default 512)
@@ -59,6 +60,7 @@ function parseArgs(argv) {
     repeat: 3,
     warmup: 1,
     weights: 'auto',
+    kernels: 'auto',
     context: 0,
     minSparseLen: 0,
     alpha: undefined,
@@ -121,6 +123,9 @@ function parseArgs(argv) {
         break;
       case '--weights':
         a.weights = v();
+        break;
+      case '--kernels':
+        a.kernels = v();
         break;
       case '--context':
         a.context = n(k);
@@ -516,7 +521,7 @@ async function main() {
       probe = await probeFetch(page, modelUrl, virtual, modelDir, a);
       writeResult();
     }
-    const attrs = { weights: a.weights, 'context-length': String(context), 'min-sparse-len': String(a.minSparseLen || 2), cache: 'false' };
+    const attrs = { weights: a.weights, kernels: a.kernels, 'context-length': String(context), 'min-sparse-len': String(a.minSparseLen || 2), cache: 'false' };
     if (a.prefillChunk) attrs['prefill-chunk'] = String(a.prefillChunk);
     if (a.alpha !== undefined) attrs.alpha = String(a.alpha);
     if (a.windowRatio !== undefined) attrs['window-ratio'] = String(a.windowRatio);
@@ -550,7 +555,10 @@ async function main() {
         const ms = performance.now() - t;
         el.removeEventListener('progress', onProgress);
         if (!ok) throw new Error(`load failed: ${err ? `${err.title} ${err.detail}` : 'unknown'}`);
-        return { model: { description: el.engine.description, contextLength: el.engine.contextLength }, load: { ms, bytes, firstByteMs, lastByteMs } };
+        return {
+          model: { description: el.engine.description, contextLength: el.engine.contextLength, kernels: el.engine.kernels },
+          load: { ms, bytes, firstByteMs, lastByteMs },
+        };
       },
       { url: modelUrl, attrs },
     );

@@ -5,6 +5,7 @@
  *   npm run bench -- bench/ttft/node.ts [--json FILE] [--shape internlm2-7b|internlm2-1.8b|chatglm2-6b|tiny]
  *     [--lengths 8192,32768[,65536,131072]] [--weights q4] [--prefill-chunk 4096] [--alpha 0.95] [--selection auto|topup|group|head]
  *     [--modes dense,sample] [--steps 16] [--kv f16] [--min-sparse-len N] [--seed 1] [--needles 1]
+ *     [--kernels auto|f32|f16|tensor] (the kernel tier, src/gpu/tier.ts)
  *     [--background heavy|flat] (the model's background: heavy-tailed per-token salience, the
  *     default, or the older flat one; bench/synthetic/structured.ts)
  * On the GPU machine: npm run gpu:bundle -- bench/ttft/node.ts, then node .gpu/node.mjs --json $OUT/ttft.json.
@@ -26,6 +27,7 @@
  * memory), or in this thread while loading ('off', the old way). The load time is printed and in
  * the JSON (loadMs, with the synthesis figures).
  */
+import type { KernelsOption } from '../../src/gpu/tier.ts';
 import { getGpu } from '../../src/gpu/device.ts';
 import { loadEngine, type DenseEngine } from '../../src/engine/index.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype, type PrefillResult } from '../../src/engine/types.ts';
@@ -60,6 +62,7 @@ const args = benchArgs({
   background: { type: 'string' },
   presynth: { type: 'string' },
   'synth-workers': { type: 'string' },
+  kernels: { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -103,14 +106,20 @@ const folder =
 const source = folder ? { ...src, read: (p: string, o: number, n: number) => (folder.files.includes(p) ? folder.read(p, o, n) : src.read(p, o, n)) } : src;
 await folder?.ready;
 const synthMs = performance.now() - tLoad;
-const engine: DenseEngine = await loadEngine(ctx, source, { weights, kvDtype, contextLength: maxLen + steps, prefillChunk });
+const engine: DenseEngine = await loadEngine(ctx, source, {
+  weights,
+  kvDtype,
+  contextLength: maxLen + steps,
+  prefillChunk,
+  kernels: String(args.kernels ?? 'auto') as KernelsOption,
+});
 const loadMs = performance.now() - tLoad;
 const synthStats = folder ? { ...folder.stats } : undefined;
 await folder?.close();
 console.log(
   `# ${shape} ${weights} loaded in ${(loadMs / 1000).toFixed(1)} s (${(src.totalBytes / 1e9).toFixed(2)} GB, ${(src.totalBytes / 1e3 / loadMs).toFixed(0)} MB/s; ` +
     `synthesis ${synthStats ? `${synthStats.mode} by ${synthStats.workers} workers, ${(synthMs / 1000).toFixed(1)} s before the upload began` : 'on the fly in this thread'}), ` +
-    `KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}, background ${background}`,
+    `KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}, background ${background}, kernels ${engine.kernelTier}`,
 );
 const V = engine.spec.vocabSize;
 
@@ -194,6 +203,7 @@ engine.destroy();
 finish(
   {
     bench: 'ttft',
+    kernels: engine.kernelTier,
     date: new Date().toISOString(),
     adapter: adapterRecord(ctx),
     timing: 'wall clock: prefill awaited + argmax read back (prefill ms); + first decode step + argmax (TTFT ms)',
