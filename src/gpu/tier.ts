@@ -14,7 +14,7 @@
  * optional feature the adapter has and every limit at the adapter's maximum, so what the
  * device offers here is what the adapter offers (less any GpuOptions.disableFeatures).
  */
-import { KernelTierError } from '../errors.ts';
+import { InvalidOptionError, KernelTierError } from '../errors.ts';
 import type { GpuContext } from './device.ts';
 
 export type KernelTier = 'f32' | 'f16' | 'tensor';
@@ -97,7 +97,7 @@ export function resolveKernelTier(ctx: GpuContext, option: KernelsOption = 'auto
     if (F16_TIER_READY && !f16TierSupport(ctx)) return 'f16';
     return 'f32';
   }
-  if (!isKernelsOption(option)) throw new KernelTierError(String(option), `'${String(option)}' is not a kernel tier (${KERNELS_OPTIONS.join(', ')})`);
+  if (!isKernelsOption(option)) throw new InvalidOptionError('kernels', `must be one of ${KERNELS_OPTIONS.join(', ')}; got '${String(option)}'`);
   const why = tierSupport(ctx, option);
   if (why)
     throw new KernelTierError(option, `kernels '${option}' needs what this device lacks: ${why} (${describeAdapter(ctx)}); use kernels 'auto' or 'f32'`, {

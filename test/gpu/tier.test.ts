@@ -23,6 +23,7 @@ import { parseOptions } from '../../src/cli/options.ts';
 import { generate } from '../../src/cli/commands/generate.ts';
 import { loadOptionsFromValues } from '../../src/cli/commands/engine-options.ts';
 import { main } from '../../src/cli/main.ts';
+import { ATTRIBUTES } from '../../src/component/options.ts';
 import { FIXTURES, testGpu } from '../helpers/gpu.ts';
 
 const STORIES = `${FIXTURES}stories260k`;
@@ -76,6 +77,17 @@ describe('kernel tiers', () => {
     expect(() => validateLoadOptions({ kernels: 'fast' as never })).toThrow(InvalidOptionError);
     expect(() => validateLoadOptions({ kernels: 'fast' as never })).toThrow(/'kernels': must be one of auto, f32, f16, tensor; got "fast"/);
     for (const k of ['auto', 'f32', 'f16', 'tensor'] as const) expect(() => validateLoadOptions({ kernels: k })).not.toThrow();
+    // the component's attribute, and the resolver itself (engine-level callers pass it unvalidated)
+    const [key, parse] = ATTRIBUTES.kernels;
+    expect(key).toBe('kernels');
+    expect(parse('tensor')).toBe('tensor');
+    expect(() => parse('gpu')).toThrow(/must be one of auto, f32, f16, tensor/);
+  });
+
+  it('resolveKernelTier names a value that is no tier', async () => {
+    const ctx = await testGpu();
+    expect(() => resolveKernelTier(ctx, 'bf16' as never)).toThrow(InvalidOptionError);
+    expect(() => resolveKernelTier(ctx, 'bf16' as never)).toThrow(/'kernels': must be one of auto, f32, f16, tensor; got 'bf16'/);
   });
 
   it('the CLI parses --kernels and names a bad value; sieve info reports the tiers and refuses a missing one', async () => {
