@@ -21,6 +21,9 @@
  * consecutive chunks (pos > 0), as the engine's chunked prefill does; the time
  * is the sum over chunks. Median of --iters after one warm-up. Dense TFLOP/s
  * counts the causal work: 4 * headDim * nHeads * sum_i (i + 1).
+ * --kernels auto|f32|tensor (src/gpu/tier.ts; default auto): the tier's prefill attention; the
+ * tensor tier runs the dense passes on kernels/attention_tensor.wgsl (head dim 128) and needs the
+ * f16 KV cache, which --kv f16 selects (default: f16 for the tensor tier, else f32).
  */
 import { getGpu } from '../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer, writeBuffer } from '../src/gpu/buffers.ts';
@@ -30,6 +33,8 @@ import { PrefillAttention } from '../src/attention/index.ts';
 import { syntheticQkv } from './synthetic/qkv.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions } from '../src/engine/types.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
+import { resolveKernelTier, type KernelsOption } from '../src/gpu/tier.ts';
+import { f32ToF16 } from '../src/loader/quant.ts';
 
 const args = benchArgs({
   sizes: { type: 'string' },
@@ -46,6 +51,8 @@ const args = benchArgs({
   fallback: { type: 'string' },
   selection: { type: 'string' },
   'sample-only': { type: 'boolean' },
+  kernels: { type: 'string' },
+  kv: { type: 'string' },
 });
 const fallbacks = String(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea)
   .split(',')
@@ -53,6 +60,12 @@ const fallbacks = String(args.fallback ?? DEFAULT_ATTENTION.denseFallbackArea)
 const selections = String(args.selection ?? DEFAULT_ATTENTION.selection).split(',') as ('auto' | 'group' | 'topup' | 'head')[];
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
+const tier = resolveKernelTier(ctx, String(args.kernels ?? 'auto') as KernelsOption);
+const kvDtype = String(args.kv ?? (tier === 'tensor' ? 'f16' : 'f32')) as 'f16' | 'f32';
+if (kvDtype !== 'f16' && kvDtype !== 'f32') throw new Error(`--kv: f16 or f32, got '${kvDtype}'`);
+const kvBytes = kvDtype === 'f16' ? 2 : 4;
+/** K or V rows of one KV head as the cache holds them (f16: halves packed two per word). */
+const kvData = (x: Float32Array) => (kvDtype === 'f16' ? Uint16Array.from(x, (e) => f32ToF16(e)) : x);
 const sizes = String(args.sizes ?? (soft ? '256,512' : '4096,8192,16384,32768,65536,131072'))
   .split(',')
   .map(Number);
@@ -91,15 +104,16 @@ for (const seqLen of sizes)
     const chunks: { pos: number; rows: number }[] = [];
     for (let pos = 0; pos < seqLen; pos += maxRows) chunks.push({ pos, rows: Math.min(maxRows, seqLen - pos) });
     const iters = Number(args.iters ?? (seqLen >= 65536 ? 1 : 3));
-    const prefillDims = { nHeads, nKvHeads, headDim, kvDtype: 'f32' as const, capacity: seqLen, maxRows };
-    const attn = await PrefillAttention.create(ctx, prefillDims, { tile, sparse: !denseOnly });
+    const prefillDims = { nHeads, nKvHeads, headDim, kvDtype, capacity: seqLen, maxRows };
+    const attn = await PrefillAttention.create(ctx, prefillDims, { tile, sparse: !denseOnly, tensor: tier === 'tensor' });
     for (const input of inputs) {
       const gen = syntheticQkv({ seqLen, nHeads: group, nKvHeads: 1, headDim, kind: INPUT_KINDS[input], seed: 5, needle: Math.floor(seqLen * 0.3) });
-      const k = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_k'); // (nKvHeads, seqLen, headDim)
-      const v = createBuffer(ctx, nKvHeads * seqLen * headDim * 4, STORAGE.rw, 'bench_v');
+      const k = createBuffer(ctx, nKvHeads * seqLen * headDim * kvBytes, STORAGE.rw, 'bench_k'); // (nKvHeads, seqLen, headDim)
+      const v = createBuffer(ctx, nKvHeads * seqLen * headDim * kvBytes, STORAGE.rw, 'bench_v');
+      const [gk, gv] = [kvData(gen.k), kvData(gen.v)];
       for (let h = 0; h < nKvHeads; h++) {
-        writeBuffer(ctx, k, h * seqLen * headDim * 4, gen.k);
-        writeBuffer(ctx, v, h * seqLen * headDim * 4, gen.v);
+        writeBuffer(ctx, k, h * seqLen * headDim * kvBytes, gk);
+        writeBuffer(ctx, v, h * seqLen * headDim * kvBytes, gv);
       }
       const rowW = nHeads * headDim;
       const qs = chunks.map((c) => {
@@ -218,6 +232,7 @@ async function checkRows(
 finish(
   {
     bench: 'attention',
+    kernels: `${tier} (KV ${kvDtype})`,
     date: new Date().toISOString(),
     adapter: adapterRecord(ctx),
     timing: source,

@@ -26,6 +26,8 @@ export interface BenchReport {
   date: string;
   adapter: ReturnType<typeof adapterRecord>;
   timing: string;
+  /** The kernel tier that ran (src/gpu/tier.ts), where the bench takes --kernels. */
+  kernels?: string;
   header: string[];
   rows: (string | number)[][];
   results: unknown[];
@@ -34,7 +36,8 @@ export interface BenchReport {
 /** Prints the table and writes the JSON (when --json was given). */
 export function finish(report: BenchReport, jsonPath?: string | boolean): void {
   console.log(
-    `# ${report.bench} on ${report.adapter.vendor} ${report.adapter.architecture} ${report.adapter.description} (${report.adapter.backend}), timing: ${report.timing}`,
+    `# ${report.bench} on ${report.adapter.vendor} ${report.adapter.architecture} ${report.adapter.description} (${report.adapter.backend}), timing: ${report.timing}` +
+      (report.kernels ? `, kernels ${report.kernels}` : ''),
   );
   if (report.adapter.isSoftware) console.log('# NOTE: software adapter (SwiftShader): these are not GPU figures');
   console.log(table(report.rows, report.header));

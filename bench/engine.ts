@@ -5,14 +5,15 @@
  *   npm run bench -- bench/engine.ts [--json FILE] [--shapes internlm2-1.8b,internlm2-7b]
  *     [--formats f16,q4] [--prompt 4096] [--decode 32] [--chunk 512] [--kv f16] [--attention dense|sample]
  *     [--decode-attn tiled,simple] [--decode-splits 128,32] [--profile] [--no-greedy]
- *     [--decode-variant plain,fused]
+ *     [--decode-variant plain,fused] [--kernels auto,f32,tensor]
  *     [--skip-validation] [--decode-only] [--decode-qg default,1,2] [--repeat 3]
  * Decode sweeps: every combination of --decode-variant (engine decodeVariant:
  * plain = separate norm / RoPE / residual passes, fused = in the projections'
  * epilogues), --repeat R (stepped and greedy decode measured R times per
  * configuration, medians in the table, every run in the JSON), --decode-attn
  * --decode-splits and --decode-qg (query heads per decode-attention workgroup)
- * builds one engine on the same weights. --skip-validation:
+ * builds one engine on the same weights, as does each --kernels tier (src/gpu/tier.ts; the
+ * variant column names the tier that ran). --skip-validation:
  * Dawn's skip_validation toggle (Node only), which cuts the CPU cost of
  * recording a dispatch 2-4x (SwiftShader host: 1.7 vs 3.5-7 us).
  * --decode-only: no prefill warm-up (the prompt's prefill only fills the cache;
@@ -41,6 +42,7 @@ import { Rng } from '../src/util/rng.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 import { GpuTimer, type PassTiming } from '../src/gpu/timing.ts';
 import { DECODE_VARIANTS, type DecodeVariant } from '../src/engine/engine.ts';
+import { KERNELS_OPTIONS, type KernelsOption } from '../src/gpu/tier.ts';
 
 const args = benchArgs({
   shapes: { type: 'string' },
@@ -59,6 +61,7 @@ const args = benchArgs({
   'decode-only': { type: 'boolean' },
   'decode-qg': { type: 'string' },
   repeat: { type: 'string' },
+  kernels: { type: 'string' },
 });
 const ctx = await getGpu(args['skip-validation'] ? { dawnFlags: ['enable-dawn-features=allow_unsafe_apis,skip_validation'] } : {});
 const soft = ctx.info.isSoftware;
@@ -80,6 +83,8 @@ for (const v of decodeVariants) if (!DECODE_VARIANTS.includes(v)) throw new Erro
 const qgs = String(args['decode-qg'] ?? 'default')
   .split(',')
   .map((q) => (q === 'default' ? undefined : Number(q)));
+const kernelsList = String(args.kernels ?? 'auto').split(',') as KernelsOption[];
+for (const k of kernelsList) if (!KERNELS_OPTIONS.includes(k)) throw new Error(`unknown --kernels '${k}' (known: ${KERNELS_OPTIONS.join(', ')})`);
 const repeat = Number(args.repeat ?? 1);
 if (!(Number.isInteger(repeat) && repeat >= 1)) throw new Error(`--repeat takes a positive integer (got ${args.repeat})`);
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)];
@@ -118,188 +123,201 @@ for (const name of shapes) {
     for (const decodeAttn of decodeAttns)
       for (const decodeSplits of splitCaps)
         for (const decodeVariant of decodeVariants)
-          for (const decodeQg of qgs) {
-            const variant = `${decodeVariant}${decodeQg ? ` qg ${decodeQg}` : ''}`;
-            const engine = await createEngine(ctx, {
-              spec,
-              weights,
-              contextLength: promptLen + decodeSteps + 1,
-              kvDtype,
-              prefillChunk: chunk,
-              attention: { attention },
-              decodeAttention: decodeAttn,
-              decodeSplits,
-              decodeQg,
-              ownsWeights: false,
-              decodeVariant,
-            });
-            if (decodeVariant !== 'plain' && !engine.fusedDecode) console.warn(`${name} ${format}: fused decode not available on this device (plain used)`);
-            try {
-              const rng = new Rng(3);
-              const ids = Array.from({ length: promptLen }, () => 3 + rng.int(spec.vocabSize - 3));
-              // Warm-up: every plan the measured runs use (full chunk, remainder, decode).
-              if (!args['decode-only']) {
-                await engine.prefill(ids.slice(0, Math.min(chunk, promptLen)));
-                if (promptLen % chunk) await engine.prefill(ids.slice(0, promptLen % chunk));
-              }
-              await engine.decodeStep(1);
-              await engine.argmax();
-              engine.truncate(0);
+          for (const decodeQg of qgs)
+            for (const kernels of kernelsList) {
+              const engine = await createEngine(ctx, {
+                kernels,
+                spec,
+                weights,
+                contextLength: promptLen + decodeSteps + 1,
+                kvDtype,
+                prefillChunk: chunk,
+                attention: { attention },
+                decodeAttention: decodeAttn,
+                decodeSplits,
+                decodeQg,
+                ownsWeights: false,
+                decodeVariant,
+              });
+              const variant = `${decodeVariant}${decodeQg ? ` qg ${decodeQg}` : ''} ${engine.kernelTier}`;
+              if (decodeVariant !== 'plain' && !engine.fusedDecode) console.warn(`${name} ${format}: fused decode not available on this device (plain used)`);
+              try {
+                const rng = new Rng(3);
+                const ids = Array.from({ length: promptLen }, () => 3 + rng.int(spec.vocabSize - 3));
+                // Warm-up: every plan the measured runs use (full chunk, remainder, decode).
+                if (!args['decode-only']) {
+                  await engine.prefill(ids.slice(0, Math.min(chunk, promptLen)));
+                  if (promptLen % chunk) await engine.prefill(ids.slice(0, promptLen % chunk));
+                }
+                await engine.decodeStep(1);
+                await engine.argmax();
+                engine.truncate(0);
 
-              const pre = await engine.prefill(ids);
-              const prefillMs = pre.ms;
-              const first = await engine.argmax();
-              // --repeat R: the stepped and greedy decodes R times each from the prompt's end; medians reported (runs in the JSON).
-              let id = first;
-              const stepped = [first];
-              const decodeRuns: number[] = [];
-              const cpuRuns: number[] = [];
-              for (let rep = 0; rep < repeat; rep++) {
-                if (rep > 0) engine.truncate(promptLen);
-                let cur = first;
-                let cpuMs = 0;
-                const t0 = performance.now();
-                for (let i = 0; i < decodeSteps; i++) {
-                  const c0 = performance.now();
-                  await engine.decodeStep(cur);
-                  cpuMs += performance.now() - c0;
-                  cur = await engine.argmax();
-                  if (rep === 0) stepped.push(cur);
-                }
-                decodeRuns.push((performance.now() - t0) / decodeSteps);
-                cpuRuns.push(cpuMs / decodeSteps);
-                if (rep === 0) id = cur;
-              }
-              const decodeMs = median(decodeRuns);
-              const dispatches = engine.decodeDispatches;
-              // Every variant on these weights should pick the same ids (random weights may hold near-ties: a warning, not a failure).
-              const ref = firstIds.get(`${name}/${format}`) ?? (firstIds.set(`${name}/${format}`, stepped), stepped);
-              const agree = stepped.findIndex((t, i) => t !== ref[i]);
-              const sameIdsAsFirstVariant = agree < 0 ? stepped.length : agree;
-              if (agree >= 0) console.warn(`${name} ${format} ${variant}: ids agree with the first variant for ${agree} of ${stepped.length} steps`);
-              const decodeCpuMs = median(cpuRuns);
-              const greedyRuns: number[] = [];
-              if (greedy) {
+                const pre = await engine.prefill(ids);
+                const prefillMs = pre.ms;
+                const first = await engine.argmax();
+                // --repeat R: the stepped and greedy decodes R times each from the prompt's end; medians reported (runs in the JSON).
+                let id = first;
+                const stepped = [first];
+                const decodeRuns: number[] = [];
+                const cpuRuns: number[] = [];
                 for (let rep = 0; rep < repeat; rep++) {
-                  // The user's path: Engine.decode, the loop generate() runs (first token from the prompt's logits).
-                  engine.truncate(promptLen - 1);
-                  await engine.prefill(ids.slice(promptLen - 1));
-                  const got: number[] = [];
-                  let g0 = 0;
-                  for await (const t of engine.decode({ maxTokens: decodeSteps + 1 })) {
-                    if (got.length === 0) g0 = performance.now(); // timed from the first token: decodeSteps steps
-                    got.push(t);
+                  if (rep > 0) engine.truncate(promptLen);
+                  let cur = first;
+                  let cpuMs = 0;
+                  const t0 = performance.now();
+                  for (let i = 0; i < decodeSteps; i++) {
+                    const c0 = performance.now();
+                    await engine.decodeStep(cur);
+                    cpuMs += performance.now() - c0;
+                    cur = await engine.argmax();
+                    if (rep === 0) stepped.push(cur);
                   }
-                  greedyRuns.push((performance.now() - g0) / decodeSteps);
-                  if (got.length !== decodeSteps + 1 || got[decodeSteps] !== id)
-                    console.warn(`greedy ids differ from the stepped ones (${got.at(-1)} vs ${id})`);
+                  decodeRuns.push((performance.now() - t0) / decodeSteps);
+                  cpuRuns.push(cpuMs / decodeSteps);
+                  if (rep === 0) id = cur;
                 }
-              }
-              const greedyMs = greedyRuns.length ? median(greedyRuns) : NaN;
-              if (profile) {
-                const timer = new GpuTimer(ctx, 1024);
-                try {
-                  engine.truncate(promptLen);
-                  const dec = await engine.profileForward([first], timer);
-                  engine.truncate(promptLen - Math.min(chunk, promptLen));
-                  const pre = await engine.profileForward(ids.slice(promptLen - Math.min(chunk, promptLen)), timer);
-                  for (const [what, r] of [
-                    ['decode step', dec],
-                    [`prefill chunk ${Math.min(chunk, promptLen)}`, pre],
-                  ] as const) {
-                    const parts = split(r.passes);
-                    const sum = parts.reduce((a, p) => a + p.ms, 0);
-                    profiles.push({ kind: 'profile', shape: name, format, decodeAttn, variant, what, source: r.source, spanMs: r.totalMs, sumMs: sum, parts });
-                    for (const p of parts)
+                const decodeMs = median(decodeRuns);
+                const dispatches = engine.decodeDispatches;
+                // Every variant on these weights should pick the same ids (random weights may hold near-ties: a warning, not a failure).
+                const ref = firstIds.get(`${name}/${format}`) ?? (firstIds.set(`${name}/${format}`, stepped), stepped);
+                const agree = stepped.findIndex((t, i) => t !== ref[i]);
+                const sameIdsAsFirstVariant = agree < 0 ? stepped.length : agree;
+                if (agree >= 0) console.warn(`${name} ${format} ${variant}: ids agree with the first variant for ${agree} of ${stepped.length} steps`);
+                const decodeCpuMs = median(cpuRuns);
+                const greedyRuns: number[] = [];
+                if (greedy) {
+                  for (let rep = 0; rep < repeat; rep++) {
+                    // The user's path: Engine.decode, the loop generate() runs (first token from the prompt's logits).
+                    engine.truncate(promptLen - 1);
+                    await engine.prefill(ids.slice(promptLen - 1));
+                    const got: number[] = [];
+                    let g0 = 0;
+                    for await (const t of engine.decode({ maxTokens: decodeSteps + 1 })) {
+                      if (got.length === 0) g0 = performance.now(); // timed from the first token: decodeSteps steps
+                      got.push(t);
+                    }
+                    greedyRuns.push((performance.now() - g0) / decodeSteps);
+                    if (got.length !== decodeSteps + 1 || got[decodeSteps] !== id)
+                      console.warn(`greedy ids differ from the stepped ones (${got.at(-1)} vs ${id})`);
+                  }
+                }
+                const greedyMs = greedyRuns.length ? median(greedyRuns) : NaN;
+                if (profile) {
+                  const timer = new GpuTimer(ctx, 1024);
+                  try {
+                    engine.truncate(promptLen);
+                    const dec = await engine.profileForward([first], timer);
+                    engine.truncate(promptLen - Math.min(chunk, promptLen));
+                    const pre = await engine.profileForward(ids.slice(promptLen - Math.min(chunk, promptLen)), timer);
+                    for (const [what, r] of [
+                      ['decode step', dec],
+                      [`prefill chunk ${Math.min(chunk, promptLen)}`, pre],
+                    ] as const) {
+                      const parts = split(r.passes);
+                      const sum = parts.reduce((a, p) => a + p.ms, 0);
+                      profiles.push({
+                        kind: 'profile',
+                        shape: name,
+                        format,
+                        decodeAttn,
+                        variant,
+                        what,
+                        source: r.source,
+                        spanMs: r.totalMs,
+                        sumMs: sum,
+                        parts,
+                      });
+                      for (const p of parts)
+                        profileRows.push([
+                          name,
+                          format,
+                          `${decodeAttn} ${variant}`,
+                          what,
+                          p.label,
+                          p.n,
+                          (p.ms * 1000).toFixed(1),
+                          ((100 * p.ms) / sum).toFixed(1),
+                        ]);
                       profileRows.push([
                         name,
                         format,
                         `${decodeAttn} ${variant}`,
                         what,
-                        p.label,
-                        p.n,
-                        (p.ms * 1000).toFixed(1),
-                        ((100 * p.ms) / sum).toFixed(1),
+                        `sum (span ${r.totalMs.toFixed(3)} ms)`,
+                        r.passes.length,
+                        (sum * 1000).toFixed(1),
+                        '100',
                       ]);
-                    profileRows.push([
-                      name,
-                      format,
-                      `${decodeAttn} ${variant}`,
-                      what,
-                      `sum (span ${r.totalMs.toFixed(3)} ms)`,
-                      r.passes.length,
-                      (sum * 1000).toFixed(1),
-                      '100',
-                    ]);
+                    }
+                  } finally {
+                    timer.destroy();
                   }
-                } finally {
-                  timer.destroy();
                 }
-              }
 
-              const params = weightBytes; // for GB/s: bytes read per decoded token (weights dominate)
-              const linearFlops =
-                2 *
-                promptLen *
-                (spec.nLayers *
-                  ((spec.nHeads + 2 * spec.nKvHeads) * spec.headDim * spec.dim + spec.dim * spec.nHeads * spec.headDim + 3 * spec.ffnDim * spec.dim) +
-                  (spec.vocabSize * spec.dim) / promptLen);
-              const attnFlops = (4 * spec.nLayers * spec.nHeads * spec.headDim * (promptLen * (promptLen + 1))) / 2;
-              const prefillTflops = (linearFlops + attnFlops) / (prefillMs * 1e-3) / 1e12;
-              const r = {
-                shape: name,
-                format,
-                kvDtype,
-                attention,
-                decodeAttn,
-                decodeSplits,
-                decodeVariant,
-                fusedDecode: engine.fusedDecode,
-                decodeQg: decodeQg ?? 'default',
-                prompt: promptLen,
-                chunk,
-                decodeSteps,
-                decodeCpuMsPerToken: decodeCpuMs,
-                greedyMsPerToken: greedyMs,
-                greedyTokPerS: 1000 / greedyMs,
-                emptyRoundTripMs,
-                weightBytes,
-                prefillMs,
-                prefillTokPerS: promptLen / (prefillMs / 1000),
-                prefillTflops,
-                decodeMsPerToken: decodeMs,
-                decodeTokPerS: 1000 / decodeMs,
-                decodeGBPerS: params / (decodeMs * 1e-3) / 1e9,
-                kvLengthAtDecode: promptLen,
-                sameIdsAsFirstVariant,
-                dispatchesPerStep: dispatches,
-                repeat,
-                decodeMsRuns: decodeRuns,
-                greedyMsRuns: greedyRuns,
-              };
-              results.push(r);
-              rows.push([
-                name,
-                format,
-                `${decodeAttn}/${decodeSplits}`,
-                variant,
-                promptLen,
-                prefillMs.toFixed(1),
-                r.prefillTokPerS.toFixed(1),
-                prefillTflops.toFixed(2),
-                decodeMs.toFixed(2),
-                r.decodeTokPerS.toFixed(2),
-                decodeCpuMs.toFixed(2),
-                greedyMs.toFixed(2),
-                (1000 / greedyMs).toFixed(1),
-                r.decodeGBPerS.toFixed(1),
-                (weightBytes / 2 ** 30).toFixed(2),
-                dispatches,
-              ]);
-            } finally {
-              engine.destroy();
+                const params = weightBytes; // for GB/s: bytes read per decoded token (weights dominate)
+                const linearFlops =
+                  2 *
+                  promptLen *
+                  (spec.nLayers *
+                    ((spec.nHeads + 2 * spec.nKvHeads) * spec.headDim * spec.dim + spec.dim * spec.nHeads * spec.headDim + 3 * spec.ffnDim * spec.dim) +
+                    (spec.vocabSize * spec.dim) / promptLen);
+                const attnFlops = (4 * spec.nLayers * spec.nHeads * spec.headDim * (promptLen * (promptLen + 1))) / 2;
+                const prefillTflops = (linearFlops + attnFlops) / (prefillMs * 1e-3) / 1e12;
+                const r = {
+                  shape: name,
+                  format,
+                  kvDtype,
+                  attention,
+                  decodeAttn,
+                  decodeSplits,
+                  decodeVariant,
+                  fusedDecode: engine.fusedDecode,
+                  decodeQg: decodeQg ?? 'default',
+                  prompt: promptLen,
+                  chunk,
+                  decodeSteps,
+                  decodeCpuMsPerToken: decodeCpuMs,
+                  greedyMsPerToken: greedyMs,
+                  greedyTokPerS: 1000 / greedyMs,
+                  emptyRoundTripMs,
+                  weightBytes,
+                  prefillMs,
+                  prefillTokPerS: promptLen / (prefillMs / 1000),
+                  prefillTflops,
+                  decodeMsPerToken: decodeMs,
+                  decodeTokPerS: 1000 / decodeMs,
+                  decodeGBPerS: params / (decodeMs * 1e-3) / 1e9,
+                  kvLengthAtDecode: promptLen,
+                  sameIdsAsFirstVariant,
+                  dispatchesPerStep: dispatches,
+                  repeat,
+                  decodeMsRuns: decodeRuns,
+                  greedyMsRuns: greedyRuns,
+                };
+                results.push(r);
+                rows.push([
+                  name,
+                  format,
+                  `${decodeAttn}/${decodeSplits}`,
+                  variant,
+                  promptLen,
+                  prefillMs.toFixed(1),
+                  r.prefillTokPerS.toFixed(1),
+                  prefillTflops.toFixed(2),
+                  decodeMs.toFixed(2),
+                  r.decodeTokPerS.toFixed(2),
+                  decodeCpuMs.toFixed(2),
+                  greedyMs.toFixed(2),
+                  (1000 / greedyMs).toFixed(1),
+                  r.decodeGBPerS.toFixed(1),
+                  (weightBytes / 2 ** 30).toFixed(2),
+                  dispatches,
+                ]);
+              } finally {
+                engine.destroy();
+              }
             }
-          }
     for (const w of weights.values()) releaseWeight(ctx, w);
   }
 }

@@ -5,7 +5,7 @@
  * prefill of that length and the same length again (a fresh cache each time), and counts
  * pipelines compiled after the load (src/gpu/pipelines.ts lateCompiles: 0 expected).
  *   npm run bench -- bench/first-prefill.ts [--json FILE] [--lengths 1,7,13,300,2048,4100,8192]
- *     [--weights q4] [--attention dense|sample] [--quick]
+ *     [--weights q4] [--attention dense|sample] [--kernels auto|f32|f16|tensor] [--quick]
  * --quick: a tiny shape and lengths 1,7,13,65 (SwiftShader, CI machines).
  * On the GPU machine: npm run gpu:bundle -- bench/first-prefill.ts, then
  *   source .gpu/setup.sh && node .gpu/first-prefill.mjs --json $OUT/first-prefill.json
@@ -22,9 +22,16 @@ import { writeSyntheticModel, type SyntheticOptions } from './synthetic/checkpoi
 import type { LoadFormat } from '../src/loader/layout.ts';
 import type { LoadProgress } from '../src/api/types.ts';
 import { Rng } from '../src/util/rng.ts';
+import type { KernelsOption } from '../src/gpu/tier.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 
-const args = benchArgs({ lengths: { type: 'string' }, weights: { type: 'string' }, attention: { type: 'string' }, quick: { type: 'boolean' } });
+const args = benchArgs({
+  lengths: { type: 'string' },
+  weights: { type: 'string' },
+  attention: { type: 'string' },
+  quick: { type: 'boolean' },
+  kernels: { type: 'string' },
+});
 const quick = args.quick === true;
 const ctx = await getGpu();
 const lengths = String(args.lengths ?? (quick ? '1,7,13,65' : '1,7,13,300,2048,4100,8192'))
@@ -50,6 +57,7 @@ try {
     kvDtype: 'f16',
     prefillChunk: quick ? 64 : undefined,
     attention: { attention },
+    kernels: String(args.kernels ?? 'auto') as KernelsOption,
     onProgress: (p) => {
       last = p;
     },
@@ -91,6 +99,7 @@ try {
   finish(
     {
       bench: 'first-prefill',
+      kernels: engine.kernelTier,
       date: new Date().toISOString(),
       adapter: adapterRecord(ctx),
       timing: 'wall',

@@ -111,7 +111,10 @@ chat.addEventListener('done', (ev) => {
     }
   }
 });
-chat.addEventListener('ready', () => {
+chat.addEventListener('ready', (ev) => {
+  // The header names the kernel tier the model runs (the 'kernels' setting resolved on this GPU).
+  const kernels = (ev as CustomEvent<{ kernels?: string }>).detail?.kernels;
+  $('kernels').textContent = kernels ? `kernels: ${kernels}` : '';
   pageError.hidden = true;
   turn = 0;
   lastSparse = undefined;

@@ -30,6 +30,7 @@ import { dispatchDims, pipeline, type PipelineSpec } from '../src/gpu/pipelines.
 import { packedBytes, scaleBytes, type GpuWeight, type GpuWeightPart, type WeightFormat } from '../src/gpu/formats.ts';
 import type { Dispatch } from './prepared.ts';
 import { InvalidOptionError } from '../src/errors.ts';
+import { TENSOR_MIN_ROWS, TensorLinear, tensorLinearFits, tensorLinearSpec } from './linear_tensor.ts';
 import gemmSrc from './linear_gemm.wgsl?raw';
 import { DEFAULT_DEQUANT_MIN_ROWS, dequantScratchBytes, dequantSpecs, expandedBytes, prepareDequant } from './dequant.ts';
 import gemvSrc from './linear_gemv.wgsl?raw';
@@ -148,6 +149,17 @@ export interface LinearOptions {
   prefillDequantMinRows?: number;
   /** Cap on the dequantization scratch (default: the storage binding limit); larger weights run in row chunks. */
   prefillScratchMaxBytes?: number;
+  /**
+   * The 'tensor' kernel tier (src/gpu/tier.ts; the device must support it): prefills of
+   * TENSOR_MIN_ROWS rows or more whose weight fits (f16 / q8 / q4, tensorLinearFits) and whose x
+   * starts on a 16-byte boundary run kernels/linear_tensor.wgsl; everything else as without it.
+   */
+  tensor?: boolean;
+}
+
+/** Whether a prefill of `rows` rows of this weight runs the tensor kernel (LinearOptions.tensor). */
+export function tensorRoute(tensor: boolean | undefined, w: Pick<GpuWeight, 'format' | 'shape' | 'groupSize'>, rows: number, xOffsetBytes = 0): boolean {
+  return !!tensor && rows >= TENSOR_MIN_ROWS && xOffsetBytes % 16 === 0 && tensorLinearFits(w as GpuWeight);
 }
 
 /** K step of the default GEMM: 16, or 8 where the device's workgroup memory is below the 16.5 KiB BK 16 needs. */
@@ -243,9 +255,12 @@ export function linearPipelineSpecs(ctx: GpuContext, uses: LinearUse[], opts: Li
         out.push(specOf(ctx, { ...base, gemv: true, vec: vec.gemv }));
       }
       if (u.rows === 'decode' || maxRows <= gemvMaxRows) continue;
+      // The tensor kernel from TENSOR_MIN_ROWS rows (LinearOptions.tensor); the GEMM below it (gemvMaxRows <= 8).
+      const tensor = tensorRoute(opts.tensor, u, maxRows);
+      if (tensor) out.push(tensorLinearSpec(u.format, u.gateUp ? 'gateup' : u.bias ? 'bias' : 'plain')!);
       // (shapes the GEMM does not take run the any-shape matrix-vector kernel, pushed above or here)
       out.push(specOf(ctx, vec.gemm ? { ...base, gemv: false, vec: true } : { ...base, gemv: true, vec: false }));
-      if (quant && maxRows >= minRows && vecPaths('f32', 1, inDim, off).gemm) {
+      if (quant && maxRows >= minRows && (!tensor || minRows < TENSOR_MIN_ROWS) && vecPaths('f32', 1, inDim, off).gemm) {
         // the expanded weight: an f32 GEMM (group 1), after the dequantization pass
         out.push(specOf(ctx, { ...base, format: 'f32', group: 1, gemv: false, vec: true }));
         out.push(...dequantSpecs(u.format as 'q4' | 'q8'));
@@ -272,6 +287,8 @@ export class LinearKernels {
   /** The prefill dequantization scratch (allocated by the first prepare that needs it) and its size hint. */
   private scratch?: GPUBuffer;
   private scratchHintBytes = 0;
+  /** The tensor tier's launcher (LinearOptions.tensor). */
+  private readonly tensor?: TensorLinear;
 
   private constructor(
     private ctx: GpuContext,
@@ -288,6 +305,12 @@ export class LinearKernels {
     if (!(this.scratchMaxBytes >= 16)) {
       throw new InvalidOptionError('prefillScratchMaxBytes', `must be at least 16 (got ${opts.prefillScratchMaxBytes})`);
     }
+    if (opts.tensor) this.tensor = new TensorLinear(ctx);
+  }
+
+  /** Whether prefills may run the tensor kernel (LinearOptions.tensor). */
+  get usesTensor(): boolean {
+    return this.tensor !== undefined;
   }
 
   static async create(ctx: GpuContext, opts: LinearOptions = {}): Promise<LinearKernels> {
@@ -357,6 +380,7 @@ export class LinearKernels {
     releaseBuffer(this.ctx, this.dummy);
     releaseBuffer(this.ctx, this.scratch);
     this.scratch = undefined;
+    this.tensor?.destroy();
   }
 
   /**
@@ -451,6 +475,10 @@ export class LinearKernels {
         `normIn / residual / rope need one row on the matrix-vector kernel (got ${rows} rows, gemvMaxRows ${this.gemvMaxRows})`,
       );
     if (a.residual && (gateUp || a.rope)) throw new InvalidOptionError('residual', 'a residual epilogue takes a plain projection');
+    if (this.tensor && !fused && tensorRoute(true, a.w, rows, xOff)) {
+      const d = this.tensor.prepare({ x: a.x, xOffsetBytes: xOff, w: a.w, bias: a.bias, y: a.y, yOffsetBytes: yOff, rows }, gateUp);
+      return { workgroups: 0, encode: (pass) => d.encode(pass), destroy: () => d.destroy() };
+    }
     if (rows > this.gemvMaxRows && quant && rows >= this.dequantMinRows && vecPaths('f32', 1, inDim, xOffElems).gemm) {
       const d = this.buildDequant(a, inDim, outCols, pieces, gateUp);
       if (d) return d;

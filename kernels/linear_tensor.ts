@@ -3,14 +3,19 @@
  * (f16 subgroup matrices, f32 accumulation) for f16, q8 and q4 weights, plain (+ bias) and
  * the fused gate/up (silu(gate) * up). Used for prefill chunks of at least
  * TENSOR_MIN_ROWS rows when the device offers shader-f16 and f16 subgroup matrices
- * (see tensorTierSupport); everything else stays on the f32 kernels.
+ * (src/gpu/tier.ts tensorTierSupport); everything else stays on the f32 kernels. The engine
+ * reaches it through LinearKernels (kernels/linear.ts, LinearOptions.tensor), which routes
+ * prefills of TENSOR_MIN_ROWS rows or more whose weight fits (tensorLinearFits) here;
+ * tensorLinearSpecs() lists the pipelines, compiled at load like every other.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { bindBuffers, pipeline, precompile, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { createBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
-import type { GpuWeight, GpuWeightPart, WeightFormat } from '../src/loader/formats.ts';
-import type { Dispatch } from '../src/engine/types.ts';
+import type { GpuWeight, GpuWeightPart, WeightFormat } from '../src/gpu/formats.ts';
+import type { Dispatch } from './prepared.ts';
 import source from './linear_tensor.wgsl?raw';
+
+export { tensorTierSupport } from '../src/gpu/tier.ts';
 
 const FORMAT_ID: Partial<Record<WeightFormat, number>> = { f16: 0, q8: 1, q4: 2 };
 const TILE_ROWS = 128;
@@ -32,22 +37,6 @@ export interface TensorLinearArgs {
   rows: number;
 }
 
-/** Why the tensor tier cannot run on this device ('' when it can). */
-export function tensorTierSupport(ctx: GpuContext): string {
-  if (!ctx.features.has('shader-f16')) return 'no shader-f16';
-  if (!ctx.features.has('subgroups')) return 'no subgroups';
-  if (!ctx.features.has('chromium-experimental-subgroup-matrix')) return 'no chromium-experimental-subgroup-matrix';
-  const info = ctx.adapter.info as GPUAdapterInfo & { subgroupMatrixConfigs?: unknown[]; subgroupMinSize?: number; subgroupMaxSize?: number };
-  if (info.subgroupMinSize !== 32 || info.subgroupMaxSize !== 32) return `subgroup size ${info.subgroupMinSize}..${info.subgroupMaxSize}, not 32`;
-  const ok = (info.subgroupMatrixConfigs ?? []).some((c) => {
-    const o = c as Record<string, unknown>;
-    return o.componentType === 'f16' && o.resultComponentType === 'f32' && o.M === 16 && o.N === 16 && o.K === 16;
-  });
-  if (!ok) return 'no f16 x f16 -> f32 16x16x16 subgroup matrix';
-  if (ctx.limits.maxComputeWorkgroupStorageSize < 36864) return 'workgroup storage below 36 KiB';
-  return '';
-}
-
 /** Whether this weight can take the tensor kernel (K a multiple of 32, a supported format and group). */
 export function tensorLinearFits(w: GpuWeight): boolean {
   const inDim = w.shape[1];
@@ -55,32 +44,43 @@ export function tensorLinearFits(w: GpuWeight): boolean {
   return w.format === 'f16' || (w.groupSize % 32 === 0 && inDim % w.groupSize === 0);
 }
 
-export class TensorLinear {
-  private constructor(
-    private ctx: GpuContext,
-    private pipelines: Map<string, GPUComputePipeline>,
-    private dummy: GPUBuffer,
-  ) {}
+export type TensorLinearMode = 'plain' | 'bias' | 'gateup';
 
-  /** Compiles the pipelines for the given weight formats (plain, bias, gate/up each). */
-  static async create(ctx: GpuContext, formats: WeightFormat[]): Promise<TensorLinear> {
-    const pipelines = new Map<string, GPUComputePipeline>();
-    const jobs: Promise<void>[] = [];
-    for (const f of new Set(formats)) {
-      const id = FORMAT_ID[f];
-      if (id === undefined) continue;
-      for (const mode of ['plain', 'bias', 'gateup'] as const) {
-        const constants = { FORMAT: id, GATE_UP: mode === 'gateup' ? 1 : 0, HAS_BIAS: mode === 'bias' ? 1 : 0 };
-        jobs.push(
-          getPipeline(ctx, { label: `linear_tensor_${f}_${mode}`, code: source, constants }).then((p) => {
-            pipelines.set(`${f}/${mode}`, p);
-          }),
-        );
-      }
+/** The pipeline of one weight format and mode (f16, q8, q4; f32 weights have none). */
+export function tensorLinearSpec(format: WeightFormat, mode: TensorLinearMode): PipelineSpec | undefined {
+  const id = FORMAT_ID[format];
+  if (id === undefined) return undefined;
+  return {
+    label: `linear_tensor_${format}_${mode}`,
+    code: source,
+    constants: { FORMAT: id, GATE_UP: mode === 'gateup' ? 1 : 0, HAS_BIAS: mode === 'bias' ? 1 : 0 },
+  };
+}
+
+/** The pipelines for these formats, each mode (plain, bias, gate/up). */
+export function tensorLinearSpecs(formats: Iterable<WeightFormat>): PipelineSpec[] {
+  const out: PipelineSpec[] = [];
+  for (const f of new Set(formats)) {
+    for (const mode of ['plain', 'bias', 'gateup'] as const) {
+      const spec = tensorLinearSpec(f, mode);
+      if (spec) out.push(spec);
     }
-    await Promise.all(jobs);
-    const dummy = createBuffer(ctx, 16, STORAGE.rw, 'linear_tensor_dummy');
-    return new TensorLinear(ctx, pipelines, dummy);
+  }
+  return out;
+}
+
+export class TensorLinear {
+  private readonly dummy: GPUBuffer;
+
+  /** Pipelines are taken from the device's cache at prepare (compile them at load: tensorLinearSpecs). */
+  constructor(private ctx: GpuContext) {
+    this.dummy = createBuffer(ctx, 16, STORAGE.rw, 'linear_tensor_dummy');
+  }
+
+  /** Compiles the pipelines for the given weight formats (plain, bias, gate/up each), then builds the launcher (tests, benchmarks). */
+  static async create(ctx: GpuContext, formats: WeightFormat[]): Promise<TensorLinear> {
+    await precompile(ctx, tensorLinearSpecs(formats));
+    return new TensorLinear(ctx);
   }
 
   destroy(): void {
@@ -92,8 +92,9 @@ export class TensorLinear {
     const [out, inDim] = a.w.shape;
     const f = gateUp ? out / 2 : out;
     const mode = gateUp ? 'gateup' : a.bias ? 'bias' : 'plain';
-    const pipeline = this.pipelines.get(`${a.w.format}/${mode}`);
-    if (!pipeline) throw new Error(`linear_tensor: no pipeline for ${a.w.format}/${mode} (not compiled at load)`);
+    const spec = tensorLinearSpec(a.w.format, mode);
+    if (!spec || !tensorLinearFits(a.w)) throw new RangeError(`linear_tensor: ${a.w.name} (${a.w.format}, [${a.w.shape}]) does not fit the tensor kernel`);
+    const pipe = pipeline(this.ctx, spec);
     const x0 = (a.xOffsetBytes ?? 0) / 4;
     const y0 = (a.yOffsetBytes ?? 0) / 4;
     if (x0 % 4 !== 0) throw new RangeError('linear_tensor: x offset must be a multiple of 16 bytes');
@@ -123,7 +124,7 @@ export class TensorLinear {
       owned.push(dims);
       const bg = bindBuffers(
         this.ctx,
-        pipeline,
+        pipe,
         [a.x, s.g.data, s.g.scales ?? this.dummy, s.u.data, s.u.scales ?? this.dummy, a.bias ?? this.dummy, a.y, dims],
         'linear_tensor',
       );
@@ -132,7 +133,7 @@ export class TensorLinear {
     const ctx = this.ctx;
     return {
       encode(pass: GPUComputePassEncoder) {
-        pass.setPipeline(pipeline);
+        pass.setPipeline(pipe);
         for (const w of work) {
           pass.setBindGroup(0, w.bg);
           pass.dispatchWorkgroups(w.grid[0], w.grid[1]);

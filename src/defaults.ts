@@ -8,6 +8,7 @@
 import type { ModelSpec } from '../models/spec.ts';
 import type { WeightFormat } from './loader/formats.ts';
 import type { AttentionOptions, KvDtype } from './engine/types.ts';
+import type { KernelsOption } from './gpu/tier.ts';
 
 /**
  * GPU weight format: f16. Half the bytes of f32, lossless for f16
@@ -16,6 +17,16 @@ import type { AttentionOptions, KvDtype } from './engine/types.ts';
  * since the first engine commit (945cc24).
  */
 export const DEFAULT_WEIGHTS: WeightFormat = 'f16';
+
+/**
+ * Kernel tier: 'auto', the fastest tier the device supports (src/gpu/tier.ts
+ * resolveKernelTier: 'tensor' where the device has f16 subgroup matrices, else
+ * 'f32' until the 'f16' tier lands). Every tier is held to the f32 tier by
+ * bench/conformance.ts (golden logits within 1% of max |logit|, stories260k greedy
+ * text identical, top-1 agreement >= 99.5%), the bars of issue 17; a forced tier
+ * is for comparisons.
+ */
+export const DEFAULT_KERNELS: KernelsOption = 'auto';
 
 /**
  * KV cache element type: f16. Half the KV memory of f32 (a 32K context of the

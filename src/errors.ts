@@ -16,6 +16,7 @@ export type SieveErrorCode =
   | 'TOKENIZER'
   | 'CONTEXT_OVERFLOW'
   | 'INVALID_OPTION'
+  | 'UNSUPPORTED'
   | 'ABORTED'
   | 'UNSAFE_PICKLE'
   | 'NETWORK'
@@ -116,6 +117,16 @@ export class InvalidOptionError extends SieveError {
   }
 }
 
+/**
+ * The device lacks what a forced kernel tier needs (the `kernels` option, src/gpu/tier.ts):
+ * names the tier and the missing feature or limit (details.tier, details.missing).
+ */
+export class KernelTierError extends SieveError {
+  constructor(tier: string, message: string, details: Record<string, unknown> = {}) {
+    super('UNSUPPORTED', message, { tier, ...details });
+  }
+}
+
 export class AbortedError extends SieveError {
   constructor(message = 'the operation was aborted', details: Record<string, unknown> = {}) {
     super('ABORTED', message, details);
@@ -148,6 +159,7 @@ for (const c of [
   TemplateError,
   ContextOverflowError,
   InvalidOptionError,
+  KernelTierError,
   AbortedError,
   UnsafePickleError,
   NetworkError,

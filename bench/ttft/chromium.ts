@@ -37,7 +37,7 @@ import type { PresynthMode, VirtualFolder } from './synthetic.ts';
 
 const HELP = `Options: --lengths 512,1024,2048 --modes dense,sample --model DIR|URL (default: stories260k) --out DIR
 (bench/results/ttft) --repeat N (3) --warmup N (1) --warmup-len N (warm-up prompts of N tokens instead of the
-measured length: compiles nothing new, saves a second 128K prefill) --weights auto|f32|f16|q8|q4 --context N
+measured length: compiles nothing new, saves a second 128K prefill) --weights auto|f32|f16|q8|q4 --kernels auto|f32|f16|tensor (the kernel tier) --context N
 (default: max length + 64, capped by the model) --min-sparse-len N (0: every prompt runs sparse in 'sample' mode)
 --alpha A --window-ratio R --sample-ratio R --prefill-chunk N --app DIR (dist) --page FILE (bench/ttft/page.html)
 --timeout-s S (1800).
@@ -72,6 +72,7 @@ interface Options {
   warmup: number;
   warmupLen?: number;
   weights: string;
+  kernels: string;
   context: number;
   prefillChunk?: number;
   minSparseLen: number;
@@ -101,6 +102,7 @@ const STRING_OPTIONS = [
   'warmup',
   'warmup-len',
   'weights',
+  'kernels',
   'context',
   'prefill-chunk',
   'min-sparse-len',
@@ -160,6 +162,7 @@ function options(argv: string[]): Options {
     warmup: num('warmup', 1)!,
     warmupLen: num('warmup-len'),
     weights: v.weights ?? 'auto',
+    kernels: v.kernels ?? 'auto',
     context: num('context', 0)!,
     prefillChunk: num('prefill-chunk'),
     minSparseLen: num('min-sparse-len', 0)!,
@@ -437,6 +440,7 @@ async function main(): Promise<void> {
     }
     const attrs: Record<string, string> = {
       weights: a.weights,
+      kernels: a.kernels,
       'context-length': String(context),
       'min-sparse-len': String(a.minSparseLen || 2),
       cache: 'false',
@@ -468,7 +472,10 @@ async function main(): Promise<void> {
         const ms = performance.now() - t;
         el.removeEventListener('progress', onProgress);
         if (!ok) throw new Error(`load failed: ${err ? `${err.title} ${err.detail}` : 'unknown'}`);
-        return { model: { description: el.engine!.description, contextLength: el.engine!.contextLength }, load: { ms, bytes, firstByteMs, lastByteMs } };
+        return {
+          model: { description: el.engine!.description, contextLength: el.engine!.contextLength, kernels: el.engine!.kernels },
+          load: { ms, bytes, firstByteMs, lastByteMs },
+        };
       },
       { url: modelUrl, attrs },
     );

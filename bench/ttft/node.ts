@@ -5,6 +5,7 @@
  *   npm run bench -- bench/ttft/node.ts [--json FILE] [--shape internlm2-7b|internlm2-1.8b|chatglm2-6b|tiny]
  *     [--lengths 8192,32768[,65536,131072]] [--weights q4] [--prefill-chunk 4096] [--alpha 0.95] [--selection auto|topup|group|head]
  *     [--modes dense,sample] [--steps 16] [--kv f16] [--min-sparse-len N] [--seed 1] [--needles 1]
+ *     [--kernels auto|f32|f16|tensor] (the kernel tier, src/gpu/tier.ts)
  *     [--background heavy|flat] (the model's background: heavy-tailed per-token salience, the
  *     default, or the older flat one; bench/synthetic/structured.ts)
  *     [--repeat 1] [--warmup 1]
@@ -26,6 +27,7 @@
  * memory), or in this thread while loading ('off', the old way). The load time is printed and in
  * the JSON (load.ms, with the synthesis figures).
  */
+import type { KernelsOption } from '../../src/gpu/tier.ts';
 import { getGpu } from '../../src/gpu/device.ts';
 import { loadEngine, type DenseEngine } from '../../src/engine/index.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype, type PrefillResult } from '../../src/engine/types.ts';
@@ -59,6 +61,7 @@ const args = benchArgs({
   'synth-workers': { type: 'string' },
   repeat: { type: 'string' },
   warmup: { type: 'string' },
+  kernels: { type: 'string' },
 });
 const ctx = await getGpu();
 const soft = ctx.info.isSoftware;
@@ -100,14 +103,20 @@ const folder =
 const source = folder ? { ...src, read: (p: string, o: number, n: number) => (folder.files.includes(p) ? folder.read(p, o, n) : src.read(p, o, n)) } : src;
 await folder?.ready;
 const synthMs = performance.now() - tLoad;
-const engine: DenseEngine = await loadEngine(ctx, source, { weights, kvDtype, contextLength: maxLen + steps, prefillChunk });
+const engine: DenseEngine = await loadEngine(ctx, source, {
+  weights,
+  kvDtype,
+  contextLength: maxLen + steps,
+  prefillChunk,
+  kernels: String(args.kernels ?? 'auto') as KernelsOption,
+});
 const loadMs = performance.now() - tLoad;
 const synthStats = folder ? { ...folder.stats } : undefined;
 await folder?.close();
 console.log(
   `# ${shape} ${weights} loaded in ${(loadMs / 1000).toFixed(1)} s (${(src.totalBytes / 1e9).toFixed(2)} GB, ${(src.totalBytes / 1e3 / loadMs).toFixed(0)} MB/s; ` +
     `synthesis ${synthStats ? `${synthStats.mode} by ${synthStats.workers} workers, ${(synthMs / 1000).toFixed(1)} s before the upload began` : 'on the fly in this thread'}), ` +
-    `KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}, background ${background}`,
+    `KV ${kvDtype} x ${maxLen + steps}, chunk ${prefillChunk}, background ${background}, kernels ${engine.kernelTier}`,
 );
 const V = engine.spec.vocabSize;
 
@@ -162,6 +171,7 @@ const report: TtftReport = {
   date: new Date().toISOString(),
   adapter: adapterRecord(ctx),
   timing: 'wall clock from an empty KV cache: TTFT = prefill awaited + the argmax read back (the first token); 2nd token = + one decode step and its argmax',
+  kernels: engine.kernelTier,
   options: { shape, weights, kvDtype, prefillChunk, alpha, selection, minSparseLen, steps, seed, needles, background, repeat, warmup },
   model: { description: `${shape} (structured synthetic)`, contextLength: engine.contextLength, spec: engine.spec },
   load: { ms: loadMs, bytes: src.totalBytes, synth: synthStats },

@@ -56,6 +56,7 @@ export class LocalEngine implements SieveEngine {
       vocabSize: engine.spec.vocabSize,
       contextLength: engine.contextLength,
       hasChatFormat: tokenizer.hasChatFormat,
+      kernels: engine.kernelTier,
       ...(engine.loadTimes ? { loadTimes: engine.loadTimes } : {}),
     };
     this.chat = {

@@ -67,6 +67,7 @@ export async function* runGeneration(
     prefillTokPerS: 0,
     decodeTokPerS: 0,
     totalMs: 0,
+    kernels: engine.kernelTier,
   };
   const final = (reason: FinishReason, text = '', ids: number[] = []): GenerateChunk => {
     stats.totalMs = performance.now() - t0;

@@ -71,6 +71,7 @@ export async function loadModel(source: SourceInput, options: LoadOptions = {}):
       onProgress: options.onProgress,
       signal,
       allowNonFinite: options.allowNonFinite,
+      kernels: options.kernels,
       checkSpec: (spec) => checkVocab(tok.vocabSize, spec.vocabSize, fs.name),
     });
     checkAbort();

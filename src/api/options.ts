@@ -5,6 +5,7 @@
  */
 import { InvalidOptionError } from '../errors.ts';
 import { DEFAULT_GENERATE } from '../defaults.ts';
+import { isKernelsOption, KERNELS_OPTIONS } from '../gpu/tier.ts';
 import type { SampleParams } from '../../kernels/sample.ts';
 import type { ChatCompletionRequest, ChatMessage, GenerateInput, GenerateOptions, LoadOptions } from './types.ts';
 
@@ -168,6 +169,9 @@ export function validateLoadOptions(o: LoadOptions = {}): void {
   if (typeof o !== 'object' || o === null) throw new InvalidOptionError('options', 'must be an object');
   if (o.weights !== undefined && !['f32', 'f16', 'q8', 'q4'].includes(o.weights)) {
     throw new InvalidOptionError('weights', `must be one of f32, f16, q8, q4; got ${showValue(o.weights)}`);
+  }
+  if (o.kernels !== undefined && !isKernelsOption(o.kernels)) {
+    throw new InvalidOptionError('kernels', `must be one of ${KERNELS_OPTIONS.join(', ')}; got ${showValue(o.kernels)}`);
   }
   if (o.kvDtype !== undefined && !['f32', 'f16'].includes(o.kvDtype)) {
     throw new InvalidOptionError('kvDtype', `must be f32 or f16; got ${showValue(o.kvDtype)}`);

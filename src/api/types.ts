@@ -7,6 +7,7 @@
 import type { AttentionOptions, HeadStats, KvDtype, SparsityReport } from '../engine/types.ts';
 import type { WeightFormat } from '../loader/formats.ts';
 import type { GpuContext } from '../gpu/device.ts';
+import type { KernelsOption, KernelTier } from '../gpu/tier.ts';
 
 export type ChatRole = 'system' | 'user' | 'assistant';
 export interface ChatMessage {
@@ -73,6 +74,12 @@ export interface LoadOptions {
   allowSpecialTokens?: boolean;
   /** Load weights holding NaN or Inf values (default false: refused with a ModelFormatError naming the tensor). */
   allowNonFinite?: boolean;
+  /**
+   * Kernel tier (src/gpu/tier.ts): 'auto' (default: the fastest the device supports), or 'f32',
+   * 'f16', 'tensor' forced for comparison; a tier the device lacks is a KernelTierError (code
+   * UNSUPPORTED) naming the missing feature. ModelInfo.kernels reports the tier in use.
+   */
+  kernels?: KernelsOption;
 }
 
 export interface GenerateOptions {
@@ -132,6 +139,8 @@ export interface GenerationStats {
   /** and the first decode step (sampling the first token and reading it back). */
   firstDecodeMs?: number;
   sparsity?: SparsitySummary;
+  /** The kernel tier that ran (ModelInfo.kernels). */
+  kernels?: KernelTier;
 }
 
 export interface GenerateChunk {
@@ -205,6 +214,8 @@ export interface ModelInfo {
   /** KV cache positions of this engine. */
   contextLength: number;
   hasChatFormat: boolean;
+  /** The kernel tier in use (LoadOptions.kernels resolved on this device). */
+  kernels: KernelTier;
   /** How long the load's stages took (they overlap: compiling runs during the upload). */
   loadTimes?: LoadTimes;
 }

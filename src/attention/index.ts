@@ -43,7 +43,7 @@
  */
 import type { GpuContext } from '../gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, readBuffer } from '../gpu/buffers.ts';
-import type { PipelineSpec } from '../gpu/pipelines.ts';
+import { getPipeline, type PipelineSpec } from '../gpu/pipelines.ts';
 import type { GpuTimer } from '../gpu/timing.ts';
 import { InvalidOptionError, GpuLimitError } from '../errors.ts';
 import { COLUMN_BINS, type AttentionOptions, type HeadStats, type KvDtype, type LayerKv } from '../engine/types.ts';
@@ -58,6 +58,7 @@ import {
   type TilePlan,
 } from '../../kernels/attention_prefill.ts';
 import { BIN_ARGS_BYTES, SampleKernels, sampleSpecs } from '../../kernels/sample_attention.ts';
+import { TensorAttention, tensorAttentionFits, tensorAttentionParams, tensorAttentionSpec } from '../../kernels/attention_tensor.ts';
 import type { ScoreOptions } from '../../kernels/sample_scores.ts';
 import { decodeSpecs, type DecodeKernelOptions } from '../../kernels/attention_decode.ts';
 import { chunkAreas, fallbackStripeArea, selectionRule, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
@@ -81,6 +82,8 @@ export interface AttentionPipelineConfig {
   prefill?: false | { sparse?: boolean };
   /** Decode attention kernel options (kernels/attention_decode.ts DecodeAttentionShape's variant and qg). */
   decode?: DecodeKernelOptions;
+  /** The 'tensor' kernel tier: the dense prefill on kernels/attention_tensor.wgsl where the shape fits (PrefillAttention.create's tensor). */
+  tensor?: boolean;
 }
 
 /**
@@ -92,7 +95,7 @@ export interface AttentionPipelineConfig {
 export function attentionPipelineSpecs(ctx: GpuContext, cfg: AttentionPipelineConfig): PipelineSpec[] {
   const dims: AttentionDims = { nHeads: cfg.nHeads, nKvHeads: cfg.nKvHeads, headDim: cfg.headDim, kvDtype: cfg.kvDtype, capacity: 1 };
   const out: PipelineSpec[] = [];
-  if (cfg.prefill !== false) out.push(...prefillPipelineSpecs(ctx, dims, cfg.prefill ?? {}));
+  if (cfg.prefill !== false) out.push(...prefillPipelineSpecs(ctx, dims, { ...(cfg.prefill ?? {}), tensor: cfg.tensor }));
   out.push(...decodeSpecs(cfg, cfg.decode));
   return out;
 }
@@ -101,10 +104,11 @@ export function attentionPipelineSpecs(ctx: GpuContext, cfg: AttentionPipelineCo
 export function prefillPipelineSpecs(
   ctx: GpuContext,
   dims: AttentionDims,
-  opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {},
+  opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides; scores?: ScoreOptions; tensor?: boolean } = {},
 ): PipelineSpec[] {
   const f = flashSpecs(ctx, dims, opts);
   const flash = [f.dense, f.sparse, f.fallback, f.fallbackArgs].filter((x): x is PipelineSpec => x !== undefined);
+  if (opts.tensor && tensorAttentionFits(dims)) flash.push(tensorAttentionSpec(dims.nHeads, dims.nKvHeads));
   return opts.sparse === false ? flash : [...flash, ...sampleSpecs(ctx, dims, opts)];
 }
 
@@ -172,6 +176,8 @@ export class PrefillAttention {
     private sample: SampleKernels | undefined,
     private params: GPUBuffer,
     private makeSample: () => Promise<SampleKernels>,
+    /** The tensor tier's dense prefill (create's tensor, where the shape fits); the flash kernel's dense mode otherwise. */
+    private tensorDense?: TensorAttention,
   ) {
     // (nKvHeads, 3 + group) per KV group or (nHeads, 4) per head, see sample_select.wgsl
     this.statsWords = Math.max(3 * dims.nKvHeads + dims.nHeads, 4 * dims.nHeads);
@@ -181,12 +187,15 @@ export class PrefillAttention {
    * `opts.sparse: false` builds the dense pipeline only (encode then rejects
    * sparse options); `opts.subgroups: false` forces the subgroup-free kernels;
    * `opts.tile` forces tile sizes of the flash passes and `opts.scores` those of
-   * the sampling kernels (tests). The pipelines are prefillPipelineSpecs(ctx, dims, opts).
+   * the sampling kernels (tests). `opts.tensor` (the 'tensor' kernel tier; the device must
+   * support it) runs the dense prefill on kernels/attention_tensor.wgsl where the shape fits
+   * (head dim 128 over an f16 cache, tensorAttentionFits). The pipelines are
+   * prefillPipelineSpecs(ctx, dims, opts).
    */
   static async create(
     ctx: GpuContext,
     dims: PrefillDims,
-    opts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; scores?: ScoreOptions } = {},
+    opts: { subgroups?: boolean; sparse?: boolean; tile?: TileOverrides; scores?: ScoreOptions; tensor?: boolean } = {},
   ): Promise<PrefillAttention> {
     const { nHeads, nKvHeads, headDim, capacity, maxRows } = dims;
     const check = (name: string, ok: boolean, why: string) => {
@@ -216,12 +225,31 @@ export class PrefillAttention {
         { maxRows, tiles },
       );
     }
+    let tensorDense: TensorAttention | undefined;
+    if (opts.tensor && tensorAttentionFits(ad)) {
+      try {
+        await getPipeline(ctx, tensorAttentionSpec(nHeads, nKvHeads));
+        tensorDense = new TensorAttention(ctx, nHeads, nKvHeads);
+        if (Math.ceil((maxRows * (nHeads / nKvHeads)) / 64) > ctx.limits.maxComputeWorkgroupsPerDimension) {
+          throw new GpuLimitError(
+            `attention: maxRows ${maxRows} is over what the tensor attention dispatches in one pass on this GPU; use a smaller prefill chunk`,
+            {
+              maxRows,
+            },
+          );
+        }
+      } catch (e) {
+        flash.destroy();
+        sample?.destroy();
+        throw e;
+      }
+    }
     const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
     const makeSample = async () => {
       const [kernels] = await Promise.all([SampleKernels.create(ctx, ad, sampleOpts), flash.enableSparse(ad, sampleOpts)]);
       return kernels;
     };
-    return new PrefillAttention(ctx, dims, flash, sample, params, makeSample);
+    return new PrefillAttention(ctx, dims, flash, sample, params, makeSample, tensorDense);
   }
 
   /** Whether the SampleAttention kernels are built (created with sparse, or enabled since). */
@@ -236,6 +264,11 @@ export class PrefillAttention {
    */
   async enableSparse(): Promise<void> {
     this.sample ??= await this.makeSample();
+  }
+
+  /** Whether the dense prefill runs the tensor kernel (kernels/attention_tensor.wgsl). */
+  get usesTensor(): boolean {
+    return this.tensorDense !== undefined;
   }
 
   /** Tile sizes of the flash passes (benchmarks record them). */
@@ -303,6 +336,14 @@ export class PrefillAttention {
     const bufs = { q: args.q, k: args.kv.k, v: args.kv.v, out: args.out, params };
     const pass = (label: string) => encoder.beginComputePass(timer ? timer.pass(label) : { label });
 
+    if (!sparse && this.tensorDense) {
+      // The tensor kernel's own 32-byte Params in this encode's slot (the flash params are not needed).
+      this.ctx.device.queue.writeBuffer(this.params, offset, tensorAttentionParams(rows, pos, d.nHeads, d.capacity));
+      const ps = pass('attention.dense');
+      this.tensorDense.encode(ps, { q: args.q, k: args.kv.k, v: args.kv.v, out: args.out, params: { buffer: this.params, offset, size: 32 } }, rows);
+      ps.end();
+      return;
+    }
     if (!sparse) {
       const ps = pass('attention.dense');
       this.flash.encode(ps, 'dense', bufs, rows, units);

@@ -7,6 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { DEFAULT_ATTENTION } from '../engine/types.ts';
+import { DEFAULT_KERNELS } from '../defaults.ts';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -50,6 +51,13 @@ export const MODEL_OPTIONS: OptionSpecs = {
   model: { type: 'string', value: 'DIR', required: true, group: 'Model', help: 'checkpoint folder (config.json, safetensors or .bin, tokenizer files)' },
   weights: { type: 'string', value: 'FMT', default: 'auto', group: 'Model', help: 'weight format on the GPU: auto (f16, the default), f32, f16, q8, q4' },
   kv: { type: 'string', value: 'DTYPE', default: 'f16', group: 'Model', help: 'KV cache type: f16, f32' },
+  kernels: {
+    type: 'string',
+    value: 'TIER',
+    default: DEFAULT_KERNELS,
+    group: 'Model',
+    help: 'kernel tier: auto (the fastest the GPU supports), f32, f16, tensor (f16 subgroup matrices); a tier the GPU lacks is refused by name',
+  },
   context: { type: 'string', value: 'N', default: 'min(model, 4096)', shownOnly: true, group: 'Model', help: 'KV cache positions' },
   chunk: { type: 'string', value: 'N', default: 'up to 4096', shownOnly: true, group: 'Model', help: 'prefill rows per chunk (src/defaults.ts)' },
   attention: {

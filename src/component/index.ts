@@ -32,6 +32,7 @@ const loadInWorker: LoadFn = async (source, o, onProgress, signal) => {
       source,
       {
         ...(o.weights !== 'auto' ? { weights: o.weights } : {}),
+        ...(o.kernels !== 'auto' ? { kernels: o.kernels } : {}),
         ...(o.contextLength > 0 ? { contextLength: o.contextLength } : {}),
         ...(o.prefillChunk > 0 ? { prefillChunk: o.prefillChunk } : {}),
         attention: attentionOf(o),

@@ -46,6 +46,8 @@ export interface ReplyStats {
   firstDecodeMs?: number;
   prefillTokPerS: number;
   decodeTokPerS: number;
+  /** The kernel tier that ran (GenerationStats.kernels). */
+  kernels?: string;
   /** Mean fraction of the causal area computed by the last prefill (1 = dense). */
   areaFraction?: number;
   sparsity?: SparsityReport;
@@ -69,6 +71,8 @@ export interface ChatEngine {
   readonly hasChatTemplate: boolean;
   readonly contextLength: number;
   readonly description: string;
+  /** The kernel tier in use (ModelInfo.kernels), when the engine reports one. */
+  readonly kernels?: string;
   generate(input: string | ChatMessage[] | { ids: number[] }, req: GenerateRequest): AsyncIterable<ReplyChunk>;
   /** Forgets the cached conversation: the next prompt is prefilled from its first token. */
   resetChat(): Promise<void>;

@@ -4,11 +4,14 @@
  * naming the attribute, never a silent default.
  */
 import type { WeightFormat } from '../loader/formats.ts';
-import { DEFAULT_ATTENTION, DEFAULT_GENERATE } from '../defaults.ts';
+import { DEFAULT_ATTENTION, DEFAULT_GENERATE, DEFAULT_KERNELS } from '../defaults.ts';
+import { KERNELS_OPTIONS, type KernelsOption } from '../gpu/tier.ts';
 
 export interface ChatOptions {
   /** Weights format on the GPU; 'auto' = the engine's default (f16; every default: src/defaults.ts). */
   weights: WeightFormat | 'auto';
+  /** Kernel tier (LoadOptions.kernels): 'auto' (the fastest the GPU supports) or a tier forced for comparison. */
+  kernels: KernelsOption;
   /** KV cache positions; 0 = the engine's default (the model's own maximum, at most 4096). */
   contextLength: number;
   /** Rows per prefill chunk; 0 = the engine's default. */
@@ -41,6 +44,7 @@ export interface ChatOptions {
 
 export const DEFAULT_OPTIONS: ChatOptions = {
   weights: 'auto',
+  kernels: DEFAULT_KERNELS,
   contextLength: 0,
   prefillChunk: 0,
   attention: 'sample',
@@ -81,6 +85,7 @@ const oneOf =
 /** attribute name -> [option key, parser] */
 export const ATTRIBUTES: Record<string, [keyof ChatOptions, Parser]> = {
   weights: ['weights', oneOf('auto', 'f32', 'f16', 'q8', 'q4')],
+  kernels: ['kernels', oneOf(...KERNELS_OPTIONS)],
   'context-length': ['contextLength', num(0, 1 << 28, true)],
   'prefill-chunk': ['prefillChunk', num(0, 1 << 20, true)],
   attention: ['attention', oneOf('dense', 'sample')],

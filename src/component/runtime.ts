@@ -78,6 +78,7 @@ function toStats(s: GenerationStats): ReplyStats {
     firstDecodeMs: s.firstDecodeMs,
     prefillTokPerS: s.prefillTokPerS,
     decodeTokPerS: s.decodeTokPerS,
+    kernels: s.kernels,
     areaFraction: sp?.meanAreaFraction,
     sparsity: sp && { mode: sp.mode, seqLen: sp.seqLen, meanAreaFraction: sp.meanAreaFraction, heads: sp.heads ?? [] },
   };
@@ -92,7 +93,10 @@ export function adaptEngine(e: SieveEngine): ChatEngine {
       return e.model.contextLength;
     },
     get description() {
-      return `${e.model.id} (${e.model.family}, context ${e.model.contextLength})`;
+      return `${e.model.id} (${e.model.family}, context ${e.model.contextLength}${e.model.kernels ? `, kernels ${e.model.kernels}` : ''})`;
+    },
+    get kernels() {
+      return e.model.kernels;
     },
     async *generate(input, { options: o, signal }) {
       const opts: GenerateOptions = {

@@ -234,7 +234,7 @@ export class SieveChatElement extends HTMLElement {
       // Ready before the event: a 'ready' listener may call send() at once.
       this.loading_ = false;
       this.sync();
-      this.emit('ready', { description: engine.description, contextLength: engine.contextLength, stages: this.stages });
+      this.emit('ready', { description: engine.description, contextLength: engine.contextLength, kernels: engine.kernels, stages: this.stages });
       return true;
     } catch (e) {
       if (seq !== this.loadSeq) return false;
@@ -592,7 +592,7 @@ function describe(src: ModelInput): string {
 }
 
 /**
- * "9 prompt tokens · 100 new · TTFT 41 ms (engine 35 ms) · prefill 220 tok/s · decode 120.0 tok/s · dense prefill".
+ * "9 prompt tokens · 100 new · TTFT 41 ms (engine 35 ms) · prefill 220 tok/s · decode 120.0 tok/s · kernels f32 · dense prefill".
  * A turn that reused the KV cache says how many prompt tokens were cached and
  * prefilled, and gives no prefill rate: a rate over the few new tokens of an
  * appended turn measures the call's overhead, not prefill.
@@ -605,6 +605,7 @@ export function statsLine(finishReason: string, s: ReplyStats | undefined, pageT
   if (pageTtftMs !== undefined) parts.push(`TTFT ${pageTtftMs.toFixed(0)} ms${s ? ` (engine ${s.ttftMs.toFixed(0)} ms)` : ''}`);
   if (s && cached === 0 && s.prefillTokPerS > 0) parts.push(`prefill ${s.prefillTokPerS.toFixed(0)} tok/s`);
   if (s && s.completionTokens > 1) parts.push(`decode ${s.decodeTokPerS.toFixed(1)} tok/s`);
+  if (s?.kernels) parts.push(`kernels ${s.kernels}`);
   const sp = s?.sparsity;
   if (sp && sp.mode === 'sample') parts.push(`sparse prefill: ${(100 * sp.meanAreaFraction).toFixed(0)}% of attention computed`);
   else if (s) parts.push('dense prefill');

@@ -22,8 +22,9 @@ import { Rng } from '../util/rng.ts';
 import { StepUniform } from '../../kernels/prepared.ts';
 import { LinearKernels, linearPipelineSpecs, type LinearOptions, type LinearUse } from '../../kernels/linear.ts';
 import { precompile, type CompileProgress, type PipelineSpec } from '../gpu/pipelines.ts';
+import { resolveKernelTier, type KernelsOption, type KernelTier } from '../gpu/tier.ts';
 import { attentionPipelineSpecs, PrefillAttention, resolveAttentionOptions } from '../attention/index.ts';
-import { DEFAULT_ATTENTION, DEFAULT_DECODE_VARIANT, DEFAULT_KV_DTYPE, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
+import { DEFAULT_ATTENTION, DEFAULT_DECODE_VARIANT, DEFAULT_KERNELS, DEFAULT_KV_DTYPE, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
 import {
   type AttentionOptions,
   type DecodeOptions,
@@ -74,6 +75,13 @@ export interface EngineOptions {
    */
   decodeVariant?: DecodeVariant;
   ownsWeights?: boolean;
+  /**
+   * Kernel tier (src/gpu/tier.ts): 'auto' (default: the fastest the device supports), or a tier
+   * forced for comparison ('f32', 'f16', 'tensor'; a KernelTierError when the device lacks it).
+   * 'tensor': prefill linear layers of TENSOR_MIN_ROWS rows or more and the dense prefill
+   * attention (head dim 128, f16 KV cache) on the tensor cores; the rest as 'f32'.
+   */
+  kernels?: KernelsOption;
   /** Pipeline compilation progress (createEngine compiles every pipeline the engine can use before it returns). */
   onCompile?: (p: CompileProgress) => void;
 }
@@ -116,8 +124,11 @@ export function enginePipelineSpecs(
     decodeQg?: number;
     /** SampleAttention's pipelines too (engineCanSparse; default true). */
     sparse?: boolean;
+    /** The resolved kernel tier (default 'f32'). */
+    tier?: KernelTier;
   },
 ): PipelineSpec[] {
+  const tensor = o.tier === 'tensor';
   const fused =
     (o.decodeVariant ?? envDecodeVariant() ?? 'fused') !== 'plain' &&
     Math.min(8, o.linear?.gemvMaxRows ?? 8) >= 1 &&
@@ -152,6 +163,7 @@ export function enginePipelineSpecs(
     kvDtype: o.kvDtype,
     prefill: (o.prefillKernel ?? 'flash') === 'flash' ? { sparse: o.sparse ?? true } : false,
     decode: { variant: o.decodeAttention, qg: o.decodeQg },
+    tensor,
   });
   const embed = weights.get('embed');
   const small = [
@@ -161,7 +173,7 @@ export function enginePipelineSpecs(
     ...argmaxSpecs(spec.vocabSize),
     ...samplerSpecs(),
   ];
-  return [...linearPipelineSpecs(ctx, uses, o.linear), ...attention, ...small];
+  return [...linearPipelineSpecs(ctx, uses, { ...o.linear, tensor }), ...attention, ...small];
 }
 
 export type DecodeVariant = 'plain' | 'fused';
@@ -193,6 +205,9 @@ const SPARE_PLANS = 4;
 
 export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promise<DenseEngine> {
   const { spec } = opts;
+  // First: a forced tier the device lacks fails before anything is allocated.
+  const tier = resolveKernelTier(ctx, opts.kernels ?? DEFAULT_KERNELS);
+  const tensor = tier === 'tensor';
   const contextLength = opts.contextLength ?? defaultContextLength(spec);
   const kvDtype = opts.kvDtype ?? DEFAULT_KV_DTYPE;
   const prefillChunk = Math.min(opts.prefillChunk ?? defaultPrefillChunk(spec, contextLength, ctx.limits.maxStorageBufferBindingSize), contextLength);
@@ -223,13 +238,14 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       decodeAttention: opts.decodeAttention,
       decodeQg: opts.decodeQg,
       sparse,
+      tier,
     });
     const [, norm, embed, rope, linear, split, prefill, argmax] = await Promise.all([
       precompile(ctx, specs, opts.onCompile),
       RmsNorm.create(ctx),
       Embedding.create(ctx),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
-      LinearKernels.create(ctx, opts.linear),
+      LinearKernels.create(ctx, { ...opts.linear, tensor }),
       DecodeAttention.create(ctx, {
         ...shape,
         maxRows: kernelKind === 'split' ? prefillChunk : 1,
@@ -237,7 +253,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
         qg: opts.decodeQg,
         maxSplits: opts.decodeSplits,
       }),
-      kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }, { sparse }) : Promise.resolve(undefined),
+      kernelKind === 'flash' ? PrefillAttention.create(ctx, { ...shape, maxRows: prefillChunk }, { sparse, tensor }) : Promise.resolve(undefined),
       ArgmaxKernels.create(ctx),
     ]);
     owned.push(linear, split, ...(prefill ? [prefill] : []));
@@ -259,7 +275,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const sampler = GpuSampler.create(ctx, act.logits, spec.vocabSize, contextLength);
     owned.push(sampler);
     const fused = decodeVariant !== 'plain' && linear.fusesDecode && ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
-    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, sampler, fusedDecode: fused });
+    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, sampler, fusedDecode: fused, tier });
   } catch (e) {
     for (const o of owned.reverse()) o.destroy();
     throw e;
@@ -276,6 +292,7 @@ interface Parts {
   argmax: ArgmaxKernels;
   sampler: GpuSampler;
   fusedDecode: boolean;
+  tier: KernelTier;
 }
 
 export class DenseEngine implements Engine {
@@ -283,6 +300,7 @@ export class DenseEngine implements Engine {
   readonly contextLength: number;
   loadTimes?: { readMs: number; uploadMs: number; compileMs: number; totalMs: number };
   readonly prefillChunk: number;
+  readonly kernelTier: KernelTier;
   readonly cache: KvCache;
   private readonly attention: AttentionOptions;
   private readonly kernels: Kernels;
@@ -318,6 +336,7 @@ export class DenseEngine implements Engine {
     this.spec = opts.spec;
     this.contextLength = p.contextLength;
     this.prefillChunk = p.prefillChunk;
+    this.kernelTier = p.tier;
     this.attention = p.attention;
     this.cache = p.cache;
     this.kernels = p.kernels;

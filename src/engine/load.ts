@@ -16,10 +16,11 @@ import type { LoadProgress, StageCount } from '../api/types.ts';
 import { layoutFor } from '../loader/layout.ts';
 import { maxPartBytes } from '../loader/weights.ts';
 import { precompile } from '../gpu/pipelines.ts';
+import { resolveKernelTier, type KernelsOption } from '../gpu/tier.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype } from './types.ts';
 import { resolveAttentionOptions } from '../attention/index.ts';
 import { createEngine, engineCanSparse, enginePipelineSpecs, type DenseEngine, type EngineOptions, type WeightInfo } from './engine.ts';
-import { DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
+import { DEFAULT_KERNELS, DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
 
 export interface LoadEngineOptions {
   /** GPU weight format (default DEFAULT_WEIGHTS, f16; every default: src/defaults.ts). */
@@ -30,6 +31,8 @@ export interface LoadEngineOptions {
   prefillChunk?: number;
   attention?: Partial<AttentionOptions>;
   prefillKernel?: EngineOptions['prefillKernel'];
+  /** Kernel tier: 'auto' (default) or a tier forced for comparison (EngineOptions.kernels, src/gpu/tier.ts). */
+  kernels?: KernelsOption;
   /** Stage progress: bytes read, tensors uploaded, pipelines compiled (the compile runs during the upload). */
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
@@ -41,6 +44,8 @@ export interface LoadEngineOptions {
 
 export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEngineOptions = {}): Promise<DenseEngine> {
   const t0 = performance.now();
+  // The kernel tier first: a forced tier the device lacks fails before anything is read or allocated.
+  const tier = resolveKernelTier(ctx, o.kernels ?? DEFAULT_KERNELS);
   const fs = openSource(source);
   const model = await readModel(fs);
   const { spec } = model;
@@ -78,7 +83,7 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
     }),
   );
   const sparse = engineCanSparse(resolveAttentionOptions(o.attention ?? {}, DEFAULT_ATTENTION), contextLength);
-  const specs = enginePipelineSpecs(ctx, spec, planned, { prefillChunk, kvDtype, prefillKernel: o.prefillKernel, sparse });
+  const specs = enginePipelineSpecs(ctx, spec, planned, { prefillChunk, kvDtype, prefillKernel: o.prefillKernel, sparse, tier });
   const compiling = precompile(ctx, specs, (p) => report('compile', { done: p.done, total: p.total }));
   compiling.catch(() => undefined); // surfaced below
   let weights;
@@ -110,6 +115,7 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
       prefillChunk,
       attention: o.attention,
       prefillKernel: o.prefillKernel,
+      kernels: tier,
       // (the engine's own list: the same pipelines, plus any for weights the loader kept in f32)
       onCompile: (p) => {
         if (p.total > stages.compile.total) report('compile', { done: stages.compile.done + p.done, total: stages.compile.total + p.total });

@@ -6,6 +6,7 @@
 import type { GpuContext } from '../gpu/device.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { SampleParams } from '../../kernels/sample.ts';
+import type { KernelTier } from '../gpu/tier.ts';
 
 export type { KvDtype, LayerKv } from '../../kernels/prepared.ts';
 import type { KvDtype, LayerKv } from '../../kernels/prepared.ts';
@@ -138,6 +139,8 @@ export interface Engine {
   readonly spec: ModelSpec;
   /** Positions the KV cache can hold. */
   readonly contextLength: number;
+  /** The kernel tier this engine runs (src/gpu/tier.ts; resolved at creation from the `kernels` option). */
+  readonly kernelTier: KernelTier;
   /** Per-stage load times (ms) when the engine came from loadEngine. */
   loadTimes?: { readMs: number; uploadMs: number; compileMs: number; totalMs: number };
   /** Tokens currently in the KV cache. */

@@ -16,6 +16,7 @@ import { nodeSource } from '../../src/loader/sources.ts';
 import type { GenerateChunk, GenerateInput, GenerateOptions } from '../../src/api/types.ts';
 import { ContextOverflowError, DeviceLostError, InvalidOptionError } from '../../src/errors.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
+import { liveBytes } from '../../src/gpu/buffers.ts';
 
 const STORIES = `${FIXTURES}stories260k`;
 const golden = JSON.parse(readFileSync(`${STORIES}/generation.golden.json`, 'utf8'));
@@ -45,6 +46,12 @@ const gen = (input: GenerateInput, o: GenerateOptions = {}) => collect(eng.gener
 
 beforeAll(async () => {
   ctx = await testGpu();
+  // Kernel tiers (issue 17): a tier SwiftShader lacks fails first, by name and leaving nothing; the default ('auto') load then works.
+  const before = liveBytes(ctx);
+  await expect(loadModel(STORIES, { gpu: ctx, weights: 'f32', kvDtype: 'f32', contextLength: 64, kernels: 'tensor' })).rejects.toThrow(
+    /kernels 'tensor' needs what this device lacks: no shader-f16/,
+  );
+  expect(liveBytes(ctx)).toBe(before);
   eng = await loadModel(STORIES, { gpu: ctx, weights: 'f32', kvDtype: 'f32', contextLength: 64 });
 });
 afterAll(async () => {
@@ -61,6 +68,9 @@ describe('generate on stories260k', () => {
     expect(r.finish).toBe('length');
     expect(r.chunks.length).toBe(24);
     expect(r.stats).toMatchObject({ promptTokens: 1, completionTokens: 24, prefillTokens: 1 });
+    // 'auto' on SwiftShader: the f32 tier, in the load result and the stats
+    expect(eng.model.kernels).toBe('f32');
+    expect(r.stats.kernels).toBe('f32');
     expect(r.stats.ttftMs).toBeGreaterThan(0);
     expect(r.stats.decodeTokPerS).toBeGreaterThan(0);
   });

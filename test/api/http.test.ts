@@ -40,7 +40,7 @@ async function* scripted(input: GenerateInput, o: GenerateOptions): AsyncGenerat
   };
 }
 const engine: SieveEngine = {
-  model: { id: 'scripted', family: 'internlm2', vocabSize: 10, contextLength: 64, hasChatFormat: true },
+  model: { id: 'scripted', family: 'internlm2', vocabSize: 10, contextLength: 64, hasChatFormat: true, kernels: 'f32' },
   generate: (i, o = {}) => scripted(i, o),
   chat: {
     completions: makeChatCompletions(

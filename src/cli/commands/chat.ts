@@ -66,7 +66,7 @@ export const chat: Command = {
     rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
     rl.on('SIGINT', onInterrupt); // a terminal: readline turns Ctrl-C into this event
     process.stderr.write(
-      `\r${engine.model.id}: ${engine.model.family}, context ${engine.model.contextLength}` +
+      `\r${engine.model.id}: ${engine.model.family}, context ${engine.model.contextLength}, kernels ${engine.model.kernels}` +
         `${engine.model.hasChatFormat ? '' : ' (no chat format: replies continue your text)'}. Ctrl-C stops a reply, Ctrl-D quits.\n`,
     );
     const prompt = () => {
@@ -96,7 +96,7 @@ export const chat: Command = {
             const s = c.stats;
             process.stderr.write(
               `${c.finishReason === 'abort' ? ' [stopped]' : ''}\n[${c.finishReason}] ${s.completionTokens} tokens; ` +
-                `prompt ${s.promptTokens} (${s.cachedTokens} cached), TTFT ${s.ttftMs.toFixed(0)} ms, decode ${s.decodeTokPerS.toFixed(1)} tok/s\n`,
+                `prompt ${s.promptTokens} (${s.cachedTokens} cached), TTFT ${s.ttftMs.toFixed(0)} ms, decode ${s.decodeTokPerS.toFixed(1)} tok/s, kernels ${s.kernels}\n`,
             );
           }
         }

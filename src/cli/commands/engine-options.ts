@@ -9,6 +9,7 @@ import type { AttentionOptions } from '../../engine/types.ts';
 import type { WeightFormat } from '../../loader/formats.ts';
 import type { GenerateOptions, LoadOptions } from '../../api/types.ts';
 import type { OptionValues } from '../options.ts';
+import { KERNELS_OPTIONS, type KernelsOption } from '../../gpu/tier.ts';
 
 const str = (v: string | boolean | undefined): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -31,6 +32,11 @@ function oneOf<T extends string>(name: string, v: string | boolean | undefined, 
   if (s === undefined) return undefined;
   if (!allowed.includes(s as T)) throw new InvalidOptionError(`--${name}`, `expected ${allowed.join(', ')}, got '${s}'`);
   return s as T;
+}
+
+/** --kernels: the kernel tier (LoadOptions.kernels; src/gpu/tier.ts). */
+export function kernelsFlag(v: string | boolean | undefined): KernelsOption | undefined {
+  return oneOf('kernels', v, KERNELS_OPTIONS);
 }
 
 /** --selection: the column-selection rule (AttentionOptions.selection). */
@@ -69,6 +75,7 @@ export function loadOptionsFromValues(values: OptionValues): { dir: string; opts
     opts: {
       ...(weights !== 'auto' ? { weights: weights as WeightFormat } : {}),
       kvDtype: oneOf('kv', values.kv ?? 'f16', ['f16', 'f32'] as const),
+      kernels: kernelsFlag(values.kernels),
       contextLength: number('context', values.context, (n) => Number.isSafeInteger(n) && n >= 2, 'an integer >= 2'),
       prefillChunk: positiveInt('chunk', values.chunk),
       attention: attentionFromValues(values),
@@ -106,6 +113,7 @@ export function engineOptions(values: OptionValues): { dir: string; opts: LoadEn
     opts: {
       ...(weights !== 'auto' ? { weights } : {}),
       kvDtype: oneOf('kv', values.kv, ['f16', 'f32'] as const) ?? 'f32',
+      kernels: kernelsFlag(values.kernels) ?? 'f32',
       attention: { attention: 'dense', ...attentionFromValues(values) },
       groupSize: positiveInt('group', values.group),
       contextLength: positiveInt('context', values.context),

@@ -35,7 +35,7 @@ export const generate: Command = {
           process.stdout.write('\n');
           console.error(
             `sieve: prompt ${s.promptTokens} tokens, TTFT ${s.ttftMs.toFixed(1)} ms, ${s.completionTokens} tokens generated ` +
-              `(${c.finishReason}), decode ${s.completionTokens > 1 ? s.decodeTokPerS.toFixed(2) : '-'} tok/s`,
+              `(${c.finishReason}), decode ${s.completionTokens > 1 ? s.decodeTokPerS.toFixed(2) : '-'} tok/s, kernels ${s.kernels}`,
           );
         }
       }

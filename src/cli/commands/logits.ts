@@ -24,6 +24,7 @@ export const logits: Command = {
     weights: { ...MODEL_OPTIONS.weights, default: 'f32' },
     group: { type: 'string', value: 'N', default: '32', shownOnly: true, group: 'Model', help: 'q8/q4 quantization group size: 32, 64, 128' },
     kv: { ...MODEL_OPTIONS.kv, default: 'f32' },
+    kernels: { ...MODEL_OPTIONS.kernels, default: 'f32' },
     attention: { ...MODEL_OPTIONS.attention, default: 'dense', shownOnly: false },
     ids: { type: 'string', value: 'IDS', required: true, group: 'Logits', help: 'the prompt as comma-separated token ids' },
     out: { type: 'string', value: 'FILE', required: true, group: 'Logits', help: 'the safetensors file to write' },

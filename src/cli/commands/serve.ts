@@ -66,7 +66,7 @@ export const serve: Command = {
     }
     if (process.stderr.isTTY) process.stderr.write('\n');
     console.log(
-      `sieve: serving ${engine.model.id} at ${running.url}/v1 (Ctrl-C to stop)` +
+      `sieve: serving ${engine.model.id} (kernels ${engine.model.kernels}) at ${running.url}/v1 (Ctrl-C to stop)` +
         `${apiKey ? '; API key required' : ''}${values.cors ? `; CORS for ${values.cors}` : ''}`,
     );
     await new Promise<void>((resolve) => {
