@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { tokenizerFromSentencePiece } from '../src/tokenizer/index.ts';
+import { tokenizerFromSentencePiece } from '../test/helpers/tokenizer.ts';
 import { Rng } from '../src/util/rng.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
 

@@ -7,20 +7,7 @@
  * 10000 * rope_ratio.
  */
 import type { ModelSpec, TensorEntry } from './spec.ts';
-import {
-  configError,
-  num,
-  SANE,
-  optBool,
-  optNum,
-  optTokenId,
-  tokenIds,
-  TensorTable,
-  whole,
-  type Config,
-  type TensorRecipe,
-  type WeightPlan,
-} from './config.ts';
+import { configError, num, SANE, optBool, optNum, optTokenId, tokenIds, TensorTable, type Config, type TensorRecipe, type WeightPlan } from './config.ts';
 
 const F = 'chatglm';
 
@@ -66,25 +53,23 @@ export function chatglm2Weights(spec: ModelSpec, entries: TensorEntry[], where: 
   const t = new TensorTable('chatglm2', entries, where);
   const { dim, headDim, nHeads, nKvHeads, ffnDim, vocabSize } = spec;
   const qkvRows = (nHeads + 2 * nKvHeads) * headDim;
-  const m = (canonical: TensorRecipe['name'], name: string, shape: number[]): TensorRecipe => ({
-    name: canonical,
-    shape,
-    segments: [whole(t.get(name, shape))],
-  });
-  const recipes: TensorRecipe[] = [m('embed', 'transformer.embedding.word_embeddings.weight', [vocabSize, dim])];
+  const recipes: TensorRecipe[] = [t.recipe('embed', 'transformer.embedding.word_embeddings.weight', [vocabSize, dim])];
   for (let i = 0; i < spec.nLayers; i++) {
     const p = `transformer.encoder.layers.${i}.`;
     recipes.push(
-      m(`layers.${i}.attnNorm`, `${p}input_layernorm.weight`, [dim]),
-      m(`layers.${i}.wqkv`, `${p}self_attention.query_key_value.weight`, [qkvRows, dim]),
-      ...(spec.qkvBias ? [m(`layers.${i}.bqkv`, `${p}self_attention.query_key_value.bias`, [qkvRows])] : []),
-      m(`layers.${i}.wo`, `${p}self_attention.dense.weight`, [dim, nHeads * headDim]),
-      m(`layers.${i}.ffnNorm`, `${p}post_attention_layernorm.weight`, [dim]),
-      m(`layers.${i}.wGateUp`, `${p}mlp.dense_h_to_4h.weight`, [2 * ffnDim, dim]),
-      m(`layers.${i}.wDown`, `${p}mlp.dense_4h_to_h.weight`, [dim, ffnDim]),
+      t.recipe(`layers.${i}.attnNorm`, `${p}input_layernorm.weight`, [dim]),
+      t.recipe(`layers.${i}.wqkv`, `${p}self_attention.query_key_value.weight`, [qkvRows, dim]),
+      ...(spec.qkvBias ? [t.recipe(`layers.${i}.bqkv`, `${p}self_attention.query_key_value.bias`, [qkvRows])] : []),
+      t.recipe(`layers.${i}.wo`, `${p}self_attention.dense.weight`, [dim, nHeads * headDim]),
+      t.recipe(`layers.${i}.ffnNorm`, `${p}post_attention_layernorm.weight`, [dim]),
+      t.recipe(`layers.${i}.wGateUp`, `${p}mlp.dense_h_to_4h.weight`, [2 * ffnDim, dim]),
+      t.recipe(`layers.${i}.wDown`, `${p}mlp.dense_4h_to_h.weight`, [dim, ffnDim]),
     );
   }
-  recipes.push(m('finalNorm', 'transformer.encoder.final_layernorm.weight', [dim]), m('lmHead', 'transformer.output_layer.weight', [vocabSize, dim]));
+  recipes.push(
+    t.recipe('finalNorm', 'transformer.encoder.final_layernorm.weight', [dim]),
+    t.recipe('lmHead', 'transformer.output_layer.weight', [vocabSize, dim]),
+  );
   const dropped = ['transformer.rotary_pos_emb.inv_freq'].filter((n) => t.drop(n));
   t.checkAllUsed();
   return { recipes, dropped };

@@ -148,6 +148,10 @@ export class TensorTable {
     this.used.add(name);
     return e;
   }
+  /** A canonical tensor that is the checkpoint tensor `name` whole. */
+  recipe(canonical: CanonicalTensor, name: string, shape: number[]): TensorRecipe {
+    return { name: canonical, shape, segments: [whole(this.get(name, shape))] };
+  }
   drop(name: string): boolean {
     if (!this.byName.has(name)) return false;
     this.used.add(name);

@@ -83,12 +83,7 @@ export function parseInternlm2Config(c: Config): ModelSpec {
 export function internlm2Weights(spec: ModelSpec, entries: TensorEntry[], where: string): WeightPlan {
   const t = new TensorTable('internlm2', entries, where);
   const { dim, headDim, nHeads, nKvHeads, ffnDim, vocabSize } = spec;
-  const m = (canonical: TensorRecipe['name'], name: string, shape: number[]): TensorRecipe => ({
-    name: canonical,
-    shape,
-    segments: [whole(t.get(name, shape))],
-  });
-  const recipes: TensorRecipe[] = [m('embed', 'model.tok_embeddings.weight', [vocabSize, dim])];
+  const recipes: TensorRecipe[] = [t.recipe('embed', 'model.tok_embeddings.weight', [vocabSize, dim])];
   const qkvRows = (nHeads + 2 * nKvHeads) * headDim;
   for (let i = 0; i < spec.nLayers; i++) {
     const p = `model.layers.${i}.`;
@@ -96,19 +91,19 @@ export function internlm2Weights(spec: ModelSpec, entries: TensorEntry[], where:
     const w1 = t.get(`${p}feed_forward.w1.weight`, [ffnDim, dim]);
     const w3 = t.get(`${p}feed_forward.w3.weight`, [ffnDim, dim]);
     recipes.push(
-      m(`layers.${i}.attnNorm`, `${p}attention_norm.weight`, [dim]),
+      t.recipe(`layers.${i}.attnNorm`, `${p}attention_norm.weight`, [dim]),
       { name: `layers.${i}.wqkv`, shape: [qkvRows, dim], segments: unpackWqkv(wqkv, nHeads, nKvHeads, headDim) },
-      m(`layers.${i}.wo`, `${p}attention.wo.weight`, [dim, nHeads * headDim]),
-      m(`layers.${i}.ffnNorm`, `${p}ffn_norm.weight`, [dim]),
+      t.recipe(`layers.${i}.wo`, `${p}attention.wo.weight`, [dim, nHeads * headDim]),
+      t.recipe(`layers.${i}.ffnNorm`, `${p}ffn_norm.weight`, [dim]),
       { name: `layers.${i}.wGateUp`, shape: [2 * ffnDim, dim], segments: [whole(w1), whole(w3)] },
-      m(`layers.${i}.wDown`, `${p}feed_forward.w2.weight`, [dim, ffnDim]),
+      t.recipe(`layers.${i}.wDown`, `${p}feed_forward.w2.weight`, [dim, ffnDim]),
     );
   }
-  recipes.push(m('finalNorm', 'model.norm.weight', [dim]));
+  recipes.push(t.recipe('finalNorm', 'model.norm.weight', [dim]));
   // Untied checkpoints (all published ones, stories260k too) have output.weight;
   // a tied one reuses the embedding rows.
   const tied = optBool(spec.config, F, 'tie_word_embeddings', false);
-  if (t.has('output.weight') || !tied) recipes.push(m('lmHead', 'output.weight', [vocabSize, dim]));
+  if (t.has('output.weight') || !tied) recipes.push(t.recipe('lmHead', 'output.weight', [vocabSize, dim]));
   else recipes.push({ name: 'lmHead', shape: [vocabSize, dim], segments: recipes[0].segments });
   const dropped = Array.from({ length: spec.nLayers }, (_, i) => `model.layers.${i}.attention.rotary_emb.inv_freq`).filter((n) => t.drop(n));
   t.checkAllUsed();

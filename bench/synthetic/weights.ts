@@ -8,7 +8,8 @@ import type { GpuContext } from '../../src/gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, uploadBuffer, writeBuffer } from '../../src/gpu/buffers.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import { packedBytes, scaleBytes, type GpuWeight, type WeightFormat } from '../../src/loader/formats.ts';
-import { packF16, quantizeQ4, quantizeQ8 } from '../../src/loader/quant.ts';
+import { quantizeQ4, quantizeQ8 } from '../../src/loader/quant.ts';
+import { packF16 } from '../../test/helpers/quant.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { releaseWeight } from '../../src/engine/weights.ts';
 

@@ -8,7 +8,7 @@ import { dirHandleSource, fileListSource } from '../../src/loader/sources.ts';
 import type { FileSource } from '../../src/loader/source.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
-import { readWeightRaw } from '../../src/loader/readback.ts';
+import { readWeightRaw } from '../../test/helpers/readback.ts';
 import { Checksum } from '../../src/loader/url-source.ts';
 
 let ctx: Promise<GpuContext> | undefined;

@@ -49,13 +49,6 @@ export function releaseBuffer(ctx: GpuContext, buf: GPUBuffer | undefined | null
   buf.destroy();
 }
 
-/** Live bytes allocated through createBuffer. */
-export function liveBytes(ctx: GpuContext): number {
-  let s = 0;
-  for (const v of ctx.allocations.values()) s += v;
-  return s;
-}
-
 /** A storage buffer (read/write, copy src/dst) holding `data`. */
 export function uploadBuffer(ctx: GpuContext, data: ArrayBufferView, label: string, usage = STORAGE.rw): GPUBuffer {
   const buf = createBuffer(ctx, data.byteLength, usage, label);

@@ -86,22 +86,15 @@ export function crc32Combine(crcA: number, crcB: number, lengthB: number): numbe
   return (v ^ crcB) >>> 0;
 }
 
-/** The storage a tensor's bytes lie in, with the CRC-32 its zip entry declares. */
-export interface StorageInfo {
-  /** Zip entry name. */
-  entry: string;
-  /** Absolute offset of the storage's first byte in the file, and its size. */
-  offset: number;
-  byteLength: number;
-  crc32: number;
-}
+/** The storage a tensor's bytes lie in, with the CRC-32 its zip entry declares (models/spec.ts TensorEntry.storage). */
+type StorageInfo = NonNullable<TensorEntry['storage']>;
 
 /** Collects hashed pieces per storage and checks each fully read storage against its CRC-32. */
 export class StorageCrcTracker {
   private readonly pieces = new Map<string, { info: StorageInfo; file: string; tensor: string; parts: Map<number, { len: number; crc: number }> }>();
 
   /** Bytes `bytes` of `entry`'s file at absolute `fileOffset` were read. */
-  add(entry: TensorEntry & { storage?: StorageInfo }, fileOffset: number, bytes: Uint8Array): void {
+  add(entry: TensorEntry, fileOffset: number, bytes: Uint8Array): void {
     const s = entry.storage;
     if (!s || bytes.byteLength === 0) return;
     const key = `${entry.file}\u0000${s.entry}`;

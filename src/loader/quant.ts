@@ -1,9 +1,8 @@
 /**
- * CPU packing and quantization into the GPU weight formats of formats.ts,
- * and the matching dequantization (the reference the kernels are tested
- * against). Works on row-major [rows, cols] f32 data; groups run along cols.
+ * CPU conversion and quantization into the GPU weight formats of formats.ts
+ * (dequantization, the kernels' test reference, is test/helpers/quant.ts).
+ * Works on row-major [rows, cols] f32 data; groups run along cols.
  */
-import type { WeightFormat } from './formats.ts';
 
 const f32buf = new Float32Array(1);
 const u32buf = new Uint32Array(f32buf.buffer);
@@ -48,19 +47,6 @@ export function f16ToF32(h: number): number {
 export function bf16ToF32(b: number): number {
   u32buf[0] = (b & 0xffff) << 16;
   return f32buf[0];
-}
-
-/** Packs f32 values as f16 pairs into u32 words (element e: word e>>1, low half if even). */
-export function packF16(src: Float32Array): Uint32Array {
-  const out = new Uint32Array(Math.ceil(src.length / 2));
-  for (let i = 0; i < src.length; i++) out[i >> 1] |= f32ToF16(src[i]) << ((i & 1) * 16);
-  return out;
-}
-
-export function unpackF16(words: Uint32Array, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = f16ToF32((words[i >> 1] >>> ((i & 1) * 16)) & 0xffff);
-  return out;
 }
 
 export interface Quantized {
@@ -124,36 +110,6 @@ export function quantizeQ4(src: Float32Array, cols: number, groupSize: number): 
     }
   }
   return { data, scales, groupSize };
-}
-
-/** Dequantizes q8/q4 data back to f32 (the reference for kernels and error checks). */
-export function dequantize(format: 'q8' | 'q4', q: Quantized, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let e = 0; e < n; e++) {
-    const g = Math.floor(e / q.groupSize);
-    const s = f16ToF32((q.scales[g >> 1] >>> ((g & 1) * 16)) & 0xffff);
-    if (format === 'q8') {
-      const b = (q.data[e >> 2] >>> ((e & 3) * 8)) & 0xff;
-      out[e] = (b >= 128 ? b - 256 : b) * s;
-    } else {
-      out[e] = (((q.data[e >> 3] >>> ((e & 7) * 4)) & 0xf) - 8) * s;
-    }
-  }
-  return out;
-}
-
-/** What `format` stores for `src`, as f32: the value the kernels actually see. */
-export function roundTrip(format: WeightFormat, src: Float32Array, cols: number, groupSize: number): Float32Array {
-  switch (format) {
-    case 'f32':
-      return src.slice();
-    case 'f16':
-      return unpackF16(packF16(src), src.length);
-    case 'q8':
-      return dequantize('q8', quantizeQ8(src, cols, groupSize), src.length);
-    case 'q4':
-      return dequantize('q4', quantizeQ4(src, cols, groupSize), src.length);
-  }
 }
 
 function checkGroups(n: number, cols: number, groupSize: number): void {

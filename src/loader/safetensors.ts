@@ -276,63 +276,70 @@ export interface Checkpoint {
   totalBytes: number;
 }
 
-/**
- * Reads a checkpoint folder's tensor headers: `model.safetensors`, or the
- * shards listed in `model.safetensors.index.json` (every mapped file must be
- * present and every tensor found exactly once, in the file the index names).
- */
-export async function readCheckpoint(source: FileSource): Promise<Checkpoint> {
-  if (await source.has(INDEX_FILE)) return readSharded(source);
-  if (!(await source.has(SINGLE_FILE))) {
-    throw new MissingFileError(SINGLE_FILE, `no ${SINGLE_FILE} or ${INDEX_FILE} in ${source.name}`, { folder: source.name });
-  }
-  const h = await readSafetensorsHeader(source, SINGLE_FILE);
-  return { files: [SINGLE_FILE], entries: sortEntries(h.entries), metadata: h.metadata, totalBytes: h.fileBytes };
+/** Reads a folder's safetensors headers: `model.safetensors`, or the shards of `model.safetensors.index.json`. */
+export function readCheckpoint(source: FileSource): Promise<Checkpoint> {
+  return readCheckpointFiles(source, SINGLE_FILE, INDEX_FILE, (f) => readSafetensorsHeader(source, f));
 }
 
-async function readSharded(source: FileSource): Promise<Checkpoint> {
-  let index: unknown;
+/**
+ * Reads a folder's checkpoint of one kind (safetensors, or PyTorch .bin):
+ * `single`, or the shards listed in `index`'s weight_map (every mapped file
+ * must be present and every tensor found exactly once, in the file the index
+ * names). `readFile` reads one file's tensor records.
+ */
+export async function readCheckpointFiles(
+  source: FileSource,
+  single: string,
+  index: string,
+  readFile: (file: string) => Promise<{ fileBytes: number; entries: TensorEntry[]; metadata?: Record<string, string> }>,
+): Promise<Checkpoint> {
+  if (!(await source.has(index))) {
+    if (!(await source.has(single))) throw new MissingFileError(single, `no ${single} or ${index} in ${source.name}`, { folder: source.name });
+    const h = await readFile(single);
+    return { files: [single], entries: sortEntries(h.entries), metadata: h.metadata ?? {}, totalBytes: h.fileBytes };
+  }
+  let parsed: unknown;
   try {
-    index = JSON.parse(await source.text(INDEX_FILE));
+    parsed = JSON.parse(await source.text(index));
   } catch (e) {
-    if (e instanceof SyntaxError) throw new ModelFormatError(INDEX_FILE, `not valid JSON (${e.message})`);
+    if (e instanceof SyntaxError) throw new ModelFormatError(index, `not valid JSON (${e.message})`);
     throw e;
   }
-  const map = (index as { weight_map?: unknown })?.weight_map;
-  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ModelFormatError(INDEX_FILE, 'has no weight_map object');
+  const map = (parsed as { weight_map?: unknown } | null)?.weight_map;
+  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ModelFormatError(index, 'has no weight_map object');
   const wanted = new Map<string, string>();
   const files: string[] = [];
   for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
     const unsafe = unsafePathReason(file);
     if (unsafe !== undefined || typeof file !== 'string') {
       const shown = typeof file === 'string' ? JSON.stringify(file.slice(0, 200)) : String(file);
-      throw new ModelFormatError(INDEX_FILE, `weight_map['${tensor}'] is not a file name in the folder: ${shown} (it has ${unsafe})`, { tensor });
+      throw new ModelFormatError(index, `weight_map['${tensor}'] is not a file name in the folder: ${shown} (it has ${unsafe})`, { tensor });
     }
     wanted.set(tensor, file);
     if (!files.includes(file)) files.push(file);
   }
   for (const f of files) {
-    if (!(await source.has(f))) throw new MissingFileError(f, `shard named by ${INDEX_FILE} is missing from ${source.name}`, { index: INDEX_FILE });
+    if (!(await source.has(f))) throw new MissingFileError(f, `shard named by ${index} is missing from ${source.name}`, { index });
   }
   const entries: TensorEntry[] = [];
   let metadata: Record<string, string> = {};
   let totalBytes = 0;
   const found = new Set<string>();
   for (const f of files) {
-    const h = await readSafetensorsHeader(source, f);
-    if (f === files[0]) metadata = h.metadata;
+    const h = await readFile(f);
+    if (f === files[0]) metadata = h.metadata ?? {};
     totalBytes += h.fileBytes;
     for (const e of h.entries) {
       if (found.has(e.name)) throw new ModelFormatError(f, `tensor '${e.name}' appears in more than one shard`, { tensor: e.name });
       const expected = wanted.get(e.name);
-      if (expected === undefined) throw new ModelFormatError(f, `tensor '${e.name}' is not listed in ${INDEX_FILE}`, { tensor: e.name });
-      if (expected !== f) throw new ModelFormatError(f, `tensor '${e.name}' is listed in ${INDEX_FILE} under ${expected}`, { tensor: e.name });
+      if (expected === undefined) throw new ModelFormatError(f, `tensor '${e.name}' is not listed in ${index}`, { tensor: e.name });
+      if (expected !== f) throw new ModelFormatError(f, `tensor '${e.name}' is listed in ${index} under ${expected}`, { tensor: e.name });
       found.add(e.name);
     }
     entries.push(...sortEntries(h.entries));
   }
   for (const [tensor, file] of wanted) {
-    if (!found.has(tensor)) throw new ModelFormatError(file, `tensor '${tensor}' listed in ${INDEX_FILE} is not in the file`, { tensor });
+    if (!found.has(tensor)) throw new ModelFormatError(file, `tensor '${tensor}' listed in ${index} is not in the file`, { tensor });
   }
   return { files, entries, metadata, totalBytes };
 }

@@ -36,13 +36,13 @@ export function nodeSource(dir: string): NodeSource {
   // Only plain relative paths inside the folder (paths.ts): no '..', no absolute paths, no backslashes.
   const full = (p: string) => `${dir.replace(/\/+$/, '')}/${checkFolderPath(p)}`;
   const missing = (p: string) => new MissingFileError(p, `not found in ${dir}`, { folder: dir });
+  const fsError = (p: string, e: unknown) => (['ENOENT', 'EISDIR'].includes((e as { code?: string }).code ?? '') ? missing(p) : e);
   async function withHandle<T>(p: string, f: (h: FileHandle) => Promise<T>): Promise<T> {
     let h: FileHandle;
     try {
       h = await (await fs()).open(full(p), 'r');
     } catch (e) {
-      if ((e as { code?: string }).code === 'ENOENT' || (e as { code?: string }).code === 'EISDIR') throw missing(p);
-      throw e;
+      throw fsError(p, e);
     }
     try {
       return await f(h);
@@ -67,8 +67,7 @@ export function nodeSource(dir: string): NodeSource {
       try {
         st = await (await fs()).stat(full(p));
       } catch (e) {
-        if ((e as { code?: string }).code === 'ENOENT') throw missing(p);
-        throw e;
+        throw fsError(p, e);
       }
       if (!st.isFile()) throw missing(p);
       sizes.set(p, st.size);
@@ -91,8 +90,7 @@ export function nodeSource(dir: string): NodeSource {
       try {
         return await (await fs()).readFile(full(p), 'utf8');
       } catch (e) {
-        if ((e as { code?: string }).code === 'ENOENT') throw missing(p);
-        throw e;
+        throw fsError(p, e);
       }
     },
     async list() {
@@ -114,40 +112,17 @@ export function fileListSource(files: FileList | File[], name = 'selected files'
     const key = parts.length > 1 ? parts.slice(1).join('/') : parts[0];
     byName.set(key, f);
   }
-  const get = (p: string): File => {
-    checkFolderPath(p);
-    const f = byName.get(p);
-    if (!f) throw new MissingFileError(p, `not among the ${name}`);
-    return f;
-  };
-  return {
+  return browserFiles(
     name,
-    async has(p) {
-      checkFolderPath(p);
-      return byName.has(p);
-    },
-    async size(p) {
-      return get(p).size;
-    },
-    async read(p, offset, length) {
-      const f = get(p);
-      checkRange(p, offset, length, f.size);
-      return new Uint8Array(await f.slice(offset, offset + length).arrayBuffer());
-    },
-    async text(p) {
-      return get(p).text();
-    },
-    async list() {
-      return [...byName.keys()];
-    },
-  };
+    async (p) => byName.get(p) ?? Promise.reject(new MissingFileError(p, `not among the ${name}`)),
+    async () => [...byName.keys()],
+  );
 }
 
 /** Browser: a File System Access directory handle (showDirectoryPicker()). */
 export function dirHandleSource(dirHandle: FileSystemDirectoryHandle): FileSource {
   const files = new Map<string, Promise<File>>();
   const get = (p: string): Promise<File> => {
-    checkFolderPath(p);
     let f = files.get(p);
     if (!f) {
       f = (async () => {
@@ -165,33 +140,38 @@ export function dirHandleSource(dirHandle: FileSystemDirectoryHandle): FileSourc
     }
     return f;
   };
+  return browserFiles(dirHandle.name, get, async () => {
+    const names: string[] = [];
+    for await (const [n, h] of (dirHandle as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) {
+      if (h.kind === 'file') names.push(n);
+    }
+    return names;
+  });
+}
+
+/** A FileSource over browser File objects; `get` finds one by its checked path (a MissingFileError when absent). */
+function browserFiles(name: string, get: (p: string) => Promise<File>, list: () => Promise<string[]>): FileSource {
+  const file = (p: string) => get(checkFolderPath(p));
   return {
-    name: dirHandle.name,
+    name,
     async has(p) {
-      checkFolderPath(p);
-      return get(p).then(
+      return file(p).then(
         () => true,
-        () => false,
+        (e) => (e instanceof MissingFileError ? false : Promise.reject(e)),
       );
     },
     async size(p) {
-      return (await get(p)).size;
+      return (await file(p)).size;
     },
     async read(p, offset, length) {
-      const f = await get(p);
+      const f = await file(p);
       checkRange(p, offset, length, f.size);
       return new Uint8Array(await f.slice(offset, offset + length).arrayBuffer());
     },
     async text(p) {
-      return (await get(p)).text();
+      return (await file(p)).text();
     },
-    async list() {
-      const names: string[] = [];
-      for await (const [n, h] of (dirHandle as unknown as { entries(): AsyncIterable<[string, FileSystemHandle]> }).entries()) {
-        if (h.kind === 'file') names.push(n);
-      }
-      return names;
-    },
+    list,
   };
 }
 

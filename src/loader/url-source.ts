@@ -95,6 +95,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
   const retries = opts.retries ?? 3;
   const cacheApi = (globalThis as { caches?: CacheStorage }).caches;
   const useCache = (opts.cache ?? true) && !!cacheApi;
+  const openCache = () => cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE);
   const sizes = new Map<string, number>();
   const blobs = new Map<string, Promise<Blob>>();
   const cacheHits: string[] = [];
@@ -141,7 +142,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
 
   /** Cached Blob of a file, downloading it into the cache first if needed. */
   async function cachedBlob(p: string): Promise<Blob> {
-    const cache = await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE);
+    const cache = await openCache();
     const url = urlOf(p);
     const metaKey = `${url}${url.includes('?') ? '&' : '?'}sieve-meta`; // not '#': the Cache API ignores fragments, so a '#' key would overwrite the file itself
     const metaRes = await cache.match(metaKey);
@@ -202,7 +203,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
   function loadManifest(): Promise<Record<string, boolean>> {
     return (manifest ??= (async () => {
       if (!useCache) return {};
-      const r = await (await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE)).match(manifestKey());
+      const r = await (await openCache()).match(manifestKey());
       try {
         return r ? ((await r.json()) as Record<string, boolean>) : {};
       } catch {
@@ -218,9 +219,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
     const m = await loadManifest();
     if (m[p] === found) return;
     m[p] = found;
-    await (
-      await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE)
-    ).put(manifestKey(), new Response(JSON.stringify(m), { headers: { 'content-type': 'application/json' } }));
+    await (await openCache()).put(manifestKey(), new Response(JSON.stringify(m), { headers: { 'content-type': 'application/json' } }));
   }
 
   /** Files kept in the Cache API: weights, unless the cache refused them (quota). */
@@ -294,7 +293,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
     async text(p: string) {
       urlOf(p);
       if (useCache) {
-        const cache = await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE);
+        const cache = await openCache();
         const hit = await cache.match(urlOf(p));
         if (hit) return hit.text();
       }
@@ -304,7 +303,7 @@ export function urlSource(baseUrl: string, opts: UrlSourceOptions = {}): FileSou
         if (!r.ok) throw new Error(`HTTP ${r.status}`);
         return r.text();
       });
-      if (useCache) await (await cacheApi!.open(opts.cacheName ?? DEFAULT_CACHE)).put(urlOf(p), new Response(text));
+      if (useCache) await (await openCache()).put(urlOf(p), new Response(text));
       return text;
     },
   };

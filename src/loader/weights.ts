@@ -130,12 +130,12 @@ function checkDtype(e: TensorEntry): void {
 }
 
 /** Raw bytes of canonical rows, one piece per contiguous run of source rows. */
-interface RawRows {
+export interface RawRows {
   pieces: { entry: TensorEntry; bytes: Uint8Array; at: number; offset: number }[];
 }
 
 /** Reads canonical rows [r0, r0 + n) of a recipe (cols elements per row), one read per contiguous source run. */
-async function fetchRows(source: FileSource, recipe: TensorRecipe, cols: number, r0: number, n: number): Promise<RawRows> {
+export async function fetchRows(source: FileSource, recipe: TensorRecipe, cols: number, r0: number, n: number): Promise<RawRows> {
   const reads: Promise<RawRows['pieces'][number]>[] = [];
   let canonStart = 0;
   for (const seg of recipe.segments) {
@@ -163,28 +163,11 @@ async function fetchRows(source: FileSource, recipe: TensorRecipe, cols: number,
   return { pieces: await Promise.all(reads) };
 }
 
-function convertRows(raw: RawRows, out: Uint16Array | Float32Array, onBytes: (file: string, bytes: number) => void): void {
+export function convertRows(raw: RawRows, out: Uint16Array | Float32Array, onBytes: (file: string, bytes: number) => void): void {
   for (const p of raw.pieces) {
     convert(p.entry, p.bytes, out, p.at);
     onBytes(p.entry.file, p.bytes.byteLength);
   }
-}
-
-/** One checkpoint tensor as f32 (tests, references). */
-export async function readTensorF32(source: FileSource, entry: TensorEntry): Promise<Float32Array> {
-  checkDtype(entry);
-  const n = entry.shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  convert(entry, await source.read(entry.file, entry.offset, entry.byteLength), out, 0);
-  return out;
-}
-
-/** A canonical tensor (after QKV unpacking / gate-up concatenation) as f32. */
-export async function readRecipeF32(source: FileSource, recipe: TensorRecipe): Promise<Float32Array> {
-  const cols = recipe.shape.length === 1 ? 1 : recipe.shape[1];
-  const out = new Float32Array(recipe.shape[0] * cols);
-  convertRows(await fetchRows(source, recipe, cols, 0, recipe.shape[0]), out, () => undefined);
-  return out;
 }
 
 export function releaseWeights(ctx: GpuContext, weights: Iterable<GpuWeight>): void {

@@ -119,12 +119,7 @@ export class ChatFormat {
   render(messages: ChatMessage[], opts: ChatFormatOptions = {}, limits: Partial<TemplateLimits> = {}): string {
     checkMessages(messages);
     if (!this.template) return messages.map((m) => m.content).join('\n');
-    return this.run(
-      messages.map((m) => m.content),
-      messages,
-      opts,
-      limits,
-    );
+    return this.run(messages, opts, limits);
   }
 
   /**
@@ -143,18 +138,8 @@ export class ChatFormat {
       }
       return { text: messages.map((m) => m.content).join('\n'), spans };
     }
-    const text = this.run(
-      messages.map((m) => m.content),
-      messages,
-      opts,
-      limits,
-    );
-    const marked = this.run(
-      messages.map((_, i) => `${MARK_OPEN}${i}${MARK_CLOSE}`),
-      messages,
-      opts,
-      limits,
-    );
+    const text = this.run(messages, opts, limits);
+    const marked = this.run(messages, opts, limits, (_, i) => `${MARK_OPEN}${i}${MARK_CLOSE}`);
     const spans: ContentSpan[] = [];
     let out = '';
     let last = 0;
@@ -171,7 +156,9 @@ export class ChatFormat {
     return out === text ? { text, spans } : { text };
   }
 
-  private run(contents: string[], messages: ChatMessage[], opts: ChatFormatOptions, limits: Partial<TemplateLimits>): string {
+  /** Runs the template; `content` replaces each message's content (renderWithSpans' placeholders). */
+  private run(messages: ChatMessage[], opts: ChatFormatOptions, limits: Partial<TemplateLimits>, content = (m: ChatMessage, _i: number) => m.content): string {
+    const contents = messages.map(content);
     const lim: TemplateLimits = { ...TEMPLATE_LIMITS, ...limits };
     // The output may grow with the conversation: the length limit scales with its text.
     let inputChars = 0;

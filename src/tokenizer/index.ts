@@ -136,13 +136,3 @@ export async function loadTokenizer(source: FileSource, opts: LoadTokenizerOptio
   }
   throw new MissingFileError(`${source.name}/tokenizer.json`, 'the folder has neither tokenizer.json nor tokenizer.model: a tokenizer is required');
 }
-
-/** Builds a tokenizer from in-memory tokenizer.model bytes (tests, tools). */
-export async function tokenizerFromSentencePiece(
-  bytes: Uint8Array,
-  opts: { family?: TokenizerFamily; config?: Record<string, unknown>; name?: string } = {},
-): Promise<Tokenizer> {
-  const name = opts.name ?? 'tokenizer.model';
-  const json = await cachedConversion(bytes, () => sentencePieceToJson(parseSentencePiece(bytes, name), name));
-  return new Tokenizer(json, { family: opts.family ?? 'generic', config: opts.config ?? {}, name });
-}

@@ -5,7 +5,7 @@
  * sentencepiece_model.proto; defaults are the proto's own defaults.
  */
 import { ModelFormatError } from '../errors.ts';
-import { ProtoReader } from './protobuf.ts';
+import { ProtoReader, type Field } from './protobuf.ts';
 
 /** ModelProto.SentencePiece.Type. */
 export enum PieceType {
@@ -72,6 +72,43 @@ function parsePiece(r: ProtoReader): SpmPiece {
   return p;
 }
 
+/** How a scalar field is read; a field whose default is an array is repeated (each occurrence appended). */
+type FieldKind = 'int' | 'bool' | 'string' | 'raw';
+
+/** Reads a message's fields by number into `into` (others are skipped); `special` reads fields that need more than a table entry. */
+function readFields<T extends object>(r: ProtoReader, into: T, fields: Record<number, [keyof T, FieldKind]>, special?: (f: Field) => void): T {
+  for (let f = r.next(); f; f = r.next()) {
+    const field = fields[f.num];
+    if (!field) {
+      special?.(f);
+      continue;
+    }
+    const [key, kind] = field;
+    const v = kind === 'raw' ? r.raw(f).slice() : r[kind](f);
+    const cur = into[key];
+    if (Array.isArray(cur)) cur.push(v);
+    else into[key] = v as T[keyof T];
+  }
+  return into;
+}
+
+/** TrainerSpec fields by number (model_type, 3, is checked apart). */
+const TRAINER_FIELDS: Record<number, [keyof SpmTrainerSpec, FieldKind]> = {
+  4: ['vocabSize', 'int'],
+  22: ['splitByWhitespace', 'bool'],
+  24: ['treatWhitespaceAsSuffix', 'bool'],
+  25: ['splitDigits', 'bool'],
+  26: ['allowWhitespaceOnlyPieces', 'bool'],
+  30: ['controlSymbols', 'string'],
+  31: ['userDefinedSymbols', 'string'],
+  35: ['byteFallback', 'bool'],
+  40: ['unkId', 'int'],
+  41: ['bosId', 'int'],
+  42: ['eosId', 'int'],
+  43: ['padId', 'int'],
+  44: ['unkSurface', 'string'],
+};
+
 function parseTrainer(r: ProtoReader, file: string): SpmTrainerSpec {
   const t: SpmTrainerSpec = {
     modelType: 'unigram',
@@ -89,59 +126,13 @@ function parseTrainer(r: ProtoReader, file: string): SpmTrainerSpec {
     userDefinedSymbols: [],
     controlSymbols: [],
   };
-  for (let f = r.next(); f; f = r.next()) {
-    switch (f.num) {
-      case 3: {
-        const v = r.int(f);
-        const type = MODEL_TYPES[v];
-        if (!type) throw new ModelFormatError(file, `trainer_spec.model_type ${v} is not one of 1 (unigram), 2 (bpe), 3 (word), 4 (char)`);
-        t.modelType = type;
-        break;
-      }
-      case 4:
-        t.vocabSize = r.int(f);
-        break;
-      case 22:
-        t.splitByWhitespace = r.bool(f);
-        break;
-      case 24:
-        t.treatWhitespaceAsSuffix = r.bool(f);
-        break;
-      case 25:
-        t.splitDigits = r.bool(f);
-        break;
-      case 26:
-        t.allowWhitespaceOnlyPieces = r.bool(f);
-        break;
-      case 30:
-        t.controlSymbols.push(r.string(f));
-        break;
-      case 31:
-        t.userDefinedSymbols.push(r.string(f));
-        break;
-      case 35:
-        t.byteFallback = r.bool(f);
-        break;
-      case 40:
-        t.unkId = r.int(f);
-        break;
-      case 41:
-        t.bosId = r.int(f);
-        break;
-      case 42:
-        t.eosId = r.int(f);
-        break;
-      case 43:
-        t.padId = r.int(f);
-        break;
-      case 44:
-        t.unkSurface = r.string(f);
-        break;
-      default:
-        break;
-    }
-  }
-  return t;
+  return readFields(r, t, TRAINER_FIELDS, (f) => {
+    if (f.num !== 3) return;
+    const v = r.int(f);
+    const type = MODEL_TYPES[v];
+    if (!type) throw new ModelFormatError(file, `trainer_spec.model_type ${v} is not one of 1 (unigram), 2 (bpe), 3 (word), 4 (char)`);
+    t.modelType = type;
+  });
 }
 
 function parseNormalizer(r: ProtoReader): SpmNormalizerSpec {
@@ -152,28 +143,13 @@ function parseNormalizer(r: ProtoReader): SpmNormalizerSpec {
     removeExtraWhitespaces: true,
     escapeWhitespaces: true,
   };
-  for (let f = r.next(); f; f = r.next()) {
-    switch (f.num) {
-      case 1:
-        n.name = r.string(f);
-        break;
-      case 2:
-        n.precompiledCharsmap = r.raw(f).slice();
-        break;
-      case 3:
-        n.addDummyPrefix = r.bool(f);
-        break;
-      case 4:
-        n.removeExtraWhitespaces = r.bool(f);
-        break;
-      case 5:
-        n.escapeWhitespaces = r.bool(f);
-        break;
-      default:
-        break;
-    }
-  }
-  return n;
+  return readFields(r, n, {
+    1: ['name', 'string'],
+    2: ['precompiledCharsmap', 'raw'],
+    3: ['addDummyPrefix', 'bool'],
+    4: ['removeExtraWhitespaces', 'bool'],
+    5: ['escapeWhitespaces', 'bool'],
+  });
 }
 
 /** Parses a ModelProto; `file` names the file in errors. */

@@ -81,16 +81,10 @@ export class WorkerEngine implements SieveEngine {
         signal?.removeEventListener('abort', onAbort);
       };
       this.listeners.set(id, (m) => {
-        if (m.type === 'loaded') {
-          finish();
-          resolve(m.model);
-        } else if (m.type === 'done') {
-          finish();
-          resolve(m.value);
-        } else if (m.type === 'error') {
-          finish();
-          reject(reviveError(m.error));
-        } else onOther?.(m);
+        if (m.type === 'progress' || m.type === 'chunk') return onOther?.(m);
+        finish();
+        if (m.type === 'error') reject(reviveError(m.error));
+        else resolve(m.type === 'loaded' ? m.model : m.value);
       });
       signal?.addEventListener('abort', onAbort);
       this.port.postMessage({ ...msg, id });
@@ -121,17 +115,14 @@ export class WorkerEngine implements SieveEngine {
         }
       },
       id,
-    ).then(
-      () => {
-        finished = true;
-        wake?.();
-      },
-      (e) => {
+    )
+      .catch((e) => {
         failure = e;
+      })
+      .finally(() => {
         finished = true;
         wake?.();
-      },
-    );
+      });
     try {
       for (;;) {
         while (queue.length) yield queue.shift()!;

@@ -7,7 +7,7 @@
  * prefill length, position, option or decode step creates a shader module or pipeline.
  */
 import { describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.ts';
+import { testGpu, liveBytes } from '../helpers/gpu.ts';
 import { uploadKv } from '../cases/attention.ts';
 import { attentionPipelineSpecs, PrefillAttention } from '../../src/attention/index.ts';
 import { DecodeAttention } from '../../kernels/attention_decode.ts';
@@ -15,7 +15,7 @@ import { StepUniform } from '../../kernels/prepared.ts';
 import { getPipeline } from '../../src/gpu/pipelines.ts';
 import { syntheticQkv } from '../../bench/synthetic/qkv.ts';
 import { COLUMN_BINS, DEFAULT_ATTENTION, type AttentionOptions, type HeadStats } from '../../src/engine/types.ts';
-import { createBuffer, liveBytes, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
+import { createBuffer, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 

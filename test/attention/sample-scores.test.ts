@@ -10,10 +10,10 @@
  * tiles whose (head, row) stream straddles 2..8 heads.
  */
 import { describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.ts';
+import { testGpu, liveBytes } from '../helpers/gpu.ts';
 import { assertClose } from '../helpers/compare.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
-import { createBuffer, liveBytes, readF32, releaseBuffer, STORAGE, uniformBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
+import { createBuffer, readF32, releaseBuffer, STORAGE, uniformBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { sparsePlan, type SparsePlan } from '../../src/attention/options.ts';
 import { syntheticQkv } from '../../bench/synthetic/qkv.ts';
 import { DEFAULT_ATTENTION, type KvDtype } from '../../src/engine/types.ts';

@@ -5,7 +5,7 @@
  * pipelines compile once; head dims 8..128 are covered by dense.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.ts';
+import { testGpu, liveBytes } from '../helpers/gpu.ts';
 import { runPrefill, runSparseCase } from '../cases/attention.ts';
 import { attentionRef } from '../../kernels/attention_prefill.ts';
 import { syntheticQkv } from '../../bench/synthetic/qkv.ts';
@@ -13,7 +13,6 @@ import { resolveAttentionOptions, selectionRule } from '../../src/attention/opti
 import { DEFAULT_ATTENTION } from '../../src/engine/types.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { relL2 } from '../helpers/compare.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
 
 const D = 64;
 const SPARSE = { ...DEFAULT_ATTENTION, attention: 'sample' as const, minSparseLen: 0 };

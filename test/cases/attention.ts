@@ -6,7 +6,8 @@
 import type { ScoreOptions } from '../../kernels/sample_scores.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../../src/gpu/buffers.ts';
-import { f16ToF32, packF16, unpackF16 } from '../../src/loader/quant.ts';
+import { f16ToF32 } from '../../src/loader/quant.ts';
+import { packF16, unpackF16 } from '../helpers/quant.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type HeadStats, type KvDtype } from '../../src/engine/types.ts';
 import { PrefillAttention } from '../../src/attention/index.ts';
 import { attentionRef, type TileOverrides } from '../../kernels/attention_prefill.ts';

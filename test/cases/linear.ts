@@ -8,7 +8,8 @@
 import type { GpuContext } from '../../src/gpu/device.ts';
 import { readF32, releaseBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuWeight, GpuWeightPart, WeightFormat } from '../../src/loader/formats.ts';
-import { packF16, quantizeQ4, quantizeQ8, roundTrip } from '../../src/loader/quant.ts';
+import { quantizeQ4, quantizeQ8 } from '../../src/loader/quant.ts';
+import { packF16, roundTrip } from '../helpers/quant.ts';
 import { gateUpRef, LinearKernels, linearRef } from '../../kernels/linear.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { assertClose } from '../helpers/compare.ts';

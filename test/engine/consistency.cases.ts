@@ -5,14 +5,13 @@
  * kernel, bad input is refused without changing state, destroy frees all.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { FIXTURES, testGpu, liveBytes } from '../helpers/gpu.ts';
 import { assertClose } from '../helpers/compare.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
 import { createEngine, loadEngine, type DenseEngine, type LoadEngineOptions } from '../../src/engine/index.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights } from '../../src/loader/weights.ts';
-import { readWeightF32 } from '../../src/loader/readback.ts';
+import { readWeightF32 } from '../helpers/readback.ts';
 import type { GpuWeight } from '../../src/loader/formats.ts';
 import { ConfigError, ContextOverflowError, InvalidOptionError } from '../../src/errors.ts';
 import { SHAPES, syntheticSpec, syntheticWeights, uploadWeight } from '../../bench/synthetic/weights.ts';

@@ -9,8 +9,7 @@
  * on this path too.)
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { FIXTURES, testGpu } from '../helpers/gpu.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
+import { FIXTURES, testGpu, liveBytes } from '../helpers/gpu.ts';
 import { openSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights } from '../../src/loader/weights.ts';

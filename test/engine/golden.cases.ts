@@ -4,8 +4,7 @@
  * and the greedy continuation through prefill + KV-cache decode.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { FIXTURES, testGpu } from '../helpers/gpu.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
+import { FIXTURES, testGpu, liveBytes } from '../helpers/gpu.ts';
 import { loadEngine, type DenseEngine } from '../../src/engine/index.ts';
 import type { KvDtype } from '../../src/engine/types.ts';
 import type { WeightFormat } from '../../src/loader/formats.ts';

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ChatFormat, INTERNLM2_TEMPLATE } from '../../src/tokenizer/chat.ts';
-import { tokenizerFromSentencePiece } from '../../src/tokenizer/index.ts';
+import { tokenizerFromSentencePiece } from '../helpers/tokenizer.ts';
 import type { Rng } from '../../src/util/rng.ts';
 import { FIXTURES } from '../helpers/gpu.ts';
 import { pick, randomText, runFuzz } from './harness.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.ts';
-import { createBuffer, liveBytes, releaseBuffer, STORAGE, uploadBuffer, readF32 } from '../../src/gpu/buffers.ts';
+import { testGpu, liveBytes } from '../helpers/gpu.ts';
+import { createBuffer, releaseBuffer, STORAGE, uploadBuffer, readF32 } from '../../src/gpu/buffers.ts';
 import { getPipeline, pipelineCount } from '../../src/gpu/pipelines.ts';
 import { GpuTimer } from '../../src/gpu/timing.ts';
 import { SieveError } from '../../src/errors.ts';

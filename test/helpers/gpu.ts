@@ -8,3 +8,10 @@ export function testGpu(): Promise<GpuContext> {
 
 /** Path of ../shared/fixtures from the project root. */
 export const FIXTURES = new URL('../../../shared/fixtures/', import.meta.url).pathname;
+
+/** Live bytes allocated through createBuffer (src/gpu/buffers.ts): leak checks. */
+export function liveBytes(ctx: GpuContext): number {
+  let s = 0;
+  for (const v of ctx.allocations.values()) s += v;
+  return s;
+}

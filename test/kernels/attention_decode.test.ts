@@ -5,7 +5,7 @@ import { createBuffer, readF32, releaseBuffer, STORAGE, uploadBuffer } from '../
 import { attentionRef, DecodeAttention } from '../../kernels/attention_decode.ts';
 import { runDispatches, StepUniform } from '../../kernels/prepared.ts';
 import type { KvDtype } from '../../src/engine/types.ts';
-import { packF16, unpackF16 } from '../../src/loader/quant.ts';
+import { packF16, unpackF16 } from '../helpers/quant.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 describe('decode attention over the KV cache (Dawn)', () => {

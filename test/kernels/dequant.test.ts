@@ -5,7 +5,7 @@
  * reference over the expanded weights and to the in-kernel path, no leaks.
  */
 import { describe, expect, it } from 'vitest';
-import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { FIXTURES, testGpu, liveBytes } from '../helpers/gpu.ts';
 import { createEngine } from '../../src/engine/index.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
@@ -18,9 +18,10 @@ const EXPANDED_BYTES = 4;
 /** prefillDequantMinRows that no prefill reaches: the GEMM decodes in-kernel. */
 const NEVER = 1e9;
 import { gateUpRef, LinearKernels, linearRef, type LinearOptions } from '../../kernels/linear.ts';
-import { liveBytes, readBuffer, readF32, releaseBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
+import { readBuffer, readF32, releaseBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
-import { dequantize, packF16, quantizeQ4, quantizeQ8, unpackF16 } from '../../src/loader/quant.ts';
+import { quantizeQ4, quantizeQ8 } from '../../src/loader/quant.ts';
+import { dequantize, packF16, unpackF16 } from '../helpers/quant.ts';
 import { GpuLimitError, InvalidOptionError } from '../../src/errors.ts';
 import { checkPlan, planMemory } from '../../src/loader/memory-plan.ts';
 import { BIG_LIMITS, INTERNLM2_7B, paperModel } from '../helpers/paper-model.ts';

@@ -6,7 +6,7 @@ import { Embedding, embeddingRef } from '../../kernels/embedding.ts';
 import { runDispatches } from '../../kernels/prepared.ts';
 import { releaseWeight } from '../../src/engine/weights.ts';
 import { uploadWeight } from '../../bench/synthetic/weights.ts';
-import { roundTrip } from '../../src/loader/quant.ts';
+import { roundTrip } from '../helpers/quant.ts';
 import type { WeightFormat } from '../../src/loader/formats.ts';
 import { Rng } from '../../src/util/rng.ts';
 

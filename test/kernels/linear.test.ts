@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.ts';
+import { testGpu, liveBytes } from '../helpers/gpu.ts';
 import { caseName, LINEAR_CASES, makeWeight, runLinearCase, type LinearCase } from '../cases/linear.ts';
 import { LinearKernels, linearRef } from '../../kernels/linear.ts';
-import { createBuffer, liveBytes, readF32, releaseBuffer, STORAGE, writeBuffer } from '../../src/gpu/buffers.ts';
+import { createBuffer, readF32, releaseBuffer, STORAGE, writeBuffer } from '../../src/gpu/buffers.ts';
 import { assertClose } from '../helpers/compare.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { Rng } from '../../src/util/rng.ts';

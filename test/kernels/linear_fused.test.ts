@@ -5,14 +5,14 @@
  * odd shapes with multi-part weights, bias and both RoPE variants / KV dtypes.
  */
 import { describe, expect, it } from 'vitest';
-import { testGpu } from '../helpers/gpu.ts';
+import { testGpu, liveBytes } from '../helpers/gpu.ts';
 import { makeWeight, runLinearCase, type LinearCase } from '../cases/linear.ts';
 import { gateUpRef, LinearKernels, linearRef } from '../../kernels/linear.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { rmsnormRef } from '../../kernels/norm.ts';
 import { ropeKvRef, ropeTable } from '../../kernels/rope.ts';
 import { cacheValue } from '../cases/attention.ts';
-import { createBuffer, liveBytes, readBuffer, readF32, releaseBuffer, STORAGE, uniformBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
+import { createBuffer, readBuffer, readF32, releaseBuffer, STORAGE, uniformBuffer, uploadBuffer } from '../../src/gpu/buffers.ts';
 import { runDispatches } from '../../kernels/prepared.ts';
 import type { RopeSpec } from '../../models/spec.ts';
 import { assertClose } from '../helpers/compare.ts';

@@ -3,13 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { testGpu } from '../helpers/gpu.ts';
+import { testGpu, liveBytes } from '../helpers/gpu.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
 import { limitsOf, planMemory } from '../../src/loader/memory-plan.ts';
 import { syntheticOfSize, writeSyntheticModel } from '../../bench/synthetic/checkpoint.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
 
 // A gc() without changing the shared vitest config (same as node --expose-gc).
 setFlagsFromString('--expose-gc');

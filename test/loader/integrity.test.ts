@@ -9,14 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../../src/errors.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
 import { countNonFinite, crc32, crc32Combine } from '../../src/loader/integrity.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { readSafetensorsHeader } from '../../src/loader/safetensors.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
 import { Rng } from '../../src/util/rng.ts';
-import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { FIXTURES, testGpu, liveBytes } from '../helpers/gpu.ts';
 
 function copyDir(from: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'sieve-integrity-'));

@@ -1,14 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { FIXTURES, testGpu, liveBytes } from '../helpers/gpu.ts';
 import { memSource, firstDiff } from './mem-source.ts';
 import { readModel } from '../../src/loader/model.ts';
-import { loadWeights, readRecipeF32, releaseWeights } from '../../src/loader/weights.ts';
-import { readWeightF32 } from '../../src/loader/readback.ts';
+import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
+import { readWeightF32, readRecipeF32 } from '../helpers/readback.ts';
 import { checkPlan, kvCacheBytes, limitsOf, planMemory, type MemoryPlan, type MemoryPlanOptions, type PlanLimits } from '../../src/loader/memory-plan.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { TensorRecipe, WeightPlan } from '../../models/index.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
 import { GpuLimitError } from '../../src/errors.ts';
 import { BIG_LIMITS, INTERNLM2_7B, paperModel } from '../helpers/paper-model.ts';
 

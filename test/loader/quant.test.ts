@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { f16ToF32, f32ToF16, quantizeQ4, quantizeQ8, dequantize, packF16, unpackF16 } from '../../src/loader/quant.ts';
+import { f16ToF32, f32ToF16, quantizeQ4, quantizeQ8 } from '../../src/loader/quant.ts';
+import { dequantize, packF16, unpackF16 } from '../helpers/quant.ts';
 import { Rng } from '../../src/util/rng.ts';
 
 describe('CPU quantization reference', () => {

@@ -8,7 +8,7 @@ import { writeSafetensors } from '../../src/loader/safetensors-write.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { writeSyntheticModel, type SyntheticOptions } from '../../bench/synthetic/checkpoint.ts';
-import { readTensorF32 } from '../../src/loader/weights.ts';
+import { readTensorF32 } from '../helpers/readback.ts';
 import { ConfigError, MissingFileError, ModelFormatError, SieveError, UnsupportedModelError } from '../../src/errors.ts';
 import { Rng } from '../../src/util/rng.ts';
 

@@ -4,7 +4,7 @@ import { firstDiff } from './mem-source.ts';
 import { FIXTURES } from '../helpers/gpu.ts';
 import { fileListSource, nodeSource, openSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
-import { readRecipeF32 } from '../../src/loader/weights.ts';
+import { readRecipeF32 } from '../helpers/readback.ts';
 import { InvalidOptionError, MissingFileError, ModelFormatError } from '../../src/errors.ts';
 
 const DIR = `${FIXTURES}golden/internlm2-tiny`;

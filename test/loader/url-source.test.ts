@@ -7,7 +7,7 @@ import { urlSource, Checksum } from '../../src/loader/url-source.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
 import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
-import { readWeightRaw } from '../../src/loader/readback.ts';
+import { readWeightRaw } from '../helpers/readback.ts';
 import { MissingFileError, NetworkError } from '../../src/errors.ts';
 
 // A real HTTP server over the fixtures with Range support; `failNext` makes

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { firstDiff } from './mem-source.ts';
-import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { FIXTURES, testGpu, liveBytes } from '../helpers/gpu.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { readModel } from '../../src/loader/model.ts';
-import { loadWeights, readRecipeF32, releaseWeights } from '../../src/loader/weights.ts';
-import { readWeightF32, readWeightRaw } from '../../src/loader/readback.ts';
+import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
+import { readWeightF32, readWeightRaw, readRecipeF32 } from '../helpers/readback.ts';
 import { planMemory, limitsOf } from '../../src/loader/memory-plan.ts';
-import { packF16, quantizeQ4, quantizeQ8, dequantize } from '../../src/loader/quant.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
+import { quantizeQ4, quantizeQ8 } from '../../src/loader/quant.ts';
+import { packF16, dequantize } from '../helpers/quant.ts';
 import { AbortedError, NetworkError } from '../../src/errors.ts';
 import type { FileSource } from '../../src/loader/source.ts';
 import { structuredSource } from '../../bench/synthetic/source.ts';

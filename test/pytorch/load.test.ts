@@ -6,12 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readModel } from '../../src/loader/model.ts';
-import { readWeightF32 } from '../../src/loader/readback.ts';
+import { readWeightF32 } from '../helpers/readback.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { loadWeights, releaseWeights } from '../../src/loader/weights.ts';
 import { UnsafePickleError } from '../../src/errors.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
-import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { FIXTURES, testGpu, liveBytes } from '../helpers/gpu.ts';
 
 /** f32 values rounded to bf16 (round to nearest even) and back. */
 function roundBf16(v: Float32Array): Float32Array {

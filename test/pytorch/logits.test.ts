@@ -11,8 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { loadEngine } from '../../src/engine/index.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
-import { FIXTURES, testGpu } from '../helpers/gpu.ts';
+import { FIXTURES, testGpu, liveBytes } from '../helpers/gpu.ts';
 import { compareLogits, readGolden } from '../engine/golden-file.ts';
 
 const golden = readGolden(`${FIXTURES}golden/chatglm2-tiny/golden.safetensors`);

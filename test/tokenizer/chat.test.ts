@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { tokenizerFromSentencePiece } from '../../src/tokenizer/index.ts';
+import { tokenizerFromSentencePiece } from '../helpers/tokenizer.ts';
 import { FIXTURES } from '../helpers/gpu.ts';
 
 const BPE_ZH = readFileSync(FIXTURES + 'tokenizers/bpe_zh.model');

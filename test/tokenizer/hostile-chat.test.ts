@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { TemplateError, TokenizerError } from '../../src/errors.ts';
 import { ChatFormat } from '../../src/tokenizer/chat.ts';
-import { tokenizerFromSentencePiece } from '../../src/tokenizer/index.ts';
+import { tokenizerFromSentencePiece } from '../helpers/tokenizer.ts';
 import { FIXTURES } from '../helpers/gpu.ts';
 
 const BPE_ZH = readFileSync(FIXTURES + 'tokenizers/bpe_zh.model');

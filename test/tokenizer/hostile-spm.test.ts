@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { TokenizerError } from '../../src/errors.ts';
 import { sentencePieceToJson } from '../../src/tokenizer/convert.ts';
-import { tokenizerFromSentencePiece } from '../../src/tokenizer/index.ts';
+import { tokenizerFromSentencePiece } from '../helpers/tokenizer.ts';
 import { parseSentencePiece } from '../../src/tokenizer/sentencepiece.ts';
 import { bpeModel } from './spm-writer.ts';
 

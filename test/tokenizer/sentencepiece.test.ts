@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadTokenizer, tokenizerFromSentencePiece, type Tokenizer } from '../../src/tokenizer/index.ts';
+import { tokenizerFromSentencePiece } from '../helpers/tokenizer.ts';
+import { loadTokenizer, type Tokenizer } from '../../src/tokenizer/index.ts';
 import { nodeSource } from '../../src/loader/sources.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { FIXTURES } from '../helpers/gpu.ts';

@@ -13,18 +13,14 @@
  * exactly numel x element bytes of its declared type; tensors must be
  * contiguous views inside their storage.
  */
-import { unsafePathReason } from '../paths.ts';
-import { MissingFileError, ModelFormatError } from '../../errors.ts';
-import type { Checkpoint } from '../safetensors.ts';
+import { ModelFormatError } from '../../errors.ts';
+import { readCheckpointFiles, type Checkpoint } from '../safetensors.ts';
 import type { FileSource, TensorEntry } from '../source.ts';
 import { unpickleStateDict } from './pickle.ts';
 import { openZip, readSmallEntry, storedDataOffsets } from './zip.ts';
 
 export const PT_SINGLE_FILE = 'pytorch_model.bin';
 export const PT_INDEX_FILE = 'pytorch_model.bin.index.json';
-
-/** The safetensors reader's Checkpoint: files, entries (file then offset order), metadata, totalBytes. */
-export type PytorchCheckpoint = Checkpoint;
 
 /** Reads one torch.save archive's tensor index: names, dtypes, shapes and absolute byte ranges. */
 export async function readPytorchBin(source: FileSource, file: string): Promise<{ fileBytes: number; entries: TensorEntry[] }> {
@@ -88,58 +84,7 @@ export async function readPytorchBin(source: FileSource, file: string): Promise<
   return { fileBytes: zip.fileBytes, entries };
 }
 
-/**
- * Reads a folder's PyTorch checkpoint: `pytorch_model.bin`, or the shards of
- * `pytorch_model.bin.index.json` (every mapped file present, every tensor
- * found exactly once, in the file the index names).
- */
-export async function readPytorchCheckpoint(source: FileSource): Promise<PytorchCheckpoint> {
-  if (!(await source.has(PT_INDEX_FILE))) {
-    if (!(await source.has(PT_SINGLE_FILE))) {
-      throw new MissingFileError(PT_SINGLE_FILE, `no ${PT_SINGLE_FILE} or ${PT_INDEX_FILE} in ${source.name}`, { folder: source.name });
-    }
-    const { fileBytes, entries } = await readPytorchBin(source, PT_SINGLE_FILE);
-    return { files: [PT_SINGLE_FILE], entries, metadata: {}, totalBytes: fileBytes };
-  }
-  let index: unknown;
-  try {
-    index = JSON.parse(await source.text(PT_INDEX_FILE));
-  } catch (e) {
-    if (e instanceof SyntaxError) throw new ModelFormatError(PT_INDEX_FILE, `not valid JSON (${e.message})`);
-    throw e;
-  }
-  const map = (index as { weight_map?: unknown } | null)?.weight_map;
-  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ModelFormatError(PT_INDEX_FILE, 'has no weight_map object');
-  const wanted = new Map<string, string>();
-  const files: string[] = [];
-  for (const [tensor, f] of Object.entries(map as Record<string, unknown>)) {
-    const unsafe = unsafePathReason(f);
-    if (unsafe !== undefined || typeof f !== 'string') {
-      const shown = typeof f === 'string' ? JSON.stringify(f.slice(0, 200)) : String(f);
-      throw new ModelFormatError(PT_INDEX_FILE, `weight_map['${tensor}'] is not a file name in the folder: ${shown} (it has ${unsafe})`, { tensor });
-    }
-    wanted.set(tensor, f);
-    if (!files.includes(f)) files.push(f);
-  }
-  for (const f of files) {
-    if (!(await source.has(f))) throw new MissingFileError(f, `shard named by ${PT_INDEX_FILE} is missing from ${source.name}`, { index: PT_INDEX_FILE });
-  }
-  const entries: TensorEntry[] = [];
-  const found = new Set<string>();
-  let totalBytes = 0;
-  for (const f of files) {
-    const shard = await readPytorchBin(source, f);
-    totalBytes += shard.fileBytes;
-    for (const e of shard.entries) {
-      const expected = wanted.get(e.name);
-      if (expected === undefined) throw new ModelFormatError(f, `tensor '${e.name}' is not listed in ${PT_INDEX_FILE}`, { tensor: e.name });
-      if (expected !== f) throw new ModelFormatError(f, `tensor '${e.name}' is listed in ${PT_INDEX_FILE} under ${expected}`, { tensor: e.name });
-      found.add(e.name);
-    }
-    entries.push(...shard.entries);
-  }
-  for (const [tensor, f] of wanted) {
-    if (!found.has(tensor)) throw new ModelFormatError(f, `tensor '${tensor}' listed in ${PT_INDEX_FILE} is not in the file`, { tensor });
-  }
-  return { files, entries, metadata: {}, totalBytes };
+/** Reads a folder's PyTorch checkpoint: `pytorch_model.bin`, or the shards of `pytorch_model.bin.index.json`. */
+export function readPytorchCheckpoint(source: FileSource): Promise<Checkpoint> {
+  return readCheckpointFiles(source, PT_SINGLE_FILE, PT_INDEX_FILE, (f) => readPytorchBin(source, f));
 }

@@ -212,13 +212,13 @@ export function unpickleStateDict(bytes: Uint8Array, file: string): StateDict {
     if (stack.length >= MAX_STACK) bad(`stack deeper than ${MAX_STACK}`);
     stack.push(v);
   };
-  const pop = (): PyValue => {
-    if (stack.length <= (marks.length ? marks[marks.length - 1] : 0)) bad('stack underflow');
-    return stack.pop() as PyValue;
-  };
   const top = (): PyValue => {
     if (stack.length <= (marks.length ? marks[marks.length - 1] : 0)) bad('stack underflow');
     return stack[stack.length - 1];
+  };
+  const pop = (): PyValue => {
+    top(); // the underflow check
+    return stack.pop() as PyValue;
   };
   const popMark = (): PyValue[] => {
     if (!marks.length) bad('no MARK on the stack');
@@ -288,22 +288,11 @@ export function unpickleStateDict(bytes: Uint8Array, file: string): StateDict {
       case OP.TUPLE:
         push(new PyTuple(popMark()));
         break;
-      case OP.TUPLE1: {
-        const a = pop();
-        push(new PyTuple([a]));
-        break;
-      }
-      case OP.TUPLE2: {
-        const b = pop();
-        const a = pop();
-        push(new PyTuple([a, b]));
-        break;
-      }
+      case OP.TUPLE1:
+      case OP.TUPLE2:
       case OP.TUPLE3: {
-        const c = pop();
-        const b = pop();
-        const a = pop();
-        push(new PyTuple([a, b, c]));
+        const items = Array.from({ length: op - OP.TUPLE1 + 1 }, pop).reverse();
+        push(new PyTuple(items));
         break;
       }
       case OP.NONE:

@@ -1,11 +1,14 @@
 /**
- * GPU -> CPU readback of a loaded GpuWeight (tests, debugging): the raw
- * packed words of each part, or the values the kernels see, as f32.
+ * Reading weights back for comparison: a loaded GpuWeight from the GPU (its
+ * raw packed words, or the values the kernels see, as f32), and checkpoint
+ * tensors or canonical recipes from the files, as f32.
  */
-import { readBuffer } from '../gpu/buffers.ts';
-import type { GpuContext } from '../gpu/device.ts';
-import type { GpuWeight } from './formats.ts';
-import { packedBytes, scaleBytes } from './formats.ts';
+import type { TensorRecipe } from '../../models/index.ts';
+import { readBuffer } from '../../src/gpu/buffers.ts';
+import type { GpuContext } from '../../src/gpu/device.ts';
+import { packedBytes, scaleBytes, type GpuWeight } from '../../src/gpu/formats.ts';
+import type { FileSource, TensorEntry } from '../../src/loader/source.ts';
+import { convertRows, fetchRows } from '../../src/loader/weights.ts';
 import { dequantize, unpackF16 } from './quant.ts';
 
 /** Packed data and scales of every part, concatenated per part in row order. */
@@ -45,4 +48,19 @@ export async function readWeightF32(ctx: GpuContext, w: GpuWeight): Promise<Floa
     out.set(v, p.rowStart * cols);
   });
   return out;
+}
+
+/** A canonical tensor (after QKV unpacking / gate-up concatenation) as f32, converted as the loader converts it. */
+export async function readRecipeF32(source: FileSource, recipe: TensorRecipe): Promise<Float32Array> {
+  const cols = recipe.shape.length === 1 ? 1 : recipe.shape[1];
+  const out = new Float32Array(recipe.shape[0] * cols);
+  convertRows(await fetchRows(source, recipe, cols, 0, recipe.shape[0]), out, () => undefined);
+  return out;
+}
+
+/** One checkpoint tensor as f32 (any rank: rows of its first dimension). */
+export function readTensorF32(source: FileSource, entry: TensorEntry): Promise<Float32Array> {
+  const rows = entry.shape[0] ?? 1;
+  const cols = entry.shape.slice(1).reduce((a, b) => a * b, 1);
+  return readRecipeF32(source, { name: 'embed', shape: [rows, cols], segments: [{ entry, rowStart: 0, rows }] });
 }
