@@ -16,7 +16,7 @@ import { nodeSource } from '../../src/loader/sources.ts';
 import type { GenerateChunk, GenerateInput, GenerateOptions } from '../../src/api/types.ts';
 import { ContextOverflowError, DeviceLostError, InvalidOptionError } from '../../src/errors.ts';
 import type { GpuContext } from '../../src/gpu/device.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
+import { liveBytes } from '../helpers/gpu.ts';
 
 const STORIES = `${FIXTURES}stories260k`;
 const golden = JSON.parse(readFileSync(`${STORIES}/generation.golden.json`, 'utf8'));

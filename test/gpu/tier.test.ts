@@ -12,7 +12,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { loadModel } from '../../src/api/load.ts';
 import { loadEngine } from '../../src/engine/index.ts';
 import { validateLoadOptions } from '../../src/api/options.ts';
-import { liveBytes } from '../../src/gpu/buffers.ts';
+import { liveBytes } from '../helpers/gpu.ts';
 import { lateCompiles } from '../../src/gpu/pipelines.ts';
 import { KernelTierError, InvalidOptionError } from '../../src/errors.ts';
 import { resolveKernelTier, TENSOR_WORKGROUP_STORAGE_BYTES, tierReport, tensorTierSupport } from '../../src/gpu/tier.ts';
