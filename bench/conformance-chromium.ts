@@ -111,7 +111,8 @@ async function main(): Promise<number> {
   try {
     const p = await browser.newPage();
     p.on('console', (m) => {
-      if (m.type() === 'error') console.error(`[page] ${m.text()}`);
+      // (a 404 is the loader probing for an optional file of a model folder)
+      if (m.type() === 'error' && !/^Failed to load resource: .* 404 /.test(m.text())) console.error(`[page] ${m.text()}`);
       else if (process.env.SIEVE_CONFORMANCE_TIMES && m.text().startsWith('# ')) console.error(m.text());
     });
     p.on('pageerror', (e) => console.error(`[page] ${e.message}`));

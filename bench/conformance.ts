@@ -14,7 +14,7 @@
  *        dim 128, so the tensor tier's attention runs too): the first 16 greedy tokens identical to
  *        the f32 tier's at 8K and 32K, dense and SampleAttention (skipped with --quick);
  *      no pipeline compiled after load (lateCompiles 0).
- * The checks live in bench/conformance/core.ts (no Node API: bench/conformance/chromium.ts runs the same in a
+ * The checks live in bench/conformance/core.ts (no Node API: bench/conformance-chromium.ts runs the same in a
  * page in Chromium); this is the Node + Dawn entry: fixtures read from disk, the structured model synthesized
  * in-process (worker threads on a GPU). Prints a table (and --json FILE); exits 1 on any failure (a tier named in --kernels that the
  * device lacks is one; with 'all' it is listed as unsupported). The f32 tier is what CI runs on

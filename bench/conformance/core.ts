@@ -2,7 +2,7 @@
  * The GPU conformance check of the kernel tiers (issue 17), without any environment of its own: it takes
  * a GpuContext, the fixtures (as model sources and file bytes) and the structured synthetic model's
  * folder from its caller and returns the table rows, the JSON results and the failure count. Two entries
- * run it: bench/conformance.ts (Node + Dawn; the fixtures are paths) and bench/conformance/chromium.ts
+ * run it: bench/conformance.ts (Node + Dawn; the fixtures are paths) and bench/conformance-chromium.ts
  * (a page in Chromium, bench/conformance/page.ts; the fixtures are URLs of the runner's 127.0.0.1 server).
  * What it checks (per tier asked for: --kernels all|auto|f32,f16,tensor):
  *  - the tier's kernels against CPU references (f64) at odd shapes, and

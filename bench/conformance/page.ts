@@ -1,5 +1,5 @@
 /**
- * The conformance check (core.ts) in a page: bench/conformance/chromium.ts serves this page (built by Vite:
+ * The conformance check (core.ts) in a page: bench/conformance-chromium.ts serves this page (built by Vite:
  * scripts/build-page.mjs), the fixtures folder under /fixtures/ and the structured synthetic model under
  * /synthetic/NAME/, then calls window.sieveConformance. The device is the page's (navigator.gpu, getGpu); model
  * folders are read by Range requests, never through the Cache API. The structured model's folder is asked of the

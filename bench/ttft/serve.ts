@@ -1,5 +1,5 @@
 /**
- * The HTTP side of the Chromium runners (bench/ttft/chromium.ts, bench/conformance/chromium.ts): static files and
+ * The HTTP side of the Chromium runners (bench/ttft/chromium.ts, bench/conformance-chromium.ts): static files and
  * synthesized model folders (bench/ttft/synthetic.ts) with Range support, served on 127.0.0.1, and the browser's
  * launch flags.
  */
