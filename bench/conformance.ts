@@ -24,6 +24,7 @@
  *   npm run bench -- bench/conformance.ts [--kernels all|auto|f32,f16,tensor] [--quick] [--json FILE]
  *     [--fixtures DIR] [--shape internlm2-7b] [--lengths 8192,32768] [--weights q4] [--synth-workers N]
  * GPU machine: npm run gpu:bundle -- bench/conformance.ts; source .gpu/setup.sh && node .gpu/conformance.mjs --json $OUT/conformance.json
+ * (the Chromium runner and both device calls: bench/tensor/README.md, "The conformance command on the GPU machine")
  * (carry ../shared/fixtures into the tree and pass --fixtures when it is not beside the checkout).
  */
 import { availableParallelism } from 'node:os';

@@ -3,7 +3,10 @@
 export function parseGolden(buf: Uint8Array): Map<string, { shape: number[]; data: Float32Array | Int32Array }> {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const n = Number(view.getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + n))) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(new TextDecoder().decode(buf.subarray(8, 8 + n))) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
   const out = new Map<string, { shape: number[]; data: Float32Array | Int32Array }>();
   for (const [name, t] of Object.entries(header)) {
     if (name === '__metadata__') continue;
