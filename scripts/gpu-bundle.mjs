@@ -2,9 +2,12 @@
 // external imports are `webgpu`, `playwright-core` (the browser runners: ../shared/gpu/setup-browser.sh
 // puts it under node_modules there) and Node built-ins, for the GPU machine
 // (see ../shared/gpu/README.md). Usage: npm run gpu:bundle -- bench/gemm.ts [more...]
+// An .html entry is a page for a browser runner: it is built with its scripts (scripts/build-page.mjs) into
+// .gpu/<its folder's name>-page/ (bench/conformance/page.html -> .gpu/conformance-page/).
 import { build } from 'vite';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { builtinModules } from 'node:module';
+import { buildPage } from './build-page.mjs';
 
 const entries = process.argv.slice(2);
 if (entries.length === 0) {
@@ -13,6 +16,12 @@ if (entries.length === 0) {
 }
 const external = ['webgpu', 'playwright-core', ...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 for (const entry of entries) {
+  if (entry.endsWith('.html')) {
+    const out = `.gpu/${basename(dirname(entry))}-page`;
+    await buildPage(entry, out);
+    console.log(`${out}/`);
+    continue;
+  }
   const name = basename(entry).replace(/\.ts$/, '');
   await build({
     configFile: false,

@@ -13,9 +13,9 @@
  * `source .gpu-browser-2/setup-browser.sh` as `node .gpu/chromium.mjs ...`; it finds dist/ and
  * bench/ttft/page.html one folder up.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, normalize, resolve, sep } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -34,6 +34,7 @@ import {
   type TtftRun,
 } from './report.ts';
 import type { PresynthMode, VirtualFolder } from './synthetic.ts';
+import { chromiumArgs, serveFile, serveVirtual } from './serve.ts';
 
 const HELP = `Options: --lengths 512,1024,2048 --modes dense,sample --model DIR|URL (default: stories260k) --out DIR
 (bench/results/ttft) --repeat N (3) --warmup N (1) --warmup-len N (warm-up prompts of N tokens instead of the
@@ -54,14 +55,6 @@ Browser: $CHROMIUM or /usr/bin/chromium, flags from $CHROMIUM_GPU_ARGS or the Sw
 
 // The project root: two folders up from this source (bench/ttft/), one up from its bundle (.gpu/chromium.mjs).
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), import.meta.url.endsWith('.ts') ? '../..' : '..');
-const SWIFTSHADER_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--enable-features=Vulkan',
-  '--use-vulkan=swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--disable-vulkan-surface',
-  '--no-sandbox',
-];
 
 interface Options {
   lengths: number[];
@@ -190,86 +183,6 @@ function options(argv: string[]): Options {
   return o;
 }
 
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-  '.css': 'text/css',
-  '.svg': 'image/svg+xml',
-};
-
-/** Writes the status and headers of a (Range) response; returns [start, end], or undefined when the response is done. */
-function head(req: IncomingMessage, res: ServerResponse, size: number, type: string): [number, number] | undefined {
-  const headers = {
-    'content-type': TYPES[type] ?? 'application/octet-stream',
-    'accept-ranges': 'bytes',
-    'cache-control': 'no-store',
-    'access-control-allow-origin': '*',
-  };
-  const m = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range ?? '');
-  let start = 0;
-  let end = size - 1;
-  if (m) {
-    if (m[1] === '') {
-      start = Math.max(0, size - Number(m[2]));
-    } else {
-      start = Number(m[1]);
-      if (m[2] !== '') end = Math.min(end, Number(m[2]));
-    }
-    if (start > end || start >= size) {
-      res.writeHead(416, { ...headers, 'content-range': `bytes */${size}` });
-      res.end();
-      return undefined;
-    }
-    res.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end}/${size}`, 'content-length': end - start + 1 });
-  } else {
-    res.writeHead(200, { ...headers, 'content-length': size });
-  }
-  if (req.method === 'HEAD' || size === 0) {
-    res.end();
-    return undefined;
-  }
-  return [start, end];
-}
-
-function notFound(res: ServerResponse): void {
-  res.writeHead(404, { 'content-type': 'text/plain' });
-  res.end('not found');
-}
-
-/** Static files with HTTP Range support (the URL model source reads shards by ranges). */
-function serveFile(req: IncomingMessage, res: ServerResponse, file: string): void {
-  const st = existsSync(file) ? statSync(file) : undefined;
-  if (!st?.isFile()) return notFound(res);
-  const r = head(req, res, st.size, extname(file));
-  if (r) createReadStream(file, { start: r[0], end: r[1] }).pipe(res);
-}
-
-/** A synthesized file (bench/ttft/synthetic.ts), streamed in bounded chunks with backpressure. */
-async function serveVirtual(req: IncomingMessage, res: ServerResponse, folder: VirtualFolder, rel: string): Promise<void> {
-  const size = folder.size(rel);
-  if (size === undefined) return notFound(res);
-  const r = head(req, res, size, extname(rel));
-  if (!r) return;
-  const CHUNK = 8 << 20;
-  try {
-    for (let o = r[0]; o <= r[1] && !res.destroyed; o += CHUNK) {
-      const buf = await folder.read(rel, o, Math.min(CHUNK, r[1] + 1 - o));
-      if (!res.write(buf))
-        await new Promise((ok) => {
-          res.once('drain', ok);
-          res.once('close', ok);
-        });
-    }
-    res.end();
-  } catch (e) {
-    console.error(`ttft server: ${rel}: ${(e as Error).message}`);
-    res.destroy();
-  }
-}
-
 /** Serves: / -> the page, /sieve-chat.js etc. -> the app dir, /models/NAME/* -> the model folder NAME (or the synthetic one). */
 function startServer(s: { app: string; page: string; modelDir?: string; virtual?: VirtualFolder }): Promise<{ server: Server; port: number }> {
   const modelPrefix = `/models/${s.modelDir ? basename(s.modelDir) : s.virtual?.name}/`;
@@ -383,7 +296,7 @@ async function main(): Promise<void> {
   const { server, port } = await startServer({ app: a.app, page: a.page, modelDir, virtual });
   const modelUrl = isUrl ? a.model : `http://127.0.0.1:${port}/models/${virtual ? virtual.name : basename(modelDir!)}/`;
   const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  const args = process.env.CHROMIUM_GPU_ARGS ? process.env.CHROMIUM_GPU_ARGS.split(' ').filter(Boolean) : SWIFTSHADER_ARGS;
+  const args = chromiumArgs();
   const browser = await chromium.launch({ executablePath, args });
   const report: TtftReport = {
     bench: 'ttft',
