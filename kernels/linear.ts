@@ -198,7 +198,8 @@ function specOf(ctx: GpuContext, k: PipelineKey): PipelineSpec {
   if (rope) Object.assign(constants, { ROPE_ROWS: 1, KV_F16: k.kvF16 ? 1 : 0 });
   if (k.epilogue === 'normIn' || k.epilogue === 'normInRope') constants.NORM_IN = 1;
   const entryPoint = `gemv${k.vec ? '' : '_any'}_${EPILOGUE_ENTRY[k.epilogue]}`;
-  return { label: `linear_${entryPoint}_${k.epilogue}_${k.format}${yTag}`, code, entryPoint, constants, tier };
+  const epi = k.epilogue === EPILOGUE_ENTRY[k.epilogue] ? '' : `_${k.epilogue}`;
+  return { label: `linear_${entryPoint}${epi}_${k.format}${yTag}`, code, entryPoint, constants, tier };
 }
 
 /** Whether a weight of `inDim` columns in `format` / `group` takes the vector kernels at x offset xOffElems. */

@@ -1,25 +1,36 @@
 /**
  * Launcher and CPU reference for kernels/norm.wgsl: RMSNorm, optionally fused
- * with the residual add before it.
+ * with the residual add before it. x (the residual stream) is f32; y and res are
+ * the tier's activation type (src/gpu/wgsl-header.ts).
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { bindBuffers, getPipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
 import { uniformBuffer } from '../src/gpu/buffers.ts';
 import type { Dispatch } from './prepared.ts';
 import { prepared } from './prepared.ts';
 import source from './norm.wgsl?raw';
+import type { KernelTier } from '../src/gpu/tier.ts';
+import { wgslHeader } from '../src/gpu/wgsl-header.ts';
+
+const ENTRIES = ['rmsnorm', 'add_rmsnorm', 'rmsnorm4', 'add_rmsnorm4'] as const;
+
+/** The pipelines RmsNorm.create builds for `tier`: its four entry points on the tier's header. */
+export function normSpecs(tier: KernelTier = 'f32'): PipelineSpec[] {
+  const code = wgslHeader(tier) + source;
+  return ENTRIES.map((e) => ({ label: `${e}_${tier}`, code, entryPoint: e, tier }));
+}
 
 export interface NormArgs {
   /** (xRowOffset + rows, dim) f32; with `res`, updated in place to x + res. */
   x: GPUBuffer;
   /** (dim) f32 */
   w: GPUBuffer;
-  /** (rows, dim) f32 */
+  /** (rows, dim) act of the tier */
   y: GPUBuffer;
   rows: number;
   dim: number;
   eps: number;
-  /** (rows, dim) f32: when given, x += res first (add_rmsnorm). */
+  /** (rows, dim) act: when given, x += res first (add_rmsnorm). */
   res?: GPUBuffer;
   /** Rows of x to skip (plain rmsnorm only): normalizes rows [off, off + rows) into y rows [0, rows). */
   xRowOffset?: number;
@@ -34,10 +45,8 @@ export class RmsNorm {
     private fused4: GPUComputePipeline,
   ) {}
 
-  static async create(ctx: GpuContext): Promise<RmsNorm> {
-    const [plain, fused, plain4, fused4] = await Promise.all(
-      ['rmsnorm', 'add_rmsnorm', 'rmsnorm4', 'add_rmsnorm4'].map((e) => getPipeline(ctx, { label: e, code: source, entryPoint: e })),
-    );
+  static async create(ctx: GpuContext, tier: KernelTier = 'f32'): Promise<RmsNorm> {
+    const [plain, fused, plain4, fused4] = await Promise.all(normSpecs(tier).map((s) => getPipeline(ctx, s)));
     return new RmsNorm(ctx, plain, fused, plain4, fused4);
   }
 

@@ -3,7 +3,9 @@
  * and K of a fused QKV projection, with K and V written into the KV cache.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
-import { bindBuffers, getPipeline } from '../src/gpu/pipelines.ts';
+import { bindBuffers, getPipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
+import type { KernelTier } from '../src/gpu/tier.ts';
+import { wgslHeader } from '../src/gpu/wgsl-header.ts';
 import { uniformBuffer } from '../src/gpu/buffers.ts';
 import type { Dispatch, KvDtype, LayerKv } from './prepared.ts';
 import type { RopeSpec } from '../models/spec.ts';
@@ -17,14 +19,27 @@ export interface RopeShape {
   capacity: number;
   kvDtype: KvDtype;
   rope: RopeSpec;
+  /** Kernel tier (src/gpu/tier.ts; default 'f32'): qkv and q hold its activation type. */
+  tier?: KernelTier;
+}
+
+/** The pipeline RopeKv.create builds for this shape. */
+export function ropeSpec(shape: Pick<RopeShape, 'kvDtype' | 'rope' | 'tier'>): PipelineSpec {
+  const tier = shape.tier ?? 'f32';
+  return {
+    label: `rope_${shape.rope.variant}_${shape.kvDtype}_${tier}`,
+    code: wgslHeader(tier) + source,
+    constants: { VARIANT: shape.rope.variant === 'neox' ? 1 : 0, KV_F16: shape.kvDtype === 'f16' ? 1 : 0 },
+    tier,
+  };
 }
 
 export interface RopeArgs {
-  /** (rows, (nHeads + 2 nKvHeads) * headDim) f32 */
+  /** (rows, (nHeads + 2 nKvHeads) * headDim) act */
   qkv: GPUBuffer;
   /** (rows, rotaryDim / 2) vec2 f32, filled by writeRopeTable */
   table: GPUBuffer;
-  /** (rows, nHeads * headDim) f32 */
+  /** (rows, nHeads * headDim) act */
   q: GPUBuffer;
   kv: LayerKv;
   /** uniform: pos, rows, kvLen (StepUniform) */
@@ -43,11 +58,7 @@ export class RopeKv {
     if (shape.headDim % 2 !== 0 || shape.rope.rotaryDim % 2 !== 0 || shape.rope.rotaryDim > shape.headDim) {
       throw new RangeError(`rope: headDim ${shape.headDim} and rotaryDim ${shape.rope.rotaryDim} must be even, rotaryDim <= headDim`);
     }
-    const pipeline = await getPipeline(ctx, {
-      label: `rope_${shape.rope.variant}_${shape.kvDtype}`,
-      code: source,
-      constants: { VARIANT: shape.rope.variant === 'neox' ? 1 : 0, KV_F16: shape.kvDtype === 'f16' ? 1 : 0 },
-    });
+    const pipeline = await getPipeline(ctx, ropeSpec(shape));
     return new RopeKv(ctx, pipeline, shape);
   }
 
