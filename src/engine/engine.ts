@@ -12,9 +12,9 @@ import { createBuffer, readF32, releaseBuffer, STORAGE, writeBuffer } from '../g
 import { AbortedError, ContextOverflowError, InvalidOptionError } from '../errors.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { GpuWeight } from '../loader/formats.ts';
-import { RmsNorm } from '../../kernels/norm.ts';
+import { normSpecs, RmsNorm } from '../../kernels/norm.ts';
 import { Embedding } from '../../kernels/embedding.ts';
-import { RopeKv, ropeTable } from '../../kernels/rope.ts';
+import { RopeKv, ropeSpec, ropeTable } from '../../kernels/rope.ts';
 import { DecodeAttention } from '../../kernels/attention_decode.ts';
 import { ArgmaxKernels, type TopK } from '../../kernels/argmax.ts';
 import { GpuSampler, GREEDY } from '../../kernels/sample.ts';
@@ -36,6 +36,7 @@ import {
   type SparsityReport,
 } from './types.ts';
 import { KvCache } from './kv-cache.ts';
+import { KERNEL_TIERS, type KernelTier } from '../gpu/tier.ts';
 import { activationBytes, allocActivations, ForwardPlan, type Activations, type Kernels } from './forward.ts';
 import { releaseWeight } from './weights.ts';
 
@@ -74,6 +75,13 @@ export interface EngineOptions {
    */
   decodeVariant?: DecodeVariant;
   ownsWeights?: boolean;
+  /**
+   * Kernel tier (src/gpu/tier.ts; default 'f32'), resolved by the caller (the `kernels` option).
+   * 'f16' needs the device feature shader-f16 and an f16 KV cache: activations between ops are
+   * f16 (the residual stream and logits stay f32), the KV cache f16, reductions f32. 'tensor':
+   * the non-tensor kernels run as 'f32'.
+   */
+  tier?: KernelTier;
   /** Pipeline compilation progress (createEngine compiles every pipeline the engine can use before it returns). */
   onCompile?: (p: CompileProgress) => void;
 }
@@ -116,8 +124,11 @@ export function enginePipelineSpecs(
     decodeQg?: number;
     /** SampleAttention's pipelines too (engineCanSparse; default true). */
     sparse?: boolean;
+    /** Kernel tier (EngineOptions.tier; default 'f32'). */
+    tier?: KernelTier;
   },
 ): PipelineSpec[] {
+  const tier = kernelTier(o.tier);
   const fused =
     (o.decodeVariant ?? envDecodeVariant() ?? 'fused') !== 'plain' &&
     Math.min(8, o.linear?.gemvMaxRows ?? 8) >= 1 &&
@@ -143,17 +154,36 @@ export function enginePipelineSpecs(
     add(p + 'wGateUp', { rows: 'decode', gateUp: true, epilogue: 'normIn' });
     add(p + 'wDown', { rows: 'decode', epilogue: 'residual' });
   }
-  add('lmHead', { rows: 'both', anyRowOffset: true });
-  if (fused) add('lmHead', { rows: 'decode', epilogue: 'normIn' });
+  add('lmHead', { rows: 'both', anyRowOffset: true, yF32: true });
+  if (fused) add('lmHead', { rows: 'decode', epilogue: 'normIn', yF32: true });
   const attention = attentionPipelineSpecs(ctx, {
     nHeads: spec.nHeads,
     nKvHeads: spec.nKvHeads,
     headDim: spec.headDim,
     kvDtype: o.kvDtype,
+    tier,
     prefill: (o.prefillKernel ?? 'flash') === 'flash' ? { sparse: o.sparse ?? true } : false,
     decode: { variant: o.decodeAttention, qg: o.decodeQg },
   });
-  return [...linearPipelineSpecs(ctx, uses, o.linear), ...attention];
+  // (the small kernels' own: norm and RoPE depend on the tier; embedding and argmax do not)
+  const small = [...normSpecs(tier), ropeSpec({ kvDtype: o.kvDtype, rope: spec.rope, tier })];
+  return [...linearPipelineSpecs(ctx, uses, o.linear, tier), ...attention, ...small];
+}
+
+/** The tier of the non-tensor kernels: 'f16' in the f16 tier, else 'f32' (the tensor tier's other kernels run as f32). */
+export function kernelTier(tier: KernelTier | undefined): 'f32' | 'f16' {
+  return tier === 'f16' ? 'f16' : 'f32';
+}
+
+/** Checks that the device and the options allow `tier` (EngineOptions.tier). */
+export function checkTier(ctx: GpuContext, tier: KernelTier, kvDtype: KvDtype): void {
+  if (!KERNEL_TIERS.includes(tier)) throw new InvalidOptionError('tier', `must be one of ${KERNEL_TIERS.join(', ')}, got ${tier}`);
+  if (tier === 'f32') return;
+  if (!ctx.features.has('shader-f16'))
+    throw new InvalidOptionError('tier', `kernel tier '${tier}' needs the device feature shader-f16, which this adapter lacks`);
+  if (tier === 'f16' && kvDtype !== 'f16') {
+    throw new InvalidOptionError('kvDtype', `kernel tier 'f16' keeps an f16 KV cache (got kvDtype '${kvDtype}'); use tier 'f32' for an f32 cache`);
+  }
 }
 
 export type DecodeVariant = 'plain' | 'fused';
@@ -194,12 +224,15 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
   if (!(Number.isInteger(prefillChunk) && prefillChunk >= 1))
     throw new InvalidOptionError('prefillChunk', `must be a positive integer, got ${opts.prefillChunk}`);
   if (kvDtype !== 'f32' && kvDtype !== 'f16') throw new InvalidOptionError('kvDtype', `must be 'f32' or 'f16', got ${kvDtype}`);
+  const tier = opts.tier ?? 'f32';
+  checkTier(ctx, tier, kvDtype);
+  const kt = kernelTier(tier);
   const attention = resolveAttentionOptions(opts.attention ?? {}, DEFAULT_ATTENTION);
   const decodeVariant = opts.decodeVariant ?? envDecodeVariant() ?? DEFAULT_DECODE_VARIANT;
   if (!DECODE_VARIANTS.includes(decodeVariant))
     throw new InvalidOptionError('decodeVariant', `must be one of ${DECODE_VARIANTS.join(', ')}, got ${decodeVariant}`);
   const formats = [...new Set([...opts.weights.values()].map((w) => w.format))];
-  const shape = { nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype, capacity: contextLength };
+  const shape = { nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype, capacity: contextLength, tier: kt };
 
   const owned: { destroy(): void }[] = [];
   try {
@@ -216,13 +249,14 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
       decodeAttention: opts.decodeAttention,
       decodeQg: opts.decodeQg,
       sparse,
+      tier,
     });
     const [, norm, embed, rope, linear, split, prefill, argmax] = await Promise.all([
       precompile(ctx, specs, opts.onCompile),
-      RmsNorm.create(ctx),
+      RmsNorm.create(ctx, kt),
       Embedding.create(ctx, formats),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
-      LinearKernels.create(ctx, opts.linear),
+      LinearKernels.create(ctx, opts.linear, kt),
       DecodeAttention.create(ctx, {
         ...shape,
         maxRows: kernelKind === 'split' ? prefillChunk : 1,
@@ -242,7 +276,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
         .map(([, w]) => w.shape),
     );
     const kernels: Kernels = { norm, embed, rope, linear, splitAttention: split, prefillAttention: prefill };
-    const act = allocActivations(ctx, spec, prefillChunk);
+    const act = allocActivations(ctx, spec, prefillChunk, kt);
     owned.push({
       destroy: () => {
         for (const b of Object.values(act)) releaseBuffer(ctx, b);
@@ -252,7 +286,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     const sampler = await GpuSampler.create(ctx, act.logits, spec.vocabSize, contextLength);
     owned.push(sampler);
     const fused = decodeVariant !== 'plain' && linear.fusesDecode && ctx.limits.maxStorageBuffersPerShaderStage >= FUSED_STORAGE_BUFFERS;
-    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, sampler, fusedDecode: fused });
+    return new DenseEngine(ctx, opts, { contextLength, prefillChunk, attention, cache, kernels, act, argmax, sampler, fusedDecode: fused, tier });
   } catch (e) {
     for (const o of owned.reverse()) o.destroy();
     throw e;
@@ -269,6 +303,7 @@ interface Parts {
   argmax: ArgmaxKernels;
   sampler: GpuSampler;
   fusedDecode: boolean;
+  tier: KernelTier;
 }
 
 export class DenseEngine implements Engine {
@@ -284,6 +319,8 @@ export class DenseEngine implements Engine {
   private readonly plans = new Map<string, ForwardPlan>();
   /** Whether decode steps run the fused plan (EngineOptions.decodeVariant, where the device allows). */
   readonly fusedDecode: boolean;
+  /** The kernel tier it runs (EngineOptions.tier). */
+  readonly tier: KernelTier;
   private readonly argmaxDispatch: Dispatch;
   /** Argmax of the logits into act.ids[0]: the next step's input, kept on the GPU (greedy decode). */
   private readonly argmaxToIds: Dispatch;
@@ -318,6 +355,7 @@ export class DenseEngine implements Engine {
     this.argmaxKernels = p.argmax;
     this.sampler = p.sampler;
     this.fusedDecode = p.fusedDecode;
+    this.tier = p.tier;
     this.step = new StepUniform(ctx, 'engine_step');
     this.argmaxOut = createBuffer(ctx, 4, STORAGE.rw, 'argmax_out');
     this.argmaxRead = createBuffer(ctx, 4, STORAGE.readback, 'argmax_read');
@@ -718,6 +756,7 @@ export class DenseEngine implements Engine {
       flash,
       allLogits: allLogits ? this.allLogitsBuf : undefined,
       fused: this.fusedDecode && rows === 1 && !allLogits,
+      tier: kernelTier(this.tier),
     });
     this.plans.set(key, p);
     const permanent = new Set([`1:last`, `${this.prefillChunk}:last`]);

@@ -18,7 +18,7 @@ import { maxPartBytes } from '../loader/weights.ts';
 import { precompile } from '../gpu/pipelines.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype } from './types.ts';
 import { resolveAttentionOptions } from '../attention/index.ts';
-import { createEngine, engineCanSparse, enginePipelineSpecs, type DenseEngine, type EngineOptions, type WeightInfo } from './engine.ts';
+import { checkTier, createEngine, engineCanSparse, enginePipelineSpecs, type DenseEngine, type EngineOptions, type WeightInfo } from './engine.ts';
 import { DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
 
 export interface LoadEngineOptions {
@@ -30,6 +30,8 @@ export interface LoadEngineOptions {
   prefillChunk?: number;
   attention?: Partial<AttentionOptions>;
   prefillKernel?: EngineOptions['prefillKernel'];
+  /** Kernel tier (EngineOptions.tier; default 'f32'), resolved by the caller. */
+  tier?: EngineOptions['tier'];
   /** Stage progress: bytes read, tensors uploaded, pipelines compiled (the compile runs during the upload). */
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
@@ -55,6 +57,7 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
   const contextLength = o.contextLength ?? defaultContextLength(spec);
   const kvDtype = o.kvDtype ?? DEFAULT_KV_DTYPE;
   const format = o.weights ?? DEFAULT_WEIGHTS;
+  checkTier(ctx, o.tier ?? 'f32', kvDtype);
   const prefillChunk = o.prefillChunk ?? defaultPrefillChunk(spec, contextLength, ctx.limits.maxStorageBufferBindingSize);
   checkPlan(spec, model.plan, limitsOf(ctx), { format, groupSize: o.groupSize, contextLength, kvDtype, prefillChunk });
 
@@ -78,7 +81,7 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
     }),
   );
   const sparse = engineCanSparse(resolveAttentionOptions(o.attention ?? {}, DEFAULT_ATTENTION), contextLength);
-  const specs = enginePipelineSpecs(ctx, spec, planned, { prefillChunk, kvDtype, prefillKernel: o.prefillKernel, sparse });
+  const specs = enginePipelineSpecs(ctx, spec, planned, { prefillChunk, kvDtype, prefillKernel: o.prefillKernel, sparse, tier: o.tier });
   const compiling = precompile(ctx, specs, (p) => report('compile', { done: p.done, total: p.total }));
   compiling.catch(() => undefined); // surfaced below
   let weights;
@@ -110,6 +113,7 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
       prefillChunk,
       attention: o.attention,
       prefillKernel: o.prefillKernel,
+      tier: o.tier,
       // (the engine's own list: the same pipelines, plus any for weights the loader kept in f32)
       onCompile: (p) => {
         if (p.total > stages.compile.total) report('compile', { done: stages.compile.done + p.done, total: stages.compile.total + p.total });
