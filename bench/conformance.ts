@@ -15,6 +15,7 @@ import { Rng } from '../src/util/rng.ts';
 import { TensorLinear, tensorTierSupport } from '../kernels/linear_tensor.ts';
 import { TensorAttention } from '../kernels/attention_tensor.ts';
 import { adapterRecord, benchArgs, finish } from './common.ts';
+import { runF16Kernels } from './conformance/f16-kernels.ts';
 
 const args = benchArgs();
 const ctx = await getGpu();
@@ -202,6 +203,14 @@ if (why) {
   await attentionCase(333, 4, 4, 0);
   await attentionCase(77, 32, 2, 5);
   await attentionCase(300, 16, 1, 0, 8);
+}
+
+// The f16 tier's kernels (bench/conformance/f16-kernels.ts).
+if (ctx.features.has('shader-f16')) {
+  await runF16Kernels(ctx, record);
+} else {
+  rows.push(['f16', '*', '-', '-', '-', 'unsupported: no shader-f16']);
+  results.push({ tier: 'f16', unsupported: 'no shader-f16' });
 }
 
 finish(
