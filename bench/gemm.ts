@@ -12,7 +12,7 @@
  * the fused gate/up at M x 2N x K per shape (N outputs). (The other GEMM
  * variants this bench swept live in git history: kernels/linear_gemm.ts before issue 16.)
  * --dequant (q4 / q8 rows only; default: f32,none), one row each, named
- * 'dq=MODE': 'f32' expands the weight into a scratch (kernels/dequant.wgsl)
+ * 'dq=MODE': 'f32' expands the weight into a scratch (kernels/linear.wgsl dequant)
  * inside the timed dispatch, then runs the f32 GEMM (rows >= --dq-min-rows,
  * default 1: every M; the library's LinearOptions.prefillDequantMinRows is
  * 256); 'none' decodes inside the GEMM.

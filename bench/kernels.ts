@@ -29,7 +29,7 @@ import { Rng } from '../src/util/rng.ts';
 import { MatmulF32 } from './matmul.ts';
 import { LinearKernels } from '../kernels/linear.ts';
 
-/** The matrix-vector kernel's tunables (consts of kernels/linear_gemv_common.wgsl), for the JSON. */
+/** The matrix-vector kernel's tunables (consts of kernels/linear.wgsl), for the JSON. */
 type GemvConfig = { tk: number; rpt: number; ng: number; unroll: number };
 const DEFAULT_GEMV: GemvConfig = { tk: 32, rpt: 4, ng: 4, unroll: 2 };
 import type { Dispatch } from '../src/engine/types.ts';

@@ -11,6 +11,8 @@ import { bindBuffers, pipeline, type PipelineSpec } from '../src/gpu/pipelines.t
 import { createBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
 import type { KvDtype } from './attention_prefill.ts';
 import source from './attention_decode.wgsl?raw';
+import type { KernelTier } from '../src/gpu/tier.ts';
+import { wgslHeader } from '../src/gpu/wgsl-header.ts';
 
 /** A prepared launch (the engine's Dispatch): replayed on every step, released with destroy(). */
 export interface DecodeDispatch {
@@ -33,11 +35,17 @@ export interface DecodeKernelOptions {
   qg?: number;
 }
 
-export interface DecodeAttentionShape extends DecodeKernelOptions {
+/** What the decode kernels' code depends on. */
+export interface DecodeDims {
   nHeads: number;
   nKvHeads: number;
   headDim: number;
   kvDtype: KvDtype;
+  /** Kernel tier (src/gpu/tier.ts; default 'f32'): q and out hold its activation type. */
+  tier?: KernelTier;
+}
+
+export interface DecodeAttentionShape extends DecodeKernelOptions, DecodeDims {
   capacity: number;
   /** Most query rows per call (1 for decode). */
   maxRows: number;
@@ -64,8 +72,9 @@ interface DecodePlan {
 }
 
 /** Checks the shape and picks the kernels: the split and merge pipelines of decodeSpecs. */
-function decodePlan(shape: { nHeads: number; nKvHeads: number; headDim: number; kvDtype: KvDtype }, opts: DecodeKernelOptions = {}): DecodePlan {
+function decodePlan(shape: DecodeDims, opts: DecodeKernelOptions = {}): DecodePlan {
   const { nHeads, nKvHeads, headDim, kvDtype } = shape;
+  const tier = shape.tier ?? 'f32';
   if (nHeads % nKvHeads !== 0) throw new RangeError(`nHeads ${nHeads} is not a multiple of nKvHeads ${nKvHeads}`);
   if (headDim % 2 !== 0 || headDim > 2048) throw new RangeError(`headDim ${headDim} must be even and <= 2048`);
   const qgMax = Math.max(1, Math.min(nHeads / nKvHeads, 16, Math.floor(2048 / headDim)));
@@ -76,20 +85,20 @@ function decodePlan(shape: { nHeads: number; nKvHeads: number; headDim: number; 
     throw new RangeError(`attention: the tiled kernel does not take headDim ${headDim} with ${kvDtype} KV`);
   const cw = kvDtype === 'f16' ? 8 : 4;
   const tiled = variant === 'tiled';
-  // The generated header: the tiled kernels' shape (loops of constant trip count unroll).
-  const code = `const QG: u32 = ${tiled ? qg : 1}u;\nconst NC: u32 = ${tiled ? headDim / cw : 1}u;\nconst CW: u32 = ${cw}u;\n` + source;
+  // The generated header: the tier's act and the tiled kernels' shape (loops of constant trip count unroll).
+  const code = wgslHeader(tier, { consts: { QG: tiled ? qg : 1, NC: tiled ? headDim / cw : 1, CW: cw } }) + source;
   const tiledMerge = tiled && 256 % (headDim / 4) === 0;
   const KV_F16 = kvDtype === 'f16' ? 1 : 0;
   return {
     variant,
     qg,
-    split: { label: `attn_decode_${variant}_${kvDtype}`, code, entryPoint: tiled ? 'split_tiled' : 'split', constants: { KV_F16 } },
-    merge: { label: `attn_decode_merge${tiledMerge ? '_tiled' : ''}`, code, entryPoint: tiledMerge ? 'merge_tiled' : 'merge' },
+    split: { label: `attn_decode_${variant}_${kvDtype}_${tier}`, code, entryPoint: tiled ? 'split_tiled' : 'split', constants: { KV_F16 }, tier },
+    merge: { label: `attn_decode_merge${tiledMerge ? '_tiled' : ''}_${tier}`, code, entryPoint: tiledMerge ? 'merge_tiled' : 'merge', tier },
   };
 }
 
 /** The pipelines DecodeAttention.create builds for this shape: the split pass and the merge. */
-export function decodeSpecs(shape: { nHeads: number; nKvHeads: number; headDim: number; kvDtype: KvDtype }, opts: DecodeKernelOptions = {}): PipelineSpec[] {
+export function decodeSpecs(shape: DecodeDims, opts: DecodeKernelOptions = {}): PipelineSpec[] {
   const p = decodePlan(shape, opts);
   return [p.split, p.merge];
 }

@@ -19,23 +19,25 @@
 // chunk t % nc (nc = chunks per row) of keys t / nc, t / nc + 64 / nc, ...,
 // QG x chunk accumulators in registers (rescaled per tile), summed over the
 // 64 / nc key subsets in workgroup memory at the end.
-// Generated header (kernels/attention_decode.ts decodeHeader): const QG (query heads per
-// workgroup), NC (vec4<u32> chunks per K/V row), CW (values per chunk: 8 f16, 4 f32); they
-// size function-scope arrays, which WGSL cannot size by an override. KV_F16 is an override.
-//   Bindings: tq (rows, nHeads * headDim / 4) vec4 f32; tk, tv the caches as
+// Generated header (src/gpu/wgsl-header.ts, from kernels/attention_decode.ts decodePlan): the
+// tier's activation type act / act4 (q and out; converted on load / store, math in f32), const
+// QG (query heads per workgroup), NC (vec4<u32> chunks per K/V row), CW (values per chunk: 8
+// f16, 4 f32); they size function-scope arrays, which WGSL cannot size by an override. KV_F16
+// is an override.
+//   Bindings: tq (rows, nHeads * headDim / 4) act4; tk, tv the caches as
 //   vec4<u32>; partO, partML, params, step as for split.
 // Precision: f32 math; K/V f32 or f16 pairs (KV_F16); softmax in f32 with
 // scale 1/sqrt(headDim) applied to the scores.
 //
 // Bindings (split):
-//   q:       (rows, nHeads * headDim) f32, roped
+//   q:       (rows, nHeads * headDim) act, roped
 //   kCache:  (nKvHeads, capacity, headDim) f32 words or f16 pairs
 //   vCache:  same
 //   partO:   (rows, nHeads, nSplits, headDim) f32
 //   partML:  (rows, nHeads, nSplits) vec2 (m, l)
 //   params:  nHeads, nKvHeads, headDim, capacity, splitLen, nSplits, qg, scale
 //   step:    pos
-// Bindings (merge): partO, partML, out (rows, nHeads * headDim) f32, params.
+// Bindings (merge): partO, partML, out (rows, nHeads * headDim) act, params.
 
 struct Params {
   nHeads: u32, nKvHeads: u32, headDim: u32, capacity: u32,
@@ -47,7 +49,7 @@ override KV_F16: bool = false;
 
 const TILE: u32 = 64u;
 
-@group(0) @binding(0) var<storage, read> q: array<f32>;
+@group(0) @binding(0) var<storage, read> q: array<act>;
 @group(0) @binding(1) var<storage, read> kCache: array<u32>;
 @group(0) @binding(2) var<storage, read> vCache: array<u32>;
 @group(0) @binding(3) var<storage, read_write> partO: array<f32>;
@@ -104,7 +106,7 @@ fn split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
       let kRow = kvBase + (t0 + t) * hd;
       for (var g = 0u; g < nq; g++) {
         var d = 0.0;
-        for (var c = 0u; c < hd; c++) { d = fma(q[qBase + g * hd + c], k_at(kRow + c), d); }
+        for (var c = 0u; c < hd; c++) { d = fma(f32(q[qBase + g * hd + c]), k_at(kRow + c), d); }
         scores[g * TILE + t] = d * params.scale;
       }
     }
@@ -146,7 +148,7 @@ fn split(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
 
 @group(0) @binding(0) var<storage, read> mO: array<f32>;
 @group(0) @binding(1) var<storage, read> mML: array<vec2<f32>>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<act>;
 @group(0) @binding(3) var<uniform> mParams: Params;
 @group(0) @binding(4) var<uniform> mStep: Step;
 
@@ -165,7 +167,7 @@ fn merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   for (var c = t; c < hd; c += 64u) {
     var o = 0.0;
     for (var s = 0u; s < nSplits; s++) { o = fma(mO[(base + s) * hd + c], exp(mML[base + s].x - mMax), o); }
-    out[(r * mParams.nHeads + h) * hd + c] = o / lSum;
+    out[(r * mParams.nHeads + h) * hd + c] = act(o / lSum);
   }
 }
 
@@ -175,7 +177,7 @@ const HD4: u32 = NC * CW / 4u;   // vec4<f32> per head
 const NPARTS: u32 = TK / NC;     // key subsets of the P V step (keys per subset per tile: NC)
 const CV: u32 = CW / 4u;         // vec4<f32> per chunk
 
-@group(0) @binding(0) var<storage, read> tq: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> tq: array<act4>;
 @group(0) @binding(1) var<storage, read> tk: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> tv: array<vec4<u32>>;
 
@@ -210,7 +212,7 @@ fn split_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
 
   let qBase4 = (r * params.nHeads + h0) * HD4;
   for (var i = t; i < QG * HD4; i += TK) {
-    qs[i] = select(vec4<f32>(0.0), tq[qBase4 + i], i < nq * HD4);
+    qs[i] = select(vec4<f32>(0.0), vec4<f32>(tq[qBase4 + i]), i < nq * HD4);
   }
   var acc: array<vec4<f32>, 2 * QG>;
   for (var g = 0u; g < 2u * QG; g++) { acc[g] = vec4<f32>(0.0); }
@@ -313,7 +315,7 @@ fn split_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
 const MT: u32 = 256u;
 const NG: u32 = MT / HD4;
 @group(0) @binding(0) var<storage, read> fO: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out4: array<act4>;
 var<workgroup> wsh: array<f32, 128>;
 var<workgroup> red: array<f32, MT>;
 var<workgroup> osum: array<vec4<f32>, MT>;
@@ -356,6 +358,6 @@ fn merge_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   if (t < HD4) {
     var tot = vec4<f32>(0.0);
     for (var g = 0u; g < NG; g++) { tot += osum[g * HD4 + t]; }
-    out4[(r * mParams.nHeads + h) * HD4 + t] = tot / lSum;
+    out4[(r * mParams.nHeads + h) * HD4 + t] = act4(tot / lSum);
   }
 }

@@ -18,6 +18,8 @@ import { createBuffer, releaseBuffer, STORAGE } from '../src/gpu/buffers.ts';
 import { GpuLimitError, InvalidOptionError } from '../src/errors.ts';
 import source from './attention_prefill.wgsl?raw';
 import fallbackSource from './sample_fallback.wgsl?raw';
+import type { KernelTier } from '../src/gpu/tier.ts';
+import { wgslHeader } from '../src/gpu/wgsl-header.ts';
 
 /** 'sparse': SampleAttention's fused stripes + window pass. */
 export type FlashMode = 'dense' | 'sparse';
@@ -32,6 +34,11 @@ export interface AttentionDims {
   headDim: number;
   kvDtype: KvDtype;
   capacity: number;
+  /**
+   * Kernel tier (src/gpu/tier.ts; default 'f32'): q and the output hold its activation type;
+   * in 'f16' with an f16 cache (headDim % 4 == 0) K/V are read as native vec4<f16>.
+   */
+  tier?: KernelTier;
 }
 
 /** Tile plan derived from the dims and the device (also used by the sample kernels). */
@@ -169,14 +176,14 @@ export function paramsWords(p: AttentionParams): ArrayBuffer {
 
 /**
  * The generated header of the prefill attention kernels (attention_prefill, sample_scores,
- * sample_scores_combine, sample_select, sample_fallback): `const` HEAD_DIM and the tile plan
+ * sample_scores_combine, sample_select, sample_fallback): the tier's act / act4
+ * (src/gpu/wgsl-header.ts, which also writes the consts), `const` HEAD_DIM and the tile plan
  * (TPR, NV, DVP, QR, BC, RPT, THREADS, KV_PREFETCH, KV_NE) plus `consts`, the Params uniform
  * (binding 6) with sample_row(), row_sum() over a row's TPR subgroup lanes, and the K/V cache
  * bindings (1, 2) with load_k4 / load_v4 for the cache dtype.
  */
 export function attentionHeader(d: AttentionDims, plan: TilePlan, consts: Record<string, number> = {}): string {
   const lines: string[] = [];
-  if (plan.tpr > 1) lines.push('enable subgroups;');
   const threads = (plan.qr / plan.rpt) * plan.tpr;
   const all: Record<string, number> = {
     HEAD_DIM: d.headDim,
@@ -191,7 +198,7 @@ export function attentionHeader(d: AttentionDims, plan: TilePlan, consts: Record
     KV_NE: Math.ceil((plan.bc * plan.dvp) / threads),
     ...consts,
   };
-  for (const [k, v] of Object.entries(all)) lines.push(`const ${k}: u32 = ${v}u;`);
+  lines.push(wgslHeader(d.tier ?? 'f32', { enables: plan.tpr > 1 ? ['subgroups'] : [], consts: all }));
   lines.push(`
 struct Params {
   rows: u32, pos: u32, nHeads: u32, nKvHeads: u32,
@@ -224,6 +231,18 @@ fn row_sum(x: f32) -> f32 {
 /** K/V bindings and `load_k4/load_v4(row, d4)`: vec4 d4 of cache row `row` (kvHead * capacity + position), zero past headDim. */
 function kvAccess(d: AttentionDims): string {
   const D = d.headDim;
+  if (d.tier === 'f16' && d.kvDtype === 'f16' && D % 4 === 0) {
+    // The f16 tier: the f16 cache as what it is, native vec4<f16> (same bytes as the f16 pairs).
+    return ['k', 'v']
+      .map(
+        (n, i) => `@group(0) @binding(${i + 1}) var<storage, read> ${n}c: array<vec4<f16>>;
+fn load_${n}4(row: u32, d4: u32) -> vec4<f32> {
+  if (d4 >= ${D / 4}u) { return vec4<f32>(0.0); }
+  return vec4<f32>(${n}c[row * ${D / 4}u + d4]);
+}`,
+      )
+      .join('\n');
+  }
   if (d.kvDtype === 'f32' && D % 4 === 0) {
     return ['k', 'v']
       .map(
@@ -298,13 +317,14 @@ export interface FlashSpecs {
 
 export function flashSpecs(ctx: GpuContext, dims: AttentionDims, opts: { sparse?: boolean; subgroups?: boolean; tile?: TileOverrides } = {}): FlashSpecs {
   const code = attentionHeader(dims, tilePlan(ctx, dims, opts)) + source;
-  const spec = (label: string, constants: Record<string, number>): PipelineSpec => ({ label, code, constants });
+  const tier = dims.tier ?? 'f32';
+  const spec = (label: string, constants: Record<string, number>): PipelineSpec => ({ label: `${label}_${tier}`, code, constants, tier });
   if (opts.sparse === false) return { dense: spec('attention_dense', { MODE: 0 }) };
   return {
     dense: spec('attention_dense', { MODE: 0 }),
     sparse: spec('attention_sparse', { MODE: 1 }),
     fallback: spec('attention_dense_fallback', { MODE: 0, FALLBACK: 1 }),
-    fallbackArgs: { label: 'sample_fallback', code: attentionHeader(dims, tilePlan(ctx, dims, opts)) + fallbackSource },
+    fallbackArgs: { label: `sample_fallback_${tier}`, code: attentionHeader(dims, tilePlan(ctx, dims, opts)) + fallbackSource, tier },
   };
 }
 

@@ -35,13 +35,14 @@
 // Per-head selection runs MODE 1 and the fallback with "virtual" params: group 1, nKvHeads =
 // nHeads (one unit per query head), K/V rows of unit u from KV head u / p.kvDiv (the real group).
 // Precision: f32 loads (f16 KV unpacked in the loader), f32 accumulation;
-// exp2 with q pre-scaled by log2(e) / sqrt(headDim).
+// exp2 with q pre-scaled by log2(e) / sqrt(headDim). Tier (header): q and out are `act`,
+// converted on load / store.
 //
 // Bindings (the header declares kc/vc at 1/2 and the Params struct at 6):
-//   q:   (rows, nHeads * HEAD_DIM) f32, RoPE applied
+//   q:   (rows, nHeads * HEAD_DIM) act, RoPE applied
 //   kc:  (nKvHeads, capacity, HEAD_DIM) f32 or f16 pairs (u32)
 //   vc:  (nKvHeads, capacity, HEAD_DIM)
-//   out: (rows, nHeads * HEAD_DIM) f32
+//   out: (rows, nHeads * HEAD_DIM) act
 //   sel: (MODE 1, FALLBACK 1) (nKvHeads, capacity + 1) u32: [count, col ids ascending...], then
 //        (nKvHeads) u32 dense flags (1: the group runs dense), then (nKvHeads) u32 the flagged
 //        groups' ids (first nFlagged valid; FALLBACK = 1 reads it)
@@ -49,8 +50,8 @@
 override MODE: u32 = 0u;
 override FALLBACK: u32 = 0u;
 
-@group(0) @binding(0) var<storage, read> q: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> q: array<act>;
+@group(0) @binding(3) var<storage, read_write> out: array<act>;
 @group(0) @binding(5) var<storage, read> sel: array<u32>;
 
 var<workgroup> ks: array<vec4<f32>, BC * DVP>; // [BC][DVP]
@@ -131,7 +132,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var v = 0u; v < NV; v++) {
       let d = (lane + v * TPR) * 4u;
       var x = vec4<f32>(0.0);
-      for (var c = 0u; c < 4u; c++) { if (d + c < HEAD_DIM) { x[c] = q[qbase[k] + d + c]; } }
+      for (var c = 0u; c < 4u; c++) { if (d + c < HEAD_DIM) { x[c] = f32(q[qbase[k] + d + c]); } }
       qv[k * NV + v] = x * p.scale;
       o[k * NV + v] = vec4<f32>(0.0);
     }
@@ -187,7 +188,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var v = 0u; v < NV; v++) {
       let d = (lane + v * TPR) * 4u;
       for (var c = 0u; c < 4u; c++) {
-        if (d + c < HEAD_DIM) { out[qbase[k] + d + c] = o[k * NV + v][c] * w; }
+        if (d + c < HEAD_DIM) { out[qbase[k] + d + c] = act(o[k * NV + v][c] * w); }
       }
     }
   }

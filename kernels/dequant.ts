@@ -1,5 +1,5 @@
 /**
- * Launcher for dequant.wgsl: expands a range of a q4 / q8 weight part into
+ * Launcher for the `dequant` entry point of kernels/linear.wgsl: expands a range of a q4 / q8 weight part into
  * the 'f32' weight format of src/gpu/formats.ts, in a scratch buffer the
  * prefill GEMM then reads as a plain f32 weight (kernels/linear.ts,
  * LinearOptions.prefillDequantMinRows; issue 9: the GEMM's in-kernel q4
@@ -16,15 +16,16 @@ import { dispatchDims, pipeline as pipelineOf, type PipelineSpec } from '../src/
 import type { GpuWeightPart } from '../src/gpu/formats.ts';
 import type { Dispatch } from './prepared.ts';
 import { InvalidOptionError } from '../src/errors.ts';
-import dequantSrc from './dequant.wgsl?raw';
-import q8Src from './linear_q8.wgsl?raw';
-import q4Src from './linear_q4.wgsl?raw';
+import source from './linear.wgsl?raw';
+import { wgslHeader } from '../src/gpu/wgsl-header.ts';
 
 /** Fewest prefill rows that expand a q4 / q8 weight before the GEMM (evidence: LinearOptions.prefillDequantMinRows). */
 export const DEFAULT_DEQUANT_MIN_ROWS = 256;
 
 const EPW = { q4: 8, q8: 4 } as const;
-const FORMAT_SRC = { q4: q4Src, q8: q8Src } as const;
+/** FORMAT of kernels/linear.wgsl and its GEMM chunk type (the header needs both; dequant reads neither chunk nor act). */
+const FORMAT_ID = { q4: 3, q8: 2 } as const;
+const WCHUNK = { q4: 'array<u32, 1>', q8: 'vec2<u32>' } as const;
 const THREADS = 256;
 
 /** Bytes of `elems` weight elements in the expanded format. */
@@ -61,7 +62,9 @@ export interface DequantRangeArgs {
 export function dequantSpecs(format: 'q4' | 'q8'): PipelineSpec[] {
   return [true, false].map((vec) => ({
     label: `dequant_${format}_${vec ? 'vec' : 'any'}`,
-    code: FORMAT_SRC[format] + dequantSrc,
+    // (the f32 expansion is the same in every tier: the header of tier 'f32')
+    code: wgslHeader('f32', { consts: { FORMAT: FORMAT_ID[format] }, aliases: { WChunk: WCHUNK[format], yt: 'f32' } }) + source,
+    entryPoint: 'dequant',
     constants: { VEC: vec ? 1 : 0 },
   }));
 }

@@ -1,28 +1,34 @@
 /**
- * Launcher and CPU references for the linear-layer kernels:
+ * Launcher and CPU references for the linear-layer kernels, all in kernels/linear.wgsl:
  *   y (rows, out) = x (rows, in) W^T (+ bias)            prepare()
  *   y (rows, F)   = silu(x Wg^T) * (x Wu^T), W = [Wg; Wu] prepareGateUp()
- * with W packed in any weight format of src/loader/formats.ts (f32, f16, q8,
+ * with W packed in any weight format of src/gpu/formats.ts (f32, f16, q8,
  * q4) and split by rows into parts. Prefill (rows > gemvMaxRows) runs the
- * register-tiled GEMM (linear_gemm.wgsl); q4 / q8 prefills of
+ * register-tiled GEMM (entry point `gemm`); q4 / q8 prefills of
  * prefillDequantMinRows rows or more first expand the weight to f32 in a
- * scratch buffer (kernels/dequant.ts) and run the f32 GEMM on it. Up to
- * gemvMaxRows rows run the matrix-vector kernel (linear_gemv.wgsl), one row
+ * scratch buffer (`dequant`, kernels/dequant.ts) and run the f32 GEMM on it. Up to
+ * gemvMaxRows rows run the matrix-vector kernel (`gemv_store`, or with a decode
+ * fusion `gemv_residual` / `gemv_rope`, NORM_IN for the input norm), one row
  * of x per workgroup set (the row count is the dispatch size). Shapes the
  * vector loads do not take (K or the group not a multiple of the 16-byte
  * chunk, unaligned x offsets; no published checkpoint has them) run the
- * element-wise matrix-vector kernel linear_gemv_any.wgsl for any row count. Each part (or gate/up segment) is
+ * element-wise `gemv_any_*` entry points for any row count. Each part (or gate/up segment) is
  * one dispatch writing its own column range of y. Everything is built in
  * prepare(): the returned Dispatch only replays. Pipelines come from the
  * device's cache (src/gpu/pipelines.ts); linearPipelineSpecs() lists those an
- * engine may use, so its load compiles them all.
+ * engine may use, so its load compiles them all. The source of each is the generated
+ * header (linearSource: tier, weight format, output element) + kernels/linear.wgsl.
  *
  * Speed design (issue 9): the GEMM dequantizes each weight tile once into
  * workgroup memory, so its inner loop is the same f32 8x8 register block for
  * every format; the matrix-vector kernel streams 16-byte weight chunks with
  * every x chunk serving several rows, and decodes int4/int8 without
- * int->float conversions (see linear_q4.wgsl) and f16 by bit moves
- * (linear_f16.wgsl). H100 figures: in the kernels' headers.
+ * int->float conversions and f16 by bit moves (dec_word in linear.wgsl).
+ * H100 figures: in the kernels' comments.
+ *
+ * Tiers (src/gpu/tier.ts): x, h and y are `act` (f16 in tier 'f16'; byte offsets and sizes
+ * count 2 bytes per element there), except y of the residual epilogue (the residual stream)
+ * and of yF32 outputs (logits), which are f32 in every tier.
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE, uniformBuffer } from '../src/gpu/buffers.ts';
@@ -31,27 +37,29 @@ import { packedBytes, scaleBytes, type GpuWeight, type GpuWeightPart, type Weigh
 import type { Dispatch } from './prepared.ts';
 import { InvalidOptionError } from '../src/errors.ts';
 import { TENSOR_MIN_ROWS, TensorLinear, tensorLinearFits, tensorLinearSpec } from './linear_tensor.ts';
-import gemmSrc from './linear_gemm.wgsl?raw';
+import type { KernelTier } from '../src/gpu/tier.ts';
+import { actBytes, wgslHeader } from '../src/gpu/wgsl-header.ts';
+import source from './linear.wgsl?raw';
 import { DEFAULT_DEQUANT_MIN_ROWS, dequantScratchBytes, dequantSpecs, expandedBytes, prepareDequant } from './dequant.ts';
-import gemvSrc from './linear_gemv.wgsl?raw';
-import gemvAnySrc from './linear_gemv_any.wgsl?raw';
-import gemvCommonSrc from './linear_gemv_common.wgsl?raw';
-import gemvStoreSrc from './linear_gemv_store.wgsl?raw';
-import gemvNormInSrc from './linear_gemv_norm_in.wgsl?raw';
-import gemvResidSrc from './linear_gemv_resid.wgsl?raw';
-import gemvRopeSrc from './linear_gemv_rope.wgsl?raw';
-import f32Src from './linear_f32.wgsl?raw';
-import f16Src from './linear_f16.wgsl?raw';
-import q8Src from './linear_q8.wgsl?raw';
-import q4Src from './linear_q4.wgsl?raw';
+/** FORMAT of kernels/linear.wgsl for each weight format. */
+const FORMAT_ID: Record<WeightFormat, number> = { f32: 0, f16: 1, q8: 2, q4: 3 };
+/** The GEMM's weight chunk type (WChunk of kernels/linear.wgsl): CH elements along k in 4, 2 or 1 word(s). */
+const WCHUNK: Record<WeightFormat, string> = { f32: 'vec4<u32>', f16: 'vec4<u32>', q8: 'vec2<u32>', q4: 'array<u32, 1>' };
 
-const FORMAT_SRC: Record<WeightFormat, string> = { f32: f32Src, f16: f16Src, q8: q8Src, q4: q4Src };
+/**
+ * The source of every linear pipeline: the generated header (src/gpu/wgsl-header.ts: the tier's
+ * act, the weight format, WChunk, and the output element yt: act, or f32 for the residual stream
+ * and logits) + kernels/linear.wgsl.
+ */
+export function linearSource(tier: KernelTier, format: WeightFormat, yF32: boolean): string {
+  return wgslHeader(tier, { consts: { FORMAT: FORMAT_ID[format] }, aliases: { WChunk: WCHUNK[format], yt: yF32 ? 'f32' : 'act' } }) + source;
+}
 
 /** Elements per u32 word of each format. */
 export const ELEMS_PER_WORD: Record<WeightFormat, number> = { f32: 1, f16: 2, q8: 4, q4: 8 };
-/** Elements per weight chunk of the GEMM's vector loads (CH in linear_<fmt>.wgsl). */
+/** Elements per weight chunk of the GEMM's vector loads (CH in linear.wgsl). */
 const GEMM_CHUNK: Record<WeightFormat, number> = { f32: 4, f16: 8, q8: 8, q4: 8 };
-/** Weight rows per matrix-vector workgroup (NG * RPT of linear_gemv_common.wgsl). */
+/** Weight rows per matrix-vector workgroup (NG * RPT of linear.wgsl). */
 const GEMV_NR = 16;
 /** Weight rows per GEMM workgroup and rows of x per GEMM workgroup. */
 const GEMM_TILE = 128;
@@ -64,9 +72,11 @@ export interface LinearArgs {
   w: GpuWeight;
   /** (out) f32 */
   bias?: GPUBuffer;
-  /** (rows, out) f32 starting at yOffsetBytes; with rope: (nHeads * headDim) roped Q */
+  /** (rows, out) act (f32 with yF32 or residual) starting at yOffsetBytes; with rope: (nHeads * headDim) roped Q */
   y: GPUBuffer;
   yOffsetBytes?: number;
+  /** y holds f32 whatever the tier (logits); the residual epilogue's y (the residual stream) always does. */
+  yF32?: boolean;
   rows: number;
   /** Decode fusions (matrix-vector kernel, rows = 1; see the GemvNormIn / GemvResidual / GemvRope docs). */
   normIn?: GemvNormIn;
@@ -77,7 +87,7 @@ export interface LinearArgs {
 /**
  * x is h = x_res * normW (a GemvResidual output) and the products are scaled
  * by RMSNorm's 1 / sqrt(sum(x_res^2) / dim + eps), sum(x_res^2) given as
- * `count` partial sums: y = rmsnorm(x_res) W^T (linear_gemv_norm_in.wgsl).
+ * `count` partial sums: y = rmsnorm(x_res) W^T (linear.wgsl NORM_IN).
  */
 export interface GemvNormIn {
   /** (count) f32 partial sums of squares */
@@ -90,7 +100,7 @@ export interface GemvNormIn {
 /**
  * y is the residual stream: y += x W^T (+ bias); then h = y * normW and one
  * partial sum of y^2 per workgroup into ss[ssOffset..] (the next projection's
- * GemvNormIn; PreparedLinear.workgroups says how many) (linear_gemv_resid.wgsl).
+ * GemvNormIn; PreparedLinear.workgroups says how many) (linear.wgsl gemv_residual).
  */
 export interface GemvResidual {
   /** (out) f32: the next RMSNorm's weight */
@@ -102,7 +112,7 @@ export interface GemvResidual {
 }
 
 /**
- * The QKV projection with RoPE and the KV-cache write fused (linear_gemv_rope.wgsl):
+ * The QKV projection with RoPE and the KV-cache write fused (linear.wgsl gemv_rope):
  * y gets roped Q (nHeads * headDim), k / v the roped K and V at position step.pos.
  */
 export interface GemvRope {
@@ -131,7 +141,7 @@ export interface GateUpArgs {
   xOffsetBytes?: number;
   /** [2F, in]: gate rows 0..F-1, then up rows F..2F-1 */
   w: GpuWeight;
-  /** (rows, F) f32 */
+  /** (rows, F) act */
   y: GPUBuffer;
   yOffsetBytes?: number;
   rows: number;
@@ -181,23 +191,27 @@ interface PipelineKey {
   bias: boolean;
   epilogue: GemvEpilogue;
   kvF16: boolean;
+  tier: KernelTier;
+  /** y is f32 whatever the tier (the residual stream, logits); the residual epilogue always is. */
+  yF32: boolean;
 }
+
+/** The entry point of kernels/linear.wgsl that runs each epilogue (normIn is NORM_IN on store / rope). */
+const EPILOGUE_ENTRY: Record<GemvEpilogue, string> = { store: 'store', normIn: 'store', residual: 'residual', rope: 'rope', normInRope: 'rope' };
 
 function specOf(ctx: GpuContext, k: PipelineKey): PipelineSpec {
   const constants: Record<string, number> = { GROUP: k.group, GATE_UP: k.gateUp ? 1 : 0, HAS_BIAS: k.bias ? 1 : 0 };
-  const fmt = FORMAT_SRC[k.format];
-  if (!k.gemv) return { label: `linear_gemm_${k.format}`, code: fmt + gemmSrc, constants: { ...constants, BK: gemmBk(ctx) } };
+  const yF32 = k.yF32 || (k.gemv && k.epilogue === 'residual');
+  const code = linearSource(k.tier, k.format, yF32);
+  const tier = k.tier;
+  const yTag = yF32 && tier === 'f16' ? '_yf32' : '';
+  if (!k.gemv) return { label: `linear_gemm_${k.format}${yTag}`, code, entryPoint: 'gemm', constants: { ...constants, BK: gemmBk(ctx) }, tier };
   const rope = k.epilogue === 'rope' || k.epilogue === 'normInRope';
   if (rope) Object.assign(constants, { ROPE_ROWS: 1, KV_F16: k.kvF16 ? 1 : 0 });
-  const epilogue =
-    k.epilogue === 'residual'
-      ? gemvResidSrc
-      : (k.epilogue === 'normIn' || k.epilogue === 'normInRope' ? gemvNormInSrc : ONE_SCALE) + (rope ? gemvRopeSrc : gemvStoreSrc);
-  return {
-    label: `linear_gemv${k.vec ? '' : '_any'}_${k.epilogue}_${k.format}`,
-    code: fmt + gemvCommonSrc + (k.vec ? gemvSrc : gemvAnySrc) + epilogue,
-    constants,
-  };
+  if (k.epilogue === 'normIn' || k.epilogue === 'normInRope') constants.NORM_IN = 1;
+  const entryPoint = `gemv${k.vec ? '' : '_any'}_${EPILOGUE_ENTRY[k.epilogue]}`;
+  const epi = k.epilogue === EPILOGUE_ENTRY[k.epilogue] ? '' : `_${k.epilogue}`;
+  return { label: `linear_${entryPoint}${epi}_${k.format}${yTag}`, code, entryPoint, constants, tier };
 }
 
 /** Whether a weight of `inDim` columns in `format` / `group` takes the vector kernels at x offset xOffElems. */
@@ -228,6 +242,8 @@ export interface LinearUse {
   kvF16?: boolean;
   /** x may start at any row of a [rows, in] activation (the LM head of a prefill's last row). */
   anyRowOffset?: boolean;
+  /** Its output is f32 whatever the tier (the LM head's logits). */
+  yF32?: boolean;
 }
 
 /**
@@ -235,7 +251,7 @@ export interface LinearUse {
  * matrix-vector / GEMM / dequantization pipeline prepare() can pick for them
  * with these options, so an engine's load compiles them all.
  */
-export function linearPipelineSpecs(ctx: GpuContext, uses: LinearUse[], opts: LinearOptions = {}): PipelineSpec[] {
+export function linearPipelineSpecs(ctx: GpuContext, uses: LinearUse[], opts: LinearOptions = {}, tier: KernelTier = 'f32'): PipelineSpec[] {
   const gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
   const minRows = opts.prefillDequantMinRows ?? DEFAULT_DEQUANT_MIN_ROWS;
   const out: PipelineSpec[] = [];
@@ -246,7 +262,16 @@ export function linearPipelineSpecs(ctx: GpuContext, uses: LinearUse[], opts: Li
     const maxRows = u.rows === 'decode' ? 1 : (u.maxRows ?? Infinity);
     // x offsets: 0, or any row of the activation ((rows - 1) * inDim elements).
     const offsets = u.anyRowOffset && inDim % 4 !== 0 ? [0, 1] : [0];
-    const base = { format: u.format, group, gateUp: u.gateUp === true, bias: u.bias === true, epilogue: 'store' as GemvEpilogue, kvF16: u.kvF16 === true };
+    const base = {
+      format: u.format,
+      group,
+      gateUp: u.gateUp === true,
+      bias: u.bias === true,
+      epilogue: 'store' as GemvEpilogue,
+      kvF16: u.kvF16 === true,
+      tier,
+      yF32: u.yF32 === true,
+    };
     for (const off of offsets) {
       const vec = vecPaths(u.format, group, inDim, off);
       if (u.rows !== 'prefill' && u.epilogue && u.epilogue !== 'store') {
@@ -294,6 +319,8 @@ export class LinearKernels {
     private ctx: GpuContext,
     private dummy: GPUBuffer,
     opts: LinearOptions,
+    /** The kernel tier (src/gpu/tier.ts): activations x, h and y are `act` of it (2 bytes in 'f16'). */
+    readonly tier: KernelTier,
   ) {
     this.gemvMaxRows = Math.min(8, opts.gemvMaxRows ?? 8);
     this.dequantMinRows = opts.prefillDequantMinRows ?? DEFAULT_DEQUANT_MIN_ROWS;
@@ -313,10 +340,10 @@ export class LinearKernels {
     return this.tensor !== undefined;
   }
 
-  static async create(ctx: GpuContext, opts: LinearOptions = {}): Promise<LinearKernels> {
+  static async create(ctx: GpuContext, opts: LinearOptions = {}, tier: KernelTier = 'f32'): Promise<LinearKernels> {
     const dummy = createBuffer(ctx, 16, STORAGE.rw, 'linear_dummy');
     try {
-      return new LinearKernels(ctx, dummy, opts);
+      return new LinearKernels(ctx, dummy, opts, tier);
     } catch (e) {
       releaseBuffer(ctx, dummy);
       throw e;
@@ -452,21 +479,30 @@ export class LinearKernels {
     const { rows } = a;
     const xOff = a.xOffsetBytes ?? 0;
     const yOff = a.yOffsetBytes ?? 0;
+    // Element sizes: x is act; y is act, or f32 (yF32, and the residual stream of the residual epilogue).
+    const xb = actBytes(this.tier);
+    const yF32 = a.yF32 === true || !!a.residual;
+    const yb = yF32 ? 4 : xb;
+    const xType = xb === 4 ? 'f32' : 'f16';
+    const yType = yb === 4 ? 'f32' : 'f16';
     if (!Number.isInteger(rows) || rows < 1) throw new InvalidOptionError('rows', `must be a positive integer (got ${rows})`);
-    if (xOff % 4 || yOff % 4) throw new InvalidOptionError('xOffsetBytes/yOffsetBytes', `must be multiples of 4 (got ${xOff}, ${yOff})`);
-    if (a.x.size < xOff + rows * inDim * 4) {
-      throw new InvalidOptionError('x', `needs ${xOff + rows * inDim * 4} bytes for ${rows} x ${inDim} f32 at offset ${xOff}, has ${a.x.size} (${a.w.name})`);
+    if (xOff % xb || yOff % yb) throw new InvalidOptionError('xOffsetBytes/yOffsetBytes', `must be multiples of ${xb} / ${yb} (got ${xOff}, ${yOff})`);
+    if (a.x.size < xOff + rows * inDim * xb) {
+      throw new InvalidOptionError(
+        'x',
+        `needs ${xOff + rows * inDim * xb} bytes for ${rows} x ${inDim} ${xType} at offset ${xOff}, has ${a.x.size} (${a.w.name})`,
+      );
     }
-    if (a.y.size < yOff + rows * outCols * 4) {
+    if (a.y.size < yOff + rows * outCols * yb) {
       throw new InvalidOptionError(
         'y',
-        `needs ${yOff + rows * outCols * 4} bytes for ${rows} x ${outCols} f32 at offset ${yOff}, has ${a.y.size} (${a.w.name})`,
+        `needs ${yOff + rows * outCols * yb} bytes for ${rows} x ${outCols} ${yType} at offset ${yOff}, has ${a.y.size} (${a.w.name})`,
       );
     }
     const fmt = a.w.format;
     const quant = fmt === 'q8' || fmt === 'q4';
     const group = quant ? a.w.groupSize : 1;
-    const xOffElems = xOff / 4;
+    const xOffElems = xOff / xb;
     const vec = vecPaths(fmt, group, inDim, xOffElems);
     const fused = a.normIn || a.residual || a.rope;
     if (fused && !(rows <= this.gemvMaxRows && rows === 1))
@@ -497,6 +533,8 @@ export class LinearKernels {
         bias: !!a.bias,
         epilogue,
         kvF16: a.rope?.kvF16 === true,
+        tier: this.tier,
+        yF32,
       }),
     );
     const tileN = gemv ? GEMV_NR : GEMM_TILE;
@@ -517,7 +555,7 @@ export class LinearKernels {
             pc.n,
             inDim,
             xOffElems,
-            yOff / 4 + pc.col0,
+            yOff / yb + pc.col0,
             outCols,
             pc.row0,
             pc.row1,
@@ -539,7 +577,8 @@ export class LinearKernels {
         );
         uniforms.push(params);
         const extra: [number, GPUBuffer][] = [];
-        if (a.normIn) extra.push([8, a.normIn.ss]);
+        // (the GEMM binds 0..7; the store and rope epilogues read ssIn at 8, a dummy without NORM_IN)
+        if (gemv && !a.residual) extra.push([8, a.normIn?.ss ?? this.dummy]);
         if (a.residual) extra.push([8, a.residual.normW], [9, a.residual.h], [10, a.residual.ss]);
         if (a.rope) extra.push([9, a.rope.table], [10, a.rope.k], [11, a.rope.v], [12, a.rope.step]);
         const bindings: [number, GPUBuffer][] = [
@@ -581,9 +620,6 @@ export class LinearKernels {
   }
 }
 
-/** The input scale of an epilogue without a fused norm. */
-const ONE_SCALE = 'fn in_scale(lid: u32) -> f32 { return 1.0; }\n';
-
 function partOf(w: GpuWeight, row: number): GpuWeightPart {
   const part = w.parts.find((pt) => row >= pt.rowStart && row < pt.rowStart + pt.rows);
   if (!part) throw new InvalidOptionError('w', `no part of ${w.name} holds row ${row}`);
@@ -595,7 +631,7 @@ function checkWeight(w: GpuWeight): [number, number] {
   if (w.shape.length !== 2) throw new InvalidOptionError('w', `${w.name} must be a matrix [out, in], has shape [${w.shape}]`);
   const [out, inDim] = w.shape;
   if (!(out > 0 && inDim > 0)) throw new InvalidOptionError('w', `${w.name} has an empty shape [${w.shape}]`);
-  if (!(w.format in FORMAT_SRC)) throw new InvalidOptionError('w', `${w.name} has unknown format '${w.format}'`);
+  if (!(w.format in FORMAT_ID)) throw new InvalidOptionError('w', `${w.name} has unknown format '${w.format}'`);
   const quant = w.format === 'q8' || w.format === 'q4';
   if (quant && !(w.groupSize > 0 && inDim % w.groupSize === 0)) {
     throw new InvalidOptionError('w', `${w.name}: group size ${w.groupSize} must divide in = ${inDim}`);

@@ -7,21 +7,23 @@
 // rmsnorm4 / add_rmsnorm4: the same with vec4 loads and stores (dim % 4 == 0;
 // the launcher picks them then): a quarter of the loop trips.
 // Precision: f32 loads, f32 accumulation (per-thread partial sums, then the tree).
+// Tier (generated header, src/gpu/wgsl-header.ts): y and res are `act` (f16 in tier 'f16'),
+// converted on load / store; x is the residual stream, f32 in every tier.
 //
 // Bindings:
 //   x:      (rows, dim) f32  (read_write: add_rmsnorm writes the sum back)
 //   w:      (dim) f32
-//   y:      (rows, dim) f32
+//   y:      (rows, dim) act
 //   params: rows, dim, eps, xRowOffset
-//   res:    (rows, dim) f32  (add_rmsnorm only)
+//   res:    (rows, dim) act  (add_rmsnorm only)
 
 struct Params { rows: u32, dim: u32, eps: f32, xRowOffset: u32 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<act>;
 @group(0) @binding(3) var<uniform> params: Params;
-@group(0) @binding(4) var<storage, read> res: array<f32>;
+@group(0) @binding(4) var<storage, read> res: array<act>;
 
 const WG: u32 = 256u;
 var<workgroup> partial: array<f32, 256>;
@@ -44,7 +46,7 @@ fn rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
   var ss = 0.0;
   for (var c = lid; c < params.dim; c += WG) { let v = x[xBase + c]; ss = fma(v, v, ss); }
   let inv = reduce_scale(lid, ss);
-  for (var c = lid; c < params.dim; c += WG) { y[yBase + c] = x[xBase + c] * inv * w[c]; }
+  for (var c = lid; c < params.dim; c += WG) { y[yBase + c] = act(x[xBase + c] * inv * w[c]); }
 }
 
 @compute @workgroup_size(256)
@@ -52,18 +54,18 @@ fn add_rmsnorm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
   let base = wg.x * params.dim;
   var ss = 0.0;
   for (var c = lid; c < params.dim; c += WG) {
-    let v = x[base + c] + res[base + c];
+    let v = x[base + c] + f32(res[base + c]);
     x[base + c] = v;
     ss = fma(v, v, ss);
   }
   let inv = reduce_scale(lid, ss);
-  for (var c = lid; c < params.dim; c += WG) { y[base + c] = x[base + c] * inv * w[c]; }
+  for (var c = lid; c < params.dim; c += WG) { y[base + c] = act(x[base + c] * inv * w[c]); }
 }
 
 @group(0) @binding(0) var<storage, read_write> x4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> res4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> y4: array<act4>;
+@group(0) @binding(4) var<storage, read> res4: array<act4>;
 
 @compute @workgroup_size(256)
 fn rmsnorm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -73,7 +75,7 @@ fn rmsnorm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
   var ss = 0.0;
   for (var c = lid; c < dim4; c += WG) { let v = x4[xBase + c]; ss += dot(v, v); }
   let inv = reduce_scale(lid, ss);
-  for (var c = lid; c < dim4; c += WG) { y4[yBase + c] = x4[xBase + c] * inv * w4[c]; }
+  for (var c = lid; c < dim4; c += WG) { y4[yBase + c] = act4(x4[xBase + c] * inv * w4[c]); }
 }
 
 @compute @workgroup_size(256)
@@ -82,10 +84,10 @@ fn add_rmsnorm4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   let base = wg.x * dim4;
   var ss = 0.0;
   for (var c = lid; c < dim4; c += WG) {
-    let v = x4[base + c] + res4[base + c];
+    let v = x4[base + c] + vec4<f32>(res4[base + c]);
     x4[base + c] = v;
     ss += dot(v, v);
   }
   let inv = reduce_scale(lid, ss);
-  for (var c = lid; c < dim4; c += WG) { y4[base + c] = x4[base + c] * inv * w4[c]; }
+  for (var c = lid; c < dim4; c += WG) { y4[base + c] = act4(x4[base + c] * inv * w4[c]); }
 }

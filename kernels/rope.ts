@@ -4,6 +4,8 @@
  */
 import type { GpuContext } from '../src/gpu/device.ts';
 import { bindBuffers, pipeline, type PipelineSpec } from '../src/gpu/pipelines.ts';
+import type { KernelTier } from '../src/gpu/tier.ts';
+import { wgslHeader } from '../src/gpu/wgsl-header.ts';
 import { uniformBuffer } from '../src/gpu/buffers.ts';
 import type { Dispatch, KvDtype, LayerKv } from './prepared.ts';
 import type { RopeSpec } from '../models/spec.ts';
@@ -17,27 +19,34 @@ export interface RopeShape {
   capacity: number;
   kvDtype: KvDtype;
   rope: RopeSpec;
+  /** Kernel tier (src/gpu/tier.ts; default 'f32'): qkv and q hold its activation type. */
+  tier?: KernelTier;
+}
+
+/** The pipeline RopeKv takes for this RoPE variant, KV element type and tier. */
+export function ropeSpecs(shape: Pick<RopeShape, 'kvDtype' | 'rope' | 'tier'>): PipelineSpec[] {
+  const tier = shape.tier ?? 'f32';
+  return [
+    {
+      label: `rope_${shape.rope.variant}_${shape.kvDtype}_${tier}`,
+      code: wgslHeader(tier) + source,
+      constants: { VARIANT: shape.rope.variant === 'neox' ? 1 : 0, KV_F16: shape.kvDtype === 'f16' ? 1 : 0 },
+      tier,
+    },
+  ];
 }
 
 export interface RopeArgs {
-  /** (rows, (nHeads + 2 nKvHeads) * headDim) f32 */
+  /** (rows, (nHeads + 2 nKvHeads) * headDim) act */
   qkv: GPUBuffer;
   /** (rows, rotaryDim / 2) vec2 f32, filled by writeRopeTable */
   table: GPUBuffer;
-  /** (rows, nHeads * headDim) f32 */
+  /** (rows, nHeads * headDim) act */
   q: GPUBuffer;
   kv: LayerKv;
   /** uniform: pos, rows, kvLen (StepUniform) */
   step: GPUBuffer;
   rows: number;
-}
-
-/** The pipeline RopeKv takes for this RoPE variant and KV element type. */
-export function ropeSpecs(shape: Pick<RopeShape, 'kvDtype' | 'rope'>): PipelineSpec[] {
-  const { rope, kvDtype } = shape;
-  return [
-    { label: `rope_${rope.variant}_${kvDtype}`, code: source, constants: { VARIANT: rope.variant === 'neox' ? 1 : 0, KV_F16: kvDtype === 'f16' ? 1 : 0 } },
-  ];
 }
 
 export class RopeKv {

@@ -10,11 +10,12 @@
 // Workgroup: 64 threads, each producing two adjacent elements (one f16 word).
 // Dispatch: (ceil((nHeads + 2 nKvHeads) * headDim / 2 / 64), rows, 1).
 // Precision: f32 math; the cache stores f32 (KV_F16 = false) or f16 pairs.
+// Tier (generated header, src/gpu/wgsl-header.ts): qkv and q are `act`, converted on load / store.
 //
 // Bindings:
-//   qkv:    (rows, (nHeads + 2 nKvHeads) * headDim) f32: all Q heads, then K, then V
+//   qkv:    (rows, (nHeads + 2 nKvHeads) * headDim) act: all Q heads, then K, then V
 //   table:  (rows, rotaryDim / 2) vec2<f32> (cos, sin) for positions pos + r
-//   q:      (rows, nHeads * headDim) f32, roped
+//   q:      (rows, nHeads * headDim) act, roped
 //   kCache: (nKvHeads, capacity, headDim) f32 words or f16 pairs (u32)
 //   vCache: same as kCache
 //   params: rows, nHeads, nKvHeads, headDim, rotaryDim, capacity
@@ -26,9 +27,9 @@ struct Step { pos: u32, rows: u32, kvLen: u32, pad: u32 }
 override VARIANT: u32 = 0u;
 override KV_F16: bool = false;
 
-@group(0) @binding(0) var<storage, read> qkv: array<f32>;
+@group(0) @binding(0) var<storage, read> qkv: array<act>;
 @group(0) @binding(1) var<storage, read> table: array<vec2<f32>>;
-@group(0) @binding(2) var<storage, read_write> q: array<f32>;
+@group(0) @binding(2) var<storage, read_write> q: array<act>;
 @group(0) @binding(3) var<storage, read_write> kCache: array<u32>;
 @group(0) @binding(4) var<storage, read_write> vCache: array<u32>;
 @group(0) @binding(5) var<uniform> params: Params;
@@ -36,21 +37,21 @@ override KV_F16: bool = false;
 
 // Element j of the roped head whose first element is qkv[base]; row r selects the table row.
 fn roped(base: u32, j: u32, r: u32) -> f32 {
-  let x = qkv[base + j];
+  let x = f32(qkv[base + j]);
   if (j >= params.rotaryDim) { return x; }
   let half = params.rotaryDim / 2u;
   if (VARIANT == 0u) {
     let i = j / 2u;
     let cs = table[r * half + i];
-    if ((j & 1u) == 0u) { return x * cs.x - qkv[base + j + 1u] * cs.y; }
-    return x * cs.x + qkv[base + j - 1u] * cs.y;
+    if ((j & 1u) == 0u) { return x * cs.x - f32(qkv[base + j + 1u]) * cs.y; }
+    return x * cs.x + f32(qkv[base + j - 1u]) * cs.y;
   }
   if (j < half) {
     let cs = table[r * half + j];
-    return x * cs.x - qkv[base + j + half] * cs.y;
+    return x * cs.x - f32(qkv[base + j + half]) * cs.y;
   }
   let cs = table[r * half + j - half];
-  return x * cs.x + qkv[base + j - half] * cs.y;
+  return x * cs.x + f32(qkv[base + j - half]) * cs.y;
 }
 
 fn store_kv(isK: bool, word: u32, a: f32, b: f32) {
@@ -76,8 +77,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let base = (r * nTotal + head) * hd;
   if (head < params.nHeads) {
     let o = (r * params.nHeads + head) * hd + j;
-    q[o] = roped(base, j, r);
-    q[o + 1u] = roped(base, j + 1u, r);
+    q[o] = act(roped(base, j, r));
+    q[o + 1u] = act(roped(base, j + 1u, r));
     return;
   }
   let isK = head < params.nHeads + params.nKvHeads;
@@ -87,5 +88,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   // Word index of element pair (j, j+1) in the f16 layout; the f32 layout doubles it.
   let word = ((kvh * params.capacity + pos) * hd + j) / 2u;
   if (isK) { store_kv(true, word, roped(base, j, r), roped(base, j + 1u, r)); }
-  else { store_kv(false, word, qkv[base + j], qkv[base + j + 1u]); }
+  else { store_kv(false, word, f32(qkv[base + j]), f32(qkv[base + j + 1u])); }
 }

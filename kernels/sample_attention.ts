@@ -39,11 +39,12 @@ export function sampleSpecs(ctx: GpuContext, dims: AttentionDims, opts: { scores
 
 function selectSpecs(ctx: GpuContext, dims: AttentionDims): Record<SelectKernel, PipelineSpec> {
   const code = plainHeader(dims) + selectSource;
+  const tier = dims.tier ?? 'f32';
   const WG = selectThreads(ctx);
   return {
-    group: { label: 'sample_select', code, constants: { WG } },
-    topup: { label: 'sample_select_topup', code, constants: { WG, TOPUP: 1 } },
-    tau: { label: 'sample_select_tau', code, constants: { WG, TAU_PASS: 1 } },
+    group: { label: `sample_select_${tier}`, code, constants: { WG }, tier },
+    topup: { label: `sample_select_topup_${tier}`, code, constants: { WG, TOPUP: 1 }, tier },
+    tau: { label: `sample_select_tau_${tier}`, code, constants: { WG, TAU_PASS: 1 }, tier },
   };
 }
 

@@ -127,27 +127,29 @@ export function scorePlan(ctx: GpuContext, headDim: number, kind: ScoreKernel, o
 
 /** Pipelines of the sampling phase for one layer shape. */
 export function scoreSpecs(ctx: GpuContext, dims: AttentionDims, opts: ScoreOptions = {}): Record<ScoreKernel | 'combine', PipelineSpec> {
+  const tier = dims.tier ?? 'f32';
   const spec = (k: ScoreKernel): PipelineSpec => ({
-    label: `sample_scores_${k}`,
+    label: `sample_scores_${k}_${tier}`,
+    tier,
     code: scoreSource(dims, k, scorePlan(ctx, dims.headDim, k, opts[k])),
     constants: { SMODE: k === 'rows' ? 0 : 1 },
   });
-  return { rows: spec('rows'), cols: spec('cols'), combine: { label: 'sample_scores_combine', code: plainHeader(dims) + combineSource } };
+  return { rows: spec('rows'), cols: spec('cols'), combine: { label: `sample_scores_combine_${tier}`, code: plainHeader(dims) + combineSource, tier } };
 }
 
 /** `load_q4(off, d4)`: vec4 d4 of the q row starting at float offset `off`, zero past headDim (binding 0). */
 function qAccess(headDim: number): string {
   if (headDim % 4 === 0) {
-    return `@group(0) @binding(0) var<storage, read> qv: array<vec4<f32>>;
+    return `@group(0) @binding(0) var<storage, read> qv: array<act4>;
 fn load_q4(off: u32, d4: u32) -> vec4<f32> {
   if (d4 >= ${headDim / 4}u) { return vec4<f32>(0.0); }
-  return qv[off / 4u + d4];
+  return vec4<f32>(qv[off / 4u + d4]);
 }\n`;
   }
-  return `@group(0) @binding(0) var<storage, read> qv: array<f32>;
+  return `@group(0) @binding(0) var<storage, read> qv: array<act>;
 fn load_q4(off: u32, d4: u32) -> vec4<f32> {
   var x = vec4<f32>(0.0);
-  for (var c = 0u; c < 4u; c++) { let d = d4 * 4u + c; if (d < ${headDim}u) { x[c] = qv[off + d]; } }
+  for (var c = 0u; c < 4u; c++) { let d = d4 * 4u + c; if (d < ${headDim}u) { x[c] = f32(qv[off + d]); } }
   return x;
 }\n`;
 }

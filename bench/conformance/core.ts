@@ -24,11 +24,12 @@ import type { GpuContext } from '../../src/gpu/device.ts';
 import { createBuffer, readF32, releaseBuffer, STORAGE } from '../../src/gpu/buffers.ts';
 import { lateCompiles, precompile } from '../../src/gpu/pipelines.ts';
 import type { GpuWeight, WeightFormat } from '../../src/gpu/formats.ts';
-import { KERNEL_TIERS, F16_TIER_READY, resolveKernelTier, tierSupport, type KernelTier } from '../../src/gpu/tier.ts';
+import { KERNEL_TIERS, resolveKernelTier, tierSupport, type KernelTier } from '../../src/gpu/tier.ts';
 import { f16ToF32, f32ToF16 } from '../../src/loader/quant.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { TensorLinear } from '../../kernels/linear_tensor.ts';
 import { TensorAttention } from '../../kernels/attention_tensor.ts';
+import { runF16Kernels } from './f16-kernels.ts';
 import { LinearKernels, linearPipelineSpecs } from '../../kernels/linear.ts';
 import { loadEngine, type DenseEngine } from '../../src/engine/index.ts';
 import type { KvDtype } from '../../src/engine/types.ts';
@@ -315,7 +316,8 @@ async function kernelSection(tier: KernelTier): Promise<void> {
     await attentionCase(77, 32, 2, 5);
     await attentionCase(300, 16, 1, 0, 8);
   } else {
-    verdict(tier, 'kernels', '-', true, 'the f16 tier has no kernels of its own yet (F16_TIER_READY false): runs the f32 kernels');
+    // The f16 tier's kernels (bench/conformance/f16-kernels.ts).
+    await runF16Kernels(ctx, record);
   }
 }
 
@@ -493,7 +495,7 @@ export async function runConformance(e: ConformanceEnv, o: ConformanceOptions = 
   const explicit = asked !== 'all';
   const wanted: KernelTier[] =
     asked === 'all'
-      ? KERNEL_TIERS.filter((t) => t !== 'f16' || F16_TIER_READY)
+      ? [...KERNEL_TIERS]
       : asked === 'auto'
         ? [resolveKernelTier(ctx, 'auto')]
         : asked.split(',').map((t) => {

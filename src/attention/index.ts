@@ -57,6 +57,7 @@ import {
   type TileOverrides,
   type TilePlan,
 } from '../../kernels/attention_prefill.ts';
+import type { KernelTier } from '../gpu/tier.ts';
 import { BIN_ARGS_BYTES, SampleKernels, sampleSpecs } from '../../kernels/sample_attention.ts';
 import { TensorAttention, tensorAttentionFits, tensorAttentionParams, tensorAttentionSpec } from '../../kernels/attention_tensor.ts';
 import type { ScoreOptions } from '../../kernels/sample_scores.ts';
@@ -71,6 +72,8 @@ export interface AttentionPipelineConfig {
   nKvHeads: number;
   headDim: number;
   kvDtype: KvDtype;
+  /** Kernel tier of the f32 / f16 attention kernels (src/gpu/tier.ts; default 'f32'): q and the output are its `act`. */
+  tier?: KernelTier;
   /**
    * Prefill attention. Default ({} or absent): dense and every SampleAttention pipeline
    * (sampling, the 'group' / 'topup' / 'head' selection kernels, sparse pass, dense fallback,
@@ -93,7 +96,7 @@ export interface AttentionPipelineConfig {
  * prefill length, position or option creates another.
  */
 export function attentionPipelineSpecs(ctx: GpuContext, cfg: AttentionPipelineConfig): PipelineSpec[] {
-  const dims: AttentionDims = { nHeads: cfg.nHeads, nKvHeads: cfg.nKvHeads, headDim: cfg.headDim, kvDtype: cfg.kvDtype, capacity: 1 };
+  const dims: AttentionDims = { nHeads: cfg.nHeads, nKvHeads: cfg.nKvHeads, headDim: cfg.headDim, kvDtype: cfg.kvDtype, capacity: 1, tier: cfg.tier };
   const out: PipelineSpec[] = [];
   if (cfg.prefill !== false) out.push(...prefillPipelineSpecs(ctx, dims, { ...(cfg.prefill ?? {}), tensor: cfg.tensor }));
   out.push(...decodeSpecs(cfg, cfg.decode));
@@ -119,6 +122,8 @@ export interface PrefillDims {
   kvDtype: KvDtype;
   capacity: number;
   maxRows: number;
+  /** Kernel tier (src/gpu/tier.ts; default 'f32'): q and out hold its activation type. */
+  tier?: KernelTier;
 }
 
 export interface EncodeArgs {
@@ -209,7 +214,7 @@ export class PrefillAttention {
       `must be an integer in [1, 256] (even for an f16 cache), got ${headDim}`,
     );
     check('maxRows', Number.isInteger(maxRows) && maxRows >= 1 && maxRows <= capacity, `must be in [1, capacity=${capacity}], got ${maxRows}`);
-    const ad: AttentionDims = { nHeads, nKvHeads, headDim, kvDtype: dims.kvDtype, capacity };
+    const ad: AttentionDims = { nHeads, nKvHeads, headDim, kvDtype: dims.kvDtype, capacity, tier: dims.tier };
     const sparse = opts.sparse ?? true;
     const [flash, sample] = await Promise.all([
       FlashAttention.create(ctx, ad, opts),

@@ -129,6 +129,7 @@ export function enginePipelineSpecs(
   },
 ): PipelineSpec[] {
   const tensor = o.tier === 'tensor';
+  const tier = kernelTier(o.tier);
   const fused =
     (o.decodeVariant ?? envDecodeVariant() ?? 'fused') !== 'plain' &&
     Math.min(8, o.linear?.gemvMaxRows ?? 8) >= 1 &&
@@ -154,26 +155,39 @@ export function enginePipelineSpecs(
     add(p + 'wGateUp', { rows: 'decode', gateUp: true, epilogue: 'normIn' });
     add(p + 'wDown', { rows: 'decode', epilogue: 'residual' });
   }
-  add('lmHead', { rows: 'both', anyRowOffset: true });
-  if (fused) add('lmHead', { rows: 'decode', epilogue: 'normIn' });
+  add('lmHead', { rows: 'both', anyRowOffset: true, yF32: true });
+  if (fused) add('lmHead', { rows: 'decode', epilogue: 'normIn', yF32: true });
   const attention = attentionPipelineSpecs(ctx, {
     nHeads: spec.nHeads,
     nKvHeads: spec.nKvHeads,
     headDim: spec.headDim,
     kvDtype: o.kvDtype,
+    tier,
     prefill: (o.prefillKernel ?? 'flash') === 'flash' ? { sparse: o.sparse ?? true } : false,
     decode: { variant: o.decodeAttention, qg: o.decodeQg },
     tensor,
   });
   const embed = weights.get('embed');
   const small = [
-    ...normSpecs(spec.dim),
+    ...normSpecs(spec.dim, tier),
     ...embeddingSpecs(embed ? [embed.format] : []),
-    ...ropeSpecs({ kvDtype: o.kvDtype, rope: spec.rope }),
+    ...ropeSpecs({ kvDtype: o.kvDtype, rope: spec.rope, tier }),
     ...argmaxSpecs(spec.vocabSize),
     ...samplerSpecs(),
   ];
-  return [...linearPipelineSpecs(ctx, uses, { ...o.linear, tensor }), ...attention, ...small];
+  return [...linearPipelineSpecs(ctx, uses, { ...o.linear, tensor }, tier), ...attention, ...small];
+}
+
+/** The tier of the non-tensor kernels: 'f16' in the f16 tier, else 'f32' (the tensor tier's other kernels run as f32). */
+export function kernelTier(tier: KernelTier | undefined): 'f32' | 'f16' {
+  return tier === 'f16' ? 'f16' : 'f32';
+}
+
+/** Checks that the options allow the resolved `tier` (resolveKernelTier has checked the device). */
+export function checkTier(tier: KernelTier, kvDtype: KvDtype): void {
+  if (tier === 'f16' && kvDtype !== 'f16') {
+    throw new InvalidOptionError('kvDtype', `kernel tier 'f16' keeps an f16 KV cache (got kvDtype '${kvDtype}'); use kernels 'f32' for an f32 cache`);
+  }
 }
 
 export type DecodeVariant = 'plain' | 'fused';
@@ -217,11 +231,13 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
   if (!(Number.isInteger(prefillChunk) && prefillChunk >= 1))
     throw new InvalidOptionError('prefillChunk', `must be a positive integer, got ${opts.prefillChunk}`);
   if (kvDtype !== 'f32' && kvDtype !== 'f16') throw new InvalidOptionError('kvDtype', `must be 'f32' or 'f16', got ${kvDtype}`);
+  checkTier(tier, kvDtype);
+  const kt = kernelTier(tier);
   const attention = resolveAttentionOptions(opts.attention ?? {}, DEFAULT_ATTENTION);
   const decodeVariant = opts.decodeVariant ?? envDecodeVariant() ?? DEFAULT_DECODE_VARIANT;
   if (!DECODE_VARIANTS.includes(decodeVariant))
     throw new InvalidOptionError('decodeVariant', `must be one of ${DECODE_VARIANTS.join(', ')}, got ${decodeVariant}`);
-  const shape = { nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype, capacity: contextLength };
+  const shape = { nHeads: spec.nHeads, nKvHeads: spec.nKvHeads, headDim: spec.headDim, kvDtype, capacity: contextLength, tier: kt };
 
   const owned: { destroy(): void }[] = [];
   try {
@@ -242,10 +258,10 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
     });
     const [, norm, embed, rope, linear, split, prefill, argmax] = await Promise.all([
       precompile(ctx, specs, opts.onCompile),
-      RmsNorm.create(ctx),
+      RmsNorm.create(ctx, kt),
       Embedding.create(ctx),
       RopeKv.create(ctx, { ...shape, rope: spec.rope }),
-      LinearKernels.create(ctx, { ...opts.linear, tensor }),
+      LinearKernels.create(ctx, { ...opts.linear, tensor }, kt),
       DecodeAttention.create(ctx, {
         ...shape,
         maxRows: kernelKind === 'split' ? prefillChunk : 1,
@@ -265,7 +281,7 @@ export async function createEngine(ctx: GpuContext, opts: EngineOptions): Promis
         .map(([, w]) => w.shape),
     );
     const kernels: Kernels = { norm, embed, rope, linear, splitAttention: split, prefillAttention: prefill };
-    const act = allocActivations(ctx, spec, prefillChunk);
+    const act = allocActivations(ctx, spec, prefillChunk, kt);
     owned.push({
       destroy: () => {
         for (const b of Object.values(act)) releaseBuffer(ctx, b);
@@ -744,6 +760,7 @@ export class DenseEngine implements Engine {
       flash,
       allLogits: allLogits ? this.allLogitsBuf : undefined,
       fused: this.fusedDecode && rows === 1 && !allLogits,
+      tier: kernelTier(this.kernelTier),
     });
     this.plans.set(key, p);
     const permanent = new Set([`1:last`, `${this.prefillChunk}:last`]);

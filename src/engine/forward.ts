@@ -30,6 +30,8 @@
 import type { GpuContext } from '../gpu/device.ts';
 import { createBuffer, releaseBuffer, STORAGE } from '../gpu/buffers.ts';
 import type { GpuTimer } from '../gpu/timing.ts';
+import type { KernelTier } from '../gpu/tier.ts';
+import { actBytes } from '../gpu/wgsl-header.ts';
 import { ConfigError } from '../errors.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { GpuWeight } from '../loader/formats.ts';
@@ -52,33 +54,41 @@ export interface Kernels {
   prefillAttention?: PrefillAttention;
 }
 
-/** Activation buffers, sized for maxRows and shared by every plan. */
+/**
+ * Activation buffers, sized for maxRows and shared by every plan. Element types: `act` is the
+ * kernel tier's activation type (src/gpu/wgsl-header.ts: f32, or f16 in tier 'f16'); the
+ * residual stream x, the logits and the partial sums stay f32 in every tier.
+ */
 export interface Activations {
   ids: GPUBuffer; // (maxRows) u32
   ropeTable: GPUBuffer; // (maxRows, rotaryDim / 2) vec2 f32
-  x: GPUBuffer; // (maxRows, dim) residual stream
-  h: GPUBuffer; // (maxRows, dim) normed
-  qkv: GPUBuffer; // (maxRows, (nHeads + 2 nKvHeads) headDim)
-  q: GPUBuffer; // (maxRows, nHeads headDim) roped
-  att: GPUBuffer; // (maxRows, nHeads headDim)
-  tmp: GPUBuffer; // (maxRows, dim) projection outputs
-  ff: GPUBuffer; // (maxRows, ffnDim)
-  logits: GPUBuffer; // (vocabSize) last row
-  ss: GPUBuffer; // (dim) partial sums of squares of x (fused decode; at most one per output pair)
+  x: GPUBuffer; // (maxRows, dim) f32 residual stream
+  h: GPUBuffer; // (maxRows, dim) act, normed
+  qkv: GPUBuffer; // (maxRows, (nHeads + 2 nKvHeads) headDim) act
+  q: GPUBuffer; // (maxRows, nHeads headDim) act, roped
+  att: GPUBuffer; // (maxRows, nHeads headDim) act
+  tmp: GPUBuffer; // (maxRows, dim) act, projection outputs
+  ff: GPUBuffer; // (maxRows, ffnDim) act
+  logits: GPUBuffer; // (vocabSize) f32, last row
+  ss: GPUBuffer; // (dim) f32 partial sums of squares of x (fused decode; at most one per output pair)
 }
 
-export function allocActivations(ctx: GpuContext, spec: ModelSpec, maxRows: number): Activations {
+/** `tier`: the non-tensor kernels' tier (its act sizes h, qkv, q, att, tmp, ff). */
+export function allocActivations(ctx: GpuContext, spec: ModelSpec, maxRows: number, tier: KernelTier = 'f32'): Activations {
   const { dim, nHeads, nKvHeads, headDim, ffnDim, vocabSize } = spec;
+  const ab = actBytes(tier);
+  // (whole 16-byte units: f16 buffers of odd lengths stay valid storage bindings and vec4 reads)
+  const up = (bytes: number) => Math.ceil(bytes / 16) * 16;
   const sizes: Record<keyof Activations, number> = {
     ids: maxRows * 4,
     ropeTable: maxRows * spec.rope.rotaryDim * 4,
     x: maxRows * dim * 4,
-    h: maxRows * dim * 4,
-    qkv: maxRows * (nHeads + 2 * nKvHeads) * headDim * 4,
-    q: maxRows * nHeads * headDim * 4,
-    att: maxRows * nHeads * headDim * 4,
-    tmp: maxRows * dim * 4,
-    ff: maxRows * ffnDim * 4,
+    h: up(maxRows * dim * ab),
+    qkv: up(maxRows * (nHeads + 2 * nKvHeads) * headDim * ab),
+    q: up(maxRows * nHeads * headDim * ab),
+    att: up(maxRows * nHeads * headDim * ab),
+    tmp: up(maxRows * dim * ab),
+    ff: up(maxRows * ffnDim * ab),
     logits: vocabSize * 4,
     ss: dim * 4,
   };
@@ -123,6 +133,8 @@ export interface PlanArgs {
   allLogits?: GPUBuffer;
   /** Fused decode (rows = 1, the matrix-vector kernel; see the file comment). */
   fused?: boolean;
+  /** The non-tensor kernels' tier ('f32' or 'f16'; default 'f32'): bytes per element of h (the LM head's row offset). */
+  tier?: KernelTier;
 }
 
 export function weightOf(weights: Map<string, GpuWeight>, name: string): GpuWeight {
@@ -172,9 +184,12 @@ export class ForwardPlan {
         });
       }
       this.finalNorm = track(K.norm.prepare({ x: act.x, w: vec('finalNorm'), y: act.h, rows, dim: spec.dim, eps: spec.normEps, res: act.tmp }));
+      // Logits are f32 in every tier (yF32): sampling and the read-backs take them as they are.
       this.lmHead = a.allLogits
-        ? track(K.linear.prepare({ x: act.h, w: w('lmHead'), y: a.allLogits, rows }))
-        : track(K.linear.prepare({ x: act.h, xOffsetBytes: (rows - 1) * spec.dim * 4, w: w('lmHead'), y: act.logits, rows: 1 }));
+        ? track(K.linear.prepare({ x: act.h, w: w('lmHead'), y: a.allLogits, yF32: true, rows }))
+        : track(
+            K.linear.prepare({ x: act.h, xOffsetBytes: (rows - 1) * spec.dim * actBytes(a.tier ?? 'f32'), w: w('lmHead'), y: act.logits, yF32: true, rows: 1 }),
+          );
     } catch (e) {
       this.destroy();
       throw e;
@@ -236,7 +251,7 @@ export class ForwardPlan {
       this.layers.push({ attnNorm, qkv, rope, attn, wo, gateUp, down });
     }
     if (ssCount > act.ss.size / 4) throw new ConfigError(`fused decode: ${ssCount} partial sums exceed act.ss`, { ssCount });
-    this.lmHead = track(K.linear.prepare({ x: act.h, w: w('lmHead'), y: act.logits, rows: 1, normIn: normIn() }));
+    this.lmHead = track(K.linear.prepare({ x: act.h, w: w('lmHead'), y: act.logits, yF32: true, rows: 1, normIn: normIn() }));
   }
 
   /**

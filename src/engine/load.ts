@@ -19,7 +19,7 @@ import { precompile } from '../gpu/pipelines.ts';
 import { resolveKernelTier, type KernelsOption } from '../gpu/tier.ts';
 import { DEFAULT_ATTENTION, type AttentionOptions, type KvDtype } from './types.ts';
 import { resolveAttentionOptions } from '../attention/index.ts';
-import { createEngine, engineCanSparse, enginePipelineSpecs, type DenseEngine, type EngineOptions, type WeightInfo } from './engine.ts';
+import { checkTier, createEngine, engineCanSparse, enginePipelineSpecs, type DenseEngine, type EngineOptions, type WeightInfo } from './engine.ts';
 import { DEFAULT_KERNELS, DEFAULT_KV_DTYPE, DEFAULT_WEIGHTS, defaultContextLength, defaultPrefillChunk } from '../defaults.ts';
 
 export interface LoadEngineOptions {
@@ -60,6 +60,7 @@ export async function loadEngine(ctx: GpuContext, source: SourceInput, o: LoadEn
   const contextLength = o.contextLength ?? defaultContextLength(spec);
   const kvDtype = o.kvDtype ?? DEFAULT_KV_DTYPE;
   const format = o.weights ?? DEFAULT_WEIGHTS;
+  checkTier(tier, kvDtype);
   const prefillChunk = o.prefillChunk ?? defaultPrefillChunk(spec, contextLength, ctx.limits.maxStorageBufferBindingSize);
   checkPlan(spec, model.plan, limitsOf(ctx), { format, groupSize: o.groupSize, contextLength, kvDtype, prefillChunk });
 

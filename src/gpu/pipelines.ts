@@ -13,6 +13,7 @@
  */
 import { SieveError } from '../errors.ts';
 import type { GpuContext } from './device.ts';
+import type { KernelTier } from './tier.ts';
 
 export interface PipelineSpec {
   label: string;
@@ -20,6 +21,12 @@ export interface PipelineSpec {
   entryPoint?: string;
   /** WGSL override constants (fixed tile shapes, feature switches). */
   constants?: Record<string, number>;
+  /**
+   * The kernel tier whose generated header (src/gpu/wgsl-header.ts) `code` starts with; part of
+   * the cache key (the header already makes the code differ; this keeps keys apart by name too).
+   * Absent: a tier-independent kernel.
+   */
+  tier?: KernelTier;
 }
 
 interface Entry {
@@ -48,7 +55,7 @@ function keyOf(s: PipelineSpec): string {
         .map((k) => `${k}=${s.constants![k]}`)
         .join(',')
     : '';
-  return `${s.entryPoint ?? 'main'}|${consts}|${s.code}`;
+  return `${s.tier ?? '-'}|${s.entryPoint ?? 'main'}|${consts}|${s.code}`;
 }
 
 function compileError(spec: PipelineSpec, info: GPUCompilationInfo): SieveError | undefined {

@@ -24,11 +24,13 @@ export const KERNEL_TIERS: readonly KernelTier[] = ['f32', 'f16', 'tensor'];
 export const KERNELS_OPTIONS: readonly KernelsOption[] = ['auto', ...KERNEL_TIERS];
 
 /**
- * Whether 'auto' may pick the 'f16' tier. false until the f16 tier's kernels land (issue 17,
- * built in parallel): a forced `kernels: 'f16'` on a device with shader-f16 is accepted and
- * reported, but runs the f32 kernels until then. The integrator flips this with that work.
+ * The tiers 'auto' may choose, fastest first: only those whose conformance command
+ * (bench/conformance.ts) has passed on a GPU, with its output committed under bench/gpu-results.
+ * The 'tensor' and 'f16' kernels exist but have not run on a GPU yet (no GPU machine could be
+ * started in the sessions of 2026-12-07), so 'auto' runs 'f32' everywhere until they pass;
+ * `kernels: 'tensor'` / `'f16'` force them.
  */
-export const F16_TIER_READY = false;
+export const AUTO_TIERS: readonly KernelTier[] = [];
 
 /**
  * Workgroup memory the tensor kernels declare, bytes: kernels/linear_tensor.wgsl's
@@ -86,16 +88,13 @@ export function isKernelsOption(v: unknown): v is KernelsOption {
 }
 
 /**
- * The tier an engine runs for the `kernels` option on this device. 'auto' (the default): 'tensor'
- * when the device supports it completely, else 'f16' when it has shader-f16 and the f16 tier is
- * built (F16_TIER_READY), else 'f32'. A forced tier the device lacks is a KernelTierError naming
+ * The tier an engine runs for the `kernels` option on this device. 'auto' (the default): the
+ * first of AUTO_TIERS the device supports completely, else 'f32'. A forced tier the device lacks is a KernelTierError naming
  * what is missing (nothing is allocated before this runs at load).
  */
 export function resolveKernelTier(ctx: GpuContext, option: KernelsOption = 'auto'): KernelTier {
   if (option === 'auto') {
-    if (!tensorTierSupport(ctx)) return 'tensor';
-    if (F16_TIER_READY && !f16TierSupport(ctx)) return 'f16';
-    return 'f32';
+    return AUTO_TIERS.find((t) => !tierSupport(ctx, t)) ?? 'f32';
   }
   if (!isKernelsOption(option)) throw new InvalidOptionError('kernels', `must be one of ${KERNELS_OPTIONS.join(', ')}; got '${String(option)}'`);
   const why = tierSupport(ctx, option);

@@ -17,8 +17,8 @@ const CASES: LinearCase[] = [
   { format: 'q4', rows: 9, inDim: 40, out: 17, groupSize: 8 },
 ];
 
-// The GEMM (linear_gemm.wgsl, BK 8 on devices with 16 KiB of workgroup memory) on the
-// aligned cases, linear_gemv_any.wgsl row by row on the others.
+// The GEMM (linear.wgsl gemm, BK 8 on devices with 16 KiB of workgroup memory) on the
+// aligned cases, linear.wgsl gemv_any_store row by row on the others.
 describe('linear GEMM (Dawn)', () => {
   for (const [i, c] of CASES.entries()) {
     it(`case ${i} (${c.format} ${c.rows}x${c.inDim}x${c.out}) matches the dequantized f64 reference on odd shapes`, async () => {

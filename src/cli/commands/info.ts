@@ -1,6 +1,6 @@
 /** `sieve info [--json] [--kernels TIER]`: the WebGPU adapter, its limits, optional features and kernel tiers. */
 import { getGpu, OPTIONAL_FEATURES } from '../../gpu/device.ts';
-import { F16_TIER_READY, KERNEL_TIERS, resolveKernelTier, tierReport } from '../../gpu/tier.ts';
+import { AUTO_TIERS, KERNEL_TIERS, type KernelTier, resolveKernelTier, tierReport } from '../../gpu/tier.ts';
 import { DEFAULT_KERNELS } from '../../defaults.ts';
 import { table, type Command } from '../util.ts';
 import { MODEL_OPTIONS } from '../options.ts';
@@ -66,7 +66,7 @@ export const info: Command = {
         ),
       );
       console.log();
-      const note = (t: string) => (t === 'f16' && !F16_TIER_READY && !report.f16 ? " ('auto' does not choose it yet)" : '');
+      const note = (t: KernelTier) => (t !== 'f32' && !AUTO_TIERS.includes(t) ? " ('auto' does not choose it yet)" : '');
       console.log(
         table(
           KERNEL_TIERS.map((t) => [t, report[t] ? `no: ${report[t]}` : `yes${note(t)}`]),
