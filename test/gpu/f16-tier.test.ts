@@ -8,7 +8,8 @@
  *  - that every one of those pipelines COMPILES: Tint's full WGSL validation with `enable f16`
  *    (types, f16 literals, no implicit f32/f16 mixing, overrides substituted), on Dawn's null
  *    backend, which offers shader-f16 and subgroups but runs nothing;
- *  - that createEngine refuses tier 'f16' where the device lacks shader-f16, and an f32 cache.
+ *  - that createEngine refuses tier 'f16' where the device lacks shader-f16, and an f32 cache;
+ *  - that the tensor tier's two WGSL modules compile (Tint with subgroup matrices; no pipelines).
  */
 import { describe, expect, it } from 'vitest';
 import { wgslHeader, actBytes } from '../../src/gpu/wgsl-header.ts';
@@ -20,6 +21,8 @@ import type { ModelSpec } from '../../models/spec.ts';
 import type { WeightFormat } from '../../src/gpu/formats.ts';
 import { InvalidOptionError } from '../../src/errors.ts';
 import { testGpu } from '../helpers/gpu.ts';
+import linearTensorSrc from '../../kernels/linear_tensor.wgsl?raw';
+import attentionTensorSrc from '../../kernels/attention_tensor.wgsl?raw';
 
 let nullInstance: GPU | undefined;
 
@@ -215,5 +218,30 @@ describe('f16 kernel tier (header, specs; compiled on Dawn null backend)', () =>
     const fake = { ...ctx, features: new Set([...ctx.features, 'shader-f16' as const]) };
     await expect(createEngine(fake, { ...opts, kernels: 'f16', kvDtype: 'f32' })).rejects.toThrow(InvalidOptionError);
     await expect(createEngine(fake, { ...opts, kernels: 'f16', kvDtype: 'f32' })).rejects.toThrow(/f16 KV cache/);
+  });
+
+  it("the tensor tier's WGSL modules compile (Tint, subgroup matrices, on the null backend)", async () => {
+    // The null backend offers chromium-experimental-subgroup-matrix (no configurations, and 16 KiB of
+    // workgroup memory, so no pipeline of the 36 KiB tiles): this checks each module's WGSL, not its
+    // overrides or limits. The numbers: bench/conformance.ts on a GPU.
+    const ctx = await nullGpu();
+    try {
+      expect(ctx.features.has('chromium-experimental-subgroup-matrix')).toBe(true);
+      for (const [label, code] of [
+        ['linear_tensor', linearTensorSrc],
+        ['attention_tensor', attentionTensorSrc],
+      ]) {
+        const info = await ctx.device.createShaderModule({ label, code }).getCompilationInfo();
+        const errors = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
+        expect(errors, label).toEqual([]);
+      }
+      // (and it can fail: a type error in the same source is reported)
+      const bad = linearTensorSrc.replace('let h = vec4<f16>(v);', 'let h: vec4<f16> = v;');
+      expect(bad).not.toBe(linearTensorSrc);
+      const info = await ctx.device.createShaderModule({ label: 'bad', code: bad }).getCompilationInfo();
+      expect(info.messages.some((m) => m.type === 'error')).toBe(true);
+    } finally {
+      ctx.destroy();
+    }
   });
 });
