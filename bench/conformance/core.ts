@@ -28,7 +28,8 @@ import { KERNEL_TIERS, resolveKernelTier, tierSupport, type KernelTier } from '.
 import { f16ToF32, f32ToF16 } from '../../src/loader/quant.ts';
 import { Rng } from '../../src/util/rng.ts';
 import { TensorLinear } from '../../kernels/linear_tensor.ts';
-import { TensorAttention } from '../../kernels/attention_tensor.ts';
+import { TensorAttention, TensorSparseAttention } from '../../kernels/attention_tensor.ts';
+import { paramsWords } from '../../kernels/attention_prefill.ts';
 import { runF16Kernels } from './f16-kernels.ts';
 import { LinearKernels, linearPipelineSpecs } from '../../kernels/linear.ts';
 import { loadEngine, type DenseEngine } from '../../src/engine/index.ts';
@@ -274,6 +275,114 @@ async function attentionCase(s: number, h: number, hkv: number, step: number, qS
   record('tensor', 'attention dense causal', `S=${s} step=${step} ${h}q/${hkv}kv${qScale !== 1 ? ` qx${qScale}` : ''}`, maxErr / Math.max(maxRef, 1e-30), 1e-2);
 }
 
+/** One sparse-pass case: the selected columns of each unit, the units flagged dense, per-head selection. */
+interface SparseCase {
+  rows: number;
+  nHeads: number;
+  nKvHeads: number;
+  step: number;
+  window: number;
+  /** Selected ids of unit u (any order; repeats and ids past the chunk's end are dropped). */
+  cols: (u: number) => number[];
+  /** Units the selection flagged dense (they attend to their whole causal range). */
+  flagged?: number[];
+  /** Per-head selection: one unit per query head (group 1, K/V head h / (nHeads / nKvHeads)). */
+  perHead?: boolean;
+}
+
+/**
+ * SampleAttention's fused sparse pass on the tensor cores (kernels/attention_tensor.wgsl `sparse`), fed
+ * the selection's layout by hand: query i attends to its unit's ids j <= i - w and to its window
+ * (i - w, i], each key once; a flagged unit attends to [0, i]. Against an f64 CPU reference over the
+ * same keys (f16 K/V), bar 1e-2 of the largest |output| as the dense case.
+ */
+async function sparseCase(c: SparseCase): Promise<void> {
+  const d = 128;
+  const { rows: s, nHeads: h, nKvHeads: hkv, step, window: w } = c;
+  const cap = step + s + 5;
+  const g = h / hkv;
+  const units = c.perHead ? h : hkv;
+  const group = c.perHead ? 1 : g;
+  const att = await TensorSparseAttention.create(ctx);
+  const q = new Float32Array(s * h * d).map(() => rng.next() * 2 - 1);
+  const kh = new Uint16Array(hkv * cap * d).map(() => f32ToF16(rng.next() * 2 - 1));
+  const vh = new Uint16Array(hkv * cap * d).map(() => f32ToF16(rng.next() * 2 - 1));
+  // The selection's output: (units, cap + 1) [count, ids ascending], (units) dense flags, (units) flagged ids.
+  const sel = new Uint32Array(units * (cap + 3));
+  const lists: Set<number>[] = [];
+  const flagged = new Set(c.flagged ?? []);
+  for (let u = 0; u < units; u++) {
+    const ids = [...new Set(c.cols(u).filter((j) => j >= 0 && j < step + s))].sort((a, b) => a - b);
+    lists.push(new Set(ids));
+    sel[u * (cap + 1)] = ids.length;
+    sel.set(ids, u * (cap + 1) + 1);
+    sel[units * (cap + 1) + u] = flagged.has(u) ? 1 : 0;
+  }
+  const params = paramsWords({
+    rows: s,
+    pos: step,
+    nHeads: h,
+    nKvHeads: units,
+    capacity: cap,
+    window: w,
+    nSamp: 0,
+    sampBlock: 1,
+    nBlocks: 1,
+    nCols: 0,
+    statsOffset: 0,
+    scale: Math.LOG2E / Math.sqrt(d),
+    alpha: 1,
+    kvDiv: c.perHead ? g : 1,
+  });
+  const bq = upload(q, 'q');
+  const bk = upload(kh, 'k');
+  const bv = upload(vh, 'v');
+  const bs = upload(sel, 'sel');
+  const bp = upload(new Uint8Array(params), 'params', STORAGE.uniform);
+  const bo = createBuffer(ctx, q.byteLength, STORAGE.rw, 'o');
+  const enc = ctx.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  att.encode(pass, { q: bq, k: bk, v: bv, out: bo, sel: bs, params: { buffer: bp } }, s, units, group);
+  pass.end();
+  ctx.device.queue.submit([enc.finish()]);
+  const o = await readF32(ctx, bo, s * h * d);
+  let maxErr = 0;
+  let maxRef = 0;
+  for (let t = 0; t < 48; t++) {
+    const i = t === 0 ? s - 1 : t === 1 ? 0 : Math.floor(rng.next() * s);
+    const head = t === 0 ? h - 1 : Math.floor(rng.next() * h);
+    const kvh = Math.floor(head / g);
+    const u = c.perHead ? head : kvh;
+    const pos = step + i;
+    const keys: number[] = [];
+    for (let j = 0; j <= pos; j++) if (flagged.has(u) || j + w > pos || lists[u].has(j)) keys.push(j);
+    const sc = new Float64Array(keys.length);
+    let mx = -Infinity;
+    keys.forEach((j, n) => {
+      let acc = 0;
+      for (let e = 0; e < d; e++) acc += q[(i * h + head) * d + e] * f16ToF32(kh[(kvh * cap + j) * d + e]);
+      sc[n] = acc / Math.sqrt(d);
+      mx = Math.max(mx, sc[n]);
+    });
+    let den = 0;
+    for (let n = 0; n < keys.length; n++) {
+      sc[n] = Math.exp(sc[n] - mx);
+      den += sc[n];
+    }
+    for (let e = 0; e < d; e++) {
+      let acc = 0;
+      keys.forEach((j, n) => (acc += sc[n] * f16ToF32(vh[(kvh * cap + j) * d + e])));
+      const ref = acc / den;
+      maxErr = Math.max(maxErr, Math.abs(ref - o[(i * h + head) * d + e]));
+      maxRef = Math.max(maxRef, Math.abs(ref));
+    }
+  }
+  for (const b of [bq, bk, bv, bs, bp, bo]) releaseBuffer(ctx, b);
+  const nSel = lists.reduce((a, l) => a + l.size, 0);
+  const shape = `S=${s} step=${step} ${h}q/${hkv}kv w=${w} ${nSel} ids${c.flagged?.length ? ` ${c.flagged.length} dense` : ''}${c.perHead ? ' per head' : ''}`;
+  record('tensor', 'attention sparse pass', shape, maxErr / Math.max(maxRef, 1e-30), 1e-2);
+}
+
 // ---- kernels against CPU references ----
 async function kernelSection(tier: KernelTier): Promise<void> {
   if (tier === 'f32') {
@@ -315,6 +424,15 @@ async function kernelSection(tier: KernelTier): Promise<void> {
     await attentionCase(333, 4, 4, 0);
     await attentionCase(77, 32, 2, 5);
     await attentionCase(300, 16, 1, 0, 8);
+    // SampleAttention's sparse pass: ids before, inside and after rows' windows, several stripe tiles
+    const spread = (n: number, span: number, seed: number) => Array.from({ length: n }, (_, k) => (k * 37 + seed * 11) % span);
+    await sparseCase({ rows: 200, nHeads: 8, nKvHeads: 2, step: 0, window: 24, cols: (u) => [0, 1, 5, 17, 100 + u, 150, 180, 190, 199] });
+    await sparseCase({ rows: 130, nHeads: 32, nKvHeads: 4, step: 70, window: 40, cols: (u) => [0, ...spread(70, 200, u)] });
+    await sparseCase({ rows: 37, nHeads: 16, nKvHeads: 4, step: 300, window: 30, cols: (u) => [0, 2, 3, 250 + u, 320, 330] });
+    await sparseCase({ rows: 1, nHeads: 32, nKvHeads: 4, step: 90, window: 10, cols: () => [0, 40, 85, 89, 90] });
+    await sparseCase({ rows: 333, nHeads: 16, nKvHeads: 4, step: 0, window: 27, cols: (u) => spread(40, 333, u), flagged: [1, 3] });
+    await sparseCase({ rows: 150, nHeads: 8, nKvHeads: 2, step: 20, window: 16, cols: (u) => [0, 7 * u, ...spread(33, 170, u)], perHead: true, flagged: [5] });
+    await sparseCase({ rows: 100, nHeads: 32, nKvHeads: 4, step: 0, window: 100, cols: () => [0, 50] }); // window over every row: dense
   } else {
     // The f16 tier's kernels (bench/conformance/f16-kernels.ts).
     await runF16Kernels(ctx, record);

@@ -17,7 +17,10 @@
  *               (i - w, i], one online softmax, normalized output
  *               (kernels/attention_prefill.wgsl MODE 1); the flagged groups
  *               run the dense kernel's code through an indirect dispatch
- *               (kernels/sample_fallback.wgsl, FALLBACK 1).
+ *               (kernels/sample_fallback.wgsl, FALLBACK 1). The 'tensor' tier
+ *               (head dim 128, f16 cache) runs kernels/attention_tensor.wgsl's
+ *               `sparse` entry instead: same inputs and output, flagged
+ *               groups dense in the same dispatch.
  *
  * Selection rules (AttentionOptions.selection, default 'auto': 'topup' below
  * topupBelow, else 'group'): 'group' is the spec's GQA variant (one column set
@@ -59,7 +62,14 @@ import {
 } from '../../kernels/attention_prefill.ts';
 import type { KernelTier } from '../gpu/tier.ts';
 import { BIN_ARGS_BYTES, SampleKernels, sampleSpecs } from '../../kernels/sample_attention.ts';
-import { TensorAttention, tensorAttentionFits, tensorAttentionParams, tensorAttentionSpec } from '../../kernels/attention_tensor.ts';
+import {
+  TensorAttention,
+  TensorSparseAttention,
+  tensorAttentionFits,
+  tensorAttentionParams,
+  tensorAttentionSpec,
+  tensorSparseSpec,
+} from '../../kernels/attention_tensor.ts';
 import type { ScoreOptions } from '../../kernels/sample_scores.ts';
 import { decodeSpecs, type DecodeKernelOptions } from '../../kernels/attention_decode.ts';
 import { chunkAreas, fallbackStripeArea, selectionRule, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
@@ -85,7 +95,7 @@ export interface AttentionPipelineConfig {
   prefill?: false | { sparse?: boolean };
   /** Decode attention kernel options (kernels/attention_decode.ts DecodeAttentionShape's variant and qg). */
   decode?: DecodeKernelOptions;
-  /** The 'tensor' kernel tier: the dense prefill on kernels/attention_tensor.wgsl where the shape fits (PrefillAttention.create's tensor). */
+  /** The 'tensor' kernel tier: the dense prefill and the sparse pass on kernels/attention_tensor.wgsl where the shape fits (PrefillAttention.create's tensor). */
   tensor?: boolean;
 }
 
@@ -111,7 +121,10 @@ export function prefillPipelineSpecs(
 ): PipelineSpec[] {
   const f = flashSpecs(ctx, dims, opts);
   const flash = [f.dense, f.sparse, f.fallback, f.fallbackArgs].filter((x): x is PipelineSpec => x !== undefined);
-  if (opts.tensor && tensorAttentionFits(dims)) flash.push(tensorAttentionSpec(dims.nHeads, dims.nKvHeads));
+  if (opts.tensor && tensorAttentionFits(dims)) {
+    flash.push(tensorAttentionSpec(dims.nHeads, dims.nKvHeads));
+    if (opts.sparse !== false) flash.push(tensorSparseSpec());
+  }
   return opts.sparse === false ? flash : [...flash, ...sampleSpecs(ctx, dims, opts)];
 }
 
@@ -183,6 +196,8 @@ export class PrefillAttention {
     private makeSample: () => Promise<SampleKernels>,
     /** The tensor tier's dense prefill (create's tensor, where the shape fits); the flash kernel's dense mode otherwise. */
     private tensorDense?: TensorAttention,
+    /** The tensor tier's fused sparse pass (with tensorDense, once the sparse kernels are built); the flash kernel's sparse mode + fallback otherwise. */
+    private tensorSparse?: TensorSparseAttention,
   ) {
     // (nKvHeads, 3 + group) per KV group or (nHeads, 4) per head, see sample_select.wgsl
     this.statsWords = Math.max(3 * dims.nKvHeads + dims.nHeads, 4 * dims.nHeads);
@@ -193,8 +208,9 @@ export class PrefillAttention {
    * sparse options); `opts.subgroups: false` forces the subgroup-free kernels;
    * `opts.tile` forces tile sizes of the flash passes and `opts.scores` those of
    * the sampling kernels (tests). `opts.tensor` (the 'tensor' kernel tier; the device must
-   * support it) runs the dense prefill on kernels/attention_tensor.wgsl where the shape fits
-   * (head dim 128 over an f16 cache, tensorAttentionFits). The pipelines are
+   * support it) runs the dense prefill and (with sparse) the sparse pass on
+   * kernels/attention_tensor.wgsl where the shape fits (head dim 128 over an f16 cache,
+   * tensorAttentionFits). The pipelines are
    * prefillPipelineSpecs(ctx, dims, opts).
    */
   static async create(
@@ -231,10 +247,13 @@ export class PrefillAttention {
       );
     }
     let tensorDense: TensorAttention | undefined;
-    if (opts.tensor && tensorAttentionFits(ad)) {
+    let tensorSparse: TensorSparseAttention | undefined;
+    const tensor = !!opts.tensor && tensorAttentionFits(ad);
+    if (tensor) {
       try {
-        await getPipeline(ctx, tensorAttentionSpec(nHeads, nKvHeads));
+        await Promise.all([getPipeline(ctx, tensorAttentionSpec(nHeads, nKvHeads)), sparse ? getPipeline(ctx, tensorSparseSpec()) : undefined]);
         tensorDense = new TensorAttention(ctx, nHeads, nKvHeads);
+        if (sparse) tensorSparse = new TensorSparseAttention(ctx);
         if (Math.ceil((maxRows * (nHeads / nKvHeads)) / 64) > ctx.limits.maxComputeWorkgroupsPerDimension) {
           throw new GpuLimitError(
             `attention: maxRows ${maxRows} is over what the tensor attention dispatches in one pass on this GPU; use a smaller prefill chunk`,
@@ -251,10 +270,14 @@ export class PrefillAttention {
     }
     const params = createBuffer(ctx, PARAM_SLOTS * SLOT_BYTES, STORAGE.uniform, 'attention_params');
     const makeSample = async () => {
-      const [kernels] = await Promise.all([SampleKernels.create(ctx, ad, sampleOpts), flash.enableSparse(ad, sampleOpts)]);
+      const [kernels] = await Promise.all([
+        SampleKernels.create(ctx, ad, sampleOpts),
+        flash.enableSparse(ad, sampleOpts),
+        tensor ? getPipeline(ctx, tensorSparseSpec()) : undefined,
+      ]);
       return kernels;
     };
-    return new PrefillAttention(ctx, dims, flash, sample, params, makeSample, tensorDense);
+    return new PrefillAttention(ctx, dims, flash, sample, params, makeSample, tensorDense, tensorSparse);
   }
 
   /** Whether the SampleAttention kernels are built (created with sparse, or enabled since). */
@@ -269,11 +292,17 @@ export class PrefillAttention {
    */
   async enableSparse(): Promise<void> {
     this.sample ??= await this.makeSample();
+    if (this.tensorDense) this.tensorSparse ??= new TensorSparseAttention(this.ctx);
   }
 
   /** Whether the dense prefill runs the tensor kernel (kernels/attention_tensor.wgsl). */
   get usesTensor(): boolean {
     return this.tensorDense !== undefined;
+  }
+
+  /** Whether the sparse pass runs the tensor kernel (kernels/attention_tensor.wgsl `sparse`; built with the sparse kernels). */
+  get usesTensorSparse(): boolean {
+    return this.tensorSparse !== undefined;
   }
 
   /** Tile sizes of the flash passes (benchmarks record them). */
@@ -391,11 +420,16 @@ export class PrefillAttention {
     );
     if (bins) this.sample!.encodeBins(ps, { sel: s.sel, bins: bins.buffer, args: { buffer: this.binArgs!, offset, size: BIN_ARGS_BYTES } });
     ps.end();
-    // Flagged units return at once in the sparse pass; the fallback runs them with the dense code.
     ps = pass('attention.sparse');
     const sb = { ...bufs, params: sparams, sel: s.sel };
-    this.flash.encode(ps, 'sparse', sb, rows, units, perHead ? 1 : undefined);
-    this.flash.encodeFallback(ps, sb, s.fbArgs);
+    if (this.tensorSparse) {
+      // The tensor tier: one dispatch, flagged units included (they run their causal range in it).
+      this.tensorSparse.encode(ps, sb, rows, units, perHead ? 1 : group);
+    } else {
+      // Flagged units return at once in the sparse pass; the fallback runs them with the dense code.
+      this.flash.encode(ps, 'sparse', sb, rows, units, perHead ? 1 : undefined);
+      this.flash.encodeFallback(ps, sb, s.fbArgs);
+    }
     ps.end();
   }
 

@@ -78,8 +78,9 @@ export interface EngineOptions {
   /**
    * Kernel tier (src/gpu/tier.ts): 'auto' (default: the fastest the device supports), or a tier
    * forced for comparison ('f32', 'f16', 'tensor'; a KernelTierError when the device lacks it).
-   * 'tensor': prefill linear layers of TENSOR_MIN_ROWS rows or more and the dense prefill
-   * attention (head dim 128, f16 KV cache) on the tensor cores; the rest as 'f32'.
+   * 'tensor': prefill linear layers of TENSOR_MIN_ROWS rows or more, the dense prefill
+   * attention and SampleAttention's sparse pass (head dim 128, f16 KV cache) on the tensor
+   * cores; the rest as 'f32'.
    */
   kernels?: KernelsOption;
   /** Pipeline compilation progress (createEngine compiles every pipeline the engine can use before it returns). */

@@ -35,7 +35,7 @@ export const AUTO_TIERS: readonly KernelTier[] = [];
 /**
  * Workgroup memory the tensor kernels declare, bytes: kernels/linear_tensor.wgsl's
  * tile_x + tile_w (2 x 5120 f16) + scratch (4096 f32) = 36864, the larger of the two
- * (kernels/attention_tensor.wgsl declares 30980). test/gpu/tier.test.ts recounts both
+ * (kernels/attention_tensor.wgsl declares 31112 over its two entry points). test/gpu/tier.test.ts recounts both
  * from the WGSL so this cannot fall behind them.
  */
 export const TENSOR_WORKGROUP_STORAGE_BYTES = 36864;

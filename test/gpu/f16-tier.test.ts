@@ -9,7 +9,8 @@
  *    (types, f16 literals, no implicit f32/f16 mixing, overrides substituted), on Dawn's null
  *    backend, which offers shader-f16 and subgroups but runs nothing;
  *  - that createEngine refuses tier 'f16' where the device lacks shader-f16, and an f32 cache;
- *  - that the tensor tier's two WGSL modules compile (Tint with subgroup matrices; no pipelines).
+ *  - that the tensor tier's two WGSL modules compile (Tint with subgroup matrices; no pipelines),
+ *    attention_tensor's entry points `main` (dense) and `sparse` (SampleAttention's sparse pass) both.
  */
 import { describe, expect, it } from 'vitest';
 import { wgslHeader, actBytes } from '../../src/gpu/wgsl-header.ts';
@@ -235,11 +236,24 @@ describe('f16 kernel tier (header, specs; compiled on Dawn null backend)', () =>
         const errors = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
         expect(errors, label).toEqual([]);
       }
-      // (and it can fail: a type error in the same source is reported)
-      const bad = linearTensorSrc.replace('let h = vec4<f16>(v);', 'let h: vec4<f16> = v;');
-      expect(bad).not.toBe(linearTensorSrc);
-      const info = await ctx.device.createShaderModule({ label: 'bad', code: bad }).getCompilationInfo();
-      expect(info.messages.some((m) => m.type === 'error')).toBe(true);
+      // (and it can fail: a type error in the same source is reported; in the sparse entry point too, whose
+      // uniformity is checked: a barrier under a per-invocation branch, or a loop bound not made uniform)
+      expect(attentionTensorSrc).toMatch(/@compute @workgroup_size\(128\)\s*fn sparse\(/);
+      const sparseAt = attentionTensorSrc.indexOf('fn sparse(');
+      const inSparse = (from: string, to: string) => attentionTensorSrc.slice(0, sparseAt) + attentionTensorSrc.slice(sparseAt).replace(from, to);
+      for (const [label, bad] of [
+        ['linear_tensor', linearTensorSrc.replace('let h = vec4<f16>(v);', 'let h: vec4<f16> = v;')],
+        ['sparse type', inSparse('keep = keep && j + w <= pos;', 'keep = keep && j + w <= 1.0;')],
+        ['sparse barrier', inSparse('    workgroupBarrier();\n    // S = Q K^T', '    if (lid == 3u) { workgroupBarrier(); }\n    // S = Q K^T')],
+        ['sparse bound', inSparse('let sched = workgroupUniformLoad(&wsched);', 'let sched = wsched;')],
+      ]) {
+        expect(bad === linearTensorSrc || bad === attentionTensorSrc, label).toBe(false);
+        const info = await ctx.device.createShaderModule({ label: 'bad', code: bad }).getCompilationInfo();
+        expect(
+          info.messages.some((m) => m.type === 'error'),
+          label,
+        ).toBe(true);
+      }
     } finally {
       ctx.destroy();
     }

@@ -164,5 +164,13 @@ describe('kernel tiers', () => {
     expect(att('f16', 128)).toContain('attention_tensor_g4');
     expect(att('f32', 128)).not.toContain('attention_tensor_g4');
     expect(att('f16', 64).some((l) => l.startsWith('attention_tensor'))).toBe(false);
+    // SampleAttention's sparse pass on the tensor cores: listed with the sparse pipelines (one for every group size)
+    const attSparse = (kvDtype: 'f16' | 'f32', tensor: boolean, nKvHeads = 8) =>
+      attentionPipelineSpecs(ctx, { nHeads: 32, nKvHeads, headDim: 128, kvDtype, tensor }).map((s) => s.label);
+    expect(att('f16', 128)).not.toContain('attention_tensor_sparse');
+    expect(attSparse('f16', true)).toContain('attention_tensor_sparse');
+    expect(attSparse('f16', true, 4)).toContain('attention_tensor_sparse');
+    expect(attSparse('f32', true)).not.toContain('attention_tensor_sparse');
+    expect(attSparse('f16', false)).not.toContain('attention_tensor_sparse');
   });
 });
