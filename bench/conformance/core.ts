@@ -30,6 +30,8 @@ import { Rng } from '../../src/util/rng.ts';
 import { TensorLinear } from '../../kernels/linear_tensor.ts';
 import { TensorAttention, TensorSparseAttention } from '../../kernels/attention_tensor.ts';
 import { paramsWords } from '../../kernels/attention_prefill.ts';
+import { samplingRef } from '../../kernels/sample_scores.ts';
+import { TensorSampleScores } from '../../kernels/sample_scores_tensor.ts';
 import { runF16Kernels } from './f16-kernels.ts';
 import { LinearKernels, linearPipelineSpecs } from '../../kernels/linear.ts';
 import { loadEngine, type DenseEngine } from '../../src/engine/index.ts';
@@ -383,6 +385,87 @@ async function sparseCase(c: SparseCase): Promise<void> {
   record('tensor', 'attention sparse pass', shape, maxErr / Math.max(maxRef, 1e-30), 1e-2);
 }
 
+/** One sampling-phase case: `want` sampled rows in blocks of `sampBlock` (the engine's sparsePlan rule), window w. */
+interface SamplingCase {
+  rows: number;
+  nHeads: number;
+  nKvHeads: number;
+  step: number;
+  window: number;
+  sampBlock: number;
+  want: number;
+  qScale?: number;
+}
+
+/**
+ * SampleAttention's sampling phase on the tensor cores (kernels/sample_scores_tensor.wgsl `rows` then
+ * `cols`) against the f64 CPU reference of the f32 kernels (kernels/sample_scores.ts samplingRef) on the
+ * same f16 K and f16-rounded q: lse (log2 units) and window mass of every sampled (row, head) within
+ * 1e-2 absolute; column scores and group sums within 1e-2 of the largest.
+ */
+async function samplingCase(c: SamplingCase): Promise<void> {
+  const d = 128;
+  const { rows: s, nHeads: h, nKvHeads: hkv, step, window: w } = c;
+  const cap = step + s + 3;
+  const sampBlock = Math.min(c.sampBlock, s);
+  let nBlocks = Math.ceil(c.want / sampBlock);
+  let nSamp = nBlocks * sampBlock;
+  if (nSamp >= s) {
+    nSamp = s;
+    nBlocks = Math.ceil(s / sampBlock);
+  }
+  const nCols = Math.max(0, step + s - w);
+  const sc = await TensorSampleScores.create(ctx, h, hkv);
+  const q = new Float32Array(s * h * d).map(() => f16ToF32(f32ToF16((rng.next() * 2 - 1) * (c.qScale ?? 1))));
+  const kh = new Uint16Array(hkv * cap * d).map(() => f32ToF16(rng.next() * 2 - 1));
+  const params = paramsWords({
+    rows: s,
+    pos: step,
+    nHeads: h,
+    nKvHeads: hkv,
+    capacity: cap,
+    window: w,
+    nSamp,
+    sampBlock,
+    nBlocks,
+    nCols,
+    statsOffset: 0,
+    scale: Math.LOG2E / Math.sqrt(d),
+    alpha: 0.95,
+  });
+  const bq = upload(q, 'q');
+  const bk = upload(kh, 'k');
+  const bp = upload(new Uint8Array(params), 'params', STORAGE.uniform);
+  const bRow = createBuffer(ctx, h * nSamp * 8, STORAGE.rw, 'rowStats');
+  const bCol = createBuffer(ctx, h * cap * 4, STORAGE.rw, 'colScores');
+  const bGrp = createBuffer(ctx, hkv * cap * 4, STORAGE.rw, 'groupScores');
+  const enc = ctx.device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  sc.encode(pass, { q: bq, k: bk, rowStats: bRow, colScores: bCol, groupScores: bGrp, params: { buffer: bp } }, nSamp, nCols);
+  pass.end();
+  ctx.device.queue.submit([enc.finish()]);
+  const [rowStats, colScores, groupScores] = [await readF32(ctx, bRow, h * nSamp * 2), await readF32(ctx, bCol, h * cap), await readF32(ctx, bGrp, hkv * cap)];
+  const k = Float32Array.from(kh, f16ToF32);
+  const ref = samplingRef(q, k, { nHeads: h, nKvHeads: hkv, headDim: d, seqLen: cap, rows: s, pos: step }, { nSamp, nBlocks, sampBlock, nCols, window: w });
+  let rowErr = 0;
+  for (let i = 0; i < h * nSamp * 2; i++) rowErr = Math.max(rowErr, Math.abs(rowStats[i] - ref.rowStats[i]));
+  const colErr = (got: Float32Array, want: Float64Array, units: number) => {
+    let err = 0;
+    let top = 0;
+    for (let u = 0; u < units; u++) {
+      for (let j = 0; j < nCols; j++) {
+        err = Math.max(err, Math.abs(got[u * cap + j] - want[u * nCols + j]));
+        top = Math.max(top, Math.abs(want[u * nCols + j]));
+      }
+    }
+    return err / Math.max(top, 1e-30);
+  };
+  for (const b of [bq, bk, bp, bRow, bCol, bGrp]) releaseBuffer(ctx, b);
+  const shape = `S=${s} step=${step} ${h}q/${hkv}kv w=${w} ${nSamp} rows${c.qScale ? ` qx${c.qScale}` : ''}`;
+  record('tensor', 'sampling row stats', shape, rowErr, 1e-2);
+  record('tensor', 'sampling column scores', shape, Math.max(colErr(colScores, ref.colScores, h), colErr(groupScores, ref.groupScores, hkv)), 1e-2);
+}
+
 // ---- kernels against CPU references ----
 async function kernelSection(tier: KernelTier): Promise<void> {
   if (tier === 'f32') {
@@ -433,6 +516,13 @@ async function kernelSection(tier: KernelTier): Promise<void> {
     await sparseCase({ rows: 333, nHeads: 16, nKvHeads: 4, step: 0, window: 27, cols: (u) => spread(40, 333, u), flagged: [1, 3] });
     await sparseCase({ rows: 150, nHeads: 8, nKvHeads: 2, step: 20, window: 16, cols: (u) => [0, 7 * u, ...spread(33, 170, u)], perHead: true, flagged: [5] });
     await sparseCase({ rows: 100, nHeads: 32, nKvHeads: 4, step: 0, window: 100, cols: () => [0, 50] }); // window over every row: dense
+    // SampleAttention's sampling phase: pair counts and column counts not multiples of 64, GQA 1 to 16, a chunk at pos > 0
+    await samplingCase({ rows: 333, nHeads: 16, nKvHeads: 4, step: 0, window: 27, sampBlock: 7, want: 70 });
+    await samplingCase({ rows: 130, nHeads: 32, nKvHeads: 4, step: 70, window: 40, sampBlock: 16, want: 64 });
+    await samplingCase({ rows: 37, nHeads: 8, nKvHeads: 2, step: 300, window: 30, sampBlock: 8, want: 64 }); // every row sampled
+    await samplingCase({ rows: 500, nHeads: 8, nKvHeads: 8, step: 0, window: 40, sampBlock: 16, want: 100, qScale: 4 });
+    await samplingCase({ rows: 1, nHeads: 32, nKvHeads: 2, step: 90, window: 10, sampBlock: 16, want: 64 });
+    await samplingCase({ rows: 100, nHeads: 4, nKvHeads: 1, step: 0, window: 100, sampBlock: 16, want: 64 }); // window over every row: no columns
   } else {
     // The f16 tier's kernels (bench/conformance/f16-kernels.ts).
     await runF16Kernels(ctx, record);

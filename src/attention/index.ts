@@ -6,7 +6,8 @@
  *
  * Sparse encode of a chunk (rows at positions [pos, pos + rows)):
  *   sampling  - lse and window mass of the sampled rows, then column scores
- *               c_h[j] of those rows outside their windows (kernels/sample_scores.wgsl)
+ *               c_h[j] of those rows outside their windows (kernels/sample_scores.wgsl;
+ *               the 'tensor' tier: kernels/sample_scores_tensor.wgsl, same outputs)
  *   selection - per KV group (the group's heads' scores summed): threshold
  *               search for the smallest column set reaching alpha with the
  *               window mass, compaction into a sorted id list, stats; a group
@@ -71,6 +72,7 @@ import {
   tensorSparseSpec,
 } from '../../kernels/attention_tensor.ts';
 import type { ScoreOptions } from '../../kernels/sample_scores.ts';
+import { TensorSampleScores, tensorScoreSpecs } from '../../kernels/sample_scores_tensor.ts';
 import { decodeSpecs, type DecodeKernelOptions } from '../../kernels/attention_decode.ts';
 import { chunkAreas, fallbackStripeArea, selectionRule, sparsePlan, validateAttentionOptions, type SparsePlan } from './options.ts';
 
@@ -123,7 +125,10 @@ export function prefillPipelineSpecs(
   const flash = [f.dense, f.sparse, f.fallback, f.fallbackArgs].filter((x): x is PipelineSpec => x !== undefined);
   if (opts.tensor && tensorAttentionFits(dims)) {
     flash.push(tensorAttentionSpec(dims.nHeads, dims.nKvHeads));
-    if (opts.sparse !== false) flash.push(tensorSparseSpec());
+    if (opts.sparse !== false) {
+      const sc = tensorScoreSpecs();
+      flash.push(tensorSparseSpec(), sc.rows, sc.cols);
+    }
   }
   return opts.sparse === false ? flash : [...flash, ...sampleSpecs(ctx, dims, opts)];
 }
@@ -198,6 +203,8 @@ export class PrefillAttention {
     private tensorDense?: TensorAttention,
     /** The tensor tier's fused sparse pass (with tensorDense, once the sparse kernels are built); the flash kernel's sparse mode + fallback otherwise. */
     private tensorSparse?: TensorSparseAttention,
+    /** The tensor tier's sampling phase (with tensorSparse); kernels/sample_scores.wgsl otherwise. */
+    private tensorScores?: TensorSampleScores,
   ) {
     // (nKvHeads, 3 + group) per KV group or (nHeads, 4) per head, see sample_select.wgsl
     this.statsWords = Math.max(3 * dims.nKvHeads + dims.nHeads, 4 * dims.nHeads);
@@ -248,12 +255,20 @@ export class PrefillAttention {
     }
     let tensorDense: TensorAttention | undefined;
     let tensorSparse: TensorSparseAttention | undefined;
+    let tensorScores: TensorSampleScores | undefined;
     const tensor = !!opts.tensor && tensorAttentionFits(ad);
+    const tensorSparseSpecs = () => {
+      const sc = tensorScoreSpecs();
+      return [tensorSparseSpec(), sc.rows, sc.cols];
+    };
     if (tensor) {
       try {
-        await Promise.all([getPipeline(ctx, tensorAttentionSpec(nHeads, nKvHeads)), sparse ? getPipeline(ctx, tensorSparseSpec()) : undefined]);
+        await Promise.all([tensorAttentionSpec(nHeads, nKvHeads), ...(sparse ? tensorSparseSpecs() : [])].map((spec) => getPipeline(ctx, spec)));
         tensorDense = new TensorAttention(ctx, nHeads, nKvHeads);
-        if (sparse) tensorSparse = new TensorSparseAttention(ctx);
+        if (sparse) {
+          tensorSparse = new TensorSparseAttention(ctx);
+          tensorScores = new TensorSampleScores(ctx, nHeads, nKvHeads);
+        }
         if (Math.ceil((maxRows * (nHeads / nKvHeads)) / 64) > ctx.limits.maxComputeWorkgroupsPerDimension) {
           throw new GpuLimitError(
             `attention: maxRows ${maxRows} is over what the tensor attention dispatches in one pass on this GPU; use a smaller prefill chunk`,
@@ -273,11 +288,11 @@ export class PrefillAttention {
       const [kernels] = await Promise.all([
         SampleKernels.create(ctx, ad, sampleOpts),
         flash.enableSparse(ad, sampleOpts),
-        tensor ? getPipeline(ctx, tensorSparseSpec()) : undefined,
+        ...(tensor ? tensorSparseSpecs().map((spec) => getPipeline(ctx, spec)) : []),
       ]);
       return kernels;
     };
-    return new PrefillAttention(ctx, dims, flash, sample, params, makeSample, tensorDense, tensorSparse);
+    return new PrefillAttention(ctx, dims, flash, sample, params, makeSample, tensorDense, tensorSparse, tensorScores);
   }
 
   /** Whether the SampleAttention kernels are built (created with sparse, or enabled since). */
@@ -292,7 +307,10 @@ export class PrefillAttention {
    */
   async enableSparse(): Promise<void> {
     this.sample ??= await this.makeSample();
-    if (this.tensorDense) this.tensorSparse ??= new TensorSparseAttention(this.ctx);
+    if (this.tensorDense) {
+      this.tensorSparse ??= new TensorSparseAttention(this.ctx);
+      this.tensorScores ??= new TensorSampleScores(this.ctx, this.dims.nHeads, this.dims.nKvHeads);
+    }
   }
 
   /** Whether the dense prefill runs the tensor kernel (kernels/attention_tensor.wgsl). */
@@ -303,6 +321,11 @@ export class PrefillAttention {
   /** Whether the sparse pass runs the tensor kernel (kernels/attention_tensor.wgsl `sparse`; built with the sparse kernels). */
   get usesTensorSparse(): boolean {
     return this.tensorSparse !== undefined;
+  }
+
+  /** Whether the sampling phase runs the tensor kernels (kernels/sample_scores_tensor.wgsl; built with the sparse kernels). */
+  get usesTensorSampling(): boolean {
+    return this.tensorScores !== undefined;
   }
 
   /** Tile sizes of the flash passes (benchmarks record them). */
@@ -404,12 +427,10 @@ export class PrefillAttention {
     this.lastUnits = units;
 
     let ps = pass('attention.sampling');
-    this.sample!.encodeSampling(
-      ps,
-      { q: args.q, k: args.kv.k, rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, params },
-      plan!.nSamp,
-      plan!.nCols,
-    );
+    const sb0 = { q: args.q, k: args.kv.k, rowStats: s.rowStats, colScores: s.colScores, groupScores: s.groupScores, params };
+    // The tensor tier: the same outputs from f16 subgroup-matrix tiles (kernels/sample_scores_tensor.wgsl).
+    if (this.tensorScores) this.tensorScores.encode(ps, sb0, plan!.nSamp, plan!.nCols);
+    else this.sample!.encodeSampling(ps, sb0, plan!.nSamp, plan!.nCols);
     ps.end();
     ps = pass('attention.selection');
     this.sample!.encodeSelect(

@@ -9,8 +9,9 @@
  *    (types, f16 literals, no implicit f32/f16 mixing, overrides substituted), on Dawn's null
  *    backend, which offers shader-f16 and subgroups but runs nothing;
  *  - that createEngine refuses tier 'f16' where the device lacks shader-f16, and an f32 cache;
- *  - that the tensor tier's two WGSL modules compile (Tint with subgroup matrices; no pipelines),
- *    attention_tensor's entry points `main` (dense) and `sparse` (SampleAttention's sparse pass) both.
+ *  - that the tensor tier's WGSL modules compile (Tint with subgroup matrices; no pipelines),
+ *    attention_tensor's entry points `main` (dense) and `sparse` (SampleAttention's sparse pass) both,
+ *    and sample_scores_tensor's `rows` and `cols` (SampleAttention's sampling phase).
  */
 import { describe, expect, it } from 'vitest';
 import { wgslHeader, actBytes } from '../../src/gpu/wgsl-header.ts';
@@ -24,6 +25,7 @@ import { InvalidOptionError } from '../../src/errors.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import linearTensorSrc from '../../kernels/linear_tensor.wgsl?raw';
 import attentionTensorSrc from '../../kernels/attention_tensor.wgsl?raw';
+import scoresTensorSrc from '../../kernels/sample_scores_tensor.wgsl?raw';
 
 let nullInstance: GPU | undefined;
 
@@ -231,6 +233,7 @@ describe('f16 kernel tier (header, specs; compiled on Dawn null backend)', () =>
       for (const [label, code] of [
         ['linear_tensor', linearTensorSrc],
         ['attention_tensor', attentionTensorSrc],
+        ['sample_scores_tensor', scoresTensorSrc],
       ]) {
         const info = await ctx.device.createShaderModule({ label, code }).getCompilationInfo();
         const errors = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
@@ -246,8 +249,15 @@ describe('f16 kernel tier (header, specs; compiled on Dawn null backend)', () =>
         ['sparse type', inSparse('keep = keep && j + w <= pos;', 'keep = keep && j + w <= 1.0;')],
         ['sparse barrier', inSparse('    workgroupBarrier();\n    // S = Q K^T', '    if (lid == 3u) { workgroupBarrier(); }\n    // S = Q K^T')],
         ['sparse bound', inSparse('let sched = workgroupUniformLoad(&wsched);', 'let sched = wsched;')],
+        // the sampling entries: a type error in `rows`, a barrier under a per-lane branch and a per-lane loop bound in `cols`
+        ['scores rows type', scoresTensorSrc.replace('rowStats[row * 2u] = mm + log2(ll);', 'rowStats[row * 2u] = mm + row;')],
+        [
+          'scores cols barrier',
+          scoresTensorSrc.replace('      workgroupBarrier();\n      // S^T = K Q^T', '      if (half == 0u) { workgroupBarrier(); }\n      // S^T = K Q^T'),
+        ],
+        ['scores cols bound', scoresTensorSrc.replace('let kStart = first_row_from(j0 + w);', 'let kStart = first_row_from(j + w);')],
       ]) {
-        expect(bad === linearTensorSrc || bad === attentionTensorSrc, label).toBe(false);
+        expect(bad === linearTensorSrc || bad === attentionTensorSrc || bad === scoresTensorSrc, label).toBe(false);
         const info = await ctx.device.createShaderModule({ label: 'bad', code: bad }).getCompilationInfo();
         expect(
           info.messages.some((m) => m.type === 'error'),

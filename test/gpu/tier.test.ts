@@ -43,12 +43,16 @@ function workgroupBytes(code: string): number {
 }
 
 describe('kernel tiers', () => {
-  it('TENSOR_WORKGROUP_STORAGE_BYTES covers what both tensor kernels declare', () => {
+  it('TENSOR_WORKGROUP_STORAGE_BYTES covers what the tensor kernels declare', () => {
     const lin = workgroupBytes(readFileSync(new URL('../../kernels/linear_tensor.wgsl', import.meta.url), 'utf8'));
     const att = workgroupBytes(readFileSync(new URL('../../kernels/attention_tensor.wgsl', import.meta.url), 'utf8'));
     expect(lin).toBeGreaterThan(0);
     expect(att).toBeGreaterThan(0);
     expect(TENSOR_WORKGROUP_STORAGE_BYTES).toBe(Math.max(lin, att));
+    // the sampling kernels fit what the tier checks for
+    const scores = workgroupBytes(readFileSync(new URL('../../kernels/sample_scores_tensor.wgsl', import.meta.url), 'utf8'));
+    expect(scores).toBeGreaterThan(0);
+    expect(scores).toBeLessThanOrEqual(TENSOR_WORKGROUP_STORAGE_BYTES);
   });
 
   it("on SwiftShader: 'auto' is f32; forced 'tensor' and 'f16' name the missing feature", async () => {
@@ -172,5 +176,13 @@ describe('kernel tiers', () => {
     expect(attSparse('f16', true, 4)).toContain('attention_tensor_sparse');
     expect(attSparse('f32', true)).not.toContain('attention_tensor_sparse');
     expect(attSparse('f16', false)).not.toContain('attention_tensor_sparse');
+    // and its sampling phase (both entries, one pipeline each for every group size), with the sparse pipelines only
+    for (const l of ['sample_scores_tensor_rows', 'sample_scores_tensor_cols']) {
+      expect(attSparse('f16', true)).toContain(l);
+      expect(attSparse('f16', true, 2)).toContain(l);
+      expect(att('f16', 128)).not.toContain(l);
+      expect(attSparse('f32', true)).not.toContain(l);
+      expect(attSparse('f16', false)).not.toContain(l);
+    }
   });
 });
