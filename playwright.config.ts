@@ -17,7 +17,8 @@ export default defineConfig({
   testDir: 'e2e',
   testMatch: '**/*.spec.ts',
   timeout: 300_000,
-  workers: 1,
+  // Two workers on CI's 2 cores: 4.4 min instead of 6.5 for the 21 specs (clean clone, 2026-12-07); the longest spec takes 56 s of its 300 s.
+  workers: 2,
   reporter: [['list']],
   outputDir: 'test-results',
   use: {
