@@ -15,8 +15,6 @@ import type { GpuWeight, GpuWeightPart, WeightFormat } from '../src/gpu/formats.
 import type { Dispatch } from './prepared.ts';
 import source from './linear_tensor.wgsl?raw';
 
-export { tensorTierSupport } from '../src/gpu/tier.ts';
-
 const FORMAT_ID: Partial<Record<WeightFormat, number>> = { f16: 0, q8: 1, q4: 2 };
 const TILE_ROWS = 128;
 

@@ -1,42 +1,8 @@
 // Conformance + speed probe of kernels/attention_tensor.wgsl. node tc-attn.mjs [quick]
-import { create, globals } from 'webgpu';
+import { device, f16bits, f16val } from './probe-common.mjs';
 import { readFileSync } from 'node:fs';
-Object.assign(globalThis, globals);
 const keep = setInterval(() => {}, 1000);
 const code = readFileSync(new URL('../../kernels/attention_tensor.wgsl', import.meta.url), 'utf8');
-function f16bits(x) {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
-  const s = (u >>> 16) & 0x8000;
-  let e = ((u >>> 23) & 0xff) - 127 + 15;
-  let m = u & 0x7fffff;
-  if (e <= 0) return s;
-  if (e >= 31) return s | 0x7c00;
-  m = m + 0x1000;
-  if (m & 0x800000) {
-    m = 0;
-    e++;
-  }
-  return s | (e << 10) | (m >>> 13);
-}
-function f16val(h) {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 31;
-  const m = h & 1023;
-  return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
-}
-const gpu = create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia']);
-const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-const feats = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix'].filter((f) => adapter.features.has(f));
-const L = adapter.limits;
-const device = await adapter.requestDevice({
-  requiredFeatures: feats,
-  requiredLimits: {
-    maxComputeWorkgroupStorageSize: L.maxComputeWorkgroupStorageSize,
-    maxStorageBufferBindingSize: L.maxStorageBufferBindingSize,
-    maxBufferSize: L.maxBufferSize,
-  },
-});
 device.pushErrorScope('validation');
 const mod = device.createShaderModule({ code });
 for (const m of (await mod.getCompilationInfo()).messages) console.error(m.type, m.lineNum, m.message);

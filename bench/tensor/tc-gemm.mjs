@@ -1,33 +1,10 @@
 // Tensor-core f16 GEMM probe: C (M,N) f32 = A (M,K) f16 * W (N,K)^T f16, via
 // chromium_experimental_subgroup_matrix. One variant per process (a crash kills only it).
 //   node tc-gemm.mjs VARIANT [M N K]
-import { create, globals } from 'webgpu';
-Object.assign(globalThis, globals);
+import { adapter, device, f16bits, f16val, feats, r16 } from './probe-common.mjs';
 const keep = setInterval(() => {}, 1000);
 const variant = process.argv[2] ?? 'smem128';
 const [M, N, K] = (process.argv.slice(3).length ? process.argv.slice(3) : [4096, 4096, 4096]).map(Number);
-
-function f16bits(x) {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0];
-  const s = (u >>> 16) & 0x8000;
-  let e = ((u >>> 23) & 0xff) - 127 + 15;
-  let m = u & 0x7fffff;
-  if (e <= 0) return s;
-  if (e >= 31) return s | 0x7c00;
-  m = m + 0x1000;
-  if (m & 0x800000) {
-    m = 0;
-    e++;
-  }
-  return s | (e << 10) | (m >>> 13);
-}
-function f16val(h) {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 31;
-  const m = h & 1023;
-  return e === 0 ? s * m * 2 ** -24 : s * (1 + m / 1024) * 2 ** (e - 15);
-}
 
 const HEAD = `enable f16;\nenable chromium_experimental_subgroup_matrix;\nstruct Dims { m: u32, n: u32, k: u32, pad: u32 }\n`;
 const SM = (t, c, r) => `subgroup_matrix_${t}<f16, ${c}, ${r}>`;
@@ -169,19 +146,6 @@ const VARIANTS = {
   smem128k64: () => smemKernel({ BM: 128, BN: 128, BK: 64, SGM: 4, SGN: 2, LDS: 72 }),
 };
 
-const gpu = create(['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia']);
-const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-const feats = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'].filter((f) => adapter.features.has(f));
-const device = await adapter.requestDevice({
-  requiredFeatures: feats,
-  requiredLimits: {
-    maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
-    maxComputeInvocationsPerWorkgroup: adapter.limits.maxComputeInvocationsPerWorkgroup,
-    maxComputeWorkgroupSizeX: adapter.limits.maxComputeWorkgroupSizeX,
-    maxStorageBufferBindingSize: adapter.limits.maxStorageBufferBindingSize,
-    maxBufferSize: adapter.limits.maxBufferSize,
-  },
-});
 device.addEventListener?.('uncapturederror', (e) => console.error('uncaptured:', e.error?.message));
 const out = { variant, M, N, K, features: feats, adapter: adapter.info?.description };
 const k = VARIANTS[variant]();
